@@ -1,0 +1,21 @@
+# Capstan's entry points for humans and CI. `make` alone lists them.
+.DEFAULT_GOAL := help
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help serve test fmt lint
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+serve: ## Run capstan serve on its embedded defaults (SQLite under ./data, :8080)
+	cargo run --release -p capstan-server -- serve
+
+test: ## The whole test suite (what .ci/run runs)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo nextest run --workspace --no-fail-fast
+
+fmt: ## Format the code
+	cargo fmt --all
+
+lint: ## Clippy with warnings as errors
+	cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,25 @@
+//! Shared helpers for the end-to-end tests under `tests/tests/`.
+
+use std::path::{Path, PathBuf};
+
+/// The repository root (the folder holding the workspace `Cargo.toml`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// `../shared/fixtures` beside the repository, when it exists (CI always has it).
+///
+/// Tests that need it print one line and return early when it is absent, as the fixtures README
+/// asks; they never carry copies of it.
+pub fn shared_fixtures() -> Option<PathBuf> {
+    let dir = repo_root().join("../shared/fixtures");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        println!("skipped: ../shared/fixtures is not present beside this checkout");
+        None
+    }
+}

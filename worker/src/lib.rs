@@ -1,0 +1,8 @@
+//! Capstan's domain library. One module per concern and per external system; `server/` stays thin.
+//!
+//! Error policy: narrow `thiserror` enums in these modules, each variant naming the file, app or
+//! delivery it is about; `anyhow` only at the edges (the binary and job bodies).
+
+pub mod render;
+pub mod repo_fs;
+pub mod yaml;
