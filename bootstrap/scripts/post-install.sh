@@ -100,14 +100,14 @@ crds_established() {
 
 set_default_storage_class() {
     local class="$1" other
-    run "mark StorageClass $class as the default" -- kc patch storageclass "$class" --type merge \
+    run "mark StorageClass $class as the default" -- "$KUBECTL" patch storageclass "$class" --type merge \
         -p '{"metadata":{"annotations":{"storageclass.kubernetes.io/is-default-class":"true"}}}' || return 1
     if [[ "$DRY_RUN" -eq 1 ]]; then
         return 0
     fi
     for other in $(kc get storageclass -o jsonpath='{.items[*].metadata.name}'); do
         [[ "$other" == "$class" ]] && continue
-        run "unmark StorageClass $other as default" -- kc patch storageclass "$other" --type merge \
+        run "unmark StorageClass $other as default" -- "$KUBECTL" patch storageclass "$other" --type merge \
             -p '{"metadata":{"annotations":{"storageclass.kubernetes.io/is-default-class":"false"}}}' || return 1
     done
 }
@@ -182,23 +182,23 @@ main() {
             fail_with_report "$item is not ready; see: kubectl -n ${item%%/*} describe ${item#*/}"
     done
 
-    run "apply bootstrap configs" -- kc apply -k "$REPO_ROOT/bootstrap/configs" ||
+    run "apply bootstrap configs" -- "$KUBECTL" apply -k "$REPO_ROOT/bootstrap/configs" ||
         die "$EX_FAILURE" "applying bootstrap/configs failed"
     set_default_storage_class "${CFG[cluster.storage.defaultClass]}" ||
         die "$EX_FAILURE" "could not mark StorageClass ${CFG[cluster.storage.defaultClass]} as default"
 
-    run "install ArgoCD (HelmChart)" -- kc apply -k "$REPO_ROOT/argocd/installation" ||
+    run "install ArgoCD (HelmChart)" -- "$KUBECTL" apply -k "$REPO_ROOT/argocd/installation" ||
         die "$EX_FAILURE" "applying argocd/installation failed"
     wait_step "ArgoCD CRDs established" -- crds_established ||
         fail_with_report "ArgoCD's CRDs did not appear; see: kubectl -n kube-system logs job/helm-install-argo-cd"
-    run "apply ArgoCD settings and projects" -- kc apply -k "$REPO_ROOT/argocd/configs" ||
+    run "apply ArgoCD settings and projects" -- "$KUBECTL" apply -k "$REPO_ROOT/argocd/configs" ||
         die "$EX_FAILURE" "applying argocd/configs failed"
     for item in $ARGOCD_CORE; do
         wait_step "$item rolled out" -- rolled_out "$item" ||
             fail_with_report "$item is not ready; see: kubectl -n argocd describe ${item#*/}"
     done
 
-    run "apply the root application (app-of-apps)" -- kc apply -f "$REPO_ROOT/argocd/bootstrap-apps/root.yaml" ||
+    run "apply the root application (app-of-apps)" -- "$KUBECTL" apply -f "$REPO_ROOT/argocd/bootstrap-apps/root.yaml" ||
         die "$EX_FAILURE" "applying argocd/bootstrap-apps/root.yaml failed"
     wait_step "root application reporting health" -- root_app_reports_health ||
         fail_with_report "ArgoCD has not picked up the root application; see: kubectl -n argocd logs statefulset/argocd-application-controller"

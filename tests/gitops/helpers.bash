@@ -2,14 +2,18 @@
 # Shared setup for the bootstrap script tests: a scratch "node" (root prefix, /proc, /sys),
 # fakes first on PATH, and every fake's calls recorded in $FAKE_CALLS.
 
-REPO_ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
-FAKES_DIR="$BATS_TEST_DIRNAME/fakes"
-INSTALL="$REPO_ROOT/bootstrap/scripts/install-k3s.sh"
-POST_INSTALL="$REPO_ROOT/bootstrap/scripts/post-install.sh"
-CLUSTER_CONFIG="$REPO_ROOT/bootstrap/configs/cluster-config.yaml"
-PINNED_VERSION="$(awk '$1 == "version:" {print $2; exit}' "$CLUSTER_CONFIG")"
-# The same, escaped for grep -E.
-PINNED_RE="${PINNED_VERSION//+/\\+}"
+# Variables below are read by the .bats files that load this one.
+# shellcheck disable=SC2034
+{
+    REPO_ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
+    FAKES_DIR="$BATS_TEST_DIRNAME/fakes"
+    INSTALL="$REPO_ROOT/bootstrap/scripts/install-k3s.sh"
+    POST_INSTALL="$REPO_ROOT/bootstrap/scripts/post-install.sh"
+    CLUSTER_CONFIG="$REPO_ROOT/bootstrap/configs/cluster-config.yaml"
+    PINNED_VERSION="$(awk '$1 == "version:" {print $2; exit}' "$CLUSTER_CONFIG")"
+    # The same, escaped for grep -E.
+    PINNED_RE="${PINNED_VERSION//+/\\+}"
+}
 
 setup_node() {
     export FAKES_DIR

@@ -2,6 +2,8 @@
 # install-k3s.sh against a scratch node: fakes for curl, the K3s installer, k3s, systemctl, ss,
 # df, uname and timedatectl record their calls; /proc, /sys and the root filesystem are
 # directories under the test's temp dir.
+# Each @test runs in its own subshell: exports in a test are meant to stay local to it.
+# shellcheck disable=SC2030,SC2031
 
 setup() {
     load helpers
