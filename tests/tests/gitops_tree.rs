@@ -93,6 +93,9 @@ struct App {
     wave: i64,
     /// Generator parameters (git files generator: the file's content).
     params: Value,
+    labels: Value,
+    /// The generating ApplicationSet's RollingSync steps, when it has them.
+    steps: Vec<Value>,
 }
 
 impl App {
@@ -384,6 +387,8 @@ impl Tree {
             spec: o["spec"].clone(),
             wave,
             params,
+            labels: o["metadata"]["labels"].clone(),
+            steps: Vec::new(),
         }
     }
 
@@ -497,7 +502,12 @@ impl Tree {
                 Ok(t) => {
                     let o = json!({ "kind": "Application", "metadata": t["metadata"], "spec": t["spec"] });
                     let origin = format!("{origin} -> Application {}", name(&o));
-                    apps.push(self.app_from(&o, &origin, wave, params));
+                    let mut app = self.app_from(&o, &origin, wave, params);
+                    app.steps = set["spec"]["strategy"]["rollingSync"]["steps"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    apps.push(app);
                 }
                 Err(e) => self.problems.push(format!("{origin}: {e}")),
             }
@@ -702,6 +712,15 @@ fn check_sync_waves(tree: &Tree) -> Vec<String> {
             }
         }
     }
+    // A RollingSync ApplicationSet never syncs an app that no step selects.
+    for (_, app) in tree.all_apps() {
+        if !app.steps.is_empty() && !app.steps.iter().any(|step| step_selects(step, &app.labels)) {
+            problems.push(format!(
+                "{}: labels {} are selected by no RollingSync step, so it would never sync",
+                app.origin, app.labels
+            ));
+        }
+    }
     // Operators: dependencies exist and come in earlier waves.
     let operators: BTreeMap<&str, &Value> = tree
         .all_apps()
@@ -728,6 +747,27 @@ fn check_sync_waves(tree: &Tree) -> Vec<String> {
         }
     }
     problems
+}
+
+/// A RollingSync step's matchExpressions (In / NotIn) against an app's labels.
+fn step_selects(step: &Value, labels: &Value) -> bool {
+    step["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            let value = labels[e["key"].as_str().unwrap_or("")].as_str();
+            let listed = e["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|v| v.as_str() == value);
+            match e["operator"].as_str() {
+                Some("In") => listed,
+                Some("NotIn") => !listed,
+                _ => false,
+            }
+        })
 }
 
 /// Every kustomization in the tree, rendered: container checks cover what no Application
@@ -1264,7 +1304,7 @@ fn operator_dependencies_must_come_in_earlier_waves() {
     f.app_of_apps(&["web.yaml", "operators.yaml"]);
     f.write(
         "argocd/bootstrap-apps/operators.yaml",
-        "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: operators\nspec:\n  goTemplate: true\n  generators:\n    - git:\n        repoURL: https://git.example/repo.git\n        files:\n          - path: ops/*/operator.yaml\n  template:\n    metadata:\n      name: '{{.name}}'\n    spec:\n      project: platform\n      source: {repoURL: '{{.chart.repository}}', chart: '{{.chart.name}}', targetRevision: '{{.chart.version}}'}\n      destination: {server: https://kubernetes.default.svc, namespace: '{{.namespace}}'}\n",
+        "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: operators\nspec:\n  goTemplate: true\n  generators:\n    - git:\n        repoURL: https://git.example/repo.git\n        files:\n          - path: ops/*/operator.yaml\n  strategy:\n    type: RollingSync\n    rollingSync:\n      steps:\n        - matchExpressions: [{key: wave, operator: In, values: ['1']}]\n        - matchExpressions: [{key: wave, operator: In, values: ['2']}]\n  template:\n    metadata:\n      name: '{{.name}}'\n      labels: {wave: '{{.syncWave}}'}\n    spec:\n      project: platform\n      source: {repoURL: '{{.chart.repository}}', chart: '{{.chart.name}}', targetRevision: '{{.chart.version}}'}\n      destination: {server: https://kubernetes.default.svc, namespace: '{{.namespace}}'}\n",
     );
     f.write(
         "ops/a/operator.yaml",
@@ -1282,6 +1322,14 @@ fn operator_dependencies_must_come_in_earlier_waves() {
     assert_reports(
         &problems,
         "operator b depends on ghost, which is not an operator here",
+    );
+    f.write(
+        "ops/c/operator.yaml",
+        "name: c\nnamespace: argocd\nchart: {repository: https://git.example/repo.git, name: c, version: 1.0.0}\ndependencies: [b]\nsyncWave: 3\n",
+    );
+    assert_reports(
+        &check_sync_waves(&f.tree()),
+        "Application c: labels {\"wave\":\"3\"} are selected by no RollingSync step",
     );
 }
 
