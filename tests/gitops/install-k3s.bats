@@ -279,6 +279,22 @@ node-label:
     assert_no_changes_to_node
 }
 
+@test "pre-flight: an agent where a K3s server is installed -> exit 20" {
+    preinstall "$PINNED_VERSION"
+    echo t >"$CAPSTAN_ROOT/token"
+    run "$INSTALL" --role agent --server https://10.0.0.1:6443 --token-file /token
+    [ "$status" -eq 20 ]
+    [[ "$output" == *"K3s is installed here as k3s, not k3s-agent"* ]]
+    [ -z "$(calls_matching '^(curl|installer|systemctl)')" ]
+}
+
+@test "a join token file that cannot be read is a usage error before any change" {
+    run "$INSTALL" --server https://10.0.0.1:6443 --token-file /etc/rancher/k3s/missing-token
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"token file /etc/rancher/k3s/missing-token is not readable"* ]]
+    assert_no_changes_to_node
+}
+
 @test "pre-flight: installed K3s newer than the pinned version -> exit 21, nothing touched" {
     preinstall v1.99.0+k3s1
     run "$INSTALL"
