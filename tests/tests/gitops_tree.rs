@@ -971,13 +971,20 @@ fn check_namespaces(tree: &Tree) -> Vec<String> {
 // ------------------------------------------------------------------------------------------
 // The real tree
 
-fn real_tree() -> Option<Tree> {
+/// The tree ships with these tests, so a missing root is a failure, never a skip.
+fn real_root() -> PathBuf {
     let root = repo_root();
-    if !root.join(ROOT_APP).is_file() {
-        println!("skipped: {ROOT_APP} is not in this checkout");
-        return None;
-    }
-    Some(Tree::load(&root))
+    assert!(
+        root.join(ROOT_APP).is_file(),
+        "{} is missing from {}",
+        ROOT_APP,
+        root.display()
+    );
+    root
+}
+
+fn real_tree() -> Tree {
+    Tree::load(&real_root())
 }
 
 fn assert_clean(what: &str, problems: Vec<String>) {
@@ -991,7 +998,7 @@ fn assert_clean(what: &str, problems: Vec<String>) {
 
 #[test]
 fn app_of_apps_references_only_paths_that_exist() {
-    let Some(tree) = real_tree() else { return };
+    let tree = real_tree();
     assert_clean("paths", check_paths(&tree));
     // The walk really covered the tree: every area and every generated app is there.
     let names: BTreeSet<&str> = tree.all_apps().map(|(_, a)| a.name.as_str()).collect();
@@ -1024,25 +1031,20 @@ fn app_of_apps_references_only_paths_that_exist() {
 
 #[test]
 fn every_application_runs_in_an_existing_project_that_allows_it() {
-    let Some(tree) = real_tree() else { return };
+    let tree = real_tree();
     assert!(tree.projects.len() >= 2, "{:?}", tree.projects.keys());
     assert_clean("projects", check_projects(&tree));
 }
 
 #[test]
 fn sync_waves_put_crds_and_operators_before_their_users() {
-    let Some(tree) = real_tree() else { return };
+    let tree = real_tree();
     assert_clean("sync waves", check_sync_waves(&tree));
 }
 
 #[test]
 fn every_container_is_pinned_sized_and_restricted() {
-    let root = repo_root();
-    if !root.join(ROOT_APP).is_file() {
-        println!("skipped: {ROOT_APP} is not in this checkout");
-        return;
-    }
-    let (objects, problems) = all_rendered(&root);
+    let (objects, problems) = all_rendered(&real_root());
     assert_clean("kustomize", problems);
     let containers = objects
         .iter()
@@ -1058,7 +1060,7 @@ fn every_container_is_pinned_sized_and_restricted() {
 
 #[test]
 fn every_namespace_deployed_to_has_a_network_policy_and_an_owner() {
-    let Some(tree) = real_tree() else { return };
+    let tree = real_tree();
     assert_clean("namespaces", check_namespaces(&tree));
 }
 
@@ -1430,4 +1432,118 @@ fn the_template_subset_is_evaluated_and_unknown_expressions_refused() {
     assert_eq!(out["v"], "{\"a\":1}");
     assert!(render_template(&json!("{{ .nope }}"), &params).is_err());
     assert!(render_template(&json!("{{ upper .path.path }}"), &params).is_err());
+}
+
+// ------------------------------------------------------------------------------------------
+// .capstan.yaml: promotion rules point at real overlays, permissions are GitHub's levels.
+
+fn check_capstan_yaml(root: &Path) -> Vec<String> {
+    let file = root.join(".capstan.yaml");
+    let docs = match read_yaml(&file) {
+        Ok(d) => d,
+        Err(e) => return vec![e],
+    };
+    let Some(cfg) = docs.first() else {
+        return vec![".capstan.yaml: empty".into()];
+    };
+    let mut problems = Vec::new();
+    let envs: Vec<&str> = cfg["environments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    if envs.is_empty() {
+        problems.push(".capstan.yaml: no environments".into());
+    }
+    for rule in cfg["promotion"]["rules"].as_array().into_iter().flatten() {
+        let rule_name = rule["name"].as_str().unwrap_or("?");
+        let mut images = Vec::new();
+        for end in ["from", "to"] {
+            let env = rule[end]["environment"].as_str().unwrap_or("");
+            if !envs.contains(&env) {
+                problems.push(format!(
+                    "rule {rule_name}: {end}.environment {env:?} is not an environment"
+                ));
+            }
+            let path = rule[end]["path"].as_str().unwrap_or("");
+            let k = root.join(path).join("kustomization.yaml");
+            match read_yaml(&k) {
+                Ok(docs) => images.push(
+                    docs.first()
+                        .map(|d| {
+                            d["images"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|i| i["name"].as_str().map(str::to_string))
+                                .collect::<BTreeSet<_>>()
+                        })
+                        .unwrap_or_default(),
+                ),
+                Err(_) => problems.push(format!(
+                    "rule {rule_name}: {end}.path {path} has no kustomization.yaml"
+                )),
+            }
+        }
+        let from_pos = envs
+            .iter()
+            .position(|e| Some(*e) == rule["from"]["environment"].as_str());
+        let to_pos = envs
+            .iter()
+            .position(|e| Some(*e) == rule["to"]["environment"].as_str());
+        if let (Some(f), Some(t)) = (from_pos, to_pos)
+            && f >= t
+        {
+            problems.push(format!("rule {rule_name}: promotes backwards ({f} -> {t})"));
+        }
+        let copies_images = rule["copy"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|x| x.as_str() == Some("images")));
+        if copies_images
+            && let [from, to] = images.as_slice()
+            && (from.is_empty() || from != to)
+        {
+            problems.push(format!(
+                "rule {rule_name}: copies images, but the two kustomizations list {from:?} and {to:?}"
+            ));
+        }
+    }
+    const LEVELS: &[&str] = &["read", "triage", "write", "maintain", "admin"];
+    for (command, level) in cfg["commands"]["permissions"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        if !level.as_str().is_some_and(|l| LEVELS.contains(&l)) {
+            problems.push(format!(
+                "commands.permissions.{command}: {level} is not one of {LEVELS:?}"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn capstan_yaml_promotes_between_real_overlays() {
+    assert_clean(".capstan.yaml", check_capstan_yaml(&real_root()));
+}
+
+#[test]
+fn capstan_yaml_with_a_missing_overlay_or_bad_permission_is_reported() {
+    let f = Fixture::new();
+    f.write(
+        ".capstan.yaml",
+        "environments: [{name: staging}, {name: production}]\npromotion:\n  rules:\n    - name: web\n      from: {environment: production, path: apps/web}\n      to: {environment: staging, path: apps/gone}\n      copy: [images]\ncommands:\n  permissions: {promote: owner}\n",
+    );
+    let problems = check_capstan_yaml(f.dir.path());
+    assert_reports(
+        &problems,
+        "rule web: to.path apps/gone has no kustomization.yaml",
+    );
+    assert_reports(&problems, "rule web: promotes backwards");
+    assert_reports(
+        &problems,
+        "commands.permissions.promote: \"owner\" is not one of",
+    );
 }
