@@ -133,13 +133,18 @@ service_name() {
 # ---------------------------------------------------------------------------------------------
 # Pre-flight checks. Each prints what is wrong and how to fix it, and exits with its own code.
 
+# Checked first of all (before the log file, which lives under /var/log), reported with the
+# other checks.
+require_root() {
+    if [[ "$EFFECTIVE_UID" -ne 0 && "$DRY_RUN" -eq 0 ]]; then
+        die "$EX_NOT_ROOT" "pre-flight: must run as root (try: sudo $0 ...)"
+    fi
+}
+
 check_root() {
     if [[ "$EFFECTIVE_UID" -ne 0 ]]; then
-        if [[ "$DRY_RUN" -eq 1 ]]; then
-            warn "not running as root: fine for --dry-run, required for the real install"
-            return 0
-        fi
-        die "$EX_NOT_ROOT" "pre-flight: must run as root (try: sudo $0 ...)"
+        warn "not running as root: fine for --dry-run, required for the real install"
+        return 0
     fi
     log "pre-flight: running as root"
 }
@@ -506,6 +511,7 @@ print_plan() {
 
 main() {
     parse_args "$@"
+    require_root
     log_init install-k3s
     [[ -n "$LOG_FILE" ]] && log "log file: $LOG_FILE"
 

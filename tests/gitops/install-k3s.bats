@@ -466,3 +466,12 @@ node-label:
     [ "$status" -eq 0 ]
     [[ "$output" == *"nothing to do"* ]]
 }
+
+@test "a log directory that cannot be written is a warning; the install goes on with stderr only" {
+    : >"$BATS_TEST_TMPDIR/not-a-dir"
+    export CAPSTAN_LOG_DIR="$BATS_TEST_TMPDIR/not-a-dir/logs"
+    run "$INSTALL"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"[WARN] cannot write a log file in $CAPSTAN_LOG_DIR"* ]]
+    [ -f "$CAPSTAN_ROOT/etc/rancher/k3s/config.yaml" ]
+}

@@ -31,10 +31,12 @@ log_init() {
         return 0
     fi
     dir="${CAPSTAN_LOG_DIR:-$(root_path /var/log/capstan-bootstrap)}"
-    mkdir -p "$dir"
     LOG_FILE="$dir/$name-$(date -u +%Y%m%dT%H%M%SZ).log"
-    : >>"$LOG_FILE"
-    chmod 0600 "$LOG_FILE"
+    # A log that cannot be written is not a reason to stop: stderr still has everything.
+    if ! { mkdir -p "$dir" && : >>"$LOG_FILE" && chmod 0600 "$LOG_FILE"; } 2>/dev/null; then
+        LOG_FILE=""
+        warn "cannot write a log file in $dir: logging to stderr only"
+    fi
 }
 
 _log() {
