@@ -1547,3 +1547,81 @@ fn capstan_yaml_with_a_missing_overlay_or_bad_permission_is_reported() {
         "commands.permissions.promote: \"owner\" is not one of",
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// apiVersions: nothing deprecated or removed by Kubernetes 1.34 (pluto's table, shared fixture).
+
+fn parse_version(v: &str) -> Option<(u64, u64)> {
+    let mut parts = v.trim_start_matches('v').split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+fn check_api_versions(
+    objects: &[(String, Value)],
+    table: &Value,
+    target: (u64, u64),
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (dir, o) in objects {
+        let api = o["apiVersion"].as_str().unwrap_or("");
+        for entry in table["deprecated-versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if entry["version"].as_str() != Some(api) || entry["kind"].as_str() != Some(kind(o)) {
+                continue;
+            }
+            let replacement = entry["replacement-api"].as_str().unwrap_or("?");
+            for (field, what) in [("removed-in", "removed"), ("deprecated-in", "deprecated")] {
+                if let Some(v) = entry[field].as_str().and_then(parse_version)
+                    && v <= target
+                {
+                    problems.push(format!(
+                        "{dir}: {} uses {api}, {what} in v{}.{} (use {replacement})",
+                        describe(o),
+                        v.0,
+                        v.1
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn pluto_table() -> Option<Value> {
+    let dir = capstan_tests::shared_fixtures()?;
+    let docs = read_yaml(&dir.join("deprecations/pluto-versions.yaml")).unwrap();
+    docs.into_iter().next()
+}
+
+#[test]
+fn no_api_version_is_deprecated_or_removed_in_kubernetes_1_34() {
+    let Some(table) = pluto_table() else { return };
+    let (objects, problems) = all_rendered(&real_root());
+    assert_clean("kustomize", problems);
+    assert_clean("apiVersions", check_api_versions(&objects, &table, (1, 34)));
+}
+
+#[test]
+fn a_removed_api_version_is_reported() {
+    let Some(table) = pluto_table() else { return };
+    let f = Fixture::new();
+    f.write(
+        "apps/web/deploy.yaml",
+        &deployment("nginx:1.27.3", true).replace("apps/v1", "extensions/v1beta1"),
+    );
+    let (objects, _) = all_rendered(f.dir.path());
+    assert_reports(
+        &check_api_versions(&objects, &table, (1, 34)),
+        "Deployment web/web uses extensions/v1beta1, removed in v1.16 (use apps/v1)",
+    );
+    // Judged against an older cluster, a newer removal does not count yet.
+    assert!(
+        check_api_versions(&objects, &table, (1, 15))
+            .iter()
+            .all(|p| !p.contains("removed"))
+    );
+}
