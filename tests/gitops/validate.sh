@@ -33,9 +33,15 @@ check_tools() {
     command -v kubectl >/dev/null || missing+=("kubectl (with kustomize built in)")
     command -v shellcheck >/dev/null || missing+=("shellcheck (Debian: shellcheck)")
     command -v bats >/dev/null || missing+=("bats (Debian: bats)")
-    if ! command -v python3 >/dev/null || ! python3 -c 'import yaml' 2>/dev/null; then
-        missing+=("python3 with PyYAML (Debian: python3-yaml)")
-    fi
+    # pyenv's python3 may shadow Debian's, which is where python3-yaml installs PyYAML.
+    PYTHON=""
+    for candidate in python3 /usr/bin/python3; do
+        if command -v "$candidate" >/dev/null && "$candidate" -c 'import yaml' 2>/dev/null; then
+            PYTHON="$candidate"
+            break
+        fi
+    done
+    [[ -n "$PYTHON" ]] || missing+=("python3 with PyYAML (Debian: python3-yaml)")
     if [[ ${#missing[@]} -gt 0 ]]; then
         printf 'validate.sh: missing tool: %s\n' "${missing[@]}" >&2
         exit 2
@@ -77,7 +83,7 @@ check_yaml() {
     section "yaml: parsing every YAML and JSON file"
     local out
     # shellcheck disable=SC2086
-    if out="$(find $TREE_DIRS tests/gitops .capstan.yaml -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) -print0 | sort -z | python3 -c '
+    if out="$(find $TREE_DIRS tests/gitops .capstan.yaml -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) -print0 | sort -z | "$PYTHON" -c '
 import json, sys, yaml
 
 class StrictLoader(yaml.SafeLoader):
