@@ -7,3 +7,4 @@ pub mod objects;
 pub mod render;
 pub mod repo_fs;
 pub mod yaml;
+pub mod git;
