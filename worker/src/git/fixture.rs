@@ -80,8 +80,12 @@ impl RepoBuilder {
             .create_updated(&self.repo, &baseline)
             .map_err(err("updating tree"))?;
         let tree = self.repo.find_tree(tree_id).map_err(err("reading tree"))?;
-        let sig = Signature::new("Capstan Test", "test@capstan.invalid", &git2::Time::new(0, 0))
-            .map_err(err("signature"))?;
+        let sig = Signature::new(
+            "Capstan Test",
+            "test@capstan.invalid",
+            &git2::Time::new(0, 0),
+        )
+        .map_err(err("signature"))?;
         let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         self.repo
             .commit(

@@ -66,10 +66,7 @@ impl GitRepo {
             path: path.display().to_string(),
             message: e.message().to_string(),
         })?;
-        let path = repo
-            .workdir()
-            .unwrap_or_else(|| repo.path())
-            .to_path_buf();
+        let path = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
         Ok(GitRepo { path, repo })
     }
 

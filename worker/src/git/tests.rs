@@ -34,7 +34,10 @@ fn reads_a_commit_tree_and_lists_changes() {
     let repo = GitRepo::open(tmp.path()).unwrap();
     assert_eq!(repo.resolve("main").unwrap(), c2);
     assert_eq!(repo.resolve("main~1").unwrap(), c1);
-    assert!(matches!(repo.resolve("nope"), Err(GitError::Resolve { .. })));
+    assert!(matches!(
+        repo.resolve("nope"),
+        Err(GitError::Resolve { .. })
+    ));
     assert_eq!(repo.head_branch().as_deref(), Some("main"));
 
     let fs1 = repo.tree_fs(c1).unwrap();

@@ -58,10 +58,16 @@ pub fn inputs(
         } else {
             &f.as_str()[dir.as_str().len() + 1..]
         };
-        if include.as_ref().is_some_and(|g| !g.is_match(rel) && !g.is_match(name)) {
+        if include
+            .as_ref()
+            .is_some_and(|g| !g.is_match(rel) && !g.is_match(name))
+        {
             continue;
         }
-        if exclude.as_ref().is_some_and(|g| g.is_match(rel) || g.is_match(name)) {
+        if exclude
+            .as_ref()
+            .is_some_and(|g| g.is_match(rel) || g.is_match(name))
+        {
             continue;
         }
         out.insert(f);

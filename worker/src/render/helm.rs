@@ -46,7 +46,9 @@ pub fn inputs(
             message: "not a helm chart: no Chart.yaml".into(),
         });
     }
-    let text = fs.read_to_string(&chart_yaml).map_err(input_err(&chart_yaml))?;
+    let text = fs
+        .read_to_string(&chart_yaml)
+        .map_err(input_err(&chart_yaml))?;
     let meta = yaml::parse_single(&text, chart_yaml.as_str())?;
     let vendored = fs
         .list_dir(&chart.join("charts").map_err(input_err(chart))?)
@@ -54,8 +56,13 @@ pub fn inputs(
     if let Some(Value::Array(deps)) = meta.get("dependencies") {
         for d in deps {
             let name = d.get("name").and_then(Value::as_str).unwrap_or_default();
-            let repo = d.get("repository").and_then(Value::as_str).unwrap_or_default();
-            let present = vendored.iter().any(|(n, _)| n == name || n.starts_with(&format!("{name}-")));
+            let repo = d
+                .get("repository")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let present = vendored
+                .iter()
+                .any(|(n, _)| n == name || n.starts_with(&format!("{name}-")));
             if looks_remote(repo) && !present {
                 return Err(RenderError::Input {
                     file: chart_yaml.to_string(),
@@ -138,7 +145,14 @@ impl Backend for HelmExec {
             args.push(path.into_os_string());
         }
         for (name, value, force_string) in &opts.parameters {
-            args.push(if *force_string { "--set-string" } else { "--set" }.into());
+            args.push(
+                if *force_string {
+                    "--set-string"
+                } else {
+                    "--set"
+                }
+                .into(),
+            );
             args.push(format!("{name}={value}").into());
         }
         exec::run(&self.binary, &args, &repo, &home, &self.limits).map_err(|e| RenderError::Exec {

@@ -15,7 +15,8 @@ use crate::repo_fs::{EntryKind, FsError, RepoFs, RepoPath, looks_remote};
 use crate::yaml;
 
 /// File names kustomize recognises, in the order it tries them.
-pub const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+pub const KUSTOMIZATION_FILES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Deep kustomization chains are a sign of a cycle the visited set missed or of abuse.
 const MAX_DEPTH: usize = 64;
@@ -32,7 +33,10 @@ pub fn kustomization_file(fs: &dyn RepoFs, dir: &RepoPath) -> Result<Option<Repo
 }
 
 /// Files read by `kustomize build dir`.
-pub fn kustomize_inputs(fs: &dyn RepoFs, dir: &RepoPath) -> Result<BTreeSet<RepoPath>, RenderError> {
+pub fn kustomize_inputs(
+    fs: &dyn RepoFs,
+    dir: &RepoPath,
+) -> Result<BTreeSet<RepoPath>, RenderError> {
     let mut w = Walker {
         fs,
         files: BTreeSet::new(),
@@ -70,8 +74,9 @@ impl Walker<'_> {
             .map_err(fs_err(dir))?
             .ok_or_else(|| RenderError::Invalid {
                 file: dir.to_string(),
-                message: "no kustomization.yaml, kustomization.yml or Kustomization in this directory"
-                    .into(),
+                message:
+                    "no kustomization.yaml, kustomization.yml or Kustomization in this directory"
+                        .into(),
             })?;
         let text = self.fs.read_to_string(&file).map_err(fs_err(&file))?;
         self.files.insert(file.clone());
@@ -150,19 +155,26 @@ impl Walker<'_> {
         for key in ["generators", "transformers", "validators"] {
             for entry in list(key) {
                 match entry {
-                    Value::String(s) if !s.contains('\n') => self.resource(dir, &file, &s, depth)?,
+                    Value::String(s) if !s.contains('\n') => {
+                        self.resource(dir, &file, &s, depth)?
+                    }
                     // Inline plugin configs: kustomize without plugins enabled only runs the
                     // built-in ones, which read nothing beyond what is inline.
                     _ => {}
                 }
             }
         }
-        if let Some(openapi) = k.get("openapi").and_then(|o| o.get("path")).and_then(Value::as_str) {
+        if let Some(openapi) = k
+            .get("openapi")
+            .and_then(|o| o.get("path"))
+            .and_then(Value::as_str)
+        {
             self.file(dir, &file, openapi)?;
         }
         if k.get("helmCharts").is_some() || k.get("helmChartInflationGenerator").is_some() {
             return Err(RenderError::Unsupported {
-                feature: "helmCharts in a kustomization (needs --enable-helm and a helm binary)".into(),
+                feature: "helmCharts in a kustomization (needs --enable-helm and a helm binary)"
+                    .into(),
                 file: file.to_string(),
             });
         }

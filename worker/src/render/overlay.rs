@@ -67,8 +67,9 @@ pub fn with_kustomize_options<'a>(
         })?
         .ok_or_else(|| RenderError::Invalid {
             file: dir.to_string(),
-            message: "the Application sets kustomize options but the directory has no kustomization"
-                .into(),
+            message:
+                "the Application sets kustomize options but the directory has no kustomization"
+                    .into(),
         })?;
     let text = fs
         .read_to_string(&file)
@@ -113,7 +114,11 @@ fn apply(k: &mut Map<String, Value>, o: &KustomizeOptions) {
     for r in &o.replicas {
         merge_named(k, "replicas", r.clone());
     }
-    append(k, "components", o.components.iter().cloned().map(Value::String));
+    append(
+        k,
+        "components",
+        o.components.iter().cloned().map(Value::String),
+    );
     append(k, "patches", o.patches.iter().cloned());
 }
 
