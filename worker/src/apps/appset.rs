@@ -362,20 +362,12 @@ fn fast_template(s: &str, flat: &Map<String, Value>) -> String {
     out
 }
 
-/// The subset of Go templates ApplicationSets mostly use: `{{ .a.b }}` and
-/// `{{ index .path.segments N }}`. Anything else is reported as unsupported.
+/// The subset of Go templates ApplicationSets mostly use: `{{ .a.b }}`,
+/// `{{ index .path.segments N }}`, and pipelines through a few sprig functions (`toYaml`, `toJson`,
+/// `lower`, `upper`, `quote`, `trim`). Anything else is reported as unsupported. Missing keys are
+/// errors, as with `missingkey=error`.
 fn go_template(s: &str, p: &Params) -> Result<String, String> {
     let root = Value::Object(p.clone());
-    let lookup = |expr: &str| -> Option<Value> {
-        let mut cur = &root;
-        for part in expr.trim_start_matches('.').split('.') {
-            if part.is_empty() {
-                continue;
-            }
-            cur = cur.get(part)?;
-        }
-        Some(cur.clone())
-    };
     let mut out = String::new();
     let mut rest = s;
     while let Some(start) = rest.find("{{") {
@@ -389,24 +381,82 @@ fn go_template(s: &str, p: &Params) -> Result<String, String> {
             .trim_start_matches('-')
             .trim_end_matches('-')
             .trim();
-        let words: Vec<&str> = expr.split_whitespace().collect();
-        let value = match words.as_slice() {
-            [single] if single.starts_with('.') => lookup(single),
-            ["index", path, n] if path.starts_with('.') => n
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| lookup(path).and_then(|v| v.get(i).cloned())),
-            _ => {
-                return Err(format!(
-                    "template expression {{{{{expr}}}}} is not supported"
-                ));
-            }
-        };
-        let value = value
-            .ok_or_else(|| format!("template expression {{{{{expr}}}}}: no such parameter"))?;
+        let value = go_pipeline(expr, &root)?;
         out.push_str(&scalar(&value));
         rest = &after[end + 2..];
     }
     out.push_str(rest);
     Ok(out)
+}
+
+fn go_lookup(root: &Value, path: &str) -> Option<Value> {
+    let mut cur = root;
+    for part in path.trim_start_matches('.').split('.') {
+        if part.is_empty() {
+            continue;
+        }
+        cur = cur.get(part)?;
+    }
+    Some(cur.clone())
+}
+
+fn go_pipeline(expr: &str, root: &Value) -> Result<Value, String> {
+    let unsupported = || format!("template expression {{{{{expr}}}}} is not supported");
+    let missing = |what: &str| format!("template expression {{{{{expr}}}}}: no parameter {what}");
+    let mut value: Option<Value> = None;
+    for stage in expr.split('|').map(str::trim) {
+        let words: Vec<&str> = stage.split_whitespace().collect();
+        let arg = |w: &str| -> Result<Value, String> {
+            if w.starts_with('.') {
+                go_lookup(root, w).ok_or_else(|| missing(w))
+            } else if let Some(lit) = w.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+                Ok(Value::String(lit.to_string()))
+            } else {
+                Err(unsupported())
+            }
+        };
+        // The previous stage's value is the last argument of this one.
+        let mut args: Vec<Value> = Vec::new();
+        let (func, rest) = match words.split_first() {
+            Some((f, rest)) if !f.starts_with('.') && !f.starts_with('"') => (Some(*f), rest),
+            _ => (None, &words[..]),
+        };
+        if func == Some("index") {
+            let [base, keys @ ..] = rest else {
+                return Err(unsupported());
+            };
+            let mut cur = arg(base)?;
+            for k in keys {
+                cur = match k.parse::<usize>() {
+                    Ok(i) => cur.get(i).cloned(),
+                    Err(_) => cur.get(k.trim_matches('"')).cloned(),
+                }
+                .ok_or_else(|| missing(k))?;
+            }
+            value = Some(cur);
+            continue;
+        }
+        for w in rest {
+            args.push(arg(w)?);
+        }
+        if let Some(prev) = value.take() {
+            args.push(prev);
+        }
+        value = Some(match (func, args.as_slice()) {
+            (None, [v]) => v.clone(),
+            (Some("toYaml"), [v]) => Value::String(
+                yaml_serde::to_string(v)
+                    .map_err(|e| e.to_string())?
+                    .trim_end_matches('\n')
+                    .to_string(),
+            ),
+            (Some("toJson"), [v]) => Value::String(v.to_string()),
+            (Some("lower"), [v]) => Value::String(scalar(v).to_lowercase()),
+            (Some("upper"), [v]) => Value::String(scalar(v).to_uppercase()),
+            (Some("trim"), [v]) => Value::String(scalar(v).trim().to_string()),
+            (Some("quote"), [v]) => Value::String(format!("{:?}", scalar(v))),
+            _ => return Err(unsupported()),
+        });
+    }
+    value.ok_or_else(unsupported)
 }
