@@ -17,10 +17,19 @@ use clap::Parser;
 enum Cli {
     /// Print the version.
     Version(commands::version::Args),
+    /// List the ArgoCD Applications the repository defines.
+    Apps(commands::apps::Args),
+    /// Render an app or a folder to multi-document YAML.
+    Render(commands::render::Args),
+    /// Per-object diff of the apps a change affects (exit 0 none, 1 diff, 2 error).
+    Diff(commands::diff::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse() {
         Cli::Version(args) => commands::version::run(args),
+        Cli::Apps(args) => commands::apps::run(args),
+        Cli::Render(args) => commands::render::run(args),
+        Cli::Diff(args) => commands::diff::run(args),
     }
 }

@@ -9,6 +9,7 @@
 pub mod affected;
 mod application;
 mod appset;
+pub mod local;
 pub mod pipeline;
 
 use std::collections::BTreeMap;

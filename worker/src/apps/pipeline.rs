@@ -199,11 +199,37 @@ impl<'a> Snapshot<'a> {
 
     /// Renders every app.
     pub fn render_all(&self, renderer: &Renderer) -> Vec<AppRender> {
-        self.discovery
-            .apps
-            .iter()
-            .map(|a| render_app(self.fs, renderer, a))
+        let names: Vec<String> = self.discovery.apps.iter().map(|a| a.name.clone()).collect();
+        self.render_many(renderer, &names)
+            .into_iter()
+            .flatten()
             .collect()
+    }
+
+    /// Renders the named apps on as many threads as there are cores (exec backends spend most of
+    /// their time in the child process). Results keep the order of `names`; `None` for a name the
+    /// snapshot does not have.
+    pub fn render_many(&self, renderer: &Renderer, names: &[String]) -> Vec<Option<AppRender>> {
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(names.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: std::sync::Mutex<Vec<Option<AppRender>>> =
+            std::sync::Mutex::new(vec![None; names.len()]);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(name) = names.get(i) else { break };
+                        let r = self.render(renderer, name);
+                        results.lock().unwrap_or_else(|p| p.into_inner())[i] = r;
+                    }
+                });
+            }
+        });
+        results.into_inner().unwrap_or_else(|p| p.into_inner())
     }
 }
 
