@@ -80,7 +80,8 @@ pub fn inputs(
             });
         }
         let p = chart.join(vf).map_err(input_err(chart))?;
-        fs.read(&p).map_err(input_err(chart))?;
+        let text = fs.read_to_string(&p).map_err(input_err(chart))?;
+        yaml::parse_documents(&text, p.as_str())?;
         files.insert(p);
     }
     Ok(files)

@@ -108,7 +108,7 @@ impl Walker<'_> {
         for key in ["crds", "configurations"] {
             for entry in list(key) {
                 let s = self.string(&entry, &file, key)?;
-                self.file(dir, &file, s)?;
+                self.file(dir, &file, s, true)?;
             }
         }
         for entry in list("patches")
@@ -117,14 +117,14 @@ impl Walker<'_> {
             .chain(list("replacements"))
         {
             if let Some(path) = entry.get("path").and_then(Value::as_str) {
-                self.file(dir, &file, path)?;
+                self.file(dir, &file, path, true)?;
             }
         }
         for entry in list("patchesStrategicMerge") {
             let s = self.string(&entry, &file, "patchesStrategicMerge")?;
             // kustomize accepts inline patches here too; a one-line entry is a path.
             if !s.contains('\n') {
-                self.file(dir, &file, s)?;
+                self.file(dir, &file, s, true)?;
             }
         }
         for key in ["configMapGenerator", "secretGenerator"] {
@@ -137,7 +137,7 @@ impl Walker<'_> {
                     let s = self.string(&f, &file, key)?;
                     // `key=path` names the data key; the path follows the first `=`.
                     let path = s.split_once('=').map(|(_, p)| p).unwrap_or(s);
-                    self.file(dir, &file, path)?;
+                    self.file(dir, &file, path, false)?;
                 }
                 let mut envs: Vec<Value> = match gen_entry.get("envs") {
                     Some(Value::Array(a)) => a.clone(),
@@ -148,7 +148,7 @@ impl Walker<'_> {
                 }
                 for e in envs {
                     let s = self.string(&e, &file, key)?;
-                    self.file(dir, &file, s)?;
+                    self.file(dir, &file, s, false)?;
                 }
             }
         }
@@ -169,7 +169,7 @@ impl Walker<'_> {
             .and_then(|o| o.get("path"))
             .and_then(Value::as_str)
         {
-            self.file(dir, &file, openapi)?;
+            self.file(dir, &file, openapi, true)?;
         }
         if k.get("helmCharts").is_some() || k.get("helmChartInflationGenerator").is_some() {
             return Err(RenderError::Unsupported {
@@ -209,7 +209,7 @@ impl Walker<'_> {
         let target = self.join(dir, file, rel)?;
         match self.fs.kind(&target).map_err(fs_err(file))? {
             Some(EntryKind::Dir) => self.kustomization(&target, depth + 1),
-            Some(EntryKind::File) => self.add(file, target),
+            Some(EntryKind::File) => self.add(file, target, true),
             None => Err(RenderError::Input {
                 file: file.to_string(),
                 source: FsError::NotFound(target.to_string()),
@@ -217,10 +217,16 @@ impl Walker<'_> {
         }
     }
 
-    fn file(&mut self, dir: &RepoPath, file: &RepoPath, rel: &str) -> Result<(), RenderError> {
+    fn file(
+        &mut self,
+        dir: &RepoPath,
+        file: &RepoPath,
+        rel: &str,
+        yaml: bool,
+    ) -> Result<(), RenderError> {
         let target = self.join(dir, file, rel)?;
         match self.fs.kind(&target).map_err(fs_err(file))? {
-            Some(EntryKind::File) => self.add(file, target),
+            Some(EntryKind::File) => self.add(file, target, yaml),
             Some(EntryKind::Dir) => Err(RenderError::Invalid {
                 file: file.to_string(),
                 message: format!("{target} is a directory, expected a file"),
@@ -232,10 +238,19 @@ impl Walker<'_> {
         }
     }
 
-    fn add(&mut self, from: &RepoPath, target: RepoPath) -> Result<(), RenderError> {
-        // Reading here applies the sandbox (size cap, symlink containment) to every input before
-        // any backend sees it, and keeps the errors pointing at the kustomization that asked.
-        self.fs.read(&target).map_err(fs_err(from))?;
+    /// Records an input. Reading here applies the sandbox (size cap, symlink containment) to every
+    /// input before any backend sees it, with errors pointing at the kustomization that asked.
+    /// Files kustomize parses as YAML go through the safe parser first, so alias bombs, excessive
+    /// nesting and duplicate keys are refused with file and line before any tool runs.
+    fn add(&mut self, from: &RepoPath, target: RepoPath, yaml: bool) -> Result<(), RenderError> {
+        let bytes = self.fs.read(&target).map_err(fs_err(from))?;
+        if yaml && !self.files.contains(&target) {
+            let text = std::str::from_utf8(&bytes).map_err(|_| RenderError::Invalid {
+                file: target.to_string(),
+                message: "not UTF-8".into(),
+            })?;
+            yaml::parse_documents(text, target.as_str())?;
+        }
         self.files.insert(target);
         Ok(())
     }
