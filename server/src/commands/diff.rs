@@ -40,7 +40,7 @@ pub fn run(args: Args) -> ExitCode {
     match run_inner(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {e}");
             ExitCode::from(2)
         }
     }
