@@ -59,9 +59,10 @@ pub fn normalize(app: &str, id: &ObjectId, value: &Value, rules: &[Value]) -> Va
     v
 }
 
-fn field_matches(rule: &Value, key: &str, actual: &str) -> bool {
-    match rule.get(key).and_then(Value::as_str) {
-        None => key == "group" && actual.is_empty() || key != "group",
+/// A rule without a group means the core group, as in ArgoCD.
+fn group_matches(rule: &Value, actual: &str) -> bool {
+    match rule.get("group").and_then(Value::as_str) {
+        None => actual.is_empty(),
         Some("*") => true,
         Some(want) => want == actual,
     }
@@ -70,7 +71,7 @@ fn field_matches(rule: &Value, key: &str, actual: &str) -> bool {
 /// ArgoCD's matching: group and kind (`*` allowed; no group means the core group), name and
 /// namespace only when given.
 fn matches(rule: &Value, id: &ObjectId) -> bool {
-    field_matches(rule, "group", &id.group)
+    group_matches(rule, &id.group)
         && rule
             .get("kind")
             .and_then(Value::as_str)
