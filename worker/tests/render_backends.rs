@@ -387,3 +387,22 @@ fn cache_renders_each_input_state_once() {
     );
     assert_eq!(again.stats.backend_runs.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn tool_errors_name_repository_paths_not_the_scratch_copy() {
+    if !kubectl() {
+        return;
+    }
+    let fs = capstan_worker::repo_fs::MemFs::new()
+        .with("app/kustomization.yaml", "resources:\n- x.yaml\n")
+        .with("app/x.yaml", "apiVersion: v1\nmetadata:\n  name: x\n");
+    let r = Renderer::new(RenderConfig::default());
+    let err = r
+        .render(&fs, &kustomize_source("app", KustomizeOptions::default()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing kind"), "{err}");
+    assert!(err.contains("'app/x.yaml'"), "{err}");
+    let tmp = std::env::temp_dir().display().to_string();
+    assert!(!err.contains(&tmp), "{err}");
+}

@@ -51,6 +51,26 @@ pub enum ExecError {
     NotUtf8 { tool: String },
 }
 
+/// Rewrites scratch-directory paths in a tool's error output as repository paths, so messages
+/// name `apps/web/kustomization.yaml`, not a temporary folder.
+pub fn relative_to(e: ExecError, scratch_repo: &Path) -> ExecError {
+    match e {
+        ExecError::Failed {
+            tool,
+            status,
+            stderr,
+        } => {
+            let prefix = format!("{}/", scratch_repo.display());
+            ExecError::Failed {
+                tool,
+                status,
+                stderr: stderr.replace(&prefix, ""),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Finds `name` on the current `PATH`.
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -197,8 +217,8 @@ mod tests {
 
     #[test]
     fn environment_is_scrubbed() {
-        // SAFETY-free: set_var is unsafe in edition 2024, so check a variable every shell has
-        // instead of injecting one: USER/LOGNAME/GITHUB_TOKEN must not pass through.
+        // Only the variables set on purpose reach the tool; tokens, USER, kubeconfig and the
+        // like from the caller's environment do not.
         let out = sh("env", &ExecLimits::default()).unwrap();
         let names: Vec<&str> = out.lines().filter_map(|l| l.split('=').next()).collect();
         for n in &names {

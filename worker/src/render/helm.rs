@@ -158,7 +158,7 @@ impl Backend for HelmExec {
         }
         exec::run(&self.binary, &args, &repo, &home, &self.limits).map_err(|e| RenderError::Exec {
             path: source.path.to_string(),
-            source: e,
+            source: exec::relative_to(e, &repo),
         })
     }
 }

@@ -83,11 +83,9 @@ impl Backend for KustomizeExec {
         args.push("--load-restrictor".into());
         args.push("LoadRestrictionsRootOnly".into());
         args.push(dir.into_os_string());
-        exec::run(&self.binary, &args, &repo, &home, &self.limits).map_err(|source_err| {
-            RenderError::Exec {
-                path: source.path.to_string(),
-                source: source_err,
-            }
+        exec::run(&self.binary, &args, &repo, &home, &self.limits).map_err(|e| RenderError::Exec {
+            path: source.path.to_string(),
+            source: exec::relative_to(e, &repo),
         })
     }
 }
