@@ -396,7 +396,10 @@ fn tool_errors_name_repository_paths_not_the_scratch_copy() {
     let fs = capstan_worker::repo_fs::MemFs::new()
         .with("app/kustomization.yaml", "resources:\n- x.yaml\n")
         .with("app/x.yaml", "apiVersion: v1\nmetadata:\n  name: x\n");
-    let r = Renderer::new(RenderConfig::default());
+    let r = Renderer::new(RenderConfig {
+        backend: capstan_worker::render::BackendChoice::Kustomize,
+        ..RenderConfig::default()
+    });
     let err = r
         .render(&fs, &kustomize_source("app", KustomizeOptions::default()))
         .unwrap_err()
