@@ -222,6 +222,12 @@ fn diff_exit_codes_and_formats() {
             "{format}: {s}"
         );
     }
+    let why = run(&dir, &["diff", "--base", "base", "--head", "main"]);
+    assert!(
+        text(&why.stdout).contains("why: inputs changed: web/cm.yaml, web/secret.yaml"),
+        "{}",
+        text(&why.stdout)
+    );
     let only_other = run(
         &dir,
         &["diff", "--base", "base", "--head", "main", "--app", "other"],

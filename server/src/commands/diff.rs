@@ -62,20 +62,16 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     let before = base.render_many(&renderer, &names);
     let after = head.render_many(&renderer, &names);
     let report = DiffReport {
-        apps: names
+        apps: affected
             .iter()
             .zip(before.iter().zip(after.iter()))
-            .map(|(n, (b, h))| diff_app(n, b.as_ref(), h.as_ref()))
+            .map(|(a, (b, h))| {
+                let mut d = diff_app(&a.name, b.as_ref(), h.as_ref());
+                d.reasons = a.reasons.iter().map(ToString::to_string).collect();
+                d
+            })
             .collect(),
     };
-    for a in &affected {
-        let reasons: Vec<String> = a
-            .reasons
-            .iter()
-            .map(|r| serde_json::to_string(r).unwrap_or_default())
-            .collect();
-        tracing::info!(app = %a.name, reasons = %reasons.join(" "), "affected");
-    }
     let out = match args.format {
         Format::Text => report.to_text(),
         Format::Markdown => report.to_markdown(),

@@ -25,6 +25,21 @@ pub enum ChangeReason {
     },
 }
 
+impl std::fmt::Display for ChangeReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeReason::Added => f.write_str("Application added"),
+            ChangeReason::Removed => f.write_str("Application removed"),
+            ChangeReason::ManifestChanged => f.write_str("Application changed"),
+            ChangeReason::InputsChanged { files } => {
+                let names: Vec<&str> = files.iter().map(RepoPath::as_str).collect();
+                write!(f, "inputs changed: {}", names.join(", "))
+            }
+            ChangeReason::InputsUnknown { error } => write!(f, "input graph unknown: {error}"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AffectedApp {
     pub name: String,

@@ -56,6 +56,9 @@ pub struct SideProblem {
 #[derive(Clone, Debug, Serialize)]
 pub struct AppDiff {
     pub app: String,
+    /// Why the app was compared at all (e.g. "inputs changed: shared/base/deployment.yaml").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
     pub changes: Vec<ObjectChange>,
     pub problems: Vec<SideProblem>,
     /// Things the diff did not do (unsupported ignoreDifferences forms, ...).
@@ -139,6 +142,7 @@ pub fn diff_app(name: &str, base: Option<&AppRender>, head: Option<&AppRender>) 
     if !problems.is_empty() {
         return AppDiff {
             app: name.to_string(),
+            reasons: Vec::new(),
             changes: Vec::new(),
             problems,
             notes: Vec::new(),
@@ -214,6 +218,7 @@ pub fn diff_objects(
     notes.dedup();
     AppDiff {
         app: app.to_string(),
+        reasons: Vec::new(),
         changes,
         problems: Vec::new(),
         notes,

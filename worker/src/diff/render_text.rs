@@ -28,6 +28,9 @@ pub fn text(r: &DiffReport) -> String {
     }
     for a in &r.apps {
         let _ = writeln!(out, "=== app {}: {}", a.app, summary(a));
+        for r in &a.reasons {
+            let _ = writeln!(out, "  why: {r}");
+        }
         for p in &a.problems {
             let _ = writeln!(
                 out,
