@@ -143,6 +143,63 @@ fn generate(g: &Value, fs: &dyn RepoFs, cfg: &DiscoveryConfig) -> Result<Vec<Par
                 .collect())
         }
         "git" => git_generator(body, fs, cfg),
+        "matrix" | "merge" => {
+            let children = match body.get("generators") {
+                Some(Value::Array(c)) if c.len() >= 2 => c,
+                _ => return Err(format!("{kind} generator without two child generators")),
+            };
+            // Children that read the other child's parameters need ArgoCD's two-pass evaluation.
+            if children.iter().any(|c| c.to_string().contains("{{")) {
+                return Err(format!(
+                    "{kind} generator with parameterised child generators"
+                ));
+            }
+            let mut sets = Vec::new();
+            for c in children {
+                sets.push(generate(c, fs, cfg).map_err(|e| format!("{kind} generator: {e}"))?);
+            }
+            if kind == "matrix" {
+                let mut acc: Vec<Params> = vec![Map::new()];
+                for set in sets {
+                    let mut next = Vec::new();
+                    for a in &acc {
+                        for b in &set {
+                            let mut m = a.clone();
+                            m.extend(b.clone());
+                            next.push(m);
+                        }
+                    }
+                    acc = next;
+                }
+                Ok(acc)
+            } else {
+                let keys: Vec<String> = match body.get("mergeKeys") {
+                    Some(Value::Array(k)) => k
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect(),
+                    _ => return Err("merge generator without mergeKeys".into()),
+                };
+                let mut sets = sets.into_iter();
+                let mut base = sets.next().unwrap_or_default();
+                for set in sets {
+                    for p in set {
+                        let pf = flat(&p);
+                        for b in base.iter_mut() {
+                            let bf = flat(b);
+                            if keys
+                                .iter()
+                                .all(|k| bf.get(k).is_some() && bf.get(k) == pf.get(k))
+                            {
+                                b.extend(p.clone());
+                            }
+                        }
+                    }
+                }
+                Ok(base)
+            }
+        }
         other => Err(format!("{other} generator")),
     }
 }

@@ -222,3 +222,116 @@ fn app_of_apps_children_are_taken_from_the_parent_render() {
     assert_eq!(out.objects().len(), 1);
     assert_eq!(out.objects()[0].id.name, "c");
 }
+
+#[test]
+fn matrix_and_merge_generators_combine_their_children() {
+    let set = format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: envs
+spec:
+  goTemplate: true
+  generators:
+  - matrix:
+      generators:
+      - git:
+          repoURL: {URL}
+          revision: HEAD
+          directories:
+          - path: apps/*
+      - list:
+          elements:
+          - env: staging
+          - env: production
+  template:
+    metadata:
+      name: '{{{{.path.basename}}}}-{{{{.env}}}}'
+    spec:
+      source:
+        repoURL: {URL}
+        path: '{{{{.path.path}}}}'
+      destination:
+        namespace: '{{{{.env}}}}'
+---
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: merged
+spec:
+  generators:
+  - merge:
+      mergeKeys: [name]
+      generators:
+      - list:
+          elements:
+          - name: a
+            ns: one
+          - name: b
+            ns: one
+      - list:
+          elements:
+          - name: b
+            ns: two
+  template:
+    metadata:
+      name: 'm-{{{{name}}}}'
+    spec:
+      source:
+        repoURL: {URL}
+        path: apps/web
+      destination:
+        namespace: '{{{{ns}}}}'
+---
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: dependent
+spec:
+  generators:
+  - matrix:
+      generators:
+      - list:
+          elements:
+          - dir: apps/web
+      - git:
+          repoURL: {URL}
+          files:
+          - path: '{{{{dir}}}}/config.json'
+  template:
+    metadata:
+      name: x
+    spec:
+      source:
+        repoURL: {URL}
+        path: apps/web
+"#
+    );
+    let fs = MemFs::new()
+        .with("argocd/sets.yaml", set)
+        .with("apps/web/kustomization.yaml", "resources: []\n")
+        .with("apps/api/kustomization.yaml", "resources: []\n");
+    let d = discover(&fs, &cfg());
+    assert!(d.errors.is_empty(), "{:?}", d.errors);
+    let names: Vec<(&str, Option<&str>)> = d
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.destination.namespace.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("api-production", Some("production")),
+            ("api-staging", Some("staging")),
+            ("m-a", Some("one")),
+            ("m-b", Some("two")),
+            ("web-production", Some("production")),
+            ("web-staging", Some("staging")),
+        ]
+    );
+    assert_eq!(d.unsupported.len(), 1);
+    assert_eq!(
+        d.unsupported[0].what,
+        "matrix generator with parameterised child generators"
+    );
+}
