@@ -5,6 +5,7 @@
 
 use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -95,6 +96,8 @@ pub fn run(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| program.display().to_string());
     let mut cmd = Command::new(program);
+    // Its own process group, so the tool and anything it starts are killed together.
+    cmd.process_group(0);
     cmd.args(args)
         .current_dir(cwd)
         .env_clear()
@@ -157,6 +160,10 @@ pub fn run(
         buf
     });
 
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let kill_group = || {
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    };
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -170,11 +177,13 @@ pub fn run(
             }
         }
         if overflow.load(Ordering::SeqCst) {
+            kill_group();
             let _ = child.kill();
             let _ = child.wait();
             return Err(ExecError::OutputTooLarge { tool, limit: cap });
         }
         if started.elapsed() > limits.timeout {
+            kill_group();
             let _ = child.kill();
             let _ = child.wait();
             return Err(ExecError::Timeout {
@@ -184,6 +193,8 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(5));
     };
+    // Leftover processes of the tool would hold its output pipes open.
+    kill_group();
     let out = out_thread.join().unwrap_or_default();
     let err = err_thread.join().unwrap_or_default();
     if out.len() > cap {
@@ -249,6 +260,9 @@ mod tests {
             sh("yes", &short),
             Err(ExecError::OutputTooLarge { .. })
         ));
+        // A background child holding stdout open neither hangs the run nor outlives it.
+        let out = sh("sleep 30 & echo done", &short).unwrap();
+        assert_eq!(out, "done\n");
         let e = sh("echo bad >&2; exit 3", &short).unwrap_err();
         assert!(e.to_string().contains("bad"), "{e}");
     }

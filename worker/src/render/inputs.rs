@@ -32,6 +32,25 @@ pub fn kustomization_file(fs: &dyn RepoFs, dir: &RepoPath) -> Result<Option<Repo
     Ok(None)
 }
 
+/// kustomize refuses a folder holding more than one kustomization file; so does the walker, since
+/// the scratch copy would otherwise hide the conflict from the binary.
+fn single_kustomization(fs: &dyn RepoFs, dir: &RepoPath) -> Result<Option<RepoPath>, RenderError> {
+    let mut found = Vec::new();
+    for name in KUSTOMIZATION_FILES {
+        let p = dir.join(name).map_err(fs_err(dir))?;
+        if fs.kind(&p).map_err(fs_err(dir))? == Some(EntryKind::File) {
+            found.push(name);
+        }
+    }
+    if found.len() > 1 {
+        return Err(RenderError::Invalid {
+            file: dir.to_string(),
+            message: format!("found multiple kustomization files: {}", found.join(", ")),
+        });
+    }
+    Ok(found.first().and_then(|n| dir.join(n).ok()))
+}
+
 /// Files read by `kustomize build dir`.
 pub fn kustomize_inputs(
     fs: &dyn RepoFs,
@@ -70,14 +89,11 @@ impl Walker<'_> {
                 message: format!("kustomizations nested deeper than {MAX_DEPTH} levels"),
             });
         }
-        let file = kustomization_file(self.fs, dir)
-            .map_err(fs_err(dir))?
-            .ok_or_else(|| RenderError::Invalid {
-                file: dir.to_string(),
-                message:
-                    "no kustomization.yaml, kustomization.yml or Kustomization in this directory"
-                        .into(),
-            })?;
+        let file = single_kustomization(self.fs, dir)?.ok_or_else(|| RenderError::Invalid {
+            file: dir.to_string(),
+            message: "no kustomization.yaml, kustomization.yml or Kustomization in this directory"
+                .into(),
+        })?;
         let text = self.fs.read_to_string(&file).map_err(fs_err(&file))?;
         self.files.insert(file.clone());
         let k = yaml::parse_single(&text, file.as_str())?;
@@ -285,4 +301,61 @@ pub fn fingerprint(
         out.insert(f.clone(), hex::encode(sha2::Sha256::digest(&bytes)));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::repo_fs::MemFs;
+
+    fn p(s: &str) -> RepoPath {
+        RepoPath::new(s).unwrap()
+    }
+
+    #[test]
+    fn inline_patches_and_generator_keys_are_understood() {
+        let fs = MemFs::new()
+            .with(
+                "a/kustomization.yaml",
+                "resources: [cm.yaml]\npatchesStrategicMerge:\n- |\n  apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n- smp.yaml\nconfigMapGenerator:\n- name: g\n  files: [key=data/f.txt]\n  env: e.env\n",
+            )
+            .with("a/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+            .with("a/smp.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+            .with("a/data/f.txt", "not: [yaml")
+            .with("a/e.env", "A=1\n");
+        let got: Vec<String> = kustomize_inputs(&fs, &p("a"))
+            .unwrap()
+            .into_iter()
+            .map(|x| x.as_str().to_string())
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "a/cm.yaml",
+                "a/data/f.txt",
+                "a/e.env",
+                "a/kustomization.yaml",
+                "a/smp.yaml"
+            ]
+        );
+    }
+
+    #[test]
+    fn two_kustomization_files_in_one_folder_are_refused() {
+        let fs = MemFs::new()
+            .with("a/kustomization.yaml", "resources: []\n")
+            .with("a/Kustomization", "resources: []\n");
+        let err = kustomize_inputs(&fs, &p("a")).unwrap_err().to_string();
+        assert!(err.contains("multiple kustomization files"), "{err}");
+    }
+
+    #[test]
+    fn cycles_terminate() {
+        let fs = MemFs::new()
+            .with("a/kustomization.yaml", "resources: [../b]\n")
+            .with("b/kustomization.yaml", "resources: [../a]\n");
+        let got = kustomize_inputs(&fs, &p("a")).unwrap();
+        assert_eq!(got.len(), 2);
+    }
 }
