@@ -135,6 +135,28 @@ impl App {
     pub fn local_sources(&self) -> impl Iterator<Item = &RenderSource> {
         self.sources.iter().filter_map(|s| s.render.as_ref())
     }
+
+    /// `CreateNamespace=true` in `spec.syncPolicy.syncOptions`: deploying the app creates its
+    /// destination namespace.
+    pub fn creates_namespace(&self) -> bool {
+        self.manifest
+            .pointer("/spec/syncPolicy/syncOptions")
+            .and_then(Value::as_array)
+            .is_some_and(|opts| {
+                opts.iter()
+                    .any(|o| o.as_str().map(str::trim) == Some("CreateNamespace=true"))
+            })
+    }
+
+    /// The destination cluster, `None` for the cluster ArgoCD runs in.
+    pub fn cluster(&self) -> Option<String> {
+        let in_cluster = |s: &str| s == "https://kubernetes.default.svc" || s == "in-cluster";
+        match (&self.destination.name, &self.destination.server) {
+            (Some(n), _) if !in_cluster(n) => Some(n.clone()),
+            (None, Some(s)) if !in_cluster(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// A generator or construct that discovery does not expand.

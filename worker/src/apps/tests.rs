@@ -335,3 +335,27 @@ spec:
         "matrix generator with parameterised child generators"
     );
 }
+
+#[test]
+fn destination_helpers_read_the_application() {
+    let text = app_yaml("a", URL, "HEAD", "x").replace(
+        "  destination:\n",
+        "  syncPolicy:\n    syncOptions: [CreateNamespace=true]\n  destination:\n    server: https://kubernetes.default.svc\n",
+    );
+    let fs = MemFs::new()
+        .with("a.yaml", text)
+        .with("x/cm.yaml", "a: 1\n");
+    let d = discover(&fs, &cfg());
+    let a = d.get("a").unwrap();
+    assert!(a.creates_namespace());
+    assert_eq!(a.cluster(), None);
+    let text = app_yaml("b", URL, "HEAD", "x")
+        .replace("  destination:\n", "  destination:\n    name: edge\n");
+    let fs = MemFs::new()
+        .with("b.yaml", text)
+        .with("x/cm.yaml", "a: 1\n");
+    let d = discover(&fs, &cfg());
+    let b = d.get("b").unwrap();
+    assert!(!b.creates_namespace());
+    assert_eq!(b.cluster().as_deref(), Some("edge"));
+}
