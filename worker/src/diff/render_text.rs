@@ -69,6 +69,12 @@ fn fence(s: &str) -> String {
     "`".repeat(longest.max(2) + 1)
 }
 
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 fn escape_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
@@ -140,9 +146,12 @@ fn markdown_with(r: &DiffReport, folded: &[Vec<bool>]) -> String {
         let _ = writeln!(
             out,
             "\n<details><summary><b>{}</b>: {}</summary>\n",
-            a.app,
+            escape_html(&a.app),
             summary(a)
         );
+        for r in &a.reasons {
+            let _ = writeln!(out, "- why: {}", escape_cell(r));
+        }
         for p in &a.problems {
             let _ = writeln!(
                 out,
