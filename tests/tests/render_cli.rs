@@ -240,6 +240,24 @@ fn diff_exit_codes_and_formats() {
         "{}",
         text(&broken.stdout)
     );
+    // Repairing an app that is broken at base is not an error: its objects show as added.
+    let repaired = run(&dir, &["diff", "--base", "broken", "--head", "main"]);
+    assert_eq!(
+        repaired.status.code(),
+        Some(1),
+        "{}",
+        text(&repaired.stdout)
+    );
+    assert!(
+        text(&repaired.stdout).contains("base failed"),
+        "{}",
+        text(&repaired.stdout)
+    );
+    assert!(
+        text(&repaired.stdout).contains("== added ConfigMap c"),
+        "{}",
+        text(&repaired.stdout)
+    );
     let bad_ref = run(&dir, &["diff", "--base", "no-such-ref"]);
     assert_eq!(bad_ref.status.code(), Some(2));
     assert!(text(&bad_ref.stderr).contains("no-such-ref"));

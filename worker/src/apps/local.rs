@@ -86,31 +86,34 @@ impl LocalRepo {
             .unwrap_or_else(|| "main".to_string())
     }
 
-    /// Discovery settings: explicit URLs, the repository's remotes and `repoURLs` from
+    /// Discovery settings: explicit URLs, the repository's remotes and `repoURLs`/`repoURL` from
     /// `.capstan.yaml` as read from the default branch (a change under review cannot widen them),
-    /// falling back to the working directory's copy when the branch does not exist.
+    /// falling back to the working directory's copy when the branch does not exist. The default
+    /// branch is the argument, else `defaultBranch` in `.capstan.yaml`, else origin/HEAD or main.
     pub fn discovery_config(
         &self,
         extra_urls: &[String],
         default_branch: Option<&str>,
     ) -> DiscoveryConfig {
-        let default_branch = default_branch
+        let mut branch = default_branch
             .map(str::to_string)
             .unwrap_or_else(|| self.default_branch());
         let mut repo_urls: Vec<String> = extra_urls.to_vec();
         if let Some(g) = &self.git {
             repo_urls.extend(g.remote_urls());
         }
-        let settings_fs = self
-            .fs(Some(&default_branch))
-            .or_else(|_| self.fs(None))
-            .ok();
+        let settings_fs = self.fs(Some(&branch)).or_else(|_| self.fs(None)).ok();
         if let Some(fs) = settings_fs {
             repo_urls.extend(settings_repo_urls(fs.as_ref()));
+            if default_branch.is_none()
+                && let Some(b) = settings_default_branch(fs.as_ref())
+            {
+                branch = b;
+            }
         }
         DiscoveryConfig {
             repo_urls,
-            default_branch,
+            default_branch: branch,
         }
     }
 
@@ -127,15 +130,23 @@ impl LocalRepo {
     }
 }
 
+fn settings(fs: &dyn RepoFs) -> Option<Value> {
+    let path = RepoPath::new(SETTINGS_FILE).ok()?;
+    let text = fs.read_to_string(&path).ok()?;
+    yaml::parse_single(&text, SETTINGS_FILE).ok()
+}
+
+/// `defaultBranch` from `.capstan.yaml`.
+pub fn settings_default_branch(fs: &dyn RepoFs) -> Option<String> {
+    settings(fs)?
+        .get("defaultBranch")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
 /// `repoURLs` (a list) or `repoURL` (one) from `.capstan.yaml`.
 pub fn settings_repo_urls(fs: &dyn RepoFs) -> Vec<String> {
-    let Ok(path) = RepoPath::new(SETTINGS_FILE) else {
-        return Vec::new();
-    };
-    let Ok(text) = fs.read_to_string(&path) else {
-        return Vec::new();
-    };
-    let Ok(v) = yaml::parse_single(&text, SETTINGS_FILE) else {
+    let Some(v) = settings(fs) else {
         return Vec::new();
     };
     let mut out = Vec::new();

@@ -87,11 +87,14 @@ impl DiffReport {
         self.apps.iter().any(AppDiff::has_changes)
     }
 
-    /// True when some app could not be rendered on a side where it exists.
+    /// True when some app fails to render at head. A failure only at base is reported but does
+    /// not fail the run: a change that repairs an app must not be blocked by the old breakage.
     pub fn has_failures(&self) -> bool {
-        self.apps
-            .iter()
-            .any(|a| a.problems.iter().any(|p| p.status == "failed"))
+        self.apps.iter().any(|a| {
+            a.problems
+                .iter()
+                .any(|p| p.status == "failed" && p.side == "head")
+        })
     }
 
     pub fn to_text(&self) -> String {
@@ -139,7 +142,9 @@ pub fn diff_app(name: &str, base: Option<&AppRender>, head: Option<&AppRender>) 
         .or(base)
         .map(|r| r.app.ignore_differences.clone())
         .unwrap_or_default();
-    if !problems.is_empty() {
+    let head_ok = head.is_none_or(|h| matches!(h.outcome, RenderedApp::Rendered(_)));
+    let base_ok = base.is_none_or(|b| matches!(b.outcome, RenderedApp::Rendered(_)));
+    if !head_ok {
         return AppDiff {
             app: name.to_string(),
             reasons: Vec::new(),
@@ -149,6 +154,17 @@ pub fn diff_app(name: &str, base: Option<&AppRender>, head: Option<&AppRender>) 
         };
     }
     let empty: &[K8sObject] = &[];
+    if !base_ok {
+        // Nothing to compare against: the head objects are shown as added, next to the reason.
+        let mut d = diff_objects(
+            name,
+            empty,
+            head.map(AppRender::objects).unwrap_or(empty),
+            &rules,
+        );
+        d.problems = problems;
+        return d;
+    }
     diff_objects(
         name,
         base.map(AppRender::objects).unwrap_or(empty),
