@@ -262,3 +262,51 @@ fn diff_exit_codes_and_formats() {
     assert_eq!(bad_ref.status.code(), Some(2));
     assert!(text(&bad_ref.stderr).contains("no-such-ref"));
 }
+
+#[test]
+fn diff_against_the_working_directory() {
+    if !has_kubectl() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = repo(tmp.path());
+    // A working directory matching main (the fixture only writes git objects).
+    let files = [
+        ("argocd/web.yaml", APP.to_string()),
+        ("argocd/other.yaml", OTHER.to_string()),
+        (
+            "web/kustomization.yaml",
+            "resources:\n- cm.yaml\n- secret.yaml\n".to_string(),
+        ),
+        (
+            "web/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v2\n".to_string(),
+        ),
+        ("web/secret.yaml", secret("bmV3LXB3")),
+    ];
+    for (p, c) in &files {
+        let path = dir.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, c).unwrap();
+    }
+    let clean = run(&dir, &["diff", "--base", "main"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}{}",
+        text(&clean.stdout),
+        text(&clean.stderr)
+    );
+    std::fs::write(
+        dir.join("web/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: local-edit\n",
+    )
+    .unwrap();
+    let edited = run(&dir, &["diff", "--base", "main"]);
+    assert_eq!(edited.status.code(), Some(1), "{}", text(&edited.stderr));
+    assert!(
+        text(&edited.stdout).contains("+  k: local-edit"),
+        "{}",
+        text(&edited.stdout)
+    );
+}

@@ -126,6 +126,7 @@ pub fn run(
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_DATA_HOME", home.join("data"))
         .env("KUBECONFIG", home.join("no-kubeconfig"))
+        .env("KUSTOMIZE_PLUGIN_HOME", home.join("no-plugins"))
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("HELM_CACHE_HOME", home.join("helm-cache"))
@@ -240,6 +241,7 @@ mod tests {
                     || n.starts_with("XDG_")
                     || n.starts_with("HELM_")
                     || n.starts_with("GIT_")
+                    || n.starts_with("KUSTOMIZE_")
                     || ["HOME", "KUBECONFIG", "PWD", "SHLVL", "_"].contains(n),
                 "unexpected variable {n} in the tool environment"
             );
