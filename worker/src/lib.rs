@@ -3,6 +3,9 @@
 //! Error policy: narrow `thiserror` enums in these modules, each variant naming the file, app or
 //! delivery it is about; `anyhow` only at the edges (the binary and job bodies).
 
+pub mod apps;
+pub mod diff;
+pub mod git;
 pub mod objects;
 pub mod render;
 pub mod repo_fs;

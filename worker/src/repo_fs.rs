@@ -136,6 +136,12 @@ impl fmt::Display for RepoPath {
     }
 }
 
+impl serde::Serialize for RepoPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 impl fmt::Debug for RepoPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RepoPath({:?})", self.0)

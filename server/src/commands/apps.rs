@@ -1,0 +1,157 @@
+//! `capstan apps`: the ArgoCD Applications a tree defines, with their sources and whether they are
+//! rendered locally.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use capstan_worker::apps::local::LocalRepo;
+use capstan_worker::apps::{Snapshot, SourceStatus};
+use capstan_worker::render::{BackendChoice, RenderConfig, Renderer};
+
+/// Where the repository is and how to recognise it in Applications (shared by apps/render/diff).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RepoArgs {
+    /// The repository (any folder inside it).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// A URL this repository is known by in Applications' repoURL (repeatable). Git remotes and
+    /// `repoURLs` in .capstan.yaml are added automatically.
+    #[arg(long = "repo-url", env = "CAPSTAN_REPO_URLS", value_delimiter = ',')]
+    pub repo_urls: Vec<String>,
+    /// The default branch (default: origin/HEAD, else main).
+    #[arg(long)]
+    pub default_branch: Option<String>,
+    /// Persistent render cache folder.
+    #[arg(long, env = "CAPSTAN_RENDER_CACHE")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl RepoArgs {
+    pub fn open(&self) -> anyhow::Result<LocalRepo> {
+        Ok(LocalRepo::open(&self.repo)?)
+    }
+
+    pub fn renderer(&self, backend: BackendChoice) -> Renderer {
+        Renderer::new(RenderConfig {
+            backend,
+            cache_dir: self.cache_dir.clone(),
+            ..RenderConfig::default()
+        })
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Read the tree of this commit, branch or tag instead of the working directory.
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
+    let local = args.repo.open()?;
+    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref());
+    let fs = local.fs(args.reference.as_deref())?;
+    let renderer = args.repo.renderer(BackendChoice::Auto);
+    let snap = Snapshot::build(fs.as_ref(), &cfg, &renderer);
+    if args.json {
+        let apps: Vec<serde_json::Value> = snap
+            .discovery
+            .apps
+            .iter()
+            .map(|a| {
+                let inputs = match snap.inputs.get(&a.name) {
+                    Some(Ok(m)) => serde_json::json!(m.keys().collect::<Vec<_>>()),
+                    Some(Err(e)) => serde_json::json!({ "error": e }),
+                    None => serde_json::Value::Null,
+                };
+                let mut v = serde_json::to_value(a).unwrap_or_default();
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("inputs".into(), inputs);
+                }
+                v
+            })
+            .collect();
+        let out = serde_json::json!({
+            "apps": apps,
+            "unsupported": snap.discovery.unsupported,
+            "errors": snap.discovery.errors,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<28} {:<12} {:<10} {:<48} {:<24} STATUS",
+        "NAME", "PROJECT", "TYPE", "SOURCE", "DESTINATION"
+    );
+    for a in &snap.discovery.apps {
+        for (i, s) in a.sources.iter().enumerate() {
+            let source = match (&s.path, &s.chart) {
+                (Some(p), _) => p.clone(),
+                (None, Some(c)) => format!("{}@{} ({})", c, s.target_revision, s.repo_url),
+                (None, None) => s.repo_url.clone(),
+            };
+            let status = match &s.status {
+                SourceStatus::Local => "rendered".to_string(),
+                SourceStatus::NotRendered(r) => format!("not rendered: {r}"),
+                SourceStatus::Error(e) => format!("error: {e}"),
+            };
+            let mut origin = Vec::new();
+            if let Some(set) = &a.generated_by {
+                origin.push(format!("appset {set}"));
+            }
+            if let Some(p) = &a.parent {
+                origin.push(format!("child of {p}"));
+            }
+            let status = if origin.is_empty() || i > 0 {
+                status
+            } else {
+                format!("{status} [{}]", origin.join(", "))
+            };
+            let (name, project, dest) = if i == 0 {
+                (
+                    a.name.as_str(),
+                    a.project.as_str(),
+                    a.destination.namespace.clone().unwrap_or_default(),
+                )
+            } else {
+                ("", "", String::new())
+            };
+            println!(
+                "{:<28} {:<12} {:<10} {:<48} {:<24} {}",
+                name,
+                project,
+                s.kind.as_deref().unwrap_or("-"),
+                source,
+                dest,
+                status
+            );
+        }
+    }
+    for u in &snap.discovery.unsupported {
+        eprintln!("unsupported: {} in {}: {}", u.object, u.file, u.what);
+    }
+    for e in &snap.discovery.errors {
+        eprintln!("error: {e}");
+    }
+    if cfg.repo_urls.is_empty() {
+        eprintln!(
+            "note: no URL is known for this repository; pass --repo-url (or set repoURLs in .capstan.yaml) so its Applications are rendered"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,312 @@
+//! The `capstan apps / render / diff` commands on a repository built in the test: output form and
+//! exit codes (diff: 0 no diff, 1 diff, 2 error).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use capstan_worker::git::fixture::{Change, RepoBuilder};
+
+/// The `capstan` binary of this build, built on demand when the test runner did not build it.
+fn capstan() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let bin = dir.join("capstan");
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "capstan-server", "--bin", "capstan"])
+            .current_dir(capstan_tests::repo_root())
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the capstan binary failed");
+    }
+    assert!(bin.exists(), "no capstan binary at {}", bin.display());
+    bin
+}
+
+fn run(repo: &Path, args: &[&str]) -> Output {
+    Command::new(capstan())
+        .args(args)
+        .args([
+            "--repo",
+            repo.to_str().unwrap(),
+            "--repo-url",
+            "https://example.com/gitops.git",
+        ])
+        .env_remove("CAPSTAN_REPO_URLS")
+        .env_remove("CAPSTAN_RENDER_CACHE")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const APP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\nspec:\n  project: default\n  source:\n    repoURL: https://example.com/gitops\n    targetRevision: HEAD\n    path: web\n  destination:\n    namespace: web\n";
+const OTHER: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: other\nspec:\n  source:\n    repoURL: https://github.com/someone/else\n    path: x\n  destination:\n    namespace: x\n";
+
+fn secret(pw_b64: &str) -> String {
+    format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  password: {pw_b64}\n")
+}
+
+fn repo(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("repo");
+    let b = RepoBuilder::init(&dir).unwrap();
+    b.commit(
+        "base",
+        &[
+            Change::Write("argocd/web.yaml", APP.as_bytes()),
+            Change::Write("argocd/other.yaml", OTHER.as_bytes()),
+            Change::Write(
+                "web/kustomization.yaml",
+                b"resources:\n- cm.yaml\n- secret.yaml\n",
+            ),
+            Change::Write(
+                "web/cm.yaml",
+                b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v1\n",
+            ),
+            // "b2xkLXB3" is base64 of old-pw
+            Change::Write("web/secret.yaml", secret("b2xkLXB3").as_bytes()),
+        ],
+    )
+    .unwrap();
+    b.set_ref("refs/tags/base", b.commit("noop", &[]).unwrap())
+        .unwrap();
+    let head = b
+        .commit(
+            "change",
+            &[
+                Change::Write(
+                    "web/cm.yaml",
+                    b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v2\n",
+                ),
+                // "bmV3LXB3" is base64 of new-pw
+                Change::Write("web/secret.yaml", secret("bmV3LXB3").as_bytes()),
+            ],
+        )
+        .unwrap();
+    b.set_ref("refs/tags/broken", {
+        b.commit(
+            "broken",
+            &[Change::Write(
+                "web/kustomization.yaml",
+                b"resources:\n- ../../../etc\n",
+            )],
+        )
+        .unwrap()
+    })
+    .unwrap();
+    // The broken commit is only reachable through its tag.
+    b.set_ref("refs/heads/main", head).unwrap();
+    dir
+}
+
+fn has_kubectl() -> bool {
+    if capstan_worker::render::exec::which("kubectl").is_some() {
+        true
+    } else {
+        println!("skipped: kubectl is not on PATH");
+        false
+    }
+}
+
+#[test]
+fn apps_lists_local_and_external_apps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = repo(tmp.path());
+    let out = run(&dir, &["apps", "--ref", "main", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let apps = v["apps"].as_array().unwrap();
+    assert_eq!(apps.len(), 2);
+    assert_eq!(apps[0]["name"], "other");
+    assert_eq!(apps[0]["sources"][0]["status"], "not_rendered");
+    assert!(
+        apps[0]["sources"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not this repository")
+    );
+    assert_eq!(apps[1]["name"], "web");
+    assert_eq!(
+        apps[1]["inputs"],
+        serde_json::json!(["web/cm.yaml", "web/kustomization.yaml", "web/secret.yaml"])
+    );
+    let table = run(&dir, &["apps", "--ref", "main"]);
+    let t = text(&table.stdout);
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("web ") && l.ends_with(" rendered")),
+        "{t}"
+    );
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("other ") && l.contains("not rendered: repoURL")),
+        "{t}"
+    );
+}
+
+#[test]
+fn render_prints_what_kubectl_kustomize_prints() {
+    if !has_kubectl() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = repo(tmp.path());
+    let by_app = run(&dir, &["render", "web", "--ref", "main"]);
+    assert!(by_app.status.success(), "{}", text(&by_app.stderr));
+    let by_dir = run(
+        &dir,
+        &["render", "web", "--ref", "main", "--backend", "kustomize"],
+    );
+    assert_eq!(by_app.stdout, by_dir.stdout);
+    // kubectl on a checkout of the same commit.
+    let wd = tmp.path().join("checkout");
+    std::fs::create_dir_all(wd.join("web")).unwrap();
+    std::fs::write(
+        wd.join("web/kustomization.yaml"),
+        "resources:\n- cm.yaml\n- secret.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(
+        wd.join("web/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v2\n",
+    )
+    .unwrap();
+    std::fs::write(wd.join("web/secret.yaml"), secret("bmV3LXB3")).unwrap();
+    let k = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(wd.join("web"))
+        .output()
+        .unwrap();
+    assert_eq!(text(&by_app.stdout), text(&k.stdout));
+    let missing = run(&dir, &["render", "nope", "--ref", "main"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).contains("neither a folder"),
+        "{}",
+        text(&missing.stderr)
+    );
+}
+
+#[test]
+fn diff_exit_codes_and_formats() {
+    if !has_kubectl() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = repo(tmp.path());
+    let same = run(&dir, &["diff", "--base", "main", "--head", "main"]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stderr));
+    for format in ["text", "markdown", "json"] {
+        let out = run(
+            &dir,
+            &[
+                "diff", "--base", "base", "--head", "main", "--format", format,
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{format}: {}",
+            text(&out.stderr)
+        );
+        let s = text(&out.stdout);
+        assert!(s.contains("data.password: changed"), "{format}: {s}");
+        for leaked in ["old-pw", "new-pw", "b2xkLXB3", "bmV3LXB3"] {
+            assert!(!s.contains(leaked), "{format} leaks {leaked}: {s}");
+        }
+        assert!(
+            s.contains("k: v2") || s.contains("k: v2\\n"),
+            "{format}: {s}"
+        );
+    }
+    let why = run(&dir, &["diff", "--base", "base", "--head", "main"]);
+    assert!(
+        text(&why.stdout).contains("why: inputs changed: web/cm.yaml, web/secret.yaml"),
+        "{}",
+        text(&why.stdout)
+    );
+    let only_other = run(
+        &dir,
+        &["diff", "--base", "base", "--head", "main", "--app", "other"],
+    );
+    assert_eq!(only_other.status.code(), Some(0));
+    let broken = run(&dir, &["diff", "--base", "main", "--head", "broken"]);
+    assert_eq!(broken.status.code(), Some(2), "{}", text(&broken.stdout));
+    assert!(
+        text(&broken.stdout).contains("path escapes the repository"),
+        "{}",
+        text(&broken.stdout)
+    );
+    // Repairing an app that is broken at base is not an error: its objects show as added.
+    let repaired = run(&dir, &["diff", "--base", "broken", "--head", "main"]);
+    assert_eq!(
+        repaired.status.code(),
+        Some(1),
+        "{}",
+        text(&repaired.stdout)
+    );
+    assert!(
+        text(&repaired.stdout).contains("base failed"),
+        "{}",
+        text(&repaired.stdout)
+    );
+    assert!(
+        text(&repaired.stdout).contains("== added ConfigMap c"),
+        "{}",
+        text(&repaired.stdout)
+    );
+    let bad_ref = run(&dir, &["diff", "--base", "no-such-ref"]);
+    assert_eq!(bad_ref.status.code(), Some(2));
+    assert!(text(&bad_ref.stderr).contains("no-such-ref"));
+}
+
+#[test]
+fn diff_against_the_working_directory() {
+    if !has_kubectl() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = repo(tmp.path());
+    // A working directory matching main (the fixture only writes git objects).
+    let files = [
+        ("argocd/web.yaml", APP.to_string()),
+        ("argocd/other.yaml", OTHER.to_string()),
+        (
+            "web/kustomization.yaml",
+            "resources:\n- cm.yaml\n- secret.yaml\n".to_string(),
+        ),
+        (
+            "web/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v2\n".to_string(),
+        ),
+        ("web/secret.yaml", secret("bmV3LXB3")),
+    ];
+    for (p, c) in &files {
+        let path = dir.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, c).unwrap();
+    }
+    let clean = run(&dir, &["diff", "--base", "main"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}{}",
+        text(&clean.stdout),
+        text(&clean.stderr)
+    );
+    std::fs::write(
+        dir.join("web/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: local-edit\n",
+    )
+    .unwrap();
+    let edited = run(&dir, &["diff", "--base", "main"]);
+    assert_eq!(edited.status.code(), Some(1), "{}", text(&edited.stderr));
+    assert!(
+        text(&edited.stdout).contains("+  k: local-edit"),
+        "{}",
+        text(&edited.stdout)
+    );
+}

@@ -1,0 +1,282 @@
+//! The repository's own GitOps tree: `capstan apps` finds every Application it defines (including
+//! ApplicationSet-generated ones), and every app renders exactly as `kubectl kustomize` does.
+//!
+//! The tree is read from the repository these tests run in (the parent of this crate), or from
+//! `CAPSTAN_GITOPS_TREE` when set. When the tree's folders are absent the tests print one
+//! "skipped:" line and return.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use capstan_tests::repo_root;
+use capstan_worker::apps::local::settings_repo_urls;
+use capstan_worker::apps::{DiscoveryConfig, RenderedApp, Snapshot};
+use capstan_worker::render::{RenderConfig, Renderer, SourceKind};
+use capstan_worker::repo_fs::DirFs;
+use serde_json::Value;
+
+fn tree() -> Option<PathBuf> {
+    let root = std::env::var_os("CAPSTAN_GITOPS_TREE")
+        .map(PathBuf::from)
+        .unwrap_or_else(repo_root);
+    if root.join("argocd").is_dir() && root.join("applications").is_dir() {
+        Some(root)
+    } else {
+        println!(
+            "skipped: no GitOps tree (argocd/, applications/) in {}",
+            root.display()
+        );
+        None
+    }
+}
+
+/// The URLs the tree's Applications use for this repository: `.capstan.yaml` when it says, else
+/// the workspace's `repository` in Cargo.toml.
+fn config(root: &Path) -> DiscoveryConfig {
+    let fs = DirFs::new(root).unwrap();
+    let mut urls = settings_repo_urls(&fs);
+    let cargo = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap_or_default();
+    for line in cargo.lines() {
+        if let Some(rest) = line.trim().strip_prefix("repository") {
+            urls.push(
+                rest.trim_start_matches([' ', '='])
+                    .trim_matches('"')
+                    .to_string(),
+            );
+        }
+    }
+    DiscoveryConfig {
+        repo_urls: urls,
+        default_branch: "main".into(),
+    }
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        if path.is_dir() {
+            if !name.starts_with('.') && name != "target" && name != "node_modules" {
+                yaml_files(&path, out);
+            }
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            out.push(path);
+        }
+    }
+}
+
+fn glob(p: &str) -> globset::GlobMatcher {
+    globset::GlobBuilder::new(p)
+        .literal_separator(true)
+        .build()
+        .unwrap()
+        .compile_matcher()
+}
+
+fn rel_dirs(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if p.is_dir() && !name.starts_with('.') && name != "target" {
+            out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            rel_dirs(root, &p, out);
+        }
+    }
+}
+
+/// How many Applications a generator yields, computed here independently of the discovery code.
+fn generator_count(root: &Path, g: &Value) -> usize {
+    if let Some(list) = g.get("list") {
+        return list["elements"].as_array().map_or(0, Vec::len);
+    }
+    let git = &g["git"];
+    let mut dirs = Vec::new();
+    rel_dirs(root, root, &mut dirs);
+    let mut n = 0;
+    if let Some(ds) = git["directories"].as_array() {
+        let inc: Vec<_> = ds
+            .iter()
+            .filter(|d| d["exclude"] != true)
+            .map(|d| glob(d["path"].as_str().unwrap()))
+            .collect();
+        let exc: Vec<_> = ds
+            .iter()
+            .filter(|d| d["exclude"] == true)
+            .map(|d| glob(d["path"].as_str().unwrap()))
+            .collect();
+        n += dirs
+            .iter()
+            .filter(|d| {
+                inc.iter().any(|g| g.is_match(d.as_str()))
+                    && !exc.iter().any(|g| g.is_match(d.as_str()))
+            })
+            .count();
+    }
+    if let Some(fs) = git["files"].as_array() {
+        let mut files = Vec::new();
+        yaml_files(root, &mut files);
+        for f in fs {
+            let m = glob(f["path"].as_str().unwrap());
+            n += files
+                .iter()
+                .filter(|p| m.is_match(p.strip_prefix(root).unwrap().to_string_lossy().as_ref()))
+                .count();
+        }
+    }
+    n
+}
+
+#[test]
+fn apps_lists_every_application_the_tree_defines() {
+    let Some(root) = tree() else { return };
+    let fs = DirFs::new(&root).unwrap();
+    let renderer = Renderer::new(RenderConfig::default());
+    let snap = Snapshot::build(&fs, &config(&root), &renderer);
+    assert!(
+        snap.discovery.errors.is_empty(),
+        "{:?}",
+        snap.discovery.errors
+    );
+    assert!(
+        snap.discovery.unsupported.is_empty(),
+        "{:?}",
+        snap.discovery.unsupported
+    );
+
+    let mut files = Vec::new();
+    yaml_files(&root, &mut files);
+    let mut expected_plain = BTreeMap::new();
+    let mut generated_expected = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        if !text.contains("argoproj.io") {
+            continue;
+        }
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        for doc in capstan_worker::yaml::parse_documents(&text, &rel).unwrap() {
+            match doc["kind"].as_str() {
+                Some("Application") => {
+                    let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+                    let path = doc["spec"]["source"]["path"].as_str().map(str::to_string);
+                    expected_plain.insert(name, (rel.clone(), path));
+                }
+                Some("ApplicationSet") => {
+                    let set = doc["metadata"]["name"].as_str().unwrap();
+                    let want: usize = doc["spec"]["generators"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|g| generator_count(&root, g))
+                        .sum();
+                    let got = snap
+                        .discovery
+                        .apps
+                        .iter()
+                        .filter(|a| a.generated_by.as_deref() == Some(set))
+                        .count();
+                    assert_eq!(got, want, "ApplicationSet {set} in {rel}");
+                    assert!(want > 0, "ApplicationSet {set} generates nothing");
+                    generated_expected += want;
+                }
+                _ => {}
+            }
+        }
+    }
+    for (name, (file, path)) in &expected_plain {
+        let app = snap
+            .app(name)
+            .unwrap_or_else(|| panic!("{name} from {file} not listed"));
+        assert_eq!(&app.sources[0].path, path, "{name}");
+        if let Some(p) = path {
+            assert!(
+                root.join(p).is_dir(),
+                "{name}: source path {p} does not exist"
+            );
+        }
+    }
+    assert_eq!(
+        snap.discovery.apps.len(),
+        expected_plain.len() + generated_expected,
+        "{:?}",
+        snap.discovery
+            .apps
+            .iter()
+            .map(|a| &a.name)
+            .collect::<Vec<_>>()
+    );
+    // Every app rendered from this repository has a computable input graph.
+    for (name, inputs) in &snap.inputs {
+        assert!(inputs.is_ok(), "{name}: {inputs:?}");
+    }
+    println!("{} apps listed", snap.discovery.apps.len());
+}
+
+#[test]
+fn render_of_every_app_equals_kubectl_kustomize() {
+    let Some(root) = tree() else { return };
+    if capstan_worker::render::exec::which("kubectl").is_none() {
+        println!("skipped: kubectl is not on PATH");
+        return;
+    }
+    let fs = DirFs::new(&root).unwrap();
+    let renderer = Renderer::new(RenderConfig::default());
+    let snap = Snapshot::build(&fs, &config(&root), &renderer);
+    let mut compared = 0;
+    for app in &snap.discovery.apps {
+        let sources: Vec<_> = app.local_sources().collect();
+        if sources.is_empty() {
+            println!("not rendered locally (listed with reason): {}", app.name);
+            continue;
+        }
+        // kubectl kustomize is the oracle for kustomize sources as they are in the repository;
+        // other source types and Application-level kustomize options are reported, not compared.
+        let plain = sources
+            .iter()
+            .all(|s| matches!(&s.kind, SourceKind::Kustomize(o) if o.is_empty()));
+        if !plain {
+            println!(
+                "not compared with kubectl kustomize ({} source or Application options): {}",
+                sources
+                    .iter()
+                    .map(|s| s.kind.name())
+                    .collect::<Vec<_>>()
+                    .join("+"),
+                app.name
+            );
+            continue;
+        }
+        let r = snap.render(&renderer, &app.name).unwrap();
+        let RenderedApp::Rendered(out) = &r.outcome else {
+            panic!("{}: {:?}", app.name, r.outcome);
+        };
+        let mut expected = String::new();
+        for s in &sources {
+            let o = std::process::Command::new("kubectl")
+                .arg("kustomize")
+                .arg(root.join(s.path.as_str()))
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{}: {}",
+                app.name,
+                String::from_utf8_lossy(&o.stderr)
+            );
+            if !expected.is_empty() {
+                expected.push_str("---\n");
+            }
+            expected.push_str(&String::from_utf8(o.stdout).unwrap());
+        }
+        assert_eq!(&*out.yaml, expected, "{}", app.name);
+        compared += 1;
+    }
+    assert!(compared > 0);
+    println!("{compared} apps render exactly as kubectl kustomize");
+}

@@ -1,0 +1,328 @@
+//! Reading an ArgoCD `Application` object into an [`App`].
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use super::{App, AppSource, Destination, DiscoveryConfig, SourceStatus};
+use crate::render::source::{DirectoryOptions, HelmOptions, KustomizeOptions};
+use crate::render::{RenderSource, SourceKind, source::detect_kind};
+use crate::repo_fs::{EntryKind, RepoFs, RepoPath};
+
+fn s(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .filter(|x| !x.is_empty())
+}
+
+fn string_map(v: Option<&Value>) -> IndexMap<String, String> {
+    let mut out = IndexMap::new();
+    if let Some(Value::Object(m)) = v {
+        for (k, val) in m {
+            let text = match val {
+                Value::String(x) => x.clone(),
+                other => other.to_string(),
+            };
+            out.insert(k.clone(), text);
+        }
+    }
+    out
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Builds an [`App`] from an Application object (`value`) found in `file`.
+pub fn parse_application(
+    value: &Value,
+    file: &RepoPath,
+    fs: &dyn RepoFs,
+    cfg: &DiscoveryConfig,
+) -> Result<App, String> {
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or("Application without metadata.name")?
+        .to_string();
+    let spec = value.get("spec").cloned().unwrap_or(Value::Null);
+    let dest = spec.get("destination").cloned().unwrap_or(Value::Null);
+    let destination = Destination {
+        server: s(&dest, "server"),
+        name: s(&dest, "name"),
+        namespace: s(&dest, "namespace"),
+    };
+    let raw_sources: Vec<Value> = match (spec.get("sources"), spec.get("source")) {
+        (Some(Value::Array(list)), _) if !list.is_empty() => list.clone(),
+        (_, Some(src)) => vec![src.clone()],
+        _ => Vec::new(),
+    };
+    if raw_sources.is_empty() {
+        return Err(format!(
+            "Application {name}: no spec.source or spec.sources"
+        ));
+    }
+    let mut sources: Vec<AppSource> = raw_sources
+        .iter()
+        .map(|src| parse_source(src, &name, &destination, fs, cfg))
+        .collect();
+    resolve_value_refs(&mut sources, &raw_sources);
+    Ok(App {
+        name,
+        namespace: value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        project: s(&spec, "project").unwrap_or_else(|| "default".into()),
+        destination,
+        sources,
+        defined_in: file.clone(),
+        generated_by: None,
+        parent: None,
+        ignore_differences: match spec.get("ignoreDifferences") {
+            Some(Value::Array(a)) => a.clone(),
+            _ => Vec::new(),
+        },
+        manifest: value.clone(),
+    })
+}
+
+fn parse_source(
+    src: &Value,
+    app: &str,
+    dest: &Destination,
+    fs: &dyn RepoFs,
+    cfg: &DiscoveryConfig,
+) -> AppSource {
+    let repo_url = s(src, "repoURL").unwrap_or_default();
+    let target_revision = s(src, "targetRevision").unwrap_or_else(|| "HEAD".into());
+    let path = s(src, "path");
+    let chart = s(src, "chart");
+    let ref_name = s(src, "ref");
+    let mut out = AppSource {
+        repo_url: repo_url.clone(),
+        target_revision: target_revision.clone(),
+        path: path.clone(),
+        chart: chart.clone(),
+        ref_name,
+        kind: None,
+        status: SourceStatus::Local,
+        render: None,
+    };
+    let skip = |out: &mut AppSource, reason: String| out.status = SourceStatus::NotRendered(reason);
+    if let Some(chart) = &chart {
+        skip(
+            &mut out,
+            format!(
+                "chart {chart} comes from the helm repository {repo_url}, which is not fetched"
+            ),
+        );
+        return out;
+    }
+    if !cfg.is_this_repo(&repo_url) {
+        skip(
+            &mut out,
+            format!("repoURL {repo_url} is not this repository (configure an alias if it is)"),
+        );
+        return out;
+    }
+    if !cfg.is_default_revision(&target_revision) {
+        skip(
+            &mut out,
+            format!(
+                "targetRevision {target_revision} is not the default branch {}",
+                cfg.default_branch
+            ),
+        );
+        return out;
+    }
+    let Some(path) = path else {
+        if out.ref_name.is_some() {
+            skip(&mut out, "values-only source (ref)".into());
+        } else {
+            skip(&mut out, "source without a path".into());
+        }
+        return out;
+    };
+    let repo_path = match RepoPath::new(&path) {
+        Ok(p) => p,
+        Err(e) => {
+            out.status = SourceStatus::Error(format!("source path {path}: {e}"));
+            return out;
+        }
+    };
+    match fs.kind(&repo_path) {
+        Ok(Some(EntryKind::Dir)) => {}
+        Ok(_) => {
+            out.status = SourceStatus::Error(format!(
+                "source path {path} is not a directory in the repository"
+            ));
+            return out;
+        }
+        Err(e) => {
+            out.status = SourceStatus::Error(format!("source path {path}: {e}"));
+            return out;
+        }
+    }
+    let kind = if let Some(k) = src.get("kustomize") {
+        SourceKind::Kustomize(kustomize_options(k))
+    } else if let Some(h) = src.get("helm") {
+        SourceKind::Helm(helm_options(h))
+    } else if let Some(d) = src.get("directory") {
+        if d.get("jsonnet")
+            .is_some_and(|j| j.as_object().is_some_and(|m| !m.is_empty()))
+        {
+            skip(&mut out, "directory.jsonnet is not supported".into());
+            return out;
+        }
+        SourceKind::Directory(DirectoryOptions {
+            recurse: d.get("recurse").and_then(Value::as_bool).unwrap_or(false),
+            include: s(d, "include"),
+            exclude: s(d, "exclude"),
+        })
+    } else if src.get("plugin").is_some() {
+        skip(&mut out, "config management plugins are not run".into());
+        return out;
+    } else {
+        match detect_kind(fs, &repo_path) {
+            Ok(k) => k,
+            Err(e) => {
+                out.status = SourceStatus::Error(format!("source path {path}: {e}"));
+                return out;
+            }
+        }
+    };
+    out.kind = Some(kind.name().to_string());
+    out.render = Some(RenderSource {
+        path: repo_path,
+        kind,
+        namespace: dest.namespace.clone(),
+        release_name: app.to_string(),
+    });
+    out
+}
+
+fn kustomize_options(k: &Value) -> KustomizeOptions {
+    const KNOWN: [&str; 9] = [
+        "namePrefix",
+        "nameSuffix",
+        "namespace",
+        "commonLabels",
+        "commonAnnotations",
+        "images",
+        "replicas",
+        "components",
+        "patches",
+    ];
+    let mut o = KustomizeOptions {
+        name_prefix: s(k, "namePrefix"),
+        name_suffix: s(k, "nameSuffix"),
+        namespace: s(k, "namespace"),
+        common_labels: string_map(k.get("commonLabels")),
+        common_annotations: string_map(k.get("commonAnnotations")),
+        images: strings(k.get("images")),
+        replicas: match k.get("replicas") {
+            Some(Value::Array(a)) => a.clone(),
+            _ => Vec::new(),
+        },
+        components: strings(k.get("components")),
+        patches: match k.get("patches") {
+            Some(Value::Array(a)) => a.clone(),
+            _ => Vec::new(),
+        },
+        unsupported: Vec::new(),
+    };
+    if let Value::Object(m) = k {
+        for key in m.keys() {
+            if !KNOWN.contains(&key.as_str()) && key != "version" {
+                o.unsupported.push(key.clone());
+            }
+        }
+    }
+    o
+}
+
+fn helm_options(h: &Value) -> HelmOptions {
+    let mut parameters = Vec::new();
+    if let Some(Value::Array(ps)) = h.get("parameters") {
+        for p in ps {
+            if let (Some(n), Some(v)) = (s(p, "name"), p.get("value")) {
+                let v = match v {
+                    Value::String(x) => x.clone(),
+                    other => other.to_string(),
+                };
+                let force = p
+                    .get("forceString")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                parameters.push((n, v, force));
+            }
+        }
+    }
+    HelmOptions {
+        value_files: strings(h.get("valueFiles")),
+        values: h
+            .get("valuesObject")
+            .cloned()
+            .or_else(|| h.get("values").cloned())
+            .filter(|v| !v.is_null()),
+        parameters,
+        release_name: s(h, "releaseName"),
+        skip_crds: h.get("skipCrds").and_then(Value::as_bool).unwrap_or(false),
+    }
+}
+
+/// Multi-source apps name value files as `$ref/path`; rewrite them relative to the chart when the
+/// referenced source is this repository, and refuse them otherwise.
+fn resolve_value_refs(sources: &mut [AppSource], raw: &[Value]) {
+    let refs: Vec<(String, bool)> = sources
+        .iter()
+        .filter_map(|s| {
+            s.ref_name.clone().map(|r| {
+                let local = matches!(s.status, SourceStatus::Local)
+                    || matches!(&s.status, SourceStatus::NotRendered(m) if m.starts_with("values-only"));
+                (r, local)
+            })
+        })
+        .collect();
+    for (src, _raw) in sources.iter_mut().zip(raw) {
+        let Some(render) = &mut src.render else {
+            continue;
+        };
+        let SourceKind::Helm(opts) = &mut render.kind else {
+            continue;
+        };
+        let depth = render
+            .path
+            .as_str()
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .count();
+        let mut problem = None;
+        for vf in &mut opts.value_files {
+            let Some(rest) = vf.strip_prefix('$') else {
+                continue;
+            };
+            let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
+            match refs.iter().find(|(r, _)| r == name) {
+                Some((_, true)) => *vf = format!("{}{}", "../".repeat(depth), path),
+                _ => {
+                    problem = Some(format!(
+                        "value file {vf} refers to a source that is not rendered"
+                    ))
+                }
+            }
+        }
+        if let Some(p) = problem {
+            src.status = SourceStatus::NotRendered(p);
+            src.render = None;
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Per-object diff of an app between two renders.
+//!
+//! Objects are matched by [`ObjectId`] (group, kind, namespace, name). Before comparing, both sides
+//! are normalised: ArgoCD tracking labels and annotations are dropped, the
+//! `last-applied-configuration` annotation is redacted, and the app's `ignoreDifferences`
+//! (`jsonPointers`) are removed. Secret `data`/`stringData` values never reach any output: the
+//! values are replaced before YAML is produced, and the change is described per key
+//! ("data.password: changed"). The result is a data structure with text, markdown and JSON forms.
+
+mod normalize;
+mod render_text;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use similar::TextDiff;
+
+use crate::apps::{AppRender, RenderedApp};
+use crate::objects::{K8sObject, ObjectId};
+
+pub use normalize::REDACTED;
+
+/// Lines of context around each change.
+pub const CONTEXT_LINES: usize = 3;
+
+/// What happened to one object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectChangeKind {
+    Added,
+    Removed,
+    Changed,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ObjectChange {
+    pub id: ObjectId,
+    pub change: ObjectChangeKind,
+    /// Unified YAML diff (for added/removed objects: the whole object as added/removed lines).
+    pub diff: String,
+    /// Secret keys added/removed/changed, e.g. `data.password: changed`. Values are never shown.
+    pub secret_keys: Vec<String>,
+}
+
+/// One side of an app that could not be compared.
+#[derive(Clone, Debug, Serialize)]
+pub struct SideProblem {
+    /// `base` or `head`.
+    pub side: String,
+    /// `not_rendered` or `failed`.
+    pub status: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AppDiff {
+    pub app: String,
+    /// Why the app was compared at all (e.g. "inputs changed: shared/base/deployment.yaml").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    pub changes: Vec<ObjectChange>,
+    pub problems: Vec<SideProblem>,
+    /// Things the diff did not do (unsupported ignoreDifferences forms, ...).
+    pub notes: Vec<String>,
+}
+
+impl AppDiff {
+    pub fn count(&self, kind: ObjectChangeKind) -> usize {
+        self.changes.iter().filter(|c| c.change == kind).count()
+    }
+
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+}
+
+/// Diffs of several apps.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DiffReport {
+    pub apps: Vec<AppDiff>,
+}
+
+impl DiffReport {
+    /// True when any object differs (what `capstan diff` exits 1 for).
+    pub fn has_changes(&self) -> bool {
+        self.apps.iter().any(AppDiff::has_changes)
+    }
+
+    /// True when some app fails to render at head. A failure only at base is reported but does
+    /// not fail the run: a change that repairs an app must not be blocked by the old breakage.
+    pub fn has_failures(&self) -> bool {
+        self.apps.iter().any(|a| {
+            a.problems
+                .iter()
+                .any(|p| p.status == "failed" && p.side == "head")
+        })
+    }
+
+    pub fn to_text(&self) -> String {
+        render_text::text(self)
+    }
+
+    pub fn to_markdown(&self) -> String {
+        render_text::markdown(self, None)
+    }
+
+    /// Markdown that fits `limit` characters: the largest object diffs are folded first.
+    pub fn to_markdown_within(&self, limit: usize) -> String {
+        render_text::markdown(self, Some(limit))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+fn problem(side: &str, r: &AppRender) -> Option<SideProblem> {
+    match &r.outcome {
+        RenderedApp::Rendered(_) => None,
+        RenderedApp::NotRendered { reason } => Some(SideProblem {
+            side: side.into(),
+            status: "not_rendered".into(),
+            message: reason.clone(),
+        }),
+        RenderedApp::Failed { error } => Some(SideProblem {
+            side: side.into(),
+            status: "failed".into(),
+            message: error.clone(),
+        }),
+    }
+}
+
+/// Diffs one app between its base render (`None`: the app is new) and head render (`None`: the
+/// app was removed). Ignore rules come from the head Application, or the base one when removed.
+pub fn diff_app(name: &str, base: Option<&AppRender>, head: Option<&AppRender>) -> AppDiff {
+    let problems: Vec<SideProblem> = [("base", base), ("head", head)]
+        .into_iter()
+        .filter_map(|(side, r)| r.and_then(|r| problem(side, r)))
+        .collect();
+    let rules = head
+        .or(base)
+        .map(|r| r.app.ignore_differences.clone())
+        .unwrap_or_default();
+    let head_ok = head.is_none_or(|h| matches!(h.outcome, RenderedApp::Rendered(_)));
+    let base_ok = base.is_none_or(|b| matches!(b.outcome, RenderedApp::Rendered(_)));
+    if !head_ok {
+        return AppDiff {
+            app: name.to_string(),
+            reasons: Vec::new(),
+            changes: Vec::new(),
+            problems,
+            notes: Vec::new(),
+        };
+    }
+    let empty: &[K8sObject] = &[];
+    if !base_ok {
+        // Nothing to compare against: the head objects are shown as added, next to the reason.
+        let mut d = diff_objects(
+            name,
+            empty,
+            head.map(AppRender::objects).unwrap_or(empty),
+            &rules,
+        );
+        d.problems = problems;
+        return d;
+    }
+    diff_objects(
+        name,
+        base.map(AppRender::objects).unwrap_or(empty),
+        head.map(AppRender::objects).unwrap_or(empty),
+        &rules,
+    )
+}
+
+/// Diffs two object lists of app `app` under its `ignoreDifferences` rules.
+pub fn diff_objects(
+    app: &str,
+    base: &[K8sObject],
+    head: &[K8sObject],
+    ignore_differences: &[Value],
+) -> AppDiff {
+    let mut notes = normalize::rule_notes(ignore_differences);
+    let index = |objs: &[K8sObject]| -> BTreeMap<ObjectId, Value> {
+        objs.iter()
+            .map(|o| {
+                (
+                    o.id.clone(),
+                    normalize::normalize(app, &o.id, &o.value, ignore_differences),
+                )
+            })
+            .collect()
+    };
+    let b = index(base);
+    let h = index(head);
+    let mut changes = Vec::new();
+    for (id, bv) in &b {
+        match h.get(id) {
+            None => changes.push(ObjectChange {
+                id: id.clone(),
+                change: ObjectChangeKind::Removed,
+                diff: unified(id, Some(&normalize::mask(id, bv)), None),
+                secret_keys: Vec::new(),
+            }),
+            Some(hv) if hv != bv => {
+                let secret_keys = normalize::secret_key_changes(id, bv, hv);
+                let (bm, hm) = (normalize::mask(id, bv), normalize::mask(id, hv));
+                let diff = if bm == hm {
+                    String::new()
+                } else {
+                    unified(id, Some(&bm), Some(&hm))
+                };
+                changes.push(ObjectChange {
+                    id: id.clone(),
+                    change: ObjectChangeKind::Changed,
+                    diff,
+                    secret_keys,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    for (id, hv) in &h {
+        if !b.contains_key(id) {
+            changes.push(ObjectChange {
+                id: id.clone(),
+                change: ObjectChangeKind::Added,
+                diff: unified(id, None, Some(&normalize::mask(id, hv))),
+                secret_keys: Vec::new(),
+            });
+        }
+    }
+    changes.sort_by(|x, y| x.id.cmp(&y.id));
+    notes.dedup();
+    AppDiff {
+        app: app.to_string(),
+        reasons: Vec::new(),
+        changes,
+        problems: Vec::new(),
+        notes,
+    }
+}
+
+fn to_yaml(v: &Value) -> String {
+    yaml_serde::to_string(v).unwrap_or_else(|e| format!("# not representable as YAML: {e}\n"))
+}
+
+fn unified(id: &ObjectId, old: Option<&Value>, new: Option<&Value>) -> String {
+    let old_text = old.map(to_yaml).unwrap_or_default();
+    let new_text = new.map(to_yaml).unwrap_or_default();
+    let label = id.to_string();
+    let a = if old.is_some() {
+        format!("base/{label}")
+    } else {
+        "/dev/null".into()
+    };
+    let b = if new.is_some() {
+        format!("head/{label}")
+    } else {
+        "/dev/null".into()
+    };
+    TextDiff::from_lines(&old_text, &new_text)
+        .unified_diff()
+        .context_radius(CONTEXT_LINES)
+        .header(&a, &b)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,46 @@
+//! The `native` backend: the in-process kustomize engine of [`super::kustomize`].
+
+use std::collections::BTreeSet;
+
+use super::kustomize::{self, KustomizeError};
+use super::{Backend, RenderError, RenderSource};
+use crate::repo_fs::{RepoFs, RepoPath};
+
+pub struct NativeBackend;
+
+impl Backend for NativeBackend {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn render(
+        &self,
+        fs: &dyn RepoFs,
+        source: &RenderSource,
+        _inputs: &BTreeSet<RepoPath>,
+    ) -> Result<String, RenderError> {
+        kustomize::build(fs, &source.path)
+            .map(|out| out.yaml)
+            .map_err(|e| match e {
+                KustomizeError::Unsupported { feature, file } => {
+                    RenderError::Unsupported { feature, file }
+                }
+                KustomizeError::Invalid { file, message } => RenderError::Invalid { file, message },
+                KustomizeError::Fs(source) => RenderError::Input {
+                    file: source_file(&source),
+                    source,
+                },
+            })
+    }
+}
+
+fn source_file(e: &crate::repo_fs::FsError) -> String {
+    use crate::repo_fs::FsError::*;
+    match e {
+        Escape(p) | Remote(p) | NotFound(p) | NotADirectory(p) => p.clone(),
+        SymlinkEscape { path, .. }
+        | TooLarge { path, .. }
+        | Io { path, .. }
+        | Backend { path, .. } => path.clone(),
+    }
+}

@@ -1,0 +1,102 @@
+//! What to render: a path in the repository and how ArgoCD would treat it.
+
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::repo_fs::{EntryKind, FsError, RepoFs, RepoPath};
+
+/// One renderable source (an Application's `source`, or a directory given on the command line).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RenderSource {
+    pub path: RepoPath,
+    pub kind: SourceKind,
+    /// Namespace the app deploys to (helm's `--namespace`).
+    pub namespace: Option<String>,
+    /// Release name for helm (ArgoCD uses the app name).
+    pub release_name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SourceKind {
+    Kustomize(KustomizeOptions),
+    Helm(HelmOptions),
+    Directory(DirectoryOptions),
+}
+
+impl SourceKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::Kustomize(_) => "kustomize",
+            SourceKind::Helm(_) => "helm",
+            SourceKind::Directory(_) => "directory",
+        }
+    }
+}
+
+/// `spec.source.kustomize` of an Application: applied as `kustomize edit` would, before building.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct KustomizeOptions {
+    pub name_prefix: Option<String>,
+    pub name_suffix: Option<String>,
+    pub namespace: Option<String>,
+    pub common_labels: IndexMap<String, String>,
+    pub common_annotations: IndexMap<String, String>,
+    /// `kustomize edit set image` arguments (`name=new:tag`, `name:tag`, `name@digest`).
+    pub images: Vec<String>,
+    /// `{name, count}` entries.
+    pub replicas: Vec<Value>,
+    pub components: Vec<String>,
+    pub patches: Vec<Value>,
+    /// Option keys present in the Application that this layer does not apply.
+    pub unsupported: Vec<String>,
+}
+
+impl KustomizeOptions {
+    pub fn is_empty(&self) -> bool {
+        self.name_prefix.is_none()
+            && self.name_suffix.is_none()
+            && self.namespace.is_none()
+            && self.common_labels.is_empty()
+            && self.common_annotations.is_empty()
+            && self.images.is_empty()
+            && self.replicas.is_empty()
+            && self.components.is_empty()
+            && self.patches.is_empty()
+    }
+}
+
+/// `spec.source.helm` of an Application.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct HelmOptions {
+    /// Relative to the chart directory, as in ArgoCD.
+    pub value_files: Vec<String>,
+    /// Inline `values` (a YAML string or an object).
+    pub values: Option<Value>,
+    /// `--set name=value` pairs (`forceString` ones become `--set-string`).
+    pub parameters: Vec<(String, String, bool)>,
+    pub release_name: Option<String>,
+    pub skip_crds: bool,
+}
+
+/// `spec.source.directory` of an Application.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DirectoryOptions {
+    pub recurse: bool,
+    /// Glob (ArgoCD syntax, `{a,b}` alternatives allowed) on the path relative to the source.
+    pub include: Option<String>,
+    pub exclude: Option<String>,
+}
+
+/// What ArgoCD would pick for a path without an explicit type: a kustomization makes it kustomize,
+/// a `Chart.yaml` makes it helm, anything else is a plain directory.
+pub fn detect_kind(fs: &dyn RepoFs, path: &RepoPath) -> Result<SourceKind, FsError> {
+    if super::inputs::kustomization_file(fs, path)?.is_some() {
+        return Ok(SourceKind::Kustomize(KustomizeOptions::default()));
+    }
+    if fs.kind(&path.join("Chart.yaml")?)? == Some(EntryKind::File) {
+        return Ok(SourceKind::Helm(HelmOptions::default()));
+    }
+    Ok(SourceKind::Directory(DirectoryOptions::default()))
+}
