@@ -4,6 +4,7 @@
 //! delivery it is about; `anyhow` only at the edges (the binary and job bodies).
 
 pub mod objects;
+pub mod policy;
 pub mod render;
 pub mod repo_fs;
 pub mod yaml;

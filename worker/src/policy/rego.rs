@@ -1,0 +1,405 @@
+//! Rego policies (conftest style) evaluated with regorus.
+//!
+//! Each file is parsed as Rego v1 first and, when that fails, as v0 (conftest's `deny[msg] { }`),
+//! so both syntaxes load side by side. A file that parses as neither is an error naming the file
+//! and line — a broken policy is never skipped. Rules named `deny`, `violation` (severity deny)
+//! and `warn` in the configured packages are evaluated with `input` = one object and
+//! `data.capstan.objects` / `data.capstan.app` set for the object's app.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::findings::{Finding, Severity};
+use crate::objects::K8sObject;
+
+/// One policy source file (repository path and text), as read from the chosen commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// Why policies could not be loaded or evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum RegoError {
+    /// A policy file that is not valid Rego in either syntax.
+    #[error("{file}:{line}: invalid Rego: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    /// The files load, but together they do not compile (e.g. conflicting rules).
+    #[error("policies do not compile: {0}")]
+    Compile(String),
+    #[error("evaluating {rule} for {object}: {message}")]
+    Eval {
+        rule: String,
+        object: String,
+        message: String,
+    },
+}
+
+/// Rule names conftest evaluates, with the severity they carry.
+const RULES: &[(&str, Severity)] = &[
+    ("deny", Severity::Deny),
+    ("violation", Severity::Deny),
+    ("warn", Severity::Warn),
+];
+
+/// Loaded policies, ready to evaluate objects. Cloning is cheap enough to give each thread one.
+#[derive(Clone)]
+pub struct RegoPolicies {
+    engine: regorus::Engine,
+    /// Fully qualified rules that exist, e.g. `data.main.deny`, with their severity and package.
+    targets: Vec<(String, String, &'static str, Severity)>,
+    files: usize,
+    test_rules: BTreeSet<String>,
+}
+
+impl RegoPolicies {
+    /// Loads policy files. Files named `*_test.rego` are left out unless `with_tests` is set.
+    /// `packages` are the packages whose `deny`/`warn`/`violation` rules count (conftest uses
+    /// `main`).
+    pub fn load(
+        files: &[PolicyFile],
+        packages: &[String],
+        with_tests: bool,
+    ) -> Result<Self, RegoError> {
+        let mut engine = regorus::Engine::new();
+        let mut loaded = Vec::new();
+        let mut test_rules = BTreeSet::new();
+        for f in files {
+            if !f.path.ends_with(".rego") || (!with_tests && f.path.ends_with("_test.rego")) {
+                continue;
+            }
+            let package = add_policy(&mut engine, f)?;
+            scan_test_rules(&f.text, &mut test_rules);
+            loaded.push((f.path.clone(), package));
+        }
+        let mut targets = Vec::new();
+        for pkg in packages {
+            for (rule, sev) in RULES {
+                let path = format!("data.{pkg}.{rule}");
+                let declared = loaded.iter().any(|(file, package)| {
+                    *package == format!("data.{pkg}")
+                        && engine
+                            .has_declared_rule_rooted_at(file, rule)
+                            .unwrap_or(false)
+                });
+                if declared {
+                    targets.push((path, pkg.clone(), *rule, *sev));
+                }
+            }
+        }
+        let mut out = RegoPolicies {
+            engine,
+            targets,
+            files: loaded.len(),
+            test_rules,
+        };
+        // Surface compile errors (conflicting definitions, unknown functions) at load time.
+        out.engine.set_input(regorus::Value::new_object());
+        if let Some((path, ..)) = out.targets.first().cloned() {
+            out.engine
+                .eval_rule(path)
+                .map_err(|e| RegoError::Compile(e.to_string()))?;
+        }
+        Ok(out)
+    }
+
+    /// Number of policy files loaded.
+    pub fn file_count(&self) -> usize {
+        self.files
+    }
+
+    /// Sets `data.capstan` for the objects of one app.
+    pub fn set_app(&mut self, app: &str, objects: &[K8sObject]) -> Result<(), RegoError> {
+        let data = json!({"capstan": {
+            "app": app,
+            "objects": objects.iter().map(|o| &o.value).collect::<Vec<_>>(),
+        }});
+        self.engine.clear_data();
+        self.engine
+            .add_data(regorus::Value::from(data))
+            .map_err(|e| RegoError::Compile(e.to_string()))
+    }
+
+    /// Evaluates every target rule against one object.
+    pub fn eval(&mut self, app: &str, obj: &K8sObject) -> Result<Vec<Finding>, RegoError> {
+        self.engine
+            .set_input(regorus::Value::from(obj.value.clone()));
+        let mut out = Vec::new();
+        for (path, pkg, rule, sev) in &self.targets {
+            let result = self
+                .engine
+                .eval_rule(path.clone())
+                .map_err(|e| RegoError::Eval {
+                    rule: path.clone(),
+                    object: obj.id.to_string(),
+                    message: e.to_string(),
+                })?;
+            let json = serde_json::to_value(&result).unwrap_or(Value::Null);
+            let items: Vec<Value> = match json {
+                Value::Array(a) => a,
+                Value::Null => Vec::new(),
+                // A complete rule (`deny := "x"`) or a boolean; conftest reports strings only.
+                Value::String(_) | Value::Object(_) => vec![json],
+                _ => Vec::new(),
+            };
+            for item in items {
+                out.push(to_finding(&item, pkg, rule, *sev, app).on(&obj.id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs every `test_*` rule of every package (like `opa test`).
+    pub fn run_tests(&mut self) -> Vec<TestOutcome> {
+        let mut out = Vec::new();
+        self.engine.set_input(regorus::Value::new_object());
+        let rules = match self.test_rules() {
+            Ok(r) => r,
+            Err(e) => {
+                return vec![TestOutcome {
+                    name: "(load)".into(),
+                    passed: false,
+                    error: Some(e),
+                }];
+            }
+        };
+        for rule in rules {
+            let result = self.engine.eval_rule(rule.clone());
+            let (passed, error) = match result {
+                Ok(v) => (v == regorus::Value::from(true), None),
+                Err(e) => (false, Some(e.to_string())),
+            };
+            out.push(TestOutcome {
+                name: rule,
+                passed,
+                error,
+            });
+        }
+        out
+    }
+
+    fn test_rules(&mut self) -> Result<Vec<String>, String> {
+        Ok(self.test_rules.iter().cloned().collect())
+    }
+}
+
+/// `test_*` rule heads of a file: rules start at column 0 in every formatter's output, which
+/// keeps this independent of the AST representation.
+fn scan_test_rules(text: &str, out: &mut BTreeSet<String>) {
+    let mut pkg = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("package ") {
+            pkg = Some(rest.trim().to_string());
+        } else if line.starts_with("test_")
+            && let Some(pkg) = &pkg
+        {
+            let name: String = line
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            out.insert(format!("data.{pkg}.{name}"));
+        }
+    }
+}
+
+/// One `test_*` rule's result.
+#[derive(Clone, Debug)]
+pub struct TestOutcome {
+    pub name: String,
+    pub passed: bool,
+    pub error: Option<String>,
+}
+
+/// Adds one file, returning its package (`data.main`).
+fn add_policy(engine: &mut regorus::Engine, f: &PolicyFile) -> Result<String, RegoError> {
+    engine.set_rego_v0(false);
+    let v1 = match engine.add_policy(f.path.clone(), f.text.clone()) {
+        Ok(pkg) => return Ok(pkg),
+        Err(e) => e.to_string(),
+    };
+    engine.set_rego_v0(true);
+    let v0 = match engine.add_policy(f.path.clone(), f.text.clone()) {
+        Ok(pkg) => {
+            engine.set_rego_v0(false);
+            return Ok(pkg);
+        }
+        Err(e) => e.to_string(),
+    };
+    engine.set_rego_v0(false);
+    // Report the attempt that got further into the file: that is the syntax the author meant.
+    let (l1, l0) = (error_line(&v1, &f.path), error_line(&v0, &f.path));
+    let (line, message) = if l0 > l1 { (l0, v0) } else { (l1, v1) };
+    Err(RegoError::Syntax {
+        file: f.path.clone(),
+        line,
+        message: first_line(&message),
+    })
+}
+
+/// regorus errors start with `path:line:col: error: …`.
+fn error_line(message: &str, path: &str) -> usize {
+    message
+        .find(&format!("{path}:"))
+        .map(|i| &message[i + path.len() + 1..])
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or(message).trim().to_string()
+}
+
+fn to_finding(item: &Value, pkg: &str, rule: &str, sev: Severity, app: &str) -> Finding {
+    let default_id = format!("{pkg}.{rule}");
+    match item {
+        Value::Object(o) => {
+            let id = o
+                .get("rule")
+                .or_else(|| o.get("id"))
+                .and_then(Value::as_str)
+                .unwrap_or(&default_id);
+            let msg = o
+                .get("msg")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| item.to_string());
+            let mut f = Finding::new(id, sev, app, msg);
+            if let Some(field) = o.get("field").and_then(Value::as_str) {
+                f = f.at_field(field);
+            }
+            f
+        }
+        Value::String(s) => Finding::new(&default_id, sev, app, s.clone()),
+        other => Finding::new(&default_id, sev, app, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn file(path: &str, text: &str) -> PolicyFile {
+        PolicyFile {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+
+    fn obj(yaml: &str) -> K8sObject {
+        crate::objects::parse_stream(yaml, "t.yaml")
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn both_syntaxes_load_and_report() {
+        let v0 = file(
+            "p/v0.rego",
+            "package main\n\ndeny[msg] {\n  input.kind == \"Pod\"\n  msg := \"v0 says no\"\n}\n",
+        );
+        let v1 = file(
+            "p/v1.rego",
+            "package main\n\nwarn contains msg if {\n  input.kind == \"Pod\"\n  msg := \"v1 warns\"\n}\n",
+        );
+        let mut p = RegoPolicies::load(&[v0, v1], &["main".into()], false).unwrap();
+        let f = p
+            .eval(
+                "app",
+                &obj("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n"),
+            )
+            .unwrap();
+        let got: Vec<_> = f
+            .iter()
+            .map(|f| (f.severity, f.message.as_str(), f.rule.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Severity::Deny, "v0 says no", "main.deny"),
+                (Severity::Warn, "v1 warns", "main.warn")
+            ]
+        );
+        let none = p
+            .eval(
+                "app",
+                &obj("apiVersion: v1\nkind: Service\nmetadata: {name: x}\n"),
+            )
+            .unwrap();
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let bad = file(
+            "policies/bad.rego",
+            "package main\n\ndeny contains msg if {\n  input.kind == \n}\n",
+        );
+        let err = RegoPolicies::load(&[bad], &["main".into()], false)
+            .err()
+            .unwrap();
+        match &err {
+            RegoError::Syntax { file, line, .. } => {
+                assert_eq!(file, "policies/bad.rego");
+                assert!(*line >= 4, "{err}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+        assert!(err.to_string().starts_with("policies/bad.rego:"), "{err}");
+    }
+
+    #[test]
+    fn data_capstan_gives_the_app_context() {
+        let p = file(
+            "p.rego",
+            "package main\nimport rego.v1\ndeny contains msg if {\n  count(data.capstan.objects) > 1\n  msg := sprintf(\"%s has %d objects\", [data.capstan.app, count(data.capstan.objects)])\n}\n",
+        );
+        let mut p = RegoPolicies::load(&[p], &["main".into()], false).unwrap();
+        let objs = vec![
+            obj("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n"),
+            obj("apiVersion: v1\nkind: Pod\nmetadata: {name: y}\n"),
+        ];
+        p.set_app("shop", &objs).unwrap();
+        let f = p.eval("shop", &objs[0]).unwrap();
+        assert_eq!(f[0].message, "shop has 2 objects");
+    }
+
+    #[test]
+    fn structured_results_carry_rule_id_and_field() {
+        let p = file(
+            "p.rego",
+            "package custom\ndeny contains {\"msg\": \"m\", \"rule\": \"my-rule\", \"field\": \"spec.x\"} if input.kind == \"Pod\"\n",
+        );
+        let mut p = RegoPolicies::load(&[p], &["custom".into()], false).unwrap();
+        let f = p
+            .eval(
+                "a",
+                &obj("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n"),
+            )
+            .unwrap();
+        assert_eq!(f[0].rule, "my-rule");
+        assert_eq!(f[0].field.as_deref(), Some("spec.x"));
+    }
+
+    #[test]
+    fn test_rules_run_and_fail_visibly() {
+        let p = file(
+            "p_test.rego",
+            "package main\nimport rego.v1\ntest_ok if { 1 == 1 }\ntest_bad if { 1 == 2 }\n",
+        );
+        let mut p = RegoPolicies::load(&[p], &["main".into()], true).unwrap();
+        let r = p.run_tests();
+        let got: Vec<_> = r.iter().map(|t| (t.name.as_str(), t.passed)).collect();
+        assert_eq!(
+            got,
+            vec![("data.main.test_bad", false), ("data.main.test_ok", true)]
+        );
+    }
+}
