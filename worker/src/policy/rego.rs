@@ -114,11 +114,21 @@ impl RegoPolicies {
         self.files
     }
 
-    /// Sets `data.capstan` for the objects of one app.
-    pub fn set_app(&mut self, app: &str, objects: &[K8sObject]) -> Result<(), RegoError> {
+    /// Sets `data.capstan` for the objects of one app: `app` (its name), `namespace` (its
+    /// destination namespace or null), `objects` (all its objects) and `cluster` (facts computed
+    /// across every app, see [`super::PolicyEngine`]).
+    pub fn set_app(
+        &mut self,
+        app: &str,
+        namespace: Option<&str>,
+        objects: &[K8sObject],
+        cluster: &Value,
+    ) -> Result<(), RegoError> {
         let data = json!({"capstan": {
             "app": app,
+            "namespace": namespace,
             "objects": objects.iter().map(|o| &o.value).collect::<Vec<_>>(),
+            "cluster": cluster,
         }});
         self.engine.clear_data();
         self.engine
@@ -366,7 +376,7 @@ mod tests {
             obj("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n"),
             obj("apiVersion: v1\nkind: Pod\nmetadata: {name: y}\n"),
         ];
-        p.set_app("shop", &objs).unwrap();
+        p.set_app("shop", None, &objs, &json!({})).unwrap();
         let f = p.eval("shop", &objs[0]).unwrap();
         assert_eq!(f[0].message, "shop has 2 objects");
     }

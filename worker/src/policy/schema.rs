@@ -143,7 +143,7 @@ const BUILTIN_CLUSTER_SCOPED: &[&str] = &[
 ];
 
 /// All known kinds and types.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SchemaSet {
     types: HashMap<Arc<str>, Ty>,
     /// `apiVersion/Kind` → root type.
