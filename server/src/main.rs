@@ -17,10 +17,16 @@ use clap::Parser;
 enum Cli {
     /// Print the version.
     Version(commands::version::Args),
+    /// Render the apps, run every policy layer, exit 1 on any deny.
+    Check(commands::check::Args),
+    /// Test and benchmark Rego policies.
+    Policy(commands::policy::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse() {
         Cli::Version(args) => commands::version::run(args),
+        Cli::Check(args) => commands::check::run(args),
+        Cli::Policy(args) => commands::policy::run(args),
     }
 }

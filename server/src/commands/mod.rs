@@ -1,3 +1,5 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(Args) -> ExitCode`.
 
+pub mod check;
+pub mod policy;
 pub mod version;

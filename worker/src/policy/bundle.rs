@@ -23,4 +23,10 @@ pub const SHIPPED_POLICIES: &[(&str, &str)] = shipped![
 ];
 
 /// CRD schemas in the compact form (see `worker/data/k8s-schema/generate.py`).
-pub const SHIPPED_SCHEMAS: &[(&str, &str)] = shipped![];
+pub const SHIPPED_SCHEMAS: &[(&str, &str)] = shipped![
+    "policies/schemas/argocd.yaml",
+    "policies/schemas/cert-manager.yaml",
+    "policies/schemas/helm-cattle.yaml",
+    "policies/schemas/monitoring.yaml",
+    "policies/schemas/traefik.yaml",
+];

@@ -20,6 +20,17 @@ pub struct PolicySettings {
     /// ArgoCD's own namespace.
     pub argocd_namespace: String,
     pub exceptions: Vec<ConfigException>,
+    /// Which severity fails the check.
+    pub fail_on: FailOn,
+}
+
+/// The severity from which a check fails (`failOn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailOn {
+    Deny,
+    Warn,
+    Never,
 }
 
 /// One entry of `policy.exceptions`: which findings it covers (every given field must match)
@@ -36,6 +47,10 @@ pub struct ConfigException {
     pub namespace: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// Object patterns `namespace/Kind/name` (cluster-scoped: `Kind/name`); `*` matches any run
+    /// of characters. Any one matching is enough.
+    #[serde(default)]
+    pub objects: Vec<String>,
     pub reason: String,
 }
 
@@ -43,7 +58,11 @@ pub struct ConfigException {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Layer {
+    #[serde(alias = "kubernetesVersion")]
     target_version: Option<String>,
+    /// `builtin` (the shipped bundle) and repository folders, in one list.
+    bundles: Option<Vec<String>>,
+    fail_on: Option<FailOn>,
     packages: Option<Vec<String>>,
     paths: Option<Vec<String>>,
     shipped: Option<bool>,
@@ -75,6 +94,7 @@ impl PolicySettings {
             cluster_namespaces: Vec::new(),
             argocd_namespace: "argocd".into(),
             exceptions: Vec::new(),
+            fail_on: FailOn::Deny,
         };
         s.apply(SHIPPED_SETTINGS, "policies/settings.yaml")?;
         if let Some(text) = capstan_yaml {
@@ -111,6 +131,18 @@ impl PolicySettings {
                     .map_err(|e| err(format!("policy.paths: {e}")))?;
             }
             self.paths = p;
+        }
+        if let Some(bundles) = layer.bundles {
+            self.shipped = bundles.iter().any(|b| b == "builtin");
+            let paths: Vec<String> = bundles.into_iter().filter(|b| b != "builtin").collect();
+            for path in &paths {
+                crate::repo_fs::RepoPath::new(path)
+                    .map_err(|e| err(format!("policy.bundles: {e}")))?;
+            }
+            self.paths.extend(paths);
+        }
+        if let Some(f) = layer.fail_on {
+            self.fail_on = f;
         }
         if let Some(b) = layer.shipped {
             self.shipped = b;
@@ -149,6 +181,20 @@ mod tests {
         assert_eq!(s.packages, vec!["main", "org"]);
         assert_eq!(s.paths, vec!["policy"]);
         assert!(s.cluster_namespaces.iter().any(|n| n == "kube-system"));
+    }
+
+    #[test]
+    fn bundles_and_kubernetes_version_spellings_are_accepted() {
+        let s = PolicySettings::load(Some(
+            "policy:\n  kubernetesVersion: \"1.33\"\n  bundles: [builtin, policies/]\n  failOn: warn\n  exceptions: []\n",
+        ))
+        .unwrap();
+        assert_eq!(s.target_version, Version(1, 33));
+        assert!(s.shipped);
+        assert_eq!(s.paths, vec!["policies/"]);
+        assert_eq!(s.fail_on, FailOn::Warn);
+        let s = PolicySettings::load(Some("policy:\n  bundles: [org-policies]\n")).unwrap();
+        assert!(!s.shipped);
     }
 
     #[test]

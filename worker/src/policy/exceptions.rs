@@ -135,12 +135,38 @@ fn matches(e: &ConfigException, f: &Finding) -> bool {
             .is_none_or(|n| id.is_some_and(|i| i.namespace.as_deref() == Some(n)))
 }
 
+/// `*` matches any run of characters (including `/`); everything else literally.
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            let Some(at) = rest.find(part) else {
+                return false;
+            };
+            rest = &rest[at + part.len()..];
+        }
+    }
+    true
+}
+
 fn describe(e: &ConfigException) -> String {
     let parts: Vec<String> = [
         e.app.as_ref().map(|a| format!("app {a}")),
         e.kind.as_ref().map(|k| format!("kind {k}")),
         e.namespace.as_ref().map(|n| format!("namespace {n}")),
         e.name.as_ref().map(|n| format!("name {n}")),
+        (!e.objects.is_empty()).then(|| format!("objects {}", e.objects.join(", "))),
     ]
     .into_iter()
     .flatten()
@@ -206,6 +232,7 @@ mod tests {
                 kind: Some("Service".into()),
                 namespace: None,
                 name: Some("web".into()),
+                objects: vec![],
                 reason: "r".into(),
             },
             ConfigException {
@@ -214,6 +241,7 @@ mod tests {
                 kind: None,
                 namespace: None,
                 name: Some("other".into()),
+                objects: vec![],
                 reason: "r".into(),
             },
         ];
@@ -227,5 +255,32 @@ mod tests {
             "{}",
             kept[0].message
         );
+    }
+
+    #[test]
+    fn object_patterns_glob_over_namespace_kind_and_name() {
+        assert!(glob(
+            "node-exporter/DaemonSet/*",
+            "node-exporter/DaemonSet/exporter"
+        ));
+        assert!(!glob(
+            "node-exporter/DaemonSet/*",
+            "other/DaemonSet/exporter"
+        ));
+        assert!(glob("*/Deployment/web", "shop/Deployment/web"));
+        assert!(glob("ClusterRole/argocd-*", "ClusterRole/argocd-server"));
+        assert!(!glob("ClusterRole/argocd-*", "ClusterRole/admin"));
+        let o = obj("{}");
+        let cfg = vec![ConfigException {
+            rule: "a".into(),
+            app: None,
+            kind: None,
+            namespace: None,
+            name: None,
+            objects: vec!["Service/w*".into()],
+            reason: "r".into(),
+        }];
+        let (kept, sup) = apply(vec![finding(&o, "a")], &[("shop", &o)], &cfg);
+        assert_eq!((kept.len(), sup.len()), (0, 1));
     }
 }

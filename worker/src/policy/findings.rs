@@ -127,6 +127,15 @@ impl Report {
         self.deny_count() == 0
     }
 
+    /// Whether the check passes under a `failOn` setting.
+    pub fn passes(&self, fail_on: super::config::FailOn) -> bool {
+        match fail_on {
+            super::config::FailOn::Deny => self.deny_count() == 0,
+            super::config::FailOn::Warn => self.findings.is_empty(),
+            super::config::FailOn::Never => true,
+        }
+    }
+
     /// Sorts by app, then deny before warn, then object and rule, and drops exact duplicates.
     pub fn normalize(&mut self) {
         self.findings.sort_by(|a, b| {

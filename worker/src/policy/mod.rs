@@ -11,6 +11,7 @@
 //! Policy sources are passed in explicitly ([`PolicySources`]): when judging a pull request the
 //! caller reads them from the default branch, so a PR cannot relax the rules that judge it.
 
+pub mod bench;
 pub mod bundle;
 pub mod config;
 pub mod cross_app;
@@ -20,6 +21,7 @@ pub mod findings;
 pub mod format;
 pub mod rego;
 pub mod schema;
+pub mod source;
 pub mod trace;
 
 use std::collections::{BTreeSet, HashMap};

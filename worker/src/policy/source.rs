@@ -1,0 +1,309 @@
+//! Where `capstan check` gets apps and their rendered objects from.
+//!
+//! [`AppSource`] is the seam. [`KubectlKustomizeSource`] is a **temporary adapter** written while
+//! the render layer (`render`, `apps`) is built in parallel: it finds the top-level kustomization
+//! directories of the GitOps tree and runs `kubectl kustomize` on each. At merge the lead swaps it
+//! for the render layer's app graph; nothing else in the policy engine depends on it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::AppInput;
+use super::trace::SourceFile;
+use crate::objects::parse_stream;
+
+/// Gives the policy engine every app with its rendered objects.
+pub trait AppSource {
+    fn apps(&self) -> Result<Vec<AppInput>, SourceError>;
+}
+
+/// Why apps could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("kubectl kustomize {dir} failed: {message}")]
+    Render { dir: String, message: String },
+}
+
+const KUSTOMIZATION_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Folders of the GitOps tree (DESIGN.md §7) searched when they exist.
+pub const DEFAULT_TREE: &[&str] = &["bootstrap", "argocd", "infrastructure", "applications"];
+
+/// Temporary adapter: every kustomization directory no other kustomization includes is an app,
+/// rendered with `kubectl kustomize`.
+pub struct KubectlKustomizeSource {
+    pub root: PathBuf,
+    /// Folders (relative to `root`) searched for kustomizations.
+    pub tree: Vec<String>,
+}
+
+struct Kustomization {
+    /// Repository-relative directory.
+    dir: String,
+    /// Directories this one includes (resources, bases, components).
+    includes: Vec<String>,
+    /// Files it names (resources, patches, generator sources).
+    files: Vec<String>,
+    file: String,
+    component: bool,
+}
+
+impl KubectlKustomizeSource {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        KubectlKustomizeSource {
+            root: root.into(),
+            tree: DEFAULT_TREE.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn find(&self) -> Result<BTreeMap<String, Kustomization>, SourceError> {
+        let mut out = BTreeMap::new();
+        let mut stack: Vec<String> = self
+            .tree
+            .iter()
+            .filter(|t| self.root.join(t).is_dir())
+            .cloned()
+            .collect();
+        while let Some(dir) = stack.pop() {
+            let abs = self.root.join(&dir);
+            let entries = std::fs::read_dir(&abs).map_err(|source| SourceError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let rel = format!("{dir}/{name}");
+                // Symlinked folders are not followed: they could leave the repository.
+                let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                if is_dir && !name.starts_with('.') {
+                    stack.push(rel);
+                } else if KUSTOMIZATION_NAMES.contains(&name.as_str()) {
+                    let k = read_kustomization(&self.root, &dir, &rel)?;
+                    out.insert(dir.clone(), k);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn read_kustomization(root: &Path, dir: &str, file: &str) -> Result<Kustomization, SourceError> {
+    let text = std::fs::read_to_string(root.join(file)).map_err(|source| SourceError::Io {
+        path: file.to_string(),
+        source,
+    })?;
+    let k = crate::yaml::parse_single(&text, file).map_err(|e| SourceError::Invalid {
+        path: file.to_string(),
+        message: e.to_string(),
+    })?;
+    let mut includes = Vec::new();
+    let mut files = Vec::new();
+    let mut add = |rel: &str| {
+        if crate::repo_fs::looks_remote(rel) {
+            return;
+        }
+        let Ok(p) = crate::repo_fs::RepoPath::new(dir).and_then(|d| d.join(rel)) else {
+            return;
+        };
+        let p = p.as_str().to_string();
+        if root.join(&p).is_dir() {
+            includes.push(p);
+        } else {
+            files.push(p);
+        }
+    };
+    for key in [
+        "resources",
+        "bases",
+        "components",
+        "patchesStrategicMerge",
+        "crds",
+    ] {
+        for r in k.get(key).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(s) = r.as_str() {
+                add(s);
+            }
+        }
+    }
+    for key in ["patches", "patchesJson6902"] {
+        for p in k.get(key).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(s) = p.get("path").and_then(Value::as_str) {
+                add(s);
+            }
+        }
+    }
+    for key in ["configMapGenerator", "secretGenerator"] {
+        for g in k.get(key).and_then(Value::as_array).into_iter().flatten() {
+            for f in g
+                .get("files")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(s) = f.as_str() {
+                    // `key=path` names the key explicitly.
+                    add(s.rsplit_once('=').map(|(_, p)| p).unwrap_or(s));
+                }
+            }
+            for f in g
+                .get("envs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(s) = f.as_str() {
+                    add(s);
+                }
+            }
+        }
+    }
+    Ok(Kustomization {
+        dir: dir.to_string(),
+        includes,
+        files,
+        file: file.to_string(),
+        component: k.get("kind").and_then(Value::as_str) == Some("Component"),
+    })
+}
+
+/// What an ArgoCD Application says about the app at a path.
+struct AppMeta {
+    name: String,
+    namespace: Option<String>,
+    create_namespace: bool,
+    cluster: Option<String>,
+}
+
+impl AppSource for KubectlKustomizeSource {
+    fn apps(&self) -> Result<Vec<AppInput>, SourceError> {
+        let all = self.find()?;
+        let included: BTreeSet<&String> = all.values().flat_map(|k| &k.includes).collect();
+        let roots: Vec<&Kustomization> = all
+            .values()
+            .filter(|k| !k.component && !included.contains(&k.dir))
+            .collect();
+        let mut apps = Vec::new();
+        for k in roots {
+            let out = Command::new("kubectl")
+                .arg("kustomize")
+                .arg(self.root.join(&k.dir))
+                .output()
+                .map_err(|e| SourceError::Render {
+                    dir: k.dir.clone(),
+                    message: e.to_string(),
+                })?;
+            if !out.status.success() {
+                return Err(SourceError::Render {
+                    dir: k.dir.clone(),
+                    message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                });
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let objects =
+                parse_stream(&text, &format!("kubectl kustomize {}", k.dir)).map_err(|e| {
+                    SourceError::Render {
+                        dir: k.dir.clone(),
+                        message: e.to_string(),
+                    }
+                })?;
+            let mut files = Vec::new();
+            let mut seen = BTreeSet::new();
+            collect_inputs(&self.root, &all, &k.dir, &mut seen, &mut files);
+            apps.push(AppInput {
+                name: k.dir.clone(),
+                objects,
+                files,
+                ..Default::default()
+            });
+        }
+        // Name apps after the ArgoCD Applications that deploy them, and take their destination.
+        let mut by_path: BTreeMap<String, AppMeta> = BTreeMap::new();
+        for app in &apps {
+            for o in &app.objects {
+                if o.id.group != "argoproj.io" || o.id.kind != "Application" {
+                    continue;
+                }
+                let spec = o.value.get("spec");
+                let sources = spec.and_then(|s| s.get("source")).into_iter().chain(
+                    spec.and_then(|s| s.get("sources"))
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten(),
+                );
+                for src in sources {
+                    if let Some(p) = src.get("path").and_then(Value::as_str) {
+                        let dest = spec.and_then(|s| s.get("destination"));
+                        by_path.insert(
+                            p.trim_matches('/').to_string(),
+                            AppMeta {
+                                name: o.id.name.clone(),
+                                namespace: dest
+                                    .and_then(|d| d.get("namespace"))
+                                    .and_then(Value::as_str)
+                                    .map(String::from),
+                                create_namespace: spec
+                                    .and_then(|s| s.pointer("/syncPolicy/syncOptions"))
+                                    .and_then(Value::as_array)
+                                    .into_iter()
+                                    .flatten()
+                                    .any(|x| x.as_str() == Some("CreateNamespace=true")),
+                                cluster: dest
+                                    .and_then(|d| d.get("server").or_else(|| d.get("name")))
+                                    .and_then(Value::as_str)
+                                    .filter(|s| {
+                                        *s != "https://kubernetes.default.svc" && *s != "in-cluster"
+                                    })
+                                    .map(String::from),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        for app in &mut apps {
+            if let Some(m) = by_path.remove(&app.name) {
+                app.name = format!("{} ({})", m.name, app.name);
+                app.destination_namespace = m.namespace;
+                app.creates_namespace = m.create_namespace;
+                app.cluster = m.cluster;
+            }
+        }
+        apps.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(apps)
+    }
+}
+
+fn collect_inputs(
+    root: &Path,
+    all: &BTreeMap<String, Kustomization>,
+    dir: &str,
+    seen: &mut BTreeSet<String>,
+    out: &mut Vec<SourceFile>,
+) {
+    let Some(k) = all.get(dir) else { return };
+    if !seen.insert(k.dir.clone()) {
+        return;
+    }
+    for f in std::iter::once(&k.file).chain(&k.files) {
+        if let Ok(text) = std::fs::read_to_string(root.join(f)) {
+            out.push(SourceFile {
+                path: f.clone(),
+                text,
+            });
+        }
+    }
+    for inc in &k.includes {
+        collect_inputs(root, all, inc, seen, out);
+    }
+}
