@@ -49,3 +49,18 @@ setting(c, key) := c[1].securityContext[key]
 setting(c, key) := c[3].securityContext[key] if {
 	not has(object.get(c[1], "securityContext", {}), key)
 }
+
+# Where that setting is written (the container's field when neither sets it), for findings.
+setting_path(c, key) := sprintf("%s.securityContext.%s", [c[0], key]) if {
+	has(object.get(c[1], "securityContext", {}), key)
+}
+
+setting_path(c, key) := sprintf("%s.securityContext.%s", [c[2], key]) if {
+	not has(object.get(c[1], "securityContext", {}), key)
+	has(object.get(c[3], "securityContext", {}), key)
+}
+
+setting_path(c, key) := sprintf("%s.securityContext.%s", [c[0], key]) if {
+	not has(object.get(c[1], "securityContext", {}), key)
+	not has(object.get(c[3], "securityContext", {}), key)
+}

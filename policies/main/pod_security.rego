@@ -7,13 +7,13 @@ import data.lib.k8s
 
 # pss-run-as-non-root: every container runs as a non-root user (runAsNonRoot: true on the
 # container or the pod, and no runAsUser: 0).
-deny contains {"rule": "pss-run-as-non-root", "field": sprintf("%s.securityContext.runAsNonRoot", [c[0]]), "msg": msg} if {
+deny contains {"rule": "pss-run-as-non-root", "field": k8s.setting_path(c, "runAsNonRoot"), "msg": msg} if {
 	some c in k8s.containers
 	not k8s.setting(c, "runAsNonRoot") == true
 	msg := sprintf("%s: container %s may run as root; set securityContext.runAsNonRoot: true", [k8s.name, c[1].name])
 }
 
-deny contains {"rule": "pss-run-as-non-root", "field": sprintf("%s.securityContext.runAsUser", [c[0]]), "msg": msg} if {
+deny contains {"rule": "pss-run-as-non-root", "field": k8s.setting_path(c, "runAsUser"), "msg": msg} if {
 	some c in k8s.containers
 	k8s.setting(c, "runAsUser") == 0
 	msg := sprintf("%s: container %s sets runAsUser: 0 (root)", [k8s.name, c[1].name])
@@ -48,7 +48,7 @@ deny contains {"rule": "pss-capabilities", "field": sprintf("%s.securityContext.
 }
 
 # pss-seccomp: a seccomp profile of type RuntimeDefault or Localhost, on the container or the pod.
-deny contains {"rule": "pss-seccomp", "field": sprintf("%s.securityContext.seccompProfile.type", [c[0]]), "msg": msg} if {
+deny contains {"rule": "pss-seccomp", "field": k8s.setting_path(c, "seccompProfile"), "msg": msg} if {
 	some c in k8s.containers
 	not k8s.setting(c, "seccompProfile").type in {"RuntimeDefault", "Localhost"}
 	msg := sprintf("%s: container %s needs seccompProfile.type RuntimeDefault or Localhost", [k8s.name, c[1].name])

@@ -79,3 +79,10 @@ test_pss_applies_to_cronjob_pods if {
 	}
 	denied("pss-run-as-non-root") with input as cronjob
 }
+
+test_pss_findings_point_at_the_pod_setting_when_the_pod_sets_it if {
+	d := deployment_with([{"op": "replace", "path": "/spec/template/spec/securityContext/runAsNonRoot", "value": false}])
+	some r in deny with input as d
+	r.rule == "pss-run-as-non-root"
+	r.field == "spec.template.spec.securityContext.runAsNonRoot"
+}

@@ -124,6 +124,16 @@ fn matches(e: &ConfigException, f: &Finding) -> bool {
         return false;
     }
     let id = f.object.as_ref();
+    if !e.objects.is_empty() {
+        let Some(id) = id else { return false };
+        let label = match &id.namespace {
+            Some(ns) => format!("{ns}/{}/{}", id.kind, id.name),
+            None => format!("{}/{}", id.kind, id.name),
+        };
+        if !e.objects.iter().any(|p| glob(p, &label)) {
+            return false;
+        }
+    }
     e.kind
         .as_ref()
         .is_none_or(|k| id.is_some_and(|i| i.kind == *k))
@@ -280,7 +290,13 @@ mod tests {
             objects: vec!["Service/w*".into()],
             reason: "r".into(),
         }];
-        let (kept, sup) = apply(vec![finding(&o, "a")], &[("shop", &o)], &cfg);
+        let (kept, sup) = apply(vec![finding(&o, "a")], &[("shop", &o)], &cfg.clone());
         assert_eq!((kept.len(), sup.len()), (0, 1));
+        let mut other = cfg;
+        other[0].objects = vec!["Service/x*".into()];
+        let (kept, sup) = apply(vec![finding(&o, "a")], &[("shop", &o)], &other);
+        assert_eq!(sup.len(), 0);
+        assert_eq!(kept[0].rule, "a");
+        assert_eq!(kept[1].rule, RULE_UNUSED);
     }
 }

@@ -229,58 +229,187 @@ impl AppSource for KubectlKustomizeSource {
         }
         // Name apps after the ArgoCD Applications that deploy them, and take their destination.
         let mut by_path: BTreeMap<String, AppMeta> = BTreeMap::new();
+        let mut generated: Vec<(String, Value)> = Vec::new();
         for app in &apps {
             for o in &app.objects {
-                if o.id.group != "argoproj.io" || o.id.kind != "Application" {
+                if o.id.group != "argoproj.io" {
                     continue;
                 }
-                let spec = o.value.get("spec");
-                let sources = spec.and_then(|s| s.get("source")).into_iter().chain(
-                    spec.and_then(|s| s.get("sources"))
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten(),
-                );
-                for src in sources {
-                    if let Some(p) = src.get("path").and_then(Value::as_str) {
-                        let dest = spec.and_then(|s| s.get("destination"));
-                        by_path.insert(
-                            p.trim_matches('/').to_string(),
-                            AppMeta {
-                                name: o.id.name.clone(),
-                                namespace: dest
-                                    .and_then(|d| d.get("namespace"))
-                                    .and_then(Value::as_str)
-                                    .map(String::from),
-                                create_namespace: spec
-                                    .and_then(|s| s.pointer("/syncPolicy/syncOptions"))
-                                    .and_then(Value::as_array)
-                                    .into_iter()
-                                    .flatten()
-                                    .any(|x| x.as_str() == Some("CreateNamespace=true")),
-                                cluster: dest
-                                    .and_then(|d| d.get("server").or_else(|| d.get("name")))
-                                    .and_then(Value::as_str)
-                                    .filter(|s| {
-                                        *s != "https://kubernetes.default.svc" && *s != "in-cluster"
-                                    })
-                                    .map(String::from),
-                            },
-                        );
+                match o.id.kind.as_str() {
+                    "Application" => {
+                        if let Some(spec) = o.value.get("spec") {
+                            for p in source_paths(spec) {
+                                by_path.insert(p, app_meta(&o.id.name, spec));
+                            }
+                        }
                     }
+                    // Git directory generators: each matching folder is an app, named and placed by
+                    // the template.
+                    "ApplicationSet" => {
+                        for g in o
+                            .value
+                            .pointer("/spec/generators")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                        {
+                            for d in g
+                                .pointer("/git/directories")
+                                .and_then(Value::as_array)
+                                .into_iter()
+                                .flatten()
+                            {
+                                let exclude =
+                                    d.get("exclude").and_then(Value::as_bool) == Some(true);
+                                if let (Some(p), false) =
+                                    (d.get("path").and_then(Value::as_str), exclude)
+                                {
+                                    if let Some(t) = o.value.pointer("/spec/template") {
+                                        generated.push((p.to_string(), t.clone()));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
+        let any_deployer = !by_path.is_empty() || !generated.is_empty();
         for app in &mut apps {
-            if let Some(m) = by_path.remove(&app.name) {
-                app.name = format!("{} ({})", m.name, app.name);
-                app.destination_namespace = m.namespace;
-                app.creates_namespace = m.create_namespace;
-                app.cluster = m.cluster;
+            let dir = app.name.clone();
+            let meta = by_path.remove(&dir).or_else(|| {
+                generated
+                    .iter()
+                    .find(|(pattern, _)| path_glob(pattern, &dir))
+                    .and_then(|(_, t)| {
+                        let rendered = render_template(t, &dir);
+                        let name = rendered
+                            .pointer("/metadata/name")
+                            .and_then(Value::as_str)?
+                            .to_string();
+                        Some(app_meta(&name, rendered.get("spec")?))
+                    })
+            });
+            match meta {
+                Some(m) => {
+                    app.name = format!("{} ({dir})", m.name);
+                    app.destination_namespace = m.namespace;
+                    app.creates_namespace = m.create_namespace;
+                    app.cluster = m.cluster;
+                }
+                // An overlay no Application deploys (another cluster's, or unused) is checked on
+                // its own and never conflicts with deployed apps.
+                None if any_deployer => {
+                    app.name = format!("{dir} (not deployed by any Application)");
+                    app.cluster = Some(format!("undeployed:{dir}"));
+                }
+                None => {}
             }
         }
         apps.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(apps)
+    }
+}
+
+fn source_paths(spec: &Value) -> Vec<String> {
+    spec.get("source")
+        .into_iter()
+        .chain(
+            spec.get("sources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        )
+        .filter_map(|s| s.get("path").and_then(Value::as_str))
+        .map(|p| p.trim_matches('/').to_string())
+        .collect()
+}
+
+fn app_meta(name: &str, spec: &Value) -> AppMeta {
+    let dest = spec.get("destination");
+    AppMeta {
+        name: name.to_string(),
+        namespace: dest
+            .and_then(|d| d.get("namespace"))
+            .and_then(Value::as_str)
+            .map(String::from),
+        create_namespace: spec
+            .pointer("/syncPolicy/syncOptions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|x| x.as_str().map(|s| s.replace(' ', "")) == Some("CreateNamespace=true".into())),
+        cluster: dest
+            .and_then(|d| d.get("server").or_else(|| d.get("name")))
+            .and_then(Value::as_str)
+            .filter(|s| *s != "https://kubernetes.default.svc" && *s != "in-cluster")
+            .map(String::from),
+    }
+}
+
+/// ArgoCD's directory patterns: `*` matches within one path segment.
+fn path_glob(pattern: &str, path: &str) -> bool {
+    let p: Vec<&str> = pattern.trim_matches('/').split('/').collect();
+    let s: Vec<&str> = path.split('/').collect();
+    p.len() == s.len()
+        && p.iter().zip(&s).all(|(p, s)| {
+            let parts: Vec<&str> = p.split('*').collect();
+            match parts.as_slice() {
+                [only] => only == s,
+                [first, .., last] => {
+                    s.starts_with(first)
+                        && s[first.len()..].ends_with(last)
+                        && s.len() >= first.len() + last.len()
+                }
+                [] => false,
+            }
+        })
+}
+
+/// Fills the git directory generator's parameters into every string of a template. Only the
+/// path parameters are known here; other expressions are left as they are.
+fn render_template(t: &Value, dir: &str) -> Value {
+    let segments: Vec<&str> = dir.split('/').collect();
+    let basename = segments.last().copied().unwrap_or("");
+    let subst = |s: &str| -> String {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find("{{") {
+            out.push_str(&rest[..i]);
+            let Some(j) = rest[i..].find("}}") else {
+                out.push_str(&rest[i..]);
+                return out;
+            };
+            let expr = rest[i + 2..i + j].trim();
+            let value = match expr {
+                ".path.path" | "path" | "path.path" => Some(dir.to_string()),
+                ".path.basename" | "path.basename" => Some(basename.to_string()),
+                _ => expr
+                    .strip_prefix("index .path.segments ")
+                    .or_else(|| expr.strip_prefix("path[").and_then(|e| e.strip_suffix(']')))
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+                    .and_then(|n| segments.get(n))
+                    .map(|s| s.to_string()),
+            };
+            match value {
+                Some(v) => out.push_str(&v),
+                None => out.push_str(&rest[i..i + j + 2]),
+            }
+            rest = &rest[i + j + 2..];
+        }
+        out.push_str(rest);
+        out
+    };
+    match t {
+        Value::String(s) => Value::String(subst(s)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| render_template(x, dir)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), render_template(v, dir)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -305,5 +434,32 @@ fn collect_inputs(
     }
     for inc in &k.includes {
         collect_inputs(root, all, inc, seen, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn git_directory_generator_names_and_places_apps() {
+        assert!(path_glob(
+            "applications/workloads/*/overlays/*",
+            "applications/workloads/podinfo/overlays/staging"
+        ));
+        assert!(!path_glob(
+            "applications/workloads/*/overlays/*",
+            "applications/workloads/podinfo/base"
+        ));
+        let t = serde_json::json!({"metadata": {"name": "{{index .path.segments 2}}-{{.path.basename}}"},
+            "spec": {"destination": {"namespace": "{{path[2]}}-{{path.basename}}"}, "x": "{{.other}}"}});
+        let r = render_template(&t, "applications/workloads/podinfo/overlays/staging");
+        assert_eq!(r.pointer("/metadata/name").unwrap(), "podinfo-staging");
+        assert_eq!(
+            r.pointer("/spec/destination/namespace").unwrap(),
+            "podinfo-staging"
+        );
+        assert_eq!(r.pointer("/spec/x").unwrap(), "{{.other}}");
     }
 }
