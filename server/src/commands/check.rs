@@ -9,13 +9,12 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
-use std::sync::Arc;
+use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use capstan_worker::policy::source::{AppSource, KubectlKustomizeSource};
+use anyhow::Context;
+use capstan_worker::policy::source::{AppSource, GitRefFs, KubectlKustomizeSource, git};
 use capstan_worker::policy::{PolicyEngine, PolicySources, format};
-use capstan_worker::repo_fs::{DirFs, EntryKind, FsError, MAX_FILE_BYTES, RepoFs, RepoPath};
+use capstan_worker::repo_fs::DirFs;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {
@@ -57,7 +56,7 @@ pub fn run(args: Args) -> ExitCode {
 fn check(args: &Args) -> anyhow::Result<bool> {
     let root = &args.repo;
     let sources = match &args.base {
-        Some(base) => PolicySources::read(&GitRefFs::new(root, base)?)
+        Some(base) => PolicySources::read(&GitRefFs::new(root, base).map_err(anyhow::Error::msg)?)
             .with_context(|| format!("reading policies from {base}"))?,
         None => PolicySources::read(&DirFs::new(root)?).context("reading policies")?,
     };
@@ -100,23 +99,6 @@ fn check(args: &Args) -> anyhow::Result<bool> {
     Ok(report.passes(engine.settings().fail_on))
 }
 
-fn git(root: &std::path::Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(args)
-        .output()
-        .context("running git")?;
-    if !out.status.success() {
-        bail!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out.stdout)
-}
-
 /// Files that differ between `base` and the working tree, plus untracked files.
 fn changed_files(root: &std::path::Path, base: &str) -> anyhow::Result<BTreeSet<String>> {
     let mut set = BTreeSet::new();
@@ -124,100 +106,9 @@ fn changed_files(root: &std::path::Path, base: &str) -> anyhow::Result<BTreeSet<
         &["diff", "--name-only", base, "--"][..],
         &["ls-files", "--others", "--exclude-standard"][..],
     ] {
-        for line in String::from_utf8_lossy(&git(root, args)?).lines() {
+        for line in String::from_utf8_lossy(&git(root, args).map_err(anyhow::Error::msg)?).lines() {
             set.insert(line.to_string());
         }
     }
     Ok(set)
-}
-
-/// A read-only view of one commit through the git CLI. Temporary, like the kustomize adapter: the
-/// git module's tree view replaces it at merge.
-struct GitRefFs {
-    root: PathBuf,
-    commit: String,
-}
-
-impl GitRefFs {
-    fn new(root: &std::path::Path, rev: &str) -> anyhow::Result<Self> {
-        let commit = git(
-            root,
-            &["rev-parse", "--verify", &format!("{rev}^{{commit}}")],
-        )
-        .with_context(|| format!("unknown base ref {rev}"))?;
-        Ok(GitRefFs {
-            root: root.to_path_buf(),
-            commit: String::from_utf8_lossy(&commit).trim().to_string(),
-        })
-    }
-
-    fn spec(&self, path: &RepoPath) -> String {
-        format!("{}:{}", self.commit, path.as_str())
-    }
-
-    fn backend(path: &RepoPath, e: anyhow::Error) -> FsError {
-        FsError::Backend {
-            path: path.to_string(),
-            message: format!("{e:#}"),
-        }
-    }
-}
-
-impl RepoFs for GitRefFs {
-    fn kind(&self, path: &RepoPath) -> Result<Option<EntryKind>, FsError> {
-        if path.is_root() {
-            return Ok(Some(EntryKind::Dir));
-        }
-        match git(&self.root, &["cat-file", "-t", &self.spec(path)]) {
-            Ok(t) => Ok(match String::from_utf8_lossy(&t).trim() {
-                "tree" => Some(EntryKind::Dir),
-                "blob" => Some(EntryKind::File),
-                _ => None,
-            }),
-            Err(_) => Ok(None),
-        }
-    }
-
-    fn read(&self, path: &RepoPath) -> Result<Arc<[u8]>, FsError> {
-        let size = git(&self.root, &["cat-file", "-s", &self.spec(path)])
-            .map_err(|_| FsError::NotFound(path.to_string()))?;
-        let size: u64 = String::from_utf8_lossy(&size)
-            .trim()
-            .parse()
-            .unwrap_or(u64::MAX);
-        if size > MAX_FILE_BYTES {
-            return Err(FsError::TooLarge {
-                path: path.to_string(),
-                size,
-                limit: MAX_FILE_BYTES,
-            });
-        }
-        let bytes = git(&self.root, &["cat-file", "blob", &self.spec(path)])
-            .map_err(|e| Self::backend(path, e))?;
-        Ok(Arc::from(bytes))
-    }
-
-    fn list_dir(&self, path: &RepoPath) -> Result<Vec<(String, EntryKind)>, FsError> {
-        let spec = if path.is_root() {
-            self.commit.clone()
-        } else {
-            self.spec(path)
-        };
-        let out = git(&self.root, &["ls-tree", &spec]).map_err(|e| Self::backend(path, e))?;
-        let mut entries = Vec::new();
-        for line in String::from_utf8_lossy(&out).lines() {
-            let Some((meta, name)) = line.split_once('\t') else {
-                continue;
-            };
-            // Symlinks (mode 120000) and submodules are not followed.
-            let kind = match meta.split_whitespace().nth(1) {
-                Some("tree") => EntryKind::Dir,
-                Some("blob") if !meta.starts_with("120000") => EntryKind::File,
-                _ => continue,
-            };
-            entries.push((name.to_string(), kind));
-        }
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(entries)
-    }
 }

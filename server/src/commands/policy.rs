@@ -72,9 +72,7 @@ fn collect(dir: &Path, out: &mut Vec<PolicyFile>) -> anyhow::Result<()> {
         .collect();
     entries.sort();
     for p in entries {
-        if p.is_dir() {
-            collect(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "rego") {
+        if p.is_dir() || p.extension().is_some_and(|e| e == "rego") {
             collect(&p, out)?;
         }
     }

@@ -77,7 +77,7 @@ pub fn apply(
         let annotated = f.object.as_ref().and_then(|id| {
             by_object
                 .get(&(f.app.as_str(), id))
-                .filter(|e| e.rules.iter().any(|r| *r == f.rule))
+                .filter(|e| e.rules.contains(&f.rule))
         });
         if let Some(e) = annotated {
             suppressed.push(Suppressed {

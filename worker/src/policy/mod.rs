@@ -134,14 +134,14 @@ fn cluster_facts(apps: &[AppInput]) -> Value {
     let mut np = serde_json::Map::new();
     for app in apps {
         for o in &app.objects {
-            if o.id.kind == "NetworkPolicy" && o.id.group == "networking.k8s.io" {
-                if let Some(ns) =
+            if o.id.kind == "NetworkPolicy"
+                && o.id.group == "networking.k8s.io"
+                && let Some(ns) =
                     o.id.namespace
                         .as_ref()
                         .or(app.destination_namespace.as_ref())
-                {
-                    np.insert(ns.clone(), Value::Bool(true));
-                }
+            {
+                np.insert(ns.clone(), Value::Bool(true));
             }
         }
     }
@@ -235,12 +235,10 @@ impl PolicyEngine {
             for obj in &app.objects {
                 if obj.id.group == "apiextensions.k8s.io"
                     && obj.id.kind == "CustomResourceDefinition"
+                    && let Err(e) = schemas.add_crd(&obj.value)
                 {
-                    if let Err(e) = schemas.add_crd(&obj.value) {
-                        findings.push(
-                            Finding::new(RULE_BAD_CRD, Severity::Warn, &app.name, e).on(&obj.id),
-                        );
-                    }
+                    findings
+                        .push(Finding::new(RULE_BAD_CRD, Severity::Warn, &app.name, e).on(&obj.id));
                 }
             }
         }

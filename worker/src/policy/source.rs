@@ -8,12 +8,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::AppInput;
 use super::trace::SourceFile;
 use crate::objects::parse_stream;
+use crate::repo_fs::{EntryKind, FsError, MAX_FILE_BYTES, RepoFs, RepoPath};
 
 /// Gives the policy engine every app with its rendered objects.
 pub trait AppSource {
@@ -263,10 +265,9 @@ impl AppSource for KubectlKustomizeSource {
                                     d.get("exclude").and_then(Value::as_bool) == Some(true);
                                 if let (Some(p), false) =
                                     (d.get("path").and_then(Value::as_str), exclude)
+                                    && let Some(t) = o.value.pointer("/spec/template")
                                 {
-                                    if let Some(t) = o.value.pointer("/spec/template") {
-                                        generated.push((p.to_string(), t.clone()));
-                                    }
+                                    generated.push((p.to_string(), t.clone()));
                                 }
                             }
                         }
@@ -299,8 +300,9 @@ impl AppSource for KubectlKustomizeSource {
                     app.cluster = m.cluster;
                 }
                 // An overlay no Application deploys (another cluster's, or unused) is checked on
-                // its own and never conflicts with deployed apps.
-                None if any_deployer => {
+                // its own and never conflicts with deployed apps. An app-of-apps root is applied
+                // by hand at bootstrap, so it counts as deployed.
+                None if any_deployer && !app.objects.iter().any(is_argocd_app) => {
                     app.name = format!("{dir} (not deployed by any Application)");
                     app.cluster = Some(format!("undeployed:{dir}"));
                 }
@@ -310,6 +312,119 @@ impl AppSource for KubectlKustomizeSource {
         apps.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(apps)
     }
+}
+
+/// Runs git in `root`; the error is git's own message.
+pub fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .output()
+        .map_err(|e| format!("running git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(out.stdout)
+}
+
+/// A read-only view of one commit through the git CLI. Temporary, like the kustomize adapter: the
+/// git module's tree view replaces it at merge.
+pub struct GitRefFs {
+    root: PathBuf,
+    commit: String,
+}
+
+impl GitRefFs {
+    pub fn new(root: &Path, rev: &str) -> Result<Self, String> {
+        let commit = git(
+            root,
+            &["rev-parse", "--verify", &format!("{rev}^{{commit}}")],
+        )
+        .map_err(|e| format!("unknown base ref {rev}: {e}"))?;
+        Ok(GitRefFs {
+            root: root.to_path_buf(),
+            commit: String::from_utf8_lossy(&commit).trim().to_string(),
+        })
+    }
+
+    fn spec(&self, path: &RepoPath) -> String {
+        format!("{}:{}", self.commit, path.as_str())
+    }
+
+    fn backend(path: &RepoPath, e: String) -> FsError {
+        FsError::Backend {
+            path: path.to_string(),
+            message: e,
+        }
+    }
+}
+
+impl RepoFs for GitRefFs {
+    fn kind(&self, path: &RepoPath) -> Result<Option<EntryKind>, FsError> {
+        if path.is_root() {
+            return Ok(Some(EntryKind::Dir));
+        }
+        match git(&self.root, &["cat-file", "-t", &self.spec(path)]) {
+            Ok(t) => Ok(match String::from_utf8_lossy(&t).trim() {
+                "tree" => Some(EntryKind::Dir),
+                "blob" => Some(EntryKind::File),
+                _ => None,
+            }),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn read(&self, path: &RepoPath) -> Result<Arc<[u8]>, FsError> {
+        let size = git(&self.root, &["cat-file", "-s", &self.spec(path)])
+            .map_err(|_| FsError::NotFound(path.to_string()))?;
+        let size: u64 = String::from_utf8_lossy(&size)
+            .trim()
+            .parse()
+            .unwrap_or(u64::MAX);
+        if size > MAX_FILE_BYTES {
+            return Err(FsError::TooLarge {
+                path: path.to_string(),
+                size,
+                limit: MAX_FILE_BYTES,
+            });
+        }
+        let bytes = git(&self.root, &["cat-file", "blob", &self.spec(path)])
+            .map_err(|e| Self::backend(path, e))?;
+        Ok(Arc::from(bytes))
+    }
+
+    fn list_dir(&self, path: &RepoPath) -> Result<Vec<(String, EntryKind)>, FsError> {
+        let spec = if path.is_root() {
+            self.commit.clone()
+        } else {
+            self.spec(path)
+        };
+        let out = git(&self.root, &["ls-tree", &spec]).map_err(|e| Self::backend(path, e))?;
+        let mut entries = Vec::new();
+        for line in String::from_utf8_lossy(&out).lines() {
+            let Some((meta, name)) = line.split_once('\t') else {
+                continue;
+            };
+            // Symlinks (mode 120000) and submodules are not followed.
+            let kind = match meta.split_whitespace().nth(1) {
+                Some("tree") => EntryKind::Dir,
+                Some("blob") if !meta.starts_with("120000") => EntryKind::File,
+                _ => continue,
+            };
+            entries.push((name.to_string(), kind));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
+    }
+}
+
+fn is_argocd_app(o: &crate::objects::K8sObject) -> bool {
+    o.id.group == "argoproj.io" && (o.id.kind == "Application" || o.id.kind == "ApplicationSet")
 }
 
 fn source_paths(spec: &Value) -> Vec<String> {

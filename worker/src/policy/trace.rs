@@ -53,6 +53,9 @@ pub struct Tracer {
     docs: Vec<Doc>,
 }
 
+/// (sets the whole path, is a patch or resource, -overlay level, depth matched, exact name).
+type Score = (bool, bool, i64, usize, bool);
+
 #[derive(Clone, Debug)]
 enum Seg {
     Key(String),
@@ -238,7 +241,7 @@ impl Tracer {
         let segs = field
             .map(|f| annotate(parse_path(f), &obj.value))
             .unwrap_or_default();
-        let mut best: Option<((bool, bool, i64, usize, bool), SourceLocation)> = None;
+        let mut best: Option<(Score, SourceLocation)> = None;
         for doc in &self.docs {
             let Some(exact) = self.matches(doc, obj) else {
                 continue;
@@ -464,10 +467,11 @@ fn walk(
                     }
                 })
                 .unwrap_or(end);
-            if segs.len() > 1 && idx + 1 < block_end {
-                if let Some(r) = walk(lines, idx + 1, block_end, &segs[1..], depth + 1) {
-                    return Some(r);
-                }
+            if segs.len() > 1
+                && idx + 1 < block_end
+                && let Some(r) = walk(lines, idx + 1, block_end, &segs[1..], depth + 1)
+            {
+                return Some(r);
             }
             // A flow value on the same line (`{…}`, `[…]`) holds the rest of the path.
             if segs.len() > 1 && (l.rest.starts_with('{') || l.rest.starts_with('[')) {
@@ -501,10 +505,10 @@ fn walk(
                 None => (*i < items.len()).then_some(*i),
             }?;
             let (s, e) = bounds(chosen);
-            if segs.len() > 1 {
-                if let Some(r) = walk(lines, s, e, &segs[1..], depth + 1) {
-                    return Some(r);
-                }
+            if segs.len() > 1
+                && let Some(r) = walk(lines, s, e, &segs[1..], depth + 1)
+            {
+                return Some(r);
             }
             Some((lines[s].no, depth + 1))
         }
