@@ -105,3 +105,43 @@ fn embedded_bundle_matches_the_folder() {
     let embedded: BTreeSet<String> = SHIPPED_SCHEMAS.iter().map(|(p, _)| p.to_string()).collect();
     assert_eq!(on_disk, embedded);
 }
+
+#[test]
+fn every_rule_is_documented() {
+    use capstan_worker::policy::{cross_app, deprecations, exceptions};
+    let readme = std::fs::read_to_string(policies_dir().join("README.md")).unwrap();
+    let mut rules: Vec<String> = [
+        capstan_worker::policy::RULE_SCHEMA,
+        capstan_worker::policy::RULE_UNKNOWN_KIND,
+        capstan_worker::policy::RULE_BAD_CRD,
+        capstan_worker::policy::RULE_REGO_ERROR,
+        deprecations::RULE_REMOVED,
+        deprecations::RULE_DEPRECATED,
+        cross_app::RULE_DUPLICATE,
+        cross_app::RULE_INGRESS_CONFLICT,
+        cross_app::RULE_NAMESPACE,
+        cross_app::RULE_PR_APP_NAMESPACE,
+        cross_app::RULE_PR_APP_PROJECT,
+        cross_app::RULE_PROJECT_WILDCARD,
+        exceptions::RULE_MISSING_REASON,
+        exceptions::RULE_UNUSED,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for f in bundle().iter().filter(|f| !f.path.ends_with("_test.rego")) {
+        let mut rest = f.text.as_str();
+        while let Some(i) = rest.find("\"rule\": \"") {
+            let after = &rest[i + 9..];
+            let end = after.find('"').unwrap();
+            rules.push(after[..end].to_string());
+            rest = &after[end..];
+        }
+    }
+    for r in rules {
+        assert!(
+            readme.contains(&format!("\n### {r}\n")),
+            "policies/README.md has no section for {r}"
+        );
+    }
+}
