@@ -327,22 +327,25 @@ impl PolicyEngine {
             .clamp(1, 8)
             .min(app.objects.len().div_ceil(64).max(1));
         let chunk = app.objects.len().div_ceil(threads);
+        let values: Vec<regorus::Value> = app.objects.iter().map(rego::to_value).collect();
         let results: Vec<Result<Vec<Finding>, RegoError>> = std::thread::scope(|s| {
             let handles: Vec<_> = app
                 .objects
                 .chunks(chunk)
-                .map(|objs| {
+                .zip(values.chunks(chunk))
+                .map(|(objs, vals)| {
                     let mut rego = self.rego.clone();
+                    let all = &values;
                     s.spawn(move || -> Result<Vec<Finding>, RegoError> {
-                        rego.set_app(
+                        rego.set_app_values(
                             &app.name,
                             app.destination_namespace.as_deref(),
-                            &app.objects,
+                            all,
                             cluster,
                         )?;
                         let mut out = Vec::new();
-                        for obj in objs {
-                            match rego.eval(&app.name, obj) {
+                        for (obj, val) in objs.iter().zip(vals) {
+                            match rego.eval_value(&app.name, obj, val.clone()) {
                                 Ok(f) => out.extend(f),
                                 // A policy that breaks on an object fails the check, visibly.
                                 Err(e) => out.push(

@@ -6,9 +6,9 @@
 //! and `warn` in the configured packages are evaluated with `input` = one object and
 //! `data.capstan.objects` / `data.capstan.app` set for the object's app.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::findings::{Finding, Severity};
 use crate::objects::K8sObject;
@@ -124,12 +124,39 @@ impl RegoPolicies {
         objects: &[K8sObject],
         cluster: &Value,
     ) -> Result<(), RegoError> {
-        let data = json!({"capstan": {
-            "app": app,
-            "namespace": namespace,
-            "objects": objects.iter().map(|o| &o.value).collect::<Vec<_>>(),
-            "cluster": cluster,
-        }});
+        let values: Vec<regorus::Value> = objects.iter().map(to_value).collect();
+        self.set_app_values(app, namespace, &values, cluster)
+    }
+
+    /// [`Self::set_app`] with objects already converted by [`to_value`] (shared, not copied).
+    pub fn set_app_values(
+        &mut self,
+        app: &str,
+        namespace: Option<&str>,
+        objects: &[regorus::Value],
+        cluster: &Value,
+    ) -> Result<(), RegoError> {
+        let mut capstan = BTreeMap::new();
+        capstan.insert(regorus::Value::from("app"), regorus::Value::from(app));
+        capstan.insert(
+            regorus::Value::from("namespace"),
+            namespace
+                .map(regorus::Value::from)
+                .unwrap_or(regorus::Value::Null),
+        );
+        capstan.insert(
+            regorus::Value::from("objects"),
+            regorus::Value::from(objects.to_vec()),
+        );
+        capstan.insert(
+            regorus::Value::from("cluster"),
+            regorus::Value::from(cluster.clone()),
+        );
+        let mut data = BTreeMap::new();
+        data.insert(
+            regorus::Value::from("capstan"),
+            regorus::Value::from(capstan),
+        );
         self.engine.clear_data();
         self.engine
             .add_data(regorus::Value::from(data))
@@ -138,8 +165,17 @@ impl RegoPolicies {
 
     /// Evaluates every target rule against one object.
     pub fn eval(&mut self, app: &str, obj: &K8sObject) -> Result<Vec<Finding>, RegoError> {
-        self.engine
-            .set_input(regorus::Value::from(obj.value.clone()));
+        self.eval_value(app, obj, to_value(obj))
+    }
+
+    /// [`Self::eval`] with the object already converted by [`to_value`].
+    pub fn eval_value(
+        &mut self,
+        app: &str,
+        obj: &K8sObject,
+        input: regorus::Value,
+    ) -> Result<Vec<Finding>, RegoError> {
+        self.engine.set_input(input);
         let mut out = Vec::new();
         for (path, pkg, rule, sev) in &self.targets {
             let result = self
@@ -150,6 +186,12 @@ impl RegoPolicies {
                     object: obj.id.to_string(),
                     message: e.to_string(),
                 })?;
+            if result == regorus::Value::Undefined {
+                continue;
+            }
+            if result.as_set().is_ok_and(|set| set.is_empty()) {
+                continue;
+            }
             let json = serde_json::to_value(&result).unwrap_or(Value::Null);
             let items: Vec<Value> = match json {
                 Value::Array(a) => a,
@@ -216,6 +258,12 @@ fn scan_test_rules(text: &str, out: &mut BTreeSet<String>) {
             out.insert(format!("data.{pkg}.{name}"));
         }
     }
+}
+
+/// Converts an object for regorus once; the result is shared (reference-counted) between `input`
+/// and `data.capstan.objects`.
+pub fn to_value(obj: &K8sObject) -> regorus::Value {
+    regorus::Value::from(obj.value.clone())
 }
 
 /// One `test_*` rule's result.
@@ -376,7 +424,8 @@ mod tests {
             obj("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n"),
             obj("apiVersion: v1\nkind: Pod\nmetadata: {name: y}\n"),
         ];
-        p.set_app("shop", None, &objs, &json!({})).unwrap();
+        p.set_app("shop", None, &objs, &serde_json::json!({}))
+            .unwrap();
         let f = p.eval("shop", &objs[0]).unwrap();
         assert_eq!(f[0].message, "shop has 2 objects");
     }
