@@ -394,3 +394,43 @@ fn findings_point_at_the_overlay_patch_that_set_the_field() {
         "apps/shop/base/deployment.yaml:9"
     );
 }
+
+#[test]
+fn reports_render_as_text_json_sarif_and_markdown() {
+    use capstan_worker::policy::format;
+    let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: lb\n  namespace: shop\n  annotations: {capstan.io/ignore: service-exposure, capstan.io/ignore-reason: public}\nspec: {type: LoadBalancer, ports: [{port: 443}]}\n";
+    let bad = GOOD.replace("ghcr.io/example/web:1.4.2", "nginx");
+    let a = with_files(
+        app("shop", &format!("{bad}---\n{svc}")),
+        &[("shop/all.yaml", &format!("{bad}---\n{svc}"))],
+    );
+    let r = engine().check(&[a]).unwrap();
+    assert_eq!(r.deny_count(), 1);
+
+    let text = format::text(&r);
+    assert!(text.contains("app shop: 1 deny, 0 warn"), "{text}");
+    assert!(
+        text.contains("at shop/all.yaml:22 (spec.template.spec.containers[0].image)"),
+        "{text}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&format::json(&r)).unwrap();
+    assert_eq!(json["findings"][0]["rule"], "image-tag");
+    assert_eq!(json["findings"][0]["severity"], "deny");
+    assert_eq!(json["suppressed"][0]["reason"], "public");
+
+    let sarif: serde_json::Value = serde_json::from_str(&format::sarif(&r)).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["level"], "error");
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        22
+    );
+    assert_eq!(results[1]["suppressions"][0]["justification"], "public");
+
+    let md = format::markdown(&r);
+    assert!(md.starts_with("**Policy check failed**"), "{md}");
+    assert!(md.contains("[image-tag](https://"), "{md}");
+    assert!(md.contains("Exceptions applied (1)"), "{md}");
+}

@@ -206,7 +206,9 @@ impl PolicyEngine {
         for f in &sources.files {
             if f.path.ends_with(".rego") {
                 files.push(f.clone());
-            } else if bundle::SHIPPED_SCHEMAS.iter().all(|(p, _)| *p != f.path) {
+            } else {
+                // Later definitions replace earlier ones by name, so a repository copy of a
+                // shipped schema file wins.
                 schemas.add_compact_yaml(&f.text, &f.path)?;
             }
         }
