@@ -85,6 +85,9 @@ fn check(args: &Args) -> anyhow::Result<bool> {
         report
             .suppressed
             .retain(|s| s.finding.app.is_empty() || affected.contains(s.finding.app.as_str()));
+        report
+            .apps
+            .retain(|(name, _)| affected.contains(name.as_str()));
     }
     let out = match args.format {
         Format::Text => format::text(&report),

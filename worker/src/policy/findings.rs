@@ -104,6 +104,8 @@ pub struct Report {
     pub suppressed: Vec<Suppressed>,
     /// Objects checked, for summaries and the benchmark.
     pub objects_checked: usize,
+    /// Every app checked with its object count, so apps without findings show up too.
+    pub apps: Vec<(String, usize)>,
 }
 
 impl Report {

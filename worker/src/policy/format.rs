@@ -29,7 +29,13 @@ fn app_label(app: &str) -> &str {
 /// Plain text grouped by app, for terminals.
 pub fn text(report: &Report) -> String {
     let mut s = String::new();
-    for (app, findings) in by_app(report) {
+    let grouped = by_app(report);
+    for (app, n) in &report.apps {
+        if !grouped.contains_key(app.as_str()) {
+            let _ = writeln!(s, "app {app}: {n} objects, no findings");
+        }
+    }
+    for (app, findings) in grouped {
         let deny = findings
             .iter()
             .filter(|f| f.severity == Severity::Deny)

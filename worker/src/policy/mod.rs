@@ -313,6 +313,10 @@ impl PolicyEngine {
             findings: kept,
             suppressed,
             objects_checked: objects.len(),
+            apps: apps
+                .iter()
+                .map(|a| (a.name.clone(), a.objects.len()))
+                .collect(),
         };
         report.normalize();
         Ok(report)
