@@ -114,3 +114,14 @@ fn a_pull_request_is_judged_by_the_default_branch_policies() {
         .unwrap();
     assert_eq!(self_judged.deny_count(), 0);
 }
+
+#[test]
+fn the_vm_runs_only_the_verified_shipped_bundle() {
+    let shipped = PolicyEngine::new(&PolicySources::default()).unwrap();
+    assert!(shipped.rego_uses_vm());
+    let fs = MemFs::new()
+        .with(".capstan.yaml", CAPSTAN_YAML)
+        .with("org-policies/labels.rego", V0_RULE);
+    let with_repo = PolicyEngine::new(&PolicySources::read(&fs).unwrap()).unwrap();
+    assert!(!with_repo.rego_uses_vm());
+}

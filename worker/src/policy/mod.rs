@@ -212,7 +212,14 @@ impl PolicyEngine {
                 schemas.add_compact_yaml(&f.text, &f.path)?;
             }
         }
-        let rego = RegoPolicies::load(&files, &settings.packages, false)?;
+        let mut rego = RegoPolicies::load(&files, &settings.packages, false)?;
+        // The VM is verified against the interpreter for the shipped bundle only.
+        let only_shipped = files
+            .iter()
+            .all(|f| bundle::SHIPPED_POLICIES.contains(&(f.path.as_str(), f.text.as_str())));
+        if !only_shipped || settings.packages != ["main"] {
+            rego.disable_vm();
+        }
         Ok(PolicyEngine {
             settings,
             schemas,
@@ -227,6 +234,12 @@ impl PolicyEngine {
     /// Number of Rego files loaded.
     pub fn rego_file_count(&self) -> usize {
         self.rego.file_count()
+    }
+
+    /// Whether Rego runs on regorus' virtual machine (the verified shipped bundle) or the
+    /// interpreter.
+    pub fn rego_uses_vm(&self) -> bool {
+        self.rego.uses_vm()
     }
 
     /// Runs every layer over every app.
