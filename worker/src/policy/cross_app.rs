@@ -1,6 +1,6 @@
 //! Checks that need every app at once: no single-app tool can make them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 
@@ -38,7 +38,7 @@ pub fn check(apps: &[AppInput], schemas: &SchemaSet, settings: &PolicySettings) 
 
 /// Apps deployed to the same cluster fight over an object both render.
 fn duplicates(apps: &[AppInput], schemas: &SchemaSet, out: &mut Vec<Finding>) {
-    let mut owner: BTreeMap<(Option<&str>, ObjectId), &str> = BTreeMap::new();
+    let mut owner: HashMap<(Option<&str>, ObjectId), &str> = HashMap::new();
     for app in apps {
         for obj in &app.objects {
             let id = effective_id(app, obj, schemas);

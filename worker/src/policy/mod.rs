@@ -296,9 +296,11 @@ impl PolicyEngine {
         }
         findings.extend(cross_app::check(apps, &schemas, &self.settings));
 
-        // Trace each finding to a file and line.
+        // Trace each finding to a file and line; only apps with findings pay for indexing.
+        let with_findings: BTreeSet<&str> = findings.iter().map(|f| f.app.as_str()).collect();
         let tracers: HashMap<&str, (Tracer, HashMap<&crate::objects::ObjectId, &K8sObject>)> = apps
             .iter()
+            .filter(|a| with_findings.contains(a.name.as_str()))
             .map(|a| {
                 (
                     a.name.as_str(),
@@ -337,7 +339,7 @@ impl PolicyEngine {
 
     /// Evaluates the Rego layer for one app, splitting its objects across the available cores.
     fn eval_rego(&self, app: &AppInput, cluster: &Value) -> Result<Vec<Finding>, PolicyError> {
-        if app.objects.is_empty() {
+        if app.objects.is_empty() || !self.rego.has_targets() {
             return Ok(Vec::new());
         }
         let threads = std::thread::available_parallelism()

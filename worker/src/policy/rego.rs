@@ -148,6 +148,11 @@ impl RegoPolicies {
         self.compiled = None;
     }
 
+    /// Whether any `deny`/`warn`/`violation` rule exists in the configured packages.
+    pub fn has_targets(&self) -> bool {
+        !self.targets.is_empty()
+    }
+
     /// Number of policy files loaded.
     pub fn file_count(&self) -> usize {
         self.files
@@ -187,10 +192,7 @@ impl RegoPolicies {
             regorus::Value::from("objects"),
             regorus::Value::from(objects.to_vec()),
         );
-        capstan.insert(
-            regorus::Value::from("cluster"),
-            regorus::Value::from(cluster.clone()),
-        );
+        capstan.insert(regorus::Value::from("cluster"), json_to_value(cluster));
         let mut data = BTreeMap::new();
         data.insert(
             regorus::Value::from("capstan"),
@@ -338,7 +340,31 @@ fn new_vm(c: &Compiled) -> regorus::rvm::RegoVM {
 /// Converts an object for regorus once; the result is shared (reference-counted) between `input`
 /// and `data.capstan.objects`.
 pub fn to_value(obj: &K8sObject) -> regorus::Value {
-    regorus::Value::from(obj.value.clone())
+    json_to_value(&obj.value)
+}
+
+/// A direct conversion: going through serde would deep-copy the JSON first.
+fn json_to_value(v: &Value) -> regorus::Value {
+    match v {
+        Value::Null => regorus::Value::Null,
+        Value::Bool(b) => regorus::Value::from(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                regorus::Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                regorus::Value::from(u)
+            } else {
+                regorus::Value::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => regorus::Value::from(s.as_str()),
+        Value::Array(a) => regorus::Value::from(a.iter().map(json_to_value).collect::<Vec<_>>()),
+        Value::Object(m) => regorus::Value::from(
+            m.iter()
+                .map(|(k, v)| (regorus::Value::from(k.as_str()), json_to_value(v)))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+    }
 }
 
 /// One `test_*` rule's result.

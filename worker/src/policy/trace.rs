@@ -51,6 +51,9 @@ struct Doc {
 #[derive(Debug, Default)]
 pub struct Tracer {
     docs: Vec<Doc>,
+    /// Documents by their `kind`, and documents a kustomization patch `target` selects.
+    by_kind: BTreeMap<String, Vec<usize>>,
+    targeted: Vec<usize>,
 }
 
 /// (sets the whole path, is a patch or resource, -overlay level, depth matched, exact name).
@@ -210,29 +213,36 @@ impl Tracer {
         for f in files.iter().filter(|f| !is_kustomization(&f.path)) {
             let patch = patch_info.get(&f.path);
             for (first_line, text) in split_docs(&f.text) {
-                let parsed = crate::yaml::parse_single(&text, &f.path).ok();
-                let s = |k: &str| {
-                    parsed
-                        .as_ref()
-                        .and_then(|p| p.pointer(k))
-                        .and_then(Value::as_str)
-                        .map(String::from)
-                };
+                let lines = scan(&text, first_line);
+                let (kind, name) = identity(&lines, &text, &f.path);
+                let top_list = lines.first().is_some_and(|l| l.dash && l.indent == 0);
                 docs.push(Doc {
                     path: f.path.clone(),
                     first_line,
-                    lines: scan(&text, first_line),
-                    kind: s("/kind"),
-                    name: s("/metadata/name"),
+                    lines,
+                    kind,
+                    name,
                     patch_level: patch.map(|(l, _)| *l),
                     resource_level: level_of_file(&f.path),
                     target: patch.and_then(|(_, p)| p.target.clone()),
-                    json6902: patch.is_some_and(|(_, p)| p.json6902)
-                        || parsed.as_ref().is_some_and(Value::is_array),
+                    json6902: patch.is_some_and(|(_, p)| p.json6902) || top_list,
                 });
             }
         }
-        Tracer { docs }
+        let mut by_kind: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut targeted = Vec::new();
+        for (i, d) in docs.iter().enumerate() {
+            match (&d.target, &d.kind) {
+                (Some(_), _) => targeted.push(i),
+                (None, Some(k)) => by_kind.entry(k.clone()).or_default().push(i),
+                (None, None) => {}
+            }
+        }
+        Tracer {
+            docs,
+            by_kind,
+            targeted,
+        }
     }
 
     /// Where `field` (dotted, with `[i]` indices) of `obj` was set; with no field, where the object
@@ -242,7 +252,14 @@ impl Tracer {
             .map(|f| annotate(parse_path(f), &obj.value))
             .unwrap_or_default();
         let mut best: Option<(Score, SourceLocation)> = None;
-        for doc in &self.docs {
+        let candidates = self
+            .by_kind
+            .get(&obj.id.kind)
+            .into_iter()
+            .flatten()
+            .chain(&self.targeted)
+            .map(|&i| &self.docs[i]);
+        for doc in candidates {
             let Some(exact) = self.matches(doc, obj) else {
                 continue;
             };
@@ -302,6 +319,38 @@ impl Tracer {
         let name = doc.name.as_ref()?;
         (*kind == obj.id.kind && name_ok(name)).then(|| obj.id.name == *name)
     }
+}
+
+/// The document's `kind` and `metadata.name`, read from its top-level lines (a flow-style
+/// `metadata: {…}` is parsed).
+fn identity(lines: &[Line], text: &str, path: &str) -> (Option<String>, Option<String>) {
+    let mut kind = None;
+    let mut name = None;
+    for (i, l) in lines.iter().enumerate() {
+        if l.dash || l.key_indent != 0 {
+            continue;
+        }
+        match l.key.as_deref() {
+            Some("kind") => kind = Some(unquote(&l.rest).to_string()),
+            Some("metadata") if l.rest.starts_with('{') => {
+                name = crate::yaml::parse_single(text, path).ok().and_then(|v| {
+                    v.pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                });
+            }
+            Some("metadata") => {
+                let child = lines.get(i + 1).map(|c| c.key_indent).filter(|c| *c > 0);
+                name = lines[i + 1..]
+                    .iter()
+                    .take_while(|c| c.key_indent > 0 || c.dash && c.indent > 0)
+                    .find(|c| Some(c.key_indent) == child && c.key.as_deref() == Some("name"))
+                    .map(|c| unquote(&c.rest).to_string());
+            }
+            _ => {}
+        }
+    }
+    (kind, name)
 }
 
 /// Splits a YAML stream at `---` lines, keeping each document's first line number (0-based).
