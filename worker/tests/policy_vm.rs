@@ -95,4 +95,9 @@ fn vm_and_interpreter_agree_on_the_shipped_bundle_and_repository_policies() {
         }
     }
     assert!(compared > 200, "only {compared} findings compared");
+    assert_eq!(
+        vm.vm_fallbacks(),
+        0,
+        "the VM must have evaluated every object itself"
+    );
 }

@@ -57,11 +57,16 @@ struct Compiled {
     program: std::sync::Arc<regorus::rvm::program::Program>,
 }
 
+/// The VM's single entry point: the values of every target rule, in target order.
+const ENTRY: &str = "data.capstan_entry.all";
+
 /// Loaded policies, ready to evaluate objects. Clone one per thread.
 pub struct RegoPolicies {
     engine: regorus::Engine,
     compiled: Option<std::sync::Arc<Compiled>>,
     vm: Option<regorus::rvm::RegoVM>,
+    /// Objects the VM failed on and the interpreter evaluated instead.
+    vm_fallbacks: usize,
     /// Fully qualified rules that exist, e.g. `data.main.deny`, with their severity and package.
     targets: Vec<(String, String, &'static str, Severity)>,
     files: usize,
@@ -107,6 +112,7 @@ impl RegoPolicies {
             engine,
             compiled: None,
             vm: None,
+            vm_fallbacks: 0,
             targets,
             files: loaded.len(),
             test_rules,
@@ -123,13 +129,26 @@ impl RegoPolicies {
         Ok(out)
     }
 
-    fn compile(&mut self, first: &str) -> Option<std::sync::Arc<Compiled>> {
-        let policy = self
-            .engine
-            .compile_with_entrypoint(&regorus::Rc::from(first))
+    fn compile(&mut self, _first: &str) -> Option<std::sync::Arc<Compiled>> {
+        // One entry point for all target rules, so helper rules they share are computed once per
+        // object. Only the VM's copy of the engine gets this module.
+        let mut engine = self.engine.clone();
+        let list: Vec<&str> = self.targets.iter().map(|t| t.0.as_str()).collect();
+        engine
+            .add_policy(
+                "capstan-entry.rego".into(),
+                format!(
+                    "package capstan_entry\nimport rego.v1\nall := [{}]\n",
+                    list.join(", ")
+                ),
+            )
+            .map_err(|e| tracing::debug!("Rego VM entry point: {e}"))
+            .ok()?;
+        let policy = engine
+            .compile_with_entrypoint(&regorus::Rc::from(ENTRY))
             .map_err(|e| tracing::debug!("Rego VM compile: {e}"))
             .ok()?;
-        let entry: Vec<&str> = self.targets.iter().map(|t| t.0.as_str()).collect();
+        let entry = [ENTRY];
         let program =
             regorus::languages::rego::compiler::Compiler::compile_from_policy(&policy, &entry)
                 .map_err(|e| tracing::debug!("Rego VM compile: {e}"))
@@ -140,6 +159,11 @@ impl RegoPolicies {
     /// Whether evaluation uses the virtual machine (else the interpreter).
     pub fn uses_vm(&self) -> bool {
         self.vm.is_some()
+    }
+
+    /// How many objects the VM could not evaluate (the interpreter did instead).
+    pub fn vm_fallbacks(&self) -> usize {
+        self.vm_fallbacks
     }
 
     /// Turns the virtual machine off, for comparing it with the interpreter.
@@ -228,11 +252,21 @@ impl RegoPolicies {
         }
         self.engine.set_input(input);
         let mut out = Vec::new();
-        for (path, pkg, rule, sev) in &self.targets {
-            let from_vm = self
-                .vm
-                .as_mut()
-                .and_then(|vm| vm.execute_entry_point_by_name(path).ok());
+        let from_vm: Option<Vec<regorus::Value>> = self
+            .vm
+            .as_mut()
+            .and_then(|vm| vm.execute_entry_point_by_name(ENTRY).ok())
+            .and_then(|v| {
+                v.as_array()
+                    .ok()
+                    .map(|a| a.iter().cloned().collect::<Vec<_>>())
+            })
+            .filter(|a| a.len() == self.targets.len());
+        if self.vm.is_some() && from_vm.is_none() {
+            self.vm_fallbacks += 1;
+        }
+        for (i, (path, pkg, rule, sev)) in self.targets.iter().enumerate() {
+            let from_vm = from_vm.as_ref().map(|a| a[i].clone());
             let result = match from_vm {
                 Some(v) => v,
                 None => self
@@ -324,6 +358,7 @@ impl Clone for RegoPolicies {
             engine: self.engine.clone(),
             compiled: self.compiled.clone(),
             vm: self.compiled.as_ref().map(|c| new_vm(c)),
+            vm_fallbacks: 0,
             targets: self.targets.clone(),
             files: self.files,
             test_rules: self.test_rules.clone(),
