@@ -125,3 +125,26 @@ fn the_vm_runs_only_the_verified_shipped_bundle() {
     let with_repo = PolicyEngine::new(&PolicySources::read(&fs).unwrap()).unwrap();
     assert!(!with_repo.rego_uses_vm());
 }
+
+#[test]
+fn repository_rules_link_to_their_own_doc_or_nothing() {
+    let with_doc = "package main\nimport rego.v1\nwarn contains {\"msg\": \"m\", \"rule\": \"org-x\", \"doc\": \"https://wiki.example.com/org-x\"} if input.kind == \"ConfigMap\"\n";
+    let fs = MemFs::new()
+        .with(".capstan.yaml", CAPSTAN_YAML)
+        .with("org-policies/labels.rego", V0_RULE)
+        .with("org-policies/doc.rego", with_doc);
+    let r = PolicyEngine::new(&PolicySources::read(&fs).unwrap())
+        .unwrap()
+        .check(&objects())
+        .unwrap();
+    let doc = |rule: &str| {
+        r.findings
+            .iter()
+            .find(|f| f.rule == rule)
+            .unwrap()
+            .doc
+            .clone()
+    };
+    assert_eq!(doc("org-x"), "https://wiki.example.com/org-x");
+    assert_eq!(doc("org.deny"), "");
+}

@@ -8,6 +8,7 @@
 //! REF are reported.
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -95,9 +96,11 @@ fn check(args: &Args) -> anyhow::Result<bool> {
         Format::Sarif => format::sarif(&report),
         Format::Markdown => format::markdown(&report),
     };
-    print!("{out}");
+    // A closed pipe (`capstan check | head`) is not an error worth a panic.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
     if !out.ends_with('\n') {
-        println!();
+        let _ = stdout.write_all(b"\n");
     }
     Ok(report.passes(engine.settings().fail_on))
 }

@@ -58,9 +58,26 @@ pub struct Finding {
 /// Base of rule documentation links; rules are headings of `policies/README.md`.
 pub const DOC_BASE: &str = "https://github.com/capstan-gitops/capstan/blob/main/policies/README.md";
 
-/// The documentation link for a rule id.
+/// The shipped rule documentation; its `### <rule-id>` headings are the link targets.
+const SHIPPED_DOCS: &str = include_str!("../../../policies/README.md");
+
+/// The documentation link for a rule id; empty for rules the shipped bundle does not document
+/// (a repository's own rules, unless they return a `doc` of their own).
 pub fn doc_link(rule: &str) -> String {
-    format!("{DOC_BASE}#{rule}")
+    static DOCUMENTED: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    let documented = DOCUMENTED.get_or_init(|| {
+        SHIPPED_DOCS
+            .lines()
+            .filter_map(|l| l.strip_prefix("### "))
+            .map(str::trim)
+            .collect()
+    });
+    if documented.contains(rule) {
+        format!("{DOC_BASE}#{rule}")
+    } else {
+        String::new()
+    }
 }
 
 impl Finding {

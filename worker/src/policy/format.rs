@@ -130,11 +130,14 @@ pub fn markdown(report: &Report) -> String {
                 .map(|l| format!("`{l}`"))
                 .or_else(|| f.field.as_ref().map(|x| format!("`{x}`")))
                 .unwrap_or_default();
+            let rule = if f.doc.is_empty() {
+                f.rule.clone()
+            } else {
+                format!("[{}]({})", f.rule, f.doc)
+            };
             let _ = writeln!(
                 s,
-                "| {icon} | [{}]({}) | {} | {place} | {} |",
-                f.rule,
-                f.doc,
+                "| {icon} | {rule} | {} | {place} | {} |",
                 md_escape(&object_label(f)),
                 md_escape(&f.message)
             );
@@ -218,7 +221,11 @@ pub fn sarif(report: &Report) -> String {
                 "name": "capstan",
                 "version": env!("CARGO_PKG_VERSION"),
                 "informationUri": "https://github.com/capstan-gitops/capstan",
-                "rules": rules.iter().map(|(id, doc)| json!({"id": id, "helpUri": doc})).collect::<Vec<_>>(),
+                "rules": rules.iter().map(|(id, doc)| if doc.is_empty() {
+                    json!({"id": id})
+                } else {
+                    json!({"id": id, "helpUri": doc})
+                }).collect::<Vec<_>>(),
             }},
             "results": results,
         }],

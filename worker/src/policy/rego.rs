@@ -468,6 +468,9 @@ fn to_finding(item: &Value, pkg: &str, rule: &str, sev: Severity, app: &str) -> 
             if let Some(field) = o.get("field").and_then(Value::as_str) {
                 f = f.at_field(field);
             }
+            if let Some(doc) = o.get("doc").and_then(Value::as_str) {
+                f.doc = doc.to_string();
+            }
             f
         }
         Value::String(s) => Finding::new(&default_id, sev, app, s.clone()),
