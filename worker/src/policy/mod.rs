@@ -258,6 +258,12 @@ impl PolicyEngine {
             }
         }
         let cluster = cluster_facts(apps);
+        // One evaluator per core, reused for every app.
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let mut workers: Vec<RegoPolicies> = (0..threads).map(|_| self.rego.clone()).collect();
         for app in apps {
             let mut unknown = BTreeSet::new();
             for obj in &app.objects {
@@ -292,7 +298,7 @@ impl PolicyEngine {
                     findings.push(f);
                 }
             }
-            findings.extend(self.eval_rego(app, &cluster)?);
+            findings.extend(self.eval_rego(app, &cluster, &mut workers)?);
         }
         findings.extend(cross_app::check(apps, &schemas, &self.settings));
 
@@ -338,15 +344,16 @@ impl PolicyEngine {
     }
 
     /// Evaluates the Rego layer for one app, splitting its objects across the available cores.
-    fn eval_rego(&self, app: &AppInput, cluster: &Value) -> Result<Vec<Finding>, PolicyError> {
+    fn eval_rego(
+        &self,
+        app: &AppInput,
+        cluster: &Value,
+        workers: &mut [RegoPolicies],
+    ) -> Result<Vec<Finding>, PolicyError> {
         if app.objects.is_empty() || !self.rego.has_targets() {
             return Ok(Vec::new());
         }
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8)
-            .min(app.objects.len().div_ceil(64).max(1));
+        let threads = workers.len().min(app.objects.len().div_ceil(64)).max(1);
         let chunk = app.objects.len().div_ceil(threads);
         let values: Vec<regorus::Value> = app.objects.iter().map(rego::to_value).collect();
         let results: Vec<Result<Vec<Finding>, RegoError>> = std::thread::scope(|s| {
@@ -354,8 +361,8 @@ impl PolicyEngine {
                 .objects
                 .chunks(chunk)
                 .zip(values.chunks(chunk))
-                .map(|(objs, vals)| {
-                    let mut rego = self.rego.clone();
+                .zip(workers.iter_mut())
+                .map(|((objs, vals), rego)| {
                     let all = &values;
                     s.spawn(move || -> Result<Vec<Finding>, RegoError> {
                         rego.set_app_values(
