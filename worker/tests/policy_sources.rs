@@ -148,3 +148,87 @@ fn repository_rules_link_to_their_own_doc_or_nothing() {
     assert_eq!(doc("org-x"), "https://wiki.example.com/org-x");
     assert_eq!(doc("org.deny"), "");
 }
+
+#[test]
+fn a_policy_that_fails_on_an_object_denies_visibly() {
+    let failing = "package main\nimport rego.v1\ndeny contains msg if {\n  input.kind == \"ConfigMap\"\n  n := to_number(input.metadata.name)\n  msg := sprintf(\"%v\", [n])\n}\n";
+    let fs = MemFs::new()
+        .with(
+            ".capstan.yaml",
+            "policy:\n  bundles: [builtin, org-policies]\n",
+        )
+        .with("org-policies/failing.rego", failing);
+    let r = PolicyEngine::new(&PolicySources::read(&fs).unwrap())
+        .unwrap()
+        .check(&objects())
+        .unwrap();
+    let f = r.findings.iter().find(|f| f.rule == "rego-error");
+    let f = f.unwrap_or_else(|| panic!("{}", capstan_worker::policy::format::text(&r)));
+    assert_eq!(f.severity, Severity::Deny);
+    assert!(f.message.contains("data.main.deny"), "{}", f.message);
+    // The same rule on an object it can handle is fine.
+    let ok = vec![AppInput {
+        name: "shop".into(),
+        objects: parse_stream(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '42', namespace: kube-system}\n",
+            "r.yaml",
+        )
+        .unwrap(),
+        ..Default::default()
+    }];
+    let r = PolicyEngine::new(&PolicySources::read(&fs).unwrap())
+        .unwrap()
+        .check(&ok)
+        .unwrap();
+    assert_eq!(
+        r.findings.iter().filter(|f| f.rule == "rego-error").count(),
+        0
+    );
+    assert_eq!(
+        r.deny_count(),
+        1,
+        "{}",
+        capstan_worker::policy::format::text(&r)
+    );
+}
+
+#[test]
+fn an_unreadable_crd_warns_and_a_readable_one_does_not() {
+    let crd = |spec: &str| {
+        vec![AppInput {
+            name: "crds".into(),
+            objects: parse_stream(
+                &format!("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: widgets.example.com}}\nspec: {spec}\n"),
+                "crd.yaml",
+            )
+            .unwrap(),
+            ..Default::default()
+        }]
+    };
+    let engine = PolicyEngine::new(&PolicySources::default()).unwrap();
+    let r = engine
+        .check(&crd("{group: example.com, scope: Cluster}"))
+        .unwrap();
+    let got: Vec<_> = r
+        .findings
+        .iter()
+        .map(|f| (f.rule.as_str(), f.field.as_deref().unwrap_or("")))
+        .collect();
+    // The Kubernetes schema says what is missing; the CRD layer says it could not use it.
+    assert_eq!(
+        got,
+        vec![
+            ("schema", "spec.names"),
+            ("schema", "spec.versions"),
+            ("invalid-crd", "")
+        ]
+    );
+    let r = engine
+        .check(&crd("{group: example.com, scope: Cluster, names: {kind: Widget, plural: widgets}, versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]}"))
+        .unwrap();
+    assert!(
+        r.findings.is_empty(),
+        "{}",
+        capstan_worker::policy::format::text(&r)
+    );
+}
