@@ -428,7 +428,15 @@ fn add_policy(engine: &mut regorus::Engine, f: &PolicyFile) -> Result<String, Re
     engine.set_rego_v0(false);
     // Report the attempt that got further into the file: that is the syntax the author meant.
     let (l1, l0) = (error_line(&v1, &f.path), error_line(&v0, &f.path));
-    let (line, message) = if l0 > l1 { (l0, v0) } else { (l1, v1) };
+    // On a tie, a file without any v1 keyword was written for v0.
+    let looks_v1 = ["rego.v1", " if ", " if{", "contains "]
+        .iter()
+        .any(|k| f.text.contains(k));
+    let (line, message) = if l0 > l1 || (l0 == l1 && !looks_v1) {
+        (l0, v0)
+    } else {
+        (l1, v1)
+    };
     Err(RegoError::Syntax {
         file: f.path.clone(),
         line,
@@ -446,8 +454,15 @@ fn error_line(message: &str, path: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// The `error: …` line of a regorus message (which also quotes the source), else its first
+/// non-empty line.
 fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_string()
+    let lines = || message.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .find_map(|l| l.strip_prefix("error: "))
+        .or_else(|| lines().next())
+        .unwrap_or(message)
+        .to_string()
 }
 
 fn to_finding(item: &Value, pkg: &str, rule: &str, sev: Severity, app: &str) -> Finding {
@@ -550,6 +565,23 @@ mod tests {
             other => panic!("unexpected {other}"),
         }
         assert!(err.to_string().starts_with("policies/bad.rego:"), "{err}");
+        let RegoError::Syntax { message, .. } = &err else {
+            unreachable!()
+        };
+        assert!(!message.is_empty(), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_in_conftest_syntax_name_the_line_of_the_v0_parse() {
+        let bad = file("old.rego", "package main\ndeny[msg] {\n  msg := \n}\n");
+        let err = RegoPolicies::load(&[bad], &["main".into()], false)
+            .err()
+            .unwrap();
+        let RegoError::Syntax { line, message, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(*line, 2, "{err}");
+        assert_eq!(message, "expecting }", "{err}");
     }
 
     #[test]
