@@ -23,6 +23,10 @@ enum Cli {
     Render(commands::render::Args),
     /// Per-object diff of the apps a change affects (exit 0 none, 1 diff, 2 error).
     Diff(commands::diff::Args),
+    /// Render the apps, run every policy layer, exit 1 on any deny.
+    Check(commands::check::Args),
+    /// Test and benchmark Rego policies.
+    Policy(commands::policy::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,5 +35,7 @@ fn main() -> ExitCode {
         Cli::Apps(args) => commands::apps::run(args),
         Cli::Render(args) => commands::render::run(args),
         Cli::Diff(args) => commands::diff::run(args),
+        Cli::Check(args) => commands::check::run(args),
+        Cli::Policy(args) => commands::policy::run(args),
     }
 }

@@ -7,6 +7,7 @@ pub mod apps;
 pub mod diff;
 pub mod git;
 pub mod objects;
+pub mod policy;
 pub mod render;
 pub mod repo_fs;
 pub mod yaml;

@@ -3,4 +3,6 @@
 pub mod apps;
 pub mod diff;
 pub mod render;
+pub mod check;
+pub mod policy;
 pub mod version;
