@@ -1,8 +1,8 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(Args) -> ExitCode`.
 
 pub mod apps;
-pub mod diff;
-pub mod render;
 pub mod check;
+pub mod diff;
 pub mod policy;
+pub mod render;
 pub mod version;
