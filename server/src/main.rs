@@ -1,4 +1,10 @@
-//! The `capstan` binary. Subcommands are added by the issues that own them.
+//! The `capstan` binary. Each subcommand lives in `commands/<name>.rs`, exposing
+//! `#[derive(clap::Args)] pub struct Args` and `pub fn run(args) -> ExitCode`; this file only
+//! dispatches, so adding a subcommand is one variant and one match arm.
+
+mod commands;
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
@@ -10,12 +16,11 @@ use clap::Parser;
 )]
 enum Cli {
     /// Print the version.
-    Version,
+    Version(commands::version::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     match Cli::parse() {
-        Cli::Version => println!("capstan {}", env!("CARGO_PKG_VERSION")),
+        Cli::Version(args) => commands::version::run(args),
     }
-    Ok(())
 }

@@ -1,0 +1,3 @@
+//! One module per subcommand. Each exposes `Args` (clap) and `run(Args) -> ExitCode`.
+
+pub mod version;
