@@ -3,7 +3,12 @@
 //! Error policy: narrow `thiserror` enums in these modules, each variant naming the file, app or
 //! delivery it is about; `anyhow` only at the edges (the binary and job bodies).
 
+pub mod forge;
+pub mod jobs;
 pub mod objects;
+pub mod queue;
+pub mod recovery;
 pub mod render;
 pub mod repo_fs;
+pub mod runner;
 pub mod yaml;
