@@ -15,12 +15,18 @@ use clap::Parser;
     about = "Git monorepo as the reviewed control plane of a K3s cluster run by ArgoCD"
 )]
 enum Cli {
+    /// Run the service: webhook intake, job workers, or both (`--role`).
+    Serve(commands::serve::Args),
+    /// Sign a payload file with the configured secret and POST it like GitHub would.
+    Replay(commands::replay::Args),
     /// Print the version.
     Version(commands::version::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse() {
+        Cli::Serve(args) => commands::serve::run(args),
+        Cli::Replay(args) => commands::replay::run(args),
         Cli::Version(args) => commands::version::run(args),
     }
 }
