@@ -588,9 +588,193 @@ pub fn markdown_table() -> String {
             cell(k.toml),
             cell(k.flag),
             cell(k.env),
-            k.default,
+            cell(k.default),
             k.help
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_run_on_sqlite_under_data_with_a_generated_secret() {
+        let c = Config::load_with(&ConfigArgs::default(), &env_of(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.role, Role::All);
+        assert_eq!(c.database_url, "sqlite://./data/capstan.db");
+        assert_eq!(
+            c.secrets,
+            SecretSource::File {
+                path: PathBuf::from("./data/webhook-secret"),
+                generate: true
+            }
+        );
+        assert!(c.repo_allowlist.is_none());
+        assert_eq!(c.job_lease, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("capstan.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1000\"\nworkers = 7\nrepo_allowlist = [\"acme/*\", \"x/y\"]\njob_lease_secs = 9\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            config: Some(file),
+            listen: Some("127.0.0.1:3000".into()),
+            ..ConfigArgs::default()
+        };
+        let env = env_of(&[
+            ("CAPSTAN_LISTEN", "127.0.0.1:2000"),
+            ("CAPSTAN_WORKERS", "3"),
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("CAPSTAN_DATABASE_URL", "postgres://u@h/capstan"),
+            ("CAPSTAN_WEBHOOK_SECRET", "old, new"),
+        ]);
+        let c = Config::load_with(&args, &env).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.job_lease, Duration::from_secs(9));
+        assert_eq!(c.database_url, "postgres://u@h/capstan");
+        assert_eq!(
+            c.repo_allowlist,
+            Some(vec!["acme/*".to_string(), "x/y".to_string()])
+        );
+        assert_eq!(
+            c.secrets,
+            SecretSource::Env(vec!["old".into(), "new".into()])
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key_and_source() {
+        let cases: [(&[(&str, &str)], ConfigArgs, &str); 6] = [
+            (
+                &[("CAPSTAN_WORKERS", "many")],
+                ConfigArgs::default(),
+                "CAPSTAN_WORKERS (environment)",
+            ),
+            (
+                &[("CAPSTAN_WORKERS", "0")],
+                ConfigArgs::default(),
+                "greater than zero",
+            ),
+            (
+                &[],
+                ConfigArgs {
+                    listen: Some("nowhere".into()),
+                    ..ConfigArgs::default()
+                },
+                "--listen (flag)",
+            ),
+            (
+                &[("CAPSTAN_ROLE", "boss")],
+                ConfigArgs::default(),
+                "CAPSTAN_ROLE",
+            ),
+            (
+                &[("DATABASE_URL", "mysql://x:pw@h/db")],
+                ConfigArgs::default(),
+                "DATABASE_URL (environment): invalid value \"mysql://x:***@h/db\"",
+            ),
+            (
+                &[("CAPSTAN_REPO_ALLOWLIST", "acme/[")],
+                ConfigArgs::default(),
+                "CAPSTAN_REPO_ALLOWLIST",
+            ),
+        ];
+        for (env, args, want) in cases {
+            let err = Config::load_with(&args, &env_of(env))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn config_file_refuses_secrets_and_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, want) in [
+            ("webhook_secret = \"x\"", "webhook_secret is not read"),
+            ("listne = \"127.0.0.1:1\"", "unknown key \"listne\""),
+            ("workers = \"x\"", "workers in"),
+            ("listen = ", "config file"),
+        ] {
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, text).unwrap();
+            let args = ConfigArgs {
+                config: Some(file),
+                ..ConfigArgs::default()
+            };
+            let err = Config::load_with(&args, &env_of(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn generated_secret_is_private_and_reused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/webhook-secret");
+        let source = SecretSource::File {
+            path: path.clone(),
+            generate: true,
+        };
+        let (first, generated) = load_secrets(&source).unwrap();
+        assert_eq!(generated.as_deref(), Some(path.as_path()));
+        assert_eq!(first[0].len(), 64);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (again, generated) = load_secrets(&source).unwrap();
+        assert_eq!((again, generated), (first, None));
+        let missing = SecretSource::File {
+            path: dir.path().join("absent"),
+            generate: false,
+        };
+        assert!(
+            load_secrets(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("absent")
+        );
+    }
+
+    #[test]
+    fn allowlist_globs_match_owner_and_name() {
+        let set = build_allowlist(&["acme/*".into(), "Other/One".into()]).unwrap();
+        assert!(set.is_match("acme/gitops"));
+        assert!(set.is_match("other/one"));
+        assert!(!set.is_match("acme-evil/gitops"));
+        assert!(!set.is_match("acme/gitops/extra"));
+    }
+
+    #[test]
+    fn readme_configuration_table_matches_the_keys() {
+        for doc in ["README.md", "docs/configuration.md"] {
+            let path = format!("{}/../{doc}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.contains(&markdown_table()),
+                "{doc} is out of date; paste config::markdown_table():\n{}",
+                markdown_table()
+            );
+        }
+    }
 }
