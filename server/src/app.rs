@@ -28,8 +28,10 @@ pub struct AppState {
     pub allowlist: Option<GlobSet>,
     pub mapping: MappingOptions,
     pub metrics: Arc<Metrics>,
-    /// Wakes this process's idle workers after a delivery is committed.
+    /// Wakes this process's idle workers after a delivery with jobs they run is committed.
     pub wake: Option<Arc<Notify>>,
+    /// The job kinds this process's workers run.
+    pub wake_kinds: Vec<String>,
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
     pub job_max_attempts: i32,
@@ -45,6 +47,7 @@ impl AppState {
             mapping: MappingOptions::default(),
             metrics: Arc::new(Metrics::new()),
             wake: None,
+            wake_kinds: Vec::new(),
             max_body_bytes: MAX_BODY_BYTES,
             body_timeout: Duration::from_secs(30),
             job_max_attempts: capstan_worker::queue::NewJob::DEFAULT_MAX_ATTEMPTS,

@@ -663,7 +663,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key_and_source() {
-        let cases: [(&[(&str, &str)], ConfigArgs, &str); 6] = [
+        type Case<'a> = (&'a [(&'a str, &'a str)], ConfigArgs, &'a str);
+        let cases: [Case; 6] = [
             (
                 &[("CAPSTAN_WORKERS", "many")],
                 ConfigArgs::default(),

@@ -188,7 +188,9 @@ async fn handle(
     };
     match st.queue.record_delivery(&delivery, &new_jobs).await {
         Ok(RecordOutcome::Stored { job_ids }) => {
+            let runs_here = new_jobs.iter().any(|j| st.wake_kinds.contains(&j.kind));
             if !job_ids.is_empty()
+                && runs_here
                 && let Some(wake) = &st.wake
             {
                 wake.notify_waiters();

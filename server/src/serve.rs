@@ -108,6 +108,7 @@ pub async fn run(
         });
     }
 
+    let kinds = registry.kinds();
     let runner = cfg.role.jobs().then(|| {
         Runner::new(
             queue.clone(),
@@ -132,6 +133,7 @@ pub async fn run(
     };
     state.metrics = metrics.clone();
     state.wake = runner.as_ref().map(Runner::waker);
+    state.wake_kinds = kinds;
     state.body_timeout = cfg.body_timeout;
     state.job_max_attempts = cfg.job_max_attempts;
     let app = router(Arc::new(state), cfg.role.intake());

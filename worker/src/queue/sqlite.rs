@@ -22,6 +22,17 @@ use super::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/queue/migrations/sqlite");
 
+/// The next claimable job of the given kinds (`?2`, a JSON array) at time `?1`: queued and due, or
+/// running with an expired lease; a PR's job waits while another job of that PR holds a lease.
+const CANDIDATE_SQL: &str = "SELECT j.id FROM jobs j \
+     WHERE j.kind IN (SELECT value FROM json_each(?2)) \
+       AND ((j.state = 'queued' AND j.run_after <= ?1) \
+         OR (j.state = 'running' AND j.lease_expires_at < ?1)) \
+       AND (j.supersede_key IS NULL OR NOT EXISTS ( \
+         SELECT 1 FROM jobs r WHERE r.supersede_key = j.supersede_key \
+           AND r.id <> j.id AND r.state = 'running' AND r.lease_expires_at >= ?1)) \
+     ORDER BY j.run_after, j.id LIMIT 1";
+
 pub struct SqliteQueue {
     pool: SqlitePool,
 }
@@ -214,24 +225,33 @@ impl Queue for SqliteQueue {
             kind: "claim filter".into(),
             source,
         })?;
+        // Look for a candidate with a plain read first: an UPDATE takes SQLite's write lock even
+        // when nothing matches, and idle workers must not compete with the intake for it.
+        let candidate: Option<i64> = sqlx::query_scalar(CANDIDATE_SQL)
+            .bind(now)
+            .bind(&kinds)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(QueueError::db("finding a claimable job"))?;
+        let Some(candidate) = candidate else {
+            return Ok(None);
+        };
+        // Claim it if it is still claimable (another worker may have been faster).
         let row: Option<JobRow> = sqlx::query_as(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?1, \
                lease_expires_at = ?2, claimed_from = state, updated_at = ?3 \
-             WHERE id = ( \
-               SELECT j.id FROM jobs j \
-               WHERE j.kind IN (SELECT value FROM json_each(?4)) \
-                 AND ((j.state = 'queued' AND j.run_after <= ?3) \
-                   OR (j.state = 'running' AND j.lease_expires_at < ?3)) \
-                 AND (j.supersede_key IS NULL OR NOT EXISTS ( \
-                   SELECT 1 FROM jobs r WHERE r.supersede_key = j.supersede_key \
-                     AND r.id <> j.id AND r.state = 'running' AND r.lease_expires_at >= ?3)) \
-               ORDER BY j.run_after, j.id LIMIT 1) \
+             WHERE id = ?4 \
+               AND ((state = 'queued' AND run_after <= ?3) \
+                 OR (state = 'running' AND lease_expires_at < ?3)) \
+               AND (supersede_key IS NULL OR NOT EXISTS ( \
+                 SELECT 1 FROM jobs r WHERE r.supersede_key = jobs.supersede_key \
+                   AND r.id <> jobs.id AND r.state = 'running' AND r.lease_expires_at >= ?3)) \
              RETURNING *",
         )
         .bind(worker)
         .bind(now.saturating_add(ms(lease)))
         .bind(now)
-        .bind(kinds)
+        .bind(candidate)
         .fetch_optional(&self.pool)
         .await
         .map_err(QueueError::db("claiming a job"))?;

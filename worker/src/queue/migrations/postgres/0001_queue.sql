@@ -33,7 +33,7 @@ CREATE TABLE jobs (
 
 -- At most one live job per dedupe key; finished ones may repeat (e.g. a re-requested check).
 CREATE UNIQUE INDEX jobs_live_dedupe ON jobs (dedupe_key) WHERE state IN ('queued', 'running');
-CREATE INDEX jobs_claimable ON jobs (state, run_after);
+CREATE INDEX jobs_claimable ON jobs (kind, state, run_after);
 CREATE INDEX jobs_supersede ON jobs (supersede_key) WHERE supersede_key IS NOT NULL;
 CREATE INDEX jobs_delivery ON jobs (delivery_id);
 
