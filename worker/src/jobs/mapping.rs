@@ -521,4 +521,91 @@ mod tests {
         let c = classify("check_suite", "d", body, &MappingOptions::default()).unwrap();
         assert!(matches!(c.decision, Decision::Ignored(_)));
     }
+
+    fn repo() -> serde_json::Value {
+        json!({"full_name": "acme/gitops", "default_branch": "main"})
+    }
+
+    #[test]
+    fn rerequested_check_run_checks_each_listed_pr_head() {
+        let pr = |n: u64, sha: &str| json!({"number": n, "head": {"ref": "f", "sha": sha}, "base": {"ref": "main", "sha": "0"}});
+        let body = serde_json::to_vec(&json!({
+            "action": "rerequested",
+            "check_run": {"head_sha": "abc", "pull_requests": [pr(1, "abc"), pr(2, "abc")]},
+            "repository": repo(),
+        }))
+        .unwrap();
+        let c = classify("check_run", "d", &body, &MappingOptions::default()).unwrap();
+        let Decision::Jobs(jobs) = c.decision else {
+            panic!("{:?}", c.decision)
+        };
+        let keys: Vec<_> = jobs.iter().map(|j| j.dedupe_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["pr_check:acme/gitops#1@abc", "pr_check:acme/gitops#2@abc"]
+        );
+        assert_eq!(jobs[0].payload["trigger"], "check_run.rerequested");
+        assert_eq!(jobs[0].supersede_key.as_deref(), Some("pr:acme/gitops#1"));
+    }
+
+    #[test]
+    fn only_merged_closes_and_default_branch_pushes_make_jobs() {
+        let pr = |merged: bool| {
+            serde_json::to_vec(&json!({
+                "action": "closed",
+                "pull_request": {"number": 3, "merged": merged, "merge_commit_sha": "m",
+                                 "head": {"ref": "f", "sha": "h"}, "base": {"ref": "main", "sha": "b"}},
+                "repository": repo(),
+            }))
+            .unwrap()
+        };
+        let merged = classify("pull_request", "d", &pr(true), &MappingOptions::default()).unwrap();
+        assert_eq!(kinds(&merged), ["pr_merged"]);
+        let closed = classify("pull_request", "d", &pr(false), &MappingOptions::default()).unwrap();
+        assert!(matches!(closed.decision, Decision::Ignored(_)));
+
+        let push = |r: &str, deleted: bool| {
+            serde_json::to_vec(&json!({"ref": r, "before": "a", "after": "b", "deleted": deleted, "repository": repo()}))
+                .unwrap()
+        };
+        let main = classify(
+            "push",
+            "d",
+            &push("refs/heads/main", false),
+            &MappingOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(kinds(&main), ["default_branch_push"]);
+        for (r, deleted) in [
+            ("refs/heads/topic", false),
+            ("refs/tags/v1", false),
+            ("refs/heads/main", true),
+        ] {
+            let c = classify("push", "d", &push(r, deleted), &MappingOptions::default()).unwrap();
+            assert!(matches!(c.decision, Decision::Ignored(_)), "{r} {deleted}");
+        }
+    }
+
+    #[test]
+    fn edited_command_is_a_new_job_but_a_redelivery_is_not() {
+        let body = |updated: &str| {
+            serde_json::to_vec(&json!({
+                "action": "edited",
+                "issue": {"number": 7, "pull_request": {}},
+                "comment": {"id": 5, "body": "/capstan sync web", "user": {"login": "al", "type": "User"},
+                            "updated_at": updated},
+                "repository": repo(),
+            }))
+            .unwrap()
+        };
+        let key = |b: &[u8]| match classify("issue_comment", "d", b, &MappingOptions::default())
+            .unwrap()
+            .decision
+        {
+            Decision::Jobs(j) => j[0].dedupe_key.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(key(&body("t1")), key(&body("t1")));
+        assert_ne!(key(&body("t1")), key(&body("t2")));
+    }
 }
