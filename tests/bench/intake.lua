@@ -1,7 +1,7 @@
 -- wrk script for the intake benchmark: every request is a distinct, correctly signed
 -- pull_request delivery (new X-GitHub-Delivery, new PR number and head SHA, so each one stores a
 -- delivery row and a pr_check job). Signatures come from payload.py (same template).
--- Env: BENCH_SIGS (signature file), BENCH_DELAY_MS (pause per connection between requests, to
+-- Env: BENCH_SIGS (signature file), BENCH_START (first body index), BENCH_DELAY_MS (pause per connection between requests, to
 -- approximate a fixed rate; 0 = as fast as possible).
 
 local TEMPLATE = '{"action":"synchronize","number":%d,"before":"0000000000000000000000000000000000000000",'
@@ -36,14 +36,16 @@ function init(args)
   end
   delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
   run = os.getenv("BENCH_RUN") or tostring(os.time())
-  -- Thread t uses body indices t+1, t+1+T, t+1+2T, … so threads never share one.
-  n = tid + 1
+  -- Thread t uses body indices start+t, start+t+T, … so threads (and runs given different
+  -- BENCH_START values) never share a body, and every delivery stores a new job.
+  start = tonumber(os.getenv("BENCH_START") or "1")
+  n = start + tid
   non2xx = 0
 end
 
 function request()
   if n > #sigs then
-    n = tid + 1 -- wrapped: bodies repeat (their jobs then deduplicate); size BENCH_COUNT up
+    n = 1 + tid -- wrapped: bodies repeat (their jobs then deduplicate); raise BENCH_COUNT
   end
   local sha = string.format("%040d", n)
   local body = string.format(TEMPLATE, n, sha, n, n, n, n, sha)

@@ -11,7 +11,7 @@ seconds="${2:-15}"
 port="${BENCH_PORT:-18787}"
 secret="bench-secret-$$"
 work="$(mktemp -d)"
-count="${BENCH_COUNT:-200000}"
+count="${BENCH_COUNT:-300000}"
 target="${CARGO_TARGET_DIR:-target}"
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -61,12 +61,13 @@ run() { # name, wrk args…
   BENCH_RUN="$name-$$" wrk "$@" -s tests/bench/intake.lua "$url" -- 2 | grep '^RESULT' | sed "s/^RESULT/$backend $name:/"
 }
 
+# Disjoint body ranges per run, so every delivery of every run stores a new job.
 log "warm-up"
-BENCH_DELAY_MS=0 run warmup -t2 -c8 -d3s >/dev/null
+BENCH_START=1 BENCH_DELAY_MS=0 run warmup -t2 -c8 -d3s >/dev/null
 log "saturation: 2 threads, 32 connections, ${seconds}s"
-BENCH_DELAY_MS=0 run saturate -t2 -c32 -d"${seconds}s"
-log "about 1,000/s: 2 threads, 10 connections, 10 ms pause per connection, ${seconds}s"
-BENCH_DELAY_MS=10 run paced -t2 -c10 -d"${seconds}s"
+BENCH_START=$((count / 5)) BENCH_DELAY_MS=0 run saturate -t2 -c32 -d"${seconds}s"
+log "about 1,000/s: 2 threads, 12 connections, 10 ms pause per connection, ${seconds}s"
+BENCH_START=$((count * 4 / 5)) BENCH_DELAY_MS=10 run paced -t2 -c12 -d"${seconds}s"
 
 accepted="$(curl -fs "$url/metrics" | awk -F' ' '/^capstan_webhook_deliveries_total\{event="pull_request",outcome="accepted"\}/ {print $2}')"
 queued="$(curl -fs "$url/metrics" | awk -F' ' '/^capstan_queue_jobs\{kind="pr_check",state="queued"\}/ {print $2}')"

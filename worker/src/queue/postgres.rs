@@ -50,26 +50,23 @@ impl PgQueue {
         now: i64,
     ) -> Result<Option<JobId>, QueueError> {
         if let Some(key) = &job.supersede_key {
+            // One statement: queued jobs of older heads are superseded, running ones are asked
+            // to stop at their next heartbeat.
             sqlx::query(
-                "UPDATE jobs SET state = 'superseded', updated_at = $1, finished_at = $1 \
-                 WHERE supersede_key = $2 AND dedupe_key <> $3 AND state = 'queued'",
+                "UPDATE jobs SET \
+                   state = CASE WHEN state = 'queued' THEN 'superseded' ELSE state END, \
+                   finished_at = CASE WHEN state = 'queued' THEN $1 ELSE finished_at END, \
+                   cancel_requested = (cancel_requested OR state = 'running'), \
+                   updated_at = $1 \
+                 WHERE supersede_key = $2 AND dedupe_key <> $3 \
+                   AND state IN ('queued', 'running')",
             )
             .bind(now)
             .bind(key)
             .bind(&job.dedupe_key)
             .execute(&mut **tx)
             .await
-            .map_err(QueueError::db("superseding queued jobs"))?;
-            sqlx::query(
-                "UPDATE jobs SET cancel_requested = TRUE, updated_at = $1 \
-                 WHERE supersede_key = $2 AND dedupe_key <> $3 AND state = 'running'",
-            )
-            .bind(now)
-            .bind(key)
-            .bind(&job.dedupe_key)
-            .execute(&mut **tx)
-            .await
-            .map_err(QueueError::db("superseding running jobs"))?;
+            .map_err(QueueError::db("superseding older jobs"))?;
         }
         let payload =
             serde_json::to_string(&job.payload).map_err(|source| QueueError::Payload {

@@ -1,9 +1,10 @@
 //! SQLite backend: the embedded default. One file, WAL, `synchronous = NORMAL` (a commit survives a
 //! process crash; a power loss may drop the last commits, as documented in the README).
 //!
-//! SQLite serializes writers, so a claim is a single `UPDATE … RETURNING` and every write
-//! transaction starts with a write: the lock is taken up front and waits on `busy_timeout` instead
-//! of failing on a lock upgrade.
+//! SQLite admits one writer at a time, so every write goes through a single pooled connection
+//! and readers use their own pool. A claim first finds a candidate with a read, then takes it with
+//! one `UPDATE … RETURNING` that re-checks it is still claimable; idle workers never hold the write
+//! lock.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -34,8 +35,25 @@ const CANDIDATE_SQL: &str = "SELECT j.id FROM jobs j \
      ORDER BY j.run_after, j.id LIMIT 1";
 
 pub struct SqliteQueue {
+    /// Readers (WAL lets them run beside the writer).
     pool: SqlitePool,
+    /// One connection for every write: SQLite admits one writer at a time anyway, and waiting in
+    /// the pool's queue is fair and prompt where `busy_timeout` sleeps and retries.
+    writer: SqlitePool,
+    /// Background WAL checkpointer; aborted on drop.
+    checkpointer: Option<tokio::task::JoinHandle<()>>,
 }
+
+impl Drop for SqliteQueue {
+    fn drop(&mut self) {
+        if let Some(task) = self.checkpointer.take() {
+            task.abort();
+        }
+    }
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 impl SqliteQueue {
     /// Open (creating when missing) the database at `url` (`sqlite://PATH` or `sqlite::memory:`).
@@ -48,22 +66,59 @@ impl SqliteQueue {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        // Each in-memory connection is its own database: keep exactly one.
-        let max = if in_memory { 1 } else { 8 };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
+        // Checkpoints run in the background (below) rather than inside whichever commit crosses
+        // the WAL size threshold, which would stall that delivery for the checkpoint's fsync.
+        let writer_options = if in_memory {
+            options.clone()
+        } else {
+            options.clone().pragma("wal_autocheckpoint", "0")
+        };
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
             .min_connections(1)
-            .connect_with(options)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(writer_options)
             .await
             .map_err(QueueError::db("opening sqlite"))?;
         MIGRATOR
-            .run(&pool)
+            .run(&writer)
             .await
             .map_err(|source| QueueError::Migrate {
                 backend: "sqlite",
                 source,
             })?;
-        Ok(SqliteQueue { pool })
+        // Each in-memory connection is its own database: there, readers share the writer.
+        let pool = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .min_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(QueueError::db("opening sqlite"))?
+        };
+        let checkpointer = (!in_memory).then(|| {
+            let readers = pool.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+                loop {
+                    tick.tick().await;
+                    // PASSIVE never blocks the writer; a busy or failed pass is retried next tick.
+                    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                        .execute(&readers)
+                        .await
+                    {
+                        tracing::debug!(error = %e, "WAL checkpoint skipped");
+                    }
+                }
+            })
+        });
+        Ok(SqliteQueue {
+            pool,
+            writer,
+            checkpointer,
+        })
     }
 
     async fn insert_job(
@@ -73,26 +128,23 @@ impl SqliteQueue {
         now: i64,
     ) -> Result<Option<JobId>, QueueError> {
         if let Some(key) = &job.supersede_key {
+            // One statement: queued jobs of older heads are superseded, running ones are asked
+            // to stop at their next heartbeat.
             sqlx::query(
-                "UPDATE jobs SET state = 'superseded', updated_at = ?1, finished_at = ?1 \
-                 WHERE supersede_key = ?2 AND dedupe_key <> ?3 AND state = 'queued'",
+                "UPDATE jobs SET \
+                   state = CASE WHEN state = 'queued' THEN 'superseded' ELSE state END, \
+                   finished_at = CASE WHEN state = 'queued' THEN ?1 ELSE finished_at END, \
+                   cancel_requested = (cancel_requested OR state = 'running'), \
+                   updated_at = ?1 \
+                 WHERE supersede_key = ?2 AND dedupe_key <> ?3 \
+                   AND state IN ('queued', 'running')",
             )
             .bind(now)
             .bind(key)
             .bind(&job.dedupe_key)
             .execute(&mut **tx)
             .await
-            .map_err(QueueError::db("superseding queued jobs"))?;
-            sqlx::query(
-                "UPDATE jobs SET cancel_requested = TRUE, updated_at = ?1 \
-                 WHERE supersede_key = ?2 AND dedupe_key <> ?3 AND state = 'running'",
-            )
-            .bind(now)
-            .bind(key)
-            .bind(&job.dedupe_key)
-            .execute(&mut **tx)
-            .await
-            .map_err(QueueError::db("superseding running jobs"))?;
+            .map_err(QueueError::db("superseding older jobs"))?;
         }
         let payload =
             serde_json::to_string(&job.payload).map_err(|source| QueueError::Payload {
@@ -156,7 +208,7 @@ impl Queue for SqliteQueue {
     ) -> Result<RecordOutcome, QueueError> {
         let now = now_ms();
         let mut tx = self
-            .pool
+            .writer
             .begin()
             .await
             .map_err(QueueError::db("beginning a delivery"))?;
@@ -203,7 +255,7 @@ impl Queue for SqliteQueue {
 
     async fn enqueue(&self, job: &NewJob) -> Result<Option<JobId>, QueueError> {
         let mut tx = self
-            .pool
+            .writer
             .begin()
             .await
             .map_err(QueueError::db("beginning an enqueue"))?;
@@ -252,7 +304,7 @@ impl Queue for SqliteQueue {
         .bind(now.saturating_add(ms(lease)))
         .bind(now)
         .bind(candidate)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(QueueError::db("claiming a job"))?;
         row.map(JobRow::into_claimed).transpose()
@@ -276,7 +328,7 @@ impl Queue for SqliteQueue {
         .bind(id)
         .bind(worker)
         .bind(attempt)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(QueueError::db("extending a lease"))?;
         Ok(match stop {
@@ -296,7 +348,7 @@ impl Queue for SqliteQueue {
         let state = finish.state();
         let finished_at = state.is_final().then_some(now);
         let mut tx = self
-            .pool
+            .writer
             .begin()
             .await
             .map_err(QueueError::db("beginning a finish"))?;
@@ -353,7 +405,7 @@ impl Queue for SqliteQueue {
         .bind(id)
         .bind(worker)
         .bind(attempt)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(QueueError::db("releasing a job"))?
         .rows_affected();
