@@ -111,3 +111,82 @@ fn replay_signs_with_the_generated_secret_and_dedupes() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn json_logs_carry_the_delivery_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = capstan()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--log-format",
+            "json",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("CAPSTAN_WEBHOOK_SECRET", "s3")
+        .env("CAPSTAN_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(rest) = line.strip_prefix("capstan listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let payload = dir.path().join("ping.json");
+    std::fs::write(&payload, r#"{"zen":"Design for failure.","hook_id":9}"#).unwrap();
+    let out = capstan()
+        .args(["replay", "--event", "ping", "--delivery", "log-check"])
+        .arg("--url")
+        .arg(format!("{url}/webhooks/github"))
+        .arg(&payload)
+        .env("CAPSTAN_WEBHOOK_SECRET", "s3")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // Let the ping job finish before stopping (bounded hang guard, not a timing assertion).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let done = "capstan_jobs_total{kind=\"ping\",outcome=\"succeeded\"} 1";
+    for _ in 0..500 {
+        let metrics = rt
+            .block_on(capstan_server::http1::request(
+                "GET",
+                &format!("{url}/metrics"),
+                &[],
+                b"",
+                std::time::Duration::from_secs(5),
+            ))
+            .unwrap();
+        if metrics.text().contains(done) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = server.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let stored = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "delivery stored")
+        .unwrap_or_else(|| panic!("no JSON 'delivery stored' line in:\n{stderr}"));
+    assert_eq!(stored["span"]["name"], "delivery");
+    assert_eq!(stored["span"]["delivery_id"], "log-check");
+    assert_eq!(stored["span"]["event"], "ping");
+    let job_line = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "job attempt finished")
+        .unwrap_or_else(|| panic!("no job line in:\n{stderr}"));
+    assert_eq!(job_line["span"]["name"], "job");
+    assert_eq!(job_line["span"]["kind"], "ping");
+    assert_eq!(job_line["span"]["delivery_id"], "log-check");
+}

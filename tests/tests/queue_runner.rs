@@ -22,6 +22,7 @@ both_backends!(
     transient_errors_back_off_then_go_dead,
     permanent_errors_and_panics_fail_at_once,
     dead_workers_job_is_reclaimed_after_its_lease_expires,
+    a_job_that_keeps_killing_its_worker_goes_dead,
     newer_head_stops_the_running_check,
     shutdown_lets_running_jobs_finish,
     shutdown_releases_jobs_that_overrun_the_grace_period,
@@ -296,4 +297,36 @@ async fn shutdown_releases_jobs_that_overrun_the_grace_period(b: &Backend) {
     let job = q.job(id).await.unwrap().unwrap();
     assert_eq!((job.state, job.attempts), (JobState::Queued, 0));
     assert!(job.lease_owner.is_none());
+}
+
+async fn a_job_that_keeps_killing_its_worker_goes_dead(b: &Backend) {
+    let q = &b.queue;
+    let id = q
+        .enqueue(&ping_job("poison").max_attempts(1))
+        .await
+        .unwrap()
+        .unwrap();
+    // Its only allowed attempt died with the worker.
+    q.claim(
+        "crashed-worker",
+        &["probe".to_string()],
+        Duration::from_millis(100),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let probe = Probe::new("ok");
+    let mut reg = Registry::new();
+    reg.register("probe", probe.clone());
+    let (stop, handle) = start(q, reg, config(1), Arc::new(Metrics::new()));
+    wait_for(q, id, JobState::Dead).await;
+    stop.cancel();
+    handle.await.unwrap();
+    assert_eq!(
+        probe.runs.load(Ordering::SeqCst),
+        0,
+        "not run again past max_attempts"
+    );
+    let job = q.job(id).await.unwrap().unwrap();
+    assert!(job.last_error.unwrap().contains("lost their lease"));
 }
