@@ -202,13 +202,3 @@ pub async fn run(
     info!("capstan stopped");
     result
 }
-
-trait MapOk: std::future::Future<Output = ()> + Sized {
-    fn map_ok(self) -> impl std::future::Future<Output = anyhow::Result<()>> {
-        async move {
-            self.await;
-            Ok(())
-        }
-    }
-}
-impl<F: std::future::Future<Output = ()>> MapOk for F {}
