@@ -162,16 +162,17 @@ pub async fn run(
                     Some(set) => Arc::new(move |repo: &str| set.is_match(repo)),
                     None => Arc::new(|_: &str| true),
                 };
-                tasks.spawn(
-                    capstan_worker::recovery::run_periodically(
-                        queue.clone(),
-                        forge,
-                        allowed,
-                        cfg.recovery_interval,
-                        shutdown.clone(),
-                    )
-                    .map_ok(),
+                let recovery = capstan_worker::recovery::run_periodically(
+                    queue.clone(),
+                    forge,
+                    allowed,
+                    cfg.recovery_interval,
+                    shutdown.clone(),
                 );
+                tasks.spawn(async move {
+                    recovery.await;
+                    Ok(())
+                });
             }
             None => info!("missed-event recovery is off: no GitHub credentials configured"),
         }
