@@ -149,3 +149,49 @@ async fn forge_errors_are_reported_not_swallowed(b: &Backend) {
     assert!(err.to_string().contains("acme/gitops"), "{err}");
     assert!(b.queue.depth().await.unwrap().is_empty());
 }
+
+/// `serve` runs a recovery pass at start when a forge is configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_recovery_at_start_with_a_forge() {
+    use capstan_server::config::{Config, ConfigArgs};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let args = ConfigArgs {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().display().to_string()),
+        repo_allowlist: Some("acme/*".into()),
+        ..ConfigArgs::default()
+    };
+    let env = |k: &str| (k == "CAPSTAN_WEBHOOK_SECRET").then(|| "s".to_string());
+    let cfg = Config::load_with(&args, &env).unwrap();
+    let url = cfg.database_url.clone();
+    let forge = Arc::new(FakeForge {
+        prs: vec![pr("acme/gitops", 21, "f1"), pr("elsewhere/x", 1, "z")],
+        fail: false,
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let service = tokio::spawn(capstan_server::serve::run(
+        cfg,
+        capstan_server::serve::default_registry(),
+        Some(forge),
+        Some(stop.clone()),
+    ));
+    let key = PrCheck::dedupe_key("acme/gitops", 21, "f1");
+    let mut found = Vec::new();
+    for _ in 0..500 {
+        if let Ok(q) = capstan_worker::queue::open(&url).await {
+            found = q.jobs_by_dedupe_key(&key).await.unwrap();
+            if !found.is_empty() {
+                let other = PrCheck::dedupe_key("elsewhere/x", 1, "z");
+                assert!(q.jobs_by_dedupe_key(&other).await.unwrap().is_empty());
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    service.await.unwrap().unwrap();
+    assert_eq!(found.len(), 1, "recovery queued the missed head");
+    assert_eq!(found[0].payload["trigger"], "recovery");
+}
