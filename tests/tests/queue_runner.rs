@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 both_backends!(
     runs_jobs_and_records_each_attempt,
+    two_runners_share_one_queue_without_double_runs,
     transient_errors_back_off_then_go_dead,
     permanent_errors_and_panics_fail_at_once,
     dead_workers_job_is_reclaimed_after_its_lease_expires,
@@ -329,4 +330,42 @@ async fn a_job_that_keeps_killing_its_worker_goes_dead(b: &Backend) {
     );
     let job = q.job(id).await.unwrap().unwrap();
     assert!(job.last_error.unwrap().contains("lost their lease"));
+}
+
+/// Two processes' runners (as with several replicas) on one store: every job runs exactly once.
+async fn two_runners_share_one_queue_without_double_runs(b: &Backend) {
+    let q = &b.queue;
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        ids.push(
+            q.enqueue(&ping_job(&format!("shared-{i}")))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let probes = [Probe::new("ok"), Probe::new("ok")];
+    let mut handles = Vec::new();
+    for (n, probe) in probes.iter().enumerate() {
+        let mut reg = Registry::new();
+        reg.register("probe", probe.clone());
+        let cfg = RunnerConfig {
+            name: format!("replica-{n}"),
+            ..config(3)
+        };
+        handles.push(start(q, reg, cfg, Arc::new(Metrics::new())));
+    }
+    for id in &ids {
+        wait_for(q, *id, JobState::Succeeded).await;
+    }
+    for (stop, handle) in handles {
+        stop.cancel();
+        handle.await.unwrap();
+    }
+    let total: usize = probes.iter().map(|p| p.runs.load(Ordering::SeqCst)).sum();
+    assert_eq!(total, ids.len());
+    for id in ids {
+        let runs = q.job_runs(id).await.unwrap();
+        assert_eq!(runs.len(), 1, "job {id}: {runs:?}");
+    }
 }
