@@ -59,41 +59,41 @@ pub struct ConfigArgs {
     /// TOML file with any of the settings below (keys as in the README).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help = LISTEN.help)]
     pub listen: Option<String>,
-    #[arg(long, value_name = "all|server|worker")]
+    #[arg(long, value_name = "all|server|worker", help = ROLE.help)]
     pub role: Option<String>,
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help = DATA_DIR.help)]
     pub data_dir: Option<String>,
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = DATABASE_URL.help)]
     pub database_url: Option<String>,
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help = WEBHOOK_SECRET_FILE.help)]
     pub webhook_secret_file: Option<String>,
-    #[arg(long, value_name = "GLOBS")]
+    #[arg(long, value_name = "GLOBS", help = REPO_ALLOWLIST.help)]
     pub repo_allowlist: Option<String>,
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = WORKERS.help)]
     pub workers: Option<String>,
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help = JOB_LEASE_SECS.help)]
     pub job_lease_secs: Option<String>,
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = JOB_MAX_ATTEMPTS.help)]
     pub job_max_attempts: Option<String>,
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", help = POLL_INTERVAL_MS.help)]
     pub poll_interval_ms: Option<String>,
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help = SHUTDOWN_GRACE_SECS.help)]
     pub shutdown_grace_secs: Option<String>,
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help = BODY_TIMEOUT_SECS.help)]
     pub body_timeout_secs: Option<String>,
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", help = RECOVERY_INTERVAL_SECS.help)]
     pub recovery_interval_secs: Option<String>,
-    #[arg(long, value_name = "PREFIX")]
+    #[arg(long, value_name = "PREFIX", help = COMMAND_PREFIX.help)]
     pub command_prefix: Option<String>,
-    #[arg(long, value_name = "BOOL")]
+    #[arg(long, value_name = "BOOL", help = BARE_COMMANDS.help)]
     pub bare_commands: Option<String>,
-    #[arg(long, value_name = "LOGINS")]
+    #[arg(long, value_name = "LOGINS", help = BOT_LOGINS.help)]
     pub bot_logins: Option<String>,
-    #[arg(long, value_name = "pretty|json")]
+    #[arg(long, value_name = "pretty|json", help = LOG_FORMAT.help)]
     pub log_format: Option<String>,
-    #[arg(long, value_name = "FILTER")]
+    #[arg(long, value_name = "FILTER", help = LOG.help)]
     pub log: Option<String>,
 }
 
