@@ -4,11 +4,42 @@
 
 use sqlx::Connection as _;
 
-/// A database created for one test; [`TestDb::drop_db`] removes it.
+/// A database created for one test; [`TestDb::drop_db`] removes it, and so does dropping the
+/// value (e.g. when the test panics), so failed runs do not leave databases behind.
 pub struct TestDb {
     pub url: String,
     admin_url: String,
     name: String,
+    dropped: bool,
+}
+
+async fn drop_database(admin_url: &str, name: &str) {
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await {
+        let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&mut conn)
+            .await;
+        let _ = conn.close().await;
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // Drop may run inside a runtime (or during a panic): use a thread with its own.
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(drop_database(&admin_url, &name));
+            }
+        })
+        .join();
+    }
 }
 
 /// The server URL from `DATABASE_URL`, or `None` after printing why the test is skipped.
@@ -60,6 +91,7 @@ impl TestDb {
             url: with_database(&admin_url, &name),
             admin_url,
             name,
+            dropped: false,
         })
     }
 
