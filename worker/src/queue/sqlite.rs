@@ -80,13 +80,25 @@ impl SqliteQueue {
             .connect_with(writer_options)
             .await
             .map_err(QueueError::db("opening sqlite"))?;
-        MIGRATOR
-            .run(&writer)
-            .await
-            .map_err(|source| QueueError::Migrate {
-                backend: "sqlite",
-                source,
-            })?;
+        // SQLite migrations take no lock: two processes starting on a fresh file may race, and
+        // the loser sees the winner's tables. Retrying then finds them recorded and applies
+        // nothing twice.
+        let mut attempt = 0;
+        loop {
+            match MIGRATOR.run(&writer).await {
+                Ok(()) => break,
+                Err(_) if attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(source) => {
+                    return Err(QueueError::Migrate {
+                        backend: "sqlite",
+                        source,
+                    });
+                }
+            }
+        }
         // Each in-memory connection is its own database: there, readers share the writer.
         let pool = if in_memory {
             writer.clone()
