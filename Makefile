@@ -2,9 +2,9 @@
 .DEFAULT_GOAL := help
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help serve test fmt lint
+.PHONY: help serve test fmt lint bench-intake
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 serve: ## Run capstan serve on its embedded defaults (SQLite under ./data, :8080)
 	cargo run --release -p capstan-server -- serve
@@ -19,3 +19,7 @@ fmt: ## Format the code
 
 lint: ## Clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings
+
+bench-intake: ## Intake benchmark with wrk on SQLite, then PostgreSQL if DATABASE_URL is set
+	tests/bench/intake.sh sqlite
+	@if [ -n "$$DATABASE_URL" ]; then tests/bench/intake.sh postgres; else echo "skipped: postgres (DATABASE_URL unset)"; fi

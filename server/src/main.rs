@@ -15,6 +15,10 @@ use clap::Parser;
     about = "Git monorepo as the reviewed control plane of a K3s cluster run by ArgoCD"
 )]
 enum Cli {
+    /// Run the service: webhook intake, job workers, or both (`--role`).
+    Serve(commands::serve::Args),
+    /// Sign a payload file with the configured secret and POST it like GitHub would.
+    Replay(commands::replay::Args),
     /// Print the version.
     Version(commands::version::Args),
     /// List the ArgoCD Applications the repository defines.
@@ -37,5 +41,7 @@ fn main() -> ExitCode {
         Cli::Diff(args) => commands::diff::run(args),
         Cli::Check(args) => commands::check::run(args),
         Cli::Policy(args) => commands::policy::run(args),
+        Cli::Serve(args) => commands::serve::run(args),
+        Cli::Replay(args) => commands::replay::run(args),
     }
 }

@@ -23,3 +23,13 @@ pub fn shared_fixtures() -> Option<PathBuf> {
         None
     }
 }
+
+pub mod backend;
+pub mod flaky;
+pub mod pg;
+pub mod webhook;
+
+/// `tests/fixtures/` of this repository: fixtures written by the project itself.
+pub fn own_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}

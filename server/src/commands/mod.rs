@@ -5,4 +5,6 @@ pub mod check;
 pub mod diff;
 pub mod policy;
 pub mod render;
+pub mod replay;
+pub mod serve;
 pub mod version;

@@ -1,0 +1,105 @@
+//! `capstan replay`: sign a payload file with the configured webhook secret and POST it to a
+//! running server with the headers GitHub sends — for trying a setup, or re-feeding an event.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use capstan_server::config::{self, Config, ConfigArgs, SecretSource};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The JSON payload, sent byte for byte.
+    pub payload: PathBuf,
+    /// The X-GitHub-Event value (pull_request, push, issue_comment, …).
+    #[arg(long)]
+    pub event: String,
+    /// Where to send it; default: the configured listen address on 127.0.0.1.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The X-GitHub-Delivery value; default: a new GUID. Reuse one to test deduplication.
+    #[arg(long)]
+    pub delivery: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("capstan: configuration error: {e}");
+            return ExitCode::from(super::serve::EX_CONFIG);
+        }
+    };
+    // Replay never generates a secret: it must match the server's.
+    let source = match cfg.secrets {
+        SecretSource::File { path, .. } => SecretSource::File {
+            path,
+            generate: false,
+        },
+        env => env,
+    };
+    let secret = match config::load_secrets(&source) {
+        Ok((secrets, _)) => secrets.into_iter().next().unwrap_or_default(),
+        Err(e) => {
+            eprintln!(
+                "capstan: {e} (start `capstan serve` once to generate it, or set CAPSTAN_WEBHOOK_SECRET)"
+            );
+            return ExitCode::from(super::serve::EX_CONFIG);
+        }
+    };
+    let body = match std::fs::read(&args.payload) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("capstan: reading {}: {e}", args.payload.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let url = args
+        .url
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}/webhooks/github", cfg.listen.port()));
+    let delivery = args
+        .delivery
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let signature = capstan_server::signature::sign(secret.as_bytes(), &body);
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("User-Agent", "GitHub-Hookshot/capstan-replay"),
+        ("X-GitHub-Event", args.event.as_str()),
+        ("X-GitHub-Delivery", delivery.as_str()),
+        ("X-Hub-Signature-256", signature.as_str()),
+    ];
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("capstan: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sent = rt.block_on(capstan_server::http1::request(
+        "POST",
+        &url,
+        &headers,
+        &body,
+        Duration::from_secs(60),
+    ));
+    match sent {
+        Ok(resp) => {
+            println!(
+                "{} {} (delivery {delivery})",
+                resp.status,
+                resp.text().trim()
+            );
+            if (200..300).contains(&resp.status) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("capstan: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! `capstan serve`: run the webhook intake, the job workers, or both.
+
+use std::process::ExitCode;
+
+use capstan_server::config::{Config, ConfigArgs};
+
+/// Exit status for bad configuration (sysexits EX_CONFIG).
+pub const EX_CONFIG: u8 = 78;
+
+/// Every setting can also come from `CAPSTAN_*` variables or a TOML file (see the README).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("capstan: configuration error: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    capstan_server::serve::init_tracing(&cfg);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("capstan: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let registry = capstan_server::serve::default_registry();
+    match rt.block_on(capstan_server::serve::run(cfg, registry, None, None)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("capstan: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,781 @@
+//! Every service setting in one place: its TOML key, flag, environment variable and default.
+//!
+//! Precedence: flag > environment > TOML file (`--config` / `CAPSTAN_CONFIG`) > default. Secrets
+//! come only from the environment or files, never from flags or the TOML file (flags show up in
+//! `ps`, config files get committed). A bad value stops start-up with a message naming the key and
+//! where the value came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use globset::{GlobSet, GlobSetBuilder};
+
+/// One setting. `flag` is empty for secrets.
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    pub toml: &'static str,
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+macro_rules! keys {
+    ($($name:ident = ($toml:literal, $flag:literal, $env:literal, $default:literal, $help:literal);)*) => {
+        $(pub const $name: Key = Key { toml: $toml, flag: $flag, env: $env, default: $default, help: $help };)*
+        /// All settings, in the order the README's table lists them.
+        pub const ALL: &[Key] = &[$($name),*];
+    };
+}
+
+keys! {
+    LISTEN = ("listen", "--listen", "CAPSTAN_LISTEN", "0.0.0.0:8080", "Address of the HTTP server (webhooks, dashboard, health, metrics).");
+    ROLE = ("role", "--role", "CAPSTAN_ROLE", "all", "`all` (intake and workers), `server` (intake only) or `worker` (jobs only, plus health and metrics).");
+    DATA_DIR = ("data_dir", "--data-dir", "CAPSTAN_DATA_DIR", "./data", "Where the SQLite database, git mirrors and the generated webhook secret live.");
+    DATABASE_URL = ("database_url", "--database-url", "DATABASE_URL", "sqlite://<data_dir>/capstan.db", "`sqlite://PATH` or `postgres://…`; `CAPSTAN_DATABASE_URL` wins over `DATABASE_URL`.");
+    WEBHOOK_SECRET = ("", "", "CAPSTAN_WEBHOOK_SECRET", "generated", "Webhook secret(s), comma-separated to rotate: any of them verifies. Environment only.");
+    WEBHOOK_SECRET_FILE = ("webhook_secret_file", "--webhook-secret-file", "CAPSTAN_WEBHOOK_SECRET_FILE", "<data_dir>/webhook-secret", "File holding the secret(s), one per line or comma-separated; generated (0600) when absent and no secret is set.");
+    REPO_ALLOWLIST = ("repo_allowlist", "--repo-allowlist", "CAPSTAN_REPO_ALLOWLIST", "* (every repo the hook or App covers)", "Comma-separated `owner/name` globs; deliveries for other repositories get 403.");
+    WORKERS = ("workers", "--workers", "CAPSTAN_WORKERS", "number of cores", "Concurrent job workers in this process.");
+    JOB_LEASE_SECS = ("job_lease_secs", "--job-lease-secs", "CAPSTAN_JOB_LEASE_SECS", "60", "Job lease; a crashed worker's job is re-claimed after it expires.");
+    JOB_MAX_ATTEMPTS = ("job_max_attempts", "--job-max-attempts", "CAPSTAN_JOB_MAX_ATTEMPTS", "5", "Attempts before a job with transient errors is `dead`.");
+    POLL_INTERVAL_MS = ("poll_interval_ms", "--poll-interval-ms", "CAPSTAN_POLL_INTERVAL_MS", "500", "How often idle workers look for jobs queued by other processes.");
+    SHUTDOWN_GRACE_SECS = ("shutdown_grace_secs", "--shutdown-grace-secs", "CAPSTAN_SHUTDOWN_GRACE_SECS", "30", "On SIGTERM/SIGINT, time running jobs get to finish before they are released.");
+    BODY_TIMEOUT_SECS = ("body_timeout_secs", "--body-timeout-secs", "CAPSTAN_BODY_TIMEOUT_SECS", "30", "Time allowed to receive a webhook body.");
+    RECOVERY_INTERVAL_SECS = ("recovery_interval_secs", "--recovery-interval-secs", "CAPSTAN_RECOVERY_INTERVAL_SECS", "300", "Missed-event recovery period (runs when GitHub credentials are configured).");
+    COMMAND_PREFIX = ("command_prefix", "--command-prefix", "CAPSTAN_COMMAND_PREFIX", "/capstan", "Slash-command prefix in PR comments.");
+    BARE_COMMANDS = ("bare_commands", "--bare-commands", "CAPSTAN_BARE_COMMANDS", "false", "Also accept `/diff`-style commands without the prefix.");
+    BOT_LOGINS = ("bot_logins", "--bot-logins", "CAPSTAN_BOT_LOGINS", "", "Logins Capstan comments as; their comments never trigger commands (bots are always ignored).");
+    LOG_FORMAT = ("log_format", "--log-format", "CAPSTAN_LOG_FORMAT", "pretty", "`pretty` or `json`.");
+    LOG = ("log", "--log", "CAPSTAN_LOG", "info", "Log filter (`tracing` env-filter syntax, e.g. `info,capstan_worker=debug`).");
+}
+
+/// The settings file and flags as `serve` and `replay` accept them. Values are strings so the
+/// config module can name the key and source of a bad one.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ConfigArgs {
+    /// TOML file with any of the settings below (keys as in the README).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_name = "ADDR", help = LISTEN.help)]
+    pub listen: Option<String>,
+    #[arg(long, value_name = "all|server|worker", help = ROLE.help)]
+    pub role: Option<String>,
+    #[arg(long, value_name = "DIR", help = DATA_DIR.help)]
+    pub data_dir: Option<String>,
+    #[arg(long, value_name = "URL", help = DATABASE_URL.help)]
+    pub database_url: Option<String>,
+    #[arg(long, value_name = "FILE", help = WEBHOOK_SECRET_FILE.help)]
+    pub webhook_secret_file: Option<String>,
+    #[arg(long, value_name = "GLOBS", help = REPO_ALLOWLIST.help)]
+    pub repo_allowlist: Option<String>,
+    #[arg(long, value_name = "N", help = WORKERS.help)]
+    pub workers: Option<String>,
+    #[arg(long, value_name = "SECS", help = JOB_LEASE_SECS.help)]
+    pub job_lease_secs: Option<String>,
+    #[arg(long, value_name = "N", help = JOB_MAX_ATTEMPTS.help)]
+    pub job_max_attempts: Option<String>,
+    #[arg(long, value_name = "MS", help = POLL_INTERVAL_MS.help)]
+    pub poll_interval_ms: Option<String>,
+    #[arg(long, value_name = "SECS", help = SHUTDOWN_GRACE_SECS.help)]
+    pub shutdown_grace_secs: Option<String>,
+    #[arg(long, value_name = "SECS", help = BODY_TIMEOUT_SECS.help)]
+    pub body_timeout_secs: Option<String>,
+    #[arg(long, value_name = "SECS", help = RECOVERY_INTERVAL_SECS.help)]
+    pub recovery_interval_secs: Option<String>,
+    #[arg(long, value_name = "PREFIX", help = COMMAND_PREFIX.help)]
+    pub command_prefix: Option<String>,
+    #[arg(long, value_name = "BOOL", help = BARE_COMMANDS.help)]
+    pub bare_commands: Option<String>,
+    #[arg(long, value_name = "LOGINS", help = BOT_LOGINS.help)]
+    pub bot_logins: Option<String>,
+    #[arg(long, value_name = "pretty|json", help = LOG_FORMAT.help)]
+    pub log_format: Option<String>,
+    #[arg(long, value_name = "FILTER", help = LOG.help)]
+    pub log: Option<String>,
+}
+
+impl ConfigArgs {
+    fn flag(&self, key: &Key) -> Option<&str> {
+        let v = match key.toml {
+            "listen" => &self.listen,
+            "role" => &self.role,
+            "data_dir" => &self.data_dir,
+            "database_url" => &self.database_url,
+            "webhook_secret_file" => &self.webhook_secret_file,
+            "repo_allowlist" => &self.repo_allowlist,
+            "workers" => &self.workers,
+            "job_lease_secs" => &self.job_lease_secs,
+            "job_max_attempts" => &self.job_max_attempts,
+            "poll_interval_ms" => &self.poll_interval_ms,
+            "shutdown_grace_secs" => &self.shutdown_grace_secs,
+            "body_timeout_secs" => &self.body_timeout_secs,
+            "recovery_interval_secs" => &self.recovery_interval_secs,
+            "command_prefix" => &self.command_prefix,
+            "bare_commands" => &self.bare_commands,
+            "bot_logins" => &self.bot_logins,
+            "log_format" => &self.log_format,
+            "log" => &self.log,
+            _ => return None,
+        };
+        v.as_deref()
+    }
+}
+
+/// A configuration problem, naming the key and where the value came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: invalid value {value:?}: {reason}")]
+    Invalid {
+        origin: String,
+        value: String,
+        reason: String,
+    },
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("{origin}: {reason}")]
+    Secret { origin: String, reason: String },
+}
+
+/// Which processes' work this one does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    All,
+    Server,
+    Worker,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Server => "server",
+            Role::Worker => "worker",
+        }
+    }
+
+    pub fn intake(self) -> bool {
+        matches!(self, Role::All | Role::Server)
+    }
+    pub fn jobs(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Where the webhook secrets come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `CAPSTAN_WEBHOOK_SECRET`.
+    Env(Vec<String>),
+    /// A file; `generate` when it is the default path and may be created.
+    File { path: PathBuf, generate: bool },
+}
+
+/// The resolved service configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub role: Role,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub secrets: SecretSource,
+    /// `None` = every repository.
+    pub repo_allowlist: Option<Vec<String>>,
+    pub workers: usize,
+    pub job_lease: Duration,
+    pub job_max_attempts: i32,
+    pub poll_interval: Duration,
+    pub shutdown_grace: Duration,
+    pub body_timeout: Duration,
+    pub recovery_interval: Duration,
+    pub command_prefix: String,
+    pub bare_commands: bool,
+    pub bot_logins: Vec<String>,
+    pub log_format: LogFormat,
+    pub log: String,
+}
+
+/// Reads values by precedence and remembers where each came from.
+struct Sources<'a> {
+    args: &'a ConfigArgs,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: BTreeMap<String, String>,
+    file_path: Option<PathBuf>,
+}
+
+impl Sources<'_> {
+    /// The value of `key` and a description of its origin for error messages.
+    fn get(&self, key: &Key) -> Option<(String, String)> {
+        if let Some(v) = self.args.flag(key) {
+            return Some((v.to_string(), format!("{} (flag)", key.flag)));
+        }
+        if key.toml == "database_url"
+            && let Some(v) = (self.env)("CAPSTAN_DATABASE_URL")
+        {
+            return Some((v, "CAPSTAN_DATABASE_URL (environment)".into()));
+        }
+        if let Some(v) = (self.env)(key.env) {
+            return Some((v, format!("{} (environment)", key.env)));
+        }
+        let path = self.file_path.as_deref().unwrap_or(Path::new("?"));
+        self.file
+            .get(key.toml)
+            .map(|v| (v.clone(), format!("{} in {}", key.toml, path.display())))
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        key: &Key,
+        check: impl Fn(&T) -> Result<(), String>,
+    ) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let Some((value, origin)) = self.get(key) else {
+            return Ok(None);
+        };
+        let parsed: T = value
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                origin: origin.clone(),
+                value: value.clone(),
+                reason: e.to_string(),
+            })?;
+        check(&parsed).map_err(|reason| ConfigError::Invalid {
+            origin,
+            value,
+            reason,
+        })?;
+        Ok(Some(parsed))
+    }
+}
+
+fn positive<T: PartialOrd + Default>(v: &T) -> Result<(), String> {
+    if *v > T::default() {
+        Ok(())
+    } else {
+        Err("must be greater than zero".into())
+    }
+}
+
+fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let file_err = |reason: String| ConfigError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| file_err(e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for (k, v) in table {
+        if k == "webhook_secret" {
+            return Err(file_err(
+                "webhook_secret is not read from files of settings; use CAPSTAN_WEBHOOK_SECRET or webhook_secret_file".into(),
+            ));
+        }
+        if !ALL.iter().any(|key| key.toml == k && !key.toml.is_empty()) {
+            return Err(file_err(format!("unknown key {k:?}")));
+        }
+        let s = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => Ok(s),
+                    other => Err(file_err(format!("{k}: expected strings, found {other}"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            other => return Err(file_err(format!("{k}: unsupported value {other}"))),
+        };
+        out.insert(k, s);
+    }
+    Ok(out)
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl Config {
+    /// Resolve from flags, the process environment and the optional TOML file.
+    pub fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
+        Self::load_with(args, &|name| {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        })
+    }
+
+    /// Resolve with an explicit environment (tests).
+    pub fn load_with(
+        args: &ConfigArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file_path = args
+            .config
+            .clone()
+            .or_else(|| env("CAPSTAN_CONFIG").map(PathBuf::from));
+        let file = match &file_path {
+            Some(p) => read_toml(p)?,
+            None => BTreeMap::new(),
+        };
+        let s = Sources {
+            args,
+            env,
+            file,
+            file_path,
+        };
+
+        let listen = s.parse::<SocketAddr>(&LISTEN, |_| Ok(()))?;
+        let listen = listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080)));
+        let role = match s.get(&ROLE) {
+            None => Role::All,
+            Some((v, origin)) => match v.trim() {
+                "all" => Role::All,
+                "server" => Role::Server,
+                "worker" => Role::Worker,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        origin,
+                        value: v,
+                        reason: "expected all, server or worker".into(),
+                    });
+                }
+            },
+        };
+        let data_dir = PathBuf::from(
+            s.get(&DATA_DIR)
+                .map(|(v, _)| v)
+                .unwrap_or_else(|| "./data".into()),
+        );
+        let database_url = match s.get(&DATABASE_URL) {
+            None => format!("sqlite://{}", data_dir.join("capstan.db").display()),
+            Some((v, origin)) => {
+                let ok = v.starts_with("sqlite:")
+                    || v.starts_with("postgres://")
+                    || v.starts_with("postgresql://");
+                if !ok {
+                    return Err(ConfigError::Invalid {
+                        origin,
+                        value: capstan_worker::queue::redact_url(&v),
+                        reason: "expected sqlite://PATH or postgres://…".into(),
+                    });
+                }
+                v
+            }
+        };
+        let secrets = match env(WEBHOOK_SECRET.env) {
+            Some(v) => {
+                let secrets = list(&v);
+                if secrets.is_empty() {
+                    return Err(ConfigError::Secret {
+                        origin: WEBHOOK_SECRET.env.into(),
+                        reason: "set but holds no secret".into(),
+                    });
+                }
+                SecretSource::Env(secrets)
+            }
+            None => match s.get(&WEBHOOK_SECRET_FILE) {
+                Some((path, _)) => SecretSource::File {
+                    path: PathBuf::from(path),
+                    generate: false,
+                },
+                None => SecretSource::File {
+                    path: data_dir.join("webhook-secret"),
+                    generate: true,
+                },
+            },
+        };
+        let repo_allowlist = match s.get(&REPO_ALLOWLIST) {
+            None => None,
+            Some((v, origin)) => {
+                let globs = list(&v);
+                build_allowlist(&globs).map_err(|reason| ConfigError::Invalid {
+                    origin,
+                    value: v.clone(),
+                    reason,
+                })?;
+                Some(globs)
+            }
+        };
+        let workers = s.parse::<usize>(&WORKERS, positive)?.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2)
+        });
+        let secs = |key: &Key, default: u64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(
+                s.parse::<u64>(key, positive)?.unwrap_or(default),
+            ))
+        };
+        let job_lease = secs(&JOB_LEASE_SECS, 60)?;
+        let job_max_attempts = s.parse::<i32>(&JOB_MAX_ATTEMPTS, positive)?.unwrap_or(5);
+        let poll_interval =
+            Duration::from_millis(s.parse::<u64>(&POLL_INTERVAL_MS, positive)?.unwrap_or(500));
+        let shutdown_grace = secs(&SHUTDOWN_GRACE_SECS, 30)?;
+        let body_timeout = secs(&BODY_TIMEOUT_SECS, 30)?;
+        let recovery_interval = secs(&RECOVERY_INTERVAL_SECS, 300)?;
+        let command_prefix = match s.get(&COMMAND_PREFIX) {
+            None => "/capstan".to_string(),
+            Some((v, origin)) => {
+                let v = v.trim().to_string();
+                if !v.starts_with('/') || v.len() < 2 || v.contains(char::is_whitespace) {
+                    return Err(ConfigError::Invalid {
+                        origin,
+                        value: v,
+                        reason: "expected a slash and a word, like /capstan".into(),
+                    });
+                }
+                v
+            }
+        };
+        let bare_commands = s
+            .parse::<bool>(&BARE_COMMANDS, |_| Ok(()))?
+            .unwrap_or(false);
+        let bot_logins = s
+            .get(&BOT_LOGINS)
+            .map(|(v, _)| list(&v))
+            .unwrap_or_default();
+        let log_format = match s.get(&LOG_FORMAT) {
+            None => LogFormat::Pretty,
+            Some((v, origin)) => match v.trim() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        origin,
+                        value: v,
+                        reason: "expected pretty or json".into(),
+                    });
+                }
+            },
+        };
+        let log = match s.get(&LOG) {
+            None => "info".to_string(),
+            Some((v, origin)) => {
+                tracing_subscriber::EnvFilter::try_new(&v).map_err(|e| ConfigError::Invalid {
+                    origin,
+                    value: v.clone(),
+                    reason: e.to_string(),
+                })?;
+                v
+            }
+        };
+        Ok(Config {
+            listen,
+            role,
+            data_dir,
+            database_url,
+            secrets,
+            repo_allowlist,
+            workers,
+            job_lease,
+            job_max_attempts,
+            poll_interval,
+            shutdown_grace,
+            body_timeout,
+            recovery_interval,
+            command_prefix,
+            bare_commands,
+            bot_logins,
+            log_format,
+            log,
+        })
+    }
+}
+
+/// Compile allowlist globs (`owner/name`, `owner/*`, `*`), case-insensitive like GitHub names.
+pub fn build_allowlist(globs: &[String]) -> Result<GlobSet, String> {
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        let glob = globset::GlobBuilder::new(g)
+            .case_insensitive(true)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("glob {g:?}: {e}"))?;
+        b.add(glob);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+/// Load the webhook secrets, generating the default file (mode 0600) on first start. Returns the
+/// secrets and, when one was generated, its path so the caller can print how to use it.
+pub fn load_secrets(source: &SecretSource) -> Result<(Vec<String>, Option<PathBuf>), ConfigError> {
+    match source {
+        SecretSource::Env(s) => Ok((s.clone(), None)),
+        SecretSource::File { path, generate } => {
+            let origin = format!("{} ({})", WEBHOOK_SECRET_FILE.env, path.display());
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let secrets = list(&text);
+                    if secrets.is_empty() {
+                        return Err(ConfigError::Secret {
+                            origin,
+                            reason: "the file holds no secret".into(),
+                        });
+                    }
+                    Ok((secrets, None))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && *generate => {
+                    let secret = generate_secret();
+                    write_private(path, &format!("{secret}\n")).map_err(|e| {
+                        ConfigError::Secret {
+                            origin: origin.clone(),
+                            reason: format!("could not write a generated secret: {e}"),
+                        }
+                    })?;
+                    Ok((vec![secret], Some(path.clone())))
+                }
+                Err(e) => Err(ConfigError::Secret {
+                    origin,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+    }
+}
+
+fn generate_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+/// The README's configuration table, generated from [`ALL`] so it cannot drift (a test compares).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| TOML key | Flag | Environment | Default | Meaning |\n|---|---|---|---|---|\n",
+    );
+    for k in ALL {
+        let cell = |s: &str| {
+            if s.is_empty() {
+                "—".to_string()
+            } else {
+                format!("`{s}`")
+            }
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            cell(k.toml),
+            cell(k.flag),
+            cell(k.env),
+            cell(k.default),
+            k.help
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_run_on_sqlite_under_data_with_a_generated_secret() {
+        let c = Config::load_with(&ConfigArgs::default(), &env_of(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.role, Role::All);
+        assert_eq!(c.database_url, "sqlite://./data/capstan.db");
+        assert_eq!(
+            c.secrets,
+            SecretSource::File {
+                path: PathBuf::from("./data/webhook-secret"),
+                generate: true
+            }
+        );
+        assert!(c.repo_allowlist.is_none());
+        assert_eq!(c.job_lease, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("capstan.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1000\"\nworkers = 7\nrepo_allowlist = [\"acme/*\", \"x/y\"]\njob_lease_secs = 9\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            config: Some(file),
+            listen: Some("127.0.0.1:3000".into()),
+            ..ConfigArgs::default()
+        };
+        let env = env_of(&[
+            ("CAPSTAN_LISTEN", "127.0.0.1:2000"),
+            ("CAPSTAN_WORKERS", "3"),
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("CAPSTAN_DATABASE_URL", "postgres://u@h/capstan"),
+            ("CAPSTAN_WEBHOOK_SECRET", "old, new"),
+        ]);
+        let c = Config::load_with(&args, &env).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.job_lease, Duration::from_secs(9));
+        assert_eq!(c.database_url, "postgres://u@h/capstan");
+        assert_eq!(
+            c.repo_allowlist,
+            Some(vec!["acme/*".to_string(), "x/y".to_string()])
+        );
+        assert_eq!(
+            c.secrets,
+            SecretSource::Env(vec!["old".into(), "new".into()])
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key_and_source() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], ConfigArgs, &'a str);
+        let cases: [Case; 6] = [
+            (
+                &[("CAPSTAN_WORKERS", "many")],
+                ConfigArgs::default(),
+                "CAPSTAN_WORKERS (environment)",
+            ),
+            (
+                &[("CAPSTAN_WORKERS", "0")],
+                ConfigArgs::default(),
+                "greater than zero",
+            ),
+            (
+                &[],
+                ConfigArgs {
+                    listen: Some("nowhere".into()),
+                    ..ConfigArgs::default()
+                },
+                "--listen (flag)",
+            ),
+            (
+                &[("CAPSTAN_ROLE", "boss")],
+                ConfigArgs::default(),
+                "CAPSTAN_ROLE",
+            ),
+            (
+                &[("DATABASE_URL", "mysql://x:pw@h/db")],
+                ConfigArgs::default(),
+                "DATABASE_URL (environment): invalid value \"mysql://x:***@h/db\"",
+            ),
+            (
+                &[("CAPSTAN_REPO_ALLOWLIST", "acme/[")],
+                ConfigArgs::default(),
+                "CAPSTAN_REPO_ALLOWLIST",
+            ),
+        ];
+        for (env, args, want) in cases {
+            let err = Config::load_with(&args, &env_of(env))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn config_file_refuses_secrets_and_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, want) in [
+            ("webhook_secret = \"x\"", "webhook_secret is not read"),
+            ("listne = \"127.0.0.1:1\"", "unknown key \"listne\""),
+            ("workers = \"x\"", "workers in"),
+            ("listen = ", "config file"),
+        ] {
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, text).unwrap();
+            let args = ConfigArgs {
+                config: Some(file),
+                ..ConfigArgs::default()
+            };
+            let err = Config::load_with(&args, &env_of(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn generated_secret_is_private_and_reused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/webhook-secret");
+        let source = SecretSource::File {
+            path: path.clone(),
+            generate: true,
+        };
+        let (first, generated) = load_secrets(&source).unwrap();
+        assert_eq!(generated.as_deref(), Some(path.as_path()));
+        assert_eq!(first[0].len(), 64);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (again, generated) = load_secrets(&source).unwrap();
+        assert_eq!((again, generated), (first, None));
+        let missing = SecretSource::File {
+            path: dir.path().join("absent"),
+            generate: false,
+        };
+        assert!(
+            load_secrets(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("absent")
+        );
+    }
+
+    #[test]
+    fn allowlist_globs_match_owner_and_name() {
+        let set = build_allowlist(&["acme/*".into(), "Other/One".into()]).unwrap();
+        assert!(set.is_match("acme/gitops"));
+        assert!(set.is_match("other/one"));
+        assert!(!set.is_match("acme-evil/gitops"));
+        assert!(!set.is_match("acme/gitops/extra"));
+    }
+
+    #[test]
+    fn readme_configuration_table_matches_the_keys() {
+        for doc in ["README.md", "docs/configuration.md"] {
+            let path = format!("{}/../{doc}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.contains(&markdown_table()),
+                "{doc} is out of date; paste config::markdown_table():\n{}",
+                markdown_table()
+            );
+        }
+    }
+}

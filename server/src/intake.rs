@@ -1,0 +1,234 @@
+//! `POST /webhooks/github`: the order of checks is the contract. Size and signature come first,
+//! so an unsigned request costs no JSON parsing and no database write; then the headers, the
+//! payload, the allowlist; then one transaction stores the delivery with its jobs.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use capstan_worker::jobs::{self, Decision};
+use capstan_worker::queue::{DeliveryOutcome, NewDelivery, RecordOutcome};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use tracing::{Instrument, field, info, info_span, warn};
+
+use crate::app::AppState;
+use crate::signature;
+
+/// Why a body could not be read.
+enum BodyError {
+    TooLarge,
+    Timeout,
+    Read(String),
+}
+
+async fn read_body(body: Body, st: &AppState) -> Result<Bytes, BodyError> {
+    let limited = Limited::new(body, st.max_body_bytes);
+    match tokio::time::timeout(st.body_timeout, limited.collect()).await {
+        Err(_) => Err(BodyError::Timeout),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
+        Ok(Err(e)) => Err(BodyError::Read(e.to_string())),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// GitHub's delivery ids are GUIDs; accept any short token so other senders can replay.
+fn valid_delivery_id(id: &str) -> bool {
+    id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+pub async fn webhook(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let span = info_span!(
+        "delivery",
+        delivery_id = header_str(&headers, "x-github-delivery").unwrap_or("-"),
+        event = header_str(&headers, "x-github-event").unwrap_or("-"),
+        repo = field::Empty,
+        outcome = field::Empty,
+    );
+    let (response, event_label, outcome) =
+        handle(&st, &headers, body).instrument(span.clone()).await;
+    span.record("outcome", outcome);
+    st.metrics.delivery(&event_label, outcome);
+    response
+}
+
+/// The handler proper; returns the response, the event label for metrics (`-` until the
+/// signature is verified, so unsigned traffic cannot grow label sets) and the outcome label.
+async fn handle(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> (Response, String, &'static str) {
+    let unverified = "-".to_string();
+    let declared =
+        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > st.max_body_bytes as u64) {
+        return (too_large(st), unverified, "too_large");
+    }
+    let body = match read_body(body, st).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return (too_large(st), unverified, "too_large"),
+        Err(BodyError::Timeout) => {
+            let r = reply(
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"error": "body not received in time"}),
+            );
+            return (r, unverified, "timeout");
+        }
+        Err(BodyError::Read(e)) => {
+            let r = reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("reading the body: {e}")}),
+            );
+            return (r, unverified, "bad_request");
+        }
+    };
+
+    let Some(sig) = header_str(headers, "x-hub-signature-256") else {
+        let why = if headers.contains_key("x-hub-signature") {
+            "only X-Hub-Signature (SHA-1) was sent; X-Hub-Signature-256 is required"
+        } else {
+            "missing X-Hub-Signature-256"
+        };
+        warn!(why, "refused an unsigned delivery");
+        return (
+            reply(StatusCode::UNAUTHORIZED, json!({"error": why})),
+            unverified,
+            "unauthorized",
+        );
+    };
+    if !signature::verify(&st.secrets, sig, &body) {
+        warn!("refused a delivery with an invalid signature");
+        let r = reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "signature does not match"}),
+        );
+        return (r, unverified, "unauthorized");
+    }
+
+    let (Some(event), Some(delivery_id)) = (
+        header_str(headers, "x-github-event"),
+        header_str(headers, "x-github-delivery"),
+    ) else {
+        let r = reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "X-GitHub-Event and X-GitHub-Delivery are required"}),
+        );
+        return (r, unverified, "bad_request");
+    };
+    let event_label = event.to_string();
+    if !valid_delivery_id(delivery_id) || event.len() > 64 {
+        let r = reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "malformed X-GitHub-Delivery or X-GitHub-Event"}),
+        );
+        return (r, unverified, "bad_request");
+    }
+
+    let classified = match jobs::classify(event, delivery_id, &body, &st.mapping) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "refused a malformed payload");
+            let r = reply(
+                StatusCode::BAD_REQUEST,
+                json!({"delivery": delivery_id, "error": e.to_string()}),
+            );
+            return (r, event_label, "bad_request");
+        }
+    };
+    if let Some(repo) = &classified.repo {
+        tracing::Span::current().record("repo", repo.as_str());
+        if let Some(allow) = &st.allowlist
+            && !allow.is_match(repo)
+        {
+            warn!(%repo, "repository is not on the allowlist");
+            let r = reply(
+                StatusCode::FORBIDDEN,
+                json!({"delivery": delivery_id, "error": format!("repository {repo} is not on the allowlist")}),
+            );
+            return (r, event_label, "forbidden");
+        }
+    }
+
+    let (outcome, detail, mut new_jobs) = match classified.decision {
+        Decision::Jobs(j) => (DeliveryOutcome::Accepted, None, j),
+        Decision::Ignored(why) => (DeliveryOutcome::Ignored, Some(why), vec![]),
+        Decision::Rejected(why) => (DeliveryOutcome::Rejected, Some(why), vec![]),
+    };
+    for job in &mut new_jobs {
+        if job.kind != jobs::PING {
+            job.max_attempts = st.job_max_attempts;
+        }
+    }
+    let delivery = NewDelivery {
+        delivery_id: delivery_id.to_string(),
+        event: event.to_string(),
+        action: classified.action,
+        repo: classified.repo,
+        outcome,
+        detail: detail.clone(),
+    };
+    match st.queue.record_delivery(&delivery, &new_jobs).await {
+        Ok(RecordOutcome::Stored { job_ids }) => {
+            let runs_here = new_jobs.iter().any(|j| st.wake_kinds.contains(&j.kind));
+            if !job_ids.is_empty()
+                && runs_here
+                && let Some(wake) = &st.wake
+            {
+                wake.notify_waiters();
+            }
+            info!(outcome = outcome.as_str(), jobs = ?job_ids, detail = detail.as_deref().unwrap_or(""), "delivery stored");
+            let status = match outcome {
+                DeliveryOutcome::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
+                _ if event == "ping" => StatusCode::OK,
+                _ => StatusCode::ACCEPTED,
+            };
+            let r = reply(
+                status,
+                json!({"delivery": delivery_id, "outcome": outcome.as_str(), "jobs": job_ids, "detail": detail}),
+            );
+            (r, event_label, outcome.as_str())
+        }
+        Ok(RecordOutcome::Duplicate { first }) => {
+            info!(first_outcome = %first.outcome, "duplicate delivery; nothing new stored");
+            let r = reply(
+                StatusCode::OK,
+                json!({"delivery": delivery_id, "outcome": "duplicate", "first_outcome": first.outcome}),
+            );
+            (r, event_label, "duplicate")
+        }
+        Err(e) => {
+            warn!(error = %e, "store unavailable; GitHub will record a failed delivery to redeliver");
+            let r = reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"delivery": delivery_id, "error": "store unavailable; redeliver later"}),
+            );
+            (r, event_label, "unavailable")
+        }
+    }
+}
+
+fn too_large(st: &AppState) -> Response {
+    reply(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        json!({"error": format!("body exceeds {} bytes", st.max_body_bytes)}),
+    )
+}

@@ -1,0 +1,205 @@
+//! `capstan serve`: wire the store, the HTTP server, the job runner and recovery for a role, and
+//! run them until SIGTERM/SIGINT.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use capstan_worker::forge::Forge;
+use capstan_worker::jobs::{self, MappingOptions};
+use capstan_worker::queue::{self, Queue};
+use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::app::{AppState, router};
+use crate::config::{self, Config};
+
+/// The handlers this build ships. The PR pipeline, promotion and command issues register theirs
+/// here; until then their jobs stay queued for a process that has them.
+pub fn default_registry() -> Registry {
+    let mut r = Registry::new();
+    r.register(jobs::PING, jobs::ping::PingHandler);
+    r
+}
+
+/// Install logging per the config. Safe to call once per process.
+pub fn init_tracing(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log_format {
+        config::LogFormat::Json => builder.json().try_init(),
+        config::LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the service");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => info!("SIGTERM received; shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received; shutting down"),
+    }
+}
+
+/// Open the store named by the config (creating the data dir for SQLite).
+pub async fn open_queue(cfg: &Config) -> anyhow::Result<Arc<dyn Queue>> {
+    if cfg.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating data dir {} (data_dir)", cfg.data_dir.display()))?;
+    }
+    queue::open(&cfg.database_url).await.with_context(|| {
+        format!(
+            "opening the store {} (database_url)",
+            queue::redact_url(&cfg.database_url)
+        )
+    })
+}
+
+fn print_secret_help(path: &Path) {
+    println!(
+        "capstan: no webhook secret was configured, so one was generated and stored in {} (mode 0600).\n\
+         capstan: paste it into your GitHub App's (or repository hook's) \"Webhook secret\" field,\n\
+         capstan: or set CAPSTAN_WEBHOOK_SECRET to use your own. This message is printed only once.",
+        path.display()
+    );
+}
+
+/// Run the service until `shutdown` (or a signal when `None`). `forge` enables missed-event
+/// recovery.
+pub async fn run(
+    cfg: Config,
+    registry: Registry,
+    forge: Option<Arc<dyn Forge>>,
+    shutdown: Option<CancellationToken>,
+) -> anyhow::Result<()> {
+    let (secrets, generated) = config::load_secrets(&cfg.secrets)?;
+    if let Some(path) = generated {
+        print_secret_help(&path);
+    }
+    let queue = open_queue(&cfg).await?;
+    let metrics = Arc::new(Metrics::new());
+    let allowlist = match &cfg.repo_allowlist {
+        Some(globs) => Some(
+            config::build_allowlist(globs).map_err(|e| anyhow::anyhow!("repo_allowlist: {e}"))?,
+        ),
+        None => None,
+    };
+    let shutdown = shutdown.unwrap_or_default();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        });
+    }
+
+    let kinds = registry.kinds();
+    let runner = cfg.role.jobs().then(|| {
+        Runner::new(
+            queue.clone(),
+            registry,
+            RunnerConfig {
+                workers: cfg.workers,
+                lease: cfg.job_lease,
+                poll_interval: cfg.poll_interval,
+                shutdown_grace: cfg.shutdown_grace,
+                ..RunnerConfig::default()
+            },
+            metrics.clone(),
+        )
+    });
+
+    let mut state = AppState::new(queue.clone(), secrets);
+    state.allowlist = allowlist.clone();
+    state.mapping = MappingOptions {
+        command_prefix: cfg.command_prefix.clone(),
+        bare_commands: cfg.bare_commands,
+        self_logins: cfg.bot_logins.clone(),
+    };
+    state.metrics = metrics.clone();
+    state.wake = runner.as_ref().map(Runner::waker);
+    state.wake_kinds = kinds;
+    state.body_timeout = cfg.body_timeout;
+    state.job_max_attempts = cfg.job_max_attempts;
+    let app = router(Arc::new(state), cfg.role.intake());
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {} (listen)", cfg.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    println!(
+        "capstan listening on http://{addr} (role {}, store {})",
+        cfg.role.as_str(),
+        queue.backend()
+    );
+    info!(%addr, role = ?cfg.role, backend = queue.backend(), "capstan started");
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(runner) = runner {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            runner.run(stop).await;
+            Ok::<(), anyhow::Error>(())
+        });
+        match forge {
+            Some(forge) => {
+                let allowed: Arc<dyn Fn(&str) -> bool + Send + Sync> = match allowlist {
+                    Some(set) => Arc::new(move |repo: &str| set.is_match(repo)),
+                    None => Arc::new(|_: &str| true),
+                };
+                let recovery = capstan_worker::recovery::run_periodically(
+                    queue.clone(),
+                    forge,
+                    allowed,
+                    cfg.recovery_interval,
+                    shutdown.clone(),
+                );
+                tasks.spawn(async move {
+                    recovery.await;
+                    Ok(())
+                });
+            }
+            None => info!("missed-event recovery is off: no GitHub credentials configured"),
+        }
+    }
+    {
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+                .context("HTTP server")
+        });
+    }
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                shutdown.cancel();
+                result = Err(e);
+            }
+            Err(e) => {
+                shutdown.cancel();
+                result = Err(anyhow::anyhow!("a service task failed: {e}"));
+            }
+        }
+    }
+    info!("capstan stopped");
+    result
+}

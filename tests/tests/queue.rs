@@ -1,0 +1,366 @@
+//! The queue contract, run against SQLite and PostgreSQL alike.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use capstan_tests::backend::Backend;
+use capstan_tests::both_backends;
+use capstan_worker::jobs::PrCheck;
+use capstan_worker::queue::{
+    DeliveryOutcome, Finish, Heartbeat, JobState, NewDelivery, NewJob, Queue, RecordOutcome, now_ms,
+};
+use serde_json::json;
+
+both_backends!(
+    delivery_and_jobs_are_stored_once,
+    concurrent_duplicate_deliveries_store_one_job,
+    claim_lease_and_finish,
+    expired_lease_is_reclaimed_and_fences_the_old_worker,
+    retry_waits_for_run_after,
+    live_dedupe_key_admits_one_job,
+    newer_head_supersedes_queued_and_signals_running,
+    release_gives_the_job_back_uncounted,
+    claims_only_requested_kinds,
+    depth_counts_by_kind_and_state,
+);
+
+fn delivery(id: &str) -> NewDelivery {
+    NewDelivery {
+        delivery_id: id.into(),
+        event: "pull_request".into(),
+        action: Some("opened".into()),
+        repo: Some("acme/gitops".into()),
+        outcome: DeliveryOutcome::Accepted,
+        detail: None,
+    }
+}
+
+fn job(kind: &str, key: &str) -> NewJob {
+    NewJob::new(kind, key, json!({"repo": "acme/gitops"}))
+}
+
+fn pr_check(number: u64, sha: &str) -> NewJob {
+    PrCheck {
+        repo: "acme/gitops".into(),
+        number,
+        head_sha: sha.into(),
+        head_ref: Some("feature".into()),
+        base_ref: Some("main".into()),
+        installation_id: None,
+        trigger: "test".into(),
+    }
+    .into_job()
+}
+
+fn kinds(k: &[&str]) -> Vec<String> {
+    k.iter().map(|s| s.to_string()).collect()
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn delivery_and_jobs_are_stored_once(b: &Backend) {
+    let q = &b.queue;
+    let first = q
+        .record_delivery(&delivery("d-1"), &[job("ping", "k1"), job("ping", "k2")])
+        .await
+        .unwrap();
+    let RecordOutcome::Stored { job_ids } = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(job_ids.len(), 2);
+    let again = q
+        .record_delivery(&delivery("d-1"), &[job("ping", "k3")])
+        .await
+        .unwrap();
+    match again {
+        RecordOutcome::Duplicate { first } => {
+            assert_eq!(first.outcome, "accepted");
+            assert_eq!(first.repo.as_deref(), Some("acme/gitops"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let jobs = q.jobs_for_delivery("d-1").await.unwrap();
+    assert_eq!(
+        jobs.iter()
+            .map(|j| j.dedupe_key.as_str())
+            .collect::<Vec<_>>(),
+        ["k1", "k2"]
+    );
+    assert!(
+        jobs.iter()
+            .all(|j| j.state == JobState::Queued && j.attempts == 0)
+    );
+    assert_eq!(
+        q.delivery("d-1").await.unwrap().unwrap().event,
+        "pull_request"
+    );
+}
+
+async fn concurrent_duplicate_deliveries_store_one_job(b: &Backend) {
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let q: Arc<dyn Queue> = b.queue.clone();
+        tasks.push(tokio::spawn(async move {
+            q.record_delivery(&delivery("dup"), &[pr_check(1, "aaa")])
+                .await
+        }));
+    }
+    let mut stored = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            RecordOutcome::Stored { job_ids } => {
+                assert_eq!(job_ids.len(), 1);
+                stored += 1;
+            }
+            RecordOutcome::Duplicate { .. } => {}
+        }
+    }
+    assert_eq!(stored, 1);
+    assert_eq!(b.queue.jobs_for_delivery("dup").await.unwrap().len(), 1);
+}
+
+async fn claim_lease_and_finish(b: &Backend) {
+    let q = &b.queue;
+    let id = q.enqueue(&job("ping", "one")).await.unwrap().unwrap();
+    let claimed = q
+        .claim("w1", &kinds(&["ping"]), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.job.id, id);
+    assert!(!claimed.reclaimed);
+    assert_eq!(claimed.job.state, JobState::Running);
+    assert_eq!(claimed.job.attempts, 1);
+    assert_eq!(claimed.job.lease_owner.as_deref(), Some("w1"));
+    assert!(claimed.job.lease_expires_at.unwrap() > now_ms());
+    assert!(
+        q.claim("w2", &kinds(&["ping"]), LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        q.heartbeat(id, "w1", 1, LEASE).await.unwrap(),
+        Heartbeat::Held { stop: false }
+    );
+    assert!(q.finish(id, "w1", 1, &Finish::Succeeded).await.unwrap());
+    assert!(!q.finish(id, "w1", 1, &Finish::Succeeded).await.unwrap());
+    let done = q.job(id).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert!(done.finished_at.is_some() && done.lease_owner.is_none());
+    let runs = q.job_runs(id).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].outcome.as_str(), runs[0].attempt),
+        ("succeeded", 1)
+    );
+}
+
+async fn expired_lease_is_reclaimed_and_fences_the_old_worker(b: &Backend) {
+    let q = &b.queue;
+    let id = q.enqueue(&job("ping", "crashy")).await.unwrap().unwrap();
+    q.claim("dead-worker", &kinds(&["ping"]), Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let again = q
+        .claim("w2", &kinds(&["ping"]), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.job.id, id);
+    assert!(again.reclaimed);
+    assert_eq!(again.job.attempts, 2);
+    // The old holder wakes up late: it can neither extend nor finish.
+    assert_eq!(
+        q.heartbeat(id, "dead-worker", 1, LEASE).await.unwrap(),
+        Heartbeat::Lost
+    );
+    assert!(
+        !q.finish(id, "dead-worker", 1, &Finish::Succeeded)
+            .await
+            .unwrap()
+    );
+    assert!(q.finish(id, "w2", 2, &Finish::Succeeded).await.unwrap());
+    assert_eq!(q.job_runs(id).await.unwrap().len(), 1);
+}
+
+async fn retry_waits_for_run_after(b: &Backend) {
+    let q = &b.queue;
+    let id = q.enqueue(&job("ping", "flaky")).await.unwrap().unwrap();
+    q.claim("w", &kinds(&["ping"]), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    let later = Finish::Retry {
+        error: "network down".into(),
+        run_after: now_ms() + 60_000,
+    };
+    assert!(q.finish(id, "w", 1, &later).await.unwrap());
+    let j = q.job(id).await.unwrap().unwrap();
+    assert_eq!(j.state, JobState::Queued);
+    assert_eq!(j.last_error.as_deref(), Some("network down"));
+    assert!(
+        q.claim("w", &kinds(&["ping"]), LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let id2 = q.enqueue(&job("ping", "flaky-now")).await.unwrap().unwrap();
+    q.claim("w", &kinds(&["ping"]), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = Finish::Retry {
+        error: "blip".into(),
+        run_after: now_ms() - 1,
+    };
+    assert!(q.finish(id2, "w", 1, &now).await.unwrap());
+    let c = q
+        .claim("w", &kinds(&["ping"]), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.job.id, c.job.attempts), (id2, 2));
+    let runs = q.job_runs(id2).await.unwrap();
+    assert_eq!(runs[0].outcome, "retry");
+    assert_eq!(runs[0].error.as_deref(), Some("blip"));
+}
+
+async fn live_dedupe_key_admits_one_job(b: &Backend) {
+    let q = &b.queue;
+    let first = q.enqueue(&pr_check(3, "abc")).await.unwrap().unwrap();
+    assert_eq!(q.enqueue(&pr_check(3, "abc")).await.unwrap(), None);
+    q.claim("w", &kinds(&["pr_check"]), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        q.enqueue(&pr_check(3, "abc")).await.unwrap(),
+        None,
+        "running counts as live"
+    );
+    q.finish(first, "w", 1, &Finish::Succeeded).await.unwrap();
+    // A re-requested check for a finished head runs again.
+    let again = q.enqueue(&pr_check(3, "abc")).await.unwrap();
+    assert!(again.is_some_and(|id| id != first));
+}
+
+async fn newer_head_supersedes_queued_and_signals_running(b: &Backend) {
+    let q = &b.queue;
+    let old = q.enqueue(&pr_check(9, "old")).await.unwrap().unwrap();
+    let mid = q.enqueue(&pr_check(9, "mid")).await.unwrap().unwrap();
+    let other_pr = q.enqueue(&pr_check(10, "x")).await.unwrap().unwrap();
+    assert_eq!(
+        q.job(old).await.unwrap().unwrap().state,
+        JobState::Superseded
+    );
+
+    let running = q
+        .claim("w", &kinds(&["pr_check"]), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(running.job.id, mid);
+    let new = q.enqueue(&pr_check(9, "new")).await.unwrap().unwrap();
+    assert_eq!(
+        q.heartbeat(mid, "w", 1, LEASE).await.unwrap(),
+        Heartbeat::Held { stop: true }
+    );
+    // Per-PR order: the new head waits while the old one still holds its lease; other PRs don't.
+    let next = q
+        .claim("w2", &kinds(&["pr_check"]), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.job.id, other_pr);
+    assert!(
+        q.claim("w3", &kinds(&["pr_check"]), LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(q.finish(mid, "w", 1, &Finish::Superseded).await.unwrap());
+    let newest = q
+        .claim("w3", &kinds(&["pr_check"]), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(newest.job.id, new);
+    assert_eq!(
+        q.job(mid).await.unwrap().unwrap().state,
+        JobState::Superseded
+    );
+    assert_eq!(
+        q.job(other_pr).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+}
+
+async fn release_gives_the_job_back_uncounted(b: &Backend) {
+    let q = &b.queue;
+    let id = q.enqueue(&job("ping", "rel")).await.unwrap().unwrap();
+    q.claim("w", &kinds(&["ping"]), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!q.release(id, "someone-else", 1).await.unwrap());
+    assert!(q.release(id, "w", 1).await.unwrap());
+    let j = q.job(id).await.unwrap().unwrap();
+    assert_eq!((j.state, j.attempts), (JobState::Queued, 0));
+    assert!(j.lease_owner.is_none());
+    assert!(q.job_runs(id).await.unwrap().is_empty());
+}
+
+async fn claims_only_requested_kinds(b: &Backend) {
+    let q = &b.queue;
+    q.enqueue(&job("pr_merged", "m")).await.unwrap().unwrap();
+    assert!(
+        q.claim("w", &kinds(&["ping"]), LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let c = q
+        .claim("w", &kinds(&["ping", "pr_merged"]), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.job.kind, "pr_merged");
+}
+
+async fn depth_counts_by_kind_and_state(b: &Backend) {
+    let q = &b.queue;
+    q.ping().await.unwrap();
+    for k in ["a", "b", "c"] {
+        q.enqueue(&job("ping", k)).await.unwrap();
+    }
+    let id = q.enqueue(&job("command", "x")).await.unwrap().unwrap();
+    q.claim("w", &kinds(&["command"]), LEASE).await.unwrap();
+    q.finish(
+        id,
+        "w",
+        1,
+        &Finish::Failed {
+            error: "bad".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut depth = q.depth().await.unwrap();
+    depth.sort();
+    assert_eq!(
+        depth,
+        vec![
+            ("command".to_string(), JobState::Failed, 1),
+            ("ping".to_string(), JobState::Queued, 3),
+        ]
+    );
+    assert_eq!(
+        q.job(id).await.unwrap().unwrap().last_error.as_deref(),
+        Some("bad")
+    );
+}

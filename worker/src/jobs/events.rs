@@ -1,0 +1,143 @@
+//! The parts of GitHub's webhook payloads Capstan reads. Unknown fields are ignored; a missing
+//! required field fails deserialization, which the intake records as a rejection.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct Repository {
+    pub full_name: String,
+    pub default_branch: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Installation {
+    pub id: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct User {
+    pub login: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GitRef {
+    pub sha: String,
+    #[serde(rename = "ref")]
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PullRequest {
+    pub number: u64,
+    pub head: GitRef,
+    pub base: GitRef,
+    #[serde(default)]
+    pub merged: Option<bool>,
+    pub merge_commit_sha: Option<String>,
+    pub merged_by: Option<User>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PullRequestEvent {
+    pub action: String,
+    pub pull_request: PullRequest,
+    pub repository: Repository,
+    pub installation: Option<Installation>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Pusher {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PushEvent {
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub before: String,
+    pub after: String,
+    #[serde(default)]
+    pub deleted: bool,
+    pub repository: Repository,
+    pub pusher: Option<Pusher>,
+    pub installation: Option<Installation>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Issue {
+    pub number: u64,
+    /// Present (an object of links) only when the issue is a pull request.
+    pub pull_request: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Comment {
+    pub id: u64,
+    pub body: Option<String>,
+    pub user: User,
+    pub author_association: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct IssueCommentEvent {
+    pub action: String,
+    pub issue: Issue,
+    pub comment: Comment,
+    pub repository: Repository,
+    pub installation: Option<Installation>,
+}
+
+/// A PR as check runs and suites list it.
+#[derive(Debug, Deserialize)]
+pub struct CheckPullRequest {
+    pub number: u64,
+    pub head: GitRef,
+    pub base: GitRef,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CheckRun {
+    pub head_sha: String,
+    #[serde(default)]
+    pub pull_requests: Vec<CheckPullRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CheckRunEvent {
+    pub action: String,
+    pub check_run: CheckRun,
+    pub repository: Repository,
+    pub installation: Option<Installation>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CheckSuite {
+    pub head_sha: String,
+    #[serde(default)]
+    pub pull_requests: Vec<CheckPullRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CheckSuiteEvent {
+    pub action: String,
+    pub check_suite: CheckSuite,
+    pub repository: Repository,
+    pub installation: Option<Installation>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PingEvent {
+    pub zen: Option<String>,
+    pub hook_id: Option<u64>,
+    pub repository: Option<Repository>,
+}
+
+/// Any other event: just enough to record it and apply the allowlist.
+#[derive(Debug, Deserialize)]
+pub struct Envelope {
+    pub action: Option<String>,
+    pub repository: Option<Repository>,
+}

@@ -1,0 +1,611 @@
+//! Webhook event → jobs. Runs after the signature is verified; parses only the event's own shape.
+//!
+//! | event | action / condition | job |
+//! |---|---|---|
+//! | `pull_request` | opened, synchronize, reopened, ready_for_review | `pr_check` (repo, number, head sha) |
+//! | `pull_request` | closed with `merged: true` | `pr_merged` |
+//! | `push` | to the default branch, not a deletion | `default_branch_push` |
+//! | `issue_comment` | created/edited on a PR, a command line, not by a bot or Capstan | `command` |
+//! | `check_run`, `check_suite` | rerequested, per PR listed | `pr_check` for that head |
+//! | `ping` | | `ping` |
+//! | anything else | | ignored (recorded) |
+
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use super::events::{
+    CheckPullRequest, CheckRunEvent, CheckSuiteEvent, Envelope, Installation, IssueCommentEvent,
+    PingEvent, PullRequestEvent, PushEvent,
+};
+use super::{Command, DefaultBranchPush, Ping, PrCheck, PrMerged};
+use crate::queue::NewJob;
+
+/// Marker Capstan puts in every comment it writes, so its own comments never trigger commands.
+pub const COMMENT_MARKER: &str = "<!-- capstan";
+
+/// Settings that shape the mapping.
+#[derive(Clone, Debug)]
+pub struct MappingOptions {
+    /// Command lines start with this (default `/capstan`).
+    pub command_prefix: String,
+    /// Also accept bare `/diff`-style commands.
+    pub bare_commands: bool,
+    /// Logins Capstan itself comments as (its App's `<slug>[bot]`, or a token's user).
+    pub self_logins: Vec<String>,
+}
+
+impl Default for MappingOptions {
+    fn default() -> Self {
+        MappingOptions {
+            command_prefix: "/capstan".into(),
+            bare_commands: false,
+            self_logins: Vec::new(),
+        }
+    }
+}
+
+/// The bare command words (`/diff`), accepted when `bare_commands` is on.
+pub const BARE_COMMANDS: [&str; 7] = [
+    "help", "diff", "validate", "promote", "sync", "hold", "unhold",
+];
+
+/// What to do with a delivery.
+#[derive(Debug, PartialEq)]
+pub enum Decision {
+    Jobs(Vec<NewJob>),
+    /// Valid but not acted on; the reason is recorded.
+    Ignored(String),
+    /// Well-formed JSON missing what the event requires; the reason is recorded.
+    Rejected(String),
+}
+
+/// A classified delivery.
+#[derive(Debug, PartialEq)]
+pub struct Classified {
+    pub action: Option<String>,
+    /// `owner/name`, for the allowlist and the record.
+    pub repo: Option<String>,
+    pub decision: Decision,
+}
+
+/// The body is not JSON, or nests deeper than [`MAX_JSON_DEPTH`]: nothing is stored.
+#[derive(Debug, thiserror::Error)]
+#[error("delivery {delivery_id}: body is not acceptable JSON for a {event} event: {reason}")]
+pub struct MalformedPayload {
+    pub delivery_id: String,
+    pub event: String,
+    pub reason: String,
+}
+
+/// GitHub's payloads nest about ten levels; anything past this is refused before parsing.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Deepest `[`/`{` nesting in `body`, ignoring brackets inside strings. A linear byte scan, so a
+/// hostile body costs no recursion and no allocation.
+pub fn json_depth(body: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Classify one verified delivery.
+pub fn classify(
+    event: &str,
+    delivery_id: &str,
+    body: &[u8],
+    opts: &MappingOptions,
+) -> Result<Classified, MalformedPayload> {
+    let depth = json_depth(body);
+    if depth > MAX_JSON_DEPTH {
+        return Err(MalformedPayload {
+            delivery_id: delivery_id.to_string(),
+            event: event.to_string(),
+            reason: format!("nesting depth {depth} exceeds {MAX_JSON_DEPTH}"),
+        });
+    }
+    let typed = match event {
+        "pull_request" => parse(body).map(pull_request),
+        "push" => parse(body).map(push),
+        "issue_comment" => parse(body).map(|e| issue_comment(e, opts)),
+        "check_run" => parse(body).map(|e: CheckRunEvent| {
+            let trigger = format!("check_run.{}", e.action);
+            checks(
+                e.action,
+                &e.repository.full_name,
+                e.installation,
+                e.check_run.pull_requests,
+                trigger,
+            )
+        }),
+        "check_suite" => parse(body).map(|e: CheckSuiteEvent| {
+            let trigger = format!("check_suite.{}", e.action);
+            checks(
+                e.action,
+                &e.repository.full_name,
+                e.installation,
+                e.check_suite.pull_requests,
+                trigger,
+            )
+        }),
+        "ping" => parse(body).map(|e| ping(e, delivery_id)),
+        _ => parse(body).map(|e: Envelope| Classified {
+            action: e.action,
+            repo: e.repository.map(|r| r.full_name),
+            decision: Decision::Ignored(format!("event {event} is not handled")),
+        }),
+    };
+    match typed {
+        Ok(c) => Ok(c),
+        Err(e) if e.classify() == Category::Data => {
+            // Well-formed but incomplete: record the rejection with whatever identifies it.
+            let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+            Ok(Classified {
+                action: envelope.as_ref().and_then(|e| e.action.clone()),
+                repo: envelope.and_then(|e| e.repository.map(|r| r.full_name)),
+                decision: Decision::Rejected(format!("{event} payload: {e}")),
+            })
+        }
+        Err(e) => Err(MalformedPayload {
+            delivery_id: delivery_id.to_string(),
+            event: event.to_string(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    // serde_json refuses nesting deeper than 128 levels, so hostile depth is an error, not a
+    // stack overflow.
+    serde_json::from_slice(body)
+}
+
+fn installation_id(i: &Option<Installation>) -> Option<u64> {
+    i.as_ref().map(|i| i.id)
+}
+
+fn pull_request(e: PullRequestEvent) -> Classified {
+    let repo = e.repository.full_name.clone();
+    let pr = e.pull_request;
+    let decision = match e.action.as_str() {
+        "opened" | "synchronize" | "reopened" | "ready_for_review" => Decision::Jobs(vec![
+            PrCheck {
+                repo: repo.clone(),
+                number: pr.number,
+                head_sha: pr.head.sha,
+                head_ref: Some(pr.head.name),
+                base_ref: Some(pr.base.name),
+                installation_id: installation_id(&e.installation),
+                trigger: format!("pull_request.{}", e.action),
+            }
+            .into_job(),
+        ]),
+        "closed" if pr.merged == Some(true) => Decision::Jobs(vec![
+            PrMerged {
+                repo: repo.clone(),
+                number: pr.number,
+                merge_commit_sha: pr.merge_commit_sha,
+                head_sha: pr.head.sha,
+                base_ref: pr.base.name,
+                merged_by: pr.merged_by.map(|u| u.login),
+                installation_id: installation_id(&e.installation),
+            }
+            .into_job(),
+        ]),
+        "closed" => Decision::Ignored("pull request closed without merging".into()),
+        other => Decision::Ignored(format!("pull_request action {other} is not handled")),
+    };
+    Classified {
+        action: Some(e.action),
+        repo: Some(repo),
+        decision,
+    }
+}
+
+fn push(e: PushEvent) -> Classified {
+    let repo = e.repository.full_name.clone();
+    let decision = match e.repository.default_branch.as_deref() {
+        _ if e.deleted => Decision::Ignored(format!("push deletes {}", e.git_ref)),
+        Some(default) if e.git_ref == format!("refs/heads/{default}") => Decision::Jobs(vec![
+            DefaultBranchPush {
+                repo: repo.clone(),
+                git_ref: e.git_ref,
+                before: e.before,
+                after: e.after,
+                pusher: e.pusher.and_then(|p| p.name),
+                installation_id: installation_id(&e.installation),
+            }
+            .into_job(),
+        ]),
+        Some(default) => Decision::Ignored(format!(
+            "push to {} (default branch is {default})",
+            e.git_ref
+        )),
+        None => Decision::Rejected("push payload: repository.default_branch is missing".into()),
+    };
+    Classified {
+        action: None,
+        repo: Some(repo),
+        decision,
+    }
+}
+
+fn issue_comment(e: IssueCommentEvent, opts: &MappingOptions) -> Classified {
+    let repo = e.repository.full_name.clone();
+    let author = &e.comment.user;
+    let body = e.comment.body.as_deref().unwrap_or("");
+    let decision = if !matches!(e.action.as_str(), "created" | "edited") {
+        Decision::Ignored(format!("issue_comment action {} is not handled", e.action))
+    } else if e.issue.pull_request.is_none() {
+        Decision::Ignored("comment on an issue, not a pull request".into())
+    } else if author.kind.as_deref() == Some("Bot")
+        || author.login.ends_with("[bot]")
+        || opts.self_logins.iter().any(|l| l == &author.login)
+        || body.contains(COMMENT_MARKER)
+    {
+        Decision::Ignored(format!("comment by bot {}", author.login))
+    } else {
+        let lines = command_lines(body, opts);
+        if lines.is_empty() {
+            Decision::Ignored("comment has no command line".into())
+        } else {
+            Decision::Jobs(vec![
+                Command {
+                    repo: repo.clone(),
+                    number: e.issue.number,
+                    comment_id: e.comment.id,
+                    comment_version: e
+                        .comment
+                        .updated_at
+                        .clone()
+                        .unwrap_or_else(|| e.action.clone()),
+                    author: author.login.clone(),
+                    author_association: e.comment.author_association.clone(),
+                    lines,
+                    installation_id: installation_id(&e.installation),
+                }
+                .into_job(),
+            ])
+        }
+    };
+    Classified {
+        action: Some(e.action),
+        repo: Some(repo),
+        decision,
+    }
+}
+
+/// The lines of `body` that are commands: `<prefix>` alone or followed by whitespace, or with
+/// `bare_commands` a `/word` from [`BARE_COMMANDS`]. Lines inside fenced code blocks are quotes,
+/// not commands.
+pub fn command_lines(body: &str, opts: &MappingOptions) -> Vec<String> {
+    let mut in_fence = false;
+    let mut out = Vec::new();
+    for line in body.lines() {
+        let line = line.trim();
+        if line.starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        let prefixed = line
+            .strip_prefix(opts.command_prefix.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace));
+        let bare = opts.bare_commands
+            && line.strip_prefix('/').is_some_and(|rest| {
+                let word = rest.split_whitespace().next().unwrap_or("");
+                BARE_COMMANDS.contains(&word)
+            });
+        if prefixed || bare {
+            out.push(line.to_string());
+        }
+    }
+    out
+}
+
+fn checks(
+    action: String,
+    repo: &str,
+    installation: Option<Installation>,
+    prs: Vec<CheckPullRequest>,
+    trigger: String,
+) -> Classified {
+    let decision = if action != "rerequested" {
+        Decision::Ignored(format!("{trigger} is not handled"))
+    } else if prs.is_empty() {
+        Decision::Ignored(format!("{trigger} lists no pull request"))
+    } else {
+        Decision::Jobs(
+            prs.into_iter()
+                .map(|pr| {
+                    PrCheck {
+                        repo: repo.to_string(),
+                        number: pr.number,
+                        head_sha: pr.head.sha,
+                        head_ref: Some(pr.head.name),
+                        base_ref: Some(pr.base.name),
+                        installation_id: installation_id(&installation),
+                        trigger: trigger.clone(),
+                    }
+                    .into_job()
+                })
+                .collect(),
+        )
+    };
+    Classified {
+        action: Some(action),
+        repo: Some(repo.to_string()),
+        decision,
+    }
+}
+
+fn ping(e: PingEvent, delivery_id: &str) -> Classified {
+    let repo = e.repository.map(|r| r.full_name);
+    Classified {
+        action: None,
+        repo: repo.clone(),
+        decision: Decision::Jobs(vec![
+            Ping {
+                delivery_id: delivery_id.to_string(),
+                hook_id: e.hook_id,
+                zen: e.zen,
+                repo,
+            }
+            .into_job(),
+        ]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn kinds(c: &Classified) -> Vec<&str> {
+        match &c.decision {
+            Decision::Jobs(jobs) => jobs.iter().map(|j| j.kind.as_str()).collect(),
+            _ => vec![],
+        }
+    }
+
+    fn comment(body: &str, login: &str, kind: &str, on_pr: bool) -> Vec<u8> {
+        let mut issue = json!({"number": 7});
+        if on_pr {
+            issue["pull_request"] = json!({"url": "https://example.invalid/pulls/7"});
+        }
+        serde_json::to_vec(&json!({
+            "action": "created",
+            "issue": issue,
+            "comment": {"id": 99, "body": body, "user": {"login": login, "type": kind},
+                        "updated_at": "2026-11-26T08:00:00Z"},
+            "repository": {"full_name": "acme/gitops"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn command_comment_on_pr_becomes_a_command_job() {
+        let c = classify(
+            "issue_comment",
+            "d1",
+            &comment("LGTM\n/capstan diff\n", "alice", "User", true),
+            &MappingOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(kinds(&c), vec!["command"]);
+        let Decision::Jobs(jobs) = &c.decision else {
+            panic!()
+        };
+        assert_eq!(jobs[0].payload["lines"], json!(["/capstan diff"]));
+        assert_eq!(jobs[0].payload["number"], json!(7));
+    }
+
+    #[test]
+    fn bot_self_and_marker_comments_are_ignored() {
+        let opts = MappingOptions {
+            self_logins: vec!["capstan-ci".into()],
+            ..MappingOptions::default()
+        };
+        for (login, kind, body) in [
+            ("dependabot[bot]", "Bot", "/capstan diff"),
+            ("some-app[bot]", "User", "/capstan diff"),
+            ("capstan-ci", "User", "/capstan diff"),
+            ("alice", "User", "<!-- capstan:sticky -->\n/capstan diff"),
+        ] {
+            let c = classify(
+                "issue_comment",
+                "d",
+                &comment(body, login, kind, true),
+                &opts,
+            )
+            .unwrap();
+            assert!(
+                matches!(c.decision, Decision::Ignored(ref r) if r.contains("bot")),
+                "{login}: {:?}",
+                c.decision
+            );
+        }
+    }
+
+    #[test]
+    fn comment_on_plain_issue_is_ignored() {
+        let c = classify(
+            "issue_comment",
+            "d",
+            &comment("/capstan diff", "alice", "User", false),
+            &MappingOptions::default(),
+        )
+        .unwrap();
+        assert!(matches!(c.decision, Decision::Ignored(_)));
+    }
+
+    #[test]
+    fn command_lines_need_the_prefix_as_a_word_and_skip_code_blocks() {
+        let opts = MappingOptions::default();
+        assert_eq!(
+            command_lines("  /capstan promote production web\n/capstanx\n", &opts),
+            vec!["/capstan promote production web"]
+        );
+        assert!(command_lines("```\n/capstan diff\n```", &opts).is_empty());
+        assert!(command_lines("/diff", &opts).is_empty());
+        let bare = MappingOptions {
+            bare_commands: true,
+            ..opts
+        };
+        assert_eq!(command_lines("/diff\n/unknown", &bare), vec!["/diff"]);
+    }
+
+    #[test]
+    fn missing_required_field_is_a_recorded_rejection() {
+        let body = br#"{"action":"opened","repository":{"full_name":"acme/gitops"}}"#;
+        let c = classify("pull_request", "d", body, &MappingOptions::default()).unwrap();
+        assert_eq!(c.repo.as_deref(), Some("acme/gitops"));
+        assert!(
+            matches!(c.decision, Decision::Rejected(ref r) if r.contains("pull_request")),
+            "{:?}",
+            c.decision
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        let depth = 10_000;
+        let open = "[".repeat(depth);
+        let close = "]".repeat(depth);
+        let bodies = [
+            format!("{open}{close}"),
+            format!(r#"{{"action":"opened","x":{open}{close}}}"#),
+            format!(r#"{{"action":"opened","pull_request":{open}{close}}}"#),
+            format!(r#"{{"action":"opened","pull_request":{{"number":{open}{close}}}}}"#),
+        ];
+        for body in &bodies {
+            for event in ["pull_request", "push", "ping", "unknown_event"] {
+                let err =
+                    classify(event, "d", body.as_bytes(), &MappingOptions::default()).unwrap_err();
+                assert!(err.reason.contains("nesting depth 1000"), "{event}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn depth_scan_ignores_brackets_in_strings() {
+        assert_eq!(json_depth(br#"{"a":[1,{"b":"[[[{{{\"]]"}]}"#), 3);
+        assert_eq!(json_depth(b"[]"), 1);
+        assert_eq!(json_depth(b"42"), 0);
+    }
+
+    #[test]
+    fn rerequested_check_suite_without_prs_is_ignored() {
+        let body = br#"{"action":"rerequested","check_suite":{"head_sha":"abc","pull_requests":[]},"repository":{"full_name":"a/b"}}"#;
+        let c = classify("check_suite", "d", body, &MappingOptions::default()).unwrap();
+        assert!(matches!(c.decision, Decision::Ignored(_)));
+    }
+
+    fn repo() -> serde_json::Value {
+        json!({"full_name": "acme/gitops", "default_branch": "main"})
+    }
+
+    #[test]
+    fn rerequested_check_run_checks_each_listed_pr_head() {
+        let pr = |n: u64, sha: &str| json!({"number": n, "head": {"ref": "f", "sha": sha}, "base": {"ref": "main", "sha": "0"}});
+        let body = serde_json::to_vec(&json!({
+            "action": "rerequested",
+            "check_run": {"head_sha": "abc", "pull_requests": [pr(1, "abc"), pr(2, "abc")]},
+            "repository": repo(),
+        }))
+        .unwrap();
+        let c = classify("check_run", "d", &body, &MappingOptions::default()).unwrap();
+        let Decision::Jobs(jobs) = c.decision else {
+            panic!("{:?}", c.decision)
+        };
+        let keys: Vec<_> = jobs.iter().map(|j| j.dedupe_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["pr_check:acme/gitops#1@abc", "pr_check:acme/gitops#2@abc"]
+        );
+        assert_eq!(jobs[0].payload["trigger"], "check_run.rerequested");
+        assert_eq!(jobs[0].supersede_key.as_deref(), Some("pr:acme/gitops#1"));
+    }
+
+    #[test]
+    fn only_merged_closes_and_default_branch_pushes_make_jobs() {
+        let pr = |merged: bool| {
+            serde_json::to_vec(&json!({
+                "action": "closed",
+                "pull_request": {"number": 3, "merged": merged, "merge_commit_sha": "m",
+                                 "head": {"ref": "f", "sha": "h"}, "base": {"ref": "main", "sha": "b"}},
+                "repository": repo(),
+            }))
+            .unwrap()
+        };
+        let merged = classify("pull_request", "d", &pr(true), &MappingOptions::default()).unwrap();
+        assert_eq!(kinds(&merged), ["pr_merged"]);
+        let closed = classify("pull_request", "d", &pr(false), &MappingOptions::default()).unwrap();
+        assert!(matches!(closed.decision, Decision::Ignored(_)));
+
+        let push = |r: &str, deleted: bool| {
+            serde_json::to_vec(&json!({"ref": r, "before": "a", "after": "b", "deleted": deleted, "repository": repo()}))
+                .unwrap()
+        };
+        let main = classify(
+            "push",
+            "d",
+            &push("refs/heads/main", false),
+            &MappingOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(kinds(&main), ["default_branch_push"]);
+        for (r, deleted) in [
+            ("refs/heads/topic", false),
+            ("refs/tags/v1", false),
+            ("refs/heads/main", true),
+        ] {
+            let c = classify("push", "d", &push(r, deleted), &MappingOptions::default()).unwrap();
+            assert!(matches!(c.decision, Decision::Ignored(_)), "{r} {deleted}");
+        }
+    }
+
+    #[test]
+    fn edited_command_is_a_new_job_but_a_redelivery_is_not() {
+        let body = |updated: &str| {
+            serde_json::to_vec(&json!({
+                "action": "edited",
+                "issue": {"number": 7, "pull_request": {}},
+                "comment": {"id": 5, "body": "/capstan sync web", "user": {"login": "al", "type": "User"},
+                            "updated_at": updated},
+                "repository": repo(),
+            }))
+            .unwrap()
+        };
+        let key = |b: &[u8]| match classify("issue_comment", "d", b, &MappingOptions::default())
+            .unwrap()
+            .decision
+        {
+            Decision::Jobs(j) => j[0].dedupe_key.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(key(&body("t1")), key(&body("t1")));
+        assert_ne!(key(&body("t1")), key(&body("t2")));
+    }
+}

@@ -1,0 +1,139 @@
+//! Job kinds, their payloads, and how webhook events become jobs.
+//!
+//! Each kind has a serde payload struct and builds its [`NewJob`] (dedupe and supersede keys
+//! included) here, so the intake, recovery and the handlers agree on one shape.
+
+pub mod events;
+pub mod mapping;
+pub mod ping;
+
+use serde::{Deserialize, Serialize};
+
+use crate::queue::NewJob;
+
+pub use mapping::{Classified, Decision, MalformedPayload, MappingOptions, classify};
+
+/// Render, diff and check a PR head.
+pub const PR_CHECK: &str = "pr_check";
+/// A PR was merged: promotion rules.
+pub const PR_MERGED: &str = "pr_merged";
+/// The default branch moved.
+pub const DEFAULT_BRANCH_PUSH: &str = "default_branch_push";
+/// A slash-command in a PR comment.
+pub const COMMAND: &str = "command";
+/// GitHub's ping after a hook is created: bookkeeping only.
+pub const PING: &str = "ping";
+
+/// Payload of a `pr_check` job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrCheck {
+    pub repo: String,
+    pub number: u64,
+    pub head_sha: String,
+    pub head_ref: Option<String>,
+    pub base_ref: Option<String>,
+    pub installation_id: Option<u64>,
+    /// What asked for it: `pull_request.opened`, `check_run.rerequested`, `recovery`, …
+    pub trigger: String,
+}
+
+impl PrCheck {
+    /// All checks of one PR share this key: a newer head supersedes older ones.
+    pub fn supersede_key(repo: &str, number: u64) -> String {
+        format!("pr:{repo}#{number}")
+    }
+
+    pub fn dedupe_key(repo: &str, number: u64, head_sha: &str) -> String {
+        format!("{PR_CHECK}:{repo}#{number}@{head_sha}")
+    }
+
+    pub fn into_job(self) -> NewJob {
+        let dedupe = Self::dedupe_key(&self.repo, self.number, &self.head_sha);
+        let supersede = Self::supersede_key(&self.repo, self.number);
+        NewJob::new(PR_CHECK, dedupe, to_value(&self)).superseding(supersede)
+    }
+}
+
+/// Payload of a `pr_merged` job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrMerged {
+    pub repo: String,
+    pub number: u64,
+    pub merge_commit_sha: Option<String>,
+    pub head_sha: String,
+    pub base_ref: String,
+    pub merged_by: Option<String>,
+    pub installation_id: Option<u64>,
+}
+
+impl PrMerged {
+    pub fn into_job(self) -> NewJob {
+        let dedupe = format!("{PR_MERGED}:{}#{}", self.repo, self.number);
+        NewJob::new(PR_MERGED, dedupe, to_value(&self))
+    }
+}
+
+/// Payload of a `default_branch_push` job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultBranchPush {
+    pub repo: String,
+    pub git_ref: String,
+    pub before: String,
+    pub after: String,
+    pub pusher: Option<String>,
+    pub installation_id: Option<u64>,
+}
+
+impl DefaultBranchPush {
+    pub fn into_job(self) -> NewJob {
+        let dedupe = format!("{DEFAULT_BRANCH_PUSH}:{}@{}", self.repo, self.after);
+        NewJob::new(DEFAULT_BRANCH_PUSH, dedupe, to_value(&self))
+    }
+}
+
+/// Payload of a `command` job: the raw command lines; parsing and authorization belong to the
+/// `commands` module.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub repo: String,
+    pub number: u64,
+    pub comment_id: u64,
+    /// The comment's `updated_at`, so an edit is a new command and a redelivery is not.
+    pub comment_version: String,
+    pub author: String,
+    pub author_association: Option<String>,
+    pub lines: Vec<String>,
+    pub installation_id: Option<u64>,
+}
+
+impl Command {
+    pub fn into_job(self) -> NewJob {
+        let dedupe = format!(
+            "{COMMAND}:{}#{}/{}@{}",
+            self.repo, self.number, self.comment_id, self.comment_version
+        );
+        NewJob::new(COMMAND, dedupe, to_value(&self))
+    }
+}
+
+/// Payload of a `ping` job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    pub delivery_id: String,
+    pub hook_id: Option<u64>,
+    pub zen: Option<String>,
+    pub repo: Option<String>,
+}
+
+impl Ping {
+    pub fn into_job(self) -> NewJob {
+        let dedupe = format!("{PING}:{}", self.delivery_id);
+        // Bookkeeping never needs many retries.
+        NewJob::new(PING, dedupe, to_value(&self)).max_attempts(3)
+    }
+}
+
+fn to_value<T: Serialize>(v: &T) -> serde_json::Value {
+    // These structs hold only strings and integers: serialization cannot fail.
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}

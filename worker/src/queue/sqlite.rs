@@ -1,0 +1,484 @@
+//! SQLite backend: the embedded default. One file, WAL, `synchronous = NORMAL` (a commit survives a
+//! process crash; a power loss may drop the last commits, as documented in the README).
+//!
+//! SQLite admits one writer at a time, so every write goes through a single pooled connection
+//! and readers use their own pool. A claim first finds a candidate with a read, then takes it with
+//! one `UPDATE … RETURNING` that re-checks it is still claimable; idle workers never hold the write
+//! lock.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use super::model::JobRow;
+use super::{
+    Claimed, DeliveryRecord, Finish, Heartbeat, Job, JobId, JobRun, JobState, NewDelivery, NewJob,
+    Queue, QueueError, RecordOutcome, ms, now_ms,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/queue/migrations/sqlite");
+
+/// The next claimable job of the given kinds (`?2`, a JSON array) at time `?1`: queued and due, or
+/// running with an expired lease; a PR's job waits while another job of that PR holds a lease.
+const CANDIDATE_SQL: &str = "SELECT j.id FROM jobs j \
+     WHERE j.kind IN (SELECT value FROM json_each(?2)) \
+       AND ((j.state = 'queued' AND j.run_after <= ?1) \
+         OR (j.state = 'running' AND j.lease_expires_at < ?1)) \
+       AND (j.supersede_key IS NULL OR NOT EXISTS ( \
+         SELECT 1 FROM jobs r WHERE r.supersede_key = j.supersede_key \
+           AND r.id <> j.id AND r.state = 'running' AND r.lease_expires_at >= ?1)) \
+     ORDER BY j.run_after, j.id LIMIT 1";
+
+pub struct SqliteQueue {
+    /// Readers (WAL lets them run beside the writer).
+    pool: SqlitePool,
+    /// One connection for every write: SQLite admits one writer at a time anyway, and waiting in
+    /// the pool's queue is fair and prompt where `busy_timeout` sleeps and retries.
+    writer: SqlitePool,
+    /// Background WAL checkpointer; aborted on drop.
+    checkpointer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for SqliteQueue {
+    fn drop(&mut self) {
+        if let Some(task) = self.checkpointer.take() {
+            task.abort();
+        }
+    }
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+impl SqliteQueue {
+    /// Open (creating when missing) the database at `url` (`sqlite://PATH` or `sqlite::memory:`).
+    pub async fn open(url: &str) -> Result<Self, QueueError> {
+        let in_memory = url.contains(":memory:");
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(QueueError::db("parsing the sqlite URL"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        // Checkpoints run in the background (below) rather than inside whichever commit crosses
+        // the WAL size threshold, which would stall that delivery for the checkpoint's fsync.
+        let writer_options = if in_memory {
+            options.clone()
+        } else {
+            options.clone().pragma("wal_autocheckpoint", "0")
+        };
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(writer_options)
+            .await
+            .map_err(QueueError::db("opening sqlite"))?;
+        // SQLite migrations take no lock: two processes starting on a fresh file may race, and
+        // the loser sees the winner's tables. Retrying then finds them recorded and applies
+        // nothing twice.
+        let mut attempt = 0;
+        loop {
+            match MIGRATOR.run(&writer).await {
+                Ok(()) => break,
+                Err(_) if attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(source) => {
+                    return Err(QueueError::Migrate {
+                        backend: "sqlite",
+                        source,
+                    });
+                }
+            }
+        }
+        // Each in-memory connection is its own database: there, readers share the writer.
+        let pool = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .min_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(QueueError::db("opening sqlite"))?
+        };
+        let checkpointer = (!in_memory).then(|| {
+            let readers = pool.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+                loop {
+                    tick.tick().await;
+                    // PASSIVE never blocks the writer; a busy or failed pass is retried next tick.
+                    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                        .execute(&readers)
+                        .await
+                    {
+                        tracing::debug!(error = %e, "WAL checkpoint skipped");
+                    }
+                }
+            })
+        });
+        Ok(SqliteQueue {
+            pool,
+            writer,
+            checkpointer,
+        })
+    }
+
+    async fn insert_job(
+        tx: &mut Transaction<'static, Sqlite>,
+        job: &NewJob,
+        delivery_id: Option<&str>,
+        now: i64,
+    ) -> Result<Option<JobId>, QueueError> {
+        if let Some(key) = &job.supersede_key {
+            // One statement: queued jobs of older heads are superseded, running ones are asked
+            // to stop at their next heartbeat.
+            sqlx::query(
+                "UPDATE jobs SET \
+                   state = CASE WHEN state = 'queued' THEN 'superseded' ELSE state END, \
+                   finished_at = CASE WHEN state = 'queued' THEN ?1 ELSE finished_at END, \
+                   cancel_requested = (cancel_requested OR state = 'running'), \
+                   updated_at = ?1 \
+                 WHERE supersede_key = ?2 AND dedupe_key <> ?3 \
+                   AND state IN ('queued', 'running')",
+            )
+            .bind(now)
+            .bind(key)
+            .bind(&job.dedupe_key)
+            .execute(&mut **tx)
+            .await
+            .map_err(QueueError::db("superseding older jobs"))?;
+        }
+        let payload =
+            serde_json::to_string(&job.payload).map_err(|source| QueueError::Payload {
+                kind: job.kind.clone(),
+                source,
+            })?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO jobs (kind, dedupe_key, supersede_key, delivery_id, payload, state, \
+               attempts, max_attempts, run_after, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?7, ?8, ?8) \
+             ON CONFLICT (dedupe_key) WHERE state IN ('queued', 'running') DO NOTHING \
+             RETURNING id",
+        )
+        .bind(&job.kind)
+        .bind(&job.dedupe_key)
+        .bind(&job.supersede_key)
+        .bind(delivery_id)
+        .bind(payload)
+        .bind(job.max_attempts)
+        .bind(job.run_after.unwrap_or(now))
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(QueueError::db("inserting a job"))?;
+        Ok(id)
+    }
+
+    async fn fetch_jobs(
+        &self,
+        sql: &'static str,
+        key: &str,
+        op: &'static str,
+    ) -> Result<Vec<Job>, QueueError> {
+        let rows: Vec<JobRow> = sqlx::query_as(sql)
+            .bind(key)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(QueueError::db(op))?;
+        rows.into_iter().map(JobRow::into_job).collect()
+    }
+}
+
+#[async_trait]
+impl Queue for SqliteQueue {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(QueueError::db("ping"))?;
+        Ok(())
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery: &NewDelivery,
+        jobs: &[NewJob],
+    ) -> Result<RecordOutcome, QueueError> {
+        let now = now_ms();
+        let mut tx = self
+            .writer
+            .begin()
+            .await
+            .map_err(QueueError::db("beginning a delivery"))?;
+        let inserted: Option<String> = sqlx::query_scalar(
+            "INSERT INTO deliveries (delivery_id, event, action, repo, outcome, detail, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
+        )
+        .bind(&delivery.delivery_id)
+        .bind(&delivery.event)
+        .bind(&delivery.action)
+        .bind(&delivery.repo)
+        .bind(delivery.outcome.as_str())
+        .bind(&delivery.detail)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(QueueError::db("recording a delivery"))?;
+        if inserted.is_none() {
+            let first: DeliveryRecord =
+                sqlx::query_as("SELECT * FROM deliveries WHERE delivery_id = ?1")
+                    .bind(&delivery.delivery_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(QueueError::db("reading a duplicate delivery"))?;
+            tx.rollback()
+                .await
+                .map_err(QueueError::db("ending a duplicate delivery"))?;
+            return Ok(RecordOutcome::Duplicate { first });
+        }
+        let mut job_ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if let Some(id) =
+                Self::insert_job(&mut tx, job, Some(&delivery.delivery_id), now).await?
+            {
+                job_ids.push(id);
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(QueueError::db("committing a delivery"))?;
+        Ok(RecordOutcome::Stored { job_ids })
+    }
+
+    async fn enqueue(&self, job: &NewJob) -> Result<Option<JobId>, QueueError> {
+        let mut tx = self
+            .writer
+            .begin()
+            .await
+            .map_err(QueueError::db("beginning an enqueue"))?;
+        let id = Self::insert_job(&mut tx, job, None, now_ms()).await?;
+        tx.commit()
+            .await
+            .map_err(QueueError::db("committing an enqueue"))?;
+        Ok(id)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        kinds: &[String],
+        lease: Duration,
+    ) -> Result<Option<Claimed>, QueueError> {
+        let now = now_ms();
+        let kinds = serde_json::to_string(kinds).map_err(|source| QueueError::Payload {
+            kind: "claim filter".into(),
+            source,
+        })?;
+        // Look for a candidate with a plain read first: an UPDATE takes SQLite's write lock even
+        // when nothing matches, and idle workers must not compete with the intake for it.
+        let candidate: Option<i64> = sqlx::query_scalar(CANDIDATE_SQL)
+            .bind(now)
+            .bind(&kinds)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(QueueError::db("finding a claimable job"))?;
+        let Some(candidate) = candidate else {
+            return Ok(None);
+        };
+        // Claim it if it is still claimable (another worker may have been faster).
+        let row: Option<JobRow> = sqlx::query_as(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?1, \
+               lease_expires_at = ?2, claimed_from = state, updated_at = ?3 \
+             WHERE id = ?4 \
+               AND ((state = 'queued' AND run_after <= ?3) \
+                 OR (state = 'running' AND lease_expires_at < ?3)) \
+               AND (supersede_key IS NULL OR NOT EXISTS ( \
+                 SELECT 1 FROM jobs r WHERE r.supersede_key = jobs.supersede_key \
+                   AND r.id <> jobs.id AND r.state = 'running' AND r.lease_expires_at >= ?3)) \
+             RETURNING *",
+        )
+        .bind(worker)
+        .bind(now.saturating_add(ms(lease)))
+        .bind(now)
+        .bind(candidate)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(QueueError::db("claiming a job"))?;
+        row.map(JobRow::into_claimed).transpose()
+    }
+
+    async fn heartbeat(
+        &self,
+        id: JobId,
+        worker: &str,
+        attempt: i32,
+        lease: Duration,
+    ) -> Result<Heartbeat, QueueError> {
+        let now = now_ms();
+        let stop: Option<bool> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_expires_at = ?1, updated_at = ?2 \
+             WHERE id = ?3 AND lease_owner = ?4 AND attempts = ?5 AND state = 'running' \
+             RETURNING cancel_requested",
+        )
+        .bind(now.saturating_add(ms(lease)))
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .bind(attempt)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(QueueError::db("extending a lease"))?;
+        Ok(match stop {
+            Some(stop) => Heartbeat::Held { stop },
+            None => Heartbeat::Lost,
+        })
+    }
+
+    async fn finish(
+        &self,
+        id: JobId,
+        worker: &str,
+        attempt: i32,
+        finish: &Finish,
+    ) -> Result<bool, QueueError> {
+        let now = now_ms();
+        let state = finish.state();
+        let finished_at = state.is_final().then_some(now);
+        let mut tx = self
+            .writer
+            .begin()
+            .await
+            .map_err(QueueError::db("beginning a finish"))?;
+        let updated = sqlx::query(
+            "UPDATE jobs SET state = ?1, last_error = COALESCE(?2, last_error), \
+               run_after = COALESCE(?3, run_after), lease_owner = NULL, lease_expires_at = NULL, \
+               updated_at = ?4, finished_at = ?5 \
+             WHERE id = ?6 AND lease_owner = ?7 AND attempts = ?8 AND state = 'running'",
+        )
+        .bind(state.as_str())
+        .bind(finish.error())
+        .bind(finish.run_after())
+        .bind(now)
+        .bind(finished_at)
+        .bind(id)
+        .bind(worker)
+        .bind(attempt)
+        .execute(&mut *tx)
+        .await
+        .map_err(QueueError::db("finishing a job"))?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback()
+                .await
+                .map_err(QueueError::db("ending a stale finish"))?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO job_runs (job_id, attempt, worker, outcome, error, finished_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(id)
+        .bind(attempt)
+        .bind(worker)
+        .bind(finish.outcome())
+        .bind(finish.error())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(QueueError::db("recording a job run"))?;
+        tx.commit()
+            .await
+            .map_err(QueueError::db("committing a finish"))?;
+        Ok(true)
+    }
+
+    async fn release(&self, id: JobId, worker: &str, attempt: i32) -> Result<bool, QueueError> {
+        let updated = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, \
+               lease_expires_at = NULL, updated_at = ?1 \
+             WHERE id = ?2 AND lease_owner = ?3 AND attempts = ?4 AND state = 'running'",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(worker)
+        .bind(attempt)
+        .execute(&self.writer)
+        .await
+        .map_err(QueueError::db("releasing a job"))?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<Job>, QueueError> {
+        let row: Option<JobRow> = sqlx::query_as("SELECT * FROM jobs WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(QueueError::db("reading a job"))?;
+        row.map(JobRow::into_job).transpose()
+    }
+
+    async fn jobs_for_delivery(&self, delivery_id: &str) -> Result<Vec<Job>, QueueError> {
+        self.fetch_jobs(
+            "SELECT * FROM jobs WHERE delivery_id = ?1 ORDER BY id",
+            delivery_id,
+            "reading a delivery's jobs",
+        )
+        .await
+    }
+
+    async fn jobs_by_dedupe_key(&self, dedupe_key: &str) -> Result<Vec<Job>, QueueError> {
+        self.fetch_jobs(
+            "SELECT * FROM jobs WHERE dedupe_key = ?1 ORDER BY id",
+            dedupe_key,
+            "reading jobs by dedupe key",
+        )
+        .await
+    }
+
+    async fn job_runs(&self, id: JobId) -> Result<Vec<JobRun>, QueueError> {
+        sqlx::query_as(
+            "SELECT job_id, attempt, worker, outcome, error, finished_at FROM job_runs \
+             WHERE job_id = ?1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(QueueError::db("reading job runs"))
+    }
+
+    async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryRecord>, QueueError> {
+        sqlx::query_as("SELECT * FROM deliveries WHERE delivery_id = ?1")
+            .bind(delivery_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(QueueError::db("reading a delivery"))
+    }
+
+    async fn depth(&self) -> Result<Vec<(String, JobState, i64)>, QueueError> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(QueueError::db("counting jobs"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(kind, state, n)| state.parse().ok().map(|s| (kind, s, n)))
+            .collect())
+    }
+}

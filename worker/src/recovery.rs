@@ -1,0 +1,96 @@
+//! Missed-event recovery. GitHub does not retry a failed webhook, so on start and every few
+//! minutes Capstan lists open PRs and queues a `pr_check` for every head that has no finished
+//! one (and none queued or running: the queue's dedupe key already prevents that duplicate).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::forge::{Forge, ForgeError};
+use crate::jobs::{PR_CHECK, PrCheck};
+use crate::queue::{JobState, Queue, QueueError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("recovery could not list pull requests: {0}")]
+    Forge(#[from] ForgeError),
+    #[error("recovery could not use the queue: {0}")]
+    Queue(#[from] QueueError),
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub repos: usize,
+    pub open_prs: usize,
+    /// PR heads that got a new `pr_check`.
+    pub enqueued: Vec<(String, u64, String)>,
+}
+
+/// One pass over the repos the forge lists that `allowed` accepts.
+pub async fn recover_once(
+    queue: &dyn Queue,
+    forge: &dyn Forge,
+    allowed: &(dyn Fn(&str) -> bool + Send + Sync),
+) -> Result<RecoveryReport, RecoveryError> {
+    let mut report = RecoveryReport::default();
+    for repo in forge.repositories().await? {
+        if !allowed(&repo) {
+            continue;
+        }
+        report.repos += 1;
+        for pr in forge.open_pull_requests(&repo).await? {
+            report.open_prs += 1;
+            let key = PrCheck::dedupe_key(&pr.repo, pr.number, &pr.head_sha);
+            let existing = queue.jobs_by_dedupe_key(&key).await?;
+            let handled = existing.iter().any(|j| {
+                j.kind == PR_CHECK && !matches!(j.state, JobState::Superseded | JobState::Cancelled)
+            });
+            if handled {
+                continue;
+            }
+            let job = PrCheck {
+                repo: pr.repo.clone(),
+                number: pr.number,
+                head_sha: pr.head_sha.clone(),
+                head_ref: Some(pr.head_ref),
+                base_ref: Some(pr.base_ref),
+                installation_id: None,
+                trigger: "recovery".into(),
+            }
+            .into_job();
+            if queue.enqueue(&job).await?.is_some() {
+                info!(repo = %pr.repo, pr = pr.number, head = %pr.head_sha, "recovered a missed pull request head");
+                report.enqueued.push((pr.repo, pr.number, pr.head_sha));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Run [`recover_once`] now and then every `every` until `shutdown`.
+pub async fn run_periodically(
+    queue: Arc<dyn Queue>,
+    forge: Arc<dyn Forge>,
+    allowed: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match recover_once(queue.as_ref(), forge.as_ref(), allowed.as_ref()).await {
+            Ok(r) => info!(
+                repos = r.repos,
+                open_prs = r.open_prs,
+                enqueued = r.enqueued.len(),
+                "missed-event recovery pass done"
+            ),
+            Err(e) => warn!(error = %e, "missed-event recovery pass failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The job loop: N workers claim jobs with a lease, keep it alive with heartbeats while the
+//! handler runs, and finish the attempt (success, retry with backoff, failure, dead, superseded).
+//!
+//! Handlers are registered per job kind in a [`Registry`]; a worker only claims kinds it can run,
+//! so a process built without a handler leaves those jobs for one that has it. On shutdown the
+//! workers stop claiming, give running handlers `shutdown_grace` to finish, then abort them and
+//! release their jobs back to the queue (the attempt is not counted).
+
+pub mod metrics;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rand::Rng;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+
+pub use metrics::Metrics;
+
+use crate::queue::{Claimed, Finish, Heartbeat, Job, Queue, now_ms};
+
+/// How a handler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth retrying (network, rate limit, store hiccup): retried with backoff until
+    /// `max_attempts`, then `dead`.
+    #[error("transient: {0:#}")]
+    Transient(anyhow::Error),
+    /// Retrying cannot help (bad input, refused by policy): `failed` at once.
+    #[error("{0:#}")]
+    Permanent(anyhow::Error),
+    /// The handler saw [`JobContext::should_stop`] and stopped at a step boundary.
+    #[error("stopped before finishing")]
+    Stopped,
+}
+
+/// What a handler gets: the job and a stop signal (superseded by a newer head, or shutdown).
+#[derive(Clone)]
+pub struct JobContext {
+    pub job: Job,
+    pub queue: Arc<dyn Queue>,
+    stop: CancellationToken,
+}
+
+impl JobContext {
+    pub fn new(job: Job, queue: Arc<dyn Queue>, stop: CancellationToken) -> Self {
+        JobContext { job, queue, stop }
+    }
+
+    /// Check between steps; return [`JobError::Stopped`] when true.
+    pub fn should_stop(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Resolves when the job should stop.
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await
+    }
+
+    /// Decode the payload into the job kind's struct; a mismatch is a permanent failure.
+    pub fn payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, JobError> {
+        serde_json::from_value(self.job.payload.clone()).map_err(|e| {
+            JobError::Permanent(anyhow::anyhow!(
+                "job {} ({}): payload does not decode: {e}",
+                self.job.id,
+                self.job.kind
+            ))
+        })
+    }
+}
+
+/// Runs jobs of one kind.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn run(&self, ctx: JobContext) -> Result<(), JobError>;
+}
+
+/// Handlers by job kind.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: BTreeMap<String, Arc<dyn Handler>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Register (or replace) the handler of `kind`.
+    pub fn register(&mut self, kind: &str, handler: impl Handler) -> &mut Self {
+        self.handlers.insert(kind.to_string(), Arc::new(handler));
+        self
+    }
+
+    pub fn kinds(&self) -> Vec<String> {
+        self.handlers.keys().cloned().collect()
+    }
+
+    pub fn get(&self, kind: &str) -> Option<Arc<dyn Handler>> {
+        self.handlers.get(kind).cloned()
+    }
+}
+
+/// Tuning of the job loop.
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    /// Concurrent workers in this process.
+    pub workers: usize,
+    /// Lease length; heartbeats renew it every third of it.
+    pub lease: Duration,
+    /// Idle poll interval (intake in the same process wakes workers at once).
+    pub poll_interval: Duration,
+    /// First retry delay; doubled per attempt, capped at `backoff_max`, with jitter.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How long running handlers may keep going after shutdown starts.
+    pub shutdown_grace: Duration,
+    /// Identity of this process in lease owners (`<name>/<worker index>`).
+    pub name: String,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            workers: std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2),
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(500),
+            backoff_base: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(30),
+            name: format!(
+                "capstan-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ),
+        }
+    }
+}
+
+/// Delay before retry number `attempt` (1-based): exponential, capped, with jitter in
+/// [half, full] so a burst of failures does not retry in lockstep.
+pub fn backoff(attempt: i32, base: Duration, max: Duration) -> Duration {
+    let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    let full = base.saturating_mul(2u32.saturating_pow(exp)).min(max);
+    let half = full / 2;
+    let jitter = rand::rng().random_range(0..=ms_u64(full - half));
+    half + Duration::from_millis(jitter)
+}
+
+fn ms_u64(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The job loop of one process.
+pub struct Runner {
+    queue: Arc<dyn Queue>,
+    registry: Arc<Registry>,
+    config: RunnerConfig,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+}
+
+impl Runner {
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        registry: Registry,
+        config: RunnerConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Runner {
+            queue,
+            registry: Arc::new(registry),
+            config,
+            metrics,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Notify this to make idle workers look for work now (the intake does after a commit).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Run until `shutdown` is cancelled and every worker has finished or released its job.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let kinds = self.registry.kinds();
+        info!(
+            workers = self.config.workers,
+            kinds = ?kinds,
+            backend = self.queue.backend(),
+            "job runner started"
+        );
+        let this = Arc::new(self);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..this.config.workers.max(1) {
+            let this = this.clone();
+            let shutdown = shutdown.clone();
+            let kinds = kinds.clone();
+            let worker = format!("{}/{i}", this.config.name);
+            tasks.spawn(async move { this.worker_loop(worker, kinds, shutdown).await });
+        }
+        while let Some(res) = tasks.join_next().await {
+            if let Err(e) = res {
+                error!(error = %e, "a worker task ended abnormally");
+            }
+        }
+        info!("job runner stopped");
+    }
+
+    async fn worker_loop(&self, worker: String, kinds: Vec<String>, shutdown: CancellationToken) {
+        if kinds.is_empty() {
+            return;
+        }
+        while !shutdown.is_cancelled() {
+            match self.queue.claim(&worker, &kinds, self.config.lease).await {
+                Ok(Some(claimed)) => self.execute(&worker, claimed, &shutdown).await,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        _ = self.wake.notified() => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+                Err(e) => {
+                    warn!(%worker, error = %e, "claiming a job failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.poll_interval * 4) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn execute(&self, worker: &str, claimed: Claimed, shutdown: &CancellationToken) {
+        let job = claimed.job;
+        let span = info_span!(
+            "job",
+            job_id = job.id,
+            kind = %job.kind,
+            attempt = job.attempts,
+            delivery_id = job.delivery_id.as_deref().unwrap_or("-"),
+            repo = job.payload.get("repo").and_then(|v| v.as_str()).unwrap_or("-"),
+            pr = job.payload.get("number").and_then(|v| v.as_u64()),
+        );
+        async {
+            if claimed.reclaimed {
+                self.metrics.lease_expired(&job.kind);
+                warn!("previous lease expired; job re-claimed");
+            }
+            let started = Instant::now();
+            let finish = self.attempt(worker, &job, shutdown).await;
+            let Some(finish) = finish else { return };
+            let outcome = finish.outcome();
+            match self.queue.finish(job.id, worker, job.attempts, &finish).await {
+                Ok(true) => {
+                    self.metrics
+                        .job_finished(&job.kind, outcome, started.elapsed().as_secs_f64());
+                    match finish.error() {
+                        Some(error) => warn!(outcome, error, "job attempt finished"),
+                        None => info!(outcome, "job attempt finished"),
+                    }
+                }
+                Ok(false) => warn!(outcome, "lease lost before finishing; result dropped"),
+                Err(e) => error!(outcome, error = %e, "recording the job result failed; the lease will expire and the job run again"),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Run one attempt. `None` means nothing is to be written (lease lost, or released).
+    async fn attempt(
+        &self,
+        worker: &str,
+        job: &Job,
+        shutdown: &CancellationToken,
+    ) -> Option<Finish> {
+        if job.cancel_requested {
+            return Some(Finish::Superseded);
+        }
+        if job.attempts > job.max_attempts {
+            return Some(Finish::Dead {
+                error: format!(
+                    "gave up after {} attempts (the last ones lost their lease)",
+                    job.max_attempts
+                ),
+            });
+        }
+        let Some(handler) = self.registry.get(&job.kind) else {
+            return Some(Finish::Failed {
+                error: format!("no handler registered for job kind {:?}", job.kind),
+            });
+        };
+        let stop = CancellationToken::new();
+        let ctx = JobContext::new(job.clone(), self.queue.clone(), stop.clone());
+        let mut task = tokio::spawn(
+            async move { handler.run(ctx).await }.instrument(tracing::Span::current()),
+        );
+        let beat_every = (self.config.lease / 3).max(Duration::from_millis(50));
+        let mut beat =
+            tokio::time::interval_at(tokio::time::Instant::now() + beat_every, beat_every);
+        let mut superseded = false;
+        let grace = self.config.shutdown_grace;
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::pin!(deadline);
+        let result = loop {
+            tokio::select! {
+                res = &mut task => break res,
+                _ = beat.tick() => {
+                    match self.queue.heartbeat(job.id, worker, job.attempts, self.config.lease).await {
+                        Ok(Heartbeat::Held { stop: true }) if !superseded => {
+                            info!("superseded by a newer job; asking the handler to stop");
+                            superseded = true;
+                            stop.cancel();
+                        }
+                        Ok(Heartbeat::Held { .. }) => {}
+                        Ok(Heartbeat::Lost) => {
+                            warn!("lease lost to another worker; abandoning this attempt");
+                            task.abort();
+                            return None;
+                        }
+                        Err(e) => warn!(error = %e, "heartbeat failed; will retry"),
+                    }
+                }
+                _ = &mut deadline => {
+                    warn!(grace_secs = grace.as_secs(), "shutdown grace period over; releasing the job");
+                    stop.cancel();
+                    task.abort();
+                    match self.queue.release(job.id, worker, job.attempts).await {
+                        Ok(_) => {}
+                        Err(e) => warn!(error = %e, "releasing failed; the lease will expire instead"),
+                    }
+                    return None;
+                }
+            }
+        };
+        Some(match result {
+            Ok(Ok(())) => Finish::Succeeded,
+            Ok(Err(JobError::Stopped)) if superseded => Finish::Superseded,
+            Ok(Err(JobError::Stopped)) => Finish::Cancelled {
+                reason: "handler stopped".into(),
+            },
+            Ok(Err(JobError::Transient(e))) if job.attempts >= job.max_attempts => Finish::Dead {
+                error: format!("{e:#} (attempt {} of {})", job.attempts, job.max_attempts),
+            },
+            Ok(Err(JobError::Transient(e))) => {
+                let delay = backoff(
+                    job.attempts,
+                    self.config.backoff_base,
+                    self.config.backoff_max,
+                );
+                Finish::Retry {
+                    error: format!("{e:#}"),
+                    run_after: now_ms()
+                        .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+                }
+            }
+            Ok(Err(JobError::Permanent(e))) => Finish::Failed {
+                error: format!("{e:#}"),
+            },
+            Err(join) if join.is_panic() => Finish::Failed {
+                error: "the handler panicked".into(),
+            },
+            Err(_) => Finish::Cancelled {
+                reason: "the handler task was cancelled".into(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let base = Duration::from_secs(2);
+        let max = Duration::from_secs(60);
+        for _ in 0..50 {
+            let first = backoff(1, base, max);
+            assert!(
+                first >= Duration::from_secs(1) && first <= base,
+                "{first:?}"
+            );
+            let third = backoff(3, base, max);
+            assert!(third >= Duration::from_secs(4) && third <= Duration::from_secs(8));
+            let late = backoff(40, base, max);
+            assert!(late >= Duration::from_secs(30) && late <= max, "{late:?}");
+        }
+        let samples: std::collections::BTreeSet<_> =
+            (0..50).map(|_| backoff(5, base, max)).collect();
+        assert!(samples.len() > 1, "jitter must vary the delay");
+    }
+}
