@@ -4,9 +4,11 @@
 //! delivery it is about; `anyhow` only at the edges (the binary and job bodies).
 
 pub mod apps;
+pub mod commands;
 pub mod diff;
 pub mod git;
 pub mod objects;
 pub mod render;
 pub mod repo_fs;
+pub mod report;
 pub mod yaml;
