@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::markdown::{inline, truncate};
+use super::markdown::{inline_max, truncate};
 use super::{RunReport, Severity};
 
 /// GitHub's limit for `output.summary`.
@@ -138,7 +138,7 @@ fn summary(report: &RunReport) -> String {
         report.run_url
     );
     if let Some(who) = &report.held_by {
-        let _ = writeln!(out, "**On hold** by {}.\n", inline(who));
+        let _ = writeln!(out, "**On hold** by {}.\n", inline_max(who, 256));
     }
     out.push_str("| App | + | ~ | − | Deny | Warn | Render |\n|---|--:|--:|--:|--:|--:|---|\n");
     let footer_room = 200;
@@ -147,7 +147,7 @@ fn summary(report: &RunReport) -> String {
         use crate::diff::ObjectChangeKind as K;
         let row = format!(
             "| {} | {} | {} | {} | {} | {} | {} |\n",
-            inline(&a.name),
+            inline_max(&a.name, 256),
             a.diff.count(K::Added),
             a.diff.count(K::Changed),
             a.diff.count(K::Removed),

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::markdown::{fenced, inline, truncate};
+use super::markdown::{fenced, inline, inline_max, truncate};
 use super::{AppSection, ArgoStatus, RunReport, Severity};
 use crate::diff::{ObjectChange, ObjectChangeKind};
 
@@ -16,13 +16,15 @@ pub const COMMENT_LIMIT: usize = 65_536;
 /// Lines of a large diff kept when it is folded to its head.
 const FOLDED_HEAD_LINES: usize = 40;
 /// Caps for single texts in a section, so no one message can crowd out the rest.
+/// They shrink with the budget (a fraction of it) so small limits degrade gracefully.
 const RENDER_ERROR_MAX: usize = 8 * 1024;
 const PROBLEM_MAX: usize = 4 * 1024;
 const REASONS_MAX: usize = 2 * 1024;
 const NOTE_MAX: usize = 512;
-const NOTES_SHOWN: usize = 20;
-const ARGO_FIELD_MAX: usize = 1024;
+const NOTES_SHOWN: usize = 10;
+const ARGO_FIELD_MAX: usize = 512;
 const FINDING_MESSAGE_MAX: usize = 1024;
+const NAME_MAX: usize = 256;
 
 /// The hidden marker at the very start of every part: how the handler finds its own comments.
 pub fn marker(pr: u64, part: usize) -> String {
@@ -177,7 +179,7 @@ fn header(report: &RunReport, part: Option<(usize, usize)>) -> String {
     let _ = write!(
         out,
         "\n### Capstan report for {} #{} at {}{}\n\n",
-        inline(&report.repo),
+        inline_max(&report.repo, NAME_MAX),
         report.pr,
         short_sha(&report.head_sha),
         part_label(part)
@@ -186,7 +188,7 @@ fn header(report: &RunReport, part: Option<(usize, usize)>) -> String {
         let _ = writeln!(
             out,
             "**On hold** by {}: the check stays failing until `unhold`.\n",
-            inline(who)
+            inline_max(who, NAME_MAX)
         );
     }
     let _ = writeln!(out, "[Full report on the dashboard]({})\n", report.run_url);
@@ -198,7 +200,7 @@ fn continuation_header(report: &RunReport, k: usize, n: usize) -> String {
     let _ = write!(
         out,
         "\n### Capstan report for {} #{} at {}{}\n\nContinued; the summary table is in part 1. [Full report on the dashboard]({})\n\n",
-        inline(&report.repo),
+        inline_max(&report.repo, NAME_MAX),
         report.pr,
         short_sha(&report.head_sha),
         part_label(Some((k, n))),
@@ -217,11 +219,11 @@ fn policy_verdict(a: &AppSection) -> String {
     }
 }
 
-fn argo_verdict(a: &AppSection) -> String {
+fn argo_verdict(a: &AppSection, max: usize) -> String {
     match &a.argocd {
         None => "—".into(),
         Some(ArgoStatus::Unreachable(why)) => {
-            format!("unreachable: {}", inline(truncate(why, ARGO_FIELD_MAX).0))
+            format!("unreachable: {}", inline_max(why, max))
         }
         Some(ArgoStatus::Reported {
             sync,
@@ -231,7 +233,7 @@ fn argo_verdict(a: &AppSection) -> String {
             let parts: Vec<String> = [sync, health, dry_run]
                 .into_iter()
                 .flatten()
-                .map(|t| inline(truncate(t, ARGO_FIELD_MAX).0))
+                .map(|t| inline_max(t, max))
                 .collect();
             if parts.is_empty() {
                 "—".into()
@@ -261,16 +263,21 @@ fn summary_table(report: &RunReport, budget: usize) -> String {
     let mut shown = 0;
     for a in &report.apps {
         let (add, chg, rem) = counts(a);
-        let mut policy = policy_verdict(a);
-        if a.has_render_error() {
-            policy = format!("💥 render error; {policy}");
-        }
+        let policy = if !a.has_render_error() {
+            policy_verdict(a)
+        } else if a.findings.is_empty() {
+            "💥 render error".to_string()
+        } else {
+            format!("💥 render error; {}", policy_verdict(a))
+        };
         let row = format!(
             "| [{}]({}) | {} | {add} | {chg} | {rem} | {policy} | {} |\n",
-            inline(&a.name),
+            inline_max(&a.name, NAME_MAX),
             a.anchor_url(&report.run_url),
-            a.environment.as_deref().map_or_else(|| "—".into(), inline),
-            argo_verdict(a)
+            a.environment
+                .as_deref()
+                .map_or_else(|| "—".into(), |e| inline_max(e, NAME_MAX)),
+            argo_verdict(a, ARGO_FIELD_MAX / 4)
         );
         if out.len() + row.len() > budget {
             break;
@@ -306,9 +313,13 @@ fn verb(c: &ObjectChange) -> &'static str {
 }
 
 fn change_block(c: &ObjectChange, shown: Shown, link: &str) -> String {
-    let mut out = format!("**{}** {}\n", verb(c), inline(&c.id.to_string()));
+    let mut out = format!(
+        "**{}** {}\n",
+        verb(c),
+        inline_max(&c.id.to_string(), 4 * NAME_MAX)
+    );
     for k in &c.secret_keys {
-        let _ = writeln!(out, "- {}", inline(k));
+        let _ = writeln!(out, "- {}", inline_max(k, NAME_MAX));
     }
     out.push('\n');
     let lines = c.diff.lines().count();
@@ -342,13 +353,15 @@ fn change_block(c: &ObjectChange, shown: Shown, link: &str) -> String {
     out
 }
 
-fn section_open(a: &AppSection, link: &str, findings_budget: usize) -> String {
+fn section_open(a: &AppSection, link: &str, budget: usize) -> String {
+    let cap = |max: usize, share: usize| max.min(budget / share).max(16);
+    let findings_budget = budget / 4;
     let (add, chg, rem) = counts(a);
     let mut out = String::from("<details>\n<summary><b>");
-    out.push_str(&inline(&a.name));
+    out.push_str(&inline_max(&a.name, cap(NAME_MAX, 32)));
     out.push_str("</b>");
     if let Some(env) = &a.environment {
-        let _ = write!(out, " ({})", inline(env));
+        let _ = write!(out, " ({})", inline_max(env, cap(NAME_MAX, 32)));
     }
     let _ = write!(out, ": +{add} ~{chg} −{rem} · {}", policy_verdict(a));
     if a.has_render_error() {
@@ -358,7 +371,7 @@ fn section_open(a: &AppSection, link: &str, findings_budget: usize) -> String {
     let _ = writeln!(out, "[This app on the dashboard]({link})\n");
 
     if let Some(err) = &a.render_error {
-        let (text, cut) = truncate(err, RENDER_ERROR_MAX);
+        let (text, cut) = truncate(err, cap(RENDER_ERROR_MAX, 8));
         out.push_str("**Render error**\n\n");
         out.push_str(&fenced(text, "text"));
         if cut {
@@ -367,7 +380,7 @@ fn section_open(a: &AppSection, link: &str, findings_budget: usize) -> String {
         out.push('\n');
     }
     for p in &a.diff.problems {
-        let (text, cut) = truncate(&p.message, PROBLEM_MAX);
+        let (text, cut) = truncate(&p.message, cap(PROBLEM_MAX, 16));
         let _ = writeln!(
             out,
             "**{} {}**\n",
@@ -381,20 +394,22 @@ fn section_open(a: &AppSection, link: &str, findings_budget: usize) -> String {
         out.push('\n');
     }
     if a.argocd.is_some() {
-        let _ = writeln!(out, "**ArgoCD**: {}\n", argo_verdict(a));
+        let _ = writeln!(
+            out,
+            "**ArgoCD**: {}\n",
+            argo_verdict(a, cap(ARGO_FIELD_MAX, 64))
+        );
     }
     if !a.diff.reasons.is_empty() {
         let joined = a.diff.reasons.join("; ");
-        let (text, cut) = truncate(&joined, REASONS_MAX);
         let _ = writeln!(
             out,
-            "**Why compared**: {}{}\n",
-            inline(text),
-            if cut { " …" } else { "" }
+            "**Why compared**: {}\n",
+            inline_max(&joined, cap(REASONS_MAX, 32))
         );
     }
     for n in a.diff.notes.iter().take(NOTES_SHOWN) {
-        let _ = writeln!(out, "- note: {}", inline(truncate(n, NOTE_MAX).0));
+        let _ = writeln!(out, "- note: {}", inline_max(n, cap(NOTE_MAX, 128)));
     }
     if !a.diff.notes.is_empty() {
         out.push('\n');
@@ -409,9 +424,13 @@ fn section_open(a: &AppSection, link: &str, findings_budget: usize) -> String {
                 Severity::Deny => "❌ deny",
                 Severity::Warn => "⚠️ warn",
             };
-            let mut line = format!("- {icon} {} · {}", inline(&f.rule_id), inline(&f.object));
+            let mut line = format!(
+                "- {icon} {} · {}",
+                inline_max(&f.rule_id, cap(NAME_MAX, 64)),
+                inline_max(&f.object, cap(NAME_MAX, 64))
+            );
             if let Some(file) = &f.file {
-                let _ = write!(line, " · {}", inline(file));
+                let _ = write!(line, " · {}", inline_max(file, cap(NAME_MAX, 64)));
                 if let Some(l) = f.line {
                     let _ = write!(line, ":{l}");
                 }
@@ -419,7 +438,7 @@ fn section_open(a: &AppSection, link: &str, findings_budget: usize) -> String {
             let _ = writeln!(
                 line,
                 ": {}",
-                inline(truncate(&f.message, FINDING_MESSAGE_MAX).0)
+                inline_max(&f.message, cap(FINDING_MESSAGE_MAX, 16))
             );
             if out.len() - start + line.len() > findings_budget {
                 break;
@@ -448,7 +467,7 @@ const SECTION_CLOSE: &str = "</details>\n\n";
 /// their head, then hidden), then trailing objects are counted instead of shown.
 fn app_section(a: &AppSection, run_url: &str, budget: usize) -> String {
     let link = a.anchor_url(run_url);
-    let open = section_open(a, &link, budget / 4);
+    let open = section_open(a, &link, budget);
     let mut states: Vec<Shown> = vec![Shown::Full; a.diff.changes.len()];
     let mut blocks: Vec<String> = a
         .diff
@@ -501,7 +520,7 @@ fn app_section(a: &AppSection, run_url: &str, budget: usize) -> String {
         // Only reachable with pathological caps; a minimal section always fits.
         return format!(
             "<details>\n<summary><b>{}</b></summary>\n\nThis app's report is too large for a comment; see the dashboard: {link}\n\n{SECTION_CLOSE}",
-            inline(truncate(&a.name, 256).0)
+            inline_max(&a.name, NAME_MAX)
         );
     }
     out

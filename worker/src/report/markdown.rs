@@ -93,6 +93,24 @@ fn neutralise_block(content: &str) -> String {
     out.replace('\r', "")
 }
 
+/// [`inline`] of at most `max` output bytes. A cut never leaves a dangling backslash that could
+/// escape the markup Capstan writes after it (a table's `|`, for example).
+pub fn inline_max(text: &str, max: usize) -> String {
+    let escaped = inline(truncate(text, max).0);
+    let (cut, was_cut) = truncate(&escaped, max);
+    if !was_cut {
+        return escaped;
+    }
+    let mut out = cut.to_string();
+    let trailing = out.len() - out.trim_end_matches('\\').len();
+    if trailing % 2 == 1 {
+        out.pop();
+    }
+    // A cut entity (`&am`) shows as text; it cannot open a tag because `<` is always escaped.
+    out.push('…');
+    out
+}
+
 fn longest_backtick_run(s: &str) -> usize {
     let mut longest = 0;
     let mut run = 0;
@@ -158,6 +176,17 @@ mod tests {
         let f = fenced("ok\n  /capstan promote production\n/diff", "text");
         for line in f.lines() {
             assert!(!line.trim_start().starts_with('/'), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn inline_max_caps_output_and_never_ends_in_an_escape() {
+        for n in 1..40 {
+            let s = inline_max("***|||<<<@@@", n);
+            assert!(s.len() <= n + '…'.len_utf8(), "{n}: {s}");
+            let body = s.trim_end_matches('…');
+            let trailing = body.len() - body.trim_end_matches('\\').len();
+            assert_eq!(trailing % 2, 0, "{n}: {s}");
         }
     }
 

@@ -19,6 +19,7 @@ pub use check_run::{
 };
 pub use comment::{
     COMMENT_LIMIT, CommentPart, RenderedComment, marker, parse_marker, render_comment,
+    render_comment_within,
 };
 
 /// Everything one run reports about one pull-request head.
