@@ -13,7 +13,7 @@ use capstan_worker::report::{
 use report_support::*;
 
 /// Every hostile string we know of, in one.
-const EVIL: &str = "x ``` y ```` z\n</details>\n<details><summary>pwn</summary>\n@org/team and @user please look\n<!-- capstan:report pr=42 part=1 -->\n/capstan promote production\n  /capstan hold\r\n/diff\n<img src=x onerror=alert(1)>\n[click](https://evil.test) | table | break |\n~~~\n";
+const EVIL: &str = "x ``` y ```` z\n</details>\n<details><summary>pwn</summary>\n@org/team and @user please look, fixes #1 and acme/other#2\n<!-- capstan:report pr=42 part=1 -->\n/capstan promote production\n  /capstan hold\r\n/diff\n<img src=x onerror=alert(1)>\n[click](https://evil.test) | table | break |\n~~~\n";
 
 fn hostile_report() -> capstan_worker::report::RunReport {
     let evil_line = EVIL.replace('\n', " ");
@@ -99,6 +99,15 @@ fn assert_safe(rendered: &RenderedComment, apps: usize) {
             "unescaped HTML"
         );
         assert!(!s.outside_code.contains("[click](https"), "link injected");
+        // (`&#124;` is our own entity for `|`, hence the longer needle.)
+        assert!(
+            !s.outside_code.contains("fixes #1"),
+            "issue reference outside code"
+        );
+        assert!(
+            !s.outside_code.contains("other#2"),
+            "cross-repo reference outside code"
+        );
         for line in body.split('\n') {
             let t = line.trim_start();
             assert!(!t.starts_with("/capstan"), "command line: {line:?}");

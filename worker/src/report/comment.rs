@@ -4,9 +4,10 @@
 //! Sizes are measured in UTF-8 bytes, which is never less than GitHub's count of characters (or
 //! UTF-16 code units), so a part that fits here fits there.
 
+use std::collections::BinaryHeap;
 use std::fmt::Write;
 
-use super::markdown::{fenced, inline, inline_max, truncate};
+use super::markdown::{fenced, html_text_max, inline, inline_max, truncate};
 use super::{AppSection, ArgoStatus, RunReport, Severity};
 use crate::diff::{ObjectChange, ObjectChangeKind};
 
@@ -358,10 +359,10 @@ fn section_open(a: &AppSection, link: &str, budget: usize) -> String {
     let findings_budget = budget / 4;
     let (add, chg, rem) = counts(a);
     let mut out = String::from("<details>\n<summary><b>");
-    out.push_str(&inline_max(&a.name, cap(NAME_MAX, 32)));
+    out.push_str(&html_text_max(&a.name, cap(NAME_MAX, 32)));
     out.push_str("</b>");
     if let Some(env) = &a.environment {
-        let _ = write!(out, " ({})", inline_max(env, cap(NAME_MAX, 32)));
+        let _ = write!(out, " ({})", html_text_max(env, cap(NAME_MAX, 32)));
     }
     let _ = write!(out, ": +{add} ~{chg} −{rem} · {}", policy_verdict(a));
     if a.has_render_error() {
@@ -475,16 +476,17 @@ fn app_section(a: &AppSection, run_url: &str, budget: usize) -> String {
         .iter()
         .map(|c| change_block(c, Shown::Full, &link))
         .collect();
-    let fixed = open.len() + SECTION_CLOSE.len() + 200; // room for the "more objects" line
+    // Room for the "**Changes**" heading and the "…and N more" line.
+    let fixed = open.len() + SECTION_CLOSE.len() + link.len() + 100;
     let mut total = fixed + blocks.iter().map(String::len).sum::<usize>();
+    // Largest block first; each pop folds one step further (full → head → hidden).
+    let mut heap: BinaryHeap<(usize, usize)> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.len(), i))
+        .collect();
     while total > budget {
-        let largest = blocks
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| states[*i] != Shown::Hidden)
-            .max_by_key(|(_, b)| b.len())
-            .map(|(i, _)| i);
-        let Some(i) = largest else { break };
+        let Some((_, i)) = heap.pop() else { break };
         states[i] = if states[i] == Shown::Full
             && a.diff.changes[i].diff.lines().count() > FOLDED_HEAD_LINES
         {
@@ -494,6 +496,9 @@ fn app_section(a: &AppSection, run_url: &str, budget: usize) -> String {
         };
         let block = change_block(&a.diff.changes[i], states[i], &link);
         total = total - blocks[i].len() + block.len();
+        if states[i] != Shown::Hidden {
+            heap.push((block.len(), i));
+        }
         blocks[i] = block;
     }
     let mut kept = blocks.len();
@@ -520,7 +525,7 @@ fn app_section(a: &AppSection, run_url: &str, budget: usize) -> String {
         // Only reachable with pathological caps; a minimal section always fits.
         return format!(
             "<details>\n<summary><b>{}</b></summary>\n\nThis app's report is too large for a comment; see the dashboard: {link}\n\n{SECTION_CLOSE}",
-            inline_max(&a.name, NAME_MAX)
+            html_text_max(&a.name, NAME_MAX)
         );
     }
     out

@@ -11,9 +11,19 @@ const ZWJ: char = '\u{200D}';
 /// Zero-width space put before a line-leading `/`, so the line no longer starts with a command.
 const ZWSP: char = '\u{200B}';
 
-/// Text safe to place inline (table cells, `<summary>`, list items): one line, HTML and markdown
-/// punctuation escaped, mentions broken, marker neutralised.
+/// Text safe to place inline in markdown (table cells, list items, paragraphs): one line, HTML
+/// and markdown punctuation escaped, mentions and issue references broken, marker neutralised.
 pub fn inline(text: &str) -> String {
+    escape(text, true)
+}
+
+/// Text safe inside raw HTML (the `<summary>` line is part of an HTML block, where markdown
+/// backslash escapes would show literally): entities only, plus the same neutralisations.
+pub fn html_text(text: &str) -> String {
+    escape(text, false)
+}
+
+fn escape(text: &str, markdown: bool) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
@@ -24,12 +34,13 @@ pub fn inline(text: &str) -> String {
             '"' => out.push_str("&quot;"),
             '`' => out.push_str("&#96;"),
             '|' => out.push_str("&#124;"),
-            '\\' | '*' | '_' | '[' | ']' | '~' | '#' | '!' | '(' | ')' => {
+            '\\' | '*' | '_' | '[' | ']' | '~' | '!' | '(' | ')' if markdown => {
                 out.push('\\');
                 out.push(c);
             }
-            '@' => {
-                out.push('@');
+            // `@name` would notify; `#12` and `org/repo#12` would cross-reference an issue.
+            '@' | '#' => {
+                out.push(c);
                 out.push(ZWJ);
             }
             ':' if out.ends_with("capstan") => {
@@ -63,11 +74,6 @@ pub fn fenced(content: &str, info: &str) -> String {
     out
 }
 
-/// Length of [`fenced`]'s output without building it (used to plan folding of large diffs).
-pub fn fenced_len(content: &str, info: &str) -> usize {
-    fenced(content, info).len()
-}
-
 /// Untrusted multi-line text that stays inside a code block: the marker key is broken and a line
 /// that starts with `/` is prefixed so that no line of the comment reads as a command, even to a
 /// parser that does not know about code blocks.
@@ -96,7 +102,15 @@ fn neutralise_block(content: &str) -> String {
 /// [`inline`] of at most `max` output bytes. A cut never leaves a dangling backslash that could
 /// escape the markup Capstan writes after it (a table's `|`, for example).
 pub fn inline_max(text: &str, max: usize) -> String {
-    let escaped = inline(truncate(text, max).0);
+    capped(inline(truncate(text, max).0), max)
+}
+
+/// [`html_text`] of at most `max` output bytes.
+pub fn html_text_max(text: &str, max: usize) -> String {
+    capped(html_text(truncate(text, max).0), max)
+}
+
+fn capped(escaped: String, max: usize) -> String {
     let (cut, was_cut) = truncate(&escaped, max);
     if !was_cut {
         return escaped;
@@ -162,6 +176,12 @@ mod tests {
         assert!(!s.contains("@org"));
         assert!(!s.contains(MARKER_KEY));
         assert!(!s.contains('\n'));
+    }
+
+    #[test]
+    fn html_text_has_no_backslash_escapes() {
+        assert_eq!(html_text("my_app"), "my_app");
+        assert_eq!(html_text("a<b>#1"), "a&lt;b&gt;#\u{200D}1");
     }
 
     #[test]
