@@ -189,3 +189,38 @@ fn comment_without_commands_needs_no_lookup() {
     assert!(block_on(authorize(&lines, "carol", &cfg, &lookup)).is_empty());
     assert!(lookup.calls().is_empty());
 }
+
+#[test]
+fn refusal_reply_is_escaped_and_lists_each_refusal() {
+    let cfg = config();
+    let body = "/capstan promote @org/team\n/capstan sync web\n/capstan diff </details>";
+    let lines = parse_comment(body, &cfg);
+    let decisions = block_on(authorize(
+        &lines,
+        "eve",
+        &cfg,
+        &FakeLookup::new(Ok(Permission::Read)),
+    ));
+    let reply = capstan_worker::commands::refusal_reply(&decisions).unwrap();
+    assert_eq!(reply.matches("\n- line ").count(), 3, "{reply}");
+    assert!(
+        reply.contains("line 2") && reply.contains("needs write permission"),
+        "{reply}"
+    );
+    assert!(!reply.contains("@org/team"));
+    assert!(!reply.contains("</details>"));
+    assert!(
+        reply
+            .lines()
+            .all(|l| !l.trim_start().starts_with("/capstan"))
+    );
+    assert!(parse_comment(&reply, &cfg).is_empty());
+
+    let ok = block_on(authorize(
+        &parse_comment("/capstan diff", &cfg),
+        "eve",
+        &cfg,
+        &FakeLookup::new(Ok(Permission::Read)),
+    ));
+    assert_eq!(capstan_worker::commands::refusal_reply(&ok), None);
+}

@@ -108,3 +108,21 @@ pub async fn authorize(
         })
         .collect()
 }
+
+/// Markdown reply listing the refused lines and why, or `None` when nothing was refused. User
+/// text (the line, names quoted in reasons) is escaped: the reply cannot mention anyone or carry
+/// a command of its own.
+pub fn refusal_reply(decisions: &[Decision]) -> Option<String> {
+    use crate::report::markdown::inline_max;
+    let mut out = String::new();
+    for d in decisions {
+        if let Decision::Refused { line, text, reason } = d {
+            out.push_str(&format!(
+                "- line {line} ({}): refused: {}\n",
+                inline_max(text, 200),
+                inline_max(reason, 500)
+            ));
+        }
+    }
+    (!out.is_empty()).then(|| format!("Capstan did not run these commands:\n\n{out}"))
+}

@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-pub use authorize::{Decision, LookupError, PermissionLookup, authorize, decide};
+pub use authorize::{Decision, LookupError, PermissionLookup, authorize, decide, refusal_reply};
 pub use parse::{CommandLine, MAX_COMMANDS_PER_COMMENT, Refusal, parse_comment};
 
 /// Default command prefix.
