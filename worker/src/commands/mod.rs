@@ -8,6 +8,7 @@
 
 mod authorize;
 mod parse;
+mod settings;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 pub use authorize::{Decision, LookupError, PermissionLookup, authorize, decide, refusal_reply};
 pub use parse::{CommandLine, MAX_COMMANDS_PER_COMMENT, Refusal, parse_comment};
+pub use settings::{CommandSettings, SettingsError};
 
 /// Default command prefix.
 pub const DEFAULT_PREFIX: &str = "/capstan";
