@@ -238,6 +238,15 @@ fn only_at_line_start() {
     none("    /capstan diff");
     none("\t/capstan diff");
     none("/capstandiff");
+    // Glued to the prefix by a Unicode space or an invisible character: refused, not ignored.
+    assert!(matches!(
+        one("/capstan\u{00A0}diff"),
+        Err(Refusal::NonAscii { .. })
+    ));
+    assert!(matches!(
+        one("/capstan\u{200B} diff"),
+        Err(Refusal::NonAscii { .. })
+    ));
     none("/capstan-diff");
 }
 

@@ -150,6 +150,16 @@ fn addressed(line: &str, config: &CommandConfig) -> Option<Vec<String>> {
     if !config.prefix.is_empty() && first == config.prefix {
         return Some(words().collect());
     }
+    // `/capstan` followed by a Unicode space or an invisible character: clearly meant for us, so
+    // it is refused (as non-ASCII) rather than silently ignored.
+    if let Some(glued) = first.strip_prefix(config.prefix.as_str())
+        && !config.prefix.is_empty()
+        && glued.chars().next().is_some_and(|c| !c.is_ascii())
+    {
+        let mut all = vec![glued.to_string()];
+        all.extend(words());
+        return Some(all);
+    }
     if config.bare {
         let name = first.strip_prefix('/')?;
         if CommandKind::from_name(name).is_some() {

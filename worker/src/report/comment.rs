@@ -95,7 +95,7 @@ pub fn render_comment_within(report: &RunReport, limit: usize) -> RenderedCommen
     let first_len = first_header_len + table.len();
     let next_header_len = continuation_header(report, worst, worst).len();
     // A section must fit in a fresh continuation part.
-    let section_budget = limit - next_header_len;
+    let section_budget = limit.saturating_sub(next_header_len);
     let sections: Vec<String> = report
         .apps
         .iter()
