@@ -165,3 +165,21 @@ fn summary_of_many_apps_stays_within_the_limit() {
     assert!(out.summary.contains("more apps; see the full report"));
     assert!(out.title.len() <= 255);
 }
+
+#[test]
+fn annotation_title_and_message_are_bounded() {
+    let mut a = clean_app(&"n".repeat(400));
+    let long = "r".repeat(1000);
+    a.findings.push(finding(
+        Severity::Deny,
+        &long,
+        Some("f.yaml"),
+        Some(0),
+        &"m".repeat(100_000),
+    ));
+    let out = check_run(&report(vec![a]));
+    let ann = &out.annotation_batches[0][0];
+    assert!(ann.title.len() <= 255, "{}", ann.title.len());
+    assert!(ann.message.len() < 10_000);
+    assert_eq!(ann.start_line, 1, "line 0 is not a line");
+}

@@ -78,7 +78,9 @@ pub fn check_run(report: &RunReport) -> CheckRunOutput {
             let path = f.file.clone()?;
             let line = f.line.unwrap_or(1).max(1);
             let (message, _) = truncate(&f.message, ANNOTATION_MESSAGE_MAX);
-            let (t, _) = truncate(&f.rule_id, TITLE_MAX - a.name.len().min(200) - 3);
+            let name = truncate(&a.name, 200).0;
+            // " · " is 4 bytes; the title stays within 255 bytes (and so characters).
+            let (t, _) = truncate(&f.rule_id, TITLE_MAX - name.len() - 4);
             Some(Annotation {
                 path,
                 start_line: line,
@@ -88,7 +90,7 @@ pub fn check_run(report: &RunReport) -> CheckRunOutput {
                     Severity::Warn => AnnotationLevel::Warning,
                 },
                 message: format!("{}: {message}", f.object),
-                title: format!("{} · {t}", truncate(&a.name, 200).0),
+                title: format!("{name} · {t}"),
             })
         })
         .collect();
