@@ -4,6 +4,7 @@
 //! delivery it is about; `anyhow` only at the edges (the binary and job bodies).
 
 pub mod apps;
+pub mod commands;
 pub mod diff;
 pub mod git;
 pub mod objects;
@@ -15,4 +16,5 @@ pub mod recovery;
 pub mod render;
 pub mod repo_fs;
 pub mod runner;
+pub mod report;
 pub mod yaml;

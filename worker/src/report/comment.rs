@@ -1,0 +1,532 @@
+//! The sticky PR comment: summary table, one `<details>` section per app, split into numbered
+//! parts when it exceeds GitHub's comment limit.
+//!
+//! Sizes are measured in UTF-8 bytes, which is never less than GitHub's count of characters (or
+//! UTF-16 code units), so a part that fits here fits there.
+
+use std::collections::BinaryHeap;
+use std::fmt::Write;
+
+use super::markdown::{fenced, html_text_max, inline, inline_max, truncate};
+use super::{AppSection, ArgoStatus, RunReport, Severity};
+use crate::diff::{ObjectChange, ObjectChangeKind};
+
+/// GitHub's maximum comment body (it answers 422 "Body is too long" beyond it).
+pub const COMMENT_LIMIT: usize = 65_536;
+
+/// Lines of a large diff kept when it is folded to its head.
+const FOLDED_HEAD_LINES: usize = 40;
+/// Caps for single texts in a section, so no one message can crowd out the rest.
+/// They shrink with the budget (a fraction of it) so small limits degrade gracefully.
+const RENDER_ERROR_MAX: usize = 8 * 1024;
+const PROBLEM_MAX: usize = 4 * 1024;
+const REASONS_MAX: usize = 2 * 1024;
+const NOTE_MAX: usize = 512;
+const NOTES_SHOWN: usize = 10;
+const ARGO_FIELD_MAX: usize = 512;
+const FINDING_MESSAGE_MAX: usize = 1024;
+const NAME_MAX: usize = 256;
+
+/// The hidden marker at the very start of every part: how the handler finds its own comments.
+pub fn marker(pr: u64, part: usize) -> String {
+    format!("<!-- capstan:report pr={pr} part={part} -->")
+}
+
+/// `(pr, part)` from a comment body that starts with Capstan's marker; `None` for anything else
+/// (including a body that merely contains the marker somewhere later).
+pub fn parse_marker(body: &str) -> Option<(u64, usize)> {
+    let rest = body.strip_prefix("<!-- capstan:report pr=")?;
+    let (pr, rest) = rest.split_once(" part=")?;
+    let (part, _) = rest.split_once(" -->")?;
+    let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pr) || !digits(part) {
+        return None;
+    }
+    Some((pr.parse().ok()?, part.parse().ok()?))
+}
+
+/// One comment to post or edit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommentPart {
+    /// 1-based.
+    pub number: usize,
+    pub total: usize,
+    pub body: String,
+}
+
+/// The whole sticky comment, as one or more parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedComment {
+    pub parts: Vec<CommentPart>,
+}
+
+impl RenderedComment {
+    /// Part numbers this rendering produces (1..=n).
+    pub fn part_numbers(&self) -> Vec<usize> {
+        self.parts.iter().map(|p| p.number).collect()
+    }
+
+    /// Of the parts found on the pull request, those this rendering no longer produces: the
+    /// handler deletes them when a report shrinks.
+    pub fn obsolete_parts(&self, existing: &[usize]) -> Vec<usize> {
+        let mut out: Vec<usize> = existing
+            .iter()
+            .copied()
+            .filter(|n| *n == 0 || *n > self.parts.len())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// Renders the sticky comment within [`COMMENT_LIMIT`].
+pub fn render_comment(report: &RunReport) -> RenderedComment {
+    render_comment_within(report, COMMENT_LIMIT)
+}
+
+/// Renders the sticky comment with parts of at most `limit` bytes (`limit` below a few KiB is
+/// raised to 4 KiB: a part must at least hold its header and a folded section).
+pub fn render_comment_within(report: &RunReport, limit: usize) -> RenderedComment {
+    let limit = limit.max(4096);
+    let worst = report.apps.len() + 1;
+    let first_header_len = header(report, Some((worst, worst))).len();
+    let table = summary_table(report, limit / 4);
+    let first_len = first_header_len + table.len();
+    let next_header_len = continuation_header(report, worst, worst).len();
+    // A section must fit in a fresh continuation part.
+    let section_budget = limit.saturating_sub(next_header_len);
+    let sections: Vec<String> = report
+        .apps
+        .iter()
+        .map(|a| app_section(a, &report.run_url, section_budget))
+        .collect();
+
+    let single =
+        header(report, None).len() + table.len() + sections.iter().map(String::len).sum::<usize>();
+    if single <= limit {
+        let mut body = header(report, None);
+        body.push_str(&table);
+        for s in &sections {
+            body.push_str(s);
+        }
+        return RenderedComment {
+            parts: vec![CommentPart {
+                number: 1,
+                total: 1,
+                body,
+            }],
+        };
+    }
+
+    // Greedy packing, in app order; part 1 always carries the summary table.
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut used = first_len;
+    for (i, s) in sections.iter().enumerate() {
+        if used + s.len() > limit {
+            groups.push(Vec::new());
+            used = next_header_len;
+        }
+        used += s.len();
+        if let Some(g) = groups.last_mut() {
+            g.push(i);
+        }
+    }
+    let total = groups.len();
+    let parts = groups
+        .iter()
+        .enumerate()
+        .map(|(k, g)| {
+            let number = k + 1;
+            let mut body = if number == 1 {
+                let mut b = header(report, Some((1, total)));
+                b.push_str(&table);
+                b
+            } else {
+                continuation_header(report, number, total)
+            };
+            for i in g {
+                body.push_str(&sections[*i]);
+            }
+            CommentPart {
+                number,
+                total,
+                body,
+            }
+        })
+        .collect();
+    RenderedComment { parts }
+}
+
+fn short_sha(sha: &str) -> String {
+    let s: String = sha.chars().take(7).collect();
+    if s.bytes().all(|b| b.is_ascii_hexdigit()) && !s.is_empty() {
+        format!("`{s}`")
+    } else {
+        inline(&s)
+    }
+}
+
+fn part_label(part: Option<(usize, usize)>) -> String {
+    match part {
+        Some((k, n)) => format!(" (part {k}/{n})"),
+        None => String::new(),
+    }
+}
+
+fn header(report: &RunReport, part: Option<(usize, usize)>) -> String {
+    let number = part.map_or(1, |(k, _)| k);
+    let mut out = marker(report.pr, number);
+    let _ = write!(
+        out,
+        "\n### Capstan report for {} #{} at {}{}\n\n",
+        inline_max(&report.repo, NAME_MAX),
+        report.pr,
+        short_sha(&report.head_sha),
+        part_label(part)
+    );
+    if let Some(who) = &report.held_by {
+        let _ = writeln!(
+            out,
+            "**On hold** by {}: the check stays failing until `unhold`.\n",
+            inline_max(who, NAME_MAX)
+        );
+    }
+    let _ = writeln!(out, "[Full report on the dashboard]({})\n", report.run_url);
+    out
+}
+
+fn continuation_header(report: &RunReport, k: usize, n: usize) -> String {
+    let mut out = marker(report.pr, k);
+    let _ = write!(
+        out,
+        "\n### Capstan report for {} #{} at {}{}\n\nContinued; the summary table is in part 1. [Full report on the dashboard]({})\n\n",
+        inline_max(&report.repo, NAME_MAX),
+        report.pr,
+        short_sha(&report.head_sha),
+        part_label(Some((k, n))),
+        report.run_url
+    );
+    out
+}
+
+fn policy_verdict(a: &AppSection) -> String {
+    let (deny, warn) = (a.deny_count(), a.warn_count());
+    match (deny, warn) {
+        (0, 0) => "✅ pass".into(),
+        (0, w) => format!("⚠️ {w} warn"),
+        (d, 0) => format!("❌ {d} deny"),
+        (d, w) => format!("❌ {d} deny, {w} warn"),
+    }
+}
+
+fn argo_verdict(a: &AppSection, max: usize) -> String {
+    match &a.argocd {
+        None => "—".into(),
+        Some(ArgoStatus::Unreachable(why)) => {
+            format!("unreachable: {}", inline_max(why, max))
+        }
+        Some(ArgoStatus::Reported {
+            sync,
+            health,
+            dry_run,
+        }) => {
+            let parts: Vec<String> = [sync, health, dry_run]
+                .into_iter()
+                .flatten()
+                .map(|t| inline_max(t, max))
+                .collect();
+            if parts.is_empty() {
+                "—".into()
+            } else {
+                parts.join(", ")
+            }
+        }
+    }
+}
+
+fn counts(a: &AppSection) -> (usize, usize, usize) {
+    (
+        a.diff.count(ObjectChangeKind::Added),
+        a.diff.count(ObjectChangeKind::Changed),
+        a.diff.count(ObjectChangeKind::Removed),
+    )
+}
+
+/// The summary table, within `budget` bytes (further apps are counted, not listed).
+fn summary_table(report: &RunReport, budget: usize) -> String {
+    let mut out = String::new();
+    if report.apps.is_empty() {
+        out.push_str("No apps are affected by this change.\n\n");
+        return out;
+    }
+    out.push_str("| App | Env | + | ~ | − | Policy | ArgoCD |\n|---|---|--:|--:|--:|---|---|\n");
+    let mut shown = 0;
+    for a in &report.apps {
+        let (add, chg, rem) = counts(a);
+        let policy = if !a.has_render_error() {
+            policy_verdict(a)
+        } else if a.findings.is_empty() {
+            "💥 render error".to_string()
+        } else {
+            format!("💥 render error; {}", policy_verdict(a))
+        };
+        let row = format!(
+            "| [{}]({}) | {} | {add} | {chg} | {rem} | {policy} | {} |\n",
+            inline_max(&a.name, NAME_MAX),
+            a.anchor_url(&report.run_url),
+            a.environment
+                .as_deref()
+                .map_or_else(|| "—".into(), |e| inline_max(e, NAME_MAX)),
+            argo_verdict(a, ARGO_FIELD_MAX / 4)
+        );
+        if out.len() + row.len() > budget {
+            break;
+        }
+        out.push_str(&row);
+        shown += 1;
+    }
+    if shown < report.apps.len() {
+        let _ = writeln!(
+            out,
+            "\n…and {} more apps; see the dashboard.",
+            report.apps.len() - shown
+        );
+    }
+    out.push('\n');
+    out
+}
+
+/// How much of one object's diff a section shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Full,
+    Head,
+    Hidden,
+}
+
+fn verb(c: &ObjectChange) -> &'static str {
+    match c.change {
+        ObjectChangeKind::Added => "added",
+        ObjectChangeKind::Removed => "removed",
+        ObjectChangeKind::Changed => "changed",
+    }
+}
+
+fn change_block(c: &ObjectChange, shown: Shown, link: &str) -> String {
+    let mut out = format!(
+        "**{}** {}\n",
+        verb(c),
+        inline_max(&c.id.to_string(), 4 * NAME_MAX)
+    );
+    for k in &c.secret_keys {
+        let _ = writeln!(out, "- {}", inline_max(k, NAME_MAX));
+    }
+    out.push('\n');
+    let lines = c.diff.lines().count();
+    match shown {
+        Shown::Full => {
+            if !c.diff.is_empty() {
+                out.push_str(&fenced(&c.diff, "diff"));
+                out.push('\n');
+            }
+        }
+        Shown::Head => {
+            let head: String = c
+                .diff
+                .split_inclusive('\n')
+                .take(FOLDED_HEAD_LINES)
+                .collect();
+            out.push_str(&fenced(&head, "diff"));
+            let _ = writeln!(
+                out,
+                "\n…{} more lines; full diff on the dashboard: {link}\n",
+                lines.saturating_sub(FOLDED_HEAD_LINES)
+            );
+        }
+        Shown::Hidden => {
+            let _ = writeln!(
+                out,
+                "Diff of {lines} lines folded; full diff on the dashboard: {link}\n"
+            );
+        }
+    }
+    out
+}
+
+fn section_open(a: &AppSection, link: &str, budget: usize) -> String {
+    let cap = |max: usize, share: usize| max.min(budget / share).max(16);
+    let findings_budget = budget / 4;
+    let (add, chg, rem) = counts(a);
+    let mut out = String::from("<details>\n<summary><b>");
+    out.push_str(&html_text_max(&a.name, cap(NAME_MAX, 32)));
+    out.push_str("</b>");
+    if let Some(env) = &a.environment {
+        let _ = write!(out, " ({})", html_text_max(env, cap(NAME_MAX, 32)));
+    }
+    let _ = write!(out, ": +{add} ~{chg} −{rem} · {}", policy_verdict(a));
+    if a.has_render_error() {
+        out.push_str(" · 💥 render error");
+    }
+    out.push_str("</summary>\n\n");
+    let _ = writeln!(out, "[This app on the dashboard]({link})\n");
+
+    if let Some(err) = &a.render_error {
+        let (text, cut) = truncate(err, cap(RENDER_ERROR_MAX, 8));
+        out.push_str("**Render error**\n\n");
+        out.push_str(&fenced(text, "text"));
+        if cut {
+            let _ = write!(out, "\n…truncated; full error on the dashboard: {link}\n");
+        }
+        out.push('\n');
+    }
+    for p in &a.diff.problems {
+        let (text, cut) = truncate(&p.message, cap(PROBLEM_MAX, 16));
+        let _ = writeln!(
+            out,
+            "**{} {}**\n",
+            inline(&p.side),
+            inline(&p.status.replace('_', " "))
+        );
+        out.push_str(&fenced(text, "text"));
+        if cut {
+            let _ = write!(out, "\n…truncated; see the dashboard: {link}\n");
+        }
+        out.push('\n');
+    }
+    if a.argocd.is_some() {
+        let _ = writeln!(
+            out,
+            "**ArgoCD**: {}\n",
+            argo_verdict(a, cap(ARGO_FIELD_MAX, 64))
+        );
+    }
+    if !a.diff.reasons.is_empty() {
+        let joined = a.diff.reasons.join("; ");
+        let _ = writeln!(
+            out,
+            "**Why compared**: {}\n",
+            inline_max(&joined, cap(REASONS_MAX, 32))
+        );
+    }
+    for n in a.diff.notes.iter().take(NOTES_SHOWN) {
+        let _ = writeln!(out, "- note: {}", inline_max(n, cap(NOTE_MAX, 128)));
+    }
+    if !a.diff.notes.is_empty() {
+        out.push('\n');
+    }
+
+    if !a.findings.is_empty() {
+        out.push_str("**Policy findings**\n\n");
+        let mut shown = 0;
+        let start = out.len();
+        for f in &a.findings {
+            let icon = match f.severity {
+                Severity::Deny => "❌ deny",
+                Severity::Warn => "⚠️ warn",
+            };
+            let mut line = format!(
+                "- {icon} {} · {}",
+                inline_max(&f.rule_id, cap(NAME_MAX, 64)),
+                inline_max(&f.object, cap(NAME_MAX, 64))
+            );
+            if let Some(file) = &f.file {
+                let _ = write!(line, " · {}", inline_max(file, cap(NAME_MAX, 64)));
+                if let Some(l) = f.line {
+                    let _ = write!(line, ":{l}");
+                }
+            }
+            let _ = writeln!(
+                line,
+                ": {}",
+                inline_max(&f.message, cap(FINDING_MESSAGE_MAX, 16))
+            );
+            if out.len() - start + line.len() > findings_budget {
+                break;
+            }
+            out.push_str(&line);
+            shown += 1;
+        }
+        if shown < a.findings.len() {
+            let _ = writeln!(
+                out,
+                "- …and {} more findings on the dashboard: {link}",
+                a.findings.len() - shown
+            );
+        }
+        out.push('\n');
+    }
+    if a.diff.changes.is_empty() && !a.has_render_error() {
+        out.push_str("No object changes.\n\n");
+    }
+    out
+}
+
+const SECTION_CLOSE: &str = "</details>\n\n";
+
+/// One app's `<details>` section within `budget` bytes: the largest diffs are folded first (to
+/// their head, then hidden), then trailing objects are counted instead of shown.
+fn app_section(a: &AppSection, run_url: &str, budget: usize) -> String {
+    let link = a.anchor_url(run_url);
+    let open = section_open(a, &link, budget);
+    let mut states: Vec<Shown> = vec![Shown::Full; a.diff.changes.len()];
+    let mut blocks: Vec<String> = a
+        .diff
+        .changes
+        .iter()
+        .map(|c| change_block(c, Shown::Full, &link))
+        .collect();
+    // Room for the "**Changes**" heading and the "…and N more" line.
+    let fixed = open.len() + SECTION_CLOSE.len() + link.len() + 100;
+    let mut total = fixed + blocks.iter().map(String::len).sum::<usize>();
+    // Largest block first; each pop folds one step further (full → head → hidden).
+    let mut heap: BinaryHeap<(usize, usize)> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.len(), i))
+        .collect();
+    while total > budget {
+        let Some((_, i)) = heap.pop() else { break };
+        states[i] = if states[i] == Shown::Full
+            && a.diff.changes[i].diff.lines().count() > FOLDED_HEAD_LINES
+        {
+            Shown::Head
+        } else {
+            Shown::Hidden
+        };
+        let block = change_block(&a.diff.changes[i], states[i], &link);
+        total = total - blocks[i].len() + block.len();
+        if states[i] != Shown::Hidden {
+            heap.push((block.len(), i));
+        }
+        blocks[i] = block;
+    }
+    let mut kept = blocks.len();
+    while total > budget && kept > 0 {
+        kept -= 1;
+        total -= blocks[kept].len();
+    }
+    let mut out = open;
+    if !a.diff.changes.is_empty() {
+        out.push_str("**Changes**\n\n");
+    }
+    for b in &blocks[..kept] {
+        out.push_str(b);
+    }
+    if kept < blocks.len() {
+        let _ = writeln!(
+            out,
+            "…and {} more changed objects; see the dashboard: {link}\n",
+            blocks.len() - kept
+        );
+    }
+    out.push_str(SECTION_CLOSE);
+    if out.len() > budget {
+        // Only reachable with pathological caps; a minimal section always fits.
+        return format!(
+            "<details>\n<summary><b>{}</b></summary>\n\nThis app's report is too large for a comment; see the dashboard: {link}\n\n{SECTION_CLOSE}",
+            html_text_max(&a.name, NAME_MAX)
+        );
+    }
+    out
+}

@@ -1,0 +1,130 @@
+//! The pull-request report: the sticky comment (split into numbered parts when GitHub's 65,536
+//! character limit is exceeded) and the check-run output (conclusion, summary, annotations).
+//!
+//! Pure functions over a [`RunReport`]; posting, editing and deleting comments is the handler's
+//! job. All text taken from the repository or the cluster goes through [`markdown`], so a pull
+//! request cannot break the layout, mention anyone or forge a command or the comment marker.
+
+mod check_run;
+mod comment;
+pub mod markdown;
+
+use serde::Serialize;
+
+use crate::diff::AppDiff;
+
+pub use check_run::{
+    ANNOTATION_BATCH, Annotation, AnnotationLevel, CHECK_SUMMARY_LIMIT, CheckRunOutput, Conclusion,
+    check_run,
+};
+pub use comment::{
+    COMMENT_LIMIT, CommentPart, RenderedComment, marker, parse_marker, render_comment,
+    render_comment_within,
+};
+
+/// Everything one run reports about one pull-request head.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// `owner/name`.
+    pub repo: String,
+    pub pr: u64,
+    /// 40-hex head commit the run rendered.
+    pub head_sha: String,
+    /// Dashboard page of this run (`…/runs/{id}`); per-app anchors are `#app-<name>`.
+    pub run_url: String,
+    /// Set while a `/capstan hold` is in force: who held it. Keeps the check failing.
+    pub held_by: Option<String>,
+    pub apps: Vec<AppSection>,
+}
+
+/// One affected app.
+#[derive(Clone, Debug, Serialize)]
+pub struct AppSection {
+    pub name: String,
+    pub environment: Option<String>,
+    pub diff: AppDiff,
+    pub findings: Vec<ReportFinding>,
+    pub argocd: Option<ArgoStatus>,
+    /// The app could not be rendered at head (or the run failed for it otherwise).
+    pub render_error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Deny,
+    Warn,
+}
+
+/// A policy finding as the report shows it (the policy engine's findings are mapped onto this).
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportFinding {
+    pub rule_id: String,
+    pub severity: Severity,
+    /// The object concerned, e.g. `apps/Deployment shop/web`.
+    pub object: String,
+    /// Repository path of the file that defines the object, when known.
+    pub file: Option<String>,
+    /// 1-based line in `file`.
+    pub line: Option<u32>,
+    pub message: String,
+}
+
+/// What ArgoCD says about the app.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgoStatus {
+    Reported {
+        sync: Option<String>,
+        health: Option<String>,
+        /// Verdict of the dry-run sync, e.g. "dry run: 3 synced, 1 failed".
+        dry_run: Option<String>,
+    },
+    /// ArgoCD could not be asked; the text says why (reported per app, never fatal).
+    Unreachable(String),
+}
+
+impl AppSection {
+    pub fn deny_count(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Deny)
+            .count()
+    }
+
+    pub fn warn_count(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warn)
+            .count()
+    }
+
+    /// A render error given explicitly, or the diff's head side failing to render.
+    pub fn has_render_error(&self) -> bool {
+        self.render_error.is_some()
+            || self
+                .diff
+                .problems
+                .iter()
+                .any(|p| p.side == "head" && p.status == "failed")
+    }
+
+    /// Dashboard link to this app's section of the run page.
+    pub fn anchor_url(&self, run_url: &str) -> String {
+        format!("{run_url}#app-{}", markdown::url_fragment(&self.name))
+    }
+}
+
+impl RunReport {
+    pub fn deny_count(&self) -> usize {
+        self.apps.iter().map(AppSection::deny_count).sum()
+    }
+
+    pub fn warn_count(&self) -> usize {
+        self.apps.iter().map(AppSection::warn_count).sum()
+    }
+
+    pub fn render_error_count(&self) -> usize {
+        self.apps.iter().filter(|a| a.has_render_error()).count()
+    }
+}
