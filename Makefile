@@ -2,17 +2,26 @@
 .DEFAULT_GOAL := help
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help serve test fmt lint bench-intake
+.PHONY: help serve test validate check fmt lint bench-intake
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 serve: ## Run capstan serve on its embedded defaults (SQLite under ./data, :8080)
 	cargo run --release -p capstan-server -- serve
 
-test: ## The whole test suite (what .ci/run runs)
+test: ## The whole test suite (what .ci/run runs): tree, lint, Capstan on its own tree, all tests
+	bash tests/gitops/validate.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(MAKE) --no-print-directory check
 	cargo nextest run --workspace --no-fail-fast
+
+validate: ## The GitOps tree offline: kustomize builds, YAML, shellcheck, bats
+	bash tests/gitops/validate.sh
+
+check: ## Capstan judges its own GitOps tree: policy unit tests, then every app rendered and checked
+	cargo run -q -p capstan-server -- policy test
+	cargo run -q -p capstan-server -- check
 
 fmt: ## Format the code
 	cargo fmt --all
