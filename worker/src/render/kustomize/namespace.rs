@@ -1,0 +1,35 @@
+//! `namespace`: sets metadata.namespace on namespaced objects and the namespace of
+//! ServiceAccount subjects in (Cluster)RoleBindings.
+
+use serde_json::Value;
+
+use super::KustomizeError;
+use super::loader::Kust;
+use super::resource::{Res, is_cluster_scoped};
+
+pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
+    let Some(ns) = k.str_field("namespace")?.filter(|s| !s.is_empty()) else {
+        return Ok(());
+    };
+    for r in ra.iter_mut() {
+        let old_ns = r.namespace().to_string();
+        if !is_cluster_scoped(r.kind()) {
+            r.set_namespace(&ns);
+        }
+        if matches!(r.kind(), "RoleBinding" | "ClusterRoleBinding")
+            && let Some(Value::Array(subjects)) = r.v.get_mut("subjects")
+        {
+            for s in subjects {
+                let is_sa = s.get("kind").and_then(Value::as_str) == Some("ServiceAccount");
+                let sns = s.get("namespace").and_then(Value::as_str).unwrap_or("");
+                if is_sa
+                    && (sns.is_empty() || sns == "default" || sns == old_ns)
+                    && let Some(m) = s.as_object_mut()
+                {
+                    m.insert("namespace".into(), Value::String(ns.clone()));
+                }
+            }
+        }
+    }
+    Ok(())
+}

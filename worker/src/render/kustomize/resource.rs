@@ -1,0 +1,211 @@
+//! A resource during a build: its value plus what kustomize remembers about it (previous names
+//! for name references, generator options).
+
+use serde_json::{Map, Value};
+
+/// How a generated ConfigMap/Secret combines with one of the same id from an earlier layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behavior {
+    Create,
+    Merge,
+    Replace,
+}
+
+#[derive(Clone, Debug)]
+pub struct Res {
+    pub v: Value,
+    /// File (or kustomization) the resource came from, for error messages.
+    pub origin: String,
+    /// Earlier (kind, name, namespace) ids, oldest first; name references match any of them.
+    pub prev: Vec<(String, String, String)>,
+    /// Set for generated objects that still need the content-hash suffix.
+    pub needs_hash: bool,
+    pub behavior: Option<Behavior>,
+}
+
+impl Res {
+    pub fn new(v: Value, origin: String) -> Self {
+        Res {
+            v,
+            origin,
+            prev: Vec::new(),
+            needs_hash: false,
+            behavior: None,
+        }
+    }
+
+    pub fn kind(&self) -> &str {
+        self.v.get("kind").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn api_version(&self) -> &str {
+        self.v
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+    pub fn group(&self) -> &str {
+        split_api_version(self.api_version()).0
+    }
+    pub fn version(&self) -> &str {
+        split_api_version(self.api_version()).1
+    }
+    pub fn name(&self) -> &str {
+        self.v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+    pub fn namespace(&self) -> &str {
+        self.v
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn meta_mut(&mut self) -> &mut Map<String, Value> {
+        let obj = obj_mut(&mut self.v);
+        let m = obj
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        obj_mut(m)
+    }
+
+    pub fn set_name(&mut self, name: &str) {
+        self.remember();
+        self.meta_mut()
+            .insert("name".into(), Value::String(name.to_string()));
+    }
+
+    pub fn set_namespace(&mut self, ns: &str) {
+        self.remember();
+        self.meta_mut()
+            .insert("namespace".into(), Value::String(ns.to_string()));
+    }
+
+    fn remember(&mut self) {
+        let cur = (
+            self.kind().to_string(),
+            self.name().to_string(),
+            self.namespace().to_string(),
+        );
+        if self.prev.last() != Some(&cur) {
+            self.prev.push(cur);
+        }
+    }
+
+    /// True if `name` is the current or any previous name.
+    pub fn had_name(&self, name: &str) -> bool {
+        self.name() == name || self.prev.iter().any(|p| p.1 == name)
+    }
+
+    pub fn id(&self) -> ResId {
+        ResId {
+            group: self.group().to_string(),
+            version: self.version().to_string(),
+            kind: self.kind().to_string(),
+            name: self.name().to_string(),
+            namespace: self.namespace().to_string(),
+        }
+    }
+}
+
+/// Makes `v` an object (replacing anything else) and returns its map.
+pub fn obj_mut(v: &mut Value) -> &mut Map<String, Value> {
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+pub fn split_api_version(av: &str) -> (&str, &str) {
+    match av.rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", av),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResId {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+}
+
+impl ResId {
+    /// The namespace kustomize compares ids with: empty means `default` for namespaced kinds.
+    pub fn same_as(&self, o: &ResId) -> bool {
+        self.group == o.group
+            && self.kind == o.kind
+            && self.name == o.name
+            && eff_ns(&self.kind, &self.namespace) == eff_ns(&o.kind, &o.namespace)
+    }
+}
+
+impl std::fmt::Display for ResId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = if self.group.is_empty() {
+            "[noGrp]"
+        } else {
+            &self.group
+        };
+        let ns = if self.namespace.is_empty() {
+            "[noNs]"
+        } else {
+            &self.namespace
+        };
+        write!(
+            f,
+            "{}.{}.{}/{}.{}",
+            self.kind, self.version, g, self.name, ns
+        )
+    }
+}
+
+pub fn eff_ns<'a>(kind: &str, ns: &'a str) -> &'a str {
+    if is_cluster_scoped(kind) {
+        ""
+    } else if ns.is_empty() {
+        "default"
+    } else {
+        ns
+    }
+}
+
+/// Kinds kustomize treats as cluster-scoped (never given a namespace).
+pub fn is_cluster_scoped(kind: &str) -> bool {
+    matches!(
+        kind,
+        "APIService"
+            | "CertificateSigningRequest"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "ComponentStatus"
+            | "CSIDriver"
+            | "CSINode"
+            | "CustomResourceDefinition"
+            | "FlowSchema"
+            | "IngressClass"
+            | "MutatingWebhookConfiguration"
+            | "Namespace"
+            | "Node"
+            | "PersistentVolume"
+            | "PodSecurityPolicy"
+            | "PriorityClass"
+            | "PriorityLevelConfiguration"
+            | "RuntimeClass"
+            | "SelfSubjectAccessReview"
+            | "SelfSubjectRulesReview"
+            | "StorageClass"
+            | "SubjectAccessReview"
+            | "TokenReview"
+            | "ValidatingAdmissionPolicy"
+            | "ValidatingAdmissionPolicyBinding"
+            | "ValidatingWebhookConfiguration"
+            | "VolumeAttachment"
+    )
+}

@@ -1,0 +1,708 @@
+#!/usr/bin/env python3
+"""Writes the input trees of the kustomize conformance cases (expected files come from
+regen.sh, i.e. from the real kustomize). Re-running it rewrites the inputs of the cases it knows."""
+import os
+import shutil
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
+CASES = {}
+
+
+def case(name, files):
+    CASES[name] = files
+
+
+DEPLOY = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      serviceAccountName: web-sa
+      containers:
+      - name: web
+        image: nginx:1.25
+        ports:
+        - containerPort: 80
+          name: http
+        env:
+        - name: MODE
+          value: prod
+        - name: FROM_CM
+          valueFrom:
+            configMapKeyRef:
+              name: web-config
+              key: mode
+        envFrom:
+        - secretRef:
+            name: web-secret
+        volumeMounts:
+        - name: config
+          mountPath: /etc/web
+      - name: sidecar
+        image: busybox
+        args: ["sleep", "3600"]
+      initContainers:
+      - name: init
+        image: busybox:1.36
+      volumes:
+      - name: config
+        configMap:
+          name: web-config
+      - name: data
+        persistentVolumeClaim:
+          claimName: web-data
+"""
+SERVICE = """apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+  - name: http
+    port: 80
+    targetPort: http
+"""
+CM = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+data:
+  mode: prod
+  threshold: "10"
+"""
+SECRET = """apiVersion: v1
+kind: Secret
+metadata:
+  name: web-secret
+type: Opaque
+stringData:
+  password: hunter2
+"""
+SA = """apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: web-sa
+"""
+PVC = """apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: web-data
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 1Gi
+"""
+RBAC = """apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: reader
+rules:
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: reader-binding
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: reader
+subjects:
+- kind: ServiceAccount
+  name: web-sa
+- kind: ServiceAccount
+  name: other
+  namespace: elsewhere
+- kind: User
+  name: jane
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: cluster-reader
+rules:
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: cluster-reader-binding
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: cluster-reader
+subjects:
+- kind: ServiceAccount
+  name: web-sa
+  namespace: default
+"""
+INGRESS = """apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+spec:
+  tls:
+  - hosts: [web.example.com]
+    secretName: web-tls
+  rules:
+  - host: web.example.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: web
+            port:
+              name: http
+"""
+TLS = """apiVersion: v1
+kind: Secret
+metadata:
+  name: web-tls
+type: kubernetes.io/tls
+data:
+  tls.crt: Y2VydA==
+  tls.key: a2V5
+"""
+STS = """apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  serviceName: db
+  replicas: 3
+  selector:
+    matchLabels:
+      app: db
+  template:
+    metadata:
+      labels:
+        app: db
+    spec:
+      containers:
+      - name: db
+        image: postgres:16
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests:
+          storage: 10Gi
+"""
+CRONJOB = """apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: backup
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+          - name: backup
+            image: registry.example.com:5000/tools/backup:v2
+            envFrom:
+            - configMapRef:
+                name: web-config
+"""
+NS = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: team-a
+"""
+CRD = """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names:
+    kind: Widget
+    plural: widgets
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+"""
+WIDGET = """apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: gizmo
+spec:
+  size: 3
+  items:
+  - name: a
+    value: 1
+  - name: b
+    value: 2
+"""
+HPA = """apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: web
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: web
+  minReplicas: 1
+  maxReplicas: 5
+"""
+PDB = """apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels:
+      app: web
+"""
+NETPOL = """apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: web
+spec:
+  podSelector:
+    matchLabels:
+      app: web
+  ingress:
+  - from:
+    - podSelector:
+        matchLabels:
+          app: frontend
+"""
+DAEMON = """apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels:
+      app: agent
+  template:
+    metadata:
+      labels:
+        app: agent
+    spec:
+      containers:
+      - name: agent
+        image: agent:1.0
+"""
+JOB = """apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: migrate
+        image: migrate:3
+        env:
+        - name: PW
+          valueFrom:
+            secretKeyRef:
+              name: web-secret
+              key: password
+"""
+ALL = {"deploy.yaml": DEPLOY, "service.yaml": SERVICE, "cm.yaml": CM, "secret.yaml": SECRET,
+       "sa.yaml": SA, "pvc.yaml": PVC}
+
+
+def k(body):
+    return body.lstrip("\n")
+
+
+def res(*names):
+    return "resources:\n" + "".join(f"- {n}\n" for n in names)
+
+
+# ---- resources and loading
+case("res-single-file", {"kustomization.yaml": res("deploy.yaml"), "deploy.yaml": DEPLOY})
+case("res-many-files", dict(ALL, **{"kustomization.yaml": res(*ALL.keys())}))
+case("res-multidoc", {"kustomization.yaml": res("all.yaml"), "all.yaml": "---\n".join(ALL.values())})
+case("res-empty-docs", {"kustomization.yaml": res("a.yaml"), "a.yaml": "---\n# c\n---\n" + CM + "---\n---\n" + SA})
+case("res-directory-base", {"kustomization.yaml": res("base"), "base/kustomization.yaml": res("deploy.yaml", "service.yaml"), "base/deploy.yaml": DEPLOY, "base/service.yaml": SERVICE})
+case("res-yml-extension", {"kustomization.yml": res("cm.yaml"), "cm.yaml": CM})
+case("res-Kustomization-name", {"Kustomization": res("cm.yaml"), "cm.yaml": CM})
+case("res-with-apiversion-kind", {"kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" + res("cm.yaml"), "cm.yaml": CM})
+case("res-bases-legacy", {"kustomization.yaml": "bases:\n- base\n", "base/kustomization.yaml": res("cm.yaml"), "base/cm.yaml": CM})
+case("res-list-kind", {"kustomization.yaml": res("list.yaml"), "list.yaml": "apiVersion: v1\nkind: List\nitems:\n- " + CM.replace("\n", "\n  ").rstrip() + "\n- " + SA.replace("\n", "\n  ").rstrip() + "\n"})
+case("res-nested-three-levels", {"kustomization.yaml": res("mid"), "mid/kustomization.yaml": res("../base", "sa.yaml"), "mid/sa.yaml": SA, "base/kustomization.yaml": res("cm.yaml"), "base/cm.yaml": CM})
+case("res-order-legacy", {"kustomization.yaml": res("all.yaml"), "all.yaml": "---\n".join([DEPLOY, WIDGET, CRD, NS, SERVICE, CM, SA, PVC, RBAC, HPA, PDB, NETPOL, DAEMON, JOB, CRONJOB, STS, INGRESS, TLS])})
+case("res-order-fifo", {"kustomization.yaml": res("all.yaml") + "sortOptions:\n  order: fifo\n", "all.yaml": "---\n".join([DEPLOY, WIDGET, CRD, NS, SERVICE, CM, SA])})
+case("res-order-legacy-custom", {"kustomization.yaml": res("all.yaml") + "sortOptions:\n  order: legacy\n  legacySortOptions:\n    orderFirst: [Service, ConfigMap]\n    orderLast: [Namespace]\n", "all.yaml": "---\n".join([DEPLOY, NS, SERVICE, CM, SA])})
+case("res-same-kind-sorting", {"kustomization.yaml": res("a.yaml"), "a.yaml": "".join(f"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\n" + (f"  namespace: {ns}\n" if ns else "") for n, ns in [("b", "z"), ("b", "a"), ("a", ""), ("c", "a"), ("item10", ""), ("item9", "")])})
+case("res-groups-sorting", {"kustomization.yaml": res("a.yaml"), "a.yaml": "".join(f"---\napiVersion: {av}\nkind: {kd}\nmetadata:\n  name: x\n" for av, kd in [("x.io/v1", "Widget"), ("a.io/v2", "Widget"), ("a.io/v1", "Widget"), ("v1", "Aardvark"), ("v1", "Zebra"), ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"), ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"), ("scheduling.k8s.io/v1", "PriorityClass"), ("v1", "LimitRange"), ("v1", "ResourceQuota"), ("storage.k8s.io/v1", "StorageClass"), ("v1", "Endpoints")])})
+case("res-local-config-dropped", {"kustomization.yaml": res("a.yaml"), "a.yaml": CM + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: local\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\n"})
+case("res-crd-and-cr", {"kustomization.yaml": res("crd.yaml", "w.yaml"), "crd.yaml": CRD, "w.yaml": WIDGET})
+
+# ---- YAML value fidelity
+case("yaml-scalars", {"kustomization.yaml": res("a.yaml"), "a.yaml": """apiVersion: example.com/v1
+kind: Foo
+metadata:
+  name: x
+spec:
+  octal: 0777
+  float1: 1.0
+  hex: 0x1F
+  exp: 1e3
+  yes: yes
+  tilde: ~
+  nul: null
+  big: 12345678901234567890
+  half: 1.5
+  negzero: -0
+  oct2: 0o17
+  trailing: 2.50
+  huge: 100000000000000000000.0
+  tiny: 1e-7
+  tagged: !!str 5
+  empty:
+  on: "on"
+  onplain: on
+  t: True
+  under: 1_000
+  plus: +12
+  million: 0.1e10
+  fl: 123456789.0
+  fl2: 1234567.5
+  date: 2024-01-01
+  datetime: 2024-01-01T10:00:00Z
+  nine: 09
+  colon: 1:20
+  list: [1, 2.0, "3"]
+  emptymap: {}
+  emptylist: []
+  emptystr: ''
+"""})
+case("yaml-strings", {"kustomization.yaml": res("a.yaml"), "a.yaml": """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: strings
+data:
+  lead: "  lead"
+  colon: "a: b"
+  hash: "a #b"
+  hash2: "#a"
+  accents: "é ü"
+  bell: "x\\u0007"
+  crlf: "line\\r\\nwin"
+  emoji: "emoji 😀"
+  spacebreak: "  \\n  lead"
+  trailnl: "trail\\n "
+  brackets: "[x]"
+  braces: "{x}"
+  star: "*x"
+  amp: "&x"
+  bang: "!x"
+  pipe: "|x"
+  gt: ">x"
+  pct: "%x"
+  tick: "`x"
+  comma: "a,b"
+  q: "?x"
+  q2: "? x"
+  dash: "-"
+  dash2: "- x"
+  dashes: "---"
+  dots: "..."
+  tab: "tab\\there"
+  trailing: "trailing "
+  y: "y"
+  n: "n"
+  NO: "NO"
+  off: "off"
+  nullstr: "null"
+  tilde: "~"
+  int: "12"
+  float: "1.5"
+  exp: "1e3"
+  ts: "2024-01-01"
+  base60: "1:20"
+  merge: "<<"
+  eq: "="
+  quote: "it's"
+  dq: 'say "hi"'
+  backslash: "a\\\\b"
+  nbsp: "a\\u00a0b"
+  zero: "0"
+  octal: "0777"
+  long: "a very long line a very long line a very long line a very long line a very long line a very long line a very long line"
+  longword: "averyveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryverylongword and more"
+  longcolon: "x: y z x: y z x: y z x: y z x: y z x: y z x: y z x: y z x: y z x: y z x: y z x: y z x: y z"
+  longtab: "x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty x\\ty"
+  longdouble: "a  b  c  d  e  f  g  h  i  j  k  l  m  n  o  p  q  r  s  t  u  v  w  x  y  z  a  b  c  d"
+  multi: "multi\\nline"
+  multinl: "multi\\nline\\n"
+  multinl2: "x\\n\\n"
+  multisp: "multi\\nline  \\n\\n"
+  leadnl: "\\nlead"
+  leadsp: " lead\\nx"
+  literal: |
+    first
+      indented
+    last
+  folded: >
+    folded
+    text
+  keep: |+
+    kept
+
+  strip: |-
+    stripped
+  longliteral: |
+    a very long line a very long line a very long line a very long line a very long line a very long line
+"""})
+case("yaml-keys", {"kustomization.yaml": res("a.yaml"), "a.yaml": """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: keys
+data:
+  item10: a
+  item9: b
+  item1: c
+  a_b: d
+  aB: e
+  Ab: f
+  a-b: g
+  a.b: h
+  "80": i
+  "8080": j
+  "y": k
+  "true": l
+  "": m
+  "key with space": n
+  "x:y": o
+  A: p
+  _under: q
+  "1a": r
+  "a1": s
+  "a01": t
+  "a001": u
+"""})
+case("yaml-nested-lists", {"kustomization.yaml": res("a.yaml"), "a.yaml": """apiVersion: v1
+kind: X
+metadata:
+  name: t
+spec:
+  e: [a, {b: c, d: [e, f]}, [g, h]]
+  f: [[], {}]
+  g:
+  - - - deep
+  h:
+  - a: 1
+    b:
+    - c
+    - d: e
+"""})
+case("yaml-flow-and-anchors", {"kustomization.yaml": res("a.yaml"), "a.yaml": """apiVersion: v1
+kind: ConfigMap
+metadata: {name: anchors, labels: {a: "1", b: x}}
+data:
+  base: &b hello
+  copy: *b
+  flow: "{a: 1}"
+"""})
+case("yaml-comments-dropped", {"kustomization.yaml": "# top\nresources: # inline\n- a.yaml # file\n", "a.yaml": "# head\napiVersion: v1 # c\nkind: ConfigMap\nmetadata:\n  # inner\n  name: c # n\ndata:\n  a: b # trailing\n"})
+
+# ---- namespace
+case("ns-basic", dict(ALL, **{"kustomization.yaml": "namespace: prod\n" + res(*ALL.keys())}))
+case("ns-overrides-existing", {"kustomization.yaml": "namespace: prod\n" + res("a.yaml"), "a.yaml": CM.replace("name: web-config", "name: web-config\n  namespace: dev")})
+case("ns-cluster-scoped-untouched", {"kustomization.yaml": "namespace: prod\n" + res("a.yaml"), "a.yaml": "---\n".join([NS, CRD, RBAC, "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: high\nvalue: 1000\n", "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: pv\nspec:\n  capacity:\n    storage: 1Gi\n"])})
+case("ns-rolebinding-subjects", {"kustomization.yaml": "namespace: prod\n" + res("rbac.yaml", "sa.yaml"), "rbac.yaml": RBAC, "sa.yaml": SA})
+case("ns-custom-resource", {"kustomization.yaml": "namespace: prod\n" + res("w.yaml"), "w.yaml": WIDGET})
+case("ns-overlay-changes-base-ns", {"kustomization.yaml": "namespace: prod\n" + res("base"), "base/kustomization.yaml": "namespace: dev\n" + res("cm.yaml", "rbac.yaml", "sa.yaml"), "base/cm.yaml": CM, "base/rbac.yaml": RBAC, "base/sa.yaml": SA})
+
+# ---- prefix / suffix and name references
+case("prefix-basic", dict(ALL, **{"kustomization.yaml": "namePrefix: app-\n" + res(*ALL.keys())}))
+case("suffix-basic", dict(ALL, **{"kustomization.yaml": "nameSuffix: -v2\n" + res(*ALL.keys())}))
+case("prefix-suffix-both", dict(ALL, **{"kustomization.yaml": "namePrefix: a-\nnameSuffix: -z\n" + res(*ALL.keys())}))
+case("prefix-rbac-refs", {"kustomization.yaml": "namePrefix: p-\n" + res("rbac.yaml", "sa.yaml"), "rbac.yaml": RBAC, "sa.yaml": SA})
+case("prefix-ingress-refs", {"kustomization.yaml": "namePrefix: p-\n" + res("ing.yaml", "svc.yaml", "tls.yaml"), "ing.yaml": INGRESS, "svc.yaml": SERVICE, "tls.yaml": TLS})
+case("prefix-skips-crd-namespace", {"kustomization.yaml": "namePrefix: p-\n" + res("a.yaml"), "a.yaml": "---\n".join([CRD, NS, WIDGET])})
+case("prefix-statefulset-service", {"kustomization.yaml": "namePrefix: p-\n" + res("sts.yaml", "svc.yaml"), "sts.yaml": STS, "svc.yaml": SERVICE.replace("name: web", "name: db")})
+case("prefix-hpa-target", {"kustomization.yaml": "namePrefix: p-\n" + res("deploy.yaml", "hpa.yaml"), "deploy.yaml": DEPLOY, "hpa.yaml": HPA})
+case("prefix-cronjob-job-refs", {"kustomization.yaml": "namePrefix: p-\n" + res("cj.yaml", "job.yaml", "cm.yaml", "secret.yaml"), "cj.yaml": CRONJOB, "job.yaml": JOB, "cm.yaml": CM, "secret.yaml": SECRET})
+case("prefix-overlay-of-overlay", {"kustomization.yaml": "namePrefix: outer-\n" + res("mid"), "mid/kustomization.yaml": "namePrefix: mid-\n" + res("../base"), "base/kustomization.yaml": "namePrefix: base-\n" + res("deploy.yaml", "cm.yaml", "sa.yaml"), "base/deploy.yaml": DEPLOY, "base/cm.yaml": CM, "base/sa.yaml": SA})
+case("prefix-ref-missing-target-unchanged", {"kustomization.yaml": "namePrefix: p-\n" + res("deploy.yaml"), "deploy.yaml": DEPLOY})
+case("prefix-and-namespace", dict(ALL, **{"kustomization.yaml": "namePrefix: p-\nnamespace: ns1\n" + res(*ALL.keys())}))
+
+# ---- labels and annotations
+case("labels-common", dict(ALL, **{"kustomization.yaml": "commonLabels:\n  team: core\n  tier: web\n" + res(*ALL.keys())}))
+case("labels-common-workloads", {"kustomization.yaml": "commonLabels:\n  team: core\n" + res("a.yaml"), "a.yaml": "---\n".join([DEPLOY, STS, CRONJOB, JOB, DAEMON, PDB, NETPOL, SERVICE, WIDGET])})
+case("labels-service-without-selector", {"kustomization.yaml": "commonLabels:\n  team: core\n" + res("a.yaml"), "a.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: ext\nspec:\n  type: ExternalName\n  externalName: example.com\n"})
+case("labels-pairs-only", {"kustomization.yaml": "labels:\n- pairs:\n    team: core\n" + res("a.yaml"), "a.yaml": "---\n".join([DEPLOY, SERVICE])})
+case("labels-include-selectors", {"kustomization.yaml": "labels:\n- pairs:\n    team: core\n  includeSelectors: true\n" + res("a.yaml"), "a.yaml": "---\n".join([DEPLOY, SERVICE, STS])})
+case("labels-include-templates", {"kustomization.yaml": "labels:\n- pairs:\n    team: core\n  includeTemplates: true\n" + res("a.yaml"), "a.yaml": "---\n".join([DEPLOY, SERVICE, STS, CRONJOB, JOB])})
+case("labels-multiple-entries", {"kustomization.yaml": "labels:\n- pairs:\n    a: one\n- pairs:\n    b: two\n  includeSelectors: true\n" + res("a.yaml"), "a.yaml": DEPLOY})
+case("labels-numeric-values", {"kustomization.yaml": "commonLabels:\n  version: \"2\"\n" + res("a.yaml"), "a.yaml": CM})
+case("labels-affinity", {"kustomization.yaml": "commonLabels:\n  team: core\n" + res("a.yaml"), "a.yaml": DEPLOY.replace("      serviceAccountName: web-sa\n", "      serviceAccountName: web-sa\n      affinity:\n        podAntiAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n          - topologyKey: kubernetes.io/hostname\n            labelSelector:\n              matchLabels:\n                app: web\n      topologySpreadConstraints:\n      - maxSkew: 1\n        topologyKey: zone\n        whenUnsatisfiable: DoNotSchedule\n        labelSelector:\n          matchLabels:\n            app: web\n")})
+case("annotations-common", dict(ALL, **{"kustomization.yaml": "commonAnnotations:\n  owner: team-a\n  note: \"multi\\nline\"\n" + res(*ALL.keys())}))
+case("annotations-workloads", {"kustomization.yaml": "commonAnnotations:\n  owner: team-a\n" + res("a.yaml"), "a.yaml": "---\n".join([DEPLOY, STS, CRONJOB, JOB, DAEMON])})
+case("labels-and-annotations-overlay", {"kustomization.yaml": "commonLabels:\n  env: prod\ncommonAnnotations:\n  o: x\n" + res("base"), "base/kustomization.yaml": "commonLabels:\n  app: web\n" + res("deploy.yaml", "service.yaml"), "base/deploy.yaml": DEPLOY, "base/service.yaml": SERVICE})
+
+# ---- images
+case("images-newtag", {"kustomization.yaml": "images:\n- name: nginx\n  newTag: \"1.27\"\n" + res("a.yaml"), "a.yaml": DEPLOY})
+case("images-newname", {"kustomization.yaml": "images:\n- name: nginx\n  newName: registry.example.com/nginx\n" + res("a.yaml"), "a.yaml": DEPLOY})
+case("images-digest", {"kustomization.yaml": "images:\n- name: busybox\n  digest: sha256:24a0c4b4a4c0eb97a1aabb8e29f18e917d05abfe1b7a7c07857230879ce7d3d3\n" + res("a.yaml"), "a.yaml": DEPLOY})
+case("images-all-fields", {"kustomization.yaml": "images:\n- name: nginx\n  newName: my/nginx\n  newTag: v1\n- name: busybox\n  newName: my/busybox\n" + res("a.yaml"), "a.yaml": DEPLOY})
+case("images-registry-port", {"kustomization.yaml": "images:\n- name: registry.example.com:5000/tools/backup\n  newTag: v3\n" + res("a.yaml"), "a.yaml": CRONJOB})
+case("images-numeric-tag", {"kustomization.yaml": "images:\n- name: nginx\n  newTag: 1.10\n" + res("a.yaml"), "a.yaml": DEPLOY})
+case("images-crd-containers", {"kustomization.yaml": "images:\n- name: agent\n  newTag: \"2.0\"\n" + res("a.yaml"), "a.yaml": "apiVersion: example.com/v1\nkind: Runner\nmetadata:\n  name: r\nspec:\n  template:\n    containers:\n    - name: a\n      image: agent:1.0\n"})
+case("images-overlay", {"kustomization.yaml": "images:\n- name: nginx\n  newTag: \"2\"\n" + res("base"), "base/kustomization.yaml": "images:\n- name: nginx\n  newTag: \"1\"\n" + res("deploy.yaml"), "base/deploy.yaml": DEPLOY})
+case("images-all-workloads", {"kustomization.yaml": "images:\n- name: busybox\n  newTag: latest\n- name: migrate\n  newName: mig\n" + res("a.yaml"), "a.yaml": "---\n".join([DEPLOY, JOB, DAEMON])})
+
+# ---- replicas
+case("replicas-basic", {"kustomization.yaml": "replicas:\n- name: web\n  count: 3\n" + res("a.yaml"), "a.yaml": DEPLOY})
+case("replicas-statefulset", {"kustomization.yaml": "replicas:\n- name: db\n  count: 5\n" + res("a.yaml"), "a.yaml": STS})
+case("replicas-with-prefix", {"kustomization.yaml": "namePrefix: p-\nreplicas:\n- name: web\n  count: 2\n" + res("a.yaml"), "a.yaml": DEPLOY})
+case("replicas-overlay", {"kustomization.yaml": "replicas:\n- name: web\n  count: 4\n" + res("base"), "base/kustomization.yaml": "namePrefix: b-\n" + res("deploy.yaml"), "base/deploy.yaml": DEPLOY})
+
+# ---- generators
+case("gen-cm-literals", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  literals:\n  - a=1\n  - b=two\n  - c='quoted'\n  - d=\"dq\"\n  - e=x=y\n"})
+case("gen-cm-files", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  files:\n  - app.properties\n  - custom=other.txt\n", "app.properties": "a=1\nb=2\n", "other.txt": "hello"})
+case("gen-cm-envs", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  envs:\n  - app.env\n", "app.env": "# comment\nA=1\n\nB=two words\n  C=lead\nD=\nE='q'\n"})
+case("gen-secret-literals", {"kustomization.yaml": "secretGenerator:\n- name: creds\n  literals:\n  - user=admin\n  - password=s3cr3t\n"})
+case("gen-secret-type", {"kustomization.yaml": "secretGenerator:\n- name: tls\n  type: kubernetes.io/tls\n  files:\n  - tls.crt\n  - tls.key\n", "tls.crt": "CERT\n", "tls.key": "KEY\n"})
+case("gen-secret-envs", {"kustomization.yaml": "secretGenerator:\n- name: env\n  envs:\n  - s.env\n", "s.env": "TOKEN=abc\nOTHER=d\n"})
+case("gen-disable-hash", {"kustomization.yaml": "generatorOptions:\n  disableNameSuffixHash: true\nconfigMapGenerator:\n- name: cfg\n  literals:\n  - a=1\n"})
+case("gen-options-labels", {"kustomization.yaml": "generatorOptions:\n  labels:\n    gen: \"yes\"\n  annotations:\n    note: x\nconfigMapGenerator:\n- name: cfg\n  literals:\n  - a=1\n  options:\n    labels:\n      own: label\n"})
+case("gen-per-item-disable-hash", {"kustomization.yaml": "configMapGenerator:\n- name: a\n  literals:\n  - x=1\n  options:\n    disableNameSuffixHash: true\n- name: b\n  literals:\n  - x=1\n"})
+case("gen-immutable", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  literals:\n  - a=1\n  options:\n    immutable: true\n"})
+case("gen-namespace", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  namespace: other\n  literals:\n  - a=1\n"})
+case("gen-refs-updated", {"kustomization.yaml": "configMapGenerator:\n- name: web-config\n  literals:\n  - mode=dev\nsecretGenerator:\n- name: web-secret\n  literals:\n  - password=x\n" + res("deploy.yaml", "job.yaml", "cj.yaml"), "deploy.yaml": DEPLOY, "job.yaml": JOB, "cj.yaml": CRONJOB})
+case("gen-with-prefix-and-ns", {"kustomization.yaml": "namePrefix: p-\nnamespace: prod\nconfigMapGenerator:\n- name: web-config\n  literals:\n  - mode=dev\n" + res("deploy.yaml"), "deploy.yaml": DEPLOY})
+case("gen-merge-overlay", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  behavior: merge\n  literals:\n  - b=overlay\n  - c=new\n" + res("base"), "base/kustomization.yaml": "configMapGenerator:\n- name: cfg\n  literals:\n  - a=1\n  - b=base\n"})
+case("gen-replace-overlay", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  behavior: replace\n  literals:\n  - only=this\n" + res("base"), "base/kustomization.yaml": "configMapGenerator:\n- name: cfg\n  literals:\n  - a=1\n"})
+case("gen-merge-into-plain-cm", {"kustomization.yaml": "configMapGenerator:\n- name: web-config\n  behavior: merge\n  literals:\n  - extra=1\n" + res("cm.yaml"), "cm.yaml": CM})
+case("gen-merge-with-prefixed-base", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  behavior: merge\n  literals:\n  - b=2\n" + res("base"), "base/kustomization.yaml": "namePrefix: base-\nconfigMapGenerator:\n- name: cfg\n  literals:\n  - a=1\n"})
+case("gen-special-chars", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  literals:\n  - html=<a href=\"x\">&</a>\n  - unicode=é😀\n  - tab=a\tb\n  files:\n  - multi.txt\n", "multi.txt": "line one\nline two\n\nend\n"})
+case("gen-binary-file", {"kustomization.yaml": "configMapGenerator:\n- name: bin\n  files:\n  - data.bin\n", "data.bin": b"\x00\x01\x02\xff\xfe"})
+case("gen-multiple", {"kustomization.yaml": "configMapGenerator:\n- name: one\n  literals: [a=1]\n- name: two\n  literals: [b=2]\nsecretGenerator:\n- name: three\n  literals: [c=3]\n"})
+case("gen-empty", {"kustomization.yaml": "configMapGenerator:\n- name: empty\n"})
+case("gen-labels-common", {"kustomization.yaml": "commonLabels:\n  app: x\nconfigMapGenerator:\n- name: cfg\n  literals: [a=1]\n"})
+
+# ---- patches (strategic merge)
+case("smp-file", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- path: patch.yaml\n", "deploy.yaml": DEPLOY, "patch.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n"})
+case("smp-inline", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- patch: |-\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata:\n      name: web\n    spec:\n      template:\n        spec:\n          containers:\n          - name: web\n            image: nginx:2\n", "deploy.yaml": DEPLOY})
+case("smp-container-merge", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        resources:\n          limits:\n            cpu: 500m\n        env:\n        - name: MODE\n          value: dev\n        - name: NEW\n          value: x\n      - name: extra\n        image: extra:1\n"})
+case("smp-delete-container", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: sidecar\n        $patch: delete\n"})
+case("smp-delete-resource", {"kustomization.yaml": res("deploy.yaml", "cm.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "cm.yaml": CM, "p.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n$patch: delete\n"})
+case("smp-replace-map", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    $patch: replace\n    matchLabels:\n      other: x\n"})
+case("smp-null-deletes-field", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    app: null\nspec:\n  replicas: null\n"})
+case("smp-volumes-ports", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        ports:\n        - containerPort: 9090\n          name: metrics\n        volumeMounts:\n        - name: extra\n          mountPath: /extra\n      volumes:\n      - name: extra\n        emptyDir: {}\n      - name: config\n        configMap:\n          name: other-config\n"})
+case("smp-args-replaced", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: sidecar\n        args: [\"sleep\", \"10\"]\n      tolerations:\n      - key: a\n        operator: Exists\n"})
+case("smp-multidoc-patch", {"kustomization.yaml": res("deploy.yaml", "cm.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "cm.yaml": CM, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  added: \"yes\"\n"})
+case("smp-target-labelselector", {"kustomization.yaml": res("a.yaml") + "patches:\n- target:\n    kind: Deployment\n    labelSelector: tier=backend\n  patch: |-\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata:\n      name: any\n    spec:\n      replicas: 7\n", "a.yaml": DEPLOY.replace("app: web\nspec:", "app: web\n    tier: backend\nspec:", 1) + "---\n" + DEPLOY.replace("name: web\n", "name: other\n", 1)})
+case("smp-target-regex-name", {"kustomization.yaml": res("a.yaml") + "patches:\n- target:\n    kind: ConfigMap\n    name: cfg-.*\n  patch: |-\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: x\n    data:\n      patched: \"true\"\n", "a.yaml": "".join(f"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\ndata:\n  a: b\n" for n in ["cfg-a", "cfg-b", "other", "xcfg-c"])})
+case("smp-target-annotation-selector", {"kustomization.yaml": res("a.yaml") + "patches:\n- target:\n    annotationSelector: patch-me=true\n  patch: |-\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: x\n      annotations:\n        patched: done\n", "a.yaml": "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    patch-me: \"true\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n"})
+case("smp-legacy-field", {"kustomization.yaml": res("deploy.yaml") + "patchesStrategicMerge:\n- p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 9\n"})
+case("smp-legacy-inline", {"kustomization.yaml": res("deploy.yaml") + "patchesStrategicMerge:\n- |-\n  apiVersion: apps/v1\n  kind: Deployment\n  metadata:\n    name: web\n  spec:\n    replicas: 8\n", "deploy.yaml": DEPLOY})
+case("smp-overlay-prefixed-base", {"kustomization.yaml": res("base") + "patches:\n- path: p.yaml\n", "base/kustomization.yaml": "namePrefix: b-\nnamespace: dev\n" + res("deploy.yaml"), "base/deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 6\n"})
+case("smp-crd-list-by-name", {"kustomization.yaml": res("w.yaml") + "patches:\n- path: p.yaml\n", "w.yaml": WIDGET, "p.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: gizmo\nspec:\n  size: 4\n  items:\n  - name: b\n    value: 20\n  - name: c\n    value: 3\n"})
+case("smp-service-ports", {"kustomization.yaml": res("svc.yaml") + "patches:\n- path: p.yaml\n", "svc.yaml": SERVICE, "p.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: NodePort\n  ports:\n  - name: http\n    nodePort: 30080\n  - name: https\n    port: 443\n"})
+case("smp-add-new-env-list", {"kustomization.yaml": res("a.yaml") + "patches:\n- path: p.yaml\n", "a.yaml": DAEMON, "p.yaml": "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\nspec:\n  template:\n    spec:\n      containers:\n      - name: agent\n        env:\n        - name: A\n          value: \"1\"\n"})
+case("smp-no-match-error", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: missing\nspec:\n  replicas: 3\n"})
+case("smp-target-no-match", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- target:\n    kind: StatefulSet\n  patch: |-\n    apiVersion: apps/v1\n    kind: StatefulSet\n    metadata:\n      name: x\n    spec:\n      replicas: 3\n", "deploy.yaml": DEPLOY})
+
+# ---- JSON 6902
+case("json6902-replace", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- target:\n    kind: Deployment\n    name: web\n  patch: |-\n    - op: replace\n      path: /spec/replicas\n      value: 5\n", "deploy.yaml": DEPLOY})
+case("json6902-add-remove", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- target:\n    group: apps\n    version: v1\n    kind: Deployment\n    name: web\n  patch: |-\n    - op: add\n      path: /spec/template/spec/containers/0/args\n      value: [\"--verbose\"]\n    - op: remove\n      path: /spec/template/spec/initContainers\n    - op: add\n      path: /metadata/annotations\n      value:\n        a: b\n    - op: add\n      path: /spec/template/spec/containers/-\n      value:\n        name: last\n        image: last:1\n", "deploy.yaml": DEPLOY})
+case("json6902-list-index", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: replace\n      path: /spec/template/spec/containers/1/image\n      value: busybox:2\n    - op: add\n      path: /spec/template/spec/containers/0/env/0\n      value:\n        name: FIRST\n        value: \"1\"\n    - op: remove\n      path: /spec/template/spec/volumes/1\n", "deploy.yaml": DEPLOY})
+case("json6902-move-copy-test", {"kustomization.yaml": res("cm.yaml") + "patches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    - op: test\n      path: /data/mode\n      value: prod\n    - op: copy\n      from: /data/mode\n      path: /data/mode2\n    - op: move\n      from: /data/threshold\n      path: /data/limit\n", "cm.yaml": CM})
+case("json6902-test-fails", {"kustomization.yaml": res("cm.yaml") + "patches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    - op: test\n      path: /data/mode\n      value: dev\n", "cm.yaml": CM})
+case("json6902-escaped-path", {"kustomization.yaml": res("cm.yaml") + "patches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    - op: add\n      path: /metadata/annotations\n      value: {}\n    - op: add\n      path: /metadata/annotations/example.com~1key\n      value: v\n", "cm.yaml": CM})
+case("json6902-legacy-field", {"kustomization.yaml": res("deploy.yaml") + "patchesJson6902:\n- target:\n    group: apps\n    version: v1\n    kind: Deployment\n    name: web\n  path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "- op: replace\n  path: /spec/replicas\n  value: 4\n"})
+case("json6902-json-file", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- target:\n    kind: Deployment\n  path: p.json\n", "deploy.yaml": DEPLOY, "p.json": "[{\"op\": \"replace\", \"path\": \"/spec/replicas\", \"value\": 11}]\n"})
+case("json6902-remove-missing", {"kustomization.yaml": res("cm.yaml") + "patches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    - op: remove\n      path: /data/nope\n", "cm.yaml": CM})
+case("json6902-multi-target", {"kustomization.yaml": res("a.yaml") + "patches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    - op: add\n      path: /data/added\n      value: x\n", "a.yaml": "".join(f"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\ndata:\n  a: b\n" for n in ["one", "two", "three"])})
+case("json6902-after-prefix", {"kustomization.yaml": "namePrefix: p-\n" + res("cm.yaml") + "patchesJson6902:\n- target:\n    version: v1\n    kind: ConfigMap\n    name: web-config\n  patch: |-\n    - op: add\n      path: /data/x\n      value: \"1\"\n", "cm.yaml": CM})
+
+# ---- components
+case("comp-basic", {"kustomization.yaml": res("cm.yaml") + "components:\n- comp\n", "cm.yaml": CM, "comp/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n" + res("sa.yaml") + "commonLabels:\n  comp: \"on\"\n", "comp/sa.yaml": SA})
+case("comp-with-patch", {"kustomization.yaml": res("deploy.yaml") + "components:\n- comp\n", "deploy.yaml": DEPLOY, "comp/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\npatches:\n- path: p.yaml\n", "comp/p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        env:\n        - name: COMP\n          value: \"1\"\n"})
+case("comp-generator-merge", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  literals: [a=1]\ncomponents:\n- comp\n", "comp/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nconfigMapGenerator:\n- name: cfg\n  behavior: merge\n  literals: [b=2]\n"})
+case("comp-two-in-order", {"kustomization.yaml": res("cm.yaml") + "components:\n- c1\n- c2\n", "cm.yaml": CM, "c1/kustomization.yaml": "kind: Component\npatches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    - op: add\n      path: /data/c1\n      value: one\n", "c2/kustomization.yaml": "kind: Component\npatches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    - op: replace\n      path: /data/c1\n      value: two\n"})
+case("comp-in-overlay-of-base", {"kustomization.yaml": res("base") + "namePrefix: o-\ncomponents:\n- comp\n", "base/kustomization.yaml": res("deploy.yaml"), "base/deploy.yaml": DEPLOY, "comp/kustomization.yaml": "kind: Component\nimages:\n- name: nginx\n  newTag: comp\nreplicas:\n- name: web\n  count: 2\n"})
+case("comp-as-resource-error", {"kustomization.yaml": res("comp"), "comp/kustomization.yaml": "kind: Component\n" + res("cm.yaml"), "comp/cm.yaml": CM})
+case("comp-kustomization-error", {"kustomization.yaml": "components:\n- notcomp\n", "notcomp/kustomization.yaml": res("cm.yaml"), "notcomp/cm.yaml": CM})
+
+# ---- errors
+case("err-missing-resource", {"kustomization.yaml": res("nope.yaml")})
+case("err-missing-dir-kustomization", {"kustomization.yaml": res("base"), "base/cm.yaml": CM})
+case("err-duplicate-id", {"kustomization.yaml": res("a.yaml", "b.yaml"), "a.yaml": CM, "b.yaml": CM})
+case("err-duplicate-id-across-bases", {"kustomization.yaml": res("a", "b"), "a/kustomization.yaml": res("cm.yaml"), "a/cm.yaml": CM, "b/kustomization.yaml": res("cm.yaml"), "b/cm.yaml": CM})
+case("err-missing-patch-file", {"kustomization.yaml": res("cm.yaml") + "patches:\n- path: nope.yaml\n", "cm.yaml": CM})
+case("err-unknown-field", {"kustomization.yaml": res("cm.yaml") + "resourcez:\n- x\n", "cm.yaml": CM})
+case("err-bad-yaml", {"kustomization.yaml": res("cm.yaml"), "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n"})
+case("err-duplicate-key", {"kustomization.yaml": res("cm.yaml"), "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n"})
+case("err-missing-kind", {"kustomization.yaml": res("cm.yaml"), "cm.yaml": "apiVersion: v1\nmetadata:\n  name: a\n"})
+case("err-gen-create-conflict", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  literals: [a=1]\n" + res("base"), "base/kustomization.yaml": "configMapGenerator:\n- name: cfg\n  literals: [a=1]\n"})
+case("err-gen-merge-missing", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  behavior: merge\n  literals: [a=1]\n"})
+case("err-gen-bad-literal", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  literals: [novalue]\n"})
+case("err-gen-missing-file", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  files: [nope.txt]\n"})
+case("err-json-patch-no-target", {"kustomization.yaml": res("cm.yaml") + "patches:\n- patch: |-\n    - op: add\n      path: /data/x\n      value: y\n", "cm.yaml": CM})
+case("err-no-kustomization", {"cm.yaml": CM})
+case("err-bool-key", {"kustomization.yaml": res("cm.yaml"), "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  true: x\n"})
+case("err-int-key", {"kustomization.yaml": res("cm.yaml"), "cm.yaml": "apiVersion: v1\nkind: X\nmetadata:\n  name: a\nspec:\n  80: x\n"})
+case("err-two-kustomizations", {"kustomization.yaml": res("cm.yaml"), "kustomization.yml": res("cm.yaml"), "cm.yaml": CM})
+
+# ---- combinations
+BASE_APP = {"base/kustomization.yaml": res("deploy.yaml", "service.yaml", "sa.yaml", "pvc.yaml") + "configMapGenerator:\n- name: web-config\n  literals:\n  - mode=base\nsecretGenerator:\n- name: web-secret\n  literals:\n  - password=base\n", "base/deploy.yaml": DEPLOY, "base/service.yaml": SERVICE, "base/sa.yaml": SA, "base/pvc.yaml": PVC}
+case("combo-overlay-full", dict(BASE_APP, **{"kustomization.yaml": "namespace: prod\nnamePrefix: prod-\ncommonLabels:\n  env: prod\ncommonAnnotations:\n  owner: sre\nimages:\n- name: nginx\n  newTag: \"1.27\"\nreplicas:\n- name: web\n  count: 3\n" + res("base") + "configMapGenerator:\n- name: web-config\n  behavior: merge\n  literals:\n  - mode=prod\npatches:\n- path: p.yaml\n", "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        resources:\n          requests:\n            cpu: 100m\n"}))
+case("combo-staging-and-prod", dict(BASE_APP, **{"kustomization.yaml": res("staging", "prod"), "staging/kustomization.yaml": "namespace: staging\nnameSuffix: -stg\n" + res("../base"), "prod/kustomization.yaml": "namespace: prod\nnameSuffix: -prd\n" + res("../base")}))
+case("combo-generated-in-component", dict(BASE_APP, **{"kustomization.yaml": res("base") + "components:\n- monitoring\n", "monitoring/kustomization.yaml": "kind: Component\nconfigMapGenerator:\n- name: monitoring\n  literals: [scrape=true]\npatches:\n- path: p.yaml\n", "monitoring/p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        envFrom:\n        - configMapRef:\n            name: monitoring\n"}))
+case("combo-rbac-namespace-prefix", {"kustomization.yaml": "namespace: team\nnamePrefix: t-\n" + res("rbac.yaml", "sa.yaml", "deploy.yaml"), "rbac.yaml": RBAC, "sa.yaml": SA, "deploy.yaml": DEPLOY})
+case("combo-labels-then-patch", {"kustomization.yaml": "commonLabels:\n  app: web\n" + res("deploy.yaml") + "patches:\n- target:\n    kind: Deployment\n    labelSelector: app=web\n  patch: |-\n    - op: add\n      path: /metadata/labels/patched\n      value: \"true\"\n", "deploy.yaml": DEPLOY.replace("  labels:\n    app: web\n", "", 1)})
+
+
+def write():
+    os.makedirs(ROOT, exist_ok=True)
+    for name, files in CASES.items():
+        d = os.path.join(ROOT, name)
+        if os.path.isdir(d):
+            for entry in os.listdir(d):
+                if entry not in ("expected.yaml", "expected-error.txt"):
+                    p = os.path.join(d, entry)
+                    shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+        for rel, content in files.items():
+            p = os.path.join(d, rel)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            mode = "wb" if isinstance(content, bytes) else "w"
+            with open(p, mode) as f:
+                f.write(content)
+    print(len(CASES), "cases")
+
+
+if __name__ == "__main__":
+    write()
