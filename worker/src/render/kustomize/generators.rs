@@ -284,7 +284,6 @@ pub fn merge_into(dst: &mut Res, src: Res, b: Behavior) {
     if src_v.get("immutable").is_some() {
         obj_mut(&mut dst.v).insert("immutable".into(), json!(true));
     }
-    dst.needs_hash = dst.needs_hash || src.needs_hash;
     if !src.needs_hash {
         dst.needs_hash = false;
     }
@@ -308,14 +307,14 @@ pub fn add_hashes(ra: &mut [Res]) -> Result<(), KustomizeError> {
 /// letters swapped so the suffix never looks like a word or a number.
 pub fn hash(v: &Value) -> String {
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
-    let name = v
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    // kustomize's hasher reads the name from a field that is never set: it is always empty.
+    let name = "";
     let mut m: Vec<(&str, String)> = Vec::new();
-    let empty = Value::Object(Map::new());
-    let data = v.get("data").unwrap_or(&empty);
-    m.push(("data", go_json(data)));
+    // An empty data map is encoded as an empty string by kustomize's hasher.
+    match v.get("data") {
+        Some(Value::Object(d)) if !d.is_empty() => m.push(("data", go_json(&Value::Object(d.clone())))),
+        _ => m.push(("data", "\"\"".to_string())),
+    }
     m.push(("kind", go_json(&json!(kind))));
     m.push(("name", go_json(&json!(name))));
     match kind {
@@ -326,16 +325,10 @@ pub fn hash(v: &Value) -> String {
             {
                 m.push(("binaryData", go_json(b)));
             }
-            if let Some(i) = v.get("immutable") {
-                m.push(("immutable", go_json(i)));
-            }
         }
         "Secret" => {
             let t = v.get("type").cloned().unwrap_or(json!(""));
             m.push(("type", go_json(&t)));
-            if let Some(i) = v.get("immutable") {
-                m.push(("immutable", go_json(i)));
-            }
         }
         _ => {}
     }

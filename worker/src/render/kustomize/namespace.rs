@@ -11,7 +11,17 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
     let Some(ns) = k.str_field("namespace")?.filter(|s| !s.is_empty()) else {
         return Ok(());
     };
+    let eff = |s: &str| if s.is_empty() { "default".to_string() } else { s.to_string() };
+    let service_accounts: Vec<(String, String)> = ra
+        .iter()
+        .filter(|r| r.kind() == "ServiceAccount")
+        .map(|r| (r.name().to_string(), eff(r.namespace())))
+        .collect();
     for r in ra.iter_mut() {
+        if r.kind() == "Namespace" {
+            r.set_name(&ns);
+            continue;
+        }
         let old_ns = r.namespace().to_string();
         if !is_cluster_scoped(r.kind()) {
             r.set_namespace(&ns);
@@ -22,8 +32,10 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
             for s in subjects {
                 let is_sa = s.get("kind").and_then(Value::as_str) == Some("ServiceAccount");
                 let sns = s.get("namespace").and_then(Value::as_str).unwrap_or("");
+                let name = s.get("name").and_then(Value::as_str).unwrap_or("");
+                let sns = if sns.is_empty() { eff(&old_ns) } else { sns.to_string() };
                 if is_sa
-                    && (sns.is_empty() || sns == "default" || sns == old_ns)
+                    && service_accounts.iter().any(|(n, ns)| n == name && *ns == sns)
                     && let Some(m) = s.as_object_mut()
                 {
                     m.insert("namespace".into(), Value::String(ns.clone()));

@@ -140,16 +140,32 @@ fn key_of<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 fn merge_assoc(da: &mut Vec<Value>, pa: &[Value], key: &str) {
+    // Result order (as kustomize prints it): the patch's elements in patch order, merged with
+    // their counterparts, then the elements only the original has, in their original order.
+    let mut out = Vec::with_capacity(da.len() + pa.len());
+    let mut used = vec![false; da.len()];
     for pe in pa {
         let pk = key_of(pe, key);
-        let pos = da.iter().position(|d| pk.is_some() && key_of(d, key) == pk);
+        let pos = da
+            .iter()
+            .position(|d| pk.is_some() && key_of(d, key) == pk);
+        if let Some(i) = pos {
+            used[i] = true;
+        }
         match (directive(pe), pos) {
-            (Some("delete"), Some(i)) => {
-                da.remove(i);
+            (Some("delete"), _) => {}
+            (_, Some(i)) => {
+                let mut merged = da[i].clone();
+                merge_value(&mut merged, pe);
+                out.push(merged);
             }
-            (Some("delete"), None) => {}
-            (_, Some(i)) => merge_value(&mut da[i], pe),
-            (_, None) => da.push(clean(pe)),
+            (_, None) => out.push(clean(pe)),
         }
     }
+    for (i, d) in da.drain(..).enumerate() {
+        if !used[i] {
+            out.push(d);
+        }
+    }
+    *da = out;
 }

@@ -140,6 +140,7 @@ impl ResId {
     /// The namespace kustomize compares ids with: empty means `default` for namespaced kinds.
     pub fn same_as(&self, o: &ResId) -> bool {
         self.group == o.group
+            && self.version == o.version
             && self.kind == o.kind
             && self.name == o.name
             && eff_ns(&self.kind, &self.namespace) == eff_ns(&o.kind, &o.namespace)
