@@ -483,6 +483,9 @@ fn v2_resolves_to_string(s: &str) -> bool {
                 | "Off"
                 | "OFF"
                 | "~"
+                | "null"
+                | "Null"
+                | "NULL"
         ),
         b'.' => {
             !matches!(s, ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF") && !go_parse_float(s)

@@ -312,7 +312,9 @@ pub fn hash(v: &Value) -> String {
     let mut m: Vec<(&str, String)> = Vec::new();
     // An empty data map is encoded as an empty string by kustomize's hasher.
     match v.get("data") {
-        Some(Value::Object(d)) if !d.is_empty() => m.push(("data", go_json(&Value::Object(d.clone())))),
+        Some(Value::Object(d)) if !d.is_empty() => {
+            m.push(("data", go_json(&Value::Object(d.clone()))))
+        }
         _ => m.push(("data", "\"\"".to_string())),
     }
     m.push(("kind", go_json(&json!(kind))));

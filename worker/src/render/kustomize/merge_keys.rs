@@ -33,9 +33,6 @@ pub struct FieldInfo {
 }
 
 impl TypeRef {
-    pub fn none() -> Self {
-        TypeRef(None)
-    }
     pub fn for_gvk(api_version: &str, kind: &str) -> Self {
         TypeRef(
             data()
@@ -64,8 +61,5 @@ impl TypeRef {
             strategy: f.1.as_str(),
             merge_key: f.2.as_str(),
         }
-    }
-    pub fn known(&self) -> bool {
-        self.0.is_some()
     }
 }

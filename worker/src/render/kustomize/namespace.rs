@@ -11,7 +11,13 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
     let Some(ns) = k.str_field("namespace")?.filter(|s| !s.is_empty()) else {
         return Ok(());
     };
-    let eff = |s: &str| if s.is_empty() { "default".to_string() } else { s.to_string() };
+    let eff = |s: &str| {
+        if s.is_empty() {
+            "default".to_string()
+        } else {
+            s.to_string()
+        }
+    };
     let service_accounts: Vec<(String, String)> = ra
         .iter()
         .filter(|r| r.kind() == "ServiceAccount")
@@ -33,9 +39,15 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
                 let is_sa = s.get("kind").and_then(Value::as_str) == Some("ServiceAccount");
                 let sns = s.get("namespace").and_then(Value::as_str).unwrap_or("");
                 let name = s.get("name").and_then(Value::as_str).unwrap_or("");
-                let sns = if sns.is_empty() { eff(&old_ns) } else { sns.to_string() };
+                let sns = if sns.is_empty() {
+                    eff(&old_ns)
+                } else {
+                    sns.to_string()
+                };
                 if is_sa
-                    && service_accounts.iter().any(|(n, ns)| n == name && *ns == sns)
+                    && service_accounts
+                        .iter()
+                        .any(|(n, ns)| n == name && *ns == sns)
                     && let Some(m) = s.as_object_mut()
                 {
                     m.insert("namespace".into(), Value::String(ns.clone()));

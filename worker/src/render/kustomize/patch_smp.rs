@@ -1,27 +1,26 @@
-//! Strategic merge patches as kustomize v5 applies them (kyaml's merge walker): maps merge,
-//! `null` deletes a field, lists of maps merge by their associative key, other lists are
-//! replaced, `$patch: delete|replace|merge` directives on maps and list elements.
+//! Strategic merge patches as kustomize v5 applies them: maps merge, `null` deletes a field,
+//! lists whose schema declares a patch merge key merge element by element (the patch's elements
+//! first, then the ones only the original has), other lists are replaced,
+//! `$patch: delete|replace|merge` directives on maps and list elements. Kinds without a schema
+//! (custom resources) get their lists replaced.
 
 use serde_json::{Map, Value};
 
-/// kyaml recognises list elements by the first of these keys present in the elements.
-const ASSOCIATIVE_KEYS: [&str; 7] = [
-    "mountPath",
-    "devicePath",
-    "ip",
-    "type",
-    "topologyKey",
-    "name",
-    "containerPort",
-];
+use super::merge_keys::{FieldInfo, TypeRef};
 
-/// Applies `patch` to `dst`. Returns `false` when the patch deletes the whole object.
-pub fn apply(dst: &mut Value, patch: &Value) -> bool {
+/// Why a patch could not be applied natively.
+pub struct Unsupported(pub String);
+
+/// Applies `patch` to `dst`. Returns `Ok(false)` when the patch deletes the whole object.
+pub fn apply(dst: &mut Value, patch: &Value) -> Result<bool, Unsupported> {
     if directive(patch) == Some("delete") {
-        return false;
+        return Ok(false);
     }
-    merge_value(dst, patch);
-    true
+    let av = dst.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = dst.get("kind").and_then(Value::as_str).unwrap_or("");
+    let ty = TypeRef::for_gvk(av, kind);
+    merge_value(dst, patch, ty)?;
+    Ok(true)
 }
 
 fn directive(v: &Value) -> Option<&str> {
@@ -34,10 +33,7 @@ fn clean(v: &Value) -> Value {
         Value::Object(m) => {
             let mut o = Map::new();
             for (k, x) in m {
-                if k.starts_with('$') || k.starts_with("$setElementOrder") {
-                    continue;
-                }
-                if x.is_null() {
+                if k.starts_with('$') || x.is_null() {
                     continue;
                 }
                 o.insert(k.clone(), clean(x));
@@ -54,101 +50,96 @@ fn clean(v: &Value) -> Value {
     }
 }
 
-fn merge_value(dst: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(pm) => {
-            match directive(patch) {
-                Some("replace") => {
-                    *dst = clean(patch);
-                    return;
-                }
-                Some("delete") => {
-                    *dst = Value::Null;
-                    return;
-                }
-                _ => {}
-            }
-            let Value::Object(dm) = dst else {
-                *dst = clean(patch);
-                return;
-            };
-            for (k, pv) in pm {
-                if k.starts_with('$') {
+fn merge_value(dst: &mut Value, patch: &Value, ty: TypeRef) -> Result<(), Unsupported> {
+    let Value::Object(pm) = patch else {
+        *dst = clean(patch);
+        return Ok(());
+    };
+    match directive(patch) {
+        Some("replace") => {
+            *dst = clean(patch);
+            return Ok(());
+        }
+        Some("delete") => {
+            *dst = Value::Null;
+            return Ok(());
+        }
+        _ => {}
+    }
+    let Value::Object(dm) = dst else {
+        *dst = clean(patch);
+        return Ok(());
+    };
+    for (k, pv) in pm {
+        if k.starts_with('$') {
+            continue;
+        }
+        if pv.is_null() {
+            dm.remove(k);
+            continue;
+        }
+        let info = ty.field(k);
+        match dm.get_mut(k) {
+            Some(dv) if !dv.is_null() => {
+                if let (Value::Array(da), Value::Array(pa)) = (&mut *dv, pv) {
+                    merge_list(da, pa, &info)?;
                     continue;
                 }
-                if pv.is_null() {
+                merge_value(dv, pv, info.ty)?;
+                if dv.is_null() {
                     dm.remove(k);
+                }
+            }
+            _ => {
+                if directive(pv) == Some("delete") {
                     continue;
                 }
-                match dm.get_mut(k) {
-                    Some(dv) if !dv.is_null() => {
-                        merge_value(dv, pv);
-                        if dv.is_null() {
-                            dm.remove(k);
-                        }
-                    }
-                    _ => {
-                        if directive(pv) == Some("delete") {
-                            continue;
-                        }
-                        dm.insert(k.clone(), clean(pv));
-                    }
-                }
+                dm.insert(k.clone(), clean(pv));
             }
         }
-        Value::Array(pa) => {
-            let Value::Array(da) = dst else {
-                *dst = clean(patch);
-                return;
-            };
-            if pa.iter().any(|x| directive(x) == Some("replace")) {
-                *dst = clean(patch);
-                return;
-            }
-            match assoc_key(da, pa) {
-                Some(key) => merge_assoc(da, pa, key),
-                None => *dst = clean(patch),
-            }
-        }
-        other => *dst = other.clone(),
     }
+    Ok(())
 }
 
-fn first_key(list: &[Value]) -> Option<&'static str> {
-    let first = list.iter().find(|x| x.is_object())?;
-    ASSOCIATIVE_KEYS
-        .into_iter()
-        .find(|k| first.get(*k).is_some())
-}
-
-fn assoc_key(da: &[Value], pa: &[Value]) -> Option<&'static str> {
-    if !da.iter().chain(pa.iter()).all(Value::is_object) {
-        return None;
+fn merge_list(da: &mut Vec<Value>, pa: &[Value], info: &FieldInfo) -> Result<(), Unsupported> {
+    if pa.iter().any(|x| directive(x) == Some("replace")) {
+        *da = pa
+            .iter()
+            .filter(|x| directive(x) != Some("replace"))
+            .map(clean)
+            .collect();
+        return Ok(());
     }
-    let kd = first_key(da);
-    let kp = first_key(pa);
-    match (kd, kp) {
-        (Some(a), Some(b)) if a == b => Some(a),
-        (Some(a), None) if pa.is_empty() => Some(a),
-        (None, Some(b)) if da.is_empty() => Some(b),
-        _ => None,
+    let merge = info.strategy.split(',').any(|s| s == "merge");
+    if !merge {
+        *da = pa.iter().map(clean).collect();
+        return Ok(());
     }
+    if info.merge_key.is_empty() || !da.iter().chain(pa.iter()).all(Value::is_object) {
+        return Err(Unsupported("strategic merge of a list of scalars".into()));
+    }
+    if pa.iter().any(|p| p.get(info.merge_key).is_none()) {
+        return Err(Unsupported(format!(
+            "strategic merge patch list element without its merge key {}",
+            info.merge_key
+        )));
+    }
+    merge_assoc(da, pa, info.merge_key, info.ty)
 }
 
-fn key_of<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.get(key)
-}
-
-fn merge_assoc(da: &mut Vec<Value>, pa: &[Value], key: &str) {
+fn merge_assoc(
+    da: &mut Vec<Value>,
+    pa: &[Value],
+    key: &str,
+    ty: TypeRef,
+) -> Result<(), Unsupported> {
     // Result order (as kustomize prints it): the patch's elements in patch order, merged with
     // their counterparts, then the elements only the original has, in their original order.
     let mut out = Vec::with_capacity(da.len() + pa.len());
     let mut used = vec![false; da.len()];
     for pe in pa {
-        let pk = key_of(pe, key);
-        let pos = da
-            .iter()
-            .position(|d| pk.is_some() && key_of(d, key) == pk);
+        let pk = pe.get(key);
+        let pos = da.iter().position(|d| pk.is_some() && d.get(key) == pk);
         if let Some(i) = pos {
             used[i] = true;
         }
@@ -156,7 +147,7 @@ fn merge_assoc(da: &mut Vec<Value>, pa: &[Value], key: &str) {
             (Some("delete"), _) => {}
             (_, Some(i)) => {
                 let mut merged = da[i].clone();
-                merge_value(&mut merged, pe);
+                merge_value(&mut merged, pe, ty)?;
                 out.push(merged);
             }
             (_, None) => out.push(clean(pe)),
@@ -168,4 +159,5 @@ fn merge_assoc(da: &mut Vec<Value>, pa: &[Value], key: &str) {
         }
     }
     *da = out;
+    Ok(())
 }

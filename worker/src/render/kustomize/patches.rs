@@ -137,7 +137,8 @@ fn apply_json(r: &mut Res, ops: &Value, src: &str) -> Result<(), KustomizeError>
     Ok(())
 }
 
-/// Returns false when the patch deleted the resource.
+/// Returns false when the patch deleted the resource. Name, namespace and kind survive the
+/// patch, as in kustomize.
 fn apply_smp(r: &mut Res, patch: &Value, src: &str) -> Result<bool, KustomizeError> {
     if !patch.is_object() {
         return Err(KustomizeError::invalid(
@@ -145,7 +146,25 @@ fn apply_smp(r: &mut Res, patch: &Value, src: &str) -> Result<bool, KustomizeErr
             "a strategic merge patch must be a mapping",
         ));
     }
-    Ok(patch_smp::apply(&mut r.v, patch))
+    let (name, ns, kind) = (
+        r.name().to_string(),
+        r.namespace().to_string(),
+        r.kind().to_string(),
+    );
+    let keep =
+        patch_smp::apply(&mut r.v, patch).map_err(|e| KustomizeError::unsupported(e.0, src))?;
+    if !keep || r.v.as_object().is_some_and(|o| o.is_empty()) {
+        return Ok(false);
+    }
+    obj_mut(&mut r.v).insert("kind".into(), Value::String(kind));
+    let meta = r.meta_mut();
+    meta.insert("name".into(), Value::String(name));
+    if ns.is_empty() {
+        meta.remove("namespace");
+    } else {
+        meta.insert("namespace".into(), Value::String(ns));
+    }
+    Ok(true)
 }
 
 /// A strategic merge patch without target applies to the one resource with its id.

@@ -15,6 +15,7 @@ pub enum Behavior {
 pub struct Res {
     pub v: Value,
     /// File (or kustomization) the resource came from, for error messages.
+    #[allow(dead_code)]
     pub origin: String,
     /// Earlier (kind, name, namespace) ids, oldest first; name references match any of them.
     pub prev: Vec<(String, String, String)>,

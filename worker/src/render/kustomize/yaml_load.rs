@@ -388,6 +388,10 @@ mod tests {
         assert_eq!(v["f"], 9.0);
         assert_eq!(v["g"], "1");
         assert_eq!(v["h"], "5");
+        let v = parse_single("a: \"null\"\nb: 'true'\nc: \"~\"\n", "x").unwrap();
+        assert_eq!(v["a"], "null");
+        assert_eq!(v["b"], "true");
+        assert_eq!(v["c"], "~");
     }
 
     #[test]
