@@ -609,6 +609,9 @@ case("gen-merge-with-prefixed-base", {"kustomization.yaml": "configMapGenerator:
 case("gen-special-chars", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  literals:\n  - html=<a href=\"x\">&</a>\n  - unicode=é😀\n  - tab=a\tb\n  files:\n  - multi.txt\n", "multi.txt": "line one\nline two\n\nend\n"})
 case("gen-binary-file", {"kustomization.yaml": "configMapGenerator:\n- name: bin\n  files:\n  - data.bin\n", "data.bin": b"\x00\x01\x02\xff\xfe"})
 case("gen-multiple", {"kustomization.yaml": "configMapGenerator:\n- name: one\n  literals: [a=1]\n- name: two\n  literals: [b=2]\nsecretGenerator:\n- name: three\n  literals: [c=3]\n"})
+case("gen-file-last-key-newline", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  files:\n  - z.yaml\n", "z.yaml": "a:\n  - b\n"})
+case("gen-file-keep-trailing-newlines", {"kustomization.yaml": "configMapGenerator:\n- name: cfg\n  files:\n  - z.txt\n  - a.txt\n", "z.txt": "x\n\n", "a.txt": "  indented\nline\n"})
+case("yaml-literal-last-key", {"kustomization.yaml": res("a.yaml"), "a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: l\ndata:\n  zz: |\n    last\n"})
 case("gen-empty", {"kustomization.yaml": "configMapGenerator:\n- name: empty\n"})
 case("gen-labels-common", {"kustomization.yaml": "commonLabels:\n  app: x\nconfigMapGenerator:\n- name: cfg\n  literals: [a=1]\n"})
 

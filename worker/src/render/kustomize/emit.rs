@@ -299,7 +299,6 @@ impl Emitter {
                 self.indention = false;
             }
         }
-        self.whitespace = false;
     }
 }
 
@@ -356,37 +355,21 @@ fn analyze(s: &str) -> Analysis {
     let n = chars.len();
     for (i, &c) in chars.iter().enumerate() {
         let followed_by_ws = blankz(chars.get(i + 1));
-        if i == 0 {
+        let indicator = if i == 0 {
             match c {
                 '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
-                | '%' | '@' | '`' => block_indicators = true,
-                '?' | ':' => {
-                    if followed_by_ws {
-                        block_indicators = true;
-                    }
-                }
-                '-' => {
-                    if followed_by_ws {
-                        block_indicators = true;
-                    }
-                }
-                _ => {}
+                | '%' | '@' | '`' => true,
+                '?' | ':' | '-' => followed_by_ws,
+                _ => false,
             }
         } else {
             match c {
-                ':' => {
-                    if followed_by_ws {
-                        block_indicators = true;
-                    }
-                }
-                '#' => {
-                    if preceded_by_ws {
-                        block_indicators = true;
-                    }
-                }
-                _ => {}
+                ':' => followed_by_ws,
+                '#' => preceded_by_ws,
+                _ => false,
             }
-        }
+        };
+        block_indicators |= indicator;
         if !is_printable(c) || c == '\u{FEFF}' {
             special = true;
         }

@@ -134,13 +134,7 @@ fn generate(
         ld.inputs.insert(path.clone());
         match String::from_utf8(bytes.to_vec()) {
             Ok(s) => pairs.push((key, s)),
-            Err(_) => {
-                if is_secret {
-                    binary.push((key, bytes.to_vec()));
-                } else {
-                    binary.push((key, bytes.to_vec()));
-                }
-            }
+            Err(_) => binary.push((key, bytes.to_vec())),
         }
     }
     let mut data = Map::new();
