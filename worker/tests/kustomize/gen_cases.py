@@ -689,6 +689,93 @@ case("combo-rbac-namespace-prefix", {"kustomization.yaml": "namespace: team\nnam
 case("combo-labels-then-patch", {"kustomization.yaml": "commonLabels:\n  app: web\n" + res("deploy.yaml") + "patches:\n- target:\n    kind: Deployment\n    labelSelector: app=web\n  patch: |-\n    - op: add\n      path: /metadata/labels/patched\n      value: \"true\"\n", "deploy.yaml": DEPLOY.replace("  labels:\n    app: web\n", "", 1)})
 
 
+# ---- replacements
+SRC = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: src
+data:
+  host: db.example.com
+  port: "5432"
+  num: 7
+  ver: v1.2.3
+"""
+RDEP = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations:
+    a.b/c: x
+spec:
+  replicas: 1
+  template:
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.0
+        env:
+        - name: HOST
+          value: x
+        - name: PORT
+          value: "1"
+      - name: side
+        image: side:1.0
+"""
+def rep(body, extra="", files=None):
+    d = {"kustomization.yaml": extra + res("cm.yaml", "d.yaml") + "replacements:\n" + body, "cm.yaml": SRC, "d.yaml": RDEP}
+    d.update(files or {})
+    return d
+case("repl-basic", rep("- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data.host\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - spec.template.spec.containers.[name=web].env.[name=HOST].value\n"))
+case("repl-bracket-key", rep("- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data.host\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - metadata.annotations.[a.b/c]\n"))
+case("repl-int-into-int", rep("- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data.num\n  targets:\n  - select:\n      kind: Deployment\n      name: web\n    fieldPaths:\n    - spec.replicas\n"))
+case("repl-string-into-int", rep("- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data.port\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - spec.replicas\n"))
+case("repl-int-into-string", rep("- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data.num\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - spec.template.spec.containers.[name=web].env.[name=PORT].value\n"))
+case("repl-delimiters", rep("- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data.ver\n    options:\n      delimiter: \".\"\n      index: 1\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - spec.template.spec.containers.0.image\n    options:\n      delimiter: \":\"\n      index: 1\n"))
+case("repl-delimiter-append", rep("- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data.port\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - spec.template.spec.containers.1.image\n    options:\n      delimiter: \":\"\n      index: 5\n"))
+case("repl-delimiter-prefix", rep("- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data.host\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - spec.template.spec.containers.1.image\n    options:\n      delimiter: \"/\"\n      index: -1\n"))
+case("repl-create", rep("- source:\n    kind: ConfigMap\n    name: src\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - metadata.labels.src\n    - spec.template.metadata.annotations.src\n    options:\n      create: true\n"))
+case("repl-missing-target-error", rep("- source:\n    kind: ConfigMap\n    name: src\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - metadata.labels.nope\n"))
+case("repl-missing-source-error", rep("- source:\n    kind: ConfigMap\n    name: nope\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - metadata.name\n"))
+case("repl-source-after-prefix", rep("- source:\n    kind: ConfigMap\n    name: src\n  targets:\n  - select:\n      kind: Deployment\n      name: web\n    fieldPaths:\n    - spec.template.spec.containers.[name=web].env.[name=HOST].value\n", extra="namePrefix: p-\n"))
+case("repl-wildcard", rep("- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data.ver\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - spec.template.spec.containers.*.image\n    options:\n      delimiter: \":\"\n      index: 1\n"))
+case("repl-reject", rep("- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data.host\n  targets:\n  - select:\n      kind: ConfigMap\n    reject:\n    - name: src\n    fieldPaths:\n    - data.host\n", files={"d.yaml": RDEP + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  host: old\n"}))
+case("repl-from-file", {"kustomization.yaml": res("cm.yaml", "d.yaml") + "replacements:\n- path: r.yaml\n", "cm.yaml": SRC, "d.yaml": RDEP, "r.yaml": "source:\n  kind: ConfigMap\n  name: src\n  fieldPath: data.host\ntargets:\n- select:\n    kind: Deployment\n  fieldPaths:\n  - spec.template.spec.containers.[name=web].env.[name=HOST].value\n"})
+case("repl-map-value", rep("- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - metadata.annotations\n"))
+case("repl-into-generated-name", {"kustomization.yaml": res("d.yaml") + "configMapGenerator:\n- name: gen\n  literals: [a=1]\nreplacements:\n- source:\n    kind: ConfigMap\n    name: gen\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - spec.template.spec.containers.[name=web].env.[name=HOST].value\n", "d.yaml": RDEP})
+case("repl-in-component", {"kustomization.yaml": res("cm.yaml", "d.yaml") + "components:\n- c\n", "cm.yaml": SRC, "d.yaml": RDEP, "c/kustomization.yaml": "kind: Component\nreplacements:\n- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data.host\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - spec.template.spec.containers.[name=web].env.[name=HOST].value\n"})
+case("repl-label-selector-target", rep("- source:\n    kind: ConfigMap\n    name: src\n    fieldPath: data.host\n  targets:\n  - select:\n      labelSelector: pick=me\n    fieldPaths:\n    - data.host\n", files={"d.yaml": RDEP + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: picked\n  labels:\n    pick: me\ndata:\n  host: old\n"}))
+case("repl-overlay-base-names", {"kustomization.yaml": "namePrefix: o-\n" + res("base") + "replacements:\n- source:\n    kind: ConfigMap\n    name: b-src\n    fieldPath: data.host\n  targets:\n  - select:\n      kind: Deployment\n      name: b-web\n    fieldPaths:\n    - spec.template.spec.containers.[name=web].env.[name=HOST].value\n", "base/kustomization.yaml": "namePrefix: b-\n" + res("cm.yaml", "d.yaml"), "base/cm.yaml": SRC, "base/d.yaml": RDEP})
+
+# ---- more combinations and edges
+case("combo-two-bases-one-overlay", {"kustomization.yaml": "namespace: shared\n" + res("a", "b"), "a/kustomization.yaml": "namePrefix: a-\n" + res("cm.yaml"), "a/cm.yaml": CM, "b/kustomization.yaml": "namePrefix: b-\n" + res("cm.yaml"), "b/cm.yaml": CM})
+case("combo-generator-prefix-suffix-refs", {"kustomization.yaml": "namePrefix: x-\nnameSuffix: -y\nconfigMapGenerator:\n- name: web-config\n  literals: [mode=a]\nsecretGenerator:\n- name: web-secret\n  literals: [password=b]\n" + res("deploy.yaml", "sa.yaml", "pvc.yaml"), "deploy.yaml": DEPLOY, "sa.yaml": SA, "pvc.yaml": PVC})
+case("combo-components-order-with-overlay-patch", {"kustomization.yaml": res("base") + "components:\n- c\npatches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: replace\n      path: /spec/replicas\n      value: 9\n", "base/kustomization.yaml": res("deploy.yaml"), "base/deploy.yaml": DEPLOY, "c/kustomization.yaml": "kind: Component\npatches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: replace\n      path: /spec/replicas\n      value: 2\n"})
+case("combo-patch-then-labels", {"kustomization.yaml": "commonLabels:\n  x: y\n" + res("deploy.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    metadata:\n      labels:\n        patched: \"yes\"\n"})
+case("combo-namespace-generated-and-patch", {"kustomization.yaml": "namespace: n1\nconfigMapGenerator:\n- name: c\n  literals: [a=1]\n" + res("deploy.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      volumes:\n      - name: c\n        configMap:\n          name: c\n"})
+case("combo-images-in-cronjob-and-init", {"kustomization.yaml": "images:\n- name: busybox\n  newName: mirror/busybox\n  newTag: \"1.37\"\n- name: registry.example.com:5000/tools/backup\n  digest: sha256:aaaa\n" + res("a.yaml"), "a.yaml": "---\n".join([DEPLOY, CRONJOB])})
+case("combo-deep-overlays", {"kustomization.yaml": "nameSuffix: -4\n" + res("l3"), "l3/kustomization.yaml": "namespace: l3\n" + res("../l2"), "l2/kustomization.yaml": "commonLabels:\n  l: \"2\"\n" + res("../l1"), "l1/kustomization.yaml": "namePrefix: l1-\n" + res("cm.yaml", "deploy.yaml"), "l1/cm.yaml": CM, "l1/deploy.yaml": DEPLOY})
+case("smp-patch-adds-initcontainer", {"kustomization.yaml": res("a.yaml") + "patches:\n- path: p.yaml\n", "a.yaml": DAEMON, "p.yaml": "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\nspec:\n  template:\n    spec:\n      initContainers:\n      - name: init\n        image: init:1\n"})
+case("smp-patch-replace-list-directive", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - $patch: replace\n      - name: only\n        image: only:1\n"})
+case("smp-patch-delete-env-and-volume", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        env:\n        - name: MODE\n          $patch: delete\n      volumes:\n      - name: data\n        $patch: delete\n"})
+case("smp-resources-and-probes", {"kustomization.yaml": res("deploy.yaml") + "patches:\n- path: p.yaml\n", "deploy.yaml": DEPLOY, "p.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        readinessProbe:\n          httpGet:\n            path: /healthz\n            port: 80\n        resources:\n          limits:\n            memory: 128Mi\n"})
+case("smp-metadata-labels-annotations", {"kustomization.yaml": res("cm.yaml") + "patches:\n- path: p.yaml\n", "cm.yaml": CM, "p.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n  labels:\n    new: label\n  annotations:\n    new: annotation\ndata:\n  mode: patched\n"})
+case("smp-target-kind-only-many", {"kustomization.yaml": res("a.yaml") + "patches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: ignored\n      labels:\n        all: \"true\"\n", "a.yaml": "".join(f"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\n" for n in ["a", "b", "c"])})
+case("smp-target-namespace", {"kustomization.yaml": res("a.yaml") + "patches:\n- target:\n    namespace: one\n  patch: |-\n    - op: add\n      path: /metadata/labels\n      value:\n        ns: one\n", "a.yaml": "".join(f"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\n  namespace: {ns}\n" for n, ns in [("a", "one"), ("b", "two")])})
+case("json6902-target-version-group", {"kustomization.yaml": res("a.yaml") + "patches:\n- target:\n    group: example.com\n    version: v1\n    kind: Widget\n  patch: |-\n    - op: replace\n      path: /spec/size\n      value: 10\n", "a.yaml": WIDGET})
+case("json6902-add-to-map-and-list-in-cr", {"kustomization.yaml": res("a.yaml") + "patches:\n- target:\n    kind: Widget\n  patch: |-\n    - op: add\n      path: /spec/items/1\n      value:\n        name: inserted\n        value: 9\n    - op: add\n      path: /spec/extra\n      value:\n        nested: [1, 2]\n", "a.yaml": WIDGET})
+case("gen-cm-files-and-literals-mixed", {"kustomization.yaml": "configMapGenerator:\n- name: mixed\n  literals: [z=last, a=first]\n  files: [conf.ini]\n  envs: [e.env]\n", "conf.ini": "[s]\nk=v\n", "e.env": "M=m\n"})
+case("gen-secret-merge-overlay", {"kustomization.yaml": "secretGenerator:\n- name: s\n  behavior: merge\n  literals: [b=2]\n" + res("base"), "base/kustomization.yaml": "secretGenerator:\n- name: s\n  literals: [a=1]\n"})
+case("gen-options-override-per-item", {"kustomization.yaml": "generatorOptions:\n  disableNameSuffixHash: true\n  labels:\n    g: \"1\"\nconfigMapGenerator:\n- name: a\n  literals: [x=1]\n  options:\n    disableNameSuffixHash: false\n    labels:\n      g: \"2\"\n"})
+case("gen-key-with-dots-and-dashes", {"kustomization.yaml": "configMapGenerator:\n- name: c\n  literals:\n  - app.config-key_1=v\n  - UPPER=V\n"})
+case("gen-literal-multiline-yaml", {"kustomization.yaml": "configMapGenerator:\n- name: c\n  files:\n  - app.yaml\n", "app.yaml": "server:\n  port: 8080\n  hosts:\n  - a\n  - b\n"})
+case("ns-webhook-and-service", {"kustomization.yaml": "namespace: prod\n" + res("a.yaml"), "a.yaml": SERVICE + "---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: hook\nwebhooks:\n- name: v.example.com\n  clientConfig:\n    service:\n      name: web\n      namespace: default\n      path: /validate\n  admissionReviewVersions: [v1]\n  sideEffects: None\n"})
+case("labels-on-cr-and-crd", {"kustomization.yaml": "commonLabels:\n  team: x\n" + res("a.yaml"), "a.yaml": CRD + "---\n" + WIDGET})
+case("annotations-on-generated", {"kustomization.yaml": "commonAnnotations:\n  team: x\nconfigMapGenerator:\n- name: g\n  literals: [a=1]\n"})
+case("prefix-pod-refs", {"kustomization.yaml": "namePrefix: p-\n" + res("pod.yaml", "cm.yaml", "sa.yaml"), "pod.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pod\nspec:\n  serviceAccountName: web-sa\n  containers:\n  - name: c\n    image: busybox\n    envFrom:\n    - configMapRef:\n        name: web-config\n", "cm.yaml": CM, "sa.yaml": SA})
+case("prefix-refs-different-namespace", {"kustomization.yaml": "namePrefix: p-\n" + res("a.yaml"), "a.yaml": CM.replace("name: web-config", "name: web-config\n  namespace: other") + "---\n" + DEPLOY.replace("name: web\n", "name: web\n  namespace: mine\n", 1)})
+case("replicas-cr-unaffected", {"kustomization.yaml": "replicas:\n- name: gizmo\n  count: 2\n" + res("a.yaml"), "a.yaml": WIDGET})
+
+
 def write():
     os.makedirs(ROOT, exist_ok=True)
     for name, files in CASES.items():

@@ -185,11 +185,10 @@ fn generate(
             meta.insert(field.into(), Value::Object(m));
         }
     }
+    // Either level can switch an option on; neither can switch the other's off.
     let flag = |key: &str| {
-        opts.get(key)
-            .and_then(Value::as_bool)
-            .or_else(|| global.get(key).and_then(Value::as_bool))
-            .unwrap_or(false)
+        opts.get(key).and_then(Value::as_bool).unwrap_or(false)
+            || global.get(key).and_then(Value::as_bool).unwrap_or(false)
     };
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), json!("v1"));

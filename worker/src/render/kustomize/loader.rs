@@ -167,7 +167,7 @@ impl<'a> Loader<'a> {
             }
         };
         let text = self.read(&file)?;
-        let v = yaml_load::parse_single(&text, &file.to_string())?;
+        let v = yaml_load::parse_kustomization(&text, &file.to_string())?;
         let v = match v {
             Value::Null => Value::Object(Default::default()),
             Value::Object(_) => v,
@@ -407,9 +407,22 @@ pub fn absorb(ra: &mut Vec<Res>, r: Res, file: &str) -> Result<(), KustomizeErro
     }
 }
 
-/// Removes metadata kustomize adds internally and never prints (empty annotations left behind).
+/// kustomize rewrites the top-level annotations as a string map when it removes its internal
+/// build annotations, so scalar values that reached them as numbers or booleans become text.
 fn strip_internal(v: &mut Value) {
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        let _ = meta;
+    if let Some(Value::Object(ann)) = v.pointer_mut("/metadata/annotations") {
+        for val in ann.values_mut() {
+            match val {
+                Value::Number(n) => {
+                    let text = match n.as_f64() {
+                        Some(f) if !n.is_i64() && !n.is_u64() => super::emit::go_json_float(f),
+                        _ => n.to_string(),
+                    };
+                    *val = Value::String(text);
+                }
+                Value::Bool(b) => *val = Value::String(b.to_string()),
+                _ => {}
+            }
+        }
     }
 }

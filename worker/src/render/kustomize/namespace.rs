@@ -23,7 +23,29 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
         .filter(|r| r.kind() == "ServiceAccount")
         .map(|r| (r.name().to_string(), eff(r.namespace())))
         .collect();
+    let services: Vec<(String, String)> = ra
+        .iter()
+        .filter(|r| r.kind() == "Service")
+        .map(|r| (r.name().to_string(), eff(r.namespace())))
+        .collect();
     for r in ra.iter_mut() {
+        if matches!(
+            r.kind(),
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration"
+        ) && let Some(Value::Array(hooks)) = r.v.get_mut("webhooks")
+        {
+            for h in hooks {
+                if let Some(svc) = h.pointer_mut("/clientConfig/service")
+                    && let Some(m) = svc.as_object_mut()
+                {
+                    let name = m.get("name").and_then(Value::as_str).unwrap_or("");
+                    let sns = eff(m.get("namespace").and_then(Value::as_str).unwrap_or(""));
+                    if services.iter().any(|(n, s)| n == name && *s == sns) {
+                        m.insert("namespace".into(), Value::String(ns.clone()));
+                    }
+                }
+            }
+        }
         if r.kind() == "Namespace" {
             r.set_name(&ns);
             continue;

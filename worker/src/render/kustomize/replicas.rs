@@ -21,6 +21,8 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
         let count = item.get("count").and_then(Value::as_i64).ok_or_else(|| {
             KustomizeError::invalid(&k.file, "replicas: count must be an integer")
         })?;
+        let mut matched = false;
+        let mut workload = false;
         for r in ra.iter_mut() {
             let orig = r
                 .prev
@@ -30,20 +32,24 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
             if orig != name && r.name() != name {
                 continue;
             }
-            let paths: &[&str] = match r.kind() {
-                "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController" => &["spec"],
-                _ => &[],
-            };
-            for p in paths {
-                let spec = obj_mut(&mut r.v).entry(*p).or_insert(Value::Null);
-                obj_mut(spec).insert("replicas".into(), Value::from(count));
+            matched = true;
+            if !matches!(
+                r.kind(),
+                "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController"
+            ) {
+                continue;
             }
-            if paths.is_empty()
-                && let Some(spec) = r.v.get_mut("spec").and_then(Value::as_object_mut)
-                && spec.contains_key("replicas")
-            {
-                spec.insert("replicas".into(), Value::from(count));
-            }
+            workload = true;
+            let spec = obj_mut(&mut r.v).entry("spec").or_insert(Value::Null);
+            obj_mut(spec).insert("replicas".into(), Value::from(count));
+        }
+        if matched && !workload {
+            return Err(KustomizeError::invalid(
+                &k.file,
+                format!(
+                    "resource with name {name} does not match a config with the following GVK [Deployment StatefulSet ReplicaSet ReplicationController]"
+                ),
+            ));
         }
     }
     Ok(())

@@ -16,9 +16,31 @@ use super::KustomizeError;
 
 /// Parses every non-empty document of `text`.
 pub fn parse_documents(text: &str, file: &str) -> Result<Vec<Value>, KustomizeError> {
+    parse_documents_with(text, file, false)
+}
+
+/// A kustomization file: like [`parse_single`] but with go-yaml v2's YAML 1.1 booleans
+/// (`yes`, `on`, `y`, ...), as kustomize reads its own configuration.
+pub fn parse_kustomization(text: &str, file: &str) -> Result<Value, KustomizeError> {
+    let mut docs = parse_documents_with(text, file, true)?;
+    match docs.len() {
+        0 => Ok(Value::Null),
+        1 => Ok(docs.remove(0)),
+        n => Err(KustomizeError::Invalid {
+            file: file.to_string(),
+            message: format!("expected one YAML document, found {n}"),
+        }),
+    }
+}
+
+fn parse_documents_with(text: &str, file: &str, v2: bool) -> Result<Vec<Value>, KustomizeError> {
     let mut out = Vec::new();
     for doc in yaml_serde::Deserializer::from_str(text) {
-        let seed = Seed { src: text };
+        let seed = Seed {
+            src: text,
+            at: At::Root,
+            v2,
+        };
         let value = seed.deserialize(doc).map_err(|e| KustomizeError::Invalid {
             file: file.to_string(),
             message: match e.location() {
@@ -35,6 +57,7 @@ pub fn parse_documents(text: &str, file: &str) -> Result<Vec<Value>, KustomizeEr
 }
 
 /// Parses a stream that must hold at most one document.
+#[cfg(test)]
 pub fn parse_single(text: &str, file: &str) -> Result<Value, KustomizeError> {
     let mut docs = parse_documents(text, file)?;
     match docs.len() {
@@ -50,11 +73,29 @@ pub fn parse_single(text: &str, file: &str) -> Result<Value, KustomizeError> {
 #[derive(Clone, Copy)]
 struct Seed<'s> {
     src: &'s str,
+    /// Where the value sits, for the few places kustomize keeps scalars as written.
+    at: At,
+    /// Kustomization files are read by sigs.k8s.io/yaml, i.e. go-yaml v2 (YAML 1.1 booleans).
+    v2: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum At {
+    Root,
+    Metadata,
+    /// The top-level metadata.annotations mapping.
+    AnnotationMap,
+    /// Its values: kustomize keeps them as the text written.
+    Annotations,
+    Other,
 }
 
 impl<'de> DeserializeSeed<'de> for Seed<'_> {
     type Value = Value;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.at == At::Annotations {
+            return d.deserialize_str(AnnotationValue(self));
+        }
         d.deserialize_any(self)
     }
 }
@@ -114,18 +155,32 @@ impl<'de> Visitor<'de> for Seed<'_> {
         if quoted || tagged_str {
             return Ok(Value::String(v.to_string()));
         }
+        if self.v2 && matches!(v, "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON") {
+            return Ok(Value::Bool(true));
+        }
+        if self.v2 && matches!(v, "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF") {
+            return Ok(Value::Bool(false));
+        }
         resolve_plain_v3(v)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(self)? {
+        let child = Seed {
+            at: At::Other,
+            ..self
+        };
+        while let Some(v) = seq.next_element_seed(child)? {
             out.push(v);
         }
         Ok(Value::Array(out))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
-        while let Some(k) = map.next_key_seed(self)? {
+        let key_seed = Seed {
+            at: At::Other,
+            ..self
+        };
+        while let Some(k) = map.next_key_seed(key_seed)? {
             // kustomize round-trips through JSON, which only has string keys.
             let key = match k {
                 Value::String(s) => s,
@@ -135,7 +190,13 @@ impl<'de> Visitor<'de> for Seed<'_> {
                     )));
                 }
             };
-            let v = map.next_value_seed(self)?;
+            let at = match (self.at, key.as_str()) {
+                (At::Root, "metadata") => At::Metadata,
+                (At::Metadata, "annotations") => At::AnnotationMap,
+                (At::AnnotationMap, _) => At::Annotations,
+                _ => At::Other,
+            };
+            let v = map.next_value_seed(Seed { at, ..self })?;
             if out.contains_key(&key) {
                 return Err(de::Error::custom(format!("duplicate key {key:?}")));
             }
@@ -147,7 +208,58 @@ impl<'de> Visitor<'de> for Seed<'_> {
         // A custom tag (`!Foo value`): go-yaml keeps the value and drops the tag.
         use de::VariantAccess;
         let (_tag, variant): (String, _) = data.variant()?;
-        variant.newtype_variant_seed(self)
+        variant.newtype_variant_seed(Seed {
+            at: At::Other,
+            ..self
+        })
+    }
+}
+
+/// A value of the top-level `metadata.annotations`: scalars are kept as the text written.
+struct AnnotationValue<'s>(Seed<'s>);
+
+impl<'de> Visitor<'de> for AnnotationValue<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an annotation value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Err(E::custom("annotation value is null; spell it out"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Value, E> {
+        Err(E::custom("numeric annotation value"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Value, E> {
+        Err(E::custom("numeric annotation value"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Value, E> {
+        Err(E::custom("numeric annotation value"))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        Seed {
+            at: At::Other,
+            ..self.0
+        }
+        .visit_seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        Seed {
+            at: At::Other,
+            ..self.0
+        }
+        .visit_map(map)
     }
 }
 
