@@ -370,6 +370,10 @@ pub fn append(ra: &mut Vec<Res>, r: Res, file: &RepoPath) -> Result<(), Kustomiz
 /// Absorbs generated objects according to their behavior.
 pub fn absorb(ra: &mut Vec<Res>, r: Res, file: &str) -> Result<(), KustomizeError> {
     let id = r.id();
+    // kustomize matches on the current id or any earlier one (a base may have renamed or
+    // re-namespaced the object since).
+    let eff = |kind: &str, ns: &str| super::resource::eff_ns(kind, ns).to_string();
+    let want_ns = eff(&id.kind, &id.namespace);
     let existing: Vec<usize> = ra
         .iter()
         .enumerate()
@@ -377,9 +381,10 @@ pub fn absorb(ra: &mut Vec<Res>, r: Res, file: &str) -> Result<(), KustomizeErro
             let xi = x.id();
             xi.kind == id.kind
                 && xi.group == id.group
-                && x.had_name(&id.name)
-                && super::resource::eff_ns(&xi.kind, &xi.namespace)
-                    == super::resource::eff_ns(&id.kind, &id.namespace)
+                && ((xi.name == id.name && eff(&xi.kind, &xi.namespace) == want_ns)
+                    || x.prev
+                        .iter()
+                        .any(|p| p.1 == id.name && eff(&p.0, &p.2) == want_ns))
         })
         .map(|(i, _)| i)
         .collect();

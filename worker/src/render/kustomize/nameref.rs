@@ -70,7 +70,6 @@ const OTHER_REFS: &[(&str, &str, &str)] = &[
         "Service",
         "webhooks/clientConfig/service/name",
     ),
-    ("ServiceAccount", "Secret", "secrets/name"),
     ("ServiceAccount", "Secret", "imagePullSecrets/name"),
 ];
 

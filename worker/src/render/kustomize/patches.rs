@@ -54,7 +54,11 @@ pub fn run_patches(ld: &mut Loader, k: &Kust, ra: &mut Vec<Res>) -> Result<(), K
         {
             return Err(KustomizeError::unsupported("patch options", &src));
         }
-        let docs = parse_patch(&text, &src)?;
+        let mut docs = parse_patch(&text, &src)?;
+        if is_json_patch(&docs) {
+            // kustomize reads JSON patches with go-yaml v2 (YAML 1.1 booleans).
+            docs = vec![yaml_load::parse_kustomization(&text, &src)?];
+        }
         let target = match item.get("target") {
             Some(t) if !t.is_null() => Some(Selector::parse(t, &src)?),
             _ => None,
@@ -263,7 +267,10 @@ pub fn run_json6902_legacy(
         let path = item.get("path").and_then(Value::as_str);
         let inline = item.get("patch").and_then(Value::as_str);
         let (text, src) = load_text(ld, k, path, inline)?;
-        let docs = parse_patch(&text, &src)?;
+        let mut docs = parse_patch(&text, &src)?;
+        if is_json_patch(&docs) {
+            docs = vec![yaml_load::parse_kustomization(&text, &src)?];
+        }
         let Some(t) = item.get("target") else {
             return Err(KustomizeError::invalid(
                 &src,
