@@ -61,12 +61,8 @@ fn generate(
         "" | "create" => Behavior::Create,
         "merge" => Behavior::Merge,
         "replace" => Behavior::Replace,
-        other => {
-            return Err(KustomizeError::invalid(
-                &file,
-                format!("invalid behavior '{other}'"),
-            ));
-        }
+        // kustomize treats any other spelling as create.
+        _ => Behavior::Create,
     };
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut binary: Vec<(String, Vec<u8>)> = Vec::new();
@@ -92,12 +88,6 @@ fn generate(
                     &path,
                 ));
             };
-            if !is_env_var_name(key) {
-                return Err(KustomizeError::invalid(
-                    &path,
-                    format!("\"{key}\" is not a valid key name: a valid environment variable name"),
-                ));
-            }
             pairs.push((key.to_string(), val.to_string()));
         }
     }
@@ -197,7 +187,8 @@ fn generate(
         json!(if is_secret { "Secret" } else { "ConfigMap" }),
     );
     obj.insert("metadata".into(), Value::Object(meta));
-    if !data.is_empty() {
+    // A generated Secret always carries `data`, even empty; a ConfigMap only when non-empty.
+    if !data.is_empty() || is_secret {
         obj.insert("data".into(), Value::Object(data));
     }
     if !bin.is_empty() {
@@ -233,13 +224,6 @@ fn remove_quotes(s: &str) -> &str {
     } else {
         s
     }
-}
-
-fn is_env_var_name(k: &str) -> bool {
-    !k.is_empty()
-        && !k.as_bytes()[0].is_ascii_digit()
-        && k.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.')
 }
 
 /// Merges a generated object into an existing one (`behavior: merge|replace`).
@@ -303,11 +287,13 @@ pub fn hash(v: &Value) -> String {
     // kustomize's hasher reads the name from a field that is never set: it is always empty.
     let name = "";
     let mut m: Vec<(&str, String)> = Vec::new();
-    // An empty data map is encoded as an empty string by kustomize's hasher.
+    // An empty ConfigMap data map is encoded as an empty string by kustomize's hasher; a
+    // Secret's as `{}`.
     match v.get("data") {
         Some(Value::Object(d)) if !d.is_empty() => {
             m.push(("data", go_json(&Value::Object(d.clone()))))
         }
+        _ if kind == "Secret" => m.push(("data", "{}".to_string())),
         _ => m.push(("data", "\"\"".to_string())),
     }
     m.push(("kind", go_json(&json!(kind))));

@@ -42,6 +42,14 @@ const POD_REFS: &[(&str, &str)] = &[
         "volumes/persistentVolumeClaim/claimName",
     ),
     ("PriorityClass", "priorityClassName"),
+    ("Secret", "volumes/cephfs/secretRef/name"),
+    ("Secret", "volumes/cinder/secretRef/name"),
+    ("Secret", "volumes/flexVolume/secretRef/name"),
+    ("Secret", "volumes/rbd/secretRef/name"),
+    ("Secret", "volumes/scaleIO/secretRef/name"),
+    ("Secret", "volumes/storageos/secretRef/name"),
+    ("Secret", "volumes/azureFile/secretName"),
+    ("Secret", "volumes/iscsi/secretRef/name"),
 ];
 
 const OTHER_REFS: &[(&str, &str, &str)] = &[
@@ -71,6 +79,27 @@ const OTHER_REFS: &[(&str, &str, &str)] = &[
         "webhooks/clientConfig/service/name",
     ),
     ("ServiceAccount", "Secret", "imagePullSecrets/name"),
+    (
+        "PersistentVolumeClaim",
+        "StorageClass",
+        "spec/storageClassName",
+    ),
+    (
+        "PersistentVolumeClaim",
+        "PersistentVolume",
+        "spec/volumeName",
+    ),
+    ("PersistentVolume", "StorageClass", "spec/storageClassName"),
+    (
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+        "spec/claimRef/name",
+    ),
+    (
+        "StatefulSet",
+        "StorageClass",
+        "spec/volumeClaimTemplates/spec/storageClassName",
+    ),
 ];
 
 fn pod_spec_path(kind: &str) -> Option<&'static str> {

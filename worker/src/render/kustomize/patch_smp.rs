@@ -115,8 +115,20 @@ fn merge_list(da: &mut Vec<Value>, pa: &[Value], info: &FieldInfo) -> Result<(),
         *da = pa.iter().map(clean).collect();
         return Ok(());
     }
+    let scalar = |v: &Value| !v.is_object() && !v.is_array();
+    if info.merge_key.is_empty() && da.iter().chain(pa.iter()).all(scalar) {
+        // A set of scalars (finalizers): the patch's values, then the others the original had.
+        let mut out: Vec<Value> = Vec::new();
+        for v in pa.iter().chain(da.iter()) {
+            if !out.contains(v) {
+                out.push(v.clone());
+            }
+        }
+        *da = out;
+        return Ok(());
+    }
     if info.merge_key.is_empty() || !da.iter().chain(pa.iter()).all(Value::is_object) {
-        return Err(Unsupported("strategic merge of a list of scalars".into()));
+        return Err(Unsupported("strategic merge of a mixed list".into()));
     }
     if pa.iter().any(|p| p.get(info.merge_key).is_none()) {
         return Err(Unsupported(format!(
