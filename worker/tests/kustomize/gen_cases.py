@@ -834,6 +834,8 @@ case("err-invalid-behavior", {"kustomization.yaml": "configMapGenerator:\n- name
 case("err-env-file-bad-key", {"kustomization.yaml": "configMapGenerator:\n- name: c\n  envs: [bad.env]\n", "bad.env": "1BAD=x\n"})
 case("err-resource-is-kustomization", {"kustomization.yaml": res("other.yaml"), "other.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n"})
 
+case("ns-cluster-scoped-kinds", {"kustomization.yaml": "namespace: ns1\n" + res("a.yaml"), "a.yaml": "".join(f"---\napiVersion: {a}\nkind: {k}\nmetadata:\n  name: x\n" for a, k in [("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"), ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"), ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema"), ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration"), ("networking.k8s.io/v1", "IngressClass"), ("storage.k8s.io/v1", "CSIDriver"), ("storage.k8s.io/v1", "CSINode"), ("storage.k8s.io/v1", "VolumeAttachment"), ("node.k8s.io/v1", "RuntimeClass"), ("cert-manager.io/v1", "ClusterIssuer"), ("certificates.k8s.io/v1", "CertificateSigningRequest"), ("v1", "Node"), ("v1", "ComponentStatus"), ("apiregistration.k8s.io/v1", "APIService"), ("storage.k8s.io/v1", "CSIStorageCapacity"), ("v1", "PersistentVolume"), ("storage.k8s.io/v1", "StorageClass"), ("scheduling.k8s.io/v1", "PriorityClass"), ("rbac.authorization.k8s.io/v1", "ClusterRole"), ("policy/v1beta1", "PodSecurityPolicy"), ("v1", "Event")])})
+
 
 def write():
     os.makedirs(ROOT, exist_ok=True)

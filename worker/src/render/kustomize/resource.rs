@@ -178,7 +178,9 @@ pub fn eff_ns<'a>(kind: &str, ns: &'a str) -> &'a str {
     }
 }
 
-/// Kinds kustomize treats as cluster-scoped (never given a namespace).
+/// Kinds kustomize treats as cluster-scoped (never given a namespace): the built-in ones its
+/// schema knows; newer kinds (ValidatingAdmissionPolicy, flowcontrol v1, ...) and custom
+/// resources count as namespaced, as they do in kustomize.
 pub fn is_cluster_scoped(kind: &str) -> bool {
     matches!(
         kind,
@@ -190,7 +192,6 @@ pub fn is_cluster_scoped(kind: &str) -> bool {
             | "CSIDriver"
             | "CSINode"
             | "CustomResourceDefinition"
-            | "FlowSchema"
             | "IngressClass"
             | "MutatingWebhookConfiguration"
             | "Namespace"
@@ -198,15 +199,12 @@ pub fn is_cluster_scoped(kind: &str) -> bool {
             | "PersistentVolume"
             | "PodSecurityPolicy"
             | "PriorityClass"
-            | "PriorityLevelConfiguration"
             | "RuntimeClass"
             | "SelfSubjectAccessReview"
             | "SelfSubjectRulesReview"
             | "StorageClass"
             | "SubjectAccessReview"
             | "TokenReview"
-            | "ValidatingAdmissionPolicy"
-            | "ValidatingAdmissionPolicyBinding"
             | "ValidatingWebhookConfiguration"
             | "VolumeAttachment"
     )
