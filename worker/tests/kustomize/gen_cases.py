@@ -837,6 +837,63 @@ case("err-resource-is-kustomization", {"kustomization.yaml": res("other.yaml"), 
 case("ns-cluster-scoped-kinds", {"kustomization.yaml": "namespace: ns1\n" + res("a.yaml"), "a.yaml": "".join(f"---\napiVersion: {a}\nkind: {k}\nmetadata:\n  name: x\n" for a, k in [("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"), ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"), ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema"), ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration"), ("networking.k8s.io/v1", "IngressClass"), ("storage.k8s.io/v1", "CSIDriver"), ("storage.k8s.io/v1", "CSINode"), ("storage.k8s.io/v1", "VolumeAttachment"), ("node.k8s.io/v1", "RuntimeClass"), ("cert-manager.io/v1", "ClusterIssuer"), ("certificates.k8s.io/v1", "CertificateSigningRequest"), ("v1", "Node"), ("v1", "ComponentStatus"), ("apiregistration.k8s.io/v1", "APIService"), ("storage.k8s.io/v1", "CSIStorageCapacity"), ("v1", "PersistentVolume"), ("storage.k8s.io/v1", "StorageClass"), ("scheduling.k8s.io/v1", "PriorityClass"), ("rbac.authorization.k8s.io/v1", "ClusterRole"), ("policy/v1beta1", "PodSecurityPolicy"), ("v1", "Event")])})
 
 
+# ---- vars
+VARS_RES = """apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  ports:
+  - port: 8080
+    name: http
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg
+  annotations:
+    a: $(SVC)
+data:
+  mode: fast
+  url: http://$(SVC):$(PORT)
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: d
+  annotations:
+    x: $(SVC)
+spec:
+  template:
+    metadata:
+      annotations:
+        y: $(SVC)
+    spec:
+      containers:
+      - name: c
+        image: x
+        command: ["run", "$(SVC)"]
+        args: ["--port=$(PORT)", "$(MODE)", "$(UNKNOWN)", "$$(SVC)", "$(SVC", "cost$5"]
+        env:
+        - name: A
+          value: $(PORT)
+        - name: B
+          value: "$(SVC).$(MODE)"
+        volumeMounts:
+        - name: v
+          mountPath: /data/$(MODE)
+        workingDir: $(SVC)
+"""
+VARS = "vars:\n- name: SVC\n  objref:\n    kind: Service\n    name: web\n    apiVersion: v1\n- name: PORT\n  objref:\n    kind: Service\n    name: web\n    apiVersion: v1\n  fieldref:\n    fieldpath: spec.ports[0].port\n- name: MODE\n  objref:\n    kind: ConfigMap\n    name: cfg\n    apiVersion: v1\n  fieldref:\n    fieldpath: data.mode\n"
+case("vars-basic", {"kustomization.yaml": res("a.yaml") + VARS, "a.yaml": VARS_RES})
+case("vars-with-prefix", {"kustomization.yaml": "namePrefix: p-\n" + res("a.yaml") + VARS, "a.yaml": VARS_RES})
+case("vars-from-base", {"kustomization.yaml": "nameSuffix: -o\nnamespace: v\n" + res("base"), "base/kustomization.yaml": res("a.yaml") + VARS, "base/a.yaml": VARS_RES})
+case("vars-ingress-host", {"kustomization.yaml": res("ing.yaml", "svc.yaml") + "vars:\n- name: HOST\n  objref:\n    kind: Service\n    name: web\n    apiVersion: v1\n", "ing.yaml": INGRESS.replace("host: web.example.com", "host: $(HOST).example.com").replace("- web.example.com", "- $(HOST).example.com").replace("hosts: [web.example.com]", "hosts: [$(HOST).example.com]"), "svc.yaml": SERVICE})
+case("vars-generated-configmap-name", {"kustomization.yaml": res("a.yaml") + "configMapGenerator:\n- name: gen\n  literals: [a=1]\nvars:\n- name: GEN\n  objref:\n    kind: ConfigMap\n    name: gen\n    apiVersion: v1\n", "a.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: x\n    args: [\"--config=$(GEN)\"]\n"})
+case("err-vars-missing-object", {"kustomization.yaml": res("a.yaml") + "vars:\n- name: X\n  objref:\n    kind: Service\n    name: nope\n    apiVersion: v1\n", "a.yaml": SERVICE})
+case("err-vars-duplicate", {"kustomization.yaml": res("base") + "vars:\n- name: SVC\n  objref:\n    kind: Service\n    name: web\n    apiVersion: v1\n", "base/kustomization.yaml": res("svc.yaml") + "vars:\n- name: SVC\n  objref:\n    kind: Service\n    name: web\n    apiVersion: v1\n", "base/svc.yaml": SERVICE})
+
+
 def write():
     os.makedirs(ROOT, exist_ok=True)
     for name, files in CASES.items():

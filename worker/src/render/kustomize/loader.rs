@@ -34,12 +34,14 @@ const KNOWN_FIELDS: &[&str] = &[
     "generatorOptions",
     "replacements",
     "sortOptions",
+    "vars",
 ];
 
 pub struct Loader<'a> {
     pub fs: &'a dyn RepoFs,
     pub inputs: BTreeSet<RepoPath>,
     depth: usize,
+    vars: Vec<super::vars::Var>,
 }
 
 /// One kustomization file, parsed.
@@ -119,6 +121,7 @@ impl<'a> Loader<'a> {
             fs,
             inputs: BTreeSet::new(),
             depth: 0,
+            vars: Vec::new(),
         }
     }
 
@@ -186,9 +189,10 @@ impl<'a> Loader<'a> {
                         "helmCharts" | "helmChartInflationGenerator" | "helmGlobals" => {
                             KustomizeError::unsupported("helmCharts", file_s)
                         }
-                        "vars" | "crds" | "configurations" | "openapi" | "generators"
-                        | "transformers" | "validators" | "buildMetadata" | "imageTags"
-                        | "commonLabel" => KustomizeError::unsupported(k, file_s),
+                        "crds" | "configurations" | "openapi" | "generators" | "transformers"
+                        | "validators" | "buildMetadata" | "imageTags" | "commonLabel" => {
+                            KustomizeError::unsupported(k, file_s)
+                        }
                         _ => KustomizeError::invalid(
                             file_s,
                             format!("invalid Kustomization: json: unknown field \"{k}\""),
@@ -217,6 +221,7 @@ impl<'a> Loader<'a> {
         self.accumulate(&kust, &mut ra)?;
         generators::add_hashes(&mut ra)?;
         super::nameref::fix(&mut ra, &kust.file_str())?;
+        super::vars::resolve(&self.vars, &mut ra)?;
         ra.retain(|r| {
             r.v.pointer("/metadata/annotations/config.kubernetes.io~1local-config")
                 .and_then(Value::as_str)
@@ -299,6 +304,7 @@ impl<'a> Loader<'a> {
         super::replicas::run(k, ra)?;
         super::images::run(k, ra)?;
         super::replacements::run(self, k, ra)?;
+        super::vars::collect(k.field("vars"), &k.file_str(), &mut self.vars)?;
         self.depth -= 1;
         Ok(())
     }

@@ -28,6 +28,7 @@ mod replacements;
 mod replicas;
 mod resource;
 mod selector;
+mod vars;
 mod yaml_load;
 
 use std::collections::BTreeSet;
