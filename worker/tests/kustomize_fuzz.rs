@@ -123,3 +123,27 @@ fn inputs_list_every_file_read() {
         ]
     );
 }
+
+#[test]
+fn self_including_and_exponential_trees_are_refused() {
+    let fs = MemFs::new().with("kustomization.yaml", "resources:\n- .\n");
+    let err = build(&fs, &RepoPath::root()).unwrap_err();
+    assert!(err.to_string().contains("kustomization.yaml"), "{err}");
+
+    // Each level includes the next one twice: 2^30 visits unless bounded.
+    let mut fs = MemFs::new();
+    for i in 0..30 {
+        fs.insert(
+            &format!("l{i}/kustomization.yaml"),
+            format!("resources:\n- ../l{}\n- ../l{}\n", i + 1, i + 1),
+        )
+        .unwrap();
+    }
+    fs.insert("l30/kustomization.yaml", "resources: []\n")
+        .unwrap();
+    let err = build(&fs, &RepoPath::new("l0").unwrap()).unwrap_err();
+    assert!(
+        err.to_string().contains("kustomizations in one build"),
+        "{err}"
+    );
+}

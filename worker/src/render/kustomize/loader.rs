@@ -41,8 +41,14 @@ pub struct Loader<'a> {
     pub fs: &'a dyn RepoFs,
     pub inputs: BTreeSet<RepoPath>,
     depth: usize,
+    /// Kustomizations accumulated so far; bounds diamond-shaped trees that re-include bases.
+    visits: usize,
     vars: Vec<super::vars::Var>,
 }
+
+/// More kustomization visits than this in one build is refused (a tree that includes its bases
+/// over and over would otherwise take exponential time).
+const MAX_VISITS: usize = 10_000;
 
 /// One kustomization file, parsed.
 pub struct Kust {
@@ -121,6 +127,7 @@ impl<'a> Loader<'a> {
             fs,
             inputs: BTreeSet::new(),
             depth: 0,
+            visits: 0,
             vars: Vec::new(),
         }
     }
@@ -236,6 +243,13 @@ impl<'a> Loader<'a> {
 
     fn accumulate(&mut self, k: &Kust, ra: &mut Vec<Res>) -> Result<(), KustomizeError> {
         self.depth += 1;
+        self.visits += 1;
+        if self.visits > MAX_VISITS {
+            return Err(KustomizeError::invalid(
+                &k.file,
+                format!("more than {MAX_VISITS} kustomizations in one build"),
+            ));
+        }
         if self.depth > 64 {
             return Err(KustomizeError::invalid(
                 &k.file,
