@@ -893,6 +893,8 @@ case("vars-generated-configmap-name", {"kustomization.yaml": res("a.yaml") + "co
 case("err-vars-missing-object", {"kustomization.yaml": res("a.yaml") + "vars:\n- name: X\n  objref:\n    kind: Service\n    name: nope\n    apiVersion: v1\n", "a.yaml": SERVICE})
 case("err-vars-duplicate", {"kustomization.yaml": res("base") + "vars:\n- name: SVC\n  objref:\n    kind: Service\n    name: web\n    apiVersion: v1\n", "base/kustomization.yaml": res("svc.yaml") + "vars:\n- name: SVC\n  objref:\n    kind: Service\n    name: web\n    apiVersion: v1\n", "base/svc.yaml": SERVICE})
 
+case("yaml-complex-keys-and-empty-meta", {"kustomization.yaml": res("a.yaml"), "a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations: {}\n  labels: {}\ndata:\n  " + "k" * 130 + ": v\n  \"multi\\nline key\": v2\n  \"" + "long key with spaces " * 7 + "\": v3\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  annotations:\n  labels:\ndata: {}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  creationTimestamp: null\n"})
+
 
 def write():
     os.makedirs(ROOT, exist_ok=True)

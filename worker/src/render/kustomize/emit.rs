@@ -87,8 +87,16 @@ impl Emitter {
                 keys.sort_by(|a, b| v2_key_cmp(a, b));
                 for k in keys {
                     self.write_indent(child);
-                    self.scalar_str(k, child, false);
-                    self.indicator(":", false, false, false);
+                    // Long or multi-line keys cannot be simple keys: `? key` / `: value`.
+                    if k.len() > 128 || k.chars().any(is_break) {
+                        self.indicator("?", true, false, true);
+                        self.scalar_str(k, child + 2, true);
+                        self.write_indent(child);
+                        self.indicator(":", true, false, true);
+                    } else {
+                        self.scalar_str(k, child, false);
+                        self.indicator(":", false, false, false);
+                    }
                     self.node(&m[k.as_str()], child, Ctx::MapValue);
                 }
             }

@@ -435,6 +435,13 @@ pub fn absorb(ra: &mut Vec<Res>, r: Res, file: &str) -> Result<(), KustomizeErro
 /// kustomize rewrites the top-level annotations as a string map when it removes its internal
 /// build annotations, so scalar values that reached them as numbers or booleans become text.
 fn strip_internal(v: &mut Value) {
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
+        && meta
+            .get("annotations")
+            .is_some_and(|a| a.is_null() || a.as_object().is_some_and(|o| o.is_empty()))
+    {
+        meta.shift_remove("annotations");
+    }
     if let Some(Value::Object(ann)) = v.pointer_mut("/metadata/annotations") {
         for val in ann.values_mut() {
             match val {
