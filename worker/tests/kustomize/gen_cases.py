@@ -895,6 +895,9 @@ case("err-vars-duplicate", {"kustomization.yaml": res("base") + "vars:\n- name: 
 
 case("yaml-complex-keys-and-empty-meta", {"kustomization.yaml": res("a.yaml"), "a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations: {}\n  labels: {}\ndata:\n  " + "k" * 130 + ": v\n  \"multi\\nline key\": v2\n  \"" + "long key with spaces " * 7 + "\": v3\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  annotations:\n  labels:\ndata: {}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  creationTimestamp: null\n"})
 
+case("meta-origin-and-managed-by", {"kustomization.yaml": "buildMetadata: [originAnnotations, managedByLabel]\n" + res("base", "b.yaml") + "configMapGenerator:\n- name: g\n  literals: [a=1]\nsecretGenerator:\n- name: s\n  literals: [a=1]\n", "base/kustomization.yaml": res("a.yaml") + "configMapGenerator:\n- name: bg\n  literals: [b=2]\n", "base/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", "b.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  annotations:\n    keep: me\n"})
+case("meta-origin-sibling-base", {"app/kustomization.yaml": "buildMetadata: [originAnnotations]\n" + res("../shared"), "kustomization.yaml": "buildMetadata: [originAnnotations]\n" + res("app"), "shared/kustomization.yaml": res("cm.yaml"), "shared/cm.yaml": CM})
+
 
 def write():
     os.makedirs(ROOT, exist_ok=True)

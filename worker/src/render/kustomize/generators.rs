@@ -206,6 +206,11 @@ fn generate(
     }
     let mut r = Res::new(Value::Object(obj), file);
     r.needs_hash = !flag("disableNameSuffixHash");
+    r.generated_by = Some(if is_secret {
+        "SecretGenerator"
+    } else {
+        "ConfigMapGenerator"
+    });
     r.behavior = Some(behavior);
     Ok(r)
 }

@@ -35,6 +35,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "replacements",
     "sortOptions",
     "vars",
+    "buildMetadata",
 ];
 
 pub struct Loader<'a> {
@@ -234,6 +235,7 @@ impl<'a> Loader<'a> {
                 .and_then(Value::as_str)
                 != Some("true")
         });
+        build_metadata(&kust, &mut ra)?;
         super::order::sort(&kust, &mut ra)?;
         for r in &mut ra {
             strip_internal(&mut r.v);
@@ -457,4 +459,62 @@ fn strip_internal(v: &mut Value) {
             }
         }
     }
+}
+
+/// `buildMetadata` of the top kustomization (kustomize ignores it below the top): `originAnnotations` and `managedByLabel` (as
+/// `kubectl kustomize` stamps it; its embedded kustomize reports its version as `(devel)`).
+fn build_metadata(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
+    let opts = k.str_list("buildMetadata")?;
+    for o in &opts {
+        if o != "originAnnotations" && o != "managedByLabel" {
+            return Err(KustomizeError::unsupported(
+                format!("buildMetadata: {o}"),
+                &k.file,
+            ));
+        }
+    }
+    let origin = opts.iter().any(|o| o == "originAnnotations");
+    let managed = opts.iter().any(|o| o == "managedByLabel");
+    for r in ra.iter_mut() {
+        if origin {
+            let rel = relative(&k.dir, &r.origin);
+            if !rel
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+            {
+                return Err(KustomizeError::unsupported(
+                    "originAnnotations for an unusual path",
+                    &r.origin,
+                ));
+            }
+            let text = match r.generated_by {
+                Some(g) => format!(
+                    "configuredIn: {rel}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {g}\n"
+                ),
+                None => format!("path: {rel}\n"),
+            };
+            let meta = r.meta_mut();
+            let ann = super::resource::obj_mut(meta.entry("annotations").or_insert(Value::Null));
+            ann.insert("config.kubernetes.io/origin".into(), Value::String(text));
+        }
+        if managed {
+            let meta = r.meta_mut();
+            let labels = super::resource::obj_mut(meta.entry("labels").or_insert(Value::Null));
+            labels.insert(
+                "app.kubernetes.io/managed-by".into(),
+                Value::String("kustomize-(devel)".into()),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `file` relative to `dir` (both repository paths), with `..` where it lies outside.
+fn relative(dir: &RepoPath, file: &str) -> String {
+    let d: Vec<&str> = dir.as_str().split('/').filter(|s| !s.is_empty()).collect();
+    let f: Vec<&str> = file.split('/').filter(|s| !s.is_empty()).collect();
+    let common = d.iter().zip(f.iter()).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<&str> = vec![".."; d.len() - common];
+    parts.extend(&f[common..]);
+    parts.join("/")
 }

@@ -14,9 +14,10 @@ pub enum Behavior {
 #[derive(Clone, Debug)]
 pub struct Res {
     pub v: Value,
-    /// File (or kustomization) the resource came from, for error messages.
-    #[allow(dead_code)]
+    /// File (or, for generated objects, kustomization) the resource came from.
     pub origin: String,
+    /// For generated objects: the generator (`ConfigMapGenerator`, `SecretGenerator`).
+    pub generated_by: Option<&'static str>,
     /// Earlier (kind, name, namespace) ids, oldest first; name references match any of them.
     pub prev: Vec<(String, String, String)>,
     /// Set for generated objects that still need the content-hash suffix.
@@ -29,6 +30,7 @@ impl Res {
         Res {
             v,
             origin,
+            generated_by: None,
             prev: Vec::new(),
             needs_hash: false,
             behavior: None,
