@@ -898,6 +898,8 @@ case("yaml-complex-keys-and-empty-meta", {"kustomization.yaml": res("a.yaml"), "
 case("meta-origin-and-managed-by", {"kustomization.yaml": "buildMetadata: [originAnnotations, managedByLabel]\n" + res("base", "b.yaml") + "configMapGenerator:\n- name: g\n  literals: [a=1]\nsecretGenerator:\n- name: s\n  literals: [a=1]\n", "base/kustomization.yaml": res("a.yaml") + "configMapGenerator:\n- name: bg\n  literals: [b=2]\n", "base/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", "b.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  annotations:\n    keep: me\n"})
 case("meta-origin-sibling-base", {"app/kustomization.yaml": "buildMetadata: [originAnnotations]\n" + res("../shared"), "kustomization.yaml": "buildMetadata: [originAnnotations]\n" + res("app"), "shared/kustomization.yaml": res("cm.yaml"), "shared/cm.yaml": CM})
 
+case("labels-custom-fields", {"kustomization.yaml": "labels:\n- pairs:\n    team: a\n  fields:\n  - path: spec/selector/matchLabels\n    kind: Widget\n    create: true\n  - path: spec/template/metadata/labels\n    kind: Widget\n  - path: spec/extra/labels\n    group: example.com\n    create: true\n" + res("w.yaml", "deploy.yaml"), "w.yaml": WIDGET, "deploy.yaml": DEPLOY})
+
 
 def write():
     os.makedirs(ROOT, exist_ok=True)

@@ -179,9 +179,16 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
         return Err(KustomizeError::invalid(&k.file, "labels: expected a list"));
     };
     for item in items {
-        if item.get("fields").is_some_and(|f| !f.is_null()) {
-            return Err(KustomizeError::unsupported("labels[].fields", &k.file));
-        }
+        let fields = match item.get("fields") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(f)) => f.clone(),
+            Some(_) => {
+                return Err(KustomizeError::invalid(
+                    &k.file,
+                    "labels.fields: expected a list",
+                ));
+            }
+        };
         let pairs = string_map(item.get("pairs"), &k.file, "labels.pairs")?;
         let flag = |f: &str| item.get(f).and_then(Value::as_bool).unwrap_or(false);
         let (sel, tpl) = (flag("includeSelectors"), flag("includeTemplates"));
@@ -193,6 +200,24 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
             }
             if sel || tpl {
                 set_all(r, TEMPLATES, &pairs);
+            }
+            for f in &fields {
+                let get = |n: &str| f.get(n).and_then(Value::as_str).unwrap_or("");
+                let path = get("path");
+                if path.is_empty()
+                    || (!get("kind").is_empty() && get("kind") != r.kind())
+                    || (!get("group").is_empty() && get("group") != r.group())
+                    || (!get("version").is_empty() && get("version") != r.version())
+                {
+                    continue;
+                }
+                let create = f.get("create").and_then(Value::as_bool).unwrap_or(false);
+                fieldpath::visit(&mut r.v, path, create, &mut |v| {
+                    let m = obj_mut(v);
+                    for (a, b) in &pairs {
+                        m.insert(a.clone(), Value::String(b.clone()));
+                    }
+                });
             }
         }
     }
