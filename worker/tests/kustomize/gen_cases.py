@@ -900,6 +900,9 @@ case("meta-origin-sibling-base", {"app/kustomization.yaml": "buildMetadata: [ori
 
 case("labels-custom-fields", {"kustomization.yaml": "labels:\n- pairs:\n    team: a\n  fields:\n  - path: spec/selector/matchLabels\n    kind: Widget\n    create: true\n  - path: spec/template/metadata/labels\n    kind: Widget\n  - path: spec/extra/labels\n    group: example.com\n    create: true\n" + res("w.yaml", "deploy.yaml"), "w.yaml": WIDGET, "deploy.yaml": DEPLOY})
 
+case("patch-allow-name-change", {"kustomization.yaml": res("a.yaml") + "patches:\n- target:\n    kind: ConfigMap\n    name: old\n  options:\n    allowNameChange: true\n  patch: |-\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: new\n- target:\n    kind: Deployment\n  patch: |-\n    - op: replace\n      path: /metadata/name\n      value: renamed\n", "a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  template:\n    spec:\n      volumes:\n      - name: v\n        configMap:\n          name: old\n"})
+case("patch-name-change-not-allowed", {"kustomization.yaml": res("a.yaml") + "patches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: new\n    data:\n      x: y\n", "a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\n"})
+
 
 def write():
     os.makedirs(ROOT, exist_ok=True)

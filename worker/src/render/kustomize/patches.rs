@@ -49,11 +49,15 @@ pub fn run_patches(ld: &mut Loader, k: &Kust, ra: &mut Vec<Res>) -> Result<(), K
         let path = item.get("path").and_then(Value::as_str);
         let inline = item.get("patch").and_then(Value::as_str);
         let (text, src) = load_text(ld, k, path, inline)?;
-        if let Some(o) = item.get("options").and_then(Value::as_object)
-            && o.values().any(|v| v.as_bool() == Some(true))
-        {
-            return Err(KustomizeError::unsupported("patch options", &src));
-        }
+        let opt = |n: &str| {
+            item.pointer(&format!("/options/{n}"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
+        let allow = Allow {
+            name: opt("allowNameChange"),
+            kind: opt("allowKindChange"),
+        };
         let mut docs = parse_patch(&text, &src)?;
         if is_json_patch(&docs) {
             // kustomize reads JSON patches with go-yaml v2 (YAML 1.1 booleans).
@@ -86,7 +90,9 @@ pub fn run_patches(ld: &mut Loader, k: &Kust, ra: &mut Vec<Res>) -> Result<(), K
                             let mut p = doc.clone();
                             let m = obj_mut(&mut p);
                             let meta = obj_mut(m.entry("metadata").or_insert(Value::Null));
-                            meta.insert("name".into(), Value::String(r.name().to_string()));
+                            if !allow.name || !meta.contains_key("name") {
+                                meta.insert("name".into(), Value::String(r.name().to_string()));
+                            }
                             if r.namespace().is_empty() {
                                 meta.remove("namespace");
                             } else {
@@ -95,12 +101,14 @@ pub fn run_patches(ld: &mut Loader, k: &Kust, ra: &mut Vec<Res>) -> Result<(), K
                                     Value::String(r.namespace().to_string()),
                                 );
                             }
-                            m.insert("kind".into(), Value::String(r.kind().to_string()));
-                            m.insert(
-                                "apiVersion".into(),
-                                Value::String(r.api_version().to_string()),
-                            );
-                            if !apply_smp(&mut r, &p, &src)? {
+                            if !allow.kind || !m.contains_key("kind") {
+                                m.insert("kind".into(), Value::String(r.kind().to_string()));
+                                m.insert(
+                                    "apiVersion".into(),
+                                    Value::String(r.api_version().to_string()),
+                                );
+                            }
+                            if !apply_smp(&mut r, &p, &src, allow)? {
                                 continue;
                             }
                         }
@@ -143,7 +151,7 @@ fn apply_json(r: &mut Res, ops: &Value, src: &str) -> Result<(), KustomizeError>
 
 /// Returns false when the patch deleted the resource. Name, namespace and kind survive the
 /// patch, as in kustomize.
-fn apply_smp(r: &mut Res, patch: &Value, src: &str) -> Result<bool, KustomizeError> {
+fn apply_smp(r: &mut Res, patch: &Value, src: &str, allow: Allow) -> Result<bool, KustomizeError> {
     if !patch.is_object() {
         return Err(KustomizeError::invalid(
             src,
@@ -160,15 +168,33 @@ fn apply_smp(r: &mut Res, patch: &Value, src: &str) -> Result<bool, KustomizeErr
     if !keep || r.v.as_object().is_some_and(|o| o.is_empty()) {
         return Ok(false);
     }
-    obj_mut(&mut r.v).insert("kind".into(), Value::String(kind));
+    let new_id = (r.kind().to_string(), r.name().to_string(), ns.clone());
+    if (allow.name || allow.kind) && new_id != (kind.clone(), name.clone(), ns.clone()) {
+        let before = (kind.clone(), name.clone(), ns.clone());
+        if r.prev.last() != Some(&before) {
+            r.prev.push(before);
+        }
+    }
+    if !allow.kind {
+        obj_mut(&mut r.v).insert("kind".into(), Value::String(kind));
+    }
     let meta = r.meta_mut();
-    meta.insert("name".into(), Value::String(name));
+    if !allow.name {
+        meta.insert("name".into(), Value::String(name));
+    }
     if ns.is_empty() {
         meta.remove("namespace");
     } else {
         meta.insert("namespace".into(), Value::String(ns));
     }
     Ok(true)
+}
+
+/// `patches[].options`: whether a patch may rename the object or change its kind.
+#[derive(Clone, Copy, Default)]
+struct Allow {
+    name: bool,
+    kind: bool,
 }
 
 /// A strategic merge patch without target applies to the one resource with its id.
@@ -203,7 +229,7 @@ fn smp_by_id(ra: &mut Vec<Res>, doc: &Value, src: &str) -> Result<(), KustomizeE
         .collect();
     match matches.as_slice() {
         [i] => {
-            if !apply_smp(&mut ra[*i], doc, src)? {
+            if !apply_smp(&mut ra[*i], doc, src, Allow::default())? {
                 ra.remove(*i);
             }
             Ok(())
