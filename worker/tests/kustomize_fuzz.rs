@@ -147,3 +147,16 @@ fn self_including_and_exponential_trees_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn unimplemented_patch_directives_are_unsupported() {
+    let fs = MemFs::new()
+        .with("kustomization.yaml", "resources:\n- c.yaml\npatches:\n- path: p.yaml\n")
+        .with("c.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  finalizers: [a, b]\n")
+        .with("p.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  $deleteFromPrimitiveList/finalizers: [a]\n");
+    let err = build(&fs, &RepoPath::root()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unsupported kustomize feature: strategic merge directive $deleteFromPrimitiveList/finalizers at p.yaml"
+    );
+}

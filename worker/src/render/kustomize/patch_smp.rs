@@ -71,8 +71,13 @@ fn merge_value(dst: &mut Value, patch: &Value, ty: TypeRef) -> Result<(), Unsupp
         return Ok(());
     };
     for (k, pv) in pm {
-        if k.starts_with('$') {
+        if k == "$patch" {
             continue;
+        }
+        if k.starts_with('$') {
+            // $retainKeys, $setElementOrder/..., $deleteFromPrimitiveList/...: not implemented;
+            // refusing beats silently ignoring them.
+            return Err(Unsupported(format!("strategic merge directive {k}")));
         }
         if pv.is_null() {
             dm.remove(k);
