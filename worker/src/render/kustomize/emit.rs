@@ -34,6 +34,8 @@ pub fn to_yaml(v: &Value) -> String {
 enum Ctx {
     Root,
     MapValue,
+    /// The value of a `? key`: it starts right after `: `, so block sequences are indented.
+    ComplexValue,
     SeqItem,
 }
 
@@ -53,6 +55,16 @@ impl Emitter {
         self.out.push('\n');
         self.column = 0;
     }
+    /// go-yaml's `write_break`: `\n` is a newline, other line breaks are copied as they are.
+    fn write_break(&mut self, c: char) {
+        if c == '\n' {
+            self.brk();
+        } else {
+            self.out.push(c);
+            self.column = 0;
+        }
+    }
+
     fn write_indent(&mut self, indent: usize) {
         if !self.indention || self.column > indent || (self.column == indent && !self.whitespace) {
             self.brk();
@@ -93,11 +105,12 @@ impl Emitter {
                         self.scalar_str(k, child + 2, true);
                         self.write_indent(child);
                         self.indicator(":", true, false, true);
+                        self.node(&m[k.as_str()], child, Ctx::ComplexValue);
                     } else {
                         self.scalar_str(k, child, false);
                         self.indicator(":", false, false, false);
+                        self.node(&m[k.as_str()], child, Ctx::MapValue);
                     }
-                    self.node(&m[k.as_str()], child, Ctx::MapValue);
                 }
             }
             Value::Array(items) if !items.is_empty() => {
@@ -105,7 +118,7 @@ impl Emitter {
                 let seq_indent = match ctx {
                     Ctx::Root => 0,
                     Ctx::MapValue => indent,
-                    Ctx::SeqItem => indent + 2,
+                    Ctx::SeqItem | Ctx::ComplexValue => indent + 2,
                 };
                 for item in items {
                     self.write_indent(seq_indent);
@@ -186,6 +199,7 @@ impl Emitter {
         let chars: Vec<char> = s.chars().collect();
         let n = chars.len();
         let mut spaces = false;
+        let mut breaks = false;
         for (i, &c) in chars.iter().enumerate() {
             if c == ' ' {
                 let next_space = chars.get(i + 1) == Some(&' ');
@@ -201,12 +215,24 @@ impl Emitter {
                     self.put(c);
                 }
                 spaces = true;
+            } else if is_break(c) {
+                if !breaks && c == '\n' {
+                    self.brk();
+                }
+                self.write_break(c);
+                self.indention = true;
+                breaks = true;
             } else {
+                if breaks {
+                    self.write_indent(indent);
+                }
                 if c == '\'' {
                     self.put('\'');
                 }
                 self.put(c);
+                self.indention = false;
                 spaces = false;
+                breaks = false;
             }
         }
         self.indicator("'", false, false, false);
@@ -295,7 +321,7 @@ impl Emitter {
         let mut breaks = true;
         for &c in &chars {
             if is_break(c) {
-                self.brk();
+                self.write_break(c);
                 self.indention = true;
                 breaks = true;
             } else {

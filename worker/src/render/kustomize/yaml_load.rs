@@ -70,6 +70,9 @@ pub fn parse_single(text: &str, file: &str) -> Result<Value, KustomizeError> {
     }
 }
 
+/// Stands for a quoted `"<<"` key while a mapping is read (never a real key: NUL-prefixed).
+const QUOTED_MERGE_KEY: &str = "\u{0}quoted-merge-key";
+
 #[derive(Clone, Copy)]
 struct Seed<'s> {
     src: &'s str,
@@ -87,6 +90,8 @@ enum At {
     AnnotationMap,
     /// Its values: kustomize keeps them as the text written.
     Annotations,
+    /// A mapping key.
+    Key,
     Other,
 }
 
@@ -152,6 +157,9 @@ impl<'de> Visitor<'de> for Seed<'_> {
         let before = &self.src[..off];
         let quoted = matches!(before.as_bytes().last(), Some(b'"') | Some(b'\''));
         let tagged_str = before.trim_end().ends_with("!!str");
+        if quoted && self.at == At::Key && v == "<<" {
+            return Ok(Value::String(QUOTED_MERGE_KEY.to_string()));
+        }
         if quoted || tagged_str {
             return Ok(Value::String(v.to_string()));
         }
@@ -176,8 +184,9 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
+        let mut merges: Vec<Map<String, Value>> = Vec::new();
         let key_seed = Seed {
-            at: At::Other,
+            at: At::Key,
             ..self
         };
         while let Some(k) = map.next_key_seed(key_seed)? {
@@ -197,10 +206,34 @@ impl<'de> Visitor<'de> for Seed<'_> {
                 _ => At::Other,
             };
             let v = map.next_value_seed(Seed { at, ..self })?;
+            if key == QUOTED_MERGE_KEY {
+                // kustomize drops a quoted `"<<"` entry altogether.
+                continue;
+            }
+            if key == "<<" {
+                // A merge key: go-yaml merges mappings in (explicit keys win, earlier merged
+                // maps win over later ones) and drops anything else.
+                match v {
+                    Value::Object(m) => merges.push(m),
+                    Value::Array(items) => {
+                        merges.extend(items.into_iter().filter_map(|i| match i {
+                            Value::Object(m) => Some(m),
+                            _ => None,
+                        }))
+                    }
+                    _ => {}
+                }
+                continue;
+            }
             if out.contains_key(&key) {
                 return Err(de::Error::custom(format!("duplicate key {key:?}")));
             }
             out.insert(key, v);
+        }
+        for m in merges {
+            for (k, v) in m {
+                out.entry(k).or_insert(v);
+            }
         }
         Ok(Value::Object(out))
     }
