@@ -143,6 +143,13 @@ impl Emitter {
 
     /// A string scalar; `is_value` is false for mapping keys (simple-key context).
     fn scalar_str(&mut self, s: &str, indent: usize, is_value: bool) {
+        let folded;
+        let s = if s.contains('\u{85}') {
+            folded = fold_nel(s);
+            folded.as_str()
+        } else {
+            s
+        };
         let a = analyze(s);
         let mut style = if s.contains('\n') {
             Style::Literal
@@ -243,10 +250,13 @@ impl Emitter {
         let chars: Vec<char> = s.chars().collect();
         let n = chars.len();
         let mut spaces = false;
+        // go-yaml's BOM test looks at the start of the string, not at the current character:
+        // a string that starts with U+FEFF has every character escaped.
+        let bom = s.starts_with('\u{FEFF}');
         let mut i = 0;
         while i < n {
             let c = chars[i];
-            if !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
+            if bom || !is_printable(c) || is_break(c) || c == '"' || c == '\\' {
                 self.put('\\');
                 match c {
                     '\0' => self.put('0'),
@@ -342,6 +352,38 @@ enum Style {
     Single,
     Double,
     Literal,
+}
+
+/// kustomize hands its JSON to go-yaml v2, whose scanner treats a raw NEL (U+0085) inside a
+/// quoted string as a line break and folds it like YAML does: blanks around it vanish, a single
+/// break becomes a space, each further one a newline.
+fn fold_nel(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '\u{85}' {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        while out.ends_with([' ', '\t']) {
+            out.pop();
+        }
+        let mut breaks = 0;
+        while i < chars.len() && matches!(chars[i], '\u{85}' | ' ' | '\t') {
+            if chars[i] == '\u{85}' {
+                breaks += 1;
+            }
+            i += 1;
+        }
+        if breaks == 1 {
+            out.push(' ');
+        } else {
+            out.extend(std::iter::repeat_n('\n', breaks - 1));
+        }
+    }
+    out
 }
 
 fn is_break(c: char) -> bool {
@@ -518,7 +560,7 @@ fn v2_resolves_to_string(s: &str) -> bool {
             if go_parse_int(&plain).is_some() {
                 return false;
             }
-            if is_yaml_float(&plain) {
+            if is_yaml_float(&plain) && plain.parse::<f64>().is_ok_and(f64::is_finite) {
                 return false;
             }
             true

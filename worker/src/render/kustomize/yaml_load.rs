@@ -92,6 +92,8 @@ enum At {
     Annotations,
     /// A mapping key.
     Key,
+    /// A sequence element.
+    SeqItem,
     Other,
 }
 
@@ -169,12 +171,18 @@ impl<'de> Visitor<'de> for Seed<'_> {
         if self.v2 && matches!(v, "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF") {
             return Ok(Value::Bool(false));
         }
-        resolve_plain_v3(v)
+        // Inside a flow collection (`[...]`, `{...}`) kustomize keeps timestamps with a time
+        // part as written; the scalar's neighbours in the source tell the two contexts apart.
+        let prev = before.trim_end_matches([' ', '\t']).chars().last();
+        let after = &self.src[off + v.len()..];
+        let next = after.trim_start_matches([' ', '\t']).chars().next();
+        let flow = matches!(prev, Some('[' | '{' | ',')) || matches!(next, Some(',' | ']' | '}'));
+        resolve_plain_v3(v, !flow)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::new();
         let child = Seed {
-            at: At::Other,
+            at: At::SeqItem,
             ..self
         };
         while let Some(v) = seq.next_element_seed(child)? {
@@ -297,7 +305,7 @@ impl<'de> Visitor<'de> for AnnotationValue<'_> {
 }
 
 /// go-yaml v3's resolution of a plain scalar that yaml_serde left as a string.
-fn resolve_plain_v3<E: de::Error>(s: &str) -> Result<Value, E> {
+fn resolve_plain_v3<E: de::Error>(s: &str, convert_timestamps: bool) -> Result<Value, E> {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
         "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
@@ -311,14 +319,23 @@ fn resolve_plain_v3<E: de::Error>(s: &str) -> Result<Value, E> {
     let first = s.as_bytes()[0];
     if first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.' {
         if let Some(ts) = timestamp_v3(s) {
-            return Ok(Value::String(ts));
+            // A timestamp-looking value becomes RFC 3339 text (go-yaml decodes it to a time);
+            // in flow context only a bare date does, the other forms stay as written.
+            let date_only = !s.contains(':');
+            return Ok(Value::String(if convert_timestamps || date_only {
+                ts
+            } else {
+                s.to_string()
+            }));
         }
         let plain: String = s.chars().filter(|&c| c != '_').collect();
         if let Some(v) = go_parse_int(&plain) {
             return Ok(v);
         }
+        // Out-of-range floats (1e400) fail Go's ParseFloat and stay strings.
         if is_yaml_float(&plain)
             && let Ok(f) = plain.parse::<f64>()
+            && f.is_finite()
         {
             return float_value(f);
         }
