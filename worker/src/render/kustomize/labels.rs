@@ -128,27 +128,42 @@ const ANNOTATION_TEMPLATES: &[Spec] = &[
     ),
 ];
 
-fn set_all(r: &mut Res, specs: &[Spec], pairs: &[(String, String)]) {
-    let kind = r.kind().to_string();
-    let group = r.group().to_string();
-    for (k, g, path, create) in specs {
-        if *k != kind || (!g.is_empty() && *g != group) {
-            continue;
-        }
-        fieldpath::visit(&mut r.v, path, *create, &mut |v| {
-            let m = obj_mut(v);
-            for (a, b) in pairs {
-                m.insert(a.clone(), Value::String(b.clone()));
-            }
-        });
-    }
+fn applicable(r: &Res, specs: &[Spec]) -> Vec<(&'static str, bool)> {
+    let (kind, group) = (r.kind(), r.group());
+    specs
+        .iter()
+        .filter(|(k, g, _, _)| *k == kind && (g.is_empty() || *g == group))
+        .map(|(_, _, p, c)| (*p, *c))
+        .collect()
 }
 
-fn set_meta(r: &mut Res, field: &str, pairs: &[(String, String)]) {
-    let meta = r.meta_mut();
-    let m = obj_mut(meta.entry(field).or_insert(Value::Null));
-    for (a, b) in pairs {
-        m.insert(a.clone(), Value::String(b.clone()));
+/// Sets `pairs` in the maps at `paths`, the way kustomize's label and annotation filters do:
+/// an existing entry is overwritten in place (so every place that shares its value node follows,
+/// see `Res::aliases`), while the entries it creates for one key in one object all share one new
+/// node.
+fn apply_pairs(r: &mut Res, paths: &[(&str, bool)], pairs: &[(String, String)]) {
+    let mut maps = Vec::new();
+    for (path, create) in paths {
+        maps.extend(fieldpath::pointers(&mut r.v, path, *create));
+    }
+    for (key, val) in pairs {
+        let mut created = Vec::new();
+        for m in &maps {
+            let ptr = format!("{m}/{}", fieldpath::escape(key));
+            let Some(target) = r.v.pointer_mut(m) else {
+                continue;
+            };
+            let map = obj_mut(target);
+            if map.contains_key(key.as_str()) {
+                r.set_shared(&ptr, Value::String(val.clone()));
+            } else {
+                map.insert(key.clone(), Value::String(val.clone()));
+                created.push(ptr);
+            }
+        }
+        if created.len() > 1 {
+            r.aliases.push(created);
+        }
     }
 }
 
@@ -166,10 +181,11 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
     let common = string_map(k.field("commonLabels"), &k.file, "commonLabels")?;
     if !common.is_empty() {
         for r in ra.iter_mut() {
-            set_meta(r, "labels", &common);
-            set_all(r, SELECTORS, &common);
-            set_all(r, &affinity_specs(), &common);
-            set_all(r, TEMPLATES, &common);
+            let mut paths = vec![("metadata/labels", true)];
+            paths.extend(applicable(r, SELECTORS));
+            paths.extend(applicable(r, &affinity_specs()));
+            paths.extend(applicable(r, TEMPLATES));
+            apply_pairs(r, &paths, &common);
         }
     }
     let Some(list) = k.field("labels") else {
@@ -193,14 +209,15 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
         let flag = |f: &str| item.get(f).and_then(Value::as_bool).unwrap_or(false);
         let (sel, tpl) = (flag("includeSelectors"), flag("includeTemplates"));
         for r in ra.iter_mut() {
-            set_meta(r, "labels", &pairs);
+            let mut paths = vec![("metadata/labels", true)];
             if sel {
-                set_all(r, SELECTORS, &pairs);
-                set_all(r, &affinity_specs(), &pairs);
+                paths.extend(applicable(r, SELECTORS));
+                paths.extend(applicable(r, &affinity_specs()));
             }
             if sel || tpl {
-                set_all(r, TEMPLATES, &pairs);
+                paths.extend(applicable(r, TEMPLATES));
             }
+            apply_pairs(r, &paths, &pairs);
             for f in &fields {
                 let get = |n: &str| f.get(n).and_then(Value::as_str).unwrap_or("");
                 let path = get("path");
@@ -230,8 +247,9 @@ pub fn run_annotations(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
         return Ok(());
     }
     for r in ra.iter_mut() {
-        set_meta(r, "annotations", &pairs);
-        set_all(r, ANNOTATION_TEMPLATES, &pairs);
+        let mut paths = vec![("metadata/annotations", true)];
+        paths.extend(applicable(r, ANNOTATION_TEMPLATES));
+        apply_pairs(r, &paths, &pairs);
     }
     Ok(())
 }

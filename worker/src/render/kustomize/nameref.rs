@@ -138,6 +138,35 @@ fn resolve(ra: &[Res], kind: &str, value: &str, ns: Option<&str>) -> Option<Stri
     found.map(str::to_string)
 }
 
+/// A reference that carries its own namespace (RoleBinding subjects, webhook services): the one
+/// object of `kind` that has ever had this name (in this namespace, when one is given) gives its
+/// current name and namespace.
+fn resolve_moved(ra: &[Res], kind: &str, name: &str, ns: Option<&str>) -> Option<(String, String)> {
+    fn eff(s: &str) -> &str {
+        if s.is_empty() { "default" } else { s }
+    }
+    let mut found: Option<&Res> = None;
+    for c in ra.iter().filter(|c| c.kind() == kind) {
+        let ids = std::iter::once((c.name(), c.namespace()))
+            .chain(c.prev.iter().map(|p| (p.1.as_str(), p.2.as_str())));
+        let mut hit = false;
+        for (n, cns) in ids {
+            if n == name && ns.is_none_or(|want| eff(want) == eff(cns)) {
+                hit = true;
+            }
+        }
+        if !hit {
+            continue;
+        }
+        match found {
+            None => found = Some(c),
+            Some(f) if f.name() == c.name() && f.namespace() == c.namespace() => {}
+            Some(_) => return None,
+        }
+    }
+    found.map(|c| (c.name().to_string(), c.namespace().to_string()))
+}
+
 fn collect(v: &Value, segs: &[&str], path: String, out: &mut Vec<String>) {
     match v {
         Value::Array(a) => {
@@ -165,6 +194,8 @@ fn collect(v: &Value, segs: &[&str], path: String, out: &mut Vec<String>) {
 pub fn fix(ra: &mut [Res], _file: &str) -> Result<(), KustomizeError> {
     // (resource index, JSON pointer, referenced kind, namespace to match)
     let mut edits: Vec<(usize, String, String)> = Vec::new();
+    // (resource index, pointer of the map, namespace to set)
+    let mut inserts: Vec<(usize, String, String)> = Vec::new();
     for (i, r) in ra.iter().enumerate() {
         let ns = eff_ns(r.kind(), r.namespace()).to_string();
         let mut refs: Vec<(&str, String)> = Vec::new();
@@ -221,20 +252,50 @@ pub fn fix(ra: &mut [Res], _file: &str) -> Result<(), KustomizeError> {
                     if s.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
                         continue;
                     }
-                    let sns = s.get("namespace").and_then(Value::as_str).unwrap_or("");
-                    let sns = if sns.is_empty() {
-                        ns.clone()
-                    } else {
-                        sns.to_string()
+                    let Some(name) = s.get("name").and_then(Value::as_str) else {
+                        continue;
                     };
-                    if let Some(name) = s.get("name").and_then(Value::as_str)
-                        && let Some(new) = resolve(ra, "ServiceAccount", name, Some(&sns))
-                        && new != name
+                    let sns = s.get("namespace").and_then(Value::as_str);
+                    if let Some((new_name, new_ns)) = resolve_moved(ra, "ServiceAccount", name, sns)
                     {
-                        edits.push((i, format!("/subjects/{j}/name"), new));
+                        if new_name != name {
+                            edits.push((i, format!("/subjects/{j}/name"), new_name));
+                        }
+                        if !new_ns.is_empty() && Some(new_ns.as_str()) != sns {
+                            inserts.push((i, format!("/subjects/{j}"), new_ns));
+                        }
                     }
                 }
             }
+        }
+        if matches!(
+            r.kind(),
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration"
+        ) && let Some(Value::Array(hooks)) = r.v.get("webhooks")
+        {
+            for (j, h) in hooks.iter().enumerate() {
+                let Some(svc) = h.pointer("/clientConfig/service") else {
+                    continue;
+                };
+                let Some(name) = svc.get("name").and_then(Value::as_str) else {
+                    continue;
+                };
+                let sns = svc.get("namespace").and_then(Value::as_str);
+                if let Some((new_name, new_ns)) = resolve_moved(ra, "Service", name, sns) {
+                    let base = format!("/webhooks/{j}/clientConfig/service");
+                    if new_name != name {
+                        edits.push((i, format!("{base}/name"), new_name));
+                    }
+                    if !new_ns.is_empty() && Some(new_ns.as_str()) != sns {
+                        inserts.push((i, base, new_ns));
+                    }
+                }
+            }
+        }
+    }
+    for (i, ptr, ns) in inserts {
+        if let Some(Value::Object(m)) = ra[i].v.pointer_mut(&ptr) {
+            m.insert("namespace".into(), Value::String(ns));
         }
     }
     for (i, ptr, new) in edits {

@@ -138,6 +138,8 @@ fn apply_json(r: &mut Res, ops: &Value, src: &str) -> Result<(), KustomizeError>
         r.namespace().to_string(),
     );
     patch_json6902::apply(&mut r.v, ops).map_err(|e| KustomizeError::invalid(src, e))?;
+    // kustomize applies JSON patches to a JSON copy and rebuilds the object: no shared nodes.
+    r.aliases.clear();
     let after = (
         r.kind().to_string(),
         r.name().to_string(),
@@ -163,8 +165,10 @@ fn apply_smp(r: &mut Res, patch: &Value, src: &str, allow: Allow) -> Result<bool
         r.namespace().to_string(),
         r.kind().to_string(),
     );
+    let snapshot = r.alias_snapshot();
     let keep =
         patch_smp::apply(&mut r.v, patch).map_err(|e| KustomizeError::unsupported(e.0, src))?;
+    r.propagate_aliases(&snapshot);
     if !keep || r.v.as_object().is_some_and(|o| o.is_empty()) {
         return Ok(false);
     }

@@ -23,6 +23,11 @@ pub struct Res {
     /// Set for generated objects that still need the content-hash suffix.
     pub needs_hash: bool,
     pub behavior: Option<Behavior>,
+    /// Groups of JSON pointers whose values are one shared YAML node in kustomize (entries a
+    /// label or annotation transformer created in one pass): an in-place update of one (a later
+    /// label, a strategic merge patch) shows up in all of them. A JSON patch rebuilds the object
+    /// and dissolves the groups.
+    pub aliases: Vec<Vec<String>>,
 }
 
 impl Res {
@@ -34,7 +39,50 @@ impl Res {
             prev: Vec::new(),
             needs_hash: false,
             behavior: None,
+            aliases: Vec::new(),
         }
+    }
+
+    /// Overwrites the value at `ptr` and at every place that shares its node.
+    pub fn set_shared(&mut self, ptr: &str, val: Value) {
+        let group: Vec<String> = self
+            .aliases
+            .iter()
+            .find(|g| g.iter().any(|p| p == ptr))
+            .cloned()
+            .unwrap_or_else(|| vec![ptr.to_string()]);
+        for p in group {
+            if let Some(slot) = self.v.pointer_mut(&p) {
+                *slot = val.clone();
+            }
+        }
+    }
+
+    /// After an in-place edit (strategic merge), spreads changed shared values to their group.
+    pub fn propagate_aliases(&mut self, before: &[Vec<Option<Value>>]) {
+        let groups = self.aliases.clone();
+        for (g, old) in groups.iter().zip(before) {
+            let changed = g.iter().zip(old).find_map(|(p, o)| {
+                let now = self.v.pointer(p)?;
+                (Some(now) != o.as_ref() && !now.is_object() && !now.is_array())
+                    .then(|| now.clone())
+            });
+            if let Some(v) = changed {
+                for p in g {
+                    if let Some(slot) = self.v.pointer_mut(p) {
+                        *slot = v.clone();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Current values of every aliased place, for [`Res::propagate_aliases`].
+    pub fn alias_snapshot(&self) -> Vec<Vec<Option<Value>>> {
+        self.aliases
+            .iter()
+            .map(|g| g.iter().map(|p| self.v.pointer(p).cloned()).collect())
+            .collect()
     }
 
     pub fn kind(&self) -> &str {
