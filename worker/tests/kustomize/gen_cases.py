@@ -908,6 +908,11 @@ case("yaml-out-of-range-and-odd-numbers", {"kustomization.yaml": res("a.yaml"), 
 case("yaml-merge-keys", {"kustomization.yaml": res("a.yaml"), "a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  base: &b {x: \"1\", y: \"2\"}\n  other:\n    <<: *b\n    y: \"3\"\n  list:\n    <<: [*b, {z: \"4\"}]\n  quoted:\n    \"<<\": {q: \"1\"}\n    k: v\n"})
 case("yaml-unicode-line-separators", {"kustomization.yaml": res("a.yaml"), "a.yaml": "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"u\"}, \"data\": {\"ls\": \"a\\u2028b\", \"ps\": \"x\\u2029\", \"lit\": \"one\\ntwo\\u2028three\\n\", \"sq\": \"\\u2028'9\", \"nel\": \"a\\u0085b\", \"bom\": \"\\ufeffx\"}}\n"})
 
+case("err-empty-kustomization", {"kustomization.yaml": "# nothing\n"})
+case("err-kind-only-kustomization", {"kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"})
+case("err-empty-component", {"kustomization.yaml": res("cm.yaml") + "components:\n- c\n", "cm.yaml": CM, "c/kustomization.yaml": "kind: Component\n"})
+case("rw-metadata-only-kustomization", {"kustomization.yaml": "metadata:\n  name: x\n"})
+
 
 def write():
     os.makedirs(ROOT, exist_ok=True)

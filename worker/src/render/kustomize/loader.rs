@@ -189,6 +189,14 @@ impl<'a> Loader<'a> {
                 ));
             }
         };
+        if v.as_object()
+            .is_some_and(|o| o.keys().all(|k| k == "apiVersion" || k == "kind"))
+        {
+            return Err(KustomizeError::invalid(
+                &file,
+                "kustomization.yaml is empty",
+            ));
+        }
         if let Some(obj) = v.as_object() {
             for k in obj.keys() {
                 if !KNOWN_FIELDS.contains(&k.as_str()) {
