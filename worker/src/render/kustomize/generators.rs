@@ -269,6 +269,10 @@ pub fn merge_into(dst: &mut Res, src: Res, b: Behavior) {
     if !src.needs_hash {
         dst.needs_hash = false;
     }
+    if dst.generated_by.is_some() && b == Behavior::Replace {
+        // A replacing generator becomes the object's origin (a merging one does not).
+        dst.origin = src.origin;
+    }
 }
 
 /// Appends the content hash to every generated name (done once, at the top).

@@ -485,6 +485,12 @@ fn build_metadata(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
     let managed = opts.iter().any(|o| o == "managedByLabel");
     for r in ra.iter_mut() {
         if origin {
+            if r.json_patched {
+                return Err(KustomizeError::unsupported(
+                    "originAnnotations on an object changed by a JSON patch",
+                    &k.file,
+                ));
+            }
             let rel = relative(&k.dir, &r.origin);
             if !rel
                 .chars()

@@ -140,6 +140,7 @@ fn apply_json(r: &mut Res, ops: &Value, src: &str) -> Result<(), KustomizeError>
     patch_json6902::apply(&mut r.v, ops).map_err(|e| KustomizeError::invalid(src, e))?;
     // kustomize applies JSON patches to a JSON copy and rebuilds the object: no shared nodes.
     r.aliases.clear();
+    r.json_patched = true;
     let after = (
         r.kind().to_string(),
         r.name().to_string(),

@@ -28,6 +28,8 @@ pub struct Res {
     /// label, a strategic merge patch) shows up in all of them. A JSON patch rebuilds the object
     /// and dissolves the groups.
     pub aliases: Vec<Vec<String>>,
+    /// A JSON patch rebuilt the object (kustomize then records the patch as its origin).
+    pub json_patched: bool,
 }
 
 impl Res {
@@ -40,6 +42,7 @@ impl Res {
             needs_hash: false,
             behavior: None,
             aliases: Vec::new(),
+            json_patched: false,
         }
     }
 

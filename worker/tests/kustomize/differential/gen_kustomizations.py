@@ -29,6 +29,7 @@ spec:
       containers:
       - name: web
         image: nginx:1.25
+        args: ["--svc=$(SVC)"]
         envFrom:
         - configMapRef:
             name: cfg
@@ -175,7 +176,26 @@ def patches():
         opts.append("- target:\n    kind: Deployment\n  patch: |-\n    - op: replace\n      path: /spec/template/spec/containers/1/image\n      value: busybox:patched\n")
     if pick(0.2):
         opts.append("- target:\n    kind: Service\n  patch: |-\n    apiVersion: v1\n    kind: Service\n    metadata:\n      name: x\n    spec:\n      type: NodePort\n")
+    if pick(0.2):
+        opts.append("- patch: |-\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata:\n      name: web\n    spec:\n      template:\n        spec:\n          containers:\n          - name: side\n            $patch: delete\n")
+    if pick(0.2):
+        opts.append("- target:\n    labelSelector: app=web\n  patch: |-\n    - op: add\n      path: /metadata/annotations\n      value:\n        touched: \"yes\"\n")
+    if pick(0.15):
+        opts.append("- patch: |-\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: cfg\n    data:\n      patched: \"1\"\n")
     return "patches:\n" + "".join(opts) if opts else ""
+
+
+def extras():
+    k = ""
+    if pick(0.25):
+        k += "replacements:\n- source:\n    kind: Service\n    name: web\n  targets:\n  - select:\n      kind: Deployment\n    fieldPaths:\n    - spec.template.spec.containers.[name=web].env.[name=A].value\n"
+    if pick(0.15):
+        k += "vars:\n- name: SVC\n  objref:\n    kind: Service\n    name: web\n    apiVersion: v1\n"
+    if pick(0.15):
+        k += "sortOptions:\n  order: fifo\n"
+    if pick(0.1):
+        k += "buildMetadata: [originAnnotations]\n"
+    return k
 
 
 files = dict(("base/" + k, v) for k, v in APP.items())
@@ -187,5 +207,5 @@ comp = ""
 if pick(0.4):
     write(os.path.join(out, "comp/kustomization.yaml"), "kind: Component\n" + transformers("comp") + patches())
     comp = "components:\n- comp\n"
-overlay = "resources:\n- base\n" + transformers("overlay") + generators("overlay", True) + patches() + comp
+overlay = "resources:\n- base\n" + transformers("overlay") + generators("overlay", True) + patches() + comp + extras()
 write(os.path.join(out, "kustomization.yaml"), overlay)
