@@ -49,17 +49,22 @@ fn kubectl(dirs: &[PathBuf]) -> Option<(Duration, u64)> {
     Some((median(times), peak))
 }
 
-fn native(root: &Path, dirs: &[RepoPath], rounds: usize) -> Duration {
+/// Median native build time; also returns how many builds failed (should be none).
+fn native(root: &Path, dirs: &[RepoPath], rounds: usize) -> (Duration, usize) {
     let fs = DirFs::new(root).expect("bench root");
     let mut times = Vec::new();
-    for _ in 0..rounds {
+    let mut failed = 0;
+    for round in 0..rounds {
         for d in dirs {
             let t = Instant::now();
-            let _ = std::hint::black_box(build(&fs, d));
+            let out = std::hint::black_box(build(&fs, d));
             times.push(t.elapsed());
+            if round == 0 && out.is_err() {
+                failed += 1;
+            }
         }
     }
-    median(times)
+    (median(times), failed)
 }
 
 fn write(p: &Path, s: &str) {
@@ -137,9 +142,10 @@ fn main() {
         .iter()
         .map(|s| RepoPath::new(s).expect("path"))
         .collect();
-    let nat = native(&cases, &suite_rel, 5);
+    let (nat, failed) = native(&cases, &suite_rel, 5);
     let kc = kubectl(&suite.iter().map(|s| cases.join(s)).collect::<Vec<_>>());
     report("conformance suite", suite.len(), nat, kc);
+    println!("conformance suite: native build failures: {failed}");
 
     let tmp = std::env::temp_dir().join(format!("capstan-kustomize-bench-{}", std::process::id()));
     let apps = monorepo(&tmp);
@@ -148,8 +154,9 @@ fn main() {
         .map(|s| RepoPath::new(s).expect("path"))
         .collect();
     let t = Instant::now();
-    let nat = native(&tmp, &apps_rel, 3);
+    let (nat, failed) = native(&tmp, &apps_rel, 3);
     let all = t.elapsed();
+    println!("200-app monorepo: native build failures: {failed}");
     let kc = kubectl(&apps.iter().map(|s| tmp.join(s)).collect::<Vec<_>>());
     report("200-app monorepo", apps.len(), nat, kc);
     println!(
