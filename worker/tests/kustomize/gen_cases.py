@@ -913,6 +913,8 @@ case("err-kind-only-kustomization", {"kustomization.yaml": "apiVersion: kustomiz
 case("err-empty-component", {"kustomization.yaml": res("cm.yaml") + "components:\n- c\n", "cm.yaml": CM, "c/kustomization.yaml": "kind: Component\n"})
 case("rw-metadata-only-kustomization", {"kustomization.yaml": "metadata:\n  name: x\n"})
 
+case("err-generator-option-bool-label", {"kustomization.yaml": "configMapGenerator:\n- name: c\n  literals: [a=1]\n  options:\n    labels:\n      enabled: true\n"})
+
 
 def write():
     os.makedirs(ROOT, exist_ok=True)

@@ -167,7 +167,13 @@ fn generate(
         for src in [global, &opts] {
             if let Some(Value::Object(o)) = src.get(field) {
                 for (a, b) in o {
-                    m.insert(a.clone(), Value::String(scalar_string(b)));
+                    let Value::String(text) = b else {
+                        return Err(KustomizeError::invalid(
+                            &file,
+                            format!("generator {field}: value of {a} is not a string: {b}"),
+                        ));
+                    };
+                    m.insert(a.clone(), Value::String(text.clone()));
                 }
             }
         }
@@ -213,13 +219,6 @@ fn generate(
     });
     r.behavior = Some(behavior);
     Ok(r)
-}
-
-fn scalar_string(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn remove_quotes(s: &str) -> &str {

@@ -147,9 +147,8 @@ impl<'a> Loader<'a> {
         file: &RepoPath,
     ) -> Result<RepoPath, KustomizeError> {
         dir.join(rel).map_err(|e| match e {
-            crate::repo_fs::FsError::Remote(r) => {
-                KustomizeError::unsupported(format!("remote reference {r}"), file)
-            }
+            // Remote bases are refused by policy (the sandbox), not a missing feature.
+            remote @ crate::repo_fs::FsError::Remote(_) => KustomizeError::invalid(file, remote),
             other => KustomizeError::invalid(file, other),
         })
     }
