@@ -1,13 +1,41 @@
-//! Native kustomize engine: kustomize v5.5 output, byte for byte, in process.
+//! Native kustomize engine: kustomize v5 output, byte for byte, in process.
 //!
 //! Contract used by the render layer (keep this signature; add options through new functions):
 //! [`build`] reads only through [`RepoFs`], returns the exact text `kustomize build` prints and the
 //! set of repository files it read, and reports anything it does not implement as
 //! [`KustomizeError::Unsupported`] so the caller can fall back to the kustomize binary.
+//!
+//! The build follows kustomize's `accumulateTarget`: resources (files, directories with their own
+//! kustomization), generators, components, then the built-in transformers in kustomize's fixed
+//! order; at the top level the content hashes are appended to generated names, name references
+//! are fixed, and the result is sorted and printed.
+
+mod emit;
+mod fieldpath;
+mod generators;
+mod images;
+mod labels;
+mod loader;
+mod merge_keys;
+mod nameref;
+mod namespace;
+mod order;
+mod patch_json6902;
+mod patch_smp;
+mod patches;
+mod prefix_suffix;
+mod replacements;
+mod replicas;
+mod resource;
+mod selector;
+mod vars;
+mod yaml_load;
 
 use std::collections::BTreeSet;
 
 use crate::repo_fs::{FsError, RepoFs, RepoPath};
+
+pub use emit::to_yaml;
 
 /// The result of one build.
 #[derive(Debug, Clone)]
@@ -31,10 +59,34 @@ pub enum KustomizeError {
     Fs(#[from] FsError),
 }
 
+impl KustomizeError {
+    pub(crate) fn invalid(file: impl ToString, message: impl ToString) -> Self {
+        KustomizeError::Invalid {
+            file: file.to_string(),
+            message: message.to_string(),
+        }
+    }
+    pub(crate) fn unsupported(feature: impl ToString, file: impl ToString) -> Self {
+        KustomizeError::Unsupported {
+            feature: feature.to_string(),
+            file: file.to_string(),
+        }
+    }
+}
+
 /// Builds the kustomization in `dir`.
-pub fn build(_fs: &dyn RepoFs, dir: &RepoPath) -> Result<BuildOutput, KustomizeError> {
-    Err(KustomizeError::Unsupported {
-        feature: "native engine not built yet".into(),
-        file: dir.to_string(),
+pub fn build(fs: &dyn RepoFs, dir: &RepoPath) -> Result<BuildOutput, KustomizeError> {
+    let mut ld = loader::Loader::new(fs);
+    let out = ld.build_root(dir)?;
+    let mut yaml = String::new();
+    for (i, r) in out.iter().enumerate() {
+        if i > 0 {
+            yaml.push_str("---\n");
+        }
+        yaml.push_str(&emit::to_yaml(&r.v));
+    }
+    Ok(BuildOutput {
+        yaml,
+        inputs: ld.inputs,
     })
 }

@@ -1,0 +1,264 @@
+//! A resource during a build: its value plus what kustomize remembers about it (previous names
+//! for name references, generator options).
+
+use serde_json::{Map, Value};
+
+/// How a generated ConfigMap/Secret combines with one of the same id from an earlier layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behavior {
+    Create,
+    Merge,
+    Replace,
+}
+
+#[derive(Clone, Debug)]
+pub struct Res {
+    pub v: Value,
+    /// File (or, for generated objects, kustomization) the resource came from.
+    pub origin: String,
+    /// For generated objects: the generator (`ConfigMapGenerator`, `SecretGenerator`).
+    pub generated_by: Option<&'static str>,
+    /// Earlier (kind, name, namespace) ids, oldest first; name references match any of them.
+    pub prev: Vec<(String, String, String)>,
+    /// Set for generated objects that still need the content-hash suffix.
+    pub needs_hash: bool,
+    pub behavior: Option<Behavior>,
+    /// Groups of JSON pointers whose values are one shared YAML node in kustomize (entries a
+    /// label or annotation transformer created in one pass): an in-place update of one (a later
+    /// label, a strategic merge patch) shows up in all of them. A JSON patch rebuilds the object
+    /// and dissolves the groups.
+    pub aliases: Vec<Vec<String>>,
+    /// A JSON patch rebuilt the object (kustomize then records the patch as its origin).
+    pub json_patched: bool,
+}
+
+impl Res {
+    pub fn new(v: Value, origin: String) -> Self {
+        Res {
+            v,
+            origin,
+            generated_by: None,
+            prev: Vec::new(),
+            needs_hash: false,
+            behavior: None,
+            aliases: Vec::new(),
+            json_patched: false,
+        }
+    }
+
+    /// Overwrites the value at `ptr` and at every place that shares its node.
+    pub fn set_shared(&mut self, ptr: &str, val: Value) {
+        let group: Vec<String> = self
+            .aliases
+            .iter()
+            .find(|g| g.iter().any(|p| p == ptr))
+            .cloned()
+            .unwrap_or_else(|| vec![ptr.to_string()]);
+        for p in group {
+            if let Some(slot) = self.v.pointer_mut(&p) {
+                *slot = val.clone();
+            }
+        }
+    }
+
+    /// After an in-place edit (strategic merge), spreads changed shared values to their group.
+    pub fn propagate_aliases(&mut self, before: &[Vec<Option<Value>>]) {
+        let groups = self.aliases.clone();
+        for (g, old) in groups.iter().zip(before) {
+            let changed = g.iter().zip(old).find_map(|(p, o)| {
+                let now = self.v.pointer(p)?;
+                (Some(now) != o.as_ref() && !now.is_object() && !now.is_array())
+                    .then(|| now.clone())
+            });
+            if let Some(v) = changed {
+                for p in g {
+                    if let Some(slot) = self.v.pointer_mut(p) {
+                        *slot = v.clone();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Current values of every aliased place, for [`Res::propagate_aliases`].
+    pub fn alias_snapshot(&self) -> Vec<Vec<Option<Value>>> {
+        self.aliases
+            .iter()
+            .map(|g| g.iter().map(|p| self.v.pointer(p).cloned()).collect())
+            .collect()
+    }
+
+    pub fn kind(&self) -> &str {
+        self.v.get("kind").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn api_version(&self) -> &str {
+        self.v
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+    pub fn group(&self) -> &str {
+        split_api_version(self.api_version()).0
+    }
+    pub fn version(&self) -> &str {
+        split_api_version(self.api_version()).1
+    }
+    pub fn name(&self) -> &str {
+        self.v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+    pub fn namespace(&self) -> &str {
+        self.v
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn meta_mut(&mut self) -> &mut Map<String, Value> {
+        let obj = obj_mut(&mut self.v);
+        let m = obj
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        obj_mut(m)
+    }
+
+    pub fn set_name(&mut self, name: &str) {
+        self.remember();
+        self.meta_mut()
+            .insert("name".into(), Value::String(name.to_string()));
+    }
+
+    pub fn set_namespace(&mut self, ns: &str) {
+        self.remember();
+        self.meta_mut()
+            .insert("namespace".into(), Value::String(ns.to_string()));
+    }
+
+    fn remember(&mut self) {
+        let cur = (
+            self.kind().to_string(),
+            self.name().to_string(),
+            self.namespace().to_string(),
+        );
+        if self.prev.last() != Some(&cur) {
+            self.prev.push(cur);
+        }
+    }
+
+    /// True if `name` is the current or any previous name.
+    pub fn had_name(&self, name: &str) -> bool {
+        self.name() == name || self.prev.iter().any(|p| p.1 == name)
+    }
+
+    pub fn id(&self) -> ResId {
+        ResId {
+            group: self.group().to_string(),
+            version: self.version().to_string(),
+            kind: self.kind().to_string(),
+            name: self.name().to_string(),
+            namespace: self.namespace().to_string(),
+        }
+    }
+}
+
+/// Makes `v` an object (replacing anything else) and returns its map.
+pub fn obj_mut(v: &mut Value) -> &mut Map<String, Value> {
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+pub fn split_api_version(av: &str) -> (&str, &str) {
+    match av.rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", av),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResId {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+}
+
+impl ResId {
+    /// The namespace kustomize compares ids with: empty means `default` for namespaced kinds.
+    pub fn same_as(&self, o: &ResId) -> bool {
+        self.group == o.group
+            && self.version == o.version
+            && self.kind == o.kind
+            && self.name == o.name
+            && eff_ns(&self.kind, &self.namespace) == eff_ns(&o.kind, &o.namespace)
+    }
+}
+
+impl std::fmt::Display for ResId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = if self.group.is_empty() {
+            "[noGrp]"
+        } else {
+            &self.group
+        };
+        let ns = if self.namespace.is_empty() {
+            "[noNs]"
+        } else {
+            &self.namespace
+        };
+        write!(
+            f,
+            "{}.{}.{}/{}.{}",
+            self.kind, self.version, g, self.name, ns
+        )
+    }
+}
+
+pub fn eff_ns<'a>(kind: &str, ns: &'a str) -> &'a str {
+    if is_cluster_scoped(kind) {
+        ""
+    } else if ns.is_empty() {
+        "default"
+    } else {
+        ns
+    }
+}
+
+/// Kinds kustomize treats as cluster-scoped (never given a namespace): the built-in ones its
+/// schema knows; newer kinds (ValidatingAdmissionPolicy, flowcontrol v1, ...) and custom
+/// resources count as namespaced, as they do in kustomize.
+pub fn is_cluster_scoped(kind: &str) -> bool {
+    matches!(
+        kind,
+        "APIService"
+            | "CertificateSigningRequest"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "ComponentStatus"
+            | "CSIDriver"
+            | "CSINode"
+            | "CustomResourceDefinition"
+            | "IngressClass"
+            | "MutatingWebhookConfiguration"
+            | "Namespace"
+            | "Node"
+            | "PersistentVolume"
+            | "PodSecurityPolicy"
+            | "PriorityClass"
+            | "RuntimeClass"
+            | "SelfSubjectAccessReview"
+            | "SelfSubjectRulesReview"
+            | "StorageClass"
+            | "SubjectAccessReview"
+            | "TokenReview"
+            | "ValidatingWebhookConfiguration"
+            | "VolumeAttachment"
+    )
+}

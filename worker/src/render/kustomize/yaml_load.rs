@@ -1,0 +1,564 @@
+//! Loading YAML the way kustomize sees it.
+//!
+//! kustomize decodes every resource with go-yaml v3 into generic Go values and re-encodes them
+//! through JSON, so what survives is the *value* (not the style): plain scalars are resolved with
+//! go-yaml v3's rules (`0777` is octal, `1_000` is 1000, `yes` stays a string, an unquoted date is
+//! a timestamp). The event parser is yaml_serde's (same alias bound, depth limit and error
+//! positions as `crate::yaml`); plain scalars are told apart from quoted ones by looking at the
+//! source byte before the borrowed slice.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+use super::KustomizeError;
+
+/// Parses every non-empty document of `text`.
+pub fn parse_documents(text: &str, file: &str) -> Result<Vec<Value>, KustomizeError> {
+    parse_documents_with(text, file, false)
+}
+
+/// A kustomization file: like [`parse_single`] but with go-yaml v2's YAML 1.1 booleans
+/// (`yes`, `on`, `y`, ...), as kustomize reads its own configuration.
+pub fn parse_kustomization(text: &str, file: &str) -> Result<Value, KustomizeError> {
+    let mut docs = parse_documents_with(text, file, true)?;
+    match docs.len() {
+        0 => Ok(Value::Null),
+        1 => Ok(docs.remove(0)),
+        n => Err(KustomizeError::Invalid {
+            file: file.to_string(),
+            message: format!("expected one YAML document, found {n}"),
+        }),
+    }
+}
+
+fn parse_documents_with(text: &str, file: &str, v2: bool) -> Result<Vec<Value>, KustomizeError> {
+    let mut out = Vec::new();
+    for doc in yaml_serde::Deserializer::from_str(text) {
+        let seed = Seed {
+            src: text,
+            at: At::Root,
+            v2,
+        };
+        let value = seed.deserialize(doc).map_err(|e| KustomizeError::Invalid {
+            file: file.to_string(),
+            message: match e.location() {
+                Some(l) => format!("line {}: {e}", l.line()),
+                None => e.to_string(),
+            },
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        out.push(value);
+    }
+    Ok(out)
+}
+
+/// Parses a stream that must hold at most one document.
+#[cfg(test)]
+pub fn parse_single(text: &str, file: &str) -> Result<Value, KustomizeError> {
+    let mut docs = parse_documents(text, file)?;
+    match docs.len() {
+        0 => Ok(Value::Null),
+        1 => Ok(docs.remove(0)),
+        n => Err(KustomizeError::Invalid {
+            file: file.to_string(),
+            message: format!("expected one YAML document, found {n}"),
+        }),
+    }
+}
+
+/// Stands for a quoted `"<<"` key while a mapping is read (never a real key: NUL-prefixed).
+const QUOTED_MERGE_KEY: &str = "\u{0}quoted-merge-key";
+
+#[derive(Clone, Copy)]
+struct Seed<'s> {
+    src: &'s str,
+    /// Where the value sits, for the few places kustomize keeps scalars as written.
+    at: At,
+    /// Kustomization files are read by sigs.k8s.io/yaml, i.e. go-yaml v2 (YAML 1.1 booleans).
+    v2: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum At {
+    Root,
+    Metadata,
+    /// The top-level metadata.annotations mapping.
+    AnnotationMap,
+    /// Its values: kustomize keeps them as the text written.
+    Annotations,
+    /// A mapping key.
+    Key,
+    /// A sequence element.
+    SeqItem,
+    Other,
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.at == At::Annotations {
+            return d.deserialize_str(AnnotationValue(self));
+        }
+        d.deserialize_any(self)
+    }
+}
+
+fn float_value<E: de::Error>(f: f64) -> Result<Value, E> {
+    Number::from_f64(f)
+        .map(Value::Number)
+        .ok_or_else(|| E::custom("json: unsupported value: non-finite float"))
+}
+
+impl<'de> Visitor<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
+        float_value(v as f64)
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
+        float_value(v as f64)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        float_value(v)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Value, E> {
+        let base = self.src.as_ptr() as usize;
+        let p = v.as_ptr() as usize;
+        if p < base || p > base + self.src.len() {
+            return Ok(Value::String(v.to_string()));
+        }
+        let off = p - base;
+        let before = &self.src[..off];
+        let quoted = matches!(before.as_bytes().last(), Some(b'"') | Some(b'\''));
+        let tagged_str = before.trim_end().ends_with("!!str");
+        if quoted && self.at == At::Key && v == "<<" {
+            return Ok(Value::String(QUOTED_MERGE_KEY.to_string()));
+        }
+        if quoted || tagged_str {
+            return Ok(Value::String(v.to_string()));
+        }
+        if self.v2 && matches!(v, "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON") {
+            return Ok(Value::Bool(true));
+        }
+        if self.v2 && matches!(v, "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF") {
+            return Ok(Value::Bool(false));
+        }
+        // Inside a flow collection (`[...]`, `{...}`) kustomize keeps timestamps with a time
+        // part as written; the scalar's neighbours in the source tell the two contexts apart.
+        let prev = before.trim_end_matches([' ', '\t']).chars().last();
+        let after = &self.src[off + v.len()..];
+        let next = after.trim_start_matches([' ', '\t']).chars().next();
+        let flow = matches!(prev, Some('[' | '{' | ',')) || matches!(next, Some(',' | ']' | '}'));
+        resolve_plain_v3(v, !flow)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        let child = Seed {
+            at: At::SeqItem,
+            ..self
+        };
+        while let Some(v) = seq.next_element_seed(child)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        let mut merges: Vec<Map<String, Value>> = Vec::new();
+        let key_seed = Seed {
+            at: At::Key,
+            ..self
+        };
+        while let Some(k) = map.next_key_seed(key_seed)? {
+            // kustomize round-trips through JSON, which only has string keys.
+            let key = match k {
+                Value::String(s) => s,
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "json: unsupported type: mapping key {other} is not a string"
+                    )));
+                }
+            };
+            let at = match (self.at, key.as_str()) {
+                (At::Root, "metadata") => At::Metadata,
+                (At::Metadata, "annotations") => At::AnnotationMap,
+                (At::AnnotationMap, _) => At::Annotations,
+                _ => At::Other,
+            };
+            let v = map.next_value_seed(Seed { at, ..self })?;
+            if key == QUOTED_MERGE_KEY {
+                // kustomize drops a quoted `"<<"` entry altogether.
+                continue;
+            }
+            if key == "<<" {
+                // A merge key: go-yaml merges mappings in (explicit keys win, earlier merged
+                // maps win over later ones) and drops anything else.
+                match v {
+                    Value::Object(m) => merges.push(m),
+                    Value::Array(items) => {
+                        merges.extend(items.into_iter().filter_map(|i| match i {
+                            Value::Object(m) => Some(m),
+                            _ => None,
+                        }))
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            out.insert(key, v);
+        }
+        for m in merges {
+            for (k, v) in m {
+                out.entry(k).or_insert(v);
+            }
+        }
+        Ok(Value::Object(out))
+    }
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
+        // A custom tag (`!Foo value`): go-yaml keeps the value and drops the tag.
+        use de::VariantAccess;
+        let (_tag, variant): (String, _) = data.variant()?;
+        variant.newtype_variant_seed(Seed {
+            at: At::Other,
+            ..self
+        })
+    }
+}
+
+/// A value of the top-level `metadata.annotations`: scalars are kept as the text written.
+struct AnnotationValue<'s>(Seed<'s>);
+
+impl<'de> Visitor<'de> for AnnotationValue<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an annotation value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Err(E::custom("annotation value is null; spell it out"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Value, E> {
+        Err(E::custom("numeric annotation value"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Value, E> {
+        Err(E::custom("numeric annotation value"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Value, E> {
+        Err(E::custom("numeric annotation value"))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        Seed {
+            at: At::Other,
+            ..self.0
+        }
+        .visit_seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        Seed {
+            at: At::Other,
+            ..self.0
+        }
+        .visit_map(map)
+    }
+}
+
+/// go-yaml v3's resolution of a plain scalar that yaml_serde left as a string.
+fn resolve_plain_v3<E: de::Error>(s: &str, convert_timestamps: bool) -> Result<Value, E> {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
+        "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        | ".nan" | ".NaN" | ".NAN" => {
+            return Err(E::custom("json: unsupported value: non-finite float"));
+        }
+        _ => {}
+    }
+    let first = s.as_bytes()[0];
+    if first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.' {
+        if let Some(ts) = timestamp_v3(s) {
+            // A timestamp-looking value becomes RFC 3339 text (go-yaml decodes it to a time);
+            // in flow context only a bare date does, the other forms stay as written.
+            let date_only = !s.contains(':');
+            return Ok(Value::String(if convert_timestamps || date_only {
+                ts
+            } else {
+                s.to_string()
+            }));
+        }
+        let plain: String = s.chars().filter(|&c| c != '_').collect();
+        if let Some(v) = go_parse_int(&plain) {
+            return Ok(v);
+        }
+        // Out-of-range floats (1e400) fail Go's ParseFloat and stay strings.
+        if is_yaml_float(&plain)
+            && let Ok(f) = plain.parse::<f64>()
+            && f.is_finite()
+        {
+            return float_value(f);
+        }
+    }
+    Ok(Value::String(s.to_string()))
+}
+
+/// Go's `strconv.ParseInt/ParseUint(s, 0, 64)`: sign, `0x`/`0o`/`0b` prefixes, leading-zero
+/// octal.
+pub(crate) fn go_parse_int(s: &str) -> Option<Value> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits) = if let Some(r) = lower.strip_prefix("0x") {
+        (16, r)
+    } else if let Some(r) = lower.strip_prefix("0o") {
+        (8, r)
+    } else if let Some(r) = lower.strip_prefix("0b") {
+        (2, r)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let mag = u64::from_str_radix(digits, radix).ok()?;
+    if neg {
+        if mag <= i64::MAX as u64 {
+            Some(Value::Number((-(mag as i64)).into()))
+        } else if mag == i64::MAX as u64 + 1 {
+            Some(Value::Number(i64::MIN.into()))
+        } else {
+            None
+        }
+    } else {
+        Some(Value::Number(mag.into()))
+    }
+}
+
+/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
+pub(crate) fn is_yaml_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    } else {
+        if digits(&mut i) == 0 {
+            return false;
+        }
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// Recognises the timestamp forms go-yaml resolves (`2006-1-2`, `2006-1-2T15:4:5.999Z07:00`,
+/// `2006-1-2 15:4:5`) and returns Go's JSON encoding of the time (RFC 3339, nanoseconds trimmed).
+pub(crate) fn timestamp_v3(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if b.len() < 8 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
+        return None;
+    }
+    let mut p = Parser { b, i: 5 };
+    let year = &s[..4];
+    let month = p.num(1, 2)?;
+    p.lit(b'-')?;
+    let day = p.num(1, 2)?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let date = format!("{year}-{month:02}-{day:02}");
+    if p.i == b.len() {
+        return Some(format!("{date}T00:00:00Z"));
+    }
+    let sep = b[p.i];
+    if sep != b'T' && sep != b't' && sep != b' ' {
+        return None;
+    }
+    p.i += 1;
+    let h = p.num(1, 2)?;
+    p.lit(b':')?;
+    let m = p.num(1, 2)?;
+    p.lit(b':')?;
+    let sec = p.num(1, 2)?;
+    if h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    let mut frac = String::new();
+    if p.i < b.len() && b[p.i] == b'.' {
+        p.i += 1;
+        let start = p.i;
+        while p.i < b.len() && b[p.i].is_ascii_digit() {
+            p.i += 1;
+        }
+        if p.i == start || p.i - start > 9 {
+            return None;
+        }
+        let digits = s[start..p.i].trim_end_matches('0');
+        if !digits.is_empty() {
+            frac = format!(".{digits}");
+        }
+    }
+    let zone = if p.i == b.len() {
+        if sep == b' ' {
+            "Z".to_string()
+        } else {
+            return None;
+        }
+    } else if b[p.i] == b'Z' && p.i + 1 == b.len() {
+        if sep == b' ' {
+            return None;
+        }
+        "Z".to_string()
+    } else if (b[p.i] == b'+' || b[p.i] == b'-') && sep != b' ' {
+        let sign = b[p.i] as char;
+        p.i += 1;
+        let zh = p.num(2, 2)?;
+        p.lit(b':')?;
+        let zm = p.num(2, 2)?;
+        if p.i != b.len() {
+            return None;
+        }
+        if zh == 0 && zm == 0 {
+            "Z".to_string()
+        } else {
+            format!("{sign}{zh:02}:{zm:02}")
+        }
+    } else {
+        return None;
+    };
+    Some(format!("{date}T{h:02}:{m:02}:{sec:02}{frac}{zone}"))
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn num(&mut self, min: usize, max: usize) -> Option<u32> {
+        let start = self.i;
+        while self.i < self.b.len() && self.b[self.i].is_ascii_digit() && self.i - start < max {
+            self.i += 1;
+        }
+        if self.i - start < min {
+            return None;
+        }
+        std::str::from_utf8(&self.b[start..self.i])
+            .ok()?
+            .parse()
+            .ok()
+    }
+    fn lit(&mut self, c: u8) -> Option<()> {
+        if self.i < self.b.len() && self.b[self.i] == c {
+            self.i += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn plain_scalars_resolve_like_go_yaml_v3() {
+        let v = parse_single(
+            "a: 0777\nb: \"0777\"\nc: yes\nd: 1_000\ne: 2024-01-02\nf: 09\ng: '1'\nh: !!str 5\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(v["a"], 511);
+        assert_eq!(v["b"], "0777");
+        assert_eq!(v["c"], "yes");
+        assert_eq!(v["d"], 1000);
+        assert_eq!(v["e"], "2024-01-02T00:00:00Z");
+        assert_eq!(v["f"], 9.0);
+        assert_eq!(v["g"], "1");
+        assert_eq!(v["h"], "5");
+        let v = parse_single("a: \"null\"\nb: 'true'\nc: \"~\"\n", "x").unwrap();
+        assert_eq!(v["a"], "null");
+        assert_eq!(v["b"], "true");
+        assert_eq!(v["c"], "~");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let e = parse_single("a: 1\na: 2\n", "f.yaml").unwrap_err();
+        assert!(e.to_string().contains("duplicate"), "{e}");
+    }
+}
