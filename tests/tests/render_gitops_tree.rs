@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use capstan_tests::repo_root;
-use capstan_worker::apps::local::settings_repo_urls;
+use capstan_worker::apps::local::{settings_discovery_exclude, settings_repo_urls};
 use capstan_worker::apps::{DiscoveryConfig, RenderedApp, Snapshot};
 use capstan_worker::render::{RenderConfig, Renderer, SourceKind};
 use capstan_worker::repo_fs::DirFs;
@@ -49,6 +49,7 @@ fn config(root: &Path) -> DiscoveryConfig {
     DiscoveryConfig {
         repo_urls: urls,
         default_branch: "main".into(),
+        exclude: settings_discovery_exclude(&fs),
     }
 }
 
@@ -146,8 +147,14 @@ fn apps_lists_every_application_the_tree_defines() {
         snap.discovery.unsupported
     );
 
+    // The GitOps tree is these folders (DESIGN.md §7); fixtures elsewhere are excluded from
+    // discovery by .capstan.yaml, so the independent count reads only the tree.
     let mut files = Vec::new();
-    yaml_files(&root, &mut files);
+    for dir in ["bootstrap", "argocd", "infrastructure", "applications"] {
+        if root.join(dir).is_dir() {
+            yaml_files(&root.join(dir), &mut files);
+        }
+    }
     let mut expected_plain = BTreeMap::new();
     let mut generated_expected = 0;
     for f in files {

@@ -168,6 +168,7 @@ fn main() {
     let cfg = DiscoveryConfig {
         repo_urls: vec![URL.into()],
         default_branch: "main".into(),
+        ..Default::default()
     };
     let cache = tmp.path().join("cache");
 

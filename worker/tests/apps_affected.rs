@@ -87,6 +87,7 @@ fn cfg() -> DiscoveryConfig {
     DiscoveryConfig {
         repo_urls: vec!["git@github.com:example/gitops".into()],
         default_branch: "main".into(),
+        ..Default::default()
     }
 }
 

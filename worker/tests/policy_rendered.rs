@@ -74,6 +74,7 @@ fn config() -> DiscoveryConfig {
     DiscoveryConfig {
         repo_urls: vec!["https://example.com/r.git".into()],
         default_branch: "main".into(),
+        ..Default::default()
     }
 }
 

@@ -262,6 +262,7 @@ fn cfg() -> DiscoveryConfig {
     DiscoveryConfig {
         repo_urls: vec!["https://example.com/repo".into()],
         default_branch: "main".into(),
+        ..Default::default()
     }
 }
 

@@ -103,7 +103,7 @@ impl LocalRepo {
             repo_urls.extend(g.remote_urls());
         }
         let settings_fs = self.fs(Some(&branch)).or_else(|_| self.fs(None)).ok();
-        if let Some(fs) = settings_fs {
+        if let Some(fs) = &settings_fs {
             repo_urls.extend(settings_repo_urls(fs.as_ref()));
             if default_branch.is_none()
                 && let Some(b) = settings_default_branch(fs.as_ref())
@@ -114,6 +114,10 @@ impl LocalRepo {
         DiscoveryConfig {
             repo_urls,
             default_branch: branch,
+            exclude: settings_fs
+                .as_deref()
+                .map(settings_discovery_exclude)
+                .unwrap_or_default(),
         }
     }
 
@@ -142,6 +146,23 @@ pub fn settings_default_branch(fs: &dyn RepoFs) -> Option<String> {
         .get("defaultBranch")
         .and_then(Value::as_str)
         .map(str::to_string)
+}
+
+/// `discovery.exclude` from `.capstan.yaml`: folders searched for no Applications. Entries that
+/// are not valid repository paths are dropped (they could never match anything inside the repo).
+pub fn settings_discovery_exclude(fs: &dyn RepoFs) -> Vec<RepoPath> {
+    settings(fs)
+        .and_then(|v| v.pointer("/discovery/exclude").cloned())
+        .and_then(|v| match v {
+            Value::Array(a) => Some(a),
+            _ => None,
+        })
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|p| RepoPath::new(p).ok())
+        .filter(|p| !p.is_root())
+        .collect()
 }
 
 /// `repoURLs` (a list) or `repoURL` (one) from `.capstan.yaml`.

@@ -30,6 +30,9 @@ pub struct DiscoveryConfig {
     /// URLs under which this repository is known (https, ssh, with or without `.git`).
     pub repo_urls: Vec<String>,
     pub default_branch: String,
+    /// Folders never searched for Applications (`discovery.exclude` in `.capstan.yaml`), e.g. test
+    /// fixtures that contain Application manifests which are not part of the deployed tree.
+    pub exclude: Vec<RepoPath>,
 }
 
 impl Default for DiscoveryConfig {
@@ -37,6 +40,7 @@ impl Default for DiscoveryConfig {
         DiscoveryConfig {
             repo_urls: Vec::new(),
             default_branch: "main".into(),
+            exclude: Vec::new(),
         }
     }
 }
@@ -188,7 +192,7 @@ fn skipped_dir(name: &str) -> bool {
 }
 
 /// YAML files of the tree, outside skipped folders.
-fn yaml_files(fs: &dyn RepoFs) -> Result<Vec<RepoPath>, String> {
+fn yaml_files(fs: &dyn RepoFs, exclude: &[RepoPath]) -> Result<Vec<RepoPath>, String> {
     let mut out = Vec::new();
     let mut stack = vec![RepoPath::root()];
     while let Some(d) = stack.pop() {
@@ -196,7 +200,11 @@ fn yaml_files(fs: &dyn RepoFs) -> Result<Vec<RepoPath>, String> {
         for (name, kind) in entries {
             let Ok(child) = d.join(&name) else { continue };
             match kind {
-                crate::repo_fs::EntryKind::Dir if !skipped_dir(&name) => stack.push(child),
+                crate::repo_fs::EntryKind::Dir
+                    if !skipped_dir(&name) && !exclude.iter().any(|x| child.starts_with(x)) =>
+                {
+                    stack.push(child)
+                }
                 crate::repo_fs::EntryKind::File
                     if name.ends_with(".yaml") || name.ends_with(".yml") =>
                 {
@@ -221,7 +229,7 @@ fn is_argo(doc: &Value, kind: &str) -> bool {
 /// Finds every Application and ApplicationSet-generated Application in the tree.
 pub fn discover(fs: &dyn RepoFs, cfg: &DiscoveryConfig) -> Discovery {
     let mut d = Discovery::default();
-    let files = match yaml_files(fs) {
+    let files = match yaml_files(fs, &cfg.exclude) {
         Ok(f) => f,
         Err(e) => {
             d.errors.push(e);

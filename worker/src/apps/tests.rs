@@ -10,6 +10,7 @@ fn cfg() -> DiscoveryConfig {
     DiscoveryConfig {
         repo_urls: vec![format!("{URL}.git")],
         default_branch: "main".into(),
+        ..Default::default()
     }
 }
 
@@ -358,4 +359,39 @@ fn destination_helpers_read_the_application() {
     let b = d.get("b").unwrap();
     assert!(!b.creates_namespace());
     assert_eq!(b.cluster().as_deref(), Some("edge"));
+}
+
+#[test]
+fn excluded_folders_are_not_searched_by_component() {
+    let fs = MemFs::new()
+        .with("argocd/web.yaml", app_yaml("web", URL, "main", "apps/web"))
+        .with(
+            "fixtures/ghost.yaml",
+            app_yaml("ghost", URL, "main", "apps/ghost"),
+        )
+        .with(
+            "fixtures-live/live.yaml",
+            app_yaml("live", URL, "main", "apps/live"),
+        );
+    let names = |c: &DiscoveryConfig| -> Vec<String> {
+        discover(&fs, c).apps.into_iter().map(|a| a.name).collect()
+    };
+    assert_eq!(names(&cfg()), vec!["ghost", "live", "web"]);
+    let excluding = DiscoveryConfig {
+        exclude: vec![RepoPath::new("fixtures").unwrap()],
+        ..cfg()
+    };
+    // `fixtures-live` shares a string prefix with `fixtures` but is another folder.
+    assert_eq!(names(&excluding), vec!["live", "web"]);
+}
+
+#[test]
+fn exclusions_are_read_from_the_settings_file() {
+    let fs = MemFs::new().with(
+        ".capstan.yaml",
+        "discovery:\n  exclude: [worker/tests, ../outside, tests/fixtures]\n",
+    );
+    let got = local::settings_discovery_exclude(&fs);
+    let got: Vec<&str> = got.iter().map(RepoPath::as_str).collect();
+    assert_eq!(got, vec!["worker/tests", "tests/fixtures"]);
 }

@@ -42,7 +42,7 @@ pub use source::{DirectoryOptions, HelmOptions, KustomizeOptions, RenderSource, 
 /// Off until the native engine passes its conformance suite *and* `tests/tests/render_gitops_tree.rs`
 /// with it: a trial merge on 2026-11-26 rendered `applications/system/capstan` with one extra blank
 /// line after a block scalar, which the tree test caught. Flip this to make native the default.
-pub const NATIVE_FIRST: bool = false;
+pub const NATIVE_FIRST: bool = true;
 
 /// Why an app could not be rendered. Each variant names the file or app concerned.
 #[derive(Debug, thiserror::Error)]
