@@ -915,6 +915,12 @@ case("rw-metadata-only-kustomization", {"kustomization.yaml": "metadata:\n  name
 
 case("err-generator-option-bool-label", {"kustomization.yaml": "configMapGenerator:\n- name: c\n  literals: [a=1]\n  options:\n    labels:\n      enabled: true\n"})
 
+# A Component built directly is accumulated like a Kustomization.
+case("comp-built-directly", {"kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n" + res("cm.yaml") + "labels:\n- pairs:\n    comp: \"on\"\n", "cm.yaml": CM})
+# A replicas entry that reaches no workload fails, whether no object or a non-workload has the name.
+case("err-replicas-no-resources", {"kustomization.yaml": "replicas:\n- name: web\n  count: 2\n"})
+case("err-replicas-other-workload-name", {"kustomization.yaml": res("deploy.yaml") + "replicas:\n- name: api\n  count: 2\n", "deploy.yaml": DEPLOY})
+
 
 def write():
     os.makedirs(ROOT, exist_ok=True)

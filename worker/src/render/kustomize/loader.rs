@@ -225,13 +225,8 @@ impl<'a> Loader<'a> {
 
     /// `kustomize build dir`.
     pub fn build_root(&mut self, dir: &RepoPath) -> Result<Vec<Res>, KustomizeError> {
+        // A Component built directly is accumulated like a Kustomization, as kustomize does.
         let kust = self.load_kustomization(dir)?;
-        if kust.v.get("kind").and_then(Value::as_str) == Some("Component") {
-            return Err(KustomizeError::invalid(
-                &kust.file,
-                "kind Component cannot be built on its own",
-            ));
-        }
         let mut ra = Vec::new();
         self.accumulate(&kust, &mut ra)?;
         generators::add_hashes(&mut ra)?;

@@ -21,7 +21,6 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
         let count = item.get("count").and_then(Value::as_i64).ok_or_else(|| {
             KustomizeError::invalid(&k.file, "replicas: count must be an integer")
         })?;
-        let mut matched = false;
         let mut workload = false;
         for r in ra.iter_mut() {
             let orig = r
@@ -32,7 +31,6 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
             if orig != name && r.name() != name {
                 continue;
             }
-            matched = true;
             if !matches!(
                 r.kind(),
                 "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController"
@@ -43,7 +41,8 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
             let spec = obj_mut(&mut r.v).entry("spec").or_insert(Value::Null);
             obj_mut(spec).insert("replicas".into(), Value::from(count));
         }
-        if matched && !workload {
+        // kustomize refuses a replicas entry that reaches no workload, matched by name or not.
+        if !workload {
             return Err(KustomizeError::invalid(
                 &k.file,
                 format!(
