@@ -106,6 +106,12 @@ impl AppKey {
         AppKey::from_pem(&pem, &origin)
     }
 
+    /// The public half (DER `RSAPublicKey`), e.g. for a test server verifying our JWTs.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        use aws_lc_rs::signature::KeyPair as _;
+        self.0.public_key().as_ref().to_vec()
+    }
+
     /// The App JWT GitHub wants: RS256, `iss` = App id, issued 60 s in the past against clock
     /// drift, valid 9 minutes (GitHub's maximum is 10).
     pub fn jwt(&self, app_id: u64, now: SystemTime) -> Result<String, ForgeError> {
