@@ -250,9 +250,15 @@ async fn app_auth_reuses_one_installation_token_until_near_expiry() {
     let me = forge.identity().await.unwrap();
     assert_eq!(me.login, "capstan[bot]");
     assert_eq!(me.app_slug.as_deref(), Some("capstan"));
-    for _ in 0..3 {
-        forge.pull_request(REPO, 7).await.unwrap();
-    }
+    // Concurrent first calls still buy a single token.
+    let (a, b, c) = tokio::join!(
+        forge.pull_request(REPO, 7),
+        forge.pull_request(REPO, 7),
+        forge.pull_request(REPO, 7)
+    );
+    a.unwrap();
+    b.unwrap();
+    c.unwrap();
     assert_eq!(token_requests(&fake), 1);
     let pr_calls = fake.calls_to("GET", "/repos/acme/gitops/pulls/7");
     assert_eq!(pr_calls.len(), 3);
@@ -320,6 +326,21 @@ async fn app_comments_reactions_and_check_runs() {
         .await
         .unwrap();
     assert_eq!(fake.reactions(REPO), vec![(human, "eyes".to_string())]);
+    // Someone else's comment cannot be edited: a plain 403 is Forbidden, not a rate limit.
+    match forge.update_comment(REPO, human, "hijacked").await {
+        Err(ForgeError::Forbidden { message, .. }) => {
+            assert!(message.contains("not accessible"), "{message}")
+        }
+        other => panic!("expected Forbidden, got {other:?}"),
+    }
+    assert_eq!(
+        fake.calls_to(
+            "PATCH",
+            &format!("/repos/acme/gitops/issues/comments/{human}")
+        )
+        .len(),
+        1
+    );
     let listed = forge.comments(REPO, 7).await.unwrap();
     assert_eq!(listed.len(), 2);
     assert!(!listed[1].author_is_bot);
@@ -401,6 +422,13 @@ async fn rate_limit_longer_than_the_bound_is_reported_not_slept() {
         other => panic!("expected RateLimited, got {other:?}"),
     }
     assert_eq!(fake.calls().len(), 1);
+    // A secondary limit without headers means "wait at least a minute": beyond the bound too.
+    fake.force_next(1, 403, None);
+    assert!(matches!(
+        forge.pull_request(REPO, 7).await,
+        Err(ForgeError::RateLimited { retry_after: Some(d), .. }) if d == Duration::from_secs(60)
+    ));
+    assert_eq!(fake.calls().len(), 2);
 }
 
 #[tokio::test]

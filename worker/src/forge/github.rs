@@ -238,6 +238,9 @@ pub struct GitHubForge {
     cfg: GitHubConfig,
     http: reqwest::Client,
     app: Mutex<AppState>,
+    /// Held while buying an installation token, so concurrent calls wait for one instead of
+    /// each fetching their own.
+    token_fetch: Mutex<()>,
 }
 
 /// Who a request authenticates as.
@@ -279,6 +282,7 @@ impl GitHubForge {
             cfg: GitHubConfig { api_url, ..cfg },
             http,
             app: Mutex::new(AppState::default()),
+            token_fetch: Mutex::new(()),
         })
     }
 
@@ -340,12 +344,15 @@ impl GitHubForge {
     }
 
     async fn installation_token(&self, id: u64, repo: &str) -> Result<String, ForgeError> {
-        let now = self.now();
-        if let Some(t) = self.app.lock().await.tokens.get(&id)
-            && t.expires_at > now + self.cfg.token_refresh_margin
-        {
-            return Ok(t.token.clone());
+        if let Some(t) = self.cached_token(id).await {
+            return Ok(t);
         }
+        let _fetching = self.token_fetch.lock().await;
+        // Another call may have bought one while this one waited.
+        if let Some(t) = self.cached_token(id).await {
+            return Ok(t);
+        }
+        let now = self.now();
         let url = self.url(&format!("app/installations/{id}/access_tokens"))?;
         let resp = self.send(Method::POST, url, As::App, repo, None).await?;
         let token = resp.body["token"]
@@ -373,6 +380,17 @@ impl GitHubForge {
             },
         );
         Ok(token)
+    }
+
+    async fn cached_token(&self, id: u64) -> Option<String> {
+        let now = self.now();
+        self.app
+            .lock()
+            .await
+            .tokens
+            .get(&id)
+            .filter(|t| t.expires_at > now + self.cfg.token_refresh_margin)
+            .map(|t| t.token.clone())
     }
 
     /// One request with rate-limit retries, traced, mapped to [`ForgeError`].
