@@ -166,6 +166,83 @@ pub enum GitHubAuth {
     App { app_id: u64, key: Arc<AppKey> },
 }
 
+/// Refusals of the GitHub settings (`CAPSTAN_GITHUB_*`), each naming the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(
+        "no GitHub credentials: set CAPSTAN_GITHUB_TOKEN, or CAPSTAN_GITHUB_APP_ID and CAPSTAN_GITHUB_APP_KEY_FILE"
+    )]
+    Missing,
+    #[error(
+        "both CAPSTAN_GITHUB_TOKEN and CAPSTAN_GITHUB_APP_ID are set; choose one way to authenticate"
+    )]
+    Ambiguous,
+    #[error("CAPSTAN_GITHUB_APP_ID {0:?} is not a number")]
+    AppId(String),
+    #[error("CAPSTAN_GITHUB_APP_ID is set but CAPSTAN_GITHUB_APP_KEY_FILE is not")]
+    MissingKeyFile,
+    #[error("CAPSTAN_GITHUB_APP_KEY_FILE: {0}")]
+    Key(#[from] KeyError),
+    #[error("CAPSTAN_GITHUB_TOKEN is empty or contains whitespace")]
+    Token,
+    #[error("CAPSTAN_GITHUB_API_URL {url:?}: {message}")]
+    ApiUrl { url: String, message: String },
+}
+
+impl GitHubAuth {
+    /// Auth from the settings as given (env or flags): a token, or an App id plus key file.
+    pub fn from_settings(
+        token: Option<&str>,
+        app_id: Option<&str>,
+        key_file: Option<&std::path::Path>,
+    ) -> Result<GitHubAuth, SettingsError> {
+        match (token, app_id) {
+            (Some(_), Some(_)) => Err(SettingsError::Ambiguous),
+            (None, None) => Err(SettingsError::Missing),
+            (Some(t), None) => {
+                let t = t.trim();
+                if t.is_empty() || t.chars().any(char::is_whitespace) {
+                    return Err(SettingsError::Token);
+                }
+                Ok(GitHubAuth::Token(t.to_string()))
+            }
+            (None, Some(id)) => {
+                let app_id = id
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| SettingsError::AppId(id.to_string()))?;
+                let key = AppKey::from_file(key_file.ok_or(SettingsError::MissingKeyFile)?)?;
+                Ok(GitHubAuth::App {
+                    app_id,
+                    key: Arc::new(key),
+                })
+            }
+        }
+    }
+}
+
+/// The API base: github.com's unless set (GitHub Enterprise Server: `https://<host>/api/v3`).
+pub fn api_url_from_setting(url: Option<&str>) -> Result<Url, SettingsError> {
+    let raw = url.unwrap_or("https://api.github.com");
+    let parsed = Url::parse(raw).map_err(|e| SettingsError::ApiUrl {
+        url: raw.into(),
+        message: e.to_string(),
+    })?;
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
+        return Err(SettingsError::ApiUrl {
+            url: raw.into(),
+            message: "must be an http(s) URL with a host".into(),
+        });
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() || parsed.query().is_some() {
+        return Err(SettingsError::ApiUrl {
+            url: raw.into(),
+            message: "must not carry credentials or a query".into(),
+        });
+    }
+    Ok(parsed)
+}
+
 /// The clock used for the JWT and token expiry; tests substitute one they can advance.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
@@ -1118,5 +1195,93 @@ impl GitHubForge {
     /// The configured API base (with a trailing slash).
     pub fn api_url(&self) -> &Url {
         &self.cfg.api_url
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn next_link_is_found_among_the_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::LINK,
+            "<https://api.github.com/x?page=1>; rel=\"prev\", <https://api.github.com/x?page=3>; rel=\"next\", <https://api.github.com/x?page=9>; rel=\"last\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            next_link(&h).as_deref(),
+            Some("https://api.github.com/x?page=3")
+        );
+        h.insert(
+            header::LINK,
+            "<https://api.github.com/x?page=1>; rel=\"first\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(next_link(&h), None);
+    }
+
+    #[test]
+    fn settings_refusals_name_the_setting() {
+        let cases: Vec<(Option<&str>, Option<&str>, Option<&std::path::Path>, &str)> = vec![
+            (None, None, None, "no GitHub credentials"),
+            (Some("t"), Some("1"), None, "choose one"),
+            (None, Some("abc"), None, "not a number"),
+            (None, Some("12"), None, "CAPSTAN_GITHUB_APP_KEY_FILE is not"),
+            (
+                None,
+                Some("12"),
+                Some(std::path::Path::new("/nonexistent/key.pem")),
+                "/nonexistent/key.pem",
+            ),
+            (Some("  "), None, None, "CAPSTAN_GITHUB_TOKEN is empty"),
+        ];
+        for (token, app, key, want) in cases {
+            let err = GitHubAuth::from_settings(token, app, key).unwrap_err();
+            assert!(err.to_string().contains(want), "{err} lacks {want}");
+        }
+        assert!(matches!(
+            GitHubAuth::from_settings(Some(&"t".repeat(120)), None, None).unwrap(),
+            GitHubAuth::Token(t) if t.len() == 120
+        ));
+    }
+
+    #[test]
+    fn api_url_defaults_to_github_and_refuses_odd_urls() {
+        assert_eq!(
+            api_url_from_setting(None).unwrap().as_str(),
+            "https://api.github.com/"
+        );
+        assert_eq!(
+            api_url_from_setting(Some("https://ghe.example/api/v3"))
+                .unwrap()
+                .path(),
+            "/api/v3"
+        );
+        for bad in [
+            "ftp://ghe.example",
+            "not a url",
+            "https://user:pw@ghe.example/api/v3",
+            "https://ghe.example/api?x=1",
+        ] {
+            assert!(api_url_from_setting(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hostile_names_are_refused() {
+        for repo in ["..", "a/..", "a/b/c", "a b/c", "/b", "a/"] {
+            assert!(owner_of(repo).is_err(), "{repo}");
+        }
+        assert_eq!(owner_of("acme/gitops.io").unwrap(), "acme");
+        assert!(valid_login("capstan[bot]"));
+        assert!(!valid_login("../x"));
+        assert!(valid_sha(&"a".repeat(40)));
+        assert!(!valid_sha("HEAD"));
     }
 }
