@@ -1228,7 +1228,13 @@ mod tests {
 
     #[test]
     fn settings_refusals_name_the_setting() {
-        let cases: Vec<(Option<&str>, Option<&str>, Option<&std::path::Path>, &str)> = vec![
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a std::path::Path>,
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
             (None, None, None, "no GitHub credentials"),
             (Some("t"), Some("1"), None, "choose one"),
             (None, Some("abc"), None, "not a number"),
