@@ -234,6 +234,11 @@ impl FakeGitHub {
         self.inner.lock().unwrap().token_lifetime = lifetime;
     }
 
+    /// Revokes every installation token issued so far (as reinstalling the App does).
+    pub fn revoke_installation_tokens(&self) {
+        self.inner.lock().unwrap().issued.clear();
+    }
+
     /// Lets `by` pass on the fake's clock (token issue and expiry).
     pub fn advance_clock(&self, by: Duration) {
         self.inner.lock().unwrap().clock_offset += by;

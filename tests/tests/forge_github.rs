@@ -299,6 +299,18 @@ async fn app_auth_reuses_one_installation_token_until_near_expiry() {
     let latest = pr_calls.last().unwrap().authorization.clone().unwrap();
     assert_ne!(latest, first);
     assert_eq!(pr_calls[3].authorization, pr_calls[4].authorization);
+
+    // A revoked token is replaced once and the call still succeeds.
+    fake.revoke_installation_tokens();
+    forge.pull_request(REPO, 7).await.unwrap();
+    assert_eq!(token_requests(&fake), 3);
+    let statuses: Vec<u16> = fake
+        .calls_to("GET", "/repos/acme/gitops/pulls/7")
+        .iter()
+        .skip(5)
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(statuses, vec![401, 200]);
 }
 
 #[tokio::test]

@@ -480,6 +480,7 @@ impl GitHubForge {
         body: Option<&Value>,
     ) -> Result<Response, ForgeError> {
         let mut attempt = 0u32;
+        let mut retried_auth = false;
         loop {
             let auth = self.authorization(who, repo).await?;
             let mut req = self
@@ -529,6 +530,18 @@ impl GitHubForge {
                 .ok()
                 .and_then(|v| error_message(&v))
                 .unwrap_or_else(|| text.chars().take(200).collect());
+            // An installation token can be revoked before it expires (App reinstalled, key
+            // rotated): forget the cached ones and buy a fresh token, once.
+            if status == StatusCode::UNAUTHORIZED
+                && self.is_app()
+                && !matches!(who, As::App)
+                && !retried_auth
+            {
+                warn!(%method, path = url.path(), "installation token refused; fetching a new one");
+                self.app.lock().await.tokens.clear();
+                retried_auth = true;
+                continue;
+            }
             if let Some(wait) = self.rate_limit_wait(status, &headers, &message) {
                 if attempt < self.cfg.max_retries && wait <= self.cfg.max_rate_limit_wait {
                     warn!(%method, path = url.path(), status = status.as_u16(), wait_ms = wait.as_millis() as u64, "GitHub rate limit; waiting");
