@@ -1,6 +1,11 @@
 //! The forge (GitHub) as Capstan needs it, behind a trait so tests use a fake that keeps the real
-//! contract. This issue needs only what missed-event recovery reads; the PR pipeline extends it
-//! (check runs, comments, permissions) and supplies `forge::github`.
+//! contract. Missed-event recovery reads repositories and open pull requests; the PR pipeline adds
+//! pull requests, changed files, comments, reactions, check runs, commit statuses, collaborator
+//! permissions and Capstan's own identity. `forge::github` implements it over GitHub's REST API.
+
+pub mod github;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -14,7 +19,254 @@ pub struct OpenPullRequest {
     pub base_ref: String,
 }
 
-/// Errors talking to the forge, by what the caller can do about them.
+/// Whether a pull request is still open. GitHub reports merged pull requests as `closed` with
+/// `merged: true`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullRequestState {
+    Open,
+    Closed,
+}
+
+/// One pull request as the pipeline needs it: exact SHAs to fetch and whether it is worth checking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRequest {
+    pub repo: String,
+    pub number: u64,
+    pub state: PullRequestState,
+    pub draft: bool,
+    pub merged: bool,
+    pub title: String,
+    pub author: String,
+    pub head_sha: String,
+    pub head_ref: String,
+    pub base_sha: String,
+    pub base_ref: String,
+}
+
+/// A file a pull request changes (`previous_filename` is set for renames).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangedFile {
+    pub filename: String,
+    /// GitHub's status: added, removed, modified, renamed, copied, changed, unchanged.
+    pub status: String,
+    pub previous_filename: Option<String>,
+    pub additions: u64,
+    pub deletions: u64,
+}
+
+/// A comment on a pull request's conversation (GitHub's "issue comment").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssueComment {
+    pub id: u64,
+    pub body: String,
+    pub author: String,
+    /// The author is a bot account (`type: "Bot"`), which never gets to run commands.
+    pub author_is_bot: bool,
+}
+
+/// Reactions GitHub accepts on a comment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reaction {
+    PlusOne,
+    MinusOne,
+    Laugh,
+    Confused,
+    Heart,
+    Hooray,
+    Rocket,
+    Eyes,
+}
+
+impl Reaction {
+    /// The `content` value of GitHub's reactions API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reaction::PlusOne => "+1",
+            Reaction::MinusOne => "-1",
+            Reaction::Laugh => "laugh",
+            Reaction::Confused => "confused",
+            Reaction::Heart => "heart",
+            Reaction::Hooray => "hooray",
+            Reaction::Rocket => "rocket",
+            Reaction::Eyes => "eyes",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckStatus {
+    Queued,
+    InProgress,
+    Completed,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Queued => "queued",
+            CheckStatus::InProgress => "in_progress",
+            CheckStatus::Completed => "completed",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckConclusion {
+    Success,
+    Failure,
+    Neutral,
+    Cancelled,
+    Skipped,
+    TimedOut,
+    ActionRequired,
+}
+
+impl CheckConclusion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckConclusion::Success => "success",
+            CheckConclusion::Failure => "failure",
+            CheckConclusion::Neutral => "neutral",
+            CheckConclusion::Cancelled => "cancelled",
+            CheckConclusion::Skipped => "skipped",
+            CheckConclusion::TimedOut => "timed_out",
+            CheckConclusion::ActionRequired => "action_required",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnnotationLevel {
+    Notice,
+    Warning,
+    Failure,
+}
+
+impl AnnotationLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnnotationLevel::Notice => "notice",
+            AnnotationLevel::Warning => "warning",
+            AnnotationLevel::Failure => "failure",
+        }
+    }
+}
+
+/// A finding pinned to a file and line of the head commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Annotation {
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub level: AnnotationLevel,
+    pub title: Option<String>,
+    pub message: String,
+}
+
+/// The visible body of a check run. GitHub takes at most 50 annotations per request; the GitHub
+/// forge sends any number in batches of 50.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckOutput {
+    pub title: String,
+    /// At most 65,535 characters (GitHub's limit); the caller shortens it.
+    pub summary: String,
+    pub text: Option<String>,
+    pub annotations: Vec<Annotation>,
+}
+
+/// A check run to create (`head_sha` set) or update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRun {
+    pub name: String,
+    pub head_sha: String,
+    pub status: CheckStatus,
+    /// Required when `status` is `Completed`.
+    pub conclusion: Option<CheckConclusion>,
+    pub details_url: Option<String>,
+    pub external_id: Option<String>,
+    pub output: Option<CheckOutput>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitState {
+    Pending,
+    Success,
+    Failure,
+    Error,
+}
+
+impl CommitState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommitState::Pending => "pending",
+            CommitState::Success => "success",
+            CommitState::Failure => "failure",
+            CommitState::Error => "error",
+        }
+    }
+}
+
+/// A commit status: the fallback for check runs, which personal tokens cannot create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitStatus {
+    pub state: CommitState,
+    pub context: String,
+    /// GitHub keeps only the first 140 characters.
+    pub description: Option<String>,
+    pub target_url: Option<String>,
+}
+
+/// A collaborator's permission on a repository, ordered from least to most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Permission {
+    None,
+    Read,
+    Triage,
+    Write,
+    Maintain,
+    Admin,
+}
+
+impl Permission {
+    /// Parses GitHub's role names (and `.capstan.yaml` minimums). `pull`/`push` are the legacy
+    /// names some endpoints still use.
+    pub fn parse(s: &str) -> Option<Permission> {
+        Some(match s {
+            "none" => Permission::None,
+            "read" | "pull" => Permission::Read,
+            "triage" => Permission::Triage,
+            "write" | "push" => Permission::Write,
+            "maintain" => Permission::Maintain,
+            "admin" => Permission::Admin,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::None => "none",
+            Permission::Read => "read",
+            Permission::Triage => "triage",
+            Permission::Write => "write",
+            Permission::Maintain => "maintain",
+            Permission::Admin => "admin",
+        }
+    }
+}
+
+/// Who Capstan is on the forge, so it recognises (and ignores) its own comments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The login its comments carry: `<slug>[bot]` for an App, the user's login for a token.
+    pub login: String,
+    /// The App's slug when authenticated as an App.
+    pub app_slug: Option<String>,
+    /// Whether check runs are available (GitHub allows them to Apps only).
+    pub can_create_check_runs: bool,
+}
+
+/// Errors talking to the forge, by what the caller can do about them. Each names the repository
+/// (or `(installation)` for calls not about one).
 #[derive(Debug, thiserror::Error)]
 pub enum ForgeError {
     /// Credentials missing, expired or refused.
@@ -23,11 +275,37 @@ pub enum ForgeError {
     /// The repository does not exist or is not visible to the installation.
     #[error("{repo}: not found on the forge")]
     NotFound { repo: String },
-    /// Anything else (network, 5xx, rate limit): worth retrying later.
+    /// The credentials are valid but not allowed to do this (missing App permission, token scope).
+    #[error("{repo}: the forge forbids this request: {message}")]
+    Forbidden { repo: String, message: String },
+    /// A primary or secondary rate limit whose wait exceeds what the client is willing to sleep.
+    #[error("{repo}: rate limited by the forge (retry after {retry_after:?}): {message}")]
+    RateLimited {
+        repo: String,
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// The forge rejected the request's content (HTTP 422), with its own message.
+    #[error("{repo}: the forge rejected the request: {message}")]
+    Validation { repo: String, message: String },
+    /// This forge implementation cannot do that (e.g. a test fake, or check runs with a token).
+    #[error("{repo}: not supported by this forge: {what}")]
+    Unsupported { repo: String, what: String },
+    /// Anything else (network, 5xx): worth retrying later.
     #[error("{repo}: forge request failed: {message}")]
     Other { repo: String, message: String },
 }
 
+fn unsupported<T>(repo: &str, what: &str) -> Result<T, ForgeError> {
+    Err(ForgeError::Unsupported {
+        repo: repo.to_string(),
+        what: what.to_string(),
+    })
+}
+
+/// Everything Capstan asks of the forge. The methods after the first two have default bodies that
+/// refuse with [`ForgeError::Unsupported`], so narrow fakes (recovery tests) implement only what
+/// they serve; the GitHub forge implements all of them.
 #[async_trait]
 pub trait Forge: Send + Sync + 'static {
     /// Repositories this installation can see (`owner/name`).
@@ -35,4 +313,98 @@ pub trait Forge: Send + Sync + 'static {
 
     /// Open pull requests of `repo` with their head SHAs.
     async fn open_pull_requests(&self, repo: &str) -> Result<Vec<OpenPullRequest>, ForgeError>;
+
+    /// Capstan's own login on the forge.
+    async fn identity(&self) -> Result<Identity, ForgeError> {
+        unsupported("(installation)", "identity")
+    }
+
+    async fn pull_request(&self, repo: &str, number: u64) -> Result<PullRequest, ForgeError> {
+        let _ = number;
+        unsupported(repo, "pull_request")
+    }
+
+    /// Every file the pull request changes, across all pages.
+    async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<ChangedFile>, ForgeError> {
+        let _ = number;
+        unsupported(repo, "changed_files")
+    }
+
+    /// Every comment on the pull request's conversation, oldest first, across all pages.
+    async fn comments(&self, repo: &str, number: u64) -> Result<Vec<IssueComment>, ForgeError> {
+        let _ = number;
+        unsupported(repo, "comments")
+    }
+
+    async fn create_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        body: &str,
+    ) -> Result<IssueComment, ForgeError> {
+        let _ = (number, body);
+        unsupported(repo, "create_comment")
+    }
+
+    async fn update_comment(
+        &self,
+        repo: &str,
+        comment_id: u64,
+        body: &str,
+    ) -> Result<IssueComment, ForgeError> {
+        let _ = (comment_id, body);
+        unsupported(repo, "update_comment")
+    }
+
+    async fn delete_comment(&self, repo: &str, comment_id: u64) -> Result<(), ForgeError> {
+        let _ = comment_id;
+        unsupported(repo, "delete_comment")
+    }
+
+    async fn add_reaction(
+        &self,
+        repo: &str,
+        comment_id: u64,
+        reaction: Reaction,
+    ) -> Result<(), ForgeError> {
+        let _ = (comment_id, reaction);
+        unsupported(repo, "add_reaction")
+    }
+
+    /// Creates a check run and returns its id.
+    async fn create_check_run(&self, repo: &str, run: &CheckRun) -> Result<u64, ForgeError> {
+        let _ = run;
+        unsupported(repo, "create_check_run")
+    }
+
+    /// Updates check run `id` (status, conclusion, output; `head_sha` is ignored).
+    async fn update_check_run(
+        &self,
+        repo: &str,
+        id: u64,
+        run: &CheckRun,
+    ) -> Result<(), ForgeError> {
+        let _ = (id, run);
+        unsupported(repo, "update_check_run")
+    }
+
+    async fn create_commit_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        status: &CommitStatus,
+    ) -> Result<(), ForgeError> {
+        let _ = (sha, status);
+        unsupported(repo, "create_commit_status")
+    }
+
+    /// `user`'s permission on `repo`. Callers treat an error as "refuse".
+    async fn collaborator_permission(
+        &self,
+        repo: &str,
+        user: &str,
+    ) -> Result<Permission, ForgeError> {
+        let _ = user;
+        unsupported(repo, "collaborator_permission")
+    }
 }

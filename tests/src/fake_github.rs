@@ -1,0 +1,948 @@
+//! An in-process fake of GitHub's REST API for the endpoints Capstan uses, on an ephemeral
+//! 127.0.0.1 port. It keeps GitHub's paths, status codes, payload shapes and limits (Link
+//! pagination with `per_page` ≤ 100, 65,536-character comments, 50 annotations per check-run
+//! request, 401 for bad credentials, 404 for unknown repositories and pull requests), verifies App
+//! JWTs (RS256) before issuing installation tokens, and records every call so tests assert on
+//! behaviour.
+//!
+//! Simplifications, on purpose: the JWT's `iat`/`exp` are checked against each other (≤ 10
+//! minutes apart) but not against the wall clock, so tests may run the client on a shifted clock;
+//! a user missing from a repository's collaborators has permission `none`.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+/// GitHub's comment body limit, in characters.
+pub const MAX_COMMENT_CHARS: usize = 65_536;
+const DOCS: &str = "https://docs.github.com/rest";
+
+/// One request the fake received.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: String,
+    /// The path without the configured prefix (e.g. `/repos/acme/gitops/pulls`).
+    pub path: String,
+    pub query: String,
+    pub authorization: Option<String>,
+    pub body: Option<Value>,
+    pub status: u16,
+}
+
+/// The GitHub App the fake knows.
+#[derive(Clone, Debug)]
+pub struct FakeApp {
+    pub app_id: u64,
+    pub slug: String,
+    /// DER `RSAPublicKey` that App JWTs must verify against.
+    pub public_key_der: Vec<u8>,
+    /// Installation id → account (owner) login.
+    pub installations: Vec<(u64, String)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FakePull {
+    pub number: u64,
+    pub state: String,
+    pub draft: bool,
+    pub merged: bool,
+    pub title: String,
+    pub author: String,
+    pub head_sha: String,
+    pub head_ref: String,
+    pub base_sha: String,
+    pub base_ref: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct FakeComment {
+    pub id: u64,
+    pub issue: u64,
+    pub body: String,
+    pub login: String,
+    pub is_bot: bool,
+}
+
+#[derive(Default)]
+struct Repo {
+    pulls: BTreeMap<u64, FakePull>,
+    files: HashMap<u64, Vec<Value>>,
+    comments: Vec<FakeComment>,
+    reactions: Vec<(u64, String)>,
+    check_runs: BTreeMap<u64, Value>,
+    statuses: Vec<(String, Value)>,
+    collaborators: HashMap<String, String>,
+}
+
+struct Inner {
+    prefix: String,
+    token: String,
+    user_login: String,
+    app: Option<FakeApp>,
+    token_lifetime: Duration,
+    /// Added to the wall clock, so tests can let time pass.
+    clock_offset: Duration,
+    /// Installation token → (installation id, expiry).
+    issued: HashMap<String, (u64, SystemTime)>,
+    repos: BTreeMap<String, Repo>,
+    next_id: u64,
+    /// Responses to force before normal handling: (status, retry-after seconds).
+    forced: VecDeque<(u16, Option<u64>)>,
+    calls: Vec<Call>,
+}
+
+/// Who a request authenticated as.
+enum Principal {
+    User,
+    App,
+    Installation(u64),
+}
+
+/// A running fake; the server stops when this is dropped.
+pub struct FakeGitHub {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeGitHub {
+    /// Starts the fake. `token` is the personal token it accepts; `prefix` is the API path prefix
+    /// (`""` for github.com, `"/api/v3"` for Enterprise Server).
+    pub async fn start(token: &str, prefix: &str, app: Option<FakeApp>) -> FakeGitHub {
+        let inner = Arc::new(Mutex::new(Inner {
+            prefix: prefix.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            user_login: "capstan-user".into(),
+            app,
+            token_lifetime: Duration::from_secs(3600),
+            clock_offset: Duration::ZERO,
+            issued: HashMap::new(),
+            repos: BTreeMap::new(),
+            next_id: 1000,
+            forced: VecDeque::new(),
+            calls: Vec::new(),
+        }));
+        let router = Router::new().fallback(handle).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        FakeGitHub { addr, inner, task }
+    }
+
+    /// The API base URL to configure the client with.
+    pub fn api_url(&self) -> String {
+        let prefix = self.inner.lock().unwrap().prefix.clone();
+        format!("http://{}{}", self.addr, prefix)
+    }
+
+    pub fn add_repo(&self, full_name: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .repos
+            .entry(full_name.to_string())
+            .or_default();
+    }
+
+    pub fn add_pull(&self, repo: &str, pull: FakePull) {
+        let mut g = self.inner.lock().unwrap();
+        g.repos
+            .entry(repo.to_string())
+            .or_default()
+            .pulls
+            .insert(pull.number, pull);
+    }
+
+    /// Sets the changed files of a pull request (GitHub's file objects are generated).
+    pub fn set_files(&self, repo: &str, number: u64, names: &[&str]) {
+        let files = names
+            .iter()
+            .map(|n| json!({"sha": "0".repeat(40), "filename": n, "status": "modified", "additions": 1, "deletions": 0, "changes": 1}))
+            .collect();
+        let mut g = self.inner.lock().unwrap();
+        g.repos
+            .entry(repo.to_string())
+            .or_default()
+            .files
+            .insert(number, files);
+    }
+
+    /// Adds a comment as if `login` had written it; returns its id.
+    pub fn add_comment(
+        &self,
+        repo: &str,
+        issue: u64,
+        login: &str,
+        is_bot: bool,
+        body: &str,
+    ) -> u64 {
+        let mut g = self.inner.lock().unwrap();
+        g.next_id += 1;
+        let id = g.next_id;
+        g.repos
+            .entry(repo.to_string())
+            .or_default()
+            .comments
+            .push(FakeComment {
+                id,
+                issue,
+                body: body.to_string(),
+                login: login.to_string(),
+                is_bot,
+            });
+        id
+    }
+
+    pub fn set_permission(&self, repo: &str, user: &str, role: &str) {
+        let mut g = self.inner.lock().unwrap();
+        g.repos
+            .entry(repo.to_string())
+            .or_default()
+            .collaborators
+            .insert(user.to_string(), role.to_string());
+    }
+
+    /// The next `n` requests get `status` (403 or 429) with an optional `retry-after`.
+    pub fn force_next(&self, n: usize, status: u16, retry_after: Option<u64>) {
+        let mut g = self.inner.lock().unwrap();
+        for _ in 0..n {
+            g.forced.push_back((status, retry_after));
+        }
+    }
+
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.inner.lock().unwrap().token_lifetime = lifetime;
+    }
+
+    /// Revokes every installation token issued so far (as reinstalling the App does).
+    pub fn revoke_installation_tokens(&self) {
+        self.inner.lock().unwrap().issued.clear();
+    }
+
+    /// Lets `by` pass on the fake's clock (token issue and expiry).
+    pub fn advance_clock(&self, by: Duration) {
+        self.inner.lock().unwrap().clock_offset += by;
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.lock().unwrap().calls.clone()
+    }
+
+    /// Calls whose method and path match.
+    pub fn calls_to(&self, method: &str, path: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == method && c.path == path)
+            .collect()
+    }
+
+    pub fn comments(&self, repo: &str, issue: u64) -> Vec<FakeComment> {
+        let g = self.inner.lock().unwrap();
+        g.repos
+            .get(repo)
+            .map(|r| {
+                r.comments
+                    .iter()
+                    .filter(|c| c.issue == issue)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn reactions(&self, repo: &str) -> Vec<(u64, String)> {
+        let g = self.inner.lock().unwrap();
+        g.repos
+            .get(repo)
+            .map(|r| r.reactions.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn check_runs(&self, repo: &str) -> Vec<Value> {
+        let g = self.inner.lock().unwrap();
+        g.repos
+            .get(repo)
+            .map(|r| r.check_runs.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// (sha, status body) in the order they were created.
+    pub fn statuses(&self, repo: &str) -> Vec<(String, Value)> {
+        let g = self.inner.lock().unwrap();
+        g.repos
+            .get(repo)
+            .map(|r| r.statuses.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"message": message, "documentation_url": DOCS, "status": status.as_u16().to_string()})),
+    )
+        .into_response()
+}
+
+fn validation(resource: &str, field: &str, message: &str) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({
+            "message": "Validation Failed",
+            "errors": [{"resource": resource, "code": "custom", "field": field, "message": message}],
+            "documentation_url": DOCS,
+            "status": "422",
+        })),
+    )
+        .into_response()
+}
+
+fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "Not Found")
+}
+
+fn ok(status: StatusCode, v: Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut g = inner.lock().unwrap();
+    let full_path = uri.path().to_string();
+    let path = full_path
+        .strip_prefix(g.prefix.as_str())
+        .unwrap_or(&full_path)
+        .to_string();
+    let query = uri.query().unwrap_or("").to_string();
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
+    let resp = route(
+        &mut g,
+        &method,
+        &full_path,
+        &path,
+        &query,
+        authorization.as_deref(),
+        json_body.as_ref(),
+    );
+    let mut resp = resp;
+    // Link targets are absolute URLs on the host the client used.
+    if let Some(link) = resp.headers().get("link").and_then(|v| v.to_str().ok()) {
+        let host = headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        if let Ok(v) =
+            HeaderValue::from_str(&link.replace("http://HOST", &format!("http://{host}")))
+        {
+            resp.headers_mut().insert("link", v);
+        }
+    }
+    g.calls.push(Call {
+        method: method.to_string(),
+        path,
+        query,
+        authorization,
+        body: json_body,
+        status: resp.status().as_u16(),
+    });
+    resp
+}
+
+// A test server: the refusal is the response itself, boxing it would only add noise.
+#[allow(clippy::result_large_err)]
+fn authenticate(g: &Inner, authorization: Option<&str>) -> Result<Principal, Response> {
+    let bad = || error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    let cred = authorization
+        .and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("token "))
+        })
+        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "Requires authentication"))?;
+    if cred == g.token {
+        return Ok(Principal::User);
+    }
+    if let Some((id, expires)) = g.issued.get(cred) {
+        return if *expires > SystemTime::now() + g.clock_offset {
+            Ok(Principal::Installation(*id))
+        } else {
+            Err(bad())
+        };
+    }
+    if cred.split('.').count() == 3 {
+        return verify_jwt(g, cred).map(|()| Principal::App).map_err(|m| {
+            error(
+                StatusCode::UNAUTHORIZED,
+                &format!("A JSON web token could not be decoded: {m}"),
+            )
+        });
+    }
+    Err(bad())
+}
+
+fn verify_jwt(g: &Inner, jwt: &str) -> Result<(), String> {
+    let app = g.app.as_ref().ok_or("no App configured")?;
+    let mut parts = jwt.split('.');
+    let (h, c, s) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(c), Some(s)) => (h, c, s),
+        _ => return Err("malformed".into()),
+    };
+    let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).map_err(|e| e.to_string());
+    let header: Value = serde_json::from_slice(&decode(h)?).map_err(|e| e.to_string())?;
+    if header["alg"] != "RS256" {
+        return Err("alg must be RS256".into());
+    }
+    let sig = decode(s)?;
+    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &app.public_key_der)
+        .verify(format!("{h}.{c}").as_bytes(), &sig)
+        .map_err(|_| "signature does not verify".to_string())?;
+    let claims: Value = serde_json::from_slice(&decode(c)?).map_err(|e| e.to_string())?;
+    if claims["iss"].as_str() != Some(app.app_id.to_string().as_str())
+        && claims["iss"].as_u64() != Some(app.app_id)
+    {
+        return Err("iss is not the App id".into());
+    }
+    let (iat, exp) = (claims["iat"].as_u64(), claims["exp"].as_u64());
+    match (iat, exp) {
+        (Some(iat), Some(exp)) if exp > iat && exp - iat <= 600 => Ok(()),
+        _ => Err("'Expiration time' claim ('exp') is too far in the future".into()),
+    }
+}
+
+/// Page `items` per GitHub: `per_page` (default 30, max 100), `page` (1-based), Link header.
+fn paginate(full_path: &str, query: &str, items: Vec<Value>, wrap: Option<&str>) -> Response {
+    let params: Vec<(String, String)> = url_pairs(query);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let per_page = get("per_page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page = get("page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let last = items.len().div_ceil(per_page).max(1);
+    let total = items.len();
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let link_to = |p: usize| {
+        let mut q: Vec<String> = params
+            .iter()
+            .filter(|(k, _)| k != "page" && k != "per_page")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        q.push(format!("per_page={per_page}"));
+        q.push(format!("page={p}"));
+        format!("<http://HOST{full_path}?{}>", q.join("&"))
+    };
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("{}; rel=\"next\"", link_to(page + 1)));
+        links.push(format!("{}; rel=\"last\"", link_to(last)));
+    }
+    if page > 1 {
+        links.push(format!("{}; rel=\"first\"", link_to(1)));
+        links.push(format!("{}; rel=\"prev\"", link_to(page - 1)));
+    }
+    let body = match wrap {
+        Some(key) => json!({"total_count": total, key: slice}),
+        None => Value::Array(slice),
+    };
+    let mut resp = ok(StatusCode::OK, body);
+    if !links.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&links.join(", "))
+    {
+        resp.headers_mut().insert("link", v);
+    }
+    resp
+}
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (p.to_string(), String::new()),
+        })
+        .collect()
+}
+
+fn user_json(login: &str, is_bot: bool) -> Value {
+    json!({"login": login, "id": 1, "type": if is_bot { "Bot" } else { "User" }})
+}
+
+fn comment_json(repo: &str, c: &FakeComment) -> Value {
+    json!({
+        "id": c.id,
+        "node_id": format!("IC_{}", c.id),
+        "url": format!("https://api.github.com/repos/{repo}/issues/comments/{}", c.id),
+        "html_url": format!("https://github.com/{repo}/pull/{}#issuecomment-{}", c.issue, c.id),
+        "body": c.body,
+        "user": user_json(&c.login, c.is_bot),
+        "author_association": "MEMBER",
+    })
+}
+
+fn pull_json(repo: &str, p: &FakePull) -> Value {
+    json!({
+        "number": p.number,
+        "state": p.state,
+        "draft": p.draft,
+        "merged": p.merged,
+        "title": p.title,
+        "user": user_json(&p.author, false),
+        "head": {"sha": p.head_sha, "ref": p.head_ref, "repo": {"full_name": repo}},
+        "base": {"sha": p.base_sha, "ref": p.base_ref, "repo": {"full_name": repo}},
+    })
+}
+
+fn repo_json(full: &str) -> Value {
+    let (owner, name) = full.split_once('/').unwrap_or((full, full));
+    json!({"full_name": full, "name": name, "owner": {"login": owner}, "private": true})
+}
+
+#[allow(clippy::too_many_arguments)]
+fn route(
+    g: &mut Inner,
+    method: &Method,
+    full_path: &str,
+    path: &str,
+    query: &str,
+    authorization: Option<&str>,
+    body: Option<&Value>,
+) -> Response {
+    if let Some((status, retry_after)) = g.forced.pop_front() {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+        let mut resp = error(
+            code,
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        );
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
+        }
+        return resp;
+    }
+    let who = match authenticate(g, authorization) {
+        Ok(w) => w,
+        Err(resp) => return resp,
+    };
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let m = method.as_str();
+    // App (JWT) endpoints.
+    if segs.first() == Some(&"app") || (segs.len() == 3 && segs[2] == "installation") {
+        let Principal::App = who else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "A JSON web token could not be decoded",
+            );
+        };
+        let Some(app) = g.app.clone() else {
+            return not_found();
+        };
+        return match (m, segs.as_slice()) {
+            ("GET", ["app"]) => ok(
+                StatusCode::OK,
+                json!({"id": app.app_id, "slug": app.slug, "name": app.slug}),
+            ),
+            ("GET", ["app", "installations"]) => {
+                let items = app
+                    .installations
+                    .iter()
+                    .map(|(id, login)| json!({"id": id, "account": {"login": login}}))
+                    .collect();
+                paginate(full_path, query, items, None)
+            }
+            ("POST", ["app", "installations", id, "access_tokens"]) => {
+                let Some(id) = id
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|id| app.installations.iter().any(|(i, _)| i == id))
+                else {
+                    return not_found();
+                };
+                g.next_id += 1;
+                // Longer than 40 characters, as GitHub's newer tokens are.
+                let token = format!("ghs_{:0>60}", g.next_id);
+                let expires = SystemTime::now() + g.clock_offset + g.token_lifetime;
+                g.issued.insert(token.clone(), (id, expires));
+                let secs = expires
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                let expires_at = time_rfc3339(secs);
+                ok(
+                    StatusCode::CREATED,
+                    json!({"token": token, "expires_at": expires_at, "permissions": {}}),
+                )
+            }
+            ("GET", [kind, who_, "installation"]) if *kind == "users" || *kind == "orgs" => {
+                match app.installations.iter().find(|(_, l)| l == who_) {
+                    Some((id, _)) => ok(StatusCode::OK, json!({"id": id})),
+                    None => not_found(),
+                }
+            }
+            _ => not_found(),
+        };
+    }
+    if segs.len() == 4 && segs[0] == "repos" && segs[3] == "installation" {
+        let Principal::App = who else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "A JSON web token could not be decoded",
+            );
+        };
+        let Some(app) = g.app.clone() else {
+            return not_found();
+        };
+        let full = format!("{}/{}", segs[1], segs[2]);
+        if !g.repos.contains_key(&full) {
+            return not_found();
+        }
+        return match app.installations.iter().find(|(_, l)| l == segs[1]) {
+            Some((id, _)) => ok(StatusCode::OK, json!({"id": id})),
+            None => not_found(),
+        };
+    }
+    if let Principal::App = who {
+        return error(
+            StatusCode::FORBIDDEN,
+            "A JSON web token cannot be used for this endpoint; use an installation token",
+        );
+    }
+    let installation_owner = match who {
+        Principal::Installation(id) => g
+            .app
+            .as_ref()
+            .and_then(|a| a.installations.iter().find(|(i, _)| *i == id))
+            .map(|(_, l)| l.clone()),
+        _ => None,
+    };
+    let (author, author_is_bot) = match (&who, &g.app) {
+        (Principal::Installation(_), Some(app)) => (format!("{}[bot]", app.slug), true),
+        _ => (g.user_login.clone(), false),
+    };
+    match (m, segs.as_slice()) {
+        ("GET", ["user"]) => return ok(StatusCode::OK, user_json(&g.user_login, false)),
+        ("GET", ["user", "repos"]) => {
+            let items = g.repos.keys().map(|r| repo_json(r)).collect();
+            return paginate(full_path, query, items, None);
+        }
+        ("GET", ["installation", "repositories"]) => {
+            let Some(owner) = installation_owner else {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "Resource not accessible by integration",
+                );
+            };
+            let items = g
+                .repos
+                .keys()
+                .filter(|r| r.split('/').next() == Some(owner.as_str()))
+                .map(|r| repo_json(r))
+                .collect();
+            return paginate(full_path, query, items, Some("repositories"));
+        }
+        _ => {}
+    }
+    if segs.len() < 4 || segs[0] != "repos" {
+        return not_found();
+    }
+    let full = format!("{}/{}", segs[1], segs[2]);
+    if let Some(owner) = &installation_owner
+        && owner != segs[1]
+    {
+        return not_found();
+    }
+    let is_app_installation = installation_owner.is_some();
+    g.next_id += 1;
+    let new_id = g.next_id;
+    let Some(repo) = g.repos.get_mut(&full) else {
+        return not_found();
+    };
+    let body_str = |field: &str| body.and_then(|b| b[field].as_str()).map(str::to_string);
+    match (m, &segs[3..]) {
+        ("GET", ["pulls"]) => {
+            let state = url_pairs(query)
+                .into_iter()
+                .find(|(k, _)| k == "state")
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| "open".into());
+            let items = repo
+                .pulls
+                .values()
+                .filter(|p| state == "all" || p.state == state)
+                .map(|p| pull_json(&full, p))
+                .collect();
+            paginate(full_path, query, items, None)
+        }
+        ("GET", ["pulls", n]) => match n.parse::<u64>().ok().and_then(|n| repo.pulls.get(&n)) {
+            Some(p) => ok(StatusCode::OK, pull_json(&full, p)),
+            None => not_found(),
+        },
+        ("GET", ["pulls", n, "files"]) => {
+            let Some(n) = n.parse::<u64>().ok().filter(|n| repo.pulls.contains_key(n)) else {
+                return not_found();
+            };
+            // GitHub lists at most 3000 files.
+            let files: Vec<Value> = repo
+                .files
+                .get(&n)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .take(3000)
+                .collect();
+            paginate(full_path, query, files, None)
+        }
+        ("GET", ["issues", n, "comments"]) => {
+            let Some(n) = n.parse::<u64>().ok().filter(|n| repo.pulls.contains_key(n)) else {
+                return not_found();
+            };
+            let items = repo
+                .comments
+                .iter()
+                .filter(|c| c.issue == n)
+                .map(|c| comment_json(&full, c))
+                .collect();
+            paginate(full_path, query, items, None)
+        }
+        ("POST", ["issues", n, "comments"]) => {
+            let Some(n) = n.parse::<u64>().ok().filter(|n| repo.pulls.contains_key(n)) else {
+                return not_found();
+            };
+            let Some(text) = body_str("body") else {
+                return validation("IssueComment", "body", "body wasn't supplied.");
+            };
+            if text.chars().count() > MAX_COMMENT_CHARS {
+                return validation(
+                    "IssueComment",
+                    "body",
+                    "Body is too long (maximum is 65536 characters)",
+                );
+            }
+            let c = FakeComment {
+                id: new_id,
+                issue: n,
+                body: text,
+                login: author,
+                is_bot: author_is_bot,
+            };
+            let v = comment_json(&full, &c);
+            repo.comments.push(c);
+            ok(StatusCode::CREATED, v)
+        }
+        (m @ ("GET" | "PATCH" | "DELETE"), ["issues", "comments", id]) => {
+            let Some(pos) = id
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| repo.comments.iter().position(|c| c.id == id))
+            else {
+                return not_found();
+            };
+            match m {
+                "GET" => ok(StatusCode::OK, comment_json(&full, &repo.comments[pos])),
+                "DELETE" => {
+                    repo.comments.remove(pos);
+                    StatusCode::NO_CONTENT.into_response()
+                }
+                _ => {
+                    let Some(text) = body_str("body") else {
+                        return validation("IssueComment", "body", "body wasn't supplied.");
+                    };
+                    if text.chars().count() > MAX_COMMENT_CHARS {
+                        return validation(
+                            "IssueComment",
+                            "body",
+                            "Body is too long (maximum is 65536 characters)",
+                        );
+                    }
+                    if repo.comments[pos].login != author {
+                        return error(
+                            StatusCode::FORBIDDEN,
+                            "Resource not accessible by integration",
+                        );
+                    }
+                    repo.comments[pos].body = text;
+                    ok(StatusCode::OK, comment_json(&full, &repo.comments[pos]))
+                }
+            }
+        }
+        ("POST", ["issues", "comments", id, "reactions"]) => {
+            let Some(id) = id
+                .parse::<u64>()
+                .ok()
+                .filter(|id| repo.comments.iter().any(|c| c.id == *id))
+            else {
+                return not_found();
+            };
+            const ALLOWED: [&str; 8] = [
+                "+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes",
+            ];
+            let Some(content) = body_str("content").filter(|c| ALLOWED.contains(&c.as_str()))
+            else {
+                return validation("Reaction", "content", "content is not included in the list");
+            };
+            let existed = repo
+                .reactions
+                .iter()
+                .any(|(i, c)| *i == id && *c == content);
+            if !existed {
+                repo.reactions.push((id, content.clone()));
+            }
+            ok(
+                if existed {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                },
+                json!({"id": new_id, "content": content, "user": user_json(&author, author_is_bot)}),
+            )
+        }
+        ("POST", ["check-runs"]) | ("PATCH", ["check-runs", _]) => {
+            if !is_app_installation {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "You must authenticate via a GitHub App.",
+                );
+            }
+            let b = body.cloned().unwrap_or(Value::Null);
+            if let Some(resp) = check_run_limits(&b) {
+                return resp;
+            }
+            if m == "POST" {
+                if b["name"].as_str().is_none() || b["head_sha"].as_str().is_none() {
+                    return validation("CheckRun", "head_sha", "name and head_sha are required");
+                }
+                let mut run = b.clone();
+                run["id"] = json!(new_id);
+                repo.check_runs.insert(new_id, run.clone());
+                ok(StatusCode::CREATED, run)
+            } else {
+                let Some(run) = segs[4]
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|id| repo.check_runs.get_mut(&id))
+                else {
+                    return not_found();
+                };
+                merge_check_run(run, &b);
+                ok(StatusCode::OK, run.clone())
+            }
+        }
+        ("POST", ["statuses", sha]) => {
+            let state = body_str("state").unwrap_or_default();
+            if !["pending", "success", "failure", "error"].contains(&state.as_str()) {
+                return validation("Status", "state", "state is not included in the list");
+            }
+            let mut v = body.cloned().unwrap_or(Value::Null);
+            v["id"] = json!(new_id);
+            repo.statuses.push((sha.to_string(), v.clone()));
+            ok(StatusCode::CREATED, v)
+        }
+        ("GET", ["collaborators", user, "permission"]) => {
+            let role = repo
+                .collaborators
+                .get(*user)
+                .cloned()
+                .unwrap_or_else(|| "none".into());
+            let permission = match role.as_str() {
+                "maintain" => "write",
+                "triage" => "read",
+                other => other,
+            };
+            ok(
+                StatusCode::OK,
+                json!({"permission": permission, "role_name": role, "user": user_json(user, false)}),
+            )
+        }
+        _ => not_found(),
+    }
+}
+
+/// GitHub's limits on a check-run request.
+fn check_run_limits(b: &Value) -> Option<Response> {
+    let output = &b["output"];
+    if output.is_null() {
+        return None;
+    }
+    if output["summary"].as_str().map(|s| s.chars().count()) > Some(65_535) {
+        return Some(validation(
+            "CheckRun",
+            "summary",
+            "Only 65535 characters are allowed; 65536 were supplied.",
+        ));
+    }
+    if output["annotations"].as_array().map(Vec::len) > Some(50) {
+        return Some(validation(
+            "CheckRun",
+            "annotations",
+            "Only 50 annotations may be sent per request",
+        ));
+    }
+    None
+}
+
+/// A PATCH replaces fields and appends annotations, as GitHub does.
+fn merge_check_run(run: &mut Value, patch: &Value) {
+    let Some(obj) = patch.as_object() else {
+        return;
+    };
+    for (k, v) in obj {
+        if k == "output" {
+            let mut annotations = run["output"]["annotations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            annotations.extend(v["annotations"].as_array().cloned().unwrap_or_default());
+            let mut out = v.clone();
+            out["annotations"] = Value::Array(annotations);
+            run["output"] = out;
+        } else {
+            run[k] = v.clone();
+        }
+    }
+}
+
+/// Seconds since the epoch as GitHub's `2026-11-26T10:00:00Z`.
+fn time_rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
