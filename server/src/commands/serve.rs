@@ -23,6 +23,9 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     capstan_server::serve::init_tracing(&cfg);
+    // One TLS stack process-wide: with two rustls providers linked in, clients that rely on the
+    // process default (kube, sqlx) would panic at first use.
+    capstan_worker::forge::github::install_crypto_provider();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
