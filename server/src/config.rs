@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use capstan_worker::forge::github::{GitHubAuth, api_url_from_setting};
 use globset::{GlobSet, GlobSetBuilder};
 
 /// One setting. `flag` is empty for secrets.
@@ -50,6 +51,12 @@ keys! {
     BOT_LOGINS = ("bot_logins", "--bot-logins", "CAPSTAN_BOT_LOGINS", "", "Logins Capstan comments as; their comments never trigger commands (bots are always ignored).");
     LOG_FORMAT = ("log_format", "--log-format", "CAPSTAN_LOG_FORMAT", "pretty", "`pretty` or `json`.");
     LOG = ("log", "--log", "CAPSTAN_LOG", "info", "Log filter (`tracing` env-filter syntax, e.g. `info,capstan_worker=debug`).");
+    PUBLIC_URL = ("public_url", "--public-url", "CAPSTAN_PUBLIC_URL", "http://localhost:<listen port>", "Base URL people reach the dashboard at; PR comments link runs as `<public_url>/runs/<id>`.");
+    GITHUB_API_URL = ("github_api_url", "--github-api-url", "CAPSTAN_GITHUB_API_URL", "https://api.github.com", "GitHub REST API base; for GitHub Enterprise Server `https://<host>/api/v3`.");
+    GITHUB_TOKEN = ("", "", "CAPSTAN_GITHUB_TOKEN", "none", "Personal or fine-grained token (commit statuses instead of check runs). Environment only; or use the App settings.");
+    GITHUB_APP_ID = ("github_app_id", "--github-app-id", "CAPSTAN_GITHUB_APP_ID", "none", "GitHub App id; with the key file, Capstan authenticates as the App (check runs, per-installation tokens).");
+    GITHUB_APP_KEY_FILE = ("github_app_key_file", "--github-app-key-file", "CAPSTAN_GITHUB_APP_KEY_FILE", "none", "The GitHub App's private key (PEM). Without GitHub credentials reports go to the dashboard and the log only.");
+    GIT_URL_TEMPLATE = ("git_url_template", "--git-url-template", "CAPSTAN_GIT_URL_TEMPLATE", "https://<github host>/{owner}/{repo}.git", "Where repositories are fetched from (`{owner}`, `{repo}`, `{host}`); `file://` works for mirrors. Never taken from a webhook.");
 }
 
 /// The settings file and flags as `serve` and `replay` accept them. Values are strings so the
@@ -95,6 +102,16 @@ pub struct ConfigArgs {
     pub log_format: Option<String>,
     #[arg(long, value_name = "FILTER", help = LOG.help)]
     pub log: Option<String>,
+    #[arg(long, value_name = "URL", help = PUBLIC_URL.help)]
+    pub public_url: Option<String>,
+    #[arg(long, value_name = "URL", help = GITHUB_API_URL.help)]
+    pub github_api_url: Option<String>,
+    #[arg(long, value_name = "ID", help = GITHUB_APP_ID.help)]
+    pub github_app_id: Option<String>,
+    #[arg(long, value_name = "FILE", help = GITHUB_APP_KEY_FILE.help)]
+    pub github_app_key_file: Option<String>,
+    #[arg(long, value_name = "TEMPLATE", help = GIT_URL_TEMPLATE.help)]
+    pub git_url_template: Option<String>,
 }
 
 impl ConfigArgs {
@@ -118,6 +135,11 @@ impl ConfigArgs {
             "bot_logins" => &self.bot_logins,
             "log_format" => &self.log_format,
             "log" => &self.log,
+            "public_url" => &self.public_url,
+            "github_api_url" => &self.github_api_url,
+            "github_app_id" => &self.github_app_id,
+            "github_app_key_file" => &self.github_app_key_file,
+            "git_url_template" => &self.git_url_template,
             _ => return None,
         };
         v.as_deref()
@@ -201,6 +223,24 @@ pub struct Config {
     pub bot_logins: Vec<String>,
     pub log_format: LogFormat,
     pub log: String,
+    /// Dashboard base URL, without a trailing slash.
+    pub public_url: String,
+    pub github_api_url: url::Url,
+    /// `None`: no GitHub credentials; reports go to the store and the log.
+    pub github_auth: Option<GitHubAuth>,
+    pub git_url_template: String,
+    /// The web host `{host}` stands for in the git URL template.
+    pub github_host: String,
+}
+
+/// `api.github.com` → `github.com`; a GHES API URL `https://ghe.example/api/v3` → `ghe.example`.
+fn github_web_host(api: &url::Url) -> String {
+    let host = api.host_str().unwrap_or("github.com");
+    let host = host.strip_prefix("api.").unwrap_or(host);
+    match api.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
 }
 
 /// Reads values by precedence and remembers where each came from.
@@ -476,6 +516,79 @@ impl Config {
                 v
             }
         };
+        let public_url = match s.get(&PUBLIC_URL) {
+            None => format!("http://localhost:{}", listen.port()),
+            Some((v, origin)) => {
+                let parsed = url::Url::parse(v.trim()).map_err(|e| ConfigError::Invalid {
+                    origin: origin.clone(),
+                    value: v.clone(),
+                    reason: e.to_string(),
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(ConfigError::Invalid {
+                        origin,
+                        value: v,
+                        reason: "expected an http(s) URL".into(),
+                    });
+                }
+                v.trim().trim_end_matches('/').to_string()
+            }
+        };
+        let (api_raw, api_origin) = match s.get(&GITHUB_API_URL) {
+            Some((v, o)) => (Some(v), o),
+            None => (None, "default".to_string()),
+        };
+        let github_api_url =
+            api_url_from_setting(api_raw.as_deref()).map_err(|e| ConfigError::Invalid {
+                origin: api_origin,
+                value: api_raw.clone().unwrap_or_default(),
+                reason: e.to_string(),
+            })?;
+        let token = env(GITHUB_TOKEN.env);
+        let app_id = s.get(&GITHUB_APP_ID);
+        let key_file = s.get(&GITHUB_APP_KEY_FILE);
+        let github_auth = if token.is_none() && app_id.is_none() {
+            if let Some((_, origin)) = key_file {
+                return Err(ConfigError::Secret {
+                    origin,
+                    reason: "a GitHub App key file without CAPSTAN_GITHUB_APP_ID".into(),
+                });
+            }
+            None
+        } else {
+            let key_path = key_file.as_ref().map(|(p, _)| PathBuf::from(p));
+            Some(
+                GitHubAuth::from_settings(
+                    token.as_deref(),
+                    app_id.as_ref().map(|(v, _)| v.as_str()),
+                    key_path.as_deref(),
+                )
+                .map_err(|e| ConfigError::Secret {
+                    origin: "GitHub credentials".into(),
+                    reason: e.to_string(),
+                })?,
+            )
+        };
+        let github_host = github_web_host(&github_api_url);
+        let git_url_template = match s.get(&GIT_URL_TEMPLATE) {
+            None => capstan_worker::git::mirror::DEFAULT_URL_TEMPLATE.to_string(),
+            Some((v, origin)) => {
+                let v = v.trim().to_string();
+                let scheme_ok = ["https://", "http://", "file://", "/"]
+                    .iter()
+                    .any(|p| v.starts_with(p));
+                if !scheme_ok || !v.contains("{repo}") {
+                    return Err(ConfigError::Invalid {
+                        origin,
+                        value: v,
+                        reason: "expected an https://, http://, file:// URL or an absolute path \
+                                 containing {repo} (and usually {owner})"
+                            .into(),
+                    });
+                }
+                v
+            }
+        };
         Ok(Config {
             listen,
             role,
@@ -495,6 +608,11 @@ impl Config {
             bot_logins,
             log_format,
             log,
+            public_url,
+            github_api_url,
+            github_auth,
+            git_url_template,
+            github_host,
         })
     }
 }
@@ -697,6 +815,69 @@ mod tests {
                 &[("CAPSTAN_REPO_ALLOWLIST", "acme/[")],
                 ConfigArgs::default(),
                 "CAPSTAN_REPO_ALLOWLIST",
+            ),
+        ];
+        for (env, args, want) in cases {
+            let err = Config::load_with(&args, &env_of(env))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn github_settings_choose_one_auth_and_derive_the_git_host() {
+        let none = Config::load_with(&ConfigArgs::default(), &env_of(&[])).unwrap();
+        assert!(none.github_auth.is_none());
+        assert_eq!(none.github_host, "github.com");
+        assert_eq!(none.git_url_template, "https://{host}/{owner}/{repo}.git");
+        assert_eq!(none.public_url, "http://localhost:8080");
+
+        let token = Config::load_with(
+            &ConfigArgs {
+                github_api_url: Some("https://ghe.example.com/api/v3".into()),
+                public_url: Some("https://capstan.example.com/".into()),
+                ..ConfigArgs::default()
+            },
+            &env_of(&[("CAPSTAN_GITHUB_TOKEN", "ghp_x")]),
+        )
+        .unwrap();
+        assert!(matches!(token.github_auth, Some(GitHubAuth::Token(ref t)) if t == "ghp_x"));
+        assert_eq!(token.github_host, "ghe.example.com");
+        assert_eq!(token.public_url, "https://capstan.example.com");
+
+        type Case<'a> = (&'a [(&'a str, &'a str)], ConfigArgs, &'a str);
+        let cases: [Case; 5] = [
+            (
+                &[
+                    ("CAPSTAN_GITHUB_TOKEN", "t"),
+                    ("CAPSTAN_GITHUB_APP_ID", "1"),
+                ],
+                ConfigArgs::default(),
+                "choose one",
+            ),
+            (
+                &[("CAPSTAN_GITHUB_APP_ID", "12")],
+                ConfigArgs::default(),
+                "CAPSTAN_GITHUB_APP_KEY_FILE is not",
+            ),
+            (
+                &[("CAPSTAN_GITHUB_APP_KEY_FILE", "/nonexistent.pem")],
+                ConfigArgs::default(),
+                "without CAPSTAN_GITHUB_APP_ID",
+            ),
+            (
+                &[("CAPSTAN_GIT_URL_TEMPLATE", "ssh://git@x/{owner}/{repo}")],
+                ConfigArgs::default(),
+                "CAPSTAN_GIT_URL_TEMPLATE (environment)",
+            ),
+            (
+                &[],
+                ConfigArgs {
+                    github_api_url: Some("ftp://x".into()),
+                    ..ConfigArgs::default()
+                },
+                "--github-api-url (flag)",
             ),
         ];
         for (env, args, want) in cases {

@@ -6,21 +6,53 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use capstan_worker::forge::Forge;
+use capstan_worker::forge::github::{GitHubConfig, GitHubForge};
 use capstan_worker::jobs::{self, MappingOptions};
 use capstan_worker::queue::{self, Queue};
 use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
+use capstan_worker::services::{GitSource, Services};
+use capstan_worker::store::runs::SqlRunStore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::app::{AppState, router};
 use crate::config::{self, Config};
 
-/// The handlers this build ships. The PR pipeline, promotion and command issues register theirs
-/// here; until then their jobs stay queued for a process that has them.
-pub fn default_registry() -> Registry {
+/// The handlers this build ships, sharing `services`. A kind without a handler here stays queued
+/// for a process that has one.
+pub fn default_registry(services: &Arc<Services>) -> Registry {
+    let _ = services;
     let mut r = Registry::new();
     r.register(jobs::PING, jobs::ping::PingHandler);
     r
+}
+
+/// The GitHub client the config asks for (`None` without credentials).
+pub fn github_forge(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Forge>>> {
+    let Some(auth) = cfg.github_auth.clone() else {
+        return Ok(None);
+    };
+    let forge = GitHubForge::new(GitHubConfig::new(cfg.github_api_url.clone(), auth))
+        .context("building the GitHub client")?;
+    Ok(Some(Arc::new(forge)))
+}
+
+/// What every handler shares, built from the config and the opened store.
+pub fn services(cfg: &Config, queue: Arc<dyn Queue>, forge: Option<Arc<dyn Forge>>) -> Services {
+    Services {
+        runs: Arc::new(SqlRunStore::new(queue.db())),
+        queue,
+        forge,
+        git: GitSource::new(
+            cfg.git_url_template.clone(),
+            cfg.github_host.clone(),
+            cfg.data_dir.join("mirrors"),
+        ),
+        public_url: cfg.public_url.clone(),
+        cluster: Vec::new(),
+        sync: None,
+        promoter: None,
+    }
 }
 
 /// Install logging per the config. Safe to call once per process.
@@ -79,19 +111,25 @@ fn print_secret_help(path: &Path) {
     );
 }
 
-/// Run the service until `shutdown` (or a signal when `None`). `forge` enables missed-event
-/// recovery.
+/// Run the service until `shutdown` (or a signal when `None`). `forge` replaces the GitHub client
+/// the config describes (tests pass a fake); with neither, reports go to the store and the log
+/// and missed-event recovery is off.
 pub async fn run(
     cfg: Config,
-    registry: Registry,
     forge: Option<Arc<dyn Forge>>,
     shutdown: Option<CancellationToken>,
 ) -> anyhow::Result<()> {
+    let forge = match forge {
+        Some(f) => Some(f),
+        None => github_forge(&cfg)?,
+    };
     let (secrets, generated) = config::load_secrets(&cfg.secrets)?;
     if let Some(path) = generated {
         print_secret_help(&path);
     }
     let queue = open_queue(&cfg).await?;
+    let services = Arc::new(services(&cfg, queue.clone(), forge.clone()));
+    let registry = default_registry(&services);
     let metrics = Arc::new(Metrics::new());
     let allowlist = match &cfg.repo_allowlist {
         Some(globs) => Some(

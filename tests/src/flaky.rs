@@ -45,6 +45,9 @@ impl Queue for Flaky {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
+    fn db(&self) -> capstan_worker::store::Db {
+        self.inner.db()
+    }
     async fn ping(&self) -> Result<(), QueueError> {
         self.check("ping")?;
         self.inner.ping().await

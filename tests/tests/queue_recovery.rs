@@ -173,7 +173,6 @@ async fn serve_runs_recovery_at_start_with_a_forge() {
     let stop = tokio_util::sync::CancellationToken::new();
     let service = tokio::spawn(capstan_server::serve::run(
         cfg,
-        capstan_server::serve::default_registry(),
         Some(forge),
         Some(stop.clone()),
     ));

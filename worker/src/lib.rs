@@ -17,4 +17,6 @@ pub mod render;
 pub mod repo_fs;
 pub mod report;
 pub mod runner;
+pub mod services;
+pub mod store;
 pub mod yaml;

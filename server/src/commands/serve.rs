@@ -33,8 +33,7 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let registry = capstan_server::serve::default_registry();
-    match rt.block_on(capstan_server::serve::run(cfg, registry, None, None)) {
+    match rt.block_on(capstan_server::serve::run(cfg, None, None)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("capstan: {e:#}");

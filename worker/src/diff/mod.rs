@@ -12,7 +12,7 @@ mod render_text;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use similar::TextDiff;
 
@@ -25,7 +25,7 @@ pub use normalize::REDACTED;
 pub const CONTEXT_LINES: usize = 3;
 
 /// What happened to one object.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectChangeKind {
     Added,
@@ -33,7 +33,7 @@ pub enum ObjectChangeKind {
     Changed,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ObjectChange {
     pub id: ObjectId,
     pub change: ObjectChangeKind,
@@ -44,7 +44,7 @@ pub struct ObjectChange {
 }
 
 /// One side of an app that could not be compared.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SideProblem {
     /// `base` or `head`.
     pub side: String,
@@ -53,11 +53,11 @@ pub struct SideProblem {
     pub message: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AppDiff {
     pub app: String,
     /// Why the app was compared at all (e.g. "inputs changed: shared/base/deployment.yaml").
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
     pub changes: Vec<ObjectChange>,
     pub problems: Vec<SideProblem>,

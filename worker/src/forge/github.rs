@@ -1172,6 +1172,12 @@ impl Forge for GitHubForge {
         Ok(())
     }
 
+    async fn git_token(&self, repo: &str) -> Result<Option<String>, ForgeError> {
+        let owner = repo.split_once('/').map_or(repo, |(o, _)| o);
+        let header = self.authorization(As::Owner(owner), repo).await?;
+        Ok(header.strip_prefix("Bearer ").map(str::to_string))
+    }
+
     async fn collaborator_permission(
         &self,
         repo: &str,

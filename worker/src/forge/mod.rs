@@ -407,4 +407,11 @@ pub trait Forge: Send + Sync + 'static {
         let _ = user;
         unsupported(repo, "collaborator_permission")
     }
+
+    /// A token `git fetch`/`git push` over https may use for `repo`, when the forge has one
+    /// (an installation token or the personal token). `None`: fetch anonymously.
+    async fn git_token(&self, repo: &str) -> Result<Option<String>, ForgeError> {
+        let _ = repo;
+        Ok(None)
+    }
 }

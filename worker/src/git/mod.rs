@@ -1,10 +1,11 @@
 //! Git access through libgit2: open a repository, resolve refs to commits, read a commit's tree
 //! through [`RepoFs`] without a checkout, and list the paths changed between two commits.
 //!
-//! Nothing here writes to the user's working tree or index. The PR pipeline adds fetching and
-//! mirrors on top of [`GitRepo`] later; keep this module free of network code.
+//! Nothing here writes to the user's working tree or index. [`mirror`] fetches into bare mirrors
+//! under the data dir.
 
 pub mod fixture;
+pub mod mirror;
 mod tree_fs;
 
 use std::collections::BTreeSet;

@@ -73,6 +73,9 @@ pub trait Queue: Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`, for logs and metrics.
     fn backend(&self) -> &'static str;
 
+    /// The pools behind this queue, for the record stores that share its database.
+    fn db(&self) -> crate::store::Db;
+
     /// Cheap round trip to the store (`/readyz`).
     async fn ping(&self) -> Result<(), QueueError>;
 

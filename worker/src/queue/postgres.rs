@@ -111,6 +111,10 @@ impl PgQueue {
 
 #[async_trait]
 impl Queue for PgQueue {
+    fn db(&self) -> crate::store::Db {
+        crate::store::Db::Postgres(self.pool.clone())
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

@@ -201,6 +201,13 @@ impl SqliteQueue {
 
 #[async_trait]
 impl Queue for SqliteQueue {
+    fn db(&self) -> crate::store::Db {
+        crate::store::Db::Sqlite {
+            reader: self.pool.clone(),
+            writer: self.writer.clone(),
+        }
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }

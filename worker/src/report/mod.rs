@@ -9,7 +9,7 @@ mod check_run;
 mod comment;
 pub mod markdown;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::diff::AppDiff;
 
@@ -23,7 +23,7 @@ pub use comment::{
 };
 
 /// Everything one run reports about one pull-request head.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunReport {
     /// `owner/name`.
     pub repo: String,
@@ -38,7 +38,7 @@ pub struct RunReport {
 }
 
 /// One affected app.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AppSection {
     pub name: String,
     pub environment: Option<String>,
@@ -49,7 +49,7 @@ pub struct AppSection {
     pub render_error: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Deny,
@@ -57,7 +57,7 @@ pub enum Severity {
 }
 
 /// A policy finding as the report shows it (the policy engine's findings are mapped onto this).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReportFinding {
     pub rule_id: String,
     pub severity: Severity,
@@ -71,7 +71,7 @@ pub struct ReportFinding {
 }
 
 /// What ArgoCD says about the app.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArgoStatus {
     Reported {

@@ -1,0 +1,134 @@
+//! What job handlers share: the stores, the forge, the git source and the links they print.
+//! Built once by `capstan serve` (or a test) and handed to each handler's constructor.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::forge::Forge;
+use crate::git::GitError;
+use crate::git::mirror::{self, Mirrors};
+use crate::queue::Queue;
+use crate::store::RunStore;
+
+/// Where repositories are fetched from.
+#[derive(Clone, Debug)]
+pub struct GitSource {
+    /// `--git-url-template`, with `{host}`, `{owner}`, `{repo}`.
+    pub url_template: String,
+    /// The GitHub web host that `{host}` stands for (`github.com`, or a GHES host).
+    pub host: String,
+    pub mirrors: Mirrors,
+}
+
+impl GitSource {
+    pub fn new(
+        url_template: impl Into<String>,
+        host: impl Into<String>,
+        mirror_root: PathBuf,
+    ) -> Self {
+        GitSource {
+            url_template: url_template.into(),
+            host: host.into(),
+            mirrors: Mirrors::new(mirror_root),
+        }
+    }
+
+    /// The configured fetch URL of `repo` (`owner/name`).
+    pub fn url(&self, repo: &str) -> Result<String, GitError> {
+        mirror::fetch_url(&self.url_template, &self.host, repo)
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct Services {
+    pub queue: Arc<dyn Queue>,
+    pub runs: Arc<dyn RunStore>,
+    /// `None` without GitHub credentials: reports then go to the store and the log only.
+    pub forge: Option<Arc<dyn Forge>>,
+    pub git: GitSource,
+    /// Base URL of the dashboard as users reach it (`http://localhost:8080`), for run links.
+    pub public_url: String,
+    /// Cluster-side checks run per affected app (empty when none is configured).
+    pub cluster: Vec<Arc<dyn ClusterCheck>>,
+    /// ArgoCD sync, when configured.
+    pub sync: Option<Arc<dyn AppSync>>,
+    /// The promotion engine, when this build has it.
+    pub promoter: Option<Arc<dyn Promoter>>,
+}
+
+impl Services {
+    /// Link to a run's page.
+    pub fn run_url(&self, id: i64) -> String {
+        format!("{}/runs/{id}", self.public_url.trim_end_matches('/'))
+    }
+}
+
+/// What one affected app looks like to a cluster-side checker.
+#[derive(Clone, Debug)]
+pub struct ClusterCheckRequest<'a> {
+    pub repo: &'a str,
+    pub pr: u64,
+    /// The ArgoCD Application name.
+    pub app: &'a str,
+    pub environment: Option<&'a str>,
+    /// 40-hex head commit.
+    pub head_sha: &'a str,
+    /// The app's objects rendered at head (what would be applied).
+    pub head_objects: &'a [crate::objects::K8sObject],
+    /// The objects that differ between base and head.
+    pub changed: &'a [crate::objects::ObjectId],
+}
+
+/// What a cluster-side checker found for one app. Every part is optional: a checker that is not
+/// configured for the app returns `ClusterFindings::default()`.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterFindings {
+    /// ArgoCD's sync/health/dry-run verdict, or why it could not be asked.
+    pub argocd: Option<crate::report::ArgoStatus>,
+    /// Head manifests against the live cluster state (what will change in the cluster).
+    pub live_diff: Option<crate::diff::AppDiff>,
+    /// Server-side dry-run rejections and the like, as report findings.
+    pub findings: Vec<crate::report::ReportFinding>,
+    /// One-line notes shown in the app's section (e.g. "kube dry-run: 4 objects accepted").
+    pub notes: Vec<String>,
+}
+
+/// A cluster-side check run per affected app during `pr_check` (ArgoCD live diff and dry-run,
+/// Kubernetes server-side dry-run). Implementations never fail the run: errors become
+/// `ArgoStatus::Unreachable` or notes.
+#[async_trait::async_trait]
+pub trait ClusterCheck: Send + Sync + 'static {
+    /// Short name for logs (`argocd`, `kube-dry-run`).
+    fn name(&self) -> &'static str;
+    async fn check_app(&self, req: &ClusterCheckRequest<'_>) -> ClusterFindings;
+}
+
+/// `/capstan sync <app>` and the promotion follow-up: ask ArgoCD to sync an app.
+#[async_trait::async_trait]
+pub trait AppSync: Send + Sync + 'static {
+    /// Start a sync of `app` at `revision` (or the app's target revision); the text is the
+    /// outcome for the reply, the error says why it could not start.
+    async fn sync_app(&self, app: &str, revision: Option<&str>) -> Result<String, String>;
+}
+
+/// `/capstan promote <env> [app] [sha]` as the command handler hands it to the promotion engine.
+#[derive(Clone, Debug)]
+pub struct PromoteRequest {
+    pub repo: String,
+    pub pr: u64,
+    pub environment: String,
+    pub app: Option<String>,
+    /// The sha given in the command, if any.
+    pub sha: Option<String>,
+    /// The PR head when the command was typed (from the comment's event), to refuse on a moved head.
+    pub head_at_command: Option<String>,
+    pub actor: String,
+    pub installation_id: Option<u64>,
+}
+
+#[async_trait::async_trait]
+pub trait Promoter: Send + Sync + 'static {
+    /// Run or refuse the promotion; the text is the reply to post (outcome or refusal reason).
+    async fn promote(&self, req: &PromoteRequest) -> Result<String, String>;
+}

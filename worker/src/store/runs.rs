@@ -1,0 +1,456 @@
+//! PR runs: one record per `pr_check` attempt at a head, with the full report as JSON (the
+//! dashboard's `/runs/{id}` page and the link target when a comment is split), and per-PR holds
+//! (`/capstan hold`), which keep the check failing until `/capstan unhold`.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{Db, StoreError};
+use crate::queue::now_ms;
+use crate::report::RunReport;
+
+pub type RunId = i64;
+
+/// Where a run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    /// No deny, no render error.
+    Success,
+    /// A deny finding, a render error or a hold.
+    Failure,
+    /// Nothing to judge (no app affected).
+    Neutral,
+    /// A newer head arrived first; nothing was posted for this one.
+    Superseded,
+    /// The run itself could not finish (git, forge, store); `error` says why.
+    Error,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Running,
+        RunStatus::Success,
+        RunStatus::Failure,
+        RunStatus::Neutral,
+        RunStatus::Superseded,
+        RunStatus::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Success => "success",
+            RunStatus::Failure => "failure",
+            RunStatus::Neutral => "neutral",
+            RunStatus::Superseded => "superseded",
+            RunStatus::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// A run being started.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub repo: String,
+    pub pr: u64,
+    pub head_sha: String,
+    pub base_sha: Option<String>,
+    /// What asked for it (`pull_request.synchronize`, `command.diff`, `recovery`, …).
+    pub trigger: String,
+    /// The queue job running it.
+    pub job_id: Option<i64>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub report: Option<RunReport>,
+    /// GitHub comment ids of the sticky comment's parts, in part order.
+    pub comment_ids: Vec<u64>,
+}
+
+/// A stored run. Counts are taken from the report when it is stored.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub repo: String,
+    pub pr: u64,
+    pub head_sha: String,
+    pub base_sha: Option<String>,
+    pub trigger: String,
+    pub job_id: Option<i64>,
+    pub status: RunStatus,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub apps: i64,
+    pub denies: i64,
+    pub warns: i64,
+    pub render_errors: i64,
+    pub error: Option<String>,
+    pub check_run_id: Option<u64>,
+    pub comment_ids: Vec<u64>,
+    /// Only filled by [`RunStore::run`]; listings leave it out.
+    pub report: Option<RunReport>,
+}
+
+impl RunRecord {
+    pub fn duration_ms(&self) -> Option<i64> {
+        self.finished_at.map(|f| f - self.started_at)
+    }
+}
+
+/// Which runs to list, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub repo: Option<String>,
+    pub pr: Option<u64>,
+    pub status: Option<RunStatus>,
+    /// At most this many (0 = 50).
+    pub limit: usize,
+}
+
+/// A `/capstan hold` in force on a PR.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hold {
+    pub repo: String,
+    pub pr: u64,
+    pub held_by: String,
+    pub held_at: i64,
+}
+
+#[async_trait]
+pub trait RunStore: Send + Sync + 'static {
+    async fn create_run(&self, run: &NewRun) -> Result<RunId, StoreError>;
+    async fn set_check_run(&self, id: RunId, check_run_id: u64) -> Result<(), StoreError>;
+    async fn finish_run(&self, id: RunId, outcome: &RunOutcome) -> Result<(), StoreError>;
+    /// One run with its report.
+    async fn run(&self, id: RunId) -> Result<Option<RunRecord>, StoreError>;
+    /// Runs without their reports, newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;
+    /// The newest finished run of a PR that posted a comment (to find and edit its parts).
+    async fn last_posted_run(&self, repo: &str, pr: u64) -> Result<Option<RunRecord>, StoreError>;
+    async fn hold(&self, repo: &str, pr: u64) -> Result<Option<Hold>, StoreError>;
+    /// Place a hold; an existing hold keeps its first holder. Returns the hold in force.
+    async fn set_hold(&self, repo: &str, pr: u64, by: &str) -> Result<Hold, StoreError>;
+    /// Lift a hold; `false` when there was none.
+    async fn clear_hold(&self, repo: &str, pr: u64) -> Result<bool, StoreError>;
+}
+
+/// [`RunStore`] on the queue's database.
+#[derive(Clone, Debug)]
+pub struct SqlRunStore {
+    db: Db,
+}
+
+impl SqlRunStore {
+    pub fn new(db: Db) -> Self {
+        SqlRunStore { db }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: i64,
+    repo: String,
+    pr: i64,
+    head_sha: String,
+    base_sha: Option<String>,
+    trigger_name: String,
+    job_id: Option<i64>,
+    status: String,
+    started_at: i64,
+    finished_at: Option<i64>,
+    apps: i64,
+    denies: i64,
+    warns: i64,
+    render_errors: i64,
+    error: Option<String>,
+    check_run_id: Option<i64>,
+    comment_ids: String,
+    report: Option<String>,
+}
+
+impl RunRow {
+    fn into_record(self, with_report: bool) -> Result<RunRecord, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            what: "run",
+            id: self.id,
+            detail,
+        };
+        let status = RunStatus::parse(&self.status)
+            .ok_or_else(|| corrupt(format!("unknown status {:?}", self.status)))?;
+        let comment_ids: Vec<u64> = serde_json::from_str(&self.comment_ids)
+            .map_err(|e| corrupt(format!("comment_ids: {e}")))?;
+        let report = match (&self.report, with_report) {
+            (Some(json), true) => Some(
+                serde_json::from_str::<RunReport>(json)
+                    .map_err(|e| corrupt(format!("report: {e}")))?,
+            ),
+            _ => None,
+        };
+        Ok(RunRecord {
+            id: self.id,
+            repo: self.repo,
+            pr: u64::try_from(self.pr).unwrap_or_default(),
+            head_sha: self.head_sha,
+            base_sha: self.base_sha,
+            trigger: self.trigger_name,
+            job_id: self.job_id,
+            status,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            apps: self.apps,
+            denies: self.denies,
+            warns: self.warns,
+            render_errors: self.render_errors,
+            error: self.error,
+            check_run_id: self.check_run_id.and_then(|v| u64::try_from(v).ok()),
+            comment_ids,
+            report,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct HoldRow {
+    repo: String,
+    pr: i64,
+    held_by: String,
+    held_at: i64,
+}
+
+impl From<HoldRow> for Hold {
+    fn from(r: HoldRow) -> Self {
+        Hold {
+            repo: r.repo,
+            pr: u64::try_from(r.pr).unwrap_or_default(),
+            held_by: r.held_by,
+            held_at: r.held_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, repo, pr, head_sha, base_sha, trigger_name, job_id, status, started_at, \
+     finished_at, apps, denies, warns, render_errors, error, check_run_id, comment_ids";
+
+fn pr_i64(pr: u64) -> i64 {
+    i64::try_from(pr).unwrap_or(i64::MAX)
+}
+
+/// Run one statement on the writer; the same binds on both backends.
+macro_rules! execute {
+    ($db:expr, $op:literal, $sql:expr $(, $bind:expr)*) => {{
+        let sql = $db.sql($sql);
+        match &$db {
+            Db::Sqlite { writer, .. } => sqlx::query(sql)$(.bind($bind))*.execute(writer).await
+                .map(|r| r.rows_affected()),
+            Db::Postgres(pool) => sqlx::query(sql)$(.bind($bind))*.execute(pool).await
+                .map(|r| r.rows_affected()),
+        }
+        .map_err(StoreError::db($op))
+    }};
+}
+
+/// Fetch rows of `$row` (reads go to the reader pool).
+macro_rules! fetch_all {
+    ($db:expr, $op:literal, $row:ty, $sql:expr $(, $bind:expr)*) => {{
+        let sql = $db.sql($sql);
+        match &$db {
+            Db::Sqlite { reader, .. } => sqlx::query_as::<_, $row>(sql)$(.bind($bind))*
+                .fetch_all(reader).await,
+            Db::Postgres(pool) => sqlx::query_as::<_, $row>(sql)$(.bind($bind))*
+                .fetch_all(pool).await,
+        }
+        .map_err(StoreError::db($op))
+    }};
+}
+
+#[async_trait]
+impl RunStore for SqlRunStore {
+    async fn create_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
+        let sql = self.db.sql(
+            "INSERT INTO runs (repo, pr, head_sha, base_sha, trigger_name, job_id, status, \
+             started_at, comment_ids) VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, '[]') \
+             RETURNING id",
+        );
+        let now = now_ms();
+        let id: (i64,) = match &self.db {
+            Db::Sqlite { writer, .. } => {
+                sqlx::query_as(sql)
+                    .bind(&run.repo)
+                    .bind(pr_i64(run.pr))
+                    .bind(&run.head_sha)
+                    .bind(&run.base_sha)
+                    .bind(&run.trigger)
+                    .bind(run.job_id)
+                    .bind(now)
+                    .fetch_one(writer)
+                    .await
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_as(sql)
+                    .bind(&run.repo)
+                    .bind(pr_i64(run.pr))
+                    .bind(&run.head_sha)
+                    .bind(&run.base_sha)
+                    .bind(&run.trigger)
+                    .bind(run.job_id)
+                    .bind(now)
+                    .fetch_one(pool)
+                    .await
+            }
+        }
+        .map_err(StoreError::db("creating a run"))?;
+        Ok(id.0)
+    }
+
+    async fn set_check_run(&self, id: RunId, check_run_id: u64) -> Result<(), StoreError> {
+        let cr = i64::try_from(check_run_id).unwrap_or(i64::MAX);
+        execute!(
+            self.db,
+            "recording a check run",
+            "UPDATE runs SET check_run_id = $1 WHERE id = $2",
+            cr,
+            id
+        )?;
+        Ok(())
+    }
+
+    async fn finish_run(&self, id: RunId, outcome: &RunOutcome) -> Result<(), StoreError> {
+        let (apps, denies, warns, errors) = match &outcome.report {
+            Some(r) => (
+                r.apps.len(),
+                r.deny_count(),
+                r.warn_count(),
+                r.render_error_count(),
+            ),
+            None => (0, 0, 0, 0),
+        };
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let report = outcome
+            .report
+            .as_ref()
+            .and_then(|r| serde_json::to_string(r).ok());
+        let comment_ids =
+            serde_json::to_string(&outcome.comment_ids).unwrap_or_else(|_| "[]".into());
+        execute!(
+            self.db,
+            "finishing a run",
+            "UPDATE runs SET status = $1, error = $2, report = $3, comment_ids = $4, apps = $5, \
+             denies = $6, warns = $7, render_errors = $8, finished_at = $9 WHERE id = $10",
+            outcome.status.as_str(),
+            &outcome.error,
+            report,
+            comment_ids,
+            count(apps),
+            count(denies),
+            count(warns),
+            count(errors),
+            now_ms(),
+            id
+        )?;
+        Ok(())
+    }
+
+    async fn run(&self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
+        let rows = fetch_all!(
+            self.db,
+            "reading a run",
+            RunRow,
+            &format!("SELECT {COLUMNS}, report FROM runs WHERE id = $1"),
+            id
+        )?;
+        rows.into_iter()
+            .next()
+            .map(|r| r.into_record(true))
+            .transpose()
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let limit = if filter.limit == 0 { 50 } else { filter.limit };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = fetch_all!(
+            self.db,
+            "listing runs",
+            RunRow,
+            &format!(
+                "SELECT {COLUMNS}, NULL AS report FROM runs \
+                 WHERE ($1 IS NULL OR repo = $1) AND ($2 IS NULL OR pr = $2) \
+                 AND ($3 IS NULL OR status = $3) ORDER BY id DESC LIMIT $4"
+            ),
+            filter.repo.as_deref(),
+            filter.pr.map(pr_i64),
+            filter.status.map(RunStatus::as_str),
+            limit
+        )?;
+        rows.into_iter().map(|r| r.into_record(false)).collect()
+    }
+
+    async fn last_posted_run(&self, repo: &str, pr: u64) -> Result<Option<RunRecord>, StoreError> {
+        let rows = fetch_all!(
+            self.db,
+            "finding the last posted run",
+            RunRow,
+            &format!(
+                "SELECT {COLUMNS}, NULL AS report FROM runs WHERE repo = $1 AND pr = $2 \
+                 AND comment_ids <> '[]' ORDER BY id DESC LIMIT 1"
+            ),
+            repo,
+            pr_i64(pr)
+        )?;
+        rows.into_iter()
+            .next()
+            .map(|r| r.into_record(false))
+            .transpose()
+    }
+
+    async fn hold(&self, repo: &str, pr: u64) -> Result<Option<Hold>, StoreError> {
+        let rows = fetch_all!(
+            self.db,
+            "reading a hold",
+            HoldRow,
+            "SELECT repo, pr, held_by, held_at FROM holds WHERE repo = $1 AND pr = $2",
+            repo,
+            pr_i64(pr)
+        )?;
+        Ok(rows.into_iter().next().map(Hold::from))
+    }
+
+    async fn set_hold(&self, repo: &str, pr: u64, by: &str) -> Result<Hold, StoreError> {
+        execute!(
+            self.db,
+            "placing a hold",
+            "INSERT INTO holds (repo, pr, held_by, held_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repo, pr) DO NOTHING",
+            repo,
+            pr_i64(pr),
+            by,
+            now_ms()
+        )?;
+        self.hold(repo, pr).await?.ok_or(StoreError::Corrupt {
+            what: "hold",
+            id: pr_i64(pr),
+            detail: "the hold vanished right after it was placed".into(),
+        })
+    }
+
+    async fn clear_hold(&self, repo: &str, pr: u64) -> Result<bool, StoreError> {
+        let n = execute!(
+            self.db,
+            "lifting a hold",
+            "DELETE FROM holds WHERE repo = $1 AND pr = $2",
+            repo,
+            pr_i64(pr)
+        )?;
+        Ok(n > 0)
+    }
+}
