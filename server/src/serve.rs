@@ -8,9 +8,11 @@ use anyhow::Context as _;
 use capstan_worker::forge::Forge;
 use capstan_worker::forge::github::{GitHubConfig, GitHubForge};
 use capstan_worker::jobs::{self, MappingOptions};
+use capstan_worker::promote;
 use capstan_worker::queue::{self, Queue};
 use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
 use capstan_worker::services::{GitSource, Services};
+use capstan_worker::store::SqlPromotionStore;
 use capstan_worker::store::runs::SqlRunStore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -21,10 +23,31 @@ use crate::config::{self, Config};
 /// The handlers this build ships, sharing `services`. A kind without a handler here stays queued
 /// for a process that has one.
 pub fn default_registry(services: &Arc<Services>) -> Registry {
-    let _ = services;
     let mut r = Registry::new();
     r.register(jobs::PING, jobs::ping::PingHandler);
+    if let Some(engine) = promotion_engine(services) {
+        r.register(
+            jobs::PR_MERGED,
+            promote::handler::MergedHandler(engine.clone()),
+        );
+        r.register(
+            jobs::DEFAULT_BRANCH_PUSH,
+            promote::handler::PushHandler(engine),
+        );
+    }
     r
+}
+
+/// The promotion engine built from the shared services (the same pieces `Services::promoter`
+/// was built from).
+fn promotion_engine(services: &Arc<Services>) -> Option<Arc<promote::Engine>> {
+    Some(Arc::new(promote::Engine::new(
+        services.forge.clone(),
+        services.git.clone(),
+        services.runs.clone(),
+        SqlPromotionStore::new(services.queue.db()),
+        services.sync.clone(),
+    )))
 }
 
 /// The GitHub client the config asks for (`None` without credentials).
@@ -39,7 +62,7 @@ pub fn github_forge(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Forge>>> {
 
 /// What every handler shares, built from the config and the opened store.
 pub fn services(cfg: &Config, queue: Arc<dyn Queue>, forge: Option<Arc<dyn Forge>>) -> Services {
-    Services {
+    let mut services = Services {
         runs: Arc::new(SqlRunStore::new(queue.db())),
         queue,
         forge,
@@ -52,7 +75,11 @@ pub fn services(cfg: &Config, queue: Arc<dyn Queue>, forge: Option<Arc<dyn Forge
         cluster: Vec::new(),
         sync: None,
         promoter: None,
-    }
+    };
+    let shared = Arc::new(services.clone());
+    services.promoter =
+        promotion_engine(&shared).map(|e| e as Arc<dyn capstan_worker::services::Promoter>);
+    services
 }
 
 /// Install logging per the config. Safe to call once per process.

@@ -11,6 +11,7 @@ pub mod git;
 pub mod jobs;
 pub mod objects;
 pub mod policy;
+pub mod promote;
 pub mod queue;
 pub mod recovery;
 pub mod render;
