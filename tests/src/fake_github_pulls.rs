@@ -282,6 +282,17 @@ impl FakeGitHub {
         number
     }
 
+    /// GitHub moves a pull request's head when its branch is pushed to: re-read it from git.
+    pub fn refresh_head(&self, repo: &str, number: u64) {
+        let mut g = self.inner.lock().unwrap();
+        let r = g.repos.get_mut(repo).expect("known repo");
+        let dir = r.git_dir.clone().expect("set_git_dir first");
+        let p = r.pulls.get_mut(&number).expect("known pull request");
+        p.head_sha = branch_sha(&dir, &p.head_ref).expect("head branch exists");
+        let sha = p.head_sha.clone();
+        r.pull_extra.entry(number).or_default().commits.push(sha);
+    }
+
     /// The pull request with its body and merge commit, as the fake holds it.
     pub fn pull(&self, repo: &str, number: u64) -> Option<(FakePull, String, Option<String>)> {
         let g = self.inner.lock().unwrap();
