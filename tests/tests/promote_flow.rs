@@ -435,3 +435,94 @@ async fn two_direct_promotions_racing_on_one_overlay_both_land_without_force() {
     assert_eq!(middle.parent_id(0).unwrap().to_string(), s2);
     assert_eq!(w.promotion_commits("main").len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_without_the_image_is_a_conflict_reported_on_the_source_pr() {
+    let settings = format!(
+        "environments: [{{name: staging}}, {{name: production}}]\npromotion:\n  mode: direct\n  rules:\n{}",
+        rule("images", "staging", "production")
+    );
+    let (staging, production) = (overlay_path("staging"), overlay_path("production"));
+    let w = World::new(&[
+        (".capstan.yaml", settings.as_bytes()),
+        (
+            &staging,
+            &overlay(
+                "staging",
+                &[(PODINFO, "6.7.0"), ("docker.io/library/redis", "7.2.0")],
+            ),
+        ),
+        (&production, &overlay("production", &[(PODINFO, "6.7.0")])),
+    ])
+    .await;
+    let text = replace_once(&w.file("main", &staging), "newTag: 7.2.0", "newTag: 7.4.0");
+    w.commit(
+        "redis",
+        Some("main"),
+        "bump redis",
+        &[(&staging, Some(&text))],
+    );
+    let pr = w
+        .fake
+        .open_pull(REPO, "redis", "main", "Bump redis", "alice");
+    let (before, after) = w.fake.merge_pull(REPO, pr, MergeMethod::Rebase).unwrap();
+    let production_before = w.file("main", &production);
+    let out = w
+        .engine
+        .on_push(&w.push_event(&before, &after))
+        .await
+        .unwrap();
+    assert_eq!(out[0].status, PromotionStatus::Conflict);
+    assert_eq!(
+        w.file("main", &production),
+        production_before,
+        "nothing was committed"
+    );
+    let comments = w.fake.comments(REPO, pr);
+    assert_eq!(comments.len(), 1, "one note on the source pull request");
+    assert!(
+        comments[0].body.contains("did not land"),
+        "{}",
+        comments[0].body
+    );
+    assert!(
+        comments[0]
+            .body
+            .contains("has no images entry for docker.io/library/redis"),
+        "{}",
+        comments[0].body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_with_nothing_to_change_opens_no_pull_request() {
+    let w = sample_world().await;
+    // Production is already at the tag staging moves to.
+    let prod = replace_once(
+        &w.file("main", PRODUCTION),
+        "newTag: 6.7.0",
+        "newTag: 6.9.9",
+    );
+    w.commit(
+        "main",
+        None,
+        "production hotfix",
+        &[(PRODUCTION, Some(&prod))],
+    );
+    let (_, before, after) = merge_bump(&w, "6.9.9", MergeMethod::Merge);
+    let out = w
+        .engine
+        .on_push(&w.push_event(&before, &after))
+        .await
+        .unwrap();
+    assert_eq!(out[0].status, PromotionStatus::NoChange);
+    assert!(
+        out[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("no pull request opened")
+    );
+    assert!(w.fake.pulls(REPO).iter().all(|p| p.head_ref != BRANCH));
+    assert!(w.tip(BRANCH).is_none(), "no branch pushed");
+}
