@@ -523,4 +523,18 @@ promotion:
             assert!(e.contains("rules[0] (up)") || e.contains("rules[1]"), "{e}");
         }
     }
+
+    #[test]
+    fn this_repositorys_own_settings_are_valid_rules() {
+        let r = Rules::from_settings(include_str!("../../../.capstan.yaml")).unwrap();
+        assert_eq!(r.environments, vec!["staging", "production"]);
+        let rule = &r.rules[0];
+        assert_eq!(
+            (rule.mode, rule.trigger),
+            (Mode::PullRequest, Trigger::Merge)
+        );
+        assert_eq!(rule.copy, vec![Copy::Images(None)]);
+        assert!(rule.conditions.require_healthy);
+        assert_eq!(rule.conditions.approvals, 1);
+    }
 }
