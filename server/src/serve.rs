@@ -41,13 +41,15 @@ pub fn default_registry(services: &Arc<Services>) -> Registry {
 /// The promotion engine built from the shared services (the same pieces `Services::promoter`
 /// was built from).
 fn promotion_engine(services: &Arc<Services>) -> Option<Arc<promote::Engine>> {
-    Some(Arc::new(promote::Engine::new(
+    let mut engine = promote::Engine::new(
         services.forge.clone(),
         services.git.clone(),
         services.runs.clone(),
         SqlPromotionStore::new(services.queue.db()),
         services.sync.clone(),
-    )))
+    );
+    engine.queue = Some(services.queue.clone());
+    Some(Arc::new(engine))
 }
 
 /// The GitHub client the config asks for (`None` without credentials).

@@ -55,13 +55,14 @@ impl World {
         );
         let git = GitSource::new(template, "github.com", dir.path().join("mirrors"));
         let store = SqlPromotionStore::new(db.clone());
-        let engine = Engine::new(
+        let mut engine = Engine::new(
             Some(Arc::new(forge)),
             git,
             Arc::new(SqlRunStore::new(db)),
             store.clone(),
             None,
         );
+        engine.queue = Some(backend.queue.clone());
         let w = World {
             dir,
             origin,

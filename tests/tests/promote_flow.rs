@@ -526,3 +526,45 @@ async fn a_promotion_with_nothing_to_change_opens_no_pull_request() {
     assert!(w.fake.pulls(REPO).iter().all(|p| p.head_ref != BRANCH));
     assert!(w.tip(BRANCH).is_none(), "no branch pushed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_waits_for_its_soak_time_and_schedules_its_rerun() {
+    let soaking = rule("images", "staging", "production") + "      conditions: {soak: 36500d}\n";
+    let settings = format!(
+        "environments: [{{name: staging}}, {{name: production}}]\npromotion:\n  mode: direct\n  rules:\n{soaking}"
+    );
+    let (staging, production) = (overlay_path("staging"), overlay_path("production"));
+    let w = World::new(&[
+        (".capstan.yaml", settings.as_bytes()),
+        (&staging, &overlay("staging", &[(PODINFO, "6.7.0")])),
+        (&production, &overlay("production", &[(PODINFO, "6.7.0")])),
+    ])
+    .await;
+    let start = w.tip("main").unwrap().to_string();
+    let text = replace_once(&w.file("main", &staging), "newTag: 6.7.0", "newTag: 6.8.0");
+    let after = w
+        .commit("main", None, "bump", &[(&staging, Some(&text))])
+        .to_string();
+    let out = w
+        .engine
+        .on_push(&w.push_event(&start, &after))
+        .await
+        .unwrap();
+    assert_eq!(out[0].status, PromotionStatus::Pending);
+    assert!(
+        out[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("waiting for the soak time"),
+        "{out:?}"
+    );
+    assert!(
+        w.promotion_commits("main").is_empty(),
+        "nothing promoted yet"
+    );
+    let key = format!("default_branch_push:{REPO}@{after}:soak:{}", out[0].key);
+    let jobs = w.backend.queue.jobs_by_dedupe_key(&key).await.unwrap();
+    assert_eq!(jobs.len(), 1, "the re-run is queued");
+    assert!(jobs[0].run_after > capstan_worker::queue::now_ms() + 86_400_000);
+}

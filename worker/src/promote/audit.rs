@@ -103,8 +103,5 @@ pub fn condition_notes(rule: &Rule, has_argocd: bool) -> Option<String> {
             "requireHealthy not checked: no ArgoCD configured"
         });
     }
-    if rule.conditions.soak.is_some() {
-        notes.push("soak not enforced by this build");
-    }
     (!notes.is_empty()).then(|| notes.join("; "))
 }

@@ -68,6 +68,9 @@ pub struct Engine {
     /// Push attempts per promotion before giving up on a busy branch.
     pub max_push_attempts: usize,
     pub before_push: Option<PushHook>,
+    /// Where a promotion waiting for its soak time schedules its own re-run; without it the
+    /// record says when `/capstan promote` may be used instead.
+    pub queue: Option<Arc<dyn crate::queue::Queue>>,
 }
 
 /// Where a change comes from.
@@ -166,6 +169,7 @@ impl Engine {
             sync,
             max_push_attempts: 5,
             before_push: None,
+            queue: None,
         }
     }
 
@@ -270,15 +274,24 @@ impl Engine {
             Some(r) => r.id,
             None => self.store.insert(&record).await?,
         };
-        let landed = match self.held(source).await? {
-            Some(by) => {
+        let soak = match source.trigger.as_str() {
+            "merge" => self.soak_wait(m, source, mirror, &key).await?,
+            _ => None,
+        };
+        let landed = match (soak, self.held(source).await?) {
+            (Some(waiting), _) => {
+                let mut l = Landed::new(PromotionStatus::Pending, Plan::default());
+                l.detail = Some(waiting);
+                l
+            }
+            (None, Some(by)) => {
                 let mut l = Landed::new(PromotionStatus::Refused, Plan::default());
                 l.detail = Some(format!(
                     "the source pull request is on hold (by {by}); `/capstan unhold` to allow it"
                 ));
                 l
             }
-            None => self.land(m, source, &key, mirror, url, token).await?,
+            (None, None) => self.land(m, source, &key, mirror, url, token).await?,
         };
         let conditions = audit::condition_notes(m.rule, self.sync.is_some());
         let detail = match (landed.detail, conditions) {
@@ -313,6 +326,67 @@ impl Engine {
         };
         self.report_back(m, source, &outcome).await;
         Ok(outcome)
+    }
+
+    /// When the rule's soak time since the source commit has not passed: schedule a re-run of
+    /// this change for when it has, and say so.
+    async fn soak_wait(
+        &self,
+        m: &Matched<'_>,
+        source: &Source,
+        mirror: &Mirror,
+        key: &str,
+    ) -> Result<Option<String>, PromoteError> {
+        let Some(soak) = m.rule.conditions.soak else {
+            return Ok(None);
+        };
+        let repo = Repository::open_bare(mirror.path()).map_err(|e| GitStepError {
+            operation: "opening the mirror".into(),
+            message: e.message().to_string(),
+        })?;
+        let oid = exact_sha(&source.sha).map_err(|e| PromoteError::Input(e.to_string()))?;
+        let committed = repo
+            .find_commit(oid)
+            .map(|c| c.committer().when().seconds())
+            .map_err(|e| GitStepError {
+                operation: "reading the source commit".into(),
+                message: e.message().to_string(),
+            })?;
+        let soak_ms = i64::try_from(soak.as_millis()).unwrap_or(i64::MAX);
+        let due = committed.saturating_mul(1000).saturating_add(soak_ms);
+        if due <= crate::queue::now_ms() {
+            return Ok(None);
+        }
+        let when = time::OffsetDateTime::from_unix_timestamp(due / 1000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| format!("{due} ms"));
+        let Some(queue) = &self.queue else {
+            return Ok(Some(format!(
+                "waiting for the soak time until {when}; run `/capstan promote` after that"
+            )));
+        };
+        let push = crate::jobs::DefaultBranchPush {
+            repo: source.repo.clone(),
+            git_ref: format!("refs/heads/{}", source.default_branch),
+            before: source.before.clone().unwrap_or_default(),
+            after: source.sha.clone(),
+            pusher: None,
+            installation_id: None,
+        };
+        let mut job = push.into_job();
+        job.dedupe_key = format!("{}:soak:{key}", job.dedupe_key);
+        job.run_after = Some(due);
+        queue
+            .enqueue(&job)
+            .await
+            .map_err(|e| PromoteError::Input(format!("scheduling the soaked promotion: {e}")))?;
+        Ok(Some(format!(
+            "waiting for the soak time; promotes at {when}"
+        )))
     }
 
     async fn held(&self, source: &Source) -> Result<Option<String>, PromoteError> {
