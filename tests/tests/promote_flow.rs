@@ -568,3 +568,53 @@ async fn a_promotion_waits_for_its_soak_time_and_schedules_its_rerun() {
     assert_eq!(jobs.len(), 1, "the re-run is queued");
     assert!(jobs[0].run_after > capstan_worker::queue::now_ms() + 86_400_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_pr_left_without_a_diff_is_closed_with_a_note() {
+    let w = sample_world().await;
+    let (pr, before, after) = merge_bump(&w, "6.9.4", MergeMethod::Merge);
+    let out = w
+        .engine
+        .on_push(&w.push_event(&before, &after))
+        .await
+        .unwrap();
+    let promo = out[0].result_pr.unwrap();
+    // Someone promotes by hand on main, so the promotion pull request has nothing left to do.
+    let by_hand = w.file(BRANCH, PRODUCTION);
+    w.commit(
+        "main",
+        None,
+        "production by hand",
+        &[(PRODUCTION, Some(&by_hand))],
+    );
+    // Promoting again by command finds the values everywhere.
+    let reply = capstan_worker::services::Promoter::promote(
+        &*w.engine,
+        &capstan_worker::services::PromoteRequest {
+            repo: REPO.into(),
+            pr,
+            environment: "production".into(),
+            app: None,
+            sha: None,
+            head_at_command: None,
+            actor: "bob".into(),
+            installation_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        reply.contains(&format!("pull request #{promo} closed")),
+        "{reply}"
+    );
+    let (pull, _, _) = w.fake.pull(REPO, promo).unwrap();
+    assert_eq!(pull.state, "closed");
+    assert!(!pull.merged);
+    let notes = w.fake.comments(REPO, promo);
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].body.contains("nothing left to change"),
+        "{}",
+        notes[0].body
+    );
+}

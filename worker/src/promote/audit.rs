@@ -89,6 +89,13 @@ pub fn problem_comment(m: &Matched<'_>, outcome: &Outcome) -> String {
     )
 }
 
+pub fn closed_comment(dir: &str) -> String {
+    format!(
+        "{COMMENT_MARKER}:promotion-closed -->\nClosing: the default branch already has everything this pull request promotes into {}, so it has nothing left to change.\n",
+        code(dir)
+    )
+}
+
 pub fn sync_comment(text: &str) -> String {
     format!("{COMMENT_MARKER}:promotion-sync -->\n{}\n", code(text))
 }

@@ -485,6 +485,14 @@ impl Engine {
                     l.result_pr = Some(pr.number);
                     l.detail =
                         Some("the open promotion pull request already has these values".into());
+                    if same_dir(&repo, edit_base, tip, &m.to_dir) {
+                        self.close_empty_pr(&source.repo, pr.number, &m.to_dir)
+                            .await?;
+                        l.detail = Some(format!(
+                            "the default branch already has these values; promotion pull request #{} closed with a note",
+                            pr.number
+                        ));
+                    }
                 } else {
                     l.detail = Some(format!(
                         "{} already has these values; no pull request opened",
@@ -549,6 +557,28 @@ impl Engine {
             self.max_push_attempts
         ));
         Ok(l)
+    }
+
+    /// A promotion pull request whose target folder no longer differs from the default branch
+    /// is closed, with a note saying why.
+    async fn close_empty_pr(&self, repo: &str, number: u64, dir: &str) -> Result<(), PromoteError> {
+        let Some(forge) = &self.forge else {
+            return Ok(());
+        };
+        forge
+            .create_comment(repo, number, &audit::closed_comment(dir))
+            .await?;
+        forge
+            .update_pull_request(
+                repo,
+                number,
+                &PullUpdate {
+                    close: true,
+                    ..PullUpdate::default()
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     fn plan_on(
@@ -668,4 +698,15 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether folder `dir` is the same in the trees of two commits.
+fn same_dir(repo: &Repository, a: Oid, b: Oid, dir: &str) -> bool {
+    let id = |c: Oid| {
+        repo.find_commit(c)
+            .and_then(|c| c.tree())
+            .and_then(|t| t.get_path(std::path::Path::new(dir)).map(|e| e.id()))
+            .ok()
+    };
+    matches!((id(a), id(b)), (Some(x), Some(y)) if x == y)
 }
