@@ -862,6 +862,103 @@ mod tests {
     }
 
     #[test]
+    fn argocd_needs_url_and_token_and_keeps_the_token_out_of_debug() {
+        let none = Config::load_with(&ConfigArgs::default(), &env_of(&[])).unwrap();
+        assert!(none.argocd.is_none());
+        assert_eq!(none.kube_dry_run, KubeDryRunMode::Auto);
+
+        let args = ConfigArgs {
+            argocd_url: Some("https://argocd.example.com".into()),
+            argocd_dry_run_apps: Some("shop-*, billing".into()),
+            kube_dry_run: Some("off".into()),
+            ..Default::default()
+        };
+        let c = Config::load_with(&args, &env_of(&[("CAPSTAN_ARGOCD_TOKEN", "s3cr3t-token")]))
+            .unwrap();
+        let argo = c.argocd.clone().unwrap();
+        assert_eq!(argo.client.url.as_str(), "https://argocd.example.com/");
+        assert_eq!(argo.client.token, "s3cr3t-token");
+        assert_eq!(argo.dry_run_apps, vec!["shop-*".to_string(), "billing".into()]);
+        assert_eq!(c.kube_dry_run, KubeDryRunMode::Off);
+        assert!(!format!("{c:?}").contains("s3cr3t-token"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let args = ConfigArgs {
+            argocd_url: Some("https://argocd.example.com/argocd".into()),
+            argocd_token_file: Some(file.display().to_string()),
+            ..Default::default()
+        };
+        let c = Config::load_with(&args, &env_of(&[])).unwrap();
+        assert_eq!(c.argocd.unwrap().client.token, "from-file");
+    }
+
+    #[test]
+    fn bad_argocd_settings_are_refused_with_their_key() {
+        let url_only = ConfigArgs {
+            argocd_url: Some("https://argocd.example.com".into()),
+            ..Default::default()
+        };
+        let e = Config::load_with(&url_only, &env_of(&[])).unwrap_err().to_string();
+        assert!(e.contains("--argocd-url") && e.contains("CAPSTAN_ARGOCD_TOKEN"), "{e}");
+
+        let e = Config::load_with(&ConfigArgs::default(), &env_of(&[("CAPSTAN_ARGOCD_TOKEN", "t")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without CAPSTAN_ARGOCD_URL"), "{e}");
+
+        let cases = [
+            (ConfigArgs { argocd_url: Some("ftp://argocd".into()), ..Default::default() }, "expected an http(s) URL"),
+            (
+                ConfigArgs {
+                    argocd_url: Some("https://argocd".into()),
+                    argocd_dry_run_apps: Some("shop-[".into()),
+                    ..Default::default()
+                },
+                "--argocd-dry-run-apps",
+            ),
+            (
+                ConfigArgs {
+                    argocd_url: Some("https://argocd".into()),
+                    argocd_ca_file: Some("/nonexistent/ca.pem".into()),
+                    ..Default::default()
+                },
+                "reading CA file /nonexistent/ca.pem",
+            ),
+            (
+                ConfigArgs {
+                    argocd_url: Some("https://argocd".into()),
+                    argocd_token_file: Some("/nonexistent/token".into()),
+                    ..Default::default()
+                },
+                "cannot read the token file",
+            ),
+            (ConfigArgs { kube_dry_run: Some("always".into()), ..Default::default() }, "expected auto or off"),
+        ];
+        for (args, want) in cases {
+            let env = if args.argocd_token_file.is_some() {
+                env_of(&[])
+            } else {
+                env_of(&[("CAPSTAN_ARGOCD_TOKEN", "t")])
+            };
+            let e = Config::load_with(&args, &env).unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let args = ConfigArgs {
+            argocd_url: Some("https://argocd".into()),
+            argocd_ca_file: Some(ca.display().to_string()),
+            ..Default::default()
+        };
+        let e = Config::load_with(&args, &env_of(&[("CAPSTAN_ARGOCD_TOKEN", "t")])).unwrap_err();
+        assert!(e.to_string().contains("CA file"), "{e}");
+    }
+
+    #[test]
     fn defaults_run_on_sqlite_under_data_with_a_generated_secret() {
         let c = Config::load_with(&ConfigArgs::default(), &env_of(&[])).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:8080");

@@ -27,6 +27,7 @@ pub fn shared_fixtures() -> Option<PathBuf> {
 pub mod backend;
 pub mod fake_argocd;
 pub mod fake_github;
+pub mod fake_kube;
 pub mod flaky;
 pub mod pg;
 pub mod webhook;

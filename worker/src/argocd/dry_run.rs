@@ -5,7 +5,6 @@
 //! Opt-in per app: it needs `sync` permission and it *sets the app's operation*, so it shows up in
 //! ArgoCD's history and waits behind (or blocks) a real sync.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tracing::{debug, instrument};
@@ -111,10 +110,15 @@ pub fn summarize(app: &str, state: &OperationState) -> DryRunOutcome {
         .as_ref()
         .map(|r| r.resources.as_slice())
         .unwrap_or_default();
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    // In the order ArgoCD lists them (sync waves), not alphabetically.
+    let mut counts: Vec<(&str, usize)> = Vec::new();
     let mut findings = Vec::new();
     for r in resources {
-        *counts.entry(r.status.as_deref().unwrap_or("Unknown")).or_default() += 1;
+        let status = r.status.as_deref().unwrap_or("Unknown");
+        match counts.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((status, 1)),
+        }
         if r.failed() {
             let mut message = r.message.clone().unwrap_or_else(|| "sync failed".into());
             if let Some(p) = r.sync_phase.as_deref() {
@@ -182,7 +186,7 @@ mod tests {
         let out = summarize("shop", &s);
         assert_eq!(
             out.summary,
-            "Failed: 1 Pruned, 1 Synced, 1 SyncFailed — one or more objects failed to apply"
+            "Failed: 1 Synced, 1 SyncFailed, 1 Pruned — one or more objects failed to apply"
         );
         assert_eq!(out.findings.len(), 1);
         let f = &out.findings[0];

@@ -281,3 +281,14 @@ impl ClusterCheck for KubeDryRun {
         out
     }
 }
+
+impl KubeDryRun {
+    /// A cluster at `url` reached without credentials (a local proxy such as `kubectl proxy`, or
+    /// a test's mock API server).
+    pub fn for_url(url: &str) -> Result<KubeDryRun, String> {
+        let uri = url
+            .parse()
+            .map_err(|e| format!("cluster URL {url:?}: {e}"))?;
+        Ok(KubeDryRun::with_config(Config::new(uri)))
+    }
+}
