@@ -741,7 +741,8 @@ fn argocd_settings(
         Some((v, origin)) => {
             let globs = list(&v);
             for g in &globs {
-                globset::Glob::new(g).map_err(|e| invalid(&origin, &v, format!("glob {g:?}: {e}")))?;
+                globset::Glob::new(g)
+                    .map_err(|e| invalid(&origin, &v, format!("glob {g:?}: {e}")))?;
             }
             globs
         }
@@ -873,12 +874,15 @@ mod tests {
             kube_dry_run: Some("off".into()),
             ..Default::default()
         };
-        let c = Config::load_with(&args, &env_of(&[("CAPSTAN_ARGOCD_TOKEN", "s3cr3t-token")]))
-            .unwrap();
+        let c =
+            Config::load_with(&args, &env_of(&[("CAPSTAN_ARGOCD_TOKEN", "s3cr3t-token")])).unwrap();
         let argo = c.argocd.clone().unwrap();
         assert_eq!(argo.client.url.as_str(), "https://argocd.example.com/");
         assert_eq!(argo.client.token, "s3cr3t-token");
-        assert_eq!(argo.dry_run_apps, vec!["shop-*".to_string(), "billing".into()]);
+        assert_eq!(
+            argo.dry_run_apps,
+            vec!["shop-*".to_string(), "billing".into()]
+        );
         assert_eq!(c.kube_dry_run, KubeDryRunMode::Off);
         assert!(!format!("{c:?}").contains("s3cr3t-token"));
 
@@ -900,16 +904,30 @@ mod tests {
             argocd_url: Some("https://argocd.example.com".into()),
             ..Default::default()
         };
-        let e = Config::load_with(&url_only, &env_of(&[])).unwrap_err().to_string();
-        assert!(e.contains("--argocd-url") && e.contains("CAPSTAN_ARGOCD_TOKEN"), "{e}");
-
-        let e = Config::load_with(&ConfigArgs::default(), &env_of(&[("CAPSTAN_ARGOCD_TOKEN", "t")]))
+        let e = Config::load_with(&url_only, &env_of(&[]))
             .unwrap_err()
             .to_string();
+        assert!(
+            e.contains("--argocd-url") && e.contains("CAPSTAN_ARGOCD_TOKEN"),
+            "{e}"
+        );
+
+        let e = Config::load_with(
+            &ConfigArgs::default(),
+            &env_of(&[("CAPSTAN_ARGOCD_TOKEN", "t")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("without CAPSTAN_ARGOCD_URL"), "{e}");
 
         let cases = [
-            (ConfigArgs { argocd_url: Some("ftp://argocd".into()), ..Default::default() }, "expected an http(s) URL"),
+            (
+                ConfigArgs {
+                    argocd_url: Some("ftp://argocd".into()),
+                    ..Default::default()
+                },
+                "expected an http(s) URL",
+            ),
             (
                 ConfigArgs {
                     argocd_url: Some("https://argocd".into()),
@@ -934,10 +952,16 @@ mod tests {
                 },
                 "cannot read the token file",
             ),
-            (ConfigArgs { kube_dry_run: Some("always".into()), ..Default::default() }, "expected auto or off"),
+            (
+                ConfigArgs {
+                    kube_dry_run: Some("always".into()),
+                    ..Default::default()
+                },
+                "expected auto or off",
+            ),
         ];
         for (args, want) in cases {
-            let env = if args.argocd_token_file.is_some() {
+            let env = if args.argocd_token_file.is_some() || args.argocd_url.is_none() {
                 env_of(&[])
             } else {
                 env_of(&[("CAPSTAN_ARGOCD_TOKEN", "t")])

@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use capstan_worker::argocd::{ArgoCdCheck, ArgoClient, DryRunOptions};
 use capstan_worker::forge::Forge;
 use capstan_worker::forge::github::{GitHubConfig, GitHubForge};
 use capstan_worker::jobs::{self, MappingOptions};
 use capstan_worker::queue::{self, Queue};
 use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
-use capstan_worker::argocd::{ArgoCdCheck, ArgoClient, DryRunOptions};
 use capstan_worker::services::{AppSync, ClusterCheck, GitSource, Services};
 use capstan_worker::store::runs::SqlRunStore;
 use tokio_util::sync::CancellationToken;
@@ -68,9 +68,9 @@ pub fn cluster_services(cfg: &Config) -> ClusterServices {
     let mut out = ClusterServices::default();
     if let Some(argo) = &cfg.argocd {
         // The config already built this client once, so an error here is not expected.
-        match ArgoClient::new(&argo.client).and_then(|c| {
-            ArgoCdCheck::new(c, &argo.dry_run_apps, DryRunOptions::default())
-        }) {
+        match ArgoClient::new(&argo.client)
+            .and_then(|c| ArgoCdCheck::new(c, &argo.dry_run_apps, DryRunOptions::default()))
+        {
             Ok(check) => {
                 info!(url = %argo.client.url, dry_run_apps = ?argo.dry_run_apps, "ArgoCD configured");
                 let check = Arc::new(check);
@@ -79,6 +79,11 @@ pub fn cluster_services(cfg: &Config) -> ClusterServices {
             }
             Err(e) => warn!(error = %e, "ArgoCD is configured but its client could not be built"),
         }
+    }
+    if cfg.kube_dry_run == config::KubeDryRunMode::Auto && capstan_worker::kube::config_present() {
+        info!("kubeconfig or in-cluster config found: server-side dry-run enabled");
+        out.checks
+            .push(Arc::new(capstan_worker::kube::KubeDryRun::infer()));
     }
     out
 }

@@ -256,7 +256,11 @@ async fn handle(
 ) -> Response {
     let query: Vec<(String, String)> = uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let body_json: Option<Value> = if body.is_empty() {
         None
@@ -271,9 +275,20 @@ async fn handle(
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| t == inner.token);
     let (status, value) = if !auth_ok {
-        runtime_error(StatusCode::UNAUTHORIZED, 16, "invalid session: token signature is invalid")
+        runtime_error(
+            StatusCode::UNAUTHORIZED,
+            16,
+            "invalid session: token signature is invalid",
+        )
     } else {
-        route(inner, &method, uri.path(), &query, body_json.as_ref(), body.is_empty())
+        route(
+            inner,
+            &method,
+            uri.path(),
+            &query,
+            body_json.as_ref(),
+            body.is_empty(),
+        )
     };
     inner.calls.push(Call {
         method: method.to_string(),
@@ -467,10 +482,23 @@ fn manifests(st: &AppState, query: &[(String, String)]) -> (StatusCode, Value) {
 }
 
 fn object_key(v: &Value) -> (String, String, String, String) {
-    let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+    let s = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let api = s("/apiVersion");
-    let group = api.rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
-    (group, s("/kind"), s("/metadata/namespace"), s("/metadata/name"))
+    let group = api
+        .rsplit_once('/')
+        .map(|(g, _)| g.to_string())
+        .unwrap_or_default();
+    (
+        group,
+        s("/kind"),
+        s("/metadata/namespace"),
+        s("/metadata/name"),
+    )
 }
 
 /// One `v1alpha1ResourceDiff` per object the app manages: live objects and target objects.
@@ -479,7 +507,11 @@ fn managed_resources(st: &AppState) -> Value {
     let mut items: BTreeMap<(String, String, String, String), Value> = BTreeMap::new();
     for t in &target {
         let (g, k, ns, n) = object_key(t);
-        let ns = if ns.is_empty() { st.app.name.clone() } else { ns };
+        let ns = if ns.is_empty() {
+            st.app.name.clone()
+        } else {
+            ns
+        };
         items.insert(
             (g.clone(), k.clone(), ns.clone(), n.clone()),
             json!({"group": g, "kind": k, "namespace": ns, "name": n,

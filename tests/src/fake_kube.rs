@@ -68,7 +68,13 @@ pub fn builtin_kinds() -> Vec<Kind> {
         kind("", "v1", "Secret", "secrets", true),
         kind("", "v1", "Service", "services", true),
         kind("apps", "v1", "Deployment", "deployments", true),
-        kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false),
+        kind(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+        ),
     ]
 }
 
@@ -158,7 +164,11 @@ async fn handle(
 ) -> Response {
     let query: Vec<(String, String)> = uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let content_type = headers
         .get("content-type")
@@ -167,7 +177,14 @@ async fn handle(
     let body = String::from_utf8_lossy(&body).into_owned();
     let mut guard = inner.lock().unwrap();
     let inner = &mut *guard;
-    let (status, value) = route(inner, &method, uri.path(), &query, content_type.as_deref(), &body);
+    let (status, value) = route(
+        inner,
+        &method,
+        uri.path(),
+        &query,
+        content_type.as_deref(),
+        &body,
+    );
     inner.calls.push(Call {
         method: method.to_string(),
         path: uri.path().to_string(),
@@ -182,7 +199,12 @@ async fn handle(
 fn not_found() -> (StatusCode, Value) {
     (
         StatusCode::NOT_FOUND,
-        status(404, "NotFound", "the server could not find the requested resource", None),
+        status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            None,
+        ),
     )
 }
 
@@ -209,7 +231,10 @@ fn route(
     // Discovery.
     if method == Method::GET {
         return match segs.as_slice() {
-            ["api"] => (StatusCode::OK, json!({"kind": "APIVersions", "versions": ["v1"]})),
+            ["api"] => (
+                StatusCode::OK,
+                json!({"kind": "APIVersions", "versions": ["v1"]}),
+            ),
             ["apis"] => {
                 let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
                 for k in inner.kinds.iter().filter(|k| !k.group.is_empty()) {
@@ -225,10 +250,17 @@ fn route(
                         json!({"name": g, "versions": versions, "preferredVersion": versions[0]})
                     })
                     .collect();
-                (StatusCode::OK, json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+                (
+                    StatusCode::OK,
+                    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+                )
             }
             ["api", v] => {
-                let ks: Vec<&Kind> = inner.kinds.iter().filter(|k| k.group.is_empty() && k.version == *v).collect();
+                let ks: Vec<&Kind> = inner
+                    .kinds
+                    .iter()
+                    .filter(|k| k.group.is_empty() && k.version == *v)
+                    .collect();
                 if ks.is_empty() {
                     not_found()
                 } else {
@@ -236,7 +268,11 @@ fn route(
                 }
             }
             ["apis", g, v] => {
-                let ks: Vec<&Kind> = inner.kinds.iter().filter(|k| k.group == *g && k.version == *v).collect();
+                let ks: Vec<&Kind> = inner
+                    .kinds
+                    .iter()
+                    .filter(|k| k.group == *g && k.version == *v)
+                    .collect();
                 if ks.is_empty() {
                     not_found()
                 } else {
@@ -249,7 +285,12 @@ fn route(
     if method != Method::PATCH {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
-            status(405, "MethodNotAllowed", "the mock serves discovery and PATCH only", None),
+            status(
+                405,
+                "MethodNotAllowed",
+                "the mock serves discovery and PATCH only",
+                None,
+            ),
         );
     }
     // /api/v1[/namespaces/{ns}]/{resource}/{name} or /apis/{g}/{v}[/namespaces/{ns}]/{resource}/{name}
@@ -274,30 +315,55 @@ fn route(
     if k.namespaced != ns.is_some() {
         return not_found();
     }
-    let q = |key: &str| query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let q = |key: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
     if q("dryRun") != Some("All") {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
-            status(500, "InternalError", "mock refuses real writes: dryRun=All missing", None),
+            status(
+                500,
+                "InternalError",
+                "mock refuses real writes: dryRun=All missing",
+                None,
+            ),
         );
     }
     if content_type != Some("application/apply-patch+yaml") {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            status(415, "UnsupportedMediaType", "expected application/apply-patch+yaml", None),
+            status(
+                415,
+                "UnsupportedMediaType",
+                "expected application/apply-patch+yaml",
+                None,
+            ),
         );
     }
     if q("fieldManager").is_none_or(str::is_empty) {
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
-            status(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch", None),
+            status(
+                422,
+                "Invalid",
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                None,
+            ),
         );
     }
     // The apply body is YAML; JSON is YAML, and what kube sends.
     let Ok(obj) = serde_json::from_str::<Value>(body) else {
         return (
             StatusCode::BAD_REQUEST,
-            status(400, "BadRequest", "error decoding YAML: the mock reads JSON-compatible YAML only", None),
+            status(
+                400,
+                "BadRequest",
+                "error decoding YAML: the mock reads JSON-compatible YAML only",
+                None,
+            ),
         );
     };
     if let Some(ns) = ns
@@ -305,11 +371,18 @@ fn route(
     {
         return (
             StatusCode::NOT_FOUND,
-            status(404, "NotFound", &format!("namespaces \"{ns}\" not found"),
-                Some(json!({"name": ns, "kind": "namespaces"}))),
+            status(
+                404,
+                "NotFound",
+                &format!("namespaces \"{ns}\" not found"),
+                Some(json!({"name": ns, "kind": "namespaces"})),
+            ),
         );
     }
-    if let Some(s) = inner.refusals.get(&(resource.to_string(), name.to_string())) {
+    if let Some(s) = inner
+        .refusals
+        .get(&(resource.to_string(), name.to_string()))
+    {
         let code = s.get("code").and_then(Value::as_u64).unwrap_or(500) as u16;
         return (StatusCode::from_u16(code).unwrap(), s.clone());
     }

@@ -51,11 +51,17 @@ fn shop_app() -> FakeApp {
         ])
         .with_manifests(
             "",
-            vec![deployment("web:1", false), config_map("legacy", json!({"mode": "old"}))],
+            vec![
+                deployment("web:1", false),
+                config_map("legacy", json!({"mode": "old"})),
+            ],
         )
         .with_manifests(
             HEAD,
-            vec![deployment("web:2", false), config_map("settings", json!({"mode": "new"}))],
+            vec![
+                deployment("web:2", false),
+                config_map("settings", json!({"mode": "new"})),
+            ],
         )
 }
 
@@ -101,9 +107,20 @@ async fn live_diff_shows_what_changes_in_the_cluster_and_renders_in_the_report()
 
     let manifests = argo.calls_to("GET", "/api/v1/applications/shop/manifests");
     assert_eq!(manifests.len(), 1);
-    assert_eq!(manifests[0].query_values("revision"), vec![HEAD.to_string()]);
-    assert_eq!(argo.calls_to("GET", "/api/v1/applications/shop/managed-resources").len(), 1);
-    assert!(argo.calls_to("POST", "/api/v1/applications/shop/sync").is_empty(), "dry run is opt-in");
+    assert_eq!(
+        manifests[0].query_values("revision"),
+        vec![HEAD.to_string()]
+    );
+    assert_eq!(
+        argo.calls_to("GET", "/api/v1/applications/shop/managed-resources")
+            .len(),
+        1
+    );
+    assert!(
+        argo.calls_to("POST", "/api/v1/applications/shop/sync")
+            .is_empty(),
+        "dry run is opt-in"
+    );
 
     let diff = f.live_diff.clone().expect("live diff");
     let summary: Vec<(String, ObjectChangeKind)> = diff
@@ -114,18 +131,45 @@ async fn live_diff_shows_what_changes_in_the_cluster_and_renders_in_the_report()
     assert_eq!(
         summary,
         vec![
-            ("ConfigMap shop/legacy".to_string(), ObjectChangeKind::Removed),
-            ("ConfigMap shop/settings".to_string(), ObjectChangeKind::Added),
-            ("apps/Deployment shop/web".to_string(), ObjectChangeKind::Changed),
+            (
+                "ConfigMap shop/legacy".to_string(),
+                ObjectChangeKind::Removed
+            ),
+            (
+                "ConfigMap shop/settings".to_string(),
+                ObjectChangeKind::Added
+            ),
+            (
+                "apps/Deployment shop/web".to_string(),
+                ObjectChangeKind::Changed
+            ),
         ]
     );
     let web = &diff.changes[2].diff;
-    assert!(web.lines().any(|l| l.starts_with('-') && l.contains("image: web:1")), "{web}");
-    assert!(web.lines().any(|l| l.starts_with('+') && l.contains("image: web:2")), "{web}");
-    for noise in ["imagePullPolicy", "progressDeadlineSeconds", "readyReplicas", "resourceVersion"] {
+    assert!(
+        web.lines()
+            .any(|l| l.starts_with('-') && l.contains("image: web:1")),
+        "{web}"
+    );
+    assert!(
+        web.lines()
+            .any(|l| l.starts_with('+') && l.contains("image: web:2")),
+        "{web}"
+    );
+    for noise in [
+        "imagePullPolicy",
+        "progressDeadlineSeconds",
+        "readyReplicas",
+        "resourceVersion",
+    ] {
         assert!(!web.contains(noise), "{noise} shown: {web}");
     }
-    let Some(ArgoStatus::Reported { sync, health, dry_run }) = f.argocd.clone() else {
+    let Some(ArgoStatus::Reported {
+        sync,
+        health,
+        dry_run,
+    }) = f.argocd.clone()
+    else {
         panic!("{:?}", f.argocd)
     };
     assert_eq!(sync.as_deref(), Some("OutOfSync"));
@@ -154,7 +198,10 @@ async fn live_diff_shows_what_changes_in_the_cluster_and_renders_in_the_report()
         .map(|p| p.body.clone())
         .collect();
     assert!(body.contains("image: web:2"), "{body}");
-    assert!(body.contains("OutOfSync") && body.contains("Healthy"), "{body}");
+    assert!(
+        body.contains("OutOfSync") && body.contains("Healthy"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -183,12 +230,28 @@ async fn multi_source_apps_ask_for_the_head_of_each_source_from_this_repo() {
 #[tokio::test]
 async fn apps_from_other_repositories_are_not_diffed_at_our_head() {
     let argo = FakeArgoCd::start(TOKEN).await;
-    argo.add_app(FakeApp::new("ext", "https://github.com/other/place.git", "x"));
+    argo.add_app(FakeApp::new(
+        "ext",
+        "https://github.com/other/place.git",
+        "x",
+    ));
     let f = run(&check(&argo.url(), TOKEN, &["*"]), "ext").await;
     assert!(f.live_diff.is_none());
-    assert!(f.notes.iter().any(|n| n.contains("no source of app ext is acme/gitops")), "{:?}", f.notes);
-    assert!(argo.calls_to("GET", "/api/v1/applications/ext/manifests").is_empty());
-    assert!(argo.calls_to("POST", "/api/v1/applications/ext/sync").is_empty());
+    assert!(
+        f.notes
+            .iter()
+            .any(|n| n.contains("no source of app ext is acme/gitops")),
+        "{:?}",
+        f.notes
+    );
+    assert!(
+        argo.calls_to("GET", "/api/v1/applications/ext/manifests")
+            .is_empty()
+    );
+    assert!(
+        argo.calls_to("POST", "/api/v1/applications/ext/sync")
+            .is_empty()
+    );
     assert!(matches!(f.argocd, Some(ArgoStatus::Reported { .. })));
 }
 
@@ -227,14 +290,20 @@ async fn dry_run_sync_is_polled_to_completion_and_failures_become_findings() {
     };
     assert_eq!(
         dry_run.as_deref(),
-        Some("Failed: 1 Synced, 1 SyncFailed, 1 Pruned — one or more objects failed to apply (dry run)")
+        Some(
+            "Failed: 1 Synced, 1 SyncFailed, 1 Pruned — one or more objects failed to apply (dry run)"
+        )
     );
     assert_eq!(f.findings.len(), 1);
     let finding = &f.findings[0];
     assert_eq!(finding.rule_id, "argocd/dry-run");
     assert_eq!(finding.severity, Severity::Deny);
     assert_eq!(finding.object, "ConfigMap shop/settings");
-    assert!(finding.message.contains("data: Invalid value"), "{}", finding.message);
+    assert!(
+        finding.message.contains("data: Invalid value"),
+        "{}",
+        finding.message
+    );
 }
 
 #[tokio::test]
@@ -257,7 +326,10 @@ async fn a_dry_run_that_never_finishes_is_reported_not_awaited_forever() {
         panic!("{:?}", f.argocd)
     };
     let text = dry_run.clone().unwrap();
-    assert!(text.starts_with("not run: dry-run sync of shop did not finish"), "{text}");
+    assert!(
+        text.starts_with("not run: dry-run sync of shop did not finish"),
+        "{text}"
+    );
     assert!(text.contains("last phase: Running"), "{text}");
     assert!(f.live_diff.is_some());
 }
@@ -273,7 +345,10 @@ async fn unknown_or_hidden_apps_are_missing_or_forbidden() {
         assert!(reason.contains(&format!("application {app}")), "{reason}");
     }
     assert!(argo.calls().iter().all(|c| c.status == 403));
-    assert!(argo.calls().iter().all(|c| c.method == "GET"), "nothing after the 403");
+    assert!(
+        argo.calls().iter().all(|c| c.method == "GET"),
+        "nothing after the 403"
+    );
 }
 
 #[tokio::test]
@@ -309,7 +384,9 @@ async fn a_revision_argocd_cannot_resolve_is_a_note_and_the_status_still_shows()
     let f = run(&check(&argo.url(), TOKEN, &[]), "shop").await;
     assert!(f.live_diff.is_none());
     assert!(
-        f.notes.iter().any(|n| n.contains("ArgoCD live diff failed") && n.contains("500") && n.contains("unable to resolve")),
+        f.notes.iter().any(|n| n.contains("ArgoCD live diff failed")
+            && n.contains("500")
+            && n.contains("unable to resolve")),
         "{:?}",
         f.notes
     );
@@ -333,20 +410,29 @@ async fn sync_app_starts_a_real_sync_and_reports_why_it_cannot() {
 
     let ok = c.sync_app("shop", Some(HEAD)).await.unwrap();
     assert!(ok.contains("ArgoCD sync of shop started at"), "{ok}");
-    let body = argo.calls_to("POST", "/api/v1/applications/shop/sync")[0].body.clone().unwrap();
+    let body = argo.calls_to("POST", "/api/v1/applications/shop/sync")[0]
+        .body
+        .clone()
+        .unwrap();
     assert_eq!(body["revision"], json!(HEAD));
     assert!(body.get("dryRun").is_none(), "a real sync: {body}");
 
     // The first sync is still running: ArgoCD refuses a second one.
     let busy = c.sync_app("shop", None).await.unwrap_err();
-    assert!(busy.contains("another operation is already in progress"), "{busy}");
+    assert!(
+        busy.contains("another operation is already in progress"),
+        "{busy}"
+    );
 
     let missing = c.sync_app("nope", None).await.unwrap_err();
     assert!(missing.contains("missing or forbidden"), "{missing}");
 
     let multi = c.sync_app("multi", Some(HEAD)).await.unwrap_err();
     assert!(multi.contains("has 2 sources"), "{multi}");
-    assert!(argo.calls_to("POST", "/api/v1/applications/multi/sync").is_empty());
+    assert!(
+        argo.calls_to("POST", "/api/v1/applications/multi/sync")
+            .is_empty()
+    );
     assert!(c.sync_app("multi", None).await.is_ok());
 
     let bad = check(&argo.url(), "wrong", &[]);

@@ -55,20 +55,31 @@ async fn changed_objects_are_applied_with_dry_run_only_and_accepted() {
     let head = vec![a.clone(), b.clone(), unchanged.clone()];
     let f = run(&k, &head, &ids(&[&a, &b])).await;
     assert!(f.findings.is_empty(), "{:?}", f.findings);
-    assert!(f.notes.contains(&"kube dry-run: 2 accepted, 0 rejected".to_string()), "{:?}", f.notes);
+    assert!(
+        f.notes
+            .contains(&"kube dry-run: 2 accepted, 0 rejected".to_string()),
+        "{:?}",
+        f.notes
+    );
 
     let writes = kube.writes();
     let paths: Vec<&str> = writes.iter().map(|c| c.path.as_str()).collect();
     assert_eq!(
         paths,
-        vec!["/api/v1/namespaces/shop/configmaps/a", "/apis/apps/v1/namespaces/shop/deployments/web"]
+        vec![
+            "/api/v1/namespaces/shop/configmaps/a",
+            "/apis/apps/v1/namespaces/shop/deployments/web"
+        ]
     );
     for w in &writes {
         assert_eq!(w.method, "PATCH");
         assert_eq!(w.query_value("dryRun"), Some("All"), "{w:?}");
         assert_eq!(w.query_value("fieldManager"), Some("capstan"));
         assert_eq!(w.query_value("force"), Some("true"));
-        assert_eq!(w.content_type.as_deref(), Some("application/apply-patch+yaml"));
+        assert_eq!(
+            w.content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
         assert_eq!(w.status, 200);
     }
     let sent: Value = serde_json::from_str(&writes[1].body).unwrap();
@@ -113,13 +124,30 @@ async fn admission_denials_and_immutable_fields_become_deny_findings() {
         vec![
             ("kube-dry-run/admission", "ConfigMap shop/a", Severity::Deny),
             ("kube-dry-run/admission", "ConfigMap shop/b", Severity::Deny),
-            ("kube-dry-run/immutable", "apps/Deployment shop/web", Severity::Deny),
+            (
+                "kube-dry-run/immutable",
+                "apps/Deployment shop/web",
+                Severity::Deny
+            ),
         ]
     );
     assert!(f.findings[0].message.contains("label team is required"));
-    assert!(f.findings[2].message.contains("spec.selector"), "{}", f.findings[2].message);
-    assert!(f.notes.contains(&"kube dry-run: 0 accepted, 3 rejected".to_string()), "{:?}", f.notes);
-    assert!(kube.writes().iter().all(|w| w.query_value("dryRun") == Some("All")));
+    assert!(
+        f.findings[2].message.contains("spec.selector"),
+        "{}",
+        f.findings[2].message
+    );
+    assert!(
+        f.notes
+            .contains(&"kube dry-run: 0 accepted, 3 rejected".to_string()),
+        "{:?}",
+        f.notes
+    );
+    assert!(
+        kube.writes()
+            .iter()
+            .all(|w| w.query_value("dryRun") == Some("All"))
+    );
 }
 
 #[tokio::test]
@@ -131,21 +159,41 @@ async fn unknown_kinds_are_findings_unless_the_change_brings_their_crd() {
     let f = run(&k, std::slice::from_ref(&widget), &ids(&[&widget])).await;
     assert_eq!(f.findings.len(), 1);
     assert_eq!(f.findings[0].rule_id, "kube-dry-run/unknown-kind");
-    assert!(f.findings[0].message.contains("no such kind in the cluster"), "{}", f.findings[0].message);
-    assert!(kube.writes().is_empty(), "nothing is sent for a kind the cluster does not serve");
+    assert!(
+        f.findings[0]
+            .message
+            .contains("no such kind in the cluster"),
+        "{}",
+        f.findings[0].message
+    );
+    assert!(
+        kube.writes().is_empty(),
+        "nothing is sent for a kind the cluster does not serve"
+    );
 
-    let crd = obj(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    let crd = obj(
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.example.com"},
         "spec": {"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"}, "scope": "Namespaced",
-                 "versions": [{"name": "v1", "served": true, "storage": true}]}}));
+                 "versions": [{"name": "v1", "served": true, "storage": true}]}}),
+    );
     let head = vec![widget.clone(), crd.clone()];
     let f = run(&k, &head, &ids(&[&widget, &crd])).await;
     assert!(f.findings.is_empty(), "{:?}", f.findings);
-    assert!(f.notes.iter().any(|n| n.contains("defined by a CRD in this change")), "{:?}", f.notes);
+    assert!(
+        f.notes
+            .iter()
+            .any(|n| n.contains("defined by a CRD in this change")),
+        "{:?}",
+        f.notes
+    );
     // The CRD itself was applied first (cluster-scoped path), dry.
     let w = kube.writes();
     assert_eq!(w.len(), 1);
-    assert_eq!(w[0].path, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com");
+    assert_eq!(
+        w[0].path,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com"
+    );
 }
 
 #[tokio::test]
@@ -162,9 +210,27 @@ async fn a_missing_namespace_is_a_warning_unless_the_change_creates_it() {
     let head = vec![cm.clone(), ns.clone()];
     let f = run(&k, &head, &ids(&[&cm, &ns])).await;
     assert!(f.findings.is_empty(), "{:?}", f.findings);
-    assert!(f.notes.iter().any(|n| n.contains("namespace shop is created by this change")), "{:?}", f.notes);
-    let last_two: Vec<String> = kube.writes().iter().rev().take(2).map(|c| c.path.clone()).collect();
-    assert_eq!(last_two, vec!["/api/v1/namespaces/shop/configmaps/a", "/api/v1/namespaces/shop"]);
+    assert!(
+        f.notes
+            .iter()
+            .any(|n| n.contains("namespace shop is created by this change")),
+        "{:?}",
+        f.notes
+    );
+    let last_two: Vec<String> = kube
+        .writes()
+        .iter()
+        .rev()
+        .take(2)
+        .map(|c| c.path.clone())
+        .collect();
+    assert_eq!(
+        last_two,
+        vec![
+            "/api/v1/namespaces/shop/configmaps/a",
+            "/api/v1/namespaces/shop"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -179,7 +245,13 @@ async fn an_unreachable_cluster_is_a_note_and_nothing_unchanged_is_sent() {
     let cm = config_map("a");
     let f = run(&k, std::slice::from_ref(&cm), &ids(&[&cm])).await;
     assert!(f.findings.is_empty());
-    assert!(f.notes.iter().any(|n| n.starts_with("kube dry-run stopped: the cluster could not be asked")), "{:?}", f.notes);
+    assert!(
+        f.notes
+            .iter()
+            .any(|n| n.starts_with("kube dry-run stopped: the cluster could not be asked")),
+        "{:?}",
+        f.notes
+    );
 
     // No changed object: the cluster is not contacted at all.
     let kube = FakeKube::start(builtin_kinds(), &["shop"]).await;

@@ -312,7 +312,12 @@ impl ArgoClient {
             url: self.base.to_string(),
             reason: format!("reading the response: {}", error_chain(&e)),
         })?;
-        debug!(path = url.path(), status = status.as_u16(), bytes = bytes.len(), "argocd answered");
+        debug!(
+            path = url.path(),
+            status = status.as_u16(),
+            bytes = bytes.len(),
+            "argocd answered"
+        );
         let what = what.to_string();
         if !status.is_success() {
             let message = serde_json::from_slice::<RuntimeError>(&bytes)

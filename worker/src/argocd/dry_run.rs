@@ -192,14 +192,21 @@ mod tests {
         let f = &out.findings[0];
         assert_eq!(f.object, "Service shop/web");
         assert_eq!(f.rule_id, RULE_ID);
-        assert!(f.message.contains("field is immutable (phase Sync)"), "{}", f.message);
+        assert!(
+            f.message.contains("field is immutable (phase Sync)"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]
     fn a_failed_operation_without_objects_is_one_app_finding() {
         let s = state(json!({"phase": "Error", "message": "ComparisonError: rpc error"}));
         let out = summarize("shop", &s);
-        assert_eq!(out.summary, "Error: no resources — ComparisonError: rpc error");
+        assert_eq!(
+            out.summary,
+            "Error: no resources — ComparisonError: rpc error"
+        );
         assert_eq!(out.findings[0].object, "Application shop");
     }
 

@@ -204,11 +204,24 @@ mod tests {
         let c = &d.changes[0];
         assert_eq!(c.change, ObjectChangeKind::Changed);
         assert_eq!(c.id.namespace.as_deref(), Some("shop"));
-        assert!(c.diff.starts_with("--- live/apps/Deployment shop/web"), "{}", c.diff);
+        assert!(
+            c.diff.starts_with("--- live/apps/Deployment shop/web"),
+            "{}",
+            c.diff
+        );
         let removed = |t: &str| c.diff.lines().any(|l| l.starts_with('-') && l.contains(t));
         let added = |t: &str| c.diff.lines().any(|l| l.starts_with('+') && l.contains(t));
-        assert!(removed("image: web:1") && added("image: web:2"), "{}", c.diff);
-        for noise in ["progressDeadlineSeconds", "imagePullPolicy", "readyReplicas", "resourceVersion"] {
+        assert!(
+            removed("image: web:1") && added("image: web:2"),
+            "{}",
+            c.diff
+        );
+        for noise in [
+            "progressDeadlineSeconds",
+            "imagePullPolicy",
+            "readyReplicas",
+            "resourceVersion",
+        ] {
             assert!(!c.diff.contains(noise), "{noise} leaked: {}", c.diff);
         }
         assert!(d.notes.iter().any(|n| n == PROJECTION_NOTE));
@@ -226,10 +239,23 @@ mod tests {
             "metadata": {"name": "new", "namespace": "shop"}, "data": {"k": "v"}
         }));
         let d = diff_live("shop", vec![old], vec![new], Vec::new());
-        let kinds: Vec<_> = d.changes.iter().map(|c| (c.id.name.as_str(), c.change.clone())).collect();
-        assert_eq!(kinds, vec![("new", ObjectChangeKind::Added), ("old", ObjectChangeKind::Removed)]);
+        let kinds: Vec<_> = d
+            .changes
+            .iter()
+            .map(|c| (c.id.name.as_str(), c.change.clone()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("new", ObjectChangeKind::Added),
+                ("old", ObjectChangeKind::Removed)
+            ]
+        );
         let removed = &d.changes[1].diff;
-        assert!(!removed.contains("managedFields") && !removed.contains("uid"), "{removed}");
+        assert!(
+            !removed.contains("managedFields") && !removed.contains("uid"),
+            "{removed}"
+        );
     }
 
     #[test]
@@ -241,7 +267,11 @@ mod tests {
         let d = diff_live("shop", vec![live], vec![head], Vec::new());
         assert_eq!(d.changes.len(), 1);
         let c = &d.changes[0];
-        assert!(!c.diff.contains("b2xk") && !c.diff.contains("bmV3"), "{}", c.diff);
+        assert!(
+            !c.diff.contains("b2xk") && !c.diff.contains("bmV3"),
+            "{}",
+            c.diff
+        );
         assert_eq!(c.secret_keys, vec!["data.password: changed".to_string()]);
     }
 

@@ -171,7 +171,11 @@ impl ClusterCheck for ArgoCdCheck {
 impl AppSync for ArgoCdCheck {
     #[instrument(name = "argocd_sync", skip(self))]
     async fn sync_app(&self, app: &str, revision: Option<&str>) -> Result<String, String> {
-        let current = self.client.application(app).await.map_err(|e| e.to_string())?;
+        let current = self
+            .client
+            .application(app)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut req = SyncRequest {
             name: app.to_string(),
             ..Default::default()

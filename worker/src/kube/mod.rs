@@ -52,9 +52,8 @@ impl std::fmt::Debug for KubeDryRun {
 pub fn config_present() -> bool {
     let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
         && std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token").exists();
-    let kubeconfig_env = std::env::var_os("KUBECONFIG").is_some_and(|v| {
-        std::env::split_paths(&v).any(|p| p.is_file())
-    });
+    let kubeconfig_env = std::env::var_os("KUBECONFIG")
+        .is_some_and(|v| std::env::split_paths(&v).any(|p| p.is_file()));
     let home = std::env::var_os("HOME")
         .map(|h| std::path::Path::new(&h).join(".kube/config").is_file())
         .unwrap_or(false);
@@ -258,7 +257,14 @@ impl ClusterCheck for KubeDryRun {
         let (mut accepted, mut rejected) = (0usize, 0usize);
         for o in objects {
             match self
-                .dry_run_apply(&client, &mut cache, o, &crds_here, &namespaces_here, &mut out.notes)
+                .dry_run_apply(
+                    &client,
+                    &mut cache,
+                    o,
+                    &crds_here,
+                    &namespaces_here,
+                    &mut out.notes,
+                )
                 .await
             {
                 Outcome::Accepted => accepted += 1,
@@ -269,8 +275,9 @@ impl ClusterCheck for KubeDryRun {
                 Outcome::Rejected(Rejection::Note(n)) => out.notes.push(n),
                 Outcome::Unreachable(e) => {
                     warn!(error = %e, "kube dry-run stopped");
-                    out.notes
-                        .push(format!("kube dry-run stopped: the cluster could not be asked: {e}"));
+                    out.notes.push(format!(
+                        "kube dry-run stopped: the cluster could not be asked: {e}"
+                    ));
                     return out;
                 }
             }

@@ -73,10 +73,7 @@ pub fn from_status(id: &ObjectId, status: &Status, namespaces_in_change: &[Strin
         return finding(RULE_ADMISSION, Severity::Deny, id, msg);
     }
     if status.code == 422 || status.reason == "Invalid" {
-        let immutable: Vec<&String> = causes
-            .iter()
-            .filter(|c| c.contains("immutable"))
-            .collect();
+        let immutable: Vec<&String> = causes.iter().filter(|c| c.contains("immutable")).collect();
         if !immutable.is_empty() || msg.contains("field is immutable") {
             let what = if immutable.is_empty() {
                 msg.clone()
@@ -133,7 +130,10 @@ pub fn from_status(id: &ObjectId, status: &Status, namespaces_in_change: &[Strin
         RULE_ERROR,
         Severity::Warn,
         id,
-        format!("dry-run apply failed ({} {}): {msg}", status.code, status.reason),
+        format!(
+            "dry-run apply failed ({} {}): {msg}",
+            status.code, status.reason
+        ),
     )
 }
 
@@ -165,13 +165,17 @@ mod tests {
 
     #[test]
     fn webhook_and_policy_denials_are_admission_findings() {
-        let webhook = status(json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+        let webhook = status(
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
             "message": "admission webhook \"validate.kyverno.svc-fail\" denied the request: image tag latest is not allowed",
-            "reason": "BadRequest", "code": 400}));
-        let vap = status(json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "reason": "BadRequest", "code": 400}),
+        );
+        let vap = status(
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
             "message": "deployments.apps \"web\" is forbidden: ValidatingAdmissionPolicy 'replica-limit' with binding 'replica-limit-binding' denied request: replicas must be at most 5",
             "reason": "Invalid", "code": 422,
-            "details": {"name": "web", "group": "apps", "kind": "deployments"}}));
+            "details": {"name": "web", "group": "apps", "kind": "deployments"}}),
+        );
         for s in [webhook, vap] {
             let r = from_status(&id(), &s, &[]);
             assert_eq!(rule(&r), RULE_ADMISSION);
@@ -183,41 +187,68 @@ mod tests {
 
     #[test]
     fn immutable_causes_are_named() {
-        let s = status(json!({"status": "Failure", "reason": "Invalid", "code": 422,
+        let s = status(
+            json!({"status": "Failure", "reason": "Invalid", "code": 422,
             "message": "Deployment.apps \"web\" is invalid: spec.selector: Invalid value: {...}: field is immutable",
             "details": {"name": "web", "group": "apps", "kind": "Deployment", "causes": [
-                {"reason": "FieldValueInvalid", "message": "Invalid value: {\"matchLabels\":{\"app\":\"web2\"}}: field is immutable", "field": "spec.selector"}]}}));
-        let Rejection::Finding(f) = from_status(&id(), &s, &[]) else { panic!() };
+                {"reason": "FieldValueInvalid", "message": "Invalid value: {\"matchLabels\":{\"app\":\"web2\"}}: field is immutable", "field": "spec.selector"}]}}),
+        );
+        let Rejection::Finding(f) = from_status(&id(), &s, &[]) else {
+            panic!()
+        };
         assert_eq!(f.rule_id, RULE_IMMUTABLE);
-        assert!(f.message.contains("spec.selector: Invalid value"), "{}", f.message);
+        assert!(
+            f.message.contains("spec.selector: Invalid value"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]
     fn other_invalid_objects_list_their_causes() {
-        let s = status(json!({"status": "Failure", "reason": "Invalid", "code": 422,
+        let s = status(
+            json!({"status": "Failure", "reason": "Invalid", "code": 422,
             "message": "Deployment.apps \"web\" is invalid",
-            "details": {"causes": [{"reason": "FieldValueRequired", "message": "Required value", "field": "spec.template.spec.containers[0].image"}]}}));
-        let Rejection::Finding(f) = from_status(&id(), &s, &[]) else { panic!() };
+            "details": {"causes": [{"reason": "FieldValueRequired", "message": "Required value", "field": "spec.template.spec.containers[0].image"}]}}),
+        );
+        let Rejection::Finding(f) = from_status(&id(), &s, &[]) else {
+            panic!()
+        };
         assert_eq!(f.rule_id, RULE_INVALID);
-        assert_eq!(f.message, "spec.template.spec.containers[0].image: Required value");
+        assert_eq!(
+            f.message,
+            "spec.template.spec.containers[0].image: Required value"
+        );
     }
 
     #[test]
     fn a_missing_namespace_is_a_note_when_the_change_creates_it() {
-        let s = status(json!({"status": "Failure", "reason": "NotFound", "code": 404,
+        let s = status(
+            json!({"status": "Failure", "reason": "NotFound", "code": 404,
             "message": "namespaces \"shop\" not found",
-            "details": {"name": "shop", "kind": "namespaces"}}));
+            "details": {"name": "shop", "kind": "namespaces"}}),
+        );
         assert_eq!(rule(&from_status(&id(), &s, &["shop".into()])), "note");
-        let Rejection::Finding(f) = from_status(&id(), &s, &[]) else { panic!() };
-        assert_eq!((f.rule_id.as_str(), f.severity), (RULE_NAMESPACE, Severity::Warn));
+        let Rejection::Finding(f) = from_status(&id(), &s, &[]) else {
+            panic!()
+        };
+        assert_eq!(
+            (f.rule_id.as_str(), f.severity),
+            (RULE_NAMESPACE, Severity::Warn)
+        );
     }
 
     #[test]
     fn rbac_refusals_and_unknown_kinds() {
-        let s = status(json!({"status": "Failure", "reason": "Forbidden", "code": 403,
-            "message": "deployments.apps \"web\" is forbidden: User \"system:serviceaccount:capstan:capstan\" cannot patch resource \"deployments\""}));
+        let s = status(
+            json!({"status": "Failure", "reason": "Forbidden", "code": 403,
+            "message": "deployments.apps \"web\" is forbidden: User \"system:serviceaccount:capstan:capstan\" cannot patch resource \"deployments\""}),
+        );
         assert_eq!(rule(&from_status(&id(), &s, &[])), RULE_FORBIDDEN);
-        assert_eq!(rule(&unknown_kind(&id(), "apps/v1", false)), RULE_UNKNOWN_KIND);
+        assert_eq!(
+            rule(&unknown_kind(&id(), "apps/v1", false)),
+            RULE_UNKNOWN_KIND
+        );
         assert_eq!(rule(&unknown_kind(&id(), "apps/v1", true)), "note");
     }
 }
