@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -20,6 +19,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+
+use crate::served::{Served, query_pairs};
 
 /// One request the fake received.
 #[derive(Clone, Debug)]
@@ -156,15 +157,8 @@ struct Inner {
 
 /// A running fake; the server stops when this is dropped.
 pub struct FakeArgoCd {
-    addr: SocketAddr,
+    served: Served,
     inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeArgoCd {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl FakeArgoCd {
@@ -177,16 +171,12 @@ impl FakeArgoCd {
             clock: 0,
         }));
         let router = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        FakeArgoCd { addr, inner, task }
+        let served = Served::start(router).await;
+        FakeArgoCd { served, inner }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.served.url()
     }
 
     pub fn add_app(&self, app: FakeApp) {
@@ -254,14 +244,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let query: Vec<(String, String)> = uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query = query_pairs(&uri);
     let body_json: Option<Value> = if body.is_empty() {
         None
     } else {

@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -17,6 +16,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+
+use crate::served::{Served, query_pairs};
 
 /// One request the mock received.
 #[derive(Clone, Debug)]
@@ -88,15 +89,8 @@ struct Inner {
 
 /// A running mock; stops when dropped.
 pub struct FakeKube {
-    addr: SocketAddr,
+    served: Served,
     inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeKube {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl FakeKube {
@@ -109,16 +103,12 @@ impl FakeKube {
             calls: Vec::new(),
         }));
         let router = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        FakeKube { addr, inner, task }
+        let served = Served::start(router).await;
+        FakeKube { served, inner }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.served.url()
     }
 
     /// Refuse applying `resource`/`name` with this `Status` object.
@@ -162,14 +152,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let query: Vec<(String, String)> = uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query = query_pairs(&uri);
     let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())

@@ -8,6 +8,7 @@ use std::time::Duration;
 use capstan_tests::fake_argocd::{FakeApp, FakeArgoCd, SyncOutcome};
 use capstan_worker::argocd::{ArgoCdCheck, ArgoClient, ArgoConfig, DryRunOptions};
 use capstan_worker::diff::ObjectChangeKind;
+use capstan_worker::objects::K8sObject;
 use capstan_worker::report::{self, AppSection, ArgoStatus, RunReport, Severity};
 use capstan_worker::services::{AppSync, ClusterCheck, ClusterCheckRequest, ClusterFindings};
 use serde_json::{Value, json};
@@ -79,13 +80,18 @@ fn check(url: &str, token: &str, dry_run_apps: &[&str]) -> ArgoCdCheck {
 }
 
 async fn run(c: &ArgoCdCheck, app: &str) -> ClusterFindings {
+    run_with(c, app, &[]).await
+}
+
+/// With Capstan's own render of the head.
+async fn run_with(c: &ArgoCdCheck, app: &str, head_objects: &[K8sObject]) -> ClusterFindings {
     c.check_app(&ClusterCheckRequest {
         repo: REPO,
         pr: 7,
         app,
         environment: Some("staging"),
         head_sha: HEAD,
-        head_objects: &[],
+        head_objects,
         changed: &[],
     })
     .await
@@ -394,6 +400,29 @@ async fn a_revision_argocd_cannot_resolve_is_a_note_and_the_status_still_shows()
         panic!("{:?}", f.argocd)
     };
     assert_eq!(health.as_deref(), Some("Degraded"));
+
+    // With Capstan's own render of the head, the live diff still shows, and says what it used.
+    let mut live_app = shop_app();
+    live_app.manifests.remove(HEAD);
+    argo.add_app(live_app);
+    let own = vec![K8sObject::from_value(deployment("web:3", false)).unwrap()];
+    let f = run_with(&check(&argo.url(), TOKEN, &[]), "shop", &own).await;
+    let d = f.live_diff.expect("live diff from Capstan's render");
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.contains("Capstan's own render is compared")),
+        "{:?}",
+        d.notes
+    );
+    let web = d.changes.iter().find(|c| c.id.name == "web").unwrap();
+    assert!(
+        web.diff
+            .lines()
+            .any(|l| l.starts_with('+') && l.contains("image: web:3")),
+        "{}",
+        web.diff
+    );
 }
 
 #[tokio::test]

@@ -127,7 +127,7 @@ pub fn summarize(app: &str, state: &OperationState) -> DryRunOutcome {
             findings.push(ReportFinding {
                 rule_id: RULE_ID.into(),
                 severity: Severity::Deny,
-                object: r.object(),
+                object: r.resource.object_id().to_string(),
                 file: None,
                 line: None,
                 message,

@@ -32,17 +32,31 @@ const SERVER_METADATA: &[&str] = &[
     "deletionGracePeriodSeconds",
 ];
 
-/// Fetches both sides and diffs them.
+/// Fetches both sides and diffs them. When ArgoCD cannot render the head (a revision its repo
+/// server cannot resolve yet, a render error) and `own_render` is not empty, Capstan's own render
+/// of the head stands in for ArgoCD's, and a note says so.
 pub async fn live_diff(
     client: &ArgoClient,
     app: &str,
     revision: &Revision,
+    own_render: &[K8sObject],
 ) -> Result<AppDiff, ArgoError> {
-    let manifests = client.manifests(app, revision).await?;
-    let managed = client.managed_resources(app).await?;
     let mut notes = Vec::new();
+    let manifests = match client.manifests(app, revision).await {
+        Ok(m) => m.manifests,
+        Err(
+            e @ (ArgoError::Status { .. } | ArgoError::NotFound { .. } | ArgoError::Decode { .. }),
+        ) if !own_render.is_empty() => {
+            notes.push(format!(
+                "live diff: ArgoCD could not render the head ({e}); Capstan's own render is compared with the cluster instead"
+            ));
+            own_render.iter().map(|o| o.value.to_string()).collect()
+        }
+        Err(e) => return Err(e),
+    };
+    let managed = client.managed_resources(app).await?;
     let mut head = Vec::new();
-    for (i, m) in manifests.manifests.iter().enumerate() {
+    for (i, m) in manifests.iter().enumerate() {
         match serde_json::from_str::<Value>(m)
             .map_err(|e| e.to_string())
             .and_then(K8sObject::from_value)
@@ -58,7 +72,7 @@ pub async fn live_diff(
             Ok(None) => {}
             Err(e) => notes.push(format!(
                 "live diff: live state of {} skipped: {e}",
-                item_label(item)
+                item.resource.object_id()
             )),
         }
     }
@@ -91,22 +105,6 @@ pub fn diff_live(
     notes.push(PROJECTION_NOTE.to_string());
     d.notes.extend(notes);
     d
-}
-
-fn item_label(item: &ResourceDiff) -> String {
-    let mut s = String::new();
-    if !item.group.is_empty() {
-        s.push_str(&item.group);
-        s.push('/');
-    }
-    s.push_str(&item.kind);
-    s.push(' ');
-    if !item.namespace.is_empty() {
-        s.push_str(&item.namespace);
-        s.push('/');
-    }
-    s.push_str(&item.name);
-    s
 }
 
 /// The live object, or `None` when it does not exist in the cluster (yet).
@@ -278,8 +276,11 @@ mod tests {
     #[test]
     fn an_object_absent_from_the_cluster_has_no_live_state() {
         let item = ResourceDiff {
-            kind: "ConfigMap".into(),
-            name: "x".into(),
+            resource: super::super::model::ResourceRef {
+                kind: "ConfigMap".into(),
+                name: "x".into(),
+                ..Default::default()
+            },
             normalized_live_state: Some("null".into()),
             ..Default::default()
         };

@@ -140,7 +140,7 @@ impl ClusterCheck for ArgoCdCheck {
             });
             return out;
         };
-        match live_diff::live_diff(&self.client, req.app, &revision).await {
+        match live_diff::live_diff(&self.client, req.app, &revision, req.head_objects).await {
             Ok(d) => out.live_diff = Some(d),
             Err(e) => out.notes.push(format!("ArgoCD live diff failed: {e}")),
         }

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::objects::ObjectId;
+
 /// `v1alpha1Application`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,10 +92,10 @@ pub struct SyncOperationResult {
     pub revisions: Vec<String>,
 }
 
-/// `v1alpha1ResourceResult`: what the sync did (or, dry, would do) to one object.
+/// The identity fields ArgoCD repeats in every per-resource type; the namespace is empty for
+/// cluster-scoped objects.
 #[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceResult {
+pub struct ResourceRef {
     #[serde(default)]
     pub group: String,
     #[serde(default)]
@@ -102,6 +104,25 @@ pub struct ResourceResult {
     pub namespace: String,
     #[serde(default)]
     pub name: String,
+}
+
+impl ResourceRef {
+    pub fn object_id(&self) -> ObjectId {
+        ObjectId {
+            group: self.group.clone(),
+            kind: self.kind.clone(),
+            namespace: Some(self.namespace.clone()).filter(|n| !n.is_empty()),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// `v1alpha1ResourceResult`: what the sync did (or, dry, would do) to one object.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceResult {
+    #[serde(flatten)]
+    pub resource: ResourceRef,
     /// `Synced`, `SyncFailed`, `Pruned`, `PruneSkipped`, `OutOfSync`.
     pub status: Option<String>,
     pub message: Option<String>,
@@ -110,23 +131,6 @@ pub struct ResourceResult {
 }
 
 impl ResourceResult {
-    /// `apps/Deployment shop/web`, the way the report names objects.
-    pub fn object(&self) -> String {
-        let mut s = String::new();
-        if !self.group.is_empty() {
-            s.push_str(&self.group);
-            s.push('/');
-        }
-        s.push_str(&self.kind);
-        s.push(' ');
-        if !self.namespace.is_empty() {
-            s.push_str(&self.namespace);
-            s.push('/');
-        }
-        s.push_str(&self.name);
-        s
-    }
-
     /// A resource the sync could not apply: `SyncFailed`, or a hook that failed or errored.
     pub fn failed(&self) -> bool {
         self.status.as_deref() == Some("SyncFailed")
@@ -154,14 +158,8 @@ pub struct ManagedResourcesResponse {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceDiff {
-    #[serde(default)]
-    pub group: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub namespace: String,
-    #[serde(default)]
-    pub name: String,
+    #[serde(flatten)]
+    pub resource: ResourceRef,
     pub normalized_live_state: Option<String>,
     pub target_state: Option<String>,
     pub predicted_live_state: Option<String>,
