@@ -45,7 +45,8 @@ const PAT: &str = "ghp_commands_e2e_token";
 /// The fake GitHub's login for the token: Capstan itself.
 const SELF_LOGIN: &str = "capstan-user";
 
-const SETTINGS: &str = "environments:\n  - name: staging\n  - name: production\ncommands:\n  prefix: /capstan\n";
+const SETTINGS: &str =
+    "environments:\n  - name: staging\n  - name: production\ncommands:\n  prefix: /capstan\n";
 /// The PR tries to let anyone promote; the default branch's settings must still apply.
 const RELAXED: &str = "environments:\n  - name: staging\n  - name: production\ncommands:\n  permissions:\n    promote: read\n    hold: read\n";
 const APP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: https://github.com/acme/gitops.git\n    path: apps/web\n  destination:\n    namespace: web\n";
@@ -123,7 +124,10 @@ struct FakePromoter {
 impl Promoter for FakePromoter {
     async fn promote(&self, req: &PromoteRequest) -> Result<String, String> {
         self.calls.lock().unwrap().push(req.clone());
-        Ok(format!("promotion pull request opened for {}", req.environment))
+        Ok(format!(
+            "promotion pull request opened for {}",
+            req.environment
+        ))
     }
 }
 
@@ -271,10 +275,7 @@ impl Harness {
         delivery: Option<&str>,
     ) -> String {
         let delivery = delivery.map(str::to_string).unwrap_or_else(|| {
-            format!(
-                "comment-{}",
-                self.deliveries.fetch_add(1, Ordering::SeqCst)
-            )
+            format!("comment-{}", self.deliveries.fetch_add(1, Ordering::SeqCst))
         });
         let payload = json!({
             "action": action,
@@ -362,7 +363,10 @@ async fn permission_levels_decide_what_runs(b: &Backend) {
     let h = Harness::start(b, Handlers::Server).await;
 
     let c = h
-        .comment("reader", "Looks good.\n/capstan diff\n/capstan promote staging\n")
+        .comment(
+            "reader",
+            "Looks good.\n/capstan diff\n/capstan promote staging\n",
+        )
         .await;
     let reply = h.reply(c);
     assert!(h.reacted(c));
@@ -392,7 +396,9 @@ async fn permission_levels_decide_what_runs(b: &Backend) {
         "{reply}"
     );
 
-    let c = h.comment("writer", "/capstan sync web\n/capstan hold\n").await;
+    let c = h
+        .comment("writer", "/capstan sync web\n/capstan hold\n")
+        .await;
     let reply = h.reply(c);
     assert!(
         has_line(&reply, "/capstan sync web", "done: ArgoCD sync of `web`"),
@@ -465,7 +471,11 @@ async fn a_failed_permission_lookup_refuses(b: &Backend) {
         assert!(h.reacted(c));
         for cmd in ["diff", "hold"] {
             assert!(
-                has_line(&reply, &format!("/capstan {cmd}"), "refused: could not check your permission"),
+                has_line(
+                    &reply,
+                    &format!("/capstan {cmd}"),
+                    "refused: could not check your permission"
+                ),
                 "{user}: {reply}"
             );
         }
@@ -480,13 +490,31 @@ async fn bots_and_capstan_itself_are_ignored(b: &Backend) {
     let bot = h
         .fake
         .add_comment(REPO, PR, "renovate[bot]", true, "/capstan hold\n");
-    h.deliver("created", bot, "renovate[bot]", "Bot", "/capstan hold\n", "v1", None)
-        .await;
+    h.deliver(
+        "created",
+        bot,
+        "renovate[bot]",
+        "Bot",
+        "/capstan hold\n",
+        "v1",
+        None,
+    )
+    .await;
     // The intake lets Capstan's token user through (it is not configured as a bot login); the
     // handler recognises its own identity.
-    let own = h.fake.add_comment(REPO, PR, SELF_LOGIN, false, "/capstan diff\n");
+    let own = h
+        .fake
+        .add_comment(REPO, PR, SELF_LOGIN, false, "/capstan diff\n");
     let delivery = h
-        .deliver("created", own, SELF_LOGIN, "User", "/capstan diff\n", "v1", None)
+        .deliver(
+            "created",
+            own,
+            SELF_LOGIN,
+            "User",
+            "/capstan diff\n",
+            "v1",
+            None,
+        )
         .await;
     let jobs = h.settle(&delivery).await;
     assert_eq!(jobs.len(), 1, "the intake queued Capstan's comment");
@@ -505,7 +533,15 @@ async fn bots_and_capstan_itself_are_ignored(b: &Backend) {
     .into_job();
     let id = h.services.queue.enqueue(&slipped).await.unwrap().unwrap();
     for _ in 0..1500 {
-        if h.services.queue.job(id).await.unwrap().unwrap().state.is_final() {
+        if h.services
+            .queue
+            .job(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+            .is_final()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -516,7 +552,11 @@ async fn bots_and_capstan_itself_are_ignored(b: &Backend) {
     );
     assert!(h.fake.reactions(REPO).is_empty());
     assert!(h.replies(bot).is_empty() && h.replies(own).is_empty());
-    assert!(h.fake.calls_to("POST", "/repos/acme/gitops/issues/7/comments").is_empty());
+    assert!(
+        h.fake
+            .calls_to("POST", "/repos/acme/gitops/issues/7/comments")
+            .is_empty()
+    );
     assert!(h.checks_of_head().await.is_empty());
     assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
     h.stop().await;
@@ -526,20 +566,36 @@ async fn an_edited_comment_is_evaluated_once(b: &Backend) {
     let h = Harness::start(b, Handlers::Server).await;
     let body = "/capstan help\n";
     let c = h.fake.add_comment(REPO, PR, "reader", false, body);
-    h.deliver("created", c, "reader", "User", body, "2026-11-26T10:00:00Z", None)
-        .await;
+    h.deliver(
+        "created",
+        c,
+        "reader",
+        "User",
+        body,
+        "2026-11-26T10:00:00Z",
+        None,
+    )
+    .await;
     assert_eq!(h.replies(c).len(), 1);
 
     let edited = "/capstan diff\n";
     let first = h
-        .deliver("edited", c, "reader", "User", edited, "2026-11-26T10:05:00Z", None)
+        .deliver(
+            "edited",
+            c,
+            "reader",
+            "User",
+            edited,
+            "2026-11-26T10:05:00Z",
+            None,
+        )
         .await;
     let replies = h.replies(c);
     assert_eq!(replies.len(), 2, "{replies:?}");
     assert!(
-        replies[1]
-            .body
-            .starts_with(&format!("<!-- capstan:command-reply {c}@2026-11-26T10:05:00Z -->")),
+        replies[1].body.starts_with(&format!(
+            "<!-- capstan:command-reply {c}@2026-11-26T10:05:00Z -->"
+        )),
         "{}",
         replies[1].body
     );
@@ -547,10 +603,26 @@ async fn an_edited_comment_is_evaluated_once(b: &Backend) {
 
     // GitHub's "Redeliver" (same delivery id) and a duplicate event (new delivery id) of the
     // same edit: neither is answered again.
-    h.deliver("edited", c, "reader", "User", edited, "2026-11-26T10:05:00Z", Some(&first))
-        .await;
+    h.deliver(
+        "edited",
+        c,
+        "reader",
+        "User",
+        edited,
+        "2026-11-26T10:05:00Z",
+        Some(&first),
+    )
+    .await;
     let dup = h
-        .deliver("edited", c, "reader", "User", edited, "2026-11-26T10:05:00Z", None)
+        .deliver(
+            "edited",
+            c,
+            "reader",
+            "User",
+            edited,
+            "2026-11-26T10:05:00Z",
+            None,
+        )
         .await;
     let dup_jobs = h.settle(&dup).await;
     assert_eq!(dup_jobs.len(), 1, "the duplicate event was queued");
@@ -574,10 +646,16 @@ async fn homoglyphs_and_paths_are_refused(b: &Backend) {
     let reply = h.reply(c);
     let refusals: Vec<&str> = reply.lines().filter(|l| l.contains("→ refused:")).collect();
     assert_eq!(refusals.len(), 4, "{reply}");
-    assert!(refusals[0].contains("contains non-ASCII characters"), "{reply}");
+    assert!(
+        refusals[0].contains("contains non-ASCII characters"),
+        "{reply}"
+    );
     assert!(refusals[1].contains("looks like a path"), "{reply}");
     assert!(refusals[2].contains("looks like a path"), "{reply}");
-    assert!(refusals[3].contains("contains non-ASCII characters"), "{reply}");
+    assert!(
+        refusals[3].contains("contains non-ASCII characters"),
+        "{reply}"
+    );
     assert!(h.promoter.calls.lock().unwrap().is_empty());
     assert!(h.sync.calls.lock().unwrap().is_empty());
     // An unknown (ASCII) environment is refused with the allowed names.
@@ -606,14 +684,23 @@ async fn diff_reruns_a_finished_check(b: &Backend) {
     .into_job();
     q.enqueue(&opened).await.unwrap().unwrap();
     let claimed = q
-        .claim("test-pipeline", &[jobs::PR_CHECK.into()], Duration::from_secs(60))
+        .claim(
+            "test-pipeline",
+            &[jobs::PR_CHECK.into()],
+            Duration::from_secs(60),
+        )
         .await
         .unwrap()
         .unwrap();
     assert!(
-        q.finish(claimed.job.id, "test-pipeline", claimed.job.attempts, &Finish::Succeeded)
-            .await
-            .unwrap()
+        q.finish(
+            claimed.job.id,
+            "test-pipeline",
+            claimed.job.attempts,
+            &Finish::Succeeded
+        )
+        .await
+        .unwrap()
     );
 
     let c = h.comment("reader", "/capstan diff\n").await;
@@ -667,7 +754,11 @@ async fn hold_and_unhold_store_and_recheck(b: &Backend) {
     .unwrap()
     .unwrap();
     let running = q
-        .claim("test-pipeline", &[jobs::PR_CHECK.into()], Duration::from_secs(60))
+        .claim(
+            "test-pipeline",
+            &[jobs::PR_CHECK.into()],
+            Duration::from_secs(60),
+        )
         .await
         .unwrap()
         .unwrap()
@@ -680,9 +771,19 @@ async fn hold_and_unhold_store_and_recheck(b: &Backend) {
         )
     };
     let hold = h.comment("maintainer", "/capstan hold\n").await;
-    assert!(has_line(&h.reply(hold), "/capstan hold", "done: placed a hold"));
+    assert!(has_line(
+        &h.reply(hold),
+        "/capstan hold",
+        "done: placed a hold"
+    ));
     assert_eq!(
-        h.services.runs.hold(REPO, PR).await.unwrap().unwrap().held_by,
+        h.services
+            .runs
+            .hold(REPO, PR)
+            .await
+            .unwrap()
+            .unwrap()
+            .held_by,
         "maintainer"
     );
     let rechecks = q.jobs_by_dedupe_key(&recheck_key(hold)).await.unwrap();
@@ -701,10 +802,19 @@ async fn hold_and_unhold_store_and_recheck(b: &Backend) {
         "/capstan hold",
         "done: this pull request is already on hold (placed by maintainer)"
     ));
-    assert!(q.jobs_by_dedupe_key(&recheck_key(again)).await.unwrap().is_empty());
+    assert!(
+        q.jobs_by_dedupe_key(&recheck_key(again))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let unhold = h.comment("maintainer", "/capstan unhold\n").await;
-    assert!(has_line(&h.reply(unhold), "/capstan unhold", "done: lifted the hold"));
+    assert!(has_line(
+        &h.reply(unhold),
+        "/capstan unhold",
+        "done: lifted the hold"
+    ));
     assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
     let rechecks = q.jobs_by_dedupe_key(&recheck_key(unhold)).await.unwrap();
     assert_eq!(rechecks.len(), 1);
@@ -717,7 +827,12 @@ async fn hold_and_unhold_store_and_recheck(b: &Backend) {
         "/capstan unhold",
         "done: there was no hold on this pull request"
     ));
-    assert!(q.jobs_by_dedupe_key(&recheck_key(none)).await.unwrap().is_empty());
+    assert!(
+        q.jobs_by_dedupe_key(&recheck_key(none))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     h.stop().await;
 }
 
@@ -725,7 +840,9 @@ async fn an_unreachable_forge_retries_and_replies_once(b: &Backend) {
     let h = Harness::start(b, Handlers::CommandsOnly).await;
     let comments = "/repos/acme/gitops/issues/7/comments";
     h.fake.fail_route("POST", comments, 500);
-    let c = h.fake.add_comment(REPO, PR, "reader", false, "/capstan help\n");
+    let c = h
+        .fake
+        .add_comment(REPO, PR, "reader", false, "/capstan help\n");
     let payload = jobs::Command {
         repo: REPO.into(),
         number: PR,
@@ -750,7 +867,10 @@ async fn an_unreachable_forge_retries_and_replies_once(b: &Backend) {
         if job.attempts >= 1 && job.last_error.is_some() {
             assert!(!job.state.is_final(), "{job:?}");
             assert!(
-                job.last_error.as_deref().unwrap().contains("posting the reply"),
+                job.last_error
+                    .as_deref()
+                    .unwrap()
+                    .contains("posting the reply"),
                 "{job:?}"
             );
             retried = true;
@@ -761,7 +881,15 @@ async fn an_unreachable_forge_retries_and_replies_once(b: &Backend) {
     assert!(retried, "the failed post was retried");
     h.fake.clear_failures();
     for _ in 0..1500 {
-        if h.services.queue.job(id).await.unwrap().unwrap().state.is_final() {
+        if h.services
+            .queue
+            .job(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+            .is_final()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -781,4 +909,135 @@ async fn an_unreachable_forge_retries_and_replies_once(b: &Backend) {
         1
     );
     h.stop().await;
+}
+
+/// The whole service as `capstan serve` runs it: a signed webhook over HTTP to the listening
+/// server, the command answered on the fake GitHub, the hold in the service's own store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_a_command_end_to_end() {
+    use capstan_server::config::{Config, ConfigArgs};
+    use capstan_worker::store::RunStore;
+
+    let up = upstream();
+    let fake = FakeGitHub::start(PAT, "", None).await;
+    fake.add_pull(
+        REPO,
+        FakePull {
+            number: PR,
+            state: "open".into(),
+            head_sha: up.head.clone(),
+            head_ref: "feature".into(),
+            base_sha: "b".repeat(40),
+            base_ref: "main".into(),
+            ..FakePull::default()
+        },
+    );
+    fake.set_permission(REPO, "maintainer", "maintain");
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args = ConfigArgs {
+        listen: Some(format!("127.0.0.1:{port}")),
+        data_dir: Some(data.path().display().to_string()),
+        poll_interval_ms: Some("20".into()),
+        git_url_template: Some(format!(
+            "file://{}/{{owner}}/{{repo}}",
+            up.dir.path().display()
+        )),
+        github_api_url: Some(fake.api_url()),
+        ..ConfigArgs::default()
+    };
+    let env = |k: &str| match k {
+        "CAPSTAN_WEBHOOK_SECRET" => Some(SECRET.to_string()),
+        "CAPSTAN_GITHUB_TOKEN" => Some(PAT.to_string()),
+        _ => None,
+    };
+    let cfg = Config::load_with(&args, &env).unwrap();
+    let db_url = cfg.database_url.clone();
+    let stop = CancellationToken::new();
+    // No forge passed: the service builds its GitHub client from the settings, like production.
+    let service = tokio::spawn(capstan_server::serve::run(cfg, None, Some(stop.clone())));
+
+    let body_text = "/capstan hold\n/capstan promote \u{0440}roduction\n";
+    let comment = fake.add_comment(REPO, PR, "maintainer", false, body_text);
+    let payload = serde_json::to_vec(&json!({
+        "action": "created",
+        "issue": {"number": PR, "pull_request": {"url": "https://api.github.com/repos/acme/gitops/pulls/7"}},
+        "comment": {"id": comment, "body": body_text, "user": {"login": "maintainer", "type": "User"},
+                    "updated_at": "2026-11-26T11:00:00Z"},
+        "repository": {"full_name": REPO, "default_branch": "main"},
+    }))
+    .unwrap();
+    let signature = capstan_tests::webhook::sign(SECRET.as_bytes(), &payload);
+    let headers = [
+        ("content-type", "application/json"),
+        ("user-agent", "GitHub-Hookshot/test"),
+        ("x-github-event", "issue_comment"),
+        ("x-github-delivery", "serve-e2e-1"),
+        ("x-hub-signature-256", signature.as_str()),
+    ];
+    let url = format!("http://127.0.0.1:{port}/webhooks/github");
+    let mut status = None;
+    for _ in 0..500 {
+        match capstan_server::http1::request(
+            "POST",
+            &url,
+            &headers,
+            &payload,
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            Ok(resp) => {
+                status = Some(resp.status);
+                break;
+            }
+            // Not listening yet.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert_eq!(status, Some(202));
+
+    let marker = format!("<!-- capstan:command-reply {comment}@2026-11-26T11:00:00Z -->");
+    let mut reply = None;
+    for _ in 0..1000 {
+        if let Some(c) = fake
+            .comments(REPO, PR)
+            .into_iter()
+            .find(|c| c.body.starts_with(&marker))
+        {
+            reply = Some(c.body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reply = reply.expect("Capstan replied");
+    assert!(
+        has_line(&reply, "/capstan hold", "done: placed a hold"),
+        "{reply}"
+    );
+    assert!(
+        reply
+            .lines()
+            .any(|l| l.contains("→ refused:") && l.contains("non-ASCII")),
+        "{reply}"
+    );
+    assert!(
+        fake.reactions(REPO)
+            .iter()
+            .any(|(id, c)| *id == comment && c == "eyes")
+    );
+    stop.cancel();
+    service.await.unwrap().unwrap();
+
+    let q = capstan_worker::queue::open(&db_url).await.unwrap();
+    let hold = SqlRunStore::new(q.db())
+        .hold(REPO, PR)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hold.held_by, "maintainer");
 }

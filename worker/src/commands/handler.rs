@@ -19,8 +19,8 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::repo_config::{RepoConfigError, load_default_branch_config};
 use super::reply::{self, Outcome, ReplyItem};
+use super::repo_config::{RepoConfigError, load_default_branch_config};
 use super::{
     Command, CommandConfig, CommandKind, Decision, LookupError, Permission, PermissionLookup,
     authorize, parse_comment,
@@ -172,8 +172,7 @@ impl CommandHandler {
                         "no .capstan.yaml on the default branch; default command settings apply"
                     );
                 }
-                self.evaluate(forge.as_ref(), cmd, &loaded.config)
-                    .await?
+                self.evaluate(forge.as_ref(), cmd, &loaded.config).await?
             }
             Err(RepoConfigError::Broken(msg)) => reply::render_note(
                 cmd.comment_id,
@@ -329,7 +328,9 @@ impl CommandHandler {
                     summary: format!("ArgoCD sync of `{app}`"),
                     detail: text,
                 },
-                Err(why) => Outcome::Refused(format!("ArgoCD sync of `{app}` did not start: {why}")),
+                Err(why) => {
+                    Outcome::Refused(format!("ArgoCD sync of `{app}` did not start: {why}"))
+                }
             });
         }
         let pr = match pr {
@@ -396,12 +397,9 @@ impl CommandHandler {
                 let rerun = self.recheck_after_hold(cmd, pr, "unhold", open).await?;
                 Ok(Outcome::Done(format!("lifted the hold; {rerun}")))
             }
-            Command::Help | Command::Promote { .. } | Command::Sync { .. } => {
-                Err(JobError::Permanent(anyhow!(
-                    "command {} reached the PR step",
-                    command.kind()
-                )))
-            }
+            Command::Help | Command::Promote { .. } | Command::Sync { .. } => Err(
+                JobError::Permanent(anyhow!("command {} reached the PR step", command.kind())),
+            ),
         }
     }
 

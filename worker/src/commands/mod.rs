@@ -10,8 +10,8 @@
 mod authorize;
 pub mod handler;
 mod parse;
-pub mod repo_config;
 pub mod reply;
+pub mod repo_config;
 mod settings;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,8 +20,8 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-pub use handler::CommandHandler;
 pub use authorize::{Decision, LookupError, PermissionLookup, authorize, decide, refusal_reply};
+pub use handler::CommandHandler;
 pub use parse::{CommandLine, MAX_COMMANDS_PER_COMMENT, Refusal, parse_comment};
 pub use settings::{CommandSettings, SettingsError};
 

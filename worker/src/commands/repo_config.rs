@@ -69,7 +69,9 @@ pub fn config_from_tree(
         Value::Null
     };
     if !doc.is_null() && !doc.is_object() {
-        return Err(broken(format!("{SETTINGS_FILE}: the top level is not a mapping")));
+        return Err(broken(format!(
+            "{SETTINGS_FILE}: the top level is not a mapping"
+        )));
     }
     let settings: CommandSettings = match doc.get("commands") {
         None | Some(Value::Null) => CommandSettings::default(),
@@ -139,8 +141,8 @@ pub async fn load_default_branch_config(
 ) -> Result<LoadedConfig, RepoConfigError> {
     let git = git.clone();
     let repo = repo.to_string();
-    let joined = tokio::task::spawn_blocking(move || load_blocking(&git, &repo, token.as_deref()))
-        .await;
+    let joined =
+        tokio::task::spawn_blocking(move || load_blocking(&git, &repo, token.as_deref())).await;
     match joined {
         Ok(r) => r,
         Err(e) => Err(RepoConfigError::Broken(format!(
@@ -260,10 +262,16 @@ mod tests {
     async fn broken_files_are_reported_with_the_key() {
         for (text, want) in [
             (&b"commands: [\n"[..], ".capstan.yaml"),
-            (b"commands:\n  permissions:\n    hold: boss\n", "commands.permissions.hold"),
+            (
+                b"commands:\n  permissions:\n    hold: boss\n",
+                "commands.permissions.hold",
+            ),
             (b"commands:\n  prefx: /x\n", "prefx"),
             (b"environments: staging\n", "environments must be a list"),
-            (b"environments:\n  - {overlay: x}\n", "environments[0] needs a name"),
+            (
+                b"environments:\n  - {overlay: x}\n",
+                "environments[0] needs a name",
+            ),
         ] {
             let (_up, src, _m) = upstream(&[Change::Write(".capstan.yaml", text)]);
             let err = load_default_branch_config(&src, "acme/gitops", None)
