@@ -131,6 +131,35 @@ impl Promoter for FakePromoter {
     }
 }
 
+/// The fake GitHub with the open PR at the upstream's head and one user per permission level.
+async fn fake_github(up: &Upstream) -> FakeGitHub {
+    let fake = FakeGitHub::start(PAT, "", None).await;
+    fake.add_pull(
+        REPO,
+        FakePull {
+            number: PR,
+            state: "open".into(),
+            title: "Change web".into(),
+            author: "alice".into(),
+            head_sha: up.head.clone(),
+            head_ref: "feature".into(),
+            base_sha: "b".repeat(40),
+            base_ref: "main".into(),
+            ..FakePull::default()
+        },
+    );
+    for (user, role) in [
+        ("reader", "read"),
+        ("triager", "triage"),
+        ("writer", "write"),
+        ("maintainer", "maintain"),
+        ("admin", "admin"),
+    ] {
+        fake.set_permission(REPO, user, role);
+    }
+    fake
+}
+
 /// Which handlers the runner has.
 enum Handlers {
     /// The server's own registry (`serve::default_registry`).
@@ -155,30 +184,7 @@ struct Harness {
 impl Harness {
     async fn start(b: &Backend, handlers: Handlers) -> Harness {
         let up = upstream();
-        let fake = FakeGitHub::start(PAT, "", None).await;
-        fake.add_pull(
-            REPO,
-            FakePull {
-                number: PR,
-                state: "open".into(),
-                title: "Change web".into(),
-                author: "alice".into(),
-                head_sha: up.head.clone(),
-                head_ref: "feature".into(),
-                base_sha: "b".repeat(40),
-                base_ref: "main".into(),
-                ..FakePull::default()
-            },
-        );
-        for (user, role) in [
-            ("reader", "read"),
-            ("triager", "triage"),
-            ("writer", "write"),
-            ("maintainer", "maintain"),
-            ("admin", "admin"),
-        ] {
-            fake.set_permission(REPO, user, role);
-        }
+        let fake = fake_github(&up).await;
         let mut cfg = GitHubConfig::new(
             fake.api_url().parse().unwrap(),
             GitHubAuth::Token(PAT.into()),
@@ -319,6 +325,47 @@ impl Harness {
         );
     }
 
+    /// A check of the head queued by `trigger` and claimed by a stand-in for the pipeline.
+    async fn pipeline_claims(&self, trigger: &str) -> Job {
+        let q = &self.services.queue;
+        let job = PrCheck {
+            repo: REPO.into(),
+            number: PR,
+            head_sha: self.head().into(),
+            head_ref: Some("feature".into()),
+            base_ref: Some("main".into()),
+            installation_id: None,
+            trigger: trigger.into(),
+        }
+        .into_job();
+        q.enqueue(&job).await.unwrap().unwrap();
+        let kinds = [jobs::PR_CHECK.to_string()];
+        let lease = Duration::from_secs(60);
+        let claimed = q.claim("test-pipeline", &kinds, lease).await;
+        claimed.unwrap().unwrap().job
+    }
+
+    /// The re-checks a `hold`/`unhold` comment (version `v1`) queued.
+    async fn rechecks(&self, comment: u64) -> Vec<Job> {
+        let key = format!(
+            "{}/command:{comment}@v1",
+            PrCheck::dedupe_key(REPO, PR, self.head())
+        );
+        self.services.queue.jobs_by_dedupe_key(&key).await.unwrap()
+    }
+
+    /// Waits until job `id` is final and returns it.
+    async fn finished(&self, id: i64) -> Job {
+        for _ in 0..1500 {
+            let job = self.services.queue.job(id).await.unwrap().unwrap();
+            if job.state.is_final() {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("job {id} did not finish");
+    }
+
     /// Capstan's replies to `comment_id` (any version), oldest first.
     fn replies(&self, comment_id: u64) -> Vec<FakeComment> {
         let marker = format!("<!-- capstan:command-reply {comment_id}@");
@@ -361,79 +408,83 @@ fn has_line(reply: &str, command: &str, outcome: &str) -> bool {
 
 async fn permission_levels_decide_what_runs(b: &Backend) {
     let h = Harness::start(b, Handlers::Server).await;
-
-    let c = h
-        .comment(
+    // (author, comment, [(command line, start of its outcome)]). Defaults from the default
+    // branch: diff/validate/help read, sync/promote write, hold/unhold maintain. The PR's own
+    // `.capstan.yaml` lowers promote and hold to read, which must change nothing.
+    let cases: [(&str, &str, &[(&str, &str)]); 5] = [
+        (
             "reader",
             "Looks good.\n/capstan diff\n/capstan promote staging\n",
-        )
-        .await;
-    let reply = h.reply(c);
-    assert!(h.reacted(c));
-    assert!(
-        has_line(&reply, "/capstan diff", "done: a new check of"),
-        "{reply}"
-    );
-    // The PR's own `.capstan.yaml` lowers `promote` to read; the default branch's rules apply.
-    assert!(
-        has_line(&reply, "/capstan promote staging", "refused:")
-            && reply.contains("needs write permission on this repository; you have read"),
-        "{reply}"
-    );
+            &[
+                ("/capstan diff", "done: a new check of"),
+                (
+                    "/capstan promote staging",
+                    "refused: &#96;promote&#96; needs write permission on this repository; you have read",
+                ),
+            ],
+        ),
+        (
+            "triager",
+            "/capstan validate\n/capstan sync web\n",
+            &[
+                ("/capstan validate", "done:"),
+                (
+                    "/capstan sync web",
+                    "refused: &#96;sync&#96; needs write permission on this repository; you have triage",
+                ),
+            ],
+        ),
+        (
+            "writer",
+            "/capstan sync web\n/capstan hold\n",
+            &[
+                ("/capstan sync web", "done: ArgoCD sync of `web`"),
+                (
+                    "/capstan hold",
+                    "refused: &#96;hold&#96; needs maintain permission on this repository; you have write",
+                ),
+            ],
+        ),
+        (
+            "maintainer",
+            "/capstan hold\n",
+            &[("/capstan hold", "done: placed a hold")],
+        ),
+        (
+            "admin",
+            "/capstan promote production web\n/capstan help\n",
+            &[
+                (
+                    "/capstan promote production web",
+                    "done: promotion to `production`",
+                ),
+                ("/capstan help", "done: the commands are listed below"),
+            ],
+        ),
+    ];
+    for (author, body, expected) in cases {
+        let c = h.comment(author, body).await;
+        assert!(h.reacted(c), "{author}: no 👀");
+        let reply = h.reply(c);
+        for (line, outcome) in expected {
+            assert!(has_line(&reply, line, outcome), "{author}: {reply}");
+        }
+        if author == "admin" {
+            assert!(
+                reply.contains("- `/capstan hold`: needs maintain permission"),
+                "{reply}"
+            );
+        }
+    }
+    // What ran, and only that.
     let checks = h.checks_of_head().await;
-    assert_eq!(checks.len(), 1, "{checks:?}");
     assert_eq!(checks[0].payload["trigger"], "command.diff");
     assert_eq!(checks[0].payload["head_sha"], h.head());
-    assert!(h.promoter.calls.lock().unwrap().is_empty());
-
-    let c = h
-        .comment("triager", "/capstan validate\n/capstan sync web\n")
-        .await;
-    let reply = h.reply(c);
-    assert!(has_line(&reply, "/capstan validate", "done:"), "{reply}");
-    assert!(
-        reply.contains("needs write permission on this repository; you have triage"),
-        "{reply}"
-    );
-
-    let c = h
-        .comment("writer", "/capstan sync web\n/capstan hold\n")
-        .await;
-    let reply = h.reply(c);
-    assert!(
-        has_line(&reply, "/capstan sync web", "done: ArgoCD sync of `web`"),
-        "{reply}"
-    );
-    assert!(
-        reply.contains("needs maintain permission on this repository; you have write"),
-        "{reply}"
-    );
     assert_eq!(*h.sync.calls.lock().unwrap(), vec!["web".to_string()]);
-    assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
-
-    let c = h.comment("maintainer", "/capstan hold\n").await;
-    let reply = h.reply(c);
-    assert!(
-        has_line(&reply, "/capstan hold", "done: placed a hold"),
-        "{reply}"
-    );
     let hold = h.services.runs.hold(REPO, PR).await.unwrap().unwrap();
     assert_eq!(hold.held_by, "maintainer");
-
-    let c = h
-        .comment("admin", "/capstan promote production web\n/capstan help\n")
-        .await;
-    let reply = h.reply(c);
-    assert!(
-        has_line(&reply, "/capstan promote production web", "done:"),
-        "{reply}"
-    );
-    assert!(
-        reply.contains("- `/capstan hold`: needs maintain permission"),
-        "{reply}"
-    );
     let calls = h.promoter.calls.lock().unwrap().clone();
-    assert_eq!(calls.len(), 1);
+    assert_eq!(calls.len(), 1, "only the admin promoted");
     assert_eq!(calls[0].environment, "production");
     assert_eq!(calls[0].app.as_deref(), Some("web"));
     assert_eq!(calls[0].head_at_command.as_deref(), Some(h.head()));
@@ -444,7 +495,11 @@ async fn permission_levels_decide_what_runs(b: &Backend) {
     let c = h.comment("stranger", "/capstan diff\n").await;
     let reply = h.reply(c);
     assert!(
-        reply.contains("needs read permission on this repository; you have none"),
+        has_line(
+            &reply,
+            "/capstan diff",
+            "refused: &#96;diff&#96; needs read permission on this repository; you have none"
+        ),
         "{reply}"
     );
     assert_eq!(h.checks_of_head().await.len(), before);
@@ -532,24 +587,7 @@ async fn bots_and_capstan_itself_are_ignored(b: &Backend) {
     }
     .into_job();
     let id = h.services.queue.enqueue(&slipped).await.unwrap().unwrap();
-    for _ in 0..1500 {
-        if h.services
-            .queue
-            .job(id)
-            .await
-            .unwrap()
-            .unwrap()
-            .state
-            .is_final()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(
-        h.services.queue.job(id).await.unwrap().unwrap().state,
-        JobState::Succeeded
-    );
+    assert_eq!(h.finished(id).await.state, JobState::Succeeded);
     assert!(h.fake.reactions(REPO).is_empty());
     assert!(h.replies(bot).is_empty() && h.replies(own).is_empty());
     assert!(
@@ -560,6 +598,20 @@ async fn bots_and_capstan_itself_are_ignored(b: &Backend) {
     assert!(h.checks_of_head().await.is_empty());
     assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
     h.stop().await;
+}
+
+/// `reader` edits comment `c` to `/capstan diff` (version 10:05).
+async fn edit(h: &Harness, c: u64, delivery: Option<&str>) -> String {
+    h.deliver(
+        "edited",
+        c,
+        "reader",
+        "User",
+        "/capstan diff\n",
+        "2026-11-26T10:05:00Z",
+        delivery,
+    )
+    .await
 }
 
 async fn an_edited_comment_is_evaluated_once(b: &Backend) {
@@ -578,18 +630,7 @@ async fn an_edited_comment_is_evaluated_once(b: &Backend) {
     .await;
     assert_eq!(h.replies(c).len(), 1);
 
-    let edited = "/capstan diff\n";
-    let first = h
-        .deliver(
-            "edited",
-            c,
-            "reader",
-            "User",
-            edited,
-            "2026-11-26T10:05:00Z",
-            None,
-        )
-        .await;
+    let first = edit(&h, c, None).await;
     let replies = h.replies(c);
     assert_eq!(replies.len(), 2, "{replies:?}");
     assert!(
@@ -603,27 +644,8 @@ async fn an_edited_comment_is_evaluated_once(b: &Backend) {
 
     // GitHub's "Redeliver" (same delivery id) and a duplicate event (new delivery id) of the
     // same edit: neither is answered again.
-    h.deliver(
-        "edited",
-        c,
-        "reader",
-        "User",
-        edited,
-        "2026-11-26T10:05:00Z",
-        Some(&first),
-    )
-    .await;
-    let dup = h
-        .deliver(
-            "edited",
-            c,
-            "reader",
-            "User",
-            edited,
-            "2026-11-26T10:05:00Z",
-            None,
-        )
-        .await;
+    edit(&h, c, Some(&first)).await;
+    let dup = edit(&h, c, None).await;
     let dup_jobs = h.settle(&dup).await;
     assert_eq!(dup_jobs.len(), 1, "the duplicate event was queued");
     assert_eq!(dup_jobs[0].state, JobState::Succeeded);
@@ -672,31 +694,12 @@ async fn diff_reruns_a_finished_check(b: &Backend) {
     let h = Harness::start(b, Handlers::CommandsOnly).await;
     let q = &h.services.queue;
     // The check from the PR's push ran and finished.
-    let opened = PrCheck {
-        repo: REPO.into(),
-        number: PR,
-        head_sha: h.head().into(),
-        head_ref: Some("feature".into()),
-        base_ref: Some("main".into()),
-        installation_id: None,
-        trigger: "pull_request.opened".into(),
-    }
-    .into_job();
-    q.enqueue(&opened).await.unwrap().unwrap();
-    let claimed = q
-        .claim(
-            "test-pipeline",
-            &[jobs::PR_CHECK.into()],
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let claimed = h.pipeline_claims("pull_request.opened").await;
     assert!(
         q.finish(
-            claimed.job.id,
+            claimed.id,
             "test-pipeline",
-            claimed.job.attempts,
+            claimed.attempts,
             &Finish::Succeeded
         )
         .await
@@ -738,38 +741,8 @@ async fn hold_and_unhold_store_and_recheck(b: &Backend) {
     let h = Harness::start(b, Handlers::CommandsOnly).await;
     let q = &h.services.queue;
     // A check of the head is running when the hold arrives: it may already have read "no hold".
-    q.enqueue(
-        &PrCheck {
-            repo: REPO.into(),
-            number: PR,
-            head_sha: h.head().into(),
-            head_ref: None,
-            base_ref: None,
-            installation_id: None,
-            trigger: "pull_request.synchronize".into(),
-        }
-        .into_job(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let running = q
-        .claim(
-            "test-pipeline",
-            &[jobs::PR_CHECK.into()],
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap()
-        .unwrap()
-        .job;
+    let running = h.pipeline_claims("pull_request.synchronize").await;
 
-    let recheck_key = |comment: u64| {
-        format!(
-            "{}/command:{comment}@v1",
-            PrCheck::dedupe_key(REPO, PR, h.head())
-        )
-    };
     let hold = h.comment("maintainer", "/capstan hold\n").await;
     assert!(has_line(
         &h.reply(hold),
@@ -786,7 +759,7 @@ async fn hold_and_unhold_store_and_recheck(b: &Backend) {
             .held_by,
         "maintainer"
     );
-    let rechecks = q.jobs_by_dedupe_key(&recheck_key(hold)).await.unwrap();
+    let rechecks = h.rechecks(hold).await;
     assert_eq!(rechecks.len(), 1);
     assert_eq!(rechecks[0].payload["trigger"], "command.hold");
     assert_eq!(rechecks[0].state, JobState::Queued);
@@ -802,12 +775,7 @@ async fn hold_and_unhold_store_and_recheck(b: &Backend) {
         "/capstan hold",
         "done: this pull request is already on hold (placed by maintainer)"
     ));
-    assert!(
-        q.jobs_by_dedupe_key(&recheck_key(again))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(h.rechecks(again).await.is_empty());
 
     let unhold = h.comment("maintainer", "/capstan unhold\n").await;
     assert!(has_line(
@@ -816,7 +784,7 @@ async fn hold_and_unhold_store_and_recheck(b: &Backend) {
         "done: lifted the hold"
     ));
     assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
-    let rechecks = q.jobs_by_dedupe_key(&recheck_key(unhold)).await.unwrap();
+    let rechecks = h.rechecks(unhold).await;
     assert_eq!(rechecks.len(), 1);
     assert_eq!(rechecks[0].payload["trigger"], "command.unhold");
     assert_eq!(rechecks[0].payload["head_sha"], h.head());
@@ -827,12 +795,7 @@ async fn hold_and_unhold_store_and_recheck(b: &Backend) {
         "/capstan unhold",
         "done: there was no hold on this pull request"
     ));
-    assert!(
-        q.jobs_by_dedupe_key(&recheck_key(none))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(h.rechecks(none).await.is_empty());
     h.stop().await;
 }
 
@@ -880,24 +843,7 @@ async fn an_unreachable_forge_retries_and_replies_once(b: &Backend) {
     }
     assert!(retried, "the failed post was retried");
     h.fake.clear_failures();
-    for _ in 0..1500 {
-        if h.services
-            .queue
-            .job(id)
-            .await
-            .unwrap()
-            .unwrap()
-            .state
-            .is_final()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(
-        h.services.queue.job(id).await.unwrap().unwrap().state,
-        JobState::Succeeded
-    );
+    assert_eq!(h.finished(id).await.state, JobState::Succeeded);
     assert_eq!(h.replies(c).len(), 1);
     // The reaction is idempotent: one 👀 however often the job ran.
     assert_eq!(
@@ -919,20 +865,7 @@ async fn serve_answers_a_command_end_to_end() {
     use capstan_worker::store::RunStore;
 
     let up = upstream();
-    let fake = FakeGitHub::start(PAT, "", None).await;
-    fake.add_pull(
-        REPO,
-        FakePull {
-            number: PR,
-            state: "open".into(),
-            head_sha: up.head.clone(),
-            head_ref: "feature".into(),
-            base_sha: "b".repeat(40),
-            base_ref: "main".into(),
-            ..FakePull::default()
-        },
-    );
-    fake.set_permission(REPO, "maintainer", "maintain");
+    let fake = fake_github(&up).await;
     let data = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -186,16 +186,22 @@ mod tests {
 
     const APP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: https://github.com/acme/gitops.git\n    path: apps/web\n  destination:\n    namespace: web\n";
 
+    /// The remote at `dir` and a fresh mirror root for it.
+    fn source(dir: &std::path::Path) -> (GitSource, tempfile::TempDir) {
+        let mirrors = tempfile::tempdir().unwrap();
+        let src = GitSource::new(
+            format!("file://{}", dir.display()),
+            "github.com",
+            mirrors.path().to_path_buf(),
+        );
+        (src, mirrors)
+    }
+
     fn upstream(changes: &[Change<'_>]) -> (tempfile::TempDir, GitSource, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let b = RepoBuilder::init(dir.path()).unwrap();
         b.commit("init", changes).unwrap();
-        let mirrors = tempfile::tempdir().unwrap();
-        let src = GitSource::new(
-            format!("file://{}", dir.path().display()),
-            "github.com",
-            mirrors.path().to_path_buf(),
-        );
+        let (src, mirrors) = source(dir.path());
         (dir, src, mirrors)
     }
 
@@ -227,12 +233,7 @@ mod tests {
             .unwrap();
         b.set_ref("refs/heads/feature", pr).unwrap();
         b.set_ref("refs/heads/main", main).unwrap();
-        let mirrors = tempfile::tempdir().unwrap();
-        let src = GitSource::new(
-            format!("file://{}", dir.path().display()),
-            "github.com",
-            mirrors.path().to_path_buf(),
-        );
+        let (src, _mirrors) = source(dir.path());
         let loaded = load_default_branch_config(&src, "acme/gitops", None)
             .await
             .unwrap();
