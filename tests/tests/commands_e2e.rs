@@ -37,6 +37,7 @@ both_backends!(
     diff_reruns_a_finished_check,
     hold_and_unhold_store_and_recheck,
     an_unreachable_forge_retries_and_replies_once,
+    a_broken_settings_file_refuses_every_command,
 );
 
 const REPO: &str = "acme/gitops";
@@ -687,6 +688,32 @@ async fn homoglyphs_and_paths_are_refused(b: &Backend) {
         reply.contains("unknown environment") && reply.contains("production, staging"),
         "{reply}"
     );
+    h.stop().await;
+}
+
+async fn a_broken_settings_file_refuses_every_command(b: &Backend) {
+    let h = Harness::start(b, Handlers::CommandsOnly).await;
+    // The default branch moves on to settings that do not validate.
+    let remote = RepoBuilder::init(h.up.dir.path().join("acme").join("gitops")).unwrap();
+    remote
+        .commit(
+            "break the settings",
+            &[Change::Write(
+                ".capstan.yaml",
+                b"commands:\n  permissions:\n    hold: boss\n",
+            )],
+        )
+        .unwrap();
+    let c = h.comment("admin", "/capstan diff\n/capstan hold\n").await;
+    assert!(h.reacted(c));
+    let reply = h.reply(c);
+    assert!(
+        reply.contains("Capstan did not run any command from this comment")
+            && reply.contains("commands.permissions.hold"),
+        "{reply}"
+    );
+    assert!(h.checks_of_head().await.is_empty());
+    assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
     h.stop().await;
 }
 
