@@ -407,12 +407,15 @@ fn has_line(reply: &str, command: &str, outcome: &str) -> bool {
         .any(|l| l.starts_with(&format!("- {command} → {outcome}")))
 }
 
+/// (command line, start of its outcome) pairs expected in a reply.
+type Expected = &'static [(&'static str, &'static str)];
+
 async fn permission_levels_decide_what_runs(b: &Backend) {
     let h = Harness::start(b, Handlers::Server).await;
     // (author, comment, [(command line, start of its outcome)]). Defaults from the default
     // branch: diff/validate/help read, sync/promote write, hold/unhold maintain. The PR's own
     // `.capstan.yaml` lowers promote and hold to read, which must change nothing.
-    let cases: [(&str, &str, &[(&str, &str)]); 5] = [
+    let cases: [(&str, &str, Expected); 5] = [
         (
             "reader",
             "Looks good.\n/capstan diff\n/capstan promote staging\n",
