@@ -691,6 +691,16 @@ async fn homoglyphs_and_paths_are_refused(b: &Backend) {
         reply.contains("unknown environment") && reply.contains("production, staging"),
         "{reply}"
     );
+    // Quoted, fenced or indented commands are text, not commands.
+    let body = "~~~\n/capstan hold\n~~~\n    /capstan hold\n> /capstan hold\n<!--\n/capstan hold\n-->\n/capstan help\n";
+    let c = h.comment("admin", body).await;
+    let reply = h.reply(c);
+    assert!(
+        reply.contains("Capstan read 1 command from admin"),
+        "{reply}"
+    );
+    assert!(has_line(&reply, "/capstan help", "done:"), "{reply}");
+    assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
     h.stop().await;
 }
 
