@@ -25,6 +25,10 @@ pub fn default_registry(services: &Arc<Services>) -> Registry {
     let _ = services;
     let mut r = Registry::new();
     r.register(jobs::PING, jobs::ping::PingHandler);
+    r.register(
+        jobs::COMMAND,
+        capstan_worker::commands::CommandHandler::new(services.clone()),
+    );
     r
 }
 
