@@ -1,9 +1,6 @@
 //! `/capstan promote <env> [app] [sha]` through the `Promoter` the command handler calls, and
-//! the audit trail it leaves, read back with `capstan promotions --json`.
+//! the audit trail it leaves (server/tests/promotions_cli.rs reads such a trail from the CLI).
 #![allow(clippy::unwrap_used)]
-
-use std::path::PathBuf;
-use std::process::Command;
 
 use capstan_tests::promote_world::{REPO, World};
 use capstan_tests::repo_root;
@@ -28,22 +25,6 @@ fn request(env: &str, head: Option<&str>, sha: Option<&str>) -> PromoteRequest {
         actor: "bob".into(),
         installation_id: None,
     }
-}
-
-/// This build's `capstan` binary (built here, so a binary from another checkout sharing the
-/// target directory is never the one tested).
-fn capstan() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "capstan-server", "--bin", "capstan"])
-        .current_dir(repo_root())
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the capstan binary failed");
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("capstan")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,55 +160,4 @@ async fn promote_is_refused_on_a_moved_head_allowed_otherwise_and_every_attempt_
             .iter()
             .all(|r| r.trigger == "command" && r.source_pr == Some(1))
     );
-
-    // The same trail from the command line.
-    let out = Command::new(capstan())
-        .args(["promotions", "--json", "--database-url", &w.backend.url])
-        .env("CAPSTAN_DATA_DIR", w.dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let statuses: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        statuses,
-        vec!["opened", "opened", "refused", "refused", "refused"]
-    );
-    assert_eq!(listed[0]["result_pr"], 2);
-    let filtered = Command::new(capstan())
-        .args([
-            "promotions",
-            "--json",
-            "--status",
-            "refused",
-            "--target",
-            "staging",
-            "--database-url",
-            &w.backend.url,
-        ])
-        .output()
-        .unwrap();
-    let filtered: serde_json::Value = serde_json::from_slice(&filtered.stdout).unwrap();
-    assert_eq!(filtered.as_array().unwrap().len(), 1);
-    let bad = Command::new(capstan())
-        .args([
-            "promotions",
-            "--status",
-            "done",
-            "--database-url",
-            &w.backend.url,
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--status \"done\" is not one of"));
 }
