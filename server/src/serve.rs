@@ -8,7 +8,9 @@ use anyhow::Context as _;
 use capstan_worker::forge::Forge;
 use capstan_worker::forge::github::{GitHubConfig, GitHubForge};
 use capstan_worker::jobs::{self, MappingOptions};
+use capstan_worker::pipeline::PrCheckHandler;
 use capstan_worker::queue::{self, Queue};
+use capstan_worker::render::{RenderConfig, Renderer};
 use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
 use capstan_worker::services::{GitSource, Services};
 use capstan_worker::store::runs::SqlRunStore;
@@ -21,9 +23,14 @@ use crate::config::{self, Config};
 /// The handlers this build ships, sharing `services`. A kind without a handler here stays queued
 /// for a process that has one.
 pub fn default_registry(services: &Arc<Services>) -> Registry {
-    let _ = services;
     let mut r = Registry::new();
     r.register(jobs::PING, jobs::ping::PingHandler);
+    // One renderer for all PR checks, so its in-memory cache serves every run.
+    let renderer = Arc::new(Renderer::new(RenderConfig::default()));
+    r.register(
+        jobs::PR_CHECK,
+        PrCheckHandler::new(services.clone(), renderer),
+    );
     r
 }
 

@@ -28,6 +28,7 @@ pub mod backend;
 pub mod fake_github;
 pub mod flaky;
 pub mod pg;
+pub mod pr_harness;
 pub mod webhook;
 
 /// `tests/fixtures/` of this repository: fixtures written by the project itself.

@@ -10,6 +10,7 @@ pub mod forge;
 pub mod git;
 pub mod jobs;
 pub mod objects;
+pub mod pipeline;
 pub mod policy;
 pub mod queue;
 pub mod recovery;
