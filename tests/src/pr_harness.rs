@@ -47,6 +47,16 @@ pub struct Harness {
 impl Harness {
     /// Starts the fake GitHub and `capstan serve`; `origin` starts with one commit of `files`.
     pub async fn start(auth: Auth, files: &[(String, String)]) -> Harness {
+        Self::build(auth, files, true).await
+    }
+
+    /// The fake GitHub and the origin repository only, for tests that run a worker of their own
+    /// (a running service's missed-event recovery would check their pull requests too).
+    pub async fn without_service(files: &[(String, String)]) -> Harness {
+        Self::build(Auth::App, files, false).await
+    }
+
+    async fn build(auth: Auth, files: &[(String, String)], serve: bool) -> Harness {
         capstan_worker::forge::github::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let origin_dir = dir.path().join("origin/acme/gitops");
@@ -57,8 +67,8 @@ impl Harness {
             .collect();
         origin.commit("initial tree", &changes).unwrap();
 
-        let key = AppKey::from_file(&crate::own_fixtures().join("TEST-ONLY-github-app-key.pem"))
-            .unwrap();
+        let key =
+            AppKey::from_file(&crate::own_fixtures().join("TEST-ONLY-github-app-key.pem")).unwrap();
         let fake = FakeGitHub::start(
             PAT,
             "",
@@ -107,14 +117,19 @@ impl Harness {
         }
         let database_url = cfg.database_url.clone();
         let stop = CancellationToken::new();
-        let service = tokio::spawn(capstan_server::serve::run(
-            cfg,
-            Some(forge),
-            Some(stop.clone()),
-        ));
+        let service = serve.then(|| {
+            tokio::spawn(capstan_server::serve::run(
+                cfg,
+                Some(forge),
+                Some(stop.clone()),
+            ))
+        });
         let base_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         for _ in 0..500 {
+            if service.is_none() {
+                break;
+            }
             if http
                 .get(format!("{base_url}/healthz"))
                 .send()
@@ -133,7 +148,7 @@ impl Harness {
             database_url,
             http,
             stop,
-            service: Some(service),
+            service,
             delivery: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -249,7 +264,12 @@ impl Harness {
     }
 
     /// Waits until `done` holds (polling), or panics after `timeout` with `what`.
-    pub async fn wait_for(&self, what: &str, timeout: Duration, mut done: impl FnMut(&Self) -> bool) {
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&Self) -> bool,
+    ) {
         let start = Instant::now();
         while !done(self) {
             assert!(start.elapsed() < timeout, "timed out waiting for {what}");
@@ -259,7 +279,9 @@ impl Harness {
 
     /// Waits until no job is queued or running.
     pub async fn wait_idle(&self) {
-        let q = capstan_worker::queue::open(&self.database_url).await.unwrap();
+        let q = capstan_worker::queue::open(&self.database_url)
+            .await
+            .unwrap();
         let start = Instant::now();
         loop {
             let depth = q.depth().await.unwrap();
@@ -269,7 +291,10 @@ impl Harness {
             if !busy {
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(120), "queue never drained: {depth:?}");
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "queue never drained: {depth:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -30,8 +30,7 @@ async fn measure(h: &Harness, pr: u64, branch: &str, level: &str) -> Duration {
         h.check_runs_for(&head)
             .iter()
             .any(|r| r["status"] == "completed")
-            && h
-                .report_comments(pr)
+            && h.report_comments(pr)
                 .iter()
                 .any(|c| c.body.contains(&format!("LOG_LEVEL: {level}")))
     })

@@ -7,20 +7,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use capstan_tests::pr_harness::{
-    APP_ID, Auth, Harness, INSTALLATION, REPO, fanout_tree, settings_configmap,
+    APP_ID, Harness, INSTALLATION, REPO, fanout_tree, settings_configmap,
 };
 use capstan_worker::forge::Forge;
 use capstan_worker::forge::github::{AppKey, GitHubAuth, GitHubConfig, GitHubForge};
 use capstan_worker::git::fixture::Change;
 use capstan_worker::jobs::{PR_CHECK, PrCheck};
 use capstan_worker::pipeline::PrCheckHandler;
+use capstan_worker::queue::Queue;
 use capstan_worker::render::{RenderConfig, Renderer};
 use capstan_worker::report::ArgoStatus;
 use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
 use capstan_worker::services::{
     ClusterCheck, ClusterCheckRequest, ClusterFindings, GitSource, Services,
 };
+use capstan_worker::store::RunStore;
 use capstan_worker::store::runs::SqlRunStore;
+use capstan_worker::store::runs::{RunFilter, RunStatus};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Answers like ArgoCD for `app-000` and like an unreachable ArgoCD for every other app;
@@ -63,9 +67,202 @@ impl ClusterCheck for FakeArgo {
     }
 }
 
+/// A `pr_check` worker of the test's own, with the given cluster checkers.
+struct Worker {
+    _dir: tempfile::TempDir,
+    queue: Arc<dyn Queue>,
+    stop: CancellationToken,
+    runner: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    async fn start(h: &Harness, cluster: Vec<Arc<dyn ClusterCheck>>) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = capstan_worker::queue::open(&format!("sqlite://{}/q.db", dir.path().display()))
+            .await
+            .unwrap();
+        let key =
+            AppKey::from_file(&capstan_tests::own_fixtures().join("TEST-ONLY-github-app-key.pem"))
+                .unwrap();
+        let forge: Arc<dyn Forge> = Arc::new(
+            GitHubForge::new(GitHubConfig::new(
+                h.fake.api_url().parse().unwrap(),
+                GitHubAuth::App {
+                    app_id: APP_ID,
+                    key: Arc::new(key),
+                },
+            ))
+            .unwrap(),
+        );
+        let services = Arc::new(Services {
+            runs: Arc::new(SqlRunStore::new(queue.db())),
+            queue: queue.clone(),
+            forge: Some(forge),
+            git: GitSource::new(
+                format!(
+                    "file://{}/origin/{{owner}}/{{repo}}",
+                    h.dir.path().display()
+                ),
+                "github.com",
+                dir.path().join("mirrors"),
+            ),
+            public_url: "https://capstan.example".into(),
+            cluster,
+            sync: None,
+            promoter: None,
+        });
+        let mut registry = Registry::new();
+        registry.register(
+            PR_CHECK,
+            PrCheckHandler::new(services, Arc::new(Renderer::new(RenderConfig::default()))),
+        );
+        let stop = CancellationToken::new();
+        let runner = tokio::spawn(
+            Runner::new(
+                queue.clone(),
+                registry,
+                RunnerConfig {
+                    workers: 1,
+                    poll_interval: Duration::from_millis(20),
+                    ..RunnerConfig::default()
+                },
+                Arc::new(Metrics::new()),
+            )
+            .run(stop.clone()),
+        );
+        Worker {
+            _dir: dir,
+            queue,
+            stop,
+            runner,
+        }
+    }
+
+    /// Queues a check of PR `number` at `head` (branch `feature` into `main`).
+    async fn check(&self, number: u64, head: &str) {
+        self.queue
+            .enqueue(
+                &PrCheck {
+                    repo: REPO.into(),
+                    number,
+                    head_sha: head.into(),
+                    head_ref: Some("feature".into()),
+                    base_ref: Some("main".into()),
+                    installation_id: Some(INSTALLATION),
+                    trigger: "pull_request.opened".into(),
+                }
+                .into_job(),
+            )
+            .await
+            .unwrap();
+    }
+
+    fn runs(&self) -> SqlRunStore {
+        SqlRunStore::new(self.queue.db())
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.runner.await.unwrap();
+    }
+}
+
+/// Holds every cluster check until released, so a test can push while a run is in flight.
+struct Gate {
+    entered: Notify,
+    release: Notify,
+}
+
+#[async_trait]
+impl ClusterCheck for Gate {
+    fn name(&self) -> &'static str {
+        "gate"
+    }
+
+    async fn check_app(&self, _req: &ClusterCheckRequest<'_>) -> ClusterFindings {
+        self.entered.notify_one();
+        self.release.notified().await;
+        ClusterFindings::default()
+    }
+}
+
+/// A push while a run is in flight: the run notices before posting, posts no results for the
+/// old head, closes its check run as cancelled and is recorded as superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_overtaken_by_a_push_posts_nothing_for_its_head() {
+    let h = Harness::without_service(&fanout_tree(1)).await;
+    let change = |level: &str| settings_configmap(level);
+    let old = h
+        .push(
+            "feature",
+            &[Change::Write(
+                "shared/base/settings.yaml",
+                change("debug").as_bytes(),
+            )],
+        )
+        .to_string();
+    h.open_pull(9, "feature");
+    let gate = Arc::new(Gate {
+        entered: Notify::new(),
+        release: Notify::new(),
+    });
+    let w = Worker::start(&h, vec![gate.clone()]).await;
+    w.check(9, &old).await;
+    tokio::time::timeout(Duration::from_secs(120), gate.entered.notified())
+        .await
+        .unwrap();
+    let started = h.check_runs_for(&old);
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["status"], "in_progress");
+
+    // A new push lands while the old head's run is between steps.
+    h.push(
+        "feature",
+        &[Change::Write(
+            "shared/base/settings.yaml",
+            change("warn").as_bytes(),
+        )],
+    );
+    h.open_pull(9, "feature");
+    gate.release.notify_one();
+
+    let store = w.runs();
+    let start = std::time::Instant::now();
+    let run = loop {
+        let runs = store
+            .list_runs(&RunFilter {
+                pr: Some(9),
+                ..RunFilter::default()
+            })
+            .await
+            .unwrap();
+        if let Some(r) = runs.into_iter().find(|r| r.status != RunStatus::Running) {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the run never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    w.stop().await;
+    assert_eq!(run.status, RunStatus::Superseded);
+    assert_eq!(run.error.as_deref(), Some("superseded by a newer push"));
+    assert!(run.comment_ids.is_empty());
+    assert!(
+        h.report_comments(9).is_empty(),
+        "results were posted for the old head"
+    );
+    let closed = h.check_runs_for(&old);
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0]["status"], "completed");
+    assert_eq!(closed[0]["conclusion"], "cancelled");
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argocd_verdicts_and_unreachable_argocd_are_reported_per_app() {
-    let h = Harness::start(Auth::App, &fanout_tree(2)).await;
+    let h = Harness::without_service(&fanout_tree(2)).await;
     let head = h
         .push(
             "feature",
@@ -77,92 +274,29 @@ async fn argocd_verdicts_and_unreachable_argocd_are_reported_per_app() {
         .to_string();
     h.open_pull(8, "feature");
 
-    // A worker of our own, with the fake ArgoCD as its cluster checker.
-    let dir = tempfile::tempdir().unwrap();
-    let queue = capstan_worker::queue::open(&format!("sqlite://{}/q.db", dir.path().display()))
-        .await
-        .unwrap();
-    let key = AppKey::from_file(
-        &capstan_tests::own_fixtures().join("TEST-ONLY-github-app-key.pem"),
-    )
-    .unwrap();
-    let forge: Arc<dyn Forge> = Arc::new(
-        GitHubForge::new(GitHubConfig::new(
-            h.fake.api_url().parse().unwrap(),
-            GitHubAuth::App {
-                app_id: APP_ID,
-                key: Arc::new(key),
-            },
-        ))
-        .unwrap(),
-    );
     let argo = Arc::new(FakeArgo {
         asked: Mutex::new(Vec::new()),
     });
-    let services = Arc::new(Services {
-        runs: Arc::new(SqlRunStore::new(queue.db())),
-        queue: queue.clone(),
-        forge: Some(forge),
-        git: GitSource::new(
-            format!("file://{}/origin/{{owner}}/{{repo}}", h.dir.path().display()),
-            "github.com",
-            dir.path().join("mirrors"),
-        ),
-        public_url: "https://capstan.example".into(),
-        cluster: vec![argo.clone()],
-        sync: None,
-        promoter: None,
-    });
-    let mut registry = Registry::new();
-    registry.register(
-        PR_CHECK,
-        PrCheckHandler::new(
-            services,
-            Arc::new(Renderer::new(RenderConfig::default())),
-        ),
-    );
-    queue
-        .enqueue(
-            &PrCheck {
-                repo: REPO.into(),
-                number: 8,
-                head_sha: head.clone(),
-                head_ref: Some("feature".into()),
-                base_ref: Some("main".into()),
-                installation_id: Some(INSTALLATION),
-                trigger: "pull_request.opened".into(),
-            }
-            .into_job(),
-        )
-        .await
-        .unwrap();
-    let stop = CancellationToken::new();
-    let runner = tokio::spawn(
-        Runner::new(
-            queue.clone(),
-            registry,
-            RunnerConfig {
-                workers: 1,
-                poll_interval: Duration::from_millis(20),
-                ..RunnerConfig::default()
-            },
-            Arc::new(Metrics::new()),
-        )
-        .run(stop.clone()),
-    );
+    let w = Worker::start(&h, vec![argo.clone()]).await;
+    w.check(8, &head).await;
     h.wait_for("the check run", Duration::from_secs(120), |h| {
         h.check_runs_for(&head)
             .iter()
             .any(|r| r["status"] == "completed")
     })
     .await;
-    stop.cancel();
-    runner.await.unwrap();
+    w.stop().await;
 
     let run = h.check_runs_for(&head).remove(0);
-    assert_eq!(run["conclusion"], "success", "an unreachable ArgoCD does not fail the check");
+    assert_eq!(
+        run["conclusion"], "success",
+        "an unreachable ArgoCD does not fail the check"
+    );
     let body = h.report_comments(8).remove(0).body;
-    assert!(body.contains("OutOfSync") && body.contains("Healthy"), "{body}");
+    assert!(
+        body.contains("OutOfSync") && body.contains("Healthy"),
+        "{body}"
+    );
     assert!(body.contains("dry run: 1 synced, 0 failed"), "{body}");
     assert!(body.contains("kube dry-run: 1 object accepted"), "{body}");
     assert!(body.contains("connection refused"), "{body}");

@@ -161,10 +161,7 @@ pub fn report_finding(f: &Finding) -> ReportFinding {
             .map(ToString::to_string)
             .unwrap_or_default(),
         file: f.location.as_ref().map(|l| l.file.clone()),
-        line: f
-            .location
-            .as_ref()
-            .and_then(|l| u32::try_from(l.line).ok()),
+        line: f.location.as_ref().and_then(|l| u32::try_from(l.line).ok()),
         message: match &f.field {
             Some(field) => format!("{} (at {field})", f.message),
             None => f.message.clone(),
@@ -205,4 +202,3 @@ pub fn app_sections(analysis: &Analysis) -> Vec<AppSection> {
         })
         .collect()
 }
-

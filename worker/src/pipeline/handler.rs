@@ -17,9 +17,7 @@ use super::cluster::run_cluster_checks;
 use super::fetch;
 use super::publish::{CheckHandle, Target, short};
 use crate::apps::DiscoveryConfig;
-use crate::apps::local::{
-    settings_default_branch, settings_discovery_exclude, settings_repo_urls,
-};
+use crate::apps::local::{settings_default_branch, settings_discovery_exclude, settings_repo_urls};
 use crate::forge::{Forge, ForgeError, PullRequestState};
 use crate::git::GitError;
 use crate::git::mirror::exact_sha;
@@ -396,7 +394,14 @@ impl Check<'_> {
             let (settings_sha, head) = (resolved.base_sha, resolved.head_sha);
             tokio::task::spawn_blocking(move || {
                 analyze_trees(
-                    &services, &renderer, &repo, &url, &base_ref, settings_sha, diff_base, head,
+                    &services,
+                    &renderer,
+                    &repo,
+                    &url,
+                    &base_ref,
+                    settings_sha,
+                    diff_base,
+                    head,
                 )
             })
             .await
@@ -574,9 +579,7 @@ fn analyze_trees(
     let head_objects = analysis
         .apps
         .iter()
-        .map(|a| {
-            a.head.as_ref().map(|h| h.objects().to_vec())
-        })
+        .map(|a| a.head.as_ref().map(|h| h.objects().to_vec()))
         .collect();
     Ok(Analyzed {
         sections,

@@ -56,7 +56,10 @@ impl Target<'_> {
         match self.forge.create_check_run(self.repo, &run).await {
             Ok(id) => Ok(CheckHandle::CheckRun(id)),
             Err(ForgeError::Unsupported { .. } | ForgeError::Forbidden { .. }) => {
-                info!(repo = self.repo, "check runs unavailable; using commit statuses");
+                info!(
+                    repo = self.repo,
+                    "check runs unavailable; using commit statuses"
+                );
                 self.status(CommitState::Pending, "checking the affected apps")
                     .await?;
                 Ok(CheckHandle::Status)
@@ -132,7 +135,10 @@ impl Target<'_> {
                     CheckConclusion::Cancelled,
                     CheckOutput {
                         title: WHY.into(),
-                        summary: format!("Capstan stopped checking `{}`: {WHY}.", short(self.head_sha)),
+                        summary: format!(
+                            "Capstan stopped checking `{}`: {WHY}.",
+                            short(self.head_sha)
+                        ),
                         ..CheckOutput::default()
                     },
                 );
