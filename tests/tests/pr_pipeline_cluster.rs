@@ -27,10 +27,13 @@ use capstan_worker::store::runs::{RunFilter, RunStatus};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// One request as the fake saw it: app, head object count, changed objects, head sha.
+type Asked = (String, usize, Vec<String>, String);
+
 /// Answers like ArgoCD for `app-000` and like an unreachable ArgoCD for every other app;
 /// records what it was asked.
 struct FakeArgo {
-    asked: Mutex<Vec<(String, usize, Vec<String>, String)>>,
+    asked: Mutex<Vec<Asked>>,
 }
 
 #[async_trait]

@@ -202,3 +202,133 @@ pub fn app_sections(analysis: &Analysis) -> Vec<AppSection> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::git::GitRepo;
+    use crate::git::fixture::{Change, RepoBuilder};
+    use crate::policy::PolicySources;
+    use crate::render::RenderConfig;
+
+    fn app(name: &str, path: &str) -> String {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: https://github.com/acme/gitops\n    targetRevision: main\n    path: {path}\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {name}\n  syncPolicy:\n    syncOptions: [CreateNamespace=true]\n"
+        )
+    }
+
+    const KUSTOMIZATION: &str = "resources:\n  - cm.yaml\n";
+
+    fn cm(value: &str) -> String {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  v: \"{value}\"\n")
+    }
+
+    #[test]
+    fn only_affected_apps_are_judged_with_diffs_findings_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = RepoBuilder::init(dir.path()).unwrap();
+        let (shop, blog) = (app("shop", "shop/overlays/staging"), app("blog", "blog"));
+        let (one, two) = (cm("1"), cm("2"));
+        let base = repo
+            .commit(
+                "base",
+                &[
+                    Change::Write("argocd/shop.yaml", shop.as_bytes()),
+                    Change::Write("argocd/blog.yaml", blog.as_bytes()),
+                    Change::Write(
+                        "shop/overlays/staging/kustomization.yaml",
+                        KUSTOMIZATION.as_bytes(),
+                    ),
+                    Change::Write("shop/overlays/staging/cm.yaml", one.as_bytes()),
+                    Change::Write("blog/kustomization.yaml", KUSTOMIZATION.as_bytes()),
+                    Change::Write("blog/cm.yaml", one.as_bytes()),
+                ],
+            )
+            .unwrap();
+        // The head changes the shop's ConfigMap and adds a LoadBalancer Service (a deny).
+        let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: LoadBalancer\n  ports:\n    - port: 80\n";
+        let head = repo
+            .commit(
+                "head",
+                &[
+                    Change::Write("shop/overlays/staging/cm.yaml", two.as_bytes()),
+                    Change::Write("shop/overlays/staging/svc.yaml", svc.as_bytes()),
+                    Change::Write(
+                        "shop/overlays/staging/kustomization.yaml",
+                        b"resources:\n  - cm.yaml\n  - svc.yaml\n",
+                    ),
+                ],
+            )
+            .unwrap();
+        let git = GitRepo::open(dir.path()).unwrap();
+        let (base_fs, head_fs) = (git.tree_fs(base).unwrap(), git.tree_fs(head).unwrap());
+        let engine = PolicyEngine::new(&PolicySources::read(&base_fs).unwrap()).unwrap();
+        let cfg = DiscoveryConfig {
+            repo_urls: vec!["https://github.com/acme/gitops".into()],
+            ..DiscoveryConfig::default()
+        };
+        let renderer = Renderer::new(RenderConfig::default());
+        let trees = Trees {
+            base: Some(&base_fs),
+            head: &head_fs,
+        };
+        let analysis = analyze(&trees, &engine, &cfg, &renderer, BaseRenders::Render).unwrap();
+        assert_eq!(analysis.total_apps, 2);
+        let names: Vec<&str> = analysis.apps.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, vec!["shop"]);
+
+        let sections = app_sections(&analysis);
+        let shop = &sections[0];
+        assert_eq!(shop.environment.as_deref(), Some("staging"));
+        assert_eq!(shop.diff.count(crate::diff::ObjectChangeKind::Changed), 1);
+        assert_eq!(shop.diff.count(crate::diff::ObjectChangeKind::Added), 1);
+        assert!(shop.diff.reasons[0].contains("shop/overlays/staging/cm.yaml"));
+        let deny = shop
+            .findings
+            .iter()
+            .find(|f| f.rule_id == "service-exposure")
+            .unwrap();
+        assert_eq!(deny.severity, Severity::Deny);
+        assert_eq!(deny.file.as_deref(), Some("shop/overlays/staging/svc.yaml"));
+        assert_eq!(deny.line, Some(6));
+        // Rendered without a namespace: ArgoCD applies the destination namespace.
+        assert_eq!(deny.object, "Service web");
+        assert!(deny.message.contains("(at spec.type)"), "{}", deny.message);
+
+        // Without a base every app is judged, and nothing is diffed against a base.
+        let all = analyze(
+            &Trees {
+                base: None,
+                head: &head_fs,
+            },
+            &engine,
+            &cfg,
+            &renderer,
+            BaseRenders::Render,
+        )
+        .unwrap();
+        assert_eq!(all.apps.len(), 2);
+        assert!(all.apps.iter().all(|a| a.base.is_none()));
+    }
+
+    #[test]
+    fn the_environment_label_wins_over_the_path() {
+        let mut a = crate::apps::App {
+            name: "x".into(),
+            namespace: None,
+            project: "default".into(),
+            destination: Default::default(),
+            sources: Vec::new(),
+            defined_in: crate::repo_fs::RepoPath::new("a.yaml").unwrap(),
+            generated_by: None,
+            parent: None,
+            ignore_differences: Vec::new(),
+            manifest: serde_json::json!({"metadata": {"labels": {ENVIRONMENT_LABEL: "prod"}}}),
+        };
+        assert_eq!(environment_of(&a).as_deref(), Some("prod"));
+        a.manifest = serde_json::json!({});
+        assert_eq!(environment_of(&a), None);
+    }
+}

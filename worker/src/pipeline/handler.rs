@@ -254,10 +254,11 @@ impl Check<'_> {
             Err(Halt::Stopped) => {
                 // Only a head that moved is superseded; a shutdown leaves the check to the retry.
                 let moved = self.head_moved().await.unwrap_or(false);
-                if moved && let (Some(t), Some(h)) = (&target, posted.check) {
-                    if let Err(e) = t.cancel_check(h).await {
-                        warn!(error = %e, "could not close the superseded check");
-                    }
+                if moved
+                    && let (Some(t), Some(h)) = (&target, posted.check)
+                    && let Err(e) = t.cancel_check(h).await
+                {
+                    warn!(error = %e, "could not close the superseded check");
                 }
                 (
                     RunOutcome {
