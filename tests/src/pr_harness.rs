@@ -30,6 +30,8 @@ const SECRET: &str = "pr-pipeline-secret";
 pub enum Auth {
     App,
     Token,
+    /// No GitHub credentials at all: reports go to the store and the log only.
+    None,
 }
 
 pub struct Harness {
@@ -82,15 +84,18 @@ impl Harness {
         .await;
         fake.add_repo(REPO);
         let auth = match auth {
-            Auth::App => GitHubAuth::App {
+            Auth::App => Some(GitHubAuth::App {
                 app_id: APP_ID,
                 key: Arc::new(key),
-            },
-            Auth::Token => GitHubAuth::Token(PAT.into()),
+            }),
+            Auth::Token => Some(GitHubAuth::Token(PAT.into())),
+            Auth::None => None,
         };
-        let mut gh = GitHubConfig::new(fake.api_url().parse().unwrap(), auth);
-        gh.timeout = Duration::from_secs(20);
-        let forge: Arc<dyn Forge> = Arc::new(GitHubForge::new(gh).unwrap());
+        let forge: Option<Arc<dyn Forge>> = auth.map(|auth| {
+            let mut gh = GitHubConfig::new(fake.api_url().parse().unwrap(), auth);
+            gh.timeout = Duration::from_secs(20);
+            Arc::new(GitHubForge::new(gh).unwrap()) as Arc<dyn Forge>
+        });
 
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -117,13 +122,8 @@ impl Harness {
         }
         let database_url = cfg.database_url.clone();
         let stop = CancellationToken::new();
-        let service = serve.then(|| {
-            tokio::spawn(capstan_server::serve::run(
-                cfg,
-                Some(forge),
-                Some(stop.clone()),
-            ))
-        });
+        let service =
+            serve.then(|| tokio::spawn(capstan_server::serve::run(cfg, forge, Some(stop.clone()))));
         let base_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         for _ in 0..500 {

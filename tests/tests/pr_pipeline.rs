@@ -474,3 +474,32 @@ async fn a_pr_touching_no_app_is_neutral() {
     assert_eq!(run["conclusion"], "neutral");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_github_credentials_the_run_is_stored_and_nothing_is_posted() {
+    let h = Harness::start(Auth::None, &fanout_tree(2)).await;
+    let head = h
+        .push(
+            "feature",
+            &[Change::Write(
+                "shared/base/settings.yaml",
+                settings_configmap("debug").as_bytes(),
+            )],
+        )
+        .to_string();
+    h.pull_request_event("opened", 10, "feature", &head).await;
+    let run = finished_run(&h, 10, &head).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(run.apps, 2);
+    // The base is the base branch as the mirror fetched it.
+    let store = run_store(&h).await;
+    let report = store.run(run.id).await.unwrap().unwrap().report.unwrap();
+    assert_eq!(
+        report.run_url,
+        format!("https://capstan.example/runs/{}", run.id)
+    );
+    let changed: Vec<usize> = report.apps.iter().map(|a| a.diff.changes.len()).collect();
+    assert_eq!(changed, vec![1, 1]);
+    assert!(h.fake.calls().is_empty(), "nothing may be sent to GitHub");
+    h.stop().await;
+}

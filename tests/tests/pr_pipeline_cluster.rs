@@ -14,7 +14,7 @@ use capstan_worker::forge::github::{AppKey, GitHubAuth, GitHubConfig, GitHubForg
 use capstan_worker::git::fixture::Change;
 use capstan_worker::jobs::{PR_CHECK, PrCheck};
 use capstan_worker::pipeline::PrCheckHandler;
-use capstan_worker::queue::Queue;
+use capstan_worker::queue::{JobState, Queue};
 use capstan_worker::render::{RenderConfig, Renderer};
 use capstan_worker::report::ArgoStatus;
 use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
@@ -142,22 +142,37 @@ impl Worker {
     }
 
     /// Queues a check of PR `number` at `head` (branch `feature` into `main`).
-    async fn check(&self, number: u64, head: &str) {
-        self.queue
-            .enqueue(
-                &PrCheck {
-                    repo: REPO.into(),
-                    number,
-                    head_sha: head.into(),
-                    head_ref: Some("feature".into()),
-                    base_ref: Some("main".into()),
-                    installation_id: Some(INSTALLATION),
-                    trigger: "pull_request.opened".into(),
-                }
-                .into_job(),
-            )
-            .await
-            .unwrap();
+    async fn check(&self, number: u64, head: &str) -> i64 {
+        self.enqueue(PrCheck {
+            repo: REPO.into(),
+            number,
+            head_sha: head.into(),
+            head_ref: Some("feature".into()),
+            base_ref: Some("main".into()),
+            installation_id: Some(INSTALLATION),
+            trigger: "pull_request.opened".into(),
+        })
+        .await
+    }
+
+    async fn enqueue(&self, job: PrCheck) -> i64 {
+        self.queue.enqueue(&job.into_job()).await.unwrap().unwrap()
+    }
+
+    /// Waits until job `id` has finished; its final state.
+    async fn finished(&self, id: i64) -> JobState {
+        let start = std::time::Instant::now();
+        loop {
+            let state = self.queue.job(id).await.unwrap().unwrap().state;
+            if !matches!(state, JobState::Queued | JobState::Running) {
+                return state;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "job {id} never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn runs(&self) -> SqlRunStore {
@@ -314,4 +329,95 @@ async fn argocd_verdicts_and_unreachable_argocd_are_reported_per_app() {
         assert_eq!(sha, &head);
     }
     h.stop().await;
+}
+
+/// Bad input is refused for good, before anything reaches GitHub or the mirror.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_jobs_fail_permanently_and_post_nothing() {
+    let h = Harness::without_service(&fanout_tree(1)).await;
+    let head = h
+        .push(
+            "feature",
+            &[Change::Write(
+                "shared/base/settings.yaml",
+                settings_configmap("debug").as_bytes(),
+            )],
+        )
+        .to_string();
+    h.open_pull(11, "feature");
+    let w = Worker::start(&h, Vec::new()).await;
+    let good = PrCheck {
+        repo: REPO.into(),
+        number: 11,
+        head_sha: head.clone(),
+        head_ref: Some("feature".into()),
+        base_ref: Some("main".into()),
+        installation_id: Some(INSTALLATION),
+        trigger: "test".into(),
+    };
+    let bad = [
+        PrCheck {
+            head_sha: "feature".into(),
+            ..good.clone()
+        },
+        PrCheck {
+            head_sha: head[..12].to_string(),
+            ..good.clone()
+        },
+        PrCheck {
+            repo: "acme/../etc".into(),
+            ..good.clone()
+        },
+    ];
+    for job in bad {
+        let id = w.enqueue(job.clone()).await;
+        assert_eq!(w.finished(id).await, JobState::Failed, "{job:?}");
+    }
+    w.stop().await;
+    assert!(
+        h.fake
+            .calls()
+            .iter()
+            .all(|c| c.method == "GET" || c.path.starts_with("/app")),
+        "a refused job wrote to GitHub: {:#?}",
+        h.fake.calls()
+    );
+    assert!(h.fake.check_runs(REPO).is_empty());
+    assert!(h.report_comments(11).is_empty());
+}
+
+/// A job for a head the pull request no longer points at does nothing (the newer head's own job
+/// reports).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_for_an_old_head_posts_nothing() {
+    let h = Harness::without_service(&fanout_tree(1)).await;
+    let old = h
+        .push(
+            "feature",
+            &[Change::Write(
+                "shared/base/settings.yaml",
+                settings_configmap("debug").as_bytes(),
+            )],
+        )
+        .to_string();
+    h.push(
+        "feature",
+        &[Change::Write(
+            "shared/base/settings.yaml",
+            settings_configmap("warn").as_bytes(),
+        )],
+    );
+    h.open_pull(12, "feature");
+    let w = Worker::start(&h, Vec::new()).await;
+    let id = w.check(12, &old).await;
+    assert_eq!(w.finished(id).await, JobState::Succeeded);
+    w.stop().await;
+    assert!(h.fake.check_runs(REPO).is_empty());
+    assert!(h.report_comments(12).is_empty());
+    assert!(
+        h.fake
+            .calls()
+            .iter()
+            .all(|c| c.method == "GET" || c.path.starts_with("/app"))
+    );
 }
