@@ -179,6 +179,17 @@ impl Harness {
         head
     }
 
+    /// Pushes a change of the shared base's log level to `branch` (every app changes); the new
+    /// head as hex.
+    pub fn push_level(&self, branch: &str, level: &str) -> String {
+        let cm = settings_configmap(level);
+        self.push(
+            branch,
+            &[Change::Write("shared/base/settings.yaml", cm.as_bytes())],
+        )
+        .to_string()
+    }
+
     /// Registers PR `number` from `branch` into `main` on the fake GitHub at the branch's tip.
     pub fn open_pull(&self, number: u64, branch: &str) -> String {
         let head = self.branch_tip(branch).to_string();

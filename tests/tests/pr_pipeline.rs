@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use capstan_tests::pr_harness::{Auth, Harness, REPO, fanout_tree, settings_configmap};
+use capstan_tests::pr_harness::{Auth, Harness, REPO, fanout_tree};
 use capstan_worker::git::fixture::Change;
 use capstan_worker::report::parse_marker;
 use capstan_worker::store::RunStore;
@@ -114,13 +114,7 @@ async fn pr_lifecycle_check_run_sticky_comment_supersede_and_deny() {
     let h = Harness::start(Auth::App, &fanout_tree(2)).await;
 
     // 1. Opened: in_progress, one comment with the per-app diff, then success.
-    let head1 = h.push(
-        "feature",
-        &[Change::Write(
-            "shared/base/settings.yaml",
-            settings_configmap("debug").as_bytes(),
-        )],
-    );
+    let head1 = h.push_level("feature", "debug");
     let head1 = head1.to_string();
     h.open_pull(1, "feature");
     h.pull_request_event("opened", 1, "feature", &head1).await;
@@ -141,15 +135,7 @@ async fn pr_lifecycle_check_run_sticky_comment_supersede_and_deny() {
     insta::assert_snapshot!("opened_comment", first.body);
 
     // 2. A new push: the same comment is edited.
-    let head2 = h
-        .push(
-            "feature",
-            &[Change::Write(
-                "shared/base/settings.yaml",
-                settings_configmap("warn").as_bytes(),
-            )],
-        )
-        .to_string();
+    let head2 = h.push_level("feature", "warn");
     h.open_pull(1, "feature");
     h.pull_request_event("synchronize", 1, "feature", &head2)
         .await;
@@ -174,24 +160,8 @@ async fn pr_lifecycle_check_run_sticky_comment_supersede_and_deny() {
     );
 
     // 3. Two pushes in a row: the older head is superseded and nothing is posted for it.
-    let head3 = h
-        .push(
-            "feature",
-            &[Change::Write(
-                "shared/base/settings.yaml",
-                settings_configmap("error").as_bytes(),
-            )],
-        )
-        .to_string();
-    let head4 = h
-        .push(
-            "feature",
-            &[Change::Write(
-                "shared/base/settings.yaml",
-                settings_configmap("trace").as_bytes(),
-            )],
-        )
-        .to_string();
+    let head3 = h.push_level("feature", "error");
+    let head4 = h.push_level("feature", "trace");
     h.open_pull(1, "feature");
     h.pull_request_event("synchronize", 1, "feature", &head3)
         .await;
@@ -315,15 +285,7 @@ async fn a_huge_report_is_split_into_balanced_parts_and_shrinks_back() {
     );
 
     // Shrinking the PR deletes the parts no longer needed.
-    let small = h
-        .push(
-            "big",
-            &[Change::Write(
-                "shared/base/settings.yaml",
-                settings_configmap("debug").as_bytes(),
-            )],
-        )
-        .to_string();
+    let small = h.push_level("big", "debug");
     h.open_pull(2, "big");
     h.pull_request_event("synchronize", 2, "big", &small).await;
     completed_check(&h, &small).await;
@@ -398,15 +360,7 @@ data:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_auth_reports_with_commit_statuses() {
     let h = Harness::start(Auth::Token, &fanout_tree(1)).await;
-    let head = h
-        .push(
-            "feature",
-            &[Change::Write(
-                "shared/base/settings.yaml",
-                settings_configmap("debug").as_bytes(),
-            )],
-        )
-        .to_string();
+    let head = h.push_level("feature", "debug");
     h.open_pull(4, "feature");
     h.pull_request_event("opened", 4, "feature", &head).await;
     h.wait_for("a final commit status", WAIT, |h| {
@@ -444,15 +398,7 @@ async fn a_hold_keeps_the_check_failing_and_says_who() {
     let h = Harness::start(Auth::App, &fanout_tree(1)).await;
     let store = run_store(&h).await;
     store.set_hold(REPO, 5, "bob").await.unwrap();
-    let head = h
-        .push(
-            "feature",
-            &[Change::Write(
-                "shared/base/settings.yaml",
-                settings_configmap("debug").as_bytes(),
-            )],
-        )
-        .to_string();
+    let head = h.push_level("feature", "debug");
     h.open_pull(5, "feature");
     h.pull_request_event("opened", 5, "feature", &head).await;
     let run = completed_check(&h, &head).await;
@@ -478,15 +424,7 @@ async fn a_pr_touching_no_app_is_neutral() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_github_credentials_the_run_is_stored_and_nothing_is_posted() {
     let h = Harness::start(Auth::None, &fanout_tree(2)).await;
-    let head = h
-        .push(
-            "feature",
-            &[Change::Write(
-                "shared/base/settings.yaml",
-                settings_configmap("debug").as_bytes(),
-            )],
-        )
-        .to_string();
+    let head = h.push_level("feature", "debug");
     h.pull_request_event("opened", 10, "feature", &head).await;
     let run = finished_run(&h, 10, &head).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");

@@ -9,20 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use capstan_tests::pr_harness::{Auth, Harness, fanout_tree, settings_configmap};
-use capstan_worker::git::fixture::Change;
+use capstan_tests::pr_harness::{Auth, Harness, fanout_tree};
 
 /// Time from the webhook POST to the completed check run (the comment is posted just before).
 async fn measure(h: &Harness, pr: u64, branch: &str, level: &str) -> Duration {
-    let head = h
-        .push(
-            branch,
-            &[Change::Write(
-                "shared/base/settings.yaml",
-                settings_configmap(level).as_bytes(),
-            )],
-        )
-        .to_string();
+    let head = h.push_level(branch, level);
     h.open_pull(pr, branch);
     let start = Instant::now();
     h.pull_request_event("synchronize", pr, branch, &head).await;

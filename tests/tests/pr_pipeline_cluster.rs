@@ -6,12 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use capstan_tests::pr_harness::{
-    APP_ID, Harness, INSTALLATION, REPO, fanout_tree, settings_configmap,
-};
+use capstan_tests::pr_harness::{APP_ID, Harness, INSTALLATION, REPO, fanout_tree};
 use capstan_worker::forge::Forge;
 use capstan_worker::forge::github::{AppKey, GitHubAuth, GitHubConfig, GitHubForge};
-use capstan_worker::git::fixture::Change;
 use capstan_worker::jobs::{PR_CHECK, PrCheck};
 use capstan_worker::pipeline::PrCheckHandler;
 use capstan_worker::queue::{JobState, Queue};
@@ -209,16 +206,7 @@ impl ClusterCheck for Gate {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_overtaken_by_a_push_posts_nothing_for_its_head() {
     let h = Harness::without_service(&fanout_tree(1)).await;
-    let change = |level: &str| settings_configmap(level);
-    let old = h
-        .push(
-            "feature",
-            &[Change::Write(
-                "shared/base/settings.yaml",
-                change("debug").as_bytes(),
-            )],
-        )
-        .to_string();
+    let old = h.push_level("feature", "debug");
     h.open_pull(9, "feature");
     let gate = Arc::new(Gate {
         entered: Notify::new(),
@@ -234,13 +222,7 @@ async fn a_run_overtaken_by_a_push_posts_nothing_for_its_head() {
     assert_eq!(started[0]["status"], "in_progress");
 
     // A new push lands while the old head's run is between steps.
-    h.push(
-        "feature",
-        &[Change::Write(
-            "shared/base/settings.yaml",
-            change("warn").as_bytes(),
-        )],
-    );
+    h.push_level("feature", "warn");
     h.open_pull(9, "feature");
     gate.release.notify_one();
 
@@ -281,15 +263,7 @@ async fn a_run_overtaken_by_a_push_posts_nothing_for_its_head() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argocd_verdicts_and_unreachable_argocd_are_reported_per_app() {
     let h = Harness::without_service(&fanout_tree(2)).await;
-    let head = h
-        .push(
-            "feature",
-            &[Change::Write(
-                "shared/base/settings.yaml",
-                settings_configmap("debug").as_bytes(),
-            )],
-        )
-        .to_string();
+    let head = h.push_level("feature", "debug");
     h.open_pull(8, "feature");
 
     let argo = Arc::new(FakeArgo {
@@ -335,15 +309,7 @@ async fn argocd_verdicts_and_unreachable_argocd_are_reported_per_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_jobs_fail_permanently_and_post_nothing() {
     let h = Harness::without_service(&fanout_tree(1)).await;
-    let head = h
-        .push(
-            "feature",
-            &[Change::Write(
-                "shared/base/settings.yaml",
-                settings_configmap("debug").as_bytes(),
-            )],
-        )
-        .to_string();
+    let head = h.push_level("feature", "debug");
     h.open_pull(11, "feature");
     let w = Worker::start(&h, Vec::new()).await;
     let good = PrCheck {
@@ -391,22 +357,8 @@ async fn malformed_jobs_fail_permanently_and_post_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_for_an_old_head_posts_nothing() {
     let h = Harness::without_service(&fanout_tree(1)).await;
-    let old = h
-        .push(
-            "feature",
-            &[Change::Write(
-                "shared/base/settings.yaml",
-                settings_configmap("debug").as_bytes(),
-            )],
-        )
-        .to_string();
-    h.push(
-        "feature",
-        &[Change::Write(
-            "shared/base/settings.yaml",
-            settings_configmap("warn").as_bytes(),
-        )],
-    );
+    let old = h.push_level("feature", "debug");
+    h.push_level("feature", "warn");
     h.open_pull(12, "feature");
     let w = Worker::start(&h, Vec::new()).await;
     let id = w.check(12, &old).await;

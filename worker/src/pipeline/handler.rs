@@ -234,13 +234,7 @@ impl Check<'_> {
         posted: Posted,
         result: Result<Finished, Halt>,
     ) -> Result<(), JobError> {
-        let target = self.forge().map(|forge| Target {
-            forge,
-            repo: &self.job.repo,
-            pr: self.job.number,
-            head_sha: &self.job.head_sha,
-            details_url: run_url,
-        });
+        let target = self.target(run_url);
         let (outcome, ret) = match result {
             Ok(fin) => (
                 RunOutcome {
@@ -308,6 +302,17 @@ impl Check<'_> {
         ret
     }
 
+    /// This job's pull-request head on the forge, when there is a forge.
+    fn target<'t>(&'t self, run_url: &'t str) -> Option<Target<'t>> {
+        self.forge().map(|forge| Target {
+            forge,
+            repo: &self.job.repo,
+            pr: self.job.number,
+            head_sha: &self.job.head_sha,
+            details_url: run_url,
+        })
+    }
+
     /// Whether the forge now shows another head for the pull request.
     async fn head_moved(&self) -> Result<bool, ForgeError> {
         let Some(forge) = self.forge() else {
@@ -325,13 +330,7 @@ impl Check<'_> {
         mut resolved: Resolved,
         posted: &mut Posted,
     ) -> Result<Finished, Halt> {
-        let target = self.forge().map(|forge| Target {
-            forge,
-            repo: &self.job.repo,
-            pr: self.job.number,
-            head_sha: &self.job.head_sha,
-            details_url: run_url,
-        });
+        let target = self.target(run_url);
         if let Some(t) = &target {
             let t0 = Instant::now();
             let handle = t.start_check().await.map_err(Failed::forge)?;
