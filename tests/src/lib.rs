@@ -25,10 +25,13 @@ pub fn shared_fixtures() -> Option<PathBuf> {
 }
 
 pub mod backend;
+pub mod fake_argocd;
 pub mod fake_github;
+pub mod fake_kube;
 pub mod flaky;
 pub mod pg;
 pub mod pr_harness;
+pub mod served;
 pub mod webhook;
 
 /// `tests/fixtures/` of this repository: fixtures written by the project itself.

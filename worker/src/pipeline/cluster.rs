@@ -84,10 +84,72 @@ fn live_diff_note(live: &AppDiff) -> String {
     if !live.has_changes() {
         return "live diff: the cluster already matches the head".into();
     }
+    const NAMED: usize = 8;
+    let mut names: Vec<String> = live
+        .changes
+        .iter()
+        .take(NAMED)
+        .map(|c| {
+            let verb = match c.change {
+                ObjectChangeKind::Added => "create",
+                ObjectChangeKind::Changed => "change",
+                ObjectChangeKind::Removed => "delete",
+            };
+            format!("{verb} {}", c.id)
+        })
+        .collect();
+    if live.changes.len() > NAMED {
+        names.push(format!("{} more", live.changes.len() - NAMED));
+    }
     format!(
-        "live diff against the cluster: {} to create, {} to change, {} to delete",
+        "live diff against the cluster: {} to create, {} to change, {} to delete ({})",
         live.count(ObjectChangeKind::Added),
         live.count(ObjectChangeKind::Changed),
-        live.count(ObjectChangeKind::Removed)
+        live.count(ObjectChangeKind::Removed),
+        names.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::ObjectChange;
+
+    fn change(kind: ObjectChangeKind, name: &str) -> ObjectChange {
+        ObjectChange {
+            id: ObjectId {
+                group: "apps".into(),
+                kind: "Deployment".into(),
+                namespace: Some("shop".into()),
+                name: name.into(),
+            },
+            change: kind,
+            diff: String::new(),
+            secret_keys: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_live_diff_note_counts_and_names_objects() {
+        let mut live = AppDiff {
+            app: "shop".into(),
+            reasons: Vec::new(),
+            changes: vec![
+                change(ObjectChangeKind::Changed, "web"),
+                change(ObjectChangeKind::Added, "worker"),
+            ],
+            problems: Vec::new(),
+            notes: Vec::new(),
+        };
+        assert_eq!(
+            live_diff_note(&live),
+            "live diff against the cluster: 1 to create, 1 to change, 0 to delete \
+             (change apps/Deployment shop/web, create apps/Deployment shop/worker)"
+        );
+        live.changes.clear();
+        assert_eq!(
+            live_diff_note(&live),
+            "live diff: the cluster already matches the head"
+        );
+    }
 }
