@@ -9,8 +9,10 @@ use capstan_worker::argocd::{ArgoCdCheck, ArgoClient, DryRunOptions};
 use capstan_worker::forge::Forge;
 use capstan_worker::forge::github::{GitHubConfig, GitHubForge};
 use capstan_worker::jobs::{self, MappingOptions};
+use capstan_worker::pipeline::PrCheckHandler;
 use capstan_worker::promote;
 use capstan_worker::queue::{self, Queue};
+use capstan_worker::render::{RenderConfig, Renderer};
 use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
 use capstan_worker::services::{AppSync, ClusterCheck, GitSource, Services};
 use capstan_worker::store::SqlPromotionStore;
@@ -26,6 +28,12 @@ use crate::config::{self, Config};
 pub fn default_registry(services: &Arc<Services>) -> Registry {
     let mut r = Registry::new();
     r.register(jobs::PING, jobs::ping::PingHandler);
+    // One renderer for all PR checks, so its in-memory cache serves every run.
+    let renderer = Arc::new(Renderer::new(RenderConfig::default()));
+    r.register(
+        jobs::PR_CHECK,
+        PrCheckHandler::new(services.clone(), renderer),
+    );
     r.register(
         jobs::COMMAND,
         capstan_worker::commands::CommandHandler::new(services.clone()),

@@ -31,6 +31,7 @@ pub mod fake_kube;
 pub mod flaky;
 pub mod pg;
 pub mod promote_world;
+pub mod pr_harness;
 pub mod served;
 pub mod webhook;
 

@@ -12,6 +12,7 @@ pub mod git;
 pub mod jobs;
 pub mod kube;
 pub mod objects;
+pub mod pipeline;
 pub mod policy;
 pub mod promote;
 pub mod queue;
