@@ -25,7 +25,9 @@ pub fn shared_fixtures() -> Option<PathBuf> {
 }
 
 pub mod backend;
+pub mod dashboard;
 pub mod fake_github;
+pub mod fake_kube;
 pub mod flaky;
 pub mod pg;
 pub mod webhook;

@@ -78,6 +78,14 @@ impl Dashboard {
     }
 }
 
+/// A Kubernetes client for the API server at `url` without credentials (a local proxy such as
+/// `kubectl proxy`, or a test's fake API server).
+pub fn kube_client_for(url: &str) -> Result<kube::Client, String> {
+    capstan_worker::forge::github::install_crypto_provider();
+    let uri: axum::http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    kube::Client::try_from(kube::Config::new(uri)).map_err(|e| e.to_string())
+}
+
 /// Why a page could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
