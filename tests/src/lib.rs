@@ -30,6 +30,7 @@ pub mod fake_github;
 pub mod fake_kube;
 pub mod flaky;
 pub mod pg;
+pub mod webdriver;
 pub mod webhook;
 
 /// `tests/fixtures/` of this repository: fixtures written by the project itself.

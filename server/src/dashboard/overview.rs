@@ -101,10 +101,12 @@ fn quick_links(d: &Dashboard) -> Vec<Link> {
 
 pub fn status_tone(status: &str) -> Tone {
     match status {
-        "success" | "succeeded" | "committed" | "opened" | "queued" | "Synced" | "Healthy" => {
+        "success" | "succeeded" | "accepted" | "committed" | "opened" | "queued" | "Synced"
+        | "Healthy" => {
             Tone::Good
         }
-        "failure" | "error" | "failed" | "dead" | "refused" | "conflict" | "Degraded" => Tone::Bad,
+        "failure" | "error" | "failed" | "dead" | "rejected" | "refused" | "conflict"
+        | "Degraded" => Tone::Bad,
         "running" | "pending" | "OutOfSync" | "Progressing" => Tone::Warn,
         _ => Tone::Neutral,
     }

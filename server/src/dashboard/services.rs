@@ -62,10 +62,14 @@ pub fn render(d: &Dashboard, p: &ServicesPage, user: Option<&str>) -> String {
         };
         let _ = write!(
             b,
-            "<li><a href=\"{}\"><strong>{}</strong></a> {status}<br><span class=\"muted\">{}</span><br><small class=\"muted\">{}</small></li>",
+            "<li><a href=\"{}\"><strong>{}</strong></a> {status}{}<br><small class=\"muted\">{}</small></li>",
             esc(&e.entry.url),
             esc(&e.entry.name),
-            esc(e.entry.description.as_deref().unwrap_or("")),
+            e.entry
+                .description
+                .as_deref()
+                .map(|t| format!("<br>{}", esc(t)))
+                .unwrap_or_default(),
             esc(&source(e)),
         );
     }
