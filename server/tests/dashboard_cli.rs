@@ -63,8 +63,15 @@ fn clone_like_repo(dir: &Path) {
     git(dir, &["commit", "-qm", "init"]);
 }
 
+type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
 /// Starts the server and returns it with its URL and everything it printed before listening.
 fn start(cmd: &mut Command) -> (Child, String, String) {
+    let (child, url, printed, _) = start_lines(cmd);
+    (child, url, printed)
+}
+
+fn start_lines(cmd: &mut Command) -> (Child, String, String, Lines) {
     let mut server = cmd.stdout(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
     let mut printed = String::new();
@@ -76,7 +83,7 @@ fn start(cmd: &mut Command) -> (Child, String, String) {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
-    (server, url, printed)
+    (server, url, printed, lines)
 }
 
 fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
@@ -111,7 +118,10 @@ fn serve_on_a_fresh_clone_shows_its_apps_on_loopback_without_a_token() {
     server.kill().unwrap();
     server.wait().unwrap();
     assert_eq!(status, 200, "{html}");
-    assert!(html.contains("guestbook") && html.contains("guestbook:1.2.3"), "{html}");
+    assert!(
+        html.contains("guestbook") && html.contains("guestbook:1.2.3"),
+        "{html}"
+    );
     assert_eq!(cluster_status, 200);
     assert!(cluster.contains("No Kubernetes access"), "{cluster}");
 }
@@ -151,5 +161,42 @@ fn none_on_a_public_address_refuses_to_start() {
         .unwrap();
     assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--dashboard-auth (flag)") && err.contains("private diffs"), "{err}");
+    assert!(
+        err.contains("--dashboard-auth (flag)") && err.contains("private diffs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn metrics_can_have_their_own_listener() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut server, url, _, mut lines) = start_lines(
+        capstan()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--workers", "1"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("CAPSTAN_LOG", "warn"),
+    );
+    let metrics = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(rest) = line.strip_prefix("capstan metrics on ") {
+            break rest.trim().to_string();
+        }
+    };
+    let (on_main, _) = get(&format!("{url}/metrics"), &[]);
+    let (separate, body) = get(&metrics, &[]);
+    let (dashboard, _) = get(&format!("{url}/"), &[]);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(on_main, 404, "/metrics moved off the main listener");
+    assert_eq!(separate, 200);
+    assert!(body.contains("capstan_"), "{body}");
+    assert_eq!(dashboard, 200);
 }

@@ -103,7 +103,7 @@ impl PromotionStore for MemoryPromotions {
             .filter(|r| f.target_env.as_ref().is_none_or(|x| *x == r.target_env))
             .filter(|r| f.status.is_none_or(|s| s == r.status))
             .collect();
-        out.sort_by(|a, b| b.id.cmp(&a.id));
+        out.sort_by_key(|r| std::cmp::Reverse(r.id));
         out.truncate(limit);
         Ok(out)
     }

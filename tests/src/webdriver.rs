@@ -218,8 +218,12 @@ impl Browser {
     }
 
     pub async fn resize(&self, width: u64, height: u64) {
-        self.cmd("POST", "window/rect", json!({"width":width,"height":height}))
-            .await;
+        self.cmd(
+            "POST",
+            "window/rect",
+            json!({"width":width,"height":height}),
+        )
+        .await;
     }
 
     /// A PNG of the whole page at 1280 pixels wide.
@@ -253,6 +257,9 @@ impl Browser {
     pub async fn quit(self) {
         let url = format!("{}/session/{}", self.base, self.session);
         let r = self.http.delete(url).send().await;
-        assert!(r.is_ok_and(|r| r.status().is_success()), "closing the session");
+        assert!(
+            r.is_ok_and(|r| r.status().is_success()),
+            "closing the session"
+        );
     }
 }

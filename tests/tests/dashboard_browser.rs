@@ -56,7 +56,11 @@ async fn seeded_dashboard(b: &Backend, repo: &std::path::Path) -> Dashboard {
         let url = format!("http://localhost/runs/{id}");
         let apps = if pr == 15 {
             big = id;
-            vec![app("checkout", "staging", 40), app("search", "production", 25), app("billing", "staging", 30)]
+            vec![
+                app("checkout", "staging", 40),
+                app("search", "production", 25),
+                app("billing", "staging", 30),
+            ]
         } else {
             vec![app("web", "staging", 3)]
         };
@@ -65,7 +69,8 @@ async fn seeded_dashboard(b: &Backend, repo: &std::path::Path) -> Dashboard {
             &RunOutcome {
                 status,
                 error: None,
-                report: (status != RunStatus::Superseded).then(|| report("acme/gitops", pr, &url, apps)),
+                report: (status != RunStatus::Superseded)
+                    .then(|| report("acme/gitops", pr, &url, apps)),
                 comment_ids: vec![],
             },
         )
@@ -73,7 +78,10 @@ async fn seeded_dashboard(b: &Backend, repo: &std::path::Path) -> Dashboard {
         .unwrap();
     }
     assert!(big > 0);
-    for (i, outcome) in [DeliveryOutcome::Accepted, DeliveryOutcome::Ignored].into_iter().enumerate() {
+    for (i, outcome) in [DeliveryOutcome::Accepted, DeliveryOutcome::Ignored]
+        .into_iter()
+        .enumerate()
+    {
         b.queue
             .record_delivery(
                 &NewDelivery {
@@ -90,14 +98,25 @@ async fn seeded_dashboard(b: &Backend, repo: &std::path::Path) -> Dashboard {
             .unwrap();
     }
     let promotions = Arc::new(MemoryPromotions::default());
-    promotions.add(promotion(1, "shop", "production", PromotionStatus::Committed));
+    promotions.add(promotion(
+        1,
+        "shop",
+        "production",
+        PromotionStatus::Committed,
+    ));
     promotions.add(promotion(2, "shop", "production", PromotionStatus::Opened));
-    promotions.add(promotion(3, "billing", "production", PromotionStatus::Failed));
+    promotions.add(promotion(
+        3,
+        "billing",
+        "production",
+        PromotionStatus::Failed,
+    ));
 
     // A fake cluster and health targets for the registry and cluster pages.
-    let targets = Router::new()
-        .route("/ok", get(|| async { "ok" }))
-        .route("/down", get(|| async { (axum::http::StatusCode::BAD_GATEWAY, "no") }));
+    let targets = Router::new().route("/ok", get(|| async { "ok" })).route(
+        "/down",
+        get(|| async { (axum::http::StatusCode::BAD_GATEWAY, "no") }),
+    );
     let (t, _) = serve(targets).await;
     let t = format!("http://{t}");
     let k = FakeKube::new();
@@ -105,7 +124,11 @@ async fn seeded_dashboard(b: &Backend, repo: &std::path::Path) -> Dashboard {
         "metadata":{"name":"shop","namespace":"shop","resourceVersion":"1","annotations":{
             "capstan.io/dashboard":"true","capstan.io/name":"Shop","capstan.io/description":"Storefront",
             "capstan.io/group":"workloads","capstan.io/url":format!("{t}/ok")}}})]);
-    k.set("/apis/networking.k8s.io/v1/ingresses", "IngressList", vec![]);
+    k.set(
+        "/apis/networking.k8s.io/v1/ingresses",
+        "IngressList",
+        vec![],
+    );
     k.set("/api/v1/namespaces/capstan/configmaps", "ConfigMapList", vec![json!({"apiVersion":"v1","kind":"ConfigMap",
         "metadata":{"name":"dashboard-registry","namespace":"capstan","resourceVersion":"1","labels":{"capstan.dev/registry":"true"}},
         "data":{"services.yaml":format!("services:\n  - name: ArgoCD\n    url: {t}/ok\n    category: platform\n  - name: Prometheus\n    url: {t}/down\n    category: platform\n")}})]);
@@ -119,7 +142,11 @@ async fn seeded_dashboard(b: &Backend, repo: &std::path::Path) -> Dashboard {
         "test",
     )
     .unwrap();
-    let reg = Arc::new(Registry::new(Some(client.clone()), &cfg, ProbeSettings::default()));
+    let reg = Arc::new(Registry::new(
+        Some(client.clone()),
+        &cfg,
+        ProbeSettings::default(),
+    ));
     assert!(reg.ready(Duration::from_secs(20)).await);
     reg.refresh_health().await;
 
@@ -168,7 +195,9 @@ async fn pages_work_in_headless_chromium() {
     assert_eq!(converted, true, "times are shown in the viewer's zone");
 
     // Overview → the newest run (PR 15) → an app section.
-    let link = b.find_by("xpath", "//a[starts-with(@href,'/runs/')][1]").await;
+    let link = b
+        .find_by("xpath", "//a[starts-with(@href,'/runs/')][1]")
+        .await;
     b.click(&link).await;
     let run_url = b.wait_for_url("/runs/").await;
     assert!(run_url.contains("/runs/"), "{run_url}");
@@ -177,7 +206,9 @@ async fn pages_work_in_headless_chromium() {
     let app_link = b.find("a[href='#app-search']").await;
     b.click(&app_link).await;
     assert!(b.url().await.ends_with("#app-search"));
-    let target = b.script("var t=document.querySelector(':target');return t ? t.id : null;").await;
+    let target = b
+        .script("var t=document.querySelector(':target');return t ? t.id : null;")
+        .await;
     assert_eq!(target, "app-search");
     let shown = b
         .script("return document.getElementById('app-search').innerText.includes('new-search-line-24');")
@@ -190,7 +221,10 @@ async fn pages_work_in_headless_chromium() {
     assert_clean(&b, "/apps").await;
     let text = b.script("return document.body.innerText;").await;
     let text = text.as_str().unwrap();
-    assert!(text.contains("ghcr.io/acme/shop:2.1.0") && text.contains("promotion pending"), "{text}");
+    assert!(
+        text.contains("ghcr.io/acme/shop:2.1.0") && text.contains("promotion pending"),
+        "{text}"
+    );
     b.screenshot(&shots.join("apps.png")).await;
 
     // Promotions: filter through the form.
@@ -199,13 +233,20 @@ async fn pages_work_in_headless_chromium() {
     b.screenshot(&shots.join("promotions.png")).await;
     let app_field = b.find("#f-app").await;
     b.type_into(&app_field, "shop").await;
-    let opened = b.find_by("xpath", "//select[@id='f-status']/option[text()='opened']").await;
+    let opened = b
+        .find_by("xpath", "//select[@id='f-status']/option[text()='opened']")
+        .await;
     b.click(&opened).await;
     let submit = b.find("form.filters button[type=submit]").await;
     b.click(&submit).await;
     let url = b.wait_for_url("status=").await;
-    assert!(url.contains("app=shop") && url.contains("status=opened"), "{url}");
-    let rows = b.script("return document.querySelectorAll('main tbody tr').length;").await;
+    assert!(
+        url.contains("app=shop") && url.contains("status=opened"),
+        "{url}"
+    );
+    let rows = b
+        .script("return document.querySelectorAll('main tbody tr').length;")
+        .await;
     assert_eq!(rows, 1);
     assert_clean(&b, "/promotions filtered").await;
     b.screenshot(&shots.join("promotions-filtered.png")).await;
@@ -213,9 +254,19 @@ async fn pages_work_in_headless_chromium() {
     // Registry and cluster.
     b.goto(&format!("{base}/services")).await;
     assert_clean(&b, "/services").await;
-    let links = b.script("return Array.from(document.querySelectorAll('ul.links a')).map(a=>a.textContent);").await;
-    let links: Vec<&str> = links.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(links.contains(&"Shop") && !links.contains(&"Prometheus"), "{links:?}");
+    let links = b
+        .script("return Array.from(document.querySelectorAll('ul.links a')).map(a=>a.textContent);")
+        .await;
+    let links: Vec<&str> = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        links.contains(&"Shop") && !links.contains(&"Prometheus"),
+        "{links:?}"
+    );
     b.screenshot(&shots.join("services.png")).await;
     b.goto(&format!("{base}/cluster")).await;
     assert_clean(&b, "/cluster").await;
@@ -231,7 +282,17 @@ async fn pages_work_in_headless_chromium() {
     assert_eq!(overflow, true, "no sideways page scroll on a narrow screen");
     b.screenshot_at(&shots.join("run-narrow.png"), 390).await;
     b.quit().await;
-    for f in ["overview", "run", "run-narrow", "run-app-section", "apps", "promotions", "promotions-filtered", "services", "cluster"] {
+    for f in [
+        "overview",
+        "run",
+        "run-narrow",
+        "run-app-section",
+        "apps",
+        "promotions",
+        "promotions-filtered",
+        "services",
+        "cluster",
+    ] {
         let p = shots.join(format!("{f}.png"));
         let bytes = std::fs::read(&p).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{} is a PNG", p.display());

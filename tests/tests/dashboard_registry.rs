@@ -28,9 +28,10 @@ fn service(ns: &str, name: &str, annotations: Value) -> Value {
 
 /// Health targets: `/ok` answers 200, `/broken` 503.
 async fn targets() -> String {
-    let app = Router::new()
-        .route("/ok", get(|| async { "ok" }))
-        .route("/broken", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }));
+    let app = Router::new().route("/ok", get(|| async { "ok" })).route(
+        "/broken",
+        get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),
+    );
     // Dropping the token does not stop the server: it lives for the test process.
     let (addr, _) = serve(app).await;
     format!("http://{addr}")
@@ -148,16 +149,32 @@ async fn registry_discovers_annotated_objects_merges_configmaps_and_hides_failin
     ));
     assert!(reg.ready(Duration::from_secs(20)).await, "watchers listed");
     // Before any probe passed nothing is linked.
-    assert!(reg.view().entries.iter().all(|e| e.health == Health::Unchecked));
+    assert!(
+        reg.view()
+            .entries
+            .iter()
+            .all(|e| e.health == Health::Unchecked)
+    );
     reg.refresh_health().await;
     let view = reg.view();
     let by_name = |n: &str| view.entries.iter().find(|e| e.entry.name == n);
     let names: Vec<&str> = view.entries.iter().map(|e| e.entry.name.as_str()).collect();
-    for want in ["Shop web", "Flaky admin", "Grafana", "ArgoCD", "Prometheus", "Docs", "Old wiki"] {
+    for want in [
+        "Shop web",
+        "Flaky admin",
+        "Grafana",
+        "ArgoCD",
+        "Prometheus",
+        "Docs",
+        "Old wiki",
+    ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
     for unwanted in ["internal-db", "plain", "Outside scope", "Not a registry"] {
-        assert!(!names.contains(&unwanted), "{unwanted} must not be listed: {names:?}");
+        assert!(
+            !names.contains(&unwanted),
+            "{unwanted} must not be listed: {names:?}"
+        );
     }
     let web = by_name("Shop web").unwrap();
     assert_eq!(web.entry.group, "workloads");
@@ -178,18 +195,34 @@ async fn registry_discovers_annotated_objects_merges_configmaps_and_hides_failin
 
     // The requests: list then watch on the real collection paths; ConfigMaps by label.
     let seen = k.seen();
-    for path in ["/api/v1/services", "/apis/networking.k8s.io/v1/ingresses", "/api/v1/namespaces/capstan/configmaps"] {
-        assert!(seen.iter().any(|s| s.path == path && !s.query.contains_key("watch")), "list {path}");
+    for path in [
+        "/api/v1/services",
+        "/apis/networking.k8s.io/v1/ingresses",
+        "/api/v1/namespaces/capstan/configmaps",
+    ] {
         assert!(
-            seen.iter().any(|s| s.path == path && s.query.get("watch").is_some_and(|w| w == "true" || w == "1")),
+            seen.iter()
+                .any(|s| s.path == path && !s.query.contains_key("watch")),
+            "list {path}"
+        );
+        assert!(
+            seen.iter().any(|s| s.path == path
+                && s.query
+                    .get("watch")
+                    .is_some_and(|w| w == "true" || w == "1")),
             "watch {path}"
         );
     }
-    assert!(seen
-        .iter()
-        .filter(|s| s.path.ends_with("/configmaps"))
-        .all(|s| s.query.get("labelSelector").map(String::as_str) == Some("capstan.dev/registry=true")));
-    assert!(seen.iter().all(|s| s.method == "GET"), "the dashboard only reads");
+    assert!(
+        seen.iter()
+            .filter(|s| s.path.ends_with("/configmaps"))
+            .all(|s| s.query.get("labelSelector").map(String::as_str)
+                == Some("capstan.dev/registry=true"))
+    );
+    assert!(
+        seen.iter().all(|s| s.method == "GET"),
+        "the dashboard only reads"
+    );
 
     // The page: healthy entries are links, failing ones are listed as down without a link.
     let b = Backend::sqlite().await;
@@ -201,12 +234,32 @@ async fn registry_discovers_annotated_objects_merges_configmaps_and_hides_failin
     st.dashboard = Some(Arc::new(d));
     let (addr, stop) = serve(app::router(Arc::new(st), true)).await;
     let c = http();
-    let html = c.get(format!("http://{addr}/services")).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains(&format!("<a href=\"{t}/ok\"><strong>Shop web</strong></a>")), "{html}");
-    assert!(!html.contains(&format!("href=\"{t}/broken\"")), "a failing link is hidden");
+    let html = c
+        .get(format!("http://{addr}/services"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("<a href=\"{t}/ok\"><strong>Shop web</strong></a>")),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&format!("href=\"{t}/broken\"")),
+        "a failing link is hidden"
+    );
     assert!(html.contains("Flaky admin") && html.contains("down: HTTP 503"));
 
-    let cluster: Value = c.get(format!("http://{addr}/api/cluster")).send().await.unwrap().json().await.unwrap();
+    let cluster: Value = c
+        .get(format!("http://{addr}/api/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let node = &cluster["cluster"]["nodes"][0];
     assert_eq!(node["ready"], true);
     assert_eq!(node["kubelet"], "v1.34.1+k3s1");
@@ -215,7 +268,14 @@ async fn registry_discovers_annotated_objects_merges_configmaps_and_hides_failin
     assert_eq!(pods.len(), 1);
     assert_eq!(pods[0]["name"], "web-2");
     assert_eq!(pods[0]["reason"], "CrashLoopBackOff");
-    let html = c.get(format!("http://{addr}/cluster")).send().await.unwrap().text().await.unwrap();
+    let html = c
+        .get(format!("http://{addr}/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("1 of 1 ready") && html.contains("CrashLoopBackOff"));
     assert!(html.contains("ArgoCD not configured"));
     stop.cancel();
@@ -234,9 +294,13 @@ async fn an_unreachable_api_server_is_reported_and_static_links_still_work() {
     assert!(!reg.ready(Duration::from_millis(1500)).await);
     reg.refresh_health().await;
     let view = reg.view();
-    assert!(view.kubernetes_error.is_some(), "the watcher errors are surfaced");
-    assert!(view
-        .entries
-        .iter()
-        .any(|e| e.entry.name == "Docs" && matches!(e.health, Health::Up { .. })));
+    assert!(
+        view.kubernetes_error.is_some(),
+        "the watcher errors are surfaced"
+    );
+    assert!(
+        view.entries
+            .iter()
+            .any(|e| e.entry.name == "Docs" && matches!(e.health, Health::Up { .. }))
+    );
 }

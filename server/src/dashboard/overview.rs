@@ -102,9 +102,7 @@ fn quick_links(d: &Dashboard) -> Vec<Link> {
 pub fn status_tone(status: &str) -> Tone {
     match status {
         "success" | "succeeded" | "accepted" | "committed" | "opened" | "queued" | "Synced"
-        | "Healthy" => {
-            Tone::Good
-        }
+        | "Healthy" => Tone::Good,
         "failure" | "error" | "failed" | "dead" | "rejected" | "refused" | "conflict"
         | "Degraded" => Tone::Bad,
         "running" | "pending" | "OutOfSync" | "Progressing" => Tone::Warn,
