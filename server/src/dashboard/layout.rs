@@ -114,7 +114,8 @@ fn colour(c: Option<&str>) -> &str {
 
 const STYLE: &str = r#"
 :root{--bg:#fff;--fg:#1b1f24;--muted:#59636e;--line:#d1d9e0;--card:#f6f8fa;--good:#1a7f37;--bad:#cf222e;--warn:#9a6700}
-@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;--line:#3d444d;--card:#151b23;--good:#3fb950;--bad:#f85149;--warn:#d29922}}
+@media (prefers-color-scheme:dark){:root:not([data-theme=light]){--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;--line:#3d444d;--card:#151b23;--good:#3fb950;--bad:#f85149;--warn:#d29922}}
+:root[data-theme=dark]{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;--line:#3d444d;--card:#151b23;--good:#3fb950;--bad:#f85149;--warn:#d29922}
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;background:var(--bg);color:var(--fg)}
 a{color:var(--primary)}
@@ -176,11 +177,17 @@ pub fn page(
     let mut out = String::with_capacity(body.len() + STYLE.len() + 2048);
     let _ = write!(
         out,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!doctype html><html lang=\"en\"{}><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{} · {}</title><link rel=\"icon\" href=\"data:,\">\
          <style>:root{{--primary:{}}}{STYLE}</style></head><body>\
          <a class=\"skip\" href=\"#main\">Skip to content</a><header>",
+        // `auto` (or anything else) follows the viewer's preference.
+        match theme.mode.as_deref() {
+            Some("dark") => " data-theme=\"dark\"",
+            Some("light") => " data-theme=\"light\"",
+            _ => "",
+        },
         esc(title),
         esc(site),
         colour(theme.primary_color.as_deref()),
@@ -252,6 +259,19 @@ mod tests {
     fn theme_colour_cannot_inject_css() {
         assert_eq!(colour(Some("#abc")), "#abc");
         assert_eq!(colour(Some("red;}body{display:none")), "#2f6fdf");
+    }
+
+    #[test]
+    fn theme_mode_and_title_come_from_the_config() {
+        let mut cfg = DashboardConfig::default();
+        let auto = page(&cfg, "T", "/", None, "");
+        assert!(auto.contains("<html lang=\"en\"><head>") && auto.contains("Capstan</a>"));
+        cfg.customizations.theme.mode = Some("dark".into());
+        cfg.customizations.theme.title = Some("Homelab <b>".into());
+        let dark = page(&cfg, "T", "/", Some("alice"), "");
+        assert!(dark.contains("<html lang=\"en\" data-theme=\"dark\">"));
+        assert!(dark.contains("Homelab &lt;b&gt;</a>"));
+        assert!(dark.contains("Signed in as alice"));
     }
 
     #[test]

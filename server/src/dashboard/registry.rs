@@ -273,13 +273,13 @@ pub fn ingress_entries(i: &Ingress) -> Vec<Entry> {
             .filter(|v: &Vec<String>| !v.is_empty())
             .unwrap_or_else(|| vec!["/".into()]);
         for path in paths {
-            targets.push((host.to_string(), format!("{scheme}://{host}{path}")));
+            targets.push(format!("{scheme}://{host}{path}"));
         }
     }
     let many = targets.len() > 1;
     targets
         .into_iter()
-        .filter_map(|(host, url)| {
+        .filter_map(|url| {
             let mut e = entry_from(
                 &ann,
                 name.clone(),
@@ -295,7 +295,6 @@ pub fn ingress_entries(i: &Ingress) -> Vec<Entry> {
                         .trim_start_matches("http://")
                 );
             }
-            let _ = host;
             Some(e)
         })
         .collect()
@@ -379,6 +378,8 @@ impl Registry {
                 object: None,
             })
             .collect();
+        // Disabled discovery starts no watchers at all (a dropped JoinHandle would not stop one).
+        let client = client.filter(|_| cfg.service_discovery.enabled);
         let watched = client.map(|c| {
             let errors = Arc::new(Mutex::new(BTreeMap::new()));
             let cfg_watch = watcher::Config::default();
@@ -415,11 +416,7 @@ impl Registry {
             .build()
             .unwrap_or_default();
         Registry {
-            watched: if cfg.service_discovery.enabled {
-                watched
-            } else {
-                None
-            },
+            watched,
             statics,
             namespaces: cfg.service_discovery.namespaces.clone(),
             http,
