@@ -16,7 +16,7 @@ use capstan_server::dashboard::registry::{ProbeSettings, Registry};
 use capstan_server::dashboard::{Dashboard, DashboardConfig, kube_client_for};
 use capstan_tests::backend::Backend;
 use capstan_tests::dashboard::{MemoryPromotions, app, gitops_repo, promotion, report, serve};
-use capstan_tests::fake_kube::FakeKube;
+use capstan_tests::fake_kube_lists::FakeKube;
 use capstan_tests::webdriver::Browser;
 use capstan_worker::queue::{DeliveryOutcome, NewDelivery};
 use capstan_worker::store::runs::SqlRunStore;
