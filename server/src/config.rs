@@ -57,6 +57,12 @@ keys! {
     GITHUB_APP_ID = ("github_app_id", "--github-app-id", "CAPSTAN_GITHUB_APP_ID", "none", "GitHub App id; with the key file, Capstan authenticates as the App (check runs, per-installation tokens).");
     GITHUB_APP_KEY_FILE = ("github_app_key_file", "--github-app-key-file", "CAPSTAN_GITHUB_APP_KEY_FILE", "none", "The GitHub App's private key (PEM). Without GitHub credentials reports go to the dashboard and the log only.");
     GIT_URL_TEMPLATE = ("git_url_template", "--git-url-template", "CAPSTAN_GIT_URL_TEMPLATE", "https://<github host>/{owner}/{repo}.git", "Where repositories are fetched from (`{owner}`, `{repo}`, `{host}`); `file://` works for mirrors. Never taken from a webhook.");
+    ARGOCD_URL = ("argocd_url", "--argocd-url", "CAPSTAN_ARGOCD_URL", "none", "ArgoCD server URL; with a token, PRs show each app's sync and health status and the live diff.");
+    ARGOCD_TOKEN = ("", "", "CAPSTAN_ARGOCD_TOKEN", "none", "ArgoCD API token (bearer). Environment only; or use the token file.");
+    ARGOCD_TOKEN_FILE = ("argocd_token_file", "--argocd-token-file", "CAPSTAN_ARGOCD_TOKEN_FILE", "none", "File holding the ArgoCD API token.");
+    ARGOCD_CA_FILE = ("argocd_ca_file", "--argocd-ca-file", "CAPSTAN_ARGOCD_CA_FILE", "none (public roots)", "PEM CA certificate(s) to trust for ArgoCD besides the public roots (TLS is always verified).");
+    ARGOCD_DRY_RUN_APPS = ("argocd_dry_run_apps", "--argocd-dry-run-apps", "CAPSTAN_ARGOCD_DRY_RUN_APPS", "none", "Comma-separated globs of apps that get an ArgoCD dry-run sync per PR (needs `sync` RBAC and sets the app's operation, hence opt-in).");
+    KUBE_DRY_RUN = ("kube_dry_run", "--kube-dry-run", "CAPSTAN_KUBE_DRY_RUN", "auto", "`auto` (server-side dry-run apply of changed objects when a kubeconfig or in-cluster config is present) or `off`.");
     DASHBOARD_AUTH = ("dashboard_auth", "--dashboard-auth", "CAPSTAN_DASHBOARD_AUTH", "none on a loopback listen address, else token", "Who may read the dashboard (it shows private diffs): `none`, `token` or `proxy-header`. `none` is refused unless `listen` is a loopback address. Webhooks, health and metrics stay open.");
     DASHBOARD_TOKEN = ("", "", "CAPSTAN_DASHBOARD_TOKEN", "generated into <data_dir>/dashboard-token", "Token(s) for `--dashboard-auth token`, comma-separated to rotate; sent as `Authorization: Bearer …` or entered once at `/login` (cookie). Environment only.");
     DASHBOARD_TRUSTED_PROXIES = ("dashboard_trusted_proxies", "--dashboard-trusted-proxies", "CAPSTAN_DASHBOARD_TRUSTED_PROXIES", "none", "Comma-separated CIDRs of the auth proxies (oauth2-proxy style) whose `X-Forwarded-User`/`X-Forwarded-Email` `proxy-header` trusts; the headers from any other address are ignored.");
@@ -118,6 +124,16 @@ pub struct ConfigArgs {
     pub github_app_key_file: Option<String>,
     #[arg(long, value_name = "TEMPLATE", help = GIT_URL_TEMPLATE.help)]
     pub git_url_template: Option<String>,
+    #[arg(long, value_name = "URL", help = ARGOCD_URL.help)]
+    pub argocd_url: Option<String>,
+    #[arg(long, value_name = "FILE", help = ARGOCD_TOKEN_FILE.help)]
+    pub argocd_token_file: Option<String>,
+    #[arg(long, value_name = "FILE", help = ARGOCD_CA_FILE.help)]
+    pub argocd_ca_file: Option<String>,
+    #[arg(long, value_name = "GLOBS", help = ARGOCD_DRY_RUN_APPS.help)]
+    pub argocd_dry_run_apps: Option<String>,
+    #[arg(long, value_name = "auto|off", help = KUBE_DRY_RUN.help)]
+    pub kube_dry_run: Option<String>,
     #[arg(long, value_name = "none|token|proxy-header", help = DASHBOARD_AUTH.help)]
     pub dashboard_auth: Option<String>,
     #[arg(long, value_name = "CIDRS", help = DASHBOARD_TRUSTED_PROXIES.help)]
@@ -156,6 +172,11 @@ impl ConfigArgs {
             "github_app_id" => &self.github_app_id,
             "github_app_key_file" => &self.github_app_key_file,
             "git_url_template" => &self.git_url_template,
+            "argocd_url" => &self.argocd_url,
+            "argocd_token_file" => &self.argocd_token_file,
+            "argocd_ca_file" => &self.argocd_ca_file,
+            "argocd_dry_run_apps" => &self.argocd_dry_run_apps,
+            "kube_dry_run" => &self.kube_dry_run,
             "dashboard_auth" => &self.dashboard_auth,
             "dashboard_trusted_proxies" => &self.dashboard_trusted_proxies,
             "metrics_listen" => &self.metrics_listen,
@@ -252,6 +273,9 @@ pub struct Config {
     pub git_url_template: String,
     /// The web host `{host}` stands for in the git URL template.
     pub github_host: String,
+    /// `None`: no ArgoCD configured.
+    pub argocd: Option<ArgoSettings>,
+    pub kube_dry_run: KubeDryRunMode,
     /// Who may read the dashboard.
     pub dashboard_auth: DashboardAuth,
     /// Where `/metrics` is served instead of `listen`.
@@ -259,6 +283,22 @@ pub struct Config {
     pub dashboard_config: Option<PathBuf>,
     /// `None`: no repository (the environments page says so).
     pub dashboard_repo: Option<PathBuf>,
+}
+
+/// ArgoCD as configured: where, how to authenticate, which apps get a dry-run sync.
+#[derive(Clone, Debug)]
+pub struct ArgoSettings {
+    /// Debug output of the client config redacts the token.
+    pub client: capstan_worker::argocd::ArgoConfig,
+    pub dry_run_apps: Vec<String>,
+}
+
+/// `--kube-dry-run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KubeDryRunMode {
+    /// When a kubeconfig or in-cluster config is present.
+    Auto,
+    Off,
 }
 
 /// Dashboard access control as configured (the token itself is loaded at start, like the
@@ -629,6 +669,21 @@ impl Config {
                 v
             }
         };
+        let argocd = argocd_settings(&s, env)?;
+        let kube_dry_run = match s.get(&KUBE_DRY_RUN) {
+            None => KubeDryRunMode::Auto,
+            Some((v, origin)) => match v.trim() {
+                "auto" => KubeDryRunMode::Auto,
+                "off" => KubeDryRunMode::Off,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        origin,
+                        value: v,
+                        reason: "expected auto or off".into(),
+                    });
+                }
+            },
+        };
         let dashboard_trusted_proxies = match s.get(&DASHBOARD_TRUSTED_PROXIES) {
             None => Vec::new(),
             Some((v, origin)) => list(&v)
@@ -685,12 +740,93 @@ impl Config {
             github_auth,
             git_url_template,
             github_host,
+            argocd,
+            kube_dry_run,
             dashboard_auth,
             metrics_listen,
             dashboard_config,
             dashboard_repo,
         })
     }
+}
+
+/// ArgoCD's URL and token come together or not at all; the token only from the environment or
+/// a file; the CA file and the dry-run globs are checked here so a typo stops start-up.
+fn argocd_settings(
+    s: &Sources<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<ArgoSettings>, ConfigError> {
+    let url = s.get(&ARGOCD_URL);
+    let token_env = env(ARGOCD_TOKEN.env);
+    let token_file = s.get(&ARGOCD_TOKEN_FILE);
+    let token = match (token_env, token_file) {
+        (Some(t), _) => Some((t.trim().to_string(), ARGOCD_TOKEN.env.to_string())),
+        (None, Some((path, origin))) => {
+            let text = std::fs::read_to_string(path.trim()).map_err(|e| ConfigError::Secret {
+                origin: format!("{origin} ({path})"),
+                reason: format!("cannot read the token file: {e}"),
+            })?;
+            let t = text.trim().to_string();
+            if t.is_empty() {
+                return Err(ConfigError::Secret {
+                    origin: format!("{origin} ({path})"),
+                    reason: "the token file is empty".into(),
+                });
+            }
+            Some((t, origin))
+        }
+        (None, None) => None,
+    };
+    let (url, origin, token) = match (url, token) {
+        (None, None) => return Ok(None),
+        (Some((_, origin)), None) => {
+            return Err(ConfigError::Secret {
+                origin,
+                reason: "an ArgoCD URL without CAPSTAN_ARGOCD_TOKEN or CAPSTAN_ARGOCD_TOKEN_FILE"
+                    .into(),
+            });
+        }
+        (None, Some((_, origin))) => {
+            return Err(ConfigError::Secret {
+                origin,
+                reason: "an ArgoCD token without CAPSTAN_ARGOCD_URL".into(),
+            });
+        }
+        (Some((u, origin)), Some((t, _))) => (u, origin, t),
+    };
+    let invalid = |origin: &str, value: &str, reason: String| ConfigError::Invalid {
+        origin: origin.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    let parsed = url::Url::parse(url.trim()).map_err(|e| invalid(&origin, &url, e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid(&origin, &url, "expected an http(s) URL".into()));
+    }
+    let mut client = capstan_worker::argocd::ArgoConfig::new(parsed, token);
+    if let Some((path, origin)) = s.get(&ARGOCD_CA_FILE) {
+        client = client
+            .with_ca_file(Path::new(path.trim()))
+            .map_err(|e| invalid(&origin, &path, e.to_string()))?;
+    }
+    // Building the client parses the CA certificates: a bad file is reported now, not per PR.
+    capstan_worker::argocd::ArgoClient::new(&client)
+        .map_err(|e| invalid(&origin, &url, e.to_string()))?;
+    let dry_run_apps = match s.get(&ARGOCD_DRY_RUN_APPS) {
+        None => Vec::new(),
+        Some((v, origin)) => {
+            let globs = list(&v);
+            for g in &globs {
+                globset::Glob::new(g)
+                    .map_err(|e| invalid(&origin, &v, format!("glob {g:?}: {e}")))?;
+            }
+            globs
+        }
+    };
+    Ok(Some(ArgoSettings {
+        client,
+        dry_run_apps,
+    }))
 }
 
 /// `10.0.0.0/8`, or a single address meaning just that host.
@@ -865,6 +1001,126 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn argocd_needs_url_and_token_and_keeps_the_token_out_of_debug() {
+        let none = Config::load_with(&ConfigArgs::default(), &env_of(&[])).unwrap();
+        assert!(none.argocd.is_none());
+        assert_eq!(none.kube_dry_run, KubeDryRunMode::Auto);
+
+        let args = ConfigArgs {
+            argocd_url: Some("https://argocd.example.com".into()),
+            argocd_dry_run_apps: Some("shop-*, billing".into()),
+            kube_dry_run: Some("off".into()),
+            ..Default::default()
+        };
+        let c =
+            Config::load_with(&args, &env_of(&[("CAPSTAN_ARGOCD_TOKEN", "s3cr3t-token")])).unwrap();
+        let argo = c.argocd.clone().unwrap();
+        assert_eq!(argo.client.url.as_str(), "https://argocd.example.com/");
+        assert_eq!(argo.client.token, "s3cr3t-token");
+        assert_eq!(
+            argo.dry_run_apps,
+            vec!["shop-*".to_string(), "billing".into()]
+        );
+        assert_eq!(c.kube_dry_run, KubeDryRunMode::Off);
+        assert!(!format!("{c:?}").contains("s3cr3t-token"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let args = ConfigArgs {
+            argocd_url: Some("https://argocd.example.com/argocd".into()),
+            argocd_token_file: Some(file.display().to_string()),
+            ..Default::default()
+        };
+        let c = Config::load_with(&args, &env_of(&[])).unwrap();
+        assert_eq!(c.argocd.unwrap().client.token, "from-file");
+    }
+
+    #[test]
+    fn bad_argocd_settings_are_refused_with_their_key() {
+        let url_only = ConfigArgs {
+            argocd_url: Some("https://argocd.example.com".into()),
+            ..Default::default()
+        };
+        let e = Config::load_with(&url_only, &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--argocd-url") && e.contains("CAPSTAN_ARGOCD_TOKEN"),
+            "{e}"
+        );
+
+        let e = Config::load_with(
+            &ConfigArgs::default(),
+            &env_of(&[("CAPSTAN_ARGOCD_TOKEN", "t")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("without CAPSTAN_ARGOCD_URL"), "{e}");
+
+        let cases = [
+            (
+                ConfigArgs {
+                    argocd_url: Some("ftp://argocd".into()),
+                    ..Default::default()
+                },
+                "expected an http(s) URL",
+            ),
+            (
+                ConfigArgs {
+                    argocd_url: Some("https://argocd".into()),
+                    argocd_dry_run_apps: Some("shop-[".into()),
+                    ..Default::default()
+                },
+                "--argocd-dry-run-apps",
+            ),
+            (
+                ConfigArgs {
+                    argocd_url: Some("https://argocd".into()),
+                    argocd_ca_file: Some("/nonexistent/ca.pem".into()),
+                    ..Default::default()
+                },
+                "reading CA file /nonexistent/ca.pem",
+            ),
+            (
+                ConfigArgs {
+                    argocd_url: Some("https://argocd".into()),
+                    argocd_token_file: Some("/nonexistent/token".into()),
+                    ..Default::default()
+                },
+                "cannot read the token file",
+            ),
+            (
+                ConfigArgs {
+                    kube_dry_run: Some("always".into()),
+                    ..Default::default()
+                },
+                "expected auto or off",
+            ),
+        ];
+        for (args, want) in cases {
+            let env = if args.argocd_token_file.is_some() || args.argocd_url.is_none() {
+                env_of(&[])
+            } else {
+                env_of(&[("CAPSTAN_ARGOCD_TOKEN", "t")])
+            };
+            let e = Config::load_with(&args, &env).unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let args = ConfigArgs {
+            argocd_url: Some("https://argocd".into()),
+            argocd_ca_file: Some(ca.display().to_string()),
+            ..Default::default()
+        };
+        let e = Config::load_with(&args, &env_of(&[("CAPSTAN_ARGOCD_TOKEN", "t")])).unwrap_err();
+        assert!(e.to_string().contains("CA file"), "{e}");
     }
 
     #[test]

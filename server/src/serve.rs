@@ -5,12 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use capstan_worker::argocd::{ArgoCdCheck, ArgoClient, DryRunOptions};
 use capstan_worker::forge::Forge;
 use capstan_worker::forge::github::{GitHubConfig, GitHubForge};
 use capstan_worker::jobs::{self, MappingOptions};
 use capstan_worker::queue::{self, Queue};
 use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
-use capstan_worker::services::{GitSource, Services};
+use capstan_worker::services::{AppSync, ClusterCheck, GitSource, Services};
 use capstan_worker::store::runs::SqlRunStore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -27,6 +28,10 @@ pub fn default_registry(services: &Arc<Services>) -> Registry {
     let _ = services;
     let mut r = Registry::new();
     r.register(jobs::PING, jobs::ping::PingHandler);
+    r.register(
+        jobs::COMMAND,
+        capstan_worker::commands::CommandHandler::new(services.clone()),
+    );
     r
 }
 
@@ -42,6 +47,7 @@ pub fn github_forge(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Forge>>> {
 
 /// What every handler shares, built from the config and the opened store.
 pub fn services(cfg: &Config, queue: Arc<dyn Queue>, forge: Option<Arc<dyn Forge>>) -> Services {
+    let cluster = cluster_services(cfg);
     Services {
         runs: Arc::new(SqlRunStore::new(queue.db())),
         queue,
@@ -52,10 +58,41 @@ pub fn services(cfg: &Config, queue: Arc<dyn Queue>, forge: Option<Arc<dyn Forge
             cfg.data_dir.join("mirrors"),
         ),
         public_url: cfg.public_url.clone(),
-        cluster: Vec::new(),
-        sync: None,
+        cluster: cluster.checks,
+        sync: cluster.sync,
         promoter: None,
     }
+}
+
+/// The cluster-side checks and the ArgoCD sync the config asks for.
+#[derive(Default)]
+pub struct ClusterServices {
+    pub checks: Vec<Arc<dyn ClusterCheck>>,
+    pub sync: Option<Arc<dyn AppSync>>,
+}
+
+pub fn cluster_services(cfg: &Config) -> ClusterServices {
+    let mut out = ClusterServices::default();
+    if let Some(argo) = &cfg.argocd {
+        // The config already built this client once, so an error here is not expected.
+        match ArgoClient::new(&argo.client)
+            .and_then(|c| ArgoCdCheck::new(c, &argo.dry_run_apps, DryRunOptions::default()))
+        {
+            Ok(check) => {
+                info!(url = %argo.client.url, dry_run_apps = ?argo.dry_run_apps, "ArgoCD configured");
+                let check = Arc::new(check);
+                out.checks.push(check.clone());
+                out.sync = Some(check);
+            }
+            Err(e) => warn!(error = %e, "ArgoCD is configured but its client could not be built"),
+        }
+    }
+    if cfg.kube_dry_run == config::KubeDryRunMode::Auto && capstan_worker::kube::config_present() {
+        info!("kubeconfig or in-cluster config found: server-side dry-run enabled");
+        out.checks
+            .push(Arc::new(capstan_worker::kube::KubeDryRun::infer()));
+    }
+    out
 }
 
 /// The dashboard the config describes, over the shared store. Returns it with the path of a

@@ -100,6 +100,8 @@ struct Inner {
     next_id: u64,
     /// Responses to force before normal handling: (status, retry-after seconds).
     forced: VecDeque<(u16, Option<u64>)>,
+    /// Endpoints that keep failing: (method, path without prefix, status).
+    failing: Vec<(String, String, u16)>,
     calls: Vec<Call>,
 }
 
@@ -138,6 +140,7 @@ impl FakeGitHub {
             repos: BTreeMap::new(),
             next_id: 1000,
             forced: VecDeque::new(),
+            failing: Vec::new(),
             calls: Vec::new(),
         }));
         let router = Router::new().fallback(handle).with_state(inner.clone());
@@ -228,6 +231,21 @@ impl FakeGitHub {
         for _ in 0..n {
             g.forced.push_back((status, retry_after));
         }
+    }
+
+    /// Every `method` request to `path` (without the API prefix) answers `status` with GitHub's
+    /// error body until the test says otherwise, as an endpoint in an outage does.
+    pub fn fail_route(&self, method: &str, path: &str, status: u16) {
+        self.inner
+            .lock()
+            .unwrap()
+            .failing
+            .push((method.to_string(), path.to_string(), status));
+    }
+
+    /// Ends every failure set by [`FakeGitHub::fail_route`].
+    pub fn clear_failures(&self) {
+        self.inner.lock().unwrap().failing.clear();
     }
 
     pub fn set_token_lifetime(&self, lifetime: Duration) {
@@ -543,6 +561,19 @@ fn route(
     authorization: Option<&str>,
     body: Option<&Value>,
 ) -> Response {
+    if let Some((_, _, status)) = g
+        .failing
+        .iter()
+        .find(|(m, p, _)| m == method.as_str() && p == path)
+    {
+        let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = if code == StatusCode::NOT_FOUND {
+            "Not Found"
+        } else {
+            "Server Error"
+        };
+        return error(code, message);
+    }
     if let Some((status, retry_after)) = g.forced.pop_front() {
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
         let mut resp = error(

@@ -1,4 +1,5 @@
 //! A fake Kubernetes API server for the read side (the dashboard's registry and cluster pages),
+//! speaking the real list and watch paths: a list answers with the
 //! `…List` kind, `metadata.resourceVersion` and the items (filtered by `labelSelector` equality
 //! terms); a watch (`watch=true`) stays open without events, as an idle API server does. Every
 //! request is recorded so tests assert what the dashboard asked for.

@@ -4,11 +4,13 @@
 //! delivery it is about; `anyhow` only at the edges (the binary and job bodies).
 
 pub mod apps;
+pub mod argocd;
 pub mod commands;
 pub mod diff;
 pub mod forge;
 pub mod git;
 pub mod jobs;
+pub mod kube;
 pub mod objects;
 pub mod policy;
 pub mod queue;

@@ -3,11 +3,15 @@
 //! Pure: [`parse_comment`] turns a comment body into per-line outcomes (a command or a refusal
 //! with a reason fit for a reply), and [`authorize`] checks each command against the author's
 //! repository permission through a [`PermissionLookup`] (the GitHub collaborator-permission API in
-//! production, a fake in tests). Running the commands, reactions and replies, and the semantics of
-//! edited comments belong to the handler.
+//! production, a fake in tests). [`handler`] runs `command` jobs: reactions, settings from the
+//! default branch ([`repo_config`]), the commands themselves and one reply per comment version
+//! ([`reply`]).
 
 mod authorize;
+pub mod handler;
 mod parse;
+pub mod reply;
+pub mod repo_config;
 mod settings;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +21,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 pub use authorize::{Decision, LookupError, PermissionLookup, authorize, decide, refusal_reply};
+pub use handler::CommandHandler;
 pub use parse::{CommandLine, MAX_COMMANDS_PER_COMMENT, Refusal, parse_comment};
 pub use settings::{CommandSettings, SettingsError};
 

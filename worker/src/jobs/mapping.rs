@@ -293,34 +293,21 @@ fn issue_comment(e: IssueCommentEvent, opts: &MappingOptions) -> Classified {
     }
 }
 
-/// The lines of `body` that are commands: `<prefix>` alone or followed by whitespace, or with
-/// `bare_commands` a `/word` from [`BARE_COMMANDS`]. Lines inside fenced code blocks are quotes,
-/// not commands.
+/// The lines of `body` that are commands, found by the strict parser of `commands` with the
+/// service's prefix: a line starting in column 0 with `<prefix>` (or, with `bare_commands`, a known
+/// `/word`), outside fenced code blocks and HTML comments. Indented lines are not commands (four
+/// spaces make a code block). Lines are passed on as written, so the handler's parse sees exactly
+/// what a reader sees; it also refuses the malformed ones with a reason.
 pub fn command_lines(body: &str, opts: &MappingOptions) -> Vec<String> {
-    let mut in_fence = false;
-    let mut out = Vec::new();
-    for line in body.lines() {
-        let line = line.trim();
-        if line.starts_with("```") {
-            in_fence = !in_fence;
-            continue;
-        }
-        if in_fence {
-            continue;
-        }
-        let prefixed = line
-            .strip_prefix(opts.command_prefix.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace));
-        let bare = opts.bare_commands
-            && line.strip_prefix('/').is_some_and(|rest| {
-                let word = rest.split_whitespace().next().unwrap_or("");
-                BARE_COMMANDS.contains(&word)
-            });
-        if prefixed || bare {
-            out.push(line.to_string());
-        }
-    }
-    out
+    let config = crate::commands::CommandConfig {
+        prefix: opts.command_prefix.clone(),
+        bare: opts.bare_commands,
+        ..crate::commands::CommandConfig::default()
+    };
+    crate::commands::parse_comment(body, &config)
+        .into_iter()
+        .map(|l| l.text)
+        .collect()
 }
 
 fn checks(
@@ -464,10 +451,20 @@ mod tests {
     fn command_lines_need_the_prefix_as_a_word_and_skip_code_blocks() {
         let opts = MappingOptions::default();
         assert_eq!(
-            command_lines("  /capstan promote production web\n/capstanx\n", &opts),
+            command_lines(
+                "/capstan promote production web\n  /capstan hold\n/capstanx\n",
+                &opts
+            ),
             vec!["/capstan promote production web"]
         );
         assert!(command_lines("```\n/capstan diff\n```", &opts).is_empty());
+        assert!(command_lines("~~~yaml\n/capstan diff\n~~~", &opts).is_empty());
+        assert!(command_lines("<!--\n/capstan diff\n-->", &opts).is_empty());
+        // Addressed to Capstan but malformed: passed on, so the reply can say why it was refused.
+        assert_eq!(
+            command_lines("/capstan\u{00A0}diff", &opts),
+            vec!["/capstan\u{00A0}diff"]
+        );
         assert!(command_lines("/diff", &opts).is_empty());
         let bare = MappingOptions {
             bare_commands: true,

@@ -1,0 +1,1016 @@
+//! Slash-commands end to end: signed `issue_comment` webhooks into the server's router, the job
+//! runner with the server's handler registry, the GitHub forge against the fake GitHub, and a
+//! real git repository (built here) as the remote whose default branch holds `.capstan.yaml`.
+//! ArgoCD sync and the promotion engine are small recording fakes of their traits.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::http::StatusCode;
+use capstan_server::app::{AppState, router};
+use capstan_tests::backend::Backend;
+use capstan_tests::both_backends;
+use capstan_tests::fake_github::{FakeComment, FakeGitHub, FakePull};
+use capstan_tests::webhook::{SECRET, send, signed};
+use capstan_worker::commands::CommandHandler;
+use capstan_worker::forge::Forge;
+use capstan_worker::forge::github::{GitHubAuth, GitHubConfig, GitHubForge};
+use capstan_worker::git::fixture::{Change, RepoBuilder};
+use capstan_worker::jobs::{self, PrCheck};
+use capstan_worker::queue::{Finish, Job, JobState};
+use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
+use capstan_worker::services::{AppSync, GitSource, PromoteRequest, Promoter, Services};
+use capstan_worker::store::runs::SqlRunStore;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+both_backends!(
+    permission_levels_decide_what_runs,
+    a_failed_permission_lookup_refuses,
+    bots_and_capstan_itself_are_ignored,
+    an_edited_comment_is_evaluated_once,
+    homoglyphs_and_paths_are_refused,
+    diff_reruns_a_finished_check,
+    hold_and_unhold_store_and_recheck,
+    an_unreachable_forge_retries_and_replies_once,
+    a_broken_settings_file_refuses_every_command,
+);
+
+const REPO: &str = "acme/gitops";
+const PR: u64 = 7;
+const PAT: &str = "ghp_commands_e2e_token";
+/// The fake GitHub's login for the token: Capstan itself.
+const SELF_LOGIN: &str = "capstan-user";
+
+const SETTINGS: &str =
+    "environments:\n  - name: staging\n  - name: production\ncommands:\n  prefix: /capstan\n";
+/// The PR tries to let anyone promote; the default branch's settings must still apply.
+const RELAXED: &str = "environments:\n  - name: staging\n  - name: production\ncommands:\n  permissions:\n    promote: read\n    hold: read\n";
+const APP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: https://github.com/acme/gitops.git\n    path: apps/web\n  destination:\n    namespace: web\n";
+
+/// The remote: `main` with the settings and one app, `feature` (the PR head) on top.
+struct Upstream {
+    dir: tempfile::TempDir,
+    head: String,
+}
+
+fn upstream() -> Upstream {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("acme").join("gitops");
+    std::fs::create_dir_all(&path).unwrap();
+    let b = RepoBuilder::init(&path).unwrap();
+    let base = b
+        .commit(
+            "base",
+            &[
+                Change::Write(".capstan.yaml", SETTINGS.as_bytes()),
+                Change::Write("argocd/web.yaml", APP.as_bytes()),
+                Change::Write(
+                    "apps/web/kustomization.yaml",
+                    b"resources:\n  - configmap.yaml\n",
+                ),
+                Change::Write(
+                    "apps/web/configmap.yaml",
+                    b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  a: \"1\"\n",
+                ),
+            ],
+        )
+        .unwrap();
+    let head = b
+        .commit(
+            "relax the rules and change the app",
+            &[
+                Change::Write(".capstan.yaml", RELAXED.as_bytes()),
+                Change::Write(
+                    "apps/web/configmap.yaml",
+                    b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  a: \"2\"\n",
+                ),
+            ],
+        )
+        .unwrap();
+    b.set_ref("refs/heads/feature", head).unwrap();
+    b.set_ref("refs/heads/main", base).unwrap();
+    Upstream {
+        dir,
+        head: head.to_string(),
+    }
+}
+
+#[derive(Default)]
+struct FakeSync {
+    calls: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl AppSync for FakeSync {
+    async fn sync_app(&self, app: &str, revision: Option<&str>) -> Result<String, String> {
+        self.calls.lock().unwrap().push(app.to_string());
+        Ok(format!(
+            "operation started at {}",
+            revision.unwrap_or("the target revision")
+        ))
+    }
+}
+
+#[derive(Default)]
+struct FakePromoter {
+    calls: Mutex<Vec<PromoteRequest>>,
+}
+
+#[async_trait]
+impl Promoter for FakePromoter {
+    async fn promote(&self, req: &PromoteRequest) -> Result<String, String> {
+        self.calls.lock().unwrap().push(req.clone());
+        Ok(format!(
+            "promotion pull request opened for {}",
+            req.environment
+        ))
+    }
+}
+
+/// The fake GitHub with the open PR at the upstream's head and one user per permission level.
+async fn fake_github(up: &Upstream) -> FakeGitHub {
+    let fake = FakeGitHub::start(PAT, "", None).await;
+    fake.add_pull(
+        REPO,
+        FakePull {
+            number: PR,
+            state: "open".into(),
+            title: "Change web".into(),
+            author: "alice".into(),
+            head_sha: up.head.clone(),
+            head_ref: "feature".into(),
+            base_sha: "b".repeat(40),
+            base_ref: "main".into(),
+            ..FakePull::default()
+        },
+    );
+    for (user, role) in [
+        ("reader", "read"),
+        ("triager", "triage"),
+        ("writer", "write"),
+        ("maintainer", "maintain"),
+        ("admin", "admin"),
+    ] {
+        fake.set_permission(REPO, user, role);
+    }
+    fake
+}
+
+/// Which handlers the runner has.
+enum Handlers {
+    /// The server's own registry (`serve::default_registry`).
+    Server,
+    /// Only the command handler, so the test controls the state of `pr_check` jobs.
+    CommandsOnly,
+}
+
+struct Harness {
+    fake: FakeGitHub,
+    app: Router,
+    services: Arc<Services>,
+    sync: Arc<FakeSync>,
+    promoter: Arc<FakePromoter>,
+    up: Upstream,
+    _mirrors: tempfile::TempDir,
+    stop: CancellationToken,
+    runner: tokio::task::JoinHandle<()>,
+    deliveries: AtomicU64,
+}
+
+impl Harness {
+    async fn start(b: &Backend, handlers: Handlers) -> Harness {
+        let up = upstream();
+        let fake = fake_github(&up).await;
+        let mut cfg = GitHubConfig::new(
+            fake.api_url().parse().unwrap(),
+            GitHubAuth::Token(PAT.into()),
+        );
+        cfg.timeout = Duration::from_secs(10);
+        cfg.max_rate_limit_wait = Duration::from_secs(1);
+        let forge: Arc<dyn Forge> = Arc::new(GitHubForge::new(cfg).unwrap());
+        let mirrors = tempfile::tempdir().unwrap();
+        let sync = Arc::new(FakeSync::default());
+        let promoter = Arc::new(FakePromoter::default());
+        let services = Arc::new(Services {
+            queue: b.queue.clone(),
+            runs: Arc::new(SqlRunStore::new(b.queue.db())),
+            forge: Some(forge),
+            git: GitSource::new(
+                format!("file://{}/{{owner}}/{{repo}}", up.dir.path().display()),
+                "github.com",
+                mirrors.path().to_path_buf(),
+            ),
+            public_url: "http://capstan.test".into(),
+            cluster: Vec::new(),
+            sync: Some(sync.clone()),
+            promoter: Some(promoter.clone()),
+        });
+        let registry = match handlers {
+            Handlers::Server => capstan_server::serve::default_registry(&services),
+            Handlers::CommandsOnly => {
+                let mut r = Registry::new();
+                r.register(jobs::COMMAND, CommandHandler::new(services.clone()));
+                r
+            }
+        };
+        let kinds = registry.kinds();
+        let runner = Runner::new(
+            b.queue.clone(),
+            registry,
+            RunnerConfig {
+                workers: 2,
+                poll_interval: Duration::from_millis(20),
+                backoff_base: Duration::from_millis(50),
+                backoff_max: Duration::from_millis(200),
+                ..RunnerConfig::default()
+            },
+            Arc::new(Metrics::new()),
+        );
+        let mut state = AppState::new(b.queue.clone(), vec![SECRET.to_string()]);
+        state.wake = Some(runner.waker());
+        state.wake_kinds = kinds;
+        let app = router(Arc::new(state), true);
+        let stop = CancellationToken::new();
+        let runner = tokio::spawn(runner.run(stop.clone()));
+        Harness {
+            fake,
+            app,
+            services,
+            sync,
+            promoter,
+            up,
+            _mirrors: mirrors,
+            stop,
+            runner,
+            deliveries: AtomicU64::new(0),
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.runner.await.unwrap();
+    }
+
+    fn head(&self) -> &str {
+        &self.up.head
+    }
+
+    /// A new comment by `login`, delivered as `issue_comment.created`; returns its id.
+    async fn comment(&self, login: &str, body: &str) -> u64 {
+        let id = self.fake.add_comment(REPO, PR, login, false, body);
+        self.deliver("created", id, login, "User", body, "v1", None)
+            .await;
+        id
+    }
+
+    /// Delivers an `issue_comment` event and waits until the jobs it produced have finished.
+    /// `delivery` reuses a delivery id (GitHub's "Redeliver"); `None` makes a fresh one.
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver(
+        &self,
+        action: &str,
+        comment_id: u64,
+        login: &str,
+        user_type: &str,
+        body: &str,
+        version: &str,
+        delivery: Option<&str>,
+    ) -> String {
+        let delivery = delivery.map(str::to_string).unwrap_or_else(|| {
+            format!("comment-{}", self.deliveries.fetch_add(1, Ordering::SeqCst))
+        });
+        let payload = json!({
+            "action": action,
+            "issue": {"number": PR, "pull_request": {"url": format!("https://api.github.com/repos/{REPO}/pulls/{PR}")}},
+            "comment": {
+                "id": comment_id,
+                "body": body,
+                "user": {"login": login, "type": user_type},
+                "author_association": "MEMBER",
+                "updated_at": version,
+            },
+            "repository": {"full_name": REPO, "default_branch": "main"},
+        });
+        let bytes = serde_json::to_vec(&payload).unwrap();
+        let (status, _) = send(
+            &self.app,
+            signed("issue_comment", &delivery, &bytes, SECRET),
+        )
+        .await;
+        assert!(
+            status == StatusCode::ACCEPTED || status == StatusCode::OK,
+            "delivery {delivery}: {status}"
+        );
+        self.settle(&delivery).await;
+        delivery
+    }
+
+    /// Waits until every job of `delivery` is final.
+    async fn settle(&self, delivery: &str) -> Vec<Job> {
+        let q = &self.services.queue;
+        for _ in 0..1500 {
+            let jobs = q.jobs_for_delivery(delivery).await.unwrap();
+            if jobs.iter().all(|j| j.state.is_final()) {
+                return jobs;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "jobs of {delivery} did not finish: {:?}",
+            q.jobs_for_delivery(delivery).await.unwrap()
+        );
+    }
+
+    /// A check of the head queued by `trigger` and claimed by a stand-in for the pipeline.
+    async fn pipeline_claims(&self, trigger: &str) -> Job {
+        let q = &self.services.queue;
+        let job = PrCheck {
+            repo: REPO.into(),
+            number: PR,
+            head_sha: self.head().into(),
+            head_ref: Some("feature".into()),
+            base_ref: Some("main".into()),
+            installation_id: None,
+            trigger: trigger.into(),
+        }
+        .into_job();
+        q.enqueue(&job).await.unwrap().unwrap();
+        let kinds = [jobs::PR_CHECK.to_string()];
+        let lease = Duration::from_secs(60);
+        let claimed = q.claim("test-pipeline", &kinds, lease).await;
+        claimed.unwrap().unwrap().job
+    }
+
+    /// The re-checks a `hold`/`unhold` comment (version `v1`) queued.
+    async fn rechecks(&self, comment: u64) -> Vec<Job> {
+        let key = format!(
+            "{}/command:{comment}@v1",
+            PrCheck::dedupe_key(REPO, PR, self.head())
+        );
+        self.services.queue.jobs_by_dedupe_key(&key).await.unwrap()
+    }
+
+    /// Waits until job `id` is final and returns it.
+    async fn finished(&self, id: i64) -> Job {
+        for _ in 0..1500 {
+            let job = self.services.queue.job(id).await.unwrap().unwrap();
+            if job.state.is_final() {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("job {id} did not finish");
+    }
+
+    /// Capstan's replies to `comment_id` (any version), oldest first.
+    fn replies(&self, comment_id: u64) -> Vec<FakeComment> {
+        let marker = format!("<!-- capstan:command-reply {comment_id}@");
+        self.fake
+            .comments(REPO, PR)
+            .into_iter()
+            .filter(|c| c.body.starts_with(&marker))
+            .inspect(|c| assert_eq!(c.login, SELF_LOGIN, "replies come from Capstan"))
+            .collect()
+    }
+
+    /// The one reply to `comment_id`.
+    fn reply(&self, comment_id: u64) -> String {
+        let replies = self.replies(comment_id);
+        assert_eq!(replies.len(), 1, "one reply to {comment_id}: {replies:?}");
+        replies[0].body.clone()
+    }
+
+    fn reacted(&self, comment_id: u64) -> bool {
+        self.fake
+            .reactions(REPO)
+            .iter()
+            .any(|(id, content)| *id == comment_id && content == "eyes")
+    }
+
+    async fn checks_of_head(&self) -> Vec<Job> {
+        self.services
+            .queue
+            .jobs_by_dedupe_key(&PrCheck::dedupe_key(REPO, PR, self.head()))
+            .await
+            .unwrap()
+    }
+}
+
+fn has_line(reply: &str, command: &str, outcome: &str) -> bool {
+    reply
+        .lines()
+        .any(|l| l.starts_with(&format!("- {command} → {outcome}")))
+}
+
+/// (command line, start of its outcome) pairs expected in a reply.
+type Expected = &'static [(&'static str, &'static str)];
+
+async fn permission_levels_decide_what_runs(b: &Backend) {
+    let h = Harness::start(b, Handlers::Server).await;
+    // (author, comment, [(command line, start of its outcome)]). Defaults from the default
+    // branch: diff/validate/help read, sync/promote write, hold/unhold maintain. The PR's own
+    // `.capstan.yaml` lowers promote and hold to read, which must change nothing.
+    let cases: [(&str, &str, Expected); 5] = [
+        (
+            "reader",
+            "Looks good.\n/capstan diff\n/capstan promote staging\n",
+            &[
+                ("/capstan diff", "done: a new check of"),
+                (
+                    "/capstan promote staging",
+                    "refused: &#96;promote&#96; needs write permission on this repository; you have read",
+                ),
+            ],
+        ),
+        (
+            "triager",
+            "/capstan validate\n/capstan sync web\n",
+            &[
+                ("/capstan validate", "done:"),
+                (
+                    "/capstan sync web",
+                    "refused: &#96;sync&#96; needs write permission on this repository; you have triage",
+                ),
+            ],
+        ),
+        (
+            "writer",
+            "/capstan sync web\n/capstan hold\n",
+            &[
+                ("/capstan sync web", "done: ArgoCD sync of `web`"),
+                (
+                    "/capstan hold",
+                    "refused: &#96;hold&#96; needs maintain permission on this repository; you have write",
+                ),
+            ],
+        ),
+        (
+            "maintainer",
+            "/capstan hold\n",
+            &[("/capstan hold", "done: placed a hold")],
+        ),
+        (
+            "admin",
+            "/capstan promote production web\n/capstan help\n",
+            &[
+                (
+                    "/capstan promote production web",
+                    "done: promotion to `production`",
+                ),
+                ("/capstan help", "done: the commands are listed below"),
+            ],
+        ),
+    ];
+    for (author, body, expected) in cases {
+        let c = h.comment(author, body).await;
+        assert!(h.reacted(c), "{author}: no 👀");
+        let reply = h.reply(c);
+        for (line, outcome) in expected {
+            assert!(has_line(&reply, line, outcome), "{author}: {reply}");
+        }
+        if author == "admin" {
+            assert!(
+                reply.contains("- `/capstan hold`: needs maintain permission"),
+                "{reply}"
+            );
+        }
+    }
+    // What ran, and only that.
+    let checks = h.checks_of_head().await;
+    assert_eq!(checks[0].payload["trigger"], "command.diff");
+    assert_eq!(checks[0].payload["head_sha"], h.head());
+    assert_eq!(*h.sync.calls.lock().unwrap(), vec!["web".to_string()]);
+    let hold = h.services.runs.hold(REPO, PR).await.unwrap().unwrap();
+    assert_eq!(hold.held_by, "maintainer");
+    let calls = h.promoter.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "only the admin promoted");
+    assert_eq!(calls[0].environment, "production");
+    assert_eq!(calls[0].app.as_deref(), Some("web"));
+    assert_eq!(calls[0].head_at_command.as_deref(), Some(h.head()));
+    assert_eq!(calls[0].actor, "admin");
+
+    // Someone without access to the repository runs nothing, not even `diff`.
+    let before = h.checks_of_head().await.len();
+    let c = h.comment("stranger", "/capstan diff\n").await;
+    let reply = h.reply(c);
+    assert!(
+        has_line(
+            &reply,
+            "/capstan diff",
+            "refused: &#96;diff&#96; needs read permission on this repository; you have none"
+        ),
+        "{reply}"
+    );
+    assert_eq!(h.checks_of_head().await.len(), before);
+    h.stop().await;
+}
+
+async fn a_failed_permission_lookup_refuses(b: &Backend) {
+    let h = Harness::start(b, Handlers::Server).await;
+    h.fake.set_permission(REPO, "erin", "admin");
+    h.fake.set_permission(REPO, "frank", "admin");
+    h.fake.fail_route(
+        "GET",
+        "/repos/acme/gitops/collaborators/erin/permission",
+        500,
+    );
+    h.fake.fail_route(
+        "GET",
+        "/repos/acme/gitops/collaborators/frank/permission",
+        404,
+    );
+    for user in ["erin", "frank"] {
+        let c = h.comment(user, "/capstan diff\n/capstan hold\n").await;
+        let reply = h.reply(c);
+        assert!(h.reacted(c));
+        for cmd in ["diff", "hold"] {
+            assert!(
+                has_line(
+                    &reply,
+                    &format!("/capstan {cmd}"),
+                    "refused: could not check your permission"
+                ),
+                "{user}: {reply}"
+            );
+        }
+    }
+    assert!(h.checks_of_head().await.is_empty());
+    assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
+    h.stop().await;
+}
+
+async fn bots_and_capstan_itself_are_ignored(b: &Backend) {
+    let h = Harness::start(b, Handlers::Server).await;
+    let bot = h
+        .fake
+        .add_comment(REPO, PR, "renovate[bot]", true, "/capstan hold\n");
+    h.deliver(
+        "created",
+        bot,
+        "renovate[bot]",
+        "Bot",
+        "/capstan hold\n",
+        "v1",
+        None,
+    )
+    .await;
+    // The intake lets Capstan's token user through (it is not configured as a bot login); the
+    // handler recognises its own identity.
+    let own = h
+        .fake
+        .add_comment(REPO, PR, SELF_LOGIN, false, "/capstan diff\n");
+    let delivery = h
+        .deliver(
+            "created",
+            own,
+            SELF_LOGIN,
+            "User",
+            "/capstan diff\n",
+            "v1",
+            None,
+        )
+        .await;
+    let jobs = h.settle(&delivery).await;
+    assert_eq!(jobs.len(), 1, "the intake queued Capstan's comment");
+    assert_eq!(jobs[0].state, JobState::Succeeded);
+    // A bot's command that reached the queue anyway (an older intake, a replay) is ignored too.
+    let slipped = jobs::Command {
+        repo: REPO.into(),
+        number: PR,
+        comment_id: bot,
+        comment_version: "v2".into(),
+        author: "dependabot[bot]".into(),
+        author_association: None,
+        lines: vec!["/capstan hold".into()],
+        installation_id: None,
+    }
+    .into_job();
+    let id = h.services.queue.enqueue(&slipped).await.unwrap().unwrap();
+    assert_eq!(h.finished(id).await.state, JobState::Succeeded);
+    assert!(h.fake.reactions(REPO).is_empty());
+    assert!(h.replies(bot).is_empty() && h.replies(own).is_empty());
+    assert!(
+        h.fake
+            .calls_to("POST", "/repos/acme/gitops/issues/7/comments")
+            .is_empty()
+    );
+    assert!(h.checks_of_head().await.is_empty());
+    assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
+    h.stop().await;
+}
+
+/// `reader` edits comment `c` to `/capstan diff` (version 10:05).
+async fn edit(h: &Harness, c: u64, delivery: Option<&str>) -> String {
+    h.deliver(
+        "edited",
+        c,
+        "reader",
+        "User",
+        "/capstan diff\n",
+        "2026-11-26T10:05:00Z",
+        delivery,
+    )
+    .await
+}
+
+async fn an_edited_comment_is_evaluated_once(b: &Backend) {
+    let h = Harness::start(b, Handlers::Server).await;
+    let body = "/capstan help\n";
+    let c = h.fake.add_comment(REPO, PR, "reader", false, body);
+    h.deliver(
+        "created",
+        c,
+        "reader",
+        "User",
+        body,
+        "2026-11-26T10:00:00Z",
+        None,
+    )
+    .await;
+    assert_eq!(h.replies(c).len(), 1);
+
+    let first = edit(&h, c, None).await;
+    let replies = h.replies(c);
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(
+        replies[1].body.starts_with(&format!(
+            "<!-- capstan:command-reply {c}@2026-11-26T10:05:00Z -->"
+        )),
+        "{}",
+        replies[1].body
+    );
+    assert!(has_line(&replies[1].body, "/capstan diff", "done:"));
+
+    // GitHub's "Redeliver" (same delivery id) and a duplicate event (new delivery id) of the
+    // same edit: neither is answered again.
+    edit(&h, c, Some(&first)).await;
+    let dup = edit(&h, c, None).await;
+    let dup_jobs = h.settle(&dup).await;
+    assert_eq!(dup_jobs.len(), 1, "the duplicate event was queued");
+    assert_eq!(dup_jobs[0].state, JobState::Succeeded);
+    assert_eq!(h.replies(c).len(), 2);
+    let diffs = h
+        .checks_of_head()
+        .await
+        .into_iter()
+        .filter(|j| j.payload["trigger"] == "command.diff")
+        .count();
+    assert_eq!(diffs, 1, "the edit's diff ran once");
+    h.stop().await;
+}
+
+async fn homoglyphs_and_paths_are_refused(b: &Backend) {
+    let h = Harness::start(b, Handlers::CommandsOnly).await;
+    // Cyrillic "р" (U+0440) in place of the Latin "p".
+    let body = "/capstan promote \u{0440}roduction\n/capstan sync ../web\n/capstan promote production ../../etc/passwd\n/capstan promote staging w\u{0435}b\n";
+    let c = h.comment("admin", body).await;
+    let reply = h.reply(c);
+    let refusals: Vec<&str> = reply.lines().filter(|l| l.contains("→ refused:")).collect();
+    assert_eq!(refusals.len(), 4, "{reply}");
+    assert!(
+        refusals[0].contains("contains non-ASCII characters"),
+        "{reply}"
+    );
+    assert!(refusals[1].contains("looks like a path"), "{reply}");
+    assert!(refusals[2].contains("looks like a path"), "{reply}");
+    assert!(
+        refusals[3].contains("contains non-ASCII characters"),
+        "{reply}"
+    );
+    assert!(h.promoter.calls.lock().unwrap().is_empty());
+    assert!(h.sync.calls.lock().unwrap().is_empty());
+    // An unknown (ASCII) environment is refused with the allowed names.
+    let c = h.comment("admin", "/capstan promote prod\n").await;
+    let reply = h.reply(c);
+    assert!(
+        reply.contains("unknown environment") && reply.contains("production, staging"),
+        "{reply}"
+    );
+    // Quoted, fenced or indented commands are text, not commands.
+    let body = "~~~\n/capstan hold\n~~~\n    /capstan hold\n> /capstan hold\n<!--\n/capstan hold\n-->\n/capstan help\n";
+    let c = h.comment("admin", body).await;
+    let reply = h.reply(c);
+    assert!(
+        reply.contains("Capstan read 1 command from admin"),
+        "{reply}"
+    );
+    assert!(has_line(&reply, "/capstan help", "done:"), "{reply}");
+    assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
+    h.stop().await;
+}
+
+async fn a_broken_settings_file_refuses_every_command(b: &Backend) {
+    let h = Harness::start(b, Handlers::CommandsOnly).await;
+    // The default branch moves on to settings that do not validate.
+    let remote = RepoBuilder::init(h.up.dir.path().join("acme").join("gitops")).unwrap();
+    remote
+        .commit(
+            "break the settings",
+            &[Change::Write(
+                ".capstan.yaml",
+                b"commands:\n  permissions:\n    hold: boss\n",
+            )],
+        )
+        .unwrap();
+    let c = h.comment("admin", "/capstan diff\n/capstan hold\n").await;
+    assert!(h.reacted(c));
+    let reply = h.reply(c);
+    assert!(
+        reply.contains("Capstan did not run any command from this comment")
+            && reply.contains("commands.permissions.hold"),
+        "{reply}"
+    );
+    assert!(h.checks_of_head().await.is_empty());
+    assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
+    h.stop().await;
+}
+
+async fn diff_reruns_a_finished_check(b: &Backend) {
+    let h = Harness::start(b, Handlers::CommandsOnly).await;
+    let q = &h.services.queue;
+    // The check from the PR's push ran and finished.
+    let claimed = h.pipeline_claims("pull_request.opened").await;
+    assert!(
+        q.finish(
+            claimed.id,
+            "test-pipeline",
+            claimed.attempts,
+            &Finish::Succeeded
+        )
+        .await
+        .unwrap()
+    );
+
+    let c = h.comment("reader", "/capstan diff\n").await;
+    let reply = h.reply(c);
+    let short = &h.head()[..7];
+    assert!(
+        has_line(
+            &reply,
+            "/capstan diff",
+            &format!("done: a new check of `{short}` is queued")
+        ),
+        "{reply}"
+    );
+    let checks = h.checks_of_head().await;
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    assert_eq!(checks[1].state, JobState::Queued);
+    assert_eq!(checks[1].payload["trigger"], "command.diff");
+
+    // While that run is queued, another request reports it instead of stacking a second run.
+    let c = h.comment("reader", "/capstan validate\n").await;
+    let reply = h.reply(c);
+    assert!(
+        has_line(
+            &reply,
+            "/capstan validate",
+            &format!("done: a check of `{short}` is already queued")
+        ),
+        "{reply}"
+    );
+    assert_eq!(h.checks_of_head().await.len(), 2);
+    h.stop().await;
+}
+
+async fn hold_and_unhold_store_and_recheck(b: &Backend) {
+    let h = Harness::start(b, Handlers::CommandsOnly).await;
+    let q = &h.services.queue;
+    // A check of the head is running when the hold arrives: it may already have read "no hold".
+    let running = h.pipeline_claims("pull_request.synchronize").await;
+
+    let hold = h.comment("maintainer", "/capstan hold\n").await;
+    assert!(has_line(
+        &h.reply(hold),
+        "/capstan hold",
+        "done: placed a hold"
+    ));
+    assert_eq!(
+        h.services
+            .runs
+            .hold(REPO, PR)
+            .await
+            .unwrap()
+            .unwrap()
+            .held_by,
+        "maintainer"
+    );
+    let rechecks = h.rechecks(hold).await;
+    assert_eq!(rechecks.len(), 1);
+    assert_eq!(rechecks[0].payload["trigger"], "command.hold");
+    assert_eq!(rechecks[0].state, JobState::Queued);
+    assert!(
+        q.job(running.id).await.unwrap().unwrap().cancel_requested,
+        "the running check that predates the hold is asked to stop"
+    );
+
+    // A second hold changes nothing and names the first holder.
+    let again = h.comment("admin", "/capstan hold\n").await;
+    assert!(has_line(
+        &h.reply(again),
+        "/capstan hold",
+        "done: this pull request is already on hold (placed by maintainer)"
+    ));
+    assert!(h.rechecks(again).await.is_empty());
+
+    let unhold = h.comment("maintainer", "/capstan unhold\n").await;
+    assert!(has_line(
+        &h.reply(unhold),
+        "/capstan unhold",
+        "done: lifted the hold"
+    ));
+    assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
+    let rechecks = h.rechecks(unhold).await;
+    assert_eq!(rechecks.len(), 1);
+    assert_eq!(rechecks[0].payload["trigger"], "command.unhold");
+    assert_eq!(rechecks[0].payload["head_sha"], h.head());
+
+    let none = h.comment("maintainer", "/capstan unhold\n").await;
+    assert!(has_line(
+        &h.reply(none),
+        "/capstan unhold",
+        "done: there was no hold on this pull request"
+    ));
+    assert!(h.rechecks(none).await.is_empty());
+    h.stop().await;
+}
+
+async fn an_unreachable_forge_retries_and_replies_once(b: &Backend) {
+    let h = Harness::start(b, Handlers::CommandsOnly).await;
+    let comments = "/repos/acme/gitops/issues/7/comments";
+    h.fake.fail_route("POST", comments, 500);
+    let c = h
+        .fake
+        .add_comment(REPO, PR, "reader", false, "/capstan help\n");
+    let payload = jobs::Command {
+        repo: REPO.into(),
+        number: PR,
+        comment_id: c,
+        comment_version: "v1".into(),
+        author: "reader".into(),
+        author_association: None,
+        lines: vec!["/capstan help".into()],
+        installation_id: None,
+    };
+    let id = h
+        .services
+        .queue
+        .enqueue(&payload.into_job())
+        .await
+        .unwrap()
+        .unwrap();
+    // The first attempt fails to post and is queued again with the error.
+    let mut retried = false;
+    for _ in 0..1500 {
+        let job = h.services.queue.job(id).await.unwrap().unwrap();
+        if job.attempts >= 1 && job.last_error.is_some() {
+            assert!(!job.state.is_final(), "{job:?}");
+            assert!(
+                job.last_error
+                    .as_deref()
+                    .unwrap()
+                    .contains("posting the reply"),
+                "{job:?}"
+            );
+            retried = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(retried, "the failed post was retried");
+    h.fake.clear_failures();
+    assert_eq!(h.finished(id).await.state, JobState::Succeeded);
+    assert_eq!(h.replies(c).len(), 1);
+    // The reaction is idempotent: one 👀 however often the job ran.
+    assert_eq!(
+        h.fake
+            .reactions(REPO)
+            .iter()
+            .filter(|(id, _)| *id == c)
+            .count(),
+        1
+    );
+    h.stop().await;
+}
+
+/// The whole service as `capstan serve` runs it: a signed webhook over HTTP to the listening
+/// server, the command answered on the fake GitHub, the hold in the service's own store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_a_command_end_to_end() {
+    use capstan_server::config::{Config, ConfigArgs};
+    use capstan_worker::store::RunStore;
+
+    let up = upstream();
+    let fake = fake_github(&up).await;
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args = ConfigArgs {
+        listen: Some(format!("127.0.0.1:{port}")),
+        data_dir: Some(data.path().display().to_string()),
+        poll_interval_ms: Some("20".into()),
+        git_url_template: Some(format!(
+            "file://{}/{{owner}}/{{repo}}",
+            up.dir.path().display()
+        )),
+        github_api_url: Some(fake.api_url()),
+        ..ConfigArgs::default()
+    };
+    let env = |k: &str| match k {
+        "CAPSTAN_WEBHOOK_SECRET" => Some(SECRET.to_string()),
+        "CAPSTAN_GITHUB_TOKEN" => Some(PAT.to_string()),
+        _ => None,
+    };
+    let cfg = Config::load_with(&args, &env).unwrap();
+    let db_url = cfg.database_url.clone();
+    let stop = CancellationToken::new();
+    // No forge passed: the service builds its GitHub client from the settings, like production.
+    let service = tokio::spawn(capstan_server::serve::run(cfg, None, Some(stop.clone())));
+
+    let body_text = "/capstan hold\n/capstan promote \u{0440}roduction\n";
+    let comment = fake.add_comment(REPO, PR, "maintainer", false, body_text);
+    let payload = serde_json::to_vec(&json!({
+        "action": "created",
+        "issue": {"number": PR, "pull_request": {"url": "https://api.github.com/repos/acme/gitops/pulls/7"}},
+        "comment": {"id": comment, "body": body_text, "user": {"login": "maintainer", "type": "User"},
+                    "updated_at": "2026-11-26T11:00:00Z"},
+        "repository": {"full_name": REPO, "default_branch": "main"},
+    }))
+    .unwrap();
+    let signature = capstan_tests::webhook::sign(SECRET.as_bytes(), &payload);
+    let headers = [
+        ("content-type", "application/json"),
+        ("user-agent", "GitHub-Hookshot/test"),
+        ("x-github-event", "issue_comment"),
+        ("x-github-delivery", "serve-e2e-1"),
+        ("x-hub-signature-256", signature.as_str()),
+    ];
+    let url = format!("http://127.0.0.1:{port}/webhooks/github");
+    let mut status = None;
+    for _ in 0..500 {
+        match capstan_server::http1::request(
+            "POST",
+            &url,
+            &headers,
+            &payload,
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            Ok(resp) => {
+                status = Some(resp.status);
+                break;
+            }
+            // Not listening yet.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert_eq!(status, Some(202));
+
+    let marker = format!("<!-- capstan:command-reply {comment}@2026-11-26T11:00:00Z -->");
+    let mut reply = None;
+    for _ in 0..1000 {
+        if let Some(c) = fake
+            .comments(REPO, PR)
+            .into_iter()
+            .find(|c| c.body.starts_with(&marker))
+        {
+            reply = Some(c.body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reply = reply.expect("Capstan replied");
+    assert!(
+        has_line(&reply, "/capstan hold", "done: placed a hold"),
+        "{reply}"
+    );
+    assert!(
+        reply
+            .lines()
+            .any(|l| l.contains("→ refused:") && l.contains("non-ASCII")),
+        "{reply}"
+    );
+    assert!(
+        fake.reactions(REPO)
+            .iter()
+            .any(|(id, c)| *id == comment && c == "eyes")
+    );
+    stop.cancel();
+    service.await.unwrap().unwrap();
+
+    let q = capstan_worker::queue::open(&db_url).await.unwrap();
+    let hold = SqlRunStore::new(q.db())
+        .hold(REPO, PR)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hold.held_by, "maintainer");
+}
