@@ -31,6 +31,8 @@ enum Cli {
     Check(commands::check::Args),
     /// Test and benchmark Rego policies.
     Policy(commands::policy::Args),
+    /// The promotion audit trail (`--json` for machines).
+    Promotions(commands::promotions::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,5 +45,6 @@ fn main() -> ExitCode {
         Cli::Policy(args) => commands::policy::run(args),
         Cli::Serve(args) => commands::serve::run(args),
         Cli::Replay(args) => commands::replay::run(args),
+        Cli::Promotions(args) => commands::promotions::run(args),
     }
 }

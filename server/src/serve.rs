@@ -9,9 +9,13 @@ use capstan_worker::argocd::{ArgoCdCheck, ArgoClient, DryRunOptions};
 use capstan_worker::forge::Forge;
 use capstan_worker::forge::github::{GitHubConfig, GitHubForge};
 use capstan_worker::jobs::{self, MappingOptions};
+use capstan_worker::pipeline::PrCheckHandler;
+use capstan_worker::promote;
 use capstan_worker::queue::{self, Queue};
+use capstan_worker::render::{RenderConfig, Renderer};
 use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
 use capstan_worker::services::{AppSync, ClusterCheck, GitSource, Services};
+use capstan_worker::store::SqlPromotionStore;
 use capstan_worker::store::runs::SqlRunStore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -25,14 +29,43 @@ use crate::dashboard::{self, Dashboard, DashboardConfig};
 /// The handlers this build ships, sharing `services`. A kind without a handler here stays queued
 /// for a process that has one.
 pub fn default_registry(services: &Arc<Services>) -> Registry {
-    let _ = services;
     let mut r = Registry::new();
     r.register(jobs::PING, jobs::ping::PingHandler);
+    // One renderer for all PR checks, so its in-memory cache serves every run.
+    let renderer = Arc::new(Renderer::new(RenderConfig::default()));
+    r.register(
+        jobs::PR_CHECK,
+        PrCheckHandler::new(services.clone(), renderer),
+    );
     r.register(
         jobs::COMMAND,
         capstan_worker::commands::CommandHandler::new(services.clone()),
     );
+    if let Some(engine) = promotion_engine(services) {
+        r.register(
+            jobs::PR_MERGED,
+            promote::handler::MergedHandler(engine.clone()),
+        );
+        r.register(
+            jobs::DEFAULT_BRANCH_PUSH,
+            promote::handler::PushHandler(engine),
+        );
+    }
     r
+}
+
+/// The promotion engine built from the shared services (the same pieces `Services::promoter`
+/// was built from).
+fn promotion_engine(services: &Arc<Services>) -> Option<Arc<promote::Engine>> {
+    let mut engine = promote::Engine::new(
+        services.forge.clone(),
+        services.git.clone(),
+        services.runs.clone(),
+        SqlPromotionStore::new(services.queue.db()),
+        services.sync.clone(),
+    );
+    engine.queue = Some(services.queue.clone());
+    Some(Arc::new(engine))
 }
 
 /// The GitHub client the config asks for (`None` without credentials).
@@ -48,7 +81,7 @@ pub fn github_forge(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Forge>>> {
 /// What every handler shares, built from the config and the opened store.
 pub fn services(cfg: &Config, queue: Arc<dyn Queue>, forge: Option<Arc<dyn Forge>>) -> Services {
     let cluster = cluster_services(cfg);
-    Services {
+    let mut services = Services {
         runs: Arc::new(SqlRunStore::new(queue.db())),
         queue,
         forge,
@@ -61,7 +94,11 @@ pub fn services(cfg: &Config, queue: Arc<dyn Queue>, forge: Option<Arc<dyn Forge
         cluster: cluster.checks,
         sync: cluster.sync,
         promoter: None,
-    }
+    };
+    let shared = Arc::new(services.clone());
+    services.promoter =
+        promotion_engine(&shared).map(|e| e as Arc<dyn capstan_worker::services::Promoter>);
+    services
 }
 
 /// The cluster-side checks and the ArgoCD sync the config asks for.

@@ -25,6 +25,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+#[path = "fake_github_pulls.rs"]
+mod pulls;
+pub use pulls::MergeMethod;
+
 /// GitHub's comment body limit, in characters.
 pub const MAX_COMMENT_CHARS: usize = 65_536;
 const DOCS: &str = "https://docs.github.com/rest";
@@ -84,6 +88,10 @@ struct Repo {
     check_runs: BTreeMap<u64, Value>,
     statuses: Vec<(String, Value)>,
     collaborators: HashMap<String, String>,
+    /// Promotion support (`fake_github_pulls.rs`): the backing bare repository and what the
+    /// `FakePull` fields leave out.
+    git_dir: Option<std::path::PathBuf>,
+    pull_extra: HashMap<u64, pulls::PullExtra>,
 }
 
 struct Inner {
@@ -724,6 +732,9 @@ fn route(
         return not_found();
     };
     let body_str = |field: &str| body.and_then(|b| b[field].as_str()).map(str::to_string);
+    if let Some(resp) = pulls::route(repo, &full, m, &segs[3..], query, body, &author, full_path) {
+        return resp;
+    }
     match (m, &segs[3..]) {
         ("GET", ["pulls"]) => {
             let state = url_pairs(query)

@@ -32,6 +32,8 @@ pub mod fake_kube;
 pub mod fake_kube_lists;
 pub mod flaky;
 pub mod pg;
+pub mod pr_harness;
+pub mod promote_world;
 pub mod served;
 pub mod webdriver;
 pub mod webhook;

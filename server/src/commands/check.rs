@@ -6,15 +6,12 @@
 //! (the default branch), never from the tree under review, and only the apps the change affects
 //! (exact input graph, see `capstan diff`) are judged.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use capstan_worker::apps::Snapshot;
-use capstan_worker::apps::affected::affected_apps;
+use capstan_worker::pipeline::analyze::{BaseRenders, Trees, analyze};
 use capstan_worker::policy::findings::{Finding, Severity};
-use capstan_worker::policy::source::render_apps;
 use capstan_worker::policy::{PolicyEngine, PolicySources, format};
 use capstan_worker::render::BackendChoice;
 
@@ -80,40 +77,23 @@ fn check(args: &Args) -> anyhow::Result<bool> {
 
     let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref());
     let renderer = args.repo.renderer(args.backend);
-    let head = Snapshot::build(head_fs.as_ref(), &cfg, &renderer);
-    let renders = match &base_fs {
-        Some(fs) => {
-            let base = Snapshot::build(fs.as_ref(), &cfg, &renderer);
-            let names: Vec<String> = affected_apps(&base, &head)
-                .into_iter()
-                .map(|a| a.name)
-                .filter(|n| head.app(n).is_some())
-                .collect();
-            eprintln!(
-                "{} of {} apps affected by the change",
-                names.len(),
-                head.discovery.apps.len()
-            );
-            head.render_many(&renderer, &names)
-                .into_iter()
-                .flatten()
-                .collect()
-        }
-        None => head.render_all(&renderer),
+    let trees = Trees {
+        base: base_fs.as_deref(),
+        head: head_fs.as_ref(),
     };
-    let rendered = render_apps(head_fs.as_ref(), &renders);
-    for (app, reason) in &rendered.skipped {
+    let analysis = analyze(&trees, &engine, &cfg, &renderer, BaseRenders::Skip)?;
+    if args.base.is_some() {
+        eprintln!(
+            "{} of {} apps affected by the change",
+            analysis.apps.len(),
+            analysis.total_apps
+        );
+    }
+    for (app, reason) in &analysis.skipped {
         eprintln!("note: app {app} not checked: {reason}");
     }
-    let mut report = engine.check(&rendered.apps)?;
-    let judged: BTreeSet<&str> = rendered.apps.iter().map(|a| a.name.as_str()).collect();
-    // Cross-app findings about apps outside the change are noise in a PR-style check.
-    if args.base.is_some() {
-        report
-            .findings
-            .retain(|f| f.app.is_empty() || judged.contains(f.app.as_str()));
-    }
-    for (app, message) in &rendered.failed {
+    let mut report = analysis.policy;
+    for (app, message) in &analysis.render_failed {
         report.findings.push(Finding::new(
             RULE_RENDER_ERROR,
             Severity::Deny,
@@ -133,5 +113,5 @@ fn check(args: &Args) -> anyhow::Result<bool> {
     if !out.ends_with('\n') {
         let _ = stdout.write_all(b"\n");
     }
-    Ok(report.passes(engine.settings().fail_on) && rendered.failed.is_empty())
+    Ok(report.passes(engine.settings().fail_on) && analysis.render_failed.is_empty())
 }

@@ -4,6 +4,7 @@ pub mod apps;
 pub mod check;
 pub mod diff;
 pub mod policy;
+pub mod promotions;
 pub mod render;
 pub mod replay;
 pub mod serve;

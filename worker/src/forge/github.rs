@@ -26,6 +26,7 @@ use super::{
     ChangedFile, CheckRun, CommitStatus, Forge, ForgeError, Identity, IssueComment,
     OpenPullRequest, Permission, PullRequest, PullRequestState, Reaction,
 };
+use super::{NewPullRequest, PullSummary, PullUpdate};
 
 /// What GitHub allows per page.
 pub const MAX_PER_PAGE: usize = 100;
@@ -776,6 +777,31 @@ fn missing(repo: &str, what: &str) -> ForgeError {
     }
 }
 
+fn parse_pull_summary(repo: &str, v: &Value) -> Result<PullSummary, ForgeError> {
+    let merge_commit_sha = v["merge_commit_sha"]
+        .as_str()
+        .filter(|s| valid_sha(s))
+        .map(str::to_string);
+    Ok(PullSummary {
+        number: v["number"]
+            .as_u64()
+            .ok_or_else(|| missing(repo, "pull request number"))?,
+        state: if v["state"].as_str() == Some("open") {
+            PullRequestState::Open
+        } else {
+            PullRequestState::Closed
+        },
+        merged: v["merged"].as_bool().unwrap_or(false) || v["merged_at"].is_string(),
+        title: str_field(v, "/title"),
+        body: str_field(v, "/body"),
+        head_ref: str_field(v, "/head/ref"),
+        head_sha: str_field(v, "/head/sha"),
+        base_ref: str_field(v, "/base/ref"),
+        merge_commit_sha,
+        html_url: str_field(v, "/html_url"),
+    })
+}
+
 fn parse_comment(repo: &str, v: &Value) -> Result<IssueComment, ForgeError> {
     Ok(IssueComment {
         id: v["id"]
@@ -1170,6 +1196,107 @@ impl Forge for GitHubForge {
         )
         .await?;
         Ok(())
+    }
+
+    async fn pull_summary(&self, repo: &str, number: u64) -> Result<PullSummary, ForgeError> {
+        let v = self
+            .call(
+                Method::GET,
+                &format!("repos/{repo}/pulls/{number}"),
+                repo,
+                None,
+            )
+            .await?;
+        parse_pull_summary(repo, &v)
+    }
+
+    async fn create_pull_request(
+        &self,
+        repo: &str,
+        pr: &NewPullRequest,
+    ) -> Result<PullSummary, ForgeError> {
+        let body = serde_json::json!({
+            "title": pr.title, "head": pr.head, "base": pr.base, "body": pr.body,
+        });
+        let v = self
+            .call(
+                Method::POST,
+                &format!("repos/{repo}/pulls"),
+                repo,
+                Some(&body),
+            )
+            .await?;
+        parse_pull_summary(repo, &v)
+    }
+
+    async fn pull_requests_by_head(
+        &self,
+        repo: &str,
+        branch: &str,
+    ) -> Result<Vec<PullSummary>, ForgeError> {
+        let owner = owner_of(repo)?;
+        let head = format!("{owner}:{branch}");
+        let items = self
+            .get_all(
+                &format!("repos/{repo}/pulls"),
+                &[("head", &head), ("state", "open")],
+                As::Owner(owner),
+                repo,
+                Value::as_array,
+            )
+            .await?;
+        items.iter().map(|v| parse_pull_summary(repo, v)).collect()
+    }
+
+    async fn update_pull_request(
+        &self,
+        repo: &str,
+        number: u64,
+        update: &PullUpdate,
+    ) -> Result<PullSummary, ForgeError> {
+        let mut body = serde_json::Map::new();
+        if let Some(t) = &update.title {
+            body.insert("title".into(), t.clone().into());
+        }
+        if let Some(b) = &update.body {
+            body.insert("body".into(), b.clone().into());
+        }
+        if update.close {
+            body.insert("state".into(), "closed".into());
+        }
+        let v = self
+            .call(
+                Method::PATCH,
+                &format!("repos/{repo}/pulls/{number}"),
+                repo,
+                Some(&Value::Object(body)),
+            )
+            .await?;
+        parse_pull_summary(repo, &v)
+    }
+
+    async fn commit_pull_requests(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> Result<Vec<PullSummary>, ForgeError> {
+        if !valid_sha(sha) {
+            return Err(ForgeError::Validation {
+                repo: repo.into(),
+                message: format!("{sha:?} is not a full commit id"),
+            });
+        }
+        let owner = owner_of(repo)?;
+        let items = self
+            .get_all(
+                &format!("repos/{repo}/commits/{sha}/pulls"),
+                &[],
+                As::Owner(owner),
+                repo,
+                Value::as_array,
+            )
+            .await?;
+        items.iter().map(|v| parse_pull_summary(repo, v)).collect()
     }
 
     async fn git_token(&self, repo: &str) -> Result<Option<String>, ForgeError> {

@@ -43,6 +43,40 @@ pub struct PullRequest {
     pub base_ref: String,
 }
 
+/// A pull request as promotions see it: enough to find, describe and close one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullSummary {
+    pub number: u64,
+    pub state: PullRequestState,
+    pub merged: bool,
+    pub title: String,
+    pub body: String,
+    pub head_ref: String,
+    pub head_sha: String,
+    pub base_ref: String,
+    /// Set once merged (the merge, squash or last rebased commit).
+    pub merge_commit_sha: Option<String>,
+    pub html_url: String,
+}
+
+/// A pull request to open: `head` is a branch of the same repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPullRequest {
+    pub title: String,
+    pub head: String,
+    pub base: String,
+    pub body: String,
+}
+
+/// Fields of a pull request to change; `None` leaves one as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PullUpdate {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    /// `true` closes the pull request (without merging).
+    pub close: bool,
+}
+
 /// A file a pull request changes (`previous_filename` is set for renames).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChangedFile {
@@ -406,6 +440,53 @@ pub trait Forge: Send + Sync + 'static {
     ) -> Result<Permission, ForgeError> {
         let _ = user;
         unsupported(repo, "collaborator_permission")
+    }
+
+    /// One pull request with its body and merge commit (GET `/repos/{o}/{r}/pulls/{n}`).
+    async fn pull_summary(&self, repo: &str, number: u64) -> Result<PullSummary, ForgeError> {
+        let _ = number;
+        unsupported(repo, "pull_summary")
+    }
+
+    /// Opens a pull request. GitHub answers 422 ("A pull request already exists for
+    /// owner:branch.") when one is open for the branch.
+    async fn create_pull_request(
+        &self,
+        repo: &str,
+        pr: &NewPullRequest,
+    ) -> Result<PullSummary, ForgeError> {
+        let _ = pr;
+        unsupported(repo, "create_pull_request")
+    }
+
+    /// Open pull requests whose head is `branch` of `repo` itself.
+    async fn pull_requests_by_head(
+        &self,
+        repo: &str,
+        branch: &str,
+    ) -> Result<Vec<PullSummary>, ForgeError> {
+        let _ = branch;
+        unsupported(repo, "pull_requests_by_head")
+    }
+
+    async fn update_pull_request(
+        &self,
+        repo: &str,
+        number: u64,
+        update: &PullUpdate,
+    ) -> Result<PullSummary, ForgeError> {
+        let _ = (number, update);
+        unsupported(repo, "update_pull_request")
+    }
+
+    /// Pull requests associated with a commit (its merge, squash or rebase result included).
+    async fn commit_pull_requests(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> Result<Vec<PullSummary>, ForgeError> {
+        let _ = sha;
+        unsupported(repo, "commit_pull_requests")
     }
 
     /// A token `git fetch`/`git push` over https may use for `repo`, when the forge has one

@@ -223,13 +223,7 @@ impl Mirror {
             .env_remove("GIT_ASKPASS")
             .env_remove("SSH_ASKPASS");
         if let Some(token) = token {
-            let basic = base64_encode(format!("x-access-token:{token}").as_bytes());
-            cmd.env("GIT_CONFIG_COUNT", "1")
-                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-                .env(
-                    "GIT_CONFIG_VALUE_0",
-                    format!("Authorization: Basic {basic}"),
-                );
+            auth_env(&mut cmd, token);
         }
         let out = cmd.output().map_err(|e| GitError::Other {
             operation: "running git fetch".into(),
@@ -244,6 +238,18 @@ impl Mirror {
             message: stderr.trim().chars().take(2000).collect(),
         })
     }
+}
+
+/// Hands `token` to a `git` command as an HTTP header through `GIT_CONFIG_*` variables, so it
+/// never appears in a process listing (shared with `git::push`).
+pub(crate) fn auth_env(cmd: &mut Command, token: &str) {
+    let basic = base64_encode(format!("x-access-token:{token}").as_bytes());
+    cmd.env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+        .env(
+            "GIT_CONFIG_VALUE_0",
+            format!("Authorization: Basic {basic}"),
+        );
 }
 
 fn base64_encode(bytes: &[u8]) -> String {

@@ -6,6 +6,7 @@
 
 pub mod fixture;
 pub mod mirror;
+pub mod push;
 mod tree_fs;
 
 use std::collections::BTreeSet;

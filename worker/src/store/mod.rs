@@ -12,7 +12,8 @@ pub mod runs;
 use sqlx::{PgPool, SqlitePool};
 
 pub use promotions::{
-    PromotionFilter, PromotionId, PromotionRecord, PromotionStatus, PromotionStore,
+    PromotionFilter, PromotionId, PromotionOutcome, PromotionRecord, PromotionStatus,
+    PromotionStore, SqlPromotionStore,
 };
 pub use runs::{Hold, NewRun, RunFilter, RunId, RunOutcome, RunRecord, RunStatus, RunStore};
 

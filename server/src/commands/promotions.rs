@@ -1,0 +1,135 @@
+//! `capstan promotions`: the promotion audit trail from the store `capstan serve` uses (same
+//! settings: `--database-url`, `--data-dir`, `CAPSTAN_*`, `--config`), newest first.
+
+use std::process::ExitCode;
+
+use capstan_server::config::{Config, ConfigArgs};
+use capstan_worker::store::{
+    PromotionFilter, PromotionRecord, PromotionStatus, PromotionStore, SqlPromotionStore,
+};
+
+use super::serve::EX_CONFIG;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print JSON (one array of records) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Only this repository (`owner/name`).
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub repo: Option<String>,
+    /// Only this app.
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
+    /// Only this target environment.
+    #[arg(long, value_name = "ENV")]
+    pub target: Option<String>,
+    /// Only this status: pending, opened, committed, no_change, conflict, refused, failed.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// At most this many records.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let status = match args
+        .status
+        .as_deref()
+        .map(|s| (s, PromotionStatus::parse(s)))
+    {
+        None => None,
+        Some((_, Some(s))) => Some(s),
+        Some((given, None)) => {
+            let allowed: Vec<&str> = PromotionStatus::ALL.iter().map(|s| s.as_str()).collect();
+            eprintln!(
+                "capstan promotions: --status {given:?} is not one of {}",
+                allowed.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("capstan: configuration error: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let filter = PromotionFilter {
+        repo: args.repo,
+        app: args.app,
+        target_env: args.target,
+        status,
+        limit: args.limit,
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("capstan: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listed = rt.block_on(async {
+        let queue = capstan_server::serve::open_queue(&cfg).await?;
+        let store = SqlPromotionStore::new(queue.db());
+        Ok::<_, anyhow::Error>(store.list_promotions(&filter).await?)
+    });
+    let records = match listed {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("capstan promotions: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&records) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("capstan promotions: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", table(&records));
+    }
+    ExitCode::SUCCESS
+}
+
+fn table(records: &[PromotionRecord]) -> String {
+    if records.is_empty() {
+        return "no promotions recorded\n".into();
+    }
+    let mut out = String::from("ID\tREPO\tAPP\tFROM→TO\tTRIGGER\tACTOR\tSTATUS\tRESULT\tSUMMARY\n");
+    for r in records {
+        let result = match (r.result_pr, &r.result_sha) {
+            (Some(pr), _) => format!("#{pr}"),
+            (None, Some(sha)) => sha.chars().take(12).collect(),
+            _ => "-".into(),
+        };
+        let summary = match (&r.summary, &r.detail) {
+            (s, Some(d)) if s.is_empty() => d.clone(),
+            (s, _) => s.clone(),
+        };
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}→{}\t{}\t{}\t{}\t{}\t{}\n",
+            r.id,
+            r.repo,
+            r.app,
+            if r.source_env.is_empty() {
+                "?"
+            } else {
+                &r.source_env
+            },
+            r.target_env,
+            r.trigger,
+            r.actor,
+            r.status.as_str(),
+            result,
+            summary.replace(['\t', '\n'], " ")
+        ));
+    }
+    out
+}

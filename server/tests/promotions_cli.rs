@@ -1,0 +1,96 @@
+//! `capstan promotions`: the audit trail from the command line, read from the store `serve` uses.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+use capstan_worker::store::promotions::SqlPromotionStore;
+use capstan_worker::store::{PromotionRecord, PromotionStatus};
+
+fn record(
+    key: &str,
+    target: &str,
+    status: PromotionStatus,
+    result_pr: Option<u64>,
+) -> PromotionRecord {
+    PromotionRecord {
+        id: 0,
+        promotion_key: key.into(),
+        repo: "acme/gitops".into(),
+        app: "podinfo".into(),
+        source_env: "staging".into(),
+        target_env: target.into(),
+        trigger: "command".into(),
+        actor: "bob".into(),
+        source_pr: Some(1),
+        source_sha: "a".repeat(40),
+        mode: "pull-request".into(),
+        summary: "images: podinfo 6.7.1 → 6.8.0".into(),
+        status,
+        detail: None,
+        result_pr,
+        result_sha: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn capstan(db_url: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_capstan"));
+    c.env_remove("DATABASE_URL")
+        .env_remove("CAPSTAN_CONFIG")
+        .args(["promotions", "--database-url", db_url]);
+    c
+}
+
+#[tokio::test]
+async fn lists_filters_and_refuses_unknown_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("capstan.db").display());
+    {
+        let queue = capstan_worker::queue::open(&url).await.unwrap();
+        let store = SqlPromotionStore::new(queue.db());
+        for rec in [
+            record("k1", "staging", PromotionStatus::Refused, None),
+            record("k2", "production", PromotionStatus::Refused, None),
+            record("k3", "production", PromotionStatus::Opened, Some(2)),
+        ] {
+            store.insert(&rec).await.unwrap();
+        }
+    }
+
+    let out = capstan(&url).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let statuses: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["opened", "refused", "refused"], "newest first");
+    assert_eq!(listed[0]["result_pr"], 2);
+
+    let filtered = capstan(&url)
+        .args(["--json", "--status", "refused", "--target", "staging"])
+        .output()
+        .unwrap();
+    let filtered: serde_json::Value = serde_json::from_slice(&filtered.stdout).unwrap();
+    assert_eq!(filtered.as_array().unwrap().len(), 1);
+    assert_eq!(filtered[0]["promotion_key"], "k1");
+
+    let text = capstan(&url).output().unwrap();
+    assert!(text.status.success());
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("podinfo") && text.contains("production"),
+        "{text}"
+    );
+
+    let bad = capstan(&url).args(["--status", "done"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--status \"done\" is not one of"));
+}

@@ -1,0 +1,190 @@
+//! A world for promotion tests: a bare "GitHub" repository on disk that the fake GitHub serves
+//! pull requests from, the GitHub forge pointed at the fake, a SQLite store, and the promotion
+//! engine fetching and pushing over `file://` exactly as it would over https.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use capstan_worker::forge::github::{GitHubAuth, GitHubConfig, GitHubForge};
+use capstan_worker::jobs::{DefaultBranchPush, PrMerged};
+use capstan_worker::promote::Engine;
+use capstan_worker::services::GitSource;
+use capstan_worker::store::SqlPromotionStore;
+use capstan_worker::store::runs::SqlRunStore;
+use git2::{FileMode, Oid, Repository, Signature};
+
+use crate::backend::Backend;
+use crate::fake_github::FakeGitHub;
+
+pub const REPO: &str = "acme/gitops";
+pub const PAT: &str = "ghp_promote_test_token_0123456789abcdef";
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    /// The bare repository GitHub holds.
+    pub origin: PathBuf,
+    pub fake: FakeGitHub,
+    pub engine: Arc<Engine>,
+    pub store: SqlPromotionStore,
+    pub backend: Backend,
+}
+
+impl World {
+    /// A repository whose `main` holds `files`.
+    pub async fn new(files: &[(&str, &[u8])]) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = dir.path().join("github/acme/gitops.git");
+        std::fs::create_dir_all(&origin).unwrap();
+        let repo = Repository::init_bare(&origin).unwrap();
+        repo.set_head("refs/heads/main").unwrap();
+        drop(repo);
+        let fake = FakeGitHub::start(PAT, "", None).await;
+        fake.add_repo(REPO);
+        fake.set_git_dir(REPO, &origin);
+        let forge = GitHubForge::new(GitHubConfig::new(
+            fake.api_url().parse().unwrap(),
+            GitHubAuth::Token(PAT.into()),
+        ))
+        .unwrap();
+        let backend = Backend::sqlite().await;
+        let db = backend.queue.db();
+        let template = format!(
+            "file://{}/github/{{owner}}/{{repo}}.git",
+            dir.path().display()
+        );
+        let git = GitSource::new(template, "github.com", dir.path().join("mirrors"));
+        let store = SqlPromotionStore::new(db.clone());
+        let mut engine = Engine::new(
+            Some(Arc::new(forge)),
+            git,
+            Arc::new(SqlRunStore::new(db)),
+            store.clone(),
+            None,
+        );
+        engine.queue = Some(backend.queue.clone());
+        let w = World {
+            dir,
+            origin,
+            fake,
+            engine: Arc::new(engine),
+            store,
+            backend,
+        };
+        let owned: Vec<(&str, Option<&[u8]>)> = files.iter().map(|(p, b)| (*p, Some(*b))).collect();
+        w.commit("main", None, "initial", &owned);
+        w
+    }
+
+    pub fn git(&self) -> Repository {
+        Repository::open_bare(&self.origin).unwrap()
+    }
+
+    pub fn tip(&self, branch: &str) -> Option<Oid> {
+        self.git()
+            .refname_to_id(&format!("refs/heads/{branch}"))
+            .ok()
+    }
+
+    /// Commits `changes` (`None` deletes) on `branch`, starting it from `from` when it does not
+    /// exist yet, as a person pushing would.
+    pub fn commit(
+        &self,
+        branch: &str,
+        from: Option<&str>,
+        msg: &str,
+        changes: &[(&str, Option<&[u8]>)],
+    ) -> Oid {
+        let repo = self.git();
+        let parent = self
+            .tip(branch)
+            .or_else(|| from.and_then(|f| self.tip(f)))
+            .map(|o| repo.find_commit(o).unwrap());
+        let mut update = git2::build::TreeUpdateBuilder::new();
+        for (path, bytes) in changes {
+            match bytes {
+                Some(b) => {
+                    let id = repo.blob(b).unwrap();
+                    update.upsert(*path, id, FileMode::Blob);
+                }
+                None => {
+                    update.remove(*path);
+                }
+            }
+        }
+        let base = match &parent {
+            Some(c) => c.tree().unwrap(),
+            None => repo
+                .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
+                .unwrap(),
+        };
+        let tree = repo
+            .find_tree(update.create_updated(&repo, &base).unwrap())
+            .unwrap();
+        let sig = Signature::new(
+            "Alice",
+            "alice@example.com",
+            &git2::Time::new(1_700_000_000, 0),
+        )
+        .unwrap();
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        repo.commit(
+            Some(&format!("refs/heads/{branch}")),
+            &sig,
+            &sig,
+            msg,
+            &tree,
+            &parents,
+        )
+        .unwrap()
+    }
+
+    /// A file at the tip of `branch`.
+    pub fn file(&self, branch: &str, path: &str) -> Vec<u8> {
+        let repo = self.git();
+        let tree = repo
+            .find_commit(self.tip(branch).unwrap())
+            .unwrap()
+            .tree()
+            .unwrap();
+        let entry = tree.get_path(Path::new(path)).unwrap();
+        repo.find_blob(entry.id()).unwrap().content().to_vec()
+    }
+
+    /// Commits reachable from `branch` whose message has `Capstan-Promotion-Id:`.
+    pub fn promotion_commits(&self, branch: &str) -> Vec<(Oid, String)> {
+        let repo = self.git();
+        let mut walk = repo.revwalk().unwrap();
+        walk.push(self.tip(branch).unwrap()).unwrap();
+        walk.filter_map(|o| {
+            let c = repo.find_commit(o.ok()?).ok()?;
+            let m = c.message().ok()?.to_string();
+            m.contains("Capstan-Promotion-Id:").then_some((c.id(), m))
+        })
+        .collect()
+    }
+
+    pub fn push_event(&self, before: &str, after: &str) -> DefaultBranchPush {
+        DefaultBranchPush {
+            repo: REPO.into(),
+            git_ref: "refs/heads/main".into(),
+            before: before.into(),
+            after: after.into(),
+            pusher: Some("alice".into()),
+            installation_id: None,
+        }
+    }
+
+    pub fn merged_event(&self, number: u64) -> PrMerged {
+        let (pull, _, merge) = self.fake.pull(REPO, number).unwrap();
+        PrMerged {
+            repo: REPO.into(),
+            number,
+            merge_commit_sha: merge,
+            head_sha: pull.head_sha,
+            base_ref: pull.base_ref,
+            merged_by: Some("alice".into()),
+            installation_id: None,
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! The `pr_check` handler with cluster-side checkers (a fake standing in for ArgoCD): verdicts
+//! are rendered per app, an unreachable ArgoCD is reported per app and the check still completes.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use capstan_tests::pr_harness::{APP_ID, Harness, INSTALLATION, REPO, fanout_tree};
+use capstan_worker::forge::Forge;
+use capstan_worker::forge::github::{AppKey, GitHubAuth, GitHubConfig, GitHubForge};
+use capstan_worker::jobs::{PR_CHECK, PrCheck};
+use capstan_worker::pipeline::PrCheckHandler;
+use capstan_worker::queue::{JobState, Queue};
+use capstan_worker::render::{RenderConfig, Renderer};
+use capstan_worker::report::ArgoStatus;
+use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
+use capstan_worker::services::{
+    ClusterCheck, ClusterCheckRequest, ClusterFindings, GitSource, Services,
+};
+use capstan_worker::store::RunStore;
+use capstan_worker::store::runs::SqlRunStore;
+use capstan_worker::store::runs::{RunFilter, RunStatus};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// One request as the fake saw it: app, head object count, changed objects, head sha.
+type Asked = (String, usize, Vec<String>, String);
+
+/// Answers like ArgoCD for `app-000` and like an unreachable ArgoCD for every other app;
+/// records what it was asked.
+struct FakeArgo {
+    asked: Mutex<Vec<Asked>>,
+}
+
+#[async_trait]
+impl ClusterCheck for FakeArgo {
+    fn name(&self) -> &'static str {
+        "fake-argocd"
+    }
+
+    async fn check_app(&self, req: &ClusterCheckRequest<'_>) -> ClusterFindings {
+        self.asked.lock().unwrap().push((
+            req.app.to_string(),
+            req.head_objects.len(),
+            req.changed.iter().map(ToString::to_string).collect(),
+            req.head_sha.to_string(),
+        ));
+        if req.app == "app-000" {
+            ClusterFindings {
+                argocd: Some(ArgoStatus::Reported {
+                    sync: Some("OutOfSync".into()),
+                    health: Some("Healthy".into()),
+                    dry_run: Some("dry run: 1 synced, 0 failed".into()),
+                }),
+                notes: vec!["kube dry-run: 1 object accepted".into()],
+                ..ClusterFindings::default()
+            }
+        } else {
+            ClusterFindings {
+                argocd: Some(ArgoStatus::Unreachable(
+                    "GET /api/v1/applications/app-001: connection refused".into(),
+                )),
+                ..ClusterFindings::default()
+            }
+        }
+    }
+}
+
+/// A `pr_check` worker of the test's own, with the given cluster checkers.
+struct Worker {
+    _dir: tempfile::TempDir,
+    queue: Arc<dyn Queue>,
+    stop: CancellationToken,
+    runner: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    async fn start(h: &Harness, cluster: Vec<Arc<dyn ClusterCheck>>) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = capstan_worker::queue::open(&format!("sqlite://{}/q.db", dir.path().display()))
+            .await
+            .unwrap();
+        let key =
+            AppKey::from_file(&capstan_tests::own_fixtures().join("TEST-ONLY-github-app-key.pem"))
+                .unwrap();
+        let forge: Arc<dyn Forge> = Arc::new(
+            GitHubForge::new(GitHubConfig::new(
+                h.fake.api_url().parse().unwrap(),
+                GitHubAuth::App {
+                    app_id: APP_ID,
+                    key: Arc::new(key),
+                },
+            ))
+            .unwrap(),
+        );
+        let services = Arc::new(Services {
+            runs: Arc::new(SqlRunStore::new(queue.db())),
+            queue: queue.clone(),
+            forge: Some(forge),
+            git: GitSource::new(
+                format!(
+                    "file://{}/origin/{{owner}}/{{repo}}",
+                    h.dir.path().display()
+                ),
+                "github.com",
+                dir.path().join("mirrors"),
+            ),
+            public_url: "https://capstan.example".into(),
+            cluster,
+            sync: None,
+            promoter: None,
+        });
+        let mut registry = Registry::new();
+        registry.register(
+            PR_CHECK,
+            PrCheckHandler::new(services, Arc::new(Renderer::new(RenderConfig::default()))),
+        );
+        let stop = CancellationToken::new();
+        let runner = tokio::spawn(
+            Runner::new(
+                queue.clone(),
+                registry,
+                RunnerConfig {
+                    workers: 1,
+                    poll_interval: Duration::from_millis(20),
+                    ..RunnerConfig::default()
+                },
+                Arc::new(Metrics::new()),
+            )
+            .run(stop.clone()),
+        );
+        Worker {
+            _dir: dir,
+            queue,
+            stop,
+            runner,
+        }
+    }
+
+    /// Queues a check of PR `number` at `head` (branch `feature` into `main`).
+    async fn check(&self, number: u64, head: &str) -> i64 {
+        self.enqueue(PrCheck {
+            repo: REPO.into(),
+            number,
+            head_sha: head.into(),
+            head_ref: Some("feature".into()),
+            base_ref: Some("main".into()),
+            installation_id: Some(INSTALLATION),
+            trigger: "pull_request.opened".into(),
+        })
+        .await
+    }
+
+    async fn enqueue(&self, job: PrCheck) -> i64 {
+        self.queue.enqueue(&job.into_job()).await.unwrap().unwrap()
+    }
+
+    /// Waits until job `id` has finished; its final state.
+    async fn finished(&self, id: i64) -> JobState {
+        let start = std::time::Instant::now();
+        loop {
+            let state = self.queue.job(id).await.unwrap().unwrap().state;
+            if !matches!(state, JobState::Queued | JobState::Running) {
+                return state;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "job {id} never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn runs(&self) -> SqlRunStore {
+        SqlRunStore::new(self.queue.db())
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.runner.await.unwrap();
+    }
+}
+
+/// Holds every cluster check until released, so a test can push while a run is in flight.
+struct Gate {
+    entered: Notify,
+    release: Notify,
+}
+
+#[async_trait]
+impl ClusterCheck for Gate {
+    fn name(&self) -> &'static str {
+        "gate"
+    }
+
+    async fn check_app(&self, _req: &ClusterCheckRequest<'_>) -> ClusterFindings {
+        self.entered.notify_one();
+        self.release.notified().await;
+        ClusterFindings::default()
+    }
+}
+
+/// A push while a run is in flight: the run notices before posting, posts no results for the
+/// old head, closes its check run as cancelled and is recorded as superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_overtaken_by_a_push_posts_nothing_for_its_head() {
+    let h = Harness::without_service(&fanout_tree(1)).await;
+    let old = h.push_level("feature", "debug");
+    h.open_pull(9, "feature");
+    let gate = Arc::new(Gate {
+        entered: Notify::new(),
+        release: Notify::new(),
+    });
+    let w = Worker::start(&h, vec![gate.clone()]).await;
+    w.check(9, &old).await;
+    tokio::time::timeout(Duration::from_secs(120), gate.entered.notified())
+        .await
+        .unwrap();
+    let started = h.check_runs_for(&old);
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["status"], "in_progress");
+
+    // A new push lands while the old head's run is between steps.
+    h.push_level("feature", "warn");
+    h.open_pull(9, "feature");
+    gate.release.notify_one();
+
+    let store = w.runs();
+    let start = std::time::Instant::now();
+    let run = loop {
+        let runs = store
+            .list_runs(&RunFilter {
+                pr: Some(9),
+                ..RunFilter::default()
+            })
+            .await
+            .unwrap();
+        if let Some(r) = runs.into_iter().find(|r| r.status != RunStatus::Running) {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the run never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    w.stop().await;
+    assert_eq!(run.status, RunStatus::Superseded);
+    assert_eq!(run.error.as_deref(), Some("superseded by a newer push"));
+    assert!(run.comment_ids.is_empty());
+    assert!(
+        h.report_comments(9).is_empty(),
+        "results were posted for the old head"
+    );
+    let closed = h.check_runs_for(&old);
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0]["status"], "completed");
+    assert_eq!(closed[0]["conclusion"], "cancelled");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argocd_verdicts_and_unreachable_argocd_are_reported_per_app() {
+    let h = Harness::without_service(&fanout_tree(2)).await;
+    let head = h.push_level("feature", "debug");
+    h.open_pull(8, "feature");
+
+    let argo = Arc::new(FakeArgo {
+        asked: Mutex::new(Vec::new()),
+    });
+    let w = Worker::start(&h, vec![argo.clone()]).await;
+    w.check(8, &head).await;
+    h.wait_for("the check run", Duration::from_secs(120), |h| {
+        h.check_runs_for(&head)
+            .iter()
+            .any(|r| r["status"] == "completed")
+    })
+    .await;
+    w.stop().await;
+
+    let run = h.check_runs_for(&head).remove(0);
+    assert_eq!(
+        run["conclusion"], "success",
+        "an unreachable ArgoCD does not fail the check"
+    );
+    let body = h.report_comments(8).remove(0).body;
+    assert!(
+        body.contains("OutOfSync") && body.contains("Healthy"),
+        "{body}"
+    );
+    assert!(body.contains("dry run: 1 synced, 0 failed"), "{body}");
+    assert!(body.contains("kube dry-run: 1 object accepted"), "{body}");
+    assert!(body.contains("connection refused"), "{body}");
+
+    let mut asked = argo.asked.lock().unwrap().clone();
+    asked.sort();
+    assert_eq!(asked.len(), 2);
+    for (i, (app, objects, changed, sha)) in asked.iter().enumerate() {
+        assert_eq!(app, &format!("app-{i:03}"));
+        assert_eq!(*objects, 1);
+        assert_eq!(changed, &vec![format!("ConfigMap app-{i:03}/settings")]);
+        assert_eq!(sha, &head);
+    }
+    h.stop().await;
+}
+
+/// Bad input is refused for good, before anything reaches GitHub or the mirror.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_jobs_fail_permanently_and_post_nothing() {
+    let h = Harness::without_service(&fanout_tree(1)).await;
+    let head = h.push_level("feature", "debug");
+    h.open_pull(11, "feature");
+    let w = Worker::start(&h, Vec::new()).await;
+    let good = PrCheck {
+        repo: REPO.into(),
+        number: 11,
+        head_sha: head.clone(),
+        head_ref: Some("feature".into()),
+        base_ref: Some("main".into()),
+        installation_id: Some(INSTALLATION),
+        trigger: "test".into(),
+    };
+    let bad = [
+        PrCheck {
+            head_sha: "feature".into(),
+            ..good.clone()
+        },
+        PrCheck {
+            head_sha: head[..12].to_string(),
+            ..good.clone()
+        },
+        PrCheck {
+            repo: "acme/../etc".into(),
+            ..good.clone()
+        },
+    ];
+    for job in bad {
+        let id = w.enqueue(job.clone()).await;
+        assert_eq!(w.finished(id).await, JobState::Failed, "{job:?}");
+    }
+    w.stop().await;
+    assert!(
+        h.fake
+            .calls()
+            .iter()
+            .all(|c| c.method == "GET" || c.path.starts_with("/app")),
+        "a refused job wrote to GitHub: {:#?}",
+        h.fake.calls()
+    );
+    assert!(h.fake.check_runs(REPO).is_empty());
+    assert!(h.report_comments(11).is_empty());
+}
+
+/// A job for a head the pull request no longer points at does nothing (the newer head's own job
+/// reports).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_for_an_old_head_posts_nothing() {
+    let h = Harness::without_service(&fanout_tree(1)).await;
+    let old = h.push_level("feature", "debug");
+    h.push_level("feature", "warn");
+    h.open_pull(12, "feature");
+    let w = Worker::start(&h, Vec::new()).await;
+    let id = w.check(12, &old).await;
+    assert_eq!(w.finished(id).await, JobState::Succeeded);
+    w.stop().await;
+    assert!(h.fake.check_runs(REPO).is_empty());
+    assert!(h.report_comments(12).is_empty());
+    assert!(
+        h.fake
+            .calls()
+            .iter()
+            .all(|c| c.method == "GET" || c.path.starts_with("/app"))
+    );
+}

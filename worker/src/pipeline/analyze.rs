@@ -1,0 +1,334 @@
+//! The pure part of a pull-request check: which apps a change affects, their renders at base and
+//! head, the per-app diff and what the policies say — the same steps `capstan check --base` runs,
+//! so the CLI and the PR pipeline judge a change identically.
+//!
+//! Settings and policies always come from the base (the default branch), never from the head: a
+//! change cannot relax the rules that judge it. Everything here is synchronous CPU work; async
+//! callers run it in `spawn_blocking`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::apps::affected::affected_apps;
+use crate::apps::{AffectedApp, App, AppRender, DiscoveryConfig, RenderedApp, Snapshot};
+use crate::diff::diff_app;
+use crate::policy::findings::{self, Finding, Report};
+use crate::policy::source::render_apps;
+use crate::policy::{PolicyEngine, PolicyError};
+use crate::render::Renderer;
+use crate::repo_fs::RepoFs;
+use crate::report::{AppSection, ReportFinding, Severity};
+
+/// The two trees to compare. `base: None` judges every app of `head` (plain `capstan check`).
+pub struct Trees<'a> {
+    pub base: Option<&'a dyn RepoFs>,
+    pub head: &'a dyn RepoFs,
+}
+
+/// What the analysis found, app by app, in name order.
+#[derive(Debug)]
+pub struct Analysis {
+    /// Apps judged: the affected ones with a base, every app without.
+    pub apps: Vec<AnalyzedApp>,
+    /// Number of apps discovered at head.
+    pub total_apps: usize,
+    /// Policy findings on the judged apps (cross-app findings about other apps are dropped when
+    /// a base is given: they are not this change's doing).
+    pub policy: Report,
+    /// Apps not rendered locally, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Apps whose head render failed, with the error.
+    pub render_failed: Vec<(String, String)>,
+}
+
+/// One judged app.
+#[derive(Debug)]
+pub struct AnalyzedApp {
+    pub name: String,
+    /// Why it was judged (`inputs changed: …`); empty without a base.
+    pub reasons: Vec<String>,
+    /// `None` when the app does not exist on that side (added or removed) or was not rendered
+    /// (base renders are only made when asked for).
+    pub base: Option<AppRender>,
+    pub head: Option<AppRender>,
+}
+
+impl AnalyzedApp {
+    /// The Application as it stands at head, or at base when the change removes it.
+    pub fn app(&self) -> Option<&App> {
+        self.head.as_ref().or(self.base.as_ref()).map(|r| &r.app)
+    }
+}
+
+/// Whether to render the base side too (the PR report diffs; `capstan check` does not need it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaseRenders {
+    Render,
+    Skip,
+}
+
+/// Runs discovery, affected-app selection, rendering and every policy layer.
+pub fn analyze(
+    trees: &Trees<'_>,
+    engine: &PolicyEngine,
+    cfg: &DiscoveryConfig,
+    renderer: &Renderer,
+    base_renders: BaseRenders,
+) -> Result<Analysis, PolicyError> {
+    let head = Snapshot::build(trees.head, cfg, renderer);
+    let base = trees.base.map(|fs| Snapshot::build(fs, cfg, renderer));
+    let affected: Vec<AffectedApp> = match &base {
+        Some(b) => affected_apps(b, &head),
+        None => head
+            .discovery
+            .apps
+            .iter()
+            .map(|a| AffectedApp {
+                name: a.name.clone(),
+                reasons: Vec::new(),
+            })
+            .collect(),
+    };
+    let names: Vec<String> = affected.iter().map(|a| a.name.clone()).collect();
+    let head_renders = head.render_many(renderer, &names);
+    let base_renders: Vec<Option<AppRender>> = match (&base, base_renders) {
+        (Some(b), BaseRenders::Render) => b.render_many(renderer, &names),
+        _ => vec![None; names.len()],
+    };
+
+    let rendered_heads: Vec<AppRender> = head_renders.iter().flatten().cloned().collect();
+    let rendered = render_apps(trees.head, &rendered_heads);
+    let mut policy = engine.check(&rendered.apps)?;
+    if base.is_some() {
+        let judged: BTreeSet<&str> = rendered.apps.iter().map(|a| a.name.as_str()).collect();
+        policy
+            .findings
+            .retain(|f| f.app.is_empty() || judged.contains(f.app.as_str()));
+    }
+
+    let apps = affected
+        .into_iter()
+        .zip(base_renders)
+        .zip(head_renders)
+        .map(|((a, base), head)| AnalyzedApp {
+            reasons: a.reasons.iter().map(ToString::to_string).collect(),
+            name: a.name,
+            base,
+            head,
+        })
+        .collect();
+    Ok(Analysis {
+        apps,
+        total_apps: head.discovery.apps.len(),
+        policy,
+        skipped: rendered.skipped,
+        render_failed: rendered.failed,
+    })
+}
+
+/// Label an Application may carry to name its environment in the report.
+pub const ENVIRONMENT_LABEL: &str = "capstan.io/environment";
+
+/// The app's environment: its `capstan.io/environment` label, else the folder after `overlays/`
+/// in its first local source path (`apps/shop/overlays/staging` → `staging`).
+pub fn environment_of(app: &App) -> Option<String> {
+    if let Some(env) = app
+        .manifest
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(ENVIRONMENT_LABEL))
+        .and_then(|v| v.as_str())
+    {
+        return Some(env.to_string());
+    }
+    app.sources.iter().find_map(|s| {
+        let path = s.path.as_deref()?;
+        let mut segs = path.split('/');
+        segs.by_ref().find(|s| *s == "overlays")?;
+        segs.next().filter(|s| !s.is_empty()).map(str::to_string)
+    })
+}
+
+/// Maps a policy finding onto the report's shape.
+pub fn report_finding(f: &Finding) -> ReportFinding {
+    ReportFinding {
+        rule_id: f.rule.clone(),
+        severity: match f.severity {
+            findings::Severity::Deny => Severity::Deny,
+            findings::Severity::Warn => Severity::Warn,
+        },
+        object: f
+            .object
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        file: f.location.as_ref().map(|l| l.file.clone()),
+        line: f.location.as_ref().and_then(|l| u32::try_from(l.line).ok()),
+        message: match &f.field {
+            Some(field) => format!("{} (at {field})", f.message),
+            None => f.message.clone(),
+        },
+    }
+}
+
+/// The report's app sections: per-app diff (render failures included) and findings. ArgoCD verdicts are added
+/// by the caller after the cluster checks.
+pub fn app_sections(analysis: &Analysis) -> Vec<AppSection> {
+    let mut by_app: BTreeMap<&str, Vec<ReportFinding>> = BTreeMap::new();
+    for f in &analysis.policy.findings {
+        by_app
+            .entry(f.app.as_str())
+            .or_default()
+            .push(report_finding(f));
+    }
+    analysis
+        .apps
+        .iter()
+        .map(|a| {
+            let mut diff = diff_app(&a.name, a.base.as_ref(), a.head.as_ref());
+            if diff.reasons.is_empty() {
+                diff.reasons = a.reasons.clone();
+            }
+            if let Some(RenderedApp::Rendered(out)) = a.head.as_ref().map(|h| &h.outcome) {
+                diff.notes.extend(out.notes.iter().cloned());
+            }
+            AppSection {
+                name: a.name.clone(),
+                environment: a.app().and_then(environment_of),
+                diff,
+                findings: by_app.remove(a.name.as_str()).unwrap_or_default(),
+                argocd: None,
+                // A failed head render is already a "failed" problem of the diff.
+                render_error: None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::git::GitRepo;
+    use crate::git::fixture::{Change, RepoBuilder};
+    use crate::policy::PolicySources;
+    use crate::render::RenderConfig;
+
+    fn app(name: &str, path: &str) -> String {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: https://github.com/acme/gitops\n    targetRevision: main\n    path: {path}\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {name}\n  syncPolicy:\n    syncOptions: [CreateNamespace=true]\n"
+        )
+    }
+
+    const KUSTOMIZATION: &str = "resources:\n  - cm.yaml\n";
+
+    fn cm(value: &str) -> String {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  v: \"{value}\"\n")
+    }
+
+    #[test]
+    fn only_affected_apps_are_judged_with_diffs_findings_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = RepoBuilder::init(dir.path()).unwrap();
+        let (shop, blog) = (app("shop", "shop/overlays/staging"), app("blog", "blog"));
+        let (one, two) = (cm("1"), cm("2"));
+        let base = repo
+            .commit(
+                "base",
+                &[
+                    Change::Write("argocd/shop.yaml", shop.as_bytes()),
+                    Change::Write("argocd/blog.yaml", blog.as_bytes()),
+                    Change::Write(
+                        "shop/overlays/staging/kustomization.yaml",
+                        KUSTOMIZATION.as_bytes(),
+                    ),
+                    Change::Write("shop/overlays/staging/cm.yaml", one.as_bytes()),
+                    Change::Write("blog/kustomization.yaml", KUSTOMIZATION.as_bytes()),
+                    Change::Write("blog/cm.yaml", one.as_bytes()),
+                ],
+            )
+            .unwrap();
+        // The head changes the shop's ConfigMap and adds a LoadBalancer Service (a deny).
+        let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: LoadBalancer\n  ports:\n    - port: 80\n";
+        let head = repo
+            .commit(
+                "head",
+                &[
+                    Change::Write("shop/overlays/staging/cm.yaml", two.as_bytes()),
+                    Change::Write("shop/overlays/staging/svc.yaml", svc.as_bytes()),
+                    Change::Write(
+                        "shop/overlays/staging/kustomization.yaml",
+                        b"resources:\n  - cm.yaml\n  - svc.yaml\n",
+                    ),
+                ],
+            )
+            .unwrap();
+        let git = GitRepo::open(dir.path()).unwrap();
+        let (base_fs, head_fs) = (git.tree_fs(base).unwrap(), git.tree_fs(head).unwrap());
+        let engine = PolicyEngine::new(&PolicySources::read(&base_fs).unwrap()).unwrap();
+        let cfg = DiscoveryConfig {
+            repo_urls: vec!["https://github.com/acme/gitops".into()],
+            ..DiscoveryConfig::default()
+        };
+        let renderer = Renderer::new(RenderConfig::default());
+        let trees = Trees {
+            base: Some(&base_fs),
+            head: &head_fs,
+        };
+        let analysis = analyze(&trees, &engine, &cfg, &renderer, BaseRenders::Render).unwrap();
+        assert_eq!(analysis.total_apps, 2);
+        let names: Vec<&str> = analysis.apps.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, vec!["shop"]);
+
+        let sections = app_sections(&analysis);
+        let shop = &sections[0];
+        assert_eq!(shop.environment.as_deref(), Some("staging"));
+        assert_eq!(shop.diff.count(crate::diff::ObjectChangeKind::Changed), 1);
+        assert_eq!(shop.diff.count(crate::diff::ObjectChangeKind::Added), 1);
+        assert!(shop.diff.reasons[0].contains("shop/overlays/staging/cm.yaml"));
+        let deny = shop
+            .findings
+            .iter()
+            .find(|f| f.rule_id == "service-exposure")
+            .unwrap();
+        assert_eq!(deny.severity, Severity::Deny);
+        assert_eq!(deny.file.as_deref(), Some("shop/overlays/staging/svc.yaml"));
+        assert_eq!(deny.line, Some(6));
+        // Rendered without a namespace: ArgoCD applies the destination namespace.
+        assert_eq!(deny.object, "Service web");
+        assert!(deny.message.contains("(at spec.type)"), "{}", deny.message);
+
+        // Without a base every app is judged, and nothing is diffed against a base.
+        let all = analyze(
+            &Trees {
+                base: None,
+                head: &head_fs,
+            },
+            &engine,
+            &cfg,
+            &renderer,
+            BaseRenders::Render,
+        )
+        .unwrap();
+        assert_eq!(all.apps.len(), 2);
+        assert!(all.apps.iter().all(|a| a.base.is_none()));
+    }
+
+    #[test]
+    fn the_environment_label_wins_over_the_path() {
+        let mut a = crate::apps::App {
+            name: "x".into(),
+            namespace: None,
+            project: "default".into(),
+            destination: Default::default(),
+            sources: Vec::new(),
+            defined_in: crate::repo_fs::RepoPath::new("a.yaml").unwrap(),
+            generated_by: None,
+            parent: None,
+            ignore_differences: Vec::new(),
+            manifest: serde_json::json!({"metadata": {"labels": {ENVIRONMENT_LABEL: "prod"}}}),
+        };
+        assert_eq!(environment_of(&a).as_deref(), Some("prod"));
+        a.manifest = serde_json::json!({});
+        assert_eq!(environment_of(&a), None);
+    }
+}

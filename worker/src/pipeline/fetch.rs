@@ -1,0 +1,80 @@
+//! Getting a pull request's base and head into the local mirror, by exact commit id.
+
+use git2::Oid;
+
+use crate::git::GitError;
+use crate::git::mirror::Mirror;
+
+/// A branch name usable in a refspec: git's own ref-name rules, and no leading `-`.
+pub fn check_branch(name: &str) -> Result<(), GitError> {
+    let full = format!("refs/heads/{name}");
+    if name.starts_with('-') || !git2::Reference::is_valid_name(&full) {
+        return Err(GitError::Resolve {
+            reference: name.chars().take(64).collect(),
+            message: "not a valid branch name".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the fetch URL is a local repository (tests, mirrors), which has branches but no
+/// `refs/pull/*` refs.
+pub fn is_local(url: &str) -> bool {
+    !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("ssh://"))
+}
+
+/// Refspecs for a pull request: its base branch and its head (`refs/pull/<n>/head` on GitHub,
+/// the head branch on a local remote).
+pub fn refspecs(url: &str, pr: u64, base_ref: &str, head_ref: Option<&str>) -> Vec<String> {
+    let branch = |b: &str| format!("+refs/heads/{b}:refs/heads/{b}");
+    let mut specs = vec![branch(base_ref)];
+    match head_ref {
+        Some(h) if is_local(url) => specs.push(branch(h)),
+        _ => specs.push(format!("+refs/pull/{pr}/head:refs/pull/{pr}/head")),
+    }
+    specs
+}
+
+/// The commit the mirror's copy of `branch` points at (after a fetch).
+pub fn branch_tip(mirror: &Mirror, branch: &str) -> Result<Oid, GitError> {
+    mirror.repo()?.resolve(&format!("refs/heads/{branch}"))
+}
+
+/// The commit to diff against: where the head branched off the base (what GitHub's "Files
+/// changed" compares), or the base itself when they share no history.
+pub fn diff_base(mirror: &Mirror, base: Oid, head: Oid) -> Result<Oid, GitError> {
+    let repo = mirror.repo()?;
+    Ok(repo.raw().merge_base(base, head).unwrap_or(base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_names_are_checked() {
+        assert!(check_branch("main").is_ok());
+        assert!(check_branch("feature/x-1").is_ok());
+        for bad in ["-x", "a..b", "a b", "", "x.lock", "a~1", "../etc"] {
+            assert!(check_branch(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn github_remotes_fetch_the_pull_ref_local_ones_the_branch() {
+        assert_eq!(
+            refspecs("https://github.com/a/b.git", 7, "main", Some("feat")),
+            vec![
+                "+refs/heads/main:refs/heads/main",
+                "+refs/pull/7/head:refs/pull/7/head"
+            ]
+        );
+        assert_eq!(
+            refspecs("file:///tmp/r", 7, "main", Some("feat")),
+            vec![
+                "+refs/heads/main:refs/heads/main",
+                "+refs/heads/feat:refs/heads/feat"
+            ]
+        );
+    }
+}

@@ -1,0 +1,589 @@
+//! The `pr_check` job: fetch, analyze, ask the cluster, publish, record.
+//!
+//! Steps run in order and the job looks at its stop signal between each: a newer push to the
+//! same pull request supersedes this job, and results for an old head are never posted (the
+//! forge is asked for the current head once more right before posting).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, anyhow};
+use async_trait::async_trait;
+use git2::Oid;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::analyze::{BaseRenders, Trees, analyze, app_sections};
+use super::cluster::run_cluster_checks;
+use super::fetch;
+use super::publish::{CheckHandle, Target, short};
+use crate::apps::DiscoveryConfig;
+use crate::apps::local::{settings_default_branch, settings_discovery_exclude, settings_repo_urls};
+use crate::forge::{Forge, ForgeError, PullRequestState};
+use crate::git::GitError;
+use crate::git::mirror::exact_sha;
+use crate::jobs::PrCheck;
+use crate::objects::K8sObject;
+use crate::policy::{PolicyEngine, PolicySources};
+use crate::render::Renderer;
+use crate::report::{self, Conclusion, RunReport};
+use crate::runner::{Handler, JobContext, JobError};
+use crate::services::Services;
+use crate::store::runs::{NewRun, RunId, RunOutcome, RunStatus};
+
+/// Runs `pr_check` jobs.
+pub struct PrCheckHandler {
+    services: Arc<Services>,
+    renderer: Arc<Renderer>,
+}
+
+impl PrCheckHandler {
+    pub fn new(services: Arc<Services>, renderer: Arc<Renderer>) -> Self {
+        PrCheckHandler { services, renderer }
+    }
+}
+
+#[async_trait]
+impl Handler for PrCheckHandler {
+    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
+        let job: PrCheck = ctx.payload()?;
+        let span = info_span!("pr_check", job = ctx.job.id, repo = %job.repo, pr = job.number,
+            sha = %short(&job.head_sha), trigger = %job.trigger);
+        Check {
+            services: &self.services,
+            renderer: &self.renderer,
+            ctx: &ctx,
+            job: &job,
+            started: Instant::now(),
+        }
+        .run()
+        .instrument(span)
+        .await
+    }
+}
+
+/// A failure with what to do about it.
+struct Failed {
+    error: anyhow::Error,
+    transient: bool,
+}
+
+impl Failed {
+    fn permanent(error: impl Into<anyhow::Error>) -> Self {
+        Failed {
+            error: error.into(),
+            transient: false,
+        }
+    }
+
+    fn transient(error: impl Into<anyhow::Error>) -> Self {
+        Failed {
+            error: error.into(),
+            transient: true,
+        }
+    }
+
+    fn forge(e: ForgeError) -> Self {
+        let transient = !matches!(
+            e,
+            ForgeError::NotFound { .. } | ForgeError::Validation { .. }
+        );
+        Failed {
+            error: e.into(),
+            transient,
+        }
+    }
+
+    fn into_job_error(self) -> JobError {
+        if self.transient {
+            JobError::Transient(self.error)
+        } else {
+            JobError::Permanent(self.error)
+        }
+    }
+}
+
+/// Why a run stopped before its end.
+enum Halt {
+    /// The job was told to stop, or the pull request moved on.
+    Stopped,
+    Failed(Failed),
+}
+
+impl From<Failed> for Halt {
+    fn from(f: Failed) -> Self {
+        Halt::Failed(f)
+    }
+}
+
+/// The pull request as this run sees it.
+struct Resolved {
+    base_sha: Oid,
+    head_sha: Oid,
+    base_ref: String,
+    head_ref: Option<String>,
+}
+
+struct Check<'a> {
+    services: &'a Arc<Services>,
+    renderer: &'a Arc<Renderer>,
+    ctx: &'a JobContext,
+    job: &'a PrCheck,
+    started: Instant,
+}
+
+impl Check<'_> {
+    fn forge(&self) -> Option<&dyn Forge> {
+        self.services.forge.as_deref()
+    }
+
+    fn step_done(&self, step: &str, t: Instant) {
+        info!(
+            step,
+            step_ms = t.elapsed().as_millis() as u64,
+            total_ms = self.started.elapsed().as_millis() as u64,
+            "step done"
+        );
+    }
+
+    fn stop_point(&self) -> Result<(), Halt> {
+        if self.ctx.should_stop() {
+            Err(Halt::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn run(self) -> Result<(), JobError> {
+        let head_sha = exact_sha(&self.job.head_sha)
+            .map_err(|e| JobError::Permanent(anyhow!("pr_check payload: {e}")))?;
+        let url = self
+            .services
+            .git
+            .url(&self.job.repo)
+            .map_err(|e| JobError::Permanent(anyhow!("pr_check payload: {e}")))?;
+
+        let t = Instant::now();
+        let pr = match self.forge() {
+            Some(forge) => Some(
+                forge
+                    .pull_request(&self.job.repo, self.job.number)
+                    .await
+                    .map_err(|e| Failed::forge(e).into_job_error())?,
+            ),
+            None => None,
+        };
+        self.step_done("resolve", t);
+        if let Some(pr) = &pr {
+            if pr.head_sha != self.job.head_sha {
+                info!(current = %short(&pr.head_sha), "the pull request moved on; nothing to check for this head");
+                return Ok(());
+            }
+            if pr.state == PullRequestState::Closed {
+                info!("the pull request is closed; nothing to check");
+                return Ok(());
+            }
+        }
+        let resolved = match &pr {
+            Some(pr) => Resolved {
+                base_sha: exact_sha(&pr.base_sha)
+                    .map_err(|e| JobError::Permanent(anyhow!("base sha from the forge: {e}")))?,
+                head_sha,
+                base_ref: pr.base_ref.clone(),
+                head_ref: Some(pr.head_ref.clone()),
+            },
+            None => Resolved {
+                // Filled in from the mirror once the base branch is fetched.
+                base_sha: Oid::ZERO_SHA1,
+                head_sha,
+                base_ref: self.job.base_ref.clone().unwrap_or_else(|| "main".into()),
+                head_ref: self.job.head_ref.clone(),
+            },
+        };
+        for b in std::iter::once(&resolved.base_ref).chain(resolved.head_ref.as_ref()) {
+            fetch::check_branch(b).map_err(|e| JobError::Permanent(anyhow!("pr_check: {e}")))?;
+        }
+
+        let run_id = self
+            .services
+            .runs
+            .create_run(&NewRun {
+                repo: self.job.repo.clone(),
+                pr: self.job.number,
+                head_sha: self.job.head_sha.clone(),
+                base_sha: pr.as_ref().map(|p| p.base_sha.clone()),
+                trigger: self.job.trigger.clone(),
+                job_id: Some(self.ctx.job.id),
+            })
+            .await
+            .map_err(|e| JobError::Transient(anyhow!(e).context("recording the run")))?;
+        let run_url = self.services.run_url(run_id);
+        info!(run = run_id, url = %run_url, "run started");
+
+        let mut posted = Posted::default();
+        let result = self
+            .steps(run_id, &run_url, &url, resolved, &mut posted)
+            .await;
+        self.conclude(run_id, &run_url, posted, result).await
+    }
+
+    /// Records how the run ended and tells the forge where it can.
+    async fn conclude(
+        &self,
+        run_id: RunId,
+        run_url: &str,
+        posted: Posted,
+        result: Result<Finished, Halt>,
+    ) -> Result<(), JobError> {
+        let target = self.target(run_url);
+        let (outcome, ret) = match result {
+            Ok(fin) => (
+                RunOutcome {
+                    status: fin.status,
+                    error: None,
+                    report: Some(fin.report),
+                    comment_ids: fin.comment_ids,
+                },
+                Ok(()),
+            ),
+            Err(Halt::Stopped) => {
+                // Only a head that moved is superseded; a shutdown leaves the check to the retry.
+                let moved = self.head_moved().await.unwrap_or(false);
+                if moved
+                    && let (Some(t), Some(h)) = (&target, posted.check)
+                    && let Err(e) = t.cancel_check(h).await
+                {
+                    warn!(error = %e, "could not close the superseded check");
+                }
+                (
+                    RunOutcome {
+                        status: RunStatus::Superseded,
+                        error: Some(if moved {
+                            "superseded by a newer push".into()
+                        } else {
+                            "stopped before finishing".into()
+                        }),
+                        report: None,
+                        comment_ids: Vec::new(),
+                    },
+                    Err(JobError::Stopped),
+                )
+            }
+            Err(Halt::Failed(f)) => {
+                let message = format!("{:#}", f.error);
+                warn!(error = %message, transient = f.transient, "run failed");
+                if let (Some(t), Some(h)) = (&target, posted.check)
+                    && let Err(e) = t.fail_check(h, &message).await
+                {
+                    warn!(error = %e, "could not mark the check as failed");
+                }
+                (
+                    RunOutcome {
+                        status: RunStatus::Error,
+                        error: Some(message),
+                        report: None,
+                        comment_ids: Vec::new(),
+                    },
+                    Err(f.into_job_error()),
+                )
+            }
+        };
+        if let Err(e) = self.services.runs.finish_run(run_id, &outcome).await {
+            warn!(run = run_id, error = %e, "could not record the run's outcome");
+            if ret.is_ok() {
+                return Err(JobError::Transient(anyhow!(e).context("recording the run")));
+            }
+        }
+        info!(
+            run = run_id,
+            status = outcome.status.as_str(),
+            total_ms = self.started.elapsed().as_millis() as u64,
+            "run finished"
+        );
+        ret
+    }
+
+    /// This job's pull-request head on the forge, when there is a forge.
+    fn target<'t>(&'t self, run_url: &'t str) -> Option<Target<'t>> {
+        self.forge().map(|forge| Target {
+            forge,
+            repo: &self.job.repo,
+            pr: self.job.number,
+            head_sha: &self.job.head_sha,
+            details_url: run_url,
+        })
+    }
+
+    /// Whether the forge now shows another head for the pull request.
+    async fn head_moved(&self) -> Result<bool, ForgeError> {
+        let Some(forge) = self.forge() else {
+            return Ok(false);
+        };
+        let pr = forge.pull_request(&self.job.repo, self.job.number).await?;
+        Ok(pr.head_sha != self.job.head_sha || pr.state == PullRequestState::Closed)
+    }
+
+    async fn steps(
+        &self,
+        run_id: RunId,
+        run_url: &str,
+        url: &str,
+        mut resolved: Resolved,
+        posted: &mut Posted,
+    ) -> Result<Finished, Halt> {
+        let target = self.target(run_url);
+        if let Some(t) = &target {
+            let t0 = Instant::now();
+            let handle = t.start_check().await.map_err(Failed::forge)?;
+            if let CheckHandle::CheckRun(id) = handle
+                && let Err(e) = self.services.runs.set_check_run(run_id, id).await
+            {
+                warn!(error = %e, "could not record the check run id");
+            }
+            posted.check = Some(handle);
+            self.step_done("check_started", t0);
+        }
+        self.stop_point()?;
+
+        let t0 = Instant::now();
+        let token = match self.forge() {
+            Some(f) => f.git_token(&self.job.repo).await.map_err(Failed::forge)?,
+            None => None,
+        };
+        let mirror = {
+            let services = self.services.clone();
+            let repo = self.job.repo.clone();
+            let url = url.to_string();
+            let pr = self.job.number;
+            let base_ref = resolved.base_ref.clone();
+            let head_ref = resolved.head_ref.clone();
+            let (base, head) = (resolved.base_sha, resolved.head_sha);
+            tokio::task::spawn_blocking(move || -> Result<(Oid, Oid), GitError> {
+                let mirror = services.git.mirrors.open(&repo)?;
+                let specs = fetch::refspecs(&url, pr, &base_ref, head_ref.as_deref());
+                let mut wanted = vec![head];
+                if base.is_zero() {
+                    // Without a forge the base is whatever the base branch is now.
+                    mirror.fetch(&url, &specs, token.as_deref())?;
+                } else {
+                    wanted.push(base);
+                }
+                mirror.ensure(&url, &wanted, &specs, token.as_deref())?;
+                let base = if base.is_zero() {
+                    fetch::branch_tip(&mirror, &base_ref)?
+                } else {
+                    base
+                };
+                Ok((base, fetch::diff_base(&mirror, base, head)?))
+            })
+            .await
+            .map_err(|e| Failed::transient(anyhow!("fetch task: {e}")))?
+            .map_err(|e| Failed::transient(anyhow!(e).context("fetching the pull request")))?
+        };
+        resolved.base_sha = mirror.0;
+        let diff_base = mirror.1;
+        self.step_done("fetch", t0);
+        self.stop_point()?;
+
+        let t0 = Instant::now();
+        let analyzed = {
+            let services = self.services.clone();
+            let renderer = self.renderer.clone();
+            let repo = self.job.repo.clone();
+            let url = url.to_string();
+            let base_ref = resolved.base_ref.clone();
+            let (settings_sha, head) = (resolved.base_sha, resolved.head_sha);
+            tokio::task::spawn_blocking(move || {
+                analyze_trees(
+                    &services,
+                    &renderer,
+                    &repo,
+                    &url,
+                    &base_ref,
+                    settings_sha,
+                    diff_base,
+                    head,
+                )
+            })
+            .await
+            .map_err(|e| Failed::transient(anyhow!("analysis task: {e}")))??
+        };
+        self.step_done("analyze", t0);
+        info!(
+            affected = analyzed.sections.len(),
+            apps = analyzed.total_apps,
+            "apps analyzed"
+        );
+        self.stop_point()?;
+
+        let t0 = Instant::now();
+        let mut sections = analyzed.sections;
+        run_cluster_checks(
+            &self.services.cluster,
+            &self.job.repo,
+            self.job.number,
+            &self.job.head_sha,
+            &mut sections,
+            &analyzed.head_objects,
+        )
+        .await;
+        self.step_done("cluster", t0);
+        self.stop_point()?;
+
+        let hold = self
+            .services
+            .runs
+            .hold(&self.job.repo, self.job.number)
+            .await
+            .map_err(|e| Failed::transient(anyhow!(e).context("reading the hold")))?;
+        let report = RunReport {
+            repo: self.job.repo.clone(),
+            pr: self.job.number,
+            head_sha: self.job.head_sha.clone(),
+            run_url: run_url.to_string(),
+            held_by: hold.map(|h| h.held_by),
+            apps: sections,
+        };
+        let t0 = Instant::now();
+        let (report, comment, output) = tokio::task::spawn_blocking(move || {
+            let comment = report::render_comment(&report);
+            let mut output = report::check_run(&report);
+            if report.apps.is_empty() && report.held_by.is_none() {
+                output.conclusion = Conclusion::Neutral;
+            }
+            (report, comment, output)
+        })
+        .await
+        .map_err(|e| Failed::transient(anyhow!("report task: {e}")))?;
+        self.step_done("report", t0);
+        let status = match output.conclusion {
+            Conclusion::Failure => RunStatus::Failure,
+            Conclusion::Success => RunStatus::Success,
+            Conclusion::Neutral if report.apps.is_empty() => RunStatus::Neutral,
+            Conclusion::Neutral => RunStatus::Success,
+        };
+        self.stop_point()?;
+
+        let Some(t) = &target else {
+            info!(
+                status = status.as_str(),
+                apps = report.apps.len(),
+                denies = report.deny_count(),
+                warns = report.warn_count(),
+                render_errors = report.render_error_count(),
+                title = %output.title,
+                "no forge configured: the report is on the dashboard only"
+            );
+            return Ok(Finished {
+                status,
+                report,
+                comment_ids: Vec::new(),
+            });
+        };
+        // Last look before posting: results for an old head must never appear.
+        if self.head_moved().await.map_err(Failed::forge)? {
+            return Err(Halt::Stopped);
+        }
+        let t0 = Instant::now();
+        let comment_ids = t.sync_comment(&comment).await.map_err(Failed::forge)?;
+        self.step_done("comment", t0);
+        if let Some(h) = posted.check {
+            let t0 = Instant::now();
+            t.complete_check(h, &output).await.map_err(Failed::forge)?;
+            self.step_done("check_completed", t0);
+        }
+        Ok(Finished {
+            status,
+            report,
+            comment_ids,
+        })
+    }
+}
+
+/// What was already posted for this run (to close it when the run cannot finish).
+#[derive(Default)]
+struct Posted {
+    check: Option<CheckHandle>,
+}
+
+struct Finished {
+    status: RunStatus,
+    report: RunReport,
+    comment_ids: Vec<u64>,
+}
+
+struct Analyzed {
+    sections: Vec<report::AppSection>,
+    /// Per section: the app's objects rendered at head (empty when not rendered); `None` when
+    /// the change removes the app.
+    head_objects: Vec<Option<Vec<K8sObject>>>,
+    total_apps: usize,
+}
+
+/// Reads settings and policies at `settings_sha` (the base branch), and analyzes `diff_base` →
+/// `head`.
+#[allow(clippy::too_many_arguments)]
+fn analyze_trees(
+    services: &Services,
+    renderer: &Renderer,
+    repo: &str,
+    url: &str,
+    base_ref: &str,
+    settings_sha: Oid,
+    diff_base: Oid,
+    head: Oid,
+) -> Result<Analyzed, Failed> {
+    let mirror = services
+        .git
+        .mirrors
+        .open(repo)
+        .map_err(|e| Failed::transient(anyhow!(e)))?;
+    let git = mirror.repo().map_err(|e| Failed::transient(anyhow!(e)))?;
+    let tree = |oid: Oid, what: &str| {
+        git.tree_fs(oid)
+            .with_context(|| format!("reading the {what} commit {oid}"))
+            .map_err(Failed::transient)
+    };
+    let settings_fs = tree(settings_sha, "base")?;
+    let base_fs = tree(diff_base, "merge-base")?;
+    let head_fs = tree(head, "head")?;
+
+    let mut repo_urls = settings_repo_urls(&settings_fs);
+    repo_urls.push(format!("https://{}/{repo}", services.git.host));
+    repo_urls.push(url.to_string());
+    let cfg = DiscoveryConfig {
+        repo_urls,
+        default_branch: settings_default_branch(&settings_fs).unwrap_or_else(|| base_ref.into()),
+        exclude: settings_discovery_exclude(&settings_fs),
+    };
+    // A broken policy folder or .capstan.yaml on the base is the repository's to fix: retrying
+    // the same commits cannot help.
+    let sources = PolicySources::read(&settings_fs)
+        .context("reading .capstan.yaml and policies from the base branch")
+        .map_err(Failed::permanent)?;
+    let engine = PolicyEngine::new(&sources)
+        .context("loading the policies of the base branch")
+        .map_err(Failed::permanent)?;
+    let analysis = analyze(
+        &Trees {
+            base: Some(&base_fs),
+            head: &head_fs,
+        },
+        &engine,
+        &cfg,
+        renderer,
+        BaseRenders::Render,
+    )
+    .context("running the policies")
+    .map_err(Failed::permanent)?;
+    let sections = app_sections(&analysis);
+    let head_objects = analysis
+        .apps
+        .iter()
+        .map(|a| a.head.as_ref().map(|h| h.objects().to_vec()))
+        .collect();
+    Ok(Analyzed {
+        sections,
+        head_objects,
+        total_apps: analysis.total_apps,
+    })
+}

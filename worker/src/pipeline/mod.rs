@@ -1,0 +1,16 @@
+//! The pull-request pipeline: the `pr_check` job from fetched commits to the posted report.
+//!
+//! - [`analyze`]: affected apps, renders at base and head, diffs and policy findings (pure, also
+//!   behind `capstan check`);
+//! - [`cluster`]: the cluster-side checkers' answers per app (ArgoCD, Kubernetes dry-run);
+//! - [`publish`]: the check run (or commit status) and the sticky comment on the forge;
+//! - [`fetch`]: refspecs and commits in the local mirror;
+//! - [`handler`]: [`PrCheckHandler`], the job itself, step by step.
+
+pub mod analyze;
+pub mod cluster;
+pub mod fetch;
+pub mod handler;
+pub mod publish;
+
+pub use handler::PrCheckHandler;

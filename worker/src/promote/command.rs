@@ -1,0 +1,196 @@
+//! `/capstan promote <env> [app] [sha]`: the same engine, started by a person. The command
+//! handler has already checked the commenter's permission; here the pull request's head is
+//! checked against the one the command was typed on, so nobody promotes a commit they did not
+//! see. Every attempt, refused or not, is recorded.
+
+use async_trait::async_trait;
+
+use super::rules::Matched;
+use super::{Engine, PromoteError, Source, apply};
+use crate::git::mirror::exact_sha;
+use crate::services::{PromoteRequest, Promoter};
+use crate::store::{PromotionOutcome, PromotionRecord, PromotionStatus};
+
+impl Engine {
+    async fn refuse(
+        &self,
+        req: &PromoteRequest,
+        sha: &str,
+        reason: String,
+    ) -> Result<String, String> {
+        let record = PromotionRecord {
+            id: 0,
+            promotion_key: format!("command-refused:{}#{}", req.repo, req.pr),
+            repo: req.repo.clone(),
+            app: req.app.clone().unwrap_or_else(|| "*".into()),
+            source_env: String::new(),
+            target_env: req.environment.clone(),
+            trigger: "command".into(),
+            actor: req.actor.clone(),
+            source_pr: Some(req.pr),
+            source_sha: sha.to_string(),
+            mode: String::new(),
+            summary: String::new(),
+            status: PromotionStatus::Refused,
+            detail: Some(reason.clone()),
+            result_pr: None,
+            result_sha: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let id = self
+            .store
+            .insert(&record)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.store
+            .finish(
+                id,
+                &PromotionOutcome {
+                    status: PromotionStatus::Refused,
+                    summary: String::new(),
+                    detail: Some(reason.clone()),
+                    result_pr: None,
+                    result_sha: None,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "Promotion to `{}` refused: {reason}",
+            req.environment
+        ))
+    }
+
+    async fn run_command(&self, req: &PromoteRequest) -> Result<String, String> {
+        let forge = self
+            .forge
+            .as_ref()
+            .ok_or("promotions by command need GitHub credentials; none are configured")?;
+        let pr = forge
+            .pull_summary(&req.repo, req.pr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let head = pr.head_sha.clone();
+        let merged_sha = pr.merge_commit_sha.clone().filter(|_| pr.merged);
+        if let Some(sha) = &req.sha {
+            let matches = sha == &head || merged_sha.as_deref() == Some(sha.as_str());
+            if exact_sha(sha).is_err() || !matches {
+                return self
+                    .refuse(
+                        req,
+                        &head,
+                        format!(
+                            "`{}` is not this pull request's head ({head}); give the full head sha",
+                            sha.chars().take(64).collect::<String>()
+                        ),
+                    )
+                    .await;
+            }
+        } else if let Some(seen) = &req.head_at_command
+            && seen != &head
+        {
+            return self
+                .refuse(
+                    req,
+                    &head,
+                    format!(
+                        "the head moved since the command (it was {seen}, now {head}); \
+                     repeat the command with the sha to promote the new head"
+                    ),
+                )
+                .await;
+        }
+        let source_sha = merged_sha.unwrap_or_else(|| head.clone());
+        let token = self.token(&req.repo).await.map_err(|e| e.to_string())?;
+        let source = Source {
+            repo: req.repo.clone(),
+            default_branch: pr.base_ref.clone(),
+            sha: source_sha.clone(),
+            before: None,
+            pr: Some(req.pr),
+            trigger: "command".into(),
+            actor: req.actor.clone(),
+        };
+        if !pr.merged {
+            let valid = git2::Reference::is_valid_name(&format!("refs/heads/{}", pr.head_ref));
+            let (url, mirror) = (
+                self.git.url(&req.repo).map_err(|e| e.to_string())?,
+                self.git
+                    .mirrors
+                    .open(&req.repo)
+                    .map_err(|e| e.to_string())?,
+            );
+            let oid = exact_sha(&source_sha).map_err(|e| e.to_string())?;
+            if !valid {
+                return Err(format!(
+                    "the head branch name {:?} is not usable",
+                    pr.head_ref
+                ));
+            }
+            apply::ensure_commit(&mirror, &url, oid, &pr.head_ref, token.as_deref())
+                .map_err(|e| e.to_string())?;
+        }
+        let (mirror, url, rules) = self
+            .prepare(&source, token.as_deref())
+            .map_err(|e| e.to_string())?;
+        let changed: Vec<String> = match forge.changed_files(&req.repo, req.pr).await {
+            Ok(files) => files.into_iter().map(|f| f.filename).collect(),
+            Err(_) => Vec::new(),
+        };
+        let affected = rules.affected(&changed);
+        let mut matched: Vec<Matched<'_>> = Vec::new();
+        for rule in rules
+            .rules
+            .iter()
+            .filter(|r| r.to.environment == req.environment)
+        {
+            let found = match &req.app {
+                Some(app) => rule.for_app(app),
+                None => rule
+                    .for_app(&rule.app)
+                    .or_else(|| affected.iter().find(|m| m.rule.name == rule.name).cloned()),
+            };
+            matched.extend(found);
+        }
+        if matched.is_empty() {
+            let what = req
+                .app
+                .as_deref()
+                .map(|a| format!(" for app `{a}`"))
+                .unwrap_or_default();
+            return self
+                .refuse(
+                    req,
+                    &source_sha,
+                    format!("no promotion rule targets `{}`{what}", req.environment),
+                )
+                .await;
+        }
+        let mut lines = Vec::new();
+        for m in &matched {
+            match self
+                .promote_one(m, &source, &mirror, &url, token.as_deref())
+                .await
+            {
+                Ok(o) => lines.push(format!("- {}", o.line())),
+                Err(e @ PromoteError::Input(_)) => lines.push(format!("- {}: {e}", m.app)),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(format!(
+            "Promotion to `{}` from {}:\n{}",
+            req.environment,
+            &source_sha[..12.min(source_sha.len())],
+            lines.join("\n")
+        ))
+    }
+}
+
+#[async_trait]
+impl Promoter for Engine {
+    async fn promote(&self, req: &PromoteRequest) -> Result<String, String> {
+        let span = tracing::info_span!("promote_command", repo = %req.repo, pr = req.pr, env = %req.environment);
+        tracing::Instrument::instrument(self.run_command(req), span).await
+    }
+}

@@ -1,0 +1,166 @@
+//! The `default_branch_push` and `pr_merged` jobs: find what a change to the default branch
+//! touched in a rule's source overlay and promote it.
+//!
+//! A merge usually arrives twice (the push and `pull_request.closed`): both jobs compute the same
+//! promotion key for merge and squash merges, so whichever comes second finds the first one's
+//! commit by its trailer and does nothing. For a rebase merge of several commits the push covers
+//! the whole range and `pr_merged` only the last commit; values already promoted are then
+//! unchanged on the target and not promoted twice.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use git2::Repository;
+use tracing::{Instrument, info, info_span};
+
+use super::rules::Trigger;
+use super::{Engine, Outcome, PromoteError, Source};
+use crate::git::GitRepo;
+use crate::git::mirror::exact_sha;
+use crate::jobs::{DefaultBranchPush, PrMerged};
+use crate::runner::{Handler, JobContext, JobError};
+
+const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
+
+impl Engine {
+    /// Promote what a push to the default branch changed (`before..after`).
+    pub async fn on_push(&self, push: &DefaultBranchPush) -> Result<Vec<Outcome>, PromoteError> {
+        let Some(branch) = push.git_ref.strip_prefix("refs/heads/") else {
+            return Ok(Vec::new());
+        };
+        if push.before == ZERO_SHA || push.after == ZERO_SHA {
+            info!(repo = %push.repo, "branch created or deleted: nothing to promote");
+            return Ok(Vec::new());
+        }
+        let pr = match &self.forge {
+            Some(f) => f
+                .commit_pull_requests(&push.repo, &push.after)
+                .await?
+                .into_iter()
+                .find(|p| p.merged && p.merge_commit_sha.as_deref() == Some(push.after.as_str()))
+                .map(|p| p.number),
+            None => None,
+        };
+        let source = Source {
+            repo: push.repo.clone(),
+            default_branch: branch.to_string(),
+            sha: push.after.clone(),
+            before: Some(push.before.clone()),
+            pr,
+            trigger: "merge".into(),
+            actor: "capstan".into(),
+        };
+        self.on_change(&source).await
+    }
+
+    /// Promote what a merged pull request changed (its merge commit against its first parent).
+    pub async fn on_merged(&self, merged: &PrMerged) -> Result<Vec<Outcome>, PromoteError> {
+        let Some(sha) = merged.merge_commit_sha.clone() else {
+            return Err(PromoteError::Input(format!(
+                "{}#{}: merged without a merge commit sha",
+                merged.repo, merged.number
+            )));
+        };
+        let token = self.token(&merged.repo).await?;
+        let mut source = Source {
+            repo: merged.repo.clone(),
+            default_branch: merged.base_ref.clone(),
+            sha: sha.clone(),
+            before: None,
+            pr: Some(merged.number),
+            trigger: "merge".into(),
+            actor: "capstan".into(),
+        };
+        let (mirror, _, _) = self.prepare(&source, token.as_deref())?;
+        let repo = Repository::open_bare(mirror.path())
+            .map_err(|e| PromoteError::Input(format!("opening the mirror: {}", e.message())))?;
+        let oid = exact_sha(&sha).map_err(|e| PromoteError::Input(e.to_string()))?;
+        let parent = repo
+            .find_commit(oid)
+            .ok()
+            .and_then(|c| c.parent_id(0).ok())
+            .ok_or_else(|| PromoteError::Input(format!("{sha} has no parent to diff against")))?;
+        source.before = Some(parent.to_string());
+        self.on_change(&source).await
+    }
+
+    async fn on_change(&self, source: &Source) -> Result<Vec<Outcome>, PromoteError> {
+        let token = self.token(&source.repo).await?;
+        let (mirror, url, rules) = self.prepare(source, token.as_deref())?;
+        let Some(before) = &source.before else {
+            return Ok(Vec::new());
+        };
+        let git = GitRepo::open(mirror.path()).map_err(|e| PromoteError::Input(e.to_string()))?;
+        let before = exact_sha(before).map_err(|e| PromoteError::Input(e.to_string()))?;
+        let after = exact_sha(&source.sha).map_err(|e| PromoteError::Input(e.to_string()))?;
+        let changed: Vec<String> = git
+            .changed_paths(before, after)
+            .map_err(|e| PromoteError::Input(e.to_string()))?
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect();
+        let matched: Vec<_> = rules
+            .affected(&changed)
+            .into_iter()
+            .filter(|m| m.rule.trigger == Trigger::Merge)
+            .collect();
+        info!(
+            repo = %source.repo,
+            sha = %source.sha,
+            changed = changed.len(),
+            promotions = matched.len(),
+            "merge to the default branch"
+        );
+        let mut out = Vec::new();
+        for m in &matched {
+            out.push(
+                self.promote_one(m, source, &mirror, &url, token.as_deref())
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+fn job_error(e: PromoteError) -> JobError {
+    match e {
+        PromoteError::Input(_) | PromoteError::Rules(_) => JobError::Permanent(e.into()),
+        _ => JobError::Transient(e.into()),
+    }
+}
+
+/// `default_branch_push`.
+pub struct PushHandler(pub Arc<Engine>);
+
+#[async_trait]
+impl Handler for PushHandler {
+    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
+        let push: DefaultBranchPush = ctx.payload()?;
+        let span =
+            info_span!("promote_push", job = ctx.job.id, repo = %push.repo, after = %push.after);
+        self.0
+            .on_push(&push)
+            .instrument(span)
+            .await
+            .map(|_| ())
+            .map_err(job_error)
+    }
+}
+
+/// `pr_merged`.
+pub struct MergedHandler(pub Arc<Engine>);
+
+#[async_trait]
+impl Handler for MergedHandler {
+    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
+        let merged: PrMerged = ctx.payload()?;
+        let span =
+            info_span!("promote_merged", job = ctx.job.id, repo = %merged.repo, pr = merged.number);
+        self.0
+            .on_merged(&merged)
+            .instrument(span)
+            .await
+            .map(|_| ())
+            .map_err(job_error)
+    }
+}
