@@ -170,6 +170,9 @@ pub async fn dashboard(
     let mut d = Dashboard::new(services.runs.clone(), services.queue.clone());
     d.config = dcfg;
     d.repo = cfg.dashboard_repo.clone();
+    d.promotions = Some(Arc::new(
+        capstan_worker::store::promotions::SqlPromotionStore::new(services.queue.db()),
+    ));
     d.registry = registry;
     d.cluster = client.map(|c| Arc::new(ClusterView::new(c)));
     d.auth = Arc::new(auth);
