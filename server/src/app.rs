@@ -35,6 +35,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
     pub job_max_attempts: i32,
+    /// The web UI; `None` serves no pages (a worker, or a test of the intake alone).
+    pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
+    /// `false` when `/metrics` has its own listener (`--metrics-listen`).
+    pub serve_metrics: bool,
 }
 
 impl AppState {
@@ -51,6 +55,8 @@ impl AppState {
             max_body_bytes: MAX_BODY_BYTES,
             body_timeout: Duration::from_secs(30),
             job_max_attempts: capstan_worker::queue::NewJob::DEFAULT_MAX_ATTEMPTS,
+            dashboard: None,
+            serve_metrics: true,
         }
     }
 }
@@ -59,12 +65,30 @@ impl AppState {
 pub fn router(state: Arc<AppState>, with_intake: bool) -> Router {
     let mut r = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
+        .route("/readyz", get(readyz));
+    if state.serve_metrics {
+        r = r.route("/metrics", get(metrics));
+    }
     if with_intake {
         r = r.route("/webhooks/github", post(intake::webhook));
     }
-    r.with_state(state)
+    let dashboard = state.dashboard.clone().filter(|_| with_intake);
+    let r = r.with_state(state);
+    // The dashboard's access control wraps only its own routes: webhooks stay signature-checked,
+    // health and metrics stay open to probes and Prometheus.
+    match dashboard {
+        Some(d) => r.merge(crate::dashboard::routes(d)),
+        None => r,
+    }
+}
+
+/// `/metrics` and health on their own listener (`--metrics-listen`).
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
 }
 
 async fn healthz() -> &'static str {

@@ -63,6 +63,12 @@ keys! {
     ARGOCD_CA_FILE = ("argocd_ca_file", "--argocd-ca-file", "CAPSTAN_ARGOCD_CA_FILE", "none (public roots)", "PEM CA certificate(s) to trust for ArgoCD besides the public roots (TLS is always verified).");
     ARGOCD_DRY_RUN_APPS = ("argocd_dry_run_apps", "--argocd-dry-run-apps", "CAPSTAN_ARGOCD_DRY_RUN_APPS", "none", "Comma-separated globs of apps that get an ArgoCD dry-run sync per PR (needs `sync` RBAC and sets the app's operation, hence opt-in).");
     KUBE_DRY_RUN = ("kube_dry_run", "--kube-dry-run", "CAPSTAN_KUBE_DRY_RUN", "auto", "`auto` (server-side dry-run apply of changed objects when a kubeconfig or in-cluster config is present) or `off`.");
+    DASHBOARD_AUTH = ("dashboard_auth", "--dashboard-auth", "CAPSTAN_DASHBOARD_AUTH", "none on a loopback listen address, else token", "Who may read the dashboard (it shows private diffs): `none`, `token` or `proxy-header`. `none` is refused unless `listen` is a loopback address. Webhooks, health and metrics stay open.");
+    DASHBOARD_TOKEN = ("", "", "CAPSTAN_DASHBOARD_TOKEN", "generated into <data_dir>/dashboard-token", "Token(s) for `--dashboard-auth token`, comma-separated to rotate; sent as `Authorization: Bearer …` or entered once at `/login` (cookie). Environment only.");
+    DASHBOARD_TRUSTED_PROXIES = ("dashboard_trusted_proxies", "--dashboard-trusted-proxies", "CAPSTAN_DASHBOARD_TRUSTED_PROXIES", "none", "Comma-separated CIDRs of the auth proxies (oauth2-proxy style) whose `X-Forwarded-User`/`X-Forwarded-Email` `proxy-header` trusts; the headers from any other address are ignored.");
+    METRICS_LISTEN = ("metrics_listen", "--metrics-listen", "CAPSTAN_METRICS_LISTEN", "none (/metrics on the main listener)", "Separate address for `/metrics` (and health); when set, `/metrics` is no longer served on `listen`.");
+    DASHBOARD_CONFIG = ("dashboard_config", "--dashboard-config", "CAPSTAN_DASHBOARD_CONFIG", "built-in defaults", "Dashboard settings in the seed's schema (name, theme, links, metrics, serviceDiscovery); in a cluster the `capstan-dashboard` ConfigMap mounted as a file.");
+    DASHBOARD_REPO = ("dashboard_repo", "--dashboard-repo", "CAPSTAN_DASHBOARD_REPO", "the current directory when it is a git repository", "Local checkout of the GitOps repository whose default branch the environments page reads.");
 }
 
 /// The settings file and flags as `serve` and `replay` accept them. Values are strings so the
@@ -128,6 +134,16 @@ pub struct ConfigArgs {
     pub argocd_dry_run_apps: Option<String>,
     #[arg(long, value_name = "auto|off", help = KUBE_DRY_RUN.help)]
     pub kube_dry_run: Option<String>,
+    #[arg(long, value_name = "none|token|proxy-header", help = DASHBOARD_AUTH.help)]
+    pub dashboard_auth: Option<String>,
+    #[arg(long, value_name = "CIDRS", help = DASHBOARD_TRUSTED_PROXIES.help)]
+    pub dashboard_trusted_proxies: Option<String>,
+    #[arg(long, value_name = "ADDR", help = METRICS_LISTEN.help)]
+    pub metrics_listen: Option<String>,
+    #[arg(long, value_name = "FILE", help = DASHBOARD_CONFIG.help)]
+    pub dashboard_config: Option<String>,
+    #[arg(long, value_name = "DIR", help = DASHBOARD_REPO.help)]
+    pub dashboard_repo: Option<String>,
 }
 
 impl ConfigArgs {
@@ -161,6 +177,11 @@ impl ConfigArgs {
             "argocd_ca_file" => &self.argocd_ca_file,
             "argocd_dry_run_apps" => &self.argocd_dry_run_apps,
             "kube_dry_run" => &self.kube_dry_run,
+            "dashboard_auth" => &self.dashboard_auth,
+            "dashboard_trusted_proxies" => &self.dashboard_trusted_proxies,
+            "metrics_listen" => &self.metrics_listen,
+            "dashboard_config" => &self.dashboard_config,
+            "dashboard_repo" => &self.dashboard_repo,
             _ => return None,
         };
         v.as_deref()
@@ -255,6 +276,13 @@ pub struct Config {
     /// `None`: no ArgoCD configured.
     pub argocd: Option<ArgoSettings>,
     pub kube_dry_run: KubeDryRunMode,
+    /// Who may read the dashboard.
+    pub dashboard_auth: DashboardAuth,
+    /// Where `/metrics` is served instead of `listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    pub dashboard_config: Option<PathBuf>,
+    /// `None`: no repository (the environments page says so).
+    pub dashboard_repo: Option<PathBuf>,
 }
 
 /// ArgoCD as configured: where, how to authenticate, which apps get a dry-run sync.
@@ -271,6 +299,18 @@ pub enum KubeDryRunMode {
     /// When a kubeconfig or in-cluster config is present.
     Auto,
     Off,
+}
+
+/// Dashboard access control as configured (the token itself is loaded at start, like the
+/// webhook secret, so a generated one can be printed once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DashboardAuth {
+    /// Anyone who can connect; only allowed on a loopback listen address.
+    None,
+    /// `CAPSTAN_DASHBOARD_TOKEN`, or a token generated into the data dir.
+    Token(SecretSource),
+    /// `X-Forwarded-User`/`X-Forwarded-Email` from these proxy networks only.
+    ProxyHeader(Vec<ipnet::IpNet>),
 }
 
 /// `api.github.com` → `github.com`; a GHES API URL `https://ghe.example/api/v3` → `ghe.example`.
@@ -644,6 +684,38 @@ impl Config {
                 }
             },
         };
+        let dashboard_trusted_proxies = match s.get(&DASHBOARD_TRUSTED_PROXIES) {
+            None => Vec::new(),
+            Some((v, origin)) => list(&v)
+                .iter()
+                .map(|c| parse_cidr(c))
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(|reason| ConfigError::Invalid {
+                    origin,
+                    value: v.clone(),
+                    reason,
+                })?,
+        };
+        let dashboard_auth = dashboard_auth(&s, env, listen, &data_dir, dashboard_trusted_proxies)?;
+        let metrics_listen = s.parse::<SocketAddr>(&METRICS_LISTEN, |_| Ok(()))?;
+        let dashboard_config = s.get(&DASHBOARD_CONFIG).map(|(v, _)| PathBuf::from(v));
+        let dashboard_repo = match s.get(&DASHBOARD_REPO) {
+            Some((v, origin)) => {
+                let path = PathBuf::from(v.trim());
+                if !path.is_dir() {
+                    return Err(ConfigError::Invalid {
+                        origin,
+                        value: v,
+                        reason: "not a directory".into(),
+                    });
+                }
+                Some(path)
+            }
+            // A fresh clone's `capstan serve` shows the clone's own apps.
+            None => std::env::current_dir()
+                .ok()
+                .filter(|d| capstan_worker::git::GitRepo::discover(d).is_ok()),
+        };
         Ok(Config {
             listen,
             role,
@@ -670,6 +742,10 @@ impl Config {
             github_host,
             argocd,
             kube_dry_run,
+            dashboard_auth,
+            metrics_listen,
+            dashboard_config,
+            dashboard_repo,
         })
     }
 }
@@ -751,6 +827,71 @@ fn argocd_settings(
         client,
         dry_run_apps,
     }))
+}
+
+/// `10.0.0.0/8`, or a single address meaning just that host.
+fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(net) = s.parse::<ipnet::IpNet>() {
+        return Ok(net);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("{s:?} is neither a CIDR nor an IP address"))
+}
+
+/// Resolve the dashboard's access control. Unset means `none` on a loopback address (a laptop)
+/// and `token` elsewhere, so a default `capstan serve` never exposes private diffs to the network
+/// yet still starts; an explicit `none` on a non-loopback address is refused.
+fn dashboard_auth(
+    s: &Sources<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    listen: SocketAddr,
+    data_dir: &Path,
+    trusted: Vec<ipnet::IpNet>,
+) -> Result<DashboardAuth, ConfigError> {
+    let token = || match env(DASHBOARD_TOKEN.env) {
+        Some(v) => {
+            let tokens = list(&v);
+            if tokens.is_empty() {
+                return Err(ConfigError::Secret {
+                    origin: DASHBOARD_TOKEN.env.into(),
+                    reason: "set but holds no token".into(),
+                });
+            }
+            Ok(DashboardAuth::Token(SecretSource::Env(tokens)))
+        }
+        None => Ok(DashboardAuth::Token(SecretSource::File {
+            path: data_dir.join("dashboard-token"),
+            generate: true,
+        })),
+    };
+    let loopback = listen.ip().is_loopback();
+    let Some((v, origin)) = s.get(&DASHBOARD_AUTH) else {
+        return if loopback {
+            Ok(DashboardAuth::None)
+        } else {
+            token()
+        };
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        origin: origin.clone(),
+        value: v.clone(),
+        reason,
+    };
+    match v.trim() {
+        "none" if loopback => Ok(DashboardAuth::None),
+        "none" => Err(invalid(format!(
+            "the dashboard shows private diffs and {listen} is reachable from other machines; \
+             use token or proxy-header, or listen on 127.0.0.1"
+        ))),
+        "token" => token(),
+        "proxy-header" if trusted.is_empty() => Err(invalid(format!(
+            "proxy-header needs the proxies' addresses in {} ({})",
+            DASHBOARD_TRUSTED_PROXIES.flag, DASHBOARD_TRUSTED_PROXIES.env
+        ))),
+        "proxy-header" => Ok(DashboardAuth::ProxyHeader(trusted)),
+        _ => Err(invalid("expected none, token or proxy-header".into())),
+    }
 }
 
 /// Compile allowlist globs (`owner/name`, `owner/*`, `*`), case-insensitive like GitHub names.

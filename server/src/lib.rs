@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod config;
+pub mod dashboard;
 pub mod http1;
 pub mod intake;
 pub mod serve;

@@ -20,8 +20,11 @@ use capstan_worker::store::runs::SqlRunStore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::app::{AppState, router};
+use crate::app::{AppState, metrics_router, router};
 use crate::config::{self, Config};
+use crate::dashboard::cluster::ClusterView;
+use crate::dashboard::registry::{ProbeSettings, Registry as ServiceRegistry};
+use crate::dashboard::{self, Dashboard, DashboardConfig};
 
 /// The handlers this build ships, sharing `services`. A kind without a handler here stays queued
 /// for a process that has one.
@@ -127,6 +130,63 @@ pub fn cluster_services(cfg: &Config) -> ClusterServices {
             .push(Arc::new(capstan_worker::kube::KubeDryRun::infer()));
     }
     out
+}
+
+/// The dashboard the config describes, over the shared store. Returns it with the path of a
+/// token generated on this start (to print once).
+pub async fn dashboard(
+    cfg: &Config,
+    services: &Services,
+) -> anyhow::Result<(Dashboard, Option<std::path::PathBuf>)> {
+    let (auth, generated) = match &cfg.dashboard_auth {
+        config::DashboardAuth::None => (dashboard::Auth::None, None),
+        config::DashboardAuth::Token(source) => {
+            let (tokens, generated) = config::load_secrets(source)
+                .context("loading the dashboard token (CAPSTAN_DASHBOARD_TOKEN)")?;
+            (dashboard::Auth::Token(tokens), generated)
+        }
+        config::DashboardAuth::ProxyHeader(nets) => {
+            (dashboard::Auth::ProxyHeader(nets.clone()), None)
+        }
+    };
+    let dcfg = match &cfg.dashboard_config {
+        Some(path) => DashboardConfig::load(path).context("dashboard_config")?,
+        None => DashboardConfig::default(),
+    };
+    capstan_worker::forge::github::install_crypto_provider();
+    let client = match kube::Client::try_default().await {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            info!(reason = %e, "no Kubernetes access: the registry lists static links, the cluster page says so");
+            Err(e.to_string())
+        }
+    };
+    let registry = Arc::new(ServiceRegistry::new(
+        client.as_ref().ok().cloned(),
+        &dcfg,
+        ProbeSettings::default(),
+    ));
+    registry.spawn_prober();
+    let mut d = Dashboard::new(services.runs.clone(), services.queue.clone());
+    d.config = dcfg;
+    d.repo = cfg.dashboard_repo.clone();
+    d.promotions = Some(Arc::new(
+        capstan_worker::store::promotions::SqlPromotionStore::new(services.queue.db()),
+    ));
+    d.registry = registry;
+    d.cluster = client.map(|c| Arc::new(ClusterView::new(c)));
+    d.auth = Arc::new(auth);
+    Ok((d, generated))
+}
+
+fn print_token_help(path: &Path, public_url: &str) {
+    println!(
+        "capstan: the dashboard is reachable from other machines, so it needs a token; one was generated\n\
+         capstan: and stored in {} (mode 0600). Sign in at {public_url}/login with it, or send\n\
+         capstan: `Authorization: Bearer <token>`. Set CAPSTAN_DASHBOARD_TOKEN to choose your own, or listen\n\
+         capstan: on 127.0.0.1 to use the dashboard without one. This message is printed only once.",
+        path.display()
+    );
 }
 
 /// Install logging per the config. Safe to call once per process.
@@ -248,7 +308,27 @@ pub async fn run(
     state.wake_kinds = kinds;
     state.body_timeout = cfg.body_timeout;
     state.job_max_attempts = cfg.job_max_attempts;
-    let app = router(Arc::new(state), cfg.role.intake());
+    if cfg.role.intake() {
+        let (d, generated) = dashboard(&cfg, &services).await?;
+        if let Some(path) = generated {
+            print_token_help(&path, &cfg.public_url);
+        }
+        if matches!(cfg.dashboard_auth, config::DashboardAuth::None) {
+            warn!(listen = %cfg.listen, "the dashboard has no access control (--dashboard-auth none): anyone who can reach this loopback address sees every diff");
+        }
+        state.dashboard = Some(Arc::new(d));
+    }
+    state.serve_metrics = cfg.metrics_listen.is_none();
+    let state = Arc::new(state);
+    let app = router(state.clone(), cfg.role.intake());
+    let metrics_listener = match cfg.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr} (metrics_listen)"))?,
+        ),
+        None => None,
+    };
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -292,10 +372,27 @@ pub async fn run(
     {
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
+            // The peer address is what `--dashboard-auth proxy-header` checks the proxy against.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("HTTP server")
+        });
+    }
+    if let Some(listener) = metrics_listener {
+        let shutdown = shutdown.clone();
+        let app = metrics_router(state);
+        if let Ok(addr) = listener.local_addr() {
+            println!("capstan metrics on http://{addr}/metrics");
+        }
+        tasks.spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await
-                .context("HTTP server")
+                .context("metrics HTTP server")
         });
     }
     let mut result = Ok(());

@@ -25,14 +25,17 @@ pub fn shared_fixtures() -> Option<PathBuf> {
 }
 
 pub mod backend;
+pub mod dashboard;
 pub mod fake_argocd;
 pub mod fake_github;
 pub mod fake_kube;
+pub mod fake_kube_lists;
 pub mod flaky;
 pub mod pg;
-pub mod promote_world;
 pub mod pr_harness;
+pub mod promote_world;
 pub mod served;
+pub mod webdriver;
 pub mod webhook;
 
 /// `tests/fixtures/` of this repository: fixtures written by the project itself.

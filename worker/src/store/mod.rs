@@ -5,6 +5,7 @@
 //! [`Db`] is the shared handle: each store writes its SQL once with `$n` placeholders and
 //! [`Db::sql`] adapts it to SQLite's `?n`.
 
+pub mod activity;
 pub mod promotions;
 pub mod runs;
 

@@ -454,3 +454,6 @@ impl RunStore for SqlRunStore {
         Ok(n > 0)
     }
 }
+
+// The activity store reads the queue tables with the same reader-pool pattern.
+pub(crate) use fetch_all;

@@ -1,0 +1,327 @@
+//! `/cluster`: nodes (Ready, versions, CPU and memory, with usage from metrics.k8s.io when the
+//! metrics API is installed), pods that are not Running and Ready, and ArgoCD apps that are out of
+//! sync or not healthy. Listed on demand and cached briefly, so a page costs at most one round of
+//! API calls every few seconds however often it is opened.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt as _};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::argocd::{self, ArgoView};
+use super::layout::{self, Tone, badge, esc};
+use super::overview::status_tone;
+use super::{Dashboard, PageError};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub ready: bool,
+    pub roles: Vec<String>,
+    pub kubelet: Option<String>,
+    pub os: Option<String>,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    /// From metrics.k8s.io.
+    pub cpu_usage: Option<String>,
+    pub memory_usage: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PodProblem {
+    pub namespace: String,
+    pub name: String,
+    pub phase: String,
+    pub reason: Option<String>,
+    pub ready: String,
+    pub restarts: i32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterState {
+    pub nodes: Vec<NodeInfo>,
+    /// `false` when metrics.k8s.io is not installed.
+    pub metrics: bool,
+    pub pods: Vec<PodProblem>,
+    pub error: Option<String>,
+}
+
+pub struct ClusterView {
+    client: Client,
+    ttl: Duration,
+    cache: Mutex<Option<(Instant, ClusterState)>>,
+}
+
+impl ClusterView {
+    pub fn new(client: Client) -> Self {
+        ClusterView {
+            client,
+            ttl: Duration::from_secs(10),
+            cache: Mutex::new(None),
+        }
+    }
+
+    pub async fn state(&self) -> ClusterState {
+        if let Ok(c) = self.cache.lock()
+            && let Some((at, s)) = c.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return s.clone();
+        }
+        let s = self.read().await;
+        if let Ok(mut c) = self.cache.lock() {
+            *c = Some((Instant::now(), s.clone()));
+        }
+        s
+    }
+
+    async fn read(&self) -> ClusterState {
+        let nodes = Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await;
+        let pods = Api::<Pod>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await;
+        let usage = self.node_usage().await;
+        let mut errors = Vec::new();
+        let mut out_nodes: Vec<NodeInfo> = match nodes {
+            Ok(list) => list.items.iter().map(node_info).collect(),
+            Err(e) => {
+                errors.push(format!("nodes: {e}"));
+                Vec::new()
+            }
+        };
+        if let Some(u) = &usage {
+            for n in &mut out_nodes {
+                if let Some((cpu, mem)) = u.get(&n.name) {
+                    n.cpu_usage = Some(cpu.clone());
+                    n.memory_usage = Some(mem.clone());
+                }
+            }
+        }
+        let pods = match pods {
+            Ok(list) => list.items.iter().filter_map(pod_problem).collect(),
+            Err(e) => {
+                errors.push(format!("pods: {e}"));
+                Vec::new()
+            }
+        };
+        ClusterState {
+            nodes: out_nodes,
+            metrics: usage.is_some(),
+            pods,
+            error: (!errors.is_empty()).then(|| errors.join("; ")),
+        }
+    }
+
+    /// CPU and memory per node from metrics.k8s.io; `None` when the API is absent or failing.
+    async fn node_usage(&self) -> Option<BTreeMap<String, (String, String)>> {
+        let req = axum::http::Request::get("/apis/metrics.k8s.io/v1beta1/nodes")
+            .body(Vec::new())
+            .ok()?;
+        let v: Value = self.client.request(req).await.ok()?;
+        let mut out = BTreeMap::new();
+        for item in v.get("items")?.as_array()? {
+            let name = item.pointer("/metadata/name")?.as_str()?.to_string();
+            let s = |p: &str| {
+                item.pointer(p)
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string()
+            };
+            out.insert(name, (s("/usage/cpu"), s("/usage/memory")));
+        }
+        Some(out)
+    }
+}
+
+fn node_info(n: &Node) -> NodeInfo {
+    let status = n.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True");
+    let info = status.and_then(|s| s.node_info.as_ref());
+    let cap = status.and_then(|s| s.capacity.as_ref());
+    let roles = n
+        .labels()
+        .keys()
+        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+        .map(str::to_string)
+        .collect();
+    NodeInfo {
+        name: n.name_any(),
+        ready,
+        roles,
+        kubelet: info.map(|i| i.kubelet_version.clone()),
+        os: info.map(|i| i.os_image.clone()),
+        cpu: cap.and_then(|c| c.get("cpu")).map(|q| q.0.clone()),
+        memory: cap.and_then(|c| c.get("memory")).map(|q| q.0.clone()),
+        cpu_usage: None,
+        memory_usage: None,
+    }
+}
+
+/// A pod worth a look: not finished and either not Running or not all containers ready.
+fn pod_problem(p: &Pod) -> Option<PodProblem> {
+    let status = p.status.as_ref()?;
+    let phase = status.phase.clone().unwrap_or_else(|| "Unknown".into());
+    if phase == "Succeeded" {
+        return None;
+    }
+    let cs = status.container_statuses.clone().unwrap_or_default();
+    let ready_n = cs.iter().filter(|c| c.ready).count();
+    let all_ready = !cs.is_empty() && ready_n == cs.len();
+    if phase == "Running" && all_ready {
+        return None;
+    }
+    let waiting = cs
+        .iter()
+        .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone());
+    Some(PodProblem {
+        namespace: p.namespace().unwrap_or_default(),
+        name: p.name_any(),
+        phase,
+        reason: waiting.or_else(|| status.reason.clone()),
+        ready: format!("{ready_n}/{}", cs.len()),
+        restarts: cs.iter().map(|c| c.restart_count).sum(),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterPage {
+    pub kubernetes_unavailable: Option<String>,
+    pub cluster: Option<ClusterState>,
+    pub argocd: ArgoView,
+}
+
+pub async fn build(d: &Dashboard, _: &Params) -> Result<ClusterPage, PageError> {
+    let argocd = argocd::view(d.argocd.as_deref()).await;
+    let (kubernetes_unavailable, cluster) = match &d.cluster {
+        Ok(v) => (None, Some(v.state().await)),
+        Err(why) => (Some(why.clone()), None),
+    };
+    Ok(ClusterPage {
+        kubernetes_unavailable,
+        cluster,
+        argocd,
+    })
+}
+
+pub fn render(d: &Dashboard, p: &ClusterPage, user: Option<&str>) -> String {
+    let mut b = String::from("<h1>Cluster</h1>");
+    if let Some(why) = &p.kubernetes_unavailable {
+        b.push_str(&layout::notice(&format!(
+            "No Kubernetes access: {why}. Nodes and pods are shown when capstan runs in the cluster or finds a kubeconfig."
+        )));
+    }
+    if let Some(c) = &p.cluster {
+        if let Some(e) = &c.error {
+            b.push_str(&layout::notice(&format!(
+                "The Kubernetes API answered with errors: {e}"
+            )));
+        }
+        let ready = c.nodes.iter().filter(|n| n.ready).count();
+        let _ = write!(b, "<h2>Nodes ({ready} of {} ready)</h2>", c.nodes.len());
+        if !c.metrics {
+            b.push_str(
+                "<p class=\"muted\">metrics.k8s.io is not available: usage is not shown.</p>",
+            );
+        }
+        let o = |s: &Option<String>| esc(s.as_deref().unwrap_or("—"));
+        let rows: Vec<String> = c
+            .nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{} / {}</td>",
+                    esc(&n.name),
+                    if n.ready {
+                        badge("Ready", Tone::Good)
+                    } else {
+                        badge("NotReady", Tone::Bad)
+                    },
+                    esc(&n.roles.join(", ")),
+                    o(&n.kubelet),
+                    o(&n.os),
+                    o(&n.cpu_usage),
+                    o(&n.cpu),
+                    o(&n.memory_usage),
+                    o(&n.memory),
+                )
+            })
+            .collect();
+        b.push_str(&layout::table(
+            &[
+                "Node",
+                "Status",
+                "Roles",
+                "Kubelet",
+                "OS",
+                "CPU used / capacity",
+                "Memory used / capacity",
+            ],
+            &rows,
+            "No nodes listed.",
+        ));
+        let _ = write!(b, "<h2>Pods not running and ready ({})</h2>", c.pods.len());
+        let rows: Vec<String> = c
+            .pods
+            .iter()
+            .map(|x| {
+                format!(
+                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                    esc(&x.namespace),
+                    esc(&x.name),
+                    badge(&x.phase, status_tone(&x.phase)),
+                    esc(x.reason.as_deref().unwrap_or("—")),
+                    esc(&x.ready),
+                    x.restarts
+                )
+            })
+            .collect();
+        b.push_str(&layout::table(
+            &["Namespace", "Pod", "Phase", "Reason", "Ready", "Restarts"],
+            &rows,
+            "Every pod is running and ready.",
+        ));
+    }
+    b.push_str("<h2>ArgoCD applications needing attention</h2>");
+    match &p.argocd {
+        ArgoView::Apps { apps } => {
+            let rows: Vec<String> = apps
+                .iter()
+                .filter(|a| a.needs_attention())
+                .map(|a| {
+                    format!(
+                        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                        esc(&a.name),
+                        badge(&a.sync, status_tone(&a.sync)),
+                        badge(&a.health, status_tone(&a.health)),
+                        esc(a.message.as_deref().unwrap_or(""))
+                    )
+                })
+                .collect();
+            b.push_str(&layout::table(
+                &["Application", "Sync", "Health", "Message"],
+                &rows,
+                "Every application is synced and healthy.",
+            ));
+        }
+        other => {
+            if let Some(t) = other.status_text() {
+                b.push_str(&layout::notice(&t));
+            }
+        }
+    }
+    layout::page(&d.config, "Cluster", "/cluster", user, &b)
+}

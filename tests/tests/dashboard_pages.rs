@@ -1,0 +1,348 @@
+//! The dashboard's pages and JSON API over a real store (SQLite and PostgreSQL): runs, the full
+//! report behind a split PR comment, deliveries and queue depth, promotions, environments from a
+//! real git repository, and the "no Kubernetes" states.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use capstan_server::app::{self, AppState};
+use capstan_server::dashboard::Dashboard;
+use capstan_server::dashboard::layout::esc;
+use capstan_tests::backend::Backend;
+use capstan_tests::both_backends;
+use capstan_tests::dashboard::{
+    MemoryPromotions, app as app_section, gitops_repo, promotion, report,
+};
+use capstan_tests::webhook::{SECRET, send};
+use capstan_worker::queue::{DeliveryOutcome, Finish, NewDelivery, NewJob};
+use capstan_worker::report::render_comment;
+use capstan_worker::store::runs::SqlRunStore;
+use capstan_worker::store::{NewRun, PromotionStatus, RunOutcome, RunStatus, RunStore};
+
+both_backends!(
+    split_comment_links_lead_to_the_full_diff_of_each_app,
+    overview_shows_runs_deliveries_and_queue_depth,
+    promotions_are_filtered_by_the_query_string,
+);
+
+fn router(d: Dashboard, b: &Backend) -> Router {
+    let mut st = AppState::new(b.queue.clone(), vec![SECRET.into()]);
+    st.dashboard = Some(Arc::new(d));
+    app::router(Arc::new(st), true)
+}
+
+async fn get(r: &Router, path: &str) -> (StatusCode, String) {
+    let (status, v) = send(r, Request::get(path).body(Body::empty()).unwrap()).await;
+    let text = match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    (status, text)
+}
+
+async fn get_json(r: &Router, path: &str) -> (StatusCode, serde_json::Value) {
+    send(r, Request::get(path).body(Body::empty()).unwrap()).await
+}
+
+fn new_run(pr: u64) -> NewRun {
+    NewRun {
+        repo: "acme/gitops".into(),
+        pr,
+        head_sha: "c0ffee".repeat(7)[..40].to_string(),
+        base_sha: Some("b".repeat(40)),
+        trigger: "pull_request.synchronize".into(),
+        job_id: None,
+    }
+}
+
+/// The section of the page with id `app-<name>`, up to its end.
+fn section<'a>(html: &'a str, name: &str) -> &'a str {
+    let start = html
+        .find(&format!("id=\"app-{}\"", esc(name)))
+        .unwrap_or_else(|| panic!("no section for {name}"));
+    let rest = &html[start..];
+    &rest[..rest.find("</section>").unwrap()]
+}
+
+async fn split_comment_links_lead_to_the_full_diff_of_each_app(b: &Backend) {
+    let runs = Arc::new(SqlRunStore::new(b.queue.db()));
+    let id = runs.create_run(&new_run(7)).await.unwrap();
+    let base = "https://capstan.example.com";
+    let run_url = format!("{base}/runs/{id}");
+    // Four apps of ~40 kB of diff each: far beyond one 65,536-character comment.
+    let names = ["billing", "checkout", "search", "web-frontend"];
+    let rep = report(
+        "acme/gitops",
+        7,
+        &run_url,
+        names
+            .iter()
+            .map(|n| app_section(n, "staging", 450))
+            .collect(),
+    );
+    runs.finish_run(
+        id,
+        &RunOutcome {
+            status: RunStatus::Success,
+            error: None,
+            report: Some(rep.clone()),
+            comment_ids: vec![1, 2, 3],
+        },
+    )
+    .await
+    .unwrap();
+
+    let comment = render_comment(&rep);
+    assert!(comment.parts.len() > 1, "the report must have been split");
+    let r = router(Dashboard::new(runs.clone(), b.queue.clone()), b);
+    let mut linked = std::collections::BTreeSet::new();
+    for part in &comment.parts {
+        let mut rest = part.body.as_str();
+        while let Some(i) = rest.find(&format!("{run_url}#app-")) {
+            let link = &rest[i..];
+            let end = link
+                .find(|c: char| c == ')' || c == '"' || c.is_whitespace())
+                .unwrap_or(link.len());
+            let link = &link[..end];
+            rest = &rest[i + end..];
+            let (page, fragment) = link.split_once('#').unwrap();
+            let path = page.strip_prefix(base).unwrap();
+            let (status, html) = get(&r, path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            let name = fragment.strip_prefix("app-").unwrap();
+            let app = rep.apps.iter().find(|a| a.name == name).unwrap();
+            let sec = section(&html, name);
+            for line in app.diff.changes[0].diff.lines() {
+                assert!(
+                    sec.contains(&esc(line)),
+                    "{name}: line {line:?} missing from the page"
+                );
+            }
+            assert!(sec.contains("container web has no memory limit"));
+            linked.insert(name.to_string());
+        }
+    }
+    let want: std::collections::BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
+    assert_eq!(linked, want, "every app is linked from the comment parts");
+
+    let (status, json) = get_json(&r, &format!("/api/runs/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["report"]["apps"].as_array().unwrap().len(), 4);
+    let (status, _) = get(&r, "/runs/999999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = get(&r, "/runs/not-a-number").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn overview_shows_runs_deliveries_and_queue_depth(b: &Backend) {
+    let runs = Arc::new(SqlRunStore::new(b.queue.db()));
+    for pr in [1, 2] {
+        let id = runs.create_run(&new_run(pr)).await.unwrap();
+        if pr == 1 {
+            runs.finish_run(
+                id,
+                &RunOutcome {
+                    status: RunStatus::Failure,
+                    error: None,
+                    report: Some(report("acme/gitops", 1, "http://x/runs/1", vec![])),
+                    comment_ids: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let delivery = |id: &str, outcome| NewDelivery {
+        delivery_id: id.into(),
+        event: "pull_request".into(),
+        action: Some("opened".into()),
+        repo: Some("acme/gitops".into()),
+        outcome,
+        detail: None,
+    };
+    let job = |key: &str| NewJob {
+        kind: "pr_check".into(),
+        dedupe_key: key.into(),
+        supersede_key: None,
+        payload: serde_json::json!({}),
+        max_attempts: 1,
+        run_after: None,
+    };
+    b.queue
+        .record_delivery(
+            &delivery("d-1", DeliveryOutcome::Accepted),
+            &[job("k1"), job("k2")],
+        )
+        .await
+        .unwrap();
+    b.queue
+        .record_delivery(&delivery("d-2", DeliveryOutcome::Ignored), &[])
+        .await
+        .unwrap();
+    let kinds = vec!["pr_check".to_string()];
+    let c = b
+        .queue
+        .claim("w", &kinds, std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    b.queue
+        .finish(
+            c.job.id,
+            "w",
+            c.job.attempts,
+            &Finish::Failed {
+                error: "boom".into(),
+            },
+        )
+        .await
+        .unwrap();
+
+    let r = router(Dashboard::new(runs, b.queue.clone()), b);
+    let (status, json) = get_json(&r, "/api/overview").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["runs"].as_array().unwrap().len(), 2);
+    let d1 = json["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["delivery_id"] == "d-1")
+        .unwrap();
+    assert_eq!(
+        (
+            d1["jobs"].as_i64(),
+            d1["jobs_failed"].as_i64(),
+            d1["jobs_live"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    let queued: i64 = json["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["state"] == "queued")
+        .map(|q| q["jobs"].as_i64().unwrap())
+        .sum();
+    assert_eq!(queued, 1);
+
+    let (status, html) = get(&r, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("href=\"/runs/"), "runs link to their page");
+    assert!(html.contains("failure"), "status words, not only colours");
+    assert!(html.contains("d-2") && html.contains("ignored"));
+    // Without Kubernetes the registry and cluster pages say so and still answer.
+    let (status, html) = get(&r, "/cluster").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No Kubernetes access"));
+    assert!(html.contains("ArgoCD not configured"));
+    let (status, html) = get(&r, "/services").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No Kubernetes access"));
+    let (status, html) = get(&r, "/promotions").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("not recorded by this build"));
+    let (status, html) = get(&r, "/apps").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No GitOps repository configured"));
+}
+
+async fn promotions_are_filtered_by_the_query_string(b: &Backend) {
+    let store = Arc::new(MemoryPromotions::default());
+    store.add(promotion(
+        1,
+        "shop",
+        "production",
+        PromotionStatus::Committed,
+    ));
+    store.add(promotion(2, "shop", "production", PromotionStatus::Opened));
+    store.add(promotion(
+        3,
+        "billing",
+        "production",
+        PromotionStatus::Failed,
+    ));
+    let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
+    d.promotions = Some(store);
+    let r = router(d, b);
+    let (_, all) = get_json(&r, "/api/promotions").await;
+    assert_eq!(all["promotions"].as_array().unwrap().len(), 3);
+    let (_, shop) = get_json(&r, "/api/promotions?app=shop&status=opened").await;
+    let ids: Vec<i64> = shop["promotions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![2]);
+    let (status, html) = get(&r, "/promotions?app=billing&status=").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("images: billing") && !html.contains("images: shop"));
+    let (status, json) = get_json(&r, "/api/promotions?status=exploded").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(json["error"].as_str().unwrap().contains("exploded"));
+}
+
+#[tokio::test]
+async fn environments_come_from_the_default_branch_of_the_repository() {
+    let b = Backend::sqlite().await;
+    let repo = tempfile::tempdir().unwrap();
+    gitops_repo(repo.path());
+    // An uncommitted edit is not the default branch: the page must not show it.
+    std::fs::write(
+        repo.path()
+            .join("apps/shop/overlays/production/kustomization.yaml"),
+        "images:\n  - name: ghcr.io/acme/shop\n    newTag: 9.9.9-uncommitted\n",
+    )
+    .unwrap();
+    let store = Arc::new(MemoryPromotions::default());
+    store.add(promotion(5, "shop", "production", PromotionStatus::Opened));
+    let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
+    d.repo = Some(repo.path().to_path_buf());
+    d.promotions = Some(store);
+    let r = router(d, &b);
+    let (status, json) = get_json(&r, "/api/apps").await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let m = &json["matrix"];
+    assert_eq!(m["branch"], "main");
+    let envs: Vec<&str> = m["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(envs, ["staging", "production"]);
+    let shop = m["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "shop")
+        .unwrap();
+    assert_eq!(
+        shop["cells"]["staging"]["versions"][0],
+        "ghcr.io/acme/shop:2.1.0"
+    );
+    assert_eq!(
+        shop["cells"]["production"]["versions"][0],
+        "ghcr.io/acme/shop:2.0.3"
+    );
+    assert_eq!(
+        shop["cells"]["production"]["application"],
+        "shop-production"
+    );
+    assert!(
+        m["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "ingress" && r["cells"][""].is_object())
+    );
+    assert_eq!(json["argocd"]["state"], "not_configured");
+    let (status, html) = get(&r, "/apps").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("promotion pending"));
+    assert!(!html.contains("9.9.9-uncommitted"));
+    b.cleanup().await;
+}
