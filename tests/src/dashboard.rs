@@ -60,6 +60,7 @@ pub fn app(name: &str, env: &str, lines: usize) -> AppSection {
         }],
         argocd: None,
         render_error: None,
+        live_diff: None,
     }
 }
 

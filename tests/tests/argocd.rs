@@ -192,10 +192,18 @@ async fn live_diff_shows_what_changes_in_the_cluster_and_renders_in_the_report()
         apps: vec![AppSection {
             name: "shop".into(),
             environment: Some("staging".into()),
-            diff,
+            // Git itself changed nothing here: the cluster drifted, and only the live diff says so.
+            diff: capstan_worker::diff::AppDiff {
+                app: "shop".into(),
+                reasons: vec![],
+                changes: vec![],
+                problems: vec![],
+                notes: vec![],
+            },
             findings: f.findings.clone(),
             argocd: f.argocd.clone(),
             render_error: None,
+            live_diff: Some(diff),
         }],
     };
     let body: String = report::render_comment(&report)
@@ -204,6 +212,13 @@ async fn live_diff_shows_what_changes_in_the_cluster_and_renders_in_the_report()
         .map(|p| p.body.clone())
         .collect();
     assert!(body.contains("image: web:2"), "{body}");
+    let live = body
+        .find("**Against the live cluster** (ArgoCD")
+        .expect("a live-cluster heading");
+    assert!(
+        body[live..].contains("image: web:2"),
+        "the live diff is under its own heading: {body}"
+    );
     assert!(
         body.contains("OutOfSync") && body.contains("Healthy"),
         "{body}"

@@ -74,7 +74,7 @@ async fn split_comment_links_lead_to_the_full_diff_of_each_app(b: &Backend) {
     let run_url = format!("{base}/runs/{id}");
     // Four apps of ~40 kB of diff each: far beyond one 65,536-character comment.
     let names = ["billing", "checkout", "search", "web-frontend"];
-    let rep = report(
+    let mut rep = report(
         "acme/gitops",
         7,
         &run_url,
@@ -83,6 +83,8 @@ async fn split_comment_links_lead_to_the_full_diff_of_each_app(b: &Backend) {
             .map(|n| app_section(n, "staging", 450))
             .collect(),
     );
+    // One app drifted in the cluster: its live diff is shown beside the git diff.
+    rep.apps[2].live_diff = Some(rep.apps[2].diff.clone());
     runs.finish_run(
         id,
         &RunOutcome {
@@ -122,6 +124,11 @@ async fn split_comment_links_lead_to_the_full_diff_of_each_app(b: &Backend) {
                 );
             }
             assert!(sec.contains("container web has no memory limit"));
+            assert_eq!(
+                sec.contains("Against the live cluster (1)"),
+                app.live_diff.is_some(),
+                "{name}: the live diff is shown exactly when there is one"
+            );
             linked.insert(name.to_string());
         }
     }

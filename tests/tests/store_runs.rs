@@ -52,6 +52,7 @@ fn report(sha: &str) -> RunReport {
             }],
             argocd: None,
             render_error: None,
+            live_diff: None,
         }],
     }
 }

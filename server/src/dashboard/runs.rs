@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use capstan_worker::diff::ObjectChangeKind;
+use capstan_worker::diff::{ObjectChange, ObjectChangeKind};
 use capstan_worker::report::{AppSection, ArgoStatus, RunReport, Severity};
 use capstan_worker::store::{RunFilter, RunRecord, RunStatus};
 use serde::Deserialize;
@@ -246,8 +246,25 @@ fn app_section(b: &mut String, a: &AppSection) {
         b.push_str("<p class=\"muted\">No object changes.</p>");
     } else {
         let _ = write!(b, "<h3>Object changes ({})</h3>", a.diff.changes.len());
+        changes(b, &a.diff.changes);
     }
-    for c in &a.diff.changes {
+    if let Some(live) = &a.live_diff {
+        if live.changes.is_empty() {
+            b.push_str("<p class=\"muted\">Against the live cluster: the cluster already matches this head.</p>");
+        } else {
+            let _ = write!(
+                b,
+                "<h3>Against the live cluster ({}): what a sync of this head would change</h3>",
+                live.changes.len()
+            );
+            changes(b, &live.changes);
+        }
+    }
+    b.push_str("</section>");
+}
+
+fn changes(b: &mut String, list: &[ObjectChange]) {
+    for c in list {
         let (word, tone) = match c.change {
             ObjectChangeKind::Added => ("added", Tone::Good),
             ObjectChangeKind::Removed => ("removed", Tone::Bad),
@@ -268,7 +285,6 @@ fn app_section(b: &mut String, a: &AppSection) {
         }
         diff_block(b, &c.diff);
     }
-    b.push_str("</section>");
 }
 
 /// A unified diff with added, removed and hunk lines marked by class (and by their `+`/`-`

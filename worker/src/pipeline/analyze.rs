@@ -198,6 +198,7 @@ pub fn app_sections(analysis: &Analysis) -> Vec<AppSection> {
                 argocd: None,
                 // A failed head render is already a "failed" problem of the diff.
                 render_error: None,
+                live_diff: None,
             }
         })
         .collect()

@@ -67,14 +67,17 @@ pub async fn run_cluster_checks(
     }
 }
 
-/// Adds one checker's answer to a section. The first ArgoCD verdict wins; the live diff is
-/// summarised as a note (the per-object YAML is on the run page).
+/// Adds one checker's answer to a section. The first ArgoCD verdict and live diff win; the live
+/// diff is also summarised as a note, which survives when the comment folds the objects away.
 fn merge(section: &mut AppSection, f: ClusterFindings) {
     if section.argocd.is_none() {
         section.argocd = f.argocd;
     }
-    if let Some(live) = &f.live_diff {
-        section.diff.notes.push(live_diff_note(live));
+    if let Some(live) = f.live_diff {
+        section.diff.notes.push(live_diff_note(&live));
+        if section.live_diff.is_none() {
+            section.live_diff = Some(live);
+        }
     }
     section.findings.extend(f.findings);
     section.diff.notes.extend(f.notes);

@@ -469,15 +469,22 @@ const SECTION_CLOSE: &str = "</details>\n\n";
 fn app_section(a: &AppSection, run_url: &str, budget: usize) -> String {
     let link = a.anchor_url(run_url);
     let open = section_open(a, &link, budget);
-    let mut states: Vec<Shown> = vec![Shown::Full; a.diff.changes.len()];
-    let mut blocks: Vec<String> = a
+    // The git diff first, then what a sync would change in the live cluster; one folding budget
+    // covers both, and the live objects are the first to be counted instead of shown.
+    let git_n = a.diff.changes.len();
+    let items: Vec<&ObjectChange> = a
         .diff
         .changes
         .iter()
+        .chain(a.live_diff.iter().flat_map(|l| l.changes.iter()))
+        .collect();
+    let mut states: Vec<Shown> = vec![Shown::Full; items.len()];
+    let mut blocks: Vec<String> = items
+        .iter()
         .map(|c| change_block(c, Shown::Full, &link))
         .collect();
-    // Room for the "**Changes**" heading and the "…and N more" line.
-    let fixed = open.len() + SECTION_CLOSE.len() + link.len() + 100;
+    // Room for the two headings and the "…and N more" line.
+    let fixed = open.len() + SECTION_CLOSE.len() + link.len() + 200;
     let mut total = fixed + blocks.iter().map(String::len).sum::<usize>();
     // Largest block first; each pop folds one step further (full → head → hidden).
     let mut heap: BinaryHeap<(usize, usize)> = blocks
@@ -487,14 +494,13 @@ fn app_section(a: &AppSection, run_url: &str, budget: usize) -> String {
         .collect();
     while total > budget {
         let Some((_, i)) = heap.pop() else { break };
-        states[i] = if states[i] == Shown::Full
-            && a.diff.changes[i].diff.lines().count() > FOLDED_HEAD_LINES
+        states[i] = if states[i] == Shown::Full && items[i].diff.lines().count() > FOLDED_HEAD_LINES
         {
             Shown::Head
         } else {
             Shown::Hidden
         };
-        let block = change_block(&a.diff.changes[i], states[i], &link);
+        let block = change_block(items[i], states[i], &link);
         total = total - blocks[i].len() + block.len();
         if states[i] != Shown::Hidden {
             heap.push((block.len(), i));
@@ -507,11 +513,21 @@ fn app_section(a: &AppSection, run_url: &str, budget: usize) -> String {
         total -= blocks[kept].len();
     }
     let mut out = open;
-    if !a.diff.changes.is_empty() {
+    if git_n > 0 {
         out.push_str("**Changes**\n\n");
     }
-    for b in &blocks[..kept] {
+    for b in &blocks[..kept.min(git_n)] {
         out.push_str(b);
+    }
+    if kept > git_n {
+        out.push_str(
+            "**Against the live cluster** (ArgoCD: what a sync of this head would change)\n\n",
+        );
+        for b in &blocks[git_n..kept] {
+            out.push_str(b);
+        }
+    } else if a.live_diff.as_ref().is_some_and(|l| !l.has_changes()) {
+        out.push_str("**Against the live cluster**: the cluster already matches this head.\n\n");
     }
     if kept < blocks.len() {
         let _ = writeln!(

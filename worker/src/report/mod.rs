@@ -47,6 +47,10 @@ pub struct AppSection {
     pub argocd: Option<ArgoStatus>,
     /// The app could not be rendered at head (or the run failed for it otherwise).
     pub render_error: Option<String>,
+    /// Head against the live cluster (ArgoCD's normalized live state): what a sync would change,
+    /// which can differ from the git diff when the cluster drifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_diff: Option<AppDiff>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -41,6 +41,7 @@ pub fn app(name: &str, env: Option<&str>, changes: Vec<ObjectChange>) -> AppSect
         findings: Vec::new(),
         argocd: None,
         render_error: None,
+        live_diff: None,
     }
 }
 
