@@ -1,5 +1,6 @@
-//! The `pr_check` handler with cluster-side checkers (a fake standing in for ArgoCD): verdicts
-//! are rendered per app, an unreachable ArgoCD is reported per app and the check still completes.
+//! The `pr_check` handler with cluster-side checkers (a fake checker, and the real ArgoCD check
+//! against the fake ArgoCD): verdicts and live diffs are rendered per app, an unreachable or
+//! forbidden ArgoCD is reported per app and the check still completes.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
@@ -372,4 +373,85 @@ async fn a_job_for_an_old_head_posts_nothing() {
             .iter()
             .all(|c| c.method == "GET" || c.path.starts_with("/app"))
     );
+}
+
+fn settings_object(app: &str, level: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": app},
+        "data": {"LOG_LEVEL": level},
+    })
+}
+
+/// The real ArgoCD check against the fake ArgoCD, end to end through the handler: `app-000` is
+/// known to ArgoCD (live diff and an opted-in dry-run sync), `app-001` is not (403).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_argocd_check_reports_live_diff_dry_run_and_forbidden_apps_per_app() {
+    use capstan_tests::fake_argocd::{FakeApp, FakeArgoCd};
+    use capstan_worker::argocd::{ArgoCdCheck, ArgoClient, ArgoConfig, DryRunOptions};
+
+    let h = Harness::without_service(&fanout_tree(2)).await;
+    let head = h.push_level("feature", "debug");
+    h.open_pull(13, "feature");
+
+    let argo = FakeArgoCd::start("argo-token").await;
+    argo.add_app(
+        FakeApp::new(
+            "app-000",
+            "https://github.com/acme/gitops.git",
+            "apps/app-000",
+        )
+        .with_status("OutOfSync", "Healthy")
+        // Someone changed the live object by hand: the cluster says "warn", git says "info".
+        .with_live(vec![settings_object("app-000", "warn")])
+        .with_manifests(&head, vec![settings_object("app-000", "debug")]),
+    );
+    let mut cfg = ArgoConfig::new(argo.url().parse().unwrap(), "argo-token");
+    cfg.timeout = Duration::from_secs(5);
+    let check = ArgoCdCheck::new(
+        ArgoClient::new(&cfg).unwrap(),
+        &["app-000".to_string()],
+        DryRunOptions {
+            poll_interval: Duration::from_millis(10),
+            timeout: Duration::from_secs(20),
+            prune: true,
+        },
+    )
+    .unwrap();
+    let w = Worker::start(&h, vec![Arc::new(check)]).await;
+    w.check(13, &head).await;
+    h.wait_for("the check run", Duration::from_secs(120), |h| {
+        h.check_runs_for(&head)
+            .iter()
+            .any(|r| r["status"] == "completed")
+    })
+    .await;
+    w.stop().await;
+
+    let run = h.check_runs_for(&head).remove(0);
+    assert_eq!(run["conclusion"], "success", "{run:#}");
+    let body = h.report_comments(13).remove(0).body;
+    assert!(body.contains("OutOfSync"), "{body}");
+    // The live diff goes from what the cluster has (warn) to the head (debug), not from git's base.
+    let live = body
+        .find("**Against the live cluster**")
+        .unwrap_or_else(|| panic!("no live section: {body}"));
+    let live_part = &body[live..];
+    assert!(live_part.contains("-  LOG_LEVEL: warn"), "{live_part}");
+    assert!(live_part.contains("+  LOG_LEVEL: debug"), "{live_part}");
+    assert!(body.contains("missing or forbidden"), "{body}");
+
+    let sync = argo.calls_to("POST", "/api/v1/applications/app-000/sync");
+    assert_eq!(sync.len(), 1, "one dry-run sync for the opted-in app");
+    let req = sync[0].body.clone().unwrap();
+    assert_eq!(req["dryRun"], true);
+    assert_eq!(req["revision"], head.as_str());
+    assert!(
+        argo.calls_to("POST", "/api/v1/applications/app-001/sync")
+            .is_empty()
+    );
+    let manifests = argo.calls_to("GET", "/api/v1/applications/app-000/manifests");
+    assert_eq!(manifests[0].query_values("revision"), vec![head.clone()]);
+    h.stop().await;
 }
