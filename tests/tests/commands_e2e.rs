@@ -119,6 +119,8 @@ impl AppSync for FakeSync {
 #[derive(Default)]
 struct FakePromoter {
     calls: Mutex<Vec<PromoteRequest>>,
+    /// (actor, environment, reason) of promotions refused before reaching the engine.
+    refusals: Mutex<Vec<(String, String, String)>>,
 }
 
 #[async_trait]
@@ -129,6 +131,14 @@ impl Promoter for FakePromoter {
             "promotion pull request opened for {}",
             req.environment
         ))
+    }
+
+    async fn record_refusal(&self, req: &PromoteRequest, reason: &str) {
+        self.refusals.lock().unwrap().push((
+            req.actor.clone(),
+            req.environment.clone(),
+            reason.to_string(),
+        ));
     }
 }
 
@@ -493,6 +503,17 @@ async fn permission_levels_decide_what_runs(b: &Backend) {
     assert_eq!(calls[0].app.as_deref(), Some("web"));
     assert_eq!(calls[0].head_at_command.as_deref(), Some(h.head()));
     assert_eq!(calls[0].actor, "admin");
+    // The reader's refused promotion still reaches the audit trail.
+    let refusals = h.promoter.refusals.lock().unwrap().clone();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(
+        (refusals[0].0.as_str(), refusals[0].1.as_str()),
+        ("reader", "staging")
+    );
+    assert!(
+        refusals[0].2.contains("needs write permission"),
+        "{refusals:?}"
+    );
 
     // Someone without access to the repository runs nothing, not even `diff`.
     let before = h.checks_of_head().await.len();

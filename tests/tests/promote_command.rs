@@ -135,6 +135,14 @@ async fn promote_is_refused_on_a_moved_head_allowed_otherwise_and_every_attempt_
         1
     );
 
+    // A reader's `/capstan promote`, refused by the command handler's permission check before
+    // the engine ran, is recorded too.
+    let mut reader = request("production", Some(&h2), None);
+    reader.actor = "eve".into();
+    w.engine
+        .record_refusal(&reader, "`promote` needs write permission; you have read")
+        .await;
+
     let records = w
         .store
         .list_promotions(&PromotionFilter::default())
@@ -153,7 +161,16 @@ async fn promote_is_refused_on_a_moved_head_allowed_otherwise_and_every_attempt_
             (PromotionStatus::Refused, "bob", "staging"),
             (PromotionStatus::Opened, "bob", "production"),
             (PromotionStatus::Opened, "bob", "production"),
+            (PromotionStatus::Refused, "eve", "production"),
         ]
+    );
+    assert!(
+        records[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("needs write permission")),
+        "{:?}",
+        records[0]
     );
     assert!(
         records

@@ -129,6 +129,13 @@ pub struct PromoteRequest {
 
 #[async_trait::async_trait]
 pub trait Promoter: Send + Sync + 'static {
-    /// Run or refuse the promotion; the text is the reply to post (outcome or refusal reason).
+    /// Run the promotion: `Ok` is the outcome for the reply, `Err` a refusal reason (the engine
+    /// has recorded it in the audit either way).
     async fn promote(&self, req: &PromoteRequest) -> Result<String, String>;
+
+    /// A promotion refused before it reached the engine (the commenter's permission), so the
+    /// audit shows every attempt. Best effort: the refusal is answered whatever happens here.
+    async fn record_refusal(&self, req: &PromoteRequest, reason: &str) {
+        let _ = (req, reason);
+    }
 }

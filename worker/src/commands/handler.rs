@@ -254,6 +254,27 @@ impl CommandHandler {
             let outcome = match decision {
                 Decision::Refused { reason, .. } => {
                     info!(line = line.line, %reason, "command refused");
+                    if let (
+                        Ok(Command::Promote {
+                            environment,
+                            app,
+                            sha,
+                        }),
+                        Some(promoter),
+                    ) = (&line.outcome, &self.services.promoter)
+                    {
+                        let req = PromoteRequest {
+                            repo: cmd.repo.clone(),
+                            pr: cmd.number,
+                            environment: environment.clone(),
+                            app: app.clone(),
+                            sha: sha.clone(),
+                            head_at_command: None,
+                            actor: cmd.author.clone(),
+                            installation_id: cmd.installation_id,
+                        };
+                        promoter.record_refusal(&req, &reason).await;
+                    }
                     Outcome::Refused(reason)
                 }
                 Decision::Allowed {

@@ -193,4 +193,15 @@ impl Promoter for Engine {
         let span = tracing::info_span!("promote_command", repo = %req.repo, pr = req.pr, env = %req.environment);
         tracing::Instrument::instrument(self.run_command(req), span).await
     }
+
+    async fn record_refusal(&self, req: &PromoteRequest, reason: &str) {
+        let sha = req
+            .sha
+            .clone()
+            .or_else(|| req.head_at_command.clone())
+            .unwrap_or_default();
+        if let Err(e) = self.refuse(req, &sha, reason.to_string()).await {
+            tracing::warn!(error = %e, "recording a refused promotion in the audit failed");
+        }
+    }
 }
