@@ -29,7 +29,8 @@ fn request(env: &str, head: Option<&str>, sha: Option<&str>) -> PromoteRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_is_refused_on_a_moved_head_allowed_otherwise_and_every_attempt_is_audited() {
-    let w = World::new(&[
+    // Our own rule requires podinfo-staging to be Synced and Healthy: it is.
+    let w = World::with_healthy_podinfo(&[
         (".capstan.yaml", &real(".capstan.yaml")),
         (STAGING, &real(STAGING)),
         (PRODUCTION, &real(PRODUCTION)),
