@@ -80,8 +80,11 @@ pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
 pub struct ArgoCdApps {
     client: capstan_worker::argocd::ArgoClient,
     ttl: std::time::Duration,
-    last: tokio::sync::Mutex<Option<(std::time::Instant, Result<Vec<ArgoApp>, String>)>>,
+    last: tokio::sync::Mutex<Option<Cached>>,
 }
+
+/// One answer from ArgoCD and when it came.
+type Cached = (std::time::Instant, Result<Vec<ArgoApp>, String>);
 
 impl ArgoCdApps {
     pub fn new(client: capstan_worker::argocd::ArgoClient, ttl: std::time::Duration) -> Self {
