@@ -132,6 +132,21 @@ pub fn cluster_services(cfg: &Config) -> ClusterServices {
     out
 }
 
+/// The dashboard's view of ArgoCD, from the same settings the cluster checks use.
+fn argocd_apps(cfg: &Config) -> Option<Arc<dyn dashboard::argocd::ArgoApps>> {
+    let argo = cfg.argocd.as_ref()?;
+    match ArgoClient::new(&argo.client) {
+        Ok(c) => Some(Arc::new(dashboard::argocd::ArgoCdApps::new(
+            c,
+            dashboard::argocd::CACHE_TTL,
+        ))),
+        Err(e) => {
+            warn!(error = %e, "ArgoCD is configured but its client could not be built");
+            None
+        }
+    }
+}
+
 /// The dashboard the config describes, over the shared store. Returns it with the path of a
 /// token generated on this start (to print once).
 pub async fn dashboard(
@@ -175,6 +190,7 @@ pub async fn dashboard(
     ));
     d.registry = registry;
     d.cluster = client.map(|c| Arc::new(ClusterView::new(c)));
+    d.argocd = argocd_apps(cfg);
     d.auth = Arc::new(auth);
     Ok((d, generated))
 }

@@ -3,7 +3,8 @@
 //! `repositoryManifestResponse`, `applicationManagedResourcesResponse`, `runtimeError`).
 //!
 //! Status codes as ArgoCD gives them: 401 without a bearer token or with a wrong one; 403 for an
-//! application that does not exist *or* that the token may not see (ArgoCD does not reveal which);
+//! application that does not exist *or* that the token may not see (ArgoCD does not reveal which),
+//! and such apps are left out of the list (`GET /api/v1/applications`);
 //! 400 for a sync while another operation runs or malformed multi-source parameters; 500 (gRPC
 //! `Unknown`) for a revision the repo server cannot resolve; 404 for paths ArgoCD does not serve.
 //! A sync (dry or real) goes `Running` on the first poll of the app after it was requested and
@@ -315,6 +316,9 @@ fn route(
     body: Option<&Value>,
     body_empty: bool,
 ) -> (StatusCode, Value) {
+    if path == "/api/v1/applications" && method == Method::GET {
+        return list_applications(inner);
+    }
     let Some(rest) = path.strip_prefix("/api/v1/applications/") else {
         return runtime_error(StatusCode::NOT_FOUND, 5, "Not Found");
     };
@@ -344,6 +348,26 @@ fn route(
         Some("managed-resources") => (StatusCode::OK, managed_resources(st)),
         Some(_) => sync(st, body, body_empty),
     }
+}
+
+/// `v1alpha1ApplicationList` of the apps the token may see (forbidden ones are left out, as
+/// ArgoCD filters the list by RBAC); `items` is `null` when there are none, as ArgoCD sends it.
+fn list_applications(inner: &mut Inner) -> (StatusCode, Value) {
+    let items: Vec<Value> = inner
+        .apps
+        .values()
+        .filter(|s| !s.app.forbidden)
+        .map(application_json)
+        .collect();
+    let items = if items.is_empty() {
+        Value::Null
+    } else {
+        json!(items)
+    };
+    (
+        StatusCode::OK,
+        json!({"metadata": {"resourceVersion": "1000"}, "items": items}),
+    )
 }
 
 /// The controller's view of a requested operation, advanced once per poll of the app.

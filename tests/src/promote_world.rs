@@ -15,10 +15,23 @@ use capstan_worker::store::runs::SqlRunStore;
 use git2::{FileMode, Oid, Repository, Signature};
 
 use crate::backend::Backend;
+use crate::fake_argocd::{FakeApp, FakeArgoCd};
 use crate::fake_github::FakeGitHub;
+use capstan_worker::argocd::{ArgoCdCheck, ArgoClient, ArgoConfig, DryRunOptions};
 
 pub const REPO: &str = "acme/gitops";
 pub const PAT: &str = "ghp_promote_test_token_0123456789abcdef";
+pub const ARGOCD_TOKEN: &str = "argocd-promote-test-token";
+
+/// The ArgoCD Application of podinfo in `env`, with the given sync and health.
+pub fn podinfo_app(env: &str, sync: &str, health: &str) -> FakeApp {
+    FakeApp::new(
+        &format!("podinfo-{env}"),
+        "https://github.com/acme/gitops.git",
+        &format!("applications/workloads/podinfo/overlays/{env}"),
+    )
+    .with_status(sync, health)
+}
 
 pub struct World {
     pub dir: tempfile::TempDir,
@@ -28,11 +41,32 @@ pub struct World {
     pub engine: Arc<Engine>,
     pub store: SqlPromotionStore,
     pub backend: Backend,
+    /// The ArgoCD the engine asks about app health, when the world has one.
+    pub argocd: Option<FakeArgoCd>,
 }
 
 impl World {
     /// A repository whose `main` holds `files`.
     pub async fn new(files: &[(&str, &[u8])]) -> World {
+        Self::build(files, None).await
+    }
+
+    /// A world whose engine reads app status from a fake ArgoCD serving `apps`.
+    pub async fn with_argocd(files: &[(&str, &[u8])], apps: Vec<FakeApp>) -> World {
+        let argo = FakeArgoCd::start(ARGOCD_TOKEN).await;
+        for a in apps {
+            argo.add_app(a);
+        }
+        Self::build(files, Some(argo)).await
+    }
+
+    /// A world where the source environment of this repository's own rule (podinfo-staging)
+    /// is Synced and Healthy, so `requireHealthy` lets promotions through.
+    pub async fn with_healthy_podinfo(files: &[(&str, &[u8])]) -> World {
+        Self::with_argocd(files, vec![podinfo_app("staging", "Synced", "Healthy")]).await
+    }
+
+    async fn build(files: &[(&str, &[u8])], argocd: Option<FakeArgoCd>) -> World {
         let dir = tempfile::tempdir().unwrap();
         let origin = dir.path().join("github/acme/gitops.git");
         std::fs::create_dir_all(&origin).unwrap();
@@ -63,6 +97,13 @@ impl World {
             None,
         );
         engine.queue = Some(backend.queue.clone());
+        if let Some(argo) = &argocd {
+            let client =
+                ArgoClient::new(&ArgoConfig::new(argo.url().parse().unwrap(), ARGOCD_TOKEN))
+                    .unwrap();
+            let check = ArgoCdCheck::new(client, &[], DryRunOptions::default()).unwrap();
+            engine.sync = Some(Arc::new(check));
+        }
         let w = World {
             dir,
             origin,
@@ -70,6 +111,7 @@ impl World {
             engine: Arc::new(engine),
             store,
             backend,
+            argocd,
         };
         let owned: Vec<(&str, Option<&[u8]>)> = files.iter().map(|(p, b)| (*p, Some(*b))).collect();
         w.commit("main", None, "initial", &owned);

@@ -483,3 +483,65 @@ async fn sync_app_starts_a_real_sync_and_reports_why_it_cannot() {
     let denied = bad.sync_app("shop", None).await.unwrap_err();
     assert!(denied.contains("401"), "{denied}");
 }
+
+#[tokio::test]
+async fn list_applications_returns_every_visible_app_with_its_status() {
+    let argo = FakeArgoCd::start(TOKEN).await;
+    let c = check(&argo.url(), TOKEN, &[]);
+    // ArgoCD sends `items: null` when no app is visible.
+    assert!(c.client().list_applications().await.unwrap().is_empty());
+    argo.add_app(shop_app().with_status("OutOfSync", "Degraded"));
+    argo.add_app(FakeApp::new("billing", REPO_URL, "apps/billing"));
+    argo.add_app(FakeApp::new("secret-app", REPO_URL, "apps/secret").forbidden());
+    let apps = c.client().list_applications().await.unwrap();
+    let got: Vec<(String, Option<String>, Option<String>)> = apps
+        .iter()
+        .map(|a| {
+            (
+                a.metadata.name.clone(),
+                a.status.sync.as_ref().and_then(|s| s.status.clone()),
+                a.status.health.as_ref().and_then(|h| h.status.clone()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "billing".into(),
+                Some("Synced".into()),
+                Some("Healthy".into())
+            ),
+            (
+                "shop".into(),
+                Some("OutOfSync".into()),
+                Some("Degraded".into())
+            ),
+        ]
+    );
+    let calls = argo.calls_to("GET", "/api/v1/applications");
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|c| c.status == 200 && c.query.is_empty()));
+    for token in ["wrong-token", ""] {
+        let e = check(&argo.url(), token, &[])
+            .client()
+            .list_applications()
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(401), "{e}");
+    }
+    assert_eq!(argo.calls_to("GET", "/api/v1/applications").len(), 4);
+}
+
+#[tokio::test]
+async fn app_status_reads_sync_and_health_and_says_why_it_cannot() {
+    let argo = FakeArgoCd::start(TOKEN).await;
+    argo.add_app(shop_app().with_status("Synced", "Degraded"));
+    let c = check(&argo.url(), TOKEN, &[]);
+    let s = c.app_status("shop").await.unwrap();
+    assert_eq!(s.sync.as_deref(), Some("Synced"));
+    assert_eq!(s.health.as_deref(), Some("Degraded"));
+    assert!(!s.synced_and_healthy());
+    let e = c.app_status("no-such-app").await.unwrap_err();
+    assert!(e.contains("missing or forbidden"), "{e}");
+}

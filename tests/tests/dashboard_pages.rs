@@ -353,3 +353,107 @@ async fn environments_come_from_the_default_branch_of_the_repository() {
     assert!(!html.contains("9.9.9-uncommitted"));
     b.cleanup().await;
 }
+
+fn argo_apps(url: &str, token: &str) -> Arc<dyn capstan_server::dashboard::argocd::ArgoApps> {
+    let mut cfg = capstan_worker::argocd::ArgoConfig::new(url.parse().unwrap(), token);
+    cfg.timeout = std::time::Duration::from_secs(2);
+    let client = capstan_worker::argocd::ArgoClient::new(&cfg).unwrap();
+    Arc::new(capstan_server::dashboard::argocd::ArgoCdApps::new(
+        client,
+        std::time::Duration::from_secs(60),
+    ))
+}
+
+#[tokio::test]
+async fn argocd_sync_and_health_show_on_the_environments_and_cluster_pages() {
+    use capstan_tests::fake_argocd::{FakeApp, FakeArgoCd};
+    let b = Backend::sqlite().await;
+    let repo = tempfile::tempdir().unwrap();
+    gitops_repo(repo.path());
+    let argo = FakeArgoCd::start("argo-token").await;
+    let url = "https://github.com/acme/gitops.git";
+    argo.add_app(
+        FakeApp::new("shop-staging", url, "apps/shop/overlays/staging")
+            .with_status("OutOfSync", "Degraded"),
+    );
+    argo.add_app(FakeApp::new(
+        "shop-production",
+        url,
+        "apps/shop/overlays/production",
+    ));
+    let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
+    d.repo = Some(repo.path().to_path_buf());
+    d.argocd = Some(argo_apps(&argo.url(), "argo-token"));
+    let r = router(d, &b);
+
+    let (status, json) = get_json(&r, "/api/cluster").await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["argocd"]["state"], "apps");
+    let (status, html) = get(&r, "/cluster").await;
+    assert_eq!(status, StatusCode::OK);
+    let attention = &html[html.find("ArgoCD applications needing attention").unwrap()..];
+    assert!(attention.contains("shop-staging"), "{attention}");
+    assert!(attention.contains("OutOfSync") && attention.contains("Degraded"));
+    assert!(!attention.contains("shop-production"), "{attention}");
+
+    let (status, json) = get_json(&r, "/api/apps").await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let apps = json["argocd"]["apps"].as_array().unwrap();
+    let states: Vec<(&str, &str, &str)> = apps
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap(),
+                a["sync"].as_str().unwrap(),
+                a["health"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("shop-production", "Synced", "Healthy"),
+            ("shop-staging", "OutOfSync", "Degraded"),
+        ]
+    );
+    let (status, html) = get(&r, "/apps").await;
+    assert_eq!(status, StatusCode::OK);
+    for s in ["OutOfSync", "Degraded", "Synced", "Healthy"] {
+        assert!(html.contains(s), "{s} missing on /apps");
+    }
+    assert!(!html.contains("ArgoCD not configured"));
+    // Four page views, one list request: the adapter caches.
+    assert_eq!(argo.calls_to("GET", "/api/v1/applications").len(), 1);
+    b.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_or_refusing_argocd_is_named_and_the_pages_still_render() {
+    let b = Backend::sqlite().await;
+    let repo = tempfile::tempdir().unwrap();
+    gitops_repo(repo.path());
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let argo = capstan_tests::fake_argocd::FakeArgoCd::start("argo-token").await;
+    for (url, expect) in [
+        (format!("http://127.0.0.1:{port}"), "unreachable"),
+        (argo.url(), "rejected the token (401"),
+    ] {
+        let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
+        d.repo = Some(repo.path().to_path_buf());
+        d.argocd = Some(argo_apps(&url, "wrong-token"));
+        let r = router(d, &b);
+        for page in ["/cluster", "/apps"] {
+            let (status, html) = get(&r, page).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            assert!(html.contains("ArgoCD unavailable"), "{page}: {html}");
+            assert!(html.contains(expect), "{page}: {html}");
+        }
+        let (_, json) = get_json(&r, "/api/apps").await;
+        assert_eq!(json["argocd"]["state"], "unavailable");
+        assert_eq!(json["matrix"]["branch"], "main", "the rest still renders");
+    }
+    b.cleanup().await;
+}

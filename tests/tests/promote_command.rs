@@ -29,7 +29,8 @@ fn request(env: &str, head: Option<&str>, sha: Option<&str>) -> PromoteRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_is_refused_on_a_moved_head_allowed_otherwise_and_every_attempt_is_audited() {
-    let w = World::new(&[
+    // Our own rule requires podinfo-staging to be Synced and Healthy: it is.
+    let w = World::with_healthy_podinfo(&[
         (".capstan.yaml", &real(".capstan.yaml")),
         (STAGING, &real(STAGING)),
         (PRODUCTION, &real(PRODUCTION)),
@@ -176,5 +177,63 @@ async fn promote_is_refused_on_a_moved_head_allowed_otherwise_and_every_attempt_
         records
             .iter()
             .all(|r| r.trigger == "command" && r.source_pr == Some(1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_is_refused_while_the_source_app_is_degraded() {
+    let w = World::with_argocd(
+        &[
+            (".capstan.yaml", &real(".capstan.yaml")),
+            (STAGING, &real(STAGING)),
+            (PRODUCTION, &real(PRODUCTION)),
+        ],
+        vec![capstan_tests::promote_world::podinfo_app(
+            "staging", "Synced", "Degraded",
+        )],
+    )
+    .await;
+    let staging = String::from_utf8(real(STAGING)).unwrap();
+    let v1 = staging.replace("newTag: 6.7.1", "newTag: 6.8.0");
+    let h1 = w
+        .commit(
+            "bump",
+            Some("main"),
+            "bump",
+            &[(STAGING, Some(v1.as_bytes()))],
+        )
+        .to_string();
+    w.fake
+        .open_pull(REPO, "bump", "main", "Bump podinfo", "alice");
+    w.fake.set_files(REPO, 1, &[STAGING]);
+    let reply = w
+        .engine
+        .promote(&request("production", Some(&h1), None))
+        .await
+        .unwrap();
+    assert!(
+        reply.contains("refused")
+            && reply.contains("podinfo-staging is Synced and Degraded, not Synced and Healthy"),
+        "{reply}"
+    );
+    assert_eq!(w.fake.pulls(REPO).len(), 1, "no promotion pull request");
+    let records = w
+        .store
+        .list_promotions(&PromotionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].status, PromotionStatus::Refused);
+    assert!(
+        w.backend
+            .queue
+            .jobs_by_dedupe_key(&format!(
+                "default_branch_push:{REPO}@{h1}:healthy:{}:1",
+                records[0].promotion_key
+            ))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a command is answered, not re-checked later"
     );
 }

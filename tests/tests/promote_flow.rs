@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use capstan_tests::fake_github::MergeMethod;
-use capstan_tests::promote_world::{REPO, World};
+use capstan_tests::promote_world::{REPO, World, podinfo_app};
 use capstan_tests::repo_root;
 use capstan_worker::store::{PromotionFilter, PromotionStatus, PromotionStore};
 
@@ -23,14 +23,20 @@ fn replace_once(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
     s.replacen(from, to, 1).into_bytes()
 }
 
-/// This repository's own `.capstan.yaml` and podinfo overlays.
+fn sample_files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (".capstan.yaml", real(".capstan.yaml")),
+        (STAGING, real(STAGING)),
+        (PRODUCTION, real(PRODUCTION)),
+    ]
+}
+
+/// This repository's own `.capstan.yaml` and podinfo overlays, with podinfo-staging Synced and
+/// Healthy in ArgoCD as its `requireHealthy` condition asks.
 async fn sample_world() -> World {
-    World::new(&[
-        (".capstan.yaml", &real(".capstan.yaml")),
-        (STAGING, &real(STAGING)),
-        (PRODUCTION, &real(PRODUCTION)),
-    ])
-    .await
+    let files = sample_files();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    World::with_healthy_podinfo(&refs).await
 }
 
 /// A person's pull request that bumps the staging image tag, merged with `method`.
@@ -616,5 +622,123 @@ async fn a_promotion_pr_left_without_a_diff_is_closed_with_a_note() {
         notes[0].body.contains("nothing left to change"),
         "{}",
         notes[0].body
+    );
+}
+
+fn detail(o: &capstan_worker::promote::Outcome) -> &str {
+    o.detail.as_deref().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_healthy_holds_a_promotion_until_the_source_app_is_synced_and_healthy() {
+    let files = sample_files();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    let mut w =
+        World::with_argocd(&refs, vec![podinfo_app("staging", "OutOfSync", "Degraded")]).await;
+    Arc::get_mut(&mut w.engine).unwrap().health_checks = 2;
+    let (pr, before, after) = merge_bump(&w, "6.9.7", MergeMethod::Merge);
+
+    let out = w
+        .engine
+        .on_push(&w.push_event(&before, &after))
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].status, PromotionStatus::Pending);
+    let why = detail(&out[0]);
+    assert!(
+        why.contains("podinfo-staging is OutOfSync and Degraded, not Synced and Healthy"),
+        "{why}"
+    );
+    assert!(why.contains("check 1 of 2"), "{why}");
+    assert!(w.fake.pulls(REPO).iter().all(|p| p.head_ref != BRANCH));
+    assert!(w.tip(BRANCH).is_none(), "nothing promoted");
+    let argo = w.argocd.as_ref().unwrap();
+    assert_eq!(
+        argo.calls_to("GET", "/api/v1/applications/podinfo-staging")
+            .len(),
+        1
+    );
+    let base = format!("default_branch_push:{REPO}@{after}:healthy:{}", out[0].key);
+    let first = w
+        .backend
+        .queue
+        .jobs_by_dedupe_key(&format!("{base}:1"))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1, "a re-check is queued");
+    assert!(first[0].run_after > capstan_worker::queue::now_ms());
+
+    // The re-check (the same push again) still finds it degraded: the second and last one.
+    let out = w
+        .engine
+        .on_push(&w.push_event(&before, &after))
+        .await
+        .unwrap();
+    assert_eq!(out[0].status, PromotionStatus::Pending);
+    assert!(detail(&out[0]).contains("check 2 of 2"), "{out:?}");
+    // Bounded: after the last re-check the promotion is refused, with no further job.
+    let out = w
+        .engine
+        .on_push(&w.push_event(&before, &after))
+        .await
+        .unwrap();
+    assert_eq!(out[0].status, PromotionStatus::Refused);
+    assert!(
+        detail(&out[0]).contains("gave up after 2 checks"),
+        "{out:?}"
+    );
+    assert!(
+        w.backend
+            .queue
+            .jobs_by_dedupe_key(&format!("{base}:3"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Healthy now: the next delivery promotes, into the same audit record.
+    argo.add_app(podinfo_app("staging", "Synced", "Healthy"));
+    let out = w.engine.on_merged(&w.merged_event(pr)).await.unwrap();
+    assert_eq!(out[0].status, PromotionStatus::Opened, "{out:?}");
+    assert!(w.tip(BRANCH).is_some());
+    let records = w
+        .store
+        .list_promotions(&PromotionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0].status, PromotionStatus::Opened);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_healthy_without_argocd_refuses_instead_of_guessing() {
+    let files = sample_files();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    let w = World::new(&refs).await;
+    let (_, before, after) = merge_bump(&w, "6.9.8", MergeMethod::Merge);
+    let out = w
+        .engine
+        .on_push(&w.push_event(&before, &after))
+        .await
+        .unwrap();
+    assert_eq!(out[0].status, PromotionStatus::Refused);
+    assert!(
+        detail(&out[0]).contains("requireHealthy needs ArgoCD configured"),
+        "{out:?}"
+    );
+    assert!(w.tip(BRANCH).is_none(), "nothing promoted");
+    let records = w
+        .store
+        .list_promotions(&PromotionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(records[0].status, PromotionStatus::Refused);
+    assert!(
+        records[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("requireHealthy needs ArgoCD configured")
     );
 }

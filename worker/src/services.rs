@@ -110,6 +110,28 @@ pub trait AppSync: Send + Sync + 'static {
     /// Start a sync of `app` at `revision` (or the app's target revision); the text is the
     /// outcome for the reply, the error says why it could not start.
     async fn sync_app(&self, app: &str, revision: Option<&str>) -> Result<String, String>;
+
+    /// The app's sync and health status as ArgoCD reports them; the error says why it could not
+    /// be read. Implementations that cannot read status keep the default.
+    async fn app_status(&self, app: &str) -> Result<AppStatus, String> {
+        let _ = app;
+        Err("reading an app's status is not supported by this client".into())
+    }
+}
+
+/// One app's state as the ArgoCD reports it (`None`: the field was absent).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppStatus {
+    /// `Synced`, `OutOfSync`, `Unknown`.
+    pub sync: Option<String>,
+    /// `Healthy`, `Progressing`, `Degraded`, `Suspended`, `Missing`, `Unknown`.
+    pub health: Option<String>,
+}
+
+impl AppStatus {
+    pub fn synced_and_healthy(&self) -> bool {
+        self.sync.as_deref() == Some("Synced") && self.health.as_deref() == Some("Healthy")
+    }
 }
 
 /// `/capstan promote <env> [app] [sha]` as the command handler hands it to the promotion engine.

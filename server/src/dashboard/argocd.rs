@@ -70,3 +70,79 @@ impl ArgoView {
         }
     }
 }
+
+/// How long one answer from ArgoCD serves the pages: every page view would otherwise list all
+/// Applications again.
+pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// [`ArgoApps`] over the ArgoCD REST client, with a short cache (failures are cached too, so an
+/// unreachable ArgoCD does not slow every page down by its timeout).
+pub struct ArgoCdApps {
+    client: capstan_worker::argocd::ArgoClient,
+    ttl: std::time::Duration,
+    last: tokio::sync::Mutex<Option<Cached>>,
+}
+
+/// One answer from ArgoCD and when it came.
+type Cached = (std::time::Instant, Result<Vec<ArgoApp>, String>);
+
+impl ArgoCdApps {
+    pub fn new(client: capstan_worker::argocd::ArgoClient, ttl: std::time::Duration) -> Self {
+        ArgoCdApps {
+            client,
+            ttl,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+fn app_of(a: capstan_worker::argocd::model::Application) -> ArgoApp {
+    let status = a.status;
+    let message = status
+        .conditions
+        .iter()
+        .find_map(|c| c.message.clone())
+        .or_else(|| status.health.as_ref().and_then(|h| h.message.clone()))
+        .or_else(|| {
+            status
+                .operation_state
+                .as_ref()
+                .filter(|o| matches!(o.phase.as_deref(), Some("Failed" | "Error")))
+                .and_then(|o| o.message.clone())
+        });
+    let unknown = || "Unknown".to_string();
+    ArgoApp {
+        name: a.metadata.name,
+        sync: status.sync.and_then(|s| s.status).unwrap_or_else(unknown),
+        health: status.health.and_then(|h| h.status).unwrap_or_else(unknown),
+        message,
+    }
+}
+
+#[async_trait]
+impl ArgoApps for ArgoCdApps {
+    async fn applications(&self) -> Result<Vec<ArgoApp>, String> {
+        // Held across the call so concurrent page views share one request.
+        let mut last = self.last.lock().await;
+        if let Some((at, r)) = last.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return r.clone();
+        }
+        let r = self
+            .client
+            .list_applications()
+            .await
+            .map(|list| {
+                let mut apps: Vec<ArgoApp> = list.into_iter().map(app_of).collect();
+                apps.sort_by(|a, b| a.name.cmp(&b.name));
+                apps
+            })
+            .map_err(|e| e.to_string());
+        if let Err(e) = &r {
+            tracing::warn!(error = %e, "ArgoCD applications could not be listed");
+        }
+        *last = Some((std::time::Instant::now(), r.clone()));
+        r
+    }
+}

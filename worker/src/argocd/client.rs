@@ -14,7 +14,8 @@ use tracing::{debug, instrument};
 use url::Url;
 
 use super::model::{
-    Application, ManagedResourcesResponse, ManifestResponse, RuntimeError, SyncRequest,
+    Application, ApplicationList, ManagedResourcesResponse, ManifestResponse, RuntimeError,
+    SyncRequest,
 };
 
 /// Default per-request timeout.
@@ -219,6 +220,20 @@ impl ArgoClient {
             &format!("application {name}"),
         )
         .await
+    }
+
+    /// `GET /api/v1/applications`: every Application the token may see.
+    pub async fn list_applications(&self) -> Result<Vec<Application>, ArgoError> {
+        let list: ApplicationList = self
+            .call::<(), _>(
+                Method::GET,
+                &["api", "v1", "applications"],
+                &[],
+                None,
+                "list of applications",
+            )
+            .await?;
+        Ok(list.items)
     }
 
     /// `GET /api/v1/applications/{name}/manifests` at `revision`.

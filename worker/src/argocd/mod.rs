@@ -17,7 +17,7 @@ pub use client::{ArgoClient, ArgoConfig, ArgoError, Revision};
 pub use dry_run::DryRunOptions;
 
 use crate::report::ArgoStatus;
-use crate::services::{AppSync, ClusterCheck, ClusterCheckRequest, ClusterFindings};
+use crate::services::{AppStatus, AppSync, ClusterCheck, ClusterCheckRequest, ClusterFindings};
 use model::{Application, ApplicationSource, SyncRequest};
 
 /// The ArgoCD check and sync for one ArgoCD server.
@@ -201,6 +201,17 @@ impl AppSync for ArgoCdCheck {
             .map(|p| format!(" (operation {p})"))
             .unwrap_or_default();
         Ok(format!("ArgoCD sync of {app} started{at}{phase}"))
+    }
+
+    #[instrument(name = "argocd_status", skip(self))]
+    async fn app_status(&self, app: &str) -> Result<AppStatus, String> {
+        let a = self
+            .client
+            .application(app)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (sync, health) = status_of(&a);
+        Ok(AppStatus { sync, health })
     }
 }
 

@@ -12,11 +12,36 @@ use crate::objects::ObjectId;
 #[serde(rename_all = "camelCase")]
 pub struct Application {
     #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
     pub spec: ApplicationSpec,
     /// The requested operation; set until the controller finishes it.
     pub operation: Option<serde_json::Value>,
     #[serde(default)]
     pub status: ApplicationStatus,
+}
+
+/// `v1ObjectMeta`, the name only.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ObjectMeta {
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `v1alpha1ApplicationList`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ApplicationList {
+    /// ArgoCD sends `null` rather than `[]` when no Application is visible.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub items: Vec<Application>,
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// `v1alpha1ApplicationSpec`: a single `source` or several `sources`.
@@ -46,6 +71,16 @@ pub struct ApplicationStatus {
     pub sync: Option<SyncStatus>,
     pub health: Option<HealthStatus>,
     pub operation_state: Option<OperationState>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub conditions: Vec<ApplicationCondition>,
+}
+
+/// `v1alpha1ApplicationCondition`: usually an error or a warning about the app.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ApplicationCondition {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub message: Option<String>,
 }
 
 /// `v1alpha1SyncStatus`.

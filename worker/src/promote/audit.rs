@@ -4,7 +4,7 @@
 
 use super::apply::{ID_TRAILER, SOURCE_TRAILER};
 use super::plan::Plan;
-use super::rules::{Matched, Rule};
+use super::rules::Matched;
 use super::{Outcome, Source};
 use crate::jobs::mapping::COMMENT_MARKER;
 
@@ -98,17 +98,4 @@ pub fn closed_comment(dir: &str) -> String {
 
 pub fn sync_comment(text: &str) -> String {
     format!("{COMMENT_MARKER}:promotion-sync -->\n{}\n", code(text))
-}
-
-/// What could not be checked of a rule's conditions, said plainly in the record.
-pub fn condition_notes(rule: &Rule, has_argocd: bool) -> Option<String> {
-    let mut notes = Vec::new();
-    if rule.conditions.require_healthy {
-        notes.push(if has_argocd {
-            "requireHealthy not checked: the ArgoCD client offers sync only, no health query yet"
-        } else {
-            "requireHealthy not checked: no ArgoCD configured"
-        });
-    }
-    (!notes.is_empty()).then(|| notes.join("; "))
 }

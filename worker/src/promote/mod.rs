@@ -71,6 +71,10 @@ pub struct Engine {
     /// Where a promotion waiting for its soak time schedules its own re-run; without it the
     /// record says when `/capstan promote` may be used instead.
     pub queue: Option<Arc<dyn crate::queue::Queue>>,
+    /// `requireHealthy` on a merge: how long until the source app is checked again, and how
+    /// many re-checks before the promotion is refused.
+    pub health_retry: std::time::Duration,
+    pub health_checks: u32,
 }
 
 /// Where a change comes from.
@@ -170,6 +174,8 @@ impl Engine {
             max_push_attempts: 5,
             before_push: None,
             queue: None,
+            health_retry: std::time::Duration::from_secs(120),
+            health_checks: 15,
         }
     }
 
@@ -291,17 +297,15 @@ impl Engine {
                 ));
                 l
             }
-            (None, None) => self.land(m, source, &key, mirror, url, token).await?,
-        };
-        let conditions = audit::condition_notes(m.rule, self.sync.is_some());
-        let detail = match (landed.detail, conditions) {
-            (Some(d), Some(c)) => Some(format!("{d}. {c}")),
-            (d, c) => d.or(c),
+            (None, None) => match self.health_gate(m, source, &key).await? {
+                Some(blocked) => blocked,
+                None => self.land(m, source, &key, mirror, url, token).await?,
+            },
         };
         let out = PromotionOutcome {
             status: landed.status,
             summary: landed.plan.summary(),
-            detail,
+            detail: landed.detail,
             result_pr: landed.result_pr,
             result_sha: landed.result_sha,
         };
@@ -387,6 +391,101 @@ impl Engine {
         Ok(Some(format!(
             "waiting for the soak time; promotes at {when}"
         )))
+    }
+
+    /// `requireHealthy`: the source environment's ArgoCD app (`<app>-<source env>`, as the sync
+    /// after a direct promotion names the target's) must be Synced and Healthy. Without ArgoCD
+    /// the condition cannot be checked, so the promotion is refused rather than waved through.
+    /// A merge waits (`pending`) and re-checks later, a bounded number of times; a command is
+    /// refused with the app's state.
+    async fn health_gate(
+        &self,
+        m: &Matched<'_>,
+        source: &Source,
+        key: &str,
+    ) -> Result<Option<Landed>, PromoteError> {
+        if !m.rule.conditions.require_healthy {
+            return Ok(None);
+        }
+        let app = format!("{}-{}", m.app, m.rule.from.environment);
+        let blocked = |status, detail: String| {
+            let mut l = Landed::new(status, Plan::default());
+            l.detail = Some(detail);
+            Ok(Some(l))
+        };
+        let Some(sync) = &self.sync else {
+            return blocked(
+                PromotionStatus::Refused,
+                format!(
+                    "requireHealthy needs ArgoCD configured: Capstan cannot check that {app} is Synced and Healthy"
+                ),
+            );
+        };
+        let why = match sync.app_status(&app).await {
+            Ok(st) if st.synced_and_healthy() => return Ok(None),
+            Ok(st) => format!(
+                "requireHealthy: the source app {app} is {} and {}, not Synced and Healthy",
+                st.sync.as_deref().unwrap_or("of unknown sync status"),
+                st.health.as_deref().unwrap_or("of unknown health")
+            ),
+            Err(e) => {
+                format!("requireHealthy: the state of the source app {app} could not be read: {e}")
+            }
+        };
+        info!(app = %app, reason = %why, "promotion waits for a healthy source");
+        if source.trigger != "merge" {
+            return blocked(PromotionStatus::Refused, why);
+        }
+        let Some(queue) = &self.queue else {
+            return blocked(
+                PromotionStatus::Pending,
+                format!("{why}; run `/capstan promote` once it is"),
+            );
+        };
+        let push = crate::jobs::DefaultBranchPush {
+            repo: source.repo.clone(),
+            git_ref: format!("refs/heads/{}", source.default_branch),
+            before: source.before.clone().unwrap_or_default(),
+            after: source.sha.clone(),
+            pusher: None,
+            installation_id: None,
+        };
+        let base = push.clone().into_job().dedupe_key;
+        // One dedupe key per re-check: the running re-check holds its own key, so the next one
+        // needs another, and the keys already used count the checks.
+        for n in 1..=self.health_checks {
+            let dedupe = format!("{base}:healthy:{key}:{n}");
+            let used = queue
+                .jobs_by_dedupe_key(&dedupe)
+                .await
+                .map_err(|e| PromoteError::Input(format!("reading the health re-checks: {e}")))?;
+            if !used.is_empty() {
+                continue;
+            }
+            let mut job = push.into_job();
+            job.dedupe_key = dedupe;
+            let delay = i64::try_from(self.health_retry.as_millis()).unwrap_or(i64::MAX);
+            job.run_after = Some(crate::queue::now_ms().saturating_add(delay));
+            queue
+                .enqueue(&job)
+                .await
+                .map_err(|e| PromoteError::Input(format!("scheduling the health re-check: {e}")))?;
+            return blocked(
+                PromotionStatus::Pending,
+                format!(
+                    "{why}; checking again in {}s (check {n} of {})",
+                    self.health_retry.as_secs(),
+                    self.health_checks
+                ),
+            );
+        }
+        blocked(
+            PromotionStatus::Refused,
+            format!(
+                "{why}; gave up after {} checks: run `/capstan promote` once it is healthy",
+                self.health_checks
+            ),
+        )
     }
 
     async fn held(&self, source: &Source) -> Result<Option<String>, PromoteError> {
