@@ -450,9 +450,10 @@ async fn permission_levels_decide_what_runs(b: &Backend) {
         ),
         (
             "writer",
-            "/capstan sync web\n/capstan hold\n",
+            "/capstan sync web\n/capstan hold\n/capstan promote staging\n",
             &[
                 ("/capstan sync web", "done: ArgoCD sync of `web`"),
+                ("/capstan promote staging", "done: promotion to `staging`"),
                 (
                     "/capstan hold",
                     "refused: &#96;hold&#96; needs maintain permission on this repository; you have write",
@@ -498,11 +499,19 @@ async fn permission_levels_decide_what_runs(b: &Backend) {
     let hold = h.services.runs.hold(REPO, PR).await.unwrap().unwrap();
     assert_eq!(hold.held_by, "maintainer");
     let calls = h.promoter.calls.lock().unwrap().clone();
-    assert_eq!(calls.len(), 1, "only the admin promoted");
-    assert_eq!(calls[0].environment, "production");
-    assert_eq!(calls[0].app.as_deref(), Some("web"));
-    assert_eq!(calls[0].head_at_command.as_deref(), Some(h.head()));
-    assert_eq!(calls[0].actor, "admin");
+    assert_eq!(
+        calls.len(),
+        2,
+        "the writer and the admin promoted: {calls:?}"
+    );
+    assert_eq!(
+        (calls[0].actor.as_str(), calls[0].environment.as_str()),
+        ("writer", "staging")
+    );
+    assert_eq!(calls[1].environment, "production");
+    assert_eq!(calls[1].app.as_deref(), Some("web"));
+    assert_eq!(calls[1].head_at_command.as_deref(), Some(h.head()));
+    assert_eq!(calls[1].actor, "admin");
     // The reader's refused promotion still reaches the audit trail.
     let refusals = h.promoter.refusals.lock().unwrap().clone();
     assert_eq!(refusals.len(), 1, "{refusals:?}");
