@@ -69,20 +69,7 @@ impl Harness {
             .collect();
         origin.commit("initial tree", &changes).unwrap();
 
-        let key =
-            AppKey::from_file(&crate::own_fixtures().join("TEST-ONLY-github-app-key.pem")).unwrap();
-        let fake = FakeGitHub::start(
-            PAT,
-            "",
-            Some(FakeApp {
-                app_id: APP_ID,
-                slug: "capstan".into(),
-                public_key_der: key.public_key_der(),
-                installations: vec![(INSTALLATION, "acme".into())],
-            }),
-        )
-        .await;
-        fake.add_repo(REPO);
+        let (fake, key) = fake_github_app(PAT).await;
         let auth = match auth {
             Auth::App => Some(GitHubAuth::App {
                 app_id: APP_ID,
@@ -97,11 +84,7 @@ impl Harness {
             Arc::new(GitHubForge::new(gh).unwrap()) as Arc<dyn Forge>
         });
 
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let args = ConfigArgs {
             listen: Some(format!("127.0.0.1:{port}")),
             data_dir: Some(dir.path().join("data").display().to_string()),
@@ -316,6 +299,39 @@ impl Harness {
             s.await.unwrap().unwrap();
         }
     }
+}
+
+/// The test-only GitHub App key.
+pub fn app_key_path() -> std::path::PathBuf {
+    crate::own_fixtures().join("TEST-ONLY-github-app-key.pem")
+}
+
+/// The fake GitHub accepting personal token `token` and knowing the App (installation
+/// [`INSTALLATION`] on `acme`), with [`REPO`] registered; and the App's key.
+pub async fn fake_github_app(token: &str) -> (FakeGitHub, AppKey) {
+    let key = AppKey::from_file(&app_key_path()).unwrap();
+    let fake = FakeGitHub::start(
+        token,
+        "",
+        Some(FakeApp {
+            app_id: APP_ID,
+            slug: "capstan".into(),
+            public_key_der: key.public_key_der(),
+            installations: vec![(INSTALLATION, "acme".into())],
+        }),
+    )
+    .await;
+    fake.add_repo(REPO);
+    (fake, key)
+}
+
+/// A port nothing listens on right now, for a service to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn uuid() -> String {

@@ -3,6 +3,8 @@
 //! directories, helm availability and the render cache.
 #![allow(clippy::unwrap_used)]
 
+mod chart_support;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -236,26 +238,7 @@ fn plain_directory_with_recurse_include_and_exclude() {
 
 fn helm_repo(tmp: &Path) -> (GitRepo, git2::Oid) {
     let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: chart-app\nspec:\n  source:\n    repoURL: https://example.com/repo.git\n    path: charts/web\n    helm:\n      valueFiles: [values-prod.yaml]\n      parameters:\n      - name: replicas\n        value: '3'\n  destination:\n    namespace: web\n";
-    let b = RepoBuilder::init(tmp).unwrap();
-    let c = b
-        .commit(
-            "chart",
-            &[
-                Change::Write("apps.yaml", app.as_bytes()),
-                Change::Write(
-                    "charts/web/Chart.yaml",
-                    b"apiVersion: v2\nname: web\nversion: 0.1.0\n",
-                ),
-                Change::Write("charts/web/values.yaml", b"replicas: 1\n"),
-                Change::Write("charts/web/values-prod.yaml", b"replicas: 2\n"),
-                Change::Write(
-                    "charts/web/templates/cm.yaml",
-                    b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n",
-                ),
-            ],
-        )
-        .unwrap();
-    (GitRepo::open(tmp).unwrap(), c)
+    chart_support::chart_repo(tmp, app)
 }
 
 fn cfg() -> DiscoveryConfig {
@@ -312,7 +295,7 @@ fn helm_exec_gets_the_chart_values_and_parameters() {
     let bin = tmp.path().join("helm");
     std::fs::write(
         &bin,
-        "#!/bin/sh\nprintf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: %s\\ndata:\\n  args: \"%s\"\\n' \"$2\" \"$*\"\n",
+        "#!/bin/sh\nfor a; do release=$chart; chart=$a; done\nprintf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: %s\\ndata:\\n  args: \"%s\"\\n' \"$release\" \"$*\"\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -327,10 +310,12 @@ fn helm_exec_gets_the_chart_values_and_parameters() {
     let obj = &out.objects()[0];
     assert_eq!(obj.id.name, "chart-app");
     let args = obj.value["data"]["args"].as_str().unwrap();
-    assert!(args.starts_with("template chart-app "), "{args}");
-    assert!(args.contains("charts/web --namespace web"), "{args}");
+    // Flags first, each with its value; the release name and chart after `--` (issue 13).
+    assert!(args.starts_with("template --namespace=web "), "{args}");
+    assert!(args.contains(" -- chart-app "), "{args}");
+    assert!(args.ends_with("charts/web"), "{args}");
     assert!(
-        args.contains("charts/web/values-prod.yaml --set replicas=3"),
+        args.contains("charts/web/values-prod.yaml --set=replicas=3"),
         "{args}"
     );
 }
