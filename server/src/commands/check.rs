@@ -1,5 +1,9 @@
 //! `capstan check`: render the apps of a local checkout, run every policy layer, print findings
-//! grouped by app, exit 1 on any `deny` or broken render (2 when the check itself cannot run).
+//! grouped by app, exit 1 on any `deny` or broken render (2 when the check itself cannot run, 3
+//! when it passed but some app could not be rendered: not checked).
+//!
+//! An app Capstan cannot render gets a `not-checked` finding: a warning, or a deny when
+//! `.capstan.yaml` sets `render.notChecked: failure`.
 //!
 //! Apps come from the render layer (the same discovery and backends as `capstan apps` and
 //! `capstan render`). With `--base REF`, `.capstan.yaml` and the policy folders are read from REF
@@ -13,12 +17,21 @@ use anyhow::Context;
 use capstan_worker::pipeline::analyze::{BaseRenders, Trees, analyze};
 use capstan_worker::policy::findings::{Finding, Severity};
 use capstan_worker::policy::{PolicyEngine, PolicySources, format};
-use capstan_worker::render::BackendChoice;
+use capstan_worker::render::{BackendChoice, NotCheckedConclusion};
 
 use super::apps::RepoArgs;
 
 /// Rule id for an app whose render failed: the check cannot vouch for objects it never saw.
 const RULE_RENDER_ERROR: &str = "render-error";
+/// Rule id for an app Capstan could not render (wholly or partly).
+const RULE_NOT_CHECKED: &str = "not-checked";
+
+/// How a check that ran ended.
+enum Verdict {
+    Passed,
+    Failed,
+    NotChecked,
+}
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {
@@ -30,6 +43,7 @@ pub enum Format {
 
 /// Check the repository's apps against its policies.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Exit status: 0 passed, 1 a deny finding or a render error, 2 the check     could not run, 3 passed but some app was not checked (Capstan cannot render it).")]
 pub struct Args {
     /// Judge the working tree (or --head) as a pull request against this git ref (e.g.
     /// origin/main): policies and .capstan.yaml are read from it, and only affected apps are judged.
@@ -49,8 +63,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> ExitCode {
     match check(&args) {
-        Ok(passed) if passed => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::from(1),
+        Ok(Verdict::Passed) => ExitCode::SUCCESS,
+        Ok(Verdict::Failed) => ExitCode::from(1),
+        Ok(Verdict::NotChecked) => ExitCode::from(super::render::EXIT_NOT_CHECKED),
         Err(e) => {
             eprintln!("capstan check: {e:#}");
             ExitCode::from(2)
@@ -58,7 +73,7 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-fn check(args: &Args) -> anyhow::Result<bool> {
+fn check(args: &Args) -> anyhow::Result<Verdict> {
     let local = args.repo.open()?;
     let head_fs = local.fs(args.head.as_deref())?;
     let base_fs = match &args.base {
@@ -76,7 +91,7 @@ fn check(args: &Args) -> anyhow::Result<bool> {
     let engine = PolicyEngine::new(&sources)?;
 
     let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref());
-    let renderer = args.repo.renderer(args.backend);
+    let (renderer, settings) = args.repo.verified_renderer(&local, args.backend)?;
     let trees = Trees {
         base: base_fs.as_deref(),
         head: head_fs.as_ref(),
@@ -89,10 +104,19 @@ fn check(args: &Args) -> anyhow::Result<bool> {
             analysis.total_apps
         );
     }
+    let mut report = analysis.policy;
     for (app, reason) in &analysis.skipped {
         eprintln!("note: app {app} not checked: {reason}");
+        report.findings.push(Finding::new(
+            RULE_NOT_CHECKED,
+            match settings.not_checked {
+                NotCheckedConclusion::Failure => Severity::Deny,
+                NotCheckedConclusion::Neutral => Severity::Warn,
+            },
+            app,
+            format!("not checked: Capstan could not render it: {reason}"),
+        ));
     }
-    let mut report = analysis.policy;
     for (app, message) in &analysis.render_failed {
         report.findings.push(Finding::new(
             RULE_RENDER_ERROR,
@@ -113,5 +137,13 @@ fn check(args: &Args) -> anyhow::Result<bool> {
     if !out.ends_with('\n') {
         let _ = stdout.write_all(b"\n");
     }
-    Ok(report.passes(engine.settings().fail_on) && analysis.render_failed.is_empty())
+    Ok(
+        if !report.passes(engine.settings().fail_on) || !analysis.render_failed.is_empty() {
+            Verdict::Failed
+        } else if !analysis.skipped.is_empty() {
+            Verdict::NotChecked
+        } else {
+            Verdict::Passed
+        },
+    )
 }
