@@ -234,30 +234,11 @@ impl Harness {
     }
 
     pub async fn webhook(&self, event: &str, body: &Value) {
-        let bytes = serde_json::to_vec(body).unwrap();
         let n = self
             .delivery
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let resp = self
-            .http
-            .post(format!("{}/webhooks/github", self.base_url))
-            .header("content-type", "application/json")
-            .header("user-agent", "GitHub-Hookshot/test")
-            .header("x-github-event", event)
-            .header("x-github-delivery", format!("delivery-{n}-{}", uuid()))
-            .header(
-                "x-hub-signature-256",
-                crate::webhook::sign(SECRET.as_bytes(), &bytes),
-            )
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            resp.status().is_success(),
-            "webhook refused: {}",
-            resp.status()
-        );
+        let delivery = format!("delivery-{n}-{}", uuid());
+        post_webhook(&self.http, &self.base_url, event, &delivery, body, SECRET).await;
     }
 
     /// Capstan's report comments on PR `number`, oldest first.
@@ -320,6 +301,38 @@ impl Harness {
             s.await.unwrap().unwrap();
         }
     }
+}
+
+/// POSTs `body` to the service at `base_url` as GitHub would, signed with `secret`; panics unless
+/// it is accepted.
+pub async fn post_webhook(
+    http: &reqwest::Client,
+    base_url: &str,
+    event: &str,
+    delivery: &str,
+    body: &Value,
+    secret: &str,
+) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let resp = http
+        .post(format!("{base_url}/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("user-agent", "GitHub-Hookshot/test")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header(
+            "x-hub-signature-256",
+            crate::webhook::sign(secret.as_bytes(), &bytes),
+        )
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success(),
+        "webhook refused: {}",
+        resp.status()
+    );
 }
 
 /// The test-only GitHub App key.

@@ -19,7 +19,7 @@ use capstan_server::config::{Config, ConfigArgs};
 use capstan_tests::fake_argocd::FakeArgoCd;
 use capstan_tests::fake_github::{FakeGitHub, FakePull};
 use capstan_tests::pr_harness::{
-    APP_ID, INSTALLATION, REPO, app_key_path, fake_github_app, free_port,
+    APP_ID, INSTALLATION, REPO, app_key_path, fake_github_app, free_port, post_webhook,
 };
 use capstan_worker::forge::Forge;
 use capstan_worker::forge::github::{GitHubAuth, GitHubConfig, GitHubForge};
@@ -492,25 +492,16 @@ async fn scenario(auth: Auth, database: &str) {
         "installation": {"id": INSTALLATION},
         "sender": {"login": "mallory", "type": "User"},
     });
-    let bytes = serde_json::to_vec(&body).unwrap();
-    let resp = http
-        .post(format!("{base_url}/webhooks/github"))
-        .header("content-type", "application/json")
-        .header("x-github-event", "pull_request")
-        .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
-        .header(
-            "x-hub-signature-256",
-            capstan_tests::webhook::sign(canaries.webhook.as_bytes(), &bytes),
-        )
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success(),
-        "webhook refused: {}",
-        resp.status()
-    );
+    let delivery = uuid::Uuid::new_v4().to_string();
+    post_webhook(
+        &http,
+        &base_url,
+        "pull_request",
+        &delivery,
+        &body,
+        &canaries.webhook,
+    )
+    .await;
 
     // Wait for the run to finish.
     let q = capstan_worker::queue::open(&database_url).await.unwrap();
