@@ -643,7 +643,7 @@ mod tests {
             serde_json::json!({"render": "yes"}),
         ] {
             let e = VerifySettings::from_settings(&bad).unwrap_err();
-            assert!(e.to_string().starts_with(".capstan.yaml: render."), "{e}");
+            assert!(e.to_string().starts_with(".capstan.yaml: render"), "{e}");
         }
     }
 
