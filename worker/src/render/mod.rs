@@ -347,6 +347,21 @@ impl Renderer {
                                 return Err(RenderError::Unsupported { feature, file });
                             }
                         }
+                        // The engine may reject what the binary (possibly a newer kustomize)
+                        // builds: let the binary decide, and keep the engine's error when it
+                        // fails too. Sandbox refusals (`Input`) never reach the binary.
+                        Err(native_err @ RenderError::Invalid { .. }) => {
+                            let Some(k) = &self.kustomize else {
+                                return Err(native_err);
+                            };
+                            let note = format!(
+                                "native engine: {native_err}; rendered with {}",
+                                k.tool_name()
+                            );
+                            let yaml = k.render(fs, source, inputs).map_err(|_| native_err)?;
+                            notes.push(note);
+                            return Ok((yaml, k.name()));
+                        }
                         Err(e) => return Err(e),
                     }
                 }
