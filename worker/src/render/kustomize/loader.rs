@@ -396,7 +396,9 @@ pub fn absorb(ra: &mut Vec<Res>, r: Res, file: &str) -> Result<(), KustomizeErro
     let id = r.id();
     // kustomize matches on the current id or any earlier one (a base may have renamed or
     // re-namespaced the object since).
-    let eff = |kind: &str, ns: &str| super::resource::eff_ns(kind, ns).to_string();
+    let eff = |kind: &str, ns: &str| {
+        super::resource::eff_ns(&id.group, &id.version, kind, ns).to_string()
+    };
     let want_ns = eff(&id.kind, &id.namespace);
     let existing: Vec<usize> = ra
         .iter()

@@ -124,8 +124,8 @@ fn resolve(ra: &[Res], kind: &str, value: &str, ns: Option<&str>) -> Option<Stri
             continue;
         }
         if let Some(ns) = ns
-            && !is_cluster_scoped(kind)
-            && eff_ns(kind, c.namespace()) != ns
+            && !is_cluster_scoped(c.group(), c.version(), kind)
+            && eff_ns(c.group(), c.version(), kind, c.namespace()) != ns
         {
             continue;
         }
@@ -197,7 +197,7 @@ pub fn fix(ra: &mut [Res], _file: &str) -> Result<(), KustomizeError> {
     // (resource index, pointer of the map, namespace to set)
     let mut inserts: Vec<(usize, String, String)> = Vec::new();
     for (i, r) in ra.iter().enumerate() {
-        let ns = eff_ns(r.kind(), r.namespace()).to_string();
+        let ns = eff_ns(r.group(), r.version(), r.kind(), r.namespace()).to_string();
         let mut refs: Vec<(&str, String)> = Vec::new();
         if let Some(base) = pod_spec_path(r.kind()) {
             for (kind, p) in POD_REFS {

@@ -22,7 +22,7 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
             r.set_name(&ns);
             continue;
         }
-        if !is_cluster_scoped(r.kind()) {
+        if !is_cluster_scoped(r.group(), r.version(), r.kind()) {
             r.set_namespace(&ns);
         }
     }

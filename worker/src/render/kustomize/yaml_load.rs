@@ -305,6 +305,12 @@ impl<'de> Visitor<'de> for AnnotationValue<'_> {
 }
 
 /// go-yaml v3's resolution of a plain scalar that yaml_serde left as a string.
+/// The value go-yaml v3 gives an untagged plain scalar with this text (block context).
+pub fn resolve_plain(s: &str) -> Result<Value, KustomizeError> {
+    resolve_plain_v3::<de::value::Error>(s, true)
+        .map_err(|e| KustomizeError::invalid("<replacement value>", e))
+}
+
 fn resolve_plain_v3<E: de::Error>(s: &str, convert_timestamps: bool) -> Result<Value, E> {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
