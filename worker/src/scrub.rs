@@ -76,9 +76,16 @@ fn rules() -> &'static [Rule] {
             with,
         };
         vec![
-            // A whole private key, or what is left of one when the text was cut.
+            // A whole private key: no `<` or `"` inside, so a block never swallows the markup or
+            // JSON around it.
             rule(
-                r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|\z)",
+                r#"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----[^<"]*?-----END[A-Z0-9 ]*PRIVATE KEY-----"#,
+                "[REDACTED PRIVATE KEY]",
+            ),
+            // What is left of one when the text was cut: the header and the base64 after it
+            // (`\n` escapes included, as in JSON).
+            rule(
+                r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----[A-Za-z0-9+/=\s\\]*",
                 "[REDACTED PRIVATE KEY]",
             ),
             rule(r"\b(?:gh[pousr]_[A-Za-z0-9_]{16,}|github_pat_[A-Za-z0-9_]{20,})", REDACTED),
@@ -257,6 +264,11 @@ mod tests {
             "MIIEvQIBADANBgkqh",
         );
         // A public certificate is not a secret.
+        // Inside markup or JSON, a cut key is redacted without eating what follows.
+        let html = "<pre>-----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN</pre><p>next</p>";
+        assert_eq!(scrub(html), "<pre>[REDACTED PRIVATE KEY]</pre><p>next</p>");
+        let json = r#"{"e":"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN","f":1}"#;
+        assert_eq!(scrub(json), r#"{"e":"[REDACTED PRIVATE KEY]","f":1}"#);
         let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
         assert_eq!(scrub(cert), cert);
     }
