@@ -119,15 +119,14 @@ impl Harness {
         }
         let database_url = cfg.database_url.clone();
         let stop = CancellationToken::new();
-        let service =
-            serve.then(|| {
-                tokio::spawn(capstan_server::serve::run_with(
-                    cfg,
-                    forge,
-                    Some(stop.clone()),
-                    renderer,
-                ))
-            });
+        let service = serve.then(|| {
+            tokio::spawn(capstan_server::serve::run_with(
+                cfg,
+                forge,
+                Some(stop.clone()),
+                renderer,
+            ))
+        });
         let base_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         for _ in 0..500 {

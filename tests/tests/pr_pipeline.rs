@@ -452,7 +452,8 @@ fn tree_with_jsonnet_app(settings: &str) -> Vec<(String, String)> {
     }
     files.push((
         "argocd/apps/jsonnet-app.yaml".into(),
-        capstan_tests::pr_harness::application("jsonnet-app").replace("apps/jsonnet-app", "jsonnet"),
+        capstan_tests::pr_harness::application("jsonnet-app")
+            .replace("apps/jsonnet-app", "jsonnet"),
     ));
     files.push(("jsonnet/main.jsonnet".into(), "{ replicas: 1 }\n".into()));
     files
@@ -474,12 +475,21 @@ async fn a_change_to_an_app_capstan_cannot_render_is_not_checked_and_neutral() {
     let title = run["output"]["title"].as_str().unwrap();
     assert!(title.contains("1 not checked"), "{title}");
     let summary = run["output"]["summary"].as_str().unwrap();
-    assert!(summary.contains("| jsonnet-app |") && summary.contains("not checked"), "{summary}");
+    assert!(
+        summary.contains("| jsonnet-app |") && summary.contains("not checked"),
+        "{summary}"
+    );
     let comments = h.report_comments(8);
     let body = &comments[0].body;
     assert!(!body.contains("No apps are affected"), "{body}");
-    assert!(body.contains("jsonnet-app") && body.contains("⚪ not checked"), "{body}");
-    assert!(body.contains("Jsonnet is not rendered by Capstan"), "{body}");
+    assert!(
+        body.contains("jsonnet-app") && body.contains("⚪ not checked"),
+        "{body}"
+    );
+    assert!(
+        body.contains("Jsonnet is not rendered by Capstan"),
+        "{body}"
+    );
     let record = finished_run(&h, 8, &head).await;
     assert_eq!(record.status, RunStatus::Neutral, "{record:?}");
     h.stop().await;

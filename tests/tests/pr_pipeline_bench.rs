@@ -68,10 +68,12 @@ async fn fanout_200_verify_sample_vs_off() {
     for mode in ["off", "sample"] {
         let h = Harness::start(Auth::App, &fanout_tree(apps)).await;
         // The mode goes on main, as the base branch's settings rule.
-        let settings = format!(
-            "repoURL: https://github.com/acme/gitops\nrender:\n  verify: {mode}\n"
+        let settings =
+            format!("repoURL: https://github.com/acme/gitops\nrender:\n  verify: {mode}\n");
+        let tip = h.push(
+            "settings",
+            &[Change::Write(".capstan.yaml", settings.as_bytes())],
         );
-        let tip = h.push("settings", &[Change::Write(".capstan.yaml", settings.as_bytes())]);
         h.origin.set_ref("refs/heads/main", tip).unwrap();
         let (cold, cold_idle) = measure_to_idle(&h, 1, "bench", "debug").await;
         let mut warm = Vec::new();

@@ -355,7 +355,12 @@ fn an_app_capstan_cannot_render_is_not_checked_in_apps_render_diff_and_check() {
 
     for target in ["jsonnet-app", "jsonnet"] {
         let out = run(&dir, &["render", target, "--ref", "main"]);
-        assert_eq!(out.status.code(), Some(3), "{target}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{target}: {}",
+            text(&out.stderr)
+        );
         assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
         assert!(
             text(&out.stderr).contains("not checked")
@@ -368,27 +373,51 @@ fn an_app_capstan_cannot_render_is_not_checked_in_apps_render_diff_and_check() {
     for format in ["text", "markdown", "json"] {
         let out = run(
             &dir,
-            &["diff", "--base", "base", "--head", "main", "--format", format],
+            &[
+                "diff", "--base", "base", "--head", "main", "--format", format,
+            ],
         );
-        assert_eq!(out.status.code(), Some(3), "{format}: {}", text(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{format}: {}",
+            text(&out.stdout)
+        );
         let s = text(&out.stdout);
         assert!(!s.contains("no apps affected"), "{s}");
         assert!(s.contains("jsonnet-app"), "{s}");
-        assert!(s.contains("not checked") || s.contains("not_checked"), "{s}");
+        assert!(
+            s.contains("not checked") || s.contains("not_checked"),
+            "{s}"
+        );
     }
-    let help = Command::new(capstan()).args(["diff", "--help"]).output().unwrap();
-    let help = text(&help.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(help.contains("3 some app or the folder was not checked"), "{help}");
+    let help = Command::new(capstan())
+        .args(["diff", "--help"])
+        .output()
+        .unwrap();
+    let help = text(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("3 some app or the folder was not checked"),
+        "{help}"
+    );
 
+    // `check` treats it as the PR check does by default: a warning (neutral), not a pass.
     let check = run(&dir, &["check", "--base", "base", "--head", "main"]);
     assert_eq!(
         check.status.code(),
-        Some(3),
+        Some(0),
         "{}{}",
         text(&check.stdout),
         text(&check.stderr)
     );
-    assert!(text(&check.stdout).contains("not-checked"), "{}", text(&check.stdout));
+    assert!(
+        text(&check.stdout).contains("not-checked") && text(&check.stdout).contains("warn"),
+        "{}",
+        text(&check.stdout)
+    );
 }
 
 #[test]
@@ -434,10 +463,21 @@ fn diff_notes_a_fallback_to_the_binary_in_every_format() {
     for format in ["text", "markdown", "json"] {
         let out = run(
             &dir,
-            &["diff", "--base", "base", "--head", "main", "--format", format],
+            &[
+                "diff", "--base", "base", "--head", "main", "--format", format,
+            ],
         );
-        assert_eq!(out.status.code(), Some(1), "{format}: {}", text(&out.stderr));
-        assert!(text(&out.stdout).contains(note), "{format}: {}", text(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{format}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(note),
+            "{format}: {}",
+            text(&out.stdout)
+        );
     }
 }
 
@@ -497,7 +537,11 @@ fn a_folder_anywhere_renders_from_the_repository_that_contains_it_without_a_walk
     // From inside the first repository, an absolute path into the other one.
     let out = run_in(&here, &["render", abs], 60).expect("render walked into the FIFO");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("name: elsewhere"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("name: elsewhere"),
+        "{}",
+        text(&out.stdout)
+    );
     // Relative to the current directory.
     let out = run_in(&other.join("apps"), &["render", "web"], 60).expect("render hung");
     assert!(out.status.success(), "{}", text(&out.stderr));

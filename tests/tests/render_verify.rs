@@ -65,7 +65,10 @@ async fn always_catches_a_broken_engine_before_the_report() {
     .await;
     let body = h.report_comments(1)[0].body.clone();
     assert!(body.contains("LOG_LEVEL: debug"), "{body}");
-    assert!(!body.contains("broken-"), "the engine's output leaked: {body}");
+    assert!(
+        !body.contains("broken-"),
+        "the engine's output leaked: {body}"
+    );
     assert!(body.contains("pinned to the binary"), "{body}");
 
     let store = SqlFidelityStore::new(
@@ -100,14 +103,16 @@ async fn always_catches_a_broken_engine_before_the_report() {
     assert_eq!(paths, vec!["apps/app-000", "apps/app-001"]);
 
     let page = get(&h, "/fidelity").await;
-    assert!(page.contains("apps/app-000") && page.contains("pinned"), "{page}");
+    assert!(
+        page.contains("apps/app-000") && page.contains("pinned"),
+        "{page}"
+    );
     assert!(page.contains(REPO), "{page}");
     let metrics = get(&h, "/metrics").await;
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("capstan_render_verifications_total{outcome=\"differs\"}")
-                && !l.ends_with(" 0")),
+        metrics.lines().any(|l| l
+            .starts_with("capstan_render_verifications_total{outcome=\"differs\"}")
+            && !l.ends_with(" 0")),
         "{metrics}"
     );
     h.stop().await;

@@ -22,9 +22,18 @@ fn mismatch(path: &str, version: &str, at: i64) -> Mismatch {
 
 async fn mismatches_pin_per_engine_version_and_verified_sets_are_kept(b: &Backend) {
     let store = SqlFidelityStore::new(b.queue.db());
-    store.record(&mismatch("apps/a", "v1", 1_000)).await.unwrap();
-    store.record(&mismatch("apps/a", "v1", 2_000)).await.unwrap();
-    store.record(&mismatch("apps/b", "v2", 3_000)).await.unwrap();
+    store
+        .record(&mismatch("apps/a", "v1", 1_000))
+        .await
+        .unwrap();
+    store
+        .record(&mismatch("apps/a", "v1", 2_000))
+        .await
+        .unwrap();
+    store
+        .record(&mismatch("apps/b", "v2", 3_000))
+        .await
+        .unwrap();
 
     let pins = store.pins("v1").await.unwrap();
     assert_eq!(pins.len(), 1);
@@ -36,7 +45,10 @@ async fn mismatches_pin_per_engine_version_and_verified_sets_are_kept(b: &Backen
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].path, "apps/b", "newest first");
     let a = &listed[1];
-    assert_eq!((a.first_seen, a.last_seen, a.occurrences), (1_000, 2_000, 2));
+    assert_eq!(
+        (a.first_seen, a.last_seen, a.occurrences),
+        (1_000, 2_000, 2)
+    );
     assert_eq!(a.kind, MismatchKind::Differs);
 
     let seen = vec![

@@ -123,7 +123,9 @@ fn unrenderable_apps_are_not_checked_and_their_changes_affect_them() {
         reason("jsonnet-app")
     );
     assert!(
-        reason("plugin-app").unwrap().contains("plugins are not run"),
+        reason("plugin-app")
+            .unwrap()
+            .contains("plugins are not run"),
         "{:?}",
         reason("plugin-app")
     );
@@ -160,9 +162,15 @@ fn unrenderable_apps_are_not_checked_and_their_changes_affect_them() {
     assert_eq!(multi_diff.changes.len(), 1);
     let text = report.to_text();
     assert!(text.contains("head not checked: jsonnet: "), "{text}");
-    assert!(text.contains("Jsonnet is not rendered by Capstan"), "{text}");
+    assert!(
+        text.contains("Jsonnet is not rendered by Capstan"),
+        "{text}"
+    );
     for s in [report.to_markdown(), report.to_json()] {
-        assert!(s.contains("not checked") || s.contains("not_checked"), "{s}");
+        assert!(
+            s.contains("not checked") || s.contains("not_checked"),
+            "{s}"
+        );
     }
 }
 
@@ -202,7 +210,11 @@ fn the_check_is_never_success_when_an_affected_app_was_not_checked() {
     let neutral = check_run(&report);
     assert_eq!(neutral.conclusion, Conclusion::Neutral);
     assert!(neutral.title.contains("1 not checked"), "{}", neutral.title);
-    assert!(neutral.summary.contains("| not checked |"), "{}", neutral.summary);
+    assert!(
+        neutral.summary.contains("| not checked |"),
+        "{}",
+        neutral.summary
+    );
     let failing = check_run_with(&report, NotCheckedConclusion::Failure);
     assert_eq!(failing.conclusion, Conclusion::Failure);
 

@@ -96,11 +96,16 @@ fn a_broken_engine_output_is_caught_the_binary_is_used_and_the_pin_holds() {
         .unwrap();
     assert_eq!(pin.kind, MismatchKind::Differs);
     assert!(
-        pin.first_difference.starts_with("document 1 (ConfigMap settings)"),
+        pin.first_difference
+            .starts_with("document 1 (ConfigMap settings)"),
         "{}",
         pin.first_difference
     );
-    assert!(pin.first_difference.contains("-  namespace: wrong"), "{}", pin.first_difference);
+    assert!(
+        pin.first_difference.contains("-  namespace: wrong"),
+        "{}",
+        pin.first_difference
+    );
     let (unsaved, _) = r.fidelity().take_unsaved();
     assert_eq!(unsaved.len(), 1);
     assert_eq!(unsaved[0].engine_version, "test-1");
@@ -110,21 +115,34 @@ fn a_broken_engine_output_is_caught_the_binary_is_used_and_the_pin_holds() {
     let off = base.scoped(scope("acme/gitops", VerifyMode::Off, 0.0, false));
     let again = off.render(&tree("debug"), &source()).unwrap();
     assert_eq!(again.backend, "kustomize");
-    assert!(again.notes.iter().any(|n| n.contains("pinned")), "{:?}", again.notes);
+    assert!(
+        again.notes.iter().any(|n| n.contains("pinned")),
+        "{:?}",
+        again.notes
+    );
     // The pin is per repository.
     let other = base.scoped(scope("acme/other", VerifyMode::Off, 0.0, false));
-    assert_eq!(other.render(&tree("debug"), &source()).unwrap().backend, "native");
+    assert_eq!(
+        other.render(&tree("debug"), &source()).unwrap().backend,
+        "native"
+    );
 
     // A new engine version starts unpinned: pins recorded under the old one do not apply.
     let upgraded = renderer(&on, "test-2");
     upgraded.fidelity().load_pins(unsaved);
     let fresh = upgraded.scoped(scope("acme/gitops", VerifyMode::Off, 0.0, false));
-    assert_eq!(fresh.render(&tree("debug"), &source()).unwrap().backend, "native");
+    assert_eq!(
+        fresh.render(&tree("debug"), &source()).unwrap().backend,
+        "native"
+    );
     // While the same version keeps it pinned when loaded from the store.
     let restarted = renderer(&on, "test-1");
     restarted.fidelity().load_pins(vec![pin]);
     let again = restarted.scoped(scope("acme/gitops", VerifyMode::Off, 0.0, false));
-    assert_eq!(again.render(&tree("warn"), &source()).unwrap().backend, "kustomize");
+    assert_eq!(
+        again.render(&tree("warn"), &source()).unwrap().backend,
+        "kustomize"
+    );
 }
 
 #[test]
@@ -143,9 +161,10 @@ fn sampled_verification_can_be_deferred_and_still_pins() {
     let found = base.verify_pending("acme/gitops");
     assert_eq!(found.len(), 1);
     assert!(capstan_worker::render::verify::mismatches_counted() > before);
-    assert!(capstan_worker::render::verify::metrics_text().contains(
-        "capstan_render_verifications_total{outcome=\"differs\"}"
-    ));
+    assert!(
+        capstan_worker::render::verify::metrics_text()
+            .contains("capstan_render_verifications_total{outcome=\"differs\"}")
+    );
     assert!(base.verify_pending("acme/gitops").is_empty());
     // The same input again: the cached native render is not served for a pinned kustomization.
     let rerun = r.render(&tree("info"), &source()).unwrap();

@@ -1,9 +1,9 @@
 //! `capstan check`: render the apps of a local checkout, run every policy layer, print findings
-//! grouped by app, exit 1 on any `deny` or broken render (2 when the check itself cannot run, 3
-//! when it passed but some app could not be rendered: not checked).
+//! grouped by app, exit 1 on any `deny` or broken render (2 when the check itself cannot run).
 //!
-//! An app Capstan cannot render gets a `not-checked` finding: a warning, or a deny when
-//! `.capstan.yaml` sets `render.notChecked: failure`.
+//! An app Capstan cannot render gets a `not-checked` finding, as the PR check's conclusion treats
+//! it: a warning (`render.notChecked: neutral`, the default), or a deny with
+//! `render.notChecked: failure` in `.capstan.yaml`.
 //!
 //! Apps come from the render layer (the same discovery and backends as `capstan apps` and
 //! `capstan render`). With `--base REF`, `.capstan.yaml` and the policy folders are read from REF
@@ -26,13 +26,6 @@ const RULE_RENDER_ERROR: &str = "render-error";
 /// Rule id for an app Capstan could not render (wholly or partly).
 const RULE_NOT_CHECKED: &str = "not-checked";
 
-/// How a check that ran ended.
-enum Verdict {
-    Passed,
-    Failed,
-    NotChecked,
-}
-
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {
     Text,
@@ -43,7 +36,9 @@ pub enum Format {
 
 /// Check the repository's apps against its policies.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Exit status: 0 passed, 1 a deny finding or a render error, 2 the check     could not run, 3 passed but some app was not checked (Capstan cannot render it).")]
+#[command(
+    after_help = "Exit status: 0 passed, 1 a deny finding or a render error, 2 the check     could not run, 3 passed but some app was not checked (Capstan cannot render it)."
+)]
 pub struct Args {
     /// Judge the working tree (or --head) as a pull request against this git ref (e.g.
     /// origin/main): policies and .capstan.yaml are read from it, and only affected apps are judged.
@@ -63,9 +58,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> ExitCode {
     match check(&args) {
-        Ok(Verdict::Passed) => ExitCode::SUCCESS,
-        Ok(Verdict::Failed) => ExitCode::from(1),
-        Ok(Verdict::NotChecked) => ExitCode::from(super::render::EXIT_NOT_CHECKED),
+        Ok(passed) if passed => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
         Err(e) => {
             eprintln!("capstan check: {e:#}");
             ExitCode::from(2)
@@ -73,7 +67,7 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-fn check(args: &Args) -> anyhow::Result<Verdict> {
+fn check(args: &Args) -> anyhow::Result<bool> {
     let local = args.repo.open()?;
     let head_fs = local.fs(args.head.as_deref())?;
     let base_fs = match &args.base {
@@ -137,13 +131,5 @@ fn check(args: &Args) -> anyhow::Result<Verdict> {
     if !out.ends_with('\n') {
         let _ = stdout.write_all(b"\n");
     }
-    Ok(
-        if !report.passes(engine.settings().fail_on) || !analysis.render_failed.is_empty() {
-            Verdict::Failed
-        } else if !analysis.skipped.is_empty() {
-            Verdict::NotChecked
-        } else {
-            Verdict::Passed
-        },
-    )
+    Ok(report.passes(engine.settings().fail_on) && analysis.render_failed.is_empty())
 }

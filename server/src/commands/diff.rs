@@ -23,9 +23,11 @@ pub enum Format {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Exit status: 0 no change, 1 changes, 2 error (an app fails to render at \
+#[command(
+    after_help = "Exit status: 0 no change, 1 changes, 2 error (an app fails to render at \
     head, a bad ref), 3 some app or the folder was not checked (Capstan cannot render it: a \
-    missing tool, Jsonnet, a plugin, a source from elsewhere) and nothing failed.")]
+    missing tool, Jsonnet, a plugin, a source from elsewhere) and nothing failed."
+)]
 pub struct Args {
     /// Diff this folder (absolute, or relative to the current directory or the repository root)
     /// instead of the affected apps; the repository is the one that contains it, and nothing
@@ -133,9 +135,7 @@ fn folder_side(
 }
 
 fn folder_report(args: &Args, folder: &str) -> anyhow::Result<DiffReport> {
-    let target = folder_target(folder, &args.repo, |l| {
-        Ok(l.fs(args.head.as_deref())?)
-    })?;
+    let target = folder_target(folder, &args.repo, |l| Ok(l.fs(args.head.as_deref())?))?;
     let Some((local, path)) = target else {
         anyhow::bail!("{folder} is not a folder");
     };

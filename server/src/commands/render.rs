@@ -18,12 +18,14 @@ use capstan_worker::repo_fs::{EntryKind, RepoFs, RepoPath};
 
 use super::apps::RepoArgs;
 
-/// Exit status of `render`, `diff` and `check` when some app or folder could not be rendered.
+/// Exit status of `render` and `diff` when some app or folder could not be rendered.
 pub const EXIT_NOT_CHECKED: u8 = 3;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Exit status: 0 rendered, 2 error, 3 not checked (Capstan cannot render \
-    it: a missing tool, Jsonnet, a plugin, a source from elsewhere; the reason is printed).")]
+#[command(
+    after_help = "Exit status: 0 rendered, 2 error, 3 not checked (Capstan cannot render \
+    it: a missing tool, Jsonnet, a plugin, a source from elsewhere; the reason is printed)."
+)]
 pub struct Args {
     /// An Application name, or a folder anywhere (absolute, or relative to the current directory
     /// or the repository root); the repository is the one that contains the folder.

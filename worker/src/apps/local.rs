@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::DiscoveryConfig;
-use crate::render::verify::{SettingsError, VerifySettings};
 use crate::git::{GitError, GitRepo};
+use crate::render::verify::{SettingsError, VerifySettings};
 use crate::repo_fs::{DirFs, FsError, RepoFs, RepoPath};
 use crate::yaml;
 
@@ -159,9 +159,9 @@ impl LocalRepo {
             local = LocalRepo::open(&fb)?;
         }
         let root = local.root.canonicalize().map_err(io)?;
-        let rel = abs.strip_prefix(&root).map_err(|_| {
-            FsError::Escape(format!("{arg} is not inside {}", root.display()))
-        })?;
+        let rel = abs
+            .strip_prefix(&root)
+            .map_err(|_| FsError::Escape(format!("{arg} is not inside {}", root.display())))?;
         Ok(Some((local, RepoPath::new(&rel.to_string_lossy())?)))
     }
 

@@ -27,9 +27,9 @@ use crate::objects::K8sObject;
 use crate::policy::{PolicyEngine, PolicySources};
 use crate::render::{NotCheckedConclusion, Renderer, Scope, VerifySettings};
 use crate::report::{self, Conclusion, RunReport};
-use crate::store::SqlFidelityStore;
 use crate::runner::{Handler, JobContext, JobError};
 use crate::services::Services;
+use crate::store::SqlFidelityStore;
 use crate::store::runs::{NewRun, RunId, RunOutcome, RunStatus};
 
 /// Runs `pr_check` jobs.

@@ -351,7 +351,11 @@ impl Renderer {
         // A native entry cached before its kustomization was pinned is not served again.
         let pinned = matches!(source.kind, SourceKind::Kustomize(_))
             && sh.fidelity.pin(&self.scope.repo, &source.path).is_some();
-        if let Some(hit) = sh.cache.get(&key).filter(|h| !(pinned && h.backend == "native")) {
+        if let Some(hit) = sh
+            .cache
+            .get(&key)
+            .filter(|h| !(pinned && h.backend == "native"))
+        {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
             let objects = objects::parse_stream(&hit.yaml, &source.path.to_string())?;
             return Ok(RenderOutput {
@@ -443,7 +447,10 @@ impl Renderer {
                         reason: format!("{j}: Jsonnet is not rendered by Capstan"),
                     });
                 }
-                Ok((sh.directory.render(fs, source, inputs)?, sh.directory.name()))
+                Ok((
+                    sh.directory.render(fs, source, inputs)?,
+                    sh.directory.name(),
+                ))
             }
         }
     }
@@ -527,7 +534,13 @@ impl Renderer {
         notes: &mut Vec<String>,
     ) -> Result<(String, &'static str), RenderError> {
         let binary = k.render(fs, source, inputs);
-        let settled = verify::settle(&self.shared.fidelity, &self.scope.repo, source, native, binary);
+        let settled = verify::settle(
+            &self.shared.fidelity,
+            &self.scope.repo,
+            source,
+            native,
+            binary,
+        );
         match settled {
             verify::Settled::Native(y) => Ok((y, self.shared.native.name())),
             verify::Settled::Binary(y, m) => {
@@ -535,10 +548,7 @@ impl Renderer {
                 Ok((y, k.name()))
             }
             verify::Settled::Unverified(y, why) => {
-                notes.push(format!(
-                    "not verified against {}: {why}",
-                    k.tool_name()
-                ));
+                notes.push(format!("not verified against {}: {why}", k.tool_name()));
                 Ok((y, self.shared.native.name()))
             }
             verify::Settled::Failed(e) => Err(e),

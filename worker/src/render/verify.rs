@@ -86,7 +86,8 @@ impl VerifySettings {
             key: "render",
             message,
         };
-        let path = RepoPath::new(crate::apps::local::SETTINGS_FILE).map_err(|e| err(e.to_string()))?;
+        let path =
+            RepoPath::new(crate::apps::local::SETTINGS_FILE).map_err(|e| err(e.to_string()))?;
         match fs.kind(&path) {
             Ok(Some(crate::repo_fs::EntryKind::File)) => {}
             _ => return Ok(Self::default()),
@@ -354,8 +355,9 @@ impl Fidelity {
     /// Deferred verifications of `repo`.
     pub fn take_pending(&self, repo: &str) -> Vec<Pending> {
         self.with(|s| {
-            let (mine, rest): (Vec<Pending>, Vec<Pending>) =
-                std::mem::take(&mut s.pending).into_iter().partition(|p| p.repo == repo);
+            let (mine, rest): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut s.pending)
+                .into_iter()
+                .partition(|p| p.repo == repo);
             s.pending = rest;
             mine
         })
@@ -387,8 +389,7 @@ impl Fidelity {
             "native render does not match the kustomize binary; pinned to the binary"
         );
         self.with(|s| {
-            s.pins
-                .insert((m.repo.clone(), m.path.clone()), m.clone());
+            s.pins.insert((m.repo.clone(), m.path.clone()), m.clone());
             s.unsaved_mismatches.push(m);
         })
     }
@@ -580,7 +581,10 @@ pub fn first_difference(native: &str, binary: &str) -> String {
     let i = (0..n.len().max(b.len()))
         .find(|&i| n.get(i) != b.get(i))
         .unwrap_or(0);
-    let (nd, bd) = (n.get(i).copied().unwrap_or(""), b.get(i).copied().unwrap_or(""));
+    let (nd, bd) = (
+        n.get(i).copied().unwrap_or(""),
+        b.get(i).copied().unwrap_or(""),
+    );
     let (kind, name) = identity(if bd.is_empty() { nd } else { bd });
     let mut out = format!("document {} ({kind} {name})", i + 1);
     if kind == "Secret" || identity(nd).0 == "Secret" {
@@ -609,7 +613,9 @@ pub fn first_difference(native: &str, binary: &str) -> String {
 /// on purpose). Never set by configuration.
 #[derive(Clone)]
 pub struct EngineHook(
-    pub Arc<dyn Fn(&RepoPath, Result<String, RenderError>) -> Result<String, RenderError> + Send + Sync>,
+    pub  Arc<
+        dyn Fn(&RepoPath, Result<String, RenderError>) -> Result<String, RenderError> + Send + Sync,
+    >,
 );
 
 impl std::fmt::Debug for EngineHook {

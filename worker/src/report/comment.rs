@@ -300,7 +300,11 @@ fn summary_table(report: &RunReport, budget: usize) -> String {
         let _ = writeln!(
             out,
             "\n⚪ **{unchecked} not checked**: Capstan could not render {} (the reason is in the app's section), so this report cannot vouch for {}.",
-            if unchecked == 1 { "this app" } else { "these apps" },
+            if unchecked == 1 {
+                "this app"
+            } else {
+                "these apps"
+            },
             if unchecked == 1 { "it" } else { "them" },
         );
     }

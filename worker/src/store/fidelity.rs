@@ -172,7 +172,10 @@ impl SqlFidelityStore {
     }
 
     /// Kustomizations verified under `engine_version`, as (repo, path).
-    pub async fn verified(&self, engine_version: &str) -> Result<Vec<(String, String)>, StoreError> {
+    pub async fn verified(
+        &self,
+        engine_version: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         fetch_all!(
             self.db,
             "reading verified kustomizations",
@@ -192,7 +195,9 @@ impl FidelityStore for SqlFidelityStore {
             self.db,
             "listing render mismatches",
             Row,
-            &format!("SELECT {COLUMNS} FROM render_mismatches ORDER BY last_seen DESC, id DESC LIMIT $1"),
+            &format!(
+                "SELECT {COLUMNS} FROM render_mismatches ORDER BY last_seen DESC, id DESC LIMIT $1"
+            ),
             limit
         )?
         .into_iter()
