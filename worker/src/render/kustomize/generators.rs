@@ -69,7 +69,7 @@ fn generate(
     let mut envs = strs(item.get("envs"), &file, "envs")?;
     envs.extend(strs(item.get("env"), &file, "env")?);
     for env in envs {
-        let path = ld.join(&k.dir, &env, &k.file)?;
+        let path = ld.join_file(&k.dir, &env, &k.file)?;
         let text = ld.read(&path)?;
         for (i, line) in text.split('\n').enumerate() {
             let mut line = line.strip_suffix('\r').unwrap_or(line);
@@ -113,7 +113,7 @@ fn generate(
             }
             None => (f.rsplit('/').next().unwrap_or(&f).to_string(), f.clone()),
         };
-        let path = ld.join(&k.dir, &rel, &k.file)?;
+        let path = ld.join_file(&k.dir, &rel, &k.file)?;
         if ld.fs.kind(&path)? == Some(crate::repo_fs::EntryKind::Dir) {
             return Err(KustomizeError::unsupported(
                 "generator files from a directory",

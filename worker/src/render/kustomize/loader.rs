@@ -153,6 +153,25 @@ impl<'a> Loader<'a> {
         })
     }
 
+    /// Like [`Self::join`] for a file (resource, patch, generator source, replacement): kustomize's
+    /// default load restrictor refuses files outside the kustomization's directory, while
+    /// directories (bases, components) may be anywhere.
+    pub fn join_file(
+        &self,
+        dir: &RepoPath,
+        rel: &str,
+        file: &RepoPath,
+    ) -> Result<RepoPath, KustomizeError> {
+        let path = self.join(dir, rel, file)?;
+        if !path.starts_with(dir) {
+            return Err(KustomizeError::invalid(
+                file,
+                format!("security; file '{path}' is not in or below '{dir}'"),
+            ));
+        }
+        Ok(path)
+    }
+
     pub fn load_kustomization(&mut self, dir: &RepoPath) -> Result<Kust, KustomizeError> {
         let mut found = Vec::new();
         for name in KUSTOMIZATION_FILES {
@@ -282,6 +301,7 @@ impl<'a> Loader<'a> {
                     }
                 }
                 Some(EntryKind::File) => {
+                    let path = self.join_file(&k.dir, &entry, &k.file)?;
                     for r in self.load_resources(&path)? {
                         append(ra, r, &k.file)?;
                     }
@@ -336,13 +356,9 @@ impl<'a> Loader<'a> {
             let Value::Object(obj) = &doc else {
                 return Err(KustomizeError::invalid(&file, "document is not a mapping"));
             };
+            // A `kind: Kustomization` document (a Flux Kustomization, even a kustomize one) is
+            // an ordinary object to kustomize when it is listed as a resource file.
             let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-            if kind == "Kustomization" || kind == "Component" {
-                return Err(KustomizeError::invalid(
-                    &file,
-                    "a kustomization file cannot be listed as a resource",
-                ));
-            }
             if kind.ends_with("List")
                 && let Some(Value::Array(items)) = obj.get("items")
             {

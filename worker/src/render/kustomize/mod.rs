@@ -12,6 +12,7 @@
 
 mod emit;
 mod fieldpath;
+mod fold_quirk;
 mod generators;
 mod images;
 mod labels;

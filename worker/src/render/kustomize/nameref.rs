@@ -147,8 +147,10 @@ fn resolve_moved(ra: &[Res], kind: &str, name: &str, ns: Option<&str>) -> Option
     }
     let mut found: Option<&Res> = None;
     for c in ra.iter().filter(|c| c.kind() == kind) {
-        let ids = std::iter::once((c.name(), c.namespace()))
-            .chain(c.prev.iter().map(|p| (p.1.as_str(), p.2.as_str())));
+        // kustomize only considers objects with a previous id (renamed, re-namespaced or given
+        // a hash suffix) and matches their previous names: an untouched ServiceAccount never
+        // gets its namespace written into a subject that leaves it out.
+        let ids = c.prev.iter().map(|p| (p.1.as_str(), p.2.as_str()));
         let mut hit = false;
         for (n, cns) in ids {
             if n == name && ns.is_none_or(|want| eff(want) == eff(cns)) {

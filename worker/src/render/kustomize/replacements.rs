@@ -26,7 +26,7 @@ pub fn run(ld: &mut Loader, k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeErr
     let file = k.file_str();
     for item in items {
         if let Some(path) = item.get("path").and_then(Value::as_str) {
-            let p = ld.join(&k.dir, path, &k.file)?;
+            let p = ld.join_file(&k.dir, path, &k.file)?;
             let text = ld.read(&p)?;
             let src = p.to_string();
             for doc in yaml_load::parse_documents(&text, &src)? {

@@ -136,7 +136,7 @@ impl Res {
             .insert("namespace".into(), Value::String(ns.to_string()));
     }
 
-    fn remember(&mut self) {
+    pub fn remember(&mut self) {
         let cur = (
             self.kind().to_string(),
             self.name().to_string(),

@@ -34,6 +34,13 @@ pub fn parse_kustomization(text: &str, file: &str) -> Result<Value, KustomizeErr
 }
 
 fn parse_documents_with(text: &str, file: &str, v2: bool) -> Result<Vec<Value>, KustomizeError> {
+    // Resources and patches are read by go-yaml v3, kustomization files by v2.
+    let adjusted = if v2 {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        super::fold_quirk::adjust(text)
+    };
+    let text: &str = &adjusted;
     let mut out = Vec::new();
     for doc in yaml_serde::Deserializer::from_str(text) {
         let seed = Seed {
