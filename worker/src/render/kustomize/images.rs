@@ -3,6 +3,8 @@
 use serde_json::Value;
 
 use super::KustomizeError;
+use super::config::{FieldSpec, TransformerConfig};
+use super::fieldpath;
 use super::loader::Kust;
 use super::resource::Res;
 
@@ -13,7 +15,7 @@ struct ImageRule {
     digest: Option<String>,
 }
 
-pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
+pub fn run(k: &Kust, ra: &mut [Res], cfg: &TransformerConfig) -> Result<(), KustomizeError> {
     let Some(Value::Array(items)) = k.field("images") else {
         return Ok(());
     };
@@ -39,8 +41,37 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
     }
     for r in ra.iter_mut() {
         walk(&mut r.v, &rules, false);
+        apply_specs(r, &rules, &cfg.images);
     }
     Ok(())
+}
+
+/// Image fields named by field specs (custom kinds from `configurations:` or an
+/// ImageTagTransformer's `fieldSpecs`), beyond the containers lists `walk` covers; kustomize
+/// never creates an image field, whatever the spec's `create` says.
+fn apply_specs(r: &mut Res, rules: &[ImageRule], specs: &[FieldSpec]) {
+    let chosen: Vec<&FieldSpec> = specs
+        .iter()
+        .filter(|fs| fs.selects(r) && !covered_by_walk(&fs.path))
+        .collect();
+    for fs in chosen {
+        fieldpath::visit(&mut r.v, &fs.path, false, &mut |v| {
+            if let Value::String(img) = v
+                && let Some(new) = rules.iter().find_map(|rule| apply(img, rule))
+            {
+                *img = new;
+            }
+        });
+    }
+}
+
+/// Paths inside a `containers` / `initContainers` list, which `walk` already rewrote.
+fn covered_by_walk(path: &str) -> bool {
+    let segs: Vec<&str> = path.split('/').map(|s| s.trim_end_matches("[]")).collect();
+    matches!(
+        segs.as_slice(),
+        [.., "containers" | "initContainers", "image"]
+    )
 }
 
 fn walk(v: &mut Value, rules: &[ImageRule], in_containers: bool) {
