@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::KustomizeError;
+use super::config::{FieldSpec, TransformerConfig};
 use super::fieldpath;
 use super::loader::Kust;
 use super::resource::Res;
@@ -28,7 +29,7 @@ const FIELD_SPECS: [&str; 4] = [
     "spec/template/spec/initContainers/image",
 ];
 
-pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
+pub fn run(k: &Kust, ra: &mut [Res], cfg: &TransformerConfig) -> Result<(), KustomizeError> {
     let Some(Value::Array(items)) = k.field("images") else {
         return Ok(());
     };
@@ -66,17 +67,41 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
             }
             walk(&mut r.v, rule, false);
             for path in FIELD_SPECS {
-                fieldpath::visit(&mut r.v, path, false, &mut |v| {
-                    if let Value::String(img) = v
-                        && let Some(new) = apply(img, rule)
-                    {
-                        *img = new;
-                    }
-                });
+                rewrite_at(&mut r.v, path, rule);
             }
+            apply_specs(r, rule, &cfg.images);
         }
     }
     Ok(())
+}
+
+/// Image fields named by extra field specs (custom kinds from `configurations:` or an
+/// ImageTagTransformer's `fieldSpecs`). A spec equal to a default path is already in
+/// [`FIELD_SPECS`] (kustomize merges configurations into its defaults without duplicates);
+/// kustomize never creates an image field, whatever the spec's `create` says.
+fn apply_specs(r: &mut Res, rule: &ImageRule, specs: &[FieldSpec]) {
+    let chosen: Vec<&FieldSpec> = specs
+        .iter()
+        .filter(|fs| fs.selects(r) && !is_default_spec(&fs.path))
+        .collect();
+    for fs in chosen {
+        rewrite_at(&mut r.v, &fs.path, rule);
+    }
+}
+
+fn rewrite_at(v: &mut Value, path: &str, rule: &ImageRule) {
+    fieldpath::visit(v, path, false, &mut |v| {
+        if let Value::String(img) = v
+            && let Some(new) = apply(img, rule)
+        {
+            *img = new;
+        }
+    });
+}
+
+fn is_default_spec(path: &str) -> bool {
+    let plain = path.replace("[]", "");
+    FIELD_SPECS.contains(&plain.as_str())
 }
 
 fn walk(v: &mut Value, rule: &ImageRule, in_containers: bool) {

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::KustomizeError;
+use super::config::TransformerConfig;
 use super::resource::{Res, eff_ns, is_cluster_scoped};
 
 const POD_REFS: &[(&str, &str)] = &[
@@ -193,7 +194,7 @@ fn collect(v: &Value, segs: &[&str], path: String, out: &mut Vec<String>) {
     }
 }
 
-pub fn fix(ra: &mut [Res], _file: &str) -> Result<(), KustomizeError> {
+pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), KustomizeError> {
     // (resource index, JSON pointer, referenced kind, namespace to match)
     let mut edits: Vec<(usize, String, String)> = Vec::new();
     // (resource index, pointer of the map, namespace to set)
@@ -209,6 +210,16 @@ pub fn fix(ra: &mut [Res], _file: &str) -> Result<(), KustomizeError> {
         for (referrer, kind, p) in OTHER_REFS {
             if *referrer == r.kind() {
                 refs.push((kind, p.to_string()));
+            }
+        }
+        // Extra references from `configurations:`; those the defaults already cover (often
+        // restated in kubebuilder's kustomizeconfig.yaml) must not run twice.
+        for (kind, p) in cfg.name_refs_of(r) {
+            let p = p.replace("[]", "");
+            if !refs.iter().any(|(k, q)| *k == kind && *q == p)
+                && !handled_below(r.kind(), kind, &p)
+            {
+                refs.push((kind, p));
             }
         }
         if r.kind() == "HorizontalPodAutoscaler"
@@ -306,6 +317,20 @@ pub fn fix(ra: &mut [Res], _file: &str) -> Result<(), KustomizeError> {
         }
     }
     Ok(())
+}
+
+/// References the special cases of `fix` resolve (with their own namespace handling).
+fn handled_below(referrer: &str, kind: &str, path: &str) -> bool {
+    match referrer {
+        "RoleBinding" | "ClusterRoleBinding" => {
+            path.starts_with("roleRef/") || path.starts_with("subjects")
+        }
+        "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration" => {
+            kind == "Service" && path == "webhooks/clientConfig/service/name"
+        }
+        "HorizontalPodAutoscaler" => path == "spec/scaleTargetRef/name",
+        _ => false,
+    }
 }
 
 fn leak_kind(k: &str) -> &'static str {

@@ -5,14 +5,17 @@
 use serde_json::Value;
 
 use super::KustomizeError;
+use super::config::{FieldSpec, TransformerConfig, paths_for};
+use super::fieldpath;
 use super::loader::Kust;
 use super::resource::{Res, is_cluster_scoped, obj_mut};
 
-pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
+pub fn run(k: &Kust, ra: &mut [Res], cfg: &TransformerConfig) -> Result<(), KustomizeError> {
     let Some(ns) = k.str_field("namespace")?.filter(|s| !s.is_empty()) else {
         return Ok(());
     };
     for r in ra.iter_mut() {
+        set_specs(r, &ns, &cfg.namespace);
         if r.kind() == "APIService" && r.group() == "apiregistration.k8s.io" {
             let spec = obj_mut(obj_mut(&mut r.v).entry("spec").or_insert(Value::Null));
             let svc = obj_mut(spec.entry("service").or_insert(Value::Null));
@@ -49,4 +52,34 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
         }
     }
     Ok(())
+}
+
+/// Namespace fields named by field specs (`configurations:`, a NamespaceTransformer's
+/// `fieldSpecs`). metadata/namespace is set by the caller on namespaced kinds only, and
+/// kustomize honours a metadata/name spec only on `v1` objects (the Namespace itself).
+pub(super) fn set_specs(r: &mut Res, ns: &str, specs: &[FieldSpec]) {
+    let v1 = r.api_version() == "v1";
+    let paths: Vec<(String, bool)> = paths_for(specs, r)
+        .into_iter()
+        .filter(|(p, _)| *p != "metadata/namespace")
+        .map(|(p, c)| (p.to_string(), c))
+        .collect();
+    for (path, create) in paths {
+        if path == "metadata/name" {
+            if v1 {
+                r.set_name(ns);
+            }
+            continue;
+        }
+        fieldpath::visit(&mut r.v, &path, create, &mut |v| {
+            let scalar = match v {
+                Value::Object(m) => m.is_empty(),
+                Value::Array(_) => false,
+                _ => true,
+            };
+            if scalar {
+                *v = Value::String(ns.to_string());
+            }
+        });
+    }
 }

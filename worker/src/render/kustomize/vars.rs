@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use super::KustomizeError;
+use super::config::{TransformerConfig, paths_for};
 use super::resource::Res;
 
 pub struct Var {
@@ -97,7 +98,11 @@ fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     Some(cur)
 }
 
-pub fn resolve(vars: &[Var], ra: &mut [Res]) -> Result<(), KustomizeError> {
+pub fn resolve(
+    vars: &[Var],
+    ra: &mut [Res],
+    cfg: &TransformerConfig,
+) -> Result<(), KustomizeError> {
     if vars.is_empty() {
         return Ok(());
     }
@@ -181,6 +186,14 @@ pub fn resolve(vars: &[Var], ra: &mut [Res]) -> Result<(), KustomizeError> {
                 ["spec/rules/host", "spec/tls/hosts", "spec/tls/secretName"].map(String::from),
             );
         }
+        // Fields added by `configurations:` (a map there means all of its values).
+        for (p, _) in paths_for(&cfg.var_reference, r) {
+            let p = p.replace("[]", "");
+            // A restated default must not substitute twice (`$$` escapes would unescape).
+            if !paths.contains(&p) && !paths.contains(&format!("{p}/*")) {
+                paths.push(p);
+            }
+        }
         for p in paths {
             let segs: Vec<&str> = p.split('/').collect();
             substitute(&mut r.v, &segs, &values);
@@ -207,7 +220,11 @@ fn substitute(v: &mut Value, segs: &[&str], values: &[(String, Value)]) {
                     substitute(x, rest, values);
                 }
             }
-            None => {}
+            None => {
+                for x in m.values_mut() {
+                    substitute(x, &[], values);
+                }
+            }
         },
         Value::String(s) if segs.is_empty() => {
             if let Some(name) = s.strip_prefix("$(").and_then(|x| x.strip_suffix(')'))
