@@ -15,6 +15,8 @@ pub fn run(k: &Kust, ra: &mut [Res], cfg: &TransformerConfig) -> Result<(), Kust
         return Ok(());
     };
     for r in ra.iter_mut() {
+        // kustomize records every object's id before this transformer, changed or not.
+        r.remember();
         set_specs(r, &ns, &cfg.namespace);
         if r.kind() == "APIService" && r.group() == "apiregistration.k8s.io" {
             let spec = obj_mut(obj_mut(&mut r.v).entry("spec").or_insert(Value::Null));
@@ -23,14 +25,11 @@ pub fn run(k: &Kust, ra: &mut [Res], cfg: &TransformerConfig) -> Result<(), Kust
         }
         if r.kind() == "CustomResourceDefinition"
             && r.group() == "apiextensions.k8s.io"
-            && let Some(v) = r
-                .v
-                .pointer_mut("/spec/conversion/webhook/clientConfig/service/namespace")
+            && let Some(v) =
+                r.v.pointer_mut("/spec/conversion/webhook/clientConfig/service/namespace")
         {
             *v = Value::String(ns.clone());
         }
-        // kustomize records every object's id before this transformer, changed or not.
-        r.remember();
         if r.kind() == "Namespace" && r.api_version() == "v1" {
             r.set_name(&ns);
             continue;
