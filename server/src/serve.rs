@@ -26,9 +26,15 @@ use crate::dashboard::cluster::ClusterView;
 use crate::dashboard::registry::{ProbeSettings, Registry as ServiceRegistry};
 use crate::dashboard::{self, Dashboard, DashboardConfig};
 
-/// The handlers this build ships, sharing `services`. A kind without a handler here stays queued
-/// for a process that has one.
+/// The handlers this build ships, sharing `services`, with the default command prefix.
 pub fn default_registry(services: &Arc<Services>) -> Registry {
+    registry_with_prefix(services, capstan_worker::commands::DEFAULT_PREFIX)
+}
+
+/// The handlers this build ships, sharing `services`. A kind without a handler here stays queued
+/// for a process that has one. `command_prefix` (the service's `--command-prefix`) is only the
+/// default: a repository's `commands.prefix` wins.
+pub fn registry_with_prefix(services: &Arc<Services>, command_prefix: &str) -> Registry {
     let mut r = Registry::new();
     r.register(jobs::PING, jobs::ping::PingHandler);
     // One renderer for all PR checks, so its in-memory cache serves every run.
@@ -39,7 +45,8 @@ pub fn default_registry(services: &Arc<Services>) -> Registry {
     );
     r.register(
         jobs::COMMAND,
-        capstan_worker::commands::CommandHandler::new(services.clone()),
+        capstan_worker::commands::CommandHandler::new(services.clone())
+            .with_default_prefix(command_prefix),
     );
     if let Some(engine) = promotion_engine(services) {
         r.register(
@@ -279,7 +286,7 @@ pub async fn run(
     }
     let queue = open_queue(&cfg).await?;
     let services = Arc::new(services(&cfg, queue.clone(), forge.clone()));
-    let registry = default_registry(&services);
+    let registry = registry_with_prefix(&services, &cfg.command_prefix);
     let metrics = Arc::new(Metrics::new());
     let allowlist = match &cfg.repo_allowlist {
         Some(globs) => Some(

@@ -22,5 +22,6 @@ pub mod repo_fs;
 pub mod report;
 pub mod runner;
 pub mod services;
+pub mod settings;
 pub mod store;
 pub mod yaml;

@@ -48,7 +48,7 @@ pub fn run(args: Args) -> ExitCode {
 
 fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     let local = args.repo.open()?;
-    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref());
+    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref())?;
     let base_fs = local.fs(Some(&args.base))?;
     let head_fs = local.fs(args.head.as_deref())?;
     let renderer = args.repo.renderer(args.backend);

@@ -36,7 +36,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     let local = args.repo.open()?;
     let fs = local.fs(args.reference.as_deref())?;
     let renderer = args.repo.renderer(args.backend);
-    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref());
+    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref())?;
 
     // A folder wins when the argument names one; otherwise it must be an Application.
     let as_dir = local
