@@ -51,7 +51,7 @@ impl PolicySettings {
         Ok(s)
     }
 
-    fn apply(&mut self, layer: &PolicySection, file: &str) -> Result<(), SettingsError> {
+    fn apply(&mut self, layer: &PolicySection, file: &'static str) -> Result<(), SettingsError> {
         if let Some(v) = &layer.kubernetes_version {
             // Checked when the file was parsed; a second look costs nothing and keeps this total.
             self.target_version = Version::parse(v).ok_or_else(|| {

@@ -7,8 +7,8 @@ use std::fmt;
 /// `.capstan.yaml` (or the shipped policy defaults) could not be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct SettingsError {
-    /// The file the text came from.
-    pub file: String,
+    /// The file the text came from (a constant: keeps the error small enough to return by value).
+    pub file: &'static str,
     /// Key path inside the file (`commands.permissions.hold`, `environments[0]`); empty for the
     /// whole document.
     pub path: String,
@@ -23,7 +23,7 @@ pub struct SettingsError {
 
 impl fmt::Display for SettingsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.file)?;
+        f.write_str(self.file)?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
             if let Some(col) = self.column {
@@ -43,9 +43,9 @@ impl fmt::Display for SettingsError {
 }
 
 impl SettingsError {
-    pub fn new(file: &str, path: &str, message: impl Into<String>) -> Self {
+    pub fn new(file: &'static str, path: &str, message: impl Into<String>) -> Self {
         SettingsError {
-            file: file.to_string(),
+            file,
             path: path.to_string(),
             line: None,
             column: None,
@@ -54,7 +54,7 @@ impl SettingsError {
         }
     }
 
-    pub(super) fn from_yaml(file: &str, e: crate::yaml::YamlError) -> Self {
+    pub(super) fn from_yaml(file: &'static str, e: crate::yaml::YamlError) -> Self {
         SettingsError {
             line: e.line,
             ..SettingsError::new(file, "", e.message)
@@ -63,8 +63,7 @@ impl SettingsError {
 
     /// Turns serde's wording into one that follows the key path, and adds the suggestion.
     pub(super) fn from_serde(
-        file: &str,
-        _text: &str,
+        file: &'static str,
         e: serde_path_to_error::Error<yaml_serde::Error>,
     ) -> Self {
         let mut path = e.path().to_string();
@@ -88,17 +87,18 @@ impl SettingsError {
             raw.drain(..at);
         }
         let (message, suggestion, extra_key) = explain(&raw);
-        if let Some(k) = extra_key {
-            if !path.ends_with(&k) {
-                if path.is_empty() {
-                    path = k;
-                } else {
-                    path = format!("{path}.{k}");
-                }
-            }
+        // serde_path_to_error usually ends the path at the unknown key already.
+        if let Some(k) = extra_key
+            && !path.ends_with(&k)
+        {
+            path = if path.is_empty() {
+                k
+            } else {
+                format!("{path}.{k}")
+            };
         }
         SettingsError {
-            file: file.to_string(),
+            file,
             path,
             line,
             column,
@@ -161,10 +161,10 @@ fn explain(raw: &str) -> (String, Option<String>, Option<String>) {
             );
         }
     }
-    if let Some(rest) = raw.strip_prefix("missing field ") {
-        if let Some(field) = quoted(rest).first() {
-            return (format!("needs a {field}"), None, None);
-        }
+    if let Some(rest) = raw.strip_prefix("missing field ")
+        && let Some(field) = quoted(rest).first()
+    {
+        return (format!("needs a {field}"), None, None);
     }
     if let Some(rest) = raw.strip_prefix("invalid type: ")
         && let Some((found, expected)) = rest.split_once(", expected ")

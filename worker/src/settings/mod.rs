@@ -107,7 +107,7 @@ impl RepoSettings {
     }
 
     /// [`RepoSettings::parse`] with another file name in errors (the shipped policy defaults).
-    pub fn parse_named(text: &str, file: &str) -> Result<RepoSettings, SettingsError> {
+    pub fn parse_named(text: &str, file: &'static str) -> Result<RepoSettings, SettingsError> {
         // The shared YAML reader first: it bounds aliases and nesting and refuses duplicate
         // keys (which typed deserialization of a map would silently resolve to the last one).
         let doc =
@@ -123,8 +123,8 @@ impl RepoSettings {
             ));
         }
         let de = yaml_serde::Deserializer::from_str(text);
-        let settings: RepoSettings = serde_path_to_error::deserialize(de)
-            .map_err(|e| SettingsError::from_serde(file, text, e))?;
+        let settings: RepoSettings =
+            serde_path_to_error::deserialize(de).map_err(|e| SettingsError::from_serde(file, e))?;
         settings.validate(file)?;
         Ok(settings)
     }
@@ -152,7 +152,7 @@ impl RepoSettings {
     /// Checks that serde cannot express: values in range, paths inside the repository, reasons
     /// given. Deeper checks of a section that compiles into something else (promotion rules,
     /// command permissions) happen where it is compiled, with the same key paths.
-    fn validate(&self, file: &str) -> Result<(), SettingsError> {
+    fn validate(&self, file: &'static str) -> Result<(), SettingsError> {
         if self.version != SETTINGS_VERSION {
             return Err(SettingsError::new(
                 file,

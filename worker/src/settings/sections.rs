@@ -174,7 +174,7 @@ impl Default for RenderSettings {
 }
 
 impl RenderSettings {
-    pub(super) fn validate(&self, file: &str) -> Result<(), SettingsError> {
+    pub(super) fn validate(&self, file: &'static str) -> Result<(), SettingsError> {
         if !(0.0..=1.0).contains(&self.verify_share) {
             return Err(SettingsError::new(
                 file,
@@ -350,7 +350,7 @@ pub struct PolicySection {
 }
 
 impl PolicySection {
-    pub(super) fn validate(&self, file: &str) -> Result<(), SettingsError> {
+    pub(super) fn validate(&self, file: &'static str) -> Result<(), SettingsError> {
         if let Some(v) = &self.kubernetes_version
             && crate::policy::deprecations::Version::parse(v).is_none()
         {
