@@ -275,7 +275,7 @@ fn run_one(
             let specs = specs_of(&b, src)?;
             if !ns.is_empty() {
                 for r in ra.iter_mut() {
-                    if !is_cluster_scoped(r.kind()) {
+                    if !is_cluster_scoped(r.group(), r.version(), r.kind()) {
                         r.set_namespace(&ns);
                     }
                     namespace::set_specs(r, &ns, &specs);
