@@ -29,10 +29,14 @@ use crate::dashboard::{self, Dashboard, DashboardConfig};
 /// The handlers this build ships, sharing `services`. A kind without a handler here stays queued
 /// for a process that has one.
 pub fn default_registry(services: &Arc<Services>) -> Registry {
+    // One renderer for all PR checks, so its in-memory cache and pins serve every run.
+    registry_with(services, Arc::new(Renderer::new(RenderConfig::default())))
+}
+
+/// [`default_registry`] with a given renderer (tests hand in one with an engine hook).
+pub fn registry_with(services: &Arc<Services>, renderer: Arc<Renderer>) -> Registry {
     let mut r = Registry::new();
     r.register(jobs::PING, jobs::ping::PingHandler);
-    // One renderer for all PR checks, so its in-memory cache serves every run.
-    let renderer = Arc::new(Renderer::new(RenderConfig::default()));
     r.register(
         jobs::PR_CHECK,
         PrCheckHandler::new(services.clone(), renderer),
@@ -191,6 +195,9 @@ pub async fn dashboard(
     d.promotions = Some(Arc::new(
         capstan_worker::store::promotions::SqlPromotionStore::new(services.queue.db()),
     ));
+    d.fidelity = Some(Arc::new(capstan_worker::store::SqlFidelityStore::new(
+        services.queue.db(),
+    )));
     d.registry = registry;
     d.cluster = client.map(|c| Arc::new(ClusterView::new(c)));
     d.argocd = argocd_apps(cfg);
@@ -344,6 +351,16 @@ pub async fn run(
     forge: Option<Arc<dyn Forge>>,
     shutdown: Option<CancellationToken>,
 ) -> anyhow::Result<()> {
+    run_with(cfg, forge, shutdown, None).await
+}
+
+/// [`run`] with the PR checks' renderer given (`None`: the default one).
+pub async fn run_with(
+    cfg: Config,
+    forge: Option<Arc<dyn Forge>>,
+    shutdown: Option<CancellationToken>,
+    renderer: Option<Arc<Renderer>>,
+) -> anyhow::Result<()> {
     let forge = match forge {
         Some(f) => Some(f),
         None => github_forge(&cfg)?,
@@ -355,7 +372,10 @@ pub async fn run(
     }
     let queue = open_queue(&cfg).await?;
     let services = Arc::new(services(&cfg, queue.clone(), forge.clone()));
-    let registry = default_registry(&services);
+    let registry = match renderer {
+        Some(r) => registry_with(&services, r),
+        None => default_registry(&services),
+    };
     let metrics = Arc::new(Metrics::new());
     let allowlist = match &cfg.repo_allowlist {
         Some(globs) => Some(

@@ -49,16 +49,30 @@ pub struct Harness {
 impl Harness {
     /// Starts the fake GitHub and `capstan serve`; `origin` starts with one commit of `files`.
     pub async fn start(auth: Auth, files: &[(String, String)]) -> Harness {
-        Self::build(auth, files, true).await
+        Self::build(auth, files, true, None).await
+    }
+
+    /// [`Harness::start`] with the PR checks' renderer given (e.g. one with an engine hook).
+    pub async fn start_with_renderer(
+        auth: Auth,
+        files: &[(String, String)],
+        renderer: Arc<capstan_worker::render::Renderer>,
+    ) -> Harness {
+        Self::build(auth, files, true, Some(renderer)).await
     }
 
     /// The fake GitHub and the origin repository only, for tests that run a worker of their own
     /// (a running service's missed-event recovery would check their pull requests too).
     pub async fn without_service(files: &[(String, String)]) -> Harness {
-        Self::build(Auth::App, files, false).await
+        Self::build(Auth::App, files, false, None).await
     }
 
-    async fn build(auth: Auth, files: &[(String, String)], serve: bool) -> Harness {
+    async fn build(
+        auth: Auth,
+        files: &[(String, String)],
+        serve: bool,
+        renderer: Option<Arc<capstan_worker::render::Renderer>>,
+    ) -> Harness {
         capstan_worker::forge::github::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let origin_dir = dir.path().join("origin/acme/gitops");
@@ -105,8 +119,14 @@ impl Harness {
         }
         let database_url = cfg.database_url.clone();
         let stop = CancellationToken::new();
-        let service =
-            serve.then(|| tokio::spawn(capstan_server::serve::run(cfg, forge, Some(stop.clone()))));
+        let service = serve.then(|| {
+            tokio::spawn(capstan_server::serve::run_with(
+                cfg,
+                forge,
+                Some(stop.clone()),
+                renderer,
+            ))
+        });
         let base_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         for _ in 0..500 {
