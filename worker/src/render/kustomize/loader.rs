@@ -159,6 +159,25 @@ impl<'a> Loader<'a> {
         })
     }
 
+    /// Like [`Self::join`] for a file (resource, patch, generator source, replacement): kustomize's
+    /// default load restrictor refuses files outside the kustomization's directory, while
+    /// directories (bases, components) may be anywhere.
+    pub fn join_file(
+        &self,
+        dir: &RepoPath,
+        rel: &str,
+        file: &RepoPath,
+    ) -> Result<RepoPath, KustomizeError> {
+        let path = self.join(dir, rel, file)?;
+        if !path.starts_with(dir) {
+            return Err(KustomizeError::invalid(
+                file,
+                format!("security; file '{path}' is not in or below '{dir}'"),
+            ));
+        }
+        Ok(path)
+    }
+
     pub fn load_kustomization(&mut self, dir: &RepoPath) -> Result<Kust, KustomizeError> {
         let mut found = Vec::new();
         for name in KUSTOMIZATION_FILES {
@@ -290,6 +309,7 @@ impl<'a> Loader<'a> {
                     }
                 }
                 Some(EntryKind::File) => {
+                    let path = self.join_file(&k.dir, &entry, &k.file)?;
                     for r in self.load_resources(&path)? {
                         append(ra, r, &k.file)?;
                     }
@@ -365,13 +385,9 @@ impl<'a> Loader<'a> {
             let Value::Object(obj) = &doc else {
                 return Err(KustomizeError::invalid(file, "document is not a mapping"));
             };
+            // A `kind: Kustomization` document (a Flux Kustomization, even a kustomize one) is
+            // an ordinary object to kustomize when it is listed as a resource file.
             let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-            if kind == "Kustomization" || kind == "Component" {
-                return Err(KustomizeError::invalid(
-                    file,
-                    "a kustomization file cannot be listed as a resource",
-                ));
-            }
             if kind.ends_with("List")
                 && let Some(Value::Array(items)) = obj.get("items")
             {
@@ -425,7 +441,9 @@ pub fn absorb(ra: &mut Vec<Res>, r: Res, file: &str) -> Result<(), KustomizeErro
     let id = r.id();
     // kustomize matches on the current id or any earlier one (a base may have renamed or
     // re-namespaced the object since).
-    let eff = |kind: &str, ns: &str| super::resource::eff_ns(kind, ns).to_string();
+    let eff = |kind: &str, ns: &str| {
+        super::resource::eff_ns(&id.group, &id.version, kind, ns).to_string()
+    };
     let want_ns = eff(&id.kind, &id.namespace);
     let existing: Vec<usize> = ra
         .iter()

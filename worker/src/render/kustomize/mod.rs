@@ -13,6 +13,7 @@
 mod config;
 mod emit;
 mod fieldpath;
+mod fold_quirk;
 mod generators;
 mod images;
 mod labels;

@@ -125,8 +125,8 @@ fn resolve(ra: &[Res], kind: &str, value: &str, ns: Option<&str>) -> Option<Stri
             continue;
         }
         if let Some(ns) = ns
-            && !is_cluster_scoped(kind)
-            && eff_ns(kind, c.namespace()) != ns
+            && !is_cluster_scoped(c.group(), c.version(), kind)
+            && eff_ns(c.group(), c.version(), kind, c.namespace()) != ns
         {
             continue;
         }
@@ -148,8 +148,10 @@ fn resolve_moved(ra: &[Res], kind: &str, name: &str, ns: Option<&str>) -> Option
     }
     let mut found: Option<&Res> = None;
     for c in ra.iter().filter(|c| c.kind() == kind) {
-        let ids = std::iter::once((c.name(), c.namespace()))
-            .chain(c.prev.iter().map(|p| (p.1.as_str(), p.2.as_str())));
+        // kustomize only considers objects with a previous id (renamed, re-namespaced or given
+        // a hash suffix) and matches their previous names: an untouched ServiceAccount never
+        // gets its namespace written into a subject that leaves it out.
+        let ids = c.prev.iter().map(|p| (p.1.as_str(), p.2.as_str()));
         let mut hit = false;
         for (n, cns) in ids {
             if n == name && ns.is_none_or(|want| eff(want) == eff(cns)) {
@@ -198,7 +200,7 @@ pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), K
     // (resource index, pointer of the map, namespace to set)
     let mut inserts: Vec<(usize, String, String)> = Vec::new();
     for (i, r) in ra.iter().enumerate() {
-        let ns = eff_ns(r.kind(), r.namespace()).to_string();
+        let ns = eff_ns(r.group(), r.version(), r.kind(), r.namespace()).to_string();
         let mut refs: Vec<(&str, String)> = Vec::new();
         if let Some(base) = pod_spec_path(r.kind()) {
             for (kind, p) in POD_REFS {

@@ -29,12 +29,34 @@ pub fn run(k: &Kust, ra: &mut [Res], cfg: &TransformerConfig) -> Result<(), Kust
             let svc = obj_mut(spec.entry("service").or_insert(Value::Null));
             svc.insert("namespace".into(), Value::String(ns.clone()));
         }
-        if r.kind() == "Namespace" {
+        if r.kind() == "CustomResourceDefinition"
+            && r.group() == "apiextensions.k8s.io"
+            && let Some(v) = r
+                .v
+                .pointer_mut("/spec/conversion/webhook/clientConfig/service/namespace")
+        {
+            *v = Value::String(ns.clone());
+        }
+        // kustomize records every object's id before this transformer, changed or not.
+        r.remember();
+        if r.kind() == "Namespace" && r.api_version() == "v1" {
             r.set_name(&ns);
             continue;
         }
-        if !is_cluster_scoped(r.kind()) {
+        if !is_cluster_scoped(r.group(), r.version(), r.kind()) {
             r.set_namespace(&ns);
+        }
+        // Binding subjects named `default` (of any kind) get the namespace, created if absent.
+        if matches!(r.kind(), "RoleBinding" | "ClusterRoleBinding")
+            && let Some(Value::Array(subjects)) = obj_mut(&mut r.v).get_mut("subjects")
+        {
+            for s in subjects.iter_mut() {
+                if let Value::Object(m) = s
+                    && m.get("name").and_then(Value::as_str) == Some("default")
+                {
+                    m.insert("namespace".into(), Value::String(ns.clone()));
+                }
+            }
         }
     }
     Ok(())

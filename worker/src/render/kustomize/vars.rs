@@ -27,7 +27,7 @@ pub fn collect(v: Option<&Value>, file: &str, out: &mut Vec<Var>) -> Result<(), 
         return Err(KustomizeError::invalid(file, "vars: expected a list"));
     };
     for item in items {
-        let s = |p: &str| item.pointer(p).and_then(Value::as_str).map(str::to_string);
+        let s = |p: &str| json_field(item, p).and_then(Value::as_str).map(str::to_string);
         let name = s("/name").ok_or_else(|| KustomizeError::invalid(file, "var without a name"))?;
         if out.iter().any(|x| x.name == name) {
             return Err(KustomizeError::invalid(
@@ -54,6 +54,22 @@ pub fn collect(v: Option<&Value>, file: &str, out: &mut Vec<Var>) -> Result<(), 
         });
     }
     Ok(())
+}
+
+/// The value at a `/`-separated path of field names as Go's JSON decoding (which kustomize reads
+/// its kustomization with) finds it: an exact name first, else one equal ignoring case
+/// (`fieldref: {fieldPath: ...}` and `fieldpath` both work).
+fn json_field<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = v;
+    for name in path.split('/').filter(|n| !n.is_empty()) {
+        let m = cur.as_object()?;
+        cur = m.get(name).or_else(|| {
+            m.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        })?;
+    }
+    Some(cur)
 }
 
 fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
