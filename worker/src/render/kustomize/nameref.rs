@@ -233,7 +233,7 @@ pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), K
             }
         }
         for (j, (kind, p)) in refs.into_iter().enumerate() {
-            let want_ns = if j >= n_default && is_cluster_scoped(r.kind()) {
+            let want_ns = if j >= n_default && is_cluster_scoped(r.group(), r.version(), r.kind()) {
                 None
             } else {
                 Some(ns.as_str())
