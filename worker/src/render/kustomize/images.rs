@@ -51,7 +51,9 @@ pub fn run(k: &Kust, ra: &mut [Res], cfg: &TransformerConfig) -> Result<(), Kust
             "^{name}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$"
         ))
         // kustomize itself crashes on an image name that is not a valid expression.
-        .map_err(|_| KustomizeError::unsupported("images name that is not a regular expression", &k.file))?;
+        .map_err(|_| {
+            KustomizeError::unsupported("images name that is not a regular expression", &k.file)
+        })?;
         rules.push(ImageRule {
             pattern,
             new_name: get("newName")?,
@@ -107,10 +109,11 @@ fn is_default_spec(path: &str) -> bool {
 fn walk(v: &mut Value, rule: &ImageRule, in_containers: bool) {
     match v {
         Value::Object(m) => {
-            if in_containers && let Some(Value::String(img)) = m.get_mut("image") {
-                if let Some(new) = apply(img, rule) {
-                    *img = new;
-                }
+            if in_containers
+                && let Some(Value::String(img)) = m.get_mut("image")
+                && let Some(new) = apply(img, rule)
+            {
+                *img = new;
             }
             for (k, child) in m.iter_mut() {
                 let c = k == "containers" || k == "initContainers";
