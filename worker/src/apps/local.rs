@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::DiscoveryConfig;
 use crate::git::{GitError, GitRepo};
-use crate::render::verify::{SettingsError, VerifySettings};
+use crate::render::verify::VerifySettings;
 use crate::repo_fs::{DirFs, FsError, RepoFs, RepoPath};
 use crate::settings::{RepoSettings, SettingsError};
 
@@ -118,19 +118,12 @@ impl LocalRepo {
         Ok(cfg)
     }
 
-    /// `render.verify`, `render.verifyShare` and `render.notChecked` from `.capstan.yaml`, read
-    /// like the discovery settings: from the default branch, else the working directory.
+    /// `render.verify`, `render.verifyShare` and `render.notChecked` of [`LocalRepo::settings`].
     pub fn verify_settings(
         &self,
         default_branch: Option<&str>,
-    ) -> Result<VerifySettings, SettingsError> {
-        let branch = default_branch
-            .map(str::to_string)
-            .unwrap_or_else(|| self.default_branch());
-        match self.fs(Some(&branch)).or_else(|_| self.fs(None)) {
-            Ok(fs) => VerifySettings::read(fs.as_ref()),
-            Err(_) => Ok(VerifySettings::default()),
-        }
+    ) -> Result<VerifySettings, LocalError> {
+        Ok(VerifySettings::from(&self.settings(default_branch)?.render))
     }
 
     /// The repository that contains the folder `arg` (absolute, or relative to the current

@@ -590,10 +590,9 @@ fn analyze_trees(
     let engine = PolicyEngine::new(&sources)
         .context("loading the policies of the base branch")
         .map_err(Failed::permanent)?;
-    let settings = VerifySettings::read(&settings_fs).map_err(Failed::permanent)?;
     let renderer = &renderer.scoped(Scope {
         repo: repo.to_string(),
-        settings,
+        settings: VerifySettings::from(&settings.render),
         defer: true,
     });
     let analysis = analyze(
@@ -618,6 +617,6 @@ fn analyze_trees(
         sections,
         head_objects,
         total_apps: analysis.total_apps,
-        not_checked: settings.not_checked,
+        not_checked: settings.render.not_checked,
     })
 }

@@ -29,29 +29,13 @@ use sha2::Digest;
 
 use super::{RenderError, RenderSource};
 use crate::repo_fs::{MemFs, RepoFs, RepoPath};
+use crate::settings::{RenderSettings, RepoSettings, SettingsError};
 
-/// `render.verify`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VerifyMode {
-    Off,
-    /// A share of renders plus the first render of each kustomization after an engine upgrade.
-    #[default]
-    Sample,
-    Always,
-}
+/// `render.verify` and `render.notChecked`, as the typed repository settings define them.
+pub use crate::settings::{NotChecked as NotCheckedConclusion, RenderVerify as VerifyMode};
 
-/// `render.notChecked`: the check conclusion when an affected app could not be rendered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NotCheckedConclusion {
-    #[default]
-    Neutral,
-    Failure,
-}
-
-/// The `render:` keys this module reads from `.capstan.yaml` (until the typed repository settings
-/// carry them, the names and defaults are the same).
+/// The `render:` keys verification and the check conclusion use, taken from [`RenderSettings`]
+/// (one parser for `.capstan.yaml`: [`RepoSettings`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifySettings {
@@ -63,100 +47,25 @@ pub struct VerifySettings {
 
 impl Default for VerifySettings {
     fn default() -> Self {
-        VerifySettings {
-            verify: VerifyMode::Sample,
-            verify_share: 0.1,
-            not_checked: NotCheckedConclusion::Neutral,
-        }
+        Self::from(&RenderSettings::default())
     }
 }
 
-/// A `render:` value in `.capstan.yaml` that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error(".capstan.yaml: {key}: {message}")]
-pub struct SettingsError {
-    pub key: &'static str,
-    pub message: String,
+impl From<&RenderSettings> for VerifySettings {
+    fn from(r: &RenderSettings) -> Self {
+        VerifySettings {
+            verify: r.verify,
+            verify_share: r.verify_share,
+            not_checked: r.not_checked,
+        }
+    }
 }
 
 impl VerifySettings {
     /// The settings of the tree `fs` (its `.capstan.yaml`; defaults without one).
     pub fn read(fs: &dyn RepoFs) -> Result<Self, SettingsError> {
-        let err = |message: String| SettingsError {
-            key: "render",
-            message,
-        };
-        let path =
-            RepoPath::new(crate::apps::local::SETTINGS_FILE).map_err(|e| err(e.to_string()))?;
-        match fs.kind(&path) {
-            Ok(Some(crate::repo_fs::EntryKind::File)) => {}
-            _ => return Ok(Self::default()),
-        }
-        let text = fs.read_to_string(&path).map_err(|e| err(e.to_string()))?;
-        let doc = crate::yaml::parse_single(&text, crate::apps::local::SETTINGS_FILE)
-            .map_err(|e| err(e.to_string()))?;
-        Self::from_settings(&doc)
-    }
-
-    /// Reads `render.verify`, `render.verifyShare` and `render.notChecked` from a parsed
-    /// `.capstan.yaml` (other `render:` keys belong to other readers and are left alone).
-    pub fn from_settings(doc: &Value) -> Result<Self, SettingsError> {
-        let mut s = VerifySettings::default();
-        let Some(render) = doc.get("render").filter(|v| !v.is_null()) else {
-            return Ok(s);
-        };
-        let Some(render) = render.as_object() else {
-            return Err(SettingsError {
-                key: "render",
-                message: "must be a mapping".into(),
-            });
-        };
-        let word = |key: &'static str| -> Result<Option<&str>, SettingsError> {
-            match render.get(key.trim_start_matches("render.")) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(v)) => Ok(Some(v.as_str())),
-                Some(other) => Err(SettingsError {
-                    key,
-                    message: format!("expected a word, found {other}"),
-                }),
-            }
-        };
-        if let Some(v) = word("render.verify")? {
-            s.verify = match v {
-                "off" => VerifyMode::Off,
-                "sample" => VerifyMode::Sample,
-                "always" => VerifyMode::Always,
-                other => {
-                    return Err(SettingsError {
-                        key: "render.verify",
-                        message: format!("{other:?} is not one of off, sample, always"),
-                    });
-                }
-            };
-        }
-        if let Some(v) = word("render.notChecked")? {
-            s.not_checked = match v {
-                "neutral" => NotCheckedConclusion::Neutral,
-                "failure" => NotCheckedConclusion::Failure,
-                other => {
-                    return Err(SettingsError {
-                        key: "render.notChecked",
-                        message: format!("{other:?} is not one of neutral, failure"),
-                    });
-                }
-            };
-        }
-        match render.get("verifyShare") {
-            None | Some(Value::Null) => {}
-            Some(v) => {
-                let share = v.as_f64().filter(|f| (0.0..=1.0).contains(f));
-                s.verify_share = share.ok_or_else(|| SettingsError {
-                    key: "render.verifyShare",
-                    message: format!("is {v}; it must be a number between 0 and 1"),
-                })?;
-            }
-        }
-        Ok(s)
+        let (settings, _) = RepoSettings::from_tree(fs)?;
+        Ok(Self::from(&settings.render))
     }
 }
 
@@ -631,26 +540,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_defaults_and_refusals() {
-        let d = VerifySettings::from_settings(&serde_json::json!({})).unwrap();
-        assert_eq!(d, VerifySettings::default());
+    fn settings_come_from_the_typed_render_section() {
+        let d = VerifySettings::default();
         assert_eq!(d.verify, VerifyMode::Sample);
-        let s = VerifySettings::from_settings(&serde_json::json!({"render": {
-            "verify": "always", "verifyShare": 0.5, "notChecked": "failure", "backend": "native"
-        }}))
+        assert_eq!(d.verify_share, 0.1);
+        let (s, _) = RepoSettings::from_tree(&MemFs::new().with(
+            ".capstan.yaml",
+            "render: {verify: always, verifyShare: 0.5, notChecked: failure}\n",
+        ))
         .unwrap();
-        assert_eq!(s.verify, VerifyMode::Always);
-        assert_eq!(s.verify_share, 0.5);
-        assert_eq!(s.not_checked, NotCheckedConclusion::Failure);
-        for bad in [
-            serde_json::json!({"render": {"verify": "sometimes"}}),
-            serde_json::json!({"render": {"verifyShare": 2}}),
-            serde_json::json!({"render": {"notChecked": "success"}}),
-            serde_json::json!({"render": "yes"}),
-        ] {
-            let e = VerifySettings::from_settings(&bad).unwrap_err();
-            assert!(e.to_string().starts_with(".capstan.yaml: render"), "{e}");
-        }
+        let v = VerifySettings::from(&s.render);
+        assert_eq!(v.verify, VerifyMode::Always);
+        assert_eq!(v.verify_share, 0.5);
+        assert_eq!(v.not_checked, NotCheckedConclusion::Failure);
+        let bad = MemFs::new().with(".capstan.yaml", "render: {verify: sometimes}\n");
+        let e = VerifySettings::read(&bad).unwrap_err();
+        assert!(e.to_string().contains("render.verify"), "{e}");
     }
 
     #[test]

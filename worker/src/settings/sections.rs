@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{SettingsError, null_default};
 use crate::commands::Permission;
@@ -215,7 +215,7 @@ pub enum HelmMode {
 }
 
 /// `render.verify`: cross-check renders against a second renderer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RenderVerify {
     Off,
@@ -226,7 +226,7 @@ pub enum RenderVerify {
 }
 
 /// `render.notChecked`: the check conclusion when some app could not be rendered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NotChecked {
     #[default]

@@ -3,6 +3,9 @@
 of `transformers:` / `generators:` (expected files come from regen.sh, i.e. from kustomize).
 Usage: regen.sh $(gen_cases_plugins.py)  (rewrites the inputs of the cases below, prints their
 names)."""
+import contextlib
+import sys
+
 import gen_cases as base
 
 # Only the cases below: the main generator's own cases stay untouched.
@@ -222,6 +225,69 @@ case("config-file-outside-root-error", {
     "kustomization.yaml": "resources:\n- app\n",
     "app/kustomization.yaml": res("app.yaml") + "configurations:\n- ../nameref.yaml\n",
     "app/app.yaml": APP, "nameref.yaml": NAMEREF})
+
+# From kubeflow's pvcviewer-controller (kubebuilder layout): a cluster-scoped referrer (the
+# CRD's conversion webhook) finds a Service in another namespace.
+CONVERSION_CRD = """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: viewers.example.com}
+spec:
+  group: example.com
+  names: {kind: Viewer, plural: viewers}
+  scope: Namespaced
+  conversion:
+    strategy: Webhook
+    webhook:
+      clientConfig:
+        service: {name: webhook-service, namespace: system, path: /convert}
+      conversionReviewVersions: [v1]
+  versions: []
+"""
+
+case("config-nameref-crd-conversion-webhook", {
+    "kustomization.yaml": "namespace: tools\nnamePrefix: pv-\nresources:\n- crd\n- svc.yaml\n",
+    "svc.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: webhook-service}\nspec: {ports: [{port: 443}]}\n",
+    "crd/kustomization.yaml": res("crd.yaml") + "configurations:\n- kustomizeconfig.yaml\n",
+    "crd/crd.yaml": CONVERSION_CRD,
+    "crd/kustomizeconfig.yaml": """nameReference:
+- kind: Service
+  version: v1
+  fieldSpecs:
+  - kind: CustomResourceDefinition
+    version: v1
+    group: apiextensions.k8s.io
+    path: spec/conversion/webhook/clientConfig/service/name
+namespace:
+- kind: CustomResourceDefinition
+  version: v1
+  group: apiextensions.k8s.io
+  path: spec/conversion/webhook/clientConfig/service/namespace
+  create: false
+varReference:
+- path: metadata/annotations
+""",
+})
+
+# The same CRD without configurations: the conversion webhook namespace is a default spec.
+case("namespace-crd-conversion-webhook-default", {
+    "kustomization.yaml": "namespace: tools\nresources:\n- crd.yaml\n",
+    "crd.yaml": CONVERSION_CRD,
+})
+
+# From Argo Rollouts' kustomize config: an HPA scaling a custom kind follows its rename.
+case("config-nameref-hpa-custom-kind", {
+    "kustomization.yaml": res("canary.yaml", "hpa.yaml") + "namePrefix: my-\nconfigurations:\n- cfg.yaml\n",
+    "canary.yaml": "apiVersion: example.com/v1\nkind: Canary\nmetadata: {name: guestbook}\nspec: {replicas: 1}\n",
+    "hpa.yaml": """apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: hpa}
+spec:
+  minReplicas: 1
+  maxReplicas: 3
+  scaleTargetRef: {apiVersion: example.com/v1, kind: Canary, name: guestbook}
+""",
+    "cfg.yaml": "nameReference:\n- kind: Canary\n  group: example.com\n  fieldSpecs:\n  - path: spec/scaleTargetRef/name\n    kind: HorizontalPodAutoscaler\n",
+})
 
 # --- transformers -----------------------------------------------------------------------------
 
@@ -546,5 +612,6 @@ literals:
 
 if __name__ == "__main__":
     names = list(base.CASES)
-    base.write()
+    with contextlib.redirect_stdout(sys.stderr):
+        base.write()
     print(" ".join(names))

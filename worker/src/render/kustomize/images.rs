@@ -109,10 +109,11 @@ fn is_default_spec(path: &str) -> bool {
 fn walk(v: &mut Value, rule: &ImageRule, in_containers: bool) {
     match v {
         Value::Object(m) => {
-            if in_containers && let Some(Value::String(img)) = m.get_mut("image") {
-                if let Some(new) = apply(img, rule) {
-                    *img = new;
-                }
+            if in_containers
+                && let Some(Value::String(img)) = m.get_mut("image")
+                && let Some(new) = apply(img, rule)
+            {
+                *img = new;
             }
             for (k, child) in m.iter_mut() {
                 let c = k == "containers" || k == "initContainers";

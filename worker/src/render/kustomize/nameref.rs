@@ -212,8 +212,18 @@ pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), K
                 refs.push((kind, p.to_string()));
             }
         }
+        if r.kind() == "HorizontalPodAutoscaler"
+            && let Some(k) =
+                r.v.pointer("/spec/scaleTargetRef/kind")
+                    .and_then(Value::as_str)
+        {
+            refs.push((leak_kind(k), "spec/scaleTargetRef/name".into()));
+        }
         // Extra references from `configurations:`; those the defaults already cover (often
-        // restated in kubebuilder's kustomizeconfig.yaml) must not run twice.
+        // restated in kubebuilder's kustomizeconfig.yaml) must not run twice. A cluster-scoped
+        // referrer among them (a CRD's conversion webhook) finds its object in any namespace,
+        // as in kustomize; the built-in tables keep matching by namespace.
+        let n_default = refs.len();
         for (kind, p) in cfg.name_refs_of(r) {
             let p = p.replace("[]", "");
             if !refs.iter().any(|(k, q)| *k == kind && *q == p)
@@ -222,20 +232,18 @@ pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), K
                 refs.push((kind, p));
             }
         }
-        if r.kind() == "HorizontalPodAutoscaler"
-            && let Some(k) =
-                r.v.pointer("/spec/scaleTargetRef/kind")
-                    .and_then(Value::as_str)
-        {
-            refs.push((leak_kind(k), "spec/scaleTargetRef/name".into()));
-        }
-        for (kind, p) in refs {
+        for (j, (kind, p)) in refs.into_iter().enumerate() {
+            let want_ns = if j >= n_default && is_cluster_scoped(r.group(), r.version(), r.kind()) {
+                None
+            } else {
+                Some(ns.as_str())
+            };
             let segs: Vec<&str> = p.split('/').collect();
             let mut ptrs = Vec::new();
             collect(&r.v, &segs, String::new(), &mut ptrs);
             for ptr in ptrs {
                 if let Some(val) = r.v.pointer(&ptr).and_then(Value::as_str)
-                    && let Some(new) = resolve(ra, kind, val, Some(&ns))
+                    && let Some(new) = resolve(ra, kind, val, want_ns)
                     && new != val
                 {
                     edits.push((i, ptr, new));
@@ -328,7 +336,9 @@ fn handled_below(referrer: &str, kind: &str, path: &str) -> bool {
         "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration" => {
             kind == "Service" && path == "webhooks/clientConfig/service/name"
         }
-        "HorizontalPodAutoscaler" => path == "spec/scaleTargetRef/name",
+        "HorizontalPodAutoscaler" => {
+            path == "spec/scaleTargetRef/name" && !leak_kind(kind).is_empty()
+        }
         _ => false,
     }
 }

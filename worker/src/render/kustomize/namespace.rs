@@ -18,6 +18,14 @@ pub fn run(k: &Kust, ra: &mut [Res], cfg: &TransformerConfig) -> Result<(), Kust
         // kustomize records every object's id before this transformer, changed or not.
         r.remember();
         set_specs(r, &ns, &cfg.namespace);
+        // A default field spec of kustomize's namespace transformer (the CRD's own conversion
+        // webhook Service).
+        if r.kind() == "CustomResourceDefinition" && r.group() == "apiextensions.k8s.io" {
+            let path = "spec/conversion/webhook/clientConfig/service/namespace";
+            fieldpath::visit(&mut r.v, path, false, &mut |v| {
+                *v = Value::String(ns.clone());
+            });
+        }
         if r.kind() == "APIService" && r.group() == "apiregistration.k8s.io" {
             let spec = obj_mut(obj_mut(&mut r.v).entry("spec").or_insert(Value::Null));
             let svc = obj_mut(spec.entry("service").or_insert(Value::Null));

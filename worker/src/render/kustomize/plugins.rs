@@ -15,25 +15,12 @@ use super::loader::{Kust, Loader, append, string_map};
 use super::resource::{Res, is_cluster_scoped};
 use super::{KustomizeError, generators, images, labels, namespace, patches, prefix_suffix};
 use super::{replacements, yaml_load};
-use crate::repo_fs::{EntryKind, RepoPath};
-
-/// A file a kustomization names for its own use (configurations, plugin configs): kustomize's
-/// default load restrictor wants it in or below the kustomization's directory.
-fn own_file(ld: &Loader, k: &Kust, entry: &str) -> Result<RepoPath, KustomizeError> {
-    let path = ld.join(&k.dir, entry, &k.file)?;
-    if !path.starts_with(&k.dir) {
-        return Err(KustomizeError::invalid(
-            &k.file,
-            format!("security; file '{path}' is not in or below '{}'", k.dir),
-        ));
-    }
-    Ok(path)
-}
+use crate::repo_fs::EntryKind;
 
 /// Merges the kustomization's `configurations:` files into the loader's configuration.
 pub fn merge_configurations(ld: &mut Loader, k: &Kust) -> Result<(), KustomizeError> {
     for entry in k.str_list("configurations")? {
-        let path = own_file(ld, k, &entry)?;
+        let path = ld.join_file(&k.dir, &entry, &k.file)?;
         let text = ld.read(&path)?;
         let src = path.to_string();
         let v = yaml_load::parse_kustomization(&text, &src)?;
@@ -65,7 +52,7 @@ fn load_configs(ld: &mut Loader, k: &Kust, field: &str) -> Result<Vec<Res>, Kust
         let path = ld.join(&k.dir, &entry, &k.file)?;
         let found = match ld.fs.kind(&path)? {
             Some(EntryKind::File) => {
-                let path = own_file(ld, k, &entry)?;
+                let path = ld.join_file(&k.dir, &entry, &k.file)?;
                 ld.load_resources(&path)?
             }
             Some(EntryKind::Dir) => ld.accumulate_apart(&path)?,
