@@ -101,3 +101,28 @@ fn configuration_and_plugin_files_are_inputs() {
     }
     assert!(out.yaml.contains("  labels:\n    a: b\n"), "{}", out.yaml);
 }
+
+/// kustomize's strategic merge keeps `creationTimestamp: null` (controller-gen writes it into
+/// every CRD) but drops a field left empty; both parse to null, so the engine refuses the one it
+/// cannot tell apart instead of dropping the field.
+#[test]
+fn strategic_merge_on_an_object_with_a_spelled_out_null_is_refused() {
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  creationTimestamp: null\n  name: cfg\ndata:\n  a: \"1\"\n";
+    let patch = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  b: \"2\"\n";
+    let feature = unsupported(
+        "resources:\n- cm.yaml\npatchesStrategicMerge:\n- p.yaml\n",
+        &[("cm.yaml", cm), ("p.yaml", patch)],
+    );
+    assert_eq!(
+        feature,
+        "strategic merge patch on an object with a field written as null"
+    );
+    let feature = unsupported(
+        "resources:\n- cm.yaml\ntransformers:\n- |-\n  apiVersion: builtin\n  kind: PatchTransformer\n  metadata:\n    name: p\n  patch: |-\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: cfg\n    data:\n      b: \"2\"\n",
+        &[("cm.yaml", cm)],
+    );
+    assert_eq!(
+        feature,
+        "strategic merge patch on an object with a field written as null"
+    );
+}

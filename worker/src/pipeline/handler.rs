@@ -28,8 +28,8 @@ use crate::render::{NotCheckedConclusion, Renderer, Scope, VerifySettings};
 use crate::report::{self, Conclusion, RunReport};
 use crate::runner::{Handler, JobContext, JobError};
 use crate::services::Services;
-use crate::store::SqlFidelityStore;
 use crate::settings::RepoSettings;
+use crate::store::SqlFidelityStore;
 use crate::store::runs::{NewRun, RunId, RunOutcome, RunStatus};
 
 /// Runs `pr_check` jobs.

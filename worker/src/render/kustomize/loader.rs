@@ -398,8 +398,18 @@ impl<'a> Loader<'a> {
             }
             out.push(check_object(doc, file)?);
         }
+        if spells_out_null(text) {
+            out.iter_mut().for_each(|r| r.explicit_nulls = true);
+        }
         Ok(out)
     }
+}
+
+/// Whether any plain token of `text` is a spelled-out null. Over-approximates (a `null` word
+/// inside a string counts): a false hit only turns a render into a refusal.
+fn spells_out_null(text: &str) -> bool {
+    text.split(|c: char| c.is_whitespace() || matches!(c, ',' | '{' | '}' | '[' | ']' | ':'))
+        .any(|t| matches!(t, "null" | "Null" | "NULL" | "~"))
 }
 
 fn check_object(v: Value, file: &str) -> Result<Res, KustomizeError> {

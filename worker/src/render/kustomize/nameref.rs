@@ -92,11 +92,6 @@ const OTHER_REFS: &[(&str, &str, &str)] = &[
     ),
     ("PersistentVolume", "StorageClass", "spec/storageClassName"),
     (
-        "PersistentVolume",
-        "PersistentVolumeClaim",
-        "spec/claimRef/name",
-    ),
-    (
         "StatefulSet",
         "StorageClass",
         "spec/volumeClaimTemplates/spec/storageClassName",
@@ -222,8 +217,7 @@ pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), K
         // Extra references from `configurations:`; those the defaults already cover (often
         // restated in kubebuilder's kustomizeconfig.yaml) must not run twice. A cluster-scoped
         // referrer among them (a CRD's conversion webhook) finds its object in any namespace,
-        // as in kustomize; the built-in tables keep matching by namespace.
-        let n_default = refs.len();
+        // as in kustomize.
         for (kind, p) in cfg.name_refs_of(r) {
             let p = p.replace("[]", "");
             if !refs.iter().any(|(k, q)| *k == kind && *q == p)
@@ -232,8 +226,10 @@ pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), K
                 refs.push((kind, p));
             }
         }
-        for (j, (kind, p)) in refs.into_iter().enumerate() {
-            let want_ns = if j >= n_default && is_cluster_scoped(r.group(), r.version(), r.kind()) {
+        for (kind, p) in refs {
+            // kustomize lets every candidate through for a cluster-scoped referrer (an
+            // APIService's service, a CRD's conversion webhook), from the tables or not.
+            let want_ns = if is_cluster_scoped(r.group(), r.version(), r.kind()) {
                 None
             } else {
                 Some(ns.as_str())

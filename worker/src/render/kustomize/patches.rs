@@ -166,6 +166,13 @@ fn apply_smp(r: &mut Res, patch: &Value, src: &str, allow: Allow) -> Result<bool
         r.namespace().to_string(),
         r.kind().to_string(),
     );
+    // kustomize keeps a field written `null` but drops one left empty; both parse to null.
+    if r.explicit_nulls && has_null(&r.v) {
+        return Err(KustomizeError::unsupported(
+            "strategic merge patch on an object with a field written as null",
+            src,
+        ));
+    }
     let snapshot = r.alias_snapshot();
     let keep =
         patch_smp::apply(&mut r.v, patch).map_err(|e| KustomizeError::unsupported(e.0, src))?;
@@ -322,4 +329,13 @@ pub fn run_json6902_legacy(
         }
     }
     Ok(())
+}
+
+fn has_null(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.values().any(has_null),
+        Value::Array(a) => a.iter().any(has_null),
+        _ => false,
+    }
 }

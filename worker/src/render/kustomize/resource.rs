@@ -30,6 +30,9 @@ pub struct Res {
     pub aliases: Vec<Vec<String>>,
     /// A JSON patch rebuilt the object (kustomize then records the patch as its origin).
     pub json_patched: bool,
+    /// The source text spells a null out (`null`, `~`): kustomize's strategic merge keeps such
+    /// fields but drops fields left empty, and the parsed value cannot tell them apart.
+    pub explicit_nulls: bool,
 }
 
 impl Res {
@@ -43,6 +46,7 @@ impl Res {
             behavior: None,
             aliases: Vec::new(),
             json_patched: false,
+            explicit_nulls: false,
         }
     }
 
