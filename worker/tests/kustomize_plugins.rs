@@ -125,4 +125,14 @@ fn strategic_merge_on_an_object_with_a_spelled_out_null_is_refused() {
         feature,
         "strategic merge patch on an object with a field written as null"
     );
+    // A null a JSON patch wrote is kept by kustomize's later strategic merge as well.
+    let plain = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: \"1\"\n";
+    let feature = unsupported(
+        "resources:\n- cm.yaml\npatches:\n- target:\n    kind: ConfigMap\n  patch: |-\n    - op: add\n      path: /metadata/labels\n      value: null\n- path: p.yaml\n",
+        &[("cm.yaml", plain), ("p.yaml", patch)],
+    );
+    assert_eq!(
+        feature,
+        "strategic merge patch on an object with a field written as null"
+    );
 }

@@ -166,8 +166,9 @@ fn apply_smp(r: &mut Res, patch: &Value, src: &str, allow: Allow) -> Result<bool
         r.namespace().to_string(),
         r.kind().to_string(),
     );
-    // kustomize keeps a field written `null` but drops one left empty; both parse to null.
-    if r.explicit_nulls && has_null(&r.v) {
+    // kustomize keeps a field written `null` (or set to null by a JSON patch) but drops one
+    // left empty; both parse to null.
+    if (r.explicit_nulls || r.json_patched) && has_null(&r.v) {
         return Err(KustomizeError::unsupported(
             "strategic merge patch on an object with a field written as null",
             src,
