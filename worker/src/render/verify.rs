@@ -121,7 +121,10 @@ impl VerifySettings {
                 }),
             }
         };
-        if let Some(v) = word("render.verify")? {
+        // YAML 1.1 reads a bare `off` as false: that is what `verify: off` means.
+        if render.get("verify") == Some(&Value::Bool(false)) {
+            s.verify = VerifyMode::Off;
+        } else if let Some(v) = word("render.verify")? {
             s.verify = match v {
                 "off" => VerifyMode::Off,
                 "sample" => VerifyMode::Sample,
@@ -609,14 +612,16 @@ pub fn first_difference(native: &str, binary: &str) -> String {
     out
 }
 
+/// The engine's result for one kustomization, as a hook sees and returns it.
+pub type EngineResult = Result<String, RenderError>;
+
 /// A test hook: changes the engine's result before verification sees it (e.g. to break its output
 /// on purpose). Never set by configuration.
 #[derive(Clone)]
-pub struct EngineHook(
-    pub  Arc<
-        dyn Fn(&RepoPath, Result<String, RenderError>) -> Result<String, RenderError> + Send + Sync,
-    >,
-);
+pub struct EngineHook(pub Arc<EngineFn>);
+
+/// What an [`EngineHook`] calls.
+pub type EngineFn = dyn Fn(&RepoPath, EngineResult) -> EngineResult + Send + Sync;
 
 impl std::fmt::Debug for EngineHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -642,7 +647,10 @@ mod tests {
         assert_eq!(s.verify, VerifyMode::Always);
         assert_eq!(s.verify_share, 0.5);
         assert_eq!(s.not_checked, NotCheckedConclusion::Failure);
+        let off = VerifySettings::from_settings(&serde_json::json!({"render": {"verify": false}}));
+        assert_eq!(off.unwrap().verify, VerifyMode::Off);
         for bad in [
+            serde_json::json!({"render": {"verify": true}}),
             serde_json::json!({"render": {"verify": "sometimes"}}),
             serde_json::json!({"render": {"verifyShare": 2}}),
             serde_json::json!({"render": {"notChecked": "success"}}),
