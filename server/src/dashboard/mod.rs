@@ -117,7 +117,7 @@ impl PageError {
         let body = format!(
             "<h1>{}</h1><p>{}</p>",
             self.status(),
-            layout::esc(&self.to_string())
+            layout::esc(&capstan_worker::scrub::scrub_string(&self.to_string()))
         );
         (
             self.status(),
@@ -128,7 +128,8 @@ impl PageError {
     }
 
     fn json(&self) -> Response {
-        let body = serde_json::json!({ "error": self.to_string() }).to_string();
+        let error = capstan_worker::scrub::scrub_string(&self.to_string());
+        let body = serde_json::json!({ "error": error }).to_string();
         (
             self.status(),
             [(header::CONTENT_TYPE, "application/json")],
@@ -138,7 +139,10 @@ impl PageError {
     }
 }
 
+/// Every page and API answer is scrubbed as it leaves: pages quote stored runs, promotions and
+/// live ArgoCD and cluster state, any of which can carry upstream text.
 fn html_response(html: String) -> Response {
+    let html = capstan_worker::scrub::scrub_string(&html);
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -150,7 +154,12 @@ fn html_response(html: String) -> Response {
 }
 
 fn json_response<T: Serialize>(v: &T) -> Response {
-    match serde_json::to_string(v) {
+    // Scrubbed as a value, so the answer stays valid JSON.
+    let scrubbed = serde_json::to_value(v).map(|mut v| {
+        capstan_worker::scrub::scrub_json(&mut v);
+        v
+    });
+    match scrubbed.and_then(|v| serde_json::to_string(&v)) {
         Ok(s) => (
             [
                 (header::CONTENT_TYPE, "application/json"),

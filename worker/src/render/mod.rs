@@ -10,6 +10,7 @@
 //! sandboxed [`RepoFs`], into a temporary directory and the tool runs there. A symlink to
 //! `/etc/passwd` or a file outside the input graph therefore cannot be read by the tool either.
 
+pub mod argv;
 pub mod cache;
 pub mod directory;
 pub mod exec;
