@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod config;
 pub mod layout;
 pub mod overview;
+pub mod probe;
 pub mod promotions;
 pub mod registry;
 pub mod runs;
@@ -73,7 +74,7 @@ impl Dashboard {
             )),
             cluster: Err("no Kubernetes client was configured".into()),
             argocd: None,
-            auth: Arc::new(Auth::None),
+            auth: Arc::new(Auth::none()),
         }
     }
 }
