@@ -61,7 +61,7 @@ keys! {
     ARGOCD_TOKEN = ("", "", "CAPSTAN_ARGOCD_TOKEN", "none", "ArgoCD API token (bearer). Environment only; or use the token file.");
     ARGOCD_TOKEN_FILE = ("argocd_token_file", "--argocd-token-file", "CAPSTAN_ARGOCD_TOKEN_FILE", "none", "File holding the ArgoCD API token.");
     ARGOCD_CA_FILE = ("argocd_ca_file", "--argocd-ca-file", "CAPSTAN_ARGOCD_CA_FILE", "none (public roots)", "PEM CA certificate(s) to trust for ArgoCD besides the public roots (TLS is always verified).");
-    ARGOCD_ALLOW_HTTP = ("argocd_allow_http", "--argocd-allow-http", "CAPSTAN_ARGOCD_ALLOW_HTTP", "false", "Accept an `http://` ArgoCD URL (the token then crosses the network in clear text; a warning is logged at start). Without it only https is accepted.");
+    ARGOCD_ALLOW_HTTP = ("argocd_allow_http", "--argocd-allow-http", "CAPSTAN_ARGOCD_ALLOW_HTTP", "false", "Accept an `http://` ArgoCD URL (the token then crosses the network in clear text; a warning is logged at start). Without it only https, or http to a loopback address, is accepted.");
     ARGOCD_DRY_RUN_APPS = ("argocd_dry_run_apps", "--argocd-dry-run-apps", "CAPSTAN_ARGOCD_DRY_RUN_APPS", "none", "Comma-separated globs of apps that get an ArgoCD dry-run sync per PR (needs `sync` RBAC and sets the app's operation, hence opt-in).");
     KUBE_DRY_RUN = ("kube_dry_run", "--kube-dry-run", "CAPSTAN_KUBE_DRY_RUN", "auto", "`auto` (server-side dry-run apply of changed objects when a kubeconfig or in-cluster config is present) or `off`.");
     DASHBOARD_AUTH = ("dashboard_auth", "--dashboard-auth", "CAPSTAN_DASHBOARD_AUTH", "none on a loopback listen address, else token", "Who may read the dashboard (it shows private diffs): `none`, `token` or `proxy-header`. `none` is refused unless `listen` is a loopback address. Webhooks, health and metrics stay open.");
@@ -826,7 +826,7 @@ fn argocd_settings(
     let allow_http = s
         .parse::<bool>(&ARGOCD_ALLOW_HTTP, |_| Ok(()))?
         .unwrap_or(false);
-    if parsed.scheme() == "http" && !allow_http {
+    if parsed.scheme() == "http" && !allow_http && !is_loopback_url(&parsed) {
         return Err(invalid(
             &origin,
             &url,
@@ -861,6 +861,17 @@ fn argocd_settings(
         client,
         dry_run_apps,
     }))
+}
+
+/// Whether `url` points at this host (a port-forward, a sidecar): plain http to it never
+/// crosses a network.
+pub fn is_loopback_url(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }
 
 /// One proxy address: an IP, or a CIDR that names exactly one host (`/32`, `/128`).

@@ -502,6 +502,27 @@ fn risky_settings_are_refused_at_start() {
     );
     let c = load(&[("CAPSTAN_ARGOCD_TOKEN", "t")], argo(Some("true"))).unwrap();
     assert_eq!(c.argocd.unwrap().client.url.scheme(), "http");
+    // A loopback URL never crosses the network (port-forward, sidecar): accepted as is.
+    for url in [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+    ] {
+        let args = ConfigArgs {
+            argocd_url: Some(url.into()),
+            ..ConfigArgs::default()
+        };
+        load(&[("CAPSTAN_ARGOCD_TOKEN", "t")], args).unwrap();
+    }
+    let e = load(
+        &[("CAPSTAN_ARGOCD_TOKEN", "t")],
+        ConfigArgs {
+            argocd_url: Some("http://127.0.0.1.evil.example".into()),
+            ..ConfigArgs::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.contains("clear text"), "{e}");
 }
 
 /// The shipped manifests: `/metrics` listens on its own port, and no Ingress routes to it.

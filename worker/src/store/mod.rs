@@ -6,11 +6,13 @@
 //! [`Db::sql`] adapts it to SQLite's `?n`.
 
 pub mod activity;
+pub mod fidelity;
 pub mod promotions;
 pub mod runs;
 
 use sqlx::{PgPool, SqlitePool};
 
+pub use fidelity::{FidelityStore, MismatchRecord, SqlFidelityStore};
 pub use promotions::{
     PromotionFilter, PromotionId, PromotionOutcome, PromotionRecord, PromotionStatus,
     PromotionStore, SqlPromotionStore,
