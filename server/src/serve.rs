@@ -26,15 +26,25 @@ use crate::dashboard::cluster::ClusterView;
 use crate::dashboard::registry::{ProbeSettings, Registry as ServiceRegistry};
 use crate::dashboard::{self, Dashboard, DashboardConfig};
 
-/// The handlers this build ships, sharing `services`. A kind without a handler here stays queued
-/// for a process that has one.
+/// The handlers this build ships, sharing `services`, with the default command prefix.
 pub fn default_registry(services: &Arc<Services>) -> Registry {
     // One renderer for all PR checks, so its in-memory cache and pins serve every run.
-    registry_with(services, Arc::new(Renderer::new(RenderConfig::default())))
+    registry_with(
+        services,
+        Arc::new(Renderer::new(RenderConfig::default())),
+        capstan_worker::commands::DEFAULT_PREFIX,
+    )
 }
 
-/// [`default_registry`] with a given renderer (tests hand in one with an engine hook).
-pub fn registry_with(services: &Arc<Services>, renderer: Arc<Renderer>) -> Registry {
+/// The handlers this build ships, sharing `services` and one renderer (tests hand in one with an
+/// engine hook). A kind without a handler here stays queued for a process that has one.
+/// `command_prefix` (the service's `--command-prefix`) is only the default: a repository's
+/// `commands.prefix` wins.
+pub fn registry_with(
+    services: &Arc<Services>,
+    renderer: Arc<Renderer>,
+    command_prefix: &str,
+) -> Registry {
     let mut r = Registry::new();
     r.register(jobs::PING, jobs::ping::PingHandler);
     r.register(
@@ -43,7 +53,8 @@ pub fn registry_with(services: &Arc<Services>, renderer: Arc<Renderer>) -> Regis
     );
     r.register(
         jobs::COMMAND,
-        capstan_worker::commands::CommandHandler::new(services.clone()),
+        capstan_worker::commands::CommandHandler::new(services.clone())
+            .with_default_prefix(command_prefix),
     );
     if let Some(engine) = promotion_engine(services) {
         r.register(
@@ -386,10 +397,8 @@ pub async fn run_with(
     }
     let queue = open_queue(&cfg).await?;
     let services = Arc::new(services(&cfg, queue.clone(), forge.clone()));
-    let registry = match renderer {
-        Some(r) => registry_with(&services, r),
-        None => default_registry(&services),
-    };
+    let renderer = renderer.unwrap_or_else(|| Arc::new(Renderer::new(RenderConfig::default())));
+    let registry = registry_with(&services, renderer, &cfg.command_prefix);
     let metrics = Arc::new(Metrics::new());
     let allowlist = match &cfg.repo_allowlist {
         Some(globs) => Some(

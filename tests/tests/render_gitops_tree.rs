@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use capstan_tests::repo_root;
-use capstan_worker::apps::local::{settings_discovery_exclude, settings_repo_urls};
 use capstan_worker::apps::{DiscoveryConfig, RenderedApp, Snapshot};
 use capstan_worker::render::{RenderConfig, Renderer, SourceKind};
 use capstan_worker::repo_fs::DirFs;
+use capstan_worker::settings::RepoSettings;
 use serde_json::Value;
 
 fn tree() -> Option<PathBuf> {
@@ -35,7 +35,8 @@ fn tree() -> Option<PathBuf> {
 /// the workspace's `repository` in Cargo.toml.
 fn config(root: &Path) -> DiscoveryConfig {
     let fs = DirFs::new(root).unwrap();
-    let mut urls = settings_repo_urls(&fs);
+    let settings = RepoSettings::from_tree(&fs).unwrap().0;
+    let mut urls = settings.repo_urls();
     let cargo = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap_or_default();
     for line in cargo.lines() {
         if let Some(rest) = line.trim().strip_prefix("repository") {
@@ -49,7 +50,7 @@ fn config(root: &Path) -> DiscoveryConfig {
     DiscoveryConfig {
         repo_urls: urls,
         default_branch: "main".into(),
-        exclude: settings_discovery_exclude(&fs),
+        exclude: settings.discovery_exclude(),
     }
 }
 

@@ -23,5 +23,6 @@ pub mod report;
 pub mod runner;
 pub mod scrub;
 pub mod services;
+pub mod settings;
 pub mod store;
 pub mod yaml;

@@ -80,7 +80,7 @@ fn exercise_every_tool(record: &Path) {
     helm.render(&fs, &chart).unwrap();
 
     // git over https goes through the `git` found on PATH: the stand-in.
-    let up = RepoBuilder::init(&tmp.path().join("up")).unwrap();
+    let up = RepoBuilder::init(tmp.path().join("up")).unwrap();
     let commit = up
         .commit("one", &[Change::Write("a.yaml", b"a: 1\n")])
         .unwrap();

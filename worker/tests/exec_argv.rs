@@ -206,7 +206,7 @@ fn helm_positionals_follow_a_double_dash_and_values_stay_in_their_flag() {
 #[test]
 fn kustomize_build_gets_its_directory_after_a_double_dash() {
     let tmp = tempfile::tempdir().unwrap();
-    let b = RepoBuilder::init(&tmp.path().join("repo")).unwrap();
+    let b = RepoBuilder::init(tmp.path().join("repo")).unwrap();
     let c = b
         .commit(
             "kustomization",
@@ -219,7 +219,7 @@ fn kustomize_build_gets_its_directory_after_a_double_dash() {
             ],
         )
         .unwrap();
-    let repo = GitRepo::open(&tmp.path().join("repo")).unwrap();
+    let repo = GitRepo::open(tmp.path().join("repo")).unwrap();
     for tool in ["kubectl", "kustomize"] {
         let (bin, log) = recording_tool(tmp.path(), tool);
         let r = Renderer::new(RenderConfig {

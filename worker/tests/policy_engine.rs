@@ -212,7 +212,11 @@ fn removed_apis_deny_and_deprecated_ones_warn_for_the_target_version() {
     );
     // The same object against an older cluster is only deprecated.
     let old = PolicyEngine::new(&PolicySources {
-        capstan_yaml: Some("policy: {targetVersion: '1.22'}\n".into()),
+        settings: capstan_worker::settings::RepoSettings::parse(
+            "policy: {targetVersion: '1.22'}\n",
+        )
+        .unwrap()
+        .policy,
         files: vec![],
     })
     .unwrap();

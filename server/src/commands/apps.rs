@@ -102,7 +102,7 @@ pub fn run(args: Args) -> ExitCode {
 
 fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     let local = args.repo.open()?;
-    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref());
+    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref())?;
     let fs = local.fs(args.reference.as_deref())?;
     let renderer = args.repo.renderer(BackendChoice::Auto);
     let snap = Snapshot::build(fs.as_ref(), &cfg, &renderer);

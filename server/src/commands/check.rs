@@ -84,7 +84,7 @@ fn check(args: &Args) -> anyhow::Result<bool> {
     };
     let engine = PolicyEngine::new(&sources)?;
 
-    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref());
+    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref())?;
     let (renderer, settings) = args.repo.verified_renderer(&local, args.backend)?;
     let trees = Trees {
         base: base_fs.as_deref(),

@@ -87,7 +87,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
 
 fn apps_report(args: &Args) -> anyhow::Result<DiffReport> {
     let local = args.repo.open()?;
-    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref());
+    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref())?;
     let base_fs = local.fs(Some(&args.base))?;
     let head_fs = local.fs(args.head.as_deref())?;
     let (renderer, _) = args.repo.verified_renderer(&local, args.backend)?;

@@ -120,7 +120,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     let local = args.repo.open()?;
     let fs = local.fs(args.reference.as_deref())?;
     let (renderer, _) = args.repo.verified_renderer(&local, args.backend)?;
-    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref());
+    let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref())?;
     let snap = Snapshot::build(fs.as_ref(), &cfg, &renderer);
     let Some(r) = snap.render(&renderer, &args.target) else {
         anyhow::bail!(

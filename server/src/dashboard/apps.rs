@@ -9,9 +9,10 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use capstan_worker::apps::local::{LocalRepo, SETTINGS_FILE};
+use capstan_worker::apps::local::LocalRepo;
 use capstan_worker::apps::{self, App};
 use capstan_worker::repo_fs::{RepoFs, RepoPath};
+use capstan_worker::settings::RepoSettings;
 use capstan_worker::store::{PromotionFilter, PromotionStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -80,31 +81,16 @@ pub struct EnvironmentsCache {
 
 const WORKTREE_TTL: Duration = Duration::from_secs(30);
 
-fn settings(fs: &dyn RepoFs) -> Value {
-    RepoPath::new(SETTINGS_FILE)
-        .ok()
-        .and_then(|p| fs.read_to_string(&p).ok())
-        .and_then(|t| capstan_worker::yaml::parse_single(&t, SETTINGS_FILE).ok())
-        .unwrap_or(Value::Null)
-}
-
-fn environments(settings: &Value) -> Vec<Environment> {
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+fn environments(settings: &RepoSettings) -> Vec<Environment> {
     settings
-        .get("environments")
-        .and_then(Value::as_array)
-        .map(|envs| {
-            envs.iter()
-                .filter_map(|e| {
-                    Some(Environment {
-                        name: s(e, "name")?,
-                        description: s(e, "description"),
-                        overlay: s(e, "overlay"),
-                    })
-                })
-                .collect()
+        .environments
+        .iter()
+        .map(|e| Environment {
+            name: e.name.clone(),
+            description: Some(e.description.clone()).filter(|d| !d.is_empty()),
+            overlay: e.overlay.clone(),
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// `images:` of the kustomization in `dir` as `name:tag` (or `@digest`).
@@ -156,8 +142,13 @@ fn placement(app: &App, envs: &[Environment]) -> (String, String, Option<String>
     (app.name.clone(), String::new(), path)
 }
 
-fn matrix_of(fs: &dyn RepoFs, cfg: &apps::DiscoveryConfig, revision: String) -> Matrix {
-    let envs = environments(&settings(fs));
+fn matrix_of(
+    fs: &dyn RepoFs,
+    settings: &RepoSettings,
+    cfg: &apps::DiscoveryConfig,
+    revision: String,
+) -> Matrix {
+    let envs = environments(settings);
     let d = apps::discover(fs, cfg);
     let mut rows: BTreeMap<String, AppRow> = BTreeMap::new();
     for app in &d.apps {
@@ -195,7 +186,10 @@ fn matrix_of(fs: &dyn RepoFs, cfg: &apps::DiscoveryConfig, revision: String) -> 
 impl EnvironmentsCache {
     fn read(&self, repo: &Path) -> Result<Matrix, String> {
         let local = LocalRepo::open(repo).map_err(|e| e.to_string())?;
-        let cfg = local.discovery_config(&[], None);
+        let settings = local.settings(None).map_err(|e| e.to_string())?;
+        let cfg = local
+            .discovery_config(&[], None)
+            .map_err(|e| e.to_string())?;
         let (key, fs): (String, Box<dyn RepoFs>) = match local
             .git()
             .and_then(|g| g.resolve(&cfg.default_branch).ok())
@@ -218,7 +212,7 @@ impl EnvironmentsCache {
         {
             return Ok(m.clone());
         }
-        let m = matrix_of(fs.as_ref(), &cfg, key.clone());
+        let m = matrix_of(fs.as_ref(), &settings, &cfg, key.clone());
         if let Ok(mut guard) = self.last.lock() {
             *guard = Some((key, Instant::now(), m.clone()));
         }

@@ -3,16 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use super::DiscoveryConfig;
 use crate::git::{GitError, GitRepo};
 use crate::render::verify::{SettingsError, VerifySettings};
 use crate::repo_fs::{DirFs, FsError, RepoFs, RepoPath};
-use crate::yaml;
-
-/// Repository settings file at the root of the GitOps repository.
-pub const SETTINGS_FILE: &str = ".capstan.yaml";
+use crate::settings::{RepoSettings, SettingsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -22,6 +17,8 @@ pub enum LocalError {
     Fs(#[from] FsError),
     #[error("{0} is not inside a git repository, so --ref cannot be used")]
     NoGit(String),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
 }
 
 pub struct LocalRepo {
@@ -87,39 +84,38 @@ impl LocalRepo {
             .unwrap_or_else(|| "main".to_string())
     }
 
+    /// The repository settings as read from the default branch (a change under review cannot
+    /// widen them), falling back to the working directory's copy when the branch does not exist.
+    /// The default branch is the argument, else origin/HEAD or main. A broken file is an error.
+    pub fn settings(&self, default_branch: Option<&str>) -> Result<RepoSettings, LocalError> {
+        let branch = default_branch
+            .map(str::to_string)
+            .unwrap_or_else(|| self.default_branch());
+        let fs = self.fs(Some(&branch)).or_else(|_| self.fs(None))?;
+        Ok(RepoSettings::from_tree(fs.as_ref())?.0)
+    }
+
     /// Discovery settings: explicit URLs, the repository's remotes and `repoURLs`/`repoURL` from
-    /// `.capstan.yaml` as read from the default branch (a change under review cannot widen them),
-    /// falling back to the working directory's copy when the branch does not exist. The default
-    /// branch is the argument, else `defaultBranch` in `.capstan.yaml`, else origin/HEAD or main.
+    /// [`LocalRepo::settings`]. The default branch is the argument, else `defaultBranch` in
+    /// `.capstan.yaml`, else origin/HEAD or main.
     pub fn discovery_config(
         &self,
         extra_urls: &[String],
         default_branch: Option<&str>,
-    ) -> DiscoveryConfig {
-        let mut branch = default_branch
-            .map(str::to_string)
-            .unwrap_or_else(|| self.default_branch());
+    ) -> Result<DiscoveryConfig, LocalError> {
+        let settings = self.settings(default_branch)?;
         let mut repo_urls: Vec<String> = extra_urls.to_vec();
         if let Some(g) = &self.git {
             repo_urls.extend(g.remote_urls());
         }
-        let settings_fs = self.fs(Some(&branch)).or_else(|_| self.fs(None)).ok();
-        if let Some(fs) = &settings_fs {
-            repo_urls.extend(settings_repo_urls(fs.as_ref()));
-            if default_branch.is_none()
-                && let Some(b) = settings_default_branch(fs.as_ref())
-            {
-                branch = b;
-            }
+        let fallback = default_branch
+            .map(str::to_string)
+            .unwrap_or_else(|| self.default_branch());
+        let mut cfg = DiscoveryConfig::from_settings(&settings, repo_urls, &fallback);
+        if let Some(b) = default_branch {
+            cfg.default_branch = b.to_string();
         }
-        DiscoveryConfig {
-            repo_urls,
-            default_branch: branch,
-            exclude: settings_fs
-                .as_deref()
-                .map(settings_discovery_exclude)
-                .unwrap_or_default(),
-        }
+        Ok(cfg)
     }
 
     /// `render.verify`, `render.verifyShare` and `render.notChecked` from `.capstan.yaml`, read
@@ -176,50 +172,4 @@ impl LocalRepo {
         }
         RepoPath::new(arg)
     }
-}
-
-fn settings(fs: &dyn RepoFs) -> Option<Value> {
-    let path = RepoPath::new(SETTINGS_FILE).ok()?;
-    let text = fs.read_to_string(&path).ok()?;
-    yaml::parse_single(&text, SETTINGS_FILE).ok()
-}
-
-/// `defaultBranch` from `.capstan.yaml`.
-pub fn settings_default_branch(fs: &dyn RepoFs) -> Option<String> {
-    settings(fs)?
-        .get("defaultBranch")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-}
-
-/// `discovery.exclude` from `.capstan.yaml`: folders searched for no Applications. Entries that
-/// are not valid repository paths are dropped (they could never match anything inside the repo).
-pub fn settings_discovery_exclude(fs: &dyn RepoFs) -> Vec<RepoPath> {
-    settings(fs)
-        .and_then(|v| v.pointer("/discovery/exclude").cloned())
-        .and_then(|v| match v {
-            Value::Array(a) => Some(a),
-            _ => None,
-        })
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Value::as_str)
-        .filter_map(|p| RepoPath::new(p).ok())
-        .filter(|p| !p.is_root())
-        .collect()
-}
-
-/// `repoURLs` (a list) or `repoURL` (one) from `.capstan.yaml`.
-pub fn settings_repo_urls(fs: &dyn RepoFs) -> Vec<String> {
-    let Some(v) = settings(fs) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    if let Some(Value::Array(a)) = v.get("repoURLs") {
-        out.extend(a.iter().filter_map(Value::as_str).map(str::to_string));
-    }
-    if let Some(u) = v.get("repoURL").and_then(Value::as_str) {
-        out.push(u.to_string());
-    }
-    out
 }

@@ -35,6 +35,26 @@ pub struct DiscoveryConfig {
     pub exclude: Vec<RepoPath>,
 }
 
+impl DiscoveryConfig {
+    /// `extra_urls`, then the settings' `repoURLs`/`repoURL`; the settings' `defaultBranch`, else
+    /// `fallback_branch`; `discovery.exclude`.
+    pub fn from_settings(
+        settings: &crate::settings::RepoSettings,
+        mut extra_urls: Vec<String>,
+        fallback_branch: &str,
+    ) -> Self {
+        extra_urls.extend(settings.repo_urls());
+        DiscoveryConfig {
+            repo_urls: extra_urls,
+            default_branch: settings
+                .default_branch
+                .clone()
+                .unwrap_or_else(|| fallback_branch.to_string()),
+            exclude: settings.discovery_exclude(),
+        }
+    }
+}
+
 impl Default for DiscoveryConfig {
     fn default() -> Self {
         DiscoveryConfig {

@@ -391,7 +391,10 @@ fn exclusions_are_read_from_the_settings_file() {
         ".capstan.yaml",
         "discovery:\n  exclude: [worker/tests, ../outside, tests/fixtures]\n",
     );
-    let got = local::settings_discovery_exclude(&fs);
+    let got = crate::settings::RepoSettings::from_tree(&fs)
+        .unwrap()
+        .0
+        .discovery_exclude();
     let got: Vec<&str> = got.iter().map(RepoPath::as_str).collect();
     assert_eq!(got, vec!["worker/tests", "tests/fixtures"]);
 }

@@ -34,11 +34,22 @@ use crate::services::{PromoteRequest, Services};
 /// Runs `command` jobs.
 pub struct CommandHandler {
     services: Arc<Services>,
+    /// The service's `--command-prefix`: used when `.capstan.yaml` sets no `commands.prefix`.
+    default_prefix: String,
 }
 
 impl CommandHandler {
     pub fn new(services: Arc<Services>) -> Self {
-        CommandHandler { services }
+        CommandHandler {
+            services,
+            default_prefix: super::DEFAULT_PREFIX.to_string(),
+        }
+    }
+
+    /// The prefix used when the repository sets none (the repository's setting always wins).
+    pub fn with_default_prefix(mut self, prefix: &str) -> Self {
+        self.default_prefix = prefix.to_string();
+        self
     }
 }
 
@@ -164,7 +175,14 @@ impl CommandHandler {
             .git_token(&cmd.repo)
             .await
             .map_err(|e| forge_error("getting a token to fetch the repository", e))?;
-        let body = match load_default_branch_config(&self.services.git, &cmd.repo, token).await {
+        let body = match load_default_branch_config(
+            &self.services.git,
+            &cmd.repo,
+            token,
+            &self.default_prefix,
+        )
+        .await
+        {
             Ok(loaded) => {
                 if !loaded.from_file {
                     info!(
@@ -360,7 +378,9 @@ impl CommandHandler {
         };
         let open = pr.state == PullRequestState::Open;
         match command {
-            Command::Diff | Command::Validate => {
+            // `ok-to-test` re-checks the head like `diff`; the trust policy (`trust:` in
+            // .capstan.yaml) decides from the authorized command what the check may touch.
+            Command::Diff | Command::Validate | Command::OkToTest => {
                 if !open {
                     return Ok(Outcome::Refused(
                         "the pull request is closed; there is nothing to check".into(),

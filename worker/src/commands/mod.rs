@@ -23,13 +23,25 @@ use serde::Serialize;
 pub use authorize::{Decision, LookupError, PermissionLookup, authorize, decide, refusal_reply};
 pub use handler::CommandHandler;
 pub use parse::{CommandLine, MAX_COMMANDS_PER_COMMENT, Refusal, parse_comment};
-pub use settings::{CommandSettings, SettingsError};
+pub use settings::{CommandSettings, SettingsError, valid_prefix};
 
 /// Default command prefix.
 pub const DEFAULT_PREFIX: &str = "/capstan";
 
 /// Repository permission levels, lowest first (GitHub's roles; `None` for no access).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     None,
@@ -90,10 +102,12 @@ pub enum CommandKind {
     Sync,
     Hold,
     Unhold,
+    /// Lets the checks that touch the cluster run for a pull request `trust` does not trust.
+    OkToTest,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 7] = [
+    pub const ALL: [CommandKind; 8] = [
         CommandKind::Help,
         CommandKind::Diff,
         CommandKind::Validate,
@@ -101,6 +115,7 @@ impl CommandKind {
         CommandKind::Sync,
         CommandKind::Hold,
         CommandKind::Unhold,
+        CommandKind::OkToTest,
     ];
 
     pub fn name(self) -> &'static str {
@@ -112,6 +127,7 @@ impl CommandKind {
             CommandKind::Sync => "sync",
             CommandKind::Hold => "hold",
             CommandKind::Unhold => "unhold",
+            CommandKind::OkToTest => "ok-to-test",
         }
     }
 
@@ -133,7 +149,7 @@ impl CommandKind {
     pub fn default_permission(self) -> Permission {
         match self {
             CommandKind::Help | CommandKind::Diff | CommandKind::Validate => Permission::Read,
-            CommandKind::Promote | CommandKind::Sync => Permission::Write,
+            CommandKind::Promote | CommandKind::Sync | CommandKind::OkToTest => Permission::Write,
             CommandKind::Hold | CommandKind::Unhold => Permission::Maintain,
         }
     }
@@ -163,6 +179,7 @@ pub enum Command {
     },
     Hold,
     Unhold,
+    OkToTest,
 }
 
 impl Command {
@@ -175,6 +192,7 @@ impl Command {
             Command::Sync { .. } => CommandKind::Sync,
             Command::Hold => CommandKind::Hold,
             Command::Unhold => CommandKind::Unhold,
+            Command::OkToTest => CommandKind::OkToTest,
         }
     }
 }

@@ -7,14 +7,12 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
-
-use super::{CommandConfig, CommandSettings};
-use crate::apps::local::{SETTINGS_FILE, settings_repo_urls};
+use super::CommandConfig;
 use crate::apps::{DiscoveryConfig, discover};
 use crate::git::GitError;
-use crate::repo_fs::{EntryKind, RepoFs, RepoPath};
+use crate::repo_fs::RepoFs;
 use crate::services::GitSource;
+use crate::settings::{RepoSettings, SETTINGS_FILE};
 
 /// Where the fetched default branch is kept in the mirror (a namespace nobody else writes).
 const DEFAULT_BRANCH_REF: &str = "refs/capstan/commands/default-branch";
@@ -45,91 +43,46 @@ pub struct LoadedConfig {
 }
 
 /// Command settings from the tree of one commit. A missing `.capstan.yaml` gives the defaults
-/// (`Ok` with `from_file == false`); a file that does not parse, or a `commands:` or
-/// `environments:` section that is not valid, is an error naming the key. `repo_urls` are extra
-/// names of this repository for app discovery (its fetch URL and web URL).
+/// (`Ok` with `from_file == false`); a file that does not parse, or a `commands:` section that
+/// is not valid, is an error naming the key. `repo_urls` are extra names of this repository for
+/// app discovery (its fetch URL and web URL).
+/// `default_prefix` (the service's `--command-prefix`) applies when the file sets no
+/// `commands.prefix`.
 pub fn config_from_tree(
     fs: &dyn RepoFs,
     repo_urls: &[String],
+    default_prefix: &str,
 ) -> Result<(CommandConfig, bool), RepoConfigError> {
-    let broken = |m: String| RepoConfigError::Broken(m);
-    let path = RepoPath::new(SETTINGS_FILE).map_err(|e| broken(e.to_string()))?;
-    let text = match fs.kind(&path) {
-        Ok(Some(EntryKind::File)) => fs
-            .read_to_string(&path)
-            .map_err(|e| broken(format!("{SETTINGS_FILE}: {e}")))?,
-        Ok(None) => String::new(),
-        Ok(Some(_)) => return Err(broken(format!("{SETTINGS_FILE} is not a file"))),
-        Err(e) => return Err(broken(format!("{SETTINGS_FILE}: {e}"))),
-    };
-    let from_file = !text.is_empty();
-    let doc = if from_file {
-        crate::yaml::parse_single(&text, SETTINGS_FILE).map_err(|e| broken(e.to_string()))?
-    } else {
-        Value::Null
-    };
-    if !doc.is_null() && !doc.is_object() {
-        return Err(broken(format!(
-            "{SETTINGS_FILE}: the top level is not a mapping"
-        )));
+    let (mut settings, from_file) =
+        RepoSettings::from_tree(fs).map_err(|e| RepoConfigError::Broken(e.to_string()))?;
+    if settings.commands.prefix.is_none() {
+        settings.commands.prefix = Some(default_prefix.to_string());
     }
-    let settings: CommandSettings = match doc.get("commands") {
-        None | Some(Value::Null) => CommandSettings::default(),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| broken(format!("{SETTINGS_FILE}: commands: {e}")))?,
-    };
-    let environments = environment_names(doc.get("environments"))?;
-    let mut urls = repo_urls.to_vec();
-    urls.extend(settings_repo_urls(fs));
+    let config = config_from_settings(fs, &settings, repo_urls)?;
+    Ok((config, from_file))
+}
+
+/// Command settings from parsed settings and the apps discovered in the same tree.
+pub fn config_from_settings(
+    fs: &dyn RepoFs,
+    settings: &RepoSettings,
+    repo_urls: &[String],
+) -> Result<CommandConfig, RepoConfigError> {
+    let environments: BTreeSet<String> = settings.environment_names().into_iter().collect();
     let discovery = discover(
         fs,
-        &DiscoveryConfig {
-            repo_urls: urls,
-            default_branch: doc
-                .get("defaultBranch")
-                .and_then(Value::as_str)
-                .unwrap_or("main")
-                .to_string(),
-            exclude: crate::apps::local::settings_discovery_exclude(fs),
-        },
+        &DiscoveryConfig::from_settings(settings, repo_urls.to_vec(), "main"),
     );
     if !discovery.errors.is_empty() {
         // A broken Application elsewhere must not block commands about the apps that parse.
         tracing::info!(errors = ?discovery.errors, "app discovery reported problems");
     }
     let apps: BTreeSet<String> = discovery.apps.into_iter().map(|a| a.name).collect();
-    let config = settings
+    settings
+        .commands
+        .clone()
         .into_config(SETTINGS_FILE, environments, apps)
-        .map_err(|e| broken(e.to_string()))?;
-    Ok((config, from_file))
-}
-
-/// `environments:` as a list of names, or of mappings with a `name`.
-fn environment_names(v: Option<&Value>) -> Result<BTreeSet<String>, RepoConfigError> {
-    let items = match v {
-        None | Some(Value::Null) => return Ok(BTreeSet::new()),
-        Some(Value::Array(a)) => a,
-        Some(_) => {
-            return Err(RepoConfigError::Broken(format!(
-                "{SETTINGS_FILE}: environments must be a list"
-            )));
-        }
-    };
-    let mut out = BTreeSet::new();
-    for (i, item) in items.iter().enumerate() {
-        let name = match item {
-            Value::String(s) => Some(s.as_str()),
-            Value::Object(m) => m.get("name").and_then(Value::as_str),
-            _ => None,
-        };
-        let Some(name) = name.filter(|n| !n.is_empty()) else {
-            return Err(RepoConfigError::Broken(format!(
-                "{SETTINGS_FILE}: environments[{i}] needs a name"
-            )));
-        };
-        out.insert(name.to_string());
-    }
-    Ok(out)
+        .map_err(|e| RepoConfigError::Broken(e.to_string()))
 }
 
 /// Fetches the remote's `HEAD` (the default branch) of `repo` into its mirror and reads the
@@ -138,11 +91,15 @@ pub async fn load_default_branch_config(
     git: &GitSource,
     repo: &str,
     token: Option<String>,
+    default_prefix: &str,
 ) -> Result<LoadedConfig, RepoConfigError> {
     let git = git.clone();
     let repo = repo.to_string();
-    let joined =
-        tokio::task::spawn_blocking(move || load_blocking(&git, &repo, token.as_deref())).await;
+    let default_prefix = default_prefix.to_string();
+    let joined = tokio::task::spawn_blocking(move || {
+        load_blocking(&git, &repo, token.as_deref(), &default_prefix)
+    })
+    .await;
     match joined {
         Ok(r) => r,
         Err(e) => Err(RepoConfigError::Broken(format!(
@@ -155,6 +112,7 @@ fn load_blocking(
     git: &GitSource,
     repo: &str,
     token: Option<&str>,
+    default_prefix: &str,
 ) -> Result<LoadedConfig, RepoConfigError> {
     let git_err = |source| RepoConfigError::Git {
         repo: repo.to_string(),
@@ -169,7 +127,7 @@ fn load_blocking(
     let commit = local.resolve(DEFAULT_BRANCH_REF).map_err(git_err)?;
     let fs = local.tree_fs(commit).map_err(git_err)?;
     let web_url = format!("https://{}/{repo}.git", git.host);
-    let (config, from_file) = config_from_tree(&fs, &[url, web_url])?;
+    let (config, from_file) = config_from_tree(&fs, &[url, web_url], default_prefix)?;
     Ok(LoadedConfig {
         config,
         commit: commit.to_string(),
@@ -234,7 +192,7 @@ mod tests {
         b.set_ref("refs/heads/feature", pr).unwrap();
         b.set_ref("refs/heads/main", main).unwrap();
         let (src, _mirrors) = source(dir.path());
-        let loaded = load_default_branch_config(&src, "acme/gitops", None)
+        let loaded = load_default_branch_config(&src, "acme/gitops", None, "/capstan")
             .await
             .unwrap();
         assert!(loaded.from_file);
@@ -251,7 +209,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_file_gives_the_defaults() {
         let (_up, src, _m) = upstream(&[Change::Write("README.md", b"hi\n")]);
-        let loaded = load_default_branch_config(&src, "acme/gitops", None)
+        let loaded = load_default_branch_config(&src, "acme/gitops", None, "/capstan")
             .await
             .unwrap();
         assert!(!loaded.from_file);
@@ -275,12 +233,26 @@ mod tests {
             ),
         ] {
             let (_up, src, _m) = upstream(&[Change::Write(".capstan.yaml", text)]);
-            let err = load_default_branch_config(&src, "acme/gitops", None)
+            let err = load_default_branch_config(&src, "acme/gitops", None, "/capstan")
                 .await
                 .unwrap_err();
             assert!(matches!(err, RepoConfigError::Broken(_)), "{err}");
             assert!(err.to_string().contains(want), "{err} lacks {want}");
         }
+    }
+
+    /// The prefix lives in one place: the file's `commands.prefix`, else the service's default.
+    #[test]
+    fn the_repository_prefix_wins_over_the_service_default() {
+        use crate::repo_fs::MemFs;
+        let fs = MemFs::new().with(".capstan.yaml", "commands:\n  prefix: /cap\n");
+        let (c, _) = config_from_tree(&fs, &[], "/ops").unwrap();
+        assert_eq!(c.prefix, "/cap");
+        assert_eq!(crate::commands::parse_comment("/cap diff", &c).len(), 1);
+        assert!(crate::commands::parse_comment("/ops diff", &c).is_empty());
+        let (c, from_file) = config_from_tree(&MemFs::new(), &[], "/ops").unwrap();
+        assert!(!from_file);
+        assert_eq!(c.prefix, "/ops");
     }
 
     #[tokio::test]
@@ -291,7 +263,7 @@ mod tests {
             "github.com",
             mirrors.path().to_path_buf(),
         );
-        let err = load_default_branch_config(&src, "acme/gitops", None)
+        let err = load_default_branch_config(&src, "acme/gitops", None, "/capstan")
             .await
             .unwrap_err();
         assert!(matches!(err, RepoConfigError::Git { .. }), "{err}");

@@ -11,20 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
-
 use super::{CommandConfig, CommandKind, DEFAULT_PREFIX, Permission};
-
-/// The section as written; validated by [`CommandSettings::into_config`].
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommandSettings {
-    pub prefix: Option<String>,
-    #[serde(default)]
-    pub bare: bool,
-    #[serde(default)]
-    pub permissions: BTreeMap<String, String>,
-}
+pub use crate::settings::CommandSettings;
 
 /// A `commands:` setting that cannot be used; names the key and what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +37,16 @@ pub enum SettingsError {
     },
 }
 
+/// `/` followed by 1 to 31 ASCII letters, digits, `-` or `_`.
+pub fn valid_prefix(prefix: &str) -> bool {
+    prefix.len() >= 2
+        && prefix.len() <= 32
+        && prefix.starts_with('/')
+        && prefix[1..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 impl CommandSettings {
     /// Validates the section and combines it with the environment and app names the parser
     /// accepts. `file` names the settings file in errors.
@@ -59,13 +57,7 @@ impl CommandSettings {
         apps: BTreeSet<String>,
     ) -> Result<CommandConfig, SettingsError> {
         let prefix = self.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string());
-        let valid_prefix = prefix.len() >= 2
-            && prefix.len() <= 32
-            && prefix.starts_with('/')
-            && prefix[1..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid_prefix {
+        if !valid_prefix(&prefix) {
             return Err(SettingsError::BadPrefix {
                 file: file.into(),
                 given: prefix,

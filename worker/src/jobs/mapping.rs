@@ -45,8 +45,15 @@ impl Default for MappingOptions {
 }
 
 /// The bare command words (`/diff`), accepted when `bare_commands` is on.
-pub const BARE_COMMANDS: [&str; 7] = [
-    "help", "diff", "validate", "promote", "sync", "hold", "unhold",
+pub const BARE_COMMANDS: [&str; 8] = [
+    "help",
+    "diff",
+    "validate",
+    "promote",
+    "sync",
+    "hold",
+    "unhold",
+    "ok-to-test",
 ];
 
 /// What to do with a delivery.
@@ -293,21 +300,43 @@ fn issue_comment(e: IssueCommentEvent, opts: &MappingOptions) -> Classified {
     }
 }
 
-/// The lines of `body` that are commands, found by the strict parser of `commands` with the
-/// service's prefix: a line starting in column 0 with `<prefix>` (or, with `bare_commands`, a known
-/// `/word`), outside fenced code blocks and HTML comments. Indented lines are not commands (four
-/// spaces make a code block). Lines are passed on as written, so the handler's parse sees exactly
-/// what a reader sees; it also refuses the malformed ones with a reason.
+/// The lines of `body` that may be commands, found by the strict parser of `commands`: a line
+/// starting in column 0 with a prefix (or, with `bare_commands`, a known `/word`), outside fenced
+/// code blocks and HTML comments. Indented lines are not commands (four spaces make a code block).
+/// Lines are passed on as written, so the handler's parse sees exactly what a reader sees; it also
+/// refuses the malformed ones with a reason.
+///
+/// The prefix that counts is the repository's `commands.prefix`, which only the handler knows (it
+/// reads `.capstan.yaml` from the default branch); the service's prefix is its default. So besides
+/// the service's prefix, any prefix-shaped word followed by a command name (`/cap diff`) is passed
+/// on, and the handler keeps the lines with the repository's prefix.
 pub fn command_lines(body: &str, opts: &MappingOptions) -> Vec<String> {
-    let config = crate::commands::CommandConfig {
-        prefix: opts.command_prefix.clone(),
-        bare: opts.bare_commands,
-        ..crate::commands::CommandConfig::default()
-    };
-    crate::commands::parse_comment(body, &config)
-        .into_iter()
-        .map(|l| l.text)
-        .collect()
+    let mut prefixes = vec![opts.command_prefix.clone()];
+    for line in body.split('\n') {
+        let mut words = line.trim_end_matches(['\r', ' ', '\t']).split(' ');
+        if let (Some(p), Some(cmd)) = (words.next(), words.next())
+            && crate::commands::valid_prefix(p)
+            && BARE_COMMANDS.contains(&cmd)
+            && !prefixes.iter().any(|x| x == p)
+        {
+            prefixes.push(p.to_string());
+        }
+    }
+    let mut found: Vec<(usize, String)> = Vec::new();
+    for (i, prefix) in prefixes.into_iter().enumerate() {
+        let config = crate::commands::CommandConfig {
+            prefix,
+            bare: i == 0 && opts.bare_commands,
+            ..crate::commands::CommandConfig::default()
+        };
+        for l in crate::commands::parse_comment(body, &config) {
+            if !found.iter().any(|(n, _)| *n == l.line) {
+                found.push((l.line, l.text));
+            }
+        }
+    }
+    found.sort_by_key(|(n, _)| *n);
+    found.into_iter().map(|(_, t)| t).collect()
 }
 
 fn checks(
@@ -471,6 +500,27 @@ mod tests {
             ..opts
         };
         assert_eq!(command_lines("/diff\n/unknown", &bare), vec!["/diff"]);
+    }
+
+    /// The repository's `commands.prefix` wins over the service's `--command-prefix`: a comment
+    /// with another prefix followed by a command reaches the handler, which reads the setting.
+    #[test]
+    fn a_repository_prefix_other_than_the_services_reaches_the_handler() {
+        let opts = MappingOptions::default();
+        assert_eq!(
+            command_lines("hello\n/cap diff\n/capstan help", &opts),
+            vec!["/cap diff", "/capstan help"]
+        );
+        assert!(command_lines("/cc @alice\n/capx\n/cap/x diff", &opts).is_empty());
+        assert!(command_lines("```\n/cap diff\n```", &opts).is_empty());
+        let c = classify(
+            "issue_comment",
+            "d",
+            &comment("/ops promote production web", "alice", "User", true),
+            &opts,
+        )
+        .unwrap();
+        assert!(matches!(c.decision, Decision::Jobs(_)), "{:?}", c.decision);
     }
 
     #[test]

@@ -102,6 +102,18 @@ pub fn analyze(
         .filter_map(|r| r.not_checked().map(|why| (r.app.name.clone(), why)))
         .collect();
     let mut policy = engine.check(&rendered.apps)?;
+    // The settings in force come from the base; a pull request that breaks `.capstan.yaml` would
+    // only fail after the merge, so its head copy is checked here.
+    if trees.base.is_some()
+        && let Err(e) = crate::settings::RepoSettings::from_tree(trees.head)
+    {
+        policy.findings.push(Finding::new(
+            crate::settings::RULE_SETTINGS_INVALID,
+            findings::Severity::Deny,
+            "",
+            format!("this pull request's .capstan.yaml cannot be used: {e}"),
+        ));
+    }
     if base.is_some() {
         let judged: BTreeSet<&str> = rendered.apps.iter().map(|a| a.name.as_str()).collect();
         policy

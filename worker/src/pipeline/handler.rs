@@ -18,7 +18,6 @@ use super::fetch;
 use super::fidelity;
 use super::publish::{CheckHandle, Target, short};
 use crate::apps::DiscoveryConfig;
-use crate::apps::local::{settings_default_branch, settings_discovery_exclude, settings_repo_urls};
 use crate::forge::{Forge, ForgeError, PullRequestState};
 use crate::git::GitError;
 use crate::git::mirror::exact_sha;
@@ -30,6 +29,7 @@ use crate::report::{self, Conclusion, RunReport};
 use crate::runner::{Handler, JobContext, JobError};
 use crate::services::Services;
 use crate::store::SqlFidelityStore;
+use crate::settings::RepoSettings;
 use crate::store::runs::{NewRun, RunId, RunOutcome, RunStatus};
 
 /// Runs `pr_check` jobs.
@@ -575,17 +575,16 @@ fn analyze_trees(
     let base_fs = tree(diff_base, "merge-base")?;
     let head_fs = tree(head, "head")?;
 
-    let mut repo_urls = settings_repo_urls(&settings_fs);
-    repo_urls.push(format!("https://{}/{repo}", services.git.host));
-    repo_urls.push(url.to_string());
-    let cfg = DiscoveryConfig {
-        repo_urls,
-        default_branch: settings_default_branch(&settings_fs).unwrap_or_else(|| base_ref.into()),
-        exclude: settings_discovery_exclude(&settings_fs),
-    };
     // A broken policy folder or .capstan.yaml on the base is the repository's to fix: retrying
     // the same commits cannot help.
-    let sources = PolicySources::read(&settings_fs)
+    let (settings, _) = RepoSettings::from_tree(&settings_fs)
+        .context("reading .capstan.yaml from the base branch")
+        .map_err(Failed::permanent)?;
+    let mut cfg = DiscoveryConfig::from_settings(&settings, Vec::new(), base_ref);
+    cfg.repo_urls
+        .push(format!("https://{}/{repo}", services.git.host));
+    cfg.repo_urls.push(url.to_string());
+    let sources = PolicySources::read_with(&settings_fs, &settings.policy)
         .context("reading .capstan.yaml and policies from the base branch")
         .map_err(Failed::permanent)?;
     let engine = PolicyEngine::new(&sources)

@@ -28,7 +28,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use config::{ConfigError, PolicySettings};
+use crate::settings::{PolicySection, RepoSettings, SettingsError};
+use config::PolicySettings;
 use findings::{Finding, Report, Severity};
 use rego::{PolicyFile, RegoError, RegoPolicies};
 use schema::{SchemaError, SchemaSet};
@@ -57,11 +58,11 @@ pub struct AppInput {
     pub cluster: Option<String>,
 }
 
-/// Policy inputs read from one commit: `.capstan.yaml` and the files under the configured
-/// policy folders.
+/// Policy inputs read from one commit: the `policy:` section of its `.capstan.yaml` and the files
+/// under the configured policy folders.
 #[derive(Clone, Debug, Default)]
 pub struct PolicySources {
-    pub capstan_yaml: Option<String>,
+    pub settings: PolicySection,
     pub files: Vec<PolicyFile>,
 }
 
@@ -69,7 +70,7 @@ pub struct PolicySources {
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Settings(#[from] SettingsError),
     #[error(transparent)]
     Schema(#[from] SchemaError),
     #[error(transparent)]
@@ -82,15 +83,16 @@ pub enum PolicyError {
 const MAX_POLICY_FILES: usize = 2000;
 
 impl PolicySources {
-    /// Reads `.capstan.yaml` and every `.rego` / `schemas/*.yaml` file under the folders it names,
-    /// from `fs` — for a pull request, a view of the default branch.
+    /// Parses `.capstan.yaml` of `fs` and reads its policy files (see [`PolicySources::read_with`]).
     pub fn read(fs: &dyn RepoFs) -> Result<Self, PolicyError> {
-        let cfg_path = RepoPath::new(".capstan.yaml")?;
-        let capstan_yaml = match fs.kind(&cfg_path)? {
-            Some(EntryKind::File) => Some(fs.read_to_string(&cfg_path)?),
-            _ => None,
-        };
-        let settings = PolicySettings::load(capstan_yaml.as_deref())?;
+        let (repo, _) = RepoSettings::from_tree(fs)?;
+        Self::read_with(fs, &repo.policy)
+    }
+
+    /// Every `.rego` / `schemas/*.yaml` file under the folders `section` names, from `fs` — for a
+    /// pull request, a view of the default branch (where `section` was read too).
+    pub fn read_with(fs: &dyn RepoFs, section: &PolicySection) -> Result<Self, PolicyError> {
+        let settings = PolicySettings::from_section(section)?;
         let mut files = Vec::new();
         for dir in &settings.paths {
             let root = RepoPath::new(dir)?;
@@ -122,7 +124,7 @@ impl PolicySources {
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(PolicySources {
-            capstan_yaml,
+            settings: section.clone(),
             files,
         })
     }
@@ -189,7 +191,7 @@ impl PolicyEngine {
     /// Loads the shipped bundle (unless disabled) and the repository's policy files. A repository
     /// file at the same path as a shipped one replaces it (a repo that vendors `policies/`).
     pub fn new(sources: &PolicySources) -> Result<Self, PolicyError> {
-        let settings = PolicySettings::load(sources.capstan_yaml.as_deref())?;
+        let settings = PolicySettings::from_section(&sources.settings)?;
         let mut schemas = SchemaSet::builtin()?;
         let repo_paths: BTreeSet<&str> = sources.files.iter().map(|f| f.path.as_str()).collect();
         let mut files: Vec<PolicyFile> = Vec::new();

@@ -124,7 +124,9 @@ impl Engine {
 
 fn job_error(e: PromoteError) -> JobError {
     match e {
-        PromoteError::Input(_) | PromoteError::Rules(_) => JobError::Permanent(e.into()),
+        PromoteError::Input(_) | PromoteError::Rules(_) | PromoteError::Settings(_) => {
+            JobError::Permanent(e.into())
+        }
         _ => JobError::Transient(e.into()),
     }
 }

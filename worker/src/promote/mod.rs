@@ -50,6 +50,8 @@ pub enum PromoteError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Rules(#[from] rules::RulesError),
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
     #[error("{0}")]
     Input(String),
 }
@@ -223,10 +225,11 @@ impl Engine {
                 operation: "reading the default branch".into(),
                 message: e.message().to_string(),
             })?;
-        let rules = match plan::read_blob(&repo, &tree, crate::apps::local::SETTINGS_FILE) {
-            Some(bytes) => Rules::from_settings(&String::from_utf8_lossy(&bytes))?,
-            None => Rules::default(),
+        let settings = match plan::read_blob(&repo, &tree, crate::settings::SETTINGS_FILE) {
+            Some(bytes) => crate::settings::RepoSettings::parse(&String::from_utf8_lossy(&bytes))?,
+            None => crate::settings::RepoSettings::default(),
         };
+        let rules = Rules::from_settings(&settings)?;
         Ok((mirror, url, rules))
     }
 

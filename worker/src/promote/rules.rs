@@ -18,13 +18,12 @@
 //!       conditions: {requireHealthy: true, soak: 30m, approvals: 1}
 //! ```
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use globset::{Glob, GlobMatcher};
-use serde::Deserialize;
 
 use super::edit::YamlPath;
+use crate::settings::{CopySpec, RepoSettings};
 
 /// A `promotion:` setting that cannot be used; names the rule and key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,64 +162,6 @@ pub struct Rules {
     pub rules: Vec<Rule>,
 }
 
-#[derive(Deserialize)]
-struct FileRaw {
-    #[serde(default)]
-    environments: Vec<EnvRaw>,
-    #[serde(default)]
-    promotion: Option<PromotionRaw>,
-}
-
-#[derive(Deserialize)]
-struct EnvRaw {
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PromotionRaw {
-    mode: Option<String>,
-    trigger: Option<String>,
-    #[serde(default)]
-    rules: Vec<RuleRaw>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RuleRaw {
-    name: String,
-    app: String,
-    from: EndRaw,
-    to: EndRaw,
-    copy: Vec<CopyRaw>,
-    mode: Option<String>,
-    trigger: Option<String>,
-    require_healthy: Option<bool>,
-    conditions: Option<ConditionsRaw>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EndRaw {
-    environment: String,
-    path: String,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum CopyRaw {
-    Word(String),
-    Map(BTreeMap<String, serde_json::Value>),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ConditionsRaw {
-    require_healthy: Option<bool>,
-    soak: Option<String>,
-    approvals: Option<u32>,
-}
-
 fn mode(s: Option<&str>, default: Mode, at: &str) -> Result<Mode, RulesError> {
     match s {
         None => Ok(default),
@@ -266,14 +207,14 @@ fn safe_rel(p: &str) -> bool {
         && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
-fn copy_item(raw: CopyRaw, at: &str) -> Result<Copy, RulesError> {
+fn copy_item(raw: CopySpec, at: &str) -> Result<Copy, RulesError> {
     let bad = |m: &str| err(at, format!("copy: {m}"));
     match raw {
-        CopyRaw::Word(w) if w == "images" => Ok(Copy::Images(None)),
-        CopyRaw::Word(w) => Err(bad(&format!(
+        CopySpec::Word(w) if w == "images" => Ok(Copy::Images(None)),
+        CopySpec::Word(w) => Err(bad(&format!(
             "`{w}`; allowed: images, {{images: [names]}}, {{field: {{file, path}}}}, {{file: path}}"
         ))),
-        CopyRaw::Map(m) if m.len() == 1 => {
+        CopySpec::Map(m) if m.len() == 1 => {
             let (k, v) = m.into_iter().next().ok_or_else(|| bad("empty entry"))?;
             match k.as_str() {
                 "images" => {
@@ -302,26 +243,15 @@ fn copy_item(raw: CopyRaw, at: &str) -> Result<Copy, RulesError> {
                 other => Err(bad(&format!("unknown kind `{other}`"))),
             }
         }
-        CopyRaw::Map(_) => Err(bad("each entry has exactly one kind")),
+        CopySpec::Map(_) => Err(bad("each entry has exactly one kind")),
     }
 }
 
 impl Rules {
-    /// Reads the rules from the whole `.capstan.yaml` text. No `promotion:` section: no rules.
-    pub fn from_settings(text: &str) -> Result<Rules, RulesError> {
-        let value =
-            crate::yaml::parse_single(text, ".capstan.yaml").map_err(|e| err("", e.to_string()))?;
-        if value.is_null() {
-            return Ok(Rules::default());
-        }
-        let raw: FileRaw = serde_json::from_value(value).map_err(|e| err("", e.to_string()))?;
-        let environments: Vec<String> = raw.environments.into_iter().map(|e| e.name).collect();
-        let Some(p) = raw.promotion else {
-            return Ok(Rules {
-                environments,
-                rules: Vec::new(),
-            });
-        };
+    /// Validates the `promotion:` section of the parsed settings into rules. No rules: empty.
+    pub fn from_settings(settings: &RepoSettings) -> Result<Rules, RulesError> {
+        let environments = settings.environment_names();
+        let p = settings.promotion.clone();
         let default_mode = mode(p.mode.as_deref(), Mode::PullRequest, ".mode")?;
         let default_trigger = trigger(p.trigger.as_deref(), Trigger::Merge, ".trigger")?;
         let mut rules: Vec<Rule> = Vec::new();
@@ -378,11 +308,7 @@ impl Rules {
                 .into_iter()
                 .map(|c| copy_item(c, &at))
                 .collect::<Result<Vec<_>, _>>()?;
-            let c = r.conditions.unwrap_or(ConditionsRaw {
-                require_healthy: None,
-                soak: None,
-                approvals: None,
-            });
+            let c = r.conditions.unwrap_or_default();
             let soak = match c.soak.as_deref() {
                 None => None,
                 Some(s) => Some(parse_duration(s).ok_or_else(|| {
@@ -463,7 +389,7 @@ promotion:
 
     #[test]
     fn rules_read_with_defaults_aliases_and_globs() {
-        let r = Rules::from_settings(THREE).unwrap();
+        let r = Rules::from_settings(&RepoSettings::parse(THREE).unwrap()).unwrap();
         assert_eq!(r.rules.len(), 2);
         let up = &r.rules[0];
         assert_eq!(up.mode, Mode::PullRequest);
@@ -518,7 +444,9 @@ promotion:
             THREE.replace("{file: cfg.json}", "{patch: cfg.json}"),
         ];
         for ((_, want), text) in cases.iter().zip(edits) {
-            let e = Rules::from_settings(&text).unwrap_err().to_string();
+            let e = Rules::from_settings(&RepoSettings::parse(&text).unwrap())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{e} should mention {want}");
             assert!(e.contains("rules[0] (up)") || e.contains("rules[1]"), "{e}");
         }
@@ -526,7 +454,10 @@ promotion:
 
     #[test]
     fn this_repositorys_own_settings_are_valid_rules() {
-        let r = Rules::from_settings(include_str!("../../../.capstan.yaml")).unwrap();
+        let r = Rules::from_settings(
+            &RepoSettings::parse(include_str!("../../../.capstan.yaml")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(r.environments, vec!["staging", "production"]);
         let rule = &r.rules[0];
         assert_eq!(
