@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::DiscoveryConfig;
 use crate::git::{GitError, GitRepo};
-use crate::render::verify::{SettingsError, VerifySettings};
+use crate::render::verify::{SettingsError as VerifySettingsError, VerifySettings};
 use crate::repo_fs::{DirFs, FsError, RepoFs, RepoPath};
 use crate::settings::{RepoSettings, SettingsError};
 
@@ -123,7 +123,7 @@ impl LocalRepo {
     pub fn verify_settings(
         &self,
         default_branch: Option<&str>,
-    ) -> Result<VerifySettings, SettingsError> {
+    ) -> Result<VerifySettings, VerifySettingsError> {
         let branch = default_branch
             .map(str::to_string)
             .unwrap_or_else(|| self.default_branch());

@@ -87,13 +87,13 @@ impl VerifySettings {
             message,
         };
         let path =
-            RepoPath::new(crate::apps::local::SETTINGS_FILE).map_err(|e| err(e.to_string()))?;
+            RepoPath::new(crate::settings::SETTINGS_FILE).map_err(|e| err(e.to_string()))?;
         match fs.kind(&path) {
             Ok(Some(crate::repo_fs::EntryKind::File)) => {}
             _ => return Ok(Self::default()),
         }
         let text = fs.read_to_string(&path).map_err(|e| err(e.to_string()))?;
-        let doc = crate::yaml::parse_single(&text, crate::apps::local::SETTINGS_FILE)
+        let doc = crate::yaml::parse_single(&text, crate::settings::SETTINGS_FILE)
             .map_err(|e| err(e.to_string()))?;
         Self::from_settings(&doc)
     }
