@@ -61,11 +61,13 @@ keys! {
     ARGOCD_TOKEN = ("", "", "CAPSTAN_ARGOCD_TOKEN", "none", "ArgoCD API token (bearer). Environment only; or use the token file.");
     ARGOCD_TOKEN_FILE = ("argocd_token_file", "--argocd-token-file", "CAPSTAN_ARGOCD_TOKEN_FILE", "none", "File holding the ArgoCD API token.");
     ARGOCD_CA_FILE = ("argocd_ca_file", "--argocd-ca-file", "CAPSTAN_ARGOCD_CA_FILE", "none (public roots)", "PEM CA certificate(s) to trust for ArgoCD besides the public roots (TLS is always verified).");
+    ARGOCD_ALLOW_HTTP = ("argocd_allow_http", "--argocd-allow-http", "CAPSTAN_ARGOCD_ALLOW_HTTP", "false", "Accept an `http://` ArgoCD URL (the token then crosses the network in clear text; a warning is logged at start). Without it only https, or http to a loopback address, is accepted.");
     ARGOCD_DRY_RUN_APPS = ("argocd_dry_run_apps", "--argocd-dry-run-apps", "CAPSTAN_ARGOCD_DRY_RUN_APPS", "none", "Comma-separated globs of apps that get an ArgoCD dry-run sync per PR (needs `sync` RBAC and sets the app's operation, hence opt-in).");
     KUBE_DRY_RUN = ("kube_dry_run", "--kube-dry-run", "CAPSTAN_KUBE_DRY_RUN", "auto", "`auto` (server-side dry-run apply of changed objects when a kubeconfig or in-cluster config is present) or `off`.");
     DASHBOARD_AUTH = ("dashboard_auth", "--dashboard-auth", "CAPSTAN_DASHBOARD_AUTH", "none on a loopback listen address, else token", "Who may read the dashboard (it shows private diffs): `none`, `token` or `proxy-header`. `none` is refused unless `listen` is a loopback address. Webhooks, health and metrics stay open.");
     DASHBOARD_TOKEN = ("", "", "CAPSTAN_DASHBOARD_TOKEN", "generated into <data_dir>/dashboard-token", "Token(s) for `--dashboard-auth token`, comma-separated to rotate; sent as `Authorization: Bearer …` or entered once at `/login` (cookie). Environment only.");
-    DASHBOARD_TRUSTED_PROXIES = ("dashboard_trusted_proxies", "--dashboard-trusted-proxies", "CAPSTAN_DASHBOARD_TRUSTED_PROXIES", "none", "Comma-separated CIDRs of the auth proxies (oauth2-proxy style) whose `X-Forwarded-User`/`X-Forwarded-Email` `proxy-header` trusts; the headers from any other address are ignored.");
+    DASHBOARD_TRUSTED_PROXIES = ("dashboard_trusted_proxies", "--dashboard-trusted-proxies", "CAPSTAN_DASHBOARD_TRUSTED_PROXIES", "none", "Comma-separated exact IP addresses of the proxies in front (no ranges: any pod in a range could claim to be the proxy). `proxy-header` believes their `X-Forwarded-User`/`X-Auth-Request-User` (or `…-Email`); every mode believes their `X-Forwarded-For`/`X-Forwarded-Proto`.");
+    DASHBOARD_PROXY_SECRET = ("", "", "CAPSTAN_DASHBOARD_PROXY_SECRET", "none", "Shared secret the auth proxy sends in `X-Capstan-Proxy-Secret` (compared in constant time); `proxy-header` needs it or `--dashboard-trusted-proxies`, and checks both when both are set. Environment only.");
     METRICS_LISTEN = ("metrics_listen", "--metrics-listen", "CAPSTAN_METRICS_LISTEN", "none (/metrics on the main listener)", "Separate address for `/metrics` (and health); when set, `/metrics` is no longer served on `listen`.");
     DASHBOARD_CONFIG = ("dashboard_config", "--dashboard-config", "CAPSTAN_DASHBOARD_CONFIG", "built-in defaults", "Dashboard settings in the seed's schema (name, theme, links, metrics, serviceDiscovery); in a cluster the `capstan-dashboard` ConfigMap mounted as a file.");
     DASHBOARD_REPO = ("dashboard_repo", "--dashboard-repo", "CAPSTAN_DASHBOARD_REPO", "the current directory when it is a git repository", "Local checkout of the GitOps repository whose default branch the environments page reads.");
@@ -130,13 +132,15 @@ pub struct ConfigArgs {
     pub argocd_token_file: Option<String>,
     #[arg(long, value_name = "FILE", help = ARGOCD_CA_FILE.help)]
     pub argocd_ca_file: Option<String>,
+    #[arg(long, value_name = "BOOL", help = ARGOCD_ALLOW_HTTP.help)]
+    pub argocd_allow_http: Option<String>,
     #[arg(long, value_name = "GLOBS", help = ARGOCD_DRY_RUN_APPS.help)]
     pub argocd_dry_run_apps: Option<String>,
     #[arg(long, value_name = "auto|off", help = KUBE_DRY_RUN.help)]
     pub kube_dry_run: Option<String>,
     #[arg(long, value_name = "none|token|proxy-header", help = DASHBOARD_AUTH.help)]
     pub dashboard_auth: Option<String>,
-    #[arg(long, value_name = "CIDRS", help = DASHBOARD_TRUSTED_PROXIES.help)]
+    #[arg(long, value_name = "IPS", help = DASHBOARD_TRUSTED_PROXIES.help)]
     pub dashboard_trusted_proxies: Option<String>,
     #[arg(long, value_name = "ADDR", help = METRICS_LISTEN.help)]
     pub metrics_listen: Option<String>,
@@ -175,6 +179,7 @@ impl ConfigArgs {
             "argocd_url" => &self.argocd_url,
             "argocd_token_file" => &self.argocd_token_file,
             "argocd_ca_file" => &self.argocd_ca_file,
+            "argocd_allow_http" => &self.argocd_allow_http,
             "argocd_dry_run_apps" => &self.argocd_dry_run_apps,
             "kube_dry_run" => &self.kube_dry_run,
             "dashboard_auth" => &self.dashboard_auth,
@@ -278,6 +283,8 @@ pub struct Config {
     pub kube_dry_run: KubeDryRunMode,
     /// Who may read the dashboard.
     pub dashboard_auth: DashboardAuth,
+    /// Exact addresses of the proxies in front of the dashboard.
+    pub dashboard_trusted_proxies: Vec<std::net::IpAddr>,
     /// Where `/metrics` is served instead of `listen`.
     pub metrics_listen: Option<SocketAddr>,
     pub dashboard_config: Option<PathBuf>,
@@ -309,8 +316,19 @@ pub enum DashboardAuth {
     None,
     /// `CAPSTAN_DASHBOARD_TOKEN`, or a token generated into the data dir.
     Token(SecretSource),
-    /// `X-Forwarded-User`/`X-Forwarded-Email` from these proxy networks only.
-    ProxyHeader(Vec<ipnet::IpNet>),
+    /// Identity headers from the trusted proxies (`Config::dashboard_trusted_proxies`), and
+    /// only with this secret when it is set.
+    ProxyHeader { secret: Option<Redacted> },
+}
+
+/// A secret whose `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
 }
 
 /// `api.github.com` → `github.com`; a GHES API URL `https://ghe.example/api/v3` → `ghe.example`.
@@ -688,7 +706,7 @@ impl Config {
             None => Vec::new(),
             Some((v, origin)) => list(&v)
                 .iter()
-                .map(|c| parse_cidr(c))
+                .map(|c| parse_proxy_address(c))
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(|reason| ConfigError::Invalid {
                     origin,
@@ -696,7 +714,8 @@ impl Config {
                     reason,
                 })?,
         };
-        let dashboard_auth = dashboard_auth(&s, env, listen, &data_dir, dashboard_trusted_proxies)?;
+        let dashboard_auth =
+            dashboard_auth(&s, env, listen, &data_dir, &dashboard_trusted_proxies)?;
         let metrics_listen = s.parse::<SocketAddr>(&METRICS_LISTEN, |_| Ok(()))?;
         let dashboard_config = s.get(&DASHBOARD_CONFIG).map(|(v, _)| PathBuf::from(v));
         let dashboard_repo = match s.get(&DASHBOARD_REPO) {
@@ -743,6 +762,7 @@ impl Config {
             argocd,
             kube_dry_run,
             dashboard_auth,
+            dashboard_trusted_proxies,
             metrics_listen,
             dashboard_config,
             dashboard_repo,
@@ -803,6 +823,20 @@ fn argocd_settings(
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(invalid(&origin, &url, "expected an http(s) URL".into()));
     }
+    let allow_http = s
+        .parse::<bool>(&ARGOCD_ALLOW_HTTP, |_| Ok(()))?
+        .unwrap_or(false);
+    if parsed.scheme() == "http" && !allow_http && !is_loopback_url(&parsed) {
+        return Err(invalid(
+            &origin,
+            &url,
+            format!(
+                "ArgoCD over http sends its token in clear text; use https, or set {} ({}) \
+                 when the traffic never leaves a trusted network",
+                ARGOCD_ALLOW_HTTP.flag, ARGOCD_ALLOW_HTTP.env
+            ),
+        ));
+    }
     let mut client = capstan_worker::argocd::ArgoConfig::new(parsed, token);
     if let Some((path, origin)) = s.get(&ARGOCD_CA_FILE) {
         client = client
@@ -829,14 +863,31 @@ fn argocd_settings(
     }))
 }
 
-/// `10.0.0.0/8`, or a single address meaning just that host.
-fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
-    if let Ok(net) = s.parse::<ipnet::IpNet>() {
-        return Ok(net);
+/// Whether `url` points at this host (a port-forward, a sidecar): plain http to it never
+/// crosses a network.
+pub fn is_loopback_url(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
     }
-    s.parse::<std::net::IpAddr>()
-        .map(ipnet::IpNet::from)
-        .map_err(|_| format!("{s:?} is neither a CIDR nor an IP address"))
+}
+
+/// One proxy address: an IP, or a CIDR that names exactly one host (`/32`, `/128`).
+fn parse_proxy_address(s: &str) -> Result<std::net::IpAddr, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(ip);
+    }
+    match s.parse::<ipnet::IpNet>() {
+        Ok(net) if net.prefix_len() == net.max_prefix_len() => Ok(net.addr()),
+        Ok(_) => Err(format!(
+            "{s:?} is a range: list the proxies' exact addresses (any pod in a range could claim \
+             to be the proxy), or give the proxy a secret in {}",
+            DASHBOARD_PROXY_SECRET.env
+        )),
+        Err(_) => Err(format!("{s:?} is not an IP address")),
+    }
 }
 
 /// Resolve the dashboard's access control. Unset means `none` on a loopback address (a laptop)
@@ -847,7 +898,7 @@ fn dashboard_auth(
     env: &dyn Fn(&str) -> Option<String>,
     listen: SocketAddr,
     data_dir: &Path,
-    trusted: Vec<ipnet::IpNet>,
+    trusted: &[std::net::IpAddr],
 ) -> Result<DashboardAuth, ConfigError> {
     let token = || match env(DASHBOARD_TOKEN.env) {
         Some(v) => {
@@ -885,11 +936,23 @@ fn dashboard_auth(
              use token or proxy-header, or listen on 127.0.0.1"
         ))),
         "token" => token(),
-        "proxy-header" if trusted.is_empty() => Err(invalid(format!(
-            "proxy-header needs the proxies' addresses in {} ({})",
-            DASHBOARD_TRUSTED_PROXIES.flag, DASHBOARD_TRUSTED_PROXIES.env
-        ))),
-        "proxy-header" => Ok(DashboardAuth::ProxyHeader(trusted)),
+        "proxy-header" => {
+            let secret = env(DASHBOARD_PROXY_SECRET.env)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty());
+            if trusted.is_empty() && secret.is_none() {
+                return Err(invalid(format!(
+                    "proxy-header needs the proxies' exact addresses in {} ({}) or a shared secret \
+                     in {}",
+                    DASHBOARD_TRUSTED_PROXIES.flag,
+                    DASHBOARD_TRUSTED_PROXIES.env,
+                    DASHBOARD_PROXY_SECRET.env
+                )));
+            }
+            Ok(DashboardAuth::ProxyHeader {
+                secret: secret.map(Redacted),
+            })
+        }
         _ => Err(invalid("expected none, token or proxy-header".into())),
     }
 }
