@@ -32,7 +32,10 @@ pub fn default_registry(services: &Arc<Services>) -> Registry {
     let mut r = Registry::new();
     r.register(jobs::PING, jobs::ping::PingHandler);
     // One renderer for all PR checks, so its in-memory cache serves every run.
-    let renderer = Arc::new(Renderer::new(RenderConfig::default()));
+    let renderer = Arc::new(Renderer::new(RenderConfig {
+        cache_limits: services.limits.render_cache,
+        ..RenderConfig::default()
+    }));
     r.register(
         jobs::PR_CHECK,
         PrCheckHandler::new(services.clone(), renderer),
@@ -94,6 +97,7 @@ pub fn services(cfg: &Config, queue: Arc<dyn Queue>, forge: Option<Arc<dyn Forge
         cluster: cluster.checks,
         sync: cluster.sync,
         promoter: None,
+        limits: cfg.limits,
     };
     let shared = Arc::new(services.clone());
     services.promoter =

@@ -50,6 +50,7 @@ fn config(root: &Path) -> DiscoveryConfig {
         repo_urls: urls,
         default_branch: "main".into(),
         exclude: settings_discovery_exclude(&fs),
+        ..DiscoveryConfig::default()
     }
 }
 

@@ -53,6 +53,7 @@ fn line_for(kind: CommandKind) -> &'static str {
         CommandKind::Sync => "/capstan sync web",
         CommandKind::Hold => "/capstan hold",
         CommandKind::Unhold => "/capstan unhold",
+        CommandKind::OkToTest => "/capstan ok-to-test",
     }
 }
 
@@ -72,7 +73,7 @@ fn every_command_at_every_level() {
     for kind in CommandKind::ALL {
         let need = match kind {
             CommandKind::Help | CommandKind::Diff | CommandKind::Validate => Read,
-            CommandKind::Promote | CommandKind::Sync => Write,
+            CommandKind::Promote | CommandKind::Sync | CommandKind::OkToTest => Write,
             CommandKind::Hold | CommandKind::Unhold => Maintain,
         };
         for has in levels {

@@ -118,6 +118,7 @@ impl LocalRepo {
                 .as_deref()
                 .map(settings_discovery_exclude)
                 .unwrap_or_default(),
+            ..DiscoveryConfig::default()
         }
     }
 

@@ -13,6 +13,7 @@ mod parse;
 pub mod reply;
 pub mod repo_config;
 mod settings;
+mod sync_scope;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 pub use authorize::{Decision, LookupError, PermissionLookup, authorize, decide, refusal_reply};
 pub use handler::CommandHandler;
+pub use sync_scope::check_sync_scope;
 pub use parse::{CommandLine, MAX_COMMANDS_PER_COMMENT, Refusal, parse_comment};
 pub use settings::{CommandSettings, SettingsError};
 
@@ -90,10 +92,11 @@ pub enum CommandKind {
     Sync,
     Hold,
     Unhold,
+    OkToTest,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 7] = [
+    pub const ALL: [CommandKind; 8] = [
         CommandKind::Help,
         CommandKind::Diff,
         CommandKind::Validate,
@@ -101,6 +104,7 @@ impl CommandKind {
         CommandKind::Sync,
         CommandKind::Hold,
         CommandKind::Unhold,
+        CommandKind::OkToTest,
     ];
 
     pub fn name(self) -> &'static str {
@@ -112,6 +116,7 @@ impl CommandKind {
             CommandKind::Sync => "sync",
             CommandKind::Hold => "hold",
             CommandKind::Unhold => "unhold",
+            CommandKind::OkToTest => "ok-to-test",
         }
     }
 
@@ -133,7 +138,7 @@ impl CommandKind {
     pub fn default_permission(self) -> Permission {
         match self {
             CommandKind::Help | CommandKind::Diff | CommandKind::Validate => Permission::Read,
-            CommandKind::Promote | CommandKind::Sync => Permission::Write,
+            CommandKind::Promote | CommandKind::Sync | CommandKind::OkToTest => Permission::Write,
             CommandKind::Hold | CommandKind::Unhold => Permission::Maintain,
         }
     }
@@ -163,6 +168,8 @@ pub enum Command {
     },
     Hold,
     Unhold,
+    /// Run the cluster checks for the PR's current head, whoever wrote it.
+    OkToTest,
 }
 
 impl Command {
@@ -175,6 +182,7 @@ impl Command {
             Command::Sync { .. } => CommandKind::Sync,
             Command::Hold => CommandKind::Hold,
             Command::Unhold => CommandKind::Unhold,
+            Command::OkToTest => CommandKind::OkToTest,
         }
     }
 }
@@ -192,6 +200,11 @@ pub struct CommandConfig {
     pub apps: BTreeSet<String>,
     /// Overrides of [`CommandKind::default_permission`].
     pub permissions: BTreeMap<CommandKind, Permission>,
+    /// The names of this repository (fetch URL, web URL, `repoURLs` of the settings): an app
+    /// `sync` may reach only when every one of its sources is one of these.
+    pub repo_urls: Vec<String>,
+    /// ArgoCD projects of the apps found on the default branch: `sync` refuses apps of others.
+    pub projects: BTreeSet<String>,
 }
 
 impl Default for CommandConfig {
@@ -202,6 +215,8 @@ impl Default for CommandConfig {
             environments: BTreeSet::new(),
             apps: BTreeSet::new(),
             permissions: BTreeMap::new(),
+            repo_urls: Vec::new(),
+            projects: BTreeSet::new(),
         }
     }
 }

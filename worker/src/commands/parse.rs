@@ -243,7 +243,8 @@ fn parse_words(words: &[String], config: &CommandConfig) -> Result<Command, Refu
         | CommandKind::Diff
         | CommandKind::Validate
         | CommandKind::Hold
-        | CommandKind::Unhold => {
+        | CommandKind::Unhold
+        | CommandKind::OkToTest => {
             if let Some(a) = args.first() {
                 return Err(extra(a));
             }
@@ -252,6 +253,7 @@ fn parse_words(words: &[String], config: &CommandConfig) -> Result<Command, Refu
                 CommandKind::Diff => Command::Diff,
                 CommandKind::Validate => Command::Validate,
                 CommandKind::Hold => Command::Hold,
+                CommandKind::OkToTest => Command::OkToTest,
                 _ => Command::Unhold,
             })
         }

@@ -84,23 +84,27 @@ pub fn config_from_tree(
     let discovery = discover(
         fs,
         &DiscoveryConfig {
-            repo_urls: urls,
+            repo_urls: urls.clone(),
             default_branch: doc
                 .get("defaultBranch")
                 .and_then(Value::as_str)
                 .unwrap_or("main")
                 .to_string(),
             exclude: crate::apps::local::settings_discovery_exclude(fs),
+            ..DiscoveryConfig::default()
         },
     );
     if !discovery.errors.is_empty() {
         // A broken Application elsewhere must not block commands about the apps that parse.
         tracing::info!(errors = ?discovery.errors, "app discovery reported problems");
     }
+    let projects: BTreeSet<String> = discovery.apps.iter().map(|a| a.project.clone()).collect();
     let apps: BTreeSet<String> = discovery.apps.into_iter().map(|a| a.name).collect();
-    let config = settings
+    let mut config = settings
         .into_config(SETTINGS_FILE, environments, apps)
         .map_err(|e| broken(e.to_string()))?;
+    config.repo_urls = urls;
+    config.projects = projects;
     Ok((config, from_file))
 }
 

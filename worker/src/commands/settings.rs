@@ -97,6 +97,7 @@ impl CommandSettings {
             environments,
             apps,
             permissions,
+            ..CommandConfig::default()
         })
     }
 }

@@ -5,6 +5,7 @@
 //! - [`cluster`]: the cluster-side checkers' answers per app (ArgoCD, Kubernetes dry-run);
 //! - [`publish`]: the check run (or commit status) and the sticky comment on the forge;
 //! - [`fetch`]: refspecs and commits in the local mirror;
+//! - [`trust`]: whether this head may reach the cluster at all (author, pusher, `ok-to-test`);
 //! - [`handler`]: [`PrCheckHandler`], the job itself, step by step.
 
 pub mod analyze;
@@ -12,5 +13,6 @@ pub mod cluster;
 pub mod fetch;
 pub mod handler;
 pub mod publish;
+pub mod trust;
 
 pub use handler::PrCheckHandler;

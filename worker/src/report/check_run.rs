@@ -59,7 +59,8 @@ pub fn check_run(report: &RunReport) -> CheckRunOutput {
     let deny = report.deny_count();
     let warn = report.warn_count();
     let errors = report.render_error_count();
-    let conclusion = if deny > 0 || errors > 0 || report.held_by.is_some() {
+    let limited = !report.limit_lines().is_empty();
+    let conclusion = if deny > 0 || errors > 0 || report.held_by.is_some() || limited {
         Conclusion::Failure
     } else if warn > 0 {
         Conclusion::Neutral
@@ -125,6 +126,9 @@ fn title(report: &RunReport, deny: usize, warn: usize, errors: usize) -> String 
     if deny == 0 && warn == 0 && errors == 0 {
         parts.push("policy passed".into());
     }
+    if !report.limit_lines().is_empty() {
+        parts.insert(0, "not fully checked (limit reached)".into());
+    }
     let mut t = parts.join(", ");
     if report.held_by.is_some() {
         t.insert_str(0, "On hold; ");
@@ -141,6 +145,9 @@ fn summary(report: &RunReport) -> String {
     );
     if let Some(who) = &report.held_by {
         let _ = writeln!(out, "**On hold** by {}.\n", inline_max(who, 256));
+    }
+    for line in report.limit_lines().into_iter().take(20) {
+        let _ = writeln!(out, "- **{}**", inline_max(line, 1000));
     }
     out.push_str("| App | + | ~ | − | Deny | Warn | Render |\n|---|--:|--:|--:|--:|--:|---|\n");
     let footer_room = 200;

@@ -6,11 +6,13 @@
 //! [`Db::sql`] adapts it to SQLite's `?n`.
 
 pub mod activity;
+pub mod heads;
 pub mod promotions;
 pub mod runs;
 
 use sqlx::{PgPool, SqlitePool};
 
+pub use heads::HeadHistory;
 pub use promotions::{
     PromotionFilter, PromotionId, PromotionOutcome, PromotionRecord, PromotionStatus,
     PromotionStore, SqlPromotionStore,
