@@ -21,9 +21,7 @@ use capstan_worker::git::fixture::{Change, RepoBuilder};
 use capstan_worker::jobs::{self, PrCheck};
 use capstan_worker::queue::{Finish, Job};
 use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
-use capstan_worker::services::{
-    AppOrigin, AppSync, GitSource, PromoteRequest, Promoter, Services,
-};
+use capstan_worker::services::{AppOrigin, AppSync, GitSource, PromoteRequest, Promoter, Services};
 use capstan_worker::store::runs::SqlRunStore;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -184,7 +182,9 @@ pub async fn fake_github(up: &Upstream) -> FakeGitHub {
 /// from the next whole second: with 0, a comment written just now, after everything the test
 /// did before (GitHub truncates, so the current second could be earlier than those steps).
 pub fn github_time(offset_secs: i64) -> String {
-    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
     (now + time::Duration::seconds(1 + offset_secs))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap()
@@ -221,8 +221,9 @@ async fn opened_check(queue: &Arc<dyn capstan_worker::queue::Queue>, head: &str)
     );
 }
 
-/// The trigger of the check queued when the PR was opened.
-pub const OPENED: &str = "pull_request.opened";
+/// The trigger of the setup's check (the one `pull_request.opened` would have queued), apart
+/// from any the tests queue themselves.
+pub const OPENED: &str = "harness.opened";
 
 /// Which handlers the runner has.
 pub enum Handlers {
@@ -251,11 +252,7 @@ impl Harness {
     }
 
     /// [`Harness::start`] with the forge's request timeout set to `timeout`.
-    pub async fn start_with_timeout(
-        b: &Backend,
-        handlers: Handlers,
-        timeout: Duration,
-    ) -> Harness {
+    pub async fn start_with_timeout(b: &Backend, handlers: Handlers, timeout: Duration) -> Harness {
         let up = upstream();
         let fake = fake_github(&up).await;
         let mut cfg = GitHubConfig::new(
@@ -379,17 +376,38 @@ impl Harness {
         payload: &serde_json::Value,
         delivery: Option<&str>,
     ) -> String {
-        let delivery = delivery.map(str::to_string).unwrap_or_else(|| {
-            format!("{event}-{}", self.deliveries.fetch_add(1, Ordering::SeqCst))
-        });
-        let bytes = serde_json::to_vec(payload).unwrap();
-        let (status, _) = send(&self.app, signed(event, &delivery, &bytes, SECRET)).await;
+        let delivery = delivery
+            .map(str::to_string)
+            .unwrap_or_else(|| self.delivery_id(event));
+        let status = self.post_as(event, payload, &delivery).await;
         assert!(
             status == StatusCode::ACCEPTED || status == StatusCode::OK,
             "delivery {delivery}: {status}"
         );
         self.settle(&delivery).await;
         delivery
+    }
+
+    /// Posts a signed event under a fresh delivery id; the intake's status and the id.
+    pub async fn post(&self, event: &str, payload: &serde_json::Value) -> (StatusCode, String) {
+        let delivery = self.delivery_id(event);
+        (self.post_as(event, payload, &delivery).await, delivery)
+    }
+
+    fn delivery_id(&self, event: &str) -> String {
+        format!("{event}-{}", self.deliveries.fetch_add(1, Ordering::SeqCst))
+    }
+
+    async fn post_as(
+        &self,
+        event: &str,
+        payload: &serde_json::Value,
+        delivery: &str,
+    ) -> StatusCode {
+        let bytes = serde_json::to_vec(payload).unwrap();
+        send(&self.app, signed(event, delivery, &bytes, SECRET))
+            .await
+            .0
     }
 
     /// GitHub's `pull_request.synchronize` for `head` (the PR's head on the fake moves there),
@@ -408,10 +426,11 @@ impl Harness {
             "repository": {"full_name": REPO, "default_branch": "main"},
             "sender": {"login": "alice", "type": "User"},
         });
-        let delivery = format!("sync-{}", self.deliveries.fetch_add(1, Ordering::SeqCst));
-        let bytes = serde_json::to_vec(&payload).unwrap();
-        let (status, _) = send(&self.app, signed("pull_request", &delivery, &bytes, SECRET)).await;
-        assert!(status == StatusCode::ACCEPTED, "delivery {delivery}: {status}");
+        let (status, delivery) = self.post("pull_request", &payload).await;
+        assert!(
+            status == StatusCode::ACCEPTED,
+            "delivery {delivery}: {status}"
+        );
     }
 
     /// Waits until every job of `delivery` is final.

@@ -298,14 +298,20 @@ impl FakeGitHub {
     pub fn set_head(&self, repo: &str, number: u64, sha: &str) {
         let mut g = self.inner.lock().unwrap();
         let r = g.repos.get_mut(repo).expect("known repo");
-        r.pulls.get_mut(&number).expect("known pull request").head_sha = sha.to_string();
+        r.pulls
+            .get_mut(&number)
+            .expect("known pull request")
+            .head_sha = sha.to_string();
     }
 
     /// Sets a pull request's base branch (a PR into a branch other than the default).
     pub fn set_base(&self, repo: &str, number: u64, base_ref: &str) {
         let mut g = self.inner.lock().unwrap();
         let r = g.repos.get_mut(repo).expect("known repo");
-        r.pulls.get_mut(&number).expect("known pull request").base_ref = base_ref.to_string();
+        r.pulls
+            .get_mut(&number)
+            .expect("known pull request")
+            .base_ref = base_ref.to_string();
     }
 
     /// The pull request with its body and merge commit, as the fake holds it.

@@ -58,8 +58,7 @@ impl Worker {
             .await
             .unwrap();
         let key =
-            AppKey::from_file(&crate::own_fixtures().join("TEST-ONLY-github-app-key.pem"))
-                .unwrap();
+            AppKey::from_file(&crate::own_fixtures().join("TEST-ONLY-github-app-key.pem")).unwrap();
         let forge: Arc<dyn Forge> = Arc::new(
             GitHubForge::new(GitHubConfig::new(
                 h.fake.api_url().parse().unwrap(),

@@ -22,7 +22,8 @@ use capstan_worker::argocd::{ArgoCdCheck, ArgoClient, ArgoConfig, DryRunOptions}
 pub const REPO: &str = "acme/gitops";
 /// This repository's own podinfo overlays, the source and target of its promotion rule.
 pub const STAGING: &str = "applications/workloads/podinfo/overlays/staging/kustomization.yaml";
-pub const PRODUCTION: &str = "applications/workloads/podinfo/overlays/production/kustomization.yaml";
+pub const PRODUCTION: &str =
+    "applications/workloads/podinfo/overlays/production/kustomization.yaml";
 
 /// A file of this repository, as the worlds are seeded with the real ones.
 pub fn real(path: &str) -> Vec<u8> {
@@ -31,7 +32,12 @@ pub fn real(path: &str) -> Vec<u8> {
 
 /// `/capstan promote <env>` by `bob` on PR `pr` into `main`, as the command handler hands it
 /// over: `head` is the head it vouched for, `sha` the one pinned in the comment.
-pub fn command_request(pr: u64, env: &str, head: Option<&str>, sha: Option<&str>) -> PromoteRequest {
+pub fn command_request(
+    pr: u64,
+    env: &str,
+    head: Option<&str>,
+    sha: Option<&str>,
+) -> PromoteRequest {
     PromoteRequest {
         repo: REPO.into(),
         pr,

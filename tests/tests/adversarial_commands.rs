@@ -17,6 +17,8 @@
 
 use std::time::Duration;
 
+use axum::http::StatusCode;
+
 use capstan_tests::backend::Backend;
 use capstan_tests::both_backends;
 use capstan_tests::commands_harness::*;
@@ -76,13 +78,7 @@ fn comment_event(
 
 /// The delivery's recorded intake outcome and detail.
 async fn outcome(h: &Harness, delivery: &str) -> (String, String) {
-    let d = h
-        .services
-        .queue
-        .delivery(delivery)
-        .await
-        .unwrap()
-        .unwrap();
+    let d = h.services.queue.delivery(delivery).await.unwrap().unwrap();
     (d.outcome, d.detail.unwrap_or_default())
 }
 
@@ -111,18 +107,42 @@ async fn edits_by_anyone_but_the_author_run_nothing(b: &Backend) {
     let c = h.fake.add_comment(REPO, PR, "reader", false, "LGTM");
     let t = github_time(0);
     let cases: [(&str, Option<&str>, &str); 4] = [
-        ("maintainer", Some("maintainer"), "a maintainer edits a reader's comment"),
-        ("bot", Some("renovate[bot]"), "an App edits a reader's comment"),
+        (
+            "maintainer",
+            Some("maintainer"),
+            "a maintainer edits a reader's comment",
+        ),
+        (
+            "bot",
+            Some("renovate[bot]"),
+            "an App edits a reader's comment",
+        ),
         ("no sender", None, "an edit that names nobody"),
         ("admin", Some("admin"), "an admin edits a reader's comment"),
     ];
     for (_, sender, why) in cases {
-        let event = comment_event("edited", c, "reader", sender, "/capstan hold\n", Some(&t), Some(&t));
+        let event = comment_event(
+            "edited",
+            c,
+            "reader",
+            sender,
+            "/capstan hold\n",
+            Some(&t),
+            Some(&t),
+        );
         assert_ignored(&h, c, &event, why).await;
     }
     // A `created` event whose sender is not the comment's author (never sent by GitHub; a replay
     // or a forged relay) is not trusted either.
-    let forged = comment_event("created", c, "reader", Some("admin"), "/capstan hold\n", Some(&t), Some(&t));
+    let forged = comment_event(
+        "created",
+        c,
+        "reader",
+        Some("admin"),
+        "/capstan hold\n",
+        Some(&t),
+        Some(&t),
+    );
     assert_ignored(&h, c, &forged, "a created event sent by someone else").await;
 
     // GitHub's own `edited` payload, pointed at this PR, edited by someone other than its author.
@@ -132,16 +152,23 @@ async fn edits_by_anyone_but_the_author_run_nothing(b: &Backend) {
         real["repository"]["full_name"] = json!(REPO);
         real["repository"]["default_branch"] = json!("main");
         real["issue"]["number"] = json!(PR);
-        real["issue"]["pull_request"] = json!({"url": "https://api.github.com/repos/acme/gitops/pulls/7"});
+        real["issue"]["pull_request"] =
+            json!({"url": "https://api.github.com/repos/acme/gitops/pulls/7"});
         real["comment"]["id"] = json!(c);
         real["comment"]["body"] = json!("/capstan hold\n");
         real["comment"]["user"]["login"] = json!("reader");
         real["sender"]["login"] = json!("maintainer");
-        assert_ignored(&h, c, &real, "GitHub's real edited payload, edited by another").await;
+        assert_ignored(
+            &h,
+            c,
+            &real,
+            "GitHub's real edited payload, edited by another",
+        )
+        .await;
         // The same payload edited by its author is a command, authorized as the sender.
         real["sender"]["login"] = json!("reader");
         let delivery = h.deliver_json("issue_comment", &real, None).await;
-        assert_eq!(outcome(&h, &delivery).await.0, "queued");
+        assert_eq!(outcome(&h, &delivery).await.0, "accepted");
         let reply = h.reply(c);
         assert!(
             reply.contains("needs maintain permission on this repository; you have read"),
@@ -152,9 +179,19 @@ async fn edits_by_anyone_but_the_author_run_nothing(b: &Backend) {
 
     // Nothing accepted is lost: the maintainer's own comment places the hold.
     let own = h.comment("maintainer", "/capstan hold\n").await;
-    assert!(has_line(&h.reply(own), "/capstan hold", "done: placed a hold"));
+    assert!(has_line(
+        &h.reply(own),
+        "/capstan hold",
+        "done: placed a hold"
+    ));
     assert_eq!(
-        h.services.runs.hold(REPO, PR).await.unwrap().unwrap().held_by,
+        h.services
+            .runs
+            .hold(REPO, PR)
+            .await
+            .unwrap()
+            .unwrap()
+            .held_by,
         "maintainer"
     );
     h.stop().await;
@@ -166,20 +203,44 @@ async fn an_authors_own_edit_runs_as_the_author(b: &Backend) {
     let h = Harness::start(b, Handlers::CommandsOnly).await;
     let c = h.fake.add_comment(REPO, PR, "reader", false, "LGTM");
     let t = github_time(0);
-    let event = comment_event("edited", c, "reader", Some("Reader"), "/capstan hold\n/capstan help\n", Some(&t), Some(&t));
+    let event = comment_event(
+        "edited",
+        c,
+        "reader",
+        Some("Reader"),
+        "/capstan hold\n/capstan help\n",
+        Some(&t),
+        Some(&t),
+    );
     h.deliver_json("issue_comment", &event, None).await;
     let reply = h.reply(c);
     assert!(
-        has_line(&reply, "/capstan hold", "refused: &#96;hold&#96; needs maintain permission on this repository; you have read"),
+        has_line(
+            &reply,
+            "/capstan hold",
+            "refused: &#96;hold&#96; needs maintain permission on this repository; you have read"
+        ),
         "{reply}"
     );
     assert!(has_line(&reply, "/capstan help", "done:"), "{reply}");
     assert!(h.services.runs.hold(REPO, PR).await.unwrap().is_none());
 
     let m = h.fake.add_comment(REPO, PR, "maintainer", false, "typo");
-    let event = comment_event("edited", m, "maintainer", Some("maintainer"), "/capstan hold\n", Some(&t), Some(&t));
+    let event = comment_event(
+        "edited",
+        m,
+        "maintainer",
+        Some("maintainer"),
+        "/capstan hold\n",
+        Some(&t),
+        Some(&t),
+    );
     h.deliver_json("issue_comment", &event, None).await;
-    assert!(has_line(&h.reply(m), "/capstan hold", "done: placed a hold"));
+    assert!(has_line(
+        &h.reply(m),
+        "/capstan hold",
+        "done: placed a hold"
+    ));
     h.stop().await;
 }
 
@@ -188,8 +249,18 @@ async fn bots_and_look_alike_commands_run_nothing(b: &Backend) {
     let h = Harness::start(b, Handlers::CommandsOnly).await;
     let t = github_time(0);
     // A bot account without the `[bot]` suffix is still a bot by its type.
-    let id = h.fake.add_comment(REPO, PR, "ci-helper", true, "/capstan hold\n");
-    let mut event = comment_event("created", id, "ci-helper", Some("ci-helper"), "/capstan hold\n", Some(&t), Some(&t));
+    let id = h
+        .fake
+        .add_comment(REPO, PR, "ci-helper", true, "/capstan hold\n");
+    let mut event = comment_event(
+        "created",
+        id,
+        "ci-helper",
+        Some("ci-helper"),
+        "/capstan hold\n",
+        Some(&t),
+        Some(&t),
+    );
     event["comment"]["user"]["type"] = json!("Bot");
     event["sender"]["type"] = json!("Bot");
     assert_ignored(&h, id, &event, "a Bot-typed account").await;
@@ -198,14 +269,28 @@ async fn bots_and_look_alike_commands_run_nothing(b: &Backend) {
     for (body, why) in [
         ("/c\u{0430}pstan hold\n", "Cyrillic a in the prefix"),
         ("\u{FF0F}capstan hold\n", "full-width solidus"),
-        ("/capstan\u{200B} hold\n", "zero-width space after the prefix"),
-        ("\u{200B}/capstan hold\n", "zero-width space before the prefix"),
+        (
+            "/capstan\u{200B} hold\n",
+            "zero-width space after the prefix",
+        ),
+        (
+            "\u{200B}/capstan hold\n",
+            "zero-width space before the prefix",
+        ),
     ] {
         let c = h.fake.add_comment(REPO, PR, "maintainer", false, body);
-        let event = comment_event("created", c, "maintainer", Some("maintainer"), body, Some(&t), Some(&t));
+        let event = comment_event(
+            "created",
+            c,
+            "maintainer",
+            Some("maintainer"),
+            body,
+            Some(&t),
+            Some(&t),
+        );
         let delivery = h.deliver_json("issue_comment", &event, None).await;
         let (outcome, detail) = outcome(&h, &delivery).await;
-        if outcome == "queued" {
+        if outcome == "accepted" {
             // Queued as a line starting with the prefix: then the handler must refuse it.
             let reply = h.reply(c);
             assert!(reply.contains("refused"), "{why}: {reply}");
@@ -222,21 +307,29 @@ async fn bots_and_look_alike_commands_run_nothing(b: &Backend) {
 
     // Nothing accepted is lost: the plain command still works.
     let c = h.comment("maintainer", "/capstan hold\n").await;
-    assert!(has_line(&h.reply(c), "/capstan hold", "done: placed a hold"));
+    assert!(has_line(
+        &h.reply(c),
+        "/capstan hold",
+        "done: placed a hold"
+    ));
     h.stop().await;
 }
 
 /// The collaborator-permission API failing in every way refuses every command of the comment
 /// (never allows), and the same user's next comment works once the API is back.
 async fn permission_api_errors_refuse_and_recover(b: &Backend) {
-    let h = Harness::start_with_timeout(b, Handlers::CommandsOnly, Duration::from_millis(700)).await;
+    let h =
+        Harness::start_with_timeout(b, Handlers::CommandsOnly, Duration::from_millis(700)).await;
     let route = |u: &str| format!("/repos/{REPO}/collaborators/{u}/permission");
     h.fake.fail_route("GET", &route("maintainer"), 500);
     h.fake.fail_route("GET", &route("admin"), 404);
     h.fake.fail_route("GET", &route("writer"), 403);
-    h.fake.stall_route("GET", &route("triager"), Duration::from_secs(5));
+    h.fake
+        .stall_route("GET", &route("triager"), Duration::from_secs(5));
     for user in ["maintainer", "admin", "writer", "triager"] {
-        let c = h.comment(user, "/capstan hold\n/capstan promote staging\n").await;
+        let c = h
+            .comment(user, "/capstan hold\n/capstan promote staging\n")
+            .await;
         let reply = h.reply(c);
         for line in ["/capstan hold", "/capstan promote staging"] {
             assert!(
@@ -253,7 +346,11 @@ async fn permission_api_errors_refuse_and_recover(b: &Backend) {
     // The API recovers: nothing accepted afterwards is lost.
     h.fake.clear_failures();
     let c = h.comment("maintainer", "/capstan hold\n").await;
-    assert!(has_line(&h.reply(c), "/capstan hold", "done: placed a hold"));
+    assert!(has_line(
+        &h.reply(c),
+        "/capstan hold",
+        "done: placed a hold"
+    ));
     h.stop().await;
 }
 
@@ -268,7 +365,15 @@ async fn promote_refuses_a_head_pushed_after_the_comment(b: &Backend) {
     let c = h.fake.add_comment(REPO, PR, "writer", false, promote);
     h.deliver_json(
         "issue_comment",
-        &comment_event("created", c, "writer", Some("writer"), promote, Some(&early), Some(&early)),
+        &comment_event(
+            "created",
+            c,
+            "writer",
+            Some("writer"),
+            promote,
+            Some(&early),
+            Some(&early),
+        ),
         None,
     )
     .await;
@@ -277,7 +382,10 @@ async fn promote_refuses_a_head_pushed_after_the_comment(b: &Backend) {
         reply.contains("refused") && reply.contains("after this comment was written"),
         "{reply}"
     );
-    assert!(reply.contains(h.head()), "the reply names the sha to pin: {reply}");
+    assert!(
+        reply.contains(h.head()),
+        "the reply names the sha to pin: {reply}"
+    );
 
     // 2. GitHub already shows a newer head whose push Capstan has not received yet.
     h.fake.set_head(REPO, PR, OTHER_HEAD);
@@ -295,7 +403,15 @@ async fn promote_refuses_a_head_pushed_after_the_comment(b: &Backend) {
     let c = h.fake.add_comment(REPO, PR, "writer", false, promote);
     h.deliver_json(
         "issue_comment",
-        &comment_event("created", c, "writer", Some("writer"), promote, Some(&between), Some(&between)),
+        &comment_event(
+            "created",
+            c,
+            "writer",
+            Some("writer"),
+            promote,
+            Some(&between),
+            Some(&between),
+        ),
         None,
     )
     .await;
@@ -312,14 +428,21 @@ async fn promote_refuses_a_head_pushed_after_the_comment(b: &Backend) {
     .await;
     assert!(h.reply(c).contains("time is unknown"), "{}", h.reply(c));
 
-    assert!(h.promoter.calls.lock().unwrap().is_empty(), "nothing promoted");
+    assert!(
+        h.promoter.calls.lock().unwrap().is_empty(),
+        "nothing promoted"
+    );
     let refusals = h.promoter.refusals.lock().unwrap().clone();
     assert_eq!(refusals.len(), 4, "every refusal is audited: {refusals:?}");
 
     // Nothing accepted is lost: written after the head arrived, the same command runs, with the
     // head it was checked against.
     let c = h.comment("writer", promote).await;
-    assert!(has_line(&h.reply(c), "/capstan promote staging", "done: promotion"), "{}", h.reply(c));
+    assert!(
+        has_line(&h.reply(c), "/capstan promote staging", "done: promotion"),
+        "{}",
+        h.reply(c)
+    );
     let calls = h.promoter.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].head_at_command.as_deref(), Some(OTHER_HEAD));
@@ -336,11 +459,23 @@ async fn promote_accepts_a_pinned_sha_and_a_re_typed_edit(b: &Backend) {
     let c = h.fake.add_comment(REPO, PR, "writer", false, &pinned);
     h.deliver_json(
         "issue_comment",
-        &comment_event("created", c, "writer", Some("writer"), &pinned, Some(&early), Some(&early)),
+        &comment_event(
+            "created",
+            c,
+            "writer",
+            Some("writer"),
+            &pinned,
+            Some(&early),
+            Some(&early),
+        ),
         None,
     )
     .await;
-    assert!(has_line(&h.reply(c), "/capstan promote staging", "done:"), "{}", h.reply(c));
+    assert!(
+        has_line(&h.reply(c), pinned.trim_end(), "done:"),
+        "{}",
+        h.reply(c)
+    );
 
     // Written before the head arrived, edited (re-typed) after it: the edit's time counts.
     let plain = "/capstan promote production\n";
@@ -348,11 +483,23 @@ async fn promote_accepts_a_pinned_sha_and_a_re_typed_edit(b: &Backend) {
     let now = github_time(0);
     h.deliver_json(
         "issue_comment",
-        &comment_event("edited", e, "writer", Some("writer"), plain, Some(&early), Some(&now)),
+        &comment_event(
+            "edited",
+            e,
+            "writer",
+            Some("writer"),
+            plain,
+            Some(&early),
+            Some(&now),
+        ),
         None,
     )
     .await;
-    assert!(has_line(&h.reply(e), "/capstan promote production", "done:"), "{}", h.reply(e));
+    assert!(
+        has_line(&h.reply(e), "/capstan promote production", "done:"),
+        "{}",
+        h.reply(e)
+    );
 
     let calls = h.promoter.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 2);
@@ -384,14 +531,31 @@ async fn merges_and_pushes_outside_the_default_branch_are_ignored(b: &Backend) {
         }
         v
     };
-    let d = h.deliver_json("pull_request", &merged("release", Some("main")), None).await;
+    let d = h
+        .deliver_json("pull_request", &merged("release", Some("main")), None)
+        .await;
     let (o, detail) = outcome(&h, &d).await;
     assert_eq!(o, "ignored", "{detail}");
     assert!(detail.contains("default branch is main"), "{detail}");
-    assert!(h.services.queue.jobs_for_delivery(&d).await.unwrap().is_empty());
-    let d = h.deliver_json("pull_request", &merged("main", None), None).await;
+    assert!(
+        h.services
+            .queue
+            .jobs_for_delivery(&d)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (status, d) = h.post("pull_request", &merged("main", None)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(outcome(&h, &d).await.0, "rejected");
-    assert!(h.services.queue.jobs_for_delivery(&d).await.unwrap().is_empty());
+    assert!(
+        h.services
+            .queue
+            .jobs_for_delivery(&d)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let push = json!({
         "ref": "refs/heads/release", "before": "a".repeat(40), "after": "b".repeat(40),
@@ -401,8 +565,10 @@ async fn merges_and_pushes_outside_the_default_branch_are_ignored(b: &Backend) {
     let d = h.deliver_json("push", &push, None).await;
     assert_eq!(outcome(&h, &d).await.0, "ignored");
 
-    // Nothing accepted is lost: the merge into main is queued, with the default branch named.
-    let d = h.deliver_json("pull_request", &merged("main", Some("main")), None).await;
+    // Nothing accepted is lost: the merge into main is queued (this runner has no promotion
+    // handler, so it stays queued), with the default branch named.
+    let (status, d) = h.post("pull_request", &merged("main", Some("main"))).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
     let jobs = h.services.queue.jobs_for_delivery(&d).await.unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].kind, "pr_merged");
@@ -421,15 +587,36 @@ async fn sync_reaches_only_this_repositorys_apps(b: &Backend) {
         })
     };
     let cases: [(Result<AppOrigin, String>, &str); 6] = [
-        (origin("default", &["https://github.com/acme/payments.git"]), "payments.git"),
-        (origin("default", &["https://github.com/acme/gitops-evil"]), "gitops-evil"),
-        (origin("default", &["https://evil.example/acme/gitops.git"]), "evil.example"),
         (
-            origin("default", &["https://github.com/acme/gitops.git", "https://github.com/acme/payments"]),
+            origin("default", &["https://github.com/acme/payments.git"]),
+            "payments.git",
+        ),
+        (
+            origin("default", &["https://github.com/acme/gitops-evil"]),
+            "gitops-evil",
+        ),
+        (
+            origin("default", &["https://evil.example/acme/gitops.git"]),
+            "evil.example",
+        ),
+        (
+            origin(
+                "default",
+                &[
+                    "https://github.com/acme/gitops.git",
+                    "https://github.com/acme/payments",
+                ],
+            ),
             "acme/payments",
         ),
-        (origin("platform", &["https://github.com/acme/gitops.git"]), "project"),
-        (Err("permission denied".into()), "could not be read from ArgoCD"),
+        (
+            origin("platform", &["https://github.com/acme/gitops.git"]),
+            "project",
+        ),
+        (
+            Err("permission denied".into()),
+            "could not be read from ArgoCD",
+        ),
     ];
     for (o, why) in cases {
         h.sync.origins.lock().unwrap().insert("web".into(), o);
@@ -440,7 +627,10 @@ async fn sync_reaches_only_this_repositorys_apps(b: &Backend) {
             "{why}: {reply}"
         );
     }
-    assert!(h.sync.calls.lock().unwrap().is_empty(), "nothing was synced");
+    assert!(
+        h.sync.calls.lock().unwrap().is_empty(),
+        "nothing was synced"
+    );
 
     // Nothing accepted is lost: the app of this repository (spelled differently) syncs.
     h.sync.origins.lock().unwrap().insert(
@@ -448,7 +638,11 @@ async fn sync_reaches_only_this_repositorys_apps(b: &Backend) {
         origin("default", &["git@GitHub.com:acme/gitops.git"]),
     );
     let c = h.comment("writer", "/capstan sync web\n").await;
-    assert!(has_line(&h.reply(c), "/capstan sync web", "done: ArgoCD sync of"), "{}", h.reply(c));
+    assert!(
+        has_line(&h.reply(c), "/capstan sync web", "done: ArgoCD sync of"),
+        "{}",
+        h.reply(c)
+    );
     assert_eq!(*h.sync.calls.lock().unwrap(), vec!["web".to_string()]);
     h.stop().await;
 }
@@ -468,10 +662,20 @@ async fn ok_to_test_is_authorized_and_pinned_to_a_seen_head(b: &Backend) {
     }
     // Written before the head arrived: nothing is approved.
     let early = github_time(-60);
-    let c = h.fake.add_comment(REPO, PR, "writer", false, "/capstan ok-to-test\n");
+    let c = h
+        .fake
+        .add_comment(REPO, PR, "writer", false, "/capstan ok-to-test\n");
     h.deliver_json(
         "issue_comment",
-        &comment_event("created", c, "writer", Some("writer"), "/capstan ok-to-test\n", Some(&early), Some(&early)),
+        &comment_event(
+            "created",
+            c,
+            "writer",
+            Some("writer"),
+            "/capstan ok-to-test\n",
+            Some(&early),
+            Some(&early),
+        ),
         None,
     )
     .await;
@@ -481,7 +685,15 @@ async fn ok_to_test_is_authorized_and_pinned_to_a_seen_head(b: &Backend) {
 
     // Nothing accepted is lost: the writer's approval now queues the approved check.
     let c = h.comment("writer", "/capstan ok-to-test\n").await;
-    assert!(has_line(&h.reply(c), "/capstan ok-to-test", "done: cluster checks approved"), "{}", h.reply(c));
+    assert!(
+        has_line(
+            &h.reply(c),
+            "/capstan ok-to-test",
+            "done: cluster checks approved"
+        ),
+        "{}",
+        h.reply(c)
+    );
     let jobs = ok_to_test_jobs(&h, c, "v1").await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].payload["head_sha"], h.head());
@@ -496,6 +708,9 @@ async fn ok_to_test_jobs(h: &Harness, c: u64, version: &str) -> Vec<capstan_work
         PrCheck::dedupe_key(REPO, PR, h.head())
     );
     let jobs = h.services.queue.jobs_by_dedupe_key(&key).await.unwrap();
-    assert!(jobs.iter().all(|j| j.payload["trigger"] == OK_TO_TEST_TRIGGER));
+    assert!(
+        jobs.iter()
+            .all(|j| j.payload["trigger"] == OK_TO_TEST_TRIGGER)
+    );
     jobs
 }

@@ -66,25 +66,42 @@ async fn untrusted_heads_reach_the_cluster_only_after_ok_to_test() {
     let rec = Arc::new(Recorder::default());
     let w = Worker::start(&h, vec![rec.clone()]).await;
 
-    let id = w.enqueue(pr_check(20, &head, "pull_request.opened", Some("forker"))).await;
+    let id = w
+        .enqueue(pr_check(20, &head, "pull_request.opened", Some("forker")))
+        .await;
     let body = report_after(&h, &w, 20, id).await;
-    assert!(rec.asked.lock().unwrap().is_empty(), "the cluster was asked");
+    assert!(
+        rec.asked.lock().unwrap().is_empty(),
+        "the cluster was asked"
+    );
     assert!(
         body.contains("cluster checks") && body.contains("skipped") && body.contains("ok-to-test"),
         "{body}"
     );
     assert!(body.contains("forker has read permission"), "{body}");
-    assert!(!body.contains(LIVE_SECRET) && !body.contains("OutOfSync"), "{body}");
+    assert!(
+        !body.contains(LIVE_SECRET) && !body.contains("OutOfSync"),
+        "{body}"
+    );
     // The offline report is still there: the app's diff.
     assert!(body.contains("app-000"), "{body}");
 
     // A pusher without write permission does not make the head trusted either.
-    let id = w.enqueue(pr_check(20, &head, "pull_request.synchronize", Some("forker"))).await;
+    let id = w
+        .enqueue(pr_check(
+            20,
+            &head,
+            "pull_request.synchronize",
+            Some("forker"),
+        ))
+        .await;
     report_after(&h, &w, 20, id).await;
     assert!(rec.asked.lock().unwrap().is_empty());
 
     // The approval (queued by the command handler after authorizing `writer`) runs them.
-    let id = w.enqueue(pr_check(20, &head, OK_TO_TEST_TRIGGER, Some("writer"))).await;
+    let id = w
+        .enqueue(pr_check(20, &head, OK_TO_TEST_TRIGGER, Some("writer")))
+        .await;
     let body = report_after(&h, &w, 20, id).await;
     assert_eq!(*rec.asked.lock().unwrap(), vec![head.clone()]);
     assert!(body.contains(LIVE_SECRET), "{body}");
@@ -92,16 +109,32 @@ async fn untrusted_heads_reach_the_cluster_only_after_ok_to_test() {
     // A new push by the fork's author: the approval was for the old head only.
     let newer = h.push_level("feature", "warn");
     h.open_pull_by(20, "feature", "forker");
-    let id = w.enqueue(pr_check(20, &newer, "pull_request.synchronize", Some("forker"))).await;
+    let id = w
+        .enqueue(pr_check(
+            20,
+            &newer,
+            "pull_request.synchronize",
+            Some("forker"),
+        ))
+        .await;
     let body = report_after(&h, &w, 20, id).await;
-    assert_eq!(rec.asked.lock().unwrap().len(), 1, "the new head was not approved");
+    assert_eq!(
+        rec.asked.lock().unwrap().len(),
+        1,
+        "the new head was not approved"
+    );
     assert!(body.contains("skipped"), "{body}");
 
     // A writer pushing onto the fork's branch makes that head trusted.
     let by_writer = h.push_level("feature", "error");
     h.open_pull_by(20, "feature", "forker");
     let id = w
-        .enqueue(pr_check(20, &by_writer, "pull_request.synchronize", Some("writer")))
+        .enqueue(pr_check(
+            20,
+            &by_writer,
+            "pull_request.synchronize",
+            Some("writer"),
+        ))
         .await;
     report_after(&h, &w, 20, id).await;
     assert_eq!(rec.asked.lock().unwrap().last(), Some(&by_writer));
@@ -115,20 +148,27 @@ async fn untrusted_heads_reach_the_cluster_only_after_ok_to_test() {
 async fn a_failed_permission_lookup_skips_the_cluster_and_trusted_authors_keep_it() {
     let h = Harness::without_service(&fanout_tree(1)).await;
     h.fake.set_permission(REPO, "mallory", "admin");
-    h.fake
-        .fail_route("GET", "/repos/acme/gitops/collaborators/mallory/permission", 500);
+    h.fake.fail_route(
+        "GET",
+        "/repos/acme/gitops/collaborators/mallory/permission",
+        500,
+    );
     let head = h.push_level("feature", "debug");
     h.open_pull_by(21, "feature", "mallory");
     let rec = Arc::new(Recorder::default());
     let w = Worker::start(&h, vec![rec.clone()]).await;
-    let id = w.enqueue(pr_check(21, &head, "pull_request.opened", None)).await;
+    let id = w
+        .enqueue(pr_check(21, &head, "pull_request.opened", None))
+        .await;
     let body = report_after(&h, &w, 21, id).await;
     assert!(rec.asked.lock().unwrap().is_empty());
     assert!(body.contains("could not be checked"), "{body}");
 
     // Nothing accepted is lost: alice (write) gets the cluster checks.
     h.open_pull(22, "feature");
-    let id = w.enqueue(pr_check(22, &head, "pull_request.opened", None)).await;
+    let id = w
+        .enqueue(pr_check(22, &head, "pull_request.opened", None))
+        .await;
     let body = report_after(&h, &w, 22, id).await;
     assert_eq!(*rec.asked.lock().unwrap(), vec![head.clone()]);
     assert!(body.contains("OutOfSync"), "{body}");
@@ -163,7 +203,9 @@ async fn a_job_past_its_deadline_fails_its_check_and_says_why() {
         ..Limits::default()
     };
     let w = Worker::start_with(&h, vec![Arc::new(Hang)], limits).await;
-    let id = w.enqueue(pr_check(23, &head, "pull_request.opened", None)).await;
+    let id = w
+        .enqueue(pr_check(23, &head, "pull_request.opened", None))
+        .await;
     let state = w.finished(id).await;
     assert_eq!(state, JobState::Failed, "a deadline is final, not retried");
     let run = h.check_runs_for(&head).remove(0);

@@ -5,9 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use capstan_tests::fake_github::MergeMethod;
-use capstan_tests::promote_world::{
-    PRODUCTION, REPO, STAGING, World, command_request, real,
-};
+use capstan_tests::promote_world::{PRODUCTION, REPO, STAGING, World, command_request, real};
 use capstan_worker::services::{PromoteRequest, Promoter};
 use capstan_worker::store::{PromotionFilter, PromotionStatus, PromotionStore};
 
@@ -28,7 +26,12 @@ fn bump_pull(w: &World, head: &str, from: &str, base: &str, tag: &str) -> (u64, 
     let bumped = staging.replace("newTag: 6.7.1", &format!("newTag: {tag}"));
     assert_ne!(bumped, staging);
     let sha = w
-        .commit(head, Some(from), "bump", &[(STAGING, Some(bumped.as_bytes()))])
+        .commit(
+            head,
+            Some(from),
+            "bump",
+            &[(STAGING, Some(bumped.as_bytes()))],
+        )
         .to_string();
     let pr = w.fake.open_pull(REPO, head, base, "Bump podinfo", "alice");
     w.fake.set_files(REPO, pr, &[STAGING]);
@@ -52,7 +55,12 @@ fn promotion_prs(w: &World) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merge_into_another_branch_promotes_nothing() {
     let w = world().await;
-    w.commit("release", Some("main"), "release branch", &[("RELEASE", Some(b"1"))]);
+    w.commit(
+        "release",
+        Some("main"),
+        "release branch",
+        &[("RELEASE", Some(b"1"))],
+    );
     let (pr, _) = bump_pull(&w, "bump-release", "release", "release", "6.9.0");
     w.fake.merge_pull(REPO, pr, MergeMethod::Merge).unwrap();
     let merged = w.merged_event(pr);
@@ -80,7 +88,12 @@ async fn a_merge_into_another_branch_promotes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_on_a_pull_request_into_another_branch_is_refused() {
     let w = world().await;
-    w.commit("release", Some("main"), "release branch", &[("RELEASE", Some(b"1"))]);
+    w.commit(
+        "release",
+        Some("main"),
+        "release branch",
+        &[("RELEASE", Some(b"1"))],
+    );
     let (pr, head) = bump_pull(&w, "bump-release", "release", "release", "6.8.0");
     let reply = w
         .engine
@@ -144,11 +157,19 @@ async fn promote_needs_a_head_someone_reviewed() {
         )
         .to_string();
     w.fake.refresh_head(REPO, pr);
-    let reply = w.engine.promote(&request(pr, None, Some(&h1))).await.unwrap();
+    let reply = w
+        .engine
+        .promote(&request(pr, None, Some(&h1)))
+        .await
+        .unwrap();
     assert!(reply.contains("is not this pull request's head"), "{reply}");
     assert_eq!(promotion_prs(&w), 0);
 
-    let reply = w.engine.promote(&request(pr, None, Some(&h2))).await.unwrap();
+    let reply = w
+        .engine
+        .promote(&request(pr, None, Some(&h2)))
+        .await
+        .unwrap();
     assert!(reply.contains("newTag 6.7.0 → 6.8.1"), "{reply}");
     assert_eq!(promotion_prs(&w), 1);
 }

@@ -11,8 +11,8 @@ use capstan_tests::backend::Backend;
 use capstan_tests::both_backends;
 use capstan_tests::commands_harness::*;
 use capstan_tests::webhook::SECRET;
-use capstan_worker::jobs;
 use capstan_worker::git::fixture::{Change, RepoBuilder};
+use capstan_worker::jobs;
 use capstan_worker::queue::{Finish, JobState};
 use capstan_worker::store::runs::SqlRunStore;
 use serde_json::json;
@@ -29,7 +29,6 @@ both_backends!(
     an_unreachable_forge_retries_and_replies_once,
     a_broken_settings_file_refuses_every_command,
 );
-
 
 async fn permission_levels_decide_what_runs(b: &Backend) {
     let h = Harness::start(b, Handlers::Server).await;

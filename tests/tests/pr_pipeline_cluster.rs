@@ -60,7 +60,6 @@ impl ClusterCheck for FakeArgo {
     }
 }
 
-
 /// Holds every cluster check until released, so a test can push while a run is in flight.
 struct Gate {
     entered: Notify,

@@ -2,9 +2,7 @@
 //! the audit trail it leaves (server/tests/promotions_cli.rs reads such a trail from the CLI).
 #![allow(clippy::unwrap_used)]
 
-use capstan_tests::promote_world::{
-    PRODUCTION, REPO, STAGING, World, command_request, real,
-};
+use capstan_tests::promote_world::{PRODUCTION, REPO, STAGING, World, command_request, real};
 use capstan_worker::services::{PromoteRequest, Promoter};
 use capstan_worker::store::{PromotionFilter, PromotionStatus, PromotionStore};
 

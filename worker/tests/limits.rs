@@ -11,10 +11,10 @@ use std::time::Duration;
 use capstan_worker::apps::{DiscoveryConfig, discover};
 use capstan_worker::diff::{DiffLimits, ObjectChangeKind, diff_objects_within};
 use capstan_worker::objects::K8sObject;
+use capstan_worker::repo_fs::MemFs;
 use capstan_worker::report::{
     COMMENT_LIMIT, Conclusion, check_run, render_comment, render_comment_capped,
 };
-use capstan_worker::repo_fs::MemFs;
 use report_support::{app, change, id, report};
 use serde_json::json;
 
@@ -99,7 +99,11 @@ fn diffs_over_the_size_or_time_bound_are_counted_but_not_checked() {
         max_object_bytes: 100_000,
     };
     let d = diff_objects_within("shop", &base, &head, &[], &limits);
-    assert_eq!(d.count(ObjectChangeKind::Changed), 2, "both changes are known");
+    assert_eq!(
+        d.count(ObjectChangeKind::Changed),
+        2,
+        "both changes are known"
+    );
     let huge = d.changes.iter().find(|c| c.id.name == "huge").unwrap();
     let small = d.changes.iter().find(|c| c.id.name == "small").unwrap();
     assert!(huge.diff.is_empty() && !small.diff.is_empty());
@@ -132,18 +136,34 @@ fn a_bound_hit_anywhere_fails_the_check_and_is_listed() {
     let mut r = report(vec![app(
         "shop",
         Some("staging"),
-        vec![change(ObjectChangeKind::Changed, id("ConfigMap", "shop", "a"), "-a\n+b\n")],
+        vec![change(
+            ObjectChangeKind::Changed,
+            id("ConfigMap", "shop", "a"),
+            "-a\n+b\n",
+        )],
     )]);
     assert_eq!(check_run(&r).conclusion, Conclusion::Success);
     r.apps[0]
         .diff
         .notes
-        .push(capstan_worker::limits::not_checked("diff_deadline_secs", 20, "no text diff for 3 more objects"));
+        .push(capstan_worker::limits::not_checked(
+            "diff_deadline_secs",
+            20,
+            "no text diff for 3 more objects",
+        ));
     let out = check_run(&r);
     assert_eq!(out.conclusion, Conclusion::Failure);
-    assert!(out.summary.contains("not checked: limit diff\\_deadline\\_secs"), "{}", out.summary);
+    assert!(
+        out.summary
+            .contains("not checked: limit diff\\_deadline\\_secs"),
+        "{}",
+        out.summary
+    );
     let body = &render_comment(&r).parts[0].body;
-    assert!(body.contains("not checked: limit diff\\_deadline\\_secs \\(20\\) reached"), "{body}");
+    assert!(
+        body.contains("not checked: limit diff\\_deadline\\_secs \\(20\\) reached"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -153,7 +173,11 @@ fn the_comment_is_capped_in_parts_and_the_rest_is_left_to_the_dashboard() {
             let changes = (0..8)
                 .map(|o| {
                     let diff: String = (0..400).map(|l| format!("+line {l} of {o}\n")).collect();
-                    change(ObjectChangeKind::Added, id("ConfigMap", "ns", &format!("cm-{i}-{o}")), &diff)
+                    change(
+                        ObjectChangeKind::Added,
+                        id("ConfigMap", "ns", &format!("cm-{i}-{o}")),
+                        &diff,
+                    )
                 })
                 .collect();
             app(&format!("app-{i:02}"), None, changes)
@@ -169,7 +193,11 @@ fn the_comment_is_capped_in_parts_and_the_rest_is_left_to_the_dashboard() {
         assert!(p.body.len() <= COMMENT_LIMIT, "{}", p.body.len());
         assert_eq!(p.total, 3);
     }
-    assert!(capped.parts[0].body.contains("comment\\_max\\_parts \\(3\\) reached"));
+    assert!(
+        capped.parts[0]
+            .body
+            .contains("comment\\_max\\_parts \\(3\\) reached")
+    );
     assert!(capped.parts[2].body.contains("**Not shown**"));
     assert_eq!(check_run(&r).conclusion, Conclusion::Failure);
 

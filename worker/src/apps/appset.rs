@@ -93,9 +93,9 @@ pub fn expand(
     let mut apps = Vec::new();
     let max = cfg.max_generated_apps;
     for g in &generators {
-        let params = match generate(g, fs, cfg, max).and_then(|p| {
-            within(apps.len() + p.len(), max, "the generators together").map(|()| p)
-        }) {
+        let params = match generate(g, fs, cfg, max)
+            .and_then(|p| within(apps.len() + p.len(), max, "the generators together").map(|()| p))
+        {
             Ok(p) => p,
             Err(GenError::Unsupported(what)) => {
                 unsupported(what);
@@ -105,7 +105,9 @@ pub fn expand(
                 d.limits.push(crate::limits::not_checked(
                     "appset_max_apps",
                     max,
-                    &format!("{file}: ApplicationSet {set_name}: {what}; none of its apps were checked"),
+                    &format!(
+                        "{file}: ApplicationSet {set_name}: {what}; none of its apps were checked"
+                    ),
                 ));
                 return Vec::new();
             }
@@ -223,7 +225,8 @@ fn generate(
             let mut sets = Vec::new();
             for c in children {
                 sets.push(
-                    generate(c, fs, cfg, max).map_err(|e| e.context(&format!("{kind} generator")))?,
+                    generate(c, fs, cfg, max)
+                        .map_err(|e| e.context(&format!("{kind} generator")))?,
                 );
             }
             if kind == "matrix" {

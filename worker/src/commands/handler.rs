@@ -22,8 +22,8 @@ use tracing::{Instrument, info, info_span, warn};
 use super::reply::{self, Outcome, ReplyItem};
 use super::repo_config::{RepoConfigError, load_default_branch_config};
 use super::{
-    Command, CommandConfig, check_sync_scope, CommandKind, Decision, LookupError, Permission, PermissionLookup,
-    authorize, parse_comment,
+    Command, CommandConfig, CommandKind, Decision, LookupError, Permission, PermissionLookup,
+    authorize, check_sync_scope, parse_comment,
 };
 use crate::forge::{Forge, ForgeError, Identity, PullRequest, PullRequestState, Reaction};
 use crate::jobs::{self, PrCheck};
@@ -335,21 +335,20 @@ impl CommandHandler {
             // A pinned sha says exactly what the commenter reviewed; the engine checks it is
             // this PR's head (or merge commit). Without one, the head must be one the commenter
             // could have seen: known to Capstan before the comment was written.
-            let seen = match (sha, pr) {
-                (Some(_), _) => Ok(None),
-                (None, Ok(pr)) => self
-                    .head_seen_by_comment(cmd, pr)
-                    .await?
-                    .map(Some)
-                    .map_err(|why| {
-                        format!(
-                            "{why}; to promote it, repeat the command with the full sha of the \
+            let seen =
+                match (sha, pr) {
+                    (Some(_), _) => Ok(None),
+                    (None, Ok(pr)) => self.head_seen_by_comment(cmd, pr).await?.map(Some).map_err(
+                        |why| {
+                            format!(
+                                "{why}; to promote it, repeat the command with the full sha of the \
                              head you reviewed: `{}`",
-                            pr.head_sha
-                        )
-                    }),
-                (None, Err(why)) => Err(why.clone()),
-            };
+                                pr.head_sha
+                            )
+                        },
+                    ),
+                    (None, Err(why)) => Err(why.clone()),
+                };
             let head = match seen {
                 Ok(head) => head,
                 Err(why) => {
@@ -362,7 +361,9 @@ impl CommandHandler {
                 }
             };
             let Some(req) = promote_request(cmd, command, head) else {
-                return Err(JobError::Permanent(anyhow!("a promote command without its request")));
+                return Err(JobError::Permanent(anyhow!(
+                    "a promote command without its request"
+                )));
             };
             return Ok(match promoter.promote(&req).await {
                 Ok(text) => Outcome::DoneWith {
@@ -381,9 +382,7 @@ impl CommandHandler {
             // The app as ArgoCD holds it, not as the repository describes it: refuse apps fed
             // by other repositories or in projects this repository does not use.
             let scope = match sync.app_origin(app).await {
-                Ok(origin) => {
-                    check_sync_scope(app, &origin, &config.repo_urls, &config.projects)
-                }
+                Ok(origin) => check_sync_scope(app, &origin, &config.repo_urls, &config.projects),
                 Err(why) => Err(format!("`{app}` could not be read from ArgoCD ({why})")),
             };
             if let Err(why) = scope {
@@ -480,7 +479,10 @@ impl CommandHandler {
                     )));
                 }
                 let key = format!("ok-to-test:{}@{}", cmd.comment_id, cmd.comment_version);
-                let rerun = match self.recheck(cmd, pr, OK_TO_TEST_TRIGGER, Some(&key)).await? {
+                let rerun = match self
+                    .recheck(cmd, pr, OK_TO_TEST_TRIGGER, Some(&key))
+                    .await?
+                {
                     Recheck::Queued => "a check with them is queued".to_string(),
                     Recheck::AlreadyLive(state) => {
                         format!("a check with them is already {}", live_words(state))

@@ -23,9 +23,9 @@ use serde::Serialize;
 
 pub use authorize::{Decision, LookupError, PermissionLookup, authorize, decide, refusal_reply};
 pub use handler::CommandHandler;
-pub use sync_scope::check_sync_scope;
 pub use parse::{CommandLine, MAX_COMMANDS_PER_COMMENT, Refusal, parse_comment};
 pub use settings::{CommandSettings, SettingsError};
+pub use sync_scope::check_sync_scope;
 
 /// Default command prefix.
 pub const DEFAULT_PREFIX: &str = "/capstan";

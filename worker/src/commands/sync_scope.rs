@@ -81,7 +81,13 @@ mod tests {
     fn other_repositories_projects_and_sourceless_apps_are_refused() {
         let cases = [
             origin("default", &["https://github.com/acme/other.git"]),
-            origin("default", &["https://github.com/acme/gitops.git", "https://charts.example.com"]),
+            origin(
+                "default",
+                &[
+                    "https://github.com/acme/gitops.git",
+                    "https://charts.example.com",
+                ],
+            ),
             origin("default", &["https://evil.example/github.com/acme/gitops"]),
             origin("default", &["https://github.com/acme/gitops-evil"]),
             origin("platform", &["https://github.com/acme/gitops.git"]),

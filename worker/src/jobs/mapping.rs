@@ -289,7 +289,9 @@ fn issue_comment(e: IssueCommentEvent, opts: &MappingOptions) -> Classified {
             "comment by {} {} by {}, not its author: commands are not run",
             author.login,
             e.action,
-            e.sender.as_ref().map_or("an unnamed sender", |s| s.login.as_str())
+            e.sender
+                .as_ref()
+                .map_or("an unnamed sender", |s| s.login.as_str())
         ))
     } else if author.kind.as_deref() == Some("Bot")
         || author.login.ends_with("[bot]")
@@ -312,10 +314,8 @@ fn issue_comment(e: IssueCommentEvent, opts: &MappingOptions) -> Classified {
                         .updated_at
                         .clone()
                         .unwrap_or_else(|| e.action.clone()),
-                    author: e
-                        .sender
-                        .as_ref()
-                        .map_or_else(|| author.login.clone(), |s| s.login.clone()),
+                    // The sender, who is the author (anyone else was ignored above).
+                    author: author.login.clone(),
                     author_association: e.comment.author_association.clone(),
                     lines,
                     installation_id: installation_id(&e.installation),
@@ -647,6 +647,7 @@ mod tests {
                 "comment": {"id": 5, "body": "/capstan sync web", "user": {"login": "al", "type": "User"},
                             "updated_at": updated},
                 "repository": repo(),
+                "sender": {"login": "al", "type": "User"},
             }))
             .unwrap()
         };

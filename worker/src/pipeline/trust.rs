@@ -85,10 +85,11 @@ pub fn decide(
         return Trust::Allowed(format!("`ok-to-test` for this head by {by}"));
     }
     let why = match &author.permission {
-        Ok(has) => format!("the author {} has {has} permission, not {min}", author.login),
-        Err(e) => format!(
-            "the author's permission could not be checked ({e})"
+        Ok(has) => format!(
+            "the author {} has {has} permission, not {min}",
+            author.login
         ),
+        Err(e) => format!("the author's permission could not be checked ({e})"),
     };
     Trust::Skipped(why)
 }

@@ -40,7 +40,10 @@ impl HeadHistory {
         let history = self.history(repo, pr).await?;
         Ok(since(
             history.iter().map(|(p, at)| {
-                (p.as_ref().map(|p| p.head_sha.clone()).unwrap_or_default(), *at)
+                (
+                    p.as_ref().map(|p| p.head_sha.clone()).unwrap_or_default(),
+                    *at,
+                )
             }),
             head,
         ))
@@ -91,7 +94,12 @@ impl HeadHistory {
         )?;
         Ok(rows
             .into_iter()
-            .map(|r| (serde_json::from_str::<PrCheck>(&r.payload).ok(), r.created_at))
+            .map(|r| {
+                (
+                    serde_json::from_str::<PrCheck>(&r.payload).ok(),
+                    r.created_at,
+                )
+            })
             .collect())
     }
 }
