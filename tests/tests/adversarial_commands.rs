@@ -4,15 +4,16 @@
 //! (`capstan_tests::commands_harness`). Every case asserts the refusal (or the silence) AND that
 //! a legitimate command next to it still ran: a refusal never eats accepted work.
 //!
-//! Cases (34): edits by others (maintainer, bot, case-folded login, no sender, GitHub's real
-//! `edited` payload, a `created` event whose sender is not the author) · an author's own edit
-//! runs as the author · bots · homoglyph and look-alike commands (Cyrillic, full-width slash,
+//! Cases (43): edits by others (maintainer, admin, an App, no sender, GitHub's real `edited`
+//! payload, a `created` event whose sender is not the author) · an author's own edit runs as the
+//! author (also with a case-folded login) · bots · homoglyph and look-alike commands (Cyrillic, full-width slash,
 //! zero-width space, non-breaking space) · permission API errors (500, 404, 403, timeout) and
 //! the recovery after them · promotion races (head pushed after the comment, head not yet
 //! delivered, force-push back to an older head, comment without a time, pinned sha, an edit
 //! re-typed after the push, a head seen before the comment) · merges and pushes outside the
 //! default branch · `sync` of apps from other repositories, other projects, look-alike URLs,
-//! mixed sources, an unreadable app, and the app that is ours.
+//! mixed sources, an unreadable app, and the app that is ours · `ok-to-test` by a fork's author,
+//! a triager, for a head pushed after the comment, and by a writer.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
