@@ -29,13 +29,20 @@ use crate::dashboard::{self, Dashboard, DashboardConfig};
 /// The handlers this build ships, sharing `services`. A kind without a handler here stays queued
 /// for a process that has one.
 pub fn default_registry(services: &Arc<Services>) -> Registry {
+    // One renderer for all PR checks, so its in-memory cache and pins serve every run.
+    registry_with(
+        services,
+        Arc::new(Renderer::new(RenderConfig {
+            cache_limits: services.limits.render_cache,
+            ..RenderConfig::default()
+        })),
+    )
+}
+
+/// [`default_registry`] with a given renderer (tests hand in one with an engine hook).
+pub fn registry_with(services: &Arc<Services>, renderer: Arc<Renderer>) -> Registry {
     let mut r = Registry::new();
     r.register(jobs::PING, jobs::ping::PingHandler);
-    // One renderer for all PR checks, so its in-memory cache serves every run.
-    let renderer = Arc::new(Renderer::new(RenderConfig {
-        cache_limits: services.limits.render_cache,
-        ..RenderConfig::default()
-    }));
     r.register(
         jobs::PR_CHECK,
         PrCheckHandler::new(services.clone(), renderer),
@@ -162,6 +169,9 @@ pub async fn dashboard(
         config::DashboardAuth::Token(source) => {
             let (tokens, generated) = config::load_secrets(source)
                 .context("loading the dashboard token (CAPSTAN_DASHBOARD_TOKEN)")?;
+            tokens
+                .iter()
+                .for_each(|t| capstan_worker::scrub::register(t));
             (dashboard::Auth::Token(tokens), generated)
         }
         config::DashboardAuth::ProxyHeader(nets) => {
@@ -192,6 +202,9 @@ pub async fn dashboard(
     d.promotions = Some(Arc::new(
         capstan_worker::store::promotions::SqlPromotionStore::new(services.queue.db()),
     ));
+    d.fidelity = Some(Arc::new(capstan_worker::store::SqlFidelityStore::new(
+        services.queue.db(),
+    )));
     d.registry = registry;
     d.cluster = client.map(|c| Arc::new(ClusterView::new(c)));
     d.argocd = argocd_apps(cfg);
@@ -211,16 +224,88 @@ fn print_token_help(path: &Path, public_url: &str) {
 
 /// Install logging per the config. Safe to call once per process.
 pub fn init_tracing(cfg: &Config) {
+    init_tracing_with(cfg, std::io::stderr);
+}
+
+/// [`init_tracing`] writing to `writer` (tests capture the log this way). Every line goes through
+/// [`ScrubbingWriter`] first.
+pub fn init_tracing_with<W>(cfg: &Config, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(ScrubbingWriter(writer));
     let _ = match cfg.log_format {
         config::LogFormat::Json => builder.json().try_init(),
         config::LogFormat::Pretty => builder.try_init(),
     };
+}
+
+/// A log writer that passes each formatted event through [`capstan_worker::scrub`]: an error
+/// quoting a token, a URL with credentials or a registered secret is logged redacted.
+pub struct ScrubbingWriter<W>(pub W);
+
+/// One event's writer: the formatter hands over a whole event per `write`.
+pub struct ScrubbingLine<W: std::io::Write>(W);
+
+impl<W: std::io::Write> std::io::Write for ScrubbingLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0
+            .write_all(capstan_worker::scrub::scrub(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<'a, W> tracing_subscriber::fmt::MakeWriter<'a> for ScrubbingWriter<W>
+where
+    W: tracing_subscriber::fmt::MakeWriter<'a>,
+{
+    type Writer = ScrubbingLine<W::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        ScrubbingLine(self.0.make_writer())
+    }
+}
+
+/// Registers the service's own secrets with the scrubber, so that no output (log line, report,
+/// comment, stored record) can carry one, whatever upstream text quoted it.
+pub fn register_secrets(cfg: &Config, webhook_secrets: &[String]) {
+    use capstan_worker::scrub::register;
+    for s in webhook_secrets {
+        register(s);
+    }
+    // The App key registered itself when it was parsed (`AppKey::from_pem`).
+    if let Some(capstan_worker::forge::github::GitHubAuth::Token(t)) = &cfg.github_auth {
+        register(t);
+    }
+    if let Some(argo) = &cfg.argocd {
+        register(&argo.client.token);
+    }
+    if let Ok(url) = url::Url::parse(&cfg.database_url)
+        && let Some(p) = url.password()
+    {
+        register(p);
+        if let Ok(decoded) = urlencoding_decode(p) {
+            register(&decoded);
+        }
+    }
+}
+
+fn urlencoding_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes: Vec<u8> = url::form_urlencoded::parse(format!("p={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned().into_bytes())
+        .unwrap_or_default();
+    String::from_utf8(bytes)
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -273,17 +358,31 @@ pub async fn run(
     forge: Option<Arc<dyn Forge>>,
     shutdown: Option<CancellationToken>,
 ) -> anyhow::Result<()> {
+    run_with(cfg, forge, shutdown, None).await
+}
+
+/// [`run`] with the PR checks' renderer given (`None`: the default one).
+pub async fn run_with(
+    cfg: Config,
+    forge: Option<Arc<dyn Forge>>,
+    shutdown: Option<CancellationToken>,
+    renderer: Option<Arc<Renderer>>,
+) -> anyhow::Result<()> {
     let forge = match forge {
         Some(f) => Some(f),
         None => github_forge(&cfg)?,
     };
     let (secrets, generated) = config::load_secrets(&cfg.secrets)?;
+    register_secrets(&cfg, &secrets);
     if let Some(path) = generated {
         print_secret_help(&path);
     }
     let queue = open_queue(&cfg).await?;
     let services = Arc::new(services(&cfg, queue.clone(), forge.clone()));
-    let registry = default_registry(&services);
+    let registry = match renderer {
+        Some(r) => registry_with(&services, r),
+        None => default_registry(&services),
+    };
     let metrics = Arc::new(Metrics::new());
     let allowlist = match &cfg.repo_allowlist {
         Some(globs) => Some(

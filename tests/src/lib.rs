@@ -24,6 +24,15 @@ pub fn shared_fixtures() -> Option<PathBuf> {
     }
 }
 
+/// Whether `kubectl` (the kustomize oracle) is on `PATH`; prints the skip line when it is not.
+pub fn kubectl_present() -> bool {
+    let found = capstan_worker::render::exec::which("kubectl").is_some();
+    if !found {
+        println!("skipped: kubectl is not on PATH");
+    }
+    found
+}
+
 pub mod backend;
 pub mod commands_harness;
 pub mod dashboard;

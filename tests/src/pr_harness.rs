@@ -49,16 +49,30 @@ pub struct Harness {
 impl Harness {
     /// Starts the fake GitHub and `capstan serve`; `origin` starts with one commit of `files`.
     pub async fn start(auth: Auth, files: &[(String, String)]) -> Harness {
-        Self::build(auth, files, true).await
+        Self::build(auth, files, true, None).await
+    }
+
+    /// [`Harness::start`] with the PR checks' renderer given (e.g. one with an engine hook).
+    pub async fn start_with_renderer(
+        auth: Auth,
+        files: &[(String, String)],
+        renderer: Arc<capstan_worker::render::Renderer>,
+    ) -> Harness {
+        Self::build(auth, files, true, Some(renderer)).await
     }
 
     /// The fake GitHub and the origin repository only, for tests that run a worker of their own
     /// (a running service's missed-event recovery would check their pull requests too).
     pub async fn without_service(files: &[(String, String)]) -> Harness {
-        Self::build(Auth::App, files, false).await
+        Self::build(Auth::App, files, false, None).await
     }
 
-    async fn build(auth: Auth, files: &[(String, String)], serve: bool) -> Harness {
+    async fn build(
+        auth: Auth,
+        files: &[(String, String)],
+        serve: bool,
+        renderer: Option<Arc<capstan_worker::render::Renderer>>,
+    ) -> Harness {
         capstan_worker::forge::github::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let origin_dir = dir.path().join("origin/acme/gitops");
@@ -69,20 +83,7 @@ impl Harness {
             .collect();
         origin.commit("initial tree", &changes).unwrap();
 
-        let key =
-            AppKey::from_file(&crate::own_fixtures().join("TEST-ONLY-github-app-key.pem")).unwrap();
-        let fake = FakeGitHub::start(
-            PAT,
-            "",
-            Some(FakeApp {
-                app_id: APP_ID,
-                slug: "capstan".into(),
-                public_key_der: key.public_key_der(),
-                installations: vec![(INSTALLATION, "acme".into())],
-            }),
-        )
-        .await;
-        fake.add_repo(REPO);
+        let (fake, key) = fake_github_app(PAT).await;
         // The usual PR author is a writer, as in a team repository: cluster checks run for her.
         fake.set_permission(REPO, "alice", "write");
         let auth = match auth {
@@ -99,11 +100,7 @@ impl Harness {
             Arc::new(GitHubForge::new(gh).unwrap()) as Arc<dyn Forge>
         });
 
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let args = ConfigArgs {
             listen: Some(format!("127.0.0.1:{port}")),
             data_dir: Some(dir.path().join("data").display().to_string()),
@@ -124,8 +121,14 @@ impl Harness {
         }
         let database_url = cfg.database_url.clone();
         let stop = CancellationToken::new();
-        let service =
-            serve.then(|| tokio::spawn(capstan_server::serve::run(cfg, forge, Some(stop.clone()))));
+        let service = serve.then(|| {
+            tokio::spawn(capstan_server::serve::run_with(
+                cfg,
+                forge,
+                Some(stop.clone()),
+                renderer,
+            ))
+        });
         let base_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         for _ in 0..500 {
@@ -237,30 +240,11 @@ impl Harness {
     }
 
     pub async fn webhook(&self, event: &str, body: &Value) {
-        let bytes = serde_json::to_vec(body).unwrap();
         let n = self
             .delivery
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let resp = self
-            .http
-            .post(format!("{}/webhooks/github", self.base_url))
-            .header("content-type", "application/json")
-            .header("user-agent", "GitHub-Hookshot/test")
-            .header("x-github-event", event)
-            .header("x-github-delivery", format!("delivery-{n}-{}", uuid()))
-            .header(
-                "x-hub-signature-256",
-                crate::webhook::sign(SECRET.as_bytes(), &bytes),
-            )
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            resp.status().is_success(),
-            "webhook refused: {}",
-            resp.status()
-        );
+        let delivery = format!("delivery-{n}-{}", uuid());
+        post_webhook(&self.http, &self.base_url, event, &delivery, body, SECRET).await;
     }
 
     /// Capstan's report comments on PR `number`, oldest first.
@@ -323,6 +307,71 @@ impl Harness {
             s.await.unwrap().unwrap();
         }
     }
+}
+
+/// POSTs `body` to the service at `base_url` as GitHub would, signed with `secret`; panics unless
+/// it is accepted.
+pub async fn post_webhook(
+    http: &reqwest::Client,
+    base_url: &str,
+    event: &str,
+    delivery: &str,
+    body: &Value,
+    secret: &str,
+) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let resp = http
+        .post(format!("{base_url}/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("user-agent", "GitHub-Hookshot/test")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header(
+            "x-hub-signature-256",
+            crate::webhook::sign(secret.as_bytes(), &bytes),
+        )
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success(),
+        "webhook refused: {}",
+        resp.status()
+    );
+}
+
+/// The test-only GitHub App key.
+pub fn app_key_path() -> std::path::PathBuf {
+    crate::own_fixtures().join("TEST-ONLY-github-app-key.pem")
+}
+
+/// The fake GitHub accepting personal token `token` and knowing the App (installation
+/// [`INSTALLATION`] on `acme`), with [`REPO`] registered; and the App's key.
+pub async fn fake_github_app(token: &str) -> (FakeGitHub, AppKey) {
+    let key = AppKey::from_file(&app_key_path()).unwrap();
+    let fake = FakeGitHub::start(
+        token,
+        "",
+        Some(FakeApp {
+            app_id: APP_ID,
+            slug: "capstan".into(),
+            public_key_der: key.public_key_der(),
+            installations: vec![(INSTALLATION, "acme".into())],
+        }),
+    )
+    .await;
+    fake.add_repo(REPO);
+    (fake, key)
+}
+
+/// A port nothing listens on right now, for a service to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn uuid() -> String {

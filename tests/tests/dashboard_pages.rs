@@ -26,6 +26,7 @@ both_backends!(
     split_comment_links_lead_to_the_full_diff_of_each_app,
     overview_shows_runs_deliveries_and_queue_depth,
     promotions_are_filtered_by_the_query_string,
+    pages_and_api_answers_are_scrubbed,
 );
 
 fn router(d: Dashboard, b: &Backend) -> Router {
@@ -290,6 +291,31 @@ async fn promotions_are_filtered_by_the_query_string(b: &Backend) {
     let (status, json) = get_json(&r, "/api/promotions?status=exploded").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(json["error"].as_str().unwrap().contains("exploded"));
+}
+
+/// Issue 13, finding 11: whatever a store or a live source hands the dashboard (here a promotion
+/// whose detail quotes a git error with credentials), pages and API answers leave scrubbed.
+async fn pages_and_api_answers_are_scrubbed(b: &Backend) {
+    let store = Arc::new(MemoryPromotions::default());
+    let mut p = promotion(1, "shop", "production", PromotionStatus::Failed);
+    p.detail = Some(
+        "push failed: https://x-access-token:ghs_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789@github.com/acme/gitops"
+            .into(),
+    );
+    p.summary = "images: shop; Authorization: Bearer s3cr3t-bearer-value".into();
+    store.add(p);
+    let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
+    d.promotions = Some(store);
+    let r = router(d, b);
+    let (_, html) = get(&r, "/promotions").await;
+    let (_, json) = get_json(&r, "/api/promotions").await;
+    let json = json.to_string();
+    for text in [&html, &json] {
+        assert!(text.contains("images: shop"), "{text}");
+        assert!(!text.contains("AbCdEfGhIjKl"), "{text}");
+        assert!(!text.contains("s3cr3t-bearer-value"), "{text}");
+        assert!(text.contains("REDACTED"), "{text}");
+    }
 }
 
 #[tokio::test]

@@ -441,3 +441,76 @@ async fn without_github_credentials_the_run_is_stored_and_nothing_is_posted() {
     assert!(h.fake.calls().is_empty(), "nothing may be sent to GitHub");
     h.stop().await;
 }
+
+/// `fanout_tree(1)` plus a Jsonnet app (`jsonnet/`), with `settings` appended to `.capstan.yaml`.
+fn tree_with_jsonnet_app(settings: &str) -> Vec<(String, String)> {
+    let mut files = fanout_tree(1);
+    for (path, text) in &mut files {
+        if path == ".capstan.yaml" {
+            text.push_str(settings);
+        }
+    }
+    files.push((
+        "argocd/apps/jsonnet-app.yaml".into(),
+        capstan_tests::pr_harness::application("jsonnet-app")
+            .replace("apps/jsonnet-app", "jsonnet"),
+    ));
+    files.push(("jsonnet/main.jsonnet".into(), "{ replicas: 1 }\n".into()));
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_to_an_app_capstan_cannot_render_is_not_checked_and_neutral() {
+    let h = Harness::start(Auth::App, &tree_with_jsonnet_app("")).await;
+    let head = h
+        .push(
+            "jsonnet",
+            &[Change::Write("jsonnet/main.jsonnet", b"{ replicas: 2 }\n")],
+        )
+        .to_string();
+    h.open_pull(8, "jsonnet");
+    h.pull_request_event("opened", 8, "jsonnet", &head).await;
+    let run = completed_check(&h, &head).await;
+    assert_eq!(run["conclusion"], "neutral", "{run:#}");
+    let title = run["output"]["title"].as_str().unwrap();
+    assert!(title.contains("1 not checked"), "{title}");
+    let summary = run["output"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("| jsonnet-app |") && summary.contains("not checked"),
+        "{summary}"
+    );
+    let comments = h.report_comments(8);
+    let body = &comments[0].body;
+    assert!(!body.contains("No apps are affected"), "{body}");
+    assert!(
+        body.contains("jsonnet-app") && body.contains("⚪ not checked"),
+        "{body}"
+    );
+    assert!(
+        body.contains("Jsonnet is not rendered by Capstan"),
+        "{body}"
+    );
+    let record = finished_run(&h, 8, &head).await;
+    assert_eq!(record.status, RunStatus::Neutral, "{record:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn render_not_checked_failure_makes_an_unrendered_app_fail_the_check() {
+    let h = Harness::start(
+        Auth::App,
+        &tree_with_jsonnet_app("render:\n  notChecked: failure\n"),
+    )
+    .await;
+    let head = h
+        .push(
+            "jsonnet",
+            &[Change::Write("jsonnet/main.jsonnet", b"{ replicas: 3 }\n")],
+        )
+        .to_string();
+    h.open_pull(9, "jsonnet");
+    h.pull_request_event("opened", 9, "jsonnet", &head).await;
+    let run = completed_check(&h, &head).await;
+    assert_eq!(run["conclusion"], "failure", "{run:#}");
+    h.stop().await;
+}

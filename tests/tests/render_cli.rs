@@ -1,5 +1,5 @@
-//! The `capstan apps / render / diff` commands on a repository built in the test: output form and
-//! exit codes (diff: 0 no diff, 1 diff, 2 error).
+//! The `capstan apps / render / diff / check` commands on a repository built in the test: output
+//! form and exit codes (diff: 0 no diff, 1 diff, 2 error, 3 not checked).
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -142,7 +142,7 @@ fn apps_lists_local_and_external_apps() {
     );
     assert!(
         t.lines()
-            .any(|l| l.starts_with("other ") && l.contains("not rendered: repoURL")),
+            .any(|l| l.starts_with("other ") && l.contains("not checked: repoURL")),
         "{t}"
     );
 }
@@ -308,5 +308,252 @@ fn diff_against_the_working_directory() {
         text(&edited.stdout).contains("+  k: local-edit"),
         "{}",
         text(&edited.stdout)
+    );
+}
+
+const JSONNET_APP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: jsonnet-app\nspec:\n  project: default\n  source:\n    repoURL: https://example.com/gitops\n    targetRevision: HEAD\n    path: jsonnet\n  destination:\n    namespace: j\n";
+
+/// A repository whose only app is a Jsonnet folder; `base` and `main` differ in its program.
+fn jsonnet_repo(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("jrepo");
+    let b = RepoBuilder::init(&dir).unwrap();
+    let base = b
+        .commit(
+            "base",
+            &[
+                Change::Write("argocd/jsonnet.yaml", JSONNET_APP.as_bytes()),
+                Change::Write("jsonnet/main.jsonnet", b"{ replicas: 1 }\n"),
+            ],
+        )
+        .unwrap();
+    b.set_ref("refs/tags/base", base).unwrap();
+    let head = b
+        .commit(
+            "change",
+            &[Change::Write("jsonnet/main.jsonnet", b"{ replicas: 2 }\n")],
+        )
+        .unwrap();
+    b.set_ref("refs/heads/main", head).unwrap();
+    dir
+}
+
+#[test]
+fn an_app_capstan_cannot_render_is_not_checked_in_apps_render_diff_and_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = jsonnet_repo(tmp.path());
+
+    let table = run(&dir, &["apps", "--ref", "main"]);
+    let t = text(&table.stdout);
+    assert!(
+        t.lines().any(|l| l.starts_with("jsonnet-app ")
+            && l.contains("not checked: jsonnet/main.jsonnet: Jsonnet is not rendered")),
+        "{t}"
+    );
+    let json = run(&dir, &["apps", "--ref", "main", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["apps"][0]["check"], "not_checked", "{v:#}");
+
+    for target in ["jsonnet-app", "jsonnet"] {
+        let out = run(&dir, &["render", target, "--ref", "main"]);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{target}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stderr).contains("not checked")
+                && text(&out.stderr).contains("Jsonnet is not rendered"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+
+    for format in ["text", "markdown", "json"] {
+        let out = run(
+            &dir,
+            &[
+                "diff", "--base", "base", "--head", "main", "--format", format,
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{format}: {}",
+            text(&out.stdout)
+        );
+        let s = text(&out.stdout);
+        assert!(!s.contains("no apps affected"), "{s}");
+        assert!(s.contains("jsonnet-app"), "{s}");
+        assert!(
+            s.contains("not checked") || s.contains("not_checked"),
+            "{s}"
+        );
+    }
+    let help = Command::new(capstan())
+        .args(["diff", "--help"])
+        .output()
+        .unwrap();
+    let help = text(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("3 some app or the folder was not checked"),
+        "{help}"
+    );
+
+    // `check` treats it as the PR check does by default: a warning (neutral), not a pass.
+    let check = run(&dir, &["check", "--base", "base", "--head", "main"]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+    assert!(
+        text(&check.stdout).contains("not-checked") && text(&check.stdout).contains("warn"),
+        "{}",
+        text(&check.stdout)
+    );
+}
+
+#[test]
+fn diff_notes_a_fallback_to_the_binary_in_every_format() {
+    if !has_kubectl() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("frepo");
+    let b = RepoBuilder::init(&dir).unwrap();
+    // `crds:` is a kustomization field the native engine declines; the binary renders it.
+    let kust = "crds: []\nresources:\n- cm.yaml\n";
+    let base = b
+        .commit(
+            "base",
+            &[
+                Change::Write("argocd/web.yaml", APP.as_bytes()),
+                Change::Write("web/kustomization.yaml", kust.as_bytes()),
+                Change::Write(
+                    "web/cm.yaml",
+                    b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v1\n",
+                ),
+            ],
+        )
+        .unwrap();
+    b.set_ref("refs/tags/base", base).unwrap();
+    let head = b
+        .commit(
+            "change",
+            &[Change::Write(
+                "web/cm.yaml",
+                b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v2\n",
+            )],
+        )
+        .unwrap();
+    b.set_ref("refs/heads/main", head).unwrap();
+    let render = run(&dir, &["render", "web", "--ref", "main"]);
+    let note = "rendered with kubectl kustomize";
+    if !text(&render.stderr).contains(note) {
+        println!("skipped: the native engine now supports crds; no fallback to show");
+        return;
+    }
+    for format in ["text", "markdown", "json"] {
+        let out = run(
+            &dir,
+            &[
+                "diff", "--base", "base", "--head", "main", "--format", format,
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{format}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(note),
+            "{format}: {}",
+            text(&out.stdout)
+        );
+    }
+}
+
+/// Runs `capstan` in `cwd` without `--repo`, killing it after `secs` seconds (`None` then).
+fn run_in(cwd: &Path, args: &[&str], secs: u64) -> Option<Output> {
+    let mut child = Command::new(capstan())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CAPSTAN_REPO_URLS")
+        .env_remove("CAPSTAN_RENDER_CACHE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(secs) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn a_folder_anywhere_renders_from_the_repository_that_contains_it_without_a_walk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let here = repo(tmp.path());
+    // Another repository with a checked-out folder, and next to it a folder no walk survives: a
+    // FIFO named like a manifest blocks whoever reads it, and thousands of files.
+    let other = tmp.path().join("other");
+    let ob = RepoBuilder::init(&other).unwrap();
+    std::fs::create_dir_all(other.join("apps/web")).unwrap();
+    std::fs::write(
+        other.join("apps/web/kustomization.yaml"),
+        "resources:\n- cm.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(
+        other.join("apps/web/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n",
+    )
+    .unwrap();
+    let junk = other.join("junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    for i in 0..3000 {
+        std::fs::write(junk.join(format!("f{i}.yaml")), "argoproj.io: {\n").unwrap();
+    }
+    let fifo = junk.join("stuck.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+
+    let folder = other.join("apps/web");
+    let abs = folder.to_str().unwrap();
+    // From inside the first repository, an absolute path into the other one.
+    let out = run_in(&here, &["render", abs], 60).expect("render walked into the FIFO");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("name: elsewhere"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Relative to the current directory.
+    let out = run_in(&other.join("apps"), &["render", "web"], 60).expect("render hung");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("name: elsewhere"));
+    // `diff` of a folder: the working directory against a commit where it did not exist.
+    ob.set_ref("refs/tags/empty", ob.commit("empty", &[]).unwrap())
+        .unwrap();
+    let out = run_in(&here, &["diff", "--base", "empty", abs], 60).expect("diff hung");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("added ConfigMap elsewhere"),
+        "{}",
+        text(&out.stdout)
     );
 }

@@ -12,6 +12,7 @@ both_backends!(
     run_lifecycle_keeps_the_report,
     listings_filter_and_omit_reports,
     holds_keep_their_first_holder,
+    stored_runs_are_scrubbed,
 );
 
 fn new_run(pr: u64, sha: &str) -> NewRun {
@@ -102,6 +103,41 @@ async fn run_lifecycle_keeps_the_report(b: &Backend) {
             .unwrap()
             .is_none()
     );
+}
+
+/// Issue 13, finding 11: upstream text quoted in a run (tool stderr in a render error, an
+/// ArgoCD message in the run error) is scrubbed before the dashboard can show it.
+async fn stored_runs_are_scrubbed(b: &Backend) {
+    let store = SqlRunStore::new(b.queue.db());
+    let sha = "a".repeat(40);
+    let id = store.create_run(&new_run(1, &sha)).await.unwrap();
+    let mut r = report(&sha);
+    r.apps[0].render_error = Some(
+        "kustomize build failed: fetching https://deploy:hunter2hunter2@git.example/x.git".into(),
+    );
+    store
+        .finish_run(
+            id,
+            &RunOutcome {
+                status: RunStatus::Error,
+                error: Some("argocd: rpc error: Authorization: Bearer abcdefgh12345678".into()),
+                report: Some(r),
+                comment_ids: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let done = store.run(id).await.unwrap().unwrap();
+    let error = done.error.unwrap();
+    assert!(!error.contains("abcdefgh12345678"), "{error}");
+    assert!(
+        error.contains("Authorization: Bearer [REDACTED]"),
+        "{error}"
+    );
+    let render_error = done.report.unwrap().apps[0].render_error.clone().unwrap();
+    assert!(!render_error.contains("hunter2hunter2"), "{render_error}");
+    // The commit id is not a secret and survives.
+    assert_eq!(done.head_sha, sha);
 }
 
 async fn listings_filter_and_omit_reports(b: &Backend) {

@@ -22,6 +22,7 @@ pub mod render;
 pub mod repo_fs;
 pub mod report;
 pub mod runner;
+pub mod scrub;
 pub mod services;
 pub mod store;
 pub mod yaml;

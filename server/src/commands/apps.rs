@@ -1,12 +1,14 @@
 //! `capstan apps`: the ArgoCD Applications a tree defines, with their sources and whether they are
-//! rendered locally.
+//! rendered locally. The STATUS column says `rendered`, `not checked: <reason>` (a source from
+//! elsewhere, a missing tool, Jsonnet, a plugin: Capstan cannot vouch for it) or `error: ...`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use capstan_worker::apps::local::LocalRepo;
-use capstan_worker::apps::{Snapshot, SourceStatus};
-use capstan_worker::render::{BackendChoice, RenderConfig, Renderer};
+use capstan_worker::apps::{App, Snapshot, SourceStatus};
+use capstan_worker::render::directory::is_jsonnet;
+use capstan_worker::render::{BackendChoice, RenderConfig, Renderer, Scope, VerifySettings};
 
 /// Where the repository is and how to recognise it in Applications (shared by apps/render/diff).
 #[derive(clap::Args, Debug, Clone)]
@@ -38,6 +40,42 @@ impl RepoArgs {
             ..RenderConfig::default()
         })
     }
+
+    /// A renderer that verifies the native engine as `local`'s `.capstan.yaml` asks (before any
+    /// output is used: the CLI has no later), with those settings.
+    pub fn verified_renderer(
+        &self,
+        local: &LocalRepo,
+        backend: BackendChoice,
+    ) -> anyhow::Result<(Renderer, VerifySettings)> {
+        let settings = local.verify_settings(self.default_branch.as_deref())?;
+        let r = self.renderer(backend).scoped(Scope {
+            repo: String::new(),
+            settings,
+            defer: false,
+        });
+        Ok((r, settings))
+    }
+}
+
+/// Why an app cannot be rendered here, known before rendering: a source from elsewhere, a
+/// missing tool, Jsonnet among its inputs. Empty when nothing is known to stop it.
+pub fn known_not_checked(a: &App, snap: &Snapshot<'_>, renderer: &Renderer) -> Vec<String> {
+    let mut out = a.unrendered_sources();
+    for src in a.local_sources() {
+        if let Some(why) = renderer.unavailable(&src.kind) {
+            out.push(format!("{}: {why}", src.path));
+        }
+    }
+    out.extend(jsonnet_input(a, snap));
+    out
+}
+
+/// A Jsonnet file among the app's inputs: the directory backend does not evaluate Jsonnet.
+fn jsonnet_input(a: &App, snap: &Snapshot<'_>) -> Option<String> {
+    let inputs = snap.inputs.get(&a.name)?.as_ref().ok()?;
+    let j = inputs.keys().find(|f| is_jsonnet(f))?;
+    Some(format!("{j}: Jsonnet is not rendered by Capstan"))
 }
 
 #[derive(clap::Args, Debug)]
@@ -80,8 +118,18 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
                     None => serde_json::Value::Null,
                 };
                 let mut v = serde_json::to_value(a).unwrap_or_default();
+                let unchecked = known_not_checked(a, &snap, &renderer);
                 if let Some(m) = v.as_object_mut() {
                     m.insert("inputs".into(), inputs);
+                    m.insert(
+                        "check".into(),
+                        if unchecked.is_empty() {
+                            "renderable".into()
+                        } else {
+                            "not_checked".into()
+                        },
+                    );
+                    m.insert("not_checked".into(), serde_json::json!(unchecked));
                 }
                 v
             })
@@ -105,10 +153,17 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
                 (None, Some(c)) => format!("{}@{} ({})", c, s.target_revision, s.repo_url),
                 (None, None) => s.repo_url.clone(),
             };
-            let status = match &s.status {
-                SourceStatus::Local => "rendered".to_string(),
-                SourceStatus::NotRendered(r) => format!("not rendered: {r}"),
-                SourceStatus::Error(e) => format!("error: {e}"),
+            let status = match (&s.status, &s.render) {
+                (SourceStatus::Local, Some(src)) => match renderer.unavailable(&src.kind) {
+                    Some(why) => format!("not checked: {why}"),
+                    None => match jsonnet_input(a, &snap) {
+                        Some(why) => format!("not checked: {why}"),
+                        None => "rendered".to_string(),
+                    },
+                },
+                (SourceStatus::Local, None) => "rendered".to_string(),
+                (SourceStatus::NotRendered(r), _) => format!("not checked: {r}"),
+                (SourceStatus::Error(e), _) => format!("error: {e}"),
             };
             let mut origin = Vec::new();
             if let Some(set) = &a.generated_by {

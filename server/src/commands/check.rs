@@ -1,6 +1,10 @@
 //! `capstan check`: render the apps of a local checkout, run every policy layer, print findings
 //! grouped by app, exit 1 on any `deny` or broken render (2 when the check itself cannot run).
 //!
+//! An app Capstan cannot render gets a `not-checked` finding, as the PR check's conclusion treats
+//! it: a warning (`render.notChecked: neutral`, the default), or a deny with
+//! `render.notChecked: failure` in `.capstan.yaml`.
+//!
 //! Apps come from the render layer (the same discovery and backends as `capstan apps` and
 //! `capstan render`). With `--base REF`, `.capstan.yaml` and the policy folders are read from REF
 //! (the default branch), never from the tree under review, and only the apps the change affects
@@ -13,12 +17,14 @@ use anyhow::Context;
 use capstan_worker::pipeline::analyze::{BaseRenders, Trees, analyze};
 use capstan_worker::policy::findings::{Finding, Severity};
 use capstan_worker::policy::{PolicyEngine, PolicySources, format};
-use capstan_worker::render::BackendChoice;
+use capstan_worker::render::{BackendChoice, NotCheckedConclusion};
 
 use super::apps::RepoArgs;
 
 /// Rule id for an app whose render failed: the check cannot vouch for objects it never saw.
 const RULE_RENDER_ERROR: &str = "render-error";
+/// Rule id for an app Capstan could not render (wholly or partly).
+const RULE_NOT_CHECKED: &str = "not-checked";
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {
@@ -30,6 +36,9 @@ pub enum Format {
 
 /// Check the repository's apps against its policies.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit status: 0 passed, 1 a deny finding or a render error, 2 the check     could not run, 3 passed but some app was not checked (Capstan cannot render it)."
+)]
 pub struct Args {
     /// Judge the working tree (or --head) as a pull request against this git ref (e.g.
     /// origin/main): policies and .capstan.yaml are read from it, and only affected apps are judged.
@@ -76,7 +85,7 @@ fn check(args: &Args) -> anyhow::Result<bool> {
     let engine = PolicyEngine::new(&sources)?;
 
     let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref());
-    let renderer = args.repo.renderer(args.backend);
+    let (renderer, settings) = args.repo.verified_renderer(&local, args.backend)?;
     let trees = Trees {
         base: base_fs.as_deref(),
         head: head_fs.as_ref(),
@@ -89,10 +98,19 @@ fn check(args: &Args) -> anyhow::Result<bool> {
             analysis.total_apps
         );
     }
+    let mut report = analysis.policy;
     for (app, reason) in &analysis.skipped {
         eprintln!("note: app {app} not checked: {reason}");
+        report.findings.push(Finding::new(
+            RULE_NOT_CHECKED,
+            match settings.not_checked {
+                NotCheckedConclusion::Failure => Severity::Deny,
+                NotCheckedConclusion::Neutral => Severity::Warn,
+            },
+            app,
+            format!("not checked: Capstan could not render it: {reason}"),
+        ));
     }
-    let mut report = analysis.policy;
     for (app, message) in &analysis.render_failed {
         report.findings.push(Finding::new(
             RULE_RENDER_ERROR,

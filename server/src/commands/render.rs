@@ -1,16 +1,34 @@
 //! `capstan render APP|DIR`: the multi-document YAML an app or folder renders to, in the form
 //! `kustomize build` prints.
+//!
+//! A folder may be anywhere (absolute, or relative to the current directory): the repository is
+//! the one that contains it, and only what the folder's render reads is looked at (the rest of
+//! the repository is never walked). Exit status: 0 rendered, 2 error, 3 not checked (Capstan
+//! cannot render it: a missing tool, Jsonnet, a plugin, a source from elsewhere; the reason is
+//! printed).
 
 use std::process::ExitCode;
 
+use capstan_worker::apps::local::LocalRepo;
 use capstan_worker::apps::{RenderedApp, Snapshot};
-use capstan_worker::render::{BackendChoice, RenderSource, source::detect_kind};
+use capstan_worker::render::{
+    BackendChoice, RenderError, RenderOutput, RenderSource, Renderer, source::detect_kind,
+};
+use capstan_worker::repo_fs::{EntryKind, RepoFs, RepoPath};
 
 use super::apps::RepoArgs;
 
+/// Exit status of `render` and `diff` when some app or folder could not be rendered.
+pub const EXIT_NOT_CHECKED: u8 = 3;
+
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit status: 0 rendered, 2 error, 3 not checked (Capstan cannot render \
+    it: a missing tool, Jsonnet, a plugin, a source from elsewhere; the reason is printed)."
+)]
 pub struct Args {
-    /// An Application name, or a folder (relative to the current directory or the repo root).
+    /// An Application name, or a folder anywhere (absolute, or relative to the current directory
+    /// or the repository root); the repository is the one that contains the folder.
     pub target: String,
     /// Read the tree of this commit, branch or tag instead of the working directory.
     #[arg(long = "ref")]
@@ -32,32 +50,77 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+/// The repository and folder `target` names when it is a folder: on disk (the repository that
+/// contains it), else relative to the repository root in the tree read. `None`: not a folder.
+pub fn folder_target(
+    target: &str,
+    repo: &RepoArgs,
+    fs_of: impl Fn(&LocalRepo) -> anyhow::Result<Box<dyn RepoFs>>,
+) -> anyhow::Result<Option<(LocalRepo, RepoPath)>> {
+    if let Some((local, path)) = LocalRepo::containing(target, &repo.repo)? {
+        return Ok(Some((local, path)));
+    }
+    let local = repo.open()?;
+    let Ok(path) = local.repo_path(target) else {
+        return Ok(None);
+    };
+    let fs = fs_of(&local)?;
+    if fs.kind(&path).ok().flatten() == Some(EntryKind::Dir) {
+        return Ok(Some((local, path)));
+    }
+    Ok(None)
+}
+
+/// Renders one folder as ArgoCD would pick its type.
+pub fn render_folder(
+    fs: &dyn RepoFs,
+    path: &RepoPath,
+    renderer: &Renderer,
+) -> Result<RenderOutput, RenderError> {
+    let kind = detect_kind(fs, path).map_err(|source| RenderError::Input {
+        file: path.to_string(),
+        source,
+    })?;
+    let source = RenderSource {
+        release_name: path.file_name().to_string(),
+        path: path.clone(),
+        kind,
+        namespace: None,
+    };
+    renderer.render(fs, &source)
+}
+
+fn print_output(out: &RenderOutput) {
+    for n in &out.notes {
+        eprintln!("note: {n}");
+    }
+    print!("{}", out.yaml);
+}
+
 fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
+    // A folder wins when the argument names one; otherwise it must be an Application.
+    let folder = folder_target(&args.target, &args.repo, |l| {
+        Ok(l.fs(args.reference.as_deref())?)
+    })?;
+    if let Some((local, path)) = folder {
+        let fs = local.fs(args.reference.as_deref())?;
+        let (renderer, _) = args.repo.verified_renderer(&local, args.backend)?;
+        return match render_folder(fs.as_ref(), &path, &renderer) {
+            Ok(out) => {
+                print_output(&out);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) if e.is_not_checked() => {
+                eprintln!("{}: not checked: {e}", args.target);
+                Ok(ExitCode::from(EXIT_NOT_CHECKED))
+            }
+            Err(e) => Err(e.into()),
+        };
+    }
     let local = args.repo.open()?;
     let fs = local.fs(args.reference.as_deref())?;
-    let renderer = args.repo.renderer(args.backend);
+    let (renderer, _) = args.repo.verified_renderer(&local, args.backend)?;
     let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref());
-
-    // A folder wins when the argument names one; otherwise it must be an Application.
-    let as_dir = local
-        .repo_path(&args.target)
-        .ok()
-        .filter(|p| fs.kind(p).ok().flatten() == Some(capstan_worker::repo_fs::EntryKind::Dir));
-    if let Some(path) = as_dir {
-        let kind = detect_kind(fs.as_ref(), &path)?;
-        let source = RenderSource {
-            release_name: path.file_name().to_string(),
-            path,
-            kind,
-            namespace: None,
-        };
-        let out = renderer.render(fs.as_ref(), &source)?;
-        for n in &out.notes {
-            eprintln!("note: {n}");
-        }
-        print!("{}", out.yaml);
-        return Ok(ExitCode::SUCCESS);
-    }
     let snap = Snapshot::build(fs.as_ref(), &cfg, &renderer);
     let Some(r) = snap.render(&renderer, &args.target) else {
         anyhow::bail!(
@@ -65,17 +128,21 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
             args.target
         );
     };
+    let not_checked = r.not_checked();
     match r.outcome {
         RenderedApp::Rendered(out) => {
-            for n in &out.notes {
-                eprintln!("note: {n}");
+            print_output(&out);
+            match not_checked {
+                Some(why) => {
+                    eprintln!("{}: not checked: {why}", args.target);
+                    Ok(ExitCode::from(EXIT_NOT_CHECKED))
+                }
+                None => Ok(ExitCode::SUCCESS),
             }
-            print!("{}", out.yaml);
-            Ok(ExitCode::SUCCESS)
         }
-        RenderedApp::NotRendered { reason } => {
-            eprintln!("{}: not rendered: {reason}", args.target);
-            Ok(ExitCode::from(2))
+        RenderedApp::NotChecked { reason } => {
+            eprintln!("{}: not checked: {reason}", args.target);
+            Ok(ExitCode::from(EXIT_NOT_CHECKED))
         }
         RenderedApp::Failed { error } => anyhow::bail!("{}: {error}", args.target),
     }

@@ -88,10 +88,11 @@ pub fn badge(word: &str, tone: Tone) -> String {
 }
 
 /// Navigation entries: path and label.
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/", "Overview"),
     ("/apps", "Environments"),
     ("/promotions", "Promotions"),
+    ("/fidelity", "Fidelity"),
     ("/services", "Services"),
     ("/cluster", "Cluster"),
     ("/api/overview", "JSON"),

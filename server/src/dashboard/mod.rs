@@ -12,6 +12,7 @@ pub mod argocd;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod fidelity;
 pub mod layout;
 pub mod overview;
 pub mod promotions;
@@ -29,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use capstan_worker::queue::Queue;
 use capstan_worker::store::activity::ActivityStore;
-use capstan_worker::store::{PromotionStore, RunStore, StoreError};
+use capstan_worker::store::{FidelityStore, PromotionStore, RunStore, StoreError};
 use serde::Serialize;
 
 pub use auth::Auth;
@@ -41,6 +42,8 @@ pub struct Dashboard {
     pub runs: Arc<dyn RunStore>,
     /// `None` when this build records no promotions (the page says so).
     pub promotions: Option<Arc<dyn PromotionStore>>,
+    /// Render verification records (`/fidelity`); `None`: the page says nothing is recorded.
+    pub fidelity: Option<Arc<dyn FidelityStore>>,
     pub activity: ActivityStore,
     pub queue: Arc<dyn Queue>,
     /// The GitOps checkout whose default branch the environments page reads.
@@ -63,6 +66,7 @@ impl Dashboard {
             activity: ActivityStore::new(queue.db()),
             runs,
             promotions: None,
+            fidelity: None,
             queue,
             repo: None,
             environments: Arc::default(),
@@ -113,7 +117,7 @@ impl PageError {
         let body = format!(
             "<h1>{}</h1><p>{}</p>",
             self.status(),
-            layout::esc(&self.to_string())
+            layout::esc(&capstan_worker::scrub::scrub_string(&self.to_string()))
         );
         (
             self.status(),
@@ -124,7 +128,8 @@ impl PageError {
     }
 
     fn json(&self) -> Response {
-        let body = serde_json::json!({ "error": self.to_string() }).to_string();
+        let error = capstan_worker::scrub::scrub_string(&self.to_string());
+        let body = serde_json::json!({ "error": error }).to_string();
         (
             self.status(),
             [(header::CONTENT_TYPE, "application/json")],
@@ -134,7 +139,10 @@ impl PageError {
     }
 }
 
+/// Every page and API answer is scrubbed as it leaves: pages quote stored runs, promotions and
+/// live ArgoCD and cluster state, any of which can carry upstream text.
 fn html_response(html: String) -> Response {
+    let html = capstan_worker::scrub::scrub_string(&html);
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -146,7 +154,12 @@ fn html_response(html: String) -> Response {
 }
 
 fn json_response<T: Serialize>(v: &T) -> Response {
-    match serde_json::to_string(v) {
+    // Scrubbed as a value, so the answer stays valid JSON.
+    let scrubbed = serde_json::to_value(v).map(|mut v| {
+        capstan_worker::scrub::scrub_json(&mut v);
+        v
+    });
+    match scrubbed.and_then(|v| serde_json::to_string(&v)) {
         Ok(s) => (
             [
                 (header::CONTENT_TYPE, "application/json"),
@@ -206,6 +219,13 @@ page_handlers!(
     promotions::Params
 );
 page_handlers!(
+    fidelity_html,
+    fidelity_json,
+    fidelity::build,
+    fidelity::render,
+    fidelity::Params
+);
+page_handlers!(
     services_html,
     services_json,
     services::build,
@@ -258,6 +278,8 @@ pub fn routes(d: Arc<Dashboard>) -> Router {
         .route("/api/apps", get(apps_json))
         .route("/promotions", get(promotions_html))
         .route("/api/promotions", get(promotions_json))
+        .route("/fidelity", get(fidelity_html))
+        .route("/api/fidelity", get(fidelity_json))
         .route("/services", get(services_html))
         .route("/api/services", get(services_json))
         .route("/cluster", get(cluster_html))

@@ -115,6 +115,7 @@ fn parse_source(
         kind: None,
         status: SourceStatus::Local,
         render: None,
+        watch: Vec::new(),
     };
     let skip = |out: &mut AppSource, reason: String| out.status = SourceStatus::NotRendered(reason);
     if let Some(chart) = &chart {
@@ -179,7 +180,11 @@ fn parse_source(
         if d.get("jsonnet")
             .is_some_and(|j| j.as_object().is_some_and(|m| !m.is_empty()))
         {
-            skip(&mut out, "directory.jsonnet is not supported".into());
+            skip(
+                &mut out,
+                "directory.jsonnet: Jsonnet is not rendered by Capstan".into(),
+            );
+            out.watch.push(repo_path);
             return out;
         }
         SourceKind::Directory(DirectoryOptions {
@@ -189,6 +194,7 @@ fn parse_source(
         })
     } else if src.get("plugin").is_some() {
         skip(&mut out, "config management plugins are not run".into());
+        out.watch.push(repo_path);
         return out;
     } else {
         match detect_kind(fs, &repo_path) {
@@ -292,8 +298,23 @@ fn resolve_value_refs(sources: &mut [AppSource], raw: &[Value]) {
             })
         })
         .collect();
-    for (src, _raw) in sources.iter_mut().zip(raw) {
+    for (src, raw) in sources.iter_mut().zip(raw) {
         let Some(render) = &mut src.render else {
+            // A chart from a helm repository may still read value files from this repository.
+            if src.chart.is_some() {
+                let files = raw.pointer("/helm/valueFiles").map(|v| strings(Some(v)));
+                for vf in files.unwrap_or_default() {
+                    let Some((name, path)) = vf.strip_prefix('$').and_then(|r| r.split_once('/'))
+                    else {
+                        continue;
+                    };
+                    if refs.iter().any(|(r, local)| r == name && *local)
+                        && let Ok(p) = RepoPath::new(path)
+                    {
+                        src.watch.push(p);
+                    }
+                }
+            }
             continue;
         };
         let SourceKind::Helm(opts) = &mut render.kind else {

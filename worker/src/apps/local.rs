@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::DiscoveryConfig;
 use crate::git::{GitError, GitRepo};
+use crate::render::verify::{SettingsError, VerifySettings};
 use crate::repo_fs::{DirFs, FsError, RepoFs, RepoPath};
 use crate::yaml;
 
@@ -120,6 +121,49 @@ impl LocalRepo {
                 .unwrap_or_default(),
             ..DiscoveryConfig::default()
         }
+    }
+
+    /// `render.verify`, `render.verifyShare` and `render.notChecked` from `.capstan.yaml`, read
+    /// like the discovery settings: from the default branch, else the working directory.
+    pub fn verify_settings(
+        &self,
+        default_branch: Option<&str>,
+    ) -> Result<VerifySettings, SettingsError> {
+        let branch = default_branch
+            .map(str::to_string)
+            .unwrap_or_else(|| self.default_branch());
+        match self.fs(Some(&branch)).or_else(|_| self.fs(None)) {
+            Ok(fs) => VerifySettings::read(fs.as_ref()),
+            Err(_) => Ok(VerifySettings::default()),
+        }
+    }
+
+    /// The repository that contains the folder `arg` (absolute, or relative to the current
+    /// directory) and the folder's path in it; `None` when `arg` is no folder on disk. Nothing
+    /// but the folder's ancestors is looked at. A folder in no git repository belongs to
+    /// `fallback` when inside it, else it is its own root.
+    pub fn containing(arg: &str, fallback: &Path) -> Result<Option<(Self, RepoPath)>, LocalError> {
+        let on_disk = Path::new(arg);
+        if !on_disk.is_dir() {
+            return Ok(None);
+        }
+        let io = |source| FsError::Io {
+            path: arg.to_string(),
+            source,
+        };
+        let abs = on_disk.canonicalize().map_err(io)?;
+        let mut local = LocalRepo::open(&abs)?;
+        if local.git.is_none()
+            && let Ok(fb) = fallback.canonicalize()
+            && abs.starts_with(&fb)
+        {
+            local = LocalRepo::open(&fb)?;
+        }
+        let root = local.root.canonicalize().map_err(io)?;
+        let rel = abs
+            .strip_prefix(&root)
+            .map_err(|_| FsError::Escape(format!("{arg} is not inside {}", root.display())))?;
+        Ok(Some((local, RepoPath::new(&rel.to_string_lossy())?)))
     }
 
     /// Turns a command-line directory (relative to the current directory, or to the repository

@@ -114,6 +114,12 @@ pub struct AppSource {
     pub status: SourceStatus,
     #[serde(skip)]
     pub render: Option<RenderSource>,
+    /// Folders and files of this repository the source reads although Capstan does not render
+    /// it (a config management plugin's folder, `directory.jsonnet`, `$ref` value files of a chart
+    /// from a helm repository): they count as the app's inputs, so a change to them still marks
+    /// the app affected (and "not checked").
+    #[serde(skip)]
+    pub watch: Vec<RepoPath>,
 }
 
 /// One ArgoCD Application.
@@ -141,6 +147,21 @@ impl App {
     /// Sources rendered locally.
     pub fn local_sources(&self) -> impl Iterator<Item = &RenderSource> {
         self.sources.iter().filter_map(|s| s.render.as_ref())
+    }
+
+    /// Why sources of this app are not rendered (values-only `ref` sources excepted: they are
+    /// read through the sources that use them). Empty when every source is rendered.
+    pub fn unrendered_sources(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .filter_map(|s| match &s.status {
+                SourceStatus::NotRendered(r) if s.ref_name.is_none() || s.path.is_some() => {
+                    Some(r.clone())
+                }
+                SourceStatus::Error(e) => Some(format!("error: {e}")),
+                _ => None,
+            })
+            .collect()
     }
 
     /// `CreateNamespace=true` in `spec.syncPolicy.syncOptions`: deploying the app creates its

@@ -20,8 +20,9 @@ use serde_json::Value;
 
 use super::{App, Discovery, DiscoveryConfig, application, discover, link_parents};
 use crate::objects::K8sObject;
-use crate::render::{RenderError, RenderOutput, Renderer, inputs::fingerprint};
-use crate::repo_fs::{RepoFs, RepoPath};
+use crate::render::inputs::{fingerprint, tree_files};
+use crate::render::{RenderOutput, Renderer};
+use crate::repo_fs::{EntryKind, RepoFs, RepoPath};
 
 /// Deepest app-of-apps chain followed through rendered output.
 const MAX_APP_OF_APPS_DEPTH: usize = 8;
@@ -41,8 +42,10 @@ pub struct Snapshot<'a> {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum RenderedApp {
     Rendered(RenderOutput),
-    /// Deliberately not rendered locally (external source, helm unavailable, ...).
-    NotRendered {
+    /// Capstan could not render the app (a source from elsewhere, a missing tool, Jsonnet, a
+    /// plugin, a feature no backend here supports): nothing about it was checked, and it never
+    /// passes as "no change".
+    NotChecked {
         reason: String,
     },
     Failed {
@@ -67,6 +70,18 @@ impl AppRender {
         }
     }
 
+    /// Why the app (or part of it) was not checked; `None` when fully rendered or failed.
+    pub fn not_checked(&self) -> Option<String> {
+        match &self.outcome {
+            RenderedApp::NotChecked { reason } => Some(reason.clone()),
+            RenderedApp::Rendered(out) if !out.not_checked.is_empty() => Some(format!(
+                "partly rendered; not rendered: {}",
+                out.not_checked.join("; ")
+            )),
+            _ => None,
+        }
+    }
+
     /// The files the render read; empty unless rendered.
     pub fn input_files(&self) -> BTreeSet<RepoPath> {
         match &self.outcome {
@@ -81,6 +96,15 @@ fn app_inputs(fs: &dyn RepoFs, renderer: &Renderer, app: &App) -> InputPrints {
     for src in app.local_sources() {
         let f = renderer.inputs(fs, src).map_err(|e| e.to_string())?;
         files.extend(f);
+    }
+    for w in app.sources.iter().flat_map(|s| &s.watch) {
+        match fs.kind(w).map_err(|e| format!("{w}: {e}"))? {
+            Some(EntryKind::Dir) => files.extend(tree_files(fs, w).map_err(|e| e.to_string())?),
+            Some(EntryKind::File) => {
+                files.insert(w.clone());
+            }
+            None => {}
+        }
     }
     fingerprint(fs, &files).map_err(|e| e.to_string())
 }
@@ -235,8 +259,9 @@ impl<'a> Snapshot<'a> {
 
 /// Why an app's sources did not render.
 enum SourceFailure {
-    /// A backend's tool is missing: the app is listed as not rendered, not as broken.
-    Unavailable(String),
+    /// Capstan cannot render it (a missing tool, a feature no available backend supports): the
+    /// app is "not checked", not broken.
+    NotChecked(String),
     Failed(String),
 }
 
@@ -247,11 +272,13 @@ fn render_sources(
 ) -> Result<RenderOutput, SourceFailure> {
     let mut combined: Option<RenderOutput> = None;
     for src in app.local_sources() {
-        let out = renderer.render(fs, src).map_err(|e| match e {
-            RenderError::Unavailable { backend, .. } => {
-                SourceFailure::Unavailable(format!("{backend} unavailable"))
+        let out = renderer.render(fs, src).map_err(|e| {
+            let why = format!("{}: {e}", src.path);
+            if e.is_not_checked() {
+                SourceFailure::NotChecked(why)
+            } else {
+                SourceFailure::Failed(why)
             }
-            other => SourceFailure::Failed(format!("{}: {other}", src.path)),
         })?;
         combined = Some(match combined {
             None => out,
@@ -265,6 +292,7 @@ fn render_sources(
                 acc.objects.extend(out.objects);
                 acc.inputs.extend(out.inputs);
                 acc.notes.extend(out.notes);
+                acc.not_checked.extend(out.not_checked);
                 if acc.backend != out.backend {
                     acc.backend = format!("{}+{}", acc.backend, out.backend);
                 }
@@ -276,19 +304,10 @@ fn render_sources(
     combined.ok_or_else(|| SourceFailure::Failed("no local source".into()))
 }
 
-/// Renders one app: all its local sources, in order, as one stream.
+/// Renders one app: all its local sources, in order, as one stream. Sources that are not
+/// rendered make the app "not checked" (wholly, or partly next to what did render).
 pub fn render_app(fs: &dyn RepoFs, renderer: &Renderer, app: &App) -> AppRender {
-    let skipped: Vec<String> = app
-        .sources
-        .iter()
-        .filter_map(|s| match &s.status {
-            super::SourceStatus::NotRendered(r) if s.ref_name.is_none() || s.path.is_some() => {
-                Some(r.clone())
-            }
-            super::SourceStatus::Error(e) => Some(format!("error: {e}")),
-            _ => None,
-        })
-        .collect();
+    let skipped = app.unrendered_sources();
     if let Some(err) = app.sources.iter().find_map(|s| match &s.status {
         super::SourceStatus::Error(e) => Some(e.clone()),
         _ => None,
@@ -299,21 +318,22 @@ pub fn render_app(fs: &dyn RepoFs, renderer: &Renderer, app: &App) -> AppRender 
         };
     }
     if app.local_sources().next().is_none() {
+        let reason = if skipped.is_empty() {
+            "no source to render".to_string()
+        } else {
+            skipped.join("; ")
+        };
         return AppRender {
             app: app.clone(),
-            outcome: RenderedApp::NotRendered {
-                reason: skipped.join("; "),
-            },
+            outcome: RenderedApp::NotChecked { reason },
         };
     }
     let outcome = match render_sources(fs, renderer, app) {
         Ok(mut out) => {
-            for s in skipped {
-                out.notes.push(format!("source not rendered: {s}"));
-            }
+            out.not_checked.extend(skipped);
             RenderedApp::Rendered(out)
         }
-        Err(SourceFailure::Unavailable(reason)) => RenderedApp::NotRendered { reason },
+        Err(SourceFailure::NotChecked(reason)) => RenderedApp::NotChecked { reason },
         Err(SourceFailure::Failed(error)) => RenderedApp::Failed { error },
     };
     AppRender {

@@ -50,7 +50,7 @@ pub struct ObjectChange {
 pub struct SideProblem {
     /// `base` or `head`.
     pub side: String,
-    /// `not_rendered` or `failed`.
+    /// `not_checked` (Capstan could not render it, wholly or partly) or `failed`.
     pub status: String,
     pub message: String,
 }
@@ -75,7 +75,15 @@ impl AppDiff {
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty()
     }
+
+    /// True when a side of the app could not be rendered (wholly or partly).
+    pub fn not_checked(&self) -> bool {
+        self.problems.iter().any(|p| p.status == NOT_CHECKED)
+    }
 }
+
+/// [`SideProblem::status`] of a side Capstan could not render.
+pub const NOT_CHECKED: &str = "not_checked";
 
 /// Diffs of several apps.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -87,6 +95,12 @@ impl DiffReport {
     /// True when any object differs (what `capstan diff` exits 1 for).
     pub fn has_changes(&self) -> bool {
         self.apps.iter().any(AppDiff::has_changes)
+    }
+
+    /// True when some app could not be rendered (wholly or partly) at base or head: the diff
+    /// cannot vouch for it (what `capstan diff` exits 3 for).
+    pub fn has_not_checked(&self) -> bool {
+        self.apps.iter().any(AppDiff::not_checked)
     }
 
     /// True when some app fails to render at head. A failure only at base is reported but does
@@ -118,13 +132,15 @@ impl DiffReport {
 }
 
 fn problem(side: &str, r: &AppRender) -> Option<SideProblem> {
-    match &r.outcome {
-        RenderedApp::Rendered(_) => None,
-        RenderedApp::NotRendered { reason } => Some(SideProblem {
+    if let Some(reason) = r.not_checked() {
+        return Some(SideProblem {
             side: side.into(),
-            status: "not_rendered".into(),
-            message: reason.clone(),
-        }),
+            status: NOT_CHECKED.into(),
+            message: reason,
+        });
+    }
+    match &r.outcome {
+        RenderedApp::Rendered(_) | RenderedApp::NotChecked { .. } => None,
         RenderedApp::Failed { error } => Some(SideProblem {
             side: side.into(),
             status: "failed".into(),
@@ -135,6 +151,7 @@ fn problem(side: &str, r: &AppRender) -> Option<SideProblem> {
 
 /// Diffs one app between its base render (`None`: the app is new) and head render (`None`: the
 /// app was removed). Ignore rules come from the head Application, or the base one when removed.
+/// The renders' notes (fallbacks to the binary, pins) are carried over, base ones marked so.
 pub fn diff_app(name: &str, base: Option<&AppRender>, head: Option<&AppRender>) -> AppDiff {
     diff_app_within(name, base, head, &DiffLimits::default())
 }
@@ -142,6 +159,27 @@ pub fn diff_app(name: &str, base: Option<&AppRender>, head: Option<&AppRender>) 
 /// [`diff_app`] within `limits`: objects over the size bound, or left when the deadline passes,
 /// are still counted as changed but get no text diff, and a "not checked" note says so.
 pub fn diff_app_within(
+    name: &str,
+    base: Option<&AppRender>,
+    head: Option<&AppRender>,
+    limits: &DiffLimits,
+) -> AppDiff {
+    let mut d = diff_sides(name, base, head, limits);
+    let notes = |r: Option<&AppRender>| match r.map(|r| &r.outcome) {
+        Some(RenderedApp::Rendered(out)) => out.notes.clone(),
+        _ => Vec::new(),
+    };
+    let head_notes = notes(head);
+    for n in notes(base) {
+        if !head_notes.contains(&n) {
+            d.notes.push(format!("base: {n}"));
+        }
+    }
+    d.notes.extend(head_notes);
+    d
+}
+
+fn diff_sides(
     name: &str,
     base: Option<&AppRender>,
     head: Option<&AppRender>,
@@ -156,6 +194,7 @@ pub fn diff_app_within(
         .map(|r| r.app.ignore_differences.clone())
         .unwrap_or_default();
     let head_ok = head.is_none_or(|h| matches!(h.outcome, RenderedApp::Rendered(_)));
+    let mut problems = problems;
     let base_ok = base.is_none_or(|b| matches!(b.outcome, RenderedApp::Rendered(_)));
     if !head_ok {
         return AppDiff {
@@ -179,13 +218,16 @@ pub fn diff_app_within(
         d.problems = problems;
         return d;
     }
-    diff_objects_within(
+    let mut d = diff_objects_within(
         name,
         base.map(AppRender::objects).unwrap_or(empty),
         head.map(AppRender::objects).unwrap_or(empty),
         &rules,
         limits,
-    )
+    );
+    // Partly rendered sides: the objects are diffed, and the rest is said to be unchecked.
+    d.problems.append(&mut problems);
+    d
 }
 
 /// Diffs two object lists of app `app` under its `ignoreDifferences` rules.

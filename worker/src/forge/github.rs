@@ -95,6 +95,8 @@ impl AppKey {
             origin: origin.into(),
             message: e.to_string(),
         })?;
+        // The PEM is not kept, so this is the one chance to tell the scrubber about it.
+        crate::scrub::register(pem);
         Ok(AppKey(pair))
     }
 
@@ -668,8 +670,21 @@ impl GitHubForge {
         body: Option<&Value>,
     ) -> Result<Value, ForgeError> {
         let owner = owner_of(repo)?;
+        // Every comment, check run, status and pull request Capstan writes passes here: the one
+        // place where upstream text quoted in a report is scrubbed before GitHub shows it.
+        let scrubbed = body.map(|b| {
+            let mut b = b.clone();
+            crate::scrub::scrub_json(&mut b);
+            b
+        });
         let resp = self
-            .send(method, self.url(path)?, As::Owner(owner), repo, body)
+            .send(
+                method,
+                self.url(path)?,
+                As::Owner(owner),
+                repo,
+                scrubbed.as_ref(),
+            )
             .await?;
         Ok(resp.body)
     }

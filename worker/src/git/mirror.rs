@@ -207,21 +207,25 @@ impl Mirror {
         refspecs: &[String],
         token: Option<&str>,
     ) -> Result<(), GitError> {
+        let home = scratch_home().map_err(|e| GitError::Other {
+            operation: "preparing git's scratch home".into(),
+            message: e.to_string(),
+        })?;
         let mut cmd = Command::new("git");
-        cmd.arg("--git-dir")
-            .arg(&self.dir)
+        crate::render::exec::git_env(&mut cmd, home.path());
+        let mut git_dir = std::ffi::OsString::from("--git-dir=");
+        git_dir.push(&self.dir);
+        cmd.arg(git_dir)
             .args([
                 "fetch",
                 "--quiet",
                 "--no-tags",
                 "--no-recurse-submodules",
                 "--force",
+                "--",
             ])
             .arg(url)
-            .args(refspecs)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env_remove("GIT_ASKPASS")
-            .env_remove("SSH_ASKPASS");
+            .args(refspecs);
         if let Some(token) = token {
             auth_env(&mut cmd, token);
         }
@@ -235,9 +239,19 @@ impl Mirror {
         let stderr = String::from_utf8_lossy(&out.stderr);
         Err(GitError::Other {
             operation: format!("fetching {} from {url}", refspecs.join(" ")),
-            message: stderr.trim().chars().take(2000).collect(),
+            message: crate::scrub::scrub_string(
+                &stderr.trim().chars().take(2000).collect::<String>(),
+            ),
         })
     }
+}
+
+/// An empty `$HOME` for one `git` run, so neither the service's user config nor its credential
+/// helpers are read (shared with `git::push`).
+pub(crate) fn scratch_home() -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("capstan-git-home")
+        .tempdir()
 }
 
 /// Hands `token` to a `git` command as an HTTP header through `GIT_CONFIG_*` variables, so it

@@ -96,15 +96,19 @@ fn push_cli(
     branch: &str,
     token: Option<&str>,
 ) -> Result<(), PushError> {
+    check_branch(branch)?;
+    let home = super::mirror::scratch_home().map_err(|e| PushError::Other {
+        branch: branch.to_string(),
+        message: format!("preparing git's scratch home: {e}"),
+    })?;
     let mut cmd = Command::new("git");
-    cmd.arg("--git-dir")
-        .arg(mirror)
-        .args(["push", "--porcelain", "--no-recurse-submodules"])
+    crate::render::exec::git_env(&mut cmd, home.path());
+    let mut git_dir = std::ffi::OsString::from("--git-dir=");
+    git_dir.push(mirror);
+    cmd.arg(git_dir)
+        .args(["push", "--porcelain", "--no-recurse-submodules", "--"])
         .arg(url)
-        .arg(format!("{commit}:refs/heads/{branch}"))
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env_remove("GIT_ASKPASS")
-        .env_remove("SSH_ASKPASS");
+        .arg(format!("{commit}:refs/heads/{branch}"));
     if let Some(token) = token {
         super::mirror::auth_env(&mut cmd, token);
     }
@@ -118,6 +122,39 @@ fn push_cli(
         &String::from_utf8_lossy(&out.stdout),
         &String::from_utf8_lossy(&out.stderr),
     )
+}
+
+/// A branch name git accepts as `refs/heads/<branch>` and that cannot change the refspec it is
+/// part of (`:` would split it, a leading `-` reads as a flag). Rules from `git check-ref-format`.
+fn check_branch(branch: &str) -> Result<(), PushError> {
+    let bad = |why: &str| PushError::Other {
+        branch: branch.chars().take(80).collect(),
+        message: format!("invalid branch name: {why}"),
+    };
+    if branch.is_empty() || branch.len() > 255 {
+        return Err(bad("empty or longer than 255 characters"));
+    }
+    if branch.starts_with('-') || branch.starts_with('/') || branch.ends_with('/') {
+        return Err(bad("starts with '-' or '/', or ends with '/'"));
+    }
+    if branch.ends_with('.') || branch.ends_with(".lock") || branch.contains("..") {
+        return Err(bad("ends with '.' or '.lock', or contains '..'"));
+    }
+    if branch.contains("@{") || branch.contains("//") || branch == "@" {
+        return Err(bad("contains '@{' or '//'"));
+    }
+    if branch.split('/').any(|c| c.starts_with('.')) {
+        return Err(bad("a component starts with '.'"));
+    }
+    if branch
+        .chars()
+        .any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c))
+    {
+        return Err(bad(
+            "contains a space, a control character or one of ~^:?*[\\",
+        ));
+    }
+    Ok(())
 }
 
 /// Reads `git push --porcelain`: one `<flag>\t<from>:<to>\t<summary>` line per ref; `!` is a
@@ -155,11 +192,12 @@ pub fn classify(branch: &str, success: bool, stdout: &str, stderr: &str) -> Resu
             .join(" ");
         return Err(PushError::Refused {
             branch: branch.to_string(),
-            reason: if detail.is_empty() {
+            // The remote's words are quoted in reports: scrubbed like any upstream text.
+            reason: crate::scrub::scrub_string(&if detail.is_empty() {
                 reason
             } else {
                 format!("{reason}: {detail}")
-            },
+            }),
         });
     }
     if success {
@@ -167,7 +205,9 @@ pub fn classify(branch: &str, success: bool, stdout: &str, stderr: &str) -> Resu
     } else {
         Err(PushError::Other {
             branch: branch.to_string(),
-            message: stderr.trim().chars().take(2000).collect(),
+            message: crate::scrub::scrub_string(
+                &stderr.trim().chars().take(2000).collect::<String>(),
+            ),
         })
     }
 }

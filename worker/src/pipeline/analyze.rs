@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apps::affected::affected_apps;
-use crate::apps::{AffectedApp, App, AppRender, DiscoveryConfig, RenderedApp, Snapshot};
+use crate::apps::{AffectedApp, App, AppRender, DiscoveryConfig, Snapshot};
 use crate::diff::{DiffLimits, diff_app_within};
 use crate::policy::findings::{self, Finding, Report};
 use crate::policy::source::render_apps;
@@ -34,7 +34,7 @@ pub struct Analysis {
     /// Policy findings on the judged apps (cross-app findings about other apps are dropped when
     /// a base is given: they are not this change's doing).
     pub policy: Report,
-    /// Apps not rendered locally, with the reason.
+    /// Judged apps Capstan could not render (wholly or partly) at head, with the reason.
     pub skipped: Vec<(String, String)>,
     /// Apps whose head render failed, with the error.
     pub render_failed: Vec<(String, String)>,
@@ -105,6 +105,10 @@ pub fn analyze(
 
     let rendered_heads: Vec<AppRender> = head_renders.iter().flatten().cloned().collect();
     let rendered = render_apps(trees.head, &rendered_heads);
+    let skipped = rendered_heads
+        .iter()
+        .filter_map(|r| r.not_checked().map(|why| (r.app.name.clone(), why)))
+        .collect();
     let mut policy = engine.check(&rendered.apps)?;
     if base.is_some() {
         let judged: BTreeSet<&str> = rendered.apps.iter().map(|a| a.name.as_str()).collect();
@@ -128,7 +132,7 @@ pub fn analyze(
         apps,
         total_apps: head.discovery.apps.len(),
         policy,
-        skipped: rendered.skipped,
+        skipped,
         render_failed: rendered.failed,
         limits,
     })
@@ -200,9 +204,6 @@ pub fn app_sections_within(analysis: &Analysis, limits: &DiffLimits) -> Vec<AppS
             let mut diff = diff_app_within(&a.name, a.base.as_ref(), a.head.as_ref(), limits);
             if diff.reasons.is_empty() {
                 diff.reasons = a.reasons.clone();
-            }
-            if let Some(RenderedApp::Rendered(out)) = a.head.as_ref().map(|h| &h.outcome) {
-                diff.notes.extend(out.notes.iter().cloned());
             }
             AppSection {
                 name: a.name.clone(),

@@ -15,6 +15,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::analyze::{BaseRenders, Trees, analyze, app_sections_within};
 use super::cluster::run_cluster_checks;
 use super::fetch;
+use super::fidelity;
 use super::publish::{CheckHandle, Target, short};
 use super::trust::{self, Trust, TrustPolicy};
 use crate::apps::DiscoveryConfig;
@@ -25,10 +26,11 @@ use crate::git::mirror::exact_sha;
 use crate::jobs::PrCheck;
 use crate::objects::K8sObject;
 use crate::policy::{PolicyEngine, PolicySources};
-use crate::render::Renderer;
+use crate::render::{NotCheckedConclusion, Renderer, Scope, VerifySettings};
 use crate::report::{self, Conclusion, RunReport};
 use crate::runner::{Handler, JobContext, JobError};
 use crate::services::Services;
+use crate::store::SqlFidelityStore;
 use crate::store::runs::{NewRun, RunId, RunOutcome, RunStatus};
 
 /// Runs `pr_check` jobs.
@@ -41,6 +43,18 @@ impl PrCheckHandler {
     pub fn new(services: Arc<Services>, renderer: Arc<Renderer>) -> Self {
         PrCheckHandler { services, renderer }
     }
+
+    async fn check(&self, ctx: &JobContext, job: &PrCheck) -> Result<(), JobError> {
+        Check {
+            services: &self.services,
+            renderer: &self.renderer,
+            ctx,
+            job,
+            started: Instant::now(),
+        }
+        .run()
+        .await
+    }
 }
 
 #[async_trait]
@@ -49,16 +63,25 @@ impl Handler for PrCheckHandler {
         let job: PrCheck = ctx.payload()?;
         let span = info_span!("pr_check", job = ctx.job.id, repo = %job.repo, pr = job.number,
             sha = %short(&job.head_sha), trigger = %job.trigger);
-        Check {
-            services: &self.services,
-            renderer: &self.renderer,
-            ctx: &ctx,
-            job: &job,
-            started: Instant::now(),
+        let records = SqlFidelityStore::new(self.services.queue.db());
+        fidelity::load(&records, &self.renderer).await;
+        let result = self.check(&ctx, &job).instrument(span.clone()).await;
+        fidelity::save(&records, &self.renderer).await;
+        // Sampled verifications run after the report is out, off its latency; a mismatch pins
+        // the kustomization, and the check runs again on the binary's output.
+        if result.is_ok()
+            && !fidelity::verify_deferred(&records, &self.renderer, &job.repo)
+                .await
+                .is_empty()
+            && !ctx.should_stop()
+        {
+            let again = PrCheck {
+                trigger: format!("{} (render verification)", job.trigger),
+                ..job.clone()
+            };
+            return self.check(&ctx, &again).instrument(span).await;
         }
-        .run()
-        .instrument(span)
-        .await
+        result
     }
 }
 
@@ -480,10 +503,11 @@ impl Check<'_> {
             limits: analyzed.limits,
         };
         let t0 = Instant::now();
+        let not_checked = analyzed.not_checked;
         let max_parts = self.services.limits.comment_max_parts;
         let (report, comment, output) = tokio::task::spawn_blocking(move || {
             let (comment, _) = report::render_comment_capped(&mut report, max_parts);
-            let mut output = report::check_run(&report);
+            let mut output = report::check_run_with(&report, not_checked);
             if report.apps.is_empty() && report.held_by.is_none() && report.limits.is_empty() {
                 output.conclusion = Conclusion::Neutral;
             }
@@ -495,7 +519,9 @@ impl Check<'_> {
         let status = match output.conclusion {
             Conclusion::Failure => RunStatus::Failure,
             Conclusion::Success => RunStatus::Success,
-            Conclusion::Neutral if report.apps.is_empty() => RunStatus::Neutral,
+            Conclusion::Neutral if report.apps.is_empty() || report.not_checked_count() > 0 => {
+                RunStatus::Neutral
+            }
             Conclusion::Neutral => RunStatus::Success,
         };
         self.stop_point()?;
@@ -556,6 +582,8 @@ struct Analyzed {
     /// the change removes the app.
     head_objects: Vec<Option<Vec<K8sObject>>>,
     total_apps: usize,
+    /// `render.notChecked` of the base branch.
+    not_checked: NotCheckedConclusion,
 }
 
 /// Reads settings and policies at `settings_sha` (the base branch), and analyzes `diff_base` →
@@ -603,6 +631,12 @@ fn analyze_trees(
     let engine = PolicyEngine::new(&sources)
         .context("loading the policies of the base branch")
         .map_err(Failed::permanent)?;
+    let settings = VerifySettings::read(&settings_fs).map_err(Failed::permanent)?;
+    let renderer = &renderer.scoped(Scope {
+        repo: repo.to_string(),
+        settings,
+        defer: true,
+    });
     let analysis = analyze(
         &Trees {
             base: Some(&base_fs),
@@ -626,5 +660,6 @@ fn analyze_trees(
         limits: analysis.limits,
         head_objects,
         total_apps: analysis.total_apps,
+        not_checked: settings.not_checked,
     })
 }

@@ -26,7 +26,7 @@ pub fn render_apps(fs: &dyn RepoFs, renders: &[AppRender]) -> RenderedApps {
     for r in renders {
         match &r.outcome {
             RenderedApp::Rendered(_) => {}
-            RenderedApp::NotRendered { reason } => {
+            RenderedApp::NotChecked { reason } => {
                 out.skipped.push((r.app.name.clone(), reason.clone()));
                 continue;
             }

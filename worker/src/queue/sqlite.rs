@@ -378,7 +378,8 @@ impl Queue for SqliteQueue {
              WHERE id = ?6 AND lease_owner = ?7 AND attempts = ?8 AND state = 'running'",
         )
         .bind(state.as_str())
-        .bind(finish.error())
+        // Job errors are shown on the dashboard: no secret may be stored in one.
+        .bind(finish.error().map(crate::scrub::scrub_string))
         .bind(finish.run_after())
         .bind(now)
         .bind(finished_at)
@@ -403,7 +404,8 @@ impl Queue for SqliteQueue {
         .bind(attempt)
         .bind(worker)
         .bind(finish.outcome())
-        .bind(finish.error())
+        // Job errors are shown on the dashboard: no secret may be stored in one.
+        .bind(finish.error().map(crate::scrub::scrub_string))
         .bind(now)
         .execute(&mut *tx)
         .await

@@ -107,13 +107,22 @@ pub struct RenderCache {
     dir: Option<PathBuf>,
 }
 
+/// `engine_version` is part of the key so that an engine upgrade renders everything afresh (and
+/// so gets each kustomization verified again, see [`super::verify`]); `repo` because pins are per
+/// repository, and a render made under one repository's pin is not another's.
 pub fn key(
     backend: BackendChoice,
     source: &RenderSource,
     inputs: &BTreeMap<RepoPath, String>,
+    engine_version: &str,
+    repo: &str,
 ) -> String {
     let mut h = sha2::Sha256::new();
     h.update(KEY_VERSION);
+    h.update([0]);
+    h.update(engine_version);
+    h.update([0]);
+    h.update(repo);
     h.update([0]);
     h.update(serde_json::to_vec(&backend).unwrap_or_default());
     h.update([0]);

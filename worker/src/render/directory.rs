@@ -15,6 +15,12 @@ use crate::yaml;
 
 pub struct DirectoryBackend;
 
+/// A Jsonnet program or library, which this backend does not evaluate.
+pub fn is_jsonnet(f: &RepoPath) -> bool {
+    let name = f.file_name();
+    name.ends_with(".jsonnet") || name.ends_with(".libsonnet")
+}
+
 fn glob(pattern: &str, dir: &RepoPath) -> Result<GlobMatcher, RenderError> {
     GlobBuilder::new(pattern)
         .literal_separator(true)
@@ -50,7 +56,13 @@ pub fn inputs(
     let mut out = BTreeSet::new();
     for f in candidates {
         let name = f.file_name();
-        if !(name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json")) {
+        // Jsonnet files are inputs too (ArgoCD evaluates them): a change to one must mark the app
+        // affected, and the render refuses them by name instead of leaving them out silently.
+        if !(name.ends_with(".yaml")
+            || name.ends_with(".yml")
+            || name.ends_with(".json")
+            || is_jsonnet(&f))
+        {
             continue;
         }
         let rel = if dir.is_root() {

@@ -80,8 +80,63 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Environment variables that are passed through unchanged; everything else is dropped.
-const KEEP: [&str; 3] = ["PATH", "LANG", "TZ"];
+/// Variables a tool run may inherit from the service; everything else is dropped.
+const KEEP: [&str; 2] = ["PATH", "TZ"];
+
+/// Proxy variables. Render tools get them pointing at a closed port; `git` (which must reach the
+/// forge) gets the operator's values.
+const PROXY_VARS: [&str; 6] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+];
+
+/// Settings `git` needs from the service to reach the forge: proxies and custom trust roots.
+const GIT_NETWORK: [&str; 6] = [
+    "NO_PROXY",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_CAPATH",
+];
+
+/// Replaces `cmd`'s environment with the minimum every child needs: `PATH`, `TZ`, `LANG=C`, and
+/// `$HOME` (plus the XDG folders) inside `home`, a scratch directory. The service's own
+/// environment holds its tokens, database URL and kubeconfig, so nothing else is inherited.
+pub fn minimal_env(cmd: &mut Command, home: &Path) {
+    cmd.env_clear();
+    for k in KEEP {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("LANG", "C")
+        .env("LC_ALL", "C")
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"));
+}
+
+/// The environment of a `git` run: [`minimal_env`], the operator's proxy and trust-root settings,
+/// no system or global config, no prompts. Credentials are added by the caller, on purpose.
+pub fn git_env(cmd: &mut Command, home: &Path) {
+    minimal_env(cmd, home);
+    for k in PROXY_VARS.iter().chain(GIT_NETWORK.iter()) {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_ASKPASS", "/bin/false")
+        .env("SSH_ASKPASS", "/bin/false");
+}
 
 /// Runs `program args` in `cwd`, returning stdout. `home` becomes `$HOME` and the tool cache dirs.
 pub fn run(
@@ -100,31 +155,15 @@ pub fn run(
     cmd.process_group(0);
     cmd.args(args)
         .current_dir(cwd)
-        .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for k in KEEP {
-        if let Some(v) = std::env::var_os(k) {
-            cmd.env(k, v);
-        }
-    }
+    minimal_env(&mut cmd, home);
     let closed = "http://127.0.0.1:9";
-    for k in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
+    for k in PROXY_VARS {
         cmd.env(k, closed);
     }
     cmd.env("NO_PROXY", "")
-        .env("HOME", home)
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("data"))
         .env("KUBECONFIG", home.join("no-kubeconfig"))
         .env("KUSTOMIZE_PLUGIN_HOME", home.join("no-plugins"))
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -205,7 +244,9 @@ pub fn run(
         return Err(ExecError::Failed {
             tool,
             status: status.to_string(),
-            stderr: String::from_utf8_lossy(&err).trim().to_string(),
+            // Tool stderr is quoted in reports; scrubbed where it is captured, before anything
+            // can copy it further.
+            stderr: crate::scrub::scrub_string(String::from_utf8_lossy(&err).trim()),
         });
     }
     String::from_utf8(out).map_err(|_| ExecError::NotUtf8 { tool })
@@ -236,6 +277,7 @@ mod tests {
         for n in &names {
             assert!(
                 KEEP.contains(n)
+                    || ["LANG", "LC_ALL"].contains(n)
                     || n.ends_with("PROXY")
                     || n.ends_with("proxy")
                     || n.starts_with("XDG_")

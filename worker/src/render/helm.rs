@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::argv::{self, ArgError};
 use super::exec::{self, ExecLimits};
 use super::inputs::tree_files;
 use super::source::HelmOptions;
@@ -30,6 +31,13 @@ fn input_err(file: &RepoPath) -> impl FnOnce(FsError) -> RenderError + '_ {
     move |source| RenderError::Input {
         file: file.to_string(),
         source,
+    }
+}
+
+fn refused(file: &RepoPath) -> impl FnOnce(ArgError) -> RenderError + '_ {
+    move |e| RenderError::Invalid {
+        file: file.to_string(),
+        message: e.to_string(),
     }
 }
 
@@ -73,6 +81,7 @@ pub fn inputs(
     }
     let mut files: BTreeSet<RepoPath> = tree_files(fs, chart)?.into_iter().collect();
     for vf in &opts.value_files {
+        argv::value_file(vf).map_err(refused(chart))?;
         if looks_remote(vf) {
             return Err(RenderError::Input {
                 file: chart.to_string(),
@@ -111,54 +120,80 @@ impl Backend for HelmExec {
         let tmp = tempfile::tempdir().map_err(scratch)?;
         let repo = tmp.path().join("repo");
         let home = tmp.path().join("home");
+        // Arguments first: a refused value must stop the render before anything is copied.
+        let args = template_args(source, opts, &repo, tmp.path())?;
         std::fs::create_dir_all(&home).map_err(scratch)?;
         materialize(fs, inputs, &repo)?;
-        let chart = repo.join(source.path.as_str());
-        let release = opts
-            .release_name
-            .clone()
-            .unwrap_or_else(|| source.release_name.clone());
-        let mut args: Vec<OsString> = vec!["template".into(), release.into(), chart.clone().into()];
-        if let Some(ns) = &source.namespace {
-            args.push("--namespace".into());
-            args.push(ns.into());
-        }
-        if opts.skip_crds {
-            args.push("--skip-crds".into());
-        } else {
-            args.push("--include-crds".into());
-        }
-        for vf in &opts.value_files {
-            args.push("--values".into());
-            args.push(chart.join(vf).into_os_string());
-        }
-        if let Some(values) = &opts.values {
-            let text = match values {
-                Value::String(s) => s.clone(),
-                other => yaml_serde::to_string(other).map_err(|e| RenderError::Invalid {
-                    file: source.path.to_string(),
-                    message: format!("helm values: {e}"),
-                })?,
-            };
-            let path = tmp.path().join("inline-values.yaml");
-            std::fs::write(&path, text).map_err(scratch)?;
-            args.push("--values".into());
-            args.push(path.into_os_string());
-        }
-        for (name, value, force_string) in &opts.parameters {
-            args.push(
-                if *force_string {
-                    "--set-string"
-                } else {
-                    "--set"
-                }
-                .into(),
-            );
-            args.push(format!("{name}={value}").into());
-        }
         exec::run(&self.binary, &args, &repo, &home, &self.limits).map_err(|e| RenderError::Exec {
             path: source.path.to_string(),
             source: exec::relative_to(e, &repo),
         })
     }
+}
+
+/// `helm template` arguments for `source`, every repository value checked first (see
+/// [`argv`]): flags carry their value in one element, the release name and chart come after
+/// `--`. `repo` is the scratch copy of the repository, `scratch` a folder for inline values.
+fn template_args(
+    source: &RenderSource,
+    opts: &HelmOptions,
+    repo: &std::path::Path,
+    scratch: &std::path::Path,
+) -> Result<Vec<OsString>, RenderError> {
+    let bad = refused(&source.path);
+    let release = match &opts.release_name {
+        Some(r) => argv::release_name(r),
+        None => argv::release_name(&source.release_name),
+    }
+    .map_err(bad)?;
+    let flag = |name: &str, value: &std::path::Path| {
+        let mut f = OsString::from(format!("--{name}="));
+        f.push(value);
+        f
+    };
+    let mut args: Vec<OsString> = vec!["template".into()];
+    if let Some(ns) = &source.namespace {
+        let ns = argv::namespace(ns).map_err(refused(&source.path))?;
+        args.push(format!("--namespace={ns}").into());
+    }
+    args.push(
+        if opts.skip_crds {
+            "--skip-crds"
+        } else {
+            "--include-crds"
+        }
+        .into(),
+    );
+    for vf in &opts.value_files {
+        argv::value_file(vf).map_err(refused(&source.path))?;
+        // The normalised repository path: no `..` reaches the tool, and the scratch copy holds
+        // only files the sandbox let through.
+        let p = source.path.join(vf).map_err(input_err(&source.path))?;
+        args.push(flag("values", &repo.join(p.as_str())));
+    }
+    if let Some(values) = &opts.values {
+        let text = match values {
+            Value::String(s) => s.clone(),
+            other => yaml_serde::to_string(other).map_err(|e| RenderError::Invalid {
+                file: source.path.to_string(),
+                message: format!("helm values: {e}"),
+            })?,
+        };
+        let path = scratch.join("inline-values.yaml");
+        std::fs::write(&path, text).map_err(|e| RenderError::Scratch {
+            path: source.path.to_string(),
+            source: e,
+        })?;
+        args.push(flag("values", &path));
+    }
+    for (name, value, force_string) in &opts.parameters {
+        let key = argv::set_key(name).map_err(refused(&source.path))?;
+        let value = argv::set_value(value).map_err(refused(&source.path))?;
+        let set = if *force_string { "set-string" } else { "set" };
+        args.push(format!("--{set}={key}={value}").into());
+    }
+    args.push("--".into());
+    args.push(release.into());
+    args.push(repo.join(source.path.as_str()).into_os_string());
+    Ok(args)
 }

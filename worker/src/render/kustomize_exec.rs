@@ -80,8 +80,10 @@ impl Backend for KustomizeExec {
         let dir = repo.join(source.path.as_str());
         let mut args: Vec<OsString> = Vec::new();
         args.push(if self.kubectl { "kustomize" } else { "build" }.into());
-        args.push("--load-restrictor".into());
-        args.push("LoadRestrictionsRootOnly".into());
+        args.push("--load-restrictor=LoadRestrictionsRootOnly".into());
+        // The directory is an absolute scratch path, but positionals still go after `--` so that
+        // no path can ever be read as a flag.
+        args.push("--".into());
         args.push(dir.into_os_string());
         exec::run(&self.binary, &args, &repo, &home, &self.limits).map_err(|e| RenderError::Exec {
             path: source.path.to_string(),

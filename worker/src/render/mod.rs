@@ -10,6 +10,7 @@
 //! sandboxed [`RepoFs`], into a temporary directory and the tool runs there. A symlink to
 //! `/etc/passwd` or a file outside the input graph therefore cannot be read by the tool either.
 
+pub mod argv;
 pub mod cache;
 pub mod directory;
 pub mod exec;
@@ -20,6 +21,7 @@ pub mod kustomize_exec;
 pub mod native;
 pub mod overlay;
 pub mod source;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ use crate::yaml::YamlError;
 
 pub use exec::ExecLimits;
 pub use source::{DirectoryOptions, HelmOptions, KustomizeOptions, RenderSource, SourceKind};
+pub use verify::{NotCheckedConclusion, Scope, VerifyMode, VerifySettings};
 
 /// Whether `auto` renders kustomize sources with the native engine first (falling back to the
 /// binary, with a note, on anything it reports as unsupported) or with the binary first (the native
@@ -81,6 +84,15 @@ pub enum RenderError {
 }
 
 impl RenderError {
+    /// True when Capstan cannot render the source (a missing tool, a feature no available
+    /// backend supports) as opposed to the source being wrong: the app is "not checked".
+    pub fn is_not_checked(&self) -> bool {
+        matches!(
+            self,
+            RenderError::Unavailable { .. } | RenderError::Unsupported { .. }
+        )
+    }
+
     /// True when the failure is a refused remote source.
     pub fn is_remote(&self) -> bool {
         matches!(
@@ -149,6 +161,10 @@ pub struct RenderConfig {
     pub kustomize_binary: Option<PathBuf>,
     /// Overrides the `helm` lookup on `PATH`.
     pub helm_binary: Option<PathBuf>,
+    /// Overrides [`native::ENGINE_VERSION`] (tests simulate an engine upgrade with it).
+    pub engine_version: Option<String>,
+    /// Test hook: alters the native engine's result before it is used or verified.
+    pub engine_hook: Option<verify::EngineHook>,
 }
 
 /// The result of rendering one source.
@@ -164,6 +180,10 @@ pub struct RenderOutput {
     /// Fallbacks and options that were not applied, in words.
     pub notes: Vec<String>,
     pub cache_hit: bool,
+    /// Parts of the app that were not rendered (a multi-source app whose other sources come
+    /// from elsewhere), with the reason: the app is then "not checked" although objects exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_checked: Vec<String>,
 }
 
 /// Counters for tests and benchmarks: how often a backend really ran.
@@ -173,15 +193,25 @@ pub struct RenderStats {
     pub cache_hits: AtomicUsize,
 }
 
-/// Picks backends, computes inputs, applies the cache.
-pub struct Renderer {
+/// What every scoped copy of a [`Renderer`] shares.
+struct Shared {
     config: RenderConfig,
     cache: cache::RenderCache,
     native: native::NativeBackend,
     kustomize: Option<kustomize_exec::KustomizeExec>,
     helm: Option<helm::HelmExec>,
     directory: directory::DirectoryBackend,
-    pub stats: RenderStats,
+    fidelity: verify::Fidelity,
+}
+
+/// Picks backends, computes inputs, applies the cache, verifies the native engine.
+///
+/// One renderer serves a process; [`Renderer::scoped`] gives a copy for one repository and its
+/// verification settings that shares the cache, the backends and the pins.
+pub struct Renderer {
+    shared: Arc<Shared>,
+    scope: verify::Scope,
+    pub stats: Arc<RenderStats>,
 }
 
 impl Renderer {
@@ -198,25 +228,61 @@ impl Renderer {
             .clone()
             .or_else(|| exec::which("helm"))
             .map(|p| helm::HelmExec::new(p, config.limits.clone()));
+        let engine_version = config
+            .engine_version
+            .clone()
+            .unwrap_or_else(|| native::ENGINE_VERSION.to_string());
         Renderer {
-            cache: cache::RenderCache::new(config.cache_dir.clone(), config.cache_limits),
-            native: native::NativeBackend,
-            kustomize,
-            helm,
-            directory: directory::DirectoryBackend,
-            stats: RenderStats::default(),
-            config,
+            shared: Arc::new(Shared {
+                cache: cache::RenderCache::new(config.cache_dir.clone(), config.cache_limits),
+                native: native::NativeBackend,
+                kustomize,
+                helm,
+                directory: directory::DirectoryBackend,
+                fidelity: verify::Fidelity::new(engine_version),
+                config,
+            }),
+            scope: verify::Scope::default(),
+            stats: Arc::new(RenderStats::default()),
+        }
+    }
+
+    /// This renderer for one repository and its verification settings (same cache and pins).
+    pub fn scoped(&self, scope: verify::Scope) -> Renderer {
+        Renderer {
+            shared: self.shared.clone(),
+            scope,
+            stats: self.stats.clone(),
+        }
+    }
+
+    pub fn scope(&self) -> &verify::Scope {
+        &self.scope
+    }
+
+    /// Pins, seen kustomizations and unsaved verification records.
+    pub fn fidelity(&self) -> &verify::Fidelity {
+        &self.shared.fidelity
+    }
+
+    /// Why sources of this kind cannot be rendered here (a missing tool), if they cannot.
+    pub fn unavailable(&self, kind: &SourceKind) -> Option<String> {
+        match kind {
+            SourceKind::Helm(_) if self.shared.helm.is_none() => {
+                Some("helm unavailable (no helm binary on PATH and none configured)".into())
+            }
+            _ => None,
         }
     }
 
     pub fn config(&self) -> &RenderConfig {
-        &self.config
+        &self.shared.config
     }
 
     /// The source as the chosen backend treats it (e.g. `--backend directory` on a kustomize dir).
     fn coerce(&self, source: &RenderSource) -> RenderSource {
         let mut s = source.clone();
-        match (self.config.backend, &s.kind) {
+        match (self.shared.config.backend, &s.kind) {
             (BackendChoice::Native | BackendChoice::Kustomize, SourceKind::Kustomize(_))
             | (BackendChoice::Helm, SourceKind::Helm(_))
             | (BackendChoice::Directory, SourceKind::Directory(_))
@@ -276,8 +342,22 @@ impl Renderer {
             SourceKind::Directory(opts) => directory::inputs(fs, &source.path, opts)?,
         };
         let prints = inputs::fingerprint(fs, &inputs)?;
-        let key = cache::key(self.config.backend, &source, &prints);
-        if let Some(hit) = self.cache.get(&key) {
+        let sh = &self.shared;
+        let key = cache::key(
+            sh.config.backend,
+            &source,
+            &prints,
+            sh.fidelity.engine_version(),
+            &self.scope.repo,
+        );
+        // A native entry cached before its kustomization was pinned is not served again.
+        let pinned = matches!(source.kind, SourceKind::Kustomize(_))
+            && sh.fidelity.pin(&self.scope.repo, &source.path).is_some();
+        if let Some(hit) = sh
+            .cache
+            .get(&key)
+            .filter(|h| !(pinned && h.backend == "native"))
+        {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
             let objects = objects::parse_stream(&hit.yaml, &source.path.to_string())?;
             return Ok(RenderOutput {
@@ -287,13 +367,14 @@ impl Renderer {
                 backend: hit.backend.clone(),
                 notes: hit.notes.clone(),
                 cache_hit: true,
+                not_checked: Vec::new(),
             });
         }
         self.stats.backend_runs.fetch_add(1, Ordering::Relaxed);
-        let (yaml, backend) = self.run_backend(fs, &source, &inputs, &mut notes)?;
+        let (yaml, backend) = self.run_backend(fs, &source, &inputs, &prints, &mut notes)?;
         let objects = objects::parse_stream(&yaml, &source.path.to_string())?;
         let yaml: Arc<str> = Arc::from(yaml);
-        self.cache.put(
+        sh.cache.put(
             &key,
             cache::Entry {
                 yaml: yaml.to_string(),
@@ -308,11 +389,13 @@ impl Renderer {
             backend: backend.to_string(),
             notes,
             cache_hit: false,
+            not_checked: Vec::new(),
         })
     }
 
     fn kustomize_exec(&self) -> Result<&kustomize_exec::KustomizeExec, RenderError> {
-        self.kustomize
+        self.shared
+            .kustomize
             .as_ref()
             .ok_or_else(|| RenderError::Unavailable {
                 backend: "kustomize".into(),
@@ -320,53 +403,195 @@ impl Renderer {
             })
     }
 
+    /// The native engine's result, through the test hook when one is set.
+    fn native(
+        &self,
+        fs: &dyn RepoFs,
+        source: &RenderSource,
+        inputs: &BTreeSet<RepoPath>,
+    ) -> Result<String, RenderError> {
+        let out = self.shared.native.render(fs, source, inputs);
+        match &self.shared.config.engine_hook {
+            Some(hook) => (hook.0)(&source.path, out),
+            None => out,
+        }
+    }
+
     fn run_backend(
         &self,
         fs: &dyn RepoFs,
         source: &RenderSource,
         inputs: &BTreeSet<RepoPath>,
+        prints: &std::collections::BTreeMap<RepoPath, String>,
         notes: &mut Vec<String>,
     ) -> Result<(String, &'static str), RenderError> {
-        match (&source.kind, self.config.backend) {
+        let sh = &self.shared;
+        match (&source.kind, sh.config.backend) {
             (SourceKind::Kustomize(_), BackendChoice::Native) => {
-                Ok((self.native.render(fs, source, inputs)?, self.native.name()))
+                Ok((self.native(fs, source, inputs)?, sh.native.name()))
             }
             (SourceKind::Kustomize(_), BackendChoice::Kustomize) => {
                 let k = self.kustomize_exec()?;
                 Ok((k.render(fs, source, inputs)?, k.name()))
             }
-            (SourceKind::Kustomize(_), _) => {
-                if NATIVE_FIRST || self.kustomize.is_none() {
-                    match self.native.render(fs, source, inputs) {
-                        Ok(y) => return Ok((y, self.native.name())),
-                        Err(RenderError::Unsupported { feature, file }) => {
-                            if let Some(k) = &self.kustomize {
-                                notes.push(format!(
-                                    "native engine: unsupported {feature} ({file}); rendered with {}",
-                                    k.tool_name()
-                                ));
-                            } else {
-                                return Err(RenderError::Unsupported { feature, file });
-                            }
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                let k = self.kustomize_exec()?;
-                Ok((k.render(fs, source, inputs)?, k.name()))
-            }
+            (SourceKind::Kustomize(_), _) => self.kustomize_auto(fs, source, inputs, prints, notes),
             (SourceKind::Helm(_), _) => {
-                let h = self.helm.as_ref().ok_or_else(|| RenderError::Unavailable {
+                let h = sh.helm.as_ref().ok_or_else(|| RenderError::Unavailable {
                     backend: "helm".into(),
                     reason: "no helm binary on PATH and none configured".into(),
                 })?;
                 Ok((h.render(fs, source, inputs)?, h.name()))
             }
-            (SourceKind::Directory(_), _) => Ok((
-                self.directory.render(fs, source, inputs)?,
-                self.directory.name(),
-            )),
+            (SourceKind::Directory(_), _) => {
+                if let Some(j) = inputs.iter().find(|f| directory::is_jsonnet(f)) {
+                    return Err(RenderError::Unavailable {
+                        backend: "jsonnet".into(),
+                        reason: format!("{j}: Jsonnet is not rendered by Capstan"),
+                    });
+                }
+                Ok((
+                    sh.directory.render(fs, source, inputs)?,
+                    sh.directory.name(),
+                ))
+            }
         }
+    }
+
+    /// `auto` for a kustomization: a pinned one goes to the binary; otherwise the native engine
+    /// (when [`NATIVE_FIRST`] or without a binary), verified as the scope asks, with the
+    /// fallback policy of [`Renderer::native_failed`].
+    fn kustomize_auto(
+        &self,
+        fs: &dyn RepoFs,
+        source: &RenderSource,
+        inputs: &BTreeSet<RepoPath>,
+        prints: &std::collections::BTreeMap<RepoPath, String>,
+        notes: &mut Vec<String>,
+    ) -> Result<(String, &'static str), RenderError> {
+        let sh = &self.shared;
+        let repo = &self.scope.repo;
+        if let Some(k) = &sh.kustomize {
+            if let Some(pin) = sh.fidelity.pin(repo, &source.path) {
+                notes.push(pin.note(k.tool_name()));
+                return Ok((k.render(fs, source, inputs)?, k.name()));
+            }
+            if !NATIVE_FIRST {
+                return Ok((k.render(fs, source, inputs)?, k.name()));
+            }
+        }
+        let native = self.native(fs, source, inputs);
+        let Some(k) = &sh.kustomize else {
+            return Ok((native?, sh.native.name()));
+        };
+        let native = match native {
+            Ok(y) => y,
+            Err(e) => return self.native_failed(e, k, fs, source, inputs, notes),
+        };
+        match verify::when(&sh.fidelity, &self.scope, &source.path, prints) {
+            verify::When::Never => Ok((native, sh.native.name())),
+            verify::When::Later => {
+                verify::defer(&sh.fidelity, repo, fs, source, inputs, &native);
+                Ok((native, sh.native.name()))
+            }
+            verify::When::Now => self.against_binary(Ok(native), k, fs, source, inputs, notes),
+        }
+    }
+
+    /// The fallback policy, in one place: what `auto` does when the native engine fails and the
+    /// binary is installed. An unsupported feature goes to the binary with a note. Any other
+    /// engine error is checked against the binary: when the binary succeeds its output is used
+    /// and the disagreement recorded like any mismatch; when it fails too, the engine's error
+    /// stands. Refused inputs (a path escaping the repository, a remote base) never reach the
+    /// binary: they are refusals, not engine errors.
+    fn native_failed(
+        &self,
+        err: RenderError,
+        k: &kustomize_exec::KustomizeExec,
+        fs: &dyn RepoFs,
+        source: &RenderSource,
+        inputs: &BTreeSet<RepoPath>,
+        notes: &mut Vec<String>,
+    ) -> Result<(String, &'static str), RenderError> {
+        match err {
+            RenderError::Unsupported { feature, file } => {
+                notes.push(format!(
+                    "native engine: unsupported {feature} ({file}); rendered with {}",
+                    k.tool_name()
+                ));
+                Ok((k.render(fs, source, inputs)?, k.name()))
+            }
+            RenderError::Input { .. } | RenderError::Scratch { .. } => Err(err),
+            other => self.against_binary(Err(other), k, fs, source, inputs, notes),
+        }
+    }
+
+    /// Renders with the binary too and settles which output is used ([`verify::settle`]).
+    fn against_binary(
+        &self,
+        native: Result<String, RenderError>,
+        k: &kustomize_exec::KustomizeExec,
+        fs: &dyn RepoFs,
+        source: &RenderSource,
+        inputs: &BTreeSet<RepoPath>,
+        notes: &mut Vec<String>,
+    ) -> Result<(String, &'static str), RenderError> {
+        let binary = k.render(fs, source, inputs);
+        let settled = verify::settle(
+            &self.shared.fidelity,
+            &self.scope.repo,
+            source,
+            native,
+            binary,
+        );
+        match settled {
+            verify::Settled::Native(y) => Ok((y, self.shared.native.name())),
+            verify::Settled::Binary(y, m) => {
+                notes.push(m.note(k.tool_name()));
+                Ok((y, k.name()))
+            }
+            verify::Settled::Unverified(y, why) => {
+                notes.push(format!("not verified against {}: {why}", k.tool_name()));
+                Ok((y, self.shared.native.name()))
+            }
+            verify::Settled::Failed(e) => Err(e),
+        }
+    }
+
+    /// Runs the verifications deferred for `repo` (blocking: one binary render each). Returns
+    /// the mismatches found; each is already pinned and waits in [`verify::Fidelity`] to be
+    /// saved.
+    pub fn verify_pending(&self, repo: &str) -> Vec<verify::Mismatch> {
+        let Some(k) = &self.shared.kustomize else {
+            return Vec::new();
+        };
+        let pending = self.shared.fidelity.take_pending(repo);
+        let next = AtomicUsize::new(0);
+        let found = std::sync::Mutex::new(Vec::new());
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(pending.len());
+        // One binary process per pending render, on as many threads as there are cores.
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    while let Some(p) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let binary = k.render(&p.files, &p.source, &p.inputs);
+                        let settled = verify::settle(
+                            &self.shared.fidelity,
+                            repo,
+                            &p.source,
+                            Ok(p.native_yaml.to_string()),
+                            binary,
+                        );
+                        if let verify::Settled::Binary(_, m) = settled {
+                            found.lock().unwrap_or_else(|e| e.into_inner()).push(m);
+                        }
+                    }
+                });
+            }
+        });
+        found.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 }
 

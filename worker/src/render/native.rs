@@ -6,6 +6,10 @@ use super::kustomize::{self, KustomizeError};
 use super::{Backend, RenderError, RenderSource};
 use crate::repo_fs::{RepoFs, RepoPath};
 
+/// The engine's version as verification records and pins know it: a pin holds until this
+/// changes. Bump the suffix with every change to the engine's output (`render/kustomize/`).
+pub const ENGINE_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+native.1");
+
 pub struct NativeBackend;
 
 impl Backend for NativeBackend {

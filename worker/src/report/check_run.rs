@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::markdown::{inline_max, truncate};
 use super::{RunReport, Severity};
+use crate::render::NotCheckedConclusion;
 
 /// GitHub's limit for `output.summary`.
 pub const CHECK_SUMMARY_LIMIT: usize = 65_535;
@@ -21,7 +22,8 @@ pub enum Conclusion {
     Success,
     /// Any deny finding, any render error, or a hold.
     Failure,
-    /// Warnings only: worth a look, not blocking.
+    /// Warnings only, or an affected app Capstan could not render (`render.notChecked:
+    /// neutral`): worth a look, not blocking.
     Neutral,
 }
 
@@ -53,22 +55,36 @@ pub struct CheckRunOutput {
     pub annotation_batches: Vec<Vec<Annotation>>,
 }
 
-/// Builds the check-run output. Findings without a file cannot be annotated (they appear in the
-/// summary and the comment); a finding with a file but no line is annotated at line 1.
+/// Builds the check-run output with the default `render.notChecked` (neutral).
 pub fn check_run(report: &RunReport) -> CheckRunOutput {
+    check_run_with(report, NotCheckedConclusion::Neutral)
+}
+
+/// Builds the check-run output. Findings without a file cannot be annotated (they appear in the
+/// summary and the comment); a finding with a file but no line is annotated at line 1. An
+/// affected app that was not checked makes the conclusion `not_checked` at least: never success.
+pub fn check_run_with(report: &RunReport, not_checked: NotCheckedConclusion) -> CheckRunOutput {
     let deny = report.deny_count();
     let warn = report.warn_count();
     let errors = report.render_error_count();
+    let unchecked = report.not_checked_count();
+    let fails_unchecked = unchecked > 0 && not_checked == NotCheckedConclusion::Failure;
+    // A bound that was hit always fails: what it left unchecked is unknown.
     let limited = !report.limit_lines().is_empty();
-    let conclusion = if deny > 0 || errors > 0 || report.held_by.is_some() || limited {
+    let conclusion = if deny > 0
+        || errors > 0
+        || report.held_by.is_some()
+        || fails_unchecked
+        || limited
+    {
         Conclusion::Failure
-    } else if warn > 0 {
+    } else if warn > 0 || unchecked > 0 {
         Conclusion::Neutral
     } else {
         Conclusion::Success
     };
 
-    let title = title(report, deny, warn, errors);
+    let title = title(report, deny, warn, errors, unchecked);
     let summary = summary(report);
 
     let annotations: Vec<Annotation> = report
@@ -112,10 +128,13 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn title(report: &RunReport, deny: usize, warn: usize, errors: usize) -> String {
+fn title(report: &RunReport, deny: usize, warn: usize, errors: usize, unchecked: usize) -> String {
     let mut parts = vec![plural(report.apps.len(), "app", "apps")];
     if errors > 0 {
         parts.push(plural(errors, "render error", "render errors"));
+    }
+    if unchecked > 0 {
+        parts.push(format!("{unchecked} not checked"));
     }
     if deny > 0 {
         parts.push(format!("{deny} deny"));
@@ -162,7 +181,13 @@ fn summary(report: &RunReport) -> String {
             a.diff.count(K::Removed),
             a.deny_count(),
             a.warn_count(),
-            if a.has_render_error() { "failed" } else { "ok" }
+            if a.has_render_error() {
+                "failed"
+            } else if a.is_not_checked() {
+                "not checked"
+            } else {
+                "ok"
+            }
         );
         if out.len() + row.len() + footer_room > CHECK_SUMMARY_LIMIT {
             break;

@@ -305,7 +305,9 @@ fn summary_table(report: &RunReport, budget: usize) -> String {
     let mut shown = 0;
     for a in &report.apps {
         let (add, chg, rem) = counts(a);
-        let policy = if !a.has_render_error() {
+        let policy = if a.is_not_checked() && !a.has_render_error() {
+            format!("⚪ not checked; {}", policy_verdict(a))
+        } else if !a.has_render_error() {
             policy_verdict(a)
         } else if a.findings.is_empty() {
             "💥 render error".to_string()
@@ -332,6 +334,19 @@ fn summary_table(report: &RunReport, budget: usize) -> String {
             out,
             "\n…and {} more apps; see the dashboard.",
             report.apps.len() - shown
+        );
+    }
+    let unchecked = report.not_checked_count();
+    if unchecked > 0 {
+        let _ = writeln!(
+            out,
+            "\n⚪ **{unchecked} not checked**: Capstan could not render {} (the reason is in the app's section), so this report cannot vouch for {}.",
+            if unchecked == 1 {
+                "this app"
+            } else {
+                "these apps"
+            },
+            if unchecked == 1 { "it" } else { "them" },
         );
     }
     out.push('\n');
@@ -408,6 +423,8 @@ fn section_open(a: &AppSection, link: &str, budget: usize) -> String {
     let _ = write!(out, ": +{add} ~{chg} −{rem} · {}", policy_verdict(a));
     if a.has_render_error() {
         out.push_str(" · 💥 render error");
+    } else if a.is_not_checked() {
+        out.push_str(" · ⚪ not checked");
     }
     out.push_str("</summary>\n\n");
     let _ = writeln!(out, "[This app on the dashboard]({link})\n");

@@ -15,7 +15,7 @@ use crate::diff::AppDiff;
 
 pub use check_run::{
     ANNOTATION_BATCH, Annotation, AnnotationLevel, CHECK_SUMMARY_LIMIT, CheckRunOutput, Conclusion,
-    check_run,
+    check_run, check_run_with,
 };
 pub use comment::{
     COMMENT_LIMIT, CommentPart, RenderedComment, marker, parse_marker, render_comment,
@@ -117,6 +117,12 @@ impl AppSection {
                 .any(|p| p.side == "head" && p.status == "failed")
     }
 
+    /// True when Capstan could not render the app (wholly or partly) at base or head: nothing
+    /// vouches for what was not rendered.
+    pub fn is_not_checked(&self) -> bool {
+        self.diff.not_checked()
+    }
+
     /// Dashboard link to this app's section of the run page.
     pub fn anchor_url(&self, run_url: &str) -> String {
         format!("{run_url}#app-{}", markdown::url_fragment(&self.name))
@@ -134,6 +140,14 @@ impl RunReport {
 
     pub fn render_error_count(&self) -> usize {
         self.apps.iter().filter(|a| a.has_render_error()).count()
+    }
+
+    /// Affected apps that were not checked (and had no render error, which counts first).
+    pub fn not_checked_count(&self) -> usize {
+        self.apps
+            .iter()
+            .filter(|a| a.is_not_checked() && !a.has_render_error())
+            .count()
     }
 
     /// Every bound hit: the run's own and those of the app diffs.

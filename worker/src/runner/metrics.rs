@@ -154,6 +154,8 @@ impl Metrics {
                 );
             }
         });
+        // Render verification counts live with the renderer, which any job may own.
+        out.push_str(&crate::render::verify::metrics_text());
         if let Some(depth) = depth {
             out.push_str("# HELP capstan_queue_jobs Jobs in the queue by kind and state.\n");
             out.push_str("# TYPE capstan_queue_jobs gauge\n");

@@ -336,10 +336,17 @@ impl RunStore for SqlRunStore {
             None => (0, 0, 0, 0),
         };
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        // Reports quote upstream text (tool stderr, ArgoCD messages); the dashboard shows them,
+        // so they are scrubbed as stored.
         let report = outcome
             .report
             .as_ref()
-            .and_then(|r| serde_json::to_string(r).ok());
+            .and_then(|r| serde_json::to_value(r).ok())
+            .map(|mut v| {
+                crate::scrub::scrub_json(&mut v);
+                v.to_string()
+            });
+        let error = outcome.error.as_deref().map(crate::scrub::scrub_string);
         let comment_ids =
             serde_json::to_string(&outcome.comment_ids).unwrap_or_else(|_| "[]".into());
         execute!(
@@ -348,7 +355,7 @@ impl RunStore for SqlRunStore {
             "UPDATE runs SET status = $1, error = $2, report = $3, comment_ids = $4, apps = $5, \
              denies = $6, warns = $7, render_errors = $8, finished_at = $9 WHERE id = $10",
             outcome.status.as_str(),
-            &outcome.error,
+            &error,
             report,
             comment_ids,
             count(apps),

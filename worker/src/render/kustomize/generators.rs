@@ -69,7 +69,7 @@ fn generate(
     let mut envs = strs(item.get("envs"), &file, "envs")?;
     envs.extend(strs(item.get("env"), &file, "env")?);
     for env in envs {
-        let path = ld.join(&k.dir, &env, &k.file)?;
+        let path = ld.join_file(&k.dir, &env, &k.file)?;
         let text = ld.read(&path)?;
         for (i, line) in text.split('\n').enumerate() {
             let mut line = line.strip_suffix('\r').unwrap_or(line);
@@ -113,7 +113,7 @@ fn generate(
             }
             None => (f.rsplit('/').next().unwrap_or(&f).to_string(), f.clone()),
         };
-        let path = ld.join(&k.dir, &rel, &k.file)?;
+        let path = ld.join_file(&k.dir, &rel, &k.file)?;
         if ld.fs.kind(&path)? == Some(crate::repo_fs::EntryKind::Dir) {
             return Err(KustomizeError::unsupported(
                 "generator files from a directory",
@@ -136,7 +136,7 @@ fn generate(
             ));
         }
         let v = if is_secret {
-            base64::engine::general_purpose::STANDARD.encode(val.as_bytes())
+            encode_base64(val.as_bytes())
         } else {
             val
         };
@@ -144,7 +144,7 @@ fn generate(
     }
     let mut bin = Map::new();
     for (key, val) in binary {
-        let enc = base64::engine::general_purpose::STANDARD.encode(&val);
+        let enc = encode_base64(&val);
         if is_secret {
             data.insert(key, Value::String(enc));
         } else {
@@ -219,6 +219,23 @@ fn generate(
     });
     r.behavior = Some(behavior);
     Ok(r)
+}
+
+/// Base64 the way kustomize's generators store it: an encoding of 70 characters or more is cut
+/// into lines of 70, each ending in a newline, so it prints as a literal block (and is hashed so).
+fn encode_base64(bytes: &[u8]) -> String {
+    const LINE: usize = 70;
+    let enc = base64::engine::general_purpose::STANDARD.encode(bytes);
+    if enc.len() < LINE {
+        return enc;
+    }
+    let mut out = String::with_capacity(enc.len() + enc.len() / LINE + 1);
+    // Base64 is ASCII, so byte chunks are whole characters.
+    for chunk in enc.as_bytes().chunks(LINE) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out
 }
 
 fn remove_quotes(s: &str) -> &str {

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::KustomizeError;
+use super::config::{TransformerConfig, paths_for};
 use super::fieldpath;
 use super::loader::{Kust, string_map};
 use super::resource::{Res, obj_mut};
@@ -141,7 +142,7 @@ fn applicable(r: &Res, specs: &[Spec]) -> Vec<(&'static str, bool)> {
 /// an existing entry is overwritten in place (so every place that shares its value node follows,
 /// see `Res::aliases`), while the entries it creates for one key in one object all share one new
 /// node.
-fn apply_pairs(r: &mut Res, paths: &[(&str, bool)], pairs: &[(String, String)]) {
+pub(super) fn apply_pairs(r: &mut Res, paths: &[(&str, bool)], pairs: &[(String, String)]) {
     let mut maps = Vec::new();
     for (path, create) in paths {
         maps.extend(fieldpath::pointers(&mut r.v, path, *create));
@@ -177,7 +178,7 @@ fn affinity_specs() -> Vec<Spec> {
     v
 }
 
-pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
+pub fn run(k: &Kust, ra: &mut [Res], cfg: &TransformerConfig) -> Result<(), KustomizeError> {
     let common = string_map(k.field("commonLabels"), &k.file, "commonLabels")?;
     if !common.is_empty() {
         for r in ra.iter_mut() {
@@ -185,6 +186,7 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
             paths.extend(applicable(r, SELECTORS));
             paths.extend(applicable(r, &affinity_specs()));
             paths.extend(applicable(r, TEMPLATES));
+            paths.extend(paths_for(&cfg.common_labels, r));
             apply_pairs(r, &paths, &common);
         }
     }
@@ -217,6 +219,12 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
             if sel || tpl {
                 paths.extend(applicable(r, TEMPLATES));
             }
+            paths.extend(paths_for(&cfg.labels, r));
+            if sel {
+                paths.extend(paths_for(&cfg.common_labels, r));
+            } else if tpl {
+                paths.extend(paths_for(&cfg.template_labels, r));
+            }
             apply_pairs(r, &paths, &pairs);
             for f in &fields {
                 let get = |n: &str| f.get(n).and_then(Value::as_str).unwrap_or("");
@@ -241,7 +249,11 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
     Ok(())
 }
 
-pub fn run_annotations(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
+pub fn run_annotations(
+    k: &Kust,
+    ra: &mut [Res],
+    cfg: &TransformerConfig,
+) -> Result<(), KustomizeError> {
     let pairs = string_map(k.field("commonAnnotations"), &k.file, "commonAnnotations")?;
     if pairs.is_empty() {
         return Ok(());
@@ -249,6 +261,7 @@ pub fn run_annotations(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
     for r in ra.iter_mut() {
         let mut paths = vec![("metadata/annotations", true)];
         paths.extend(applicable(r, ANNOTATION_TEMPLATES));
+        paths.extend(paths_for(&cfg.common_annotations, r));
         apply_pairs(r, &paths, &pairs);
     }
     Ok(())

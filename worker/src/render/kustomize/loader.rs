@@ -36,6 +36,9 @@ const KNOWN_FIELDS: &[&str] = &[
     "sortOptions",
     "vars",
     "buildMetadata",
+    "configurations",
+    "transformers",
+    "generators",
 ];
 
 pub struct Loader<'a> {
@@ -45,6 +48,8 @@ pub struct Loader<'a> {
     /// Kustomizations accumulated so far; bounds diamond-shaped trees that re-include bases.
     visits: usize,
     vars: Vec<super::vars::Var>,
+    /// Extra field specs from `configurations:` of the accumulation being built.
+    pub config: super::config::TransformerConfig,
 }
 
 /// More kustomization visits than this in one build is refused (a tree that includes its bases
@@ -130,6 +135,7 @@ impl<'a> Loader<'a> {
             depth: 0,
             visits: 0,
             vars: Vec::new(),
+            config: Default::default(),
         }
     }
 
@@ -151,6 +157,25 @@ impl<'a> Loader<'a> {
             remote @ crate::repo_fs::FsError::Remote(_) => KustomizeError::invalid(file, remote),
             other => KustomizeError::invalid(file, other),
         })
+    }
+
+    /// Like [`Self::join`] for a file (resource, patch, generator source, replacement): kustomize's
+    /// default load restrictor refuses files outside the kustomization's directory, while
+    /// directories (bases, components) may be anywhere.
+    pub fn join_file(
+        &self,
+        dir: &RepoPath,
+        rel: &str,
+        file: &RepoPath,
+    ) -> Result<RepoPath, KustomizeError> {
+        let path = self.join(dir, rel, file)?;
+        if !path.starts_with(dir) {
+            return Err(KustomizeError::invalid(
+                file,
+                format!("security; file '{path}' is not in or below '{dir}'"),
+            ));
+        }
+        Ok(path)
     }
 
     pub fn load_kustomization(&mut self, dir: &RepoPath) -> Result<Kust, KustomizeError> {
@@ -204,10 +229,8 @@ impl<'a> Loader<'a> {
                         "helmCharts" | "helmChartInflationGenerator" | "helmGlobals" => {
                             KustomizeError::unsupported("helmCharts", file_s)
                         }
-                        "crds" | "configurations" | "openapi" | "generators" | "transformers"
-                        | "validators" | "buildMetadata" | "imageTags" | "commonLabel" => {
-                            KustomizeError::unsupported(k, file_s)
-                        }
+                        "crds" | "openapi" | "validators" | "buildMetadata" | "imageTags"
+                        | "commonLabel" => KustomizeError::unsupported(k, file_s),
                         _ => KustomizeError::invalid(
                             file_s,
                             format!("invalid Kustomization: json: unknown field \"{k}\""),
@@ -230,8 +253,8 @@ impl<'a> Loader<'a> {
         let mut ra = Vec::new();
         self.accumulate(&kust, &mut ra)?;
         generators::add_hashes(&mut ra)?;
-        super::nameref::fix(&mut ra, &kust.file_str())?;
-        super::vars::resolve(&self.vars, &mut ra)?;
+        super::nameref::fix(&mut ra, &kust.file_str(), &self.config)?;
+        super::vars::resolve(&self.vars, &mut ra, &self.config)?;
         ra.retain(|r| {
             r.v.pointer("/metadata/annotations/config.kubernetes.io~1local-config")
                 .and_then(Value::as_str)
@@ -276,12 +299,17 @@ impl<'a> Loader<'a> {
                         ));
                     }
                     let mut sub_ra = Vec::new();
+                    // A base is accumulated with its own configuration, which then joins ours.
+                    let ours = std::mem::take(&mut self.config);
                     self.accumulate(&sub, &mut sub_ra)?;
+                    let theirs = std::mem::replace(&mut self.config, ours);
+                    self.config.merge(&theirs);
                     for r in sub_ra {
                         append(ra, r, &k.file)?;
                     }
                 }
                 Some(EntryKind::File) => {
+                    let path = self.join_file(&k.dir, &entry, &k.file)?;
                     for r in self.load_resources(&path)? {
                         append(ra, r, &k.file)?;
                     }
@@ -294,7 +322,9 @@ impl<'a> Loader<'a> {
                 }
             }
         }
+        super::plugins::merge_configurations(self, k)?;
         generators::run(self, k, ra)?;
+        super::plugins::run_generators(self, k, ra)?;
         for entry in k.str_list("components")? {
             let path = self.join(&k.dir, &entry, &k.file)?;
             if self.fs.kind(&path)? != Some(EntryKind::Dir) {
@@ -314,14 +344,15 @@ impl<'a> Loader<'a> {
         }
         super::patches::run_strategic_merge_legacy(self, k, ra)?;
         super::patches::run_patches(self, k, ra)?;
-        super::namespace::run(k, ra)?;
-        super::prefix_suffix::run(k, ra)?;
-        super::labels::run(k, ra)?;
-        super::labels::run_annotations(k, ra)?;
+        super::namespace::run(k, ra, &self.config)?;
+        super::prefix_suffix::run(k, ra, &self.config)?;
+        super::labels::run(k, ra, &self.config)?;
+        super::labels::run_annotations(k, ra, &self.config)?;
         super::patches::run_json6902_legacy(self, k, ra)?;
-        super::replicas::run(k, ra)?;
-        super::images::run(k, ra)?;
+        super::replicas::run(k, ra, &self.config)?;
+        super::images::run(k, ra, &self.config)?;
         super::replacements::run(self, k, ra)?;
+        super::plugins::run_transformers(self, k, ra)?;
         super::vars::collect(k.field("vars"), &k.file_str(), &mut self.vars)?;
         self.depth -= 1;
         Ok(())
@@ -330,28 +361,42 @@ impl<'a> Loader<'a> {
     /// Every object in one resource file (`List` kinds expanded).
     pub fn load_resources(&mut self, path: &RepoPath) -> Result<Vec<Res>, KustomizeError> {
         let text = self.read(path)?;
-        let file = path.to_string();
+        self.parse_resources(&text, &path.to_string())
+    }
+
+    /// The objects a kustomization in `dir` produces before any top-level step (hashes, name
+    /// references, vars), built apart from the current accumulation: its configuration and
+    /// vars do not join ours (kustomize's loading of plugin configs from a directory).
+    pub fn accumulate_apart(&mut self, dir: &RepoPath) -> Result<Vec<Res>, KustomizeError> {
+        let sub = self.load_kustomization(dir)?;
+        let saved_cfg = std::mem::take(&mut self.config);
+        let saved_vars = std::mem::take(&mut self.vars);
+        let mut ra = Vec::new();
+        let res = self.accumulate(&sub, &mut ra);
+        self.config = saved_cfg;
+        self.vars = saved_vars;
+        res.map(|()| ra)
+    }
+
+    /// Every object in one YAML text (`List` kinds expanded).
+    pub fn parse_resources(&self, text: &str, file: &str) -> Result<Vec<Res>, KustomizeError> {
         let mut out = Vec::new();
-        for doc in yaml_load::parse_documents(&text, &file)? {
+        for doc in yaml_load::parse_documents(text, file)? {
             let Value::Object(obj) = &doc else {
-                return Err(KustomizeError::invalid(&file, "document is not a mapping"));
+                return Err(KustomizeError::invalid(file, "document is not a mapping"));
             };
+            // A `kind: Kustomization` document (a Flux Kustomization, even a kustomize one) is
+            // an ordinary object to kustomize when it is listed as a resource file.
             let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-            if kind == "Kustomization" || kind == "Component" {
-                return Err(KustomizeError::invalid(
-                    &file,
-                    "a kustomization file cannot be listed as a resource",
-                ));
-            }
             if kind.ends_with("List")
                 && let Some(Value::Array(items)) = obj.get("items")
             {
                 for item in items {
-                    out.push(check_object(item.clone(), &file)?);
+                    out.push(check_object(item.clone(), file)?);
                 }
                 continue;
             }
-            out.push(check_object(doc, &file)?);
+            out.push(check_object(doc, file)?);
         }
         Ok(out)
     }
@@ -396,7 +441,9 @@ pub fn absorb(ra: &mut Vec<Res>, r: Res, file: &str) -> Result<(), KustomizeErro
     let id = r.id();
     // kustomize matches on the current id or any earlier one (a base may have renamed or
     // re-namespaced the object since).
-    let eff = |kind: &str, ns: &str| super::resource::eff_ns(kind, ns).to_string();
+    let eff = |kind: &str, ns: &str| {
+        super::resource::eff_ns(&id.group, &id.version, kind, ns).to_string()
+    };
     let want_ns = eff(&id.kind, &id.namespace);
     let existing: Vec<usize> = ra
         .iter()

@@ -10,8 +10,10 @@
 //! order; at the top level the content hashes are appended to generated names, name references
 //! are fixed, and the result is sorted and printed.
 
+mod config;
 mod emit;
 mod fieldpath;
+mod fold_quirk;
 mod generators;
 mod images;
 mod labels;
@@ -23,6 +25,7 @@ mod order;
 mod patch_json6902;
 mod patch_smp;
 mod patches;
+mod plugins;
 mod prefix_suffix;
 mod replacements;
 mod replicas;

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::KustomizeError;
+use super::config::TransformerConfig;
 use super::resource::{Res, eff_ns, is_cluster_scoped};
 
 const POD_REFS: &[(&str, &str)] = &[
@@ -124,8 +125,8 @@ fn resolve(ra: &[Res], kind: &str, value: &str, ns: Option<&str>) -> Option<Stri
             continue;
         }
         if let Some(ns) = ns
-            && !is_cluster_scoped(kind)
-            && eff_ns(kind, c.namespace()) != ns
+            && !is_cluster_scoped(c.group(), c.version(), kind)
+            && eff_ns(c.group(), c.version(), kind, c.namespace()) != ns
         {
             continue;
         }
@@ -147,8 +148,10 @@ fn resolve_moved(ra: &[Res], kind: &str, name: &str, ns: Option<&str>) -> Option
     }
     let mut found: Option<&Res> = None;
     for c in ra.iter().filter(|c| c.kind() == kind) {
-        let ids = std::iter::once((c.name(), c.namespace()))
-            .chain(c.prev.iter().map(|p| (p.1.as_str(), p.2.as_str())));
+        // kustomize only considers objects with a previous id (renamed, re-namespaced or given
+        // a hash suffix) and matches their previous names: an untouched ServiceAccount never
+        // gets its namespace written into a subject that leaves it out.
+        let ids = c.prev.iter().map(|p| (p.1.as_str(), p.2.as_str()));
         let mut hit = false;
         for (n, cns) in ids {
             if n == name && ns.is_none_or(|want| eff(want) == eff(cns)) {
@@ -191,13 +194,13 @@ fn collect(v: &Value, segs: &[&str], path: String, out: &mut Vec<String>) {
     }
 }
 
-pub fn fix(ra: &mut [Res], _file: &str) -> Result<(), KustomizeError> {
+pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), KustomizeError> {
     // (resource index, JSON pointer, referenced kind, namespace to match)
     let mut edits: Vec<(usize, String, String)> = Vec::new();
     // (resource index, pointer of the map, namespace to set)
     let mut inserts: Vec<(usize, String, String)> = Vec::new();
     for (i, r) in ra.iter().enumerate() {
-        let ns = eff_ns(r.kind(), r.namespace()).to_string();
+        let ns = eff_ns(r.group(), r.version(), r.kind(), r.namespace()).to_string();
         let mut refs: Vec<(&str, String)> = Vec::new();
         if let Some(base) = pod_spec_path(r.kind()) {
             for (kind, p) in POD_REFS {
@@ -207,6 +210,16 @@ pub fn fix(ra: &mut [Res], _file: &str) -> Result<(), KustomizeError> {
         for (referrer, kind, p) in OTHER_REFS {
             if *referrer == r.kind() {
                 refs.push((kind, p.to_string()));
+            }
+        }
+        // Extra references from `configurations:`; those the defaults already cover (often
+        // restated in kubebuilder's kustomizeconfig.yaml) must not run twice.
+        for (kind, p) in cfg.name_refs_of(r) {
+            let p = p.replace("[]", "");
+            if !refs.iter().any(|(k, q)| *k == kind && *q == p)
+                && !handled_below(r.kind(), kind, &p)
+            {
+                refs.push((kind, p));
             }
         }
         if r.kind() == "HorizontalPodAutoscaler"
@@ -304,6 +317,20 @@ pub fn fix(ra: &mut [Res], _file: &str) -> Result<(), KustomizeError> {
         }
     }
     Ok(())
+}
+
+/// References the special cases of `fix` resolve (with their own namespace handling).
+fn handled_below(referrer: &str, kind: &str, path: &str) -> bool {
+    match referrer {
+        "RoleBinding" | "ClusterRoleBinding" => {
+            path.starts_with("roleRef/") || path.starts_with("subjects")
+        }
+        "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration" => {
+            kind == "Service" && path == "webhooks/clientConfig/service/name"
+        }
+        "HorizontalPodAutoscaler" => path == "spec/scaleTargetRef/name",
+        _ => false,
+    }
 }
 
 fn leak_kind(k: &str) -> &'static str {

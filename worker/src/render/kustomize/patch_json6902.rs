@@ -20,10 +20,7 @@ pub fn apply(doc: &mut Value, ops: &Value) -> Result<(), String> {
             "remove" => {
                 remove(doc, path)?;
             }
-            "replace" => {
-                let target = doc.pointer_mut(path).ok_or_else(|| missing(path))?;
-                *target = value(op)?;
-            }
+            "replace" => replace(doc, path, value(op)?)?,
             "move" => {
                 let from = op
                     .get("from")
@@ -113,6 +110,28 @@ fn add(doc: &mut Value, path: &str, v: Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// kustomize's JSON patch library (evanphx/json-patch v5) adds a missing key to an existing map on
+/// `replace`; a missing list index or a missing parent stays an error.
+fn replace(doc: &mut Value, path: &str, v: Value) -> Result<(), String> {
+    if let Some(target) = doc.pointer_mut(path) {
+        *target = v;
+        return Ok(());
+    }
+    let (parent, last) = split(path)?;
+    match doc.pointer_mut(parent) {
+        Some(Value::Object(m)) => {
+            m.insert(last, v);
+            Ok(())
+        }
+        Some(_) => Err(format!(
+            "replace operation does not apply: doc is missing key: {path}: missing value"
+        )),
+        None => Err(format!(
+            "replace operation does not apply: doc is missing path: {path}: missing value"
+        )),
+    }
 }
 
 fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {

@@ -20,7 +20,21 @@ pub fn apply(dst: &mut Value, patch: &Value) -> Result<bool, Unsupported> {
     let kind = dst.get("kind").and_then(Value::as_str).unwrap_or("");
     let ty = TypeRef::for_gvk(av, kind);
     merge_value(dst, patch, ty)?;
+    drop_nulls(dst);
     Ok(true)
+}
+
+/// kustomize's merge walks the whole patched object and leaves out every field whose value is
+/// null, also outside the patched parts (`resources: null` in a container disappears).
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 fn directive(v: &Value) -> Option<&str> {

@@ -18,7 +18,7 @@ fn load_text(
 ) -> Result<(String, String), KustomizeError> {
     match (path, inline) {
         (Some(p), None) => {
-            let rp = ld.join(&k.dir, p, &k.file)?;
+            let rp = ld.join_file(&k.dir, p, &k.file)?;
             let text = ld.read(&rp)?;
             Ok((text, rp.to_string()))
         }

@@ -26,7 +26,7 @@ pub fn run(ld: &mut Loader, k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeErr
     let file = k.file_str();
     for item in items {
         if let Some(path) = item.get("path").and_then(Value::as_str) {
-            let p = ld.join(&k.dir, path, &k.file)?;
+            let p = ld.join_file(&k.dir, path, &k.file)?;
             let text = ld.read(&p)?;
             let src = p.to_string();
             for doc in yaml_load::parse_documents(&text, &src)? {
@@ -300,26 +300,49 @@ fn set_value(
     Ok(())
 }
 
-/// Splits `a.b.[k=v].[x.y]` on dots outside brackets.
+/// Splits a field path the way kustomize's `SmarterPathSplitter` does: on dots, where `\.` is a
+/// literal dot (`metadata.labels.example\.com/user`), a leading dot is dropped, and a bracketed
+/// part spanning dots is joined again (`[k=v.w]`; `[x.y]` without `=` becomes the key `x.y`).
 fn split_path(p: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut depth = 0;
-    for c in p.chars() {
-        match c {
-            '[' => {
-                depth += 1;
-                cur.push(c);
+    let mut parts: Vec<&str> = p.split('.').collect();
+    if parts.len() > 1 && parts[0].is_empty() {
+        parts.remove(0);
+    }
+    let mut joined: Vec<String> = Vec::new();
+    for part in parts {
+        match joined.last_mut() {
+            Some(last) if last.ends_with('\\') => {
+                last.pop();
+                last.push('.');
+                last.push_str(part);
             }
-            ']' => {
-                depth -= 1;
-                cur.push(c);
-            }
-            '.' if depth == 0 => out.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
+            _ => joined.push(part.to_string()),
         }
     }
-    out.push(cur);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < joined.len() {
+        let elem = &joined[i];
+        if elem.starts_with('[') && !elem.ends_with(']') {
+            let mut bracketed = vec![elem.clone()];
+            while i < joined.len() - 1 {
+                i += 1;
+                bracketed.push(joined[i].clone());
+                if joined[i].ends_with(']') {
+                    break;
+                }
+            }
+            let s = bracketed.join(".");
+            if s.contains('=') {
+                out.push(s);
+            } else {
+                out.push(s.trim_matches(|c| c == '[' || c == ']').to_string());
+            }
+        } else {
+            out.push(elem.clone());
+        }
+        i += 1;
+    }
     out
 }
 
@@ -401,12 +424,18 @@ fn set_all(
             }
             if let Value::Object(m) = v {
                 if !m.contains_key(k) && create {
-                    let fresh = if rest.is_empty() {
-                        Value::Null
-                    } else {
-                        Value::Object(Map::new())
-                    };
-                    m.insert(k.to_string(), fresh);
+                    if rest.is_empty() {
+                        // kustomize creates an untagged scalar and copies only the source's
+                        // text into it, so the text is typed afresh (`"42"` lands as 42).
+                        let mut fresh = Value::Null;
+                        f(&mut fresh)?;
+                        if let Value::String(s) = &fresh {
+                            fresh = yaml_load::resolve_plain(s)?;
+                        }
+                        m.insert(k.to_string(), fresh);
+                        return Ok(());
+                    }
+                    m.insert(k.to_string(), Value::Object(Map::new()));
                 }
                 if let Some(x) = m.get_mut(k) {
                     set_all(x, rest, create, f)?;

@@ -3,10 +3,12 @@
 use serde_json::Value;
 
 use super::KustomizeError;
+use super::config::{TransformerConfig, paths_for};
+use super::fieldpath;
 use super::loader::Kust;
 use super::resource::{Res, obj_mut};
 
-pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
+pub fn run(k: &Kust, ra: &mut [Res], cfg: &TransformerConfig) -> Result<(), KustomizeError> {
     let Some(list) = k.field("replicas") else {
         return Ok(());
     };
@@ -30,6 +32,15 @@ pub fn run(k: &Kust, ra: &mut [Res]) -> Result<(), KustomizeError> {
                 .unwrap_or_else(|| r.name().to_string());
             if orig != name && r.name() != name {
                 continue;
+            }
+            // Kinds and fields added by `configurations:`.
+            let extra: Vec<(String, bool)> = paths_for(&cfg.replicas, r)
+                .into_iter()
+                .map(|(p, c)| (p.to_string(), c))
+                .collect();
+            for (path, create) in &extra {
+                workload = true;
+                fieldpath::visit(&mut r.v, path, *create, &mut |v| *v = Value::from(count));
             }
             if !matches!(
                 r.kind(),

@@ -136,7 +136,7 @@ impl Res {
             .insert("namespace".into(), Value::String(ns.to_string()));
     }
 
-    fn remember(&mut self) {
+    pub fn remember(&mut self) {
         let cur = (
             self.kind().to_string(),
             self.name().to_string(),
@@ -197,7 +197,8 @@ impl ResId {
             && self.version == o.version
             && self.kind == o.kind
             && self.name == o.name
-            && eff_ns(&self.kind, &self.namespace) == eff_ns(&o.kind, &o.namespace)
+            && eff_ns(&self.group, &self.version, &self.kind, &self.namespace)
+                == eff_ns(&o.group, &o.version, &o.kind, &o.namespace)
     }
 }
 
@@ -221,8 +222,8 @@ impl std::fmt::Display for ResId {
     }
 }
 
-pub fn eff_ns<'a>(kind: &str, ns: &'a str) -> &'a str {
-    if is_cluster_scoped(kind) {
+pub fn eff_ns<'a>(group: &str, version: &str, kind: &str, ns: &'a str) -> &'a str {
+    if is_cluster_scoped(group, version, kind) {
         ""
     } else if ns.is_empty() {
         "default"
@@ -231,34 +232,34 @@ pub fn eff_ns<'a>(kind: &str, ns: &'a str) -> &'a str {
     }
 }
 
-/// Kinds kustomize treats as cluster-scoped (never given a namespace): the built-in ones its
-/// schema knows; newer kinds (ValidatingAdmissionPolicy, flowcontrol v1, ...) and custom
-/// resources count as namespaced, as they do in kustomize.
-pub fn is_cluster_scoped(kind: &str) -> bool {
-    matches!(
-        kind,
-        "APIService"
-            | "CertificateSigningRequest"
-            | "ClusterRole"
-            | "ClusterRoleBinding"
-            | "ComponentStatus"
-            | "CSIDriver"
-            | "CSINode"
-            | "CustomResourceDefinition"
-            | "IngressClass"
-            | "MutatingWebhookConfiguration"
-            | "Namespace"
-            | "Node"
-            | "PersistentVolume"
-            | "PodSecurityPolicy"
-            | "PriorityClass"
-            | "RuntimeClass"
-            | "SelfSubjectAccessReview"
-            | "SelfSubjectRulesReview"
-            | "StorageClass"
-            | "SubjectAccessReview"
-            | "TokenReview"
-            | "ValidatingWebhookConfiguration"
-            | "VolumeAttachment"
-    )
+/// Whether kustomize treats the type as cluster-scoped (never given a namespace). kustomize decides
+/// by apiVersion and kind from its built-in Kubernetes schema (kyaml v0.18's precomputed table):
+/// the same kind under another version or group, kinds newer than that schema
+/// (ValidatingAdmissionPolicy, flowcontrol v1, ...), custom resources (whatever their CRD's
+/// `scope`) and unknown kinds all count as namespaced.
+pub fn is_cluster_scoped(group: &str, version: &str, kind: &str) -> bool {
+    let beta_or_v1 = matches!(version, "v1" | "v1beta1");
+    match (group, kind) {
+        (
+            "admissionregistration.k8s.io",
+            "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration",
+        )
+        | ("apiextensions.k8s.io", "CustomResourceDefinition")
+        | ("apiregistration.k8s.io", "APIService")
+        | ("certificates.k8s.io", "CertificateSigningRequest")
+        | ("networking.k8s.io", "IngressClass")
+        | ("node.k8s.io", "RuntimeClass")
+        | ("rbac.authorization.k8s.io", "ClusterRole" | "ClusterRoleBinding")
+        | ("scheduling.k8s.io", "PriorityClass")
+        | (
+            "storage.k8s.io",
+            "CSIDriver" | "CSINode" | "StorageClass" | "VolumeAttachment",
+        ) => beta_or_v1,
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema" | "PriorityLevelConfiguration")
+        | ("policy", "PodSecurityPolicy") => version == "v1beta1",
+        ("", "ComponentStatus" | "Namespace" | "Node" | "NodeProxyOptions" | "PersistentVolume") => {
+            version == "v1"
+        }
+        _ => false,
+    }
 }

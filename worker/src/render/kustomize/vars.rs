@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use super::KustomizeError;
+use super::config::{TransformerConfig, paths_for};
 use super::resource::Res;
 
 pub struct Var {
@@ -26,7 +27,7 @@ pub fn collect(v: Option<&Value>, file: &str, out: &mut Vec<Var>) -> Result<(), 
         return Err(KustomizeError::invalid(file, "vars: expected a list"));
     };
     for item in items {
-        let s = |p: &str| item.pointer(p).and_then(Value::as_str).map(str::to_string);
+        let s = |p: &str| json_field(item, p).and_then(Value::as_str).map(str::to_string);
         let name = s("/name").ok_or_else(|| KustomizeError::invalid(file, "var without a name"))?;
         if out.iter().any(|x| x.name == name) {
             return Err(KustomizeError::invalid(
@@ -55,6 +56,22 @@ pub fn collect(v: Option<&Value>, file: &str, out: &mut Vec<Var>) -> Result<(), 
     Ok(())
 }
 
+/// The value at a `/`-separated path of field names as Go's JSON decoding (which kustomize reads
+/// its kustomization with) finds it: an exact name first, else one equal ignoring case
+/// (`fieldref: {fieldPath: ...}` and `fieldpath` both work).
+fn json_field<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = v;
+    for name in path.split('/').filter(|n| !n.is_empty()) {
+        let m = cur.as_object()?;
+        cur = m.get(name).or_else(|| {
+            m.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        })?;
+    }
+    Some(cur)
+}
+
 fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = v;
     for part in path.split('.') {
@@ -81,7 +98,11 @@ fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     Some(cur)
 }
 
-pub fn resolve(vars: &[Var], ra: &mut [Res]) -> Result<(), KustomizeError> {
+pub fn resolve(
+    vars: &[Var],
+    ra: &mut [Res],
+    cfg: &TransformerConfig,
+) -> Result<(), KustomizeError> {
     if vars.is_empty() {
         return Ok(());
     }
@@ -165,6 +186,14 @@ pub fn resolve(vars: &[Var], ra: &mut [Res]) -> Result<(), KustomizeError> {
                 ["spec/rules/host", "spec/tls/hosts", "spec/tls/secretName"].map(String::from),
             );
         }
+        // Fields added by `configurations:` (a map there means all of its values).
+        for (p, _) in paths_for(&cfg.var_reference, r) {
+            let p = p.replace("[]", "");
+            // A restated default must not substitute twice (`$$` escapes would unescape).
+            if !paths.contains(&p) && !paths.contains(&format!("{p}/*")) {
+                paths.push(p);
+            }
+        }
         for p in paths {
             let segs: Vec<&str> = p.split('/').collect();
             substitute(&mut r.v, &segs, &values);
@@ -191,7 +220,11 @@ fn substitute(v: &mut Value, segs: &[&str], values: &[(String, Value)]) {
                     substitute(x, rest, values);
                 }
             }
-            None => {}
+            None => {
+                for x in m.values_mut() {
+                    substitute(x, &[], values);
+                }
+            }
         },
         Value::String(s) if segs.is_empty() => {
             if let Some(name) = s.strip_prefix("$(").and_then(|x| x.strip_suffix(')'))

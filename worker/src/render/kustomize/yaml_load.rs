@@ -34,6 +34,13 @@ pub fn parse_kustomization(text: &str, file: &str) -> Result<Value, KustomizeErr
 }
 
 fn parse_documents_with(text: &str, file: &str, v2: bool) -> Result<Vec<Value>, KustomizeError> {
+    // Resources and patches are read by go-yaml v3, kustomization files by v2.
+    let adjusted = if v2 {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        super::fold_quirk::adjust(text)
+    };
+    let text: &str = &adjusted;
     let mut out = Vec::new();
     for doc in yaml_serde::Deserializer::from_str(text) {
         let seed = Seed {
@@ -305,6 +312,12 @@ impl<'de> Visitor<'de> for AnnotationValue<'_> {
 }
 
 /// go-yaml v3's resolution of a plain scalar that yaml_serde left as a string.
+/// The value go-yaml v3 gives an untagged plain scalar with this text (block context).
+pub fn resolve_plain(s: &str) -> Result<Value, KustomizeError> {
+    resolve_plain_v3::<de::value::Error>(s, true)
+        .map_err(|e| KustomizeError::invalid("<replacement value>", e))
+}
+
 fn resolve_plain_v3<E: de::Error>(s: &str, convert_timestamps: bool) -> Result<Value, E> {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
