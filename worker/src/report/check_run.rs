@@ -71,18 +71,14 @@ pub fn check_run_with(report: &RunReport, not_checked: NotCheckedConclusion) -> 
     let fails_unchecked = unchecked > 0 && not_checked == NotCheckedConclusion::Failure;
     // A bound that was hit always fails: what it left unchecked is unknown.
     let limited = !report.limit_lines().is_empty();
-    let conclusion = if deny > 0
-        || errors > 0
-        || report.held_by.is_some()
-        || fails_unchecked
-        || limited
-    {
-        Conclusion::Failure
-    } else if warn > 0 || unchecked > 0 {
-        Conclusion::Neutral
-    } else {
-        Conclusion::Success
-    };
+    let conclusion =
+        if deny > 0 || errors > 0 || report.held_by.is_some() || fails_unchecked || limited {
+            Conclusion::Failure
+        } else if warn > 0 || unchecked > 0 {
+            Conclusion::Neutral
+        } else {
+            Conclusion::Success
+        };
 
     let title = title(report, deny, warn, errors, unchecked);
     let summary = summary(report);
