@@ -55,11 +55,8 @@ fn cached_oracle(
     };
     let key = cache.join(dir.to_string_lossy().replace('/', "%"));
     if let Ok(b) = std::fs::read(&key)
-        && let Some((head, body)) =
-            b.split_at_checked(b.iter().position(|&c| c == b'\n').unwrap_or(b.len()))
-        && let Some((status, micros)) = std::str::from_utf8(head)
-            .ok()
-            .and_then(|h| h.split_once(' '))
+        && let Some((head, body)) = b.split_at_checked(b.iter().position(|&c| c == b'\n').unwrap_or(b.len()))
+        && let Some((status, micros)) = std::str::from_utf8(head).ok().and_then(|h| h.split_once(' '))
         && let Ok(micros) = micros.parse::<u64>()
     {
         let body = body.get(1..).unwrap_or_default().to_vec();
@@ -71,11 +68,7 @@ fn cached_oracle(
     }
     let (res, t) = oracle(dir, timeout);
     let mut rec = match &res {
-        Ok(out) => format!("ok {}\n", t.as_micros())
-            .into_bytes()
-            .into_iter()
-            .chain(out.iter().copied())
-            .collect::<Vec<u8>>(),
+        Ok(out) => format!("ok {}\n", t.as_micros()).into_bytes().into_iter().chain(out.iter().copied()).collect::<Vec<u8>>(),
         Err(e) => format!("err {}\n{e}", t.as_micros()).into_bytes(),
     };
     rec.shrink_to_fit();
@@ -232,7 +225,9 @@ fn main() {
         match a.as_str() {
             "--out" => out_dir = Some(PathBuf::from(args.next().expect("--out DIR"))),
             "--oracle-cache" => {
-                oracle_cache = Some(PathBuf::from(args.next().expect("--oracle-cache DIR")))
+                oracle_cache = Some(PathBuf::from(
+                    args.next().expect("--oracle-cache DIR"),
+                ))
             }
             "--timeout" => {
                 timeout = Duration::from_secs(

@@ -50,8 +50,7 @@ pub fn adjust(text: &str) -> Cow<'_, str> {
         for (k, line) in lines[start..end].iter().enumerate() {
             let is_content = ci.is_some_and(|ci| content_len(line) > ci);
             if fix && is_content {
-                let more =
-                    ci.is_some_and(|ci| matches!(line.as_bytes().get(ci), Some(b' ' | b'\t')));
+                let more = ci.is_some_and(|ci| matches!(line.as_bytes().get(ci), Some(b' ' | b'\t')));
                 if more && prev_normal == Some(true) {
                     let o = out.get_or_insert_with(|| lines[..start + k].concat());
                     o.push_str(if line.ends_with("\r\n") { "\r\n" } else { "\n" });
@@ -81,9 +80,7 @@ fn content_len(line: &str) -> usize {
 
 /// Only spaces (an empty line of a block scalar unless it reaches past the indentation).
 fn blank(line: &str) -> bool {
-    line.trim_end_matches(['\n', '\r'])
-        .bytes()
-        .all(|b| b == b' ')
+    line.trim_end_matches(['\n', '\r']).bytes().all(|b| b == b' ')
 }
 
 /// `Some((folded, explicit indentation))` when the line ends in a block scalar header

@@ -51,9 +51,7 @@ pub fn run(k: &Kust, ra: &mut [Res], cfg: &TransformerConfig) -> Result<(), Kust
             "^{name}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$"
         ))
         // kustomize itself crashes on an image name that is not a valid expression.
-        .map_err(|_| {
-            KustomizeError::unsupported("images name that is not a regular expression", &k.file)
-        })?;
+        .map_err(|_| KustomizeError::unsupported("images name that is not a regular expression", &k.file))?;
         rules.push(ImageRule {
             pattern,
             new_name: get("newName")?,

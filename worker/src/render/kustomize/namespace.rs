@@ -23,8 +23,9 @@ pub fn run(k: &Kust, ra: &mut [Res], cfg: &TransformerConfig) -> Result<(), Kust
         }
         if r.kind() == "CustomResourceDefinition"
             && r.group() == "apiextensions.k8s.io"
-            && let Some(v) =
-                r.v.pointer_mut("/spec/conversion/webhook/clientConfig/service/namespace")
+            && let Some(v) = r
+                .v
+                .pointer_mut("/spec/conversion/webhook/clientConfig/service/namespace")
         {
             *v = Value::String(ns.clone());
         }

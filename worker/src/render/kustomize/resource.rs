@@ -251,15 +251,15 @@ pub fn is_cluster_scoped(group: &str, version: &str, kind: &str) -> bool {
         | ("node.k8s.io", "RuntimeClass")
         | ("rbac.authorization.k8s.io", "ClusterRole" | "ClusterRoleBinding")
         | ("scheduling.k8s.io", "PriorityClass")
-        | ("storage.k8s.io", "CSIDriver" | "CSINode" | "StorageClass" | "VolumeAttachment") => {
-            beta_or_v1
-        }
+        | (
+            "storage.k8s.io",
+            "CSIDriver" | "CSINode" | "StorageClass" | "VolumeAttachment",
+        ) => beta_or_v1,
         ("flowcontrol.apiserver.k8s.io", "FlowSchema" | "PriorityLevelConfiguration")
         | ("policy", "PodSecurityPolicy") => version == "v1beta1",
-        (
-            "",
-            "ComponentStatus" | "Namespace" | "Node" | "NodeProxyOptions" | "PersistentVolume",
-        ) => version == "v1",
+        ("", "ComponentStatus" | "Namespace" | "Node" | "NodeProxyOptions" | "PersistentVolume") => {
+            version == "v1"
+        }
         _ => false,
     }
 }

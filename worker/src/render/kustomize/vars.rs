@@ -27,11 +27,7 @@ pub fn collect(v: Option<&Value>, file: &str, out: &mut Vec<Var>) -> Result<(), 
         return Err(KustomizeError::invalid(file, "vars: expected a list"));
     };
     for item in items {
-        let s = |p: &str| {
-            json_field(item, p)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
+        let s = |p: &str| json_field(item, p).and_then(Value::as_str).map(str::to_string);
         let name = s("/name").ok_or_else(|| KustomizeError::invalid(file, "var without a name"))?;
         if out.iter().any(|x| x.name == name) {
             return Err(KustomizeError::invalid(
