@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use capstan_worker::forge::github::{GitHubAuth, api_url_from_setting};
+use capstan_worker::limits::{DiffLimits, Limits};
+use capstan_worker::render::cache::CacheLimits;
 use globset::{GlobSet, GlobSetBuilder};
 
 /// One setting. `flag` is empty for secrets.
@@ -71,6 +73,13 @@ keys! {
     METRICS_LISTEN = ("metrics_listen", "--metrics-listen", "CAPSTAN_METRICS_LISTEN", "none (/metrics on the main listener)", "Separate address for `/metrics` (and health); when set, `/metrics` is no longer served on `listen`.");
     DASHBOARD_CONFIG = ("dashboard_config", "--dashboard-config", "CAPSTAN_DASHBOARD_CONFIG", "built-in defaults", "Dashboard settings in the seed's schema (name, theme, links, metrics, serviceDiscovery); in a cluster the `capstan-dashboard` ConfigMap mounted as a file.");
     DASHBOARD_REPO = ("dashboard_repo", "--dashboard-repo", "CAPSTAN_DASHBOARD_REPO", "the current directory when it is a git repository", "Local checkout of the GitOps repository whose default branch the environments page reads.");
+    JOB_DEADLINE_SECS = ("job_deadline_secs", "--job-deadline-secs", "CAPSTAN_JOB_DEADLINE_SECS", "900", "Wall time of one PR check; past it the check fails with \"not checked: limit reached\".");
+    APPSET_MAX_APPS = ("appset_max_apps", "--appset-max-apps", "CAPSTAN_APPSET_MAX_APPS", "1000", "Apps one ApplicationSet may generate (list, matrix, git); a set over it is reported as not checked and fails the check.");
+    DIFF_DEADLINE_SECS = ("diff_deadline_secs", "--diff-deadline-secs", "CAPSTAN_DIFF_DEADLINE_SECS", "20", "Time for the text diffs of one app; objects left get no text diff and the check fails.");
+    DIFF_MAX_OBJECT_KB = ("diff_max_object_kb", "--diff-max-object-kb", "CAPSTAN_DIFF_MAX_OBJECT_KB", "1024", "An object whose YAML is larger gets no text diff, and the check fails.");
+    COMMENT_MAX_PARTS = ("comment_max_parts", "--comment-max-parts", "CAPSTAN_COMMENT_MAX_PARTS", "10", "Parts of the sticky PR comment; beyond it the rest is on the dashboard and the check fails.");
+    RENDER_CACHE_MAX_ENTRIES = ("render_cache_max_entries", "--render-cache-max-entries", "CAPSTAN_RENDER_CACHE_MAX_ENTRIES", "2000", "Renders kept in memory; the least recently used go first.");
+    RENDER_CACHE_MAX_MB = ("render_cache_max_mb", "--render-cache-max-mb", "CAPSTAN_RENDER_CACHE_MAX_MB", "256", "Memory the render cache may hold.");
 }
 
 /// The settings file and flags as `serve` and `replay` accept them. Values are strings so the
@@ -148,6 +157,20 @@ pub struct ConfigArgs {
     pub dashboard_config: Option<String>,
     #[arg(long, value_name = "DIR", help = DASHBOARD_REPO.help)]
     pub dashboard_repo: Option<String>,
+    #[arg(long, value_name = "SECS", help = JOB_DEADLINE_SECS.help)]
+    pub job_deadline_secs: Option<String>,
+    #[arg(long, value_name = "N", help = APPSET_MAX_APPS.help)]
+    pub appset_max_apps: Option<String>,
+    #[arg(long, value_name = "SECS", help = DIFF_DEADLINE_SECS.help)]
+    pub diff_deadline_secs: Option<String>,
+    #[arg(long, value_name = "KB", help = DIFF_MAX_OBJECT_KB.help)]
+    pub diff_max_object_kb: Option<String>,
+    #[arg(long, value_name = "N", help = COMMENT_MAX_PARTS.help)]
+    pub comment_max_parts: Option<String>,
+    #[arg(long, value_name = "N", help = RENDER_CACHE_MAX_ENTRIES.help)]
+    pub render_cache_max_entries: Option<String>,
+    #[arg(long, value_name = "MB", help = RENDER_CACHE_MAX_MB.help)]
+    pub render_cache_max_mb: Option<String>,
 }
 
 impl ConfigArgs {
@@ -187,6 +210,13 @@ impl ConfigArgs {
             "metrics_listen" => &self.metrics_listen,
             "dashboard_config" => &self.dashboard_config,
             "dashboard_repo" => &self.dashboard_repo,
+            "job_deadline_secs" => &self.job_deadline_secs,
+            "appset_max_apps" => &self.appset_max_apps,
+            "diff_deadline_secs" => &self.diff_deadline_secs,
+            "diff_max_object_kb" => &self.diff_max_object_kb,
+            "comment_max_parts" => &self.comment_max_parts,
+            "render_cache_max_entries" => &self.render_cache_max_entries,
+            "render_cache_max_mb" => &self.render_cache_max_mb,
             _ => return None,
         };
         v.as_deref()
@@ -290,6 +320,8 @@ pub struct Config {
     pub dashboard_config: Option<PathBuf>,
     /// `None`: no repository (the environments page says so).
     pub dashboard_repo: Option<PathBuf>,
+    /// Bounds on the work one pull request can cause.
+    pub limits: Limits,
 }
 
 /// ArgoCD as configured: where, how to authenticate, which apps get a dry-run sync.
@@ -568,6 +600,7 @@ impl Config {
         let shutdown_grace = secs(&SHUTDOWN_GRACE_SECS, 30)?;
         let body_timeout = secs(&BODY_TIMEOUT_SECS, 30)?;
         let recovery_interval = secs(&RECOVERY_INTERVAL_SECS, 300)?;
+        let limits = limits(&s)?;
         let command_prefix = match s.get(&COMMAND_PREFIX) {
             None => "/capstan".to_string(),
             Some((v, origin)) => {
@@ -766,8 +799,36 @@ impl Config {
             metrics_listen,
             dashboard_config,
             dashboard_repo,
+            limits,
         })
     }
+}
+
+/// The bounds of [`Limits`]: each setting a positive number, the defaults those of the worker.
+fn limits(s: &Sources<'_>) -> Result<Limits, ConfigError> {
+    let d = Limits::default();
+    let n = |key: &Key, default: usize| -> Result<usize, ConfigError> {
+        Ok(s.parse::<usize>(key, positive)?.unwrap_or(default))
+    };
+    let secs = |key: &Key, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(s.parse::<u64>(key, positive)?
+            .map_or(default, Duration::from_secs))
+    };
+    Ok(Limits {
+        render_cache: CacheLimits {
+            max_entries: n(&RENDER_CACHE_MAX_ENTRIES, d.render_cache.max_entries)?,
+            max_bytes: n(&RENDER_CACHE_MAX_MB, d.render_cache.max_bytes >> 20)?
+                .saturating_mul(1 << 20),
+        },
+        appset_max_apps: n(&APPSET_MAX_APPS, d.appset_max_apps)?,
+        job_deadline: secs(&JOB_DEADLINE_SECS, d.job_deadline)?,
+        diff: DiffLimits {
+            deadline: secs(&DIFF_DEADLINE_SECS, d.diff.deadline)?,
+            max_object_bytes: n(&DIFF_MAX_OBJECT_KB, d.diff.max_object_bytes >> 10)?
+                .saturating_mul(1 << 10),
+        },
+        comment_max_parts: n(&COMMENT_MAX_PARTS, d.comment_max_parts)?,
+    })
 }
 
 /// ArgoCD's URL and token come together or not at all; the token only from the environment or

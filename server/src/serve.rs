@@ -31,7 +31,10 @@ pub fn default_registry(services: &Arc<Services>) -> Registry {
     // One renderer for all PR checks, so its in-memory cache and pins serve every run.
     registry_with(
         services,
-        Arc::new(Renderer::new(RenderConfig::default())),
+        Arc::new(Renderer::new(RenderConfig {
+            cache_limits: services.limits.render_cache,
+            ..RenderConfig::default()
+        })),
         capstan_worker::commands::DEFAULT_PREFIX,
     )
 }
@@ -109,6 +112,7 @@ pub fn services(cfg: &Config, queue: Arc<dyn Queue>, forge: Option<Arc<dyn Forge
         cluster: cluster.checks,
         sync: cluster.sync,
         promoter: None,
+        limits: cfg.limits,
     };
     let shared = Arc::new(services.clone());
     services.promoter =

@@ -110,6 +110,8 @@ struct Inner {
     forced: VecDeque<(u16, Option<u64>)>,
     /// Endpoints that keep failing: (method, path without prefix, status).
     failing: Vec<(String, String, u16)>,
+    /// Endpoints that answer only after this long: (method, path without prefix, delay).
+    stalled: Vec<(String, String, Duration)>,
     calls: Vec<Call>,
 }
 
@@ -150,6 +152,7 @@ impl FakeGitHub {
             next_id: 1000,
             forced: VecDeque::new(),
             failing: Vec::new(),
+            stalled: Vec::new(),
             calls: Vec::new(),
         }));
         let router = Router::new().fallback(handle).with_state(inner.clone());
@@ -250,6 +253,16 @@ impl FakeGitHub {
             .unwrap()
             .failing
             .push((method.to_string(), path.to_string(), status));
+    }
+
+    /// Every `method` request to `path` (without the API prefix) answers only after `delay`, as
+    /// a hung endpoint does; clients with a shorter timeout give up first.
+    pub fn stall_route(&self, method: &str, path: &str, delay: Duration) {
+        self.inner
+            .lock()
+            .unwrap()
+            .stalled
+            .push((method.to_string(), path.to_string(), delay));
     }
 
     /// Ends every failure set by [`FakeGitHub::fail_route`].
@@ -359,6 +372,18 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let stall = {
+        let g = inner.lock().unwrap();
+        let p = uri.path();
+        let p = p.strip_prefix(g.prefix.as_str()).unwrap_or(p);
+        g.stalled
+            .iter()
+            .find(|(m, sp, _)| m == method.as_str() && sp == p)
+            .map(|(_, _, d)| *d)
+    };
+    if let Some(delay) = stall {
+        tokio::time::sleep(delay).await;
+    }
     let mut g = inner.lock().unwrap();
     let full_path = uri.path().to_string();
     let path = full_path

@@ -562,6 +562,7 @@ async fn recovery_with_the_github_forge_enqueues_unchecked_heads(b: &Backend) {
                 base_ref: None,
                 installation_id: None,
                 trigger: "pull_request.opened".into(),
+                sender: None,
             }
             .into_job(),
         )
