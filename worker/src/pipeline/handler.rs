@@ -29,8 +29,8 @@ use crate::render::{NotCheckedConclusion, Renderer, Scope, VerifySettings};
 use crate::report::{self, Conclusion, RunReport};
 use crate::runner::{Handler, JobContext, JobError};
 use crate::services::Services;
-use crate::store::SqlFidelityStore;
 use crate::settings::RepoSettings;
+use crate::store::SqlFidelityStore;
 use crate::store::runs::{NewRun, RunId, RunOutcome, RunStatus};
 
 /// Runs `pr_check` jobs.
@@ -477,7 +477,8 @@ impl Check<'_> {
                 }
                 Trust::Skipped(why) => {
                     info!(%why, "cluster checks skipped");
-                    let note = trust::skipped_note(&why, &analyzed.command_prefix, policy.min_permission);
+                    let note =
+                        trust::skipped_note(&why, &analyzed.command_prefix, policy.min_permission);
                     for s in &mut sections {
                         s.diff.notes.push(note.clone());
                     }
