@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use capstan_worker::forge::github::{GitHubAuth, api_url_from_setting};
+use capstan_worker::limits::{DiffLimits, Limits};
+use capstan_worker::render::cache::CacheLimits;
 use globset::{GlobSet, GlobSetBuilder};
 
 /// One setting. `flag` is empty for secrets.
@@ -61,14 +63,23 @@ keys! {
     ARGOCD_TOKEN = ("", "", "CAPSTAN_ARGOCD_TOKEN", "none", "ArgoCD API token (bearer). Environment only; or use the token file.");
     ARGOCD_TOKEN_FILE = ("argocd_token_file", "--argocd-token-file", "CAPSTAN_ARGOCD_TOKEN_FILE", "none", "File holding the ArgoCD API token.");
     ARGOCD_CA_FILE = ("argocd_ca_file", "--argocd-ca-file", "CAPSTAN_ARGOCD_CA_FILE", "none (public roots)", "PEM CA certificate(s) to trust for ArgoCD besides the public roots (TLS is always verified).");
+    ARGOCD_ALLOW_HTTP = ("argocd_allow_http", "--argocd-allow-http", "CAPSTAN_ARGOCD_ALLOW_HTTP", "false", "Accept an `http://` ArgoCD URL (the token then crosses the network in clear text; a warning is logged at start). Without it only https, or http to a loopback address, is accepted.");
     ARGOCD_DRY_RUN_APPS = ("argocd_dry_run_apps", "--argocd-dry-run-apps", "CAPSTAN_ARGOCD_DRY_RUN_APPS", "none", "Comma-separated globs of apps that get an ArgoCD dry-run sync per PR (needs `sync` RBAC and sets the app's operation, hence opt-in).");
     KUBE_DRY_RUN = ("kube_dry_run", "--kube-dry-run", "CAPSTAN_KUBE_DRY_RUN", "auto", "`auto` (server-side dry-run apply of changed objects when a kubeconfig or in-cluster config is present) or `off`.");
     DASHBOARD_AUTH = ("dashboard_auth", "--dashboard-auth", "CAPSTAN_DASHBOARD_AUTH", "none on a loopback listen address, else token", "Who may read the dashboard (it shows private diffs): `none`, `token` or `proxy-header`. `none` is refused unless `listen` is a loopback address. Webhooks, health and metrics stay open.");
     DASHBOARD_TOKEN = ("", "", "CAPSTAN_DASHBOARD_TOKEN", "generated into <data_dir>/dashboard-token", "Token(s) for `--dashboard-auth token`, comma-separated to rotate; sent as `Authorization: Bearer …` or entered once at `/login` (cookie). Environment only.");
-    DASHBOARD_TRUSTED_PROXIES = ("dashboard_trusted_proxies", "--dashboard-trusted-proxies", "CAPSTAN_DASHBOARD_TRUSTED_PROXIES", "none", "Comma-separated CIDRs of the auth proxies (oauth2-proxy style) whose `X-Forwarded-User`/`X-Forwarded-Email` `proxy-header` trusts; the headers from any other address are ignored.");
+    DASHBOARD_TRUSTED_PROXIES = ("dashboard_trusted_proxies", "--dashboard-trusted-proxies", "CAPSTAN_DASHBOARD_TRUSTED_PROXIES", "none", "Comma-separated exact IP addresses of the proxies in front (no ranges: any pod in a range could claim to be the proxy). `proxy-header` believes their `X-Forwarded-User`/`X-Auth-Request-User` (or `…-Email`); every mode believes their `X-Forwarded-For`/`X-Forwarded-Proto`.");
+    DASHBOARD_PROXY_SECRET = ("", "", "CAPSTAN_DASHBOARD_PROXY_SECRET", "none", "Shared secret the auth proxy sends in `X-Capstan-Proxy-Secret` (compared in constant time); `proxy-header` needs it or `--dashboard-trusted-proxies`, and checks both when both are set. Environment only.");
     METRICS_LISTEN = ("metrics_listen", "--metrics-listen", "CAPSTAN_METRICS_LISTEN", "none (/metrics on the main listener)", "Separate address for `/metrics` (and health); when set, `/metrics` is no longer served on `listen`.");
     DASHBOARD_CONFIG = ("dashboard_config", "--dashboard-config", "CAPSTAN_DASHBOARD_CONFIG", "built-in defaults", "Dashboard settings in the seed's schema (name, theme, links, metrics, serviceDiscovery); in a cluster the `capstan-dashboard` ConfigMap mounted as a file.");
     DASHBOARD_REPO = ("dashboard_repo", "--dashboard-repo", "CAPSTAN_DASHBOARD_REPO", "the current directory when it is a git repository", "Local checkout of the GitOps repository whose default branch the environments page reads.");
+    JOB_DEADLINE_SECS = ("job_deadline_secs", "--job-deadline-secs", "CAPSTAN_JOB_DEADLINE_SECS", "900", "Wall time of one PR check; past it the check fails with \"not checked: limit reached\".");
+    APPSET_MAX_APPS = ("appset_max_apps", "--appset-max-apps", "CAPSTAN_APPSET_MAX_APPS", "1000", "Apps one ApplicationSet may generate (list, matrix, git); a set over it is reported as not checked and fails the check.");
+    DIFF_DEADLINE_SECS = ("diff_deadline_secs", "--diff-deadline-secs", "CAPSTAN_DIFF_DEADLINE_SECS", "20", "Time for the text diffs of one app; objects left get no text diff and the check fails.");
+    DIFF_MAX_OBJECT_KB = ("diff_max_object_kb", "--diff-max-object-kb", "CAPSTAN_DIFF_MAX_OBJECT_KB", "1024", "An object whose YAML is larger gets no text diff, and the check fails.");
+    COMMENT_MAX_PARTS = ("comment_max_parts", "--comment-max-parts", "CAPSTAN_COMMENT_MAX_PARTS", "10", "Parts of the sticky PR comment; beyond it the rest is on the dashboard and the check fails.");
+    RENDER_CACHE_MAX_ENTRIES = ("render_cache_max_entries", "--render-cache-max-entries", "CAPSTAN_RENDER_CACHE_MAX_ENTRIES", "2000", "Renders kept in memory; the least recently used go first.");
+    RENDER_CACHE_MAX_MB = ("render_cache_max_mb", "--render-cache-max-mb", "CAPSTAN_RENDER_CACHE_MAX_MB", "256", "Memory the render cache may hold.");
 }
 
 /// The settings file and flags as `serve` and `replay` accept them. Values are strings so the
@@ -130,13 +141,15 @@ pub struct ConfigArgs {
     pub argocd_token_file: Option<String>,
     #[arg(long, value_name = "FILE", help = ARGOCD_CA_FILE.help)]
     pub argocd_ca_file: Option<String>,
+    #[arg(long, value_name = "BOOL", help = ARGOCD_ALLOW_HTTP.help)]
+    pub argocd_allow_http: Option<String>,
     #[arg(long, value_name = "GLOBS", help = ARGOCD_DRY_RUN_APPS.help)]
     pub argocd_dry_run_apps: Option<String>,
     #[arg(long, value_name = "auto|off", help = KUBE_DRY_RUN.help)]
     pub kube_dry_run: Option<String>,
     #[arg(long, value_name = "none|token|proxy-header", help = DASHBOARD_AUTH.help)]
     pub dashboard_auth: Option<String>,
-    #[arg(long, value_name = "CIDRS", help = DASHBOARD_TRUSTED_PROXIES.help)]
+    #[arg(long, value_name = "IPS", help = DASHBOARD_TRUSTED_PROXIES.help)]
     pub dashboard_trusted_proxies: Option<String>,
     #[arg(long, value_name = "ADDR", help = METRICS_LISTEN.help)]
     pub metrics_listen: Option<String>,
@@ -144,6 +157,20 @@ pub struct ConfigArgs {
     pub dashboard_config: Option<String>,
     #[arg(long, value_name = "DIR", help = DASHBOARD_REPO.help)]
     pub dashboard_repo: Option<String>,
+    #[arg(long, value_name = "SECS", help = JOB_DEADLINE_SECS.help)]
+    pub job_deadline_secs: Option<String>,
+    #[arg(long, value_name = "N", help = APPSET_MAX_APPS.help)]
+    pub appset_max_apps: Option<String>,
+    #[arg(long, value_name = "SECS", help = DIFF_DEADLINE_SECS.help)]
+    pub diff_deadline_secs: Option<String>,
+    #[arg(long, value_name = "KB", help = DIFF_MAX_OBJECT_KB.help)]
+    pub diff_max_object_kb: Option<String>,
+    #[arg(long, value_name = "N", help = COMMENT_MAX_PARTS.help)]
+    pub comment_max_parts: Option<String>,
+    #[arg(long, value_name = "N", help = RENDER_CACHE_MAX_ENTRIES.help)]
+    pub render_cache_max_entries: Option<String>,
+    #[arg(long, value_name = "MB", help = RENDER_CACHE_MAX_MB.help)]
+    pub render_cache_max_mb: Option<String>,
 }
 
 impl ConfigArgs {
@@ -175,6 +202,7 @@ impl ConfigArgs {
             "argocd_url" => &self.argocd_url,
             "argocd_token_file" => &self.argocd_token_file,
             "argocd_ca_file" => &self.argocd_ca_file,
+            "argocd_allow_http" => &self.argocd_allow_http,
             "argocd_dry_run_apps" => &self.argocd_dry_run_apps,
             "kube_dry_run" => &self.kube_dry_run,
             "dashboard_auth" => &self.dashboard_auth,
@@ -182,6 +210,13 @@ impl ConfigArgs {
             "metrics_listen" => &self.metrics_listen,
             "dashboard_config" => &self.dashboard_config,
             "dashboard_repo" => &self.dashboard_repo,
+            "job_deadline_secs" => &self.job_deadline_secs,
+            "appset_max_apps" => &self.appset_max_apps,
+            "diff_deadline_secs" => &self.diff_deadline_secs,
+            "diff_max_object_kb" => &self.diff_max_object_kb,
+            "comment_max_parts" => &self.comment_max_parts,
+            "render_cache_max_entries" => &self.render_cache_max_entries,
+            "render_cache_max_mb" => &self.render_cache_max_mb,
             _ => return None,
         };
         v.as_deref()
@@ -278,11 +313,15 @@ pub struct Config {
     pub kube_dry_run: KubeDryRunMode,
     /// Who may read the dashboard.
     pub dashboard_auth: DashboardAuth,
+    /// Exact addresses of the proxies in front of the dashboard.
+    pub dashboard_trusted_proxies: Vec<std::net::IpAddr>,
     /// Where `/metrics` is served instead of `listen`.
     pub metrics_listen: Option<SocketAddr>,
     pub dashboard_config: Option<PathBuf>,
     /// `None`: no repository (the environments page says so).
     pub dashboard_repo: Option<PathBuf>,
+    /// Bounds on the work one pull request can cause.
+    pub limits: Limits,
 }
 
 /// ArgoCD as configured: where, how to authenticate, which apps get a dry-run sync.
@@ -309,8 +348,19 @@ pub enum DashboardAuth {
     None,
     /// `CAPSTAN_DASHBOARD_TOKEN`, or a token generated into the data dir.
     Token(SecretSource),
-    /// `X-Forwarded-User`/`X-Forwarded-Email` from these proxy networks only.
-    ProxyHeader(Vec<ipnet::IpNet>),
+    /// Identity headers from the trusted proxies (`Config::dashboard_trusted_proxies`), and
+    /// only with this secret when it is set.
+    ProxyHeader { secret: Option<Redacted> },
+}
+
+/// A secret whose `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
 }
 
 /// `api.github.com` → `github.com`; a GHES API URL `https://ghe.example/api/v3` → `ghe.example`.
@@ -550,6 +600,7 @@ impl Config {
         let shutdown_grace = secs(&SHUTDOWN_GRACE_SECS, 30)?;
         let body_timeout = secs(&BODY_TIMEOUT_SECS, 30)?;
         let recovery_interval = secs(&RECOVERY_INTERVAL_SECS, 300)?;
+        let limits = limits(&s)?;
         let command_prefix = match s.get(&COMMAND_PREFIX) {
             None => "/capstan".to_string(),
             Some((v, origin)) => {
@@ -688,7 +739,7 @@ impl Config {
             None => Vec::new(),
             Some((v, origin)) => list(&v)
                 .iter()
-                .map(|c| parse_cidr(c))
+                .map(|c| parse_proxy_address(c))
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(|reason| ConfigError::Invalid {
                     origin,
@@ -696,7 +747,8 @@ impl Config {
                     reason,
                 })?,
         };
-        let dashboard_auth = dashboard_auth(&s, env, listen, &data_dir, dashboard_trusted_proxies)?;
+        let dashboard_auth =
+            dashboard_auth(&s, env, listen, &data_dir, &dashboard_trusted_proxies)?;
         let metrics_listen = s.parse::<SocketAddr>(&METRICS_LISTEN, |_| Ok(()))?;
         let dashboard_config = s.get(&DASHBOARD_CONFIG).map(|(v, _)| PathBuf::from(v));
         let dashboard_repo = match s.get(&DASHBOARD_REPO) {
@@ -743,11 +795,40 @@ impl Config {
             argocd,
             kube_dry_run,
             dashboard_auth,
+            dashboard_trusted_proxies,
             metrics_listen,
             dashboard_config,
             dashboard_repo,
+            limits,
         })
     }
+}
+
+/// The bounds of [`Limits`]: each setting a positive number, the defaults those of the worker.
+fn limits(s: &Sources<'_>) -> Result<Limits, ConfigError> {
+    let d = Limits::default();
+    let n = |key: &Key, default: usize| -> Result<usize, ConfigError> {
+        Ok(s.parse::<usize>(key, positive)?.unwrap_or(default))
+    };
+    let secs = |key: &Key, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(s.parse::<u64>(key, positive)?
+            .map_or(default, Duration::from_secs))
+    };
+    Ok(Limits {
+        render_cache: CacheLimits {
+            max_entries: n(&RENDER_CACHE_MAX_ENTRIES, d.render_cache.max_entries)?,
+            max_bytes: n(&RENDER_CACHE_MAX_MB, d.render_cache.max_bytes >> 20)?
+                .saturating_mul(1 << 20),
+        },
+        appset_max_apps: n(&APPSET_MAX_APPS, d.appset_max_apps)?,
+        job_deadline: secs(&JOB_DEADLINE_SECS, d.job_deadline)?,
+        diff: DiffLimits {
+            deadline: secs(&DIFF_DEADLINE_SECS, d.diff.deadline)?,
+            max_object_bytes: n(&DIFF_MAX_OBJECT_KB, d.diff.max_object_bytes >> 10)?
+                .saturating_mul(1 << 10),
+        },
+        comment_max_parts: n(&COMMENT_MAX_PARTS, d.comment_max_parts)?,
+    })
 }
 
 /// ArgoCD's URL and token come together or not at all; the token only from the environment or
@@ -803,6 +884,20 @@ fn argocd_settings(
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(invalid(&origin, &url, "expected an http(s) URL".into()));
     }
+    let allow_http = s
+        .parse::<bool>(&ARGOCD_ALLOW_HTTP, |_| Ok(()))?
+        .unwrap_or(false);
+    if parsed.scheme() == "http" && !allow_http && !is_loopback_url(&parsed) {
+        return Err(invalid(
+            &origin,
+            &url,
+            format!(
+                "ArgoCD over http sends its token in clear text; use https, or set {} ({}) \
+                 when the traffic never leaves a trusted network",
+                ARGOCD_ALLOW_HTTP.flag, ARGOCD_ALLOW_HTTP.env
+            ),
+        ));
+    }
     let mut client = capstan_worker::argocd::ArgoConfig::new(parsed, token);
     if let Some((path, origin)) = s.get(&ARGOCD_CA_FILE) {
         client = client
@@ -829,14 +924,31 @@ fn argocd_settings(
     }))
 }
 
-/// `10.0.0.0/8`, or a single address meaning just that host.
-fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
-    if let Ok(net) = s.parse::<ipnet::IpNet>() {
-        return Ok(net);
+/// Whether `url` points at this host (a port-forward, a sidecar): plain http to it never
+/// crosses a network.
+pub fn is_loopback_url(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
     }
-    s.parse::<std::net::IpAddr>()
-        .map(ipnet::IpNet::from)
-        .map_err(|_| format!("{s:?} is neither a CIDR nor an IP address"))
+}
+
+/// One proxy address: an IP, or a CIDR that names exactly one host (`/32`, `/128`).
+fn parse_proxy_address(s: &str) -> Result<std::net::IpAddr, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(ip);
+    }
+    match s.parse::<ipnet::IpNet>() {
+        Ok(net) if net.prefix_len() == net.max_prefix_len() => Ok(net.addr()),
+        Ok(_) => Err(format!(
+            "{s:?} is a range: list the proxies' exact addresses (any pod in a range could claim \
+             to be the proxy), or give the proxy a secret in {}",
+            DASHBOARD_PROXY_SECRET.env
+        )),
+        Err(_) => Err(format!("{s:?} is not an IP address")),
+    }
 }
 
 /// Resolve the dashboard's access control. Unset means `none` on a loopback address (a laptop)
@@ -847,7 +959,7 @@ fn dashboard_auth(
     env: &dyn Fn(&str) -> Option<String>,
     listen: SocketAddr,
     data_dir: &Path,
-    trusted: Vec<ipnet::IpNet>,
+    trusted: &[std::net::IpAddr],
 ) -> Result<DashboardAuth, ConfigError> {
     let token = || match env(DASHBOARD_TOKEN.env) {
         Some(v) => {
@@ -885,11 +997,23 @@ fn dashboard_auth(
              use token or proxy-header, or listen on 127.0.0.1"
         ))),
         "token" => token(),
-        "proxy-header" if trusted.is_empty() => Err(invalid(format!(
-            "proxy-header needs the proxies' addresses in {} ({})",
-            DASHBOARD_TRUSTED_PROXIES.flag, DASHBOARD_TRUSTED_PROXIES.env
-        ))),
-        "proxy-header" => Ok(DashboardAuth::ProxyHeader(trusted)),
+        "proxy-header" => {
+            let secret = env(DASHBOARD_PROXY_SECRET.env)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty());
+            if trusted.is_empty() && secret.is_none() {
+                return Err(invalid(format!(
+                    "proxy-header needs the proxies' exact addresses in {} ({}) or a shared secret \
+                     in {}",
+                    DASHBOARD_TRUSTED_PROXIES.flag,
+                    DASHBOARD_TRUSTED_PROXIES.env,
+                    DASHBOARD_PROXY_SECRET.env
+                )));
+            }
+            Ok(DashboardAuth::ProxyHeader {
+                secret: secret.map(Redacted),
+            })
+        }
         _ => Err(invalid("expected none, token or proxy-header".into())),
     }
 }

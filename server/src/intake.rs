@@ -124,6 +124,20 @@ async fn handle(
         return (r, unverified, "unauthorized");
     }
 
+    // GitHub can be told to send `application/x-www-form-urlencoded` (`payload=<json>`); that
+    // body is not JSON, and saying so beats a parse error the operator has to decode. An absent
+    // type is read as JSON, as other senders replaying deliveries often omit it.
+    if let Some(ct) = header_str(headers, header::CONTENT_TYPE.as_str()) {
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            let r = reply(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({"error": "the webhook must send Content type application/json (set it in the hook's settings)"}),
+            );
+            return (r, unverified, "unsupported_media_type");
+        }
+    }
+
     let (Some(event), Some(delivery_id)) = (
         header_str(headers, "x-github-event"),
         header_str(headers, "x-github-delivery"),

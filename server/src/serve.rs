@@ -31,7 +31,10 @@ pub fn default_registry(services: &Arc<Services>) -> Registry {
     // One renderer for all PR checks, so its in-memory cache and pins serve every run.
     registry_with(
         services,
-        Arc::new(Renderer::new(RenderConfig::default())),
+        Arc::new(Renderer::new(RenderConfig {
+            cache_limits: services.limits.render_cache,
+            ..RenderConfig::default()
+        })),
         capstan_worker::commands::DEFAULT_PREFIX,
     )
 }
@@ -109,6 +112,7 @@ pub fn services(cfg: &Config, queue: Arc<dyn Queue>, forge: Option<Arc<dyn Forge
         cluster: cluster.checks,
         sync: cluster.sync,
         promoter: None,
+        limits: cfg.limits,
     };
     let shared = Arc::new(services.clone());
     services.promoter =
@@ -132,6 +136,10 @@ pub fn cluster_services(cfg: &Config) -> ClusterServices {
         {
             Ok(check) => {
                 info!(url = %argo.client.url, dry_run_apps = ?argo.dry_run_apps, "ArgoCD configured");
+                if argo.client.url.scheme() == "http" && !config::is_loopback_url(&argo.client.url)
+                {
+                    warn!(url = %argo.client.url, "ArgoCD is reached over plain http (--argocd-allow-http): its token crosses the network unencrypted");
+                }
                 let check = Arc::new(check);
                 out.checks.push(check.clone());
                 out.sync = Some(check);
@@ -169,19 +177,26 @@ pub async fn dashboard(
     services: &Services,
 ) -> anyhow::Result<(Dashboard, Option<std::path::PathBuf>)> {
     let (auth, generated) = match &cfg.dashboard_auth {
-        config::DashboardAuth::None => (dashboard::Auth::None, None),
+        config::DashboardAuth::None => (dashboard::Auth::none(), None),
         config::DashboardAuth::Token(source) => {
             let (tokens, generated) = config::load_secrets(source)
                 .context("loading the dashboard token (CAPSTAN_DASHBOARD_TOKEN)")?;
             tokens
                 .iter()
                 .for_each(|t| capstan_worker::scrub::register(t));
-            (dashboard::Auth::Token(tokens), generated)
+            (dashboard::Auth::token(tokens), generated)
         }
-        config::DashboardAuth::ProxyHeader(nets) => {
-            (dashboard::Auth::ProxyHeader(nets.clone()), None)
-        }
+        config::DashboardAuth::ProxyHeader { secret } => (
+            dashboard::Auth::proxy_header(
+                cfg.dashboard_trusted_proxies.clone(),
+                secret.as_ref().map(|s| s.0.clone()),
+            ),
+            None,
+        ),
     };
+    let auth = auth
+        .behind(cfg.dashboard_trusted_proxies.clone())
+        .https(cfg.public_url.starts_with("https://"));
     let dcfg = match &cfg.dashboard_config {
         Some(path) => DashboardConfig::load(path).context("dashboard_config")?,
         None => DashboardConfig::default(),
@@ -293,6 +308,9 @@ pub fn register_secrets(cfg: &Config, webhook_secrets: &[String]) {
     }
     if let Some(argo) = &cfg.argocd {
         register(&argo.client.token);
+    }
+    if let config::DashboardAuth::ProxyHeader { secret: Some(s) } = &cfg.dashboard_auth {
+        register(&s.0);
     }
     if let Ok(url) = url::Url::parse(&cfg.database_url)
         && let Some(p) = url.password()

@@ -71,6 +71,7 @@ pub fn report(repo: &str, pr: u64, run_url: &str, apps: Vec<AppSection>) -> RunR
         head_sha: "c0ffee".repeat(7)[..40].to_string(),
         run_url: run_url.into(),
         held_by: None,
+        limits: Vec::new(),
         apps,
     }
 }

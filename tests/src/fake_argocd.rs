@@ -72,6 +72,8 @@ impl Default for SyncOutcome {
 #[derive(Clone, Debug)]
 pub struct FakeApp {
     pub name: String,
+    /// `spec.project`.
+    pub project: String,
     /// `spec.source` (single-source app) or `spec.sources` (multi-source app).
     pub sources: Vec<Value>,
     pub multi_source: bool,
@@ -91,6 +93,7 @@ impl FakeApp {
     pub fn new(name: &str, repo_url: &str, path: &str) -> FakeApp {
         FakeApp {
             name: name.into(),
+            project: "default".into(),
             sources: vec![json!({"repoURL": repo_url, "path": path, "targetRevision": "main"})],
             multi_source: false,
             sync_status: "Synced".into(),
@@ -127,6 +130,11 @@ impl FakeApp {
 
     pub fn with_sync_outcome(mut self, outcome: SyncOutcome) -> FakeApp {
         self.sync_outcome = outcome;
+        self
+    }
+
+    pub fn with_project(mut self, project: &str) -> FakeApp {
+        self.project = project.into();
         self
     }
 
@@ -409,10 +417,10 @@ fn advance_operation(st: &mut AppState, ts: &str) {
 fn application_json(st: &AppState) -> Value {
     let app = &st.app;
     let spec = if app.multi_source {
-        json!({"project": "default", "sources": app.sources,
+        json!({"project": app.project, "sources": app.sources,
                "destination": {"server": "https://kubernetes.default.svc", "namespace": app.name}})
     } else {
-        json!({"project": "default", "source": app.sources.first().cloned().unwrap_or(json!({})),
+        json!({"project": app.project, "source": app.sources.first().cloned().unwrap_or(json!({})),
                "destination": {"server": "https://kubernetes.default.svc", "namespace": app.name}})
     };
     let mut status = json!({

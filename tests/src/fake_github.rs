@@ -102,14 +102,16 @@ struct Inner {
     token_lifetime: Duration,
     /// Added to the wall clock, so tests can let time pass.
     clock_offset: Duration,
-    /// Installation token → (installation id, expiry).
-    issued: HashMap<String, (u64, SystemTime)>,
+    /// Installation token → (installation id, expiry, repository names it is scoped to).
+    issued: HashMap<String, (u64, SystemTime, Option<Vec<String>>)>,
     repos: BTreeMap<String, Repo>,
     next_id: u64,
     /// Responses to force before normal handling: (status, retry-after seconds).
     forced: VecDeque<(u16, Option<u64>)>,
     /// Endpoints that keep failing: (method, path without prefix, status).
     failing: Vec<(String, String, u16)>,
+    /// Endpoints that answer only after this long: (method, path without prefix, delay).
+    stalled: Vec<(String, String, Duration)>,
     calls: Vec<Call>,
 }
 
@@ -117,7 +119,8 @@ struct Inner {
 enum Principal {
     User,
     App,
-    Installation(u64),
+    /// An installation token, with the repository names it was scoped to (`None`: all).
+    Installation(u64, Option<Vec<String>>),
 }
 
 /// A running fake; the server stops when this is dropped.
@@ -149,6 +152,7 @@ impl FakeGitHub {
             next_id: 1000,
             forced: VecDeque::new(),
             failing: Vec::new(),
+            stalled: Vec::new(),
             calls: Vec::new(),
         }));
         let router = Router::new().fallback(handle).with_state(inner.clone());
@@ -249,6 +253,16 @@ impl FakeGitHub {
             .unwrap()
             .failing
             .push((method.to_string(), path.to_string(), status));
+    }
+
+    /// Every `method` request to `path` (without the API prefix) answers only after `delay`, as
+    /// a hung endpoint does; clients with a shorter timeout give up first.
+    pub fn stall_route(&self, method: &str, path: &str, delay: Duration) {
+        self.inner
+            .lock()
+            .unwrap()
+            .stalled
+            .push((method.to_string(), path.to_string(), delay));
     }
 
     /// Ends every failure set by [`FakeGitHub::fail_route`].
@@ -358,6 +372,18 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let stall = {
+        let g = inner.lock().unwrap();
+        let p = uri.path();
+        let p = p.strip_prefix(g.prefix.as_str()).unwrap_or(p);
+        g.stalled
+            .iter()
+            .find(|(m, sp, _)| m == method.as_str() && sp == p)
+            .map(|(_, _, d)| *d)
+    };
+    if let Some(delay) = stall {
+        tokio::time::sleep(delay).await;
+    }
     let mut g = inner.lock().unwrap();
     let full_path = uri.path().to_string();
     let path = full_path
@@ -416,9 +442,9 @@ fn authenticate(g: &Inner, authorization: Option<&str>) -> Result<Principal, Res
     if cred == g.token {
         return Ok(Principal::User);
     }
-    if let Some((id, expires)) = g.issued.get(cred) {
+    if let Some((id, expires, scope)) = g.issued.get(cred) {
         return if *expires > SystemTime::now() + g.clock_offset {
-            Ok(Principal::Installation(*id))
+            Ok(Principal::Installation(*id, scope.clone()))
         } else {
             Err(bad())
         };
@@ -632,11 +658,39 @@ fn route(
                 else {
                     return not_found();
                 };
+                // `repositories` scopes the token to those names of the installation's owner;
+                // a name the installation does not cover is a 422, as on GitHub.
+                let scope: Option<Vec<String>> = body
+                    .and_then(|b| b["repositories"].as_array())
+                    .map(|names| {
+                        names
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_ascii_lowercase)
+                            .collect()
+                    });
+                if let Some(names) = &scope {
+                    let owner = app
+                        .installations
+                        .iter()
+                        .find(|(i, _)| *i == id)
+                        .map(|(_, l)| l.clone())
+                        .unwrap_or_default();
+                    if names
+                        .iter()
+                        .any(|n| !g.repos.contains_key(&format!("{owner}/{n}")))
+                    {
+                        return error(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "There is at least one repository that does not exist or is not accessible to the parent installation.",
+                        );
+                    }
+                }
                 g.next_id += 1;
                 // Longer than 40 characters, as GitHub's newer tokens are.
                 let token = format!("ghs_{:0>60}", g.next_id);
                 let expires = SystemTime::now() + g.clock_offset + g.token_lifetime;
-                g.issued.insert(token.clone(), (id, expires));
+                g.issued.insert(token.clone(), (id, expires, scope));
                 let secs = expires
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_secs() as i64)
@@ -681,16 +735,16 @@ fn route(
             "A JSON web token cannot be used for this endpoint; use an installation token",
         );
     }
-    let installation_owner = match who {
-        Principal::Installation(id) => g
+    let installation_owner = match &who {
+        Principal::Installation(id, _) => g
             .app
             .as_ref()
-            .and_then(|a| a.installations.iter().find(|(i, _)| *i == id))
+            .and_then(|a| a.installations.iter().find(|(i, _)| i == id))
             .map(|(_, l)| l.clone()),
         _ => None,
     };
     let (author, author_is_bot) = match (&who, &g.app) {
-        (Principal::Installation(_), Some(app)) => (format!("{}[bot]", app.slug), true),
+        (Principal::Installation(..), Some(app)) => (format!("{}[bot]", app.slug), true),
         _ => (g.user_login.clone(), false),
     };
     match (m, segs.as_slice()) {
@@ -722,6 +776,12 @@ fn route(
     let full = format!("{}/{}", segs[1], segs[2]);
     if let Some(owner) = &installation_owner
         && owner != segs[1]
+    {
+        return not_found();
+    }
+    // A token scoped to other repositories does not see this one.
+    if let Principal::Installation(_, Some(names)) = &who
+        && !names.iter().any(|n| n.eq_ignore_ascii_case(segs[2]))
     {
         return not_found();
     }

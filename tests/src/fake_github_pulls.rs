@@ -293,6 +293,27 @@ impl FakeGitHub {
         r.pull_extra.entry(number).or_default().commits.push(sha);
     }
 
+    /// Moves a pull request's head to `sha` without a git directory behind it (a push GitHub
+    /// has seen; the tests say which commit).
+    pub fn set_head(&self, repo: &str, number: u64, sha: &str) {
+        let mut g = self.inner.lock().unwrap();
+        let r = g.repos.get_mut(repo).expect("known repo");
+        r.pulls
+            .get_mut(&number)
+            .expect("known pull request")
+            .head_sha = sha.to_string();
+    }
+
+    /// Sets a pull request's base branch (a PR into a branch other than the default).
+    pub fn set_base(&self, repo: &str, number: u64, base_ref: &str) {
+        let mut g = self.inner.lock().unwrap();
+        let r = g.repos.get_mut(repo).expect("known repo");
+        r.pulls
+            .get_mut(&number)
+            .expect("known pull request")
+            .base_ref = base_ref.to_string();
+    }
+
     /// The pull request with its body and merge commit, as the fake holds it.
     pub fn pull(&self, repo: &str, number: u64) -> Option<(FakePull, String, Option<String>)> {
         let g = self.inner.lock().unwrap();

@@ -34,6 +34,7 @@ pub fn kubectl_present() -> bool {
 }
 
 pub mod backend;
+pub mod commands_harness;
 pub mod dashboard;
 pub mod fake_argocd;
 pub mod fake_github;
@@ -42,6 +43,7 @@ pub mod fake_kube_lists;
 pub mod flaky;
 pub mod pg;
 pub mod pr_harness;
+pub mod pr_worker;
 pub mod promote_world;
 pub mod served;
 pub mod webdriver;

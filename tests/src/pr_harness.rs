@@ -84,6 +84,8 @@ impl Harness {
         origin.commit("initial tree", &changes).unwrap();
 
         let (fake, key) = fake_github_app(PAT).await;
+        // The usual PR author is a writer, as in a team repository: cluster checks run for her.
+        fake.set_permission(REPO, "alice", "write");
         let auth = match auth {
             Auth::App => Some(GitHubAuth::App {
                 app_id: APP_ID,
@@ -195,6 +197,11 @@ impl Harness {
 
     /// Registers PR `number` from `branch` into `main` on the fake GitHub at the branch's tip.
     pub fn open_pull(&self, number: u64, branch: &str) -> String {
+        self.open_pull_by(number, branch, "alice")
+    }
+
+    /// [`Harness::open_pull`] written by `author` (a stranger's or a fork's pull request).
+    pub fn open_pull_by(&self, number: u64, branch: &str, author: &str) -> String {
         let head = self.branch_tip(branch).to_string();
         self.fake.add_pull(
             REPO,
@@ -202,7 +209,7 @@ impl Harness {
                 number,
                 state: "open".into(),
                 title: format!("PR {number}"),
-                author: "alice".into(),
+                author: author.into(),
                 head_sha: head.clone(),
                 head_ref: branch.into(),
                 base_sha: self.main_tip().to_string(),

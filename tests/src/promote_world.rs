@@ -9,7 +9,7 @@ use std::sync::Arc;
 use capstan_worker::forge::github::{GitHubAuth, GitHubConfig, GitHubForge};
 use capstan_worker::jobs::{DefaultBranchPush, PrMerged};
 use capstan_worker::promote::Engine;
-use capstan_worker::services::GitSource;
+use capstan_worker::services::{GitSource, PromoteRequest};
 use capstan_worker::store::SqlPromotionStore;
 use capstan_worker::store::runs::SqlRunStore;
 use git2::{FileMode, Oid, Repository, Signature};
@@ -20,6 +20,36 @@ use crate::fake_github::FakeGitHub;
 use capstan_worker::argocd::{ArgoCdCheck, ArgoClient, ArgoConfig, DryRunOptions};
 
 pub const REPO: &str = "acme/gitops";
+/// This repository's own podinfo overlays, the source and target of its promotion rule.
+pub const STAGING: &str = "applications/workloads/podinfo/overlays/staging/kustomization.yaml";
+pub const PRODUCTION: &str =
+    "applications/workloads/podinfo/overlays/production/kustomization.yaml";
+
+/// A file of this repository, as the worlds are seeded with the real ones.
+pub fn real(path: &str) -> Vec<u8> {
+    std::fs::read(crate::repo_root().join(path)).unwrap()
+}
+
+/// `/capstan promote <env>` by `bob` on PR `pr` into `main`, as the command handler hands it
+/// over: `head` is the head it vouched for, `sha` the one pinned in the comment.
+pub fn command_request(
+    pr: u64,
+    env: &str,
+    head: Option<&str>,
+    sha: Option<&str>,
+) -> PromoteRequest {
+    PromoteRequest {
+        repo: REPO.into(),
+        pr,
+        environment: env.into(),
+        app: None,
+        sha: sha.map(str::to_string),
+        head_at_command: head.map(str::to_string),
+        actor: "bob".into(),
+        installation_id: None,
+        default_branch: Some("main".into()),
+    }
+}
 pub const PAT: &str = "ghp_promote_test_token_0123456789abcdef";
 pub const ARGOCD_TOKEN: &str = "argocd-promote-test-token";
 
@@ -227,6 +257,7 @@ impl World {
             base_ref: pull.base_ref,
             merged_by: Some("alice".into()),
             installation_id: None,
+            default_branch: Some("main".into()),
         }
     }
 }

@@ -23,6 +23,23 @@ pub fn signed(event: &str, delivery: &str, body: &[u8], secret: &str) -> Request
         .unwrap_or_else(|e| panic!("building a request: {e}"))
 }
 
+/// A signed-ready `pull_request` `opened` payload for PR `number` of `acme/gitops` at `sha`.
+pub fn pr_opened(number: u64, sha: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "action": "opened",
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "head": {"ref": "feature", "sha": sha},
+            "base": {"ref": "main", "sha": "0000000000000000000000000000000000000000"},
+            "merged": false
+        },
+        "repository": {"full_name": "acme/gitops", "default_branch": "main"},
+        "installation": {"id": 1}
+    }))
+    .unwrap_or_default()
+}
+
 /// Send a request through the router; status and body (JSON when it parses).
 pub async fn send(app: &Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
     let resp = app

@@ -189,6 +189,7 @@ async fn live_diff_shows_what_changes_in_the_cluster_and_renders_in_the_report()
         head_sha: HEAD.into(),
         run_url: "http://capstan.test/runs/1".into(),
         held_by: None,
+        limits: Vec::new(),
         apps: vec![AppSection {
             name: "shop".into(),
             environment: Some("staging".into()),

@@ -1,29 +1,19 @@
 //! Slash-commands end to end: signed `issue_comment` webhooks into the server's router, the job
 //! runner with the server's handler registry, the GitHub forge against the fake GitHub, and a
 //! real git repository (built here) as the remote whose default branch holds `.capstan.yaml`.
-//! ArgoCD sync and the promotion engine are small recording fakes of their traits.
+//! ArgoCD sync and the promotion engine are small recording fakes of their traits
+//! (`capstan_tests::commands_harness`).
 #![allow(clippy::unwrap_used)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use axum::Router;
-use axum::http::StatusCode;
-use capstan_server::app::{AppState, router};
 use capstan_tests::backend::Backend;
 use capstan_tests::both_backends;
-use capstan_tests::fake_github::{FakeComment, FakeGitHub, FakePull};
-use capstan_tests::webhook::{SECRET, send, signed};
-use capstan_worker::commands::CommandHandler;
-use capstan_worker::forge::Forge;
-use capstan_worker::forge::github::{GitHubAuth, GitHubConfig, GitHubForge};
+use capstan_tests::commands_harness::*;
+use capstan_tests::webhook::SECRET;
 use capstan_worker::git::fixture::{Change, RepoBuilder};
-use capstan_worker::jobs::{self, PrCheck};
-use capstan_worker::queue::{Finish, Job, JobState};
-use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
-use capstan_worker::services::{AppSync, GitSource, PromoteRequest, Promoter, Services};
+use capstan_worker::jobs;
+use capstan_worker::queue::{Finish, JobState};
 use capstan_worker::store::runs::SqlRunStore;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -39,386 +29,6 @@ both_backends!(
     an_unreachable_forge_retries_and_replies_once,
     a_broken_settings_file_refuses_every_command,
 );
-
-const REPO: &str = "acme/gitops";
-const PR: u64 = 7;
-const PAT: &str = "ghp_commands_e2e_token";
-/// The fake GitHub's login for the token: Capstan itself.
-const SELF_LOGIN: &str = "capstan-user";
-
-const SETTINGS: &str =
-    "environments:\n  - name: staging\n  - name: production\ncommands:\n  prefix: /capstan\n";
-/// The PR tries to let anyone promote; the default branch's settings must still apply.
-const RELAXED: &str = "environments:\n  - name: staging\n  - name: production\ncommands:\n  permissions:\n    promote: read\n    hold: read\n";
-const APP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: https://github.com/acme/gitops.git\n    path: apps/web\n  destination:\n    namespace: web\n";
-
-/// The remote: `main` with the settings and one app, `feature` (the PR head) on top.
-struct Upstream {
-    dir: tempfile::TempDir,
-    head: String,
-}
-
-fn upstream() -> Upstream {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("acme").join("gitops");
-    std::fs::create_dir_all(&path).unwrap();
-    let b = RepoBuilder::init(&path).unwrap();
-    let base = b
-        .commit(
-            "base",
-            &[
-                Change::Write(".capstan.yaml", SETTINGS.as_bytes()),
-                Change::Write("argocd/web.yaml", APP.as_bytes()),
-                Change::Write(
-                    "apps/web/kustomization.yaml",
-                    b"resources:\n  - configmap.yaml\n",
-                ),
-                Change::Write(
-                    "apps/web/configmap.yaml",
-                    b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  a: \"1\"\n",
-                ),
-            ],
-        )
-        .unwrap();
-    let head = b
-        .commit(
-            "relax the rules and change the app",
-            &[
-                Change::Write(".capstan.yaml", RELAXED.as_bytes()),
-                Change::Write(
-                    "apps/web/configmap.yaml",
-                    b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  a: \"2\"\n",
-                ),
-            ],
-        )
-        .unwrap();
-    b.set_ref("refs/heads/feature", head).unwrap();
-    b.set_ref("refs/heads/main", base).unwrap();
-    Upstream {
-        dir,
-        head: head.to_string(),
-    }
-}
-
-#[derive(Default)]
-struct FakeSync {
-    calls: Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl AppSync for FakeSync {
-    async fn sync_app(&self, app: &str, revision: Option<&str>) -> Result<String, String> {
-        self.calls.lock().unwrap().push(app.to_string());
-        Ok(format!(
-            "operation started at {}",
-            revision.unwrap_or("the target revision")
-        ))
-    }
-}
-
-#[derive(Default)]
-struct FakePromoter {
-    calls: Mutex<Vec<PromoteRequest>>,
-    /// (actor, environment, reason) of promotions refused before reaching the engine.
-    refusals: Mutex<Vec<(String, String, String)>>,
-}
-
-#[async_trait]
-impl Promoter for FakePromoter {
-    async fn promote(&self, req: &PromoteRequest) -> Result<String, String> {
-        self.calls.lock().unwrap().push(req.clone());
-        Ok(format!(
-            "promotion pull request opened for {}",
-            req.environment
-        ))
-    }
-
-    async fn record_refusal(&self, req: &PromoteRequest, reason: &str) {
-        self.refusals.lock().unwrap().push((
-            req.actor.clone(),
-            req.environment.clone(),
-            reason.to_string(),
-        ));
-    }
-}
-
-/// The fake GitHub with the open PR at the upstream's head and one user per permission level.
-async fn fake_github(up: &Upstream) -> FakeGitHub {
-    let fake = FakeGitHub::start(PAT, "", None).await;
-    fake.add_pull(
-        REPO,
-        FakePull {
-            number: PR,
-            state: "open".into(),
-            title: "Change web".into(),
-            author: "alice".into(),
-            head_sha: up.head.clone(),
-            head_ref: "feature".into(),
-            base_sha: "b".repeat(40),
-            base_ref: "main".into(),
-            ..FakePull::default()
-        },
-    );
-    for (user, role) in [
-        ("reader", "read"),
-        ("triager", "triage"),
-        ("writer", "write"),
-        ("maintainer", "maintain"),
-        ("admin", "admin"),
-    ] {
-        fake.set_permission(REPO, user, role);
-    }
-    fake
-}
-
-/// Which handlers the runner has.
-enum Handlers {
-    /// The server's own registry (`serve::default_registry`).
-    Server,
-    /// Only the command handler, so the test controls the state of `pr_check` jobs.
-    CommandsOnly,
-}
-
-struct Harness {
-    fake: FakeGitHub,
-    app: Router,
-    services: Arc<Services>,
-    sync: Arc<FakeSync>,
-    promoter: Arc<FakePromoter>,
-    up: Upstream,
-    _mirrors: tempfile::TempDir,
-    stop: CancellationToken,
-    runner: tokio::task::JoinHandle<()>,
-    deliveries: AtomicU64,
-}
-
-impl Harness {
-    async fn start(b: &Backend, handlers: Handlers) -> Harness {
-        let up = upstream();
-        let fake = fake_github(&up).await;
-        let mut cfg = GitHubConfig::new(
-            fake.api_url().parse().unwrap(),
-            GitHubAuth::Token(PAT.into()),
-        );
-        cfg.timeout = Duration::from_secs(10);
-        cfg.max_rate_limit_wait = Duration::from_secs(1);
-        let forge: Arc<dyn Forge> = Arc::new(GitHubForge::new(cfg).unwrap());
-        let mirrors = tempfile::tempdir().unwrap();
-        let sync = Arc::new(FakeSync::default());
-        let promoter = Arc::new(FakePromoter::default());
-        let services = Arc::new(Services {
-            queue: b.queue.clone(),
-            runs: Arc::new(SqlRunStore::new(b.queue.db())),
-            forge: Some(forge),
-            git: GitSource::new(
-                format!("file://{}/{{owner}}/{{repo}}", up.dir.path().display()),
-                "github.com",
-                mirrors.path().to_path_buf(),
-            ),
-            public_url: "http://capstan.test".into(),
-            cluster: Vec::new(),
-            sync: Some(sync.clone()),
-            promoter: Some(promoter.clone()),
-        });
-        let registry = match handlers {
-            Handlers::Server => capstan_server::serve::default_registry(&services),
-            Handlers::CommandsOnly => {
-                let mut r = Registry::new();
-                r.register(jobs::COMMAND, CommandHandler::new(services.clone()));
-                r
-            }
-        };
-        let kinds = registry.kinds();
-        let runner = Runner::new(
-            b.queue.clone(),
-            registry,
-            RunnerConfig {
-                workers: 2,
-                poll_interval: Duration::from_millis(20),
-                backoff_base: Duration::from_millis(50),
-                backoff_max: Duration::from_millis(200),
-                ..RunnerConfig::default()
-            },
-            Arc::new(Metrics::new()),
-        );
-        let mut state = AppState::new(b.queue.clone(), vec![SECRET.to_string()]);
-        state.wake = Some(runner.waker());
-        state.wake_kinds = kinds;
-        let app = router(Arc::new(state), true);
-        let stop = CancellationToken::new();
-        let runner = tokio::spawn(runner.run(stop.clone()));
-        Harness {
-            fake,
-            app,
-            services,
-            sync,
-            promoter,
-            up,
-            _mirrors: mirrors,
-            stop,
-            runner,
-            deliveries: AtomicU64::new(0),
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.runner.await.unwrap();
-    }
-
-    fn head(&self) -> &str {
-        &self.up.head
-    }
-
-    /// A new comment by `login`, delivered as `issue_comment.created`; returns its id.
-    async fn comment(&self, login: &str, body: &str) -> u64 {
-        let id = self.fake.add_comment(REPO, PR, login, false, body);
-        self.deliver("created", id, login, "User", body, "v1", None)
-            .await;
-        id
-    }
-
-    /// Delivers an `issue_comment` event and waits until the jobs it produced have finished.
-    /// `delivery` reuses a delivery id (GitHub's "Redeliver"); `None` makes a fresh one.
-    #[allow(clippy::too_many_arguments)]
-    async fn deliver(
-        &self,
-        action: &str,
-        comment_id: u64,
-        login: &str,
-        user_type: &str,
-        body: &str,
-        version: &str,
-        delivery: Option<&str>,
-    ) -> String {
-        let delivery = delivery.map(str::to_string).unwrap_or_else(|| {
-            format!("comment-{}", self.deliveries.fetch_add(1, Ordering::SeqCst))
-        });
-        let payload = json!({
-            "action": action,
-            "issue": {"number": PR, "pull_request": {"url": format!("https://api.github.com/repos/{REPO}/pulls/{PR}")}},
-            "comment": {
-                "id": comment_id,
-                "body": body,
-                "user": {"login": login, "type": user_type},
-                "author_association": "MEMBER",
-                "updated_at": version,
-            },
-            "repository": {"full_name": REPO, "default_branch": "main"},
-        });
-        let bytes = serde_json::to_vec(&payload).unwrap();
-        let (status, _) = send(
-            &self.app,
-            signed("issue_comment", &delivery, &bytes, SECRET),
-        )
-        .await;
-        assert!(
-            status == StatusCode::ACCEPTED || status == StatusCode::OK,
-            "delivery {delivery}: {status}"
-        );
-        self.settle(&delivery).await;
-        delivery
-    }
-
-    /// Waits until every job of `delivery` is final.
-    async fn settle(&self, delivery: &str) -> Vec<Job> {
-        let q = &self.services.queue;
-        for _ in 0..1500 {
-            let jobs = q.jobs_for_delivery(delivery).await.unwrap();
-            if jobs.iter().all(|j| j.state.is_final()) {
-                return jobs;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!(
-            "jobs of {delivery} did not finish: {:?}",
-            q.jobs_for_delivery(delivery).await.unwrap()
-        );
-    }
-
-    /// A check of the head queued by `trigger` and claimed by a stand-in for the pipeline.
-    async fn pipeline_claims(&self, trigger: &str) -> Job {
-        let q = &self.services.queue;
-        let job = PrCheck {
-            repo: REPO.into(),
-            number: PR,
-            head_sha: self.head().into(),
-            head_ref: Some("feature".into()),
-            base_ref: Some("main".into()),
-            installation_id: None,
-            trigger: trigger.into(),
-        }
-        .into_job();
-        q.enqueue(&job).await.unwrap().unwrap();
-        let kinds = [jobs::PR_CHECK.to_string()];
-        let lease = Duration::from_secs(60);
-        let claimed = q.claim("test-pipeline", &kinds, lease).await;
-        claimed.unwrap().unwrap().job
-    }
-
-    /// The re-checks a `hold`/`unhold` comment (version `v1`) queued.
-    async fn rechecks(&self, comment: u64) -> Vec<Job> {
-        let key = format!(
-            "{}/command:{comment}@v1",
-            PrCheck::dedupe_key(REPO, PR, self.head())
-        );
-        self.services.queue.jobs_by_dedupe_key(&key).await.unwrap()
-    }
-
-    /// Waits until job `id` is final and returns it.
-    async fn finished(&self, id: i64) -> Job {
-        for _ in 0..1500 {
-            let job = self.services.queue.job(id).await.unwrap().unwrap();
-            if job.state.is_final() {
-                return job;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("job {id} did not finish");
-    }
-
-    /// Capstan's replies to `comment_id` (any version), oldest first.
-    fn replies(&self, comment_id: u64) -> Vec<FakeComment> {
-        let marker = format!("<!-- capstan:command-reply {comment_id}@");
-        self.fake
-            .comments(REPO, PR)
-            .into_iter()
-            .filter(|c| c.body.starts_with(&marker))
-            .inspect(|c| assert_eq!(c.login, SELF_LOGIN, "replies come from Capstan"))
-            .collect()
-    }
-
-    /// The one reply to `comment_id`.
-    fn reply(&self, comment_id: u64) -> String {
-        let replies = self.replies(comment_id);
-        assert_eq!(replies.len(), 1, "one reply to {comment_id}: {replies:?}");
-        replies[0].body.clone()
-    }
-
-    fn reacted(&self, comment_id: u64) -> bool {
-        self.fake
-            .reactions(REPO)
-            .iter()
-            .any(|(id, content)| *id == comment_id && content == "eyes")
-    }
-
-    async fn checks_of_head(&self) -> Vec<Job> {
-        self.services
-            .queue
-            .jobs_by_dedupe_key(&PrCheck::dedupe_key(REPO, PR, self.head()))
-            .await
-            .unwrap()
-    }
-}
-
-fn has_line(reply: &str, command: &str, outcome: &str) -> bool {
-    reply
-        .lines()
-        .any(|l| l.starts_with(&format!("- {command} → {outcome}")))
-}
-
-/// (command line, start of its outcome) pairs expected in a reply.
-type Expected = &'static [(&'static str, &'static str)];
 
 async fn permission_levels_decide_what_runs(b: &Backend) {
     let h = Harness::start(b, Handlers::Server).await;
@@ -618,6 +228,8 @@ async fn bots_and_capstan_itself_are_ignored(b: &Backend) {
         author_association: None,
         lines: vec!["/capstan hold".into()],
         installation_id: None,
+        written_at: None,
+        default_branch: Some("main".into()),
     }
     .into_job();
     let id = h.services.queue.enqueue(&slipped).await.unwrap().unwrap();
@@ -885,6 +497,8 @@ async fn an_unreachable_forge_retries_and_replies_once(b: &Backend) {
         author_association: None,
         lines: vec!["/capstan help".into()],
         installation_id: None,
+        written_at: None,
+        default_branch: Some("main".into()),
     };
     let id = h
         .services

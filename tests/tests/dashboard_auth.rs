@@ -1,6 +1,6 @@
 //! Dashboard access control over real TCP (peer addresses matter for `proxy-header`): `token`
 //! refuses a missing or wrong token, `proxy-header` trusts the headers only from a configured
-//! proxy address, `none` cannot be configured on a non-loopback address, and the webhook
+//! proxy address (adversarial cases are in adversarial_dashboard.rs), `none` cannot be configured on a non-loopback address, and the webhook
 //! endpoint stays open (signature-checked only).
 #![allow(clippy::unwrap_used)]
 
@@ -26,7 +26,15 @@ async fn server(b: &Backend, auth: Auth) -> (String, tokio_util::sync::Cancellat
 #[tokio::test]
 async fn token_mode_refuses_missing_and_wrong_tokens() {
     let b = Backend::sqlite().await;
-    let (base, stop) = server(&b, Auth::Token(vec!["old-token".into(), "s3cret".into()])).await;
+    // More wrong tokens than the login throttle allows: this test is about the 401s (the
+    // throttle has its own cases in adversarial_dashboard.rs).
+    let mut auth = Auth::token(vec!["old-token".into(), "s3cret".into()]);
+    auth.throttle = capstan_server::dashboard::auth::Throttle::new(
+        100,
+        100,
+        std::time::Duration::from_secs(60),
+    );
+    let (base, stop) = server(&b, auth).await;
     let c = http();
     for path in [
         "/",
@@ -149,7 +157,11 @@ async fn proxy_header_is_trusted_only_from_the_proxy() {
     let b = Backend::sqlite().await;
     let c = http();
     // The test client connects from 127.0.0.1, which is not the proxy here.
-    let (base, stop) = server(&b, Auth::ProxyHeader(vec!["10.0.0.0/8".parse().unwrap()])).await;
+    let (base, stop) = server(
+        &b,
+        Auth::proxy_header(vec!["10.0.0.1".parse().unwrap()], None),
+    )
+    .await;
     let r = c
         .get(format!("{base}/"))
         .header("x-forwarded-user", "mallory")
@@ -160,7 +172,11 @@ async fn proxy_header_is_trusted_only_from_the_proxy() {
     assert_eq!(r.status(), 403);
     stop.cancel();
 
-    let (base, stop) = server(&b, Auth::ProxyHeader(vec!["127.0.0.1/32".parse().unwrap()])).await;
+    let (base, stop) = server(
+        &b,
+        Auth::proxy_header(vec!["127.0.0.1".parse().unwrap()], None),
+    )
+    .await;
     let r = c.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(r.status(), 403, "the proxy must name the user");
     let r = c
@@ -239,21 +255,24 @@ fn none_refuses_a_non_loopback_bind_and_defaults_are_safe() {
     );
     let err = load(&[], args("0.0.0.0:8080", Some("proxy-header"))).unwrap_err();
     assert!(err.contains("--dashboard-trusted-proxies"), "{err}");
-    let err = load(
-        &[("CAPSTAN_DASHBOARD_TRUSTED_PROXIES", "10.0.0.0/33")],
-        args("0.0.0.0:8080", Some("proxy-header")),
-    )
-    .unwrap_err();
-    assert!(err.contains("CAPSTAN_DASHBOARD_TRUSTED_PROXIES"), "{err}");
+    for bad in ["10.0.0.0/33", "10.0.0.0/8, 192.168.0.7"] {
+        let err = load(
+            &[("CAPSTAN_DASHBOARD_TRUSTED_PROXIES", bad)],
+            args("0.0.0.0:8080", Some("proxy-header")),
+        )
+        .unwrap_err();
+        assert!(err.contains("CAPSTAN_DASHBOARD_TRUSTED_PROXIES"), "{err}");
+    }
     let c = load(
-        &[(
-            "CAPSTAN_DASHBOARD_TRUSTED_PROXIES",
-            "10.0.0.0/8, 192.168.0.7",
-        )],
+        &[("CAPSTAN_DASHBOARD_TRUSTED_PROXIES", "10.0.0.3, 192.168.0.7")],
         args("0.0.0.0:8080", Some("proxy-header")),
     )
     .unwrap();
-    assert!(matches!(c.dashboard_auth, DashboardAuth::ProxyHeader(ref n) if n.len() == 2));
+    assert!(matches!(
+        c.dashboard_auth,
+        DashboardAuth::ProxyHeader { secret: None }
+    ));
+    assert_eq!(c.dashboard_trusted_proxies.len(), 2);
     let err = load(&[], args("0.0.0.0:8080", Some("open"))).unwrap_err();
     assert!(
         err.contains("expected none, token or proxy-header"),

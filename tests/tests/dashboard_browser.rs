@@ -138,15 +138,20 @@ async fn seeded_dashboard(b: &Backend, repo: &std::path::Path) -> Dashboard {
     let (kaddr, _) = serve(k.router()).await;
     let client = kube_client_for(&format!("http://{kaddr}")).unwrap();
     let cfg = DashboardConfig::parse(
-        &format!("customizations:\n  theme:\n    title: Homelab platform\n    primaryColor: \"#2f6fdf\"\n  links:\n    - name: ArgoCD\n      url: {t}/ok\n    - name: Grafana\n      url: {t}/ok\n"),
+        &format!("customizations:\n  theme:\n    title: Homelab platform\n    primaryColor: \"#2f6fdf\"\n  links:\n    - name: ArgoCD\n      url: {t}/ok\n    - name: Grafana\n      url: {t}/ok\n\
+                  serviceDiscovery:\n  namespaces: [shop]\n  probeHosts: [\"127.0.0.1\"]\n"),
         "test",
     )
     .unwrap();
-    let reg = Arc::new(Registry::new(
-        Some(client.clone()),
-        &cfg,
-        ProbeSettings::default(),
-    ));
+    // The targets are on loopback, which probes refuse unless the policy names the address.
+    let probe = ProbeSettings {
+        policy: capstan_server::dashboard::probe::ProbePolicy {
+            exempt: vec![t.trim_start_matches("http://").parse().unwrap()],
+            ..Default::default()
+        },
+        ..ProbeSettings::default()
+    };
+    let reg = Arc::new(Registry::new(Some(client.clone()), &cfg, probe));
     assert!(reg.ready(Duration::from_secs(20)).await);
     reg.refresh_health().await;
 

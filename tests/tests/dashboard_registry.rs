@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use capstan_server::app::{self, AppState};
 use capstan_server::dashboard::cluster::ClusterView;
+use capstan_server::dashboard::probe::ProbePolicy;
 use capstan_server::dashboard::registry::{Health, ProbeSettings, Registry};
 use capstan_server::dashboard::{Dashboard, DashboardConfig, kube_client_for};
 use capstan_tests::backend::Backend;
@@ -35,6 +36,18 @@ async fn targets() -> String {
     // Dropping the token does not stop the server: it lives for the test process.
     let (addr, _) = serve(app).await;
     format!("http://{addr}")
+}
+
+/// Probes may reach exactly the target server (it is on loopback, which the default refuses).
+fn probe_settings(t: &str, timeout: Duration, ttl: Duration) -> ProbeSettings {
+    ProbeSettings {
+        timeout,
+        ttl,
+        policy: ProbePolicy {
+            exempt: vec![t.trim_start_matches("http://").parse().unwrap()],
+            ..ProbePolicy::default()
+        },
+    }
 }
 
 fn fake_cluster(t: &str) -> Arc<FakeKube> {
@@ -125,7 +138,7 @@ fn config(t: &str) -> DashboardConfig {
     DashboardConfig::parse(
         &format!(
             "namespace: capstan\ncustomizations:\n  links:\n    - name: Docs\n      url: {t}/ok\n    - name: Old wiki\n      url: {t}/broken\n\
-             serviceDiscovery:\n  enabled: true\n  namespaces: [shop, monitoring]\n"
+             serviceDiscovery:\n  enabled: true\n  namespaces: [shop, monitoring]\n  probeHosts: [\"127.0.0.1\"]\n"
         ),
         "test",
     )
@@ -142,10 +155,7 @@ async fn registry_discovers_annotated_objects_merges_configmaps_and_hides_failin
     let reg = Arc::new(Registry::new(
         Some(client.clone()),
         &cfg,
-        ProbeSettings {
-            timeout: Duration::from_secs(5),
-            ttl: Duration::from_secs(600),
-        },
+        probe_settings(&t, Duration::from_secs(5), Duration::from_secs(600)),
     ));
     assert!(reg.ready(Duration::from_secs(20)).await, "watchers listed");
     // Before any probe passed nothing is linked.
@@ -290,7 +300,12 @@ async fn an_unreachable_api_server_is_reported_and_static_links_still_work() {
     let url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
     let client = kube_client_for(&url).unwrap();
-    let reg = Registry::new(Some(client), &config(&t), ProbeSettings::default());
+    let defaults = ProbeSettings::default();
+    let reg = Registry::new(
+        Some(client),
+        &config(&t),
+        probe_settings(&t, defaults.timeout, defaults.ttl),
+    );
     assert!(!reg.ready(Duration::from_millis(1500)).await);
     reg.refresh_health().await;
     let view = reg.view();

@@ -562,6 +562,7 @@ async fn recovery_with_the_github_forge_enqueues_unchecked_heads(b: &Backend) {
                 base_ref: None,
                 installation_id: None,
                 trigger: "pull_request.opened".into(),
+                sender: None,
             }
             .into_job(),
         )
@@ -588,4 +589,65 @@ async fn recovery_with_the_github_forge_enqueues_unchecked_heads(b: &Backend) {
     assert_eq!(jobs[0].payload["trigger"], "recovery");
     assert_eq!(fake.calls_to("GET", "/app/installations").len(), 1);
     assert_eq!(fake.calls_to("GET", "/installation/repositories").len(), 1);
+}
+
+/// Issue 13, finding 12: an installation token is bought for the repository of the job only
+/// (`repositories` in the body, which the fake honours), so a token that leaks from one job
+/// cannot reach the installation's other repositories.
+#[tokio::test]
+async fn app_installation_tokens_are_scoped_to_the_repository() {
+    let (fake, forge, _offset) = app_setup().await;
+    fake.add_pull("acme/other", pull(3, 'c'));
+    forge.pull_request(REPO, 7).await.unwrap();
+    let calls = fake.calls_to(
+        "POST",
+        &format!("/app/installations/{INSTALLATION}/access_tokens"),
+    );
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        calls[0].body.as_ref().unwrap()["repositories"],
+        serde_json::json!(["gitops"]),
+        "the token request names the repository"
+    );
+    let scoped = fake.calls_to("GET", "/repos/acme/gitops/pulls/7")[0]
+        .authorization
+        .clone()
+        .unwrap();
+
+    // The fake refuses the gitops token for another repository of the same installation.
+    let r = reqwest::Client::new()
+        .get(format!("{}/repos/acme/other/pulls/3", fake.api_url()))
+        .header("authorization", &scoped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        404,
+        "a scoped token does not see other repositories"
+    );
+
+    // A call about the other repository buys its own token, which works there.
+    forge.pull_request("acme/other", 3).await.unwrap();
+    let calls = fake.calls_to(
+        "POST",
+        &format!("/app/installations/{INSTALLATION}/access_tokens"),
+    );
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        calls[1].body.as_ref().unwrap()["repositories"],
+        serde_json::json!(["other"])
+    );
+    // The last call: the first was the test's own, with the gitops token.
+    let other = fake
+        .calls_to("GET", "/repos/acme/other/pulls/3")
+        .last()
+        .unwrap()
+        .authorization
+        .clone()
+        .unwrap();
+    assert_ne!(other, scoped);
+    // The git credential is the scoped token too.
+    let git = forge.git_token(REPO).await.unwrap().unwrap();
+    assert_eq!(format!("Bearer {git}"), scoped);
 }

@@ -18,7 +18,7 @@ use capstan_server::app::{AppState, router};
 use capstan_tests::backend::Backend;
 use capstan_tests::both_backends;
 use capstan_tests::flaky::Flaky;
-use capstan_tests::webhook::{SECRET, send, signed};
+use capstan_tests::webhook::{SECRET, pr_opened, send, signed};
 use capstan_worker::queue::{Finish, JobState, Queue};
 use capstan_worker::runner::{
     Handler, JobContext, JobError, Metrics, Registry, Runner, RunnerConfig,
@@ -51,22 +51,6 @@ fn app_with(queue: Arc<dyn Queue>, tweak: impl FnOnce(&mut AppState)) -> (Router
 
 fn app(b: &Backend) -> Router {
     app_with(b.queue.clone(), |_| {}).0
-}
-
-fn pr_opened(number: u64, sha: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "action": "opened",
-        "number": number,
-        "pull_request": {
-            "number": number,
-            "head": {"ref": "feature", "sha": sha},
-            "base": {"ref": "main", "sha": "0000000000000000000000000000000000000000"},
-            "merged": false
-        },
-        "repository": {"full_name": "acme/gitops", "default_branch": "main"},
-        "installation": {"id": 1}
-    }))
-    .unwrap()
 }
 
 async fn assert_store_empty(q: &Arc<dyn Queue>, delivery: &str) {

@@ -7,23 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use capstan_tests::pr_harness::{APP_ID, Harness, INSTALLATION, REPO, fanout_tree};
-use capstan_worker::forge::Forge;
-use capstan_worker::forge::github::{AppKey, GitHubAuth, GitHubConfig, GitHubForge};
-use capstan_worker::jobs::{PR_CHECK, PrCheck};
-use capstan_worker::pipeline::PrCheckHandler;
-use capstan_worker::queue::{JobState, Queue};
-use capstan_worker::render::{RenderConfig, Renderer};
+use capstan_tests::pr_harness::{Harness, INSTALLATION, REPO, fanout_tree};
+use capstan_tests::pr_worker::Worker;
+use capstan_worker::jobs::PrCheck;
+use capstan_worker::queue::JobState;
 use capstan_worker::report::ArgoStatus;
-use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
-use capstan_worker::services::{
-    ClusterCheck, ClusterCheckRequest, ClusterFindings, GitSource, Services,
-};
+use capstan_worker::services::{ClusterCheck, ClusterCheckRequest, ClusterFindings};
 use capstan_worker::store::RunStore;
-use capstan_worker::store::runs::SqlRunStore;
 use capstan_worker::store::runs::{RunFilter, RunStatus};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 /// One request as the fake saw it: app, head object count, changed objects, head sha.
 type Asked = (String, usize, Vec<String>, String);
@@ -65,121 +57,6 @@ impl ClusterCheck for FakeArgo {
                 ..ClusterFindings::default()
             }
         }
-    }
-}
-
-/// A `pr_check` worker of the test's own, with the given cluster checkers.
-struct Worker {
-    _dir: tempfile::TempDir,
-    queue: Arc<dyn Queue>,
-    stop: CancellationToken,
-    runner: tokio::task::JoinHandle<()>,
-}
-
-impl Worker {
-    async fn start(h: &Harness, cluster: Vec<Arc<dyn ClusterCheck>>) -> Worker {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = capstan_worker::queue::open(&format!("sqlite://{}/q.db", dir.path().display()))
-            .await
-            .unwrap();
-        let key =
-            AppKey::from_file(&capstan_tests::own_fixtures().join("TEST-ONLY-github-app-key.pem"))
-                .unwrap();
-        let forge: Arc<dyn Forge> = Arc::new(
-            GitHubForge::new(GitHubConfig::new(
-                h.fake.api_url().parse().unwrap(),
-                GitHubAuth::App {
-                    app_id: APP_ID,
-                    key: Arc::new(key),
-                },
-            ))
-            .unwrap(),
-        );
-        let services = Arc::new(Services {
-            runs: Arc::new(SqlRunStore::new(queue.db())),
-            queue: queue.clone(),
-            forge: Some(forge),
-            git: GitSource::new(
-                format!(
-                    "file://{}/origin/{{owner}}/{{repo}}",
-                    h.dir.path().display()
-                ),
-                "github.com",
-                dir.path().join("mirrors"),
-            ),
-            public_url: "https://capstan.example".into(),
-            cluster,
-            sync: None,
-            promoter: None,
-        });
-        let mut registry = Registry::new();
-        registry.register(
-            PR_CHECK,
-            PrCheckHandler::new(services, Arc::new(Renderer::new(RenderConfig::default()))),
-        );
-        let stop = CancellationToken::new();
-        let runner = tokio::spawn(
-            Runner::new(
-                queue.clone(),
-                registry,
-                RunnerConfig {
-                    workers: 1,
-                    poll_interval: Duration::from_millis(20),
-                    ..RunnerConfig::default()
-                },
-                Arc::new(Metrics::new()),
-            )
-            .run(stop.clone()),
-        );
-        Worker {
-            _dir: dir,
-            queue,
-            stop,
-            runner,
-        }
-    }
-
-    /// Queues a check of PR `number` at `head` (branch `feature` into `main`).
-    async fn check(&self, number: u64, head: &str) -> i64 {
-        self.enqueue(PrCheck {
-            repo: REPO.into(),
-            number,
-            head_sha: head.into(),
-            head_ref: Some("feature".into()),
-            base_ref: Some("main".into()),
-            installation_id: Some(INSTALLATION),
-            trigger: "pull_request.opened".into(),
-        })
-        .await
-    }
-
-    async fn enqueue(&self, job: PrCheck) -> i64 {
-        self.queue.enqueue(&job.into_job()).await.unwrap().unwrap()
-    }
-
-    /// Waits until job `id` has finished; its final state.
-    async fn finished(&self, id: i64) -> JobState {
-        let start = std::time::Instant::now();
-        loop {
-            let state = self.queue.job(id).await.unwrap().unwrap().state;
-            if !matches!(state, JobState::Queued | JobState::Running) {
-                return state;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "job {id} never finished"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn runs(&self) -> SqlRunStore {
-        SqlRunStore::new(self.queue.db())
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.runner.await.unwrap();
     }
 }
 
@@ -321,6 +198,7 @@ async fn malformed_jobs_fail_permanently_and_post_nothing() {
         base_ref: Some("main".into()),
         installation_id: Some(INSTALLATION),
         trigger: "test".into(),
+        sender: None,
     };
     let bad = [
         PrCheck {

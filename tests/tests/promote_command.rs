@@ -2,29 +2,12 @@
 //! the audit trail it leaves (server/tests/promotions_cli.rs reads such a trail from the CLI).
 #![allow(clippy::unwrap_used)]
 
-use capstan_tests::promote_world::{REPO, World};
-use capstan_tests::repo_root;
+use capstan_tests::promote_world::{PRODUCTION, REPO, STAGING, World, command_request, real};
 use capstan_worker::services::{PromoteRequest, Promoter};
 use capstan_worker::store::{PromotionFilter, PromotionStatus, PromotionStore};
 
-const STAGING: &str = "applications/workloads/podinfo/overlays/staging/kustomization.yaml";
-const PRODUCTION: &str = "applications/workloads/podinfo/overlays/production/kustomization.yaml";
-
-fn real(path: &str) -> Vec<u8> {
-    std::fs::read(repo_root().join(path)).unwrap()
-}
-
 fn request(env: &str, head: Option<&str>, sha: Option<&str>) -> PromoteRequest {
-    PromoteRequest {
-        repo: REPO.into(),
-        pr: 1,
-        environment: env.into(),
-        app: None,
-        sha: sha.map(str::to_string),
-        head_at_command: head.map(str::to_string),
-        actor: "bob".into(),
-        installation_id: None,
-    }
+    command_request(1, env, head, sha)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,17 +5,10 @@
 use std::sync::Arc;
 
 use capstan_tests::fake_github::MergeMethod;
-use capstan_tests::promote_world::{REPO, World, podinfo_app};
-use capstan_tests::repo_root;
+use capstan_tests::promote_world::{PRODUCTION, REPO, STAGING, World, podinfo_app, real};
 use capstan_worker::store::{PromotionFilter, PromotionStatus, PromotionStore};
 
-const STAGING: &str = "applications/workloads/podinfo/overlays/staging/kustomization.yaml";
-const PRODUCTION: &str = "applications/workloads/podinfo/overlays/production/kustomization.yaml";
 const BRANCH: &str = "capstan/promote/podinfo/production";
-
-fn real(path: &str) -> Vec<u8> {
-    std::fs::read(repo_root().join(path)).unwrap()
-}
 
 fn replace_once(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
     let s = String::from_utf8(bytes.to_vec()).unwrap();
@@ -596,16 +589,12 @@ async fn a_promotion_pr_left_without_a_diff_is_closed_with_a_note() {
     // Promoting again by command finds the values everywhere.
     let reply = capstan_worker::services::Promoter::promote(
         &*w.engine,
-        &capstan_worker::services::PromoteRequest {
-            repo: REPO.into(),
+        &capstan_tests::promote_world::command_request(
             pr,
-            environment: "production".into(),
-            app: None,
-            sha: None,
-            head_at_command: None,
-            actor: "bob".into(),
-            installation_id: None,
-        },
+            "production",
+            Some(&w.fake.pull(REPO, pr).unwrap().0.head_sha),
+            None,
+        ),
     )
     .await
     .unwrap();

@@ -49,6 +49,7 @@ fn pr_check(number: u64, sha: &str) -> NewJob {
         base_ref: Some("main".into()),
         installation_id: None,
         trigger: "test".into(),
+        sender: None,
     }
     .into_job()
 }

@@ -62,6 +62,7 @@ fn check(repo: &str, number: u64, sha: &str) -> capstan_worker::queue::NewJob {
         base_ref: None,
         installation_id: None,
         trigger: "pull_request.opened".into(),
+        sender: None,
     }
     .into_job()
 }

@@ -238,6 +238,7 @@ async fn newer_head_stops_the_running_check(b: &Backend) {
             base_ref: None,
             installation_id: None,
             trigger: "test".into(),
+            sender: None,
         }
         .into_job()
     };

@@ -51,6 +51,7 @@ fn config(root: &Path) -> DiscoveryConfig {
         repo_urls: urls,
         default_branch: "main".into(),
         exclude: settings.discovery_exclude(),
+        ..DiscoveryConfig::default()
     }
 }
 

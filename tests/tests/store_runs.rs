@@ -33,6 +33,7 @@ fn report(sha: &str) -> RunReport {
         head_sha: sha.into(),
         run_url: "http://localhost:8080/runs/1".into(),
         held_by: None,
+        limits: Vec::new(),
         apps: vec![AppSection {
             name: "web-staging".into(),
             environment: Some("staging".into()),

@@ -11,6 +11,7 @@ pub mod forge;
 pub mod git;
 pub mod jobs;
 pub mod kube;
+pub mod limits;
 pub mod objects;
 pub mod pipeline;
 pub mod policy;

@@ -59,6 +59,7 @@ pub async fn recover_once(
                 base_ref: Some(pr.base_ref),
                 installation_id: None,
                 trigger: "recovery".into(),
+                sender: None,
             }
             .into_job();
             if queue.enqueue(&job).await?.is_some() {

@@ -55,6 +55,8 @@ pub struct Services {
     pub sync: Option<Arc<dyn AppSync>>,
     /// The promotion engine, when this build has it.
     pub promoter: Option<Arc<dyn Promoter>>,
+    /// Bounds on what one pull request can make a job do.
+    pub limits: crate::limits::Limits,
 }
 
 impl Services {
@@ -111,12 +113,28 @@ pub trait AppSync: Send + Sync + 'static {
     /// outcome for the reply, the error says why it could not start.
     async fn sync_app(&self, app: &str, revision: Option<&str>) -> Result<String, String>;
 
+    /// Where the app takes its manifests from and its project, as ArgoCD reports them (never
+    /// from the repository's files, which a PR may change); the error says why it could not be
+    /// read. Implementations that cannot read it keep the default, and `sync` then refuses.
+    async fn app_origin(&self, app: &str) -> Result<AppOrigin, String> {
+        let _ = app;
+        Err("reading an app's sources is not supported by this client".into())
+    }
+
     /// The app's sync and health status as ArgoCD reports them; the error says why it could not
     /// be read. Implementations that cannot read status keep the default.
     async fn app_status(&self, app: &str) -> Result<AppStatus, String> {
         let _ = app;
         Err("reading an app's status is not supported by this client".into())
     }
+}
+
+/// An ArgoCD Application's project and the `repoURL` of each of its sources.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppOrigin {
+    /// `spec.project` (`default` when ArgoCD leaves it empty).
+    pub project: String,
+    pub repo_urls: Vec<String>,
 }
 
 /// One app's state as the ArgoCD reports it (`None`: the field was absent).
@@ -143,10 +161,15 @@ pub struct PromoteRequest {
     pub app: Option<String>,
     /// The sha given in the command, if any.
     pub sha: Option<String>,
-    /// The PR head when the command was typed (from the comment's event), to refuse on a moved head.
+    /// The PR head the command handler established the commenter could have seen (Capstan knew
+    /// it as the head before the comment was written); the engine refuses if the head moved
+    /// since. `None` with a `sha`: the pinned sha decides.
     pub head_at_command: Option<String>,
     pub actor: String,
     pub installation_id: Option<u64>,
+    /// The repository's default branch (from the webhook's repository); a PR into any other
+    /// branch never promotes. `None` refuses.
+    pub default_branch: Option<String>,
 }
 
 #[async_trait::async_trait]

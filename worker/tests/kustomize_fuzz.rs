@@ -31,7 +31,10 @@ fn tree(kust: &str, res: &str) -> MemFs {
     MemFs::new()
         .with("kustomization.yaml", kust)
         .with("r.yaml", res)
-        .with("base/kustomization.yaml", "resources:\n- ../r.yaml\n")
+        // kustomize's load restrictor refuses files above a kustomization's own folder, so the
+        // base holds its own copy of the resource.
+        .with("base/kustomization.yaml", "resources:\n- r.yaml\n")
+        .with("base/r.yaml", res)
         .with(
             "comp/kustomization.yaml",
             "kind: Component\ncommonLabels:\n  c: d\n",
@@ -117,9 +120,9 @@ fn inputs_list_every_file_read() {
         got,
         vec![
             "base/kustomization.yaml",
+            "base/r.yaml",
             "f.txt",
-            "kustomization.yaml",
-            "r.yaml"
+            "kustomization.yaml"
         ]
     );
 }

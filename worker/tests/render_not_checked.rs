@@ -204,6 +204,7 @@ fn the_check_is_never_success_when_an_affected_app_was_not_checked() {
         head_sha: "a".repeat(40),
         run_url: "https://capstan.example/runs/1".into(),
         held_by: None,
+        limits: Vec::new(),
         apps: vec![section("jsonnet-app", diff)],
     };
     assert_eq!(report.not_checked_count(), 1);

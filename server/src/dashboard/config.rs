@@ -94,9 +94,37 @@ pub struct MetricsSources {
 pub struct ServiceDiscovery {
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Empty: every namespace.
+    /// Namespaces whose annotated Services and Ingresses are listed and probed. Empty: none
+    /// (anyone who can create a Service there chooses what Capstan requests); `"*"`: all.
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// Hosts health probes may reach besides an object's own Service names (e.g. the public
+    /// host of an annotated Ingress). Addresses are vetted all the same.
+    #[serde(default)]
+    pub probe_hosts: Vec<String>,
+    /// Private networks probes may reach: the cluster's Service CIDR (default K3s's
+    /// `10.43.0.0/16`). Loopback, link-local and metadata addresses are never reachable.
+    #[serde(default)]
+    pub service_cidrs: Option<Vec<String>>,
+}
+
+impl ServiceDiscovery {
+    /// The parsed `serviceCidrs`, `None` when unset (the default applies).
+    pub fn parsed_service_cidrs(&self) -> Result<Option<Vec<ipnet::IpNet>>, String> {
+        self.service_cidrs
+            .as_ref()
+            .map(|cidrs| {
+                cidrs
+                    .iter()
+                    .map(|c| {
+                        c.trim()
+                            .parse::<ipnet::IpNet>()
+                            .map_err(|e| format!("serviceDiscovery.serviceCidrs: {c:?}: {e}"))
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
 }
 
 fn yes() -> bool {
@@ -108,6 +136,8 @@ impl Default for ServiceDiscovery {
         ServiceDiscovery {
             enabled: true,
             namespaces: Vec::new(),
+            probe_hosts: Vec::new(),
+            service_cidrs: None,
         }
     }
 }
@@ -132,6 +162,9 @@ impl DashboardConfig {
         } else {
             serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?
         };
+        cfg.service_discovery
+            .parsed_service_cidrs()
+            .map_err(invalid)?;
         for link in &cfg.customizations.links {
             if !super::layout::is_http_url(&link.url) {
                 return Err(invalid(format!(

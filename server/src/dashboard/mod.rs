@@ -15,6 +15,7 @@ pub mod config;
 pub mod fidelity;
 pub mod layout;
 pub mod overview;
+pub mod probe;
 pub mod promotions;
 pub mod registry;
 pub mod runs;
@@ -77,7 +78,7 @@ impl Dashboard {
             )),
             cluster: Err("no Kubernetes client was configured".into()),
             argocd: None,
-            auth: Arc::new(Auth::None),
+            auth: Arc::new(Auth::none()),
         }
     }
 }

@@ -10,6 +10,9 @@
 //! Kubernetes objects are kept current by watchers feeding reflector stores, so a page never
 //! waits for the API server. A link is shown only after its HTTP health probe passed; probes have
 //! a timeout and their results are cached, and a failing one shows the entry as down, unlinked.
+//! Only objects in the namespaces `serviceDiscovery.namespaces` lists are read (none when it is
+//! empty, every one for `"*"`), and every probe first passes [`super::probe::ProbePolicy`]: an
+//! annotation cannot aim Capstan's requests at the node, the metadata service or private networks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -24,6 +27,7 @@ use kube::{Api, Client, ResourceExt as _};
 use serde::{Deserialize, Serialize};
 
 use super::config::DashboardConfig;
+use super::probe::{HostRule, ProbePolicy, service_hosts};
 
 /// Annotation prefixes that mark and describe a registry entry.
 pub const PREFIXES: [&str; 2] = ["capstan.io/", "capstan.dev/"];
@@ -44,6 +48,9 @@ pub struct Entry {
     pub source: String,
     /// `namespace/name` of the object it came from.
     pub object: Option<String>,
+    /// Which hosts its probe may reach (its own Service names for cluster objects).
+    #[serde(skip)]
+    pub hosts: HostRule,
 }
 
 /// The last probe of a health URL.
@@ -72,15 +79,19 @@ pub struct EntryView {
 pub struct RegistryView {
     /// Why Kubernetes objects are missing, when they are.
     pub kubernetes_error: Option<String>,
+    /// Why discovery lists nothing by design (no namespace allowed), when it does.
+    pub scope_note: Option<String>,
     pub entries: Vec<EntryView>,
 }
 
 /// Probe settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ProbeSettings {
     pub timeout: Duration,
     /// A result is reused this long.
     pub ttl: Duration,
+    /// Where probes may go; [`Registry::new`] adds the config's `probeHosts` and `serviceCidrs`.
+    pub policy: ProbePolicy,
 }
 
 impl Default for ProbeSettings {
@@ -88,6 +99,7 @@ impl Default for ProbeSettings {
         ProbeSettings {
             timeout: Duration::from_secs(3),
             ttl: Duration::from_secs(30),
+            policy: ProbePolicy::default(),
         }
     }
 }
@@ -104,8 +116,8 @@ struct Watched {
 pub struct Registry {
     watched: Option<Watched>,
     statics: Vec<Entry>,
-    namespaces: Vec<String>,
-    http: reqwest::Client,
+    /// `None`: every namespace (`"*"`).
+    namespaces: Option<Vec<String>>,
     probe: ProbeSettings,
     probes: Mutex<HashMap<String, (Instant, Health)>>,
 }
@@ -193,7 +205,14 @@ pub fn service_entry(s: &Service) -> Option<Entry> {
             format!("http://{name}.{ns}.svc:{port}/")
         }
     };
-    entry_from(&ann, name.clone(), url, "service", format!("{ns}/{name}"))
+    entry_from(
+        &ann,
+        name.clone(),
+        url,
+        "service",
+        format!("{ns}/{name}"),
+        HostRule::Own(service_hosts(&name, &ns)),
+    )
 }
 
 fn entry_from(
@@ -202,6 +221,7 @@ fn entry_from(
     url: String,
     source: &str,
     object: String,
+    hosts: HostRule,
 ) -> Option<Entry> {
     if !is_http(&url) {
         return None;
@@ -220,6 +240,7 @@ fn entry_from(
         health_url,
         source: source.into(),
         object: Some(object),
+        hosts,
     })
 }
 
@@ -245,6 +266,21 @@ pub fn ingress_entries(i: &Ingress) -> Vec<Entry> {
     let Some(spec) = &i.spec else {
         return Vec::new();
     };
+    // An Ingress's own names are its backends' Services; its public hosts need probeHosts.
+    let backends: Vec<String> = spec
+        .rules
+        .iter()
+        .flatten()
+        .filter_map(|r| r.http.as_ref())
+        .flat_map(|h| h.paths.iter())
+        .filter_map(|p| p.backend.service.as_ref())
+        .chain(
+            spec.default_backend
+                .iter()
+                .filter_map(|b| b.service.as_ref()),
+        )
+        .flat_map(|s| service_hosts(&s.name, &ns))
+        .collect();
     let tls_hosts: Vec<String> = spec
         .tls
         .iter()
@@ -286,6 +322,7 @@ pub fn ingress_entries(i: &Ingress) -> Vec<Entry> {
                 url.clone(),
                 "ingress",
                 format!("{ns}/{name}"),
+                HostRule::Own(backends.clone()),
             )?;
             if many {
                 e.name = format!(
@@ -352,6 +389,8 @@ pub fn configmap_entries(cm: &ConfigMap) -> Vec<Entry> {
                 url: s.url,
                 source: "configmap".into(),
                 object: Some(object.clone()),
+                // Only ConfigMaps in Capstan's own namespace are read: the operator's.
+                hosts: HostRule::Operator,
             });
         }
     }
@@ -376,6 +415,7 @@ impl Registry {
                 health_url: l.health.clone().unwrap_or_else(|| l.url.clone()),
                 source: "config".into(),
                 object: None,
+                hosts: HostRule::Operator,
             })
             .collect();
         // Disabled discovery starts no watchers at all (a dropped JoinHandle would not stop one).
@@ -409,17 +449,27 @@ impl Registry {
                 errors,
             }
         });
-        let http = reqwest::Client::builder()
-            .timeout(probe.timeout)
-            .connect_timeout(probe.timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .unwrap_or_default();
+        let sd = &cfg.service_discovery;
+        let mut probe = probe;
+        probe.policy.allowed_hosts.extend(
+            sd.probe_hosts
+                .iter()
+                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase()),
+        );
+        // Checked when the config was parsed; a config built in code that fails here keeps the
+        // default, which is the narrower choice.
+        if let Ok(Some(cidrs)) = sd.parsed_service_cidrs() {
+            probe.policy.service_cidrs = cidrs;
+        }
+        let namespaces = if sd.namespaces.iter().any(|n| n == "*") {
+            None
+        } else {
+            Some(sd.namespaces.clone())
+        };
         Registry {
             watched,
             statics,
-            namespaces: cfg.service_discovery.namespaces.clone(),
-            http,
+            namespaces,
             probe,
             probes: Mutex::new(HashMap::new()),
         }
@@ -439,7 +489,20 @@ impl Registry {
     }
 
     fn in_scope(&self, ns: Option<String>) -> bool {
-        self.namespaces.is_empty() || ns.is_some_and(|n| self.namespaces.contains(&n))
+        match &self.namespaces {
+            None => true,
+            Some(allowed) => ns.is_some_and(|n| allowed.contains(&n)),
+        }
+    }
+
+    /// Why no Kubernetes object can be listed, when discovery is on but no namespace is allowed.
+    pub fn scope_note(&self) -> Option<String> {
+        let none = matches!(&self.namespaces, Some(n) if n.is_empty());
+        (self.watched.is_some() && none).then(|| {
+            "no namespace is allowed for service discovery: list them in serviceDiscovery.namespaces \
+             (\"*\" for all)"
+                .to_string()
+        })
     }
 
     /// Every entry, Kubernetes ones first, sorted by group and name.
@@ -483,26 +546,32 @@ impl Registry {
 
     /// Probes every entry whose last result is older than the TTL, concurrently.
     pub async fn refresh_health(&self) {
-        let urls: Vec<String> = {
+        let targets: Vec<(String, HostRule)> = {
             let Ok(cache) = self.probes.lock() else {
                 return;
             };
-            let mut urls: Vec<String> = self
+            let mut targets: Vec<(String, HostRule)> = self
                 .entries()
                 .into_iter()
-                .map(|e| e.health_url)
-                .filter(|u| {
+                .map(|e| (e.health_url, e.hosts))
+                .filter(|(u, _)| {
                     cache
                         .get(u)
                         .is_none_or(|(at, _)| at.elapsed() >= self.probe.ttl)
                 })
                 .collect();
-            urls.sort();
-            urls.dedup();
-            urls
+            // The same URL from a cluster object and from the operator is probed under the
+            // stricter rule: a Service cannot borrow an operator link's trust.
+            targets.sort_by(|a, b| {
+                a.0.cmp(&b.0).then_with(|| {
+                    matches!(a.1, HostRule::Operator).cmp(&matches!(b.1, HostRule::Operator))
+                })
+            });
+            targets.dedup_by(|a, b| a.0 == b.0);
+            targets
         };
-        let results = futures::future::join_all(urls.into_iter().map(|u| async move {
-            let h = self.probe_one(&u).await;
+        let results = futures::future::join_all(targets.into_iter().map(|(u, rule)| async move {
+            let h = self.probe_one(&u, &rule).await;
             (u, h)
         }))
         .await;
@@ -513,8 +582,35 @@ impl Registry {
         }
     }
 
-    async fn probe_one(&self, url: &str) -> Health {
-        match self.http.get(url).send().await {
+    async fn probe_one(&self, url: &str, rule: &HostRule) -> Health {
+        let target = match self.probe.policy.vet(url, rule).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(url, reason = %e, "health probe refused");
+                return Health::Down {
+                    reason: e.to_string(),
+                };
+            }
+        };
+        // A client per probe pins the vetted addresses: reqwest connects to them and never asks
+        // DNS again, so a rebinding answer cannot swap the address after the check.
+        let mut builder = reqwest::Client::builder()
+            .timeout(self.probe.timeout)
+            .connect_timeout(self.probe.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy();
+        if let Some(host) = &target.host {
+            builder = builder.resolve_to_addrs(host, &target.addrs);
+        }
+        let http = match builder.build() {
+            Ok(c) => c,
+            Err(e) => {
+                return Health::Down {
+                    reason: format!("probe client: {e}"),
+                };
+            }
+        };
+        match http.get(target.url).send().await {
             Ok(r) if r.status().is_success() || r.status().is_redirection() => Health::Up {
                 status: r.status().as_u16(),
             },
@@ -550,6 +646,7 @@ impl Registry {
             .collect();
         RegistryView {
             kubernetes_error: self.kubernetes_error(),
+            scope_note: self.scope_note(),
             entries,
         }
     }

@@ -33,6 +33,9 @@ pub fn render(d: &Dashboard, p: &ServicesPage, user: Option<&str>) -> String {
             "No Kubernetes access ({why}): only the links from the dashboard config are listed."
         )));
     }
+    if let Some(note) = &p.registry.scope_note {
+        b.push_str(&layout::notice(&format!("Service discovery: {note}.")));
+    }
     if let Some(e) = &p.registry.kubernetes_error {
         b.push_str(&layout::notice(&format!(
             "Service discovery is failing: {e}"

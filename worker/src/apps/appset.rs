@@ -13,6 +13,47 @@ use crate::yaml;
 /// One parameter set, as nested JSON (goTemplate view); the flat view is derived from it.
 type Params = Map<String, Value>;
 
+/// Why a generator produced nothing.
+#[derive(Debug)]
+enum GenError {
+    /// Not something discovery evaluates; recorded as unsupported.
+    Unsupported(String),
+    /// More apps than [`DiscoveryConfig::max_generated_apps`]: recorded as a limit reached, so
+    /// the report says the set was not checked instead of passing it silently.
+    OverLimit(String),
+}
+
+impl GenError {
+    fn context(self, what: &str) -> GenError {
+        match self {
+            GenError::Unsupported(m) => GenError::Unsupported(format!("{what}: {m}")),
+            GenError::OverLimit(m) => GenError::OverLimit(format!("{what}: {m}")),
+        }
+    }
+}
+
+impl From<String> for GenError {
+    fn from(m: String) -> Self {
+        GenError::Unsupported(m)
+    }
+}
+
+impl From<&str> for GenError {
+    fn from(m: &str) -> Self {
+        GenError::Unsupported(m.to_string())
+    }
+}
+
+/// Refuses `n` parameter sets when they are more than `max`.
+fn within(n: usize, max: usize, what: &str) -> Result<(), GenError> {
+    if n > max {
+        return Err(GenError::OverLimit(format!(
+            "{what} would generate {n} apps, more than {max}"
+        )));
+    }
+    Ok(())
+}
+
 pub fn expand(
     doc: &Value,
     file: &RepoPath,
@@ -50,12 +91,25 @@ pub fn expand(
         _ => Vec::new(),
     };
     let mut apps = Vec::new();
+    let max = cfg.max_generated_apps;
     for g in &generators {
-        let params = match generate(g, fs, cfg) {
+        let params = match generate(g, fs, cfg, max)
+            .and_then(|p| within(apps.len() + p.len(), max, "the generators together").map(|()| p))
+        {
             Ok(p) => p,
-            Err(what) => {
+            Err(GenError::Unsupported(what)) => {
                 unsupported(what);
                 continue;
+            }
+            Err(GenError::OverLimit(what)) => {
+                d.limits.push(crate::limits::not_checked(
+                    "appset_max_apps",
+                    max,
+                    &format!(
+                        "{file}: ApplicationSet {set_name}: {what}; none of its apps were checked"
+                    ),
+                ));
+                return Vec::new();
             }
         };
         // A generator may carry its own template that overrides fields of the set's template.
@@ -120,7 +174,12 @@ fn glob(pattern: &str) -> Result<GlobMatcher, String> {
         .map_err(|e| format!("git generator path {pattern:?}: {e}"))
 }
 
-fn generate(g: &Value, fs: &dyn RepoFs, cfg: &DiscoveryConfig) -> Result<Vec<Params>, String> {
+fn generate(
+    g: &Value,
+    fs: &dyn RepoFs,
+    cfg: &DiscoveryConfig,
+    max: usize,
+) -> Result<Vec<Params>, GenError> {
     let (kind, body) = g
         .as_object()
         .and_then(|m| m.iter().find(|(k, _)| k.as_str() != "selector"))
@@ -134,6 +193,7 @@ fn generate(g: &Value, fs: &dyn RepoFs, cfg: &DiscoveryConfig) -> Result<Vec<Par
                 Some(Value::Array(e)) => e.clone(),
                 _ => Vec::new(),
             };
+            within(elements.len(), max, "list generator")?;
             Ok(elements
                 .into_iter()
                 .filter_map(|e| match e {
@@ -142,23 +202,41 @@ fn generate(g: &Value, fs: &dyn RepoFs, cfg: &DiscoveryConfig) -> Result<Vec<Par
                 })
                 .collect())
         }
-        "git" => git_generator(body, fs, cfg),
+        "git" => {
+            let out = git_generator(body, fs, cfg)?;
+            within(out.len(), max, "git generator")?;
+            Ok(out)
+        }
         "matrix" | "merge" => {
             let children = match body.get("generators") {
                 Some(Value::Array(c)) if c.len() >= 2 => c,
-                _ => return Err(format!("{kind} generator without two child generators")),
+                _ => {
+                    return Err(GenError::Unsupported(format!(
+                        "{kind} generator without two child generators"
+                    )));
+                }
             };
             // Children that read the other child's parameters need ArgoCD's two-pass evaluation.
             if children.iter().any(|c| c.to_string().contains("{{")) {
-                return Err(format!(
+                return Err(GenError::Unsupported(format!(
                     "{kind} generator with parameterised child generators"
-                ));
+                )));
             }
             let mut sets = Vec::new();
             for c in children {
-                sets.push(generate(c, fs, cfg).map_err(|e| format!("{kind} generator: {e}"))?);
+                sets.push(
+                    generate(c, fs, cfg, max)
+                        .map_err(|e| e.context(&format!("{kind} generator")))?,
+                );
             }
             if kind == "matrix" {
+                // Checked before building: nested matrices multiply, so the product is refused
+                // before a single parameter set of it is allocated.
+                let product = sets
+                    .iter()
+                    .try_fold(1usize, |n, s| n.checked_mul(s.len()))
+                    .unwrap_or(usize::MAX);
+                within(product, max, "matrix generator")?;
                 let mut acc: Vec<Params> = vec![Map::new()];
                 for set in sets {
                     let mut next = Vec::new();
@@ -200,7 +278,7 @@ fn generate(g: &Value, fs: &dyn RepoFs, cfg: &DiscoveryConfig) -> Result<Vec<Par
                 Ok(base)
             }
         }
-        other => Err(format!("{other} generator")),
+        other => Err(GenError::Unsupported(format!("{other} generator"))),
     }
 }
 

@@ -33,6 +33,8 @@ pub struct DiscoveryConfig {
     /// Folders never searched for Applications (`discovery.exclude` in `.capstan.yaml`), e.g. test
     /// fixtures that contain Application manifests which are not part of the deployed tree.
     pub exclude: Vec<RepoPath>,
+    /// Apps one ApplicationSet may generate ([`crate::limits::Limits::appset_max_apps`]).
+    pub max_generated_apps: usize,
 }
 
 impl DiscoveryConfig {
@@ -51,6 +53,7 @@ impl DiscoveryConfig {
                 .clone()
                 .unwrap_or_else(|| fallback_branch.to_string()),
             exclude: settings.discovery_exclude(),
+            ..DiscoveryConfig::default()
         }
     }
 }
@@ -61,6 +64,7 @@ impl Default for DiscoveryConfig {
             repo_urls: Vec::new(),
             default_branch: "main".into(),
             exclude: Vec::new(),
+            max_generated_apps: crate::limits::DEFAULT_APPSET_MAX_APPS,
         }
     }
 }
@@ -219,6 +223,9 @@ pub struct Discovery {
     pub unsupported: Vec<Unsupported>,
     /// Files that look like ArgoCD objects but could not be read or parsed.
     pub errors: Vec<String>,
+    /// Bounds that were hit ("not checked: limit … reached" lines for the report).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<String>,
 }
 
 impl Discovery {

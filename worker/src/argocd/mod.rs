@@ -17,7 +17,9 @@ pub use client::{ArgoClient, ArgoConfig, ArgoError, Revision};
 pub use dry_run::DryRunOptions;
 
 use crate::report::ArgoStatus;
-use crate::services::{AppStatus, AppSync, ClusterCheck, ClusterCheckRequest, ClusterFindings};
+use crate::services::{
+    AppOrigin, AppStatus, AppSync, ClusterCheck, ClusterCheckRequest, ClusterFindings,
+};
 use model::{Application, ApplicationSource, SyncRequest};
 
 /// The ArgoCD check and sync for one ArgoCD server.
@@ -201,6 +203,29 @@ impl AppSync for ArgoCdCheck {
             .map(|p| format!(" (operation {p})"))
             .unwrap_or_default();
         Ok(format!("ArgoCD sync of {app} started{at}{phase}"))
+    }
+
+    #[instrument(name = "argocd_origin", skip(self))]
+    async fn app_origin(&self, app: &str) -> Result<AppOrigin, String> {
+        let a = self
+            .client
+            .application(app)
+            .await
+            .map_err(|e| e.to_string())?;
+        let project = a
+            .spec
+            .project
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "default".into());
+        let repo_urls = a
+            .spec
+            .source
+            .iter()
+            .chain(&a.spec.sources)
+            .map(|s| s.repo_url.clone())
+            .collect();
+        Ok(AppOrigin { project, repo_urls })
     }
 
     #[instrument(name = "argocd_status", skip(self))]

@@ -48,6 +48,9 @@ where
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSpec {
+    /// The AppProject; ArgoCD treats an empty one as `default`.
+    #[serde(default)]
+    pub project: Option<String>,
     pub source: Option<ApplicationSource>,
     #[serde(default)]
     pub sources: Vec<ApplicationSource>,

@@ -23,13 +23,15 @@ use super::reply::{self, Outcome, ReplyItem};
 use super::repo_config::{RepoConfigError, load_default_branch_config};
 use super::{
     Command, CommandConfig, CommandKind, Decision, LookupError, Permission, PermissionLookup,
-    authorize, parse_comment,
+    authorize, check_sync_scope, parse_comment,
 };
 use crate::forge::{Forge, ForgeError, Identity, PullRequest, PullRequestState, Reaction};
 use crate::jobs::{self, PrCheck};
 use crate::queue::JobState;
 use crate::runner::{Handler, JobContext, JobError};
 use crate::services::{PromoteRequest, Services};
+use crate::store::HeadHistory;
+use crate::store::heads::OK_TO_TEST_TRIGGER;
 
 /// Runs `command` jobs.
 pub struct CommandHandler {
@@ -110,6 +112,33 @@ fn is_self(me: &Identity, author: &str) -> bool {
             .app_slug
             .as_deref()
             .is_some_and(|slug| author.eq_ignore_ascii_case(&format!("{slug}[bot]")))
+}
+
+/// The promotion `command` asks for, as the engine takes it (`None` for other commands).
+fn promote_request(
+    cmd: &jobs::Command,
+    command: &Command,
+    head_at_command: Option<String>,
+) -> Option<PromoteRequest> {
+    let Command::Promote {
+        environment,
+        app,
+        sha,
+    } = command
+    else {
+        return None;
+    };
+    Some(PromoteRequest {
+        repo: cmd.repo.clone(),
+        pr: cmd.number,
+        environment: environment.clone(),
+        app: app.clone(),
+        sha: sha.clone(),
+        head_at_command,
+        actor: cmd.author.clone(),
+        installation_id: cmd.installation_id,
+        default_branch: cmd.default_branch.clone(),
+    })
 }
 
 fn short(sha: &str) -> &str {
@@ -272,25 +301,10 @@ impl CommandHandler {
             let outcome = match decision {
                 Decision::Refused { reason, .. } => {
                     info!(line = line.line, %reason, "command refused");
-                    if let (
-                        Ok(Command::Promote {
-                            environment,
-                            app,
-                            sha,
-                        }),
-                        Some(promoter),
-                    ) = (&line.outcome, &self.services.promoter)
+                    if let (Ok(c @ Command::Promote { .. }), Some(promoter)) =
+                        (&line.outcome, &self.services.promoter)
+                        && let Some(req) = promote_request(cmd, c, None)
                     {
-                        let req = PromoteRequest {
-                            repo: cmd.repo.clone(),
-                            pr: cmd.number,
-                            environment: environment.clone(),
-                            app: app.clone(),
-                            sha: sha.clone(),
-                            head_at_command: None,
-                            actor: cmd.author.clone(),
-                            installation_id: cmd.installation_id,
-                        };
                         promoter.record_refusal(&req, &reason).await;
                     }
                     Outcome::Refused(reason)
@@ -328,9 +342,7 @@ impl CommandHandler {
             return Ok(Outcome::Help(config.help_text()));
         }
         if let Command::Promote {
-            environment,
-            app,
-            sha,
+            environment, sha, ..
         } = command
         {
             let Some(promoter) = &self.services.promoter else {
@@ -338,15 +350,38 @@ impl CommandHandler {
                     "promotion is not configured on this Capstan installation".into(),
                 ));
             };
-            let req = PromoteRequest {
-                repo: cmd.repo.clone(),
-                pr: cmd.number,
-                environment: environment.clone(),
-                app: app.clone(),
-                sha: sha.clone(),
-                head_at_command: pr.ok().map(|p| p.head_sha.clone()),
-                actor: cmd.author.clone(),
-                installation_id: cmd.installation_id,
+            // A pinned sha says exactly what the commenter reviewed; the engine checks it is
+            // this PR's head (or merge commit). Without one, the head must be one the commenter
+            // could have seen: known to Capstan before the comment was written.
+            let seen =
+                match (sha, pr) {
+                    (Some(_), _) => Ok(None),
+                    (None, Ok(pr)) => self.head_seen_by_comment(cmd, pr).await?.map(Some).map_err(
+                        |why| {
+                            format!(
+                                "{why}; to promote it, repeat the command with the full sha of the \
+                             head you reviewed: `{}`",
+                                pr.head_sha
+                            )
+                        },
+                    ),
+                    (None, Err(why)) => Err(why.clone()),
+                };
+            let head = match seen {
+                Ok(head) => head,
+                Err(why) => {
+                    if let Some(req) = promote_request(cmd, command, None) {
+                        promoter.record_refusal(&req, &why).await;
+                    }
+                    return Ok(Outcome::Refused(format!(
+                        "promotion to `{environment}`: {why}"
+                    )));
+                }
+            };
+            let Some(req) = promote_request(cmd, command, head) else {
+                return Err(JobError::Permanent(anyhow!(
+                    "a promote command without its request"
+                )));
             };
             return Ok(match promoter.promote(&req).await {
                 Ok(text) => Outcome::DoneWith {
@@ -362,6 +397,18 @@ impl CommandHandler {
                     "ArgoCD sync is not configured on this Capstan installation".into(),
                 ));
             };
+            // The app as ArgoCD holds it, not as the repository describes it: refuse apps fed
+            // by other repositories or in projects this repository does not use.
+            let scope = match sync.app_origin(app).await {
+                Ok(origin) => check_sync_scope(app, &origin, &config.repo_urls, &config.projects),
+                Err(why) => Err(format!("`{app}` could not be read from ArgoCD ({why})")),
+            };
+            if let Err(why) = scope {
+                warn!(%app, reason = %why, "sync refused");
+                return Ok(Outcome::Refused(format!(
+                    "ArgoCD sync of `{app}` refused: {why}"
+                )));
+            }
             return Ok(match sync.sync_app(app, None).await {
                 Ok(text) => Outcome::DoneWith {
                     summary: format!("ArgoCD sync of `{app}`"),
@@ -378,9 +425,7 @@ impl CommandHandler {
         };
         let open = pr.state == PullRequestState::Open;
         match command {
-            // `ok-to-test` re-checks the head like `diff`; the trust policy (`trust:` in
-            // .capstan.yaml) decides from the authorized command what the check may touch.
-            Command::Diff | Command::Validate | Command::OkToTest => {
+            Command::Diff | Command::Validate => {
                 if !open {
                     return Ok(Outcome::Refused(
                         "the pull request is closed; there is nothing to check".into(),
@@ -438,10 +483,68 @@ impl CommandHandler {
                 let rerun = self.recheck_after_hold(cmd, pr, "unhold", open).await?;
                 Ok(Outcome::Done(format!("lifted the hold; {rerun}")))
             }
+            Command::OkToTest => {
+                if !open {
+                    return Ok(Outcome::Refused(
+                        "the pull request is closed; there is nothing to check".into(),
+                    ));
+                }
+                // The approval is for the head the commenter could have seen, never for one
+                // pushed after the comment.
+                if let Err(why) = self.head_seen_by_comment(cmd, pr).await? {
+                    return Ok(Outcome::Refused(format!(
+                        "nothing was approved: {why}; comment again to approve the current head"
+                    )));
+                }
+                let key = format!("ok-to-test:{}@{}", cmd.comment_id, cmd.comment_version);
+                let rerun = match self
+                    .recheck(cmd, pr, OK_TO_TEST_TRIGGER, Some(&key))
+                    .await?
+                {
+                    Recheck::Queued => "a check with them is queued".to_string(),
+                    Recheck::AlreadyLive(state) => {
+                        format!("a check with them is already {}", live_words(state))
+                    }
+                };
+                Ok(Outcome::Done(format!(
+                    "cluster checks approved for `{}` (a new push needs a new approval); {rerun}",
+                    short(&pr.head_sha)
+                )))
+            }
             Command::Help | Command::Promote { .. } | Command::Sync { .. } => Err(
                 JobError::Permanent(anyhow!("command {} reached the PR step", command.kind())),
             ),
         }
+    }
+
+    /// The PR head, when Capstan knew it as the head before the comment was written; otherwise
+    /// why the commenter cannot be taken to have seen it (the reason for the reply).
+    async fn head_seen_by_comment(
+        &self,
+        cmd: &jobs::Command,
+        pr: &PullRequest,
+    ) -> Result<Result<String, String>, JobError> {
+        let Some(written) = cmd.written_at else {
+            return Ok(Err(
+                "the comment's time is unknown, so the head it was written for cannot be told"
+                    .into(),
+            ));
+        };
+        let since = HeadHistory::new(self.services.queue.db())
+            .current_since(&cmd.repo, cmd.number, &pr.head_sha)
+            .await
+            .map_err(|e| store_error("reading the head history", e))?;
+        Ok(match since {
+            Some(at) if at <= written => Ok(pr.head_sha.clone()),
+            Some(_) => Err(format!(
+                "the head changed to `{}` after this comment was written",
+                short(&pr.head_sha)
+            )),
+            None => Err(format!(
+                "Capstan has not seen `{}` become the head before this comment was written",
+                short(&pr.head_sha)
+            )),
+        })
     }
 
     /// A re-check so the published conclusion follows the hold. Its key is unique to this comment
@@ -485,6 +588,7 @@ impl CommandHandler {
             base_ref: Some(pr.base_ref.clone()),
             installation_id: cmd.installation_id,
             trigger: trigger.to_string(),
+            sender: Some(cmd.author.clone()),
         }
         .into_job();
         if let Some(suffix) = key_suffix {

@@ -13,6 +13,7 @@ mod parse;
 pub mod reply;
 pub mod repo_config;
 mod settings;
+mod sync_scope;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -24,6 +25,7 @@ pub use authorize::{Decision, LookupError, PermissionLookup, authorize, decide, 
 pub use handler::CommandHandler;
 pub use parse::{CommandLine, MAX_COMMANDS_PER_COMMENT, Refusal, parse_comment};
 pub use settings::{CommandSettings, SettingsError, valid_prefix};
+pub use sync_scope::check_sync_scope;
 
 /// Default command prefix.
 pub const DEFAULT_PREFIX: &str = "/capstan";
@@ -210,6 +212,11 @@ pub struct CommandConfig {
     pub apps: BTreeSet<String>,
     /// Overrides of [`CommandKind::default_permission`].
     pub permissions: BTreeMap<CommandKind, Permission>,
+    /// The names of this repository (fetch URL, web URL, `repoURLs` of the settings): an app
+    /// `sync` may reach only when every one of its sources is one of these.
+    pub repo_urls: Vec<String>,
+    /// ArgoCD projects of the apps found on the default branch: `sync` refuses apps of others.
+    pub projects: BTreeSet<String>,
 }
 
 impl Default for CommandConfig {
@@ -220,6 +227,8 @@ impl Default for CommandConfig {
             environments: BTreeSet::new(),
             apps: BTreeSet::new(),
             permissions: BTreeMap::new(),
+            repo_urls: Vec::new(),
+            projects: BTreeSet::new(),
         }
     }
 }

@@ -77,12 +77,17 @@ pub fn config_from_settings(
         // A broken Application elsewhere must not block commands about the apps that parse.
         tracing::info!(errors = ?discovery.errors, "app discovery reported problems");
     }
+    let projects: BTreeSet<String> = discovery.apps.iter().map(|a| a.project.clone()).collect();
     let apps: BTreeSet<String> = discovery.apps.into_iter().map(|a| a.name).collect();
-    settings
+    let mut config = settings
         .commands
         .clone()
         .into_config(SETTINGS_FILE, environments, apps)
-        .map_err(|e| RepoConfigError::Broken(e.to_string()))
+        .map_err(|e| RepoConfigError::Broken(e.to_string()))?;
+    config.repo_urls = repo_urls.to_vec();
+    config.repo_urls.extend(settings.repo_urls());
+    config.projects = projects;
+    Ok(config)
 }
 
 /// Fetches the remote's `HEAD` (the default branch) of `repo` into its mirror and reads the

@@ -89,6 +89,7 @@ impl CommandSettings {
             environments,
             apps,
             permissions,
+            ..CommandConfig::default()
         })
     }
 }

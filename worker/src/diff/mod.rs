@@ -11,12 +11,14 @@ mod normalize;
 mod render_text;
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use similar::TextDiff;
 
 use crate::apps::{AppRender, RenderedApp};
+pub use crate::limits::DiffLimits;
 use crate::objects::{K8sObject, ObjectId};
 
 pub use normalize::REDACTED;
@@ -151,7 +153,18 @@ fn problem(side: &str, r: &AppRender) -> Option<SideProblem> {
 /// app was removed). Ignore rules come from the head Application, or the base one when removed.
 /// The renders' notes (fallbacks to the binary, pins) are carried over, base ones marked so.
 pub fn diff_app(name: &str, base: Option<&AppRender>, head: Option<&AppRender>) -> AppDiff {
-    let mut d = diff_sides(name, base, head);
+    diff_app_within(name, base, head, &DiffLimits::default())
+}
+
+/// [`diff_app`] within `limits`: objects over the size bound, or left when the deadline passes,
+/// are still counted as changed but get no text diff, and a "not checked" note says so.
+pub fn diff_app_within(
+    name: &str,
+    base: Option<&AppRender>,
+    head: Option<&AppRender>,
+    limits: &DiffLimits,
+) -> AppDiff {
+    let mut d = diff_sides(name, base, head, limits);
     let notes = |r: Option<&AppRender>| match r.map(|r| &r.outcome) {
         Some(RenderedApp::Rendered(out)) => out.notes.clone(),
         _ => Vec::new(),
@@ -166,7 +179,12 @@ pub fn diff_app(name: &str, base: Option<&AppRender>, head: Option<&AppRender>) 
     d
 }
 
-fn diff_sides(name: &str, base: Option<&AppRender>, head: Option<&AppRender>) -> AppDiff {
+fn diff_sides(
+    name: &str,
+    base: Option<&AppRender>,
+    head: Option<&AppRender>,
+    limits: &DiffLimits,
+) -> AppDiff {
     let problems: Vec<SideProblem> = [("base", base), ("head", head)]
         .into_iter()
         .filter_map(|(side, r)| r.and_then(|r| problem(side, r)))
@@ -190,20 +208,22 @@ fn diff_sides(name: &str, base: Option<&AppRender>, head: Option<&AppRender>) ->
     let empty: &[K8sObject] = &[];
     if !base_ok {
         // Nothing to compare against: the head objects are shown as added, next to the reason.
-        let mut d = diff_objects(
+        let mut d = diff_objects_within(
             name,
             empty,
             head.map(AppRender::objects).unwrap_or(empty),
             &rules,
+            limits,
         );
         d.problems = problems;
         return d;
     }
-    let mut d = diff_objects(
+    let mut d = diff_objects_within(
         name,
         base.map(AppRender::objects).unwrap_or(empty),
         head.map(AppRender::objects).unwrap_or(empty),
         &rules,
+        limits,
     );
     // Partly rendered sides: the objects are diffed, and the rest is said to be unchecked.
     d.problems.append(&mut problems);
@@ -217,6 +237,71 @@ pub fn diff_objects(
     head: &[K8sObject],
     ignore_differences: &[Value],
 ) -> AppDiff {
+    diff_objects_within(app, base, head, ignore_differences, &DiffLimits::default())
+}
+
+/// Text diffs within the bounds: tracks the deadline and the objects left without text.
+struct Budget<'a> {
+    limits: &'a DiffLimits,
+    deadline: Instant,
+    too_big: Vec<String>,
+    late: usize,
+}
+
+impl Budget<'_> {
+    /// The unified diff, or `""` when the object is too big or time is up (recorded).
+    fn unified(&mut self, id: &ObjectId, old: Option<&Value>, new: Option<&Value>) -> String {
+        if Instant::now() >= self.deadline {
+            self.late += 1;
+            return String::new();
+        }
+        let (old_text, new_text) = (old.map(to_yaml), new.map(to_yaml));
+        let size = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+        if size(&old_text).max(size(&new_text)) > self.limits.max_object_bytes {
+            self.too_big.push(id.to_string());
+            return String::new();
+        }
+        unified_text(id, old_text, new_text, self.deadline)
+    }
+
+    /// The "not checked" notes for what was left without text.
+    fn notes(self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.too_big.is_empty() {
+            out.push(crate::limits::not_checked(
+                "diff_max_object_bytes",
+                self.limits.max_object_bytes,
+                &format!(
+                    "no text diff for {} (larger than the bound)",
+                    self.too_big.join(", ")
+                ),
+            ));
+        }
+        if self.late > 0 {
+            out.push(crate::limits::not_checked(
+                "diff_deadline_secs",
+                self.limits.deadline.as_secs(),
+                &format!("no text diff for {} more objects", self.late),
+            ));
+        }
+        out
+    }
+}
+
+/// [`diff_objects`] within `limits`.
+pub fn diff_objects_within(
+    app: &str,
+    base: &[K8sObject],
+    head: &[K8sObject],
+    ignore_differences: &[Value],
+    limits: &DiffLimits,
+) -> AppDiff {
+    let mut budget = Budget {
+        limits,
+        deadline: Instant::now() + limits.deadline,
+        too_big: Vec::new(),
+        late: 0,
+    };
     let mut notes = normalize::rule_notes(ignore_differences);
     let index = |objs: &[K8sObject]| -> BTreeMap<ObjectId, Value> {
         objs.iter()
@@ -236,7 +321,7 @@ pub fn diff_objects(
             None => changes.push(ObjectChange {
                 id: id.clone(),
                 change: ObjectChangeKind::Removed,
-                diff: unified(id, Some(&normalize::mask(id, bv)), None),
+                diff: budget.unified(id, Some(&normalize::mask(id, bv)), None),
                 secret_keys: Vec::new(),
             }),
             Some(hv) if hv != bv => {
@@ -245,7 +330,7 @@ pub fn diff_objects(
                 let diff = if bm == hm {
                     String::new()
                 } else {
-                    unified(id, Some(&bm), Some(&hm))
+                    budget.unified(id, Some(&bm), Some(&hm))
                 };
                 changes.push(ObjectChange {
                     id: id.clone(),
@@ -262,13 +347,14 @@ pub fn diff_objects(
             changes.push(ObjectChange {
                 id: id.clone(),
                 change: ObjectChangeKind::Added,
-                diff: unified(id, None, Some(&normalize::mask(id, hv))),
+                diff: budget.unified(id, None, Some(&normalize::mask(id, hv))),
                 secret_keys: Vec::new(),
             });
         }
     }
     changes.sort_by(|x, y| x.id.cmp(&y.id));
     notes.dedup();
+    notes.extend(budget.notes());
     AppDiff {
         app: app.to_string(),
         reasons: Vec::new(),
@@ -282,9 +368,14 @@ fn to_yaml(v: &Value) -> String {
     yaml_serde::to_string(v).unwrap_or_else(|e| format!("# not representable as YAML: {e}\n"))
 }
 
-fn unified(id: &ObjectId, old: Option<&Value>, new: Option<&Value>) -> String {
-    let old_text = old.map(to_yaml).unwrap_or_default();
-    let new_text = new.map(to_yaml).unwrap_or_default();
+/// The unified diff of two YAML texts (`None`: the side does not exist). Past `deadline` the
+/// diff algorithm gives up on finding the smallest diff and returns a coarser, still correct one.
+fn unified_text(
+    id: &ObjectId,
+    old: Option<String>,
+    new: Option<String>,
+    deadline: Instant,
+) -> String {
     let label = id.to_string();
     let a = if old.is_some() {
         format!("base/{label}")
@@ -296,7 +387,10 @@ fn unified(id: &ObjectId, old: Option<&Value>, new: Option<&Value>) -> String {
     } else {
         "/dev/null".into()
     };
-    TextDiff::from_lines(&old_text, &new_text)
+    let (old_text, new_text) = (old.unwrap_or_default(), new.unwrap_or_default());
+    TextDiff::configure()
+        .deadline(deadline)
+        .diff_lines(&old_text, &new_text)
         .unified_diff()
         .context_radius(CONTEXT_LINES)
         .header(&a, &b)

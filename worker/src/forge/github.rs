@@ -309,8 +309,8 @@ struct CachedToken {
 struct AppState {
     /// owner (lower-case) → installation id.
     installations: HashMap<String, u64>,
-    /// installation id → token.
-    tokens: HashMap<u64, CachedToken>,
+    /// (installation id, repository name it is scoped to) → token.
+    tokens: HashMap<(u64, Option<String>), CachedToken>,
 }
 
 /// GitHub over REST.
@@ -423,18 +423,31 @@ impl GitHubForge {
         Ok(id)
     }
 
+    /// A token of installation `id`, scoped to `repo` when the call is about one repository:
+    /// a token that leaks from one job (a git credential, an error) reaches only that repository,
+    /// not every repository the App is installed on.
     async fn installation_token(&self, id: u64, repo: &str) -> Result<String, ForgeError> {
-        if let Some(t) = self.cached_token(id).await {
+        let scope = repo
+            .split_once('/')
+            .filter(|_| repo != NO_REPO)
+            .map(|(_, name)| name.to_ascii_lowercase());
+        let key = (id, scope.clone());
+        if let Some(t) = self.cached_token(&key).await {
             return Ok(t);
         }
         let _fetching = self.token_fetch.lock().await;
         // Another call may have bought one while this one waited.
-        if let Some(t) = self.cached_token(id).await {
+        if let Some(t) = self.cached_token(&key).await {
             return Ok(t);
         }
         let now = self.now();
         let url = self.url(&format!("app/installations/{id}/access_tokens"))?;
-        let resp = self.send(Method::POST, url, As::App, repo, None).await?;
+        let body = scope
+            .as_ref()
+            .map(|name| serde_json::json!({ "repositories": [name] }));
+        let resp = self
+            .send(Method::POST, url, As::App, repo, body.as_ref())
+            .await?;
         let token = resp.body["token"]
             .as_str()
             .filter(|t| !t.is_empty())
@@ -451,9 +464,13 @@ impl GitHubForge {
             .map(|t| UNIX_EPOCH + Duration::from_secs(t.unix_timestamp().max(0) as u64))
             // GitHub documents one hour; assume less if it does not say.
             .unwrap_or(now + Duration::from_secs(1800));
-        info!(installation = id, "fetched a GitHub App installation token");
+        info!(
+            installation = id,
+            scope = scope.as_deref().unwrap_or("(installation)"),
+            "fetched a GitHub App installation token"
+        );
         self.app.lock().await.tokens.insert(
-            id,
+            key,
             CachedToken {
                 token: token.clone(),
                 expires_at,
@@ -462,13 +479,13 @@ impl GitHubForge {
         Ok(token)
     }
 
-    async fn cached_token(&self, id: u64) -> Option<String> {
+    async fn cached_token(&self, key: &(u64, Option<String>)) -> Option<String> {
         let now = self.now();
         self.app
             .lock()
             .await
             .tokens
-            .get(&id)
+            .get(key)
             .filter(|t| t.expires_at > now + self.cfg.token_refresh_margin)
             .map(|t| t.token.clone())
     }

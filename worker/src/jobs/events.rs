@@ -45,6 +45,8 @@ pub struct PullRequestEvent {
     pub pull_request: PullRequest,
     pub repository: Repository,
     pub installation: Option<Installation>,
+    /// Who caused the event (for `synchronize`, who pushed).
+    pub sender: Option<User>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +80,7 @@ pub struct Comment {
     pub body: Option<String>,
     pub user: User,
     pub author_association: Option<String>,
+    pub created_at: Option<String>,
     pub updated_at: Option<String>,
 }
 
@@ -88,6 +91,9 @@ pub struct IssueCommentEvent {
     pub comment: Comment,
     pub repository: Repository,
     pub installation: Option<Installation>,
+    /// Who caused the event: the commenter for `created`, whoever edited for `edited` (a
+    /// maintainer may edit anyone's comment, so this is not always the comment's author).
+    pub sender: Option<User>,
 }
 
 /// A PR as check runs and suites list it.

@@ -3,9 +3,9 @@
 //! | event | action / condition | job |
 //! |---|---|---|
 //! | `pull_request` | opened, synchronize, reopened, ready_for_review | `pr_check` (repo, number, head sha) |
-//! | `pull_request` | closed with `merged: true` | `pr_merged` |
+//! | `pull_request` | closed with `merged: true` into the default branch | `pr_merged` |
 //! | `push` | to the default branch, not a deletion | `default_branch_push` |
-//! | `issue_comment` | created/edited on a PR, a command line, not by a bot or Capstan | `command` |
+//! | `issue_comment` | created/edited on a PR by its author (the sender), a command line, not by a bot or Capstan | `command` |
 //! | `check_run`, `check_suite` | rerequested, per PR listed | `pr_check` for that head |
 //! | `ping` | | `ping` |
 //! | anything else | | ignored (recorded) |
@@ -201,22 +201,35 @@ fn pull_request(e: PullRequestEvent) -> Classified {
                 head_ref: Some(pr.head.name),
                 base_ref: Some(pr.base.name),
                 installation_id: installation_id(&e.installation),
+                sender: e.sender.as_ref().map(|u| u.login.clone()),
                 trigger: format!("pull_request.{}", e.action),
             }
             .into_job(),
         ]),
-        "closed" if pr.merged == Some(true) => Decision::Jobs(vec![
-            PrMerged {
-                repo: repo.clone(),
-                number: pr.number,
-                merge_commit_sha: pr.merge_commit_sha,
-                head_sha: pr.head.sha,
-                base_ref: pr.base.name,
-                merged_by: pr.merged_by.map(|u| u.login),
-                installation_id: installation_id(&e.installation),
-            }
-            .into_job(),
-        ]),
+        "closed" if pr.merged == Some(true) => match e.repository.default_branch {
+            // Only the default branch promotes: a merge into any other branch would read
+            // promotion rules from a branch its author may control.
+            Some(default) if default == pr.base.name => Decision::Jobs(vec![
+                PrMerged {
+                    repo: repo.clone(),
+                    number: pr.number,
+                    merge_commit_sha: pr.merge_commit_sha,
+                    head_sha: pr.head.sha,
+                    base_ref: pr.base.name,
+                    merged_by: pr.merged_by.map(|u| u.login),
+                    installation_id: installation_id(&e.installation),
+                    default_branch: Some(default),
+                }
+                .into_job(),
+            ]),
+            Some(default) => Decision::Ignored(format!(
+                "pull request merged into {} (default branch is {default}): nothing promotes",
+                pr.base.name
+            )),
+            None => Decision::Rejected(
+                "pull_request payload: repository.default_branch is missing".into(),
+            ),
+        },
         "closed" => Decision::Ignored("pull request closed without merging".into()),
         other => Decision::Ignored(format!("pull_request action {other} is not handled")),
     };
@@ -259,10 +272,27 @@ fn issue_comment(e: IssueCommentEvent, opts: &MappingOptions) -> Classified {
     let repo = e.repository.full_name.clone();
     let author = &e.comment.user;
     let body = e.comment.body.as_deref().unwrap_or("");
+    let edited_by_other = match &e.sender {
+        Some(sender) => !sender.login.eq_ignore_ascii_case(&author.login),
+        // GitHub always names the sender; without one nobody can say who edited.
+        None => e.action == "edited",
+    };
     let decision = if !matches!(e.action.as_str(), "created" | "edited") {
         Decision::Ignored(format!("issue_comment action {} is not handled", e.action))
     } else if e.issue.pull_request.is_none() {
         Decision::Ignored("comment on an issue, not a pull request".into())
+    } else if edited_by_other {
+        // A maintainer (or an App) editing someone else's comment must not run commands with
+        // the author's permission, nor with their own under the author's name: nothing runs and
+        // nothing is replied.
+        Decision::Ignored(format!(
+            "comment by {} {} by {}, not its author: commands are not run",
+            author.login,
+            e.action,
+            e.sender
+                .as_ref()
+                .map_or("an unnamed sender", |s| s.login.as_str())
+        ))
     } else if author.kind.as_deref() == Some("Bot")
         || author.login.ends_with("[bot]")
         || opts.self_logins.iter().any(|l| l == &author.login)
@@ -284,10 +314,13 @@ fn issue_comment(e: IssueCommentEvent, opts: &MappingOptions) -> Classified {
                         .updated_at
                         .clone()
                         .unwrap_or_else(|| e.action.clone()),
+                    // The sender, who is the author (anyone else was ignored above).
                     author: author.login.clone(),
                     author_association: e.comment.author_association.clone(),
                     lines,
                     installation_id: installation_id(&e.installation),
+                    written_at: written_at(&e.comment),
+                    default_branch: e.repository.default_branch.clone(),
                 }
                 .into_job(),
             ])
@@ -298,6 +331,20 @@ fn issue_comment(e: IssueCommentEvent, opts: &MappingOptions) -> Classified {
         repo: Some(repo),
         decision,
     }
+}
+
+/// When this version of the comment was written, in Unix milliseconds: `updated_at` (an edit
+/// rewrites the commands), else `created_at`; `None` when neither is an RFC 3339 time.
+fn written_at(c: &super::events::Comment) -> Option<i64> {
+    let parse = |s: &Option<String>| {
+        let t = time::OffsetDateTime::parse(
+            s.as_deref()?,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+    };
+    parse(&c.updated_at).or_else(|| parse(&c.created_at))
 }
 
 /// The lines of `body` that may be commands, found by the strict parser of `commands`: a line
@@ -362,6 +409,7 @@ fn checks(
                         base_ref: Some(pr.base.name),
                         installation_id: installation_id(&installation),
                         trigger: trigger.clone(),
+                        sender: None,
                     }
                     .into_job()
                 })
@@ -642,6 +690,7 @@ mod tests {
                 "comment": {"id": 5, "body": "/capstan sync web", "user": {"login": "al", "type": "User"},
                             "updated_at": updated},
                 "repository": repo(),
+                "sender": {"login": "al", "type": "User"},
             }))
             .unwrap()
         };

@@ -35,6 +35,10 @@ pub struct PrCheck {
     pub installation_id: Option<u64>,
     /// What asked for it: `pull_request.opened`, `check_run.rerequested`, `recovery`, …
     pub trigger: String,
+    /// Who caused it: the pusher of a `synchronize`, the commenter of a command (an authorized
+    /// `ok-to-test` approves cluster checks of this head for them).
+    #[serde(default)]
+    pub sender: Option<String>,
 }
 
 impl PrCheck {
@@ -64,6 +68,10 @@ pub struct PrMerged {
     pub base_ref: String,
     pub merged_by: Option<String>,
     pub installation_id: Option<u64>,
+    /// The repository's default branch as the event reported it; only a merge into it promotes.
+    /// `None` in jobs queued before this field existed: the handler then refuses to promote.
+    #[serde(default)]
+    pub default_branch: Option<String>,
 }
 
 impl PrMerged {
@@ -100,10 +108,19 @@ pub struct Command {
     pub comment_id: u64,
     /// The comment's `updated_at`, so an edit is a new command and a redelivery is not.
     pub comment_version: String,
+    /// Who the commands run as: the event's sender, which the intake only lets through when it
+    /// is the comment's author (an edit by anyone else borrows nobody's permission).
     pub author: String,
     pub author_association: Option<String>,
     pub lines: Vec<String>,
     pub installation_id: Option<u64>,
+    /// When this version of the comment was written (GitHub's `updated_at`, else `created_at`),
+    /// in Unix milliseconds. A promotion refuses a head Capstan first saw after this moment.
+    #[serde(default)]
+    pub written_at: Option<i64>,
+    /// The repository's default branch from the event; only a PR into it may promote.
+    #[serde(default)]
+    pub default_branch: Option<String>,
 }
 
 impl Command {

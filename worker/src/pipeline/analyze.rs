@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apps::affected::affected_apps;
 use crate::apps::{AffectedApp, App, AppRender, DiscoveryConfig, Snapshot};
-use crate::diff::diff_app;
+use crate::diff::{DiffLimits, diff_app_within};
 use crate::policy::findings::{self, Finding, Report};
 use crate::policy::source::render_apps;
 use crate::policy::{PolicyEngine, PolicyError};
@@ -38,6 +38,8 @@ pub struct Analysis {
     pub skipped: Vec<(String, String)>,
     /// Apps whose head render failed, with the error.
     pub render_failed: Vec<(String, String)>,
+    /// Bounds hit while discovering apps on either side (report lines).
+    pub limits: Vec<String>,
 }
 
 /// One judged app.
@@ -88,6 +90,12 @@ pub fn analyze(
             })
             .collect(),
     };
+    let mut limits = head.discovery.limits.clone();
+    for l in base.iter().flat_map(|b| &b.discovery.limits) {
+        if !limits.contains(l) {
+            limits.push(l.clone());
+        }
+    }
     let names: Vec<String> = affected.iter().map(|a| a.name.clone()).collect();
     let head_renders = head.render_many(renderer, &names);
     let base_renders: Vec<Option<AppRender>> = match (&base, base_renders) {
@@ -138,6 +146,7 @@ pub fn analyze(
         policy,
         skipped,
         render_failed: rendered.failed,
+        limits,
     })
 }
 
@@ -188,6 +197,11 @@ pub fn report_finding(f: &Finding) -> ReportFinding {
 /// The report's app sections: per-app diff (render failures included) and findings. ArgoCD verdicts are added
 /// by the caller after the cluster checks.
 pub fn app_sections(analysis: &Analysis) -> Vec<AppSection> {
+    app_sections_within(analysis, &DiffLimits::default())
+}
+
+/// [`app_sections`] with the diffs bounded by `limits`.
+pub fn app_sections_within(analysis: &Analysis, limits: &DiffLimits) -> Vec<AppSection> {
     let mut by_app: BTreeMap<&str, Vec<ReportFinding>> = BTreeMap::new();
     for f in &analysis.policy.findings {
         by_app
@@ -199,7 +213,7 @@ pub fn app_sections(analysis: &Analysis) -> Vec<AppSection> {
         .apps
         .iter()
         .map(|a| {
-            let mut diff = diff_app(&a.name, a.base.as_ref(), a.head.as_ref());
+            let mut diff = diff_app_within(&a.name, a.base.as_ref(), a.head.as_ref(), limits);
             if diff.reasons.is_empty() {
                 diff.reasons = a.reasons.clone();
             }

@@ -12,11 +12,12 @@ use async_trait::async_trait;
 use git2::Oid;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::analyze::{BaseRenders, Trees, analyze, app_sections};
+use super::analyze::{BaseRenders, Trees, analyze, app_sections_within};
 use super::cluster::run_cluster_checks;
 use super::fetch;
 use super::fidelity;
 use super::publish::{CheckHandle, Target, short};
+use super::trust::{self, Trust, TrustPolicy};
 use crate::apps::DiscoveryConfig;
 use crate::forge::{Forge, ForgeError, PullRequestState};
 use crate::git::GitError;
@@ -144,6 +145,8 @@ struct Resolved {
     head_sha: Oid,
     base_ref: String,
     head_ref: Option<String>,
+    /// The PR's author, when a forge says.
+    author: Option<String>,
 }
 
 struct Check<'a> {
@@ -213,6 +216,7 @@ impl Check<'_> {
                 head_sha,
                 base_ref: pr.base_ref.clone(),
                 head_ref: Some(pr.head_ref.clone()),
+                author: Some(pr.author.clone()),
             },
             None => Resolved {
                 // Filled in from the mirror once the base branch is fetched.
@@ -220,6 +224,7 @@ impl Check<'_> {
                 head_sha,
                 base_ref: self.job.base_ref.clone().unwrap_or_else(|| "main".into()),
                 head_ref: self.job.head_ref.clone(),
+                author: None,
             },
         };
         for b in std::iter::once(&resolved.base_ref).chain(resolved.head_ref.as_ref()) {
@@ -243,9 +248,22 @@ impl Check<'_> {
         info!(run = run_id, url = %run_url, "run started");
 
         let mut posted = Posted::default();
-        let result = self
-            .steps(run_id, &run_url, &url, resolved, &mut posted)
-            .await;
+        // The overall deadline: whatever a PR makes the steps do, the job ends and says so.
+        let deadline = self.services.limits.job_deadline;
+        let result = tokio::time::timeout(
+            deadline,
+            self.steps(run_id, &run_url, &url, resolved, &mut posted),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Halt::Failed(Failed::permanent(anyhow!(
+                crate::limits::not_checked(
+                    "job_deadline_secs",
+                    deadline.as_secs(),
+                    "the check did not finish in time"
+                )
+            ))))
+        });
         self.conclude(run_id, &run_url, posted, result).await
     }
 
@@ -353,6 +371,7 @@ impl Check<'_> {
         mut resolved: Resolved,
         posted: &mut Posted,
     ) -> Result<Finished, Halt> {
+        let author = resolved.author.take();
         let target = self.target(run_url);
         if let Some(t) = &target {
             let t0 = Instant::now();
@@ -440,15 +459,32 @@ impl Check<'_> {
 
         let t0 = Instant::now();
         let mut sections = analyzed.sections;
-        run_cluster_checks(
-            &self.services.cluster,
-            &self.job.repo,
-            self.job.number,
-            &self.job.head_sha,
-            &mut sections,
-            &analyzed.head_objects,
-        )
-        .await;
+        if !self.services.cluster.is_empty() {
+            // Untrusted heads never reach the cluster: no ArgoCD render, dry-run or live state.
+            let policy = analyzed.trust;
+            match trust::for_head(self.services, self.job, author.as_deref(), policy).await {
+                Trust::Allowed(why) => {
+                    info!(%why, "cluster checks allowed");
+                    run_cluster_checks(
+                        &self.services.cluster,
+                        &self.job.repo,
+                        self.job.number,
+                        &self.job.head_sha,
+                        &mut sections,
+                        &analyzed.head_objects,
+                    )
+                    .await;
+                }
+                Trust::Skipped(why) => {
+                    info!(%why, "cluster checks skipped");
+                    let note =
+                        trust::skipped_note(&why, &analyzed.command_prefix, policy.min_permission);
+                    for s in &mut sections {
+                        s.diff.notes.push(note.clone());
+                    }
+                }
+            }
+        }
         self.step_done("cluster", t0);
         self.stop_point()?;
 
@@ -458,20 +494,22 @@ impl Check<'_> {
             .hold(&self.job.repo, self.job.number)
             .await
             .map_err(|e| Failed::transient(anyhow!(e).context("reading the hold")))?;
-        let report = RunReport {
+        let mut report = RunReport {
             repo: self.job.repo.clone(),
             pr: self.job.number,
             head_sha: self.job.head_sha.clone(),
             run_url: run_url.to_string(),
             held_by: hold.map(|h| h.held_by),
             apps: sections,
+            limits: analyzed.limits,
         };
         let t0 = Instant::now();
         let not_checked = analyzed.not_checked;
+        let max_parts = self.services.limits.comment_max_parts;
         let (report, comment, output) = tokio::task::spawn_blocking(move || {
-            let comment = report::render_comment(&report);
+            let (comment, _) = report::render_comment_capped(&mut report, max_parts);
             let mut output = report::check_run_with(&report, not_checked);
-            if report.apps.is_empty() && report.held_by.is_none() {
+            if report.apps.is_empty() && report.held_by.is_none() && report.limits.is_empty() {
                 output.conclusion = Conclusion::Neutral;
             }
             (report, comment, output)
@@ -539,12 +577,18 @@ struct Finished {
 
 struct Analyzed {
     sections: Vec<report::AppSection>,
+    /// Bounds hit while discovering apps.
+    limits: Vec<String>,
     /// Per section: the app's objects rendered at head (empty when not rendered); `None` when
     /// the change removes the app.
     head_objects: Vec<Option<Vec<K8sObject>>>,
     total_apps: usize,
     /// `render.notChecked` of the base branch.
     not_checked: NotCheckedConclusion,
+    /// `trust:` of the base branch: who gets the cluster checks.
+    trust: TrustPolicy,
+    /// `commands.prefix` of the base branch, for the ok-to-test hint.
+    command_prefix: String,
 }
 
 /// Reads settings and policies at `settings_sha` (the base branch), and analyzes `diff_base` →
@@ -584,6 +628,7 @@ fn analyze_trees(
     cfg.repo_urls
         .push(format!("https://{}/{repo}", services.git.host));
     cfg.repo_urls.push(url.to_string());
+    cfg.max_generated_apps = services.limits.appset_max_apps;
     let sources = PolicySources::read_with(&settings_fs, &settings.policy)
         .context("reading .capstan.yaml and policies from the base branch")
         .map_err(Failed::permanent)?;
@@ -607,7 +652,7 @@ fn analyze_trees(
     )
     .context("running the policies")
     .map_err(Failed::permanent)?;
-    let sections = app_sections(&analysis);
+    let sections = app_sections_within(&analysis, &services.limits.diff);
     let head_objects = analysis
         .apps
         .iter()
@@ -615,8 +660,15 @@ fn analyze_trees(
         .collect();
     Ok(Analyzed {
         sections,
+        limits: analysis.limits,
         head_objects,
         total_apps: analysis.total_apps,
         not_checked: settings.render.not_checked,
+        trust: settings.trust,
+        command_prefix: settings
+            .commands
+            .prefix
+            .clone()
+            .unwrap_or_else(|| crate::commands::DEFAULT_PREFIX.to_string()),
     })
 }

@@ -7,6 +7,7 @@
 //! - [`fetch`]: refspecs and commits in the local mirror;
 //! - [`fidelity`]: render verification records loaded and saved around a run, deferred
 //!   verifications run after it;
+//! - [`trust`]: whether this head may reach the cluster at all (author, pusher, `ok-to-test`);
 //! - [`handler`]: [`PrCheckHandler`], the job itself, step by step.
 
 pub mod analyze;
@@ -15,5 +16,6 @@ pub mod fetch;
 pub mod fidelity;
 pub mod handler;
 pub mod publish;
+pub mod trust;
 
 pub use handler::PrCheckHandler;

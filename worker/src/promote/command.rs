@@ -1,7 +1,9 @@
 //! `/capstan promote <env> [app] [sha]`: the same engine, started by a person. The command
-//! handler has already checked the commenter's permission; here the pull request's head is
-//! checked against the one the command was typed on, so nobody promotes a commit they did not
-//! see. Every attempt, refused or not, is recorded.
+//! handler has already checked the commenter's permission and which head the commenter could
+//! have seen: the one Capstan knew before the comment was written (a head that arrived later is
+//! refused there), or the sha pinned in the command. Here the pull request is read again and the
+//! head compared once more, so a push between that check and this one is refused too, and only
+//! a PR into the default branch promotes. Every attempt, refused or not, is recorded.
 
 use async_trait::async_trait;
 
@@ -72,6 +74,33 @@ impl Engine {
             .await
             .map_err(|e| e.to_string())?;
         let head = pr.head_sha.clone();
+        match &req.default_branch {
+            Some(default) if *default == pr.base_ref => {}
+            Some(default) => {
+                return self
+                    .refuse(
+                        req,
+                        &head,
+                        format!(
+                            "this pull request targets `{}`, not the default branch `{default}`; \
+                             only the default branch promotes",
+                            pr.base_ref
+                        ),
+                    )
+                    .await;
+            }
+            None => {
+                return self
+                    .refuse(
+                        req,
+                        &head,
+                        "the repository's default branch is not known for this command, so \
+                         nothing promotes; comment again"
+                            .into(),
+                    )
+                    .await;
+            }
+        }
         let merged_sha = pr.merge_commit_sha.clone().filter(|_| pr.merged);
         if let Some(sha) = &req.sha {
             let matches = sha == &head || merged_sha.as_deref() == Some(sha.as_str());
@@ -87,19 +116,23 @@ impl Engine {
                     )
                     .await;
             }
-        } else if let Some(seen) = &req.head_at_command
-            && seen != &head
-        {
-            return self
-                .refuse(
-                    req,
-                    &head,
-                    format!(
-                        "the head moved since the command (it was {seen}, now {head}); \
+        } else {
+            // No sha and no head vouched for by the command handler: nothing says what the
+            // commenter reviewed, so nothing promotes.
+            let moved = match &req.head_at_command {
+                Some(seen) if *seen == head => None,
+                Some(seen) => Some(format!(
+                    "the head moved since the command (it was {seen}, now {head}); \
                      repeat the command with the sha to promote the new head"
-                    ),
-                )
-                .await;
+                )),
+                None => Some(format!(
+                    "no head was established for this command; repeat it with the sha of the \
+                     head you reviewed ({head})"
+                )),
+            };
+            if let Some(reason) = moved {
+                return self.refuse(req, &head, reason).await;
+            }
         }
         let source_sha = merged_sha.unwrap_or_else(|| head.clone());
         let token = self.token(&req.repo).await.map_err(|e| e.to_string())?;

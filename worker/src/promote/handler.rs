@@ -54,7 +54,20 @@ impl Engine {
     }
 
     /// Promote what a merged pull request changed (its merge commit against its first parent).
+    /// Only a merge into the repository's default branch promotes; the intake already ignores the
+    /// others, and a job that does not name the default branch (queued by an older version) is
+    /// left to the push to the default branch, which covers every merge into it.
     pub async fn on_merged(&self, merged: &PrMerged) -> Result<Vec<Outcome>, PromoteError> {
+        if merged.default_branch.as_deref() != Some(merged.base_ref.as_str()) {
+            info!(
+                repo = %merged.repo,
+                pr = merged.number,
+                base = %merged.base_ref,
+                default_branch = ?merged.default_branch,
+                "merged into a branch that is not the default branch: ignored, nothing promotes"
+            );
+            return Ok(Vec::new());
+        }
         let Some(sha) = merged.merge_commit_sha.clone() else {
             return Err(PromoteError::Input(format!(
                 "{}#{}: merged without a merge commit sha",

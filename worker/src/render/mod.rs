@@ -155,6 +155,8 @@ pub struct RenderConfig {
     pub limits: ExecLimits,
     /// Persistent cache folder; `None` keeps the cache in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// Bounds of the in-memory cache.
+    pub cache_limits: cache::CacheLimits,
     /// Overrides the `kustomize`/`kubectl` lookup on `PATH`.
     pub kustomize_binary: Option<PathBuf>,
     /// Overrides the `helm` lookup on `PATH`.
@@ -232,7 +234,7 @@ impl Renderer {
             .unwrap_or_else(|| native::ENGINE_VERSION.to_string());
         Renderer {
             shared: Arc::new(Shared {
-                cache: cache::RenderCache::new(config.cache_dir.clone()),
+                cache: cache::RenderCache::new(config.cache_dir.clone(), config.cache_limits),
                 native: native::NativeBackend,
                 kustomize,
                 helm,

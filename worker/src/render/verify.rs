@@ -518,14 +518,16 @@ pub fn first_difference(native: &str, binary: &str) -> String {
     out
 }
 
+/// The engine's result for one kustomization, as a hook sees and returns it.
+pub type EngineResult = Result<String, RenderError>;
+
 /// A test hook: changes the engine's result before verification sees it (e.g. to break its output
 /// on purpose). Never set by configuration.
 #[derive(Clone)]
-pub struct EngineHook(
-    pub  Arc<
-        dyn Fn(&RepoPath, Result<String, RenderError>) -> Result<String, RenderError> + Send + Sync,
-    >,
-);
+pub struct EngineHook(pub Arc<EngineFn>);
+
+/// What an [`EngineHook`] calls.
+pub type EngineFn = dyn Fn(&RepoPath, EngineResult) -> EngineResult + Send + Sync;
 
 impl std::fmt::Debug for EngineHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -69,13 +69,16 @@ pub fn check_run_with(report: &RunReport, not_checked: NotCheckedConclusion) -> 
     let errors = report.render_error_count();
     let unchecked = report.not_checked_count();
     let fails_unchecked = unchecked > 0 && not_checked == NotCheckedConclusion::Failure;
-    let conclusion = if deny > 0 || errors > 0 || report.held_by.is_some() || fails_unchecked {
-        Conclusion::Failure
-    } else if warn > 0 || unchecked > 0 {
-        Conclusion::Neutral
-    } else {
-        Conclusion::Success
-    };
+    // A bound that was hit always fails: what it left unchecked is unknown.
+    let limited = !report.limit_lines().is_empty();
+    let conclusion =
+        if deny > 0 || errors > 0 || report.held_by.is_some() || fails_unchecked || limited {
+            Conclusion::Failure
+        } else if warn > 0 || unchecked > 0 {
+            Conclusion::Neutral
+        } else {
+            Conclusion::Success
+        };
 
     let title = title(report, deny, warn, errors, unchecked);
     let summary = summary(report);
@@ -138,6 +141,9 @@ fn title(report: &RunReport, deny: usize, warn: usize, errors: usize, unchecked:
     if deny == 0 && warn == 0 && errors == 0 {
         parts.push("policy passed".into());
     }
+    if !report.limit_lines().is_empty() {
+        parts.insert(0, "not fully checked (limit reached)".into());
+    }
     let mut t = parts.join(", ");
     if report.held_by.is_some() {
         t.insert_str(0, "On hold; ");
@@ -154,6 +160,9 @@ fn summary(report: &RunReport) -> String {
     );
     if let Some(who) = &report.held_by {
         let _ = writeln!(out, "**On hold** by {}.\n", inline_max(who, 256));
+    }
+    for line in report.limit_lines().into_iter().take(20) {
+        let _ = writeln!(out, "- **{}**", inline_max(line, 1000));
     }
     out.push_str("| App | + | ~ | − | Deny | Warn | Render |\n|---|--:|--:|--:|--:|--:|---|\n");
     let footer_room = 200;

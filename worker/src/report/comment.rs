@@ -85,6 +85,40 @@ pub fn render_comment(report: &RunReport) -> RenderedComment {
     render_comment_within(report, COMMENT_LIMIT)
 }
 
+/// [`render_comment`] in at most `max_parts` parts. When more are needed, the report gets a
+/// "not checked" line (which fails the check) and the sections that do not fit are left to the
+/// dashboard; `true` says so.
+pub fn render_comment_capped(report: &mut RunReport, max_parts: usize) -> (RenderedComment, bool) {
+    let max_parts = max_parts.max(1);
+    let full = render_comment(report);
+    if full.parts.len() <= max_parts {
+        return (full, false);
+    }
+    report.limits.push(crate::limits::not_checked(
+        "comment_max_parts",
+        max_parts,
+        &format!(
+            "the report needs {} comment parts; the rest is on the dashboard",
+            full.parts.len()
+        ),
+    ));
+    // Room for the closing line below, so no part goes over GitHub's limit.
+    let mut capped = render_comment_within(report, COMMENT_LIMIT - 1024);
+    capped.parts.truncate(max_parts);
+    let total = capped.parts.len();
+    for p in &mut capped.parts {
+        p.total = total;
+    }
+    if let Some(last) = capped.parts.last_mut() {
+        let _ = writeln!(
+            last.body,
+            "\n**Not shown**: the sections after this one; the full report is on the dashboard: {}",
+            report.run_url
+        );
+    }
+    (capped, true)
+}
+
 /// Renders the sticky comment with parts of at most `limit` bytes (`limit` below a few KiB is
 /// raised to 4 KiB: a part must at least hold its header and a folded section).
 pub fn render_comment_within(report: &RunReport, limit: usize) -> RenderedComment {
@@ -191,6 +225,13 @@ fn header(report: &RunReport, part: Option<(usize, usize)>) -> String {
             "**On hold** by {}: the check stays failing until `unhold`.\n",
             inline_max(who, NAME_MAX)
         );
+    }
+    let limits = report.limit_lines();
+    for line in limits.iter().take(20) {
+        let _ = writeln!(out, "- **{}**", inline_max(line, 1000));
+    }
+    if !limits.is_empty() {
+        out.push('\n');
     }
     let _ = writeln!(out, "[Full report on the dashboard]({})\n", report.run_url);
     out

@@ -19,7 +19,7 @@ pub use check_run::{
 };
 pub use comment::{
     COMMENT_LIMIT, CommentPart, RenderedComment, marker, parse_marker, render_comment,
-    render_comment_within,
+    render_comment_capped, render_comment_within,
 };
 
 /// Everything one run reports about one pull-request head.
@@ -35,6 +35,10 @@ pub struct RunReport {
     /// Set while a `/capstan hold` is in force: who held it. Keeps the check failing.
     pub held_by: Option<String>,
     pub apps: Vec<AppSection>,
+    /// Bounds the run hit ("not checked: limit … reached" lines, [`crate::limits`]): the report
+    /// lists them and the check fails, so a bound is never a silent pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<String>,
 }
 
 /// One affected app.
@@ -144,5 +148,20 @@ impl RunReport {
             .iter()
             .filter(|a| a.is_not_checked() && !a.has_render_error())
             .count()
+    }
+
+    /// Every bound hit: the run's own and those of the app diffs.
+    pub fn limit_lines(&self) -> Vec<&str> {
+        self.limits
+            .iter()
+            .map(String::as_str)
+            .chain(
+                self.apps
+                    .iter()
+                    .flat_map(|a| a.diff.notes.iter())
+                    .map(String::as_str)
+                    .filter(|n| crate::limits::is_not_checked(n)),
+            )
+            .collect()
     }
 }

@@ -419,7 +419,7 @@ pub struct ConfigException {
 
 /// `trust:`: who gets the checks that touch the cluster (ArgoCD render at the head, kube
 /// server-side dry-run, live diff). Offline render, diff and policy run for everyone.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TrustSettings {
     #[serde(default)]

@@ -106,6 +106,13 @@ fn new_keys_parse() {
     assert_eq!(s.policy.waivable, Some(vec!["pss-host-path".to_string()]));
 }
 
+#[test]
+fn a_bare_off_is_the_word_off() {
+    // YAML 1.1 readers take a bare `off` for false; `verify: off` must still mean Off.
+    let s = RepoSettings::parse("render:\n  verify: off\n").unwrap();
+    assert_eq!(s.render.verify, RenderVerify::Off);
+}
+
 const SCHEMA_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../docs/capstan-yaml.schema.json"

@@ -7,12 +7,14 @@
 
 pub mod activity;
 pub mod fidelity;
+pub mod heads;
 pub mod promotions;
 pub mod runs;
 
 use sqlx::{PgPool, SqlitePool};
 
 pub use fidelity::{FidelityStore, MismatchRecord, SqlFidelityStore};
+pub use heads::HeadHistory;
 pub use promotions::{
     PromotionFilter, PromotionId, PromotionOutcome, PromotionRecord, PromotionStatus,
     PromotionStore, SqlPromotionStore,

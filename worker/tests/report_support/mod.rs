@@ -69,6 +69,7 @@ pub fn report(apps: Vec<AppSection>) -> RunReport {
         head_sha: "0123456789abcdef0123456789abcdef01234567".into(),
         run_url: "https://capstan.example.test/runs/17".into(),
         held_by: None,
+        limits: Vec::new(),
         apps,
     }
 }
