@@ -87,8 +87,14 @@ fn cached_oracle(
 /// never prompts), returning stdout on success or the first line of stderr.
 fn oracle(dir: &Path, timeout: Duration) -> (Result<Vec<u8>, String>, Duration) {
     let start = Instant::now();
+    // Corpus trees are other people's files: a folder named like a flag stays a positional, and
+    // kubectl sees none of this process's environment beyond PATH.
     let child = Command::new("kubectl")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
         .arg("kustomize")
+        .arg("--")
         .arg(dir)
         .env("HTTP_PROXY", "http://127.0.0.1:9")
         .env("HTTPS_PROXY", "http://127.0.0.1:9")
