@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 
-use super::runs::fetch_all;
 use super::{Db, StoreError};
 
 /// One delivery as the overview lists it.

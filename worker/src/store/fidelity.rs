@@ -75,34 +75,6 @@ impl Row {
 const COLUMNS: &str = "id, repo, path, engine_version, kind, first_difference, first_seen, \
      last_seen, occurrences";
 
-/// Reads go to the reader pool (SQLite) or the pool (PostgreSQL).
-macro_rules! fetch_all {
-    ($db:expr, $op:literal, $row:ty, $sql:expr $(, $bind:expr)*) => {{
-        let sql = $db.sql($sql);
-        match &$db {
-            Db::Sqlite { reader, .. } => sqlx::query_as::<_, $row>(sql)$(.bind($bind))*
-                .fetch_all(reader).await,
-            Db::Postgres(pool) => sqlx::query_as::<_, $row>(sql)$(.bind($bind))*
-                .fetch_all(pool).await,
-        }
-        .map_err(StoreError::db($op))
-    }};
-}
-
-/// Writes go to the single writer (SQLite) or the pool (PostgreSQL).
-macro_rules! execute {
-    ($db:expr, $op:literal, $sql:expr $(, $bind:expr)*) => {{
-        let sql = $db.sql($sql);
-        match &$db {
-            Db::Sqlite { writer, .. } => sqlx::query(sql)$(.bind($bind))*
-                .execute(writer).await.map(|_| ()),
-            Db::Postgres(pool) => sqlx::query(sql)$(.bind($bind))*
-                .execute(pool).await.map(|_| ()),
-        }
-        .map_err(StoreError::db($op))
-    }};
-}
-
 impl SqlFidelityStore {
     pub fn new(db: Db) -> Self {
         SqlFidelityStore { db }
@@ -124,7 +96,8 @@ impl SqlFidelityStore {
             m.kind.as_str(),
             &m.first_difference,
             m.seen_at
-        )
+        )?;
+        Ok(())
     }
 
     /// The pins of `engine_version`: every mismatch recorded under it.

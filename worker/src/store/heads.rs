@@ -2,7 +2,6 @@
 //! per `pull_request` event, re-request or recovery, all sharing the PR's supersede key). Nothing
 //! here writes: the jobs are the record, so no second table can drift from what was queued.
 
-use super::runs::fetch_all;
 use super::{Db, StoreError};
 use crate::jobs::{PR_CHECK, PrCheck};
 

@@ -5,6 +5,36 @@
 //! [`Db`] is the shared handle: each store writes its SQL once with `$n` placeholders and
 //! [`Db::sql`] adapts it to SQLite's `?n`.
 
+// The stores' SQL helpers, defined before the store modules so that each of them uses the same.
+
+/// Runs one statement on the writer with the same binds on both backends; the rows affected.
+macro_rules! execute {
+    ($db:expr, $op:literal, $sql:expr $(, $bind:expr)*) => {{
+        let sql = $db.sql($sql);
+        match &$db {
+            Db::Sqlite { writer, .. } => sqlx::query(sql)$(.bind($bind))*.execute(writer).await
+                .map(|r| r.rows_affected()),
+            Db::Postgres(pool) => sqlx::query(sql)$(.bind($bind))*.execute(pool).await
+                .map(|r| r.rows_affected()),
+        }
+        .map_err(StoreError::db($op))
+    }};
+}
+
+/// Fetch rows of `$row` (reads go to the reader pool).
+macro_rules! fetch_all {
+    ($db:expr, $op:literal, $row:ty, $sql:expr $(, $bind:expr)*) => {{
+        let sql = $db.sql($sql);
+        match &$db {
+            Db::Sqlite { reader, .. } => sqlx::query_as::<_, $row>(sql)$(.bind($bind))*
+                .fetch_all(reader).await,
+            Db::Postgres(pool) => sqlx::query_as::<_, $row>(sql)$(.bind($bind))*
+                .fetch_all(pool).await,
+        }
+        .map_err(StoreError::db($op))
+    }};
+}
+
 pub mod activity;
 pub mod fidelity;
 pub mod heads;

@@ -246,34 +246,6 @@ fn pr_i64(pr: u64) -> i64 {
     i64::try_from(pr).unwrap_or(i64::MAX)
 }
 
-/// Run one statement on the writer; the same binds on both backends.
-macro_rules! execute {
-    ($db:expr, $op:literal, $sql:expr $(, $bind:expr)*) => {{
-        let sql = $db.sql($sql);
-        match &$db {
-            Db::Sqlite { writer, .. } => sqlx::query(sql)$(.bind($bind))*.execute(writer).await
-                .map(|r| r.rows_affected()),
-            Db::Postgres(pool) => sqlx::query(sql)$(.bind($bind))*.execute(pool).await
-                .map(|r| r.rows_affected()),
-        }
-        .map_err(StoreError::db($op))
-    }};
-}
-
-/// Fetch rows of `$row` (reads go to the reader pool).
-macro_rules! fetch_all {
-    ($db:expr, $op:literal, $row:ty, $sql:expr $(, $bind:expr)*) => {{
-        let sql = $db.sql($sql);
-        match &$db {
-            Db::Sqlite { reader, .. } => sqlx::query_as::<_, $row>(sql)$(.bind($bind))*
-                .fetch_all(reader).await,
-            Db::Postgres(pool) => sqlx::query_as::<_, $row>(sql)$(.bind($bind))*
-                .fetch_all(pool).await,
-        }
-        .map_err(StoreError::db($op))
-    }};
-}
-
 #[async_trait]
 impl RunStore for SqlRunStore {
     async fn create_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
@@ -461,6 +433,3 @@ impl RunStore for SqlRunStore {
         Ok(n > 0)
     }
 }
-
-// The activity store reads the queue tables with the same reader-pool pattern.
-pub(crate) use fetch_all;
