@@ -91,3 +91,30 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// [`both_backends!`] for tests that hand the [`Backend`] over to what they build (a world that
+/// owns its store) and clean it up themselves.
+#[macro_export]
+macro_rules! both_backends_owned {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::backend::Backend::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(b) = $crate::backend::Backend::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    super::$name(b).await;
+                }
+            )*
+        }
+    };
+}

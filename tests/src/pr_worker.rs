@@ -57,6 +57,27 @@ impl Worker {
         let queue = capstan_worker::queue::open(&format!("sqlite://{}/q.db", dir.path().display()))
             .await
             .unwrap();
+        Self::start_on(h, cluster, limits, queue, dir).await
+    }
+
+    /// [`Worker::start_with`] on the given queue (and its database for the run store), e.g. a
+    /// PostgreSQL [`crate::backend::Backend`]'s.
+    pub async fn start_on_queue(
+        h: &Harness,
+        cluster: Vec<Arc<dyn ClusterCheck>>,
+        limits: Limits,
+        queue: Arc<dyn Queue>,
+    ) -> Worker {
+        Self::start_on(h, cluster, limits, queue, tempfile::tempdir().unwrap()).await
+    }
+
+    async fn start_on(
+        h: &Harness,
+        cluster: Vec<Arc<dyn ClusterCheck>>,
+        limits: Limits,
+        queue: Arc<dyn Queue>,
+        dir: tempfile::TempDir,
+    ) -> Worker {
         let key =
             AppKey::from_file(&crate::own_fixtures().join("TEST-ONLY-github-app-key.pem")).unwrap();
         let forge: Arc<dyn Forge> = Arc::new(

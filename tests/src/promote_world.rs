@@ -1,5 +1,6 @@
 //! A world for promotion tests: a bare "GitHub" repository on disk that the fake GitHub serves
-//! pull requests from, the GitHub forge pointed at the fake, a SQLite store, and the promotion
+//! pull requests from, the GitHub forge pointed at the fake, a store (SQLite unless the test hands
+//! over another backend), and the promotion
 //! engine fetching and pushing over `file://` exactly as it would over https.
 #![allow(clippy::unwrap_used)]
 
@@ -78,25 +79,45 @@ pub struct World {
 impl World {
     /// A repository whose `main` holds `files`.
     pub async fn new(files: &[(&str, &[u8])]) -> World {
-        Self::build(files, None).await
+        Self::build(files, None, Backend::sqlite().await).await
     }
 
     /// A world whose engine reads app status from a fake ArgoCD serving `apps`.
     pub async fn with_argocd(files: &[(&str, &[u8])], apps: Vec<FakeApp>) -> World {
+        Self::with_argocd_on(files, apps, Backend::sqlite().await).await
+    }
+
+    /// [`World::with_argocd`] on the given store.
+    pub async fn with_argocd_on(
+        files: &[(&str, &[u8])],
+        apps: Vec<FakeApp>,
+        backend: Backend,
+    ) -> World {
         let argo = FakeArgoCd::start(ARGOCD_TOKEN).await;
         for a in apps {
             argo.add_app(a);
         }
-        Self::build(files, Some(argo)).await
+        Self::build(files, Some(argo), backend).await
     }
 
     /// A world where the source environment of this repository's own rule (podinfo-staging)
     /// is Synced and Healthy, so `requireHealthy` lets promotions through.
     pub async fn with_healthy_podinfo(files: &[(&str, &[u8])]) -> World {
-        Self::with_argocd(files, vec![podinfo_app("staging", "Synced", "Healthy")]).await
+        Self::with_healthy_podinfo_on(files, Backend::sqlite().await).await
     }
 
-    async fn build(files: &[(&str, &[u8])], argocd: Option<FakeArgoCd>) -> World {
+    /// [`World::with_healthy_podinfo`] on the given store.
+    pub async fn with_healthy_podinfo_on(files: &[(&str, &[u8])], backend: Backend) -> World {
+        let apps = vec![podinfo_app("staging", "Synced", "Healthy")];
+        Self::with_argocd_on(files, apps, backend).await
+    }
+
+    /// Drops the store (a PostgreSQL test database) once the test is done with the world.
+    pub async fn finish(self) {
+        self.backend.cleanup().await;
+    }
+
+    async fn build(files: &[(&str, &[u8])], argocd: Option<FakeArgoCd>, backend: Backend) -> World {
         let dir = tempfile::tempdir().unwrap();
         let origin = dir.path().join("github/acme/gitops.git");
         std::fs::create_dir_all(&origin).unwrap();
@@ -111,7 +132,6 @@ impl World {
             GitHubAuth::Token(PAT.into()),
         ))
         .unwrap();
-        let backend = Backend::sqlite().await;
         let db = backend.queue.db();
         let template = format!(
             "file://{}/github/{{owner}}/{{repo}}.git",

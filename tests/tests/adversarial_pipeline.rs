@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use capstan_tests::backend::Backend;
 use capstan_tests::pr_harness::{Harness, REPO, fanout_tree};
 use capstan_tests::pr_worker::{Worker, pr_check};
 use capstan_worker::limits::Limits;
@@ -16,6 +17,14 @@ use capstan_worker::queue::JobState;
 use capstan_worker::report::ArgoStatus;
 use capstan_worker::services::{ClusterCheck, ClusterCheckRequest, ClusterFindings};
 use capstan_worker::store::heads::OK_TO_TEST_TRIGGER;
+
+capstan_tests::both_backends!(
+    untrusted_heads_reach_the_cluster_only_after_ok_to_test,
+    a_failed_permission_lookup_skips_the_cluster_and_trusted_authors_keep_it,
+    a_job_past_its_deadline_fails_its_check_and_says_why,
+    a_waiver_the_pull_request_adds_does_not_hide_its_own_finding,
+    ignore_differences_the_pull_request_adds_do_not_hide_its_diff,
+);
 
 /// A cluster checker that records the heads it was asked about and answers with live state a
 /// stranger must never see.
@@ -56,15 +65,14 @@ async fn report_after(h: &Harness, w: &Worker, number: u64, id: i64) -> String {
 /// the cluster checks were skipped; nothing is asked of the cluster and no live state is posted.
 /// An authorized `ok-to-test` for the head runs them; a new push needs a new approval unless a
 /// trusted person pushed it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn untrusted_heads_reach_the_cluster_only_after_ok_to_test() {
+async fn untrusted_heads_reach_the_cluster_only_after_ok_to_test(b: &Backend) {
     let h = Harness::without_service(&fanout_tree(1)).await;
     h.fake.set_permission(REPO, "forker", "read");
     h.fake.set_permission(REPO, "writer", "write");
     let head = h.push_level("feature", "debug");
     h.open_pull_by(20, "feature", "forker");
     let rec = Arc::new(Recorder::default());
-    let w = Worker::start(&h, vec![rec.clone()]).await;
+    let w = Worker::start_on_queue(&h, vec![rec.clone()], Limits::default(), b.queue.clone()).await;
 
     let id = w
         .enqueue(pr_check(20, &head, "pull_request.opened", Some("forker")))
@@ -144,8 +152,7 @@ async fn untrusted_heads_reach_the_cluster_only_after_ok_to_test() {
 
 /// Finding 4: an author whose permission cannot be read (the API fails) is not trusted; a
 /// trusted author's pull request reaches the cluster as before.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_permission_lookup_skips_the_cluster_and_trusted_authors_keep_it() {
+async fn a_failed_permission_lookup_skips_the_cluster_and_trusted_authors_keep_it(b: &Backend) {
     let h = Harness::without_service(&fanout_tree(1)).await;
     h.fake.set_permission(REPO, "mallory", "admin");
     h.fake.fail_route(
@@ -156,7 +163,7 @@ async fn a_failed_permission_lookup_skips_the_cluster_and_trusted_authors_keep_i
     let head = h.push_level("feature", "debug");
     h.open_pull_by(21, "feature", "mallory");
     let rec = Arc::new(Recorder::default());
-    let w = Worker::start(&h, vec![rec.clone()]).await;
+    let w = Worker::start_on_queue(&h, vec![rec.clone()], Limits::default(), b.queue.clone()).await;
     let id = w
         .enqueue(pr_check(21, &head, "pull_request.opened", None))
         .await;
@@ -193,8 +200,7 @@ impl ClusterCheck for Hang {
 
 /// Finding 10: a check that runs past `job_deadline_secs` ends, and its check run fails with a
 /// "not checked: limit reached" line instead of hanging or passing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_past_its_deadline_fails_its_check_and_says_why() {
+async fn a_job_past_its_deadline_fails_its_check_and_says_why(b: &Backend) {
     let h = Harness::without_service(&fanout_tree(1)).await;
     let head = h.push_level("feature", "debug");
     h.open_pull(23, "feature");
@@ -202,7 +208,7 @@ async fn a_job_past_its_deadline_fails_its_check_and_says_why() {
         job_deadline: Duration::from_secs(3),
         ..Limits::default()
     };
-    let w = Worker::start_with(&h, vec![Arc::new(Hang)], limits).await;
+    let w = Worker::start_on_queue(&h, vec![Arc::new(Hang)], limits, b.queue.clone()).await;
     let id = w
         .enqueue(pr_check(23, &head, "pull_request.opened", None))
         .await;
@@ -218,4 +224,112 @@ async fn a_job_past_its_deadline_fails_its_check_and_says_why() {
     );
     w.stop().await;
     h.stop().await;
+}
+
+/// A tree with one app that also holds Service `web`, as `svc` gives it, and `.capstan.yaml`
+/// saying `service-exposure` may be waived by an annotation.
+fn tree_with_service(svc: &str) -> Vec<(String, String)> {
+    let mut files = fanout_tree(1);
+    for (path, text) in &mut files {
+        if path == ".capstan.yaml" {
+            text.push_str("policy:\n  waivable: [service-exposure]\n");
+        }
+        if path == "apps/app-000/kustomization.yaml" {
+            text.push_str("  - service.yaml\n");
+        }
+    }
+    files.push(("apps/app-000/service.yaml".into(), svc.into()));
+    files
+}
+
+fn service(kind: &str, waiver: bool) -> String {
+    let annotations = if waiver {
+        "  annotations:\n    capstan.io/ignore: service-exposure\n    capstan.io/ignore-reason: the public entry point\n"
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n{annotations}spec:\n  type: {kind}\n  selector: {{app: web}}\n  ports: [{{port: 443}}]\n"
+    )
+}
+
+/// Finding 7: a `capstan.io/ignore` annotation that the pull request itself adds does not hide
+/// the finding it names (the check fails, the report lists the finding and the added waiver);
+/// the same waiver already on the default branch still applies, so the legitimate path works.
+async fn a_waiver_the_pull_request_adds_does_not_hide_its_own_finding(b: &Backend) {
+    use capstan_worker::git::fixture::Change;
+    for (pr, base_waiver, expect_applied) in [(30, false, false), (32, true, true)] {
+        let h =
+            Harness::without_service(&tree_with_service(&service("ClusterIP", base_waiver))).await;
+        let svc = service("LoadBalancer", true);
+        let head = h
+            .push(
+                "feature",
+                &[Change::Write("apps/app-000/service.yaml", svc.as_bytes())],
+            )
+            .to_string();
+        h.open_pull(pr, "feature");
+        let w = Worker::start_on_queue(&h, vec![], Limits::default(), b.queue.clone()).await;
+        let id = w
+            .enqueue(pr_check(pr, &head, "pull_request.opened", None))
+            .await;
+        let body = report_after(&h, &w, pr, id).await;
+        let run = h.check_runs_for(&head).remove(0);
+        if expect_applied {
+            assert_eq!(run["conclusion"], "success", "{run:#}\n{body}");
+            assert!(!body.contains("waiver-added-by-change"), "{body}");
+        } else {
+            assert_eq!(run["conclusion"], "failure", "{run:#}\n{body}");
+            assert!(body.contains("service-exposure"), "{body}");
+            assert!(body.contains("waiver-added-by-change"), "{body}");
+        }
+        w.stop().await;
+        h.stop().await;
+    }
+}
+
+/// Finding 7: `ignoreDifferences` the pull request adds to its Application do not hide the
+/// difference they name (the diff still shows it and a finding names the added rule); the same
+/// rule on the default branch does hide it.
+async fn ignore_differences_the_pull_request_adds_do_not_hide_its_diff(b: &Backend) {
+    use capstan_worker::git::fixture::Change;
+    let rule = "  ignoreDifferences:\n    - kind: ConfigMap\n      jsonPointers: [/data]\n";
+    let with_rule = capstan_tests::pr_harness::application("app-000")
+        .replace("  syncPolicy:", &format!("{rule}  syncPolicy:"));
+    for (pr, base_rule) in [(31, false), (33, true)] {
+        let mut files = fanout_tree(1);
+        if base_rule {
+            for (path, text) in &mut files {
+                if path == "argocd/apps/app-000.yaml" {
+                    *text = with_rule.clone();
+                }
+            }
+        }
+        let h = Harness::without_service(&files).await;
+        let cm = capstan_tests::pr_harness::settings_configmap("debug");
+        let head = h
+            .push(
+                "feature",
+                &[
+                    Change::Write("shared/base/settings.yaml", cm.as_bytes()),
+                    Change::Write("argocd/apps/app-000.yaml", with_rule.as_bytes()),
+                ],
+            )
+            .to_string();
+        h.open_pull(pr, "feature");
+        let w = Worker::start_on_queue(&h, vec![], Limits::default(), b.queue.clone()).await;
+        let id = w
+            .enqueue(pr_check(pr, &head, "pull_request.opened", None))
+            .await;
+        let body = report_after(&h, &w, pr, id).await;
+        if base_rule {
+            assert!(!body.contains("LOG_LEVEL: debug"), "{body}");
+            assert!(!body.contains("ignore-differences-added"), "{body}");
+        } else {
+            assert!(body.contains("LOG_LEVEL: debug"), "{body}");
+            assert!(body.contains("ignore-differences-added"), "{body}");
+        }
+        w.stop().await;
+        h.stop().await;
+    }
 }

@@ -4,6 +4,7 @@
 //! was pushed or opened, and that a legitimate promotion still goes through afterwards.
 #![allow(clippy::unwrap_used)]
 
+use capstan_tests::backend::Backend;
 use capstan_tests::fake_github::MergeMethod;
 use capstan_tests::promote_world::{PRODUCTION, REPO, STAGING, World, command_request, real};
 use capstan_worker::services::{PromoteRequest, Promoter};
@@ -11,12 +12,21 @@ use capstan_worker::store::{PromotionFilter, PromotionStatus, PromotionStore};
 
 const BRANCH: &str = "capstan/promote/podinfo/production";
 
-async fn world() -> World {
-    World::with_healthy_podinfo(&[
-        (".capstan.yaml", &real(".capstan.yaml")),
-        (STAGING, &real(STAGING)),
-        (PRODUCTION, &real(PRODUCTION)),
-    ])
+capstan_tests::both_backends_owned!(
+    a_merge_into_another_branch_promotes_nothing,
+    promote_on_a_pull_request_into_another_branch_is_refused,
+    promote_needs_a_head_someone_reviewed,
+);
+
+async fn world(backend: Backend) -> World {
+    World::with_healthy_podinfo_on(
+        &[
+            (".capstan.yaml", &real(".capstan.yaml")),
+            (STAGING, &real(STAGING)),
+            (PRODUCTION, &real(PRODUCTION)),
+        ],
+        backend,
+    )
     .await
 }
 
@@ -52,9 +62,8 @@ fn promotion_prs(w: &World) -> usize {
 
 /// Finding 3: a merge into `release` (whose `.capstan.yaml` its author may control) promotes
 /// nothing, while the same change merged into `main` still does.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_merge_into_another_branch_promotes_nothing() {
-    let w = world().await;
+async fn a_merge_into_another_branch_promotes_nothing(backend: Backend) {
+    let w = world(backend).await;
     w.commit(
         "release",
         Some("main"),
@@ -81,13 +90,13 @@ async fn a_merge_into_another_branch_promotes_nothing() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].status, PromotionStatus::Opened);
     assert_eq!(promotion_prs(&w), 1);
+    w.finish().await;
 }
 
 /// Finding 3: `/capstan promote` on a pull request into another branch is refused and audited;
 /// the same command on a pull request into the default branch runs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn promote_on_a_pull_request_into_another_branch_is_refused() {
-    let w = world().await;
+async fn promote_on_a_pull_request_into_another_branch_is_refused(backend: Backend) {
+    let w = world(backend).await;
     w.commit(
         "release",
         Some("main"),
@@ -132,14 +141,14 @@ async fn promote_on_a_pull_request_into_another_branch_is_refused() {
             PromotionStatus::Opened
         ]
     );
+    w.finish().await;
 }
 
 /// Finding 2: a request that names neither a sha nor a head the command handler vouched for is
 /// refused (before the fix the engine promoted whatever the head was when it ran); a pinned sha
 /// that is no longer the head is refused; the pinned current head promotes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn promote_needs_a_head_someone_reviewed() {
-    let w = world().await;
+async fn promote_needs_a_head_someone_reviewed(backend: Backend) {
+    let w = world(backend).await;
     let (pr, h1) = bump_pull(&w, "bump", "main", "main", "6.8.0");
     let reply = w.engine.promote(&request(pr, None, None)).await.unwrap();
     assert!(
@@ -172,4 +181,5 @@ async fn promote_needs_a_head_someone_reviewed() {
         .unwrap();
     assert!(reply.contains("newTag 6.7.0 → 6.8.1"), "{reply}");
     assert_eq!(promotion_prs(&w), 1);
+    w.finish().await;
 }

@@ -50,6 +50,13 @@ fn engine() -> PolicyEngine {
     PolicyEngine::new(&PolicySources::default()).unwrap()
 }
 
+/// The shipped engine with `.capstan.yaml` letting annotations waive `rules`.
+fn waiving(rules: &[&str]) -> PolicyEngine {
+    let mut sources = PolicySources::default();
+    sources.settings.waivable = Some(rules.iter().map(|r| r.to_string()).collect());
+    PolicyEngine::new(&sources).unwrap()
+}
+
 fn rules(r: &Report, sev: Severity) -> Vec<String> {
     r.findings
         .iter()
@@ -343,7 +350,7 @@ fn app_projects_without_wildcards() {
 #[test]
 fn exceptions_are_applied_and_reported() {
     let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: lb\n  namespace: shop\n  annotations:\n    capstan.io/ignore: service-exposure\n    capstan.io/ignore-reason: the public entry point\nspec: {type: LoadBalancer, ports: [{port: 443}]}\n";
-    let r = engine()
+    let r = waiving(&["service-exposure"])
         .check(&[app("shop", &format!("{NS}{svc}"))])
         .unwrap();
     assert!(
@@ -355,13 +362,20 @@ fn exceptions_are_applied_and_reported() {
     assert_eq!(r.suppressed[0].finding.rule, "service-exposure");
     assert!(capstan_worker::policy::format::text(&r).contains("the public entry point"));
     let no_reason = svc.replace("    capstan.io/ignore-reason: the public entry point\n", "");
-    let r = engine()
+    let r = waiving(&["service-exposure"])
         .check(&[app("shop", &format!("{NS}{no_reason}"))])
         .unwrap();
     assert_eq!(
         rules(&r, Severity::Deny),
         vec!["exception-without-reason", "service-exposure"]
     );
+    // Without `policy.waivable` listing the rule, the annotation waives nothing and says why.
+    let r = engine()
+        .check(&[app("shop", &format!("{NS}{svc}"))])
+        .unwrap();
+    assert_eq!(rules(&r, Severity::Deny), vec!["service-exposure"]);
+    assert_eq!(rules(&r, Severity::Warn), vec!["waiver-not-waivable"]);
+    assert!(r.suppressed.is_empty());
 }
 
 #[test]
@@ -408,7 +422,7 @@ fn reports_render_as_text_json_sarif_and_markdown() {
         app("shop", &format!("{bad}---\n{svc}")),
         &[("shop/all.yaml", &format!("{bad}---\n{svc}"))],
     );
-    let r = engine().check(&[a]).unwrap();
+    let r = waiving(&["service-exposure"]).check(&[a]).unwrap();
     assert_eq!(r.deny_count(), 1);
 
     let text = format::text(&r);

@@ -150,7 +150,9 @@ fn problem(side: &str, r: &AppRender) -> Option<SideProblem> {
 }
 
 /// Diffs one app between its base render (`None`: the app is new) and head render (`None`: the
-/// app was removed). Ignore rules come from the head Application, or the base one when removed.
+/// app was removed). Ignore rules come from the base Application only: a change must not hide its
+/// own differences, so rules it adds are noted (and reported as a finding by the analysis), not
+/// applied, and a new app is shown without any.
 /// The renders' notes (fallbacks to the binary, pins) are carried over, base ones marked so.
 pub fn diff_app(name: &str, base: Option<&AppRender>, head: Option<&AppRender>) -> AppDiff {
     diff_app_within(name, base, head, &DiffLimits::default())
@@ -176,7 +178,36 @@ pub fn diff_app_within(
         }
     }
     d.notes.extend(head_notes);
+    let added = added_ignore_differences(base.map(|r| &r.app), head.map(|r| &r.app));
+    if !added.is_empty() {
+        d.notes.push(format!(
+            "ignoreDifferences added by this change, not applied until merged: {}",
+            added
+                .iter()
+                .map(|v| serde_json::to_string(v).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     d
+}
+
+/// Finding rule: the change adds `ignoreDifferences` entries to an Application.
+pub const RULE_IGNORE_DIFFERENCES_ADDED: &str = "ignore-differences-added";
+
+/// The head Application's `ignoreDifferences` entries the base Application does not have (all of
+/// them for a new app).
+pub fn added_ignore_differences<'a>(
+    base: Option<&crate::apps::App>,
+    head: Option<&'a crate::apps::App>,
+) -> Vec<&'a Value> {
+    let Some(head) = head else {
+        return Vec::new();
+    };
+    head.ignore_differences
+        .iter()
+        .filter(|rule| base.is_none_or(|b| !b.ignore_differences.contains(rule)))
+        .collect()
 }
 
 fn diff_sides(
@@ -189,8 +220,7 @@ fn diff_sides(
         .into_iter()
         .filter_map(|(side, r)| r.and_then(|r| problem(side, r)))
         .collect();
-    let rules = head
-        .or(base)
+    let rules = base
         .map(|r| r.app.ignore_differences.clone())
         .unwrap_or_default();
     let head_ok = head.is_none_or(|h| matches!(h.outcome, RenderedApp::Rendered(_)));

@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apps::affected::affected_apps;
 use crate::apps::{AffectedApp, App, AppRender, DiscoveryConfig, Snapshot};
-use crate::diff::{DiffLimits, diff_app_within};
+use crate::diff::{
+    DiffLimits, RULE_IGNORE_DIFFERENCES_ADDED, added_ignore_differences, diff_app_within,
+};
+use crate::policy::exceptions::{self, RULE_WAIVER_ADDED};
 use crate::policy::findings::{self, Finding, Report};
 use crate::policy::source::render_apps;
 use crate::policy::{PolicyEngine, PolicyError};
@@ -98,6 +101,7 @@ pub fn analyze(
     }
     let names: Vec<String> = affected.iter().map(|a| a.name.clone()).collect();
     let head_renders = head.render_many(renderer, &names);
+    let base_rendered = base_renders == BaseRenders::Render;
     let base_renders: Vec<Option<AppRender>> = match (&base, base_renders) {
         (Some(b), BaseRenders::Render) => b.render_many(renderer, &names),
         _ => vec![None; names.len()],
@@ -109,18 +113,36 @@ pub fn analyze(
         .iter()
         .filter_map(|r| r.not_checked().map(|why| (r.app.name.clone(), why)))
         .collect();
-    let mut policy = engine.check(&rendered.apps)?;
-    // The settings in force come from the base; a pull request that breaks `.capstan.yaml` would
-    // only fail after the merge, so its head copy is checked here.
-    if trees.base.is_some()
-        && let Err(e) = crate::settings::RepoSettings::from_tree(trees.head)
-    {
-        policy.findings.push(Finding::new(
-            crate::settings::RULE_SETTINGS_INVALID,
-            findings::Severity::Deny,
-            "",
-            format!("this pull request's .capstan.yaml cannot be used: {e}"),
-        ));
+    let base_waivers = base.as_ref().map(|b| {
+        // Waivers are judged against the base; it is rendered only for apps that ask for one.
+        let wanted: Vec<String> = rendered
+            .apps
+            .iter()
+            .filter(|a| a.objects.iter().any(exceptions::has_waiver))
+            .map(|a| a.name.clone())
+            .collect();
+        let extra;
+        let renders: Vec<&AppRender> = if base_rendered {
+            base_renders
+                .iter()
+                .flatten()
+                .filter(|r| wanted.contains(&r.app.name))
+                .collect()
+        } else {
+            extra = b.render_many(renderer, &wanted);
+            extra.iter().flatten().collect()
+        };
+        exceptions::BaseWaivers::from_objects(
+            renders
+                .into_iter()
+                .flat_map(|r| r.objects().iter().map(move |o| (r.app.name.as_str(), o))),
+        )
+    });
+    let mut policy = engine.check_change(&rendered.apps, base_waivers.as_ref())?;
+    if let (Some(b), Some(base_fs)) = (&base, trees.base) {
+        policy
+            .findings
+            .extend(added_exceptions(b, &head, base_fs, trees.head, &names));
     }
     if base.is_some() {
         let judged: BTreeSet<&str> = rendered.apps.iter().map(|a| a.name.as_str()).collect();
@@ -148,6 +170,94 @@ pub fn analyze(
         render_failed: rendered.failed,
         limits,
     })
+}
+
+/// Findings for every exception the change adds to its own review, none of which applies to it:
+/// `ignoreDifferences` entries on the affected Applications, and `policy.exceptions` /
+/// `policy.waivable` entries in `.capstan.yaml` (whose head copy must also parse: a pull request
+/// that breaks it would only fail after the merge).
+fn added_exceptions(
+    base: &Snapshot<'_>,
+    head: &Snapshot<'_>,
+    base_fs: &dyn RepoFs,
+    head_fs: &dyn RepoFs,
+    affected: &[String],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let app =
+        |s: &Snapshot<'_>, name: &str| s.discovery.apps.iter().find(|a| a.name == name).cloned();
+    for name in affected {
+        let head_app = app(head, name);
+        let added = added_ignore_differences(app(base, name).as_ref(), head_app.as_ref());
+        if !added.is_empty() {
+            let rules: Vec<String> = added
+                .iter()
+                .map(|v| serde_json::to_string(v).unwrap_or_default())
+                .collect();
+            out.push(Finding::new(
+                RULE_IGNORE_DIFFERENCES_ADDED,
+                findings::Severity::Warn,
+                name,
+                format!(
+                    "this change adds ignoreDifferences {}; the diff applies only the default branch's rules, so every difference is shown",
+                    rules.join(", ")
+                ),
+            ));
+        }
+    }
+    let head_settings = match crate::settings::RepoSettings::from_tree(head_fs) {
+        Ok((s, _)) => s,
+        Err(e) => {
+            out.push(Finding::new(
+                crate::settings::RULE_SETTINGS_INVALID,
+                findings::Severity::Deny,
+                "",
+                format!("this pull request's .capstan.yaml cannot be used: {e}"),
+            ));
+            return out;
+        }
+    };
+    // A broken base is reported where the settings are loaded; here it only means "nothing".
+    let base_settings = crate::settings::RepoSettings::from_tree(base_fs)
+        .map(|(s, _)| s)
+        .unwrap_or_default();
+    for e in &head_settings.policy.exceptions {
+        if !base_settings.policy.exceptions.contains(e) {
+            out.push(Finding::new(
+                RULE_WAIVER_ADDED,
+                findings::Severity::Warn,
+                "",
+                format!(
+                    "this change adds a policy.exceptions entry for rule {:?} to .capstan.yaml; settings apply once they are on the default branch: not applied",
+                    e.rule
+                ),
+            ));
+        }
+    }
+    let base_waivable = base_settings.policy.waivable.unwrap_or_default();
+    let new_waivable: Vec<&String> = head_settings
+        .policy
+        .waivable
+        .iter()
+        .flatten()
+        .filter(|r| !base_waivable.contains(r))
+        .collect();
+    if !new_waivable.is_empty() {
+        out.push(Finding::new(
+            RULE_WAIVER_ADDED,
+            findings::Severity::Warn,
+            "",
+            format!(
+                "this change adds {} to policy.waivable in .capstan.yaml; settings apply once they are on the default branch: not applied",
+                new_waivable
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    out
 }
 
 /// Label an Application may carry to name its environment in the report.

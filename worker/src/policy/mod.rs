@@ -244,8 +244,19 @@ impl PolicyEngine {
         self.rego.uses_vm()
     }
 
-    /// Runs every layer over every app.
+    /// Runs every layer over every app of a tree judged on its own: an annotation waiver applies
+    /// when `policy.waivable` lists its rule.
     pub fn check(&self, apps: &[AppInput]) -> Result<Report, PolicyError> {
+        self.check_change(apps, None)
+    }
+
+    /// [`PolicyEngine::check`] for a change: with `base`, an annotation waiver applies only when
+    /// the base carried it on the same object too (a change never waives its own findings).
+    pub fn check_change(
+        &self,
+        apps: &[AppInput],
+        base: Option<&exceptions::BaseWaivers>,
+    ) -> Result<Report, PolicyError> {
         let mut schemas = self.schemas.clone();
         let mut findings = Vec::new();
         for app in apps {
@@ -331,7 +342,15 @@ impl PolicyEngine {
             .iter()
             .flat_map(|a| a.objects.iter().map(move |o| (a.name.as_str(), o)))
             .collect();
-        let (kept, suppressed) = exceptions::apply(findings, &objects, &self.settings.exceptions);
+        let (kept, suppressed) = exceptions::apply(
+            findings,
+            &objects,
+            &exceptions::Scope {
+                configured: &self.settings.exceptions,
+                waivable: &self.settings.waivable,
+                base,
+            },
+        );
         let mut report = Report {
             findings: kept,
             suppressed,
