@@ -156,15 +156,18 @@ fn json_logs_carry_the_delivery_span() {
     let done = "capstan_jobs_total{kind=\"ping\",outcome=\"succeeded\"} 1";
     for _ in 0..500 {
         let metrics = rt
-            .block_on(capstan_server::http1::request(
-                "GET",
-                &format!("{url}/metrics"),
-                &[],
-                b"",
-                std::time::Duration::from_secs(5),
-            ))
+            .block_on(async {
+                capstan_worker::forge::github::install_crypto_provider();
+                reqwest::Client::new()
+                    .get(format!("{url}/metrics"))
+                    .timeout(std::time::Duration::from_secs(5))
+                    .send()
+                    .await?
+                    .text()
+                    .await
+            })
             .unwrap();
-        if metrics.text().contains(done) {
+        if metrics.contains(done) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
