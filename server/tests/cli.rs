@@ -184,6 +184,10 @@ fn json_logs_carry_the_delivery_span() {
     assert_eq!(stored["span"]["name"], "delivery");
     assert_eq!(stored["span"]["delivery_id"], "log-check");
     assert_eq!(stored["span"]["event"], "ping");
+    // The delivery span sits inside the HTTP layer's span for the request.
+    assert_eq!(stored["spans"][0]["name"], "request", "{stored}");
+    assert_eq!(stored["spans"][0]["path"], "/webhooks/github");
+    assert_eq!(stored["spans"][0]["method"], "POST");
     let job_line = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
