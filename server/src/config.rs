@@ -445,9 +445,7 @@ fn list(s: &str) -> Vec<String> {
 impl Config {
     /// Resolve from flags, the process environment and the optional TOML file.
     pub fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
-        Self::load_with(args, &|name| {
-            std::env::var(name).ok().filter(|v| !v.is_empty())
-        })
+        Self::load_with(args, &process_env)
     }
 
     /// Resolve with an explicit environment (tests).
@@ -891,7 +889,17 @@ impl Effective {
     }
 }
 
+/// A variable of this process; an empty one counts as unset.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
 impl Config {
+    /// [`Config::effective_with`] over the process environment.
+    pub fn effective(args: &ConfigArgs) -> Result<Vec<Effective>, ConfigError> {
+        Self::effective_with(args, &process_env)
+    }
+
     /// Every setting with the value the layers give it and its origin, for `capstan config`.
     /// Secrets are never shown; URLs lose their credentials.
     pub fn effective_with(

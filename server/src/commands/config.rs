@@ -12,13 +12,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     // The whole configuration is checked first, so what is printed would start.
-    if let Err(e) = Config::load_with(&args.config, &env) {
-        eprintln!("capstan: configuration error: {e}");
-        return ExitCode::from(super::serve::EX_CONFIG);
+    if let Err(code) = super::serve::load_config(&args.config) {
+        return code;
     }
-    match Config::effective_with(&args.config, &env) {
+    match Config::effective(&args.config) {
         Ok(settings) => {
             println!(
                 "# capstan's effective configuration: a flag beats the environment, which beats \

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use capstan_server::config::{self, Config, ConfigArgs, SecretSource};
+use capstan_server::config::{self, ConfigArgs, SecretSource};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -25,12 +25,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let cfg = match Config::load(&args.config) {
+    let cfg = match super::serve::load_config(&args.config) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("capstan: configuration error: {e}");
-            return ExitCode::from(super::serve::EX_CONFIG);
-        }
+        Err(code) => return code,
     };
     // Replay never generates a secret: it must match the server's.
     let source = match cfg.secrets {
