@@ -1521,6 +1521,8 @@ mod tests {
             "# listen = \"0.0.0.0:8080\"  (default)".to_string(),
             "# CAPSTAN_WEBHOOK_SECRET: set (redacted), from the environment".to_string(),
             "# CAPSTAN_GITHUB_TOKEN: not set (default: none)".to_string(),
+            "database_url = \"postgres://capstan:***@db/capstan\"  # DATABASE_URL (environment)"
+                .to_string(),
         ] {
             assert!(lines.contains(&want), "missing {want:?} in\n{text}");
         }

@@ -46,47 +46,22 @@ fn bad_configuration_exits_78_naming_the_key() {
     }
 }
 
+/// The layering and redaction are tested in `config.rs`; this is the subcommand's wiring.
 #[test]
-fn config_prints_each_effective_value_with_its_origin_and_no_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("capstan.toml");
-    std::fs::write(&file, "job_lease_secs = 9\n").unwrap();
+fn config_prints_the_effective_settings_and_refuses_bad_ones_with_78() {
     let out = capstan()
-        .args(["config", "--workers", "3", "--config"])
-        .arg(&file)
-        .env("CAPSTAN_LOG", "debug")
+        .args(["config", "--workers", "3"])
         .env("CAPSTAN_WEBHOOK_SECRET", "hunter2hunter2")
-        .env("DATABASE_URL", "postgres://capstan:pa55word@db/capstan")
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
     assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<&str> = text.lines().collect();
-    for want in [
-        "workers = \"3\"  # --workers (flag)".to_string(),
-        "log = \"debug\"  # CAPSTAN_LOG (environment)".to_string(),
-        format!(
-            "job_lease_secs = \"9\"  # job_lease_secs in {}",
-            file.display()
-        ),
-        "database_url = \"postgres://capstan:***@db/capstan\"  # DATABASE_URL (environment)"
-            .to_string(),
-        "# listen = \"0.0.0.0:8080\"  (default)".to_string(),
-        "# CAPSTAN_WEBHOOK_SECRET: set (redacted), from the environment".to_string(),
-    ] {
-        assert!(
-            lines.contains(&want.as_str()),
-            "missing {want:?} in\n{text}"
-        );
-    }
-    assert!(
-        !text.contains("hunter2") && !text.contains("pa55word"),
+        text.lines()
+            .any(|l| l == "workers = \"3\"  # --workers (flag)"),
         "{text}"
     );
+    assert!(!text.contains("hunter2"), "{text}");
 
     let out = capstan()
         .args(["config", "--workers", "none"])
