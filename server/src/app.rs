@@ -53,6 +53,8 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// See [`WEBHOOK_CONCURRENCY`]; `0` sheds every webhook request (tests).
     pub webhook_concurrency: usize,
+    /// See [`WEBHOOK_HANDLING_BUDGET`]; a webhook request gets `body_timeout` plus this.
+    pub handling_budget: Duration,
     pub job_max_attempts: i32,
     /// The web UI; `None` serves no pages (a worker, or a test of the intake alone).
     pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
@@ -74,6 +76,7 @@ impl AppState {
             max_body_bytes: MAX_BODY_BYTES,
             body_timeout: Duration::from_secs(30),
             webhook_concurrency: WEBHOOK_CONCURRENCY,
+            handling_budget: WEBHOOK_HANDLING_BUDGET,
             job_max_attempts: capstan_worker::queue::NewJob::DEFAULT_MAX_ATTEMPTS,
             dashboard: None,
             serve_metrics: true,
@@ -108,7 +111,7 @@ pub fn router(state: Arc<AppState>, with_intake: bool) -> Router {
 /// [`AppState::webhook_concurrency`], the handling deadline, and the body cap (a declared
 /// length over it is refused before reading; a longer stream is cut at the cap).
 fn webhook_route(st: &Arc<AppState>) -> MethodRouter<Arc<AppState>> {
-    let handling = st.body_timeout + WEBHOOK_HANDLING_BUDGET;
+    let handling = st.body_timeout + st.handling_budget;
     post(intake::webhook)
         .layer::<_, Infallible>(RequestBodyLimitLayer::new(st.max_body_bytes))
         .layer::<_, Infallible>(

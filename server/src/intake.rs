@@ -81,7 +81,7 @@ pub async fn unavailable(err: tower::BoxError) -> Response {
         ("overloaded", "too many deliveries at once; redeliver later")
     } else if err.is::<tower::timeout::error::Elapsed>() {
         (
-            "timeout",
+            "deadline",
             "the delivery was not handled in time; redeliver later",
         )
     } else {

@@ -604,6 +604,42 @@ mod layers {
         b.cleanup().await;
     }
 
+    /// A store that stalls does not hold the request past its deadline: 503 with `Retry-After`,
+    /// counted, and the same delivery goes through once the store answers again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delivery_the_store_stalls_on_gets_503_at_its_deadline() {
+        let b = Backend::sqlite().await;
+        let flaky = Flaky::new(b.queue.clone());
+        let (app, metrics) = app_with(flaky.clone(), |s| {
+            s.body_timeout = Duration::from_millis(100);
+            s.handling_budget = Duration::from_millis(100);
+        });
+        flaky.set_hanging(true);
+        let resp = app
+            .clone()
+            .oneshot(signed(
+                "pull_request",
+                "stalled",
+                &pr_opened(41, "41"),
+                SECRET,
+            ))
+            .await
+            .unwrap_or_else(|e| match e {});
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(resp.headers().contains_key(header::RETRY_AFTER));
+        assert_eq!(metrics.deliveries("-", "deadline"), 1);
+
+        flaky.set_hanging(false);
+        let (status, _) = send(
+            &app,
+            signed("pull_request", "stalled", &pr_opened(41, "41"), SECRET),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(b.queue.jobs_for_delivery("stalled").await.unwrap().len(), 1);
+        b.cleanup().await;
+    }
+
     /// A declared length over the cap is refused by the body-limit layer before the handler
     /// runs; the answer still has the intake's JSON shape and is counted.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
