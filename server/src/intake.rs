@@ -75,7 +75,8 @@ pub async fn count(State(st): State<Arc<AppState>>, mut res: Response) -> Respon
 
 /// The answer when the webhook's layers refuse a request: shed (too many at once) or past the
 /// handling deadline. 503 with `Retry-After`, so the sender (GitHub, `capstan replay`) records a
-/// failed delivery it can send again; nothing was stored.
+/// failed delivery it can send again. A shed request stored nothing; one cut at the deadline
+/// either rolled back or, if it committed in that instant, its redelivery is a duplicate (200).
 pub async fn unavailable(err: tower::BoxError) -> Response {
     let (outcome, why) = if err.is::<tower::load_shed::error::Overloaded>() {
         ("overloaded", "too many deliveries at once; redeliver later")
