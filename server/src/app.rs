@@ -1,23 +1,39 @@
 //! The HTTP side: shared state and the router. Thin by design — HTTP in, queue out.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use capstan_worker::jobs::MappingOptions;
 use capstan_worker::queue::Queue;
 use capstan_worker::runner::Metrics;
 use globset::GlobSet;
 use tokio::sync::Notify;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::intake;
 
 /// Webhook bodies above this are refused with 413 while streaming (GitHub caps payloads at 25 MB).
 pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+/// Webhook requests one process works on at once; past it a request is shed at once with 503
+/// and `Retry-After` instead of queueing in memory. GitHub records the failed delivery (to be
+/// redelivered, and missed-event recovery finds the PR anyway), which beats every request
+/// slowing down until GitHub's own 10 s timeout fails them all.
+pub const WEBHOOK_CONCURRENCY: usize = 256;
+
+/// Time a webhook request may take once its body is in (verify, parse, one transaction). A
+/// store that hangs longer gets the request answered 503, so the sender retries later.
+pub const WEBHOOK_HANDLING_BUDGET: Duration = Duration::from_secs(10);
 
 /// Everything handlers need, built once.
 pub struct AppState {
@@ -33,7 +49,12 @@ pub struct AppState {
     /// The job kinds this process's workers run.
     pub wake_kinds: Vec<String>,
     pub max_body_bytes: usize,
+    /// Time allowed to receive a webhook body (a total, not an idle timeout).
     pub body_timeout: Duration,
+    /// See [`WEBHOOK_CONCURRENCY`]; `0` sheds every webhook request (tests).
+    pub webhook_concurrency: usize,
+    /// See [`WEBHOOK_HANDLING_BUDGET`]; a webhook request gets `body_timeout` plus this.
+    pub handling_budget: Duration,
     pub job_max_attempts: i32,
     /// The web UI; `None` serves no pages (a worker, or a test of the intake alone).
     pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
@@ -54,6 +75,8 @@ impl AppState {
             wake_kinds: Vec::new(),
             max_body_bytes: MAX_BODY_BYTES,
             body_timeout: Duration::from_secs(30),
+            webhook_concurrency: WEBHOOK_CONCURRENCY,
+            handling_budget: WEBHOOK_HANDLING_BUDGET,
             job_max_attempts: capstan_worker::queue::NewJob::DEFAULT_MAX_ATTEMPTS,
             dashboard: None,
             serve_metrics: true,
@@ -70,25 +93,64 @@ pub fn router(state: Arc<AppState>, with_intake: bool) -> Router {
         r = r.route("/metrics", get(metrics));
     }
     if with_intake {
-        r = r.route("/webhooks/github", post(intake::webhook));
+        r = r.route("/webhooks/github", webhook_route(&state));
     }
     let dashboard = state.dashboard.clone().filter(|_| with_intake);
     let r = r.with_state(state);
     // The dashboard's access control wraps only its own routes: webhooks stay signature-checked,
     // health and metrics stay open to probes and Prometheus.
-    match dashboard {
+    let r = match dashboard {
         Some(d) => r.merge(crate::dashboard::routes(d)),
         None => r,
-    }
+    };
+    traced(r)
+}
+
+/// `POST /webhooks/github` with its layers, outermost first: counting (every answer, including
+/// the ones the layers give, lands in `capstan_webhook_deliveries_total`), load shedding past
+/// [`AppState::webhook_concurrency`], the handling deadline, and the body cap (a declared
+/// length over it is refused before reading; a longer stream is cut at the cap).
+fn webhook_route(st: &Arc<AppState>) -> MethodRouter<Arc<AppState>> {
+    let handling = st.body_timeout + st.handling_budget;
+    post(intake::webhook)
+        .layer::<_, Infallible>(RequestBodyLimitLayer::new(st.max_body_bytes))
+        .layer::<_, Infallible>(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(intake::unavailable))
+                .load_shed()
+                .concurrency_limit(st.webhook_concurrency)
+                .timeout(handling),
+        )
+        .layer::<_, Infallible>(axum::middleware::map_response_with_state(
+            st.clone(),
+            intake::count,
+        ))
+}
+
+/// One `request` span per HTTP request (method and path; never the query, which may carry a
+/// token); handlers' spans (`delivery`, …) nest inside it. Responses and failures are logged at
+/// debug level only: the handlers log what an operator needs, and an overload must not turn
+/// every shed request into a log line.
+fn traced(r: Router) -> Router {
+    r.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &Request<axum::body::Body>| {
+                tracing::info_span!("request", method = %req.method(), path = req.uri().path())
+            })
+            .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+            .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+    )
 }
 
 /// `/metrics` and health on their own listener (`--metrics-listen`).
 pub fn metrics_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+    traced(
+        Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .with_state(state),
+    )
 }
 
 async fn healthz() -> &'static str {
@@ -111,7 +173,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            capstan_worker::runner::metrics::CONTENT_TYPE,
         )],
         body,
     )

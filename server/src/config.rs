@@ -16,7 +16,7 @@ use capstan_worker::render::cache::CacheLimits;
 use globset::{GlobSet, GlobSetBuilder};
 
 /// One setting. `flag` is empty for secrets.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Key {
     pub toml: &'static str,
     pub flag: &'static str,
@@ -25,202 +25,108 @@ pub struct Key {
     pub help: &'static str,
 }
 
-macro_rules! keys {
-    ($($name:ident = ($toml:literal, $flag:literal, $env:literal, $default:literal, $help:literal);)*) => {
-        $(pub const $name: Key = Key { toml: $toml, flag: $flag, env: $env, default: $default, help: $help };)*
+/// Declares every setting once: the `Key` constants, [`ALL`] (in the README's order), the
+/// [`ConfigArgs`] flags and their lookup by key. An entry is `NAME toml_key "flag-name"
+/// "VALUE" = (env, default, help)`, or `secret NAME = (env, default, help)` for a value read
+/// only from the environment.
+macro_rules! settings {
+    (@munch [$($keys:tt)*] [$($flags:tt)*]) => {
+        settings!(@emit [$($keys)*] [$($flags)*]);
+    };
+    (@munch [$($keys:tt)*] [$($flags:tt)*]
+        secret $name:ident = ($env:literal, $default:literal, $help:literal); $($rest:tt)*) => {
+        settings!(@munch [$($keys)* ($name, "", "", $env, $default, $help)] [$($flags)*] $($rest)*);
+    };
+    (@munch [$($keys:tt)*] [$($flags:tt)*]
+        $name:ident $field:ident $flag:literal $value:literal = ($env:literal, $default:literal, $help:literal);
+        $($rest:tt)*) => {
+        settings!(@munch
+            [$($keys)* ($name, stringify!($field), concat!("--", $flag), $env, $default, $help)]
+            [$($flags)* ($field, $flag, $value, $env, $help)]
+            $($rest)*);
+    };
+    (@emit [$(($name:ident, $toml:expr, $flagtext:expr, $env:literal, $default:literal, $help:literal))*]
+           [$(($field:ident, $flag:literal, $value:literal, $fenv:literal, $fhelp:literal))*]) => {
+        $(pub const $name: Key = Key { toml: $toml, flag: $flagtext, env: $env, default: $default, help: $help };)*
         /// All settings, in the order the README's table lists them.
         pub const ALL: &[Key] = &[$($name),*];
+
+        /// The settings file and flags as `serve`, `replay` and `config` accept them. Values are
+        /// strings so the config module can name the key and source of a bad one. The
+        /// environment is read by [`Config::load`] rather than by clap: the loader knows which
+        /// layer each value came from, which errors and `capstan config` report.
+        #[derive(clap::Args, Debug, Default, Clone)]
+        pub struct ConfigArgs {
+            /// TOML file with any of the settings below (keys as in the README).
+            #[arg(long, value_name = "FILE")]
+            pub config: Option<PathBuf>,
+            $(
+                #[arg(long = $flag, value_name = $value, help = concat!($fhelp, " [env: ", $fenv, "]"))]
+                pub $field: Option<String>,
+            )*
+        }
+
+        impl ConfigArgs {
+            fn flag(&self, key: &Key) -> Option<&str> {
+                $(if key.toml == stringify!($field) {
+                    return self.$field.as_deref();
+                })*
+                None
+            }
+        }
+    };
+    ($($body:tt)*) => {
+        settings!(@munch [] [] $($body)*);
     };
 }
 
-keys! {
-    LISTEN = ("listen", "--listen", "CAPSTAN_LISTEN", "0.0.0.0:8080", "Address of the HTTP server (webhooks, dashboard, health, metrics).");
-    ROLE = ("role", "--role", "CAPSTAN_ROLE", "all", "`all` (intake and workers), `server` (intake only) or `worker` (jobs only, plus health and metrics).");
-    DATA_DIR = ("data_dir", "--data-dir", "CAPSTAN_DATA_DIR", "./data", "Where the SQLite database, git mirrors and the generated webhook secret live.");
-    DATABASE_URL = ("database_url", "--database-url", "DATABASE_URL", "sqlite://<data_dir>/capstan.db", "`sqlite://PATH` or `postgres://…`; `CAPSTAN_DATABASE_URL` wins over `DATABASE_URL`.");
-    WEBHOOK_SECRET = ("", "", "CAPSTAN_WEBHOOK_SECRET", "generated", "Webhook secret(s), comma-separated to rotate: any of them verifies. Environment only.");
-    WEBHOOK_SECRET_FILE = ("webhook_secret_file", "--webhook-secret-file", "CAPSTAN_WEBHOOK_SECRET_FILE", "<data_dir>/webhook-secret", "File holding the secret(s), one per line or comma-separated; generated (0600) when absent and no secret is set.");
-    REPO_ALLOWLIST = ("repo_allowlist", "--repo-allowlist", "CAPSTAN_REPO_ALLOWLIST", "* (every repo the hook or App covers)", "Comma-separated `owner/name` globs; deliveries for other repositories get 403.");
-    WORKERS = ("workers", "--workers", "CAPSTAN_WORKERS", "number of cores", "Concurrent job workers in this process.");
-    JOB_LEASE_SECS = ("job_lease_secs", "--job-lease-secs", "CAPSTAN_JOB_LEASE_SECS", "60", "Job lease; a crashed worker's job is re-claimed after it expires.");
-    JOB_MAX_ATTEMPTS = ("job_max_attempts", "--job-max-attempts", "CAPSTAN_JOB_MAX_ATTEMPTS", "5", "Attempts before a job with transient errors is `dead`.");
-    POLL_INTERVAL_MS = ("poll_interval_ms", "--poll-interval-ms", "CAPSTAN_POLL_INTERVAL_MS", "500", "How often idle workers look for jobs queued by other processes.");
-    SHUTDOWN_GRACE_SECS = ("shutdown_grace_secs", "--shutdown-grace-secs", "CAPSTAN_SHUTDOWN_GRACE_SECS", "30", "On SIGTERM/SIGINT, time running jobs get to finish before they are released.");
-    BODY_TIMEOUT_SECS = ("body_timeout_secs", "--body-timeout-secs", "CAPSTAN_BODY_TIMEOUT_SECS", "30", "Time allowed to receive a webhook body.");
-    RECOVERY_INTERVAL_SECS = ("recovery_interval_secs", "--recovery-interval-secs", "CAPSTAN_RECOVERY_INTERVAL_SECS", "300", "Missed-event recovery period (runs when GitHub credentials are configured).");
-    COMMAND_PREFIX = ("command_prefix", "--command-prefix", "CAPSTAN_COMMAND_PREFIX", "/capstan", "Slash-command prefix in PR comments.");
-    BARE_COMMANDS = ("bare_commands", "--bare-commands", "CAPSTAN_BARE_COMMANDS", "false", "Also accept `/diff`-style commands without the prefix.");
-    BOT_LOGINS = ("bot_logins", "--bot-logins", "CAPSTAN_BOT_LOGINS", "", "Logins Capstan comments as; their comments never trigger commands (bots are always ignored).");
-    LOG_FORMAT = ("log_format", "--log-format", "CAPSTAN_LOG_FORMAT", "pretty", "`pretty` or `json`.");
-    LOG = ("log", "--log", "CAPSTAN_LOG", "info", "Log filter (`tracing` env-filter syntax, e.g. `info,capstan_worker=debug`).");
-    PUBLIC_URL = ("public_url", "--public-url", "CAPSTAN_PUBLIC_URL", "http://localhost:<listen port>", "Base URL people reach the dashboard at; PR comments link runs as `<public_url>/runs/<id>`.");
-    GITHUB_API_URL = ("github_api_url", "--github-api-url", "CAPSTAN_GITHUB_API_URL", "https://api.github.com", "GitHub REST API base; for GitHub Enterprise Server `https://<host>/api/v3`.");
-    GITHUB_TOKEN = ("", "", "CAPSTAN_GITHUB_TOKEN", "none", "Personal or fine-grained token (commit statuses instead of check runs). Environment only; or use the App settings.");
-    GITHUB_APP_ID = ("github_app_id", "--github-app-id", "CAPSTAN_GITHUB_APP_ID", "none", "GitHub App id; with the key file, Capstan authenticates as the App (check runs, per-installation tokens).");
-    GITHUB_APP_KEY_FILE = ("github_app_key_file", "--github-app-key-file", "CAPSTAN_GITHUB_APP_KEY_FILE", "none", "The GitHub App's private key (PEM). Without GitHub credentials reports go to the dashboard and the log only.");
-    GIT_URL_TEMPLATE = ("git_url_template", "--git-url-template", "CAPSTAN_GIT_URL_TEMPLATE", "https://<github host>/{owner}/{repo}.git", "Where repositories are fetched from (`{owner}`, `{repo}`, `{host}`); `file://` works for mirrors. Never taken from a webhook.");
-    ARGOCD_URL = ("argocd_url", "--argocd-url", "CAPSTAN_ARGOCD_URL", "none", "ArgoCD server URL; with a token, PRs show each app's sync and health status and the live diff.");
-    ARGOCD_TOKEN = ("", "", "CAPSTAN_ARGOCD_TOKEN", "none", "ArgoCD API token (bearer). Environment only; or use the token file.");
-    ARGOCD_TOKEN_FILE = ("argocd_token_file", "--argocd-token-file", "CAPSTAN_ARGOCD_TOKEN_FILE", "none", "File holding the ArgoCD API token.");
-    ARGOCD_CA_FILE = ("argocd_ca_file", "--argocd-ca-file", "CAPSTAN_ARGOCD_CA_FILE", "none (public roots)", "PEM CA certificate(s) to trust for ArgoCD besides the public roots (TLS is always verified).");
-    ARGOCD_ALLOW_HTTP = ("argocd_allow_http", "--argocd-allow-http", "CAPSTAN_ARGOCD_ALLOW_HTTP", "false", "Accept an `http://` ArgoCD URL (the token then crosses the network in clear text; a warning is logged at start). Without it only https, or http to a loopback address, is accepted.");
-    ARGOCD_DRY_RUN_APPS = ("argocd_dry_run_apps", "--argocd-dry-run-apps", "CAPSTAN_ARGOCD_DRY_RUN_APPS", "none", "Comma-separated globs of apps that get an ArgoCD dry-run sync per PR (needs `sync` RBAC and sets the app's operation, hence opt-in).");
-    KUBE_DRY_RUN = ("kube_dry_run", "--kube-dry-run", "CAPSTAN_KUBE_DRY_RUN", "auto", "`auto` (server-side dry-run apply of changed objects when a kubeconfig or in-cluster config is present) or `off`.");
-    DASHBOARD_AUTH = ("dashboard_auth", "--dashboard-auth", "CAPSTAN_DASHBOARD_AUTH", "none on a loopback listen address, else token", "Who may read the dashboard (it shows private diffs): `none`, `token` or `proxy-header`. `none` is refused unless `listen` is a loopback address. Webhooks, health and metrics stay open.");
-    DASHBOARD_TOKEN = ("", "", "CAPSTAN_DASHBOARD_TOKEN", "generated into <data_dir>/dashboard-token", "Token(s) for `--dashboard-auth token`, comma-separated to rotate; sent as `Authorization: Bearer …` or entered once at `/login` (cookie). Environment only.");
-    DASHBOARD_TRUSTED_PROXIES = ("dashboard_trusted_proxies", "--dashboard-trusted-proxies", "CAPSTAN_DASHBOARD_TRUSTED_PROXIES", "none", "Comma-separated exact IP addresses of the proxies in front (no ranges: any pod in a range could claim to be the proxy). `proxy-header` believes their `X-Forwarded-User`/`X-Auth-Request-User` (or `…-Email`); every mode believes their `X-Forwarded-For`/`X-Forwarded-Proto`.");
-    DASHBOARD_PROXY_SECRET = ("", "", "CAPSTAN_DASHBOARD_PROXY_SECRET", "none", "Shared secret the auth proxy sends in `X-Capstan-Proxy-Secret` (compared in constant time); `proxy-header` needs it or `--dashboard-trusted-proxies`, and checks both when both are set. Environment only.");
-    METRICS_LISTEN = ("metrics_listen", "--metrics-listen", "CAPSTAN_METRICS_LISTEN", "none (/metrics on the main listener)", "Separate address for `/metrics` (and health); when set, `/metrics` is no longer served on `listen`.");
-    DASHBOARD_CONFIG = ("dashboard_config", "--dashboard-config", "CAPSTAN_DASHBOARD_CONFIG", "built-in defaults", "Dashboard settings in the seed's schema (name, theme, links, metrics, serviceDiscovery); in a cluster the `capstan-dashboard` ConfigMap mounted as a file.");
-    DASHBOARD_REPO = ("dashboard_repo", "--dashboard-repo", "CAPSTAN_DASHBOARD_REPO", "the current directory when it is a git repository", "Local checkout of the GitOps repository whose default branch the environments page reads.");
-    JOB_DEADLINE_SECS = ("job_deadline_secs", "--job-deadline-secs", "CAPSTAN_JOB_DEADLINE_SECS", "900", "Wall time of one PR check; past it the check fails with \"not checked: limit reached\".");
-    APPSET_MAX_APPS = ("appset_max_apps", "--appset-max-apps", "CAPSTAN_APPSET_MAX_APPS", "1000", "Apps one ApplicationSet may generate (list, matrix, git); a set over it is reported as not checked and fails the check.");
-    DIFF_DEADLINE_SECS = ("diff_deadline_secs", "--diff-deadline-secs", "CAPSTAN_DIFF_DEADLINE_SECS", "20", "Time for the text diffs of one app; objects left get no text diff and the check fails.");
-    DIFF_MAX_OBJECT_KB = ("diff_max_object_kb", "--diff-max-object-kb", "CAPSTAN_DIFF_MAX_OBJECT_KB", "1024", "An object whose YAML is larger gets no text diff, and the check fails.");
-    COMMENT_MAX_PARTS = ("comment_max_parts", "--comment-max-parts", "CAPSTAN_COMMENT_MAX_PARTS", "10", "Parts of the sticky PR comment; beyond it the rest is on the dashboard and the check fails.");
-    RENDER_CACHE_MAX_ENTRIES = ("render_cache_max_entries", "--render-cache-max-entries", "CAPSTAN_RENDER_CACHE_MAX_ENTRIES", "2000", "Renders kept in memory; the least recently used go first.");
-    RENDER_CACHE_MAX_MB = ("render_cache_max_mb", "--render-cache-max-mb", "CAPSTAN_RENDER_CACHE_MAX_MB", "256", "Memory the render cache may hold.");
-}
-
-/// The settings file and flags as `serve` and `replay` accept them. Values are strings so the
-/// config module can name the key and source of a bad one.
-#[derive(clap::Args, Debug, Default, Clone)]
-pub struct ConfigArgs {
-    /// TOML file with any of the settings below (keys as in the README).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    #[arg(long, value_name = "ADDR", help = LISTEN.help)]
-    pub listen: Option<String>,
-    #[arg(long, value_name = "all|server|worker", help = ROLE.help)]
-    pub role: Option<String>,
-    #[arg(long, value_name = "DIR", help = DATA_DIR.help)]
-    pub data_dir: Option<String>,
-    #[arg(long, value_name = "URL", help = DATABASE_URL.help)]
-    pub database_url: Option<String>,
-    #[arg(long, value_name = "FILE", help = WEBHOOK_SECRET_FILE.help)]
-    pub webhook_secret_file: Option<String>,
-    #[arg(long, value_name = "GLOBS", help = REPO_ALLOWLIST.help)]
-    pub repo_allowlist: Option<String>,
-    #[arg(long, value_name = "N", help = WORKERS.help)]
-    pub workers: Option<String>,
-    #[arg(long, value_name = "SECS", help = JOB_LEASE_SECS.help)]
-    pub job_lease_secs: Option<String>,
-    #[arg(long, value_name = "N", help = JOB_MAX_ATTEMPTS.help)]
-    pub job_max_attempts: Option<String>,
-    #[arg(long, value_name = "MS", help = POLL_INTERVAL_MS.help)]
-    pub poll_interval_ms: Option<String>,
-    #[arg(long, value_name = "SECS", help = SHUTDOWN_GRACE_SECS.help)]
-    pub shutdown_grace_secs: Option<String>,
-    #[arg(long, value_name = "SECS", help = BODY_TIMEOUT_SECS.help)]
-    pub body_timeout_secs: Option<String>,
-    #[arg(long, value_name = "SECS", help = RECOVERY_INTERVAL_SECS.help)]
-    pub recovery_interval_secs: Option<String>,
-    #[arg(long, value_name = "PREFIX", help = COMMAND_PREFIX.help)]
-    pub command_prefix: Option<String>,
-    #[arg(long, value_name = "BOOL", help = BARE_COMMANDS.help)]
-    pub bare_commands: Option<String>,
-    #[arg(long, value_name = "LOGINS", help = BOT_LOGINS.help)]
-    pub bot_logins: Option<String>,
-    #[arg(long, value_name = "pretty|json", help = LOG_FORMAT.help)]
-    pub log_format: Option<String>,
-    #[arg(long, value_name = "FILTER", help = LOG.help)]
-    pub log: Option<String>,
-    #[arg(long, value_name = "URL", help = PUBLIC_URL.help)]
-    pub public_url: Option<String>,
-    #[arg(long, value_name = "URL", help = GITHUB_API_URL.help)]
-    pub github_api_url: Option<String>,
-    #[arg(long, value_name = "ID", help = GITHUB_APP_ID.help)]
-    pub github_app_id: Option<String>,
-    #[arg(long, value_name = "FILE", help = GITHUB_APP_KEY_FILE.help)]
-    pub github_app_key_file: Option<String>,
-    #[arg(long, value_name = "TEMPLATE", help = GIT_URL_TEMPLATE.help)]
-    pub git_url_template: Option<String>,
-    #[arg(long, value_name = "URL", help = ARGOCD_URL.help)]
-    pub argocd_url: Option<String>,
-    #[arg(long, value_name = "FILE", help = ARGOCD_TOKEN_FILE.help)]
-    pub argocd_token_file: Option<String>,
-    #[arg(long, value_name = "FILE", help = ARGOCD_CA_FILE.help)]
-    pub argocd_ca_file: Option<String>,
-    #[arg(long, value_name = "BOOL", help = ARGOCD_ALLOW_HTTP.help)]
-    pub argocd_allow_http: Option<String>,
-    #[arg(long, value_name = "GLOBS", help = ARGOCD_DRY_RUN_APPS.help)]
-    pub argocd_dry_run_apps: Option<String>,
-    #[arg(long, value_name = "auto|off", help = KUBE_DRY_RUN.help)]
-    pub kube_dry_run: Option<String>,
-    #[arg(long, value_name = "none|token|proxy-header", help = DASHBOARD_AUTH.help)]
-    pub dashboard_auth: Option<String>,
-    #[arg(long, value_name = "IPS", help = DASHBOARD_TRUSTED_PROXIES.help)]
-    pub dashboard_trusted_proxies: Option<String>,
-    #[arg(long, value_name = "ADDR", help = METRICS_LISTEN.help)]
-    pub metrics_listen: Option<String>,
-    #[arg(long, value_name = "FILE", help = DASHBOARD_CONFIG.help)]
-    pub dashboard_config: Option<String>,
-    #[arg(long, value_name = "DIR", help = DASHBOARD_REPO.help)]
-    pub dashboard_repo: Option<String>,
-    #[arg(long, value_name = "SECS", help = JOB_DEADLINE_SECS.help)]
-    pub job_deadline_secs: Option<String>,
-    #[arg(long, value_name = "N", help = APPSET_MAX_APPS.help)]
-    pub appset_max_apps: Option<String>,
-    #[arg(long, value_name = "SECS", help = DIFF_DEADLINE_SECS.help)]
-    pub diff_deadline_secs: Option<String>,
-    #[arg(long, value_name = "KB", help = DIFF_MAX_OBJECT_KB.help)]
-    pub diff_max_object_kb: Option<String>,
-    #[arg(long, value_name = "N", help = COMMENT_MAX_PARTS.help)]
-    pub comment_max_parts: Option<String>,
-    #[arg(long, value_name = "N", help = RENDER_CACHE_MAX_ENTRIES.help)]
-    pub render_cache_max_entries: Option<String>,
-    #[arg(long, value_name = "MB", help = RENDER_CACHE_MAX_MB.help)]
-    pub render_cache_max_mb: Option<String>,
-}
-
-impl ConfigArgs {
-    fn flag(&self, key: &Key) -> Option<&str> {
-        let v = match key.toml {
-            "listen" => &self.listen,
-            "role" => &self.role,
-            "data_dir" => &self.data_dir,
-            "database_url" => &self.database_url,
-            "webhook_secret_file" => &self.webhook_secret_file,
-            "repo_allowlist" => &self.repo_allowlist,
-            "workers" => &self.workers,
-            "job_lease_secs" => &self.job_lease_secs,
-            "job_max_attempts" => &self.job_max_attempts,
-            "poll_interval_ms" => &self.poll_interval_ms,
-            "shutdown_grace_secs" => &self.shutdown_grace_secs,
-            "body_timeout_secs" => &self.body_timeout_secs,
-            "recovery_interval_secs" => &self.recovery_interval_secs,
-            "command_prefix" => &self.command_prefix,
-            "bare_commands" => &self.bare_commands,
-            "bot_logins" => &self.bot_logins,
-            "log_format" => &self.log_format,
-            "log" => &self.log,
-            "public_url" => &self.public_url,
-            "github_api_url" => &self.github_api_url,
-            "github_app_id" => &self.github_app_id,
-            "github_app_key_file" => &self.github_app_key_file,
-            "git_url_template" => &self.git_url_template,
-            "argocd_url" => &self.argocd_url,
-            "argocd_token_file" => &self.argocd_token_file,
-            "argocd_ca_file" => &self.argocd_ca_file,
-            "argocd_allow_http" => &self.argocd_allow_http,
-            "argocd_dry_run_apps" => &self.argocd_dry_run_apps,
-            "kube_dry_run" => &self.kube_dry_run,
-            "dashboard_auth" => &self.dashboard_auth,
-            "dashboard_trusted_proxies" => &self.dashboard_trusted_proxies,
-            "metrics_listen" => &self.metrics_listen,
-            "dashboard_config" => &self.dashboard_config,
-            "dashboard_repo" => &self.dashboard_repo,
-            "job_deadline_secs" => &self.job_deadline_secs,
-            "appset_max_apps" => &self.appset_max_apps,
-            "diff_deadline_secs" => &self.diff_deadline_secs,
-            "diff_max_object_kb" => &self.diff_max_object_kb,
-            "comment_max_parts" => &self.comment_max_parts,
-            "render_cache_max_entries" => &self.render_cache_max_entries,
-            "render_cache_max_mb" => &self.render_cache_max_mb,
-            _ => return None,
-        };
-        v.as_deref()
-    }
+settings! {
+    LISTEN listen "listen" "ADDR" = ("CAPSTAN_LISTEN", "0.0.0.0:8080", "Address of the HTTP server (webhooks, dashboard, health, metrics).");
+    ROLE role "role" "all|server|worker" = ("CAPSTAN_ROLE", "all", "`all` (intake and workers), `server` (intake only) or `worker` (jobs only, plus health and metrics).");
+    DATA_DIR data_dir "data-dir" "DIR" = ("CAPSTAN_DATA_DIR", "./data", "Where the SQLite database, git mirrors and the generated webhook secret live.");
+    DATABASE_URL database_url "database-url" "URL" = ("DATABASE_URL", "sqlite://<data_dir>/capstan.db", "`sqlite://PATH` or `postgres://…`; `CAPSTAN_DATABASE_URL` wins over `DATABASE_URL`.");
+    secret WEBHOOK_SECRET = ("CAPSTAN_WEBHOOK_SECRET", "generated", "Webhook secret(s), comma-separated to rotate: any of them verifies. Environment only.");
+    WEBHOOK_SECRET_FILE webhook_secret_file "webhook-secret-file" "FILE" = ("CAPSTAN_WEBHOOK_SECRET_FILE", "<data_dir>/webhook-secret", "File holding the secret(s), one per line or comma-separated; generated (0600) when absent and no secret is set.");
+    REPO_ALLOWLIST repo_allowlist "repo-allowlist" "GLOBS" = ("CAPSTAN_REPO_ALLOWLIST", "* (every repo the hook or App covers)", "Comma-separated `owner/name` globs; deliveries for other repositories get 403.");
+    WORKERS workers "workers" "N" = ("CAPSTAN_WORKERS", "number of cores", "Concurrent job workers in this process.");
+    JOB_LEASE_SECS job_lease_secs "job-lease-secs" "SECS" = ("CAPSTAN_JOB_LEASE_SECS", "60", "Job lease; a crashed worker's job is re-claimed after it expires.");
+    JOB_MAX_ATTEMPTS job_max_attempts "job-max-attempts" "N" = ("CAPSTAN_JOB_MAX_ATTEMPTS", "5", "Attempts before a job with transient errors is `dead`.");
+    POLL_INTERVAL_MS poll_interval_ms "poll-interval-ms" "MS" = ("CAPSTAN_POLL_INTERVAL_MS", "500", "How often idle workers look for jobs queued by other processes.");
+    SHUTDOWN_GRACE_SECS shutdown_grace_secs "shutdown-grace-secs" "SECS" = ("CAPSTAN_SHUTDOWN_GRACE_SECS", "30", "On SIGTERM/SIGINT, time running jobs get to finish before they are released.");
+    BODY_TIMEOUT_SECS body_timeout_secs "body-timeout-secs" "SECS" = ("CAPSTAN_BODY_TIMEOUT_SECS", "30", "Time allowed to receive a webhook body.");
+    RECOVERY_INTERVAL_SECS recovery_interval_secs "recovery-interval-secs" "SECS" = ("CAPSTAN_RECOVERY_INTERVAL_SECS", "300", "Missed-event recovery period (runs when GitHub credentials are configured).");
+    COMMAND_PREFIX command_prefix "command-prefix" "PREFIX" = ("CAPSTAN_COMMAND_PREFIX", "/capstan", "Slash-command prefix in PR comments.");
+    BARE_COMMANDS bare_commands "bare-commands" "BOOL" = ("CAPSTAN_BARE_COMMANDS", "false", "Also accept `/diff`-style commands without the prefix.");
+    BOT_LOGINS bot_logins "bot-logins" "LOGINS" = ("CAPSTAN_BOT_LOGINS", "", "Logins Capstan comments as; their comments never trigger commands (bots are always ignored).");
+    LOG_FORMAT log_format "log-format" "pretty|json" = ("CAPSTAN_LOG_FORMAT", "pretty", "`pretty` or `json`.");
+    LOG log "log" "FILTER" = ("CAPSTAN_LOG", "info", "Log filter (`tracing` env-filter syntax, e.g. `info,capstan_worker=debug`).");
+    PUBLIC_URL public_url "public-url" "URL" = ("CAPSTAN_PUBLIC_URL", "http://localhost:<listen port>", "Base URL people reach the dashboard at; PR comments link runs as `<public_url>/runs/<id>`.");
+    GITHUB_API_URL github_api_url "github-api-url" "URL" = ("CAPSTAN_GITHUB_API_URL", "https://api.github.com", "GitHub REST API base; for GitHub Enterprise Server `https://<host>/api/v3`.");
+    secret GITHUB_TOKEN = ("CAPSTAN_GITHUB_TOKEN", "none", "Personal or fine-grained token (commit statuses instead of check runs). Environment only; or use the App settings.");
+    GITHUB_APP_ID github_app_id "github-app-id" "ID" = ("CAPSTAN_GITHUB_APP_ID", "none", "GitHub App id; with the key file, Capstan authenticates as the App (check runs, per-installation tokens).");
+    GITHUB_APP_KEY_FILE github_app_key_file "github-app-key-file" "FILE" = ("CAPSTAN_GITHUB_APP_KEY_FILE", "none", "The GitHub App's private key (PEM). Without GitHub credentials reports go to the dashboard and the log only.");
+    GIT_URL_TEMPLATE git_url_template "git-url-template" "TEMPLATE" = ("CAPSTAN_GIT_URL_TEMPLATE", "https://<github host>/{owner}/{repo}.git", "Where repositories are fetched from (`{owner}`, `{repo}`, `{host}`); `file://` works for mirrors. Never taken from a webhook.");
+    ARGOCD_URL argocd_url "argocd-url" "URL" = ("CAPSTAN_ARGOCD_URL", "none", "ArgoCD server URL; with a token, PRs show each app's sync and health status and the live diff.");
+    secret ARGOCD_TOKEN = ("CAPSTAN_ARGOCD_TOKEN", "none", "ArgoCD API token (bearer). Environment only; or use the token file.");
+    ARGOCD_TOKEN_FILE argocd_token_file "argocd-token-file" "FILE" = ("CAPSTAN_ARGOCD_TOKEN_FILE", "none", "File holding the ArgoCD API token.");
+    ARGOCD_CA_FILE argocd_ca_file "argocd-ca-file" "FILE" = ("CAPSTAN_ARGOCD_CA_FILE", "none (public roots)", "PEM CA certificate(s) to trust for ArgoCD besides the public roots (TLS is always verified).");
+    ARGOCD_ALLOW_HTTP argocd_allow_http "argocd-allow-http" "BOOL" = ("CAPSTAN_ARGOCD_ALLOW_HTTP", "false", "Accept an `http://` ArgoCD URL (the token then crosses the network in clear text; a warning is logged at start). Without it only https, or http to a loopback address, is accepted.");
+    ARGOCD_DRY_RUN_APPS argocd_dry_run_apps "argocd-dry-run-apps" "GLOBS" = ("CAPSTAN_ARGOCD_DRY_RUN_APPS", "none", "Comma-separated globs of apps that get an ArgoCD dry-run sync per PR (needs `sync` RBAC and sets the app's operation, hence opt-in).");
+    KUBE_DRY_RUN kube_dry_run "kube-dry-run" "auto|off" = ("CAPSTAN_KUBE_DRY_RUN", "auto", "`auto` (server-side dry-run apply of changed objects when a kubeconfig or in-cluster config is present) or `off`.");
+    DASHBOARD_AUTH dashboard_auth "dashboard-auth" "none|token|proxy-header" = ("CAPSTAN_DASHBOARD_AUTH", "none on a loopback listen address, else token", "Who may read the dashboard (it shows private diffs): `none`, `token` or `proxy-header`. `none` is refused unless `listen` is a loopback address. Webhooks, health and metrics stay open.");
+    secret DASHBOARD_TOKEN = ("CAPSTAN_DASHBOARD_TOKEN", "generated into <data_dir>/dashboard-token", "Token(s) for `--dashboard-auth token`, comma-separated to rotate; sent as `Authorization: Bearer …` or entered once at `/login` (cookie). Environment only.");
+    DASHBOARD_TRUSTED_PROXIES dashboard_trusted_proxies "dashboard-trusted-proxies" "IPS" = ("CAPSTAN_DASHBOARD_TRUSTED_PROXIES", "none", "Comma-separated exact IP addresses of the proxies in front (no ranges: any pod in a range could claim to be the proxy). `proxy-header` believes their `X-Forwarded-User`/`X-Auth-Request-User` (or `…-Email`); every mode believes their `X-Forwarded-For`/`X-Forwarded-Proto`.");
+    secret DASHBOARD_PROXY_SECRET = ("CAPSTAN_DASHBOARD_PROXY_SECRET", "none", "Shared secret the auth proxy sends in `X-Capstan-Proxy-Secret` (compared in constant time); `proxy-header` needs it or `--dashboard-trusted-proxies`, and checks both when both are set. Environment only.");
+    METRICS_LISTEN metrics_listen "metrics-listen" "ADDR" = ("CAPSTAN_METRICS_LISTEN", "none (/metrics on the main listener)", "Separate address for `/metrics` (and health); when set, `/metrics` is no longer served on `listen`.");
+    DASHBOARD_CONFIG dashboard_config "dashboard-config" "FILE" = ("CAPSTAN_DASHBOARD_CONFIG", "built-in defaults", "Dashboard settings in the seed's schema (name, theme, links, metrics, serviceDiscovery); in a cluster the `capstan-dashboard` ConfigMap mounted as a file.");
+    DASHBOARD_REPO dashboard_repo "dashboard-repo" "DIR" = ("CAPSTAN_DASHBOARD_REPO", "the current directory when it is a git repository", "Local checkout of the GitOps repository whose default branch the environments page reads.");
+    JOB_DEADLINE_SECS job_deadline_secs "job-deadline-secs" "SECS" = ("CAPSTAN_JOB_DEADLINE_SECS", "900", "Wall time of one PR check; past it the check fails with \"not checked: limit reached\".");
+    APPSET_MAX_APPS appset_max_apps "appset-max-apps" "N" = ("CAPSTAN_APPSET_MAX_APPS", "1000", "Apps one ApplicationSet may generate (list, matrix, git); a set over it is reported as not checked and fails the check.");
+    DIFF_DEADLINE_SECS diff_deadline_secs "diff-deadline-secs" "SECS" = ("CAPSTAN_DIFF_DEADLINE_SECS", "20", "Time for the text diffs of one app; objects left get no text diff and the check fails.");
+    DIFF_MAX_OBJECT_KB diff_max_object_kb "diff-max-object-kb" "KB" = ("CAPSTAN_DIFF_MAX_OBJECT_KB", "1024", "An object whose YAML is larger gets no text diff, and the check fails.");
+    COMMENT_MAX_PARTS comment_max_parts "comment-max-parts" "N" = ("CAPSTAN_COMMENT_MAX_PARTS", "10", "Parts of the sticky PR comment; beyond it the rest is on the dashboard and the check fails.");
+    RENDER_CACHE_MAX_ENTRIES render_cache_max_entries "render-cache-max-entries" "N" = ("CAPSTAN_RENDER_CACHE_MAX_ENTRIES", "2000", "Renders kept in memory; the least recently used go first.");
+    RENDER_CACHE_MAX_MB render_cache_max_mb "render-cache-max-mb" "MB" = ("CAPSTAN_RENDER_CACHE_MAX_MB", "256", "Memory the render cache may hold.");
 }
 
 /// A configuration problem, naming the key and where the value came from.
@@ -381,7 +287,28 @@ struct Sources<'a> {
     file_path: Option<PathBuf>,
 }
 
-impl Sources<'_> {
+impl<'a> Sources<'a> {
+    /// The layers: flags, the environment and the TOML file (`--config` / `CAPSTAN_CONFIG`).
+    fn read(
+        args: &'a ConfigArgs,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Result<Sources<'a>, ConfigError> {
+        let file_path = args
+            .config
+            .clone()
+            .or_else(|| env("CAPSTAN_CONFIG").map(PathBuf::from));
+        let file = match &file_path {
+            Some(p) => read_toml(p)?,
+            None => BTreeMap::new(),
+        };
+        Ok(Sources {
+            args,
+            env,
+            file,
+            file_path,
+        })
+    }
+
     /// The value of `key` and a description of its origin for error messages.
     fn get(&self, key: &Key) -> Option<(String, String)> {
         if let Some(v) = self.args.flag(key) {
@@ -401,6 +328,14 @@ impl Sources<'_> {
             .map(|v| (v.clone(), format!("{} in {}", key.toml, path.display())))
     }
 
+    /// The value of `key` and its origin, falling back to the documented default: for keys
+    /// whose default is a value (not a description such as "number of cores"), the `default`
+    /// of the key is the one in force.
+    fn get_or_default(&self, key: &Key) -> (String, String) {
+        self.get(key)
+            .unwrap_or_else(|| (key.default.to_string(), "default".into()))
+    }
+
     fn parse<T: std::str::FromStr>(
         &self,
         key: &Key,
@@ -409,24 +344,48 @@ impl Sources<'_> {
     where
         T::Err: std::fmt::Display,
     {
-        let Some((value, origin)) = self.get(key) else {
-            return Ok(None);
-        };
-        let parsed: T = value
-            .trim()
-            .parse()
-            .map_err(|e: T::Err| ConfigError::Invalid {
-                origin: origin.clone(),
-                value: value.clone(),
-                reason: e.to_string(),
-            })?;
-        check(&parsed).map_err(|reason| ConfigError::Invalid {
-            origin,
-            value,
-            reason,
-        })?;
-        Ok(Some(parsed))
+        match self.get(key) {
+            None => Ok(None),
+            Some((value, origin)) => parse_value(value, origin, check).map(Some),
+        }
     }
+
+    /// [`Sources::parse`] with the key's default when no layer sets it.
+    fn parse_or_default<T: std::str::FromStr>(
+        &self,
+        key: &Key,
+        check: impl Fn(&T) -> Result<(), String>,
+    ) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let (value, origin) = self.get_or_default(key);
+        parse_value(value, origin, check)
+    }
+}
+
+fn parse_value<T: std::str::FromStr>(
+    value: String,
+    origin: String,
+    check: impl Fn(&T) -> Result<(), String>,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let parsed: T = value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| ConfigError::Invalid {
+            origin: origin.clone(),
+            value: value.clone(),
+            reason: e.to_string(),
+        })?;
+    check(&parsed).map_err(|reason| ConfigError::Invalid {
+        origin,
+        value,
+        reason,
+    })?;
+    Ok(parsed)
 }
 
 fn positive<T: PartialOrd + Default>(v: &T) -> Result<(), String> {
@@ -486,9 +445,7 @@ fn list(s: &str) -> Vec<String> {
 impl Config {
     /// Resolve from flags, the process environment and the optional TOML file.
     pub fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
-        Self::load_with(args, &|name| {
-            std::env::var(name).ok().filter(|v| !v.is_empty())
-        })
+        Self::load_with(args, &process_env)
     }
 
     /// Resolve with an explicit environment (tests).
@@ -496,26 +453,11 @@ impl Config {
         args: &ConfigArgs,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let file_path = args
-            .config
-            .clone()
-            .or_else(|| env("CAPSTAN_CONFIG").map(PathBuf::from));
-        let file = match &file_path {
-            Some(p) => read_toml(p)?,
-            None => BTreeMap::new(),
-        };
-        let s = Sources {
-            args,
-            env,
-            file,
-            file_path,
-        };
-
-        let listen = s.parse::<SocketAddr>(&LISTEN, |_| Ok(()))?;
-        let listen = listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080)));
-        let role = match s.get(&ROLE) {
-            None => Role::All,
-            Some((v, origin)) => match v.trim() {
+        let s = Sources::read(args, env)?;
+        let listen = s.parse_or_default::<SocketAddr>(&LISTEN, |_| Ok(()))?;
+        let role = {
+            let (v, origin) = s.get_or_default(&ROLE);
+            match v.trim() {
                 "all" => Role::All,
                 "server" => Role::Server,
                 "worker" => Role::Worker,
@@ -526,13 +468,9 @@ impl Config {
                         reason: "expected all, server or worker".into(),
                     });
                 }
-            },
+            }
         };
-        let data_dir = PathBuf::from(
-            s.get(&DATA_DIR)
-                .map(|(v, _)| v)
-                .unwrap_or_else(|| "./data".into()),
-        );
+        let data_dir = PathBuf::from(s.get_or_default(&DATA_DIR).0);
         let database_url = match s.get(&DATABASE_URL) {
             None => format!("sqlite://{}", data_dir.join("capstan.db").display()),
             Some((v, origin)) => {
@@ -588,43 +526,39 @@ impl Config {
                 .map(usize::from)
                 .unwrap_or(2)
         });
-        let secs = |key: &Key, default: u64| -> Result<Duration, ConfigError> {
+        let secs = |key: &Key| -> Result<Duration, ConfigError> {
             Ok(Duration::from_secs(
-                s.parse::<u64>(key, positive)?.unwrap_or(default),
+                s.parse_or_default::<u64>(key, positive)?,
             ))
         };
-        let job_lease = secs(&JOB_LEASE_SECS, 60)?;
-        let job_max_attempts = s.parse::<i32>(&JOB_MAX_ATTEMPTS, positive)?.unwrap_or(5);
+        let job_lease = secs(&JOB_LEASE_SECS)?;
+        let job_max_attempts = s.parse_or_default::<i32>(&JOB_MAX_ATTEMPTS, positive)?;
         let poll_interval =
-            Duration::from_millis(s.parse::<u64>(&POLL_INTERVAL_MS, positive)?.unwrap_or(500));
-        let shutdown_grace = secs(&SHUTDOWN_GRACE_SECS, 30)?;
-        let body_timeout = secs(&BODY_TIMEOUT_SECS, 30)?;
-        let recovery_interval = secs(&RECOVERY_INTERVAL_SECS, 300)?;
+            Duration::from_millis(s.parse_or_default::<u64>(&POLL_INTERVAL_MS, positive)?);
+        let shutdown_grace = secs(&SHUTDOWN_GRACE_SECS)?;
+        let body_timeout = secs(&BODY_TIMEOUT_SECS)?;
+        let recovery_interval = secs(&RECOVERY_INTERVAL_SECS)?;
         let limits = limits(&s)?;
-        let command_prefix = match s.get(&COMMAND_PREFIX) {
-            None => "/capstan".to_string(),
-            Some((v, origin)) => {
-                let v = v.trim().to_string();
-                if !v.starts_with('/') || v.len() < 2 || v.contains(char::is_whitespace) {
-                    return Err(ConfigError::Invalid {
-                        origin,
-                        value: v,
-                        reason: "expected a slash and a word, like /capstan".into(),
-                    });
-                }
-                v
+        let command_prefix = {
+            let (v, origin) = s.get_or_default(&COMMAND_PREFIX);
+            let v = v.trim().to_string();
+            if !v.starts_with('/') || v.len() < 2 || v.contains(char::is_whitespace) {
+                return Err(ConfigError::Invalid {
+                    origin,
+                    value: v,
+                    reason: "expected a slash and a word, like /capstan".into(),
+                });
             }
+            v
         };
-        let bare_commands = s
-            .parse::<bool>(&BARE_COMMANDS, |_| Ok(()))?
-            .unwrap_or(false);
+        let bare_commands = s.parse_or_default::<bool>(&BARE_COMMANDS, |_| Ok(()))?;
         let bot_logins = s
             .get(&BOT_LOGINS)
             .map(|(v, _)| list(&v))
             .unwrap_or_default();
-        let log_format = match s.get(&LOG_FORMAT) {
-            None => LogFormat::Pretty,
-            Some((v, origin)) => match v.trim() {
+        let log_format = {
+            let (v, origin) = s.get_or_default(&LOG_FORMAT);
+            match v.trim() {
                 "pretty" => LogFormat::Pretty,
                 "json" => LogFormat::Json,
                 _ => {
@@ -634,18 +568,16 @@ impl Config {
                         reason: "expected pretty or json".into(),
                     });
                 }
-            },
-        };
-        let log = match s.get(&LOG) {
-            None => "info".to_string(),
-            Some((v, origin)) => {
-                tracing_subscriber::EnvFilter::try_new(&v).map_err(|e| ConfigError::Invalid {
-                    origin,
-                    value: v.clone(),
-                    reason: e.to_string(),
-                })?;
-                v
             }
+        };
+        let log = {
+            let (v, origin) = s.get_or_default(&LOG);
+            tracing_subscriber::EnvFilter::try_new(&v).map_err(|e| ConfigError::Invalid {
+                origin,
+                value: v.clone(),
+                reason: e.to_string(),
+            })?;
+            v
         };
         let public_url = match s.get(&PUBLIC_URL) {
             None => format!("http://localhost:{}", listen.port()),
@@ -721,9 +653,9 @@ impl Config {
             }
         };
         let argocd = argocd_settings(&s, env)?;
-        let kube_dry_run = match s.get(&KUBE_DRY_RUN) {
-            None => KubeDryRunMode::Auto,
-            Some((v, origin)) => match v.trim() {
+        let kube_dry_run = {
+            let (v, origin) = s.get_or_default(&KUBE_DRY_RUN);
+            match v.trim() {
                 "auto" => KubeDryRunMode::Auto,
                 "off" => KubeDryRunMode::Off,
                 _ => {
@@ -733,7 +665,7 @@ impl Config {
                         reason: "expected auto or off".into(),
                     });
                 }
-            },
+            }
         };
         let dashboard_trusted_proxies = match s.get(&DASHBOARD_TRUSTED_PROXIES) {
             None => Vec::new(),
@@ -804,30 +736,27 @@ impl Config {
     }
 }
 
-/// The bounds of [`Limits`]: each setting a positive number, the defaults those of the worker.
+/// The bounds of [`Limits`]: each setting a positive number (a test keeps the keys' defaults
+/// equal to the worker's).
 fn limits(s: &Sources<'_>) -> Result<Limits, ConfigError> {
-    let d = Limits::default();
-    let n = |key: &Key, default: usize| -> Result<usize, ConfigError> {
-        Ok(s.parse::<usize>(key, positive)?.unwrap_or(default))
-    };
-    let secs = |key: &Key, default: Duration| -> Result<Duration, ConfigError> {
-        Ok(s.parse::<u64>(key, positive)?
-            .map_or(default, Duration::from_secs))
+    let n = |key: &Key| s.parse_or_default::<usize>(key, positive);
+    let secs = |key: &Key| -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(
+            s.parse_or_default::<u64>(key, positive)?,
+        ))
     };
     Ok(Limits {
         render_cache: CacheLimits {
-            max_entries: n(&RENDER_CACHE_MAX_ENTRIES, d.render_cache.max_entries)?,
-            max_bytes: n(&RENDER_CACHE_MAX_MB, d.render_cache.max_bytes >> 20)?
-                .saturating_mul(1 << 20),
+            max_entries: n(&RENDER_CACHE_MAX_ENTRIES)?,
+            max_bytes: n(&RENDER_CACHE_MAX_MB)?.saturating_mul(1 << 20),
         },
-        appset_max_apps: n(&APPSET_MAX_APPS, d.appset_max_apps)?,
-        job_deadline: secs(&JOB_DEADLINE_SECS, d.job_deadline)?,
+        appset_max_apps: n(&APPSET_MAX_APPS)?,
+        job_deadline: secs(&JOB_DEADLINE_SECS)?,
         diff: DiffLimits {
-            deadline: secs(&DIFF_DEADLINE_SECS, d.diff.deadline)?,
-            max_object_bytes: n(&DIFF_MAX_OBJECT_KB, d.diff.max_object_bytes >> 10)?
-                .saturating_mul(1 << 10),
+            deadline: secs(&DIFF_DEADLINE_SECS)?,
+            max_object_bytes: n(&DIFF_MAX_OBJECT_KB)?.saturating_mul(1 << 10),
         },
-        comment_max_parts: n(&COMMENT_MAX_PARTS, d.comment_max_parts)?,
+        comment_max_parts: n(&COMMENT_MAX_PARTS)?,
     })
 }
 
@@ -884,9 +813,7 @@ fn argocd_settings(
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(invalid(&origin, &url, "expected an http(s) URL".into()));
     }
-    let allow_http = s
-        .parse::<bool>(&ARGOCD_ALLOW_HTTP, |_| Ok(()))?
-        .unwrap_or(false);
+    let allow_http = s.parse_or_default::<bool>(&ARGOCD_ALLOW_HTTP, |_| Ok(()))?;
     if parsed.scheme() == "http" && !allow_http && !is_loopback_url(&parsed) {
         return Err(invalid(
             &origin,
@@ -904,9 +831,19 @@ fn argocd_settings(
             .with_ca_file(Path::new(path.trim()))
             .map_err(|e| invalid(&origin, &path, e.to_string()))?;
     }
-    // Building the client parses the CA certificates: a bad file is reported now, not per PR.
-    capstan_worker::argocd::ArgoClient::new(&client)
-        .map_err(|e| invalid(&origin, &url, e.to_string()))?;
+    // Parsing the CA certificates now reports a bad file at start, not per PR; the client itself
+    // is built by `serve`, after the configuration is loaded.
+    if let Some(pem) = &client.ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| invalid(&origin, &url, format!("CA file: {e}")))?;
+        if certs.is_empty() {
+            return Err(invalid(
+                &origin,
+                &url,
+                "CA file holds no certificate".into(),
+            ));
+        }
+    }
     let dry_run_apps = match s.get(&ARGOCD_DRY_RUN_APPS) {
         None => Vec::new(),
         Some((v, origin)) => {
@@ -922,6 +859,81 @@ fn argocd_settings(
         client,
         dry_run_apps,
     }))
+}
+
+/// One setting as `capstan config` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effective {
+    pub key: Key,
+    /// The value a layer set, secrets and credentials redacted; `None`: the default applies.
+    pub value: Option<String>,
+    /// Where the value came from (`--workers (flag)`, `CAPSTAN_LOG (environment)`, `workers in
+    /// FILE`), or `default`.
+    pub origin: String,
+}
+
+impl Effective {
+    /// `key = "value"  # origin` for a set key, the default commented out otherwise; secrets
+    /// (environment only) as a comment saying whether they are set.
+    pub fn line(&self) -> String {
+        let quote = |v: &str| toml::Value::String(v.to_string()).to_string();
+        match (self.key.toml, &self.value) {
+            ("", Some(_)) => format!("# {}: set (redacted), from the environment", self.key.env),
+            ("", None) => format!(
+                "# {}: not set (default: {})",
+                self.key.env, self.key.default
+            ),
+            (key, Some(v)) => format!("{key} = {}  # {}", quote(v), self.origin),
+            (key, None) => format!("# {key} = {}  (default)", quote(self.key.default)),
+        }
+    }
+}
+
+/// A variable of this process; an empty one counts as unset.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Config {
+    /// [`Config::effective_with`] over the process environment.
+    pub fn effective(args: &ConfigArgs) -> Result<Vec<Effective>, ConfigError> {
+        Self::effective_with(args, &process_env)
+    }
+
+    /// Every setting with the value the layers give it and its origin, for `capstan config`.
+    /// Secrets are never shown; URLs lose their credentials.
+    pub fn effective_with(
+        args: &ConfigArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<Effective>, ConfigError> {
+        let s = Sources::read(args, env)?;
+        Ok(ALL
+            .iter()
+            .map(|key| {
+                let found = if key.toml.is_empty() {
+                    env(key.env).map(|_| ("***".to_string(), format!("{} (environment)", key.env)))
+                } else {
+                    s.get(key)
+                };
+                let (value, origin) = match found {
+                    Some((v, origin)) => {
+                        let v = if key.toml == DATABASE_URL.toml {
+                            capstan_worker::queue::redact_url(&v)
+                        } else {
+                            capstan_worker::scrub::scrub(&v).into_owned()
+                        };
+                        (Some(v), origin)
+                    }
+                    None => (None, "default".to_string()),
+                };
+                Effective {
+                    key: *key,
+                    value,
+                    origin,
+                }
+            })
+            .collect())
+    }
 }
 
 /// Whether `url` points at this host (a port-forward, a sidecar): plain http to it never
@@ -1466,6 +1478,58 @@ mod tests {
         assert!(set.is_match("other/one"));
         assert!(!set.is_match("acme-evil/gitops"));
         assert!(!set.is_match("acme/gitops/extra"));
+    }
+
+    #[test]
+    fn the_documented_limits_are_the_worker_defaults() {
+        let c = Config::load_with(&ConfigArgs::default(), &env_of(&[])).unwrap();
+        assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn effective_settings_name_their_origin_and_hide_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("capstan.toml");
+        std::fs::write(&file, "job_lease_secs = 9\nworkers = 7\n").unwrap();
+        let args = ConfigArgs {
+            config: Some(file.clone()),
+            workers: Some("3".into()),
+            ..ConfigArgs::default()
+        };
+        let env = env_of(&[
+            ("CAPSTAN_LOG", "debug"),
+            ("CAPSTAN_WEBHOOK_SECRET", "hunter2hunter2"),
+            ("DATABASE_URL", "postgres://capstan:pa55word@db/capstan"),
+            (
+                "CAPSTAN_GIT_URL_TEMPLATE",
+                "https://x-access:tok3n@git.example/{owner}/{repo}.git",
+            ),
+        ]);
+        let lines: Vec<String> = Config::effective_with(&args, &env)
+            .unwrap()
+            .iter()
+            .map(Effective::line)
+            .collect();
+        let text = lines.join("\n");
+        for want in [
+            "workers = \"3\"  # --workers (flag)".to_string(),
+            "log = \"debug\"  # CAPSTAN_LOG (environment)".to_string(),
+            format!(
+                "job_lease_secs = \"9\"  # job_lease_secs in {}",
+                file.display()
+            ),
+            "# listen = \"0.0.0.0:8080\"  (default)".to_string(),
+            "# CAPSTAN_WEBHOOK_SECRET: set (redacted), from the environment".to_string(),
+            "# CAPSTAN_GITHUB_TOKEN: not set (default: none)".to_string(),
+            "database_url = \"postgres://capstan:***@db/capstan\"  # DATABASE_URL (environment)"
+                .to_string(),
+        ] {
+            assert!(lines.contains(&want), "missing {want:?} in\n{text}");
+        }
+        for secret in ["hunter2hunter2", "pa55word", "tok3n"] {
+            assert!(!text.contains(secret), "{secret} shown in\n{text}");
+        }
+        assert_eq!(lines.len(), ALL.len());
     }
 
     #[test]

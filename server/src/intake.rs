@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use capstan_worker::jobs::{self, Decision};
 use capstan_worker::queue::{DeliveryOutcome, NewDelivery, RecordOutcome};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError};
 use serde_json::json;
 use tracing::{Instrument, field, info, info_span, warn};
 
@@ -25,15 +25,88 @@ enum BodyError {
     Read(String),
 }
 
+/// Reads the body the cap layer already limits. The deadline is a total on purpose:
+/// tower-http's body timeout restarts with every chunk, so a sender dripping one byte at a time
+/// could hold a connection for ever.
 async fn read_body(body: Body, st: &AppState) -> Result<Bytes, BodyError> {
-    let limited = Limited::new(body, st.max_body_bytes);
-    match tokio::time::timeout(st.body_timeout, limited.collect()).await {
+    match tokio::time::timeout(st.body_timeout, body.collect()).await {
         Err(_) => Err(BodyError::Timeout),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
+        Ok(Err(e)) if caused_by::<LengthLimitError>(&e) => Err(BodyError::TooLarge),
         Ok(Err(e)) => Err(BodyError::Read(e.to_string())),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
+
+/// Whether `E` is anywhere in the chain of `err` (axum wraps the layer's error).
+fn caused_by<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<E>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// The event label and outcome of one webhook answer, left in the response for [`count`].
+#[derive(Clone, Debug)]
+struct Counted {
+    event: String,
+    outcome: &'static str,
+}
+
+/// Counts every webhook answer in `capstan_webhook_deliveries_total`, the layers' own included:
+/// a declared length over the cap (413 from the body-limit layer, which is given the same JSON
+/// shape as the handler's answers), a shed or timed-out request (503 from [`unavailable`]).
+pub async fn count(State(st): State<Arc<AppState>>, mut res: Response) -> Response {
+    let counted = res.extensions_mut().remove::<Counted>();
+    let (event, outcome) = match &counted {
+        Some(c) => (c.event.as_str(), c.outcome),
+        None if res.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            res = too_large(&st);
+            ("-", "too_large")
+        }
+        None => ("-", "error"),
+    };
+    st.metrics.delivery(event, outcome);
+    res
+}
+
+/// The answer when the webhook's layers refuse a request: shed (too many at once) or past the
+/// handling deadline. 503 with `Retry-After`, so the sender (GitHub, `capstan replay`) records a
+/// failed delivery it can send again. A shed request stored nothing; one cut at the deadline
+/// either rolled back or, if it committed in that instant, its redelivery is a duplicate (200).
+pub async fn unavailable(err: tower::BoxError) -> Response {
+    let (outcome, why) = if err.is::<tower::load_shed::error::Overloaded>() {
+        ("overloaded", "too many deliveries at once; redeliver later")
+    } else if err.is::<tower::timeout::error::Elapsed>() {
+        (
+            "deadline",
+            "the delivery was not handled in time; redeliver later",
+        )
+    } else {
+        warn!(error = %err, "webhook request failed in a layer");
+        (
+            "error",
+            "the delivery could not be handled; redeliver later",
+        )
+    };
+    let mut res = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, RETRY_AFTER_SECS)],
+        axum::Json(json!({ "error": why })),
+    )
+        .into_response();
+    res.extensions_mut().insert(Counted {
+        event: "-".into(),
+        outcome,
+    });
+    res
+}
+
+/// What a shed request is told to wait, in seconds.
+const RETRY_AFTER_SECS: &str = "5";
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -63,10 +136,9 @@ pub async fn webhook(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
         repo = field::Empty,
         outcome = field::Empty,
     );
-    let (response, event_label, outcome) =
-        handle(&st, &headers, body).instrument(span.clone()).await;
+    let (mut response, event, outcome) = handle(&st, &headers, body).instrument(span.clone()).await;
     span.record("outcome", outcome);
-    st.metrics.delivery(&event_label, outcome);
+    response.extensions_mut().insert(Counted { event, outcome });
     response
 }
 
@@ -78,11 +150,6 @@ async fn handle(
     body: Body,
 ) -> (Response, String, &'static str) {
     let unverified = "-".to_string();
-    let declared =
-        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > st.max_body_bytes as u64) {
-        return (too_large(st), unverified, "too_large");
-    }
     let body = match read_body(body, st).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => return (too_large(st), unverified, "too_large"),

@@ -4,7 +4,6 @@
 pub mod app;
 pub mod config;
 pub mod dashboard;
-pub mod http1;
 pub mod intake;
 pub mod serve;
 pub mod signature;

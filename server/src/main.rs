@@ -17,6 +17,8 @@ use clap::Parser;
 enum Cli {
     /// Run the service: webhook intake, job workers, or both (`--role`).
     Serve(commands::serve::Args),
+    /// Print the effective service configuration, each value with its origin (secrets redacted).
+    Config(commands::config::Args),
     /// Sign a payload file with the configured secret and POST it like GitHub would.
     Replay(commands::replay::Args),
     /// Print the version.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Cli::Check(args) => commands::check::run(args),
         Cli::Policy(args) => commands::policy::run(args),
         Cli::Serve(args) => commands::serve::run(args),
+        Cli::Config(args) => commands::config::run(args),
         Cli::Replay(args) => commands::replay::run(args),
         Cli::Promotions(args) => commands::promotions::run(args),
     }

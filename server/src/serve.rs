@@ -316,18 +316,12 @@ pub fn register_secrets(cfg: &Config, webhook_secrets: &[String]) {
         && let Some(p) = url.password()
     {
         register(p);
-        if let Ok(decoded) = urlencoding_decode(p) {
+        // The URL keeps the password percent-encoded; drivers and error messages may quote
+        // either form.
+        if let Ok(decoded) = percent_encoding::percent_decode_str(p).decode_utf8() {
             register(&decoded);
         }
     }
-}
-
-fn urlencoding_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
-    let bytes: Vec<u8> = url::form_urlencoded::parse(format!("p={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned().into_bytes())
-        .unwrap_or_default();
-    String::from_utf8(bytes)
 }
 
 /// Resolves on SIGTERM or SIGINT.

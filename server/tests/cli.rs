@@ -46,6 +46,35 @@ fn bad_configuration_exits_78_naming_the_key() {
     }
 }
 
+/// The layering and redaction are tested in `config.rs`; this is the subcommand's wiring.
+#[test]
+fn config_prints_the_effective_settings_and_refuses_bad_ones_with_78() {
+    let out = capstan()
+        .args(["config", "--workers", "3"])
+        .env("CAPSTAN_WEBHOOK_SECRET", "hunter2hunter2")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "workers = \"3\"  # --workers (flag)"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let out = capstan()
+        .args(["config", "--workers", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("--workers (flag)")
+    );
+}
+
 #[test]
 fn replay_signs_with_the_generated_secret_and_dedupes() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,15 +185,18 @@ fn json_logs_carry_the_delivery_span() {
     let done = "capstan_jobs_total{kind=\"ping\",outcome=\"succeeded\"} 1";
     for _ in 0..500 {
         let metrics = rt
-            .block_on(capstan_server::http1::request(
-                "GET",
-                &format!("{url}/metrics"),
-                &[],
-                b"",
-                std::time::Duration::from_secs(5),
-            ))
+            .block_on(async {
+                capstan_worker::forge::github::install_crypto_provider();
+                reqwest::Client::new()
+                    .get(format!("{url}/metrics"))
+                    .timeout(std::time::Duration::from_secs(5))
+                    .send()
+                    .await?
+                    .text()
+                    .await
+            })
             .unwrap();
-        if metrics.text().contains(done) {
+        if metrics.contains(done) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -181,6 +213,10 @@ fn json_logs_carry_the_delivery_span() {
     assert_eq!(stored["span"]["name"], "delivery");
     assert_eq!(stored["span"]["delivery_id"], "log-check");
     assert_eq!(stored["span"]["event"], "ping");
+    // The delivery span sits inside the HTTP layer's span for the request.
+    assert_eq!(stored["spans"][0]["name"], "request", "{stored}");
+    assert_eq!(stored["spans"][0]["path"], "/webhooks/github");
+    assert_eq!(stored["spans"][0]["method"], "POST");
     let job_line = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use capstan_server::http1;
 use capstan_server::signature::sign;
 use capstan_worker::queue::{self, JobState, Queue};
 use sqlx::Connection as _;
@@ -66,17 +65,19 @@ async fn deliver(url: &str, i: usize) -> Option<u16> {
     let body = body(i);
     let sig = sign(SECRET.as_bytes(), &body);
     let id = format!("crash-{i:04}");
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("X-GitHub-Event", "ping"),
-        ("X-GitHub-Delivery", id.as_str()),
-        ("X-Hub-Signature-256", sig.as_str()),
-    ];
-    let endpoint = format!("{url}/webhooks/github");
-    http1::request("POST", &endpoint, &headers, &body, Duration::from_secs(10))
+    capstan_worker::forge::github::install_crypto_provider();
+    reqwest::Client::new()
+        .post(format!("{url}/webhooks/github"))
+        .header("Content-Type", "application/json")
+        .header("X-GitHub-Event", "ping")
+        .header("X-GitHub-Delivery", id.as_str())
+        .header("X-Hub-Signature-256", sig.as_str())
+        .body(body)
+        .timeout(Duration::from_secs(10))
+        .send()
         .await
         .ok()
-        .map(|r| r.status)
+        .map(|r| r.status().as_u16())
 }
 
 async fn crash_and_recover(database_url: &str) {

@@ -88,16 +88,18 @@ fn start_lines(cmd: &mut Command) -> (Child, String, String, Lines) {
 
 fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let r = rt
-        .block_on(capstan_server::http1::request(
-            "GET",
-            url,
-            headers,
-            b"",
-            Duration::from_secs(10),
-        ))
-        .unwrap();
-    (r.status, r.text().to_string())
+    rt.block_on(async {
+        capstan_worker::forge::github::install_crypto_provider();
+        let mut req = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(10));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    })
 }
 
 #[test]

@@ -509,14 +509,16 @@ fn paginate(full_path: &str, query: &str, items: Vec<Value>, wrap: Option<&str>)
         .take(per_page)
         .collect();
     let link_to = |p: usize| {
-        let mut q: Vec<String> = params
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in params
             .iter()
             .filter(|(k, _)| k != "page" && k != "per_page")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        q.push(format!("per_page={per_page}"));
-        q.push(format!("page={p}"));
-        format!("<http://HOST{full_path}?{}>", q.join("&"))
+        {
+            q.append_pair(k, v);
+        }
+        q.append_pair("per_page", &per_page.to_string());
+        q.append_pair("page", &p.to_string());
+        format!("<http://HOST{full_path}?{}>", q.finish())
     };
     let mut links = Vec::new();
     if page < last {
@@ -541,13 +543,8 @@ fn paginate(full_path: &str, query: &str, items: Vec<Value>, wrap: Option<&str>)
 }
 
 fn url_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (p.to_string(), String::new()),
-        })
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
         .collect()
 }
 

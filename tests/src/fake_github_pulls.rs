@@ -40,33 +40,6 @@ fn branch_sha(dir: &Path, branch: &str) -> Option<String> {
         .map(|o| o.to_string())
 }
 
-/// Query values arrive percent-encoded (`acme%3Acapstan%2Fpromote%2F...`).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn full_json(repo: &str, p: &FakePull, x: Option<&PullExtra>) -> Value {
     let mut v = pull_json(repo, p);
     v["body"] = json!(x.map(|x| x.body.clone()).unwrap_or_default());
@@ -96,7 +69,7 @@ pub(super) fn route(
     Some(match (m, rest) {
         ("GET", ["pulls"]) => {
             let params = url_pairs(query);
-            let head = percent_decode(&params.iter().find(|(k, _)| k == "head")?.1);
+            let head = params.iter().find(|(k, _)| k == "head")?.1.clone();
             let state = params
                 .iter()
                 .find(|(k, _)| k == "state")

@@ -1,5 +1,5 @@
-//! A queue whose store can be switched off, to test what the intake does when the database is
-//! down and what happens when it comes back.
+//! A queue whose store can be switched off or made to hang, to test what the intake does when
+//! the database is down or stuck and what happens when it comes back.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,7 @@ use capstan_worker::queue::{
 pub struct Flaky {
     inner: Arc<dyn Queue>,
     down: AtomicBool,
+    hanging: AtomicBool,
 }
 
 impl Flaky {
@@ -21,11 +22,18 @@ impl Flaky {
         Arc::new(Flaky {
             inner,
             down: AtomicBool::new(false),
+            hanging: AtomicBool::new(false),
         })
     }
 
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// While set, recording a delivery never completes (a store that accepts the connection and
+    /// then stalls).
+    pub fn set_hanging(&self, hanging: bool) {
+        self.hanging.store(hanging, Ordering::SeqCst);
     }
 
     fn check(&self, op: &'static str) -> Result<(), QueueError> {
@@ -58,6 +66,9 @@ impl Queue for Flaky {
         jobs: &[NewJob],
     ) -> Result<RecordOutcome, QueueError> {
         self.check("recording a delivery")?;
+        if self.hanging.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         self.inner.record_delivery(d, jobs).await
     }
     async fn enqueue(&self, job: &NewJob) -> Result<Option<JobId>, QueueError> {

@@ -589,27 +589,24 @@ async fn serve_answers_a_command_end_to_end() {
     }))
     .unwrap();
     let signature = capstan_tests::webhook::sign(SECRET.as_bytes(), &payload);
-    let headers = [
-        ("content-type", "application/json"),
-        ("user-agent", "GitHub-Hookshot/test"),
-        ("x-github-event", "issue_comment"),
-        ("x-github-delivery", "serve-e2e-1"),
-        ("x-hub-signature-256", signature.as_str()),
-    ];
     let url = format!("http://127.0.0.1:{port}/webhooks/github");
+    let client = capstan_tests::dashboard::http();
     let mut status = None;
     for _ in 0..500 {
-        match capstan_server::http1::request(
-            "POST",
-            &url,
-            &headers,
-            &payload,
-            Duration::from_secs(5),
-        )
-        .await
+        match client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("user-agent", "GitHub-Hookshot/test")
+            .header("x-github-event", "issue_comment")
+            .header("x-github-delivery", "serve-e2e-1")
+            .header("x-hub-signature-256", signature.as_str())
+            .body(payload.clone())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
         {
             Ok(resp) => {
-                status = Some(resp.status);
+                status = Some(resp.status().as_u16());
                 break;
             }
             // Not listening yet.

@@ -483,3 +483,40 @@ async fn an_unreachable_or_refusing_argocd_is_named_and_the_pages_still_render()
     }
     b.cleanup().await;
 }
+
+/// Pages and their JSON are compressed for clients that ask (browsers do), and only for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_gzipped_for_clients_that_accept_it() {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let b = Backend::sqlite().await;
+    let runs = Arc::new(SqlRunStore::new(b.queue.db()));
+    let r = router(Dashboard::new(runs, b.queue.clone()), &b);
+    for path in ["/", "/api/overview"] {
+        let req = |gzip: bool| {
+            let mut req = Request::get(path);
+            if gzip {
+                req = req.header("accept-encoding", "gzip");
+            }
+            req.body(Body::empty()).unwrap()
+        };
+        let zipped = r.clone().oneshot(req(true)).await.unwrap();
+        assert_eq!(zipped.status(), StatusCode::OK);
+        assert_eq!(zipped.headers()["content-encoding"], "gzip", "{path}");
+        let bytes = zipped.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            bytes.get(..2),
+            Some(&[0x1f, 0x8b][..]),
+            "{path}: gzip magic"
+        );
+
+        let plain = r.clone().oneshot(req(false)).await.unwrap();
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+        let bytes = plain.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            bytes.starts_with(b"<!DOCTYPE html>") || bytes.starts_with(b"{"),
+            "{path}"
+        );
+    }
+    b.cleanup().await;
+}

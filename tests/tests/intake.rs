@@ -537,3 +537,122 @@ async fn health_readiness_and_metrics(b: &Backend) {
     let (status, _) = send(&worker_only, signed("ping", "w", b"{}", SECRET)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The HTTP layers in front of the handler (`app::router`): load shedding and the body cap's
+/// early refusal. SQLite only: they act before the store.
+mod layers {
+    use super::*;
+    use axum::http::header;
+    use tower::ServiceExt as _;
+
+    /// With every slot taken by a delivery still sending its body, the next one is shed at
+    /// once with 503 and `Retry-After`, stores nothing, and is counted; the slow one then
+    /// completes normally.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delivery_past_the_concurrency_limit_is_shed_with_retry_after() {
+        let b = Backend::sqlite().await;
+        let (app, metrics) = app_with(b.queue.clone(), |s| s.webhook_concurrency = 1);
+
+        // The first delivery holds the only slot: its body arrives in two parts and the test
+        // sends the second one only after the shed request was answered.
+        let body = pr_opened(31, "31");
+        let (head, tail) = body.split_at(10);
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let (rest_tx, rest_rx) = tokio::sync::oneshot::channel::<Bytes>();
+        let first = Bytes::copy_from_slice(head);
+        let stream = futures::stream::unfold(
+            (Some(first), Some(started_tx), Some(rest_rx)),
+            |(first, started, rest)| async move {
+                if let Some(first) = first {
+                    if let Some(tx) = started {
+                        let _ = tx.send(());
+                    }
+                    return Some((Ok::<_, std::io::Error>(first), (None, None, rest)));
+                }
+                let chunk = rest?.await.ok()?;
+                Some((Ok(chunk), (None, None, None)))
+            },
+        );
+        let mut slow = signed("pull_request", "slow", &body, SECRET);
+        *slow.body_mut() = Body::from_stream(stream);
+        slow.headers_mut().remove(header::CONTENT_LENGTH);
+        let app2 = app.clone();
+        let slow = tokio::spawn(async move { send(&app2, slow).await });
+        started_rx.await.unwrap();
+
+        let resp = app
+            .clone()
+            .oneshot(signed("pull_request", "shed", &pr_opened(32, "32"), SECRET))
+            .await
+            .unwrap_or_else(|e| match e {});
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let retry = resp.headers().get(header::RETRY_AFTER).unwrap();
+        assert!(retry.to_str().unwrap().parse::<u64>().unwrap() > 0);
+        assert!(b.queue.delivery("shed").await.unwrap().is_none());
+        assert_eq!(metrics.deliveries("-", "overloaded"), 1);
+
+        rest_tx.send(Bytes::copy_from_slice(tail)).unwrap();
+        let (status, resp) = slow.await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{resp}");
+        // The slot is free again: the shed delivery, redelivered, is accepted.
+        let (status, _) = send(
+            &app,
+            signed("pull_request", "shed", &pr_opened(32, "32"), SECRET),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        b.cleanup().await;
+    }
+
+    /// A store that stalls does not hold the request past its deadline: 503 with `Retry-After`,
+    /// counted, and the same delivery goes through once the store answers again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delivery_the_store_stalls_on_gets_503_at_its_deadline() {
+        let b = Backend::sqlite().await;
+        let flaky = Flaky::new(b.queue.clone());
+        let (app, metrics) = app_with(flaky.clone(), |s| {
+            s.body_timeout = Duration::from_millis(100);
+            s.handling_budget = Duration::from_millis(100);
+        });
+        flaky.set_hanging(true);
+        let resp = app
+            .clone()
+            .oneshot(signed(
+                "pull_request",
+                "stalled",
+                &pr_opened(41, "41"),
+                SECRET,
+            ))
+            .await
+            .unwrap_or_else(|e| match e {});
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(resp.headers().contains_key(header::RETRY_AFTER));
+        assert_eq!(metrics.deliveries("-", "deadline"), 1);
+
+        flaky.set_hanging(false);
+        let (status, _) = send(
+            &app,
+            signed("pull_request", "stalled", &pr_opened(41, "41"), SECRET),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(b.queue.jobs_for_delivery("stalled").await.unwrap().len(), 1);
+        b.cleanup().await;
+    }
+
+    /// A declared length over the cap is refused by the body-limit layer before the handler
+    /// runs; the answer still has the intake's JSON shape and is counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_declared_length_over_the_cap_is_refused_as_json_and_counted() {
+        let b = Backend::sqlite().await;
+        let (app, metrics) = app_with(b.queue.clone(), |s| s.max_body_bytes = 1024);
+        let mut req = signed("pull_request", "declared", b"{}", SECRET);
+        req.headers_mut()
+            .insert(header::CONTENT_LENGTH, 4096.into());
+        let (status, body) = send(&app, req).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body["error"], "body exceeds 1024 bytes");
+        assert_eq!(metrics.deliveries("-", "too_large"), 1);
+        b.cleanup().await;
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod check;
+pub mod config;
 pub mod diff;
 pub mod policy;
 pub mod promotions;

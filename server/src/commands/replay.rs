@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use capstan_server::config::{self, Config, ConfigArgs, SecretSource};
+use capstan_server::config::{self, ConfigArgs, SecretSource};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -25,12 +25,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let cfg = match Config::load(&args.config) {
+    let cfg = match super::serve::load_config(&args.config) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("capstan: configuration error: {e}");
-            return ExitCode::from(super::serve::EX_CONFIG);
-        }
+        Err(code) => return code,
     };
     // Replay never generates a secret: it must match the server's.
     let source = match cfg.secrets {
@@ -63,13 +60,6 @@ pub fn run(args: Args) -> ExitCode {
         .delivery
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let signature = capstan_server::signature::sign(secret.as_bytes(), &body);
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("User-Agent", "GitHub-Hookshot/capstan-replay"),
-        ("X-GitHub-Event", args.event.as_str()),
-        ("X-GitHub-Delivery", delivery.as_str()),
-        ("X-Hub-Signature-256", signature.as_str()),
-    ];
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -77,28 +67,36 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let sent = rt.block_on(capstan_server::http1::request(
-        "POST",
-        &url,
-        &headers,
-        &body,
-        Duration::from_secs(60),
-    ));
+    let sent = rt.block_on(async {
+        capstan_worker::forge::github::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let resp = client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("User-Agent", "GitHub-Hookshot/capstan-replay")
+            .header("X-GitHub-Event", args.event.as_str())
+            .header("X-GitHub-Delivery", delivery.as_str())
+            .header("X-Hub-Signature-256", signature.as_str())
+            .body(body)
+            .send()
+            .await?;
+        let status = resp.status();
+        Ok::<_, reqwest::Error>((status, resp.text().await?))
+    });
     match sent {
-        Ok(resp) => {
-            println!(
-                "{} {} (delivery {delivery})",
-                resp.status,
-                resp.text().trim()
-            );
-            if (200..300).contains(&resp.status) {
+        Ok((status, text)) => {
+            println!("{} {} (delivery {delivery})", status.as_u16(), text.trim());
+            if status.is_success() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             }
         }
         Err(e) => {
-            eprintln!("capstan: {e}");
+            eprintln!("capstan: {url}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -14,13 +14,18 @@ pub struct Args {
     pub config: ConfigArgs,
 }
 
+/// The configuration, or the exit status after saying which key is wrong.
+pub fn load_config(args: &ConfigArgs) -> Result<Config, ExitCode> {
+    Config::load(args).map_err(|e| {
+        eprintln!("capstan: configuration error: {e}");
+        ExitCode::from(EX_CONFIG)
+    })
+}
+
 pub fn run(args: Args) -> ExitCode {
-    let cfg = match Config::load(&args.config) {
+    let cfg = match load_config(&args.config) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("capstan: configuration error: {e}");
-            return ExitCode::from(EX_CONFIG);
-        }
+        Err(code) => return code,
     };
     capstan_server::serve::init_tracing(&cfg);
     // One TLS stack process-wide: with two rustls providers linked in, clients that rely on the

@@ -4,7 +4,6 @@
 //! directory), so `capstan serve` on a fresh clone shows the clone's own apps.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,11 +13,12 @@ use capstan_worker::apps::{self, App};
 use capstan_worker::repo_fs::{RepoFs, RepoPath};
 use capstan_worker::settings::RepoSettings;
 use capstan_worker::store::{PromotionFilter, PromotionStatus};
+use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::argocd::{self, ArgoView};
-use super::layout::{self, badge, esc};
+use super::layout::{self, badge};
 use super::overview::status_tone;
 use super::{Dashboard, PageError};
 
@@ -272,103 +272,93 @@ pub async fn build(d: &Dashboard, _: &Params) -> Result<EnvironmentsPage, PageEr
     })
 }
 
-pub fn render(d: &Dashboard, p: &EnvironmentsPage, user: Option<&str>) -> String {
-    let mut b = String::from("<h1>Environments</h1>");
+pub fn render(d: &Dashboard, p: &EnvironmentsPage, user: Option<&str>) -> Markup {
     let Some(repo) = &p.repo else {
-        b.push_str(&layout::notice(
-            "No GitOps repository configured: start capstan in a clone or set --dashboard-repo.",
-        ));
-        return layout::page(&d.config, "Environments", "/apps", user, &b);
+        let body = html! {
+            h1 { "Environments" }
+            (layout::notice(
+                "No GitOps repository configured: start capstan in a clone or set --dashboard-repo.",
+            ))
+        };
+        return layout::page(&d.config, "Environments", "/apps", user, body);
     };
-    if let Some(e) = &p.error {
-        b.push_str(&layout::notice(&format!("Cannot read {repo}: {e}")));
-    }
-    if let Some(t) = p.argocd.status_text() {
-        b.push_str(&layout::notice(&t));
-    }
-    if let Some(m) = &p.matrix {
-        let _ = write!(
-            b,
-            "<p class=\"muted\">{} at branch <code>{}</code>, revision <code>{}</code>.</p>",
-            esc(repo),
-            esc(&m.branch),
-            esc(m.revision.get(..12).unwrap_or(&m.revision))
-        );
-        let mut cols: Vec<(String, String)> = m
-            .environments
-            .iter()
-            .map(|e| (e.name.clone(), e.name.clone()))
-            .collect();
-        if m.rows.iter().any(|r| r.cells.contains_key("")) {
-            cols.push((String::new(), "Not per environment".into()));
+    let body = html! {
+        h1 { "Environments" }
+        @if let Some(e) = &p.error {
+            (layout::notice(&format!("Cannot read {repo}: {e}")))
         }
-        let mut headers: Vec<&str> = vec!["App"];
-        headers.extend(cols.iter().map(|(_, l)| l.as_str()));
-        let rows: Vec<String> = m
-            .rows
-            .iter()
-            .map(|r| {
-                let mut row = format!("<th scope=\"row\">{}</th>", esc(&r.name));
-                for (env, _) in &cols {
-                    row.push_str("<td>");
-                    match r.cells.get(env) {
-                        None => row.push_str("<span class=\"muted\">—</span>"),
-                        Some(c) => cell_html(&mut row, c, &p.argocd),
-                    }
-                    if let Some(list) = p.pending.get(&format!("{}/{env}", r.name)) {
-                        for x in list {
-                            let _ = write!(
-                                row,
-                                "<div>{} {}</div>",
-                                badge("promotion pending", layout::Tone::Warn),
-                                esc(x)
-                            );
-                        }
-                    }
-                    row.push_str("</td>");
-                }
-                row
-            })
-            .collect();
-        b.push_str(&layout::table(
-            &headers,
-            &rows,
-            "No ArgoCD Applications found on the default branch.",
-        ));
-        if !m.environments.is_empty() {
-            b.push_str("<h2>Environments</h2><ul>");
-            for e in &m.environments {
-                let _ = write!(
-                    b,
-                    "<li><strong>{}</strong> {}</li>",
-                    esc(&e.name),
-                    esc(e.description.as_deref().unwrap_or(""))
-                );
+        @if let Some(t) = p.argocd.status_text() {
+            (layout::notice(&t))
+        }
+        @if let Some(m) = &p.matrix {
+            p.muted {
+                (repo) " at branch " code { (m.branch) } ", revision "
+                code { (m.revision.get(..12).unwrap_or(&m.revision)) } "."
             }
-            b.push_str("</ul>");
-        }
-        if !m.errors.is_empty() {
-            b.push_str("<h2>Discovery problems</h2><ul>");
-            for e in &m.errors {
-                let _ = write!(b, "<li>{}</li>", esc(e));
+            (matrix_table(m, p))
+            @if !m.environments.is_empty() {
+                h2 { "Environments" }
+                ul { @for e in &m.environments {
+                    li { strong { (e.name) } " " (e.description.as_deref().unwrap_or("")) }
+                } }
             }
-            b.push_str("</ul>");
+            @if !m.errors.is_empty() {
+                h2 { "Discovery problems" }
+                ul { @for e in &m.errors { li { (e) } } }
+            }
         }
-    }
-    layout::page(&d.config, "Environments", "/apps", user, &b)
+    };
+    layout::page(&d.config, "Environments", "/apps", user, body)
 }
 
-fn cell_html(out: &mut String, c: &Cell, argo: &ArgoView) {
-    let _ = write!(out, "<div><code>{}</code></div>", esc(&c.application));
-    for v in &c.versions {
-        let _ = write!(out, "<div>{}</div>", esc(v));
+/// Apps × environments: each cell the Application, its versions, ArgoCD's view and pending
+/// promotions.
+fn matrix_table(m: &Matrix, p: &EnvironmentsPage) -> Markup {
+    let mut cols: Vec<(String, String)> = m
+        .environments
+        .iter()
+        .map(|e| (e.name.clone(), e.name.clone()))
+        .collect();
+    if m.rows.iter().any(|r| r.cells.contains_key("")) {
+        cols.push((String::new(), "Not per environment".into()));
     }
-    if let Some(a) = argo.app(&c.application) {
-        let _ = write!(
-            out,
-            "<div>{} {}</div>",
-            badge(&a.sync, status_tone(&a.sync)),
-            badge(&a.health, status_tone(&a.health))
-        );
+    let mut headers: Vec<&str> = vec!["App"];
+    headers.extend(cols.iter().map(|(_, l)| l.as_str()));
+    let rows: Vec<Markup> = m
+        .rows
+        .iter()
+        .map(|r| {
+            html! {
+                th scope="row" { (r.name) }
+                @for (env, _) in &cols {
+                    td {
+                        @match r.cells.get(env) {
+                            None => span.muted { "—" },
+                            Some(c) => (cell_html(c, &p.argocd)),
+                        }
+                        @if let Some(list) = p.pending.get(&format!("{}/{env}", r.name)) {
+                            @for x in list {
+                                div { (badge("promotion pending", layout::Tone::Warn)) " " (x) }
+                            }
+                        }
+                    }
+                }
+            }
+        })
+        .collect();
+    layout::table(
+        &headers,
+        &rows,
+        "No ArgoCD Applications found on the default branch.",
+    )
+}
+
+fn cell_html(c: &Cell, argo: &ArgoView) -> Markup {
+    html! {
+        div { code { (c.application) } }
+        @for v in &c.versions { div { (v) } }
+        @if let Some(a) = argo.app(&c.application) {
+            div { (badge(&a.sync, status_tone(&a.sync))) " " (badge(&a.health, status_tone(&a.health))) }
+        }
     }
 }

@@ -23,8 +23,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::layout::esc;
-
 /// Name of the session cookie `/login` sets in `token` mode.
 pub const COOKIE: &str = "capstan_dashboard";
 /// The header a proxy proves itself with when a proxy secret is configured.
@@ -476,19 +474,21 @@ fn refuse(auth: &Auth, path: &str) -> Response {
         let body = serde_json::json!({ "error": text }).to_string();
         return (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     }
-    let login = if auth.is_token() {
-        "<p><a href=\"/login\">Sign in with a token</a></p>"
-    } else {
-        ""
+    let page = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head { meta charset="utf-8"; title { "Sign in" } link rel="icon" href="data:,"; }
+            body { main {
+                h1 { "Not signed in" }
+                p { (text) }
+                @if auth.is_token() { p { a href="/login" { "Sign in with a token" } } }
+            } }
+        }
     };
     let mut resp = (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in</title>\
-             <link rel=\"icon\" href=\"data:,\"></head><body><main><h1>Not signed in</h1><p>{}</p>{login}</main></body></html>",
-            esc(text)
-        ),
+        page.into_string(),
     )
         .into_response();
     if auth.is_token() {

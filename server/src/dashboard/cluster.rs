@@ -4,18 +4,18 @@
 //! API calls every few seconds however often it is opened.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt as _};
+use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::argocd::{self, ArgoView};
-use super::layout::{self, Tone, badge, esc};
+use super::layout::{self, Tone, badge};
 use super::overview::status_tone;
 use super::{Dashboard, PageError};
 
@@ -217,111 +217,97 @@ pub async fn build(d: &Dashboard, _: &Params) -> Result<ClusterPage, PageError> 
     })
 }
 
-pub fn render(d: &Dashboard, p: &ClusterPage, user: Option<&str>) -> String {
-    let mut b = String::from("<h1>Cluster</h1>");
-    if let Some(why) = &p.kubernetes_unavailable {
-        b.push_str(&layout::notice(&format!(
-            "No Kubernetes access: {why}. Nodes and pods are shown when capstan runs in the cluster or finds a kubeconfig."
-        )));
-    }
-    if let Some(c) = &p.cluster {
-        if let Some(e) = &c.error {
-            b.push_str(&layout::notice(&format!(
-                "The Kubernetes API answered with errors: {e}"
-            )));
+pub fn render(d: &Dashboard, p: &ClusterPage, user: Option<&str>) -> Markup {
+    let body = html! {
+        h1 { "Cluster" }
+        @if let Some(why) = &p.kubernetes_unavailable {
+            (layout::notice(&format!(
+                "No Kubernetes access: {why}. Nodes and pods are shown when capstan runs in the cluster or finds a kubeconfig."
+            )))
         }
-        let ready = c.nodes.iter().filter(|n| n.ready).count();
-        let _ = write!(b, "<h2>Nodes ({ready} of {} ready)</h2>", c.nodes.len());
-        if !c.metrics {
-            b.push_str(
-                "<p class=\"muted\">metrics.k8s.io is not available: usage is not shown.</p>",
-            );
+        @if let Some(c) = &p.cluster {
+            (cluster_html(c))
         }
-        let o = |s: &Option<String>| esc(s.as_deref().unwrap_or("—"));
-        let rows: Vec<String> = c
-            .nodes
-            .iter()
-            .map(|n| {
-                format!(
-                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{} / {}</td>",
-                    esc(&n.name),
-                    if n.ready {
-                        badge("Ready", Tone::Good)
-                    } else {
-                        badge("NotReady", Tone::Bad)
-                    },
-                    esc(&n.roles.join(", ")),
-                    o(&n.kubelet),
-                    o(&n.os),
-                    o(&n.cpu_usage),
-                    o(&n.cpu),
-                    o(&n.memory_usage),
-                    o(&n.memory),
-                )
-            })
-            .collect();
-        b.push_str(&layout::table(
-            &[
-                "Node",
-                "Status",
-                "Roles",
-                "Kubelet",
-                "OS",
-                "CPU used / capacity",
-                "Memory used / capacity",
-            ],
-            &rows,
-            "No nodes listed.",
-        ));
-        let _ = write!(b, "<h2>Pods not running and ready ({})</h2>", c.pods.len());
-        let rows: Vec<String> = c
-            .pods
-            .iter()
-            .map(|x| {
-                format!(
-                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                    esc(&x.namespace),
-                    esc(&x.name),
-                    badge(&x.phase, status_tone(&x.phase)),
-                    esc(x.reason.as_deref().unwrap_or("—")),
-                    esc(&x.ready),
-                    x.restarts
-                )
-            })
-            .collect();
-        b.push_str(&layout::table(
-            &["Namespace", "Pod", "Phase", "Reason", "Ready", "Restarts"],
-            &rows,
-            "Every pod is running and ready.",
-        ));
-    }
-    b.push_str("<h2>ArgoCD applications needing attention</h2>");
-    match &p.argocd {
-        ArgoView::Apps { apps } => {
-            let rows: Vec<String> = apps
-                .iter()
-                .filter(|a| a.needs_attention())
-                .map(|a| {
-                    format!(
-                        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                        esc(&a.name),
-                        badge(&a.sync, status_tone(&a.sync)),
-                        badge(&a.health, status_tone(&a.health)),
-                        esc(a.message.as_deref().unwrap_or(""))
-                    )
-                })
-                .collect();
-            b.push_str(&layout::table(
-                &["Application", "Sync", "Health", "Message"],
-                &rows,
-                "Every application is synced and healthy.",
-            ));
-        }
-        other => {
-            if let Some(t) = other.status_text() {
-                b.push_str(&layout::notice(&t));
+        h2 { "ArgoCD applications needing attention" }
+        @match &p.argocd {
+            ArgoView::Apps { apps } => {
+                @let rows: Vec<Markup> = apps
+                    .iter()
+                    .filter(|a| a.needs_attention())
+                    .map(|a| html! {
+                        td { (a.name) }
+                        td { (badge(&a.sync, status_tone(&a.sync))) }
+                        td { (badge(&a.health, status_tone(&a.health))) }
+                        td { (a.message.as_deref().unwrap_or("")) }
+                    })
+                    .collect();
+                (layout::table(
+                    &["Application", "Sync", "Health", "Message"],
+                    &rows,
+                    "Every application is synced and healthy.",
+                ))
+            }
+            other => {
+                @if let Some(t) = other.status_text() { (layout::notice(&t)) }
             }
         }
+    };
+    layout::page(&d.config, "Cluster", "/cluster", user, body)
+}
+
+fn cluster_html(c: &ClusterState) -> Markup {
+    let o = |s: &Option<String>| s.clone().unwrap_or_else(|| "—".into());
+    let nodes: Vec<Markup> = c
+        .nodes
+        .iter()
+        .map(|n| {
+            html! {
+                td { (n.name) }
+                td {
+                    @if n.ready { (badge("Ready", Tone::Good)) }
+                    @else { (badge("NotReady", Tone::Bad)) }
+                }
+                td { (n.roles.join(", ")) }
+                td { (o(&n.kubelet)) }
+                td { (o(&n.os)) }
+                td { (o(&n.cpu_usage)) " / " (o(&n.cpu)) }
+                td { (o(&n.memory_usage)) " / " (o(&n.memory)) }
+            }
+        })
+        .collect();
+    let pods: Vec<Markup> = c
+        .pods
+        .iter()
+        .map(|x| {
+            html! {
+                td { (x.namespace) }
+                td { (x.name) }
+                td { (badge(&x.phase, status_tone(&x.phase))) }
+                td { (x.reason.as_deref().unwrap_or("—")) }
+                td { (x.ready) }
+                td { (x.restarts) }
+            }
+        })
+        .collect();
+    let ready = c.nodes.iter().filter(|n| n.ready).count();
+    html! {
+        @if let Some(e) = &c.error {
+            (layout::notice(&format!("The Kubernetes API answered with errors: {e}")))
+        }
+        h2 { "Nodes (" (ready) " of " (c.nodes.len()) " ready)" }
+        @if !c.metrics {
+            p.muted { "metrics.k8s.io is not available: usage is not shown." }
+        }
+        (layout::table(
+            &["Node", "Status", "Roles", "Kubelet", "OS", "CPU used / capacity", "Memory used / capacity"],
+            &nodes,
+            "No nodes listed.",
+        ))
+        h2 { "Pods not running and ready (" (c.pods.len()) ")" }
+        (layout::table(
+            &["Namespace", "Pod", "Phase", "Reason", "Ready", "Restarts"],
+            &pods,
+            "Every pod is running and ready.",
+        ))
     }
-    layout::page(&d.config, "Cluster", "/cluster", user, &b)
 }

@@ -4,9 +4,10 @@
 
 use capstan_worker::render::native::ENGINE_VERSION;
 use capstan_worker::store::MismatchRecord;
+use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
-use super::layout::{self, Tone, badge, esc};
+use super::layout::{self, Tone, badge};
 use super::{Dashboard, PageError};
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -55,51 +56,44 @@ pub async fn build(d: &Dashboard, p: &Params) -> Result<Fidelity, PageError> {
     })
 }
 
-pub fn render(d: &Dashboard, f: &Fidelity, user: Option<&str>) -> String {
-    let mut b = String::from("<h1>Render fidelity</h1>");
-    if !f.recorded {
-        b.push_str(&layout::notice(
-            "Render verification is not recorded by this build: no store is configured.",
-        ));
-        return layout::page(&d.config, "Render fidelity", "/fidelity", user, &b);
-    }
-    b.push_str(&format!(
-        "<p>Kustomizations whose native render differed from <code>kubectl kustomize</code> (or failed where it succeeded). Native engine <code>{}</code>; a mismatch of this version is pinned: it renders with the binary until the engine changes.</p>",
-        esc(&f.engine_version)
-    ));
-    let rows: Vec<String> = f
+pub fn render(d: &Dashboard, f: &Fidelity, user: Option<&str>) -> Markup {
+    let rows: Vec<Markup> = f
         .mismatches
         .iter()
         .map(|m| {
             let r = &m.record;
-            format!(
-                "<td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td><pre>{}</pre></td><td>{}</td>",
-                esc(&r.path),
-                esc(&r.repo),
-                layout::time(r.first_seen),
-                esc(&r.engine_version),
-                esc(&format!("{} ×{}", r.kind.as_str(), r.occurrences)),
-                esc(&r.first_difference),
-                if m.pinned {
-                    badge("pinned", Tone::Warn)
-                } else {
-                    badge("older engine", Tone::Neutral)
-                },
-            )
+            html! {
+                td { code { (r.path) } }
+                td { (r.repo) }
+                td { (layout::time(r.first_seen)) }
+                td { code { (r.engine_version) } }
+                td { (r.kind.as_str()) " ×" (r.occurrences) }
+                td { pre { (r.first_difference) } }
+                td {
+                    @if m.pinned { (badge("pinned", Tone::Warn)) }
+                    @else { (badge("older engine", Tone::Neutral)) }
+                }
+            }
         })
         .collect();
-    b.push_str(&layout::table(
-        &[
-            "Path",
-            "Repository",
-            "First seen",
-            "Engine",
-            "Kind",
-            "First differing document",
-            "Pinned",
-        ],
-        &rows,
-        "No mismatch recorded: every verified native render matched the binary.",
-    ));
-    layout::page(&d.config, "Render fidelity", "/fidelity", user, &b)
+    let body = html! {
+        h1 { "Render fidelity" }
+        @if !f.recorded {
+            (layout::notice(
+                "Render verification is not recorded by this build: no store is configured.",
+            ))
+        } @else {
+            p {
+                "Kustomizations whose native render differed from " code { "kubectl kustomize" }
+                " (or failed where it succeeded). Native engine " code { (f.engine_version) }
+                "; a mismatch of this version is pinned: it renders with the binary until the engine changes."
+            }
+            (layout::table(
+                &["Path", "Repository", "First seen", "Engine", "Kind", "First differing document", "Pinned"],
+                &rows,
+                "No mismatch recorded: every verified native render matched the binary.",
+            ))
+        }
+    };
+    layout::page(&d.config, "Render fidelity", "/fidelity", user, body)
 }

@@ -1,44 +1,22 @@
-//! The page shell shared by every dashboard page: escaping, navigation, theme, status words and
-//! the small inline script that shows times in the viewer's zone. No build chain: HTML strings.
+//! The page shell shared by every dashboard page: navigation, theme, status words and the small
+//! inline script that shows times in the viewer's zone. Pages are `maud` templates: everything
+//! interpolated is escaped unless wrapped in `PreEscaped`, which only the constant style and
+//! script below use.
 
-use std::fmt::Write as _;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::config::DashboardConfig;
 
-/// Text safe in HTML element content and attribute values.
+/// `text` escaped as the templates escape it (tests look for page text this way).
 pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Percent-encodes a query-string value.
-pub fn query_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    html! { (text) }.into_string()
 }
 
 /// A `<time>` element: UTC as text (readable without scripts), converted to the viewer's zone by
 /// the page script.
-pub fn time(ms: i64) -> String {
+pub fn time(ms: i64) -> Markup {
     let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
-        return "—".into();
+        return html! { "—" };
     };
     let iso = t
         .format(&time::format_description::well_known::Rfc3339)
@@ -51,7 +29,7 @@ pub fn time(ms: i64) -> String {
         t.hour(),
         t.minute()
     );
-    format!("<time datetime=\"{iso}\">{shown}</time>")
+    html! { time datetime=(iso) { (shown) } }
 }
 
 /// `1.2 s`, `340 ms`, `3 min 4 s`.
@@ -74,17 +52,14 @@ pub enum Tone {
 }
 
 /// A status badge: an icon-like symbol and the word, so it reads without colour.
-pub fn badge(word: &str, tone: Tone) -> String {
+pub fn badge(word: &str, tone: Tone) -> Markup {
     let (class, symbol) = match tone {
         Tone::Good => ("good", "✓"),
         Tone::Bad => ("bad", "✗"),
         Tone::Warn => ("warn", "!"),
         Tone::Neutral => ("neutral", "•"),
     };
-    format!(
-        "<span class=\"badge {class}\"><span aria-hidden=\"true\">{symbol}</span> {}</span>",
-        esc(word)
-    )
+    html! { span class={ "badge " (class) } { span aria-hidden="true" { (symbol) } " " (word) } }
 }
 
 /// Navigation entries: path and label.
@@ -171,50 +146,49 @@ pub fn page(
     title: &str,
     current: &str,
     user: Option<&str>,
-    body: &str,
-) -> String {
+    body: Markup,
+) -> Markup {
     let theme = &cfg.customizations.theme;
     let site = theme.title.as_deref().unwrap_or(&cfg.name);
-    let mut out = String::with_capacity(body.len() + STYLE.len() + 2048);
-    let _ = write!(
-        out,
-        "<!doctype html><html lang=\"en\"{}><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{} · {}</title><link rel=\"icon\" href=\"data:,\">\
-         <style>:root{{--primary:{}}}{STYLE}</style></head><body>\
-         <a class=\"skip\" href=\"#main\">Skip to content</a><header>",
-        // `auto` (or anything else) follows the viewer's preference.
-        match theme.mode.as_deref() {
-            Some("dark") => " data-theme=\"dark\"",
-            Some("light") => " data-theme=\"light\"",
-            _ => "",
-        },
-        esc(title),
-        esc(site),
-        colour(theme.primary_color.as_deref()),
-    );
-    out.push_str("<a class=\"brand\" href=\"/\">");
-    if let Some(logo) = theme.logo.as_deref().filter(|l| is_http_url(l)) {
-        let _ = write!(out, "<img src=\"{}\" alt=\"\">", esc(logo));
+    // `auto` (or anything else) follows the viewer's preference.
+    let mode = match theme.mode.as_deref() {
+        Some("dark") => Some("dark"),
+        Some("light") => Some("light"),
+        _ => None,
+    };
+    let logo = theme.logo.as_deref().filter(|l| is_http_url(l));
+    html! {
+        (DOCTYPE)
+        html lang="en" data-theme=[mode] {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (title) " · " (site) }
+                link rel="icon" href="data:,";
+                // The colour is validated by `colour`, the rest is a constant.
+                style { ":root{--primary:" (colour(theme.primary_color.as_deref())) "}" (PreEscaped(STYLE)) }
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header {
+                    a.brand href="/" {
+                        @if let Some(logo) = logo { img src=(logo) alt=""; }
+                        (site)
+                    }
+                    nav aria-label="Main" {
+                        @for (path, label) in NAV {
+                            a href=(path) aria-current=[(path == current).then_some("page")] { (label) }
+                        }
+                    }
+                    @if let Some(u) = user {
+                        span.user { "Signed in as " (u) }
+                    }
+                }
+                main #main tabindex="-1" { (body) }
+                script { (PreEscaped(TIME_SCRIPT)) }
+            }
+        }
     }
-    let _ = write!(out, "{}</a><nav aria-label=\"Main\">", esc(site));
-    for (path, label) in NAV {
-        let cur = if path == current {
-            " aria-current=\"page\""
-        } else {
-            ""
-        };
-        let _ = write!(out, "<a href=\"{path}\"{cur}>{label}</a>");
-    }
-    out.push_str("</nav>");
-    if let Some(u) = user {
-        let _ = write!(out, "<span class=\"user\">Signed in as {}</span>", esc(u));
-    }
-    let _ = write!(
-        out,
-        "</header><main id=\"main\" tabindex=\"-1\">{body}</main><script>{TIME_SCRIPT}</script></body></html>"
-    );
-    out
 }
 
 /// Only http(s) URLs become links or images (no `javascript:`).
@@ -222,26 +196,23 @@ pub fn is_http_url(s: &str) -> bool {
     s.starts_with("https://") || s.starts_with("http://")
 }
 
-/// A table with a header row; `rows` are already-rendered `<td>` lists.
-pub fn table(headers: &[&str], rows: &[String], empty: &str) -> String {
-    if rows.is_empty() {
-        return format!("<p class=\"muted\">{}</p>", esc(empty));
+/// A table with a header row; `rows` are the cells of each row.
+pub fn table(headers: &[&str], rows: &[Markup], empty: &str) -> Markup {
+    html! {
+        @if rows.is_empty() {
+            p.muted { (empty) }
+        } @else {
+            div.table-wrap { table {
+                thead { tr { @for h in headers { th scope="col" { (h) } } } }
+                tbody { @for r in rows { tr { (r) } } }
+            } }
+        }
     }
-    let mut out = String::from("<div class=\"table-wrap\"><table><thead><tr>");
-    for h in headers {
-        let _ = write!(out, "<th scope=\"col\">{}</th>", esc(h));
-    }
-    out.push_str("</tr></thead><tbody>");
-    for r in rows {
-        let _ = write!(out, "<tr>{r}</tr>");
-    }
-    out.push_str("</tbody></table></div>");
-    out
 }
 
 /// A notice box (e.g. "Kubernetes is not reachable").
-pub fn notice(text: &str) -> String {
-    format!("<p class=\"notice\" role=\"status\">{}</p>", esc(text))
+pub fn notice(text: &str) -> Markup {
+    html! { p.notice role="status" { (text) } }
 }
 
 #[cfg(test)]
@@ -249,10 +220,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escaping_covers_markup_and_quotes() {
+    fn page_text_cannot_inject_markup() {
+        let mut cfg = DashboardConfig::default();
+        cfg.customizations.theme.title = Some("<script>x()</script>".into());
+        let html = page(&cfg, "a\"b", "/", Some("<i>"), html! { "&" }).into_string();
+        assert!(!html.contains("<script>x()"), "{html}");
+        assert!(html.contains("&lt;script&gt;x()&lt;/script&gt;</a>"));
+        assert!(html.contains("<title>a&quot;b · "));
+        assert!(html.contains("Signed in as &lt;i&gt;"));
+        assert!(html.contains("<main id=\"main\" tabindex=\"-1\">&amp;</main>"));
         assert_eq!(
             esc("<a href='x'>&\"</a>"),
-            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+            "&lt;a href='x'&gt;&amp;&quot;&lt;/a&gt;"
         );
     }
 
@@ -265,11 +244,11 @@ mod tests {
     #[test]
     fn theme_mode_and_title_come_from_the_config() {
         let mut cfg = DashboardConfig::default();
-        let auto = page(&cfg, "T", "/", None, "");
+        let auto = page(&cfg, "T", "/", None, html! {}).into_string();
         assert!(auto.contains("<html lang=\"en\"><head>") && auto.contains("Capstan</a>"));
         cfg.customizations.theme.mode = Some("dark".into());
         cfg.customizations.theme.title = Some("Homelab <b>".into());
-        let dark = page(&cfg, "T", "/", Some("alice"), "");
+        let dark = page(&cfg, "T", "/", Some("alice"), html! {}).into_string();
         assert!(dark.contains("<html lang=\"en\" data-theme=\"dark\">"));
         assert!(dark.contains("Homelab &lt;b&gt;</a>"));
         assert!(dark.contains("Signed in as alice"));

@@ -115,15 +115,14 @@ impl PageError {
         if let PageError::Store(e) = self {
             tracing::warn!(error = %e, "dashboard page failed");
         }
-        let body = format!(
-            "<h1>{}</h1><p>{}</p>",
-            self.status(),
-            layout::esc(&capstan_worker::scrub::scrub_string(&self.to_string()))
-        );
+        let body = maud::html! {
+            h1 { (self.status()) }
+            p { (capstan_worker::scrub::scrub_string(&self.to_string())) }
+        };
         (
             self.status(),
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            layout::page(&d.config, "Error", "", None, &body),
+            layout::page(&d.config, "Error", "", None, body).into_string(),
         )
             .into_response()
     }
@@ -142,8 +141,8 @@ impl PageError {
 
 /// Every page and API answer is scrubbed as it leaves: pages quote stored runs, promotions and
 /// live ArgoCD and cluster state, any of which can carry upstream text.
-fn html_response(html: String) -> Response {
-    let html = capstan_worker::scrub::scrub_string(&html);
+fn html_response(html: maud::Markup) -> Response {
+    let html = capstan_worker::scrub::scrub_string(&html.into_string());
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -288,4 +287,15 @@ pub fn routes(d: Arc<Dashboard>) -> Router {
         .with_state(d)
         .merge(login)
         .layer(axum::middleware::from_fn_with_state(auth, auth::require))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            PAGE_TIMEOUT,
+        ))
+        // Pages and their JSON are text that shrinks five- to tenfold (a run with full diffs is
+        // megabytes); only for clients that ask, and never for tiny answers.
+        .layer(tower_http::compression::CompressionLayer::new())
 }
+
+/// A page still being built after this (a hung store, Kubernetes or ArgoCD call) is answered
+/// 503 rather than holding the browser's connection.
+pub const PAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

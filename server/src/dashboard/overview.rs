@@ -1,12 +1,11 @@
 //! `/`: recent runs, queue depth, recent deliveries and their outcome, links to ArgoCD and Grafana.
 
-use std::fmt::Write as _;
-
 use capstan_worker::store::activity::DeliveryActivity;
 use capstan_worker::store::{RunFilter, RunRecord};
+use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
-use super::layout::{self, Tone, badge, esc};
+use super::layout::{self, Tone, badge};
 use super::{Dashboard, PageError};
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,42 +110,39 @@ pub fn status_tone(status: &str) -> Tone {
 }
 
 /// One run as a table row (shared with `/runs`).
-pub fn run_row(r: &RunRecord) -> String {
+pub fn run_row(r: &RunRecord) -> Markup {
     let short = r.head_sha.get(..7).unwrap_or(&r.head_sha);
-    let findings = if r.denies + r.warns + r.render_errors == 0 {
-        "<span class=\"muted\">none</span>".to_string()
+    let render_errors = if r.render_errors == 1 {
+        "render error"
     } else {
-        let mut parts = Vec::new();
-        if r.denies > 0 {
-            parts.push(badge(&format!("{} deny", r.denies), Tone::Bad));
-        }
-        if r.warns > 0 {
-            parts.push(badge(&format!("{} warn", r.warns), Tone::Warn));
-        }
-        if r.render_errors > 0 {
-            parts.push(badge(
-                &format!(
-                    "{} render error{}",
-                    r.render_errors,
-                    plural(r.render_errors)
-                ),
-                Tone::Bad,
-            ));
-        }
-        parts.join(" ")
+        "render errors"
     };
-    format!(
-        "<td><a href=\"/runs/{id}\">#{id}</a></td><td>{repo}</td><td>#{pr}</td><td><code>{short}</code></td>\
-         <td>{status}</td><td>{apps}</td><td>{findings}</td><td>{started}</td><td>{dur}</td>",
-        id = r.id,
-        repo = esc(&r.repo),
-        pr = r.pr,
-        short = esc(short),
-        status = badge(r.status.as_str(), status_tone(r.status.as_str())),
-        apps = r.apps,
-        started = layout::time(r.started_at),
-        dur = layout::duration(r.duration_ms()),
-    )
+    let findings: Vec<(String, Tone)> = [
+        (r.denies, "deny", Tone::Bad),
+        (r.warns, "warn", Tone::Warn),
+        (r.render_errors, render_errors, Tone::Bad),
+    ]
+    .into_iter()
+    .filter(|(n, _, _)| *n > 0)
+    .map(|(n, word, tone)| (format!("{n} {word}"), tone))
+    .collect();
+    html! {
+        td { a href={ "/runs/" (r.id) } { "#" (r.id) } }
+        td { (r.repo) }
+        td { "#" (r.pr) }
+        td { code { (short) } }
+        td { (badge(r.status.as_str(), status_tone(r.status.as_str()))) }
+        td { (r.apps) }
+        td {
+            @if findings.is_empty() { span.muted { "none" } }
+            @for (i, (text, tone)) in findings.iter().enumerate() {
+                @if i > 0 { " " }
+                (badge(text, *tone))
+            }
+        }
+        td { (layout::time(r.started_at)) }
+        td { (layout::duration(r.duration_ms())) }
+    }
 }
 
 pub const RUN_HEADERS: [&str; 9] = [
@@ -161,12 +157,7 @@ pub const RUN_HEADERS: [&str; 9] = [
     "Duration",
 ];
 
-fn plural(n: i64) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
-pub fn render(d: &Dashboard, o: &Overview, user: Option<&str>) -> String {
-    let mut b = String::from("<h1>Overview</h1>");
+pub fn render(d: &Dashboard, o: &Overview, user: Option<&str>) -> Markup {
     let live = |state: &str| -> i64 {
         o.queue
             .iter()
@@ -179,100 +170,78 @@ pub fn render(d: &Dashboard, o: &Overview, user: Option<&str>) -> String {
         .iter()
         .filter(|r| matches!(r.status.as_str(), "failure" | "error"))
         .count();
-    b.push_str("<div class=\"cards\">");
-    for (n, label) in [
+    let cards = [
         (live("queued").to_string(), "jobs queued"),
         (live("running").to_string(), "jobs running"),
         (o.runs.len().to_string(), "recent runs"),
         (failed.to_string(), "failed or errored runs"),
-    ] {
-        let _ = write!(
-            b,
-            "<div class=\"card\"><div class=\"n\">{n}</div><div class=\"l\">{label}</div></div>"
-        );
-    }
-    b.push_str("</div>");
-    if let Some(e) = &o.queue_error {
-        b.push_str(&layout::notice(&format!("Queue depth unavailable: {e}")));
-    }
-    if !o.links.is_empty() {
-        b.push_str("<nav aria-label=\"Quick links\"><p>");
-        let links: Vec<String> = o
-            .links
-            .iter()
-            .map(|l| format!("<a href=\"{}\">{}</a>", esc(&l.url), esc(&l.name)))
-            .collect();
-        b.push_str(&links.join(" · "));
-        b.push_str("</p></nav>");
-    }
-    b.push_str("<h2>Recent runs</h2>");
-    let rows: Vec<String> = o.runs.iter().map(run_row).collect();
-    b.push_str(&layout::table(
-        &RUN_HEADERS,
-        &rows,
-        "No pull-request runs yet. They appear here once a webhook delivery starts one.",
-    ));
-    if !o.runs.is_empty() {
-        b.push_str("<p><a href=\"/runs\">All runs</a></p>");
-    }
-    b.push_str("<h2>Recent deliveries</h2>");
-    let rows: Vec<String> = o
+    ];
+    let runs: Vec<Markup> = o.runs.iter().map(run_row).collect();
+    let deliveries: Vec<Markup> = o
         .deliveries
         .iter()
         .map(|x| {
-            let event = match &x.action {
-                Some(a) => format!("{}.{a}", x.event),
-                None => x.event.clone(),
-            };
-            let jobs = if x.jobs == 0 {
-                "<span class=\"muted\">none</span>".to_string()
-            } else {
-                format!(
-                    "{} ({} done, {} failed, {} waiting)",
-                    x.jobs, x.jobs_done, x.jobs_failed, x.jobs_live
-                )
-            };
-            format!(
-                "<td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{jobs}</td><td><code>{}</code></td>",
-                layout::time(x.received_at),
-                esc(&event),
-                esc(x.repo.as_deref().unwrap_or("—")),
-                badge(&x.outcome, status_tone(&x.outcome)),
-                x.detail
-                    .as_deref()
-                    .map(|t| format!(" <span class=\"muted\">{}</span>", esc(t)))
-                    .unwrap_or_default(),
-                esc(&x.delivery_id),
-            )
+            html! {
+                td { (layout::time(x.received_at)) }
+                td { (x.event) @if let Some(a) = &x.action { "." (a) } }
+                td { (x.repo.as_deref().unwrap_or("—")) }
+                td {
+                    (badge(&x.outcome, status_tone(&x.outcome)))
+                    @if let Some(t) = &x.detail { " " span.muted { (t) } }
+                }
+                td {
+                    @if x.jobs == 0 {
+                        span.muted { "none" }
+                    } @else {
+                        (x.jobs) " (" (x.jobs_done) " done, " (x.jobs_failed) " failed, " (x.jobs_live) " waiting)"
+                    }
+                }
+                td { code { (x.delivery_id) } }
+            }
         })
         .collect();
-    b.push_str(&layout::table(
-        &[
-            "Received",
-            "Event",
-            "Repository",
-            "Outcome",
-            "Jobs",
-            "Delivery",
-        ],
-        &rows,
-        "No webhook deliveries yet.",
-    ));
-    if !o.queue.is_empty() {
-        b.push_str("<h2>Queue</h2>");
-        let rows: Vec<String> = o
-            .queue
-            .iter()
-            .map(|q| {
-                format!(
-                    "<td>{}</td><td>{}</td><td>{}</td>",
-                    esc(&q.kind),
-                    badge(&q.state, status_tone(&q.state)),
-                    q.jobs
-                )
-            })
-            .collect();
-        b.push_str(&layout::table(&["Job kind", "State", "Jobs"], &rows, ""));
-    }
-    layout::page(&d.config, "Overview", "/", user, &b)
+    let queue: Vec<Markup> = o
+        .queue
+        .iter()
+        .map(|q| html! { td { (q.kind) } td { (badge(&q.state, status_tone(&q.state))) } td { (q.jobs) } })
+        .collect();
+    let body = html! {
+        h1 { "Overview" }
+        div.cards {
+            @for (n, label) in &cards {
+                div.card { div.n { (n) } div.l { (label) } }
+            }
+        }
+        @if let Some(e) = &o.queue_error {
+            (layout::notice(&format!("Queue depth unavailable: {e}")))
+        }
+        @if !o.links.is_empty() {
+            nav aria-label="Quick links" { p {
+                @for (i, l) in o.links.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    a href=(l.url) { (l.name) }
+                }
+            } }
+        }
+        h2 { "Recent runs" }
+        (layout::table(
+            &RUN_HEADERS,
+            &runs,
+            "No pull-request runs yet. They appear here once a webhook delivery starts one.",
+        ))
+        @if !o.runs.is_empty() {
+            p { a href="/runs" { "All runs" } }
+        }
+        h2 { "Recent deliveries" }
+        (layout::table(
+            &["Received", "Event", "Repository", "Outcome", "Jobs", "Delivery"],
+            &deliveries,
+            "No webhook deliveries yet.",
+        ))
+        @if !o.queue.is_empty() {
+            h2 { "Queue" }
+            (layout::table(&["Job kind", "State", "Jobs"], &queue, ""))
+        }
+    };
+    layout::page(&d.config, "Overview", "/", user, body)
 }

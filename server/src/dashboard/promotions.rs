@@ -1,12 +1,11 @@
 //! `/promotions`: the promotion audit trail, filterable by repository, app, target environment
 //! and status through the query string (the form submits with GET, so a filter is a link).
 
-use std::fmt::Write as _;
-
 use capstan_worker::store::{PromotionFilter, PromotionRecord, PromotionStatus};
+use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
-use super::layout::{self, badge, esc};
+use super::layout::{self, badge};
 use super::overview::status_tone;
 use super::{Dashboard, PageError};
 
@@ -72,77 +71,66 @@ pub async fn build(d: &Dashboard, p: &Params) -> Result<Promotions, PageError> {
     })
 }
 
-fn text_input(b: &mut String, name: &str, label: &str, value: &Option<String>) {
-    let _ = write!(
-        b,
-        "<label for=\"f-{name}\">{label}<input id=\"f-{name}\" name=\"{name}\" value=\"{}\"></label>",
-        esc(value.as_deref().unwrap_or(""))
-    );
+fn text_input(name: &str, label: &str, value: &Option<String>) -> Markup {
+    let id = format!("f-{name}");
+    html! {
+        label for=(id) { (label) input id=(id) name=(name) value=(value.as_deref().unwrap_or("")); }
+    }
 }
 
-pub fn render(d: &Dashboard, p: &Promotions, user: Option<&str>) -> String {
-    let mut b = String::from("<h1>Promotions</h1>");
-    if !p.recorded {
-        b.push_str(&layout::notice(
-            "Promotions are not recorded by this build: no promotion store is configured.",
-        ));
-        return layout::page(&d.config, "Promotions", "/promotions", user, &b);
-    }
-    b.push_str("<form class=\"filters\" method=\"get\" action=\"/promotions\" role=\"search\">");
-    text_input(&mut b, "repo", "Repository", &p.filter.repo);
-    text_input(&mut b, "app", "App", &p.filter.app);
-    text_input(&mut b, "env", "Target environment", &p.filter.env);
-    b.push_str("<label for=\"f-status\">Status<select id=\"f-status\" name=\"status\"><option value=\"\">any</option>");
-    for s in PromotionStatus::ALL {
-        let sel = if p.filter.status.as_deref() == Some(s.as_str()) {
-            " selected"
-        } else {
-            ""
-        };
-        let _ = write!(b, "<option{sel}>{}</option>", s.as_str());
-    }
-    b.push_str("</select></label><button type=\"submit\">Filter</button> <a href=\"/promotions\">Clear</a></form>");
-    let rows: Vec<String> = p
+pub fn render(d: &Dashboard, p: &Promotions, user: Option<&str>) -> Markup {
+    let rows: Vec<Markup> = p
         .promotions
         .iter()
         .map(|x| {
             let pr = |n: Option<u64>| n.map(|n| format!("#{n}")).unwrap_or_else(|| "—".into());
             let short = x.source_sha.get(..7).unwrap_or(&x.source_sha);
-            format!(
-                "<td>{}</td><td>{}</td><td>{}</td><td>{} → {}</td><td>{}</td><td>{}</td>\
-                 <td>{} <code>{}</code></td><td>{}</td><td>{}{}</td>",
-                layout::time(x.created_at),
-                esc(&x.repo),
-                esc(&x.app),
-                esc(&x.source_env),
-                esc(&x.target_env),
-                esc(&x.summary),
-                esc(&format!("{} by {}", x.trigger, x.actor)),
-                esc(&pr(x.source_pr)),
-                esc(short),
-                esc(&format!("{} {}", x.mode, pr(x.result_pr))),
-                badge(x.status.as_str(), status_tone(x.status.as_str())),
-                x.detail
-                    .as_deref()
-                    .map(|t| format!(" <span class=\"muted\">{}</span>", esc(t)))
-                    .unwrap_or_default(),
-            )
+            html! {
+                td { (layout::time(x.created_at)) }
+                td { (x.repo) }
+                td { (x.app) }
+                td { (x.source_env) " → " (x.target_env) }
+                td { (x.summary) }
+                td { (x.trigger) " by " (x.actor) }
+                td { (pr(x.source_pr)) " " code { (short) } }
+                td { (x.mode) " " (pr(x.result_pr)) }
+                td {
+                    (badge(x.status.as_str(), status_tone(x.status.as_str())))
+                    @if let Some(t) = &x.detail { " " span.muted { (t) } }
+                }
+            }
         })
         .collect();
-    b.push_str(&layout::table(
-        &[
-            "When",
-            "Repository",
-            "App",
-            "From → to",
-            "Change",
-            "Trigger",
-            "Source",
-            "Result",
-            "Status",
-        ],
-        &rows,
-        "No promotions match.",
-    ));
-    layout::page(&d.config, "Promotions", "/promotions", user, &b)
+    let body = html! {
+        h1 { "Promotions" }
+        @if !p.recorded {
+            (layout::notice(
+                "Promotions are not recorded by this build: no promotion store is configured.",
+            ))
+        } @else {
+            form.filters method="get" action="/promotions" role="search" {
+                (text_input("repo", "Repository", &p.filter.repo))
+                (text_input("app", "App", &p.filter.app))
+                (text_input("env", "Target environment", &p.filter.env))
+                label for="f-status" {
+                    "Status"
+                    select #f-status name="status" {
+                        option value="" { "any" }
+                        @for s in PromotionStatus::ALL {
+                            option selected[p.filter.status.as_deref() == Some(s.as_str())] { (s.as_str()) }
+                        }
+                    }
+                }
+                button type="submit" { "Filter" }
+                " "
+                a href="/promotions" { "Clear" }
+            }
+            (layout::table(
+                &["When", "Repository", "App", "From → to", "Change", "Trigger", "Source", "Result", "Status"],
+                &rows,
+                "No promotions match.",
+            ))
+        }
+    };
+    layout::page(&d.config, "Promotions", "/promotions", user, body)
 }

@@ -2,14 +2,13 @@
 //! finding — with an anchor per app (`#app-<name>`) that the PR comment links to, so a comment
 //! that GitHub's size limit cut or split always has the whole story one click away.
 
-use std::fmt::Write as _;
-
 use capstan_worker::diff::{ObjectChange, ObjectChangeKind};
 use capstan_worker::report::{AppSection, ArgoStatus, RunReport, Severity};
 use capstan_worker::store::{RunFilter, RunRecord, RunStatus};
+use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{self, Tone, badge, esc};
+use super::layout::{self, Tone, badge};
 use super::overview::{RUN_HEADERS, run_row, status_tone};
 use super::{Dashboard, PageError};
 
@@ -39,13 +38,13 @@ pub async fn build_list(d: &Dashboard, p: &ListParams) -> Result<Vec<RunRecord>,
         .await?)
 }
 
-pub fn render_list(d: &Dashboard, runs: &[RunRecord], user: Option<&str>) -> String {
-    let rows: Vec<String> = runs.iter().map(run_row).collect();
-    let body = format!(
-        "<h1>Runs</h1>{}",
-        layout::table(&RUN_HEADERS, &rows, "No runs match.")
-    );
-    layout::page(&d.config, "Runs", "/", user, &body)
+pub fn render_list(d: &Dashboard, runs: &[RunRecord], user: Option<&str>) -> Markup {
+    let rows: Vec<Markup> = runs.iter().map(run_row).collect();
+    let body = html! {
+        h1 { "Runs" }
+        (layout::table(&RUN_HEADERS, &rows, "No runs match."))
+    };
+    layout::page(&d.config, "Runs", "/", user, body)
 }
 
 pub async fn build(d: &Dashboard, id: &str) -> Result<RunRecord, PageError> {
@@ -64,73 +63,52 @@ pub fn section_id(name: &str) -> String {
     format!("app-{name}")
 }
 
-pub fn render(d: &Dashboard, r: &RunRecord, user: Option<&str>) -> String {
-    let mut b = String::new();
+pub fn render(d: &Dashboard, r: &RunRecord, user: Option<&str>) -> Markup {
     let short = r.head_sha.get(..7).unwrap_or(&r.head_sha);
-    let _ = write!(
-        b,
-        "<h1>Run #{} · {} #{} <code>{}</code></h1>",
-        r.id,
-        esc(&r.repo),
-        r.pr,
-        esc(short)
-    );
-    let _ = write!(
-        b,
-        "<div class=\"table-wrap\"><table><tbody>\
-         <tr><th scope=\"row\">Status</th><td>{}</td></tr>\
-         <tr><th scope=\"row\">Head</th><td><code>{}</code></td></tr>\
-         <tr><th scope=\"row\">Base</th><td><code>{}</code></td></tr>\
-         <tr><th scope=\"row\">Trigger</th><td>{}</td></tr>\
-         <tr><th scope=\"row\">Started</th><td>{}</td></tr>\
-         <tr><th scope=\"row\">Duration</th><td>{}</td></tr>\
-         </tbody></table></div>",
-        badge(r.status.as_str(), status_tone(r.status.as_str())),
-        esc(&r.head_sha),
-        esc(r.base_sha.as_deref().unwrap_or("—")),
-        esc(&r.trigger),
-        layout::time(r.started_at),
-        layout::duration(r.duration_ms()),
-    );
-    if let Some(e) = &r.error {
-        b.push_str(&layout::notice(&format!("The run failed: {e}")));
-    }
-    match &r.report {
-        None => b.push_str(&layout::notice(
-            "This run stored no report (it is still running, was superseded, or failed before reporting).",
-        )),
-        Some(report) => report_html(&mut b, report),
-    }
-    layout::page(&d.config, &format!("Run #{}", r.id), "/", user, &b)
+    let body = html! {
+        h1 { "Run #" (r.id) " · " (r.repo) " #" (r.pr) " " code { (short) } }
+        div.table-wrap { table { tbody {
+            tr { th scope="row" { "Status" } td { (badge(r.status.as_str(), status_tone(r.status.as_str()))) } }
+            tr { th scope="row" { "Head" } td { code { (r.head_sha) } } }
+            tr { th scope="row" { "Base" } td { code { (r.base_sha.as_deref().unwrap_or("—")) } } }
+            tr { th scope="row" { "Trigger" } td { (r.trigger) } }
+            tr { th scope="row" { "Started" } td { (layout::time(r.started_at)) } }
+            tr { th scope="row" { "Duration" } td { (layout::duration(r.duration_ms())) } }
+        } } }
+        @if let Some(e) = &r.error {
+            (layout::notice(&format!("The run failed: {e}")))
+        }
+        @match &r.report {
+            None => (layout::notice(
+                "This run stored no report (it is still running, was superseded, or failed before reporting).",
+            )),
+            Some(report) => (report_html(report)),
+        }
+    };
+    layout::page(&d.config, &format!("Run #{}", r.id), "/", user, body)
 }
 
-fn report_html(b: &mut String, report: &RunReport) {
-    if let Some(by) = &report.held_by {
-        b.push_str(&layout::notice(&format!(
-            "On hold by {by}: the check stays failing until /capstan unhold."
-        )));
-    }
-    b.push_str("<h2>Summary</h2>");
-    let rows: Vec<String> = report.apps.iter().map(summary_row).collect();
-    b.push_str(&layout::table(
-        &[
-            "App",
-            "Environment",
-            "Added",
-            "Changed",
-            "Removed",
-            "Policy",
-            "ArgoCD",
-        ],
-        &rows,
-        "No app is affected by this change.",
-    ));
-    for app in &report.apps {
-        app_section(b, app);
+fn report_html(report: &RunReport) -> Markup {
+    let rows: Vec<Markup> = report.apps.iter().map(summary_row).collect();
+    html! {
+        @if let Some(by) = &report.held_by {
+            (layout::notice(&format!(
+                "On hold by {by}: the check stays failing until /capstan unhold."
+            )))
+        }
+        h2 { "Summary" }
+        (layout::table(
+            &["App", "Environment", "Added", "Changed", "Removed", "Policy", "ArgoCD"],
+            &rows,
+            "No app is affected by this change.",
+        ))
+        @for app in &report.apps {
+            (app_section(app))
+        }
     }
 }
 
-fn policy_verdict(a: &AppSection) -> String {
+fn policy_verdict(a: &AppSection) -> Markup {
     let (deny, warn) = (a.deny_count(), a.warn_count());
     if a.has_render_error() {
         badge("render error", Tone::Bad)
@@ -143,173 +121,151 @@ fn policy_verdict(a: &AppSection) -> String {
     }
 }
 
-fn argo_verdict(a: &AppSection) -> String {
+fn argo_verdict(a: &AppSection) -> Markup {
     match &a.argocd {
-        None => "<span class=\"muted\">not configured</span>".into(),
+        None => html! { span.muted { "not configured" } },
         Some(ArgoStatus::Unreachable(why)) => {
-            format!("{} {}", badge("unreachable", Tone::Warn), esc(why))
+            html! { (badge("unreachable", Tone::Warn)) " " (why) }
         }
         Some(ArgoStatus::Reported {
             sync,
             health,
             dry_run,
         }) => {
-            let mut parts = Vec::new();
-            if let Some(s) = sync {
-                parts.push(badge(s, status_tone(s)));
+            let badges: Vec<Markup> = [sync, health]
+                .into_iter()
+                .flatten()
+                .map(|s| badge(s, status_tone(s)))
+                .collect();
+            html! {
+                @for (i, b) in badges.iter().enumerate() {
+                    @if i > 0 { " " }
+                    (b)
+                }
+                @if let Some(d) = dry_run {
+                    @if !badges.is_empty() { " " }
+                    (d)
+                }
             }
-            if let Some(h) = health {
-                parts.push(badge(h, status_tone(h)));
-            }
-            if let Some(d) = dry_run {
-                parts.push(esc(d));
-            }
-            parts.join(" ")
         }
     }
 }
 
-fn summary_row(a: &AppSection) -> String {
-    format!(
-        "<td><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-        esc(&capstan_worker::report::markdown::url_fragment(
-            &section_id(&a.name)
-        )),
-        esc(&a.name),
-        esc(a.environment.as_deref().unwrap_or("—")),
-        a.diff.count(ObjectChangeKind::Added),
-        a.diff.count(ObjectChangeKind::Changed),
-        a.diff.count(ObjectChangeKind::Removed),
-        policy_verdict(a),
-        argo_verdict(a),
-    )
+fn summary_row(a: &AppSection) -> Markup {
+    let anchor = capstan_worker::report::markdown::url_fragment(&section_id(&a.name));
+    html! {
+        td { a href={ "#" (anchor) } { (a.name) } }
+        td { (a.environment.as_deref().unwrap_or("—")) }
+        td { (a.diff.count(ObjectChangeKind::Added)) }
+        td { (a.diff.count(ObjectChangeKind::Changed)) }
+        td { (a.diff.count(ObjectChangeKind::Removed)) }
+        td { (policy_verdict(a)) }
+        td { (argo_verdict(a)) }
+    }
 }
 
-fn app_section(b: &mut String, a: &AppSection) {
-    let _ = write!(
-        b,
-        "<section class=\"app\" id=\"{}\" aria-labelledby=\"h-{0}\"><h2 id=\"h-{0}\">{}</h2><p>{} · policy {} · ArgoCD {}</p>",
-        esc(&section_id(&a.name)),
-        esc(&a.name),
-        esc(a.environment.as_deref().unwrap_or("no environment")),
-        policy_verdict(a),
-        argo_verdict(a),
-    );
-    if !a.diff.reasons.is_empty() {
-        b.push_str("<p class=\"muted\">Compared because: ");
-        b.push_str(&esc(&a.diff.reasons.join("; ")));
-        b.push_str("</p>");
-    }
-    if let Some(e) = &a.render_error {
-        b.push_str(&layout::notice(&format!("Render error: {e}")));
-    }
-    for p in &a.diff.problems {
-        b.push_str(&layout::notice(&format!(
-            "{} side {}: {}",
-            p.side, p.status, p.message
-        )));
-    }
-    for n in &a.diff.notes {
-        let _ = write!(b, "<p class=\"muted\">Note: {}</p>", esc(n));
-    }
-    if !a.findings.is_empty() {
-        b.push_str("<h3>Findings</h3>");
-        let rows: Vec<String> = a
-            .findings
-            .iter()
-            .map(|f| {
-                let sev = match f.severity {
-                    Severity::Deny => badge("deny", Tone::Bad),
-                    Severity::Warn => badge("warn", Tone::Warn),
-                };
-                let at = match (&f.file, f.line) {
-                    (Some(file), Some(line)) => format!("{file}:{line}"),
-                    (Some(file), None) => file.clone(),
-                    _ => "—".into(),
-                };
-                format!(
-                    "<td>{sev}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td>",
-                    esc(&f.rule_id),
-                    esc(&f.object),
-                    esc(&at),
-                    esc(&f.message)
-                )
-            })
-            .collect();
-        b.push_str(&layout::table(
-            &["Severity", "Rule", "Object", "Where", "Message"],
-            &rows,
-            "",
-        ));
-    }
-    if a.diff.changes.is_empty() {
-        b.push_str("<p class=\"muted\">No object changes.</p>");
-    } else {
-        let _ = write!(b, "<h3>Object changes ({})</h3>", a.diff.changes.len());
-        changes(b, &a.diff.changes);
-    }
-    if let Some(live) = &a.live_diff {
-        if live.changes.is_empty() {
-            b.push_str("<p class=\"muted\">Against the live cluster: the cluster already matches this head.</p>");
-        } else {
-            let _ = write!(
-                b,
-                "<h3>Against the live cluster ({}): what a sync of this head would change</h3>",
-                live.changes.len()
-            );
-            changes(b, &live.changes);
+fn app_section(a: &AppSection) -> Markup {
+    let id = section_id(&a.name);
+    let findings: Vec<Markup> = a
+        .findings
+        .iter()
+        .map(|f| {
+            let sev = match f.severity {
+                Severity::Deny => badge("deny", Tone::Bad),
+                Severity::Warn => badge("warn", Tone::Warn),
+            };
+            let at = match (&f.file, f.line) {
+                (Some(file), Some(line)) => format!("{file}:{line}"),
+                (Some(file), None) => file.clone(),
+                _ => "—".into(),
+            };
+            html! {
+                td { (sev) }
+                td { code { (f.rule_id) } }
+                td { (f.object) }
+                td { code { (at) } }
+                td { (f.message) }
+            }
+        })
+        .collect();
+    html! {
+        section.app id=(id) aria-labelledby={ "h-" (id) } {
+            h2 id={ "h-" (id) } { (a.name) }
+            p {
+                (a.environment.as_deref().unwrap_or("no environment"))
+                " · policy " (policy_verdict(a)) " · ArgoCD " (argo_verdict(a))
+            }
+            @if !a.diff.reasons.is_empty() {
+                p.muted { "Compared because: " (a.diff.reasons.join("; ")) }
+            }
+            @if let Some(e) = &a.render_error {
+                (layout::notice(&format!("Render error: {e}")))
+            }
+            @for p in &a.diff.problems {
+                (layout::notice(&format!("{} side {}: {}", p.side, p.status, p.message)))
+            }
+            @for n in &a.diff.notes {
+                p.muted { "Note: " (n) }
+            }
+            @if !findings.is_empty() {
+                h3 { "Findings" }
+                (layout::table(&["Severity", "Rule", "Object", "Where", "Message"], &findings, ""))
+            }
+            @if a.diff.changes.is_empty() {
+                p.muted { "No object changes." }
+            } @else {
+                h3 { "Object changes (" (a.diff.changes.len()) ")" }
+                (changes(&a.diff.changes))
+            }
+            @if let Some(live) = &a.live_diff {
+                @if live.changes.is_empty() {
+                    p.muted { "Against the live cluster: the cluster already matches this head." }
+                } @else {
+                    h3 { "Against the live cluster (" (live.changes.len()) "): what a sync of this head would change" }
+                    (changes(&live.changes))
+                }
+            }
         }
     }
-    b.push_str("</section>");
 }
 
-fn changes(b: &mut String, list: &[ObjectChange]) {
-    for c in list {
-        let (word, tone) = match c.change {
-            ObjectChangeKind::Added => ("added", Tone::Good),
-            ObjectChangeKind::Removed => ("removed", Tone::Bad),
-            ObjectChangeKind::Changed => ("changed", Tone::Warn),
-        };
-        let _ = write!(
-            b,
-            "<h4>{} <code>{}</code></h4>",
-            badge(word, tone),
-            esc(&c.id.to_string())
-        );
-        if !c.secret_keys.is_empty() {
-            let _ = write!(
-                b,
-                "<p>Secret keys (values hidden): {}</p>",
-                esc(&c.secret_keys.join(", "))
-            );
+fn changes(list: &[ObjectChange]) -> Markup {
+    html! {
+        @for c in list {
+            @let (word, tone) = match c.change {
+                ObjectChangeKind::Added => ("added", Tone::Good),
+                ObjectChangeKind::Removed => ("removed", Tone::Bad),
+                ObjectChangeKind::Changed => ("changed", Tone::Warn),
+            };
+            h4 { (badge(word, tone)) " " code { (c.id.to_string()) } }
+            @if !c.secret_keys.is_empty() {
+                p { "Secret keys (values hidden): " (c.secret_keys.join(", ")) }
+            }
+            (diff_block(&c.diff))
         }
-        diff_block(b, &c.diff);
     }
 }
 
 /// A unified diff with added, removed and hunk lines marked by class (and by their `+`/`-`
 /// prefix, which stays, so the diff reads without colour).
-fn diff_block(b: &mut String, diff: &str) {
-    b.push_str("<pre class=\"diff\"><code>");
-    for line in diff.lines() {
-        let class = if line.starts_with("@@") {
-            Some("hunk")
-        } else if line.starts_with('+') {
-            Some("add")
-        } else if line.starts_with('-') {
-            Some("del")
-        } else {
-            None
-        };
-        match class {
-            Some(c) => {
-                let _ = writeln!(b, "<span class=\"{c}\">{}</span>", esc(line));
+fn diff_block(diff: &str) -> Markup {
+    html! {
+        pre.diff { code {
+            @for line in diff.lines() {
+                @let class = if line.starts_with("@@") {
+                    Some("hunk")
+                } else if line.starts_with('+') {
+                    Some("add")
+                } else if line.starts_with('-') {
+                    Some("del")
+                } else {
+                    None
+                };
+                @match class {
+                    Some(c) => { span class=(c) { (line) } "\n" }
+                    None => { (line) "\n" }
+                }
             }
-            None => {
-                b.push_str(&esc(line));
-                b.push('\n');
-            }
-        }
+        } }
     }
-    b.push_str("</code></pre>");
 }

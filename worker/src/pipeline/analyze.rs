@@ -19,7 +19,7 @@ use crate::policy::source::render_apps;
 use crate::policy::{PolicyEngine, PolicyError};
 use crate::render::Renderer;
 use crate::repo_fs::RepoFs;
-use crate::report::{AppSection, ReportFinding, Severity};
+use crate::report::{AppSection, ReportFinding};
 
 /// The two trees to compare. `base: None` judges every app of `head` (plain `capstan check`).
 pub struct Trees<'a> {
@@ -286,10 +286,7 @@ pub fn environment_of(app: &App) -> Option<String> {
 pub fn report_finding(f: &Finding) -> ReportFinding {
     ReportFinding {
         rule_id: f.rule.clone(),
-        severity: match f.severity {
-            findings::Severity::Deny => Severity::Deny,
-            findings::Severity::Warn => Severity::Warn,
-        },
+        severity: f.severity,
         object: f
             .object
             .as_ref()
@@ -350,6 +347,7 @@ mod tests {
     use crate::git::fixture::{Change, RepoBuilder};
     use crate::policy::PolicySources;
     use crate::render::RenderConfig;
+    use crate::report::Severity;
 
     fn app(name: &str, path: &str) -> String {
         format!(

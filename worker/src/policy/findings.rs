@@ -2,12 +2,13 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::objects::ObjectId;
 
-/// How much a finding matters: `deny` fails the check, `warn` only informs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// How much a finding matters: `deny` fails the check, `warn` only informs. The one severity of
+/// every finding: the policy engine's, the cluster checks' and the stored report's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Deny,

@@ -150,20 +150,11 @@ static ENGINE_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 /// `capstan_render_verifications_total` in Prometheus text format.
 pub fn metrics_text() -> String {
-    let mut out = String::from(
-        "# HELP capstan_render_verifications_total Native renders checked against the kustomize binary, by outcome.\n# TYPE capstan_render_verifications_total counter\n",
-    );
-    for (outcome, n) in [
-        ("match", &MATCHED),
-        ("differs", &DIFFERED),
-        ("engine_error", &ENGINE_ERRORS),
-    ] {
-        out.push_str(&format!(
-            "capstan_render_verifications_total{{outcome=\"{outcome}\"}} {}\n",
-            n.load(Ordering::Relaxed)
-        ));
-    }
-    out
+    crate::runner::metrics::verifications_text(&[
+        ("match", MATCHED.load(Ordering::Relaxed)),
+        ("differs", DIFFERED.load(Ordering::Relaxed)),
+        ("engine_error", ENGINE_ERRORS.load(Ordering::Relaxed)),
+    ])
 }
 
 /// Mismatches counted since the process started (both kinds), for tests.

@@ -57,12 +57,7 @@ pub struct AppSection {
     pub live_diff: Option<AppDiff>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Deny,
-    Warn,
-}
+pub use crate::policy::findings::Severity;
 
 /// A policy finding as the report shows it (the policy engine's findings are mapped onto this).
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -1,49 +1,104 @@
-//! Process metrics in Prometheus text format, kept without a metrics dependency: a few counters
-//! and one histogram behind a mutex, rendered on scrape. Label values come from bounded sets
-//! (event names after signature verification, job kinds, outcomes) and are escaped anyway.
+//! Process metrics for `/metrics`, kept with `prometheus-client` and rendered in Prometheus
+//! text format (0.0.4) on scrape. Label values come from bounded sets (event names after
+//! signature verification, job kinds, outcomes); the encoder escapes them anyway.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::queue::JobState;
+
+/// The `Content-Type` of what [`Metrics::render`] returns.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the job duration histogram buckets.
 const DURATION_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    buckets: [u64; DURATION_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    event: String,
+    outcome: String,
 }
 
-impl Histogram {
-    fn observe(&mut self, secs: f64) {
-        for (bound, n) in DURATION_BUCKETS.iter().zip(self.buckets.iter_mut()) {
-            if secs <= *bound {
-                *n += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += secs;
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    kind: String,
+    outcome: String,
 }
 
-#[derive(Default)]
-struct Inner {
-    deliveries: BTreeMap<(String, String), u64>,
-    jobs: BTreeMap<(String, String), u64>,
-    durations: BTreeMap<String, Histogram>,
-    lease_expiries: BTreeMap<String, u64>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DepthLabels {
+    kind: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
 }
 
 /// Shared by the intake (deliveries) and the runner (jobs).
-#[derive(Default)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    registry: Registry,
+    deliveries: Family<DeliveryLabels, Counter>,
+    jobs: Family<JobLabels, Counter>,
+    durations: Family<KindLabel, Histogram>,
+    lease_expiries: Family<KindLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        let jobs = Family::<JobLabels, Counter>::default();
+        let durations = Family::<KindLabel, Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        let lease_expiries = Family::<KindLabel, Counter>::default();
+        let mut registry = Registry::default();
+        // Counters get their `_total` suffix from the registry.
+        registry.register(
+            "capstan_webhook_deliveries",
+            "Webhook requests by event and outcome",
+            deliveries.clone(),
+        );
+        registry.register(
+            "capstan_jobs",
+            "Finished job attempts by kind and outcome",
+            jobs.clone(),
+        );
+        registry.register(
+            "capstan_job_duration_seconds",
+            "Duration of job attempts",
+            durations.clone(),
+        );
+        registry.register(
+            "capstan_job_lease_expiries",
+            "Jobs re-claimed after their lease expired",
+            lease_expiries.clone(),
+        );
+        Metrics {
+            registry,
+            deliveries,
+            jobs,
+            durations,
+            lease_expiries,
+        }
+    }
 }
 
 impl Metrics {
@@ -51,130 +106,96 @@ impl Metrics {
         Self::default()
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        // A poisoned lock only means a panic elsewhere mid-update; counters stay usable.
-        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut guard)
-    }
-
     /// One webhook request, by event (or `-` before the signature is verified) and outcome.
     pub fn delivery(&self, event: &str, outcome: &str) {
-        self.with(|m| {
-            *m.deliveries
-                .entry((event.to_string(), outcome.to_string()))
-                .or_default() += 1
-        });
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                event: event.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 
     /// One finished attempt.
     pub fn job_finished(&self, kind: &str, outcome: &str, secs: f64) {
-        self.with(|m| {
-            *m.jobs
-                .entry((kind.to_string(), outcome.to_string()))
-                .or_default() += 1;
-            m.durations
-                .entry(kind.to_string())
-                .or_default()
-                .observe(secs);
-        });
+        self.jobs
+            .get_or_create(&JobLabels {
+                kind: kind.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.durations
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .observe(secs);
     }
 
     /// A job re-claimed because its previous lease expired.
     pub fn lease_expired(&self, kind: &str) {
-        self.with(|m| *m.lease_expiries.entry(kind.to_string()).or_default() += 1);
+        self.lease_expiries
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .inc();
     }
 
     /// Counter value, for tests and the dashboard.
     pub fn deliveries(&self, event: &str, outcome: &str) -> u64 {
-        self.with(|m| {
-            m.deliveries
-                .get(&(event.to_string(), outcome.to_string()))
-                .copied()
-                .unwrap_or(0)
-        })
+        self.deliveries
+            .get(&DeliveryLabels {
+                event: event.into(),
+                outcome: outcome.into(),
+            })
+            .map_or(0, |c| c.get())
     }
 
     /// Render everything; `depth` is the current (kind, state, count) table from the queue.
     pub fn render(&self, depth: Option<&[(String, JobState, i64)]>) -> String {
         let mut out = String::new();
-        self.with(|m| {
-            out.push_str("# HELP capstan_webhook_deliveries_total Webhook requests by event and outcome.\n");
-            out.push_str("# TYPE capstan_webhook_deliveries_total counter\n");
-            for ((event, outcome), n) in &m.deliveries {
-                let _ = writeln!(
-                    out,
-                    "capstan_webhook_deliveries_total{{event=\"{}\",outcome=\"{}\"}} {n}",
-                    escape(event),
-                    escape(outcome)
-                );
-            }
-            out.push_str("# HELP capstan_jobs_total Finished job attempts by kind and outcome.\n");
-            out.push_str("# TYPE capstan_jobs_total counter\n");
-            for ((kind, outcome), n) in &m.jobs {
-                let _ = writeln!(
-                    out,
-                    "capstan_jobs_total{{kind=\"{}\",outcome=\"{}\"}} {n}",
-                    escape(kind),
-                    escape(outcome)
-                );
-            }
-            out.push_str("# HELP capstan_job_duration_seconds Duration of job attempts.\n");
-            out.push_str("# TYPE capstan_job_duration_seconds histogram\n");
-            for (kind, h) in &m.durations {
-                let kind = escape(kind);
-                for (bound, n) in DURATION_BUCKETS.iter().zip(h.buckets.iter()) {
-                    let _ = writeln!(
-                        out,
-                        "capstan_job_duration_seconds_bucket{{kind=\"{kind}\",le=\"{bound}\"}} {n}"
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "capstan_job_duration_seconds_bucket{{kind=\"{kind}\",le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(
-                    out,
-                    "capstan_job_duration_seconds_sum{{kind=\"{kind}\"}} {}",
-                    h.sum
-                );
-                let _ = writeln!(
-                    out,
-                    "capstan_job_duration_seconds_count{{kind=\"{kind}\"}} {}",
-                    h.count
-                );
-            }
-            out.push_str("# HELP capstan_job_lease_expiries_total Jobs re-claimed after their lease expired.\n");
-            out.push_str("# TYPE capstan_job_lease_expiries_total counter\n");
-            for (kind, n) in &m.lease_expiries {
-                let _ = writeln!(
-                    out,
-                    "capstan_job_lease_expiries_total{{kind=\"{}\"}} {n}",
-                    escape(kind)
-                );
-            }
-        });
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         // Render verification counts live with the renderer, which any job may own.
         out.push_str(&crate::render::verify::metrics_text());
         if let Some(depth) = depth {
-            out.push_str("# HELP capstan_queue_jobs Jobs in the queue by kind and state.\n");
-            out.push_str("# TYPE capstan_queue_jobs gauge\n");
+            // A registry per scrape: the gauge is a snapshot of the queue, not process state,
+            // so kinds and states that emptied disappear and concurrent scrapes do not mix.
+            let queue = Family::<DepthLabels, Gauge>::default();
             for (kind, state, n) in depth {
-                let _ = writeln!(
-                    out,
-                    "capstan_queue_jobs{{kind=\"{}\",state=\"{state}\"}} {n}",
-                    escape(kind)
-                );
+                queue
+                    .get_or_create(&DepthLabels {
+                        kind: kind.clone(),
+                        state: state.to_string(),
+                    })
+                    .set(*n);
             }
+            let mut scrape = Registry::default();
+            scrape.register(
+                "capstan_queue_jobs",
+                "Jobs in the queue by kind and state",
+                queue,
+            );
+            let _ = prometheus_text::encode(&mut out, &scrape);
         }
         out
     }
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// `capstan_render_verifications_total` from the renderer's counts, in the same format.
+pub fn verifications_text(counts: &[(&str, u64)]) -> String {
+    let family = Family::<OutcomeLabel, Counter>::default();
+    for (outcome, n) in counts {
+        family
+            .get_or_create(&OutcomeLabel {
+                outcome: (*outcome).into(),
+            })
+            .inc_by(*n);
+    }
+    let mut registry = Registry::default();
+    registry.register(
+        "capstan_render_verifications",
+        "Native renders checked against the kustomize binary, by outcome",
+        family,
+    );
+    let mut out = String::new();
+    let _ = prometheus_text::encode(&mut out, &registry);
+    out
 }
 
 #[cfg(test)]
@@ -202,7 +223,22 @@ mod tests {
     }
 
     #[test]
-    fn escapes_label_values() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    fn label_values_are_escaped() {
+        let m = Metrics::new();
+        m.delivery("a\"b\\c\nd", "x");
+        let text = m.render(None);
+        assert!(
+            text.contains(r#"capstan_webhook_deliveries_total{event="a\"b\\c\nd",outcome="x"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn queue_depth_is_a_snapshot_per_scrape() {
+        let m = Metrics::new();
+        let first = m.render(Some(&[("pr_check".into(), JobState::Queued, 3)]));
+        assert!(first.contains("# TYPE capstan_queue_jobs gauge"));
+        let second = m.render(Some(&[]));
+        assert!(!second.contains("capstan_queue_jobs{"), "{second}");
     }
 }
