@@ -5,6 +5,11 @@
 //! JWTs (RS256) before issuing installation tokens, and records every call so tests assert on
 //! behaviour.
 //!
+//! Every response body is one of the client's own typed models (`capstan_worker::forge::github::
+//! model`), and the bodies Capstan sends are read with the same request models, so the fake and
+//! the client cannot drift apart; the models themselves are checked against GitHub's example
+//! payloads in `tests/tests/forge_github.rs`.
+//!
 //! Simplifications, on purpose: the JWT's `iat`/`exp` are checked against each other (≤ 10
 //! minutes apart) but not against the wall clock, so tests may run the client on a shifted clock;
 //! a user missing from a repository's collaborators has permission `none`.
@@ -23,6 +28,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use capstan_worker::forge::github::model;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 #[path = "fake_github_pulls.rs"]
@@ -82,7 +90,7 @@ pub struct FakeComment {
 #[derive(Default)]
 struct Repo {
     pulls: BTreeMap<u64, FakePull>,
-    files: HashMap<u64, Vec<Value>>,
+    files: HashMap<u64, Vec<model::DiffEntry>>,
     comments: Vec<FakeComment>,
     reactions: Vec<(u64, String)>,
     check_runs: BTreeMap<u64, Value>,
@@ -192,7 +200,15 @@ impl FakeGitHub {
     pub fn set_files(&self, repo: &str, number: u64, names: &[&str]) {
         let files = names
             .iter()
-            .map(|n| json!({"sha": "0".repeat(40), "filename": n, "status": "modified", "additions": 1, "deletions": 0, "changes": 1}))
+            .map(|n| model::DiffEntry {
+                sha: Some("0".repeat(40)),
+                filename: n.to_string(),
+                status: "modified".into(),
+                additions: 1,
+                deletions: 0,
+                changes: 1,
+                previous_filename: None,
+            })
             .collect();
         let mut g = self.inner.lock().unwrap();
         g.repos
@@ -337,32 +353,50 @@ impl FakeGitHub {
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (
+    ok(
         status,
-        axum::Json(json!({"message": message, "documentation_url": DOCS, "status": status.as_u16().to_string()})),
+        model::ErrorBody {
+            message: message.into(),
+            documentation_url: DOCS.into(),
+            errors: Vec::new(),
+            status: status.as_u16().to_string(),
+        },
     )
-        .into_response()
 }
 
 fn validation(resource: &str, field: &str, message: &str) -> Response {
-    (
+    ok(
         StatusCode::UNPROCESSABLE_ENTITY,
-        axum::Json(json!({
-            "message": "Validation Failed",
-            "errors": [{"resource": resource, "code": "custom", "field": field, "message": message}],
-            "documentation_url": DOCS,
-            "status": "422",
-        })),
+        model::ErrorBody {
+            message: "Validation Failed".into(),
+            documentation_url: DOCS.into(),
+            errors: vec![model::ErrorDetail {
+                resource: resource.into(),
+                code: "custom".into(),
+                field: field.into(),
+                message: Some(message.into()),
+            }],
+            status: "422".into(),
+        },
     )
-        .into_response()
 }
 
 fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "Not Found")
 }
 
-fn ok(status: StatusCode, v: Value) -> Response {
+fn ok<T: Serialize>(status: StatusCode, v: T) -> Response {
     (status, axum::Json(v)).into_response()
+}
+
+/// A request body read as the client's request model; GitHub answers a body it cannot read
+/// with 422 (or 400 for JSON that is not JSON), which is what a client bug would meet.
+#[allow(clippy::result_large_err)]
+fn read<T: DeserializeOwned>(body: Option<&Value>, resource: &str) -> Result<T, Response> {
+    let Some(b) = body else {
+        return Err(error(StatusCode::BAD_REQUEST, "Problems parsing JSON"));
+    };
+    serde_json::from_value(b.clone()).map_err(|e| validation(resource, "", &e.to_string()))
 }
 
 async fn handle(
@@ -490,7 +524,12 @@ fn verify_jwt(g: &Inner, jwt: &str) -> Result<(), String> {
 }
 
 /// Page `items` per GitHub: `per_page` (default 30, max 100), `page` (1-based), Link header.
-fn paginate(full_path: &str, query: &str, items: Vec<Value>, wrap: Option<&str>) -> Response {
+fn paginate<T: Serialize>(
+    full_path: &str,
+    query: &str,
+    items: Vec<T>,
+    wrap: Option<&str>,
+) -> Response {
     let params: Vec<(String, String)> = url_pairs(query);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let per_page = get("per_page")
@@ -503,7 +542,7 @@ fn paginate(full_path: &str, query: &str, items: Vec<Value>, wrap: Option<&str>)
         .max(1);
     let last = items.len().div_ceil(per_page).max(1);
     let total = items.len();
-    let slice: Vec<Value> = items
+    let slice: Vec<T> = items
         .into_iter()
         .skip((page - 1) * per_page)
         .take(per_page)
@@ -531,7 +570,7 @@ fn paginate(full_path: &str, query: &str, items: Vec<Value>, wrap: Option<&str>)
     }
     let body = match wrap {
         Some(key) => json!({"total_count": total, key: slice}),
-        None => Value::Array(slice),
+        None => json!(slice),
     };
     let mut resp = ok(StatusCode::OK, body);
     if !links.is_empty()
@@ -548,38 +587,43 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn user_json(login: &str, is_bot: bool) -> Value {
-    json!({"login": login, "id": 1, "type": if is_bot { "Bot" } else { "User" }})
+fn user(login: &str, is_bot: bool) -> model::SimpleUser {
+    model::SimpleUser {
+        login: login.into(),
+        id: 1,
+        kind: if is_bot { "Bot" } else { "User" }.into(),
+    }
 }
 
-fn comment_json(repo: &str, c: &FakeComment) -> Value {
-    json!({
-        "id": c.id,
-        "node_id": format!("IC_{}", c.id),
-        "url": format!("https://api.github.com/repos/{repo}/issues/comments/{}", c.id),
-        "html_url": format!("https://github.com/{repo}/pull/{}#issuecomment-{}", c.issue, c.id),
-        "body": c.body,
-        "user": user_json(&c.login, c.is_bot),
-        "author_association": "MEMBER",
-    })
+fn comment_model(repo: &str, c: &FakeComment) -> model::IssueComment {
+    model::IssueComment {
+        id: c.id,
+        html_url: format!(
+            "https://github.com/{repo}/pull/{}#issuecomment-{}",
+            c.issue, c.id
+        ),
+        body: Some(c.body.clone()),
+        user: Some(user(&c.login, c.is_bot)),
+    }
 }
 
-fn pull_json(repo: &str, p: &FakePull) -> Value {
-    json!({
-        "number": p.number,
-        "state": p.state,
-        "draft": p.draft,
-        "merged": p.merged,
-        "title": p.title,
-        "user": user_json(&p.author, false),
-        "head": {"sha": p.head_sha, "ref": p.head_ref, "repo": {"full_name": repo}},
-        "base": {"sha": p.base_sha, "ref": p.base_ref, "repo": {"full_name": repo}},
-    })
+fn installation(id: u64, login: &str) -> model::Installation {
+    model::Installation {
+        id,
+        account: Some(model::InstallationAccount {
+            login: Some(login.into()),
+        }),
+    }
 }
 
-fn repo_json(full: &str) -> Value {
-    let (owner, name) = full.split_once('/').unwrap_or((full, full));
-    json!({"full_name": full, "name": name, "owner": {"login": owner}, "private": true})
+fn repo_model(full: &str) -> model::Repository {
+    let name = full.split_once('/').map_or(full, |(_, n)| n);
+    model::Repository {
+        id: 1,
+        name: name.into(),
+        full_name: full.into(),
+        private: true,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -637,13 +681,22 @@ fn route(
         return match (m, segs.as_slice()) {
             ("GET", ["app"]) => ok(
                 StatusCode::OK,
-                json!({"id": app.app_id, "slug": app.slug, "name": app.slug}),
+                model::App {
+                    id: app.app_id,
+                    slug: app.slug.clone(),
+                    name: app.slug.clone(),
+                },
             ),
             ("GET", ["app", "installations"]) => {
                 let items = app
                     .installations
                     .iter()
-                    .map(|(id, login)| json!({"id": id, "account": {"login": login}}))
+                    .map(|(id, login)| model::Installation {
+                        id: *id,
+                        account: Some(model::InstallationAccount {
+                            login: Some(login.clone()),
+                        }),
+                    })
                     .collect();
                 paginate(full_path, query, items, None)
             }
@@ -657,15 +710,17 @@ fn route(
                 };
                 // `repositories` scopes the token to those names of the installation's owner;
                 // a name the installation does not cover is a 422, as on GitHub.
-                let scope: Option<Vec<String>> = body
-                    .and_then(|b| b["repositories"].as_array())
-                    .map(|names| {
-                        names
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_ascii_lowercase)
-                            .collect()
-                    });
+                // No body at all is allowed: a token for the whole installation.
+                let request: model::AccessTokenRequest = match body {
+                    None => model::AccessTokenRequest::default(),
+                    Some(_) => match read(body, "InstallationToken") {
+                        Ok(r) => r,
+                        Err(resp) => return resp,
+                    },
+                };
+                let scope: Option<Vec<String>> = request
+                    .repositories
+                    .map(|names| names.iter().map(|n| n.to_ascii_lowercase()).collect());
                 if let Some(names) = &scope {
                     let owner = app
                         .installations
@@ -687,6 +742,7 @@ fn route(
                 // Longer than 40 characters, as GitHub's newer tokens are.
                 let token = format!("ghs_{:0>60}", g.next_id);
                 let expires = SystemTime::now() + g.clock_offset + g.token_lifetime;
+                let scope_given = scope.is_some();
                 g.issued.insert(token.clone(), (id, expires, scope));
                 let secs = expires
                     .duration_since(UNIX_EPOCH)
@@ -695,12 +751,19 @@ fn route(
                 let expires_at = time_rfc3339(secs);
                 ok(
                     StatusCode::CREATED,
-                    json!({"token": token, "expires_at": expires_at, "permissions": {}}),
+                    model::InstallationToken {
+                        token,
+                        expires_at,
+                        permissions: Default::default(),
+                        repository_selection: Some(
+                            if scope_given { "selected" } else { "all" }.into(),
+                        ),
+                    },
                 )
             }
             ("GET", [kind, who_, "installation"]) if *kind == "users" || *kind == "orgs" => {
                 match app.installations.iter().find(|(_, l)| l == who_) {
-                    Some((id, _)) => ok(StatusCode::OK, json!({"id": id})),
+                    Some((id, login)) => ok(StatusCode::OK, installation(*id, login)),
                     None => not_found(),
                 }
             }
@@ -722,7 +785,7 @@ fn route(
             return not_found();
         }
         return match app.installations.iter().find(|(_, l)| l == segs[1]) {
-            Some((id, _)) => ok(StatusCode::OK, json!({"id": id})),
+            Some((id, login)) => ok(StatusCode::OK, installation(*id, login)),
             None => not_found(),
         };
     }
@@ -745,9 +808,9 @@ fn route(
         _ => (g.user_login.clone(), false),
     };
     match (m, segs.as_slice()) {
-        ("GET", ["user"]) => return ok(StatusCode::OK, user_json(&g.user_login, false)),
+        ("GET", ["user"]) => return ok(StatusCode::OK, user(&g.user_login, false)),
         ("GET", ["user", "repos"]) => {
-            let items = g.repos.keys().map(|r| repo_json(r)).collect();
+            let items: Vec<model::Repository> = g.repos.keys().map(|r| repo_model(r)).collect();
             return paginate(full_path, query, items, None);
         }
         ("GET", ["installation", "repositories"]) => {
@@ -757,11 +820,11 @@ fn route(
                     "Resource not accessible by integration",
                 );
             };
-            let items = g
+            let items: Vec<model::Repository> = g
                 .repos
                 .keys()
                 .filter(|r| r.split('/').next() == Some(owner.as_str()))
-                .map(|r| repo_json(r))
+                .map(|r| repo_model(r))
                 .collect();
             return paginate(full_path, query, items, Some("repositories"));
         }
@@ -788,7 +851,6 @@ fn route(
     let Some(repo) = g.repos.get_mut(&full) else {
         return not_found();
     };
-    let body_str = |field: &str| body.and_then(|b| b[field].as_str()).map(str::to_string);
     if let Some(resp) = pulls::route(repo, &full, m, &segs[3..], query, body, &author, full_path) {
         return resp;
     }
@@ -799,24 +861,20 @@ fn route(
                 .find(|(k, _)| k == "state")
                 .map(|(_, v)| v)
                 .unwrap_or_else(|| "open".into());
-            let items = repo
+            let items: Vec<model::PullRequest> = repo
                 .pulls
                 .values()
                 .filter(|p| state == "all" || p.state == state)
-                .map(|p| pull_json(&full, p))
+                .map(|p| pulls::pull_model(&full, p, repo.pull_extra.get(&p.number)))
                 .collect();
             paginate(full_path, query, items, None)
         }
-        ("GET", ["pulls", n]) => match n.parse::<u64>().ok().and_then(|n| repo.pulls.get(&n)) {
-            Some(p) => ok(StatusCode::OK, pull_json(&full, p)),
-            None => not_found(),
-        },
         ("GET", ["pulls", n, "files"]) => {
             let Some(n) = n.parse::<u64>().ok().filter(|n| repo.pulls.contains_key(n)) else {
                 return not_found();
             };
             // GitHub lists at most 3000 files.
-            let files: Vec<Value> = repo
+            let files: Vec<model::DiffEntry> = repo
                 .files
                 .get(&n)
                 .cloned()
@@ -830,11 +888,11 @@ fn route(
             let Some(n) = n.parse::<u64>().ok().filter(|n| repo.pulls.contains_key(n)) else {
                 return not_found();
             };
-            let items = repo
+            let items: Vec<model::IssueComment> = repo
                 .comments
                 .iter()
                 .filter(|c| c.issue == n)
-                .map(|c| comment_json(&full, c))
+                .map(|c| comment_model(&full, c))
                 .collect();
             paginate(full_path, query, items, None)
         }
@@ -842,7 +900,7 @@ fn route(
             let Some(n) = n.parse::<u64>().ok().filter(|n| repo.pulls.contains_key(n)) else {
                 return not_found();
             };
-            let Some(text) = body_str("body") else {
+            let Ok(model::CommentBody { body: text }) = read(body, "IssueComment") else {
                 return validation("IssueComment", "body", "body wasn't supplied.");
             };
             if text.chars().count() > MAX_COMMENT_CHARS {
@@ -859,7 +917,7 @@ fn route(
                 login: author,
                 is_bot: author_is_bot,
             };
-            let v = comment_json(&full, &c);
+            let v = comment_model(&full, &c);
             repo.comments.push(c);
             ok(StatusCode::CREATED, v)
         }
@@ -872,13 +930,13 @@ fn route(
                 return not_found();
             };
             match m {
-                "GET" => ok(StatusCode::OK, comment_json(&full, &repo.comments[pos])),
+                "GET" => ok(StatusCode::OK, comment_model(&full, &repo.comments[pos])),
                 "DELETE" => {
                     repo.comments.remove(pos);
                     StatusCode::NO_CONTENT.into_response()
                 }
                 _ => {
-                    let Some(text) = body_str("body") else {
+                    let Ok(model::CommentBody { body: text }) = read(body, "IssueComment") else {
                         return validation("IssueComment", "body", "body wasn't supplied.");
                     };
                     if text.chars().count() > MAX_COMMENT_CHARS {
@@ -895,7 +953,7 @@ fn route(
                         );
                     }
                     repo.comments[pos].body = text;
-                    ok(StatusCode::OK, comment_json(&full, &repo.comments[pos]))
+                    ok(StatusCode::OK, comment_model(&full, &repo.comments[pos]))
                 }
             }
         }
@@ -907,13 +965,11 @@ fn route(
             else {
                 return not_found();
             };
-            const ALLOWED: [&str; 8] = [
-                "+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes",
-            ];
-            let Some(content) = body_str("content").filter(|c| ALLOWED.contains(&c.as_str()))
-            else {
+            // The model's enum is GitHub's list of reactions: anything else does not parse.
+            let Ok(model::NewReaction { content: reaction }) = read(body, "Reaction") else {
                 return validation("Reaction", "content", "content is not included in the list");
             };
+            let content = reaction.as_str().to_string();
             let existed = repo
                 .reactions
                 .iter()
@@ -927,7 +983,11 @@ fn route(
                 } else {
                     StatusCode::CREATED
                 },
-                json!({"id": new_id, "content": content, "user": user_json(&author, author_is_bot)}),
+                model::ReactionResponse {
+                    id: new_id,
+                    content: reaction,
+                    user: Some(user(&author, author_is_bot)),
+                },
             )
         }
         ("POST", ["check-runs"]) | ("PATCH", ["check-runs", _]) => {
@@ -941,14 +1001,18 @@ fn route(
             if let Some(resp) = check_run_limits(&b) {
                 return resp;
             }
+            let request: model::CheckRunBody = match read(body, "CheckRun") {
+                Ok(r) => r,
+                Err(resp) => return resp,
+            };
             if m == "POST" {
-                if b["name"].as_str().is_none() || b["head_sha"].as_str().is_none() {
+                if request.head_sha.is_none() {
                     return validation("CheckRun", "head_sha", "name and head_sha are required");
                 }
                 let mut run = b.clone();
                 run["id"] = json!(new_id);
                 repo.check_runs.insert(new_id, run.clone());
-                ok(StatusCode::CREATED, run)
+                ok(StatusCode::CREATED, check_run_model(new_id, &run))
             } else {
                 let Some(run) = segs[4]
                     .parse::<u64>()
@@ -958,23 +1022,32 @@ fn route(
                     return not_found();
                 };
                 merge_check_run(run, &b);
-                ok(StatusCode::OK, run.clone())
+                let id = run["id"].as_u64().unwrap_or_default();
+                ok(StatusCode::OK, check_run_model(id, run))
             }
         }
         ("POST", ["statuses", sha]) => {
-            let state = body_str("state").unwrap_or_default();
-            if !["pending", "success", "failure", "error"].contains(&state.as_str()) {
+            let Ok(status) = read::<model::StatusBody>(body, "Status") else {
                 return validation("Status", "state", "state is not included in the list");
-            }
+            };
             let mut v = body.cloned().unwrap_or(Value::Null);
             v["id"] = json!(new_id);
-            repo.statuses.push((sha.to_string(), v.clone()));
-            ok(StatusCode::CREATED, v)
+            repo.statuses.push((sha.to_string(), v));
+            ok(
+                StatusCode::CREATED,
+                model::Status {
+                    id: new_id,
+                    state: status.state,
+                    context: status.context,
+                    description: status.description,
+                    target_url: status.target_url,
+                },
+            )
         }
-        ("GET", ["collaborators", user, "permission"]) => {
+        ("GET", ["collaborators", login, "permission"]) => {
             let role = repo
                 .collaborators
-                .get(*user)
+                .get(*login)
                 .cloned()
                 .unwrap_or_else(|| "none".into());
             let permission = match role.as_str() {
@@ -984,10 +1057,36 @@ fn route(
             };
             ok(
                 StatusCode::OK,
-                json!({"permission": permission, "role_name": role, "user": user_json(user, false)}),
+                model::CollaboratorPermission {
+                    permission: permission.into(),
+                    role_name: Some(role.clone()),
+                    user: Some(self::user(login, false)),
+                },
             )
         }
         _ => not_found(),
+    }
+}
+
+/// A stored check run as GitHub answers it: the annotations are counted, not returned.
+fn check_run_model(id: u64, run: &Value) -> model::CheckRun {
+    let s = |k: &str| run[k].as_str().map(str::to_string);
+    let o = &run["output"];
+    model::CheckRun {
+        id,
+        name: s("name").unwrap_or_default(),
+        head_sha: s("head_sha").unwrap_or_default(),
+        status: serde_json::from_value(run["status"].clone())
+            .unwrap_or(capstan_worker::forge::CheckStatus::Queued),
+        conclusion: serde_json::from_value(run["conclusion"].clone()).ok(),
+        details_url: s("details_url"),
+        external_id: s("external_id"),
+        output: model::CheckRunOutput {
+            title: o["title"].as_str().map(str::to_string),
+            summary: o["summary"].as_str().map(str::to_string),
+            text: o["text"].as_str().map(str::to_string),
+            annotations_count: o["annotations"].as_array().map_or(0, Vec::len) as u64,
+        },
     }
 }
 

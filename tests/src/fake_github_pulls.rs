@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 
 use axum::http::StatusCode;
 use axum::response::Response;
+use capstan_worker::forge::github::model;
 use git2::{Oid, Repository, Signature};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
-    FakeGitHub, FakePull, Repo, not_found, ok, paginate, pull_json, url_pairs, validation,
+    FakeGitHub, FakePull, Repo, not_found, ok, paginate, read, url_pairs, user, validation,
 };
 
 /// What a promotion needs of a pull request beyond [`FakePull`].
@@ -40,17 +41,32 @@ fn branch_sha(dir: &Path, branch: &str) -> Option<String> {
         .map(|o| o.to_string())
 }
 
-fn full_json(repo: &str, p: &FakePull, x: Option<&PullExtra>) -> Value {
-    let mut v = pull_json(repo, p);
-    v["body"] = json!(x.map(|x| x.body.clone()).unwrap_or_default());
-    v["merge_commit_sha"] = json!(x.and_then(|x| x.merge_commit_sha.clone()));
-    v["merged_at"] = if p.merged {
-        json!("2026-11-26T10:00:00Z")
-    } else {
-        Value::Null
-    };
-    v["html_url"] = json!(format!("https://github.com/{repo}/pull/{}", p.number));
-    v
+/// A pull request as GitHub's `pull-request` schema has it (lists send the same here).
+pub(super) fn pull_model(repo: &str, p: &FakePull, x: Option<&PullExtra>) -> model::PullRequest {
+    model::PullRequest {
+        number: p.number,
+        state: if p.state == "open" {
+            model::PullState::Open
+        } else {
+            model::PullState::Closed
+        },
+        title: p.title.clone(),
+        body: x.map(|x| x.body.clone()),
+        user: user(&p.author, false),
+        draft: p.draft,
+        merged: Some(p.merged),
+        merged_at: p.merged.then(|| "2026-11-26T10:00:00Z".to_string()),
+        merge_commit_sha: x.and_then(|x| x.merge_commit_sha.clone()),
+        html_url: format!("https://github.com/{repo}/pull/{}", p.number),
+        head: model::PullRef {
+            git_ref: p.head_ref.clone(),
+            sha: p.head_sha.clone(),
+        },
+        base: model::PullRef {
+            git_ref: p.base_ref.clone(),
+            sha: p.base_sha.clone(),
+        },
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -65,7 +81,6 @@ pub(super) fn route(
     full_path: &str,
 ) -> Option<Response> {
     let owner = full.split('/').next().unwrap_or_default();
-    let field = |k: &str| body.and_then(|b| b[k].as_str()).map(str::to_string);
     Some(match (m, rest) {
         ("GET", ["pulls"]) => {
             let params = url_pairs(query);
@@ -75,25 +90,29 @@ pub(super) fn route(
                 .find(|(k, _)| k == "state")
                 .map(|(_, v)| v.clone())
                 .unwrap_or_else(|| "open".into());
-            let items = repo
+            let items: Vec<model::PullRequest> = repo
                 .pulls
                 .values()
                 .filter(|p| format!("{owner}:{}", p.head_ref) == head)
                 .filter(|p| state == "all" || p.state == state)
-                .map(|p| full_json(full, p, repo.pull_extra.get(&p.number)))
+                .map(|p| pull_model(full, p, repo.pull_extra.get(&p.number)))
                 .collect();
             paginate(full_path, query, items, None)
         }
         ("GET", ["pulls", n]) => match n.parse::<u64>().ok().and_then(|n| repo.pulls.get(&n)) {
             Some(p) => ok(
                 StatusCode::OK,
-                full_json(full, p, repo.pull_extra.get(&p.number)),
+                pull_model(full, p, repo.pull_extra.get(&p.number)),
             ),
             None => not_found(),
         },
         ("POST", ["pulls"]) => {
-            let (Some(title), Some(head), Some(base)) =
-                (field("title"), field("head"), field("base"))
+            let Ok(model::NewPull {
+                title,
+                head,
+                base,
+                body: text,
+            }) = read(body, "PullRequest")
             else {
                 return Some(validation(
                     "PullRequest",
@@ -143,11 +162,11 @@ pub(super) fn route(
                 ..FakePull::default()
             };
             let x = PullExtra {
-                body: field("body").unwrap_or_default(),
+                body: text,
                 merge_commit_sha: None,
                 commits: vec![head_sha],
             };
-            let v = full_json(full, &p, Some(&x));
+            let v = pull_model(full, &p, Some(&x));
             repo.pulls.insert(number, p);
             repo.pull_extra.insert(number, x);
             ok(StatusCode::CREATED, v)
@@ -156,23 +175,26 @@ pub(super) fn route(
             let Some(n) = n.parse::<u64>().ok().filter(|n| repo.pulls.contains_key(n)) else {
                 return Some(not_found());
             };
+            let Ok(patch) = read::<model::PullPatch>(body, "PullRequest") else {
+                return Some(validation("PullRequest", "state", "state is not valid"));
+            };
             let x = repo.pull_extra.entry(n).or_default();
-            if let Some(b) = field("body") {
+            if let Some(b) = patch.body {
                 x.body = b;
             }
             let p = repo.pulls.get_mut(&n)?;
-            if let Some(t) = field("title") {
+            if let Some(t) = patch.title {
                 p.title = t;
             }
-            match field("state").as_deref() {
+            match patch.state {
                 None => {}
-                Some("closed") if !p.merged => p.state = "closed".into(),
-                Some("open") if !p.merged => p.state = "open".into(),
-                Some(_) => {
+                Some(_) if p.merged => {
                     return Some(validation("PullRequest", "state", "state is not valid"));
                 }
+                Some(model::PullState::Closed) => p.state = "closed".into(),
+                Some(model::PullState::Open) => p.state = "open".into(),
             }
-            ok(StatusCode::OK, full_json(full, p, repo.pull_extra.get(&n)))
+            ok(StatusCode::OK, pull_model(full, p, repo.pull_extra.get(&n)))
         }
         ("GET", ["commits", sha, "pulls"]) => {
             if let Some(dir) = &repo.git_dir {
@@ -188,7 +210,7 @@ pub(super) fn route(
                     ));
                 }
             }
-            let items = repo
+            let items: Vec<model::PullRequest> = repo
                 .pulls
                 .values()
                 .filter(|p| {
@@ -198,7 +220,7 @@ pub(super) fn route(
                             .get(&p.number)
                             .is_some_and(|x| x.commits.iter().any(|c| c == sha))
                 })
-                .map(|p| full_json(full, p, repo.pull_extra.get(&p.number)))
+                .map(|p| pull_model(full, p, repo.pull_extra.get(&p.number)))
                 .collect();
             paginate(full_path, query, items, None)
         }

@@ -24,6 +24,7 @@ capstan_tests::both_backends!(
     a_job_past_its_deadline_fails_its_check_and_says_why,
     a_waiver_the_pull_request_adds_does_not_hide_its_own_finding,
     ignore_differences_the_pull_request_adds_do_not_hide_its_diff,
+    a_pull_request_that_breaks_the_settings_fails_naming_key_line_and_suggestion,
 );
 
 /// A cluster checker that records the heads it was asked about and answers with live state a
@@ -332,4 +333,39 @@ async fn ignore_differences_the_pull_request_adds_do_not_hide_its_diff(b: &Backe
         w.stop().await;
         h.stop().await;
     }
+}
+
+/// Issue 18 (and the settings half of finding 7): a pull request whose `.capstan.yaml` has a typo
+/// (`promtion:`) is judged by the default branch's settings, and fails with the key, the line and
+/// a suggestion instead of silently dropping the section.
+async fn a_pull_request_that_breaks_the_settings_fails_naming_key_line_and_suggestion(b: &Backend) {
+    use capstan_worker::git::fixture::Change;
+    let h = Harness::without_service(&fanout_tree(1)).await;
+    let head = h
+        .push(
+            "feature",
+            &[Change::Write(
+                ".capstan.yaml",
+                b"repoURL: https://github.com/acme/gitops\npromtion:\n  mode: direct\n",
+            )],
+        )
+        .to_string();
+    h.open_pull(34, "feature");
+    let w = Worker::start_on_queue(&h, vec![], Limits::default(), b.queue.clone()).await;
+    let id = w
+        .enqueue(pr_check(34, &head, "pull_request.opened", None))
+        .await;
+    let body = report_after(&h, &w, 34, id).await;
+    let run = h.check_runs_for(&head).remove(0);
+    assert_eq!(run["conclusion"], "failure", "{run:#}\n{body}");
+    for part in [
+        "capstan-settings-invalid",
+        ".capstan.yaml:2",
+        "promtion",
+        "did you mean `promotion`?",
+    ] {
+        assert!(body.contains(part), "{part}: {body}");
+    }
+    w.stop().await;
+    h.stop().await;
 }

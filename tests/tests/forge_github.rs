@@ -11,8 +11,9 @@ use capstan_tests::both_backends;
 use capstan_tests::fake_github::{FakeApp, FakeGitHub, FakePull};
 use capstan_worker::forge::github::{AppKey, GitHubAuth, GitHubConfig, GitHubForge};
 use capstan_worker::forge::{
-    Annotation, AnnotationLevel, CheckConclusion, CheckOutput, CheckRun, CheckStatus, CommitState,
-    CommitStatus, Forge, ForgeError, Permission, PullRequestState, Reaction,
+    Access, Annotation, AnnotationLevel, CheckConclusion, CheckOutput, CheckRun, CheckStatus,
+    Checks, Comments, CommitState, CommitStatus, ForgeError, Inventory, Permission, Permissions,
+    PullRequestState, Pulls, Reaction,
 };
 use capstan_worker::jobs::PrCheck;
 use capstan_worker::queue::Finish;
@@ -650,4 +651,50 @@ async fn app_installation_tokens_are_scoped_to_the_repository() {
     // The git credential is the scoped token too.
     let git = forge.git_token(REPO).await.unwrap().unwrap();
     assert_eq!(format!("Bearer {git}"), scoped);
+}
+
+/// The typed models the client reads (and the fake serves) accept GitHub's own example objects:
+/// a pull request, an issue comment, a check run, an installation and its repositories, from the
+/// webhook payload examples, which embed the same REST objects.
+#[test]
+fn the_models_read_githubs_example_objects() {
+    use capstan_worker::forge::github::model;
+    let Some(dir) = capstan_tests::shared_fixtures() else {
+        return;
+    };
+    let payload = |event: &str, action: &str| -> serde_json::Value {
+        let path = dir.join(format!("github/payloads/{event}/{action}.payload.json"));
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    };
+    let mut read = 0;
+    for action in ["opened", "closed", "synchronize", "converted_to_draft"] {
+        let p: model::PullRequest =
+            serde_json::from_value(payload("pull_request", action)["pull_request"].clone())
+                .unwrap_or_else(|e| panic!("pull_request {action}: {e}"));
+        assert_eq!(p.head.sha.len(), 40);
+        assert!(!p.user.login.is_empty() && !p.html_url.is_empty());
+        read += 1;
+    }
+    let c: model::IssueComment =
+        serde_json::from_value(payload("issue_comment", "created")["comment"].clone()).unwrap();
+    assert!(c.body.is_some_and(|b| !b.is_empty()));
+    assert!(c.user.is_some_and(|u| !u.is_bot()));
+    let r: model::CheckRun =
+        serde_json::from_value(payload("check_run", "created")["check_run"].clone()).unwrap();
+    assert_eq!(r.status, capstan_worker::forge::CheckStatus::Queued);
+    assert_eq!(r.head_sha.len(), 40);
+    let installed = payload("installation", "created");
+    let i: model::Installation = serde_json::from_value(installed["installation"].clone()).unwrap();
+    assert!(i.account.and_then(|a| a.login).is_some());
+    let repos: Vec<model::Repository> =
+        serde_json::from_value(installed["repositories"].clone()).unwrap();
+    assert!(repos.iter().all(|r| r.full_name.contains('/')));
+    assert_eq!(read, 4);
+
+    // A required field GitHub always sends is required: without it the object does not read,
+    // instead of becoming an empty string.
+    let mut no_sha = payload("pull_request", "opened")["pull_request"].clone();
+    no_sha["head"].as_object_mut().unwrap().remove("sha");
+    let err = serde_json::from_value::<model::PullRequest>(no_sha).unwrap_err();
+    assert!(err.to_string().contains("sha"), "{err}");
 }

@@ -21,7 +21,7 @@ use capstan_tests::fake_github::{FakeGitHub, FakePull};
 use capstan_tests::pr_harness::{
     APP_ID, INSTALLATION, REPO, app_key_path, fake_github_app, free_port, post_webhook,
 };
-use capstan_worker::forge::Forge;
+use capstan_worker::forge::Comments;
 use capstan_worker::forge::github::{GitHubAuth, GitHubConfig, GitHubForge};
 use capstan_worker::git::fixture::{Change, RepoBuilder};
 use capstan_worker::store::RunStore;

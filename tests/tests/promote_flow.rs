@@ -6,6 +6,11 @@ use std::sync::Arc;
 
 use capstan_tests::fake_github::MergeMethod;
 use capstan_tests::promote_world::{PRODUCTION, REPO, STAGING, World, podinfo_app, real};
+use capstan_worker::forge::{
+    Access, ChangedFile, CheckRun, Checks, Comments, CommitStatus, Forge, ForgeError, Identity,
+    Inventory, IssueComment, NewPullRequest, OpenPullRequest, Permission, Permissions, PullRequest,
+    PullSummary, PullUpdate, Pulls, Reaction,
+};
 use capstan_worker::store::{PromotionFilter, PromotionStatus, PromotionStore};
 
 const BRANCH: &str = "capstan/promote/podinfo/production";
@@ -197,43 +202,60 @@ async fn a_worker_killed_after_its_push_is_finished_by_the_rerun_without_a_secon
 }
 
 /// A forge that refuses to open pull requests once the promotion branch has moved: the process
-/// "dies" between its push and the pull request.
+/// "dies" between its push and the pull request. Every other call goes to the real one.
 struct FailAfterPush {
-    inner: Arc<dyn capstan_worker::forge::Forge>,
+    inner: Arc<dyn Forge>,
     origin: std::path::PathBuf,
 }
 
 #[async_trait::async_trait]
-impl capstan_worker::forge::Forge for FailAfterPush {
-    async fn repositories(&self) -> Result<Vec<String>, capstan_worker::forge::ForgeError> {
+impl Inventory for FailAfterPush {
+    async fn repositories(&self) -> Result<Vec<String>, ForgeError> {
         self.inner.repositories().await
     }
-    async fn open_pull_requests(
-        &self,
-        repo: &str,
-    ) -> Result<Vec<capstan_worker::forge::OpenPullRequest>, capstan_worker::forge::ForgeError>
-    {
+    async fn open_pull_requests(&self, repo: &str) -> Result<Vec<OpenPullRequest>, ForgeError> {
         self.inner.open_pull_requests(repo).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Pulls for FailAfterPush {
+    async fn pull_request(&self, repo: &str, number: u64) -> Result<PullRequest, ForgeError> {
+        self.inner.pull_request(repo, number).await
+    }
+    async fn pull_summary(&self, repo: &str, number: u64) -> Result<PullSummary, ForgeError> {
+        self.inner.pull_summary(repo, number).await
+    }
+    async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<ChangedFile>, ForgeError> {
+        self.inner.changed_files(repo, number).await
     }
     async fn commit_pull_requests(
         &self,
         repo: &str,
         sha: &str,
-    ) -> Result<Vec<capstan_worker::forge::PullSummary>, capstan_worker::forge::ForgeError> {
+    ) -> Result<Vec<PullSummary>, ForgeError> {
         self.inner.commit_pull_requests(repo, sha).await
     }
     async fn pull_requests_by_head(
         &self,
         repo: &str,
         branch: &str,
-    ) -> Result<Vec<capstan_worker::forge::PullSummary>, capstan_worker::forge::ForgeError> {
+    ) -> Result<Vec<PullSummary>, ForgeError> {
         self.inner.pull_requests_by_head(repo, branch).await
+    }
+    async fn update_pull_request(
+        &self,
+        repo: &str,
+        number: u64,
+        update: &PullUpdate,
+    ) -> Result<PullSummary, ForgeError> {
+        self.inner.update_pull_request(repo, number, update).await
     }
     async fn create_pull_request(
         &self,
         repo: &str,
-        _pr: &capstan_worker::forge::NewPullRequest,
-    ) -> Result<capstan_worker::forge::PullSummary, capstan_worker::forge::ForgeError> {
+        _pr: &NewPullRequest,
+    ) -> Result<PullSummary, ForgeError> {
         let now = git2::Repository::open_bare(&self.origin)
             .unwrap()
             .refname_to_id(&format!("refs/heads/{BRANCH}"))
@@ -242,10 +264,88 @@ impl capstan_worker::forge::Forge for FailAfterPush {
             now.is_some(),
             "the branch was pushed before the PR is opened"
         );
-        Err(capstan_worker::forge::ForgeError::Other {
+        Err(ForgeError::Other {
             repo: repo.into(),
             message: "killed".into(),
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl Comments for FailAfterPush {
+    async fn comments(&self, repo: &str, number: u64) -> Result<Vec<IssueComment>, ForgeError> {
+        self.inner.comments(repo, number).await
+    }
+    async fn create_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        body: &str,
+    ) -> Result<IssueComment, ForgeError> {
+        self.inner.create_comment(repo, number, body).await
+    }
+    async fn update_comment(
+        &self,
+        repo: &str,
+        id: u64,
+        body: &str,
+    ) -> Result<IssueComment, ForgeError> {
+        self.inner.update_comment(repo, id, body).await
+    }
+    async fn delete_comment(&self, repo: &str, id: u64) -> Result<(), ForgeError> {
+        self.inner.delete_comment(repo, id).await
+    }
+    async fn add_reaction(
+        &self,
+        repo: &str,
+        id: u64,
+        reaction: Reaction,
+    ) -> Result<(), ForgeError> {
+        self.inner.add_reaction(repo, id, reaction).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Checks for FailAfterPush {
+    async fn create_check_run(&self, repo: &str, run: &CheckRun) -> Result<u64, ForgeError> {
+        self.inner.create_check_run(repo, run).await
+    }
+    async fn update_check_run(
+        &self,
+        repo: &str,
+        id: u64,
+        run: &CheckRun,
+    ) -> Result<(), ForgeError> {
+        self.inner.update_check_run(repo, id, run).await
+    }
+    async fn create_commit_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        status: &CommitStatus,
+    ) -> Result<(), ForgeError> {
+        self.inner.create_commit_status(repo, sha, status).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Permissions for FailAfterPush {
+    async fn collaborator_permission(
+        &self,
+        repo: &str,
+        user: &str,
+    ) -> Result<Permission, ForgeError> {
+        self.inner.collaborator_permission(repo, user).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Access for FailAfterPush {
+    async fn identity(&self) -> Result<Identity, ForgeError> {
+        self.inner.identity().await
+    }
+    async fn git_token(&self, repo: &str) -> Result<Option<String>, ForgeError> {
+        self.inner.git_token(repo).await
     }
 }
 

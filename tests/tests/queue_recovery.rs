@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use capstan_tests::backend::Backend;
 use capstan_tests::both_backends;
-use capstan_worker::forge::{Forge, ForgeError, OpenPullRequest};
+use capstan_worker::forge::{ForgeError, Inventory, OpenPullRequest};
 use capstan_worker::jobs::PrCheck;
 use capstan_worker::queue::{Finish, JobState};
 use capstan_worker::recovery::recover_once;
@@ -21,7 +21,7 @@ struct FakeForge {
 }
 
 #[async_trait]
-impl Forge for FakeForge {
+impl Inventory for FakeForge {
     async fn repositories(&self) -> Result<Vec<String>, ForgeError> {
         let mut repos: Vec<String> = self.prs.iter().map(|p| p.repo.clone()).collect();
         repos.dedup();
@@ -167,10 +167,31 @@ async fn serve_runs_recovery_at_start_with_a_forge() {
     let env = |k: &str| (k == "CAPSTAN_WEBHOOK_SECRET").then(|| "s".to_string());
     let cfg = Config::load_with(&args, &env).unwrap();
     let url = cfg.database_url.clone();
-    let forge = Arc::new(FakeForge {
-        prs: vec![pr("acme/gitops", 21, "f1"), pr("elsewhere/x", 1, "z")],
-        fail: false,
-    });
+    // `serve` wants a whole forge (its handlers use every role), so this one speaks GitHub's API
+    // through the in-process fake rather than serving only the recovery role.
+    let fake = capstan_tests::fake_github::FakeGitHub::start("ghp_recovery", "", None).await;
+    for p in [pr("acme/gitops", 21, "f1"), pr("elsewhere/x", 1, "z")] {
+        fake.add_pull(
+            &p.repo,
+            capstan_tests::fake_github::FakePull {
+                number: p.number,
+                state: "open".into(),
+                head_sha: p.head_sha,
+                head_ref: p.head_ref,
+                base_ref: p.base_ref,
+                ..Default::default()
+            },
+        );
+    }
+    let forge: Arc<dyn capstan_worker::forge::Forge> = Arc::new(
+        capstan_worker::forge::github::GitHubForge::new(
+            capstan_worker::forge::github::GitHubConfig::new(
+                fake.api_url().parse().unwrap(),
+                capstan_worker::forge::github::GitHubAuth::Token("ghp_recovery".into()),
+            ),
+        )
+        .unwrap(),
+    );
     let stop = tokio_util::sync::CancellationToken::new();
     let service = tokio::spawn(capstan_server::serve::run(
         cfg,

@@ -557,3 +557,59 @@ fn a_folder_anywhere_renders_from_the_repository_that_contains_it_without_a_walk
         text(&out.stdout)
     );
 }
+
+/// Issue 18: a typo in `.capstan.yaml` (`promtion:`) fails `capstan check` with the key, the line
+/// and a suggestion: on its own tree (the settings cannot be used: exit 2) and as a change
+/// against a base with good settings (a `capstan-settings-invalid` finding: exit 1).
+#[test]
+fn a_typo_in_the_settings_fails_check_with_key_line_and_suggestion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    let b = RepoBuilder::init(&dir).unwrap();
+    let good = b
+        .commit(
+            "base",
+            &[
+                Change::Write("argocd/web.yaml", APP.as_bytes()),
+                Change::Write("web/kustomization.yaml", b"resources:\n- cm.yaml\n"),
+                Change::Write(
+                    "web/cm.yaml",
+                    b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v1\n",
+                ),
+                Change::Write(".capstan.yaml", b"version: 1\n"),
+            ],
+        )
+        .unwrap();
+    b.set_ref("refs/tags/good", good).unwrap();
+    let typo = b
+        .commit(
+            "typo",
+            &[Change::Write(
+                ".capstan.yaml",
+                b"version: 1\npromtion:\n  mode: direct\n",
+            )],
+        )
+        .unwrap();
+    b.set_ref("refs/heads/main", typo).unwrap();
+    let says_it = |s: &str| {
+        s.contains(".capstan.yaml:2")
+            && s.contains("promtion")
+            && s.contains("did you mean `promotion`?")
+    };
+
+    let alone = run(&dir, &["check", "--head", "main"]);
+    let err = text(&alone.stderr);
+    assert_eq!(alone.status.code(), Some(2), "{err}");
+    assert!(says_it(&err), "{err}");
+
+    let change = run(&dir, &["check", "--base", "good", "--head", "main"]);
+    let out = text(&change.stdout);
+    assert_eq!(
+        change.status.code(),
+        Some(1),
+        "{out}\n{}",
+        text(&change.stderr)
+    );
+    assert!(out.contains("capstan-settings-invalid"), "{out}");
+    assert!(says_it(&out), "{out}");
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::forge::{Forge, ForgeError};
+use crate::forge::{ForgeError, Inventory};
 use crate::jobs::{PR_CHECK, PrCheck};
 use crate::queue::{JobState, Queue, QueueError};
 
@@ -32,7 +32,7 @@ pub struct RecoveryReport {
 /// One pass over the repos the forge lists that `allowed` accepts.
 pub async fn recover_once(
     queue: &dyn Queue,
-    forge: &dyn Forge,
+    forge: &dyn Inventory,
     allowed: &(dyn Fn(&str) -> bool + Send + Sync),
 ) -> Result<RecoveryReport, RecoveryError> {
     let mut report = RecoveryReport::default();
@@ -74,7 +74,7 @@ pub async fn recover_once(
 /// Run [`recover_once`] now and then every `every` until `shutdown`.
 pub async fn run_periodically(
     queue: Arc<dyn Queue>,
-    forge: Arc<dyn Forge>,
+    forge: Arc<dyn Inventory>,
     allowed: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     every: Duration,
     shutdown: CancellationToken,

@@ -25,7 +25,9 @@ use super::{
     Command, CommandConfig, CommandKind, Decision, LookupError, Permission, PermissionLookup,
     authorize, check_sync_scope, parse_comment,
 };
-use crate::forge::{Forge, ForgeError, Identity, PullRequest, PullRequestState, Reaction};
+use crate::forge::{
+    Forge, ForgeError, Identity, Permissions, PullRequest, PullRequestState, Reaction,
+};
 use crate::jobs::{self, PrCheck};
 use crate::queue::JobState;
 use crate::runner::{Handler, JobContext, JobError};
@@ -73,7 +75,7 @@ impl Handler for CommandHandler {
 
 /// The author's permission through the forge's collaborator-permission API.
 struct ForgePermissions<'a> {
-    forge: &'a dyn Forge,
+    forge: &'a dyn Permissions,
     repo: &'a str,
 }
 
@@ -175,8 +177,7 @@ impl CommandHandler {
                 info!("comment by Capstan itself; ignored");
                 return Ok(());
             }
-            Ok(me) => Some(me),
-            Err(ForgeError::Unsupported { .. }) => None,
+            Ok(me) => me,
             Err(e) => return Err(forge_error("reading Capstan's own identity", e)),
         };
         if self.already_answered(ctx).await? {
@@ -241,8 +242,7 @@ impl CommandHandler {
                 )
             }
         };
-        self.post_reply(ctx, forge.as_ref(), me.as_ref(), cmd, &body)
-            .await
+        self.post_reply(ctx, forge.as_ref(), &me, cmd, &body).await
     }
 
     /// An earlier job for the same comment version finished: a redelivery of that event.
@@ -620,7 +620,7 @@ impl CommandHandler {
         &self,
         ctx: &JobContext,
         forge: &dyn Forge,
-        me: Option<&Identity>,
+        me: &Identity,
         cmd: &jobs::Command,
         body: &str,
     ) -> Result<(), JobError> {
@@ -632,7 +632,7 @@ impl CommandHandler {
                 .map_err(|e| forge_error("listing comments", e))?;
             let posted = comments.iter().any(|c| {
                 reply::is_reply_to(&c.body, cmd.comment_id, &cmd.comment_version)
-                    && me.is_none_or(|me| is_self(me, &c.author))
+                    && is_self(me, &c.author)
             });
             if posted {
                 info!("the reply was posted by an earlier attempt");

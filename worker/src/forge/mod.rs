@@ -1,7 +1,9 @@
-//! The forge (GitHub) as Capstan needs it, behind a trait so tests use a fake that keeps the real
-//! contract. Missed-event recovery reads repositories and open pull requests; the PR pipeline adds
-//! pull requests, changed files, comments, reactions, check runs, commit statuses, collaborator
-//! permissions and Capstan's own identity. `forge::github` implements it over GitHub's REST API.
+//! The forge (GitHub) as Capstan needs it, split by role so each consumer names what it uses and
+//! a second forge is told by the compiler what it lacks: [`Inventory`] (repositories and open pull
+//! requests, for missed-event recovery), [`Pulls`], [`Comments`], [`Checks`] (check runs and
+//! commit statuses), [`Permissions`] (collaborator permission) and [`Access`] (Capstan's identity
+//! and the git credential). [`Forge`] is all of them, as the service wires it. No role method has
+//! a default body. `forge::github` implements every role over GitHub's REST API.
 
 pub mod github;
 
@@ -98,10 +100,13 @@ pub struct IssueComment {
     pub author_is_bot: bool,
 }
 
-/// Reactions GitHub accepts on a comment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Reactions GitHub accepts on a comment (serialized as GitHub's `content` values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Reaction {
+    #[serde(rename = "+1")]
     PlusOne,
+    #[serde(rename = "-1")]
     MinusOne,
     Laugh,
     Confused,
@@ -127,7 +132,8 @@ impl Reaction {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     Queued,
     InProgress,
@@ -144,7 +150,8 @@ impl CheckStatus {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CheckConclusion {
     Success,
     Failure,
@@ -169,7 +176,8 @@ impl CheckConclusion {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AnnotationLevel {
     Notice,
     Warning,
@@ -221,7 +229,8 @@ pub struct CheckRun {
     pub output: Option<CheckOutput>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CommitState {
     Pending,
     Success,
@@ -322,7 +331,9 @@ pub enum ForgeError {
     /// The forge rejected the request's content (HTTP 422), with its own message.
     #[error("{repo}: the forge rejected the request: {message}")]
     Validation { repo: String, message: String },
-    /// This forge implementation cannot do that (e.g. a test fake, or check runs with a token).
+    /// The credentials cannot do this kind of request at all (check runs with a personal token:
+    /// GitHub allows them to Apps only). Not a missing implementation: the role traits below have
+    /// no defaults, so a forge implements every method of each role it claims.
     #[error("{repo}: not supported by this forge: {what}")]
     Unsupported { repo: String, what: String },
     /// Anything else (network, 5xx): worth retrying later.
@@ -330,123 +341,27 @@ pub enum ForgeError {
     Other { repo: String, message: String },
 }
 
-fn unsupported<T>(repo: &str, what: &str) -> Result<T, ForgeError> {
-    Err(ForgeError::Unsupported {
-        repo: repo.to_string(),
-        what: what.to_string(),
-    })
-}
-
-/// Everything Capstan asks of the forge. The methods after the first two have default bodies that
-/// refuse with [`ForgeError::Unsupported`], so narrow fakes (recovery tests) implement only what
-/// they serve; the GitHub forge implements all of them.
+/// What exists to be checked: the repositories the credentials cover and their open pull
+/// requests. Missed-event recovery needs only this role.
 #[async_trait]
-pub trait Forge: Send + Sync + 'static {
+pub trait Inventory: Send + Sync {
     /// Repositories this installation can see (`owner/name`).
     async fn repositories(&self) -> Result<Vec<String>, ForgeError>;
 
-    /// Open pull requests of `repo` with their head SHAs.
+    /// Open pull requests of `repo` with their head SHAs, across all pages.
     async fn open_pull_requests(&self, repo: &str) -> Result<Vec<OpenPullRequest>, ForgeError>;
+}
 
-    /// Capstan's own login on the forge.
-    async fn identity(&self) -> Result<Identity, ForgeError> {
-        unsupported("(installation)", "identity")
-    }
-
-    async fn pull_request(&self, repo: &str, number: u64) -> Result<PullRequest, ForgeError> {
-        let _ = number;
-        unsupported(repo, "pull_request")
-    }
-
-    /// Every file the pull request changes, across all pages.
-    async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<ChangedFile>, ForgeError> {
-        let _ = number;
-        unsupported(repo, "changed_files")
-    }
-
-    /// Every comment on the pull request's conversation, oldest first, across all pages.
-    async fn comments(&self, repo: &str, number: u64) -> Result<Vec<IssueComment>, ForgeError> {
-        let _ = number;
-        unsupported(repo, "comments")
-    }
-
-    async fn create_comment(
-        &self,
-        repo: &str,
-        number: u64,
-        body: &str,
-    ) -> Result<IssueComment, ForgeError> {
-        let _ = (number, body);
-        unsupported(repo, "create_comment")
-    }
-
-    async fn update_comment(
-        &self,
-        repo: &str,
-        comment_id: u64,
-        body: &str,
-    ) -> Result<IssueComment, ForgeError> {
-        let _ = (comment_id, body);
-        unsupported(repo, "update_comment")
-    }
-
-    async fn delete_comment(&self, repo: &str, comment_id: u64) -> Result<(), ForgeError> {
-        let _ = comment_id;
-        unsupported(repo, "delete_comment")
-    }
-
-    async fn add_reaction(
-        &self,
-        repo: &str,
-        comment_id: u64,
-        reaction: Reaction,
-    ) -> Result<(), ForgeError> {
-        let _ = (comment_id, reaction);
-        unsupported(repo, "add_reaction")
-    }
-
-    /// Creates a check run and returns its id.
-    async fn create_check_run(&self, repo: &str, run: &CheckRun) -> Result<u64, ForgeError> {
-        let _ = run;
-        unsupported(repo, "create_check_run")
-    }
-
-    /// Updates check run `id` (status, conclusion, output; `head_sha` is ignored).
-    async fn update_check_run(
-        &self,
-        repo: &str,
-        id: u64,
-        run: &CheckRun,
-    ) -> Result<(), ForgeError> {
-        let _ = (id, run);
-        unsupported(repo, "update_check_run")
-    }
-
-    async fn create_commit_status(
-        &self,
-        repo: &str,
-        sha: &str,
-        status: &CommitStatus,
-    ) -> Result<(), ForgeError> {
-        let _ = (sha, status);
-        unsupported(repo, "create_commit_status")
-    }
-
-    /// `user`'s permission on `repo`. Callers treat an error as "refuse".
-    async fn collaborator_permission(
-        &self,
-        repo: &str,
-        user: &str,
-    ) -> Result<Permission, ForgeError> {
-        let _ = user;
-        unsupported(repo, "collaborator_permission")
-    }
+/// Pull requests: read one, list by head or commit, open and edit (promotions).
+#[async_trait]
+pub trait Pulls: Send + Sync {
+    async fn pull_request(&self, repo: &str, number: u64) -> Result<PullRequest, ForgeError>;
 
     /// One pull request with its body and merge commit (GET `/repos/{o}/{r}/pulls/{n}`).
-    async fn pull_summary(&self, repo: &str, number: u64) -> Result<PullSummary, ForgeError> {
-        let _ = number;
-        unsupported(repo, "pull_summary")
-    }
+    async fn pull_summary(&self, repo: &str, number: u64) -> Result<PullSummary, ForgeError>;
+
+    /// Every file the pull request changes, across all pages.
+    async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<ChangedFile>, ForgeError>;
 
     /// Opens a pull request. GitHub answers 422 ("A pull request already exists for
     /// owner:branch.") when one is open for the branch.
@@ -454,45 +369,104 @@ pub trait Forge: Send + Sync + 'static {
         &self,
         repo: &str,
         pr: &NewPullRequest,
-    ) -> Result<PullSummary, ForgeError> {
-        let _ = pr;
-        unsupported(repo, "create_pull_request")
-    }
+    ) -> Result<PullSummary, ForgeError>;
 
     /// Open pull requests whose head is `branch` of `repo` itself.
     async fn pull_requests_by_head(
         &self,
         repo: &str,
         branch: &str,
-    ) -> Result<Vec<PullSummary>, ForgeError> {
-        let _ = branch;
-        unsupported(repo, "pull_requests_by_head")
-    }
+    ) -> Result<Vec<PullSummary>, ForgeError>;
 
     async fn update_pull_request(
         &self,
         repo: &str,
         number: u64,
         update: &PullUpdate,
-    ) -> Result<PullSummary, ForgeError> {
-        let _ = (number, update);
-        unsupported(repo, "update_pull_request")
-    }
+    ) -> Result<PullSummary, ForgeError>;
 
     /// Pull requests associated with a commit (its merge, squash or rebase result included).
     async fn commit_pull_requests(
         &self,
         repo: &str,
         sha: &str,
-    ) -> Result<Vec<PullSummary>, ForgeError> {
-        let _ = sha;
-        unsupported(repo, "commit_pull_requests")
-    }
+    ) -> Result<Vec<PullSummary>, ForgeError>;
+}
+
+/// The pull request's conversation: the sticky report, command replies, reactions.
+#[async_trait]
+pub trait Comments: Send + Sync {
+    /// Every comment on the pull request's conversation, oldest first, across all pages.
+    async fn comments(&self, repo: &str, number: u64) -> Result<Vec<IssueComment>, ForgeError>;
+
+    async fn create_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        body: &str,
+    ) -> Result<IssueComment, ForgeError>;
+
+    async fn update_comment(
+        &self,
+        repo: &str,
+        comment_id: u64,
+        body: &str,
+    ) -> Result<IssueComment, ForgeError>;
+
+    async fn delete_comment(&self, repo: &str, comment_id: u64) -> Result<(), ForgeError>;
+
+    async fn add_reaction(
+        &self,
+        repo: &str,
+        comment_id: u64,
+        reaction: Reaction,
+    ) -> Result<(), ForgeError>;
+}
+
+/// The verdict on a commit: check runs (Apps) or commit statuses (tokens).
+#[async_trait]
+pub trait Checks: Send + Sync {
+    /// Creates a check run and returns its id. [`ForgeError::Unsupported`] when the credentials
+    /// cannot create check runs; callers fall back to commit statuses.
+    async fn create_check_run(&self, repo: &str, run: &CheckRun) -> Result<u64, ForgeError>;
+
+    /// Updates check run `id` (status, conclusion, output; `head_sha` is ignored).
+    async fn update_check_run(&self, repo: &str, id: u64, run: &CheckRun)
+    -> Result<(), ForgeError>;
+
+    async fn create_commit_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        status: &CommitStatus,
+    ) -> Result<(), ForgeError>;
+}
+
+/// Who may do what: commands and cluster checks are authorized by this.
+#[async_trait]
+pub trait Permissions: Send + Sync {
+    /// `user`'s permission on `repo`. Callers treat an error as "refuse".
+    async fn collaborator_permission(
+        &self,
+        repo: &str,
+        user: &str,
+    ) -> Result<Permission, ForgeError>;
+}
+
+/// Capstan's own standing on the forge: who it is, and what `git` may use to fetch and push.
+#[async_trait]
+pub trait Access: Send + Sync {
+    /// Capstan's own login on the forge.
+    async fn identity(&self) -> Result<Identity, ForgeError>;
 
     /// A token `git fetch`/`git push` over https may use for `repo`, when the forge has one
     /// (an installation token or the personal token). `None`: fetch anonymously.
-    async fn git_token(&self, repo: &str) -> Result<Option<String>, ForgeError> {
-        let _ = repo;
-        Ok(None)
-    }
+    async fn git_token(&self, repo: &str) -> Result<Option<String>, ForgeError>;
 }
+
+/// Everything Capstan asks of a forge, as the service wires it (`Services::forge`). Consumers
+/// take the narrowest role they need (`&dyn Permissions`, `&dyn Inventory`, …); a type gets
+/// `Forge` by implementing every role, so the compiler lists what a second forge still lacks.
+pub trait Forge: Inventory + Pulls + Comments + Checks + Permissions + Access + 'static {}
+
+impl<T> Forge for T where T: Inventory + Pulls + Comments + Checks + Permissions + Access + 'static {}

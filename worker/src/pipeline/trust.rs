@@ -8,6 +8,7 @@
 //! `.capstan.yaml` as read from the default branch) as an argument.
 
 use crate::commands::Permission;
+use crate::forge::Permissions;
 use crate::jobs::PrCheck;
 use crate::services::Services;
 use crate::store::HeadHistory;
@@ -97,6 +98,7 @@ pub async fn for_head(
             "without GitHub credentials the author of the pull request cannot be checked".into(),
         );
     };
+    let forge: &dyn Permissions = forge;
     let lookup = |user: String| async move {
         let p = forge
             .collaborator_permission(&job.repo, &user)
