@@ -590,19 +590,20 @@ fn a_typo_in_the_settings_fails_check_with_key_line_and_suggestion() {
             )],
         )
         .unwrap();
-    b.set_ref("refs/heads/main", typo).unwrap();
+    b.set_ref("refs/heads/feature", typo).unwrap();
+    b.set_ref("refs/heads/main", good).unwrap();
     let says_it = |s: &str| {
         s.contains(".capstan.yaml:2")
             && s.contains("promtion")
             && s.contains("did you mean `promotion`?")
     };
 
-    let alone = run(&dir, &["check", "--head", "main"]);
+    let alone = run(&dir, &["check", "--head", "feature"]);
     let err = text(&alone.stderr);
     assert_eq!(alone.status.code(), Some(2), "{err}");
     assert!(says_it(&err), "{err}");
 
-    let change = run(&dir, &["check", "--base", "good", "--head", "main"]);
+    let change = run(&dir, &["check", "--base", "main", "--head", "feature"]);
     let out = text(&change.stdout);
     assert_eq!(
         change.status.code(),

@@ -221,41 +221,38 @@ fn added_exceptions(
     let base_settings = crate::settings::RepoSettings::from_tree(base_fs)
         .map(|(s, _)| s)
         .unwrap_or_default();
+    let added = |what: String| {
+        Finding::new(
+            RULE_WAIVER_ADDED,
+            findings::Severity::Warn,
+            "",
+            format!(
+                "this change adds {what} in .capstan.yaml; settings apply once they are on the default branch: not applied"
+            ),
+        )
+    };
     for e in &head_settings.policy.exceptions {
         if !base_settings.policy.exceptions.contains(e) {
-            out.push(Finding::new(
-                RULE_WAIVER_ADDED,
-                findings::Severity::Warn,
-                "",
-                format!(
-                    "this change adds a policy.exceptions entry for rule {:?} to .capstan.yaml; settings apply once they are on the default branch: not applied",
-                    e.rule
-                ),
-            ));
+            out.push(added(format!(
+                "a policy.exceptions entry for rule {:?}",
+                e.rule
+            )));
         }
     }
     let base_waivable = base_settings.policy.waivable.unwrap_or_default();
-    let new_waivable: Vec<&String> = head_settings
+    let new_waivable: Vec<&str> = head_settings
         .policy
         .waivable
         .iter()
         .flatten()
         .filter(|r| !base_waivable.contains(r))
+        .map(String::as_str)
         .collect();
     if !new_waivable.is_empty() {
-        out.push(Finding::new(
-            RULE_WAIVER_ADDED,
-            findings::Severity::Warn,
-            "",
-            format!(
-                "this change adds {} to policy.waivable in .capstan.yaml; settings apply once they are on the default branch: not applied",
-                new_waivable
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
+        out.push(added(format!(
+            "{} to policy.waivable",
+            new_waivable.join(", ")
+        )));
     }
     out
 }
@@ -316,7 +313,7 @@ pub fn app_sections_within(analysis: &Analysis, limits: &DiffLimits) -> Vec<AppS
             .or_default()
             .push(report_finding(f));
     }
-    analysis
+    let mut sections: Vec<AppSection> = analysis
         .apps
         .iter()
         .map(|a| {
@@ -335,8 +332,31 @@ pub fn app_sections_within(analysis: &Analysis, limits: &DiffLimits) -> Vec<AppS
                 live_diff: None,
             }
         })
-        .collect()
+        .collect();
+    // Findings of no affected app (the settings, an unused exception, a cross-app rule) must not
+    // be dropped: they get a section of their own after the apps, with nothing to diff.
+    for (app, findings) in by_app {
+        let name = if app.is_empty() {
+            REPOSITORY_SECTION
+        } else {
+            app
+        };
+        sections.push(AppSection {
+            name: name.to_string(),
+            environment: None,
+            diff: crate::diff::diff_objects(name, &[], &[], &[]),
+            findings,
+            argocd: None,
+            render_error: None,
+            live_diff: None,
+        });
+    }
+    sections
 }
+
+/// The report section holding findings about the repository as a whole (no app's): a name no
+/// Application can have.
+pub const REPOSITORY_SECTION: &str = "(repository)";
 
 #[cfg(test)]
 mod tests {
@@ -466,5 +486,66 @@ mod tests {
         assert_eq!(environment_of(&a).as_deref(), Some("prod"));
         a.manifest = serde_json::json!({});
         assert_eq!(environment_of(&a), None);
+    }
+
+    /// Exceptions the change writes into its own `.capstan.yaml` are listed, never applied: the
+    /// LoadBalancer's deny stays although the head's settings list an exception for it.
+    #[test]
+    fn settings_exceptions_the_change_adds_are_listed_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = RepoBuilder::init(dir.path()).unwrap();
+        let shop = app("shop", "shop");
+        let base = repo
+            .commit(
+                "base",
+                &[
+                    Change::Write("argocd/shop.yaml", shop.as_bytes()),
+                    Change::Write("shop/kustomization.yaml", KUSTOMIZATION.as_bytes()),
+                    Change::Write("shop/cm.yaml", cm("1").as_bytes()),
+                    Change::Write(".capstan.yaml", b"policy:\n  waivable: [image-tag]\n"),
+                ],
+            )
+            .unwrap();
+        let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: LoadBalancer\n  ports:\n    - port: 80\n";
+        let head = repo
+            .commit(
+                "head",
+                &[
+                    Change::Write("shop/svc.yaml", svc.as_bytes()),
+                    Change::Write(
+                        "shop/kustomization.yaml",
+                        b"resources:\n  - cm.yaml\n  - svc.yaml\n",
+                    ),
+                    Change::Write(
+                        ".capstan.yaml",
+                        b"policy:\n  waivable: [image-tag, service-exposure]\n  exceptions:\n    - {rule: service-exposure, objects: ['*'], reason: mine}\n",
+                    ),
+                ],
+            )
+            .unwrap();
+        let git = GitRepo::open(dir.path()).unwrap();
+        let (base_fs, head_fs) = (git.tree_fs(base).unwrap(), git.tree_fs(head).unwrap());
+        let engine = PolicyEngine::new(&PolicySources::read(&base_fs).unwrap()).unwrap();
+        let cfg = DiscoveryConfig {
+            repo_urls: vec!["https://github.com/acme/gitops".into()],
+            ..DiscoveryConfig::default()
+        };
+        let renderer = Renderer::new(RenderConfig::default());
+        let trees = Trees {
+            base: Some(&base_fs),
+            head: &head_fs,
+        };
+        let analysis = analyze(&trees, &engine, &cfg, &renderer, BaseRenders::Skip).unwrap();
+        let f = &analysis.policy.findings;
+        assert!(f.iter().any(|f| f.rule == "service-exposure"), "{f:#?}");
+        let added: Vec<&str> = f
+            .iter()
+            .filter(|f| f.rule == RULE_WAIVER_ADDED)
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(added.len(), 2, "{added:#?}");
+        assert!(added[0].contains("policy.exceptions entry for rule \"service-exposure\""));
+        assert!(added[1].contains("adds service-exposure to policy.waivable"));
+        assert!(analysis.policy.suppressed.is_empty());
     }
 }
