@@ -37,34 +37,99 @@ pub enum Failure {
 }
 
 /// Applies `patch` to `dst`; `nulls` and `patch_nulls` say how their null fields were spelled.
-/// Returns `Ok(false)` when the patch deletes the whole object.
+/// Returns `None` when the patch deletes the whole object, else how the merged object's nulls
+/// are spelled (a later merge walks it again).
 pub fn apply(
     dst: &mut Value,
     nulls: &NullSpelling,
     patch: &Value,
     patch_nulls: &NullSpelling,
-) -> Result<bool, Failure> {
+) -> Result<Option<NullSpelling>, Failure> {
     if directive(patch) == Some("delete") {
-        return Ok(false);
+        return Ok(None);
+    }
+    if nulls
+        .unknown
+        .iter()
+        .any(|p| dst.pointer(p).is_some_and(Value::is_null))
+    {
+        return Err(Failure::Unsupported(
+            "strategic merge patch on an object with a null whose spelling is unknown".into(),
+        ));
     }
     let ty = schema_of(dst, TypeRef::none());
-    settle_nulls(dst, ty, &mut String::new(), nulls, Settle::Drop)?;
+    let mut dest = dst.clone();
+    mark_empty(&mut dest, nulls);
     let mut patch = patch.clone();
-    let pty = schema_of(&patch, TypeRef::none());
-    settle_nulls(
-        &mut patch,
-        pty,
-        &mut String::new(),
-        patch_nulls,
-        Settle::Null,
-    )?;
+    mark_empty(&mut patch, patch_nulls);
     let root = FieldInfo::none();
-    match walk(Some(dst), Some(&patch), ty, &root)? {
-        Some((v, _)) if v.is_object() => {
+    match walk(Some(&dest), Some(&patch), ty, &root, false)? {
+        Some((mut v, _)) if v.is_object() => {
+            let mut spelling = NullSpelling::default();
+            unmark_empty(&mut v, &mut String::new(), &mut spelling);
             *dst = v;
-            Ok(true)
+            Ok(Some(spelling))
         }
-        _ => Ok(false),
+        _ => Ok(None),
+    }
+}
+
+/// Stand-ins for the values left empty while the walk runs, so that their spelling travels with
+/// them (kyaml keeps each scalar's text): a null, and an empty value that prints as `""` (in a
+/// flow mapping, or a resource's annotation). NUL-prefixed, so never real text.
+const EMPTY_NULL: &str = "\u{0}smp-empty-null";
+const EMPTY_TEXT: &str = "\u{0}smp-empty-text";
+
+fn mark_empty(v: &mut Value, nulls: &NullSpelling) {
+    for p in &nulls.empty {
+        if let Some(x) = v.pointer_mut(p) {
+            if x.is_null() {
+                *x = Value::String(EMPTY_NULL.into());
+            } else if x.as_str() == Some("") {
+                *x = Value::String(EMPTY_TEXT.into());
+            }
+        }
+    }
+}
+
+fn unmark_empty(v: &mut Value, ptr: &mut String, out: &mut NullSpelling) {
+    match v {
+        Value::String(s) if s == EMPTY_NULL || s == EMPTY_TEXT => {
+            out.empty.insert(ptr.clone());
+            *v = if s == EMPTY_NULL {
+                Value::Null
+            } else {
+                Value::String(String::new())
+            };
+        }
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                let len = ptr.len();
+                ptr.push('/');
+                ptr.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                unmark_empty(x, ptr, out);
+                ptr.truncate(len);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter_mut().enumerate() {
+                let len = ptr.len();
+                ptr.push('/');
+                ptr.push_str(&i.to_string());
+                unmark_empty(x, ptr, out);
+                ptr.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A null to the walk: written out, or left empty.
+fn nullish(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s == EMPTY_NULL || s == EMPTY_TEXT,
+        _ => false,
     }
 }
 
@@ -84,69 +149,6 @@ fn schema_of(v: &Value, ty: TypeRef) -> TypeRef {
 
 fn merged_by_key(info: &FieldInfo) -> bool {
     info.strategy.split(',').any(|s| s == "merge")
-}
-
-/// What [`settle_nulls`] does with a field left empty.
-#[derive(Clone, Copy, PartialEq)]
-enum Settle {
-    /// The original's: dropped, so the walk sees every remaining null as written.
-    Drop,
-    /// The patch's: a null again where the loader kept it as the `""` kustomize prints.
-    Null,
-}
-
-/// Wherever the merge walk reaches (maps and merged lists), settles the fields left empty in the
-/// source (see [`Settle`]); spelled-out nulls stay, and so does everything in lists the walk
-/// does not enter.
-fn settle_nulls(
-    v: &mut Value,
-    ty: TypeRef,
-    ptr: &mut String,
-    nulls: &NullSpelling,
-    how: Settle,
-) -> Result<(), Failure> {
-    let ty = schema_of(v, ty);
-    let Value::Object(m) = v else {
-        return Ok(());
-    };
-    let mut empty = Vec::new();
-    for (k, x) in m.iter_mut() {
-        let len = ptr.len();
-        ptr.push('/');
-        ptr.push_str(&k.replace('~', "~0").replace('/', "~1"));
-        let info = ty.field(k);
-        let left_empty = |x: &Value| {
-            (x.is_null() || x.as_str() == Some("")) && nulls.empty.contains(ptr.as_str())
-        };
-        match x {
-            Value::Null if how == Settle::Drop && nulls.unknown.contains(ptr.as_str()) => {
-                return Err(Failure::Unsupported(
-                    "strategic merge patch on an object with a null whose spelling is unknown"
-                        .into(),
-                ));
-            }
-            x if left_empty(x) => match how {
-                Settle::Drop => empty.push(k.clone()),
-                Settle::Null => *x = Value::Null,
-            },
-            Value::Object(_) => settle_nulls(x, info.ty, ptr, nulls, how)?,
-            Value::Array(items) if merged_by_key(&info) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    let len = ptr.len();
-                    ptr.push('/');
-                    ptr.push_str(&i.to_string());
-                    settle_nulls(item, info.ty, ptr, nulls, how)?;
-                    ptr.truncate(len);
-                }
-            }
-            _ => {}
-        }
-        ptr.truncate(len);
-    }
-    for k in empty {
-        m.remove(&k);
-    }
-    Ok(())
 }
 
 fn directive(v: &Value) -> Option<&str> {
@@ -171,7 +173,7 @@ fn node_kind(v: &Value) -> &'static str {
 /// kustomize refuses to merge a value of one node kind into another.
 fn check_kinds(want: &Value, sources: [Option<&Value>; 2]) -> Result<(), Failure> {
     for s in sources.into_iter().flatten() {
-        if !s.is_null() && node_kind(s) != node_kind(want) {
+        if !nullish(s) && node_kind(s) != node_kind(want) {
             return Err(Failure::Invalid(format!(
                 "wrong node kind: expected {} but got {}",
                 node_kind(want),
@@ -184,34 +186,38 @@ fn check_kinds(want: &Value, sources: [Option<&Value>; 2]) -> Result<(), Failure
 
 /// One step of the walk: the original's value (`dest`) and the patch's (`origin`) at the same
 /// place, `ty` the schema of a map there, `info` what the parent's schema says of the field.
-/// `None` leaves the field out.
+/// `same`: below a place where kyaml took the patch's node as the result, both sources are that
+/// one node (what the walk changes in one, it changes in the other). `None` leaves the field out.
 fn walk(
     dest: Option<&Value>,
     origin: Option<&Value>,
     ty: TypeRef,
     info: &FieldInfo,
+    same: bool,
 ) -> Result<Option<(Value, Picked)>, Failure> {
     fn present(v: Option<&Value>) -> Option<&Value> {
-        v.filter(|x| !x.is_null())
+        v.filter(|x| !nullish(x))
     }
     let Some(first) = present(dest).or(present(origin)) else {
-        // Only nulls: a spelled-out null of the original stays when the patch says nothing.
+        // Only nulls: a spelled-out null of the original stays when the patch says nothing, one
+        // left empty goes.
         return Ok(match (dest, origin) {
-            (Some(d), None) => Some((d.clone(), Picked::Dest)),
+            (Some(Value::Null), None) => Some((Value::Null, Picked::Dest)),
             _ => None,
         });
     };
     check_kinds(first, [dest, origin])?;
     match first {
-        Value::Object(_) => walk_map(present(dest), origin, ty),
-        Value::Array(_) if merged_by_key(info) => walk_assoc(present(dest), origin, ty, info),
+        Value::Object(_) => walk_map(present(dest), origin, ty, same),
+        Value::Array(_) if merged_by_key(info) => walk_assoc(present(dest), origin, ty, info, same),
         Value::Array(_) => Ok(match origin {
+            Some(o) if nullish(o) => None,
             // Replaced as written, never entered.
             Some(o) => Some((o.clone(), Picked::Origin)),
             None => dest.map(|d| (d.clone(), Picked::Dest)),
         }),
         _ => Ok(match origin {
-            Some(o) if o.is_null() => None,
+            Some(o) if nullish(o) => None,
             Some(o) => Some((o.clone(), Picked::Origin)),
             None => dest.map(|d| (d.clone(), Picked::Dest)),
         }),
@@ -241,10 +247,11 @@ fn walk_map(
     dest: Option<&Value>,
     origin: Option<&Value>,
     ty: TypeRef,
+    same: bool,
 ) -> Result<Option<(Value, Picked)>, Failure> {
     let mut origin = origin.cloned();
     // The map the fields are set on, and the sources its fields are walked with.
-    let (mut base, picked, dest_src) = match dest {
+    let (mut base, picked, dest_src) = match dest.filter(|_| !same) {
         None => {
             // Nothing in the original: the patch's map lands, walked against itself.
             let Some(mut o) = origin.clone() else {
@@ -257,7 +264,7 @@ fn walk_map(
             (o.clone(), Picked::Origin, Some(o))
         }
         Some(d) => {
-            if origin.as_ref().is_some_and(Value::is_null) {
+            if origin.as_ref().is_some_and(nullish) {
                 return Ok(None);
             }
             let dir = match origin.as_mut() {
@@ -274,6 +281,7 @@ fn walk_map(
             }
         }
     };
+    let same_below = same || picked == Picked::Origin;
     let ty = schema_of(dest_src.as_ref().unwrap_or(&base), ty);
     let ty = match &origin {
         Some(o) if !ty.is_some() => schema_of(o, ty),
@@ -301,15 +309,15 @@ fn walk_map(
         let info = ty.field(&k);
         let d = dest_src.as_ref().and_then(|v| v.get(&k));
         let o = origin.as_ref().and_then(|v| v.get(&k));
-        let val = walk(d, o, info.ty, &info)?;
+        let val = walk(d, o, info.ty, &info, same_below)?;
         let Value::Object(bm) = &mut base else {
             break;
         };
         match val {
-            Some((v, _)) if !v.is_null() || d.is_some_and(Value::is_null) && o.is_none() => {
+            Some((v, _)) => {
                 bm.insert(k, v);
             }
-            _ => {
+            None => {
                 bm.remove(&k);
             }
         }
@@ -328,6 +336,7 @@ fn node(v: &Value) -> Node {
 /// The text kyaml compares for a scalar (`node.Value`); collections have none.
 fn scalar_text(v: &Value) -> String {
     match v {
+        v if nullish(v) => String::new(),
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
@@ -336,13 +345,14 @@ fn scalar_text(v: &Value) -> String {
 }
 
 fn null_or_empty_map(v: &Value) -> bool {
-    v.is_null() || v.as_object().is_some_and(|m| m.is_empty())
+    nullish(v) || v.as_object().is_some_and(|m| m.is_empty())
 }
 
 /// The value of `key` for keyed matching: empty when missing, null or an empty collection.
 fn key_value(elem: &Value, key: &str) -> String {
     match elem.get(key) {
-        None | Some(Value::Null) => String::new(),
+        None => String::new(),
+        Some(v) if nullish(v) => String::new(),
         Some(Value::Object(m)) if m.is_empty() => String::new(),
         Some(Value::Array(a)) if a.is_empty() => String::new(),
         Some(v) => scalar_text(v),
@@ -352,7 +362,7 @@ fn key_value(elem: &Value, key: &str) -> String {
 /// kyaml's `FieldMatcher{Name, StringValue}` on a map element: the field when present and, for a
 /// non-empty `value`, holding that text.
 fn field_matches(elem: &Value, key: &str, value: &str) -> Result<bool, Failure> {
-    if elem.is_null() {
+    if nullish(elem) {
         return Ok(false);
     }
     if key.is_empty() {
@@ -435,7 +445,7 @@ fn element_setter(
     let Some(e) = element else {
         return Ok(());
     };
-    if e.borrow().is_null() {
+    if nullish(&e.borrow()) {
         return Ok(());
     }
     if !matched {
@@ -556,24 +566,28 @@ fn walk_assoc(
     origin: Option<&Value>,
     ty: TypeRef,
     info: &FieldInfo,
+    same: bool,
 ) -> Result<Option<(Value, Picked)>, Failure> {
     let mut origin_list: Option<Vec<Value>> = match origin {
         Some(Value::Array(a)) => Some(a.clone()),
-        Some(o) if o.is_null() => return Ok(None),
+        Some(o) if nullish(o) => return Ok(None),
         _ => None,
     };
     let (dest_list, picked): (Vec<Value>, Picked) = match dest {
+        _ if same => {
+            // One list as both sources: its directive is read (and removed) like a patch's.
+            let mut o = origin_list.clone().unwrap_or_default();
+            if take_list_directive(&mut o)?.as_deref() == Some("delete") {
+                return Ok(None);
+            }
+            (o, Picked::Origin)
+        }
         None => {
+            // Nothing to merge into: kyaml takes the patch's list as it is, directive elements
+            // included, and walks it against itself.
             let Some(o) = origin_list.clone() else {
                 return Ok(None);
             };
-            if o.iter()
-                .any(|e| e.get("$patch").is_some() && e.as_object().is_some_and(|m| m.len() == 1))
-            {
-                return Err(Failure::Unsupported(
-                    "list directive $patch in a patch list with nothing to merge into".into(),
-                ));
-            }
             (o, Picked::Origin)
         }
         Some(d) => {
@@ -590,7 +604,7 @@ fn walk_assoc(
     };
     // After `replace` or with nothing in the original, kyaml walks the patch's list against
     // itself: both sources are the same nodes.
-    let same = picked == Picked::Origin;
+    let same = same || picked == Picked::Origin;
     let mut dest_nodes: Vec<Node> = dest_list.iter().map(node).collect();
     let origin_nodes: Vec<Node> = if same {
         dest_nodes.clone()
@@ -657,7 +671,12 @@ fn walk_assoc(
         };
         let dv = d.as_ref().map(|n| n.borrow().clone());
         let ov = o.as_ref().map(|n| n.borrow().clone());
-        let val = walk(dv.as_ref(), ov.as_ref(), ty, &FieldInfo::none())?;
+        let val = walk(dv.as_ref(), ov.as_ref(), ty, &FieldInfo::none(), same)?;
+        // Reading an element's directive removes it from the patch's node, which (when both
+        // sources are one list) is also the element a later step may keep as it is.
+        if let Some(o) = &o {
+            let _ = take_map_directive(&mut o.borrow_mut());
+        }
         let val_node = match val {
             Some((v, Picked::Dest)) => d.map(|n| {
                 *n.borrow_mut() = v;

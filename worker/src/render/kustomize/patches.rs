@@ -139,7 +139,23 @@ fn apply_json(r: &mut Res, ops: &Value, src: &str) -> Result<(), KustomizeError>
         r.name().to_string(),
         r.namespace().to_string(),
     );
+    // kustomize applies the patch to the object's JSON: annotations left empty (block style)
+    // come back as the text `null`, as does any annotation the patch sets to null.
+    for p in &r.nulls.empty_annotations {
+        if let Some(v) = r.v.pointer_mut(p)
+            && v.as_str() == Some("")
+        {
+            *v = Value::String("null".into());
+        }
+    }
     patch_json6902::apply(&mut r.v, ops).map_err(|e| KustomizeError::invalid(src, e))?;
+    if let Some(Value::Object(ann)) = r.v.pointer_mut("/metadata/annotations") {
+        for v in ann.values_mut() {
+            if v.is_null() {
+                *v = Value::String("null".into());
+            }
+        }
+    }
     // kustomize applies JSON patches to a JSON copy and rebuilds the object: no shared nodes.
     r.aliases.clear();
     r.json_patched = true;
@@ -176,12 +192,14 @@ fn apply_smp(
         r.kind().to_string(),
     );
     let snapshot = r.alias_snapshot();
-    let keep = patch_smp::apply(&mut r.v, &r.nulls, patch, spelling).map_err(|e| match e {
+    let merged = patch_smp::apply(&mut r.v, &r.nulls, patch, spelling).map_err(|e| match e {
         patch_smp::Failure::Unsupported(feature) => KustomizeError::unsupported(feature, src),
         patch_smp::Failure::Invalid(message) => KustomizeError::invalid(src, message),
     })?;
-    // The merge dropped every empty null it reached and never reaches the others.
-    r.nulls = NullSpelling::default();
+    let keep = merged.is_some();
+    // Empty values the merge did not reach (in lists it replaced or copied) stay empty for the
+    // next merge.
+    r.nulls = merged.unwrap_or_default();
     r.propagate_aliases(&snapshot);
     if !keep || r.v.as_object().is_some_and(|o| o.is_empty()) {
         return Ok(false);

@@ -34,6 +34,9 @@ pub struct NullSpelling {
     /// JSON pointers of null fields whose spelling the loader could not read from the source
     /// (a key written with escapes, an alias of a node it did not see defined).
     pub unknown: BTreeSet<String>,
+    /// JSON pointers of annotations left empty in block style: printed as `""`, but a JSON patch
+    /// (which rebuilds the object from JSON) turns them into the text `null`.
+    pub empty_annotations: BTreeSet<String>,
 }
 
 impl NullSpelling {
@@ -49,6 +52,7 @@ impl NullSpelling {
         NullSpelling {
             empty: rebase(&self.empty),
             unknown: rebase(&self.unknown),
+            empty_annotations: rebase(&self.empty_annotations),
         }
     }
 }
@@ -144,9 +148,16 @@ const UNKNOWN_NULL: &str = "\u{0}unknown-null";
 /// a flow collection (`{a: }`; go-yaml cannot emit an empty plain scalar there and quotes it)
 /// and a resource's annotation (kustomize writes annotations back as strings of their text).
 const EMPTY_TEXT: &str = "\u{0}empty-text";
+/// [`EMPTY_TEXT`] for an annotation left empty in block style.
+const EMPTY_ANNOTATION: &str = "\u{0}empty-annotation";
 
 fn take_null_marks(v: &mut Value, ptr: &mut String, out: &mut NullSpelling) {
-    if matches!(v, Value::String(s) if s == EMPTY_TEXT) {
+    if let Value::String(s) = v
+        && (s == EMPTY_TEXT || s == EMPTY_ANNOTATION)
+    {
+        if s == EMPTY_ANNOTATION {
+            out.empty_annotations.insert(ptr.clone());
+        }
         out.empty.insert(ptr.clone());
         *v = Value::String(String::new());
         return;
@@ -572,7 +583,12 @@ impl<'de> Visitor<'de> for AnnotationValue<'_> {
                 return Ok(Value::Null);
             }
             if !seed.patch && v.is_empty() {
-                return Ok(Value::String(EMPTY_TEXT.to_string()));
+                let flow = seed.after_key.is_some_and(|end| {
+                    null_text(seed.src, end, &NullCtx::default()) == NullText::FlowEmpty
+                });
+                return Ok(Value::String(
+                    if flow { EMPTY_TEXT } else { EMPTY_ANNOTATION }.to_string(),
+                ));
             }
         }
         Ok(Value::String(v.to_string()))
