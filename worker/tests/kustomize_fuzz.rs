@@ -94,20 +94,6 @@ fn helm_charts_are_reported_unsupported_naming_the_file() {
 }
 
 #[test]
-fn patch_element_without_merge_key_is_unsupported_not_guessed() {
-    let fs = MemFs::new()
-        .with("kustomization.yaml", "resources:\n- s.yaml\npatches:\n- path: p.yaml\n")
-        .with("s.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - name: http\n    port: 80\n")
-        .with("p.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - name: http\n    nodePort: 30080\n");
-    let err = build(&fs, &RepoPath::root()).unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("unsupported kustomize feature:"),
-        "{err}"
-    );
-}
-
-#[test]
 fn inputs_list_every_file_read() {
     let fs = tree(
         "resources:\n- base\nconfigMapGenerator:\n- name: c\n  files: [f.txt]\n",

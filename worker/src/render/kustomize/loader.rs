@@ -381,7 +381,7 @@ impl<'a> Loader<'a> {
     /// Every object in one YAML text (`List` kinds expanded).
     pub fn parse_resources(&self, text: &str, file: &str) -> Result<Vec<Res>, KustomizeError> {
         let mut out = Vec::new();
-        for doc in yaml_load::parse_documents(text, file)? {
+        for (doc, nulls) in yaml_load::parse_resource_documents(text, file)? {
             let Value::Object(obj) = &doc else {
                 return Err(KustomizeError::invalid(file, "document is not a mapping"));
             };
@@ -391,25 +391,19 @@ impl<'a> Loader<'a> {
             if kind.ends_with("List")
                 && let Some(Value::Array(items)) = obj.get("items")
             {
-                for item in items {
-                    out.push(check_object(item.clone(), file)?);
+                for (i, item) in items.iter().enumerate() {
+                    let mut r = check_object(item.clone(), file)?;
+                    r.nulls = nulls.below(&format!("/items/{i}"));
+                    out.push(r);
                 }
                 continue;
             }
-            out.push(check_object(doc, file)?);
-        }
-        if spells_out_null(text) {
-            out.iter_mut().for_each(|r| r.explicit_nulls = true);
+            let mut r = check_object(doc, file)?;
+            r.nulls = nulls;
+            out.push(r);
         }
         Ok(out)
     }
-}
-
-/// Whether any plain token of `text` is a spelled-out null. Over-approximates (a `null` word
-/// inside a string counts): a false hit only turns a render into a refusal.
-fn spells_out_null(text: &str) -> bool {
-    text.split(|c: char| c.is_whitespace() || matches!(c, ',' | '{' | '}' | '[' | ']' | ':'))
-        .any(|t| matches!(t, "null" | "Null" | "NULL" | "~"))
 }
 
 fn check_object(v: Value, file: &str) -> Result<Res, KustomizeError> {

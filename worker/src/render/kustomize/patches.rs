@@ -7,6 +7,7 @@ use super::KustomizeError;
 use super::loader::{Kust, Loader};
 use super::resource::{Res, obj_mut};
 use super::selector::Selector;
+use super::yaml_load::NullSpelling;
 use super::{patch_json6902, patch_smp, yaml_load};
 
 /// Inline patch text or a file next to the kustomization.
@@ -58,7 +59,7 @@ pub fn run_patches(ld: &mut Loader, k: &Kust, ra: &mut Vec<Res>) -> Result<(), K
             name: opt("allowNameChange"),
             kind: opt("allowKindChange"),
         };
-        let mut docs = parse_patch(&text, &src)?;
+        let (mut docs, spellings) = parse_patch(&text, &src)?;
         if is_json_patch(&docs) {
             // kustomize reads JSON patches with go-yaml v2 (YAML 1.1 booleans).
             docs = vec![yaml_load::parse_kustomization(&text, &src)?];
@@ -81,7 +82,7 @@ pub fn run_patches(ld: &mut Loader, k: &Kust, ra: &mut Vec<Res>) -> Result<(), K
             }
             continue;
         }
-        for doc in &docs {
+        for (doc, spelling) in docs.iter().zip(&spellings) {
             match &target {
                 Some(sel) => {
                     let mut keep = Vec::with_capacity(ra.len());
@@ -108,7 +109,7 @@ pub fn run_patches(ld: &mut Loader, k: &Kust, ra: &mut Vec<Res>) -> Result<(), K
                                     Value::String(r.api_version().to_string()),
                                 );
                             }
-                            if !apply_smp(&mut r, &p, &src, allow)? {
+                            if !apply_smp(&mut r, (&p, spelling), &src, allow)? {
                                 continue;
                             }
                         }
@@ -116,19 +117,20 @@ pub fn run_patches(ld: &mut Loader, k: &Kust, ra: &mut Vec<Res>) -> Result<(), K
                     }
                     *ra = keep;
                 }
-                None => smp_by_id(ra, doc, &src)?,
+                None => smp_by_id(ra, (doc, spelling), &src)?,
             }
         }
     }
     Ok(())
 }
 
-fn parse_patch(text: &str, src: &str) -> Result<Vec<Value>, KustomizeError> {
-    let docs = yaml_load::parse_documents(text, src)?;
+/// The documents of a patch, each with the spelling of its nulls.
+fn parse_patch(text: &str, src: &str) -> Result<(Vec<Value>, Vec<NullSpelling>), KustomizeError> {
+    let docs = yaml_load::parse_patch_documents(text, src)?;
     if docs.is_empty() {
         return Err(KustomizeError::invalid(src, "patch is empty"));
     }
-    Ok(docs)
+    Ok(docs.into_iter().unzip())
 }
 
 fn apply_json(r: &mut Res, ops: &Value, src: &str) -> Result<(), KustomizeError> {
@@ -137,10 +139,28 @@ fn apply_json(r: &mut Res, ops: &Value, src: &str) -> Result<(), KustomizeError>
         r.name().to_string(),
         r.namespace().to_string(),
     );
+    // kustomize applies the patch to the object's JSON: annotations left empty (block style)
+    // come back as the text `null`, as does any annotation the patch sets to null.
+    for p in &r.nulls.empty_annotations {
+        if let Some(v) = r.v.pointer_mut(p)
+            && v.as_str() == Some("")
+        {
+            *v = Value::String("null".into());
+        }
+    }
     patch_json6902::apply(&mut r.v, ops).map_err(|e| KustomizeError::invalid(src, e))?;
+    if let Some(Value::Object(ann)) = r.v.pointer_mut("/metadata/annotations") {
+        for v in ann.values_mut() {
+            if v.is_null() {
+                *v = Value::String("null".into());
+            }
+        }
+    }
     // kustomize applies JSON patches to a JSON copy and rebuilds the object: no shared nodes.
     r.aliases.clear();
     r.json_patched = true;
+    // Rebuilt from JSON, where every null is spelled out.
+    r.nulls = NullSpelling::default();
     let after = (
         r.kind().to_string(),
         r.name().to_string(),
@@ -154,7 +174,12 @@ fn apply_json(r: &mut Res, ops: &Value, src: &str) -> Result<(), KustomizeError>
 
 /// Returns false when the patch deleted the resource. Name, namespace and kind survive the
 /// patch, as in kustomize.
-fn apply_smp(r: &mut Res, patch: &Value, src: &str, allow: Allow) -> Result<bool, KustomizeError> {
+fn apply_smp(
+    r: &mut Res,
+    (patch, spelling): (&Value, &NullSpelling),
+    src: &str,
+    allow: Allow,
+) -> Result<bool, KustomizeError> {
     if !patch.is_object() {
         return Err(KustomizeError::invalid(
             src,
@@ -166,17 +191,15 @@ fn apply_smp(r: &mut Res, patch: &Value, src: &str, allow: Allow) -> Result<bool
         r.namespace().to_string(),
         r.kind().to_string(),
     );
-    // kustomize keeps a field written `null` (or set to null by a JSON patch) but drops one
-    // left empty; both parse to null.
-    if (r.explicit_nulls || r.json_patched) && has_null(&r.v) {
-        return Err(KustomizeError::unsupported(
-            "strategic merge patch on an object with a field written as null",
-            src,
-        ));
-    }
     let snapshot = r.alias_snapshot();
-    let keep =
-        patch_smp::apply(&mut r.v, patch).map_err(|e| KustomizeError::unsupported(e.0, src))?;
+    let merged = patch_smp::apply(&mut r.v, &r.nulls, patch, spelling).map_err(|e| match e {
+        patch_smp::Failure::Unsupported(feature) => KustomizeError::unsupported(feature, src),
+        patch_smp::Failure::Invalid(message) => KustomizeError::invalid(src, message),
+    })?;
+    let keep = merged.is_some();
+    // Empty values the merge did not reach (in lists it replaced or copied) stay empty for the
+    // next merge.
+    r.nulls = merged.unwrap_or_default();
     r.propagate_aliases(&snapshot);
     if !keep || r.v.as_object().is_some_and(|o| o.is_empty()) {
         return Ok(false);
@@ -211,7 +234,11 @@ struct Allow {
 }
 
 /// A strategic merge patch without target applies to the one resource with its id.
-fn smp_by_id(ra: &mut Vec<Res>, doc: &Value, src: &str) -> Result<(), KustomizeError> {
+fn smp_by_id(
+    ra: &mut Vec<Res>,
+    (doc, spelling): (&Value, &NullSpelling),
+    src: &str,
+) -> Result<(), KustomizeError> {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
     let av = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let name = doc
@@ -242,7 +269,7 @@ fn smp_by_id(ra: &mut Vec<Res>, doc: &Value, src: &str) -> Result<(), KustomizeE
         .collect();
     match matches.as_slice() {
         [i] => {
-            if !apply_smp(&mut ra[*i], doc, src, Allow::default())? {
+            if !apply_smp(&mut ra[*i], (doc, spelling), src, Allow::default())? {
                 ra.remove(*i);
             }
             Ok(())
@@ -275,14 +302,15 @@ pub fn run_strategic_merge_legacy(
         } else {
             load_text(ld, k, Some(&entry), None)?
         };
-        for doc in parse_patch(&text, &src)? {
+        let (docs, spellings) = parse_patch(&text, &src)?;
+        for (doc, spelling) in docs.iter().zip(&spellings) {
             if doc.is_array() {
                 return Err(KustomizeError::invalid(
                     &src,
                     "patchesStrategicMerge entry is a JSON patch",
                 ));
             }
-            smp_by_id(ra, &doc, &src)?;
+            smp_by_id(ra, (doc, spelling), &src)?;
         }
     }
     Ok(())
@@ -306,7 +334,7 @@ pub fn run_json6902_legacy(
         let path = item.get("path").and_then(Value::as_str);
         let inline = item.get("patch").and_then(Value::as_str);
         let (text, src) = load_text(ld, k, path, inline)?;
-        let mut docs = parse_patch(&text, &src)?;
+        let (mut docs, _) = parse_patch(&text, &src)?;
         if is_json_patch(&docs) {
             docs = vec![yaml_load::parse_kustomization(&text, &src)?];
         }
@@ -330,13 +358,4 @@ pub fn run_json6902_legacy(
         }
     }
     Ok(())
-}
-
-fn has_null(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Object(m) => m.values().any(has_null),
-        Value::Array(a) => a.iter().any(has_null),
-        _ => false,
-    }
 }

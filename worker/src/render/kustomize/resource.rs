@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value};
 
+use super::yaml_load::NullSpelling;
+
 /// How a generated ConfigMap/Secret combines with one of the same id from an earlier layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Behavior {
@@ -30,9 +32,11 @@ pub struct Res {
     pub aliases: Vec<Vec<String>>,
     /// A JSON patch rebuilt the object (kustomize then records the patch as its origin).
     pub json_patched: bool,
-    /// The source text spells a null out (`null`, `~`): kustomize's strategic merge keeps such
-    /// fields but drops fields left empty, and the parsed value cannot tell them apart.
-    pub explicit_nulls: bool,
+    /// Which null fields the source left empty rather than spelled out: kustomize's strategic
+    /// merge drops the former and keeps the latter. Empty after a JSON patch (kustomize rebuilds
+    /// the object from JSON, where every null is spelled out) and after a strategic merge (the
+    /// empty ones it reaches are gone, and it never reaches the rest).
+    pub nulls: NullSpelling,
 }
 
 impl Res {
@@ -46,7 +50,7 @@ impl Res {
             behavior: None,
             aliases: Vec::new(),
             json_patched: false,
-            explicit_nulls: false,
+            nulls: NullSpelling::default(),
         }
     }
 

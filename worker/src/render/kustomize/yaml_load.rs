@@ -7,6 +7,8 @@
 //! positions as `crate::yaml`); plain scalars are told apart from quoted ones by looking at the
 //! source byte before the borrowed slice.
 
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -16,16 +18,77 @@ use super::KustomizeError;
 
 /// Parses every non-empty document of `text`.
 pub fn parse_documents(text: &str, file: &str) -> Result<Vec<Value>, KustomizeError> {
-    parse_documents_with(text, file, false)
+    Ok(parse_documents_with(text, file, false, Marks::None)?
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect())
+}
+
+/// Which null fields of a resource were left empty (`key:`) rather than spelled out (`null`,
+/// `~`). Both parse to null, but kustomize's strategic merge keeps a spelled-out null and drops a
+/// field left empty (kyaml keeps the scalar's text), so a resource remembers the difference.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NullSpelling {
+    /// JSON pointers of fields left empty.
+    pub empty: BTreeSet<String>,
+    /// JSON pointers of null fields whose spelling the loader could not read from the source
+    /// (a key written with escapes, an alias of a node it did not see defined).
+    pub unknown: BTreeSet<String>,
+    /// JSON pointers of annotations left empty in block style: printed as `""`, but a JSON patch
+    /// (which rebuilds the object from JSON) turns them into the text `null`.
+    pub empty_annotations: BTreeSet<String>,
+}
+
+impl NullSpelling {
+    /// The part about the subtree at `prefix` (a JSON pointer), relative to it.
+    pub fn below(&self, prefix: &str) -> NullSpelling {
+        let rebase = |set: &BTreeSet<String>| {
+            set.iter()
+                .filter_map(|p| p.strip_prefix(prefix))
+                .filter(|p| p.starts_with('/'))
+                .map(str::to_string)
+                .collect()
+        };
+        NullSpelling {
+            empty: rebase(&self.empty),
+            unknown: rebase(&self.unknown),
+            empty_annotations: rebase(&self.empty_annotations),
+        }
+    }
+}
+
+/// Like [`parse_documents`], for resources: each document with the spelling of its nulls.
+pub fn parse_resource_documents(
+    text: &str,
+    file: &str,
+) -> Result<Vec<(Value, NullSpelling)>, KustomizeError> {
+    parse_documents_with(text, file, false, Marks::Resource)
+}
+
+/// Like [`parse_resource_documents`], for strategic merge patches: there a null annotation value
+/// (`null`, `~`, nothing) deletes the annotation instead of being kept as text.
+pub fn parse_patch_documents(
+    text: &str,
+    file: &str,
+) -> Result<Vec<(Value, NullSpelling)>, KustomizeError> {
+    parse_documents_with(text, file, false, Marks::Patch)
+}
+
+/// Whether (and for what) a document's nulls are marked with their spelling.
+#[derive(Clone, Copy, PartialEq)]
+enum Marks {
+    None,
+    Resource,
+    Patch,
 }
 
 /// A kustomization file: like [`parse_single`] but with go-yaml v2's YAML 1.1 booleans
 /// (`yes`, `on`, `y`, ...), as kustomize reads its own configuration.
 pub fn parse_kustomization(text: &str, file: &str) -> Result<Value, KustomizeError> {
-    let mut docs = parse_documents_with(text, file, true)?;
+    let mut docs = parse_documents_with(text, file, true, Marks::None)?;
     match docs.len() {
         0 => Ok(Value::Null),
-        1 => Ok(docs.remove(0)),
+        1 => Ok(docs.remove(0).0),
         n => Err(KustomizeError::Invalid {
             file: file.to_string(),
             message: format!("expected one YAML document, found {n}"),
@@ -33,7 +96,12 @@ pub fn parse_kustomization(text: &str, file: &str) -> Result<Value, KustomizeErr
     }
 }
 
-fn parse_documents_with(text: &str, file: &str, v2: bool) -> Result<Vec<Value>, KustomizeError> {
+fn parse_documents_with(
+    text: &str,
+    file: &str,
+    v2: bool,
+    marks: Marks,
+) -> Result<Vec<(Value, NullSpelling)>, KustomizeError> {
     // Resources and patches are read by go-yaml v3, kustomization files by v2.
     let adjusted = if v2 {
         std::borrow::Cow::Borrowed(text)
@@ -43,12 +111,17 @@ fn parse_documents_with(text: &str, file: &str, v2: bool) -> Result<Vec<Value>, 
     let text: &str = &adjusted;
     let mut out = Vec::new();
     for doc in yaml_serde::Deserializer::from_str(text) {
+        // Anchors are per document.
+        let ctx = NullCtx::default();
         let seed = Seed {
             src: text,
             at: At::Root,
             v2,
+            nulls: (marks != Marks::None).then_some(&ctx),
+            patch: marks == Marks::Patch,
+            after_key: None,
         };
-        let value = seed.deserialize(doc).map_err(|e| KustomizeError::Invalid {
+        let mut value = seed.deserialize(doc).map_err(|e| KustomizeError::Invalid {
             file: file.to_string(),
             message: match e.location() {
                 Some(l) => format!("line {}: {e}", l.line()),
@@ -58,9 +131,166 @@ fn parse_documents_with(text: &str, file: &str, v2: bool) -> Result<Vec<Value>, 
         if value.is_null() {
             continue;
         }
-        out.push(value);
+        let mut spelling = NullSpelling::default();
+        if marks != Marks::None {
+            take_null_marks(&mut value, &mut String::new(), &mut spelling);
+        }
+        out.push((value, spelling));
     }
     Ok(out)
+}
+
+/// Stand-ins for null values while a document is read (NUL-prefixed, so never real text):
+/// [`take_null_marks`] turns them back into nulls and records where they were.
+const EMPTY_NULL: &str = "\u{0}empty-null";
+const UNKNOWN_NULL: &str = "\u{0}unknown-null";
+/// A value left empty that kustomize prints as `""` but its strategic merge still drops: inside
+/// a flow collection (`{a: }`; go-yaml cannot emit an empty plain scalar there and quotes it)
+/// and a resource's annotation (kustomize writes annotations back as strings of their text).
+const EMPTY_TEXT: &str = "\u{0}empty-text";
+/// [`EMPTY_TEXT`] for an annotation left empty in block style.
+const EMPTY_ANNOTATION: &str = "\u{0}empty-annotation";
+
+fn take_null_marks(v: &mut Value, ptr: &mut String, out: &mut NullSpelling) {
+    if let Value::String(s) = v
+        && (s == EMPTY_TEXT || s == EMPTY_ANNOTATION)
+    {
+        if s == EMPTY_ANNOTATION {
+            out.empty_annotations.insert(ptr.clone());
+        }
+        out.empty.insert(ptr.clone());
+        *v = Value::String(String::new());
+        return;
+    }
+    let set = match v {
+        Value::String(s) if s == EMPTY_NULL => Some(&mut out.empty),
+        Value::String(s) if s == UNKNOWN_NULL => Some(&mut out.unknown),
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                let len = ptr.len();
+                ptr.push('/');
+                ptr.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                take_null_marks(x, ptr, out);
+                ptr.truncate(len);
+            }
+            None
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter_mut().enumerate() {
+                let len = ptr.len();
+                ptr.push('/');
+                ptr.push_str(&i.to_string());
+                take_null_marks(x, ptr, out);
+                ptr.truncate(len);
+            }
+            None
+        }
+        _ => None,
+    };
+    if let Some(set) = set {
+        set.insert(ptr.clone());
+        *v = Value::Null;
+    }
+}
+
+/// How a null scalar was written.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum NullText {
+    /// `null`, `Null`, `NULL`, `~`.
+    Written,
+    /// Nothing at all (`key:`).
+    Empty,
+    /// Nothing at all, inside a flow mapping (`{key: }`, `{key}`).
+    FlowEmpty,
+    Unknown,
+}
+
+/// What one document's reader remembers to tell written nulls from empty ones.
+#[derive(Default)]
+struct NullCtx {
+    /// Source offset just past the mapping key read last, when it was read from the source.
+    key_end: Cell<Option<usize>>,
+    /// Anchors defined on null values, by name.
+    anchors: RefCell<HashMap<String, NullText>>,
+}
+
+/// The spelling of the null value of the mapping entry whose key ends at `end` in `src`: the
+/// text after the key's `:` (past comments, line breaks, anchors and tags).
+fn null_text(src: &str, end: usize, ctx: &NullCtx) -> NullText {
+    let b = src.as_bytes();
+    let skip_blank = |mut i: usize| {
+        loop {
+            match b.get(i) {
+                Some(b' ' | b'\t' | b'\r' | b'\n') => i += 1,
+                Some(b'#') => {
+                    while b.get(i).is_some_and(|&c| c != b'\n') {
+                        i += 1;
+                    }
+                }
+                _ => return i,
+            }
+        }
+    };
+    let token_end = |mut i: usize| {
+        while b.get(i).is_some_and(|c| {
+            !matches!(
+                c,
+                b' ' | b'\t' | b'\r' | b'\n' | b',' | b'[' | b']' | b'{' | b'}'
+            )
+        }) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = skip_blank(end);
+    match b.get(i) {
+        Some(b':') => i += 1,
+        // A flow mapping entry without a value: `{key}`, `{key, other: 1}`.
+        Some(b',' | b'}') => return NullText::FlowEmpty,
+        _ => return NullText::Unknown,
+    }
+    let mut anchor = None;
+    loop {
+        i = skip_blank(i);
+        match b.get(i) {
+            Some(b'&') => {
+                let e = token_end(i);
+                anchor = src.get(i + 1..e).map(str::to_string);
+                i = e;
+            }
+            Some(b'!') => i = token_end(i),
+            _ => break,
+        }
+    }
+    let e = token_end(i);
+    let token = src.get(i..e).unwrap_or("");
+    let text = if let Some(name) = token.strip_prefix('*') {
+        ctx.anchors
+            .borrow()
+            .get(name)
+            .copied()
+            .unwrap_or(NullText::Unknown)
+    } else if matches!(token, "null" | "Null" | "NULL" | "~") {
+        // Unless it is the next entry's key (`key:\nnull: 1`).
+        let after = skip_blank(e);
+        let is_key = b.get(after) == Some(&b':')
+            && b.get(after + 1)
+                .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
+        if is_key {
+            NullText::Empty
+        } else {
+            NullText::Written
+        }
+    } else if token.is_empty() && matches!(b.get(e), Some(b',' | b'}' | b']')) {
+        NullText::FlowEmpty
+    } else {
+        // The next key, the next sequence entry, the end of the document.
+        NullText::Empty
+    };
+    if let Some(name) = anchor {
+        ctx.anchors.borrow_mut().insert(name, text);
+    }
+    text
 }
 
 /// Parses a stream that must hold at most one document.
@@ -87,6 +317,45 @@ struct Seed<'s> {
     at: At,
     /// Kustomization files are read by sigs.k8s.io/yaml, i.e. go-yaml v2 (YAML 1.1 booleans).
     v2: bool,
+    /// Set when the spelling of nulls is recorded (resources, patches).
+    nulls: Option<&'s NullCtx>,
+    /// A strategic merge patch (its annotations may be null).
+    patch: bool,
+    /// For a mapping value: the source offset just past its key, when known.
+    after_key: Option<usize>,
+}
+
+impl Seed<'_> {
+    /// Whether a scalar borrowed from the source is plain (not quoted); `None` when it is not a
+    /// slice of the source.
+    fn is_plain(&self, v: &str) -> Option<bool> {
+        let base = self.src.as_ptr() as usize;
+        let p = v.as_ptr() as usize;
+        if p < base || p > base + self.src.len() {
+            return None;
+        }
+        let before = &self.src[..p - base];
+        Some(!matches!(
+            before.as_bytes().last(),
+            Some(b'"') | Some(b'\'')
+        ))
+    }
+
+    /// A null value; in a mapping entry of a resource, marked with how it was written.
+    fn null(self) -> Value {
+        let Some(ctx) = self.nulls else {
+            return Value::Null;
+        };
+        if matches!(self.at, At::Root | At::Key | At::SeqItem) {
+            return Value::Null;
+        }
+        match self.after_key.map(|end| null_text(self.src, end, ctx)) {
+            Some(NullText::Written) => Value::Null,
+            Some(NullText::Empty) => Value::String(EMPTY_NULL.to_string()),
+            Some(NullText::FlowEmpty) => Value::String(EMPTY_TEXT.to_string()),
+            _ => Value::String(UNKNOWN_NULL.to_string()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -145,10 +414,10 @@ impl<'de> Visitor<'de> for Seed<'_> {
         float_value(v)
     }
     fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+        Ok(self.null())
     }
     fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+        Ok(self.null())
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_string()))
@@ -165,6 +434,11 @@ impl<'de> Visitor<'de> for Seed<'_> {
         let off = p - base;
         let before = &self.src[..off];
         let quoted = matches!(before.as_bytes().last(), Some(b'"') | Some(b'\''));
+        if self.at == At::Key
+            && let Some(ctx) = self.nulls
+        {
+            ctx.key_end.set(Some(off + v.len() + usize::from(quoted)));
+        }
         let tagged_str = before.trim_end().ends_with("!!str");
         if quoted && self.at == At::Key && v == "<<" {
             return Ok(Value::String(QUOTED_MERGE_KEY.to_string()));
@@ -190,6 +464,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
         let mut out = Vec::new();
         let child = Seed {
             at: At::SeqItem,
+            after_key: None,
             ..self
         };
         while let Some(v) = seq.next_element_seed(child)? {
@@ -202,9 +477,17 @@ impl<'de> Visitor<'de> for Seed<'_> {
         let mut merges: Vec<Map<String, Value>> = Vec::new();
         let key_seed = Seed {
             at: At::Key,
+            after_key: None,
             ..self
         };
-        while let Some(k) = map.next_key_seed(key_seed)? {
+        loop {
+            if let Some(ctx) = self.nulls {
+                ctx.key_end.set(None);
+            }
+            let Some(k) = map.next_key_seed(key_seed)? else {
+                break;
+            };
+            let after_key = self.nulls.and_then(|ctx| ctx.key_end.get());
             // kustomize round-trips through JSON, which only has string keys.
             let key = match k {
                 Value::String(s) => s,
@@ -220,7 +503,11 @@ impl<'de> Visitor<'de> for Seed<'_> {
                 (At::AnnotationMap, _) => At::Annotations,
                 _ => At::Other,
             };
-            let v = map.next_value_seed(Seed { at, ..self })?;
+            let v = map.next_value_seed(Seed {
+                at,
+                after_key,
+                ..self
+            })?;
             if key == QUOTED_MERGE_KEY {
                 // kustomize drops a quoted `"<<"` entry altogether.
                 continue;
@@ -290,6 +577,20 @@ impl<'de> Visitor<'de> for AnnotationValue<'_> {
         Ok(Value::String(v.to_string()))
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Value, E> {
+        let seed = self.0;
+        if seed.nulls.is_some() && seed.is_plain(v) == Some(true) {
+            if seed.patch && matches!(v, "" | "null" | "Null" | "NULL" | "~") {
+                return Ok(Value::Null);
+            }
+            if !seed.patch && v.is_empty() {
+                let flow = seed.after_key.is_some_and(|end| {
+                    null_text(seed.src, end, &NullCtx::default()) == NullText::FlowEmpty
+                });
+                return Ok(Value::String(
+                    if flow { EMPTY_TEXT } else { EMPTY_ANNOTATION }.to_string(),
+                ));
+            }
+        }
         Ok(Value::String(v.to_string()))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
