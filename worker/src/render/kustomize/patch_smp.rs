@@ -1,4 +1,4 @@
-//! Strategic merge patches as kustomize v5 applies them: a port of kyaml's merge walk
+//! Strategic merge patches as kustomize v5 applies them, written to give the results of kyaml's merge walk
 //! (`merge2.Merge` over `walk.Walker`) on parsed values.
 //!
 //! - Maps merge field by field; a patch `null` deletes a field; `$patch: delete|replace|merge`
