@@ -678,14 +678,8 @@ fn walk_assoc(
             let _ = take_map_directive(&mut o.borrow_mut());
         }
         let val_node = match val {
-            Some((v, Picked::Dest)) => d.map(|n| {
-                *n.borrow_mut() = v;
-                n
-            }),
-            Some((v, Picked::Origin)) => o.map(|n| {
-                *n.borrow_mut() = v;
-                n
-            }),
+            Some((v, Picked::Dest)) => d.inspect(|n| *n.borrow_mut() = v),
+            Some((v, Picked::Origin)) => o.inspect(|n| *n.borrow_mut() = v),
             None => None,
         };
         let gone = val_node
