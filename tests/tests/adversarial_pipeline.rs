@@ -362,7 +362,8 @@ async fn a_pull_request_that_breaks_the_settings_fails_naming_key_line_and_sugge
         "capstan-settings-invalid",
         ".capstan.yaml:2",
         "promtion",
-        "did you mean `promotion`?",
+        // Markdown-escaped: GitHub shows it as "did you mean `promotion`?".
+        "did you mean &#96;promotion&#96;?",
     ] {
         assert!(body.contains(part), "{part}: {body}");
     }
