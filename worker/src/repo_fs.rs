@@ -173,6 +173,13 @@ pub trait RepoFs: Send + Sync {
     /// Entries of a directory, sorted by name.
     fn list_dir(&self, path: &RepoPath) -> Result<Vec<(String, EntryKind)>, FsError>;
 
+    /// Where `path` really is once every symlink on the way is followed (`None` if nothing is
+    /// there): kustomize's load restrictor judges a file by its real location. Views without
+    /// symlinks keep the default.
+    fn real_path(&self, path: &RepoPath) -> Result<Option<RepoPath>, FsError> {
+        Ok(self.kind(path)?.map(|_| path.clone()))
+    }
+
     fn read_to_string(&self, path: &RepoPath) -> Result<String, FsError> {
         let bytes = self.read(path)?;
         String::from_utf8(bytes.to_vec()).map_err(|e| FsError::Backend {
@@ -255,6 +262,20 @@ fn contained(root: &Path, candidate: &Path) -> bool {
 }
 
 impl RepoFs for DirFs {
+    fn real_path(&self, path: &RepoPath) -> Result<Option<RepoPath>, FsError> {
+        let Some(canon) = self.resolve(path)? else {
+            return Ok(None);
+        };
+        let rel = canon.strip_prefix(&self.root).unwrap_or(&canon);
+        let rel = rel
+            .to_string_lossy()
+            .replace(std::path::MAIN_SEPARATOR, "/");
+        if rel.is_empty() {
+            return Ok(Some(RepoPath::root()));
+        }
+        RepoPath::new(&rel).map(Some)
+    }
+
     fn kind(&self, path: &RepoPath) -> Result<Option<EntryKind>, FsError> {
         let Some(p) = self.resolve(path)? else {
             return Ok(None);
@@ -468,6 +489,15 @@ mod tests {
         assert_eq!(
             &*fs.read(&RepoPath::new("inside.yaml").unwrap()).unwrap(),
             b"kind: ConfigMap\n"
+        );
+        assert_eq!(
+            fs.real_path(&RepoPath::new("inside.yaml").unwrap())
+                .unwrap(),
+            Some(RepoPath::new("ok.yaml").unwrap())
+        );
+        assert_eq!(
+            fs.real_path(&RepoPath::root()).unwrap(),
+            Some(RepoPath::root())
         );
         let names: Vec<_> = fs
             .list_dir(&RepoPath::root())

@@ -86,6 +86,16 @@ fn symlinks_inside_are_followed_and_escapes_refused() {
         &*fs.read(&p("app/basedir/cm.yaml")).unwrap(),
         b"kind: ConfigMap\n"
     );
+    // Where a path really is, every link followed (kustomize's load restrictor judges that).
+    for (link, real) in [
+        ("app/cm.yaml", "base/cm.yaml"),
+        ("app/basedir/cm.yaml", "base/cm.yaml"),
+        ("app/basedir", "base"),
+        ("base/cm.yaml", "base/cm.yaml"),
+    ] {
+        assert_eq!(fs.real_path(&p(link)).unwrap(), Some(p(real)), "{link}");
+    }
+    assert_eq!(fs.real_path(&p("app/missing.yaml")).unwrap(), None);
     for bad in ["passwd", "up", "loop-a"] {
         let e = fs.read(&p(bad)).unwrap_err();
         assert!(matches!(e, FsError::SymlinkEscape { .. }), "{bad}: {e}");

@@ -70,6 +70,15 @@ impl GitTreeFs {
 
     /// Walks `path` from the root tree, following in-repository symlinks.
     fn resolve(&self, repo: &Repository, path: &RepoPath) -> Result<Option<Node>, FsError> {
+        Ok(self.resolve_real(repo, path)?.map(|(n, _)| n))
+    }
+
+    /// [`Self::resolve`], also giving the path reached (every symlink followed).
+    fn resolve_real(
+        &self,
+        repo: &Repository,
+        path: &RepoPath,
+    ) -> Result<Option<(Node, String)>, FsError> {
         let mut pending: Vec<String> = components(path.as_str()).rev().collect();
         let mut dir: Vec<String> = Vec::new();
         let mut tree_id = self.root;
@@ -114,13 +123,14 @@ impl GitTreeFs {
                 }
                 _ => {
                     if pending.is_empty() {
-                        return Ok(Some(Node::Blob(entry.id())));
+                        dir.push(name);
+                        return Ok(Some((Node::Blob(entry.id()), dir.join("/"))));
                     }
                     return Err(FsError::NotADirectory(path.to_string()));
                 }
             }
         }
-        Ok(Some(Node::Tree(tree_id)))
+        Ok(Some((Node::Tree(tree_id), dir.join("/"))))
     }
 }
 
@@ -129,6 +139,15 @@ fn components(p: &str) -> impl DoubleEndedIterator<Item = String> + '_ {
 }
 
 impl RepoFs for GitTreeFs {
+    fn real_path(&self, path: &RepoPath) -> Result<Option<RepoPath>, FsError> {
+        let repo = self.lock();
+        match self.resolve_real(&repo, path)? {
+            None => Ok(None),
+            Some((_, real)) if real.is_empty() => Ok(Some(RepoPath::root())),
+            Some((_, real)) => RepoPath::new(&real).map(Some),
+        }
+    }
+
     fn kind(&self, path: &RepoPath) -> Result<Option<EntryKind>, FsError> {
         let repo = self.lock();
         Ok(self.resolve(&repo, path)?.map(|n| match n {

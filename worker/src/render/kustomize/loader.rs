@@ -169,11 +169,21 @@ impl<'a> Loader<'a> {
         file: &RepoPath,
     ) -> Result<RepoPath, KustomizeError> {
         let path = self.join(dir, rel, file)?;
-        if !path.starts_with(dir) {
-            return Err(KustomizeError::invalid(
+        let outside = || {
+            KustomizeError::invalid(
                 file,
                 format!("security; file '{path}' is not in or below '{dir}'"),
-            ));
+            )
+        };
+        if !path.starts_with(dir) {
+            return Err(outside());
+        }
+        // The restriction is on where the file really is: a symlink to a file outside the
+        // kustomization's directory is refused too (both sides with their symlinks followed).
+        if let (Some(real), Some(real_dir)) = (self.fs.real_path(&path)?, self.fs.real_path(dir)?)
+            && !real.parent().starts_with(&real_dir)
+        {
+            return Err(outside());
         }
         Ok(path)
     }
