@@ -377,6 +377,31 @@ mod tests {
 
     const KUSTOMIZATION: &str = "resources:\n  - cm.yaml\n";
 
+    /// The analysis of `head` against `base` (or alone) in the repository at `dir`, as the PR
+    /// check (or `capstan check`) runs it.
+    fn analyze_change(
+        dir: &std::path::Path,
+        base: Option<git2::Oid>,
+        head: git2::Oid,
+        mode: BaseRenders,
+    ) -> Analysis {
+        let git = GitRepo::open(dir).unwrap();
+        let base_fs = base.map(|b| git.tree_fs(b).unwrap());
+        let head_fs = git.tree_fs(head).unwrap();
+        let policy_fs = base_fs.as_ref().unwrap_or(&head_fs);
+        let engine = PolicyEngine::new(&PolicySources::read(policy_fs).unwrap()).unwrap();
+        let cfg = DiscoveryConfig {
+            repo_urls: vec!["https://github.com/acme/gitops".into()],
+            ..DiscoveryConfig::default()
+        };
+        let renderer = Renderer::new(RenderConfig::default());
+        let trees = Trees {
+            base: base_fs.as_ref().map(|fs| fs as &dyn RepoFs),
+            head: &head_fs,
+        };
+        analyze(&trees, &engine, &cfg, &renderer, mode).unwrap()
+    }
+
     fn cm(value: &str) -> String {
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  v: \"{value}\"\n")
     }
@@ -418,19 +443,7 @@ mod tests {
                 ],
             )
             .unwrap();
-        let git = GitRepo::open(dir.path()).unwrap();
-        let (base_fs, head_fs) = (git.tree_fs(base).unwrap(), git.tree_fs(head).unwrap());
-        let engine = PolicyEngine::new(&PolicySources::read(&base_fs).unwrap()).unwrap();
-        let cfg = DiscoveryConfig {
-            repo_urls: vec!["https://github.com/acme/gitops".into()],
-            ..DiscoveryConfig::default()
-        };
-        let renderer = Renderer::new(RenderConfig::default());
-        let trees = Trees {
-            base: Some(&base_fs),
-            head: &head_fs,
-        };
-        let analysis = analyze(&trees, &engine, &cfg, &renderer, BaseRenders::Render).unwrap();
+        let analysis = analyze_change(dir.path(), Some(base), head, BaseRenders::Render);
         assert_eq!(analysis.total_apps, 2);
         let names: Vec<&str> = analysis.apps.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, vec!["shop"]);
@@ -454,17 +467,7 @@ mod tests {
         assert!(deny.message.contains("(at spec.type)"), "{}", deny.message);
 
         // Without a base every app is judged, and nothing is diffed against a base.
-        let all = analyze(
-            &Trees {
-                base: None,
-                head: &head_fs,
-            },
-            &engine,
-            &cfg,
-            &renderer,
-            BaseRenders::Render,
-        )
-        .unwrap();
+        let all = analyze_change(dir.path(), None, head, BaseRenders::Render);
         assert_eq!(all.apps.len(), 2);
         assert!(all.apps.iter().all(|a| a.base.is_none()));
     }
@@ -523,19 +526,7 @@ mod tests {
                 ],
             )
             .unwrap();
-        let git = GitRepo::open(dir.path()).unwrap();
-        let (base_fs, head_fs) = (git.tree_fs(base).unwrap(), git.tree_fs(head).unwrap());
-        let engine = PolicyEngine::new(&PolicySources::read(&base_fs).unwrap()).unwrap();
-        let cfg = DiscoveryConfig {
-            repo_urls: vec!["https://github.com/acme/gitops".into()],
-            ..DiscoveryConfig::default()
-        };
-        let renderer = Renderer::new(RenderConfig::default());
-        let trees = Trees {
-            base: Some(&base_fs),
-            head: &head_fs,
-        };
-        let analysis = analyze(&trees, &engine, &cfg, &renderer, BaseRenders::Skip).unwrap();
+        let analysis = analyze_change(dir.path(), Some(base), head, BaseRenders::Skip);
         let f = &analysis.policy.findings;
         assert!(f.iter().any(|f| f.rule == "service-exposure"), "{f:#?}");
         let added: Vec<&str> = f
