@@ -183,3 +183,22 @@ fn annotation_title_and_message_are_bounded() {
     assert!(ann.message.len() < 10_000);
     assert_eq!(ann.start_line, 1, "line 0 is not a line");
 }
+
+#[test]
+fn an_annotation_about_no_object_is_the_message_alone() {
+    let mut a = clean_app("(repository)");
+    let mut f = finding(
+        Severity::Deny,
+        "capstan-settings-invalid",
+        Some(".capstan.yaml"),
+        Some(3),
+        "unknown key `promtion`",
+    );
+    f.object.clear();
+    a.findings.push(f);
+    let out = check_run(&report(vec![a]));
+    assert_eq!(
+        out.annotation_batches[0][0].message,
+        "unknown key `promtion`"
+    );
+}

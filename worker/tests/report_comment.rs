@@ -6,7 +6,7 @@ mod report_support;
 
 use capstan_worker::diff::ObjectChangeKind;
 use capstan_worker::report::{
-    AppSection, COMMENT_LIMIT, RenderedComment, parse_marker, render_comment,
+    AppSection, COMMENT_LIMIT, RenderedComment, Severity, parse_marker, render_comment,
 };
 use report_support::*;
 
@@ -228,4 +228,24 @@ fn summary_table_of_thousands_of_apps_stays_within_part_one() {
             .body
             .contains("more apps; see the dashboard")
     );
+}
+
+#[test]
+fn a_finding_about_no_object_names_no_object() {
+    let mut settings = finding(
+        Severity::Deny,
+        "capstan-settings-invalid",
+        Some(".capstan.yaml"),
+        Some(3),
+        "unknown key `promtion`",
+    );
+    settings.object.clear();
+    let mut section = app("(repository)", None, Vec::new());
+    section.findings.push(settings);
+    let body = &render_comment(&report(vec![section])).parts[0].body;
+    assert!(
+        body.contains("- ❌ deny capstan-settings-invalid · .capstan.yaml:3: unknown key"),
+        "{body}"
+    );
+    assert!(!body.contains("· ·"), "{body}");
 }

@@ -102,7 +102,11 @@ pub fn check_run_with(report: &RunReport, not_checked: NotCheckedConclusion) -> 
                     Severity::Deny => AnnotationLevel::Failure,
                     Severity::Warn => AnnotationLevel::Warning,
                 },
-                message: format!("{}: {message}", f.object),
+                message: if f.object.is_empty() {
+                    message.to_string()
+                } else {
+                    format!("{}: {message}", f.object)
+                },
                 title: format!("{name} · {t}"),
             })
         })

@@ -483,11 +483,11 @@ fn section_open(a: &AppSection, link: &str, budget: usize) -> String {
                 Severity::Deny => "❌ deny",
                 Severity::Warn => "⚠️ warn",
             };
-            let mut line = format!(
-                "- {icon} {} · {}",
-                inline_max(&f.rule_id, cap(NAME_MAX, 64)),
-                inline_max(&f.object, cap(NAME_MAX, 64))
-            );
+            let mut line = format!("- {icon} {}", inline_max(&f.rule_id, cap(NAME_MAX, 64)));
+            // Findings about the repository (settings, unused exceptions) have no object.
+            if !f.object.is_empty() {
+                let _ = write!(line, " · {}", inline_max(&f.object, cap(NAME_MAX, 64)));
+            }
             if let Some(file) = &f.file {
                 let _ = write!(line, " · {}", inline_max(file, cap(NAME_MAX, 64)));
                 if let Some(l) = f.line {
