@@ -113,10 +113,14 @@ fn pod_spec_path(kind: &str) -> Option<&'static str> {
 }
 
 /// Candidates' current name for `value`, if exactly one object answers to it.
+///
+/// Only objects with a recorded earlier id can answer: an object no transformer has touched
+/// (no prefix, suffix, hash or namespace transformer) is no candidate, even under the very name
+/// referred to, so a renamed object of that former name wins over it (as in kustomize).
 fn resolve(ra: &[Res], kind: &str, value: &str, ns: Option<&str>) -> Option<String> {
     let mut found: Option<&str> = None;
     for c in ra {
-        if c.kind() != kind || !c.had_name(value) {
+        if c.kind() != kind || !c.prev.iter().any(|p| p.1 == value) {
             continue;
         }
         if let Some(ns) = ns
