@@ -18,6 +18,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod gitops_tree {
+    pub(crate) mod chart_security;
     pub(crate) mod checks;
     pub(crate) mod tree;
 }
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use capstan_tests::repo_root;
 use serde_json::{Value, json};
 
+use gitops_tree::chart_security::{SITES, check_chart_pods, check_chart_versions};
 use gitops_tree::checks::*;
 use gitops_tree::tree::{ROOT_APP, Tree, path_params, read_yaml, render_template};
 
@@ -119,6 +121,17 @@ fn every_container_is_pinned_sized_and_restricted() {
     );
     assert_clean("workloads", check_workloads(&objects));
     assert_clean("exposure", check_exposure(&objects));
+}
+
+#[test]
+fn every_chart_pod_passes_its_namespace_pod_security_level() {
+    let root = real_root();
+    assert_clean("chart versions", check_chart_versions(&root, SITES));
+    let (judged, problems) = check_chart_pods(&root, SITES);
+    assert_clean("chart pod security", problems);
+    // Every site but the two disabled Grafana extras (init-chown-data, the helm test pod).
+    let sites: usize = SITES.iter().map(|c| c.sites.len()).sum();
+    assert_eq!(judged, sites - 2, "pods judged");
 }
 
 #[test]
@@ -553,5 +566,84 @@ fn a_removed_api_version_is_reported() {
         check_api_versions(&objects, &table, (1, 15))
             .iter()
             .all(|p| !p.contains("removed"))
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Chart Pod Security on small trees
+
+const RESTRICTED_NS: &str = "apiVersion: v1
+kind: Namespace
+metadata:
+  name: sealed-secrets
+  labels:
+    pod-security.kubernetes.io/enforce: restricted
+    pod-security.kubernetes.io/warn: restricted
+";
+
+fn chart_tree(version: &str, values: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "infrastructure/base/security/namespaces.yaml",
+        RESTRICTED_NS,
+    );
+    write(
+        "bootstrap/configs/namespaces/argocd.yaml",
+        &RESTRICTED_NS.replace("sealed-secrets", "argocd"),
+    );
+    write(
+        "infrastructure/operators/sealed-secrets/operator.yaml",
+        &format!(
+            "name: sealed-secrets\nnamespace: sealed-secrets\nchart:\n  version: {version}\nvalues:\n{values}"
+        ),
+    );
+    dir
+}
+
+fn sealed_secrets_only() -> Vec<gitops_tree::chart_security::Chart> {
+    SITES
+        .iter()
+        .filter(|c| c.app == "sealed-secrets")
+        .copied()
+        .collect()
+}
+
+#[test]
+fn the_sealed_secrets_chart_defaults_are_refused_by_restricted() {
+    // Chart 2.17.3's own defaults, which the tree shipped before: no seccompProfile, no
+    // allowPrivilegeEscalation.
+    let tree = chart_tree(
+        "2.17.3",
+        "  podSecurityContext:\n    enabled: true\n    fsGroup: 65534\n  containerSecurityContext:\n    enabled: true\n    readOnlyRootFilesystem: true\n    runAsNonRoot: true\n    runAsUser: 1001\n    capabilities:\n      drop: [ALL]\n",
+    );
+    let (judged, problems) = check_chart_pods(tree.path(), &sealed_secrets_only());
+    assert_eq!(judged, 1);
+    assert_reports(&problems, "pss-seccomp");
+    assert_reports(&problems, "pss-privilege-escalation");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}
+
+#[test]
+fn a_disabled_security_context_is_judged_as_absent() {
+    let tree = chart_tree(
+        "2.17.3",
+        "  podSecurityContext:\n    enabled: false\n    runAsNonRoot: true\n    seccompProfile: {type: RuntimeDefault}\n  containerSecurityContext:\n    enabled: true\n    allowPrivilegeEscalation: false\n    capabilities:\n      drop: [ALL]\n",
+    );
+    let (_, problems) = check_chart_pods(tree.path(), &sealed_secrets_only());
+    assert_reports(&problems, "pss-run-as-non-root");
+    assert_reports(&problems, "pss-seccomp");
+}
+
+#[test]
+fn a_chart_bump_without_rereading_its_templates_is_reported() {
+    let tree = chart_tree("2.18.0", "  {}\n");
+    assert_reports(
+        &check_chart_versions(tree.path(), &sealed_secrets_only()),
+        "2.18.0 is pinned",
     );
 }
