@@ -20,6 +20,7 @@
 mod gitops_tree {
     pub(crate) mod chart_security;
     pub(crate) mod checks;
+    pub(crate) mod settings;
     pub(crate) mod tree;
 }
 
@@ -31,6 +32,10 @@ use serde_json::{Value, json};
 
 use gitops_tree::chart_security::{SITES, check_chart_pods, check_chart_versions};
 use gitops_tree::checks::*;
+use gitops_tree::settings::{
+    Settings, check_argocd_urls, check_capstan_metrics_port, check_grafana_root_url,
+    check_repo_server_token, check_resource_exclusions, check_service_monitors,
+};
 use gitops_tree::tree::{ROOT_APP, Tree, path_params, read_yaml, render_template};
 
 // ------------------------------------------------------------------------------------------
@@ -645,5 +650,141 @@ fn a_chart_bump_without_rereading_its_templates_is_reported() {
     assert_reports(
         &check_chart_versions(tree.path(), &sealed_secrets_only()),
         "2.18.0 is pinned",
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Settings that must do what their comments say
+
+fn settings() -> Settings {
+    Settings::load(&real_root()).unwrap()
+}
+
+#[test]
+fn the_repo_server_gets_no_api_token() {
+    let s = settings();
+    assert_clean("repo-server token", check_repo_server_token(&s.argocd));
+    // Only the ServiceAccount switched off (what the tree did): the pod still mounts the token.
+    let mut only_sa = s.argocd.clone();
+    only_sa["repoServer"]
+        .as_object_mut()
+        .unwrap()
+        .remove("automountServiceAccountToken");
+    let problems = check_repo_server_token(&only_sa);
+    assert_reports(&problems, "repoServer.automountServiceAccountToken");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+}
+
+#[test]
+fn argocd_keeps_the_charts_default_resource_exclusions() {
+    let s = settings();
+    assert_clean("exclusions", check_resource_exclusions(&s.argocd_cm));
+    let mut none = s.argocd_cm.clone();
+    none.as_object_mut().unwrap().remove("resource.exclusions");
+    assert_reports(&check_resource_exclusions(&none), "no resource.exclusions");
+    let mut no_lease = s.argocd_cm.clone();
+    let text = no_lease["resource.exclusions"]
+        .as_str()
+        .unwrap()
+        .replace("[Lease]", "[]");
+    no_lease["resource.exclusions"] = json!(text);
+    let problems = check_resource_exclusions(&no_lease);
+    assert_reports(&problems, "Lease");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+}
+
+#[test]
+fn argocd_urls_agree_with_global_domain_and_the_route() {
+    let s = settings();
+    assert_clean(
+        "argocd urls",
+        check_argocd_urls(&s.argocd, &s.argocd_cm, &s.ingress),
+    );
+    // The tree before: the apex path URL in argocd-cm, and the chart's notifications default.
+    let mut cm = s.argocd_cm.clone();
+    cm["url"] = json!("https://example.com/argocd");
+    let mut values = s.argocd.clone();
+    values["notifications"]
+        .as_object_mut()
+        .unwrap()
+        .remove("argocdUrl");
+    let problems = check_argocd_urls(&values, &cm, &s.ingress);
+    assert_reports(&problems, "argocd-cm url");
+    assert_reports(&problems, "notifications.argocdUrl");
+    // A domain no route serves.
+    let mut elsewhere = s.argocd.clone();
+    elsewhere["global"]["domain"] = json!("argo.nowhere.test");
+    assert_reports(
+        &check_argocd_urls(&elsewhere, &s.argocd_cm, &s.ingress),
+        "is not routed by the argocd Ingress",
+    );
+}
+
+#[test]
+fn grafana_root_url_is_the_public_url_of_its_route() {
+    let s = settings();
+    assert_clean("grafana", check_grafana_root_url(&s.kps, &s.ingress));
+    let mut before = s.kps.clone();
+    before["grafana"]["grafana.ini"]["server"] = json!({
+        "root_url": "%(protocol)s://%(domain)s/grafana/", "serve_from_sub_path": true
+    });
+    assert_reports(
+        &check_grafana_root_url(&before, &s.ingress),
+        "not an https URL",
+    );
+    let mut wrong_path = s.kps.clone();
+    let host = wrong_path["grafana"]["grafana.ini"]["server"]["domain"].clone();
+    wrong_path["grafana"]["grafana.ini"]["server"]["root_url"] =
+        json!(format!("https://{}/monitoring/", host.as_str().unwrap()));
+    assert_reports(&check_grafana_root_url(&wrong_path, &s.ingress), "routes");
+}
+
+#[test]
+fn service_monitors_scrape_argocd_traefik_cert_manager_and_capstan() {
+    let s = settings();
+    assert_clean("service monitors", check_service_monitors(&s));
+    assert_clean(
+        "capstan metrics",
+        check_capstan_metrics_port(&s.capstan, &s.monitoring),
+    );
+
+    // Capstan's ServiceMonitor on the http port, as the tree had it: /metrics lives on 9090.
+    let mut on_http = s.monitoring.clone();
+    for o in on_http
+        .iter_mut()
+        .filter(|o| o["kind"] == "ServiceMonitor" && o["metadata"]["name"] == "capstan")
+    {
+        o["spec"]["endpoints"][0]["port"] = json!("http");
+    }
+    assert_reports(
+        &check_capstan_metrics_port(&s.capstan, &on_http),
+        "served on 9090",
+    );
+
+    // Traefik's metrics Service switched off: its ServiceMonitor has nothing to scrape.
+    let mut no_service = settings();
+    no_service.traefik["metrics"]["prometheus"]
+        .as_object_mut()
+        .unwrap()
+        .remove("service");
+    let problems = check_service_monitors(&no_service);
+    assert_reports(
+        &problems,
+        "ServiceMonitor traefik selects no metrics Service",
+    );
+    assert_reports(&problems, "no ServiceMonitor scrapes traefik");
+
+    // A port the selected Services do not have.
+    let mut bad_port = settings();
+    for o in bad_port
+        .monitoring
+        .iter_mut()
+        .filter(|o| o["metadata"]["name"] == "cert-manager")
+    {
+        o["spec"]["endpoints"][0]["port"] = json!("metrics");
+    }
+    assert_reports(
+        &check_service_monitors(&bad_port),
+        "cert-manager controller does not have",
     );
 }
