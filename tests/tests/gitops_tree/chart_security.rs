@@ -417,12 +417,11 @@ pub(crate) fn pod_of(chart: &Chart, site: &Site, values: &Value, ns: &str) -> Op
     }
     let context = |path: &str| -> Value {
         let mut v = at(values, path).cloned().unwrap_or(Value::Null);
-        if site.strip_enabled {
-            if let Some(m) = v.as_object_mut() {
-                if m.remove("enabled") == Some(Value::Bool(false)) {
-                    return Value::Null;
-                }
-            }
+        if site.strip_enabled
+            && let Some(m) = v.as_object_mut()
+            && m.remove("enabled") == Some(Value::Bool(false))
+        {
+            return Value::Null;
         }
         v
     };
