@@ -164,13 +164,8 @@ async fn seeded_dashboard(b: &Backend, repo: &std::path::Path) -> Dashboard {
     d
 }
 
-async fn assert_clean(b: &Browser, page: &str) {
-    let errors = b.page_errors().await;
-    assert!(errors.is_empty(), "{page}: console errors {errors:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_work_in_headless_chromium() {
+/// The browser tests' world: Chromium present, a store and a GitOps checkout, a seeded dashboard.
+async fn browser_world() -> (Backend, Dashboard, tempfile::TempDir) {
     assert!(
         std::path::Path::new(CHROMEDRIVER).exists(),
         "{CHROMEDRIVER} is missing: install the Debian packages chromium and chromium-driver (.ci/run does)"
@@ -179,6 +174,17 @@ async fn pages_work_in_headless_chromium() {
     let repo = tempfile::tempdir().unwrap();
     gitops_repo(repo.path());
     let d = seeded_dashboard(&backend, repo.path()).await;
+    (backend, d, repo)
+}
+
+async fn assert_clean(b: &Browser, page: &str) {
+    let errors = b.page_errors().await;
+    assert!(errors.is_empty(), "{page}: console errors {errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_work_in_headless_chromium() {
+    let (backend, d, _repo) = browser_world().await;
     let mut st = AppState::new(backend.queue.clone(), vec!["s".into()]);
     st.dashboard = Some(Arc::new(d));
     let (addr, stop) = serve(app::router(Arc::new(st), true)).await;
@@ -408,14 +414,7 @@ async fn assert_under_prefix(b: &Browser, page: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_behind_a_prefix_stripping_proxy() {
-    assert!(
-        std::path::Path::new(CHROMEDRIVER).exists(),
-        "{CHROMEDRIVER} is missing: install the Debian packages chromium and chromium-driver (.ci/run does)"
-    );
-    let backend = Backend::sqlite().await;
-    let repo = tempfile::tempdir().unwrap();
-    gitops_repo(repo.path());
-    let mut d = seeded_dashboard(&backend, repo.path()).await;
+    let (backend, mut d, _repo) = browser_world().await;
     // As in the cluster: a token, entered once at the sign-in form.
     d.auth = Arc::new(capstan_server::dashboard::Auth::token(vec![
         "prefix-test-token".into(),
