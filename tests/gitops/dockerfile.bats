@@ -64,3 +64,33 @@ final_stage() {
         grep -qx "!$src" "$ignore" || grep -qx "!$src/" "$ignore"
     done < <(awk '/^FROM .* AS build/{b=1; next} /^FROM /{b=0} b && /^COPY [^-]/{for (i=2; i<NF; i++) print $i}' "$DOCKERFILE")
 }
+
+@test "the build context alone is a workspace cargo can build from" {
+    # The context as .dockerignore leaves it: the allow-listed paths, minus the exclusions.
+    ctx="$BATS_TEST_TMPDIR/context"
+    mkdir -p "$ctx"
+    ignore="$REPO_ROOT/.dockerignore"
+    while read -r entry; do
+        path="${entry#!}"
+        path="${path%/}"
+        mkdir -p "$ctx/$(dirname "$path")"
+        cp -r "$REPO_ROOT/$path" "$ctx/$path"
+    done < <(grep '^!' "$ignore")
+    while read -r entry; do
+        [[ "$entry" == \** ]] && continue
+        rm -rf "${ctx:?}/${entry%/}"
+    done < <(grep -v '^[#!]' "$ignore" | grep -v '^$' | grep -v '^\*$')
+    # Every manifest, target and lock entry resolves without the rest of the repository.
+    (cd "$ctx" && cargo metadata --locked --offline --no-deps --format-version 1 >/dev/null)
+    # Every file the crates embed is in the context.
+    local missing=0 src rel target
+    while IFS=: read -r src rel; do
+        target="$(cd "$(dirname "$ctx/$src")" && realpath -m "$rel")"
+        if [ ! -e "$target" ]; then
+            echo "$src embeds $rel, which the build context lacks"
+            missing=1
+        fi
+    done < <(cd "$ctx" && grep -rhoE --include='*.rs' -H 'include_str!\("[^"]+"\)' server/src worker/src |
+        sed -E 's/include_str!\("([^"]+)"\)/\1/')
+    [ "$missing" -eq 0 ]
+}
