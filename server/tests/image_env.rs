@@ -263,7 +263,14 @@ fn the_binary_serves_with_the_image_environment() {
         }
     };
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_capstan"));
+    // The binary where the image puts it, under the scratch root: the image's user must be able
+    // to run it wherever the checkout lives (a CI clone under /root is closed to other users).
+    let entrypoint = scratch
+        .path()
+        .join(image.entrypoint[0].trim_start_matches('/'));
+    std::fs::create_dir_all(entrypoint.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_capstan"), &entrypoint).unwrap();
+    let mut cmd = Command::new(&entrypoint);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .current_dir(&relocated)
