@@ -181,6 +181,8 @@ struct State {
     /// Per repository: binary time the sampled verifications may still spend, in seconds
     /// (earned as a share of native render time, spent by each binary render; may go below 0).
     credit: HashMap<String, f64>,
+    /// Kustomizations whose required first verification is already under way or queued.
+    claimed: HashSet<(String, String)>,
     /// Mean binary render time of recent verifications, in seconds (none measured yet: 0).
     binary_cost: f64,
 }
@@ -245,9 +247,15 @@ impl Fidelity {
         self.first_seen_tracked.load(Ordering::Relaxed)
     }
 
-    fn is_first_seen(&self, repo: &str, path: &RepoPath) -> bool {
+    /// True once per kustomization never verified with this engine version: the first render
+    /// claims the required verification, so the base and head renders of one run (often
+    /// concurrent) do not both pay for a binary process.
+    fn claim_first_seen(&self, repo: &str, path: &RepoPath) -> bool {
         self.first_seen_tracked()
-            && self.with(|s| !s.seen.contains(&(repo.to_string(), path.to_string())))
+            && self.with(|s| {
+                let key = (repo.to_string(), path.to_string());
+                !s.seen.contains(&key) && s.claimed.insert(key)
+            })
     }
 
     fn mark_seen(&self, repo: &str, path: &RepoPath) {
@@ -406,7 +414,7 @@ pub(super) fn when(
         VerifyMode::Off => (false, false),
         VerifyMode::Always => return When::Now,
         VerifyMode::Sample => {
-            let first = fidelity.is_first_seen(&scope.repo, path);
+            let first = fidelity.claim_first_seen(&scope.repo, path);
             (
                 first || sampled(&scope.repo, path, prints, scope.settings.verify_share),
                 first,
@@ -644,6 +652,28 @@ mod tests {
         );
         f.earn("a/b", ms(1_000_000), 0.0);
         assert!(!f.affordable("a/b"), "a zero budget earns nothing");
+    }
+
+    #[test]
+    fn a_first_verification_is_claimed_once_per_kustomization() {
+        let f = Fidelity::new("v".into());
+        let app = RepoPath::new("apps/a").unwrap();
+        let other = RepoPath::new("apps/b").unwrap();
+        assert!(
+            !f.claim_first_seen("o/r", &app),
+            "untracked (the CLI): nothing is first seen"
+        );
+        f.load_seen(vec![("o/r".into(), "apps/b".into())]);
+        assert!(f.claim_first_seen("o/r", &app));
+        assert!(
+            !f.claim_first_seen("o/r", &app),
+            "the head render of the same run"
+        );
+        assert!(
+            !f.claim_first_seen("o/r", &other),
+            "verified before with this engine"
+        );
+        assert!(f.claim_first_seen("o/other", &app), "per repository");
     }
 
     #[test]
