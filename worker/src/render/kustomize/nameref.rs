@@ -117,10 +117,18 @@ fn pod_spec_path(kind: &str) -> Option<&'static str> {
 /// Only objects with a recorded earlier id can answer: an object no transformer has touched
 /// (no prefix, suffix, hash or namespace transformer) is no candidate, even under the very name
 /// referred to, so a renamed object of that former name wins over it (as in kustomize).
-fn resolve(ra: &[Res], kind: &str, value: &str, ns: Option<&str>) -> Option<String> {
+///
+/// The kind is matched against the earlier ids too: an object a patch turned from a Role into a
+/// ClusterRole is no ClusterRole to a reference (kustomize selects candidates by a previous id of
+/// the referenced kind). A `roleRef` also wants the candidate's current kind to be the one it
+/// names (`roleref`).
+fn resolve(ra: &[Res], kind: &str, value: &str, ns: Option<&str>, roleref: bool) -> Option<String> {
     let mut found: Option<&str> = None;
     for c in ra {
-        if c.kind() != kind || !c.prev.iter().any(|p| p.1 == value) {
+        if !c.prev.iter().any(|p| p.1 == value)
+            || !c.prev.iter().any(|p| p.0 == kind)
+            || (roleref && c.kind() != kind)
+        {
             continue;
         }
         if let Some(ns) = ns
@@ -257,7 +265,7 @@ pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), K
             collect(&r.v, &segs, String::new(), &mut ptrs);
             for ptr in ptrs {
                 if let Some(val) = r.v.pointer(&ptr).and_then(Value::as_str)
-                    && let Some(new) = resolve(ra, kind, val, want_ns)
+                    && let Some(new) = resolve(ra, kind, val, want_ns, false)
                     && new != val
                 {
                     edits.push((i, ptr, new));
@@ -275,7 +283,7 @@ pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), K
                     } else {
                         None
                     };
-                    if let Some(new) = resolve(ra, kind, name, want)
+                    if let Some(new) = resolve(ra, kind, name, want, true)
                         && new != name
                     {
                         edits.push((i, "/roleRef/name".into(), new));
