@@ -1,43 +1,14 @@
 //! What job handlers share: the stores, the forge, the git source and the links they print.
 //! Built once by `capstan serve` (or a test) and handed to each handler's constructor.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::forge::Forge;
-use crate::git::GitError;
-use crate::git::mirror::{self, Mirrors};
 use crate::queue::Queue;
 use crate::store::RunStore;
 
-/// Where repositories are fetched from.
-#[derive(Clone, Debug)]
-pub struct GitSource {
-    /// `--git-url-template`, with `{host}`, `{owner}`, `{repo}`.
-    pub url_template: String,
-    /// The GitHub web host that `{host}` stands for (`github.com`, or a GHES host).
-    pub host: String,
-    pub mirrors: Mirrors,
-}
-
-impl GitSource {
-    pub fn new(
-        url_template: impl Into<String>,
-        host: impl Into<String>,
-        mirror_root: PathBuf,
-    ) -> Self {
-        GitSource {
-            url_template: url_template.into(),
-            host: host.into(),
-            mirrors: Mirrors::new(mirror_root),
-        }
-    }
-
-    /// The configured fetch URL of `repo` (`owner/name`).
-    pub fn url(&self, repo: &str) -> Result<String, GitError> {
-        mirror::fetch_url(&self.url_template, &self.host, repo)
-    }
-}
+/// Where repositories are fetched from, and the one async door to git (see [`crate::git::source`]).
+pub use crate::git::GitSource;
 
 /// Shared by every handler.
 #[derive(Clone)]

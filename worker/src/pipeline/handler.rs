@@ -20,8 +20,7 @@ use super::publish::{CheckHandle, Target, short};
 use super::trust::{self, Trust, TrustPolicy};
 use crate::apps::DiscoveryConfig;
 use crate::forge::{Forge, ForgeError, PullRequestState};
-use crate::git::GitError;
-use crate::git::mirror::exact_sha;
+use crate::git::{GitError, GitTreeFs, RepoName, Sha};
 use crate::jobs::PrCheck;
 use crate::objects::K8sObject;
 use crate::policy::{PolicyEngine, PolicySources};
@@ -45,7 +44,10 @@ impl PrCheckHandler {
     }
 
     async fn check(&self, ctx: &JobContext, job: &PrCheck) -> Result<(), JobError> {
+        let repo = RepoName::parse(&job.repo)
+            .map_err(|e| JobError::Permanent(anyhow!("pr_check payload: {e}")))?;
         Check {
+            repo,
             services: &self.services,
             renderer: &self.renderer,
             ctx,
@@ -133,6 +135,13 @@ enum Halt {
     Failed(Failed),
 }
 
+impl From<GitError> for Failed {
+    /// Git on commits that exist: a failure is the machine's (disk, network), worth a retry.
+    fn from(e: GitError) -> Self {
+        Failed::transient(e)
+    }
+}
+
 impl From<Failed> for Halt {
     fn from(f: Failed) -> Self {
         Halt::Failed(f)
@@ -150,6 +159,8 @@ struct Resolved {
 }
 
 struct Check<'a> {
+    /// `job.repo`, checked.
+    repo: RepoName,
     services: &'a Arc<Services>,
     renderer: &'a Arc<Renderer>,
     ctx: &'a JobContext,
@@ -180,13 +191,9 @@ impl Check<'_> {
     }
 
     async fn run(self) -> Result<(), JobError> {
-        let head_sha = exact_sha(&self.job.head_sha)
-            .map_err(|e| JobError::Permanent(anyhow!("pr_check payload: {e}")))?;
-        let url = self
-            .services
-            .git
-            .url(&self.job.repo)
-            .map_err(|e| JobError::Permanent(anyhow!("pr_check payload: {e}")))?;
+        let head_sha = Sha::parse(&self.job.head_sha)
+            .map_err(|e| JobError::Permanent(anyhow!("pr_check payload: {e}")))?
+            .oid();
 
         let t = Instant::now();
         let pr = match self.forge() {
@@ -211,8 +218,9 @@ impl Check<'_> {
         }
         let resolved = match &pr {
             Some(pr) => Resolved {
-                base_sha: exact_sha(&pr.base_sha)
-                    .map_err(|e| JobError::Permanent(anyhow!("base sha from the forge: {e}")))?,
+                base_sha: Sha::parse(&pr.base_sha)
+                    .map_err(|e| JobError::Permanent(anyhow!("base sha from the forge: {e}")))?
+                    .oid(),
                 head_sha,
                 base_ref: pr.base_ref.clone(),
                 head_ref: Some(pr.head_ref.clone()),
@@ -252,7 +260,7 @@ impl Check<'_> {
         let deadline = self.services.limits.job_deadline;
         let result = tokio::time::timeout(
             deadline,
-            self.steps(run_id, &run_url, &url, resolved, &mut posted),
+            self.steps(run_id, &run_url, resolved, &mut posted),
         )
         .await
         .unwrap_or_else(|_| {
@@ -367,7 +375,6 @@ impl Check<'_> {
         &self,
         run_id: RunId,
         run_url: &str,
-        url: &str,
         mut resolved: Resolved,
         posted: &mut Posted,
     ) -> Result<Finished, Halt> {
@@ -391,60 +398,62 @@ impl Check<'_> {
             Some(f) => f.git_token(&self.job.repo).await.map_err(Failed::forge)?,
             None => None,
         };
-        let mirror = {
-            let services = self.services.clone();
-            let repo = self.job.repo.clone();
-            let url = url.to_string();
-            let pr = self.job.number;
-            let base_ref = resolved.base_ref.clone();
-            let head_ref = resolved.head_ref.clone();
-            let (base, head) = (resolved.base_sha, resolved.head_sha);
-            tokio::task::spawn_blocking(move || -> Result<(Oid, Oid), GitError> {
-                let mirror = services.git.mirrors.open(&repo)?;
-                let specs = fetch::refspecs(&url, pr, &base_ref, head_ref.as_deref());
+        let (base_ref, head_ref) = (resolved.base_ref.clone(), resolved.head_ref.clone());
+        let (base, head, pr) = (resolved.base_sha, resolved.head_sha, self.job.number);
+        let fetched = self
+            .services
+            .git
+            .with_mirror(&self.repo, move |mirror, url| -> Result<_, GitError> {
+                let specs = fetch::refspecs(url, pr, &base_ref, head_ref.as_deref());
                 let mut wanted = vec![head];
                 if base.is_zero() {
                     // Without a forge the base is whatever the base branch is now.
-                    mirror.fetch(&url, &specs, token.as_deref())?;
+                    mirror.fetch(url, &specs, token.as_deref())?;
                 } else {
                     wanted.push(base);
                 }
-                mirror.ensure(&url, &wanted, &specs, token.as_deref())?;
+                mirror.ensure(url, &wanted, &specs, token.as_deref())?;
                 let base = if base.is_zero() {
-                    fetch::branch_tip(&mirror, &base_ref)?
+                    fetch::branch_tip(mirror, &base_ref)?
                 } else {
                     base
                 };
-                Ok((base, fetch::diff_base(&mirror, base, head)?))
+                Ok((base, fetch::diff_base(mirror, base, head)?))
             })
             .await
-            .map_err(|e| Failed::transient(anyhow!("fetch task: {e}")))?
-            .map_err(|e| Failed::transient(anyhow!(e).context("fetching the pull request")))?
-        };
-        resolved.base_sha = mirror.0;
-        let diff_base = mirror.1;
+            .map_err(|e| Failed::transient(anyhow!(e).context("fetching the pull request")))?;
+        resolved.base_sha = fetched.0;
+        let diff_base = fetched.1;
         self.step_done("fetch", t0);
         self.stop_point()?;
 
         let t0 = Instant::now();
+        let (settings_sha, head) = (resolved.base_sha, resolved.head_sha);
+        let trees = self
+            .services
+            .git
+            .with_mirror(&self.repo, move |mirror, _| {
+                let git = mirror.repo().map_err(|e| Failed::transient(anyhow!(e)))?;
+                let tree = |oid: Oid, what: &str| {
+                    git.tree_fs(oid)
+                        .with_context(|| format!("reading the {what} commit {oid}"))
+                        .map_err(Failed::transient)
+                };
+                Ok::<_, Failed>(Commits {
+                    settings: tree(settings_sha, "base")?,
+                    base: tree(diff_base, "merge-base")?,
+                    head: tree(head, "head")?,
+                })
+            })
+            .await?;
         let analyzed = {
             let services = self.services.clone();
             let renderer = self.renderer.clone();
-            let repo = self.job.repo.clone();
-            let url = url.to_string();
+            let repo = self.repo.clone();
             let base_ref = resolved.base_ref.clone();
-            let (settings_sha, head) = (resolved.base_sha, resolved.head_sha);
+            // Reading the trees goes on outside the repository's lock: the objects are fixed.
             tokio::task::spawn_blocking(move || {
-                analyze_trees(
-                    &services,
-                    &renderer,
-                    &repo,
-                    &url,
-                    &base_ref,
-                    settings_sha,
-                    diff_base,
-                    head,
-                )
+                analyze_trees(&services, &renderer, &repo, &base_ref, &trees)
             })
             .await
             .map_err(|e| Failed::transient(anyhow!("analysis task: {e}")))??
@@ -591,45 +600,34 @@ struct Analyzed {
     command_prefix: String,
 }
 
-/// Reads settings and policies at `settings_sha` (the base branch), and analyzes `diff_base` →
-/// `head`.
-#[allow(clippy::too_many_arguments)]
+/// The three commits a check reads, opened under the repository's lock.
+struct Commits {
+    /// The base branch's tip: settings and policies.
+    settings: GitTreeFs,
+    /// Where the head branched off.
+    base: GitTreeFs,
+    head: GitTreeFs,
+}
+
+/// Reads settings and policies at the base branch's tip, and analyzes the merge base → head.
 fn analyze_trees(
     services: &Services,
     renderer: &Renderer,
-    repo: &str,
-    url: &str,
+    repo: &RepoName,
     base_ref: &str,
-    settings_sha: Oid,
-    diff_base: Oid,
-    head: Oid,
+    trees: &Commits,
 ) -> Result<Analyzed, Failed> {
-    let mirror = services
-        .git
-        .mirrors
-        .open(repo)
-        .map_err(|e| Failed::transient(anyhow!(e)))?;
-    let git = mirror.repo().map_err(|e| Failed::transient(anyhow!(e)))?;
-    let tree = |oid: Oid, what: &str| {
-        git.tree_fs(oid)
-            .with_context(|| format!("reading the {what} commit {oid}"))
-            .map_err(Failed::transient)
-    };
-    let settings_fs = tree(settings_sha, "base")?;
-    let base_fs = tree(diff_base, "merge-base")?;
-    let head_fs = tree(head, "head")?;
-
+    let (settings_fs, base_fs, head_fs) = (&trees.settings, &trees.base, &trees.head);
     // A broken policy folder or .capstan.yaml on the base is the repository's to fix: retrying
     // the same commits cannot help.
-    let (settings, _) = RepoSettings::from_tree(&settings_fs)
+    let (settings, _) = RepoSettings::from_tree(settings_fs)
         .context("reading .capstan.yaml from the base branch")
         .map_err(Failed::permanent)?;
     let mut cfg = DiscoveryConfig::from_settings(&settings, Vec::new(), base_ref);
-    cfg.repo_urls
-        .push(format!("https://{}/{repo}", services.git.host));
-    cfg.repo_urls.push(url.to_string());
+    cfg.repo_urls.push(services.git.web_url(repo));
+    cfg.repo_urls.push(services.git.url(repo));
     cfg.max_generated_apps = services.limits.appset_max_apps;
-    let sources = PolicySources::read_with(&settings_fs, &settings.policy)
+    let sources = PolicySources::read_with(settings_fs, &settings.policy)
         .context("reading .capstan.yaml and policies from the base branch")
         .map_err(Failed::permanent)?;
     let engine = PolicyEngine::new(&sources)
@@ -642,8 +640,8 @@ fn analyze_trees(
     });
     let analysis = analyze(
         &Trees {
-            base: Some(&base_fs),
-            head: &head_fs,
+            base: Some(base_fs),
+            head: head_fs,
         },
         &engine,
         &cfg,

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::rules::Matched;
 use super::{Engine, PromoteError, Source, apply};
-use crate::git::mirror::exact_sha;
+use crate::git::{GitError, RepoName, Sha, check_branch};
 use crate::services::{PromoteRequest, Promoter};
 use crate::store::{PromotionOutcome, PromotionRecord, PromotionStatus};
 
@@ -104,7 +104,7 @@ impl Engine {
         let merged_sha = pr.merge_commit_sha.clone().filter(|_| pr.merged);
         if let Some(sha) = &req.sha {
             let matches = sha == &head || merged_sha.as_deref() == Some(sha.as_str());
-            if exact_sha(sha).is_err() || !matches {
+            if Sha::parse(sha).is_err() || !matches {
                 return self
                     .refuse(
                         req,
@@ -136,36 +136,35 @@ impl Engine {
         }
         let source_sha = merged_sha.unwrap_or_else(|| head.clone());
         let token = self.token(&req.repo).await.map_err(|e| e.to_string())?;
+        let repo = RepoName::parse(&req.repo).map_err(|e| e.to_string())?;
+        let sha = Sha::parse(&source_sha).map_err(|e| e.to_string())?;
         let source = Source {
-            repo: req.repo.clone(),
+            repo: repo.clone(),
             default_branch: pr.base_ref.clone(),
-            sha: source_sha.clone(),
+            sha,
             before: None,
             pr: Some(req.pr),
             trigger: "command".into(),
             actor: req.actor.clone(),
         };
         if !pr.merged {
-            let valid = git2::Reference::is_valid_name(&format!("refs/heads/{}", pr.head_ref));
-            let (url, mirror) = (
-                self.git.url(&req.repo).map_err(|e| e.to_string())?,
-                self.git
-                    .mirrors
-                    .open(&req.repo)
-                    .map_err(|e| e.to_string())?,
-            );
-            let oid = exact_sha(&source_sha).map_err(|e| e.to_string())?;
-            if !valid {
+            if check_branch(&pr.head_ref).is_err() {
                 return Err(format!(
                     "the head branch name {:?} is not usable",
                     pr.head_ref
                 ));
             }
-            apply::ensure_commit(&mirror, &url, oid, &pr.head_ref, token.as_deref())
-                .map_err(|e| e.to_string())?;
+            let (head_ref, token) = (pr.head_ref.clone(), token.clone());
+            self.git
+                .with_mirror(&repo, move |mirror, url| {
+                    apply::ensure_commit(mirror, url, sha.oid(), &head_ref, token.as_deref())
+                })
+                .await
+                .map_err(|e: GitError| e.to_string())?;
         }
-        let (mirror, url, rules) = self
+        let rules = self
             .prepare(&source, token.as_deref())
+            .await
             .map_err(|e| e.to_string())?;
         let changed: Vec<String> = match forge.changed_files(&req.repo, req.pr).await {
             Ok(files) => files.into_iter().map(|f| f.filename).collect(),
@@ -202,10 +201,7 @@ impl Engine {
         }
         let mut lines = Vec::new();
         for m in &matched {
-            match self
-                .promote_one(m, &source, &mirror, &url, token.as_deref())
-                .await
-            {
+            match self.promote_one(m, &source, token.as_deref()).await {
                 Ok(o) => lines.push(format!("- {}", o.line())),
                 Err(e @ PromoteError::Input(_)) => lines.push(format!("- {}: {e}", m.app)),
                 Err(e) => return Err(e.to_string()),
