@@ -20,7 +20,7 @@ const DEFAULT_BRANCH_REF: &str = "refs/capstan/commands/default-branch";
 /// Why the command settings could not be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoConfigError {
-    /// The default branch could not be fetched or read: worth retrying.
+    /// The default branch could not be fetched or read (worth retrying unless the name is bad).
     #[error("reading the default branch of {repo}: {source}")]
     Git {
         repo: String,
@@ -30,6 +30,15 @@ pub enum RepoConfigError {
     /// `.capstan.yaml` exists but cannot be used; the message is for the reply.
     #[error("{0}")]
     Broken(String),
+}
+
+impl crate::retry::Classify for RepoConfigError {
+    fn retry(&self) -> crate::retry::Retry {
+        match self {
+            RepoConfigError::Git { source, .. } => source.retry(),
+            RepoConfigError::Broken(_) => crate::retry::Retry::Permanent,
+        }
+    }
 }
 
 /// The settings in force and where they came from.

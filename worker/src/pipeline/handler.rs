@@ -26,6 +26,7 @@ use crate::objects::K8sObject;
 use crate::policy::{PolicyEngine, PolicySources};
 use crate::render::{NotCheckedConclusion, Renderer, Scope, VerifySettings};
 use crate::report::{self, Conclusion, RunReport};
+use crate::retry::{Classify, Retry};
 use crate::runner::{Handler, JobContext, JobError};
 use crate::services::Services;
 use crate::settings::RepoSettings;
@@ -87,43 +88,55 @@ impl Handler for PrCheckHandler {
     }
 }
 
-/// A failure with what to do about it.
+/// A failure with what to do about it (the policy is [`crate::retry`]).
 struct Failed {
     error: anyhow::Error,
-    transient: bool,
+    retry: Retry,
 }
 
 impl Failed {
     fn permanent(error: impl Into<anyhow::Error>) -> Self {
         Failed {
             error: error.into(),
-            transient: false,
+            retry: Retry::Permanent,
         }
     }
 
     fn transient(error: impl Into<anyhow::Error>) -> Self {
         Failed {
             error: error.into(),
-            transient: true,
+            retry: Retry::Transient,
+        }
+    }
+
+    /// A domain error as it classifies itself, saying what was being done.
+    fn of<E>(e: E, doing: &'static str) -> Self
+    where
+        E: Classify + std::error::Error + Send + Sync + 'static,
+    {
+        Failed {
+            retry: e.retry(),
+            error: anyhow::Error::new(e).context(doing),
         }
     }
 
     fn forge(e: ForgeError) -> Self {
-        let transient = !matches!(
-            e,
-            ForgeError::NotFound { .. } | ForgeError::Validation { .. }
-        );
         Failed {
+            retry: e.retry(),
             error: e.into(),
-            transient,
         }
     }
 
     fn into_job_error(self) -> JobError {
-        if self.transient {
-            JobError::Transient(self.error)
-        } else {
-            JobError::Permanent(self.error)
+        JobError::with_retry(self.retry, self.error)
+    }
+}
+
+impl From<GitError> for Failed {
+    fn from(e: GitError) -> Self {
+        Failed {
+            retry: e.retry(),
+            error: e.into(),
         }
     }
 }
@@ -133,13 +146,6 @@ enum Halt {
     /// The job was told to stop, or the pull request moved on.
     Stopped,
     Failed(Failed),
-}
-
-impl From<GitError> for Failed {
-    /// Git on commits that exist: a failure is the machine's (disk, network), worth a retry.
-    fn from(e: GitError) -> Self {
-        Failed::transient(e)
-    }
 }
 
 impl From<Failed> for Halt {
@@ -251,7 +257,7 @@ impl Check<'_> {
                 job_id: Some(self.ctx.job.id),
             })
             .await
-            .map_err(|e| JobError::Transient(anyhow!(e).context("recording the run")))?;
+            .map_err(|e| Failed::of(e, "recording the run").into_job_error())?;
         let run_url = self.services.run_url(run_id);
         info!(run = run_id, url = %run_url, "run started");
 
@@ -319,7 +325,7 @@ impl Check<'_> {
             }
             Err(Halt::Failed(f)) => {
                 let message = format!("{:#}", f.error);
-                warn!(error = %message, transient = f.transient, "run failed");
+                warn!(error = %message, retry = ?f.retry, "run failed");
                 if let (Some(t), Some(h)) = (&target, posted.check)
                     && let Err(e) = t.fail_check(h, &message).await
                 {
@@ -339,7 +345,7 @@ impl Check<'_> {
         if let Err(e) = self.services.runs.finish_run(run_id, &outcome).await {
             warn!(run = run_id, error = %e, "could not record the run's outcome");
             if ret.is_ok() {
-                return Err(JobError::Transient(anyhow!(e).context("recording the run")));
+                return Err(Failed::of(e, "recording the run").into_job_error());
             }
         }
         info!(
@@ -421,7 +427,7 @@ impl Check<'_> {
                 Ok((base, fetch::diff_base(mirror, base, head)?))
             })
             .await
-            .map_err(|e| Failed::transient(anyhow!(e).context("fetching the pull request")))?;
+            .map_err(|e| Failed::of(e, "fetching the pull request"))?;
         resolved.base_sha = fetched.0;
         let diff_base = fetched.1;
         self.step_done("fetch", t0);
@@ -433,11 +439,12 @@ impl Check<'_> {
             .services
             .git
             .with_mirror(&self.repo, move |mirror, _| {
-                let git = mirror.repo().map_err(|e| Failed::transient(anyhow!(e)))?;
+                let git = mirror.repo()?;
                 let tree = |oid: Oid, what: &str| {
-                    git.tree_fs(oid)
-                        .with_context(|| format!("reading the {what} commit {oid}"))
-                        .map_err(Failed::transient)
+                    git.tree_fs(oid).map_err(|e| Failed {
+                        retry: e.retry(),
+                        error: anyhow!(e).context(format!("reading the {what} commit {oid}")),
+                    })
                 };
                 Ok::<_, Failed>(Commits {
                     settings: tree(settings_sha, "base")?,
@@ -502,7 +509,7 @@ impl Check<'_> {
             .runs
             .hold(&self.job.repo, self.job.number)
             .await
-            .map_err(|e| Failed::transient(anyhow!(e).context("reading the hold")))?;
+            .map_err(|e| Failed::of(e, "reading the hold"))?;
         let mut report = RunReport {
             repo: self.job.repo.clone(),
             pr: self.job.number,

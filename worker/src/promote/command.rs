@@ -19,7 +19,7 @@ impl Engine {
         req: &PromoteRequest,
         sha: &str,
         reason: String,
-    ) -> Result<String, String> {
+    ) -> Result<String, PromoteError> {
         let record = PromotionRecord {
             id: 0,
             promotion_key: format!("command-refused:{}#{}", req.repo, req.pr),
@@ -40,11 +40,7 @@ impl Engine {
             created_at: 0,
             updated_at: 0,
         };
-        let id = self
-            .store
-            .insert(&record)
-            .await
-            .map_err(|e| e.to_string())?;
+        let id = self.store.insert(&record).await?;
         self.store
             .finish(
                 id,
@@ -56,23 +52,20 @@ impl Engine {
                     result_sha: None,
                 },
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(format!(
             "Promotion to `{}` refused: {reason}",
             req.environment
         ))
     }
 
-    async fn run_command(&self, req: &PromoteRequest) -> Result<String, String> {
-        let forge = self
-            .forge
-            .as_ref()
-            .ok_or("promotions by command need GitHub credentials; none are configured")?;
-        let pr = forge
-            .pull_summary(&req.repo, req.pr)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn run_command(&self, req: &PromoteRequest) -> Result<String, PromoteError> {
+        let forge = self.forge.as_ref().ok_or_else(|| {
+            PromoteError::Input(
+                "promotions by command need GitHub credentials; none are configured".into(),
+            )
+        })?;
+        let pr = forge.pull_summary(&req.repo, req.pr).await?;
         let head = pr.head_sha.clone();
         match &req.default_branch {
             Some(default) if *default == pr.base_ref => {}
@@ -135,9 +128,9 @@ impl Engine {
             }
         }
         let source_sha = merged_sha.unwrap_or_else(|| head.clone());
-        let token = self.token(&req.repo).await.map_err(|e| e.to_string())?;
-        let repo = RepoName::parse(&req.repo).map_err(|e| e.to_string())?;
-        let sha = Sha::parse(&source_sha).map_err(|e| e.to_string())?;
+        let token = self.token(&req.repo).await?;
+        let repo = RepoName::parse(&req.repo)?;
+        let sha = Sha::parse(&source_sha)?;
         let source = Source {
             repo: repo.clone(),
             default_branch: pr.base_ref.clone(),
@@ -149,10 +142,10 @@ impl Engine {
         };
         if !pr.merged {
             if check_branch(&pr.head_ref).is_err() {
-                return Err(format!(
+                return Err(PromoteError::Input(format!(
                     "the head branch name {:?} is not usable",
                     pr.head_ref
-                ));
+                )));
             }
             let (head_ref, token) = (pr.head_ref.clone(), token.clone());
             self.git
@@ -160,12 +153,9 @@ impl Engine {
                     apply::ensure_commit(mirror, url, sha.oid(), &head_ref, token.as_deref())
                 })
                 .await
-                .map_err(|e: GitError| e.to_string())?;
+                .map_err(|e: GitError| PromoteError::Git(e))?;
         }
-        let rules = self
-            .prepare(&source, token.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
+        let rules = self.prepare(&source, token.as_deref()).await?;
         let changed: Vec<String> = match forge.changed_files(&req.repo, req.pr).await {
             Ok(files) => files.into_iter().map(|f| f.filename).collect(),
             Err(_) => Vec::new(),
@@ -204,7 +194,7 @@ impl Engine {
             match self.promote_one(m, &source, token.as_deref()).await {
                 Ok(o) => lines.push(format!("- {}", o.line())),
                 Err(e @ PromoteError::Input(_)) => lines.push(format!("- {}: {e}", m.app)),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
             }
         }
         Ok(format!(
@@ -218,7 +208,7 @@ impl Engine {
 
 #[async_trait]
 impl Promoter for Engine {
-    async fn promote(&self, req: &PromoteRequest) -> Result<String, String> {
+    async fn promote(&self, req: &PromoteRequest) -> Result<String, PromoteError> {
         let span = tracing::info_span!("promote_command", repo = %req.repo, pr = req.pr, env = %req.environment);
         tracing::Instrument::instrument(self.run_command(req), span).await
     }

@@ -138,15 +138,6 @@ impl Engine {
     }
 }
 
-fn job_error(e: PromoteError) -> JobError {
-    match e {
-        PromoteError::Input(_) | PromoteError::Rules(_) | PromoteError::Settings(_) => {
-            JobError::Permanent(e.into())
-        }
-        _ => JobError::Transient(e.into()),
-    }
-}
-
 /// `default_branch_push`.
 pub struct PushHandler(pub Arc<Engine>);
 
@@ -161,7 +152,7 @@ impl Handler for PushHandler {
             .instrument(span)
             .await
             .map(|_| ())
-            .map_err(job_error)
+            .map_err(JobError::from_error)
     }
 }
 
@@ -179,6 +170,6 @@ impl Handler for MergedHandler {
             .instrument(span)
             .await
             .map(|_| ())
-            .map_err(job_error)
+            .map_err(JobError::from_error)
     }
 }

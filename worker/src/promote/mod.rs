@@ -57,6 +57,19 @@ pub enum PromoteError {
     Input(String),
 }
 
+impl crate::retry::Classify for PromoteError {
+    fn retry(&self) -> crate::retry::Retry {
+        match self {
+            PromoteError::Git(e) => e.retry(),
+            PromoteError::Forge(e) => e.retry(),
+            PromoteError::Store(e) => e.retry(),
+            PromoteError::Rules(_) | PromoteError::Settings(_) | PromoteError::Input(_) => {
+                crate::retry::Retry::Permanent
+            }
+        }
+    }
+}
+
 impl From<NameError> for PromoteError {
     fn from(e: NameError) -> Self {
         PromoteError::Input(e.to_string())
