@@ -288,7 +288,7 @@ impl Harness {
             Handlers::Server => capstan_server::serve::default_registry(&services),
             Handlers::CommandsOnly => {
                 let mut r = Registry::new();
-                r.register(jobs::COMMAND, CommandHandler::new(services.clone()));
+                r.register::<jobs::Command>(CommandHandler::new(services.clone()));
                 r
             }
         };

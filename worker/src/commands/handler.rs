@@ -31,7 +31,7 @@ use crate::forge::{
 use crate::jobs::{self, PrCheck};
 use crate::queue::JobState;
 use crate::retry::{Classify, Retry};
-use crate::runner::{Handler, JobContext, JobError};
+use crate::runner::{JobContext, JobError, JobHandler};
 use crate::services::{PromoteRequest, Services};
 use crate::store::HeadHistory;
 use crate::store::heads::OK_TO_TEST_TRIGGER;
@@ -59,9 +59,8 @@ impl CommandHandler {
 }
 
 #[async_trait]
-impl Handler for CommandHandler {
-    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
-        let cmd: jobs::Command = ctx.payload()?;
+impl JobHandler<jobs::Command> for CommandHandler {
+    async fn run(&self, ctx: JobContext, cmd: jobs::Command) -> Result<(), JobError> {
         let span = info_span!(
             "command",
             job = ctx.job.id,

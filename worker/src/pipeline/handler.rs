@@ -27,7 +27,7 @@ use crate::policy::{PolicyEngine, PolicySources};
 use crate::render::{NotCheckedConclusion, Renderer, Scope, VerifySettings};
 use crate::report::{self, Conclusion, RunReport};
 use crate::retry::{Classify, Retry};
-use crate::runner::{Handler, JobContext, JobError};
+use crate::runner::{JobContext, JobError, JobHandler};
 use crate::services::Services;
 use crate::settings::RepoSettings;
 use crate::store::SqlFidelityStore;
@@ -61,9 +61,8 @@ impl PrCheckHandler {
 }
 
 #[async_trait]
-impl Handler for PrCheckHandler {
-    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
-        let job: PrCheck = ctx.payload()?;
+impl JobHandler<PrCheck> for PrCheckHandler {
+    async fn run(&self, ctx: JobContext, job: PrCheck) -> Result<(), JobError> {
         let span = info_span!("pr_check", job = ctx.job.id, repo = %job.repo, pr = job.number,
             sha = %short(&job.head_sha), trigger = %job.trigger);
         let records = SqlFidelityStore::new(self.services.queue.db());

@@ -17,7 +17,7 @@ use super::rules::Trigger;
 use super::{Engine, Outcome, PromoteError, Source};
 use crate::git::{GitError, RepoName, Sha};
 use crate::jobs::{DefaultBranchPush, PrMerged};
-use crate::runner::{Handler, JobContext, JobError};
+use crate::runner::{JobContext, JobError, JobHandler};
 
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
@@ -142,9 +142,8 @@ impl Engine {
 pub struct PushHandler(pub Arc<Engine>);
 
 #[async_trait]
-impl Handler for PushHandler {
-    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
-        let push: DefaultBranchPush = ctx.payload()?;
+impl JobHandler<DefaultBranchPush> for PushHandler {
+    async fn run(&self, ctx: JobContext, push: DefaultBranchPush) -> Result<(), JobError> {
         let span =
             info_span!("promote_push", job = ctx.job.id, repo = %push.repo, after = %push.after);
         self.0
@@ -160,9 +159,8 @@ impl Handler for PushHandler {
 pub struct MergedHandler(pub Arc<Engine>);
 
 #[async_trait]
-impl Handler for MergedHandler {
-    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
-        let merged: PrMerged = ctx.payload()?;
+impl JobHandler<PrMerged> for MergedHandler {
+    async fn run(&self, ctx: JobContext, merged: PrMerged) -> Result<(), JobError> {
         let span =
             info_span!("promote_merged", job = ctx.job.id, repo = %merged.repo, pr = merged.number);
         self.0

@@ -201,6 +201,12 @@ impl Engine {
         }
     }
 
+    /// Where promotions waiting for a soak time or a healthy source schedule their re-runs.
+    pub fn with_queue(mut self, queue: Arc<dyn crate::queue::Queue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
     async fn token(&self, repo: &str) -> Result<Option<String>, PromoteError> {
         Ok(match &self.forge {
             Some(f) => f.git_token(repo).await?,

@@ -140,10 +140,38 @@ impl JobContext {
     }
 }
 
-/// Runs jobs of one kind.
+/// Runs jobs of one kind from their raw payload (tests and probes; the service's handlers are
+/// [`JobHandler`]s).
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn run(&self, ctx: JobContext) -> Result<(), JobError>;
+}
+
+/// A job kind: the name it is queued under and its payload, tied together so a handler can never
+/// be registered under one kind and decode another's payload.
+pub trait JobKind: serde::de::DeserializeOwned + Send + Sync + 'static {
+    const NAME: &'static str;
+}
+
+/// Runs jobs of kind `J`, given the decoded payload (one that does not decode fails the job for
+/// good before the handler runs).
+#[async_trait]
+pub trait JobHandler<J: JobKind>: Send + Sync + 'static {
+    async fn run(&self, ctx: JobContext, job: J) -> Result<(), JobError>;
+}
+
+/// A [`JobHandler`] seen as a raw [`Handler`].
+struct Typed<J, H> {
+    handler: H,
+    kind: std::marker::PhantomData<fn() -> J>,
+}
+
+#[async_trait]
+impl<J: JobKind, H: JobHandler<J>> Handler for Typed<J, H> {
+    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
+        let job: J = ctx.payload()?;
+        self.handler.run(ctx, job).await
+    }
 }
 
 /// Handlers by job kind.
@@ -157,8 +185,19 @@ impl Registry {
         Self::default()
     }
 
-    /// Register (or replace) the handler of `kind`.
-    pub fn register(&mut self, kind: &str, handler: impl Handler) -> &mut Self {
+    /// Register (or replace) the handler of job kind `J`, under `J::NAME`.
+    pub fn register<J: JobKind>(&mut self, handler: impl JobHandler<J>) -> &mut Self {
+        self.register_raw(
+            J::NAME,
+            Typed {
+                handler,
+                kind: std::marker::PhantomData,
+            },
+        )
+    }
+
+    /// Register (or replace) a handler of raw payloads under `kind`.
+    pub fn register_raw(&mut self, kind: &str, handler: impl Handler) -> &mut Self {
         self.handlers.insert(kind.to_string(), Arc::new(handler));
         self
     }
