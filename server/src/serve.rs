@@ -541,15 +541,8 @@ impl App {
 
     /// Serve HTTP on `listener` and run this role's workers and recovery until shut down.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-        let App {
-            cfg,
-            queue,
-            forge,
-            allowlist,
-            runner,
-            state,
-            shutdown,
-        } = self;
+        let (cfg, queue, state, shutdown) = (self.cfg, self.queue, self.state, self.shutdown);
+        let (forge, allowlist, runner) = (self.forge, self.allowlist, self.runner);
         let app = router(state.clone(), cfg.role.intake());
         let metrics_listener = match cfg.metrics_listen {
             Some(addr) => Some(

@@ -24,6 +24,28 @@ fn quoted(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
+/// `FromStr` and `TryFrom<String>` (serde's way in) through the type's one `parse`.
+macro_rules! parsed_from_text {
+    ($t:ty) => {
+        impl FromStr for $t {
+            type Err = NameError;
+            fn from_str(s: &str) -> Result<Self, NameError> {
+                Self::parse(s)
+            }
+        }
+
+        impl TryFrom<String> for $t {
+            type Error = NameError;
+            fn try_from(s: String) -> Result<Self, NameError> {
+                Self::parse(&s)
+            }
+        }
+    };
+}
+
+parsed_from_text!(RepoName);
+parsed_from_text!(Sha);
+
 /// `owner/name` with GitHub's character set: ASCII letters, digits, `-`, `_` and `.`, neither
 /// part empty, `.` or `..`, nor starting with `-`. It can therefore be joined to a path (no
 /// climbing out of the mirror root), put in a URL template (no leaving the host or path) and
@@ -82,20 +104,6 @@ impl fmt::Display for RepoName {
     }
 }
 
-impl FromStr for RepoName {
-    type Err = NameError;
-    fn from_str(s: &str) -> Result<Self, NameError> {
-        Self::parse(s)
-    }
-}
-
-impl TryFrom<String> for RepoName {
-    type Error = NameError;
-    fn try_from(s: String) -> Result<Self, NameError> {
-        Self::parse(&s)
-    }
-}
-
 impl From<RepoName> for String {
     fn from(r: RepoName) -> String {
         r.full
@@ -151,20 +159,6 @@ impl Sha {
 impl fmt::Display for Sha {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl FromStr for Sha {
-    type Err = NameError;
-    fn from_str(s: &str) -> Result<Self, NameError> {
-        Self::parse(s)
-    }
-}
-
-impl TryFrom<String> for Sha {
-    type Error = NameError;
-    fn try_from(s: String) -> Result<Self, NameError> {
-        Self::parse(&s)
     }
 }
 
