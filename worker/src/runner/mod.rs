@@ -594,6 +594,43 @@ mod tests {
         ));
     }
 
+    /// Counts the pings it is handed.
+    struct Pings(Arc<std::sync::atomic::AtomicUsize>);
+
+    #[async_trait]
+    impl JobHandler<crate::jobs::Ping> for Pings {
+        async fn run(&self, _ctx: JobContext, ping: crate::jobs::Ping) -> Result<(), JobError> {
+            assert_eq!(ping.delivery_id, "d-1");
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn handlers_are_registered_under_their_jobs_name_and_get_its_payload() {
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut registry = Registry::new();
+        registry.register::<crate::jobs::Ping>(Pings(seen.clone()));
+        assert_eq!(registry.kinds(), vec![crate::jobs::PING.to_string()]);
+        let handler = registry.get(crate::jobs::PING).unwrap();
+        let queue = crate::queue::open("sqlite::memory:").await.unwrap();
+        let ctx = |payload| {
+            let mut j = job(1, 5);
+            j.kind = crate::jobs::PING.into();
+            j.payload = payload;
+            JobContext::new(j, queue.clone(), CancellationToken::new())
+        };
+        let ping =
+            serde_json::json!({"delivery_id": "d-1", "hook_id": 7, "zen": null, "repo": null});
+        handler.run(ctx(ping)).await.unwrap();
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Another kind's payload never reaches the handler: the job fails for good.
+        let other = serde_json::json!({"repo": "a/b", "number": 1});
+        let err = handler.run(ctx(other)).await.unwrap_err();
+        assert!(matches!(err, JobError::Permanent(_)), "{err}");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn a_stopped_handler_is_superseded_or_cancelled() {
         assert_eq!(
