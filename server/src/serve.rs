@@ -255,6 +255,8 @@ pub async fn dashboard(
         cluster: client.map(|c| Arc::new(ClusterView::new(c))),
         argocd: argocd_apps(cfg),
         auth: Arc::new(auth),
+        prefix: dashboard::prefix::Prefix::from_public_url(&cfg.public_url)
+            .context("public_url")?,
     };
     Ok((d, generated))
 }
