@@ -33,7 +33,7 @@ impl Mirrors {
 
     /// The mirror of `repo`, created (bare, empty) when missing. The name's alphabet keeps the
     /// directory under the root.
-    pub(crate) fn open(&self, repo: &RepoName) -> Result<Mirror, GitError> {
+    pub(super) fn open(&self, repo: &RepoName) -> Result<Mirror, GitError> {
         let dir = self
             .root
             .join(repo.owner())
