@@ -643,7 +643,7 @@ impl Config {
         };
         let github_host = github_web_host(&github_api_url);
         let git_url_template = match s.get(&GIT_URL_TEMPLATE) {
-            None => capstan_worker::git::mirror::DEFAULT_URL_TEMPLATE.to_string(),
+            None => capstan_worker::git::DEFAULT_URL_TEMPLATE.to_string(),
             Some((v, origin)) => {
                 let v = v.trim().to_string();
                 let scheme_ok = ["https://", "http://", "file://", "/"]

@@ -1,5 +1,11 @@
 //! `capstan serve`: wire the store, the HTTP server, the job runner and recovery for a role, and
 //! run them until SIGTERM/SIGINT.
+//!
+//! [`App::build`] reads nothing but the configuration and builds everything once: the database
+//! is opened once and its pool shared by the queue and every store, one promotion engine serves
+//! both the merge jobs and `/capstan promote`, handlers are registered by job type. Then
+//! [`App::serve`] runs it on a listener the caller bound (tests bind `127.0.0.1:0` and read the
+//! port back, so no port is ever guessed).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,7 +32,8 @@ use crate::dashboard::cluster::ClusterView;
 use crate::dashboard::registry::{ProbeSettings, Registry as ServiceRegistry};
 use crate::dashboard::{self, Dashboard, DashboardConfig};
 
-/// The handlers this build ships, sharing `services`, with the default command prefix.
+/// The handlers this build ships, sharing `services`, with the default command prefix and a
+/// promotion engine of their own (the service itself shares one engine, see [`App::build`]).
 pub fn default_registry(services: &Arc<Services>) -> Registry {
     // One renderer for all PR checks, so its in-memory cache and pins serve every run.
     registry_with(
@@ -48,42 +55,46 @@ pub fn registry_with(
     renderer: Arc<Renderer>,
     command_prefix: &str,
 ) -> Registry {
-    let mut r = Registry::new();
-    r.register(jobs::PING, jobs::ping::PingHandler);
-    r.register(
-        jobs::PR_CHECK,
-        PrCheckHandler::new(services.clone(), renderer),
+    let engine = promotion_engine(
+        services.forge.clone(),
+        services.git.clone(),
+        &services.queue,
+        services.runs.clone(),
+        services.sync.clone(),
     );
-    r.register(
-        jobs::COMMAND,
+    registry_sharing(services, engine, renderer, command_prefix)
+}
+
+fn registry_sharing(
+    services: &Arc<Services>,
+    engine: Arc<promote::Engine>,
+    renderer: Arc<Renderer>,
+    command_prefix: &str,
+) -> Registry {
+    let mut r = Registry::new();
+    r.register::<jobs::Ping>(jobs::ping::PingHandler);
+    r.register::<jobs::PrCheck>(PrCheckHandler::new(services.clone(), renderer));
+    r.register::<jobs::Command>(
         capstan_worker::commands::CommandHandler::new(services.clone())
             .with_default_prefix(command_prefix),
     );
-    if let Some(engine) = promotion_engine(services) {
-        r.register(
-            jobs::PR_MERGED,
-            promote::handler::MergedHandler(engine.clone()),
-        );
-        r.register(
-            jobs::DEFAULT_BRANCH_PUSH,
-            promote::handler::PushHandler(engine),
-        );
-    }
+    r.register::<jobs::PrMerged>(promote::handler::MergedHandler(engine.clone()));
+    r.register::<jobs::DefaultBranchPush>(promote::handler::PushHandler(engine));
     r
 }
 
-/// The promotion engine built from the shared services (the same pieces `Services::promoter`
-/// was built from).
-fn promotion_engine(services: &Arc<Services>) -> Option<Arc<promote::Engine>> {
-    let mut engine = promote::Engine::new(
-        services.forge.clone(),
-        services.git.clone(),
-        services.runs.clone(),
-        SqlPromotionStore::new(services.queue.db()),
-        services.sync.clone(),
-    );
-    engine.queue = Some(services.queue.clone());
-    Some(Arc::new(engine))
+/// The promotion engine over the shared store, forge, git and ArgoCD.
+fn promotion_engine(
+    forge: Option<Arc<dyn Forge>>,
+    git: GitSource,
+    queue: &Arc<dyn Queue>,
+    runs: Arc<dyn capstan_worker::store::RunStore>,
+    sync: Option<Arc<dyn AppSync>>,
+) -> Arc<promote::Engine> {
+    Arc::new(
+        promote::Engine::new(forge, git, runs, SqlPromotionStore::new(queue.db()), sync)
+            .with_queue(queue.clone()),
+    )
 }
 
 /// The GitHub client the config asks for (`None` without credentials).
@@ -96,28 +107,39 @@ pub fn github_forge(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Forge>>> {
     Ok(Some(Arc::new(forge)))
 }
 
-/// What every handler shares, built from the config and the opened store.
-pub fn services(cfg: &Config, queue: Arc<dyn Queue>, forge: Option<Arc<dyn Forge>>) -> Services {
+/// What every handler shares, built from the config and the opened store, with the one
+/// promotion engine behind `/capstan promote`, which is returned for the job handlers to share.
+pub fn services(
+    cfg: &Config,
+    queue: Arc<dyn Queue>,
+    forge: Option<Arc<dyn Forge>>,
+) -> (Services, Arc<promote::Engine>) {
     let cluster = cluster_services(cfg);
-    let mut services = Services {
-        runs: Arc::new(SqlRunStore::new(queue.db())),
+    let runs: Arc<dyn capstan_worker::store::RunStore> = Arc::new(SqlRunStore::new(queue.db()));
+    let git = GitSource::new(
+        cfg.git_url_template.clone(),
+        cfg.github_host.clone(),
+        cfg.data_dir.join("mirrors"),
+    );
+    let engine = promotion_engine(
+        forge.clone(),
+        git.clone(),
+        &queue,
+        runs.clone(),
+        cluster.sync.clone(),
+    );
+    let services = Services {
+        runs,
         queue,
         forge,
-        git: GitSource::new(
-            cfg.git_url_template.clone(),
-            cfg.github_host.clone(),
-            cfg.data_dir.join("mirrors"),
-        ),
+        git,
         public_url: cfg.public_url.clone(),
         cluster: cluster.checks,
         sync: cluster.sync,
-        promoter: None,
+        promoter: Some(engine.clone() as Arc<dyn capstan_worker::services::Promoter>),
         limits: cfg.limits,
     };
-    let shared = Arc::new(services.clone());
-    services.promoter =
-        promotion_engine(&shared).map(|e| e as Arc<dyn capstan_worker::services::Promoter>);
-    services
+    (services, engine)
 }
 
 /// The cluster-side checks and the ArgoCD sync the config asks for.
@@ -215,20 +237,27 @@ pub async fn dashboard(
         ProbeSettings::default(),
     ));
     registry.spawn_prober();
-    let mut d = Dashboard::new(services.runs.clone(), services.queue.clone());
-    d.config = dcfg;
-    d.repo = cfg.dashboard_repo.clone();
-    d.promotions = Some(Arc::new(
-        capstan_worker::store::promotions::SqlPromotionStore::new(services.queue.db()),
-    ));
-    d.fidelity = Some(Arc::new(capstan_worker::store::SqlFidelityStore::new(
-        services.queue.db(),
-    )));
-    d.registry = registry;
-    d.cluster = client.map(|c| Arc::new(ClusterView::new(c)));
-    d.argocd = argocd_apps(cfg);
-    d.auth = Arc::new(auth);
-    d.prefix = dashboard::prefix::Prefix::from_public_url(&cfg.public_url).context("public_url")?;
+    let db = services.queue.db();
+    let d = Dashboard {
+        config: dcfg,
+        runs: services.runs.clone(),
+        promotions: Some(Arc::new(
+            capstan_worker::store::promotions::SqlPromotionStore::new(db.clone()),
+        )),
+        fidelity: Some(Arc::new(capstan_worker::store::SqlFidelityStore::new(
+            db.clone(),
+        ))),
+        activity: capstan_worker::store::activity::ActivityStore::new(db),
+        queue: services.queue.clone(),
+        repo: cfg.dashboard_repo.clone(),
+        environments: Arc::default(),
+        registry,
+        cluster: client.map(|c| Arc::new(ClusterView::new(c))),
+        argocd: argocd_apps(cfg),
+        auth: Arc::new(auth),
+        prefix: dashboard::prefix::Prefix::from_public_url(&cfg.public_url)
+            .context("public_url")?,
+    };
     Ok((d, generated))
 }
 
@@ -367,182 +396,242 @@ fn print_secret_help(path: &Path) {
     );
 }
 
-/// Run the service until `shutdown` (or a signal when `None`). `forge` replaces the GitHub client
-/// the config describes (tests pass a fake); with neither, reports go to the store and the log
-/// and missed-event recovery is off.
+/// Run the service on the configured address until `shutdown` (or a signal). `forge` replaces
+/// the GitHub client the config describes; with neither, reports go to the store and the log and
+/// missed-event recovery is off.
 pub async fn run(
     cfg: Config,
     forge: Option<Arc<dyn Forge>>,
     shutdown: Option<CancellationToken>,
 ) -> anyhow::Result<()> {
-    run_with(cfg, forge, shutdown, None).await
-}
-
-/// [`run`] with the PR checks' renderer given (`None`: the default one).
-pub async fn run_with(
-    cfg: Config,
-    forge: Option<Arc<dyn Forge>>,
-    shutdown: Option<CancellationToken>,
-    renderer: Option<Arc<Renderer>>,
-) -> anyhow::Result<()> {
-    let forge = match forge {
-        Some(f) => Some(f),
-        None => github_forge(&cfg)?,
-    };
-    let (secrets, generated) = config::load_secrets(&cfg.secrets)?;
-    register_secrets(&cfg, &secrets);
-    if let Some(path) = generated {
-        print_secret_help(&path);
-    }
-    let queue = open_queue(&cfg).await?;
-    let services = Arc::new(services(&cfg, queue.clone(), forge.clone()));
-    let renderer = renderer.unwrap_or_else(|| Arc::new(Renderer::new(RenderConfig::default())));
-    let registry = registry_with(&services, renderer, &cfg.command_prefix);
-    let metrics = Arc::new(Metrics::new());
-    let allowlist = match &cfg.repo_allowlist {
-        Some(globs) => Some(
-            config::build_allowlist(globs).map_err(|e| anyhow::anyhow!("repo_allowlist: {e}"))?,
-        ),
-        None => None,
-    };
-    let shutdown = shutdown.unwrap_or_default();
-    {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            shutdown.cancel();
-        });
-    }
-
-    let kinds = registry.kinds();
-    let runner = cfg.role.jobs().then(|| {
-        Runner::new(
-            queue.clone(),
-            registry,
-            RunnerConfig {
-                workers: cfg.workers,
-                lease: cfg.job_lease,
-                poll_interval: cfg.poll_interval,
-                shutdown_grace: cfg.shutdown_grace,
-                ..RunnerConfig::default()
-            },
-            metrics.clone(),
-        )
-    });
-
-    let mut state = AppState::new(queue.clone(), secrets);
-    state.allowlist = allowlist.clone();
-    state.mapping = MappingOptions {
-        command_prefix: cfg.command_prefix.clone(),
-        bare_commands: cfg.bare_commands,
-        self_logins: cfg.bot_logins.clone(),
-    };
-    state.metrics = metrics.clone();
-    state.wake = runner.as_ref().map(Runner::waker);
-    state.wake_kinds = kinds;
-    state.body_timeout = cfg.body_timeout;
-    state.job_max_attempts = cfg.job_max_attempts;
-    if cfg.role.intake() {
-        let (d, generated) = dashboard(&cfg, &services).await?;
-        if let Some(path) = generated {
-            print_token_help(&path, &cfg.public_url);
-        }
-        if matches!(cfg.dashboard_auth, config::DashboardAuth::None) {
-            warn!(listen = %cfg.listen, "the dashboard has no access control (--dashboard-auth none): anyone who can reach this loopback address sees every diff");
-        }
-        state.dashboard = Some(Arc::new(d));
-    }
-    state.serve_metrics = cfg.metrics_listen.is_none();
-    let state = Arc::new(state);
-    let app = router(state.clone(), cfg.role.intake());
-    let metrics_listener = match cfg.metrics_listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding {addr} (metrics_listen)"))?,
-        ),
-        None => None,
-    };
-
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {} (listen)", cfg.listen))?;
-    let addr = listener.local_addr().context("reading the bound address")?;
-    println!(
-        "capstan listening on http://{addr} (role {}, store {})",
-        cfg.role.as_str(),
-        queue.backend()
-    );
-    info!(%addr, role = ?cfg.role, backend = queue.backend(), "capstan started");
+    let app = App::build_with(
+        cfg,
+        Parts {
+            forge,
+            shutdown,
+            ..Parts::default()
+        },
+    )
+    .await?;
+    let stop = app.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    app.serve(listener).await
+}
 
-    let mut tasks = tokio::task::JoinSet::new();
-    if let Some(runner) = runner {
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            runner.run(stop).await;
-            Ok::<(), anyhow::Error>(())
-        });
-        match forge {
-            Some(forge) => {
-                let allowed: Arc<dyn Fn(&str) -> bool + Send + Sync> = match allowlist {
-                    Some(set) => Arc::new(move |repo: &str| set.is_match(repo)),
-                    None => Arc::new(|_: &str| true),
-                };
-                let recovery = capstan_worker::recovery::run_periodically(
-                    queue.clone(),
-                    forge,
-                    allowed,
-                    cfg.recovery_interval,
-                    shutdown.clone(),
-                );
-                tasks.spawn(async move {
-                    recovery.await;
-                    Ok(())
-                });
-            }
-            None => info!("missed-event recovery is off: no GitHub credentials configured"),
-        }
+/// What a caller may hand [`App::build_with`] instead of building it from the configuration.
+#[derive(Default)]
+pub struct Parts {
+    /// Replaces the GitHub client the config describes (tests pass one on a fake GitHub).
+    pub forge: Option<Arc<dyn Forge>>,
+    /// The PR checks' renderer (tests hand in one with an engine hook).
+    pub renderer: Option<Arc<Renderer>>,
+    /// Stops [`App::serve`] when cancelled (a fresh token when `None`).
+    pub shutdown: Option<CancellationToken>,
+}
+
+/// The service, built once from its configuration; [`App::serve`] runs it.
+pub struct App {
+    cfg: Config,
+    queue: Arc<dyn Queue>,
+    forge: Option<Arc<dyn Forge>>,
+    allowlist: Option<globset::GlobSet>,
+    runner: Option<Runner>,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    /// Everything the configuration describes.
+    pub async fn build(cfg: Config) -> anyhow::Result<App> {
+        Self::build_with(cfg, Parts::default()).await
     }
-    {
-        let shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            // The peer address is what `--dashboard-auth proxy-header` checks the proxy against.
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+
+    /// [`App::build`] with some parts handed in.
+    pub async fn build_with(cfg: Config, parts: Parts) -> anyhow::Result<App> {
+        let forge = match parts.forge {
+            Some(f) => Some(f),
+            None => github_forge(&cfg)?,
+        };
+        let (secrets, generated) = config::load_secrets(&cfg.secrets)?;
+        register_secrets(&cfg, &secrets);
+        if let Some(path) = generated {
+            print_secret_help(&path);
+        }
+        // The one database pool: the queue's, shared by every store below.
+        let queue = open_queue(&cfg).await?;
+        let (services, engine) = services(&cfg, queue.clone(), forge.clone());
+        let services = Arc::new(services);
+        let renderer = parts
+            .renderer
+            .unwrap_or_else(|| Arc::new(Renderer::new(RenderConfig::default())));
+        let registry = registry_sharing(&services, engine, renderer, &cfg.command_prefix);
+        let metrics = Arc::new(Metrics::new());
+        let allowlist = match &cfg.repo_allowlist {
+            Some(globs) => Some(
+                config::build_allowlist(globs)
+                    .map_err(|e| anyhow::anyhow!("repo_allowlist: {e}"))?,
+            ),
+            None => None,
+        };
+        let kinds = registry.kinds();
+        let runner = cfg.role.jobs().then(|| {
+            Runner::new(
+                queue.clone(),
+                registry,
+                RunnerConfig {
+                    workers: cfg.workers,
+                    lease: cfg.job_lease,
+                    poll_interval: cfg.poll_interval,
+                    shutdown_grace: cfg.shutdown_grace,
+                    ..RunnerConfig::default()
+                },
+                metrics.clone(),
             )
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .context("HTTP server")
         });
+        let dashboard = if cfg.role.intake() {
+            let (d, generated) = dashboard(&cfg, &services).await?;
+            if let Some(path) = generated {
+                print_token_help(&path, &cfg.public_url);
+            }
+            if matches!(cfg.dashboard_auth, config::DashboardAuth::None) {
+                warn!(listen = %cfg.listen, "the dashboard has no access control (--dashboard-auth none): anyone who can reach this loopback address sees every diff");
+            }
+            Some(Arc::new(d))
+        } else {
+            None
+        };
+        let defaults = AppState::new(queue.clone(), Vec::new());
+        let state = Arc::new(AppState {
+            queue: queue.clone(),
+            secrets,
+            allowlist: allowlist.clone(),
+            mapping: MappingOptions {
+                command_prefix: cfg.command_prefix.clone(),
+                bare_commands: cfg.bare_commands,
+                self_logins: cfg.bot_logins.clone(),
+            },
+            metrics,
+            wake: runner.as_ref().map(Runner::waker),
+            wake_kinds: kinds,
+            body_timeout: cfg.body_timeout,
+            job_max_attempts: cfg.job_max_attempts,
+            dashboard,
+            serve_metrics: cfg.metrics_listen.is_none(),
+            ..defaults
+        });
+        Ok(App {
+            cfg,
+            queue,
+            forge,
+            allowlist,
+            runner,
+            state,
+            shutdown: parts.shutdown.unwrap_or_default(),
+        })
     }
-    if let Some(listener) = metrics_listener {
-        let shutdown = shutdown.clone();
-        let app = metrics_router(state);
-        if let Ok(addr) = listener.local_addr() {
-            println!("capstan metrics on http://{addr}/metrics");
+
+    /// Cancel this to stop [`App::serve`] gracefully.
+    pub fn shutdown_handle(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serve HTTP on `listener` and run this role's workers and recovery until shut down.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+        let (cfg, queue, state, shutdown) = (self.cfg, self.queue, self.state, self.shutdown);
+        let (forge, allowlist, runner) = (self.forge, self.allowlist, self.runner);
+        let app = router(state.clone(), cfg.role.intake());
+        let metrics_listener = match cfg.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr} (metrics_listen)"))?,
+            ),
+            None => None,
+        };
+        let addr = listener.local_addr().context("reading the bound address")?;
+        println!(
+            "capstan listening on http://{addr} (role {}, store {})",
+            cfg.role.as_str(),
+            queue.backend()
+        );
+        info!(%addr, role = ?cfg.role, backend = queue.backend(), "capstan started");
+
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(runner) = runner {
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                runner.run(stop).await;
+                Ok::<(), anyhow::Error>(())
+            });
+            match forge {
+                Some(forge) => {
+                    let allowed: Arc<dyn Fn(&str) -> bool + Send + Sync> = match allowlist {
+                        Some(set) => Arc::new(move |repo: &str| set.is_match(repo)),
+                        None => Arc::new(|_: &str| true),
+                    };
+                    let recovery = capstan_worker::recovery::run_periodically(
+                        queue.clone(),
+                        forge,
+                        allowed,
+                        cfg.recovery_interval,
+                        shutdown.clone(),
+                    );
+                    tasks.spawn(async move {
+                        recovery.await;
+                        Ok(())
+                    });
+                }
+                None => info!("missed-event recovery is off: no GitHub credentials configured"),
+            }
         }
-        tasks.spawn(async move {
-            axum::serve(listener, app)
+        {
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                // The peer address is what `--dashboard-auth proxy-header` checks the proxy
+                // against.
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await
-                .context("metrics HTTP server")
-        });
-    }
-    let mut result = Ok(());
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                shutdown.cancel();
-                result = Err(e);
+                .context("HTTP server")
+            });
+        }
+        if let Some(listener) = metrics_listener {
+            let shutdown = shutdown.clone();
+            let app = metrics_router(state);
+            if let Ok(addr) = listener.local_addr() {
+                println!("capstan metrics on http://{addr}/metrics");
             }
-            Err(e) => {
-                shutdown.cancel();
-                result = Err(anyhow::anyhow!("a service task failed: {e}"));
+            tasks.spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await
+                    .context("metrics HTTP server")
+            });
+        }
+        let mut result = Ok(());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    shutdown.cancel();
+                    result = Err(e);
+                }
+                Err(e) => {
+                    shutdown.cancel();
+                    result = Err(anyhow::anyhow!("a service task failed: {e}"));
+                }
             }
         }
+        info!("capstan stopped");
+        result
     }
-    info!("capstan stopped");
-    result
 }

@@ -19,9 +19,12 @@ use capstan_worker::forge::Forge;
 use capstan_worker::forge::github::{GitHubAuth, GitHubConfig, GitHubForge};
 use capstan_worker::git::fixture::{Change, RepoBuilder};
 use capstan_worker::jobs::{self, PrCheck};
+use capstan_worker::promote::PromoteError;
 use capstan_worker::queue::{Finish, Job};
 use capstan_worker::runner::{Metrics, Registry, Runner, RunnerConfig};
-use capstan_worker::services::{AppOrigin, AppSync, GitSource, PromoteRequest, Promoter, Services};
+use capstan_worker::services::{
+    AppOrigin, AppSync, GitSource, PromoteRequest, Promoter, Services, SyncError,
+};
 use capstan_worker::store::runs::SqlRunStore;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -100,7 +103,7 @@ pub struct FakeSync {
 
 #[async_trait]
 impl AppSync for FakeSync {
-    async fn sync_app(&self, app: &str, revision: Option<&str>) -> Result<String, String> {
+    async fn sync_app(&self, app: &str, revision: Option<&str>) -> Result<String, SyncError> {
         self.calls.lock().unwrap().push(app.to_string());
         Ok(format!(
             "operation started at {}",
@@ -108,12 +111,13 @@ impl AppSync for FakeSync {
         ))
     }
 
-    async fn app_origin(&self, app: &str) -> Result<AppOrigin, String> {
+    async fn app_origin(&self, app: &str) -> Result<AppOrigin, SyncError> {
         self.origins
             .lock()
             .unwrap()
             .get(app)
             .cloned()
+            .map(|r| r.map_err(SyncError::Refused))
             .unwrap_or_else(|| {
                 Ok(AppOrigin {
                     project: "default".into(),
@@ -132,7 +136,7 @@ pub struct FakePromoter {
 
 #[async_trait]
 impl Promoter for FakePromoter {
-    async fn promote(&self, req: &PromoteRequest) -> Result<String, String> {
+    async fn promote(&self, req: &PromoteRequest) -> Result<String, PromoteError> {
         self.calls.lock().unwrap().push(req.clone());
         Ok(format!(
             "promotion pull request opened for {}",
@@ -284,7 +288,7 @@ impl Harness {
             Handlers::Server => capstan_server::serve::default_registry(&services),
             Handlers::CommandsOnly => {
                 let mut r = Registry::new();
-                r.register(jobs::COMMAND, CommandHandler::new(services.clone()));
+                r.register::<jobs::Command>(CommandHandler::new(services.clone()));
                 r
             }
         };

@@ -100,9 +100,8 @@ impl Harness {
             Arc::new(GitHubForge::new(gh).unwrap()) as Arc<dyn Forge>
         });
 
-        let port = free_port();
         let args = ConfigArgs {
-            listen: Some(format!("127.0.0.1:{port}")),
+            listen: Some("127.0.0.1:0".into()),
             data_dir: Some(dir.path().join("data").display().to_string()),
             git_url_template: Some(format!(
                 "file://{}/origin/{{owner}}/{{repo}}",
@@ -121,14 +120,17 @@ impl Harness {
         }
         let database_url = cfg.database_url.clone();
         let stop = CancellationToken::new();
-        let service = serve.then(|| {
-            tokio::spawn(capstan_server::serve::run_with(
-                cfg,
+        let (port, service) = if serve {
+            let parts = capstan_server::serve::Parts {
                 forge,
-                Some(stop.clone()),
                 renderer,
-            ))
-        });
+                shutdown: Some(stop.clone()),
+            };
+            let (port, task) = serve_on_ephemeral_port(cfg, parts).await;
+            (port, Some(task))
+        } else {
+            (0, None)
+        };
         let base_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         for _ in 0..500 {
@@ -365,13 +367,22 @@ pub async fn fake_github_app(token: &str) -> (FakeGitHub, AppKey) {
     (fake, key)
 }
 
-/// A port nothing listens on right now, for a service to bind.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Builds the service from `cfg` (its `listen` is not used) and serves it on a listener bound
+/// here to an ephemeral loopback port, so no port is guessed and raced for. Returns the port and
+/// the service task.
+pub async fn serve_on_ephemeral_port(
+    cfg: Config,
+    parts: capstan_server::serve::Parts,
+) -> (u16, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        capstan_server::serve::App::build_with(cfg, parts)
+            .await?
+            .serve(listener)
+            .await
+    });
+    (port, task)
 }
 
 fn uuid() -> String {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use capstan_worker::forge::Forge;
 use capstan_worker::forge::github::{AppKey, GitHubAuth, GitHubConfig, GitHubForge};
-use capstan_worker::jobs::{PR_CHECK, PrCheck};
+use capstan_worker::jobs::PrCheck;
 use capstan_worker::limits::Limits;
 use capstan_worker::pipeline::PrCheckHandler;
 use capstan_worker::queue::{JobState, Queue};
@@ -109,16 +109,13 @@ impl Worker {
             limits,
         });
         let mut registry = Registry::new();
-        registry.register(
-            PR_CHECK,
-            PrCheckHandler::new(
-                services,
-                Arc::new(Renderer::new(RenderConfig {
-                    cache_limits: limits.render_cache,
-                    ..RenderConfig::default()
-                })),
-            ),
-        );
+        registry.register::<PrCheck>(PrCheckHandler::new(
+            services,
+            Arc::new(Renderer::new(RenderConfig {
+                cache_limits: limits.render_cache,
+                ..RenderConfig::default()
+            })),
+        ));
         let stop = CancellationToken::new();
         let runner = tokio::spawn(
             Runner::new(

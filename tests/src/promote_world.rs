@@ -139,21 +139,21 @@ impl World {
         );
         let git = GitSource::new(template, "github.com", dir.path().join("mirrors"));
         let store = SqlPromotionStore::new(db.clone());
-        let mut engine = Engine::new(
-            Some(Arc::new(forge)),
-            git,
-            Arc::new(SqlRunStore::new(db)),
-            store.clone(),
-            None,
-        );
-        engine.queue = Some(backend.queue.clone());
-        if let Some(argo) = &argocd {
+        let sync = argocd.as_ref().map(|argo| {
             let client =
                 ArgoClient::new(&ArgoConfig::new(argo.url().parse().unwrap(), ARGOCD_TOKEN))
                     .unwrap();
             let check = ArgoCdCheck::new(client, &[], DryRunOptions::default()).unwrap();
-            engine.sync = Some(Arc::new(check));
-        }
+            Arc::new(check) as Arc<dyn capstan_worker::services::AppSync>
+        });
+        let engine = Engine::new(
+            Some(Arc::new(forge)),
+            git,
+            Arc::new(SqlRunStore::new(db)),
+            store.clone(),
+            sync,
+        )
+        .with_queue(backend.queue.clone());
         let w = World {
             dir,
             origin,

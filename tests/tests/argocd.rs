@@ -463,16 +463,20 @@ async fn sync_app_starts_a_real_sync_and_reports_why_it_cannot() {
     assert!(body.get("dryRun").is_none(), "a real sync: {body}");
 
     // The first sync is still running: ArgoCD refuses a second one.
-    let busy = c.sync_app("shop", None).await.unwrap_err();
+    let busy = c.sync_app("shop", None).await.unwrap_err().to_string();
     assert!(
         busy.contains("another operation is already in progress"),
         "{busy}"
     );
 
-    let missing = c.sync_app("nope", None).await.unwrap_err();
+    let missing = c.sync_app("nope", None).await.unwrap_err().to_string();
     assert!(missing.contains("missing or forbidden"), "{missing}");
 
-    let multi = c.sync_app("multi", Some(HEAD)).await.unwrap_err();
+    let multi = c
+        .sync_app("multi", Some(HEAD))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(multi.contains("has 2 sources"), "{multi}");
     assert!(
         argo.calls_to("POST", "/api/v1/applications/multi/sync")
@@ -481,7 +485,7 @@ async fn sync_app_starts_a_real_sync_and_reports_why_it_cannot() {
     assert!(c.sync_app("multi", None).await.is_ok());
 
     let bad = check(&argo.url(), "wrong", &[]);
-    let denied = bad.sync_app("shop", None).await.unwrap_err();
+    let denied = bad.sync_app("shop", None).await.unwrap_err().to_string();
     assert!(denied.contains("401"), "{denied}");
 }
 
@@ -543,6 +547,6 @@ async fn app_status_reads_sync_and_health_and_says_why_it_cannot() {
     assert_eq!(s.sync.as_deref(), Some("Synced"));
     assert_eq!(s.health.as_deref(), Some("Degraded"));
     assert!(!s.synced_and_healthy());
-    let e = c.app_status("no-such-app").await.unwrap_err();
+    let e = c.app_status("no-such-app").await.unwrap_err().to_string();
     assert!(e.contains("missing or forbidden"), "{e}");
 }

@@ -551,13 +551,8 @@ async fn serve_answers_a_command_end_to_end() {
     let up = upstream();
     let fake = fake_github(&up).await;
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let args = ConfigArgs {
-        listen: Some(format!("127.0.0.1:{port}")),
+        listen: Some("127.0.0.1:0".into()),
         data_dir: Some(data.path().display().to_string()),
         poll_interval_ms: Some("20".into()),
         git_url_template: Some(format!(
@@ -576,7 +571,11 @@ async fn serve_answers_a_command_end_to_end() {
     let db_url = cfg.database_url.clone();
     let stop = CancellationToken::new();
     // No forge passed: the service builds its GitHub client from the settings, like production.
-    let service = tokio::spawn(capstan_server::serve::run(cfg, None, Some(stop.clone())));
+    let parts = capstan_server::serve::Parts {
+        shutdown: Some(stop.clone()),
+        ..Default::default()
+    };
+    let (port, service) = capstan_tests::pr_harness::serve_on_ephemeral_port(cfg, parts).await;
 
     let body_text = "/capstan hold\n/capstan promote \u{0440}roduction\n";
     let comment = fake.add_comment(REPO, PR, "maintainer", false, body_text);

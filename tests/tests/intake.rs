@@ -476,7 +476,7 @@ async fn store_outage_gives_503_and_the_redelivery_runs_once(b: &Backend) {
 
     let runs = Arc::new(AtomicUsize::new(0));
     let mut reg = Registry::new();
-    reg.register("pr_check", Count(runs.clone()));
+    reg.register_raw("pr_check", Count(runs.clone()));
     let cfg = RunnerConfig {
         workers: 2,
         poll_interval: Duration::from_millis(20),

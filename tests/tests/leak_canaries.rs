@@ -19,7 +19,8 @@ use capstan_server::config::{Config, ConfigArgs};
 use capstan_tests::fake_argocd::FakeArgoCd;
 use capstan_tests::fake_github::{FakeGitHub, FakePull};
 use capstan_tests::pr_harness::{
-    APP_ID, INSTALLATION, REPO, app_key_path, fake_github_app, free_port, post_webhook,
+    APP_ID, INSTALLATION, REPO, app_key_path, fake_github_app, post_webhook,
+    serve_on_ephemeral_port,
 };
 use capstan_worker::forge::Comments;
 use capstan_worker::forge::github::{GitHubAuth, GitHubConfig, GitHubForge};
@@ -423,9 +424,8 @@ async fn scenario(auth: Auth, database: &str) {
     origin.set_ref("refs/heads/hostile", head).unwrap();
     origin.set_ref("refs/heads/main", main).unwrap();
 
-    let port = free_port();
     let args = ConfigArgs {
-        listen: Some(format!("127.0.0.1:{port}")),
+        listen: Some("127.0.0.1:0".into()),
         data_dir: Some(dir.join("data").display().to_string()),
         git_url_template: Some(format!(
             "file://{}/origin/{{owner}}/{{repo}}",
@@ -451,7 +451,11 @@ async fn scenario(auth: Auth, database: &str) {
     }
     let database_url = cfg.database_url.clone();
     let stop = CancellationToken::new();
-    let service = tokio::spawn(capstan_server::serve::run(cfg, None, Some(stop.clone())));
+    let parts = capstan_server::serve::Parts {
+        shutdown: Some(stop.clone()),
+        ..Default::default()
+    };
+    let (port, service) = serve_on_ephemeral_port(cfg, parts).await;
     let base_url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let start = Instant::now();

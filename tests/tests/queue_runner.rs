@@ -120,7 +120,7 @@ async fn runs_jobs_and_records_each_attempt(b: &Backend) {
     let q = &b.queue;
     let probe = Probe::new("ok");
     let mut reg = Registry::new();
-    reg.register("probe", probe.clone());
+    reg.register_raw("probe", probe.clone());
     let metrics = Arc::new(Metrics::new());
     let mut ids = Vec::new();
     for i in 0..20 {
@@ -152,7 +152,7 @@ async fn transient_errors_back_off_then_go_dead(b: &Backend) {
     let q = &b.queue;
     let probe = Probe::new("transient");
     let mut reg = Registry::new();
-    reg.register("probe", probe.clone());
+    reg.register_raw("probe", probe.clone());
     let id = q
         .enqueue(&ping_job("flaky").max_attempts(3))
         .await
@@ -173,8 +173,8 @@ async fn transient_errors_back_off_then_go_dead(b: &Backend) {
 async fn permanent_errors_and_panics_fail_at_once(b: &Backend) {
     let q = &b.queue;
     let mut reg = Registry::new();
-    reg.register("permanent", Probe::new("permanent"));
-    reg.register("panics", Probe::new("panic"));
+    reg.register_raw("permanent", Probe::new("permanent"));
+    reg.register_raw("panics", Probe::new("panic"));
     let a = q
         .enqueue(&NewJob::new("permanent", "p", json!({})))
         .await
@@ -209,7 +209,7 @@ async fn dead_workers_job_is_reclaimed_after_its_lease_expires(b: &Backend) {
     .unwrap();
     let probe = Probe::new("ok");
     let mut reg = Registry::new();
-    reg.register("probe", probe.clone());
+    reg.register_raw("probe", probe.clone());
     let metrics = Arc::new(Metrics::new());
     let (stop, handle) = start(q, reg, config(1), metrics.clone());
     wait_for(q, id, JobState::Succeeded).await;
@@ -243,7 +243,7 @@ async fn newer_head_stops_the_running_check(b: &Backend) {
         .into_job()
     };
     let mut reg = Registry::new();
-    reg.register("pr_check", Probe::new("until_stopped"));
+    reg.register_raw("pr_check", Probe::new("until_stopped"));
     let old = q.enqueue(&check("old")).await.unwrap().unwrap();
     let cfg = RunnerConfig {
         shutdown_grace: Duration::from_millis(50),
@@ -264,7 +264,7 @@ async fn shutdown_lets_running_jobs_finish(b: &Backend) {
     let q = &b.queue;
     let probe = Probe::new("slow");
     let mut reg = Registry::new();
-    reg.register("probe", probe.clone());
+    reg.register_raw("probe", probe.clone());
     let running = q.enqueue(&ping_job("slow-1")).await.unwrap().unwrap();
     let (stop, handle) = start(q, reg, config(1), Arc::new(Metrics::new()));
     wait_for(q, running, JobState::Running).await;
@@ -286,7 +286,7 @@ async fn shutdown_lets_running_jobs_finish(b: &Backend) {
 async fn shutdown_releases_jobs_that_overrun_the_grace_period(b: &Backend) {
     let q = &b.queue;
     let mut reg = Registry::new();
-    reg.register("probe", Probe::new("forever"));
+    reg.register_raw("probe", Probe::new("forever"));
     let id = q.enqueue(&ping_job("stuck")).await.unwrap().unwrap();
     let cfg = RunnerConfig {
         shutdown_grace: Duration::from_millis(100),
@@ -319,7 +319,7 @@ async fn a_job_that_keeps_killing_its_worker_goes_dead(b: &Backend) {
     .unwrap();
     let probe = Probe::new("ok");
     let mut reg = Registry::new();
-    reg.register("probe", probe.clone());
+    reg.register_raw("probe", probe.clone());
     let (stop, handle) = start(q, reg, config(1), Arc::new(Metrics::new()));
     wait_for(q, id, JobState::Dead).await;
     stop.cancel();
@@ -349,7 +349,7 @@ async fn two_runners_share_one_queue_without_double_runs(b: &Backend) {
     let mut handles = Vec::new();
     for (n, probe) in probes.iter().enumerate() {
         let mut reg = Registry::new();
-        reg.register("probe", probe.clone());
+        reg.register_raw("probe", probe.clone());
         let cfg = RunnerConfig {
             name: format!("replica-{n}"),
             ..config(3)

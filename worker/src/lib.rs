@@ -21,6 +21,7 @@ pub mod recovery;
 pub mod render;
 pub mod repo_fs;
 pub mod report;
+pub mod retry;
 pub mod runner;
 pub mod scrub;
 pub mod services;

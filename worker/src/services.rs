@@ -1,43 +1,14 @@
 //! What job handlers share: the stores, the forge, the git source and the links they print.
 //! Built once by `capstan serve` (or a test) and handed to each handler's constructor.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::forge::Forge;
-use crate::git::GitError;
-use crate::git::mirror::{self, Mirrors};
 use crate::queue::Queue;
 use crate::store::RunStore;
 
-/// Where repositories are fetched from.
-#[derive(Clone, Debug)]
-pub struct GitSource {
-    /// `--git-url-template`, with `{host}`, `{owner}`, `{repo}`.
-    pub url_template: String,
-    /// The GitHub web host that `{host}` stands for (`github.com`, or a GHES host).
-    pub host: String,
-    pub mirrors: Mirrors,
-}
-
-impl GitSource {
-    pub fn new(
-        url_template: impl Into<String>,
-        host: impl Into<String>,
-        mirror_root: PathBuf,
-    ) -> Self {
-        GitSource {
-            url_template: url_template.into(),
-            host: host.into(),
-            mirrors: Mirrors::new(mirror_root),
-        }
-    }
-
-    /// The configured fetch URL of `repo` (`owner/name`).
-    pub fn url(&self, repo: &str) -> Result<String, GitError> {
-        mirror::fetch_url(&self.url_template, &self.host, repo)
-    }
-}
+/// Where repositories are fetched from, and the one async door to git (see [`crate::git::source`]).
+pub use crate::git::GitSource;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -106,26 +77,49 @@ pub trait ClusterCheck: Send + Sync + 'static {
     async fn check_app(&self, req: &ClusterCheckRequest<'_>) -> ClusterFindings;
 }
 
+/// Why ArgoCD could not do what [`AppSync`] asked; the text is for the reply.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// ArgoCD could not be reached or refused the request.
+    #[error(transparent)]
+    Argo(#[from] crate::argocd::ArgoError),
+    /// The request cannot be made as asked (a revision for an app with several sources).
+    #[error("{0}")]
+    Refused(String),
+    /// This client cannot read what was asked.
+    #[error("{0} is not supported by this client")]
+    Unsupported(&'static str),
+}
+
+impl crate::retry::Classify for SyncError {
+    fn retry(&self) -> crate::retry::Retry {
+        match self {
+            SyncError::Argo(e) => e.retry(),
+            SyncError::Refused(_) | SyncError::Unsupported(_) => crate::retry::Retry::Permanent,
+        }
+    }
+}
+
 /// `/capstan sync <app>` and the promotion follow-up: ask ArgoCD to sync an app.
 #[async_trait::async_trait]
 pub trait AppSync: Send + Sync + 'static {
     /// Start a sync of `app` at `revision` (or the app's target revision); the text is the
     /// outcome for the reply, the error says why it could not start.
-    async fn sync_app(&self, app: &str, revision: Option<&str>) -> Result<String, String>;
+    async fn sync_app(&self, app: &str, revision: Option<&str>) -> Result<String, SyncError>;
 
     /// Where the app takes its manifests from and its project, as ArgoCD reports them (never
     /// from the repository's files, which a PR may change); the error says why it could not be
     /// read. Implementations that cannot read it keep the default, and `sync` then refuses.
-    async fn app_origin(&self, app: &str) -> Result<AppOrigin, String> {
+    async fn app_origin(&self, app: &str) -> Result<AppOrigin, SyncError> {
         let _ = app;
-        Err("reading an app's sources is not supported by this client".into())
+        Err(SyncError::Unsupported("reading an app's sources"))
     }
 
     /// The app's sync and health status as ArgoCD reports them; the error says why it could not
     /// be read. Implementations that cannot read status keep the default.
-    async fn app_status(&self, app: &str) -> Result<AppStatus, String> {
+    async fn app_status(&self, app: &str) -> Result<AppStatus, SyncError> {
         let _ = app;
-        Err("reading an app's status is not supported by this client".into())
+        Err(SyncError::Unsupported("reading an app's status"))
     }
 }
 
@@ -174,9 +168,9 @@ pub struct PromoteRequest {
 
 #[async_trait::async_trait]
 pub trait Promoter: Send + Sync + 'static {
-    /// Run the promotion: `Ok` is the outcome for the reply, `Err` a refusal reason (the engine
-    /// has recorded it in the audit either way).
-    async fn promote(&self, req: &PromoteRequest) -> Result<String, String>;
+    /// Run the promotion: `Ok` is the outcome for the reply (refusals included), `Err` why it
+    /// could not run (the engine has recorded what it could in the audit either way).
+    async fn promote(&self, req: &PromoteRequest) -> Result<String, crate::promote::PromoteError>;
 
     /// A promotion refused before it reached the engine (the commenter's permission), so the
     /// audit shows every attempt. Best effort: the refusal is answered whatever happens here.

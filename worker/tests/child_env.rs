@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use capstan_worker::git::fixture::{Change, RepoBuilder};
-use capstan_worker::git::mirror::Mirrors;
+use capstan_worker::git::{GitSource, RepoName};
 use capstan_worker::render::{BackendChoice, RenderConfig, RenderSource, Renderer, SourceKind};
 use capstan_worker::repo_fs::{DirFs, RepoPath};
 
@@ -84,24 +84,35 @@ fn exercise_every_tool(record: &Path) {
     let commit = up
         .commit("one", &[Change::Write("a.yaml", b"a: 1\n")])
         .unwrap();
-    let mirror = Mirrors::new(tmp.path().join("mirrors"))
-        .open("acme/gitops")
-        .unwrap();
-    mirror
-        .fetch(
-            "https://github.invalid/acme/gitops.git",
-            &["+refs/heads/main:refs/heads/main".to_string()],
-            Some("installation-token-for-git"),
-        )
-        .unwrap();
-    capstan_worker::git::push::push_branch(
-        mirror.path(),
-        "https://github.invalid/acme/gitops.git",
-        commit,
-        "main",
-        None,
-        Some("installation-token-for-git"),
-    )
+    // The service reaches git only through its async door: the same path here.
+    let src = GitSource::new(
+        "https://github.invalid/{owner}/{repo}.git",
+        "github.invalid",
+        tmp.path().join("mirrors"),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(src.with_mirror(
+        &RepoName::parse("acme/gitops").unwrap(),
+        move |mirror, url| {
+            mirror.fetch(
+                url,
+                &["+refs/heads/main:refs/heads/main".to_string()],
+                Some("installation-token-for-git"),
+            )?;
+            capstan_worker::git::push::push_branch(
+                mirror.path(),
+                url,
+                commit,
+                "main",
+                None,
+                Some("installation-token-for-git"),
+            )
+            .map_err(|e| capstan_worker::git::GitError::Other {
+                operation: "pushing".into(),
+                message: e.to_string(),
+            })
+        },
+    ))
     .unwrap();
 }
 

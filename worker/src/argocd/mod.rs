@@ -18,7 +18,7 @@ pub use dry_run::DryRunOptions;
 
 use crate::report::ArgoStatus;
 use crate::services::{
-    AppOrigin, AppStatus, AppSync, ClusterCheck, ClusterCheckRequest, ClusterFindings,
+    AppOrigin, AppStatus, AppSync, ClusterCheck, ClusterCheckRequest, ClusterFindings, SyncError,
 };
 use model::{Application, ApplicationSource, SyncRequest};
 
@@ -172,26 +172,22 @@ impl ClusterCheck for ArgoCdCheck {
 #[async_trait::async_trait]
 impl AppSync for ArgoCdCheck {
     #[instrument(name = "argocd_sync", skip(self))]
-    async fn sync_app(&self, app: &str, revision: Option<&str>) -> Result<String, String> {
-        let current = self
-            .client
-            .application(app)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn sync_app(&self, app: &str, revision: Option<&str>) -> Result<String, SyncError> {
+        let current = self.client.application(app).await?;
         let mut req = SyncRequest {
             name: app.to_string(),
             ..Default::default()
         };
         if let Some(rev) = revision {
             if current.spec.sources.len() > 1 {
-                return Err(format!(
+                return Err(SyncError::Refused(format!(
                     "app {app} has {} sources; sync it without a revision (each source at its target revision)",
                     current.spec.sources.len()
-                ));
+                )));
             }
             req.revision = Some(rev.to_string());
         }
-        let started = self.client.sync(&req).await.map_err(|e| e.to_string())?;
+        let started = self.client.sync(&req).await?;
         info!("ArgoCD sync requested");
         let at = revision
             .map(|r| format!(" at {r}"))
@@ -206,12 +202,8 @@ impl AppSync for ArgoCdCheck {
     }
 
     #[instrument(name = "argocd_origin", skip(self))]
-    async fn app_origin(&self, app: &str) -> Result<AppOrigin, String> {
-        let a = self
-            .client
-            .application(app)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn app_origin(&self, app: &str) -> Result<AppOrigin, SyncError> {
+        let a = self.client.application(app).await?;
         let project = a
             .spec
             .project
@@ -229,12 +221,8 @@ impl AppSync for ArgoCdCheck {
     }
 
     #[instrument(name = "argocd_status", skip(self))]
-    async fn app_status(&self, app: &str) -> Result<AppStatus, String> {
-        let a = self
-            .client
-            .application(app)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn app_status(&self, app: &str) -> Result<AppStatus, SyncError> {
+        let a = self.client.application(app).await?;
         let (sync, health) = status_of(&a);
         Ok(AppStatus { sync, health })
     }

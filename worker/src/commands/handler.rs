@@ -30,7 +30,8 @@ use crate::forge::{
 };
 use crate::jobs::{self, PrCheck};
 use crate::queue::JobState;
-use crate::runner::{Handler, JobContext, JobError};
+use crate::retry::{Classify, Retry};
+use crate::runner::{JobContext, JobError, JobHandler};
 use crate::services::{PromoteRequest, Services};
 use crate::store::HeadHistory;
 use crate::store::heads::OK_TO_TEST_TRIGGER;
@@ -58,9 +59,8 @@ impl CommandHandler {
 }
 
 #[async_trait]
-impl Handler for CommandHandler {
-    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
-        let cmd: jobs::Command = ctx.payload()?;
+impl JobHandler<jobs::Command> for CommandHandler {
+    async fn run(&self, ctx: JobContext, cmd: jobs::Command) -> Result<(), JobError> {
         let span = info_span!(
             "command",
             job = ctx.job.id,
@@ -95,17 +95,24 @@ impl PermissionLookup for ForgePermissions<'_> {
     }
 }
 
-/// Network trouble and rate limits pass; other forge refusals will not.
+/// A forge or store failure with what was being done, retried as [`crate::retry`] says.
 fn forge_error(what: &str, e: ForgeError) -> JobError {
-    let err = anyhow!(e).context(what.to_string());
-    match err.downcast_ref::<ForgeError>() {
-        Some(ForgeError::Other { .. } | ForgeError::RateLimited { .. }) => JobError::Transient(err),
-        _ => JobError::Permanent(err),
-    }
+    domain_error(what, e)
 }
 
-fn store_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> JobError {
-    JobError::Transient(anyhow!(e).context(what.to_string()))
+fn store_error<E>(what: &str, e: E) -> JobError
+where
+    E: Classify + std::error::Error + Send + Sync + 'static,
+{
+    domain_error(what, e)
+}
+
+fn domain_error<E>(what: &str, e: E) -> JobError
+where
+    E: Classify + std::error::Error + Send + Sync + 'static,
+{
+    let retry = e.retry();
+    JobError::with_retry(retry, anyhow!(e).context(what.to_string()))
 }
 
 fn is_self(me: &Identity, author: &str) -> bool {
@@ -230,8 +237,8 @@ impl CommandHandler {
                 ),
             ),
             Err(e @ RepoConfigError::Git { .. }) => {
-                if ctx.job.attempts < ctx.job.max_attempts {
-                    return Err(JobError::Transient(anyhow!(e)));
+                if e.retry() != Retry::Permanent && ctx.job.attempts < ctx.job.max_attempts {
+                    return Err(JobError::from_error(e));
                 }
                 // Out of retries: say so rather than leave the comment unanswered.
                 warn!(error = %e, "giving up reading the default branch");

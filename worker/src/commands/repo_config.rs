@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use super::CommandConfig;
 use crate::apps::{DiscoveryConfig, discover};
-use crate::git::GitError;
+use crate::git::{GitError, RepoName};
 use crate::repo_fs::RepoFs;
 use crate::services::GitSource;
 use crate::settings::{RepoSettings, SETTINGS_FILE};
@@ -20,7 +20,7 @@ const DEFAULT_BRANCH_REF: &str = "refs/capstan/commands/default-branch";
 /// Why the command settings could not be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoConfigError {
-    /// The default branch could not be fetched or read: worth retrying.
+    /// The default branch could not be fetched or read (worth retrying unless the name is bad).
     #[error("reading the default branch of {repo}: {source}")]
     Git {
         repo: String,
@@ -30,6 +30,15 @@ pub enum RepoConfigError {
     /// `.capstan.yaml` exists but cannot be used; the message is for the reply.
     #[error("{0}")]
     Broken(String),
+}
+
+impl crate::retry::Classify for RepoConfigError {
+    fn retry(&self) -> crate::retry::Retry {
+        match self {
+            RepoConfigError::Git { source, .. } => source.retry(),
+            RepoConfigError::Broken(_) => crate::retry::Retry::Permanent,
+        }
+    }
 }
 
 /// The settings in force and where they came from.
@@ -91,53 +100,59 @@ pub fn config_from_settings(
 }
 
 /// Fetches the remote's `HEAD` (the default branch) of `repo` into its mirror and reads the
-/// command settings from that commit. Blocking git work runs off the async threads.
+/// command settings from that commit. Git runs under the repository's lock, the reading after
+/// it; both off the async threads.
 pub async fn load_default_branch_config(
     git: &GitSource,
     repo: &str,
     token: Option<String>,
     default_prefix: &str,
 ) -> Result<LoadedConfig, RepoConfigError> {
-    let git = git.clone();
-    let repo = repo.to_string();
-    let default_prefix = default_prefix.to_string();
-    let joined = tokio::task::spawn_blocking(move || {
-        load_blocking(&git, &repo, token.as_deref(), &default_prefix)
-    })
-    .await;
-    match joined {
-        Ok(r) => r,
-        Err(e) => Err(RepoConfigError::Broken(format!(
-            "reading the settings stopped unexpectedly: {e}"
-        ))),
-    }
-}
-
-fn load_blocking(
-    git: &GitSource,
-    repo: &str,
-    token: Option<&str>,
-    default_prefix: &str,
-) -> Result<LoadedConfig, RepoConfigError> {
     let git_err = |source| RepoConfigError::Git {
-        repo: repo.to_string(),
+        repo: repo.chars().take(64).collect(),
         source,
     };
-    let url = git.url(repo).map_err(git_err)?;
-    let mirror = git.mirrors.open(repo).map_err(git_err)?;
-    mirror
-        .fetch(&url, &[format!("+HEAD:{DEFAULT_BRANCH_REF}")], token)
+    let name = RepoName::parse(repo).map_err(|e| git_err(e.into()))?;
+    let (commit, fs, url) = git
+        .with_mirror(&name, move |mirror, url| {
+            mirror.fetch(
+                url,
+                &[format!("+HEAD:{DEFAULT_BRANCH_REF}")],
+                token.as_deref(),
+            )?;
+            let local = mirror.repo()?;
+            let commit = local.resolve(DEFAULT_BRANCH_REF)?;
+            Ok::<_, GitError>((commit, local.tree_fs(commit)?, url.to_string()))
+        })
+        .await
         .map_err(git_err)?;
-    let local = mirror.repo().map_err(git_err)?;
-    let commit = local.resolve(DEFAULT_BRANCH_REF).map_err(git_err)?;
-    let fs = local.tree_fs(commit).map_err(git_err)?;
-    let web_url = format!("https://{}/{repo}.git", git.host);
-    let (config, from_file) = config_from_tree(&fs, &[url, web_url], default_prefix)?;
+    let urls = [url, format!("{}.git", git.web_url(&name))];
+    let default_prefix = default_prefix.to_string();
+    let (config, from_file) = crate::git::blocking(move || {
+        config_from_tree(&fs, &urls, &default_prefix).map_err(BlockingError::Config)
+    })
+    .await
+    .map_err(|e| match e {
+        BlockingError::Config(e) => e,
+        BlockingError::Git(e) => git_err(e),
+    })?;
     Ok(LoadedConfig {
         config,
         commit: commit.to_string(),
         from_file,
     })
+}
+
+/// The reading step's failures, so the blocking pool's own failure keeps its kind.
+enum BlockingError {
+    Config(RepoConfigError),
+    Git(GitError),
+}
+
+impl From<GitError> for BlockingError {
+    fn from(e: GitError) -> Self {
+        BlockingError::Git(e)
+    }
 }
 
 #[cfg(test)]

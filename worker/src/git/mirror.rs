@@ -1,72 +1,22 @@
 //! Local bare mirrors of the repositories Capstan judges, one per `owner/name`, fetched on
 //! demand with exact refspecs.
 //!
-//! The fetch URL always comes from configuration ([`fetch_url`]), never from a webhook payload.
+//! The fetch URL always comes from configuration ([`super::GitSource::url`]), never from a webhook payload.
 //! `file://` URLs and plain paths (mirrors, tests) are fetched with libgit2; `http(s)` URLs with
 //! the `git` CLI, because this build's libgit2 has no TLS transport and Capstan keeps one TLS
 //! stack (rustls) in-process. The token goes to `git` through `GIT_CONFIG_*` environment
 //! variables, so it never appears in a process listing. Submodules are never fetched.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
 
 use git2::{AutotagOption, FetchOptions, Oid, Repository};
 
+use super::names::RepoName;
 use super::{GitError, GitRepo};
 
-/// Default for `--git-url-template`; `{host}` is the GitHub web host.
-pub const DEFAULT_URL_TEMPLATE: &str = "https://{host}/{owner}/{repo}.git";
-
-/// Build the fetch URL of `repo` (`owner/name`) from the template. Owner and name are checked
-/// against GitHub's character set, so a crafted name cannot leave the template's host or path.
-pub fn fetch_url(template: &str, host: &str, repo: &str) -> Result<String, GitError> {
-    let (owner, name) = split_repo(repo)?;
-    Ok(template
-        .replace("{host}", host)
-        .replace("{owner}", owner)
-        .replace("{repo}", name))
-}
-
-fn split_repo(repo: &str) -> Result<(&str, &str), GitError> {
-    let bad = |why: &str| GitError::Other {
-        operation: "building the fetch URL".into(),
-        message: format!("repository name {repo:?} {why}"),
-    };
-    let (owner, name) = repo
-        .split_once('/')
-        .ok_or_else(|| bad("is not owner/name"))?;
-    let ok = |s: &str| {
-        !s.is_empty()
-            && s != "."
-            && s != ".."
-            && !s.starts_with('-')
-            && s.len() <= 100
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    if !ok(owner) || !ok(name) {
-        return Err(bad("has characters GitHub does not allow"));
-    }
-    Ok((owner, name))
-}
-
-/// A 40-hex commit id; anything else (a branch name, a short SHA, user text) is refused.
-pub fn exact_sha(sha: &str) -> Result<Oid, GitError> {
-    if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(GitError::Resolve {
-            reference: sha.chars().take(64).collect(),
-            message: "expected a full 40-character commit SHA".into(),
-        });
-    }
-    Oid::from_str(sha).map_err(|e| GitError::Resolve {
-        reference: sha.to_string(),
-        message: e.message().to_string(),
-    })
-}
-
-/// Where mirrors live: `<root>/<owner>/<name>.git`.
+/// Where mirrors live: `<root>/<owner>/<name>.git`. Opened only through
+/// [`super::GitSource::with_mirror`], which holds the repository's lock.
 #[derive(Clone, Debug)]
 pub struct Mirrors {
     root: PathBuf,
@@ -81,16 +31,15 @@ impl Mirrors {
         &self.root
     }
 
-    /// The mirror of `repo`, created (bare, empty) when missing.
-    pub fn open(&self, repo: &str) -> Result<Mirror, GitError> {
-        let (owner, name) = split_repo(repo)?;
-        let dir = self.root.join(owner).join(format!("{name}.git"));
-        let lock = mirror_lock(&dir);
-        {
-            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            Self::init(&dir)?;
-        }
-        Ok(Mirror { dir, lock })
+    /// The mirror of `repo`, created (bare, empty) when missing. The name's alphabet keeps the
+    /// directory under the root.
+    pub(super) fn open(&self, repo: &RepoName) -> Result<Mirror, GitError> {
+        let dir = self
+            .root
+            .join(repo.owner())
+            .join(format!("{}.git", repo.name()));
+        Self::init(&dir)?;
+        Ok(Mirror { dir })
     }
 
     fn init(dir: &Path) -> Result<(), GitError> {
@@ -108,21 +57,9 @@ impl Mirrors {
     }
 }
 
-/// One process-wide lock per mirror: concurrent fetches into one repository would fight over
-/// ref lock files.
-fn mirror_lock(dir: &Path) -> Arc<Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
-    let mut map = LOCKS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    map.entry(dir.to_path_buf()).or_default().clone()
-}
-
 /// A bare mirror.
 pub struct Mirror {
     dir: PathBuf,
-    lock: Arc<Mutex<()>>,
 }
 
 impl Mirror {
@@ -148,7 +85,6 @@ impl Mirror {
         refspecs: &[String],
         token: Option<&str>,
     ) -> Result<(), GitError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         if url.starts_with("http://") || url.starts_with("https://") {
             self.fetch_cli(url, refspecs, token)
         } else {
@@ -277,40 +213,6 @@ mod tests {
     use crate::git::fixture::{Change, RepoBuilder};
 
     #[test]
-    fn urls_come_from_the_template_and_names_are_checked() {
-        assert_eq!(
-            fetch_url(DEFAULT_URL_TEMPLATE, "github.com", "acme/gitops").ok(),
-            Some("https://github.com/acme/gitops.git".to_string())
-        );
-        assert_eq!(
-            fetch_url("file:///srv/mirrors/{owner}/{repo}", "x", "acme/gitops").ok(),
-            Some("file:///srv/mirrors/acme/gitops".to_string())
-        );
-        for bad in [
-            "acme",
-            "acme/../etc",
-            "../x/y",
-            "acme/a b",
-            "acme/x@evil.com",
-            "-u/x",
-            "a/b/c",
-        ] {
-            assert!(
-                fetch_url(DEFAULT_URL_TEMPLATE, "github.com", bad).is_err(),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn only_full_shas_are_accepted() {
-        assert!(exact_sha(&"a".repeat(40)).is_ok());
-        for bad in ["main", "abc123", &"g".repeat(40), &"a".repeat(41), "HEAD~1"] {
-            assert!(exact_sha(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn base64_matches_rfc4648_vectors() {
         for (input, want) in [
             ("", ""),
@@ -339,7 +241,7 @@ mod tests {
         let (up, _b, one, two) = upstream();
         let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mirror = Mirrors::new(root.path())
-            .open("acme/gitops")
+            .open(&RepoName::parse("acme/gitops").unwrap_or_else(|e| panic!("{e}")))
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!mirror.has_commit(two));
         let url = format!("file://{}", up.path().display());

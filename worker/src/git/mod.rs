@@ -1,12 +1,17 @@
 //! Git access through libgit2: open a repository, resolve refs to commits, read a commit's tree
 //! through [`RepoFs`] without a checkout, and list the paths changed between two commits.
 //!
+//! The service reaches git only through [`GitSource::with_mirror`] ([`source`]): one async lock
+//! per repository, every git2 call and `git` process on the blocking pool, repositories and
+//! commits named by [`RepoName`] and [`Sha`] ([`names`]), checked once where they enter.
 //! Nothing here writes to the user's working tree or index. [`mirror`] fetches into bare mirrors
 //! under the data dir.
 
 pub mod fixture;
 pub mod mirror;
+pub mod names;
 pub mod push;
+pub mod source;
 mod tree_fs;
 
 use std::collections::BTreeSet;
@@ -16,6 +21,8 @@ use git2::{Oid, Repository};
 
 use crate::repo_fs::{FsError, RepoPath};
 
+pub use names::{NameError, RepoName, Sha, check_branch};
+pub use source::{DEFAULT_URL_TEMPLATE, GitSource, blocking};
 pub use tree_fs::GitTreeFs;
 
 /// A git failure, naming the repository or ref concerned.
@@ -32,9 +39,28 @@ pub enum GitError {
     Other { operation: String, message: String },
     #[error(transparent)]
     Fs(#[from] FsError),
+    /// A repository name or commit id that is not one.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// The blocking task running git panicked or was cancelled at shutdown.
+    #[error("git task did not finish: {message}")]
+    Task { message: String },
 }
 
-fn other(operation: &str) -> impl FnOnce(git2::Error) -> GitError + '_ {
+impl GitError {
+    pub(crate) fn task(e: tokio::task::JoinError) -> Self {
+        GitError::Task {
+            message: if e.is_panic() {
+                "it panicked".into()
+            } else {
+                "it was cancelled".into()
+            },
+        }
+    }
+}
+
+/// Names the operation a libgit2 failure interrupted.
+pub(crate) fn other(operation: &str) -> impl FnOnce(git2::Error) -> GitError + '_ {
     move |e| GitError::Other {
         operation: operation.to_string(),
         message: e.message().to_string(),

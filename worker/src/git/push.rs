@@ -34,6 +34,10 @@ pub fn push_branch(
     expected: Option<Oid>,
     token: Option<&str>,
 ) -> Result<(), PushError> {
+    super::names::check_branch(branch).map_err(|e| PushError::Other {
+        branch: branch.chars().take(80).collect(),
+        message: e.to_string(),
+    })?;
     if url.starts_with("http://") || url.starts_with("https://") {
         push_cli(mirror, url, commit, branch, token)
     } else {
@@ -96,7 +100,6 @@ fn push_cli(
     branch: &str,
     token: Option<&str>,
 ) -> Result<(), PushError> {
-    check_branch(branch)?;
     let home = super::mirror::scratch_home().map_err(|e| PushError::Other {
         branch: branch.to_string(),
         message: format!("preparing git's scratch home: {e}"),
@@ -122,39 +125,6 @@ fn push_cli(
         &String::from_utf8_lossy(&out.stdout),
         &String::from_utf8_lossy(&out.stderr),
     )
-}
-
-/// A branch name git accepts as `refs/heads/<branch>` and that cannot change the refspec it is
-/// part of (`:` would split it, a leading `-` reads as a flag). Rules from `git check-ref-format`.
-fn check_branch(branch: &str) -> Result<(), PushError> {
-    let bad = |why: &str| PushError::Other {
-        branch: branch.chars().take(80).collect(),
-        message: format!("invalid branch name: {why}"),
-    };
-    if branch.is_empty() || branch.len() > 255 {
-        return Err(bad("empty or longer than 255 characters"));
-    }
-    if branch.starts_with('-') || branch.starts_with('/') || branch.ends_with('/') {
-        return Err(bad("starts with '-' or '/', or ends with '/'"));
-    }
-    if branch.ends_with('.') || branch.ends_with(".lock") || branch.contains("..") {
-        return Err(bad("ends with '.' or '.lock', or contains '..'"));
-    }
-    if branch.contains("@{") || branch.contains("//") || branch == "@" {
-        return Err(bad("contains '@{' or '//'"));
-    }
-    if branch.split('/').any(|c| c.starts_with('.')) {
-        return Err(bad("a component starts with '.'"));
-    }
-    if branch
-        .chars()
-        .any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c))
-    {
-        return Err(bad(
-            "contains a space, a control character or one of ~^:?*[\\",
-        ));
-    }
-    Ok(())
 }
 
 /// Reads `git push --porcelain`: one `<flag>\t<from>:<to>\t<summary>` line per ref; `!` is a

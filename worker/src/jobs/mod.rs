@@ -10,6 +10,27 @@ pub mod ping;
 use serde::{Deserialize, Serialize};
 
 use crate::queue::NewJob;
+use crate::runner::JobKind;
+
+impl JobKind for PrCheck {
+    const NAME: &'static str = PR_CHECK;
+}
+
+impl JobKind for PrMerged {
+    const NAME: &'static str = PR_MERGED;
+}
+
+impl JobKind for DefaultBranchPush {
+    const NAME: &'static str = DEFAULT_BRANCH_PUSH;
+}
+
+impl JobKind for Command {
+    const NAME: &'static str = COMMAND;
+}
+
+impl JobKind for Ping {
+    const NAME: &'static str = PING;
+}
 
 pub use mapping::{Classified, Decision, MalformedPayload, MappingOptions, classify};
 
@@ -54,7 +75,7 @@ impl PrCheck {
     pub fn into_job(self) -> NewJob {
         let dedupe = Self::dedupe_key(&self.repo, self.number, &self.head_sha);
         let supersede = Self::supersede_key(&self.repo, self.number);
-        NewJob::new(PR_CHECK, dedupe, to_value(&self)).superseding(supersede)
+        NewJob::new(Self::NAME, dedupe, to_value(&self)).superseding(supersede)
     }
 }
 
@@ -77,7 +98,7 @@ pub struct PrMerged {
 impl PrMerged {
     pub fn into_job(self) -> NewJob {
         let dedupe = format!("{PR_MERGED}:{}#{}", self.repo, self.number);
-        NewJob::new(PR_MERGED, dedupe, to_value(&self))
+        NewJob::new(Self::NAME, dedupe, to_value(&self))
     }
 }
 
@@ -95,7 +116,7 @@ pub struct DefaultBranchPush {
 impl DefaultBranchPush {
     pub fn into_job(self) -> NewJob {
         let dedupe = format!("{DEFAULT_BRANCH_PUSH}:{}@{}", self.repo, self.after);
-        NewJob::new(DEFAULT_BRANCH_PUSH, dedupe, to_value(&self))
+        NewJob::new(Self::NAME, dedupe, to_value(&self))
     }
 }
 
@@ -129,7 +150,7 @@ impl Command {
             "{COMMAND}:{}#{}/{}@{}",
             self.repo, self.number, self.comment_id, self.comment_version
         );
-        NewJob::new(COMMAND, dedupe, to_value(&self))
+        NewJob::new(Self::NAME, dedupe, to_value(&self))
     }
 }
 
@@ -146,7 +167,7 @@ impl Ping {
     pub fn into_job(self) -> NewJob {
         let dedupe = format!("{PING}:{}", self.delivery_id);
         // Bookkeeping never needs many retries.
-        NewJob::new(PING, dedupe, to_value(&self)).max_attempts(3)
+        NewJob::new(Self::NAME, dedupe, to_value(&self)).max_attempts(3)
     }
 }
 

@@ -5,14 +5,13 @@ use async_trait::async_trait;
 use tracing::info;
 
 use super::Ping;
-use crate::runner::{Handler, JobContext, JobError};
+use crate::runner::{JobContext, JobError, JobHandler};
 
 pub struct PingHandler;
 
 #[async_trait]
-impl Handler for PingHandler {
-    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
-        let ping: Ping = ctx.payload()?;
+impl JobHandler<Ping> for PingHandler {
+    async fn run(&self, _ctx: JobContext, ping: Ping) -> Result<(), JobError> {
         info!(
             hook_id = ping.hook_id,
             repo = ping.repo.as_deref().unwrap_or("-"),

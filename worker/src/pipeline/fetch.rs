@@ -5,17 +5,7 @@ use git2::Oid;
 use crate::git::GitError;
 use crate::git::mirror::Mirror;
 
-/// A branch name usable in a refspec: git's own ref-name rules, and no leading `-`.
-pub fn check_branch(name: &str) -> Result<(), GitError> {
-    let full = format!("refs/heads/{name}");
-    if name.starts_with('-') || !git2::Reference::is_valid_name(&full) {
-        return Err(GitError::Resolve {
-            reference: name.chars().take(64).collect(),
-            message: "not a valid branch name".into(),
-        });
-    }
-    Ok(())
-}
+pub use crate::git::names::check_branch;
 
 /// Whether the fetch URL is a local repository (tests, mirrors), which has branches but no
 /// `refs/pull/*` refs.

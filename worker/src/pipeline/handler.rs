@@ -20,14 +20,14 @@ use super::publish::{CheckHandle, Target, short};
 use super::trust::{self, Trust, TrustPolicy};
 use crate::apps::DiscoveryConfig;
 use crate::forge::{Forge, ForgeError, PullRequestState};
-use crate::git::GitError;
-use crate::git::mirror::exact_sha;
+use crate::git::{GitError, GitTreeFs, RepoName, Sha};
 use crate::jobs::PrCheck;
 use crate::objects::K8sObject;
 use crate::policy::{PolicyEngine, PolicySources};
 use crate::render::{NotCheckedConclusion, Renderer, Scope, VerifySettings};
 use crate::report::{self, Conclusion, RunReport};
-use crate::runner::{Handler, JobContext, JobError};
+use crate::retry::{Classify, Retry};
+use crate::runner::{JobContext, JobError, JobHandler};
 use crate::services::Services;
 use crate::settings::RepoSettings;
 use crate::store::SqlFidelityStore;
@@ -45,7 +45,10 @@ impl PrCheckHandler {
     }
 
     async fn check(&self, ctx: &JobContext, job: &PrCheck) -> Result<(), JobError> {
+        let repo = RepoName::parse(&job.repo)
+            .map_err(|e| JobError::Permanent(anyhow!("pr_check payload: {e}")))?;
         Check {
+            repo,
             services: &self.services,
             renderer: &self.renderer,
             ctx,
@@ -58,9 +61,8 @@ impl PrCheckHandler {
 }
 
 #[async_trait]
-impl Handler for PrCheckHandler {
-    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
-        let job: PrCheck = ctx.payload()?;
+impl JobHandler<PrCheck> for PrCheckHandler {
+    async fn run(&self, ctx: JobContext, job: PrCheck) -> Result<(), JobError> {
         let span = info_span!("pr_check", job = ctx.job.id, repo = %job.repo, pr = job.number,
             sha = %short(&job.head_sha), trigger = %job.trigger);
         let records = SqlFidelityStore::new(self.services.queue.db());
@@ -85,43 +87,55 @@ impl Handler for PrCheckHandler {
     }
 }
 
-/// A failure with what to do about it.
+/// A failure with what to do about it (the policy is [`crate::retry`]).
 struct Failed {
     error: anyhow::Error,
-    transient: bool,
+    retry: Retry,
 }
 
 impl Failed {
     fn permanent(error: impl Into<anyhow::Error>) -> Self {
         Failed {
             error: error.into(),
-            transient: false,
+            retry: Retry::Permanent,
         }
     }
 
     fn transient(error: impl Into<anyhow::Error>) -> Self {
         Failed {
             error: error.into(),
-            transient: true,
+            retry: Retry::Transient,
+        }
+    }
+
+    /// A domain error as it classifies itself, saying what was being done.
+    fn of<E>(e: E, doing: &'static str) -> Self
+    where
+        E: Classify + std::error::Error + Send + Sync + 'static,
+    {
+        Failed {
+            retry: e.retry(),
+            error: anyhow::Error::new(e).context(doing),
         }
     }
 
     fn forge(e: ForgeError) -> Self {
-        let transient = !matches!(
-            e,
-            ForgeError::NotFound { .. } | ForgeError::Validation { .. }
-        );
         Failed {
+            retry: e.retry(),
             error: e.into(),
-            transient,
         }
     }
 
     fn into_job_error(self) -> JobError {
-        if self.transient {
-            JobError::Transient(self.error)
-        } else {
-            JobError::Permanent(self.error)
+        JobError::with_retry(self.retry, self.error)
+    }
+}
+
+impl From<GitError> for Failed {
+    fn from(e: GitError) -> Self {
+        Failed {
+            retry: e.retry(),
+            error: e.into(),
         }
     }
 }
@@ -150,6 +164,8 @@ struct Resolved {
 }
 
 struct Check<'a> {
+    /// `job.repo`, checked.
+    repo: RepoName,
     services: &'a Arc<Services>,
     renderer: &'a Arc<Renderer>,
     ctx: &'a JobContext,
@@ -180,13 +196,9 @@ impl Check<'_> {
     }
 
     async fn run(self) -> Result<(), JobError> {
-        let head_sha = exact_sha(&self.job.head_sha)
-            .map_err(|e| JobError::Permanent(anyhow!("pr_check payload: {e}")))?;
-        let url = self
-            .services
-            .git
-            .url(&self.job.repo)
-            .map_err(|e| JobError::Permanent(anyhow!("pr_check payload: {e}")))?;
+        let head_sha = Sha::parse(&self.job.head_sha)
+            .map_err(|e| JobError::Permanent(anyhow!("pr_check payload: {e}")))?
+            .oid();
 
         let t = Instant::now();
         let pr = match self.forge() {
@@ -211,8 +223,9 @@ impl Check<'_> {
         }
         let resolved = match &pr {
             Some(pr) => Resolved {
-                base_sha: exact_sha(&pr.base_sha)
-                    .map_err(|e| JobError::Permanent(anyhow!("base sha from the forge: {e}")))?,
+                base_sha: Sha::parse(&pr.base_sha)
+                    .map_err(|e| JobError::Permanent(anyhow!("base sha from the forge: {e}")))?
+                    .oid(),
                 head_sha,
                 base_ref: pr.base_ref.clone(),
                 head_ref: Some(pr.head_ref.clone()),
@@ -243,7 +256,7 @@ impl Check<'_> {
                 job_id: Some(self.ctx.job.id),
             })
             .await
-            .map_err(|e| JobError::Transient(anyhow!(e).context("recording the run")))?;
+            .map_err(|e| Failed::of(e, "recording the run").into_job_error())?;
         let run_url = self.services.run_url(run_id);
         info!(run = run_id, url = %run_url, "run started");
 
@@ -252,7 +265,7 @@ impl Check<'_> {
         let deadline = self.services.limits.job_deadline;
         let result = tokio::time::timeout(
             deadline,
-            self.steps(run_id, &run_url, &url, resolved, &mut posted),
+            self.steps(run_id, &run_url, resolved, &mut posted),
         )
         .await
         .unwrap_or_else(|_| {
@@ -311,7 +324,7 @@ impl Check<'_> {
             }
             Err(Halt::Failed(f)) => {
                 let message = format!("{:#}", f.error);
-                warn!(error = %message, transient = f.transient, "run failed");
+                warn!(error = %message, retry = ?f.retry, "run failed");
                 if let (Some(t), Some(h)) = (&target, posted.check)
                     && let Err(e) = t.fail_check(h, &message).await
                 {
@@ -331,7 +344,7 @@ impl Check<'_> {
         if let Err(e) = self.services.runs.finish_run(run_id, &outcome).await {
             warn!(run = run_id, error = %e, "could not record the run's outcome");
             if ret.is_ok() {
-                return Err(JobError::Transient(anyhow!(e).context("recording the run")));
+                return Err(Failed::of(e, "recording the run").into_job_error());
             }
         }
         info!(
@@ -367,7 +380,6 @@ impl Check<'_> {
         &self,
         run_id: RunId,
         run_url: &str,
-        url: &str,
         mut resolved: Resolved,
         posted: &mut Posted,
     ) -> Result<Finished, Halt> {
@@ -391,60 +403,63 @@ impl Check<'_> {
             Some(f) => f.git_token(&self.job.repo).await.map_err(Failed::forge)?,
             None => None,
         };
-        let mirror = {
-            let services = self.services.clone();
-            let repo = self.job.repo.clone();
-            let url = url.to_string();
-            let pr = self.job.number;
-            let base_ref = resolved.base_ref.clone();
-            let head_ref = resolved.head_ref.clone();
-            let (base, head) = (resolved.base_sha, resolved.head_sha);
-            tokio::task::spawn_blocking(move || -> Result<(Oid, Oid), GitError> {
-                let mirror = services.git.mirrors.open(&repo)?;
-                let specs = fetch::refspecs(&url, pr, &base_ref, head_ref.as_deref());
+        let (base_ref, head_ref) = (resolved.base_ref.clone(), resolved.head_ref.clone());
+        let (base, head, pr) = (resolved.base_sha, resolved.head_sha, self.job.number);
+        let fetched = self
+            .services
+            .git
+            .with_mirror(&self.repo, move |mirror, url| -> Result<_, GitError> {
+                let specs = fetch::refspecs(url, pr, &base_ref, head_ref.as_deref());
                 let mut wanted = vec![head];
                 if base.is_zero() {
                     // Without a forge the base is whatever the base branch is now.
-                    mirror.fetch(&url, &specs, token.as_deref())?;
+                    mirror.fetch(url, &specs, token.as_deref())?;
                 } else {
                     wanted.push(base);
                 }
-                mirror.ensure(&url, &wanted, &specs, token.as_deref())?;
+                mirror.ensure(url, &wanted, &specs, token.as_deref())?;
                 let base = if base.is_zero() {
-                    fetch::branch_tip(&mirror, &base_ref)?
+                    fetch::branch_tip(mirror, &base_ref)?
                 } else {
                     base
                 };
-                Ok((base, fetch::diff_base(&mirror, base, head)?))
+                Ok((base, fetch::diff_base(mirror, base, head)?))
             })
             .await
-            .map_err(|e| Failed::transient(anyhow!("fetch task: {e}")))?
-            .map_err(|e| Failed::transient(anyhow!(e).context("fetching the pull request")))?
-        };
-        resolved.base_sha = mirror.0;
-        let diff_base = mirror.1;
+            .map_err(|e| Failed::of(e, "fetching the pull request"))?;
+        resolved.base_sha = fetched.0;
+        let diff_base = fetched.1;
         self.step_done("fetch", t0);
         self.stop_point()?;
 
         let t0 = Instant::now();
+        let (settings_sha, head) = (resolved.base_sha, resolved.head_sha);
+        let trees = self
+            .services
+            .git
+            .with_mirror(&self.repo, move |mirror, _| {
+                let git = mirror.repo()?;
+                let tree = |oid: Oid, what: &str| {
+                    git.tree_fs(oid).map_err(|e| Failed {
+                        retry: e.retry(),
+                        error: anyhow!(e).context(format!("reading the {what} commit {oid}")),
+                    })
+                };
+                Ok::<_, Failed>(Commits {
+                    settings: tree(settings_sha, "base")?,
+                    base: tree(diff_base, "merge-base")?,
+                    head: tree(head, "head")?,
+                })
+            })
+            .await?;
         let analyzed = {
             let services = self.services.clone();
             let renderer = self.renderer.clone();
-            let repo = self.job.repo.clone();
-            let url = url.to_string();
+            let repo = self.repo.clone();
             let base_ref = resolved.base_ref.clone();
-            let (settings_sha, head) = (resolved.base_sha, resolved.head_sha);
+            // Reading the trees goes on outside the repository's lock: the objects are fixed.
             tokio::task::spawn_blocking(move || {
-                analyze_trees(
-                    &services,
-                    &renderer,
-                    &repo,
-                    &url,
-                    &base_ref,
-                    settings_sha,
-                    diff_base,
-                    head,
-                )
+                analyze_trees(&services, &renderer, &repo, &base_ref, &trees)
             })
             .await
             .map_err(|e| Failed::transient(anyhow!("analysis task: {e}")))??
@@ -493,7 +508,7 @@ impl Check<'_> {
             .runs
             .hold(&self.job.repo, self.job.number)
             .await
-            .map_err(|e| Failed::transient(anyhow!(e).context("reading the hold")))?;
+            .map_err(|e| Failed::of(e, "reading the hold"))?;
         let mut report = RunReport {
             repo: self.job.repo.clone(),
             pr: self.job.number,
@@ -591,45 +606,34 @@ struct Analyzed {
     command_prefix: String,
 }
 
-/// Reads settings and policies at `settings_sha` (the base branch), and analyzes `diff_base` →
-/// `head`.
-#[allow(clippy::too_many_arguments)]
+/// The three commits a check reads, opened under the repository's lock.
+struct Commits {
+    /// The base branch's tip: settings and policies.
+    settings: GitTreeFs,
+    /// Where the head branched off.
+    base: GitTreeFs,
+    head: GitTreeFs,
+}
+
+/// Reads settings and policies at the base branch's tip, and analyzes the merge base → head.
 fn analyze_trees(
     services: &Services,
     renderer: &Renderer,
-    repo: &str,
-    url: &str,
+    repo: &RepoName,
     base_ref: &str,
-    settings_sha: Oid,
-    diff_base: Oid,
-    head: Oid,
+    trees: &Commits,
 ) -> Result<Analyzed, Failed> {
-    let mirror = services
-        .git
-        .mirrors
-        .open(repo)
-        .map_err(|e| Failed::transient(anyhow!(e)))?;
-    let git = mirror.repo().map_err(|e| Failed::transient(anyhow!(e)))?;
-    let tree = |oid: Oid, what: &str| {
-        git.tree_fs(oid)
-            .with_context(|| format!("reading the {what} commit {oid}"))
-            .map_err(Failed::transient)
-    };
-    let settings_fs = tree(settings_sha, "base")?;
-    let base_fs = tree(diff_base, "merge-base")?;
-    let head_fs = tree(head, "head")?;
-
+    let (settings_fs, base_fs, head_fs) = (&trees.settings, &trees.base, &trees.head);
     // A broken policy folder or .capstan.yaml on the base is the repository's to fix: retrying
     // the same commits cannot help.
-    let (settings, _) = RepoSettings::from_tree(&settings_fs)
+    let (settings, _) = RepoSettings::from_tree(settings_fs)
         .context("reading .capstan.yaml from the base branch")
         .map_err(Failed::permanent)?;
     let mut cfg = DiscoveryConfig::from_settings(&settings, Vec::new(), base_ref);
-    cfg.repo_urls
-        .push(format!("https://{}/{repo}", services.git.host));
-    cfg.repo_urls.push(url.to_string());
+    cfg.repo_urls.push(services.git.web_url(repo));
+    cfg.repo_urls.push(services.git.url(repo));
     cfg.max_generated_apps = services.limits.appset_max_apps;
-    let sources = PolicySources::read_with(&settings_fs, &settings.policy)
+    let sources = PolicySources::read_with(settings_fs, &settings.policy)
         .context("reading .capstan.yaml and policies from the base branch")
         .map_err(Failed::permanent)?;
     let engine = PolicyEngine::new(&sources)
@@ -642,8 +646,8 @@ fn analyze_trees(
     });
     let analysis = analyze(
         &Trees {
-            base: Some(&base_fs),
-            head: &head_fs,
+            base: Some(base_fs),
+            head: head_fs,
         },
         &engine,
         &cfg,

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use git2::{FileMode, Oid, Repository, Signature};
 
+use crate::git::GitError;
 use crate::git::mirror::Mirror;
+use crate::git::other as step;
 
 /// Trailer naming the promotion a commit carries.
 pub const ID_TRAILER: &str = "Capstan-Promotion-Id";
@@ -15,21 +17,6 @@ pub const SOURCE_TRAILER: &str = "Capstan-Source";
 
 /// Commits searched for a trailer, from a tip backwards.
 const TRAILER_SEARCH_DEPTH: usize = 500;
-
-/// A git step of a promotion that failed.
-#[derive(Debug, thiserror::Error)]
-#[error("git {operation}: {message}")]
-pub struct GitStepError {
-    pub operation: String,
-    pub message: String,
-}
-
-fn step(operation: &str) -> impl FnOnce(git2::Error) -> GitStepError + '_ {
-    move |e| GitStepError {
-        operation: operation.to_string(),
-        message: e.message().to_string(),
-    }
-}
 
 /// Where Capstan keeps what it fetched of a remote branch in its mirror.
 pub fn tracking_ref(branch: &str) -> String {
@@ -43,7 +30,7 @@ pub fn fetch_branch(
     url: &str,
     branch: &str,
     token: Option<&str>,
-) -> Result<Option<Oid>, GitStepError> {
+) -> Result<Option<Oid>, GitError> {
     let tracking = tracking_ref(branch);
     let repo = Repository::open_bare(mirror.path()).map_err(step("opening the mirror"))?;
     if let Ok(mut r) = repo.find_reference(&tracking) {
@@ -55,12 +42,7 @@ pub fn fetch_branch(
         None => (String::new(), branch),
     };
     let spec = format!("+refs/heads/{prefix}{last}*:refs/capstan/remote/{prefix}{last}*");
-    mirror
-        .fetch(url, &[spec], token)
-        .map_err(|e| GitStepError {
-            operation: format!("fetching {branch}"),
-            message: e.to_string(),
-        })?;
+    mirror.fetch(url, &[spec], token)?;
     Ok(repo.refname_to_id(&tracking).ok())
 }
 
@@ -71,26 +53,17 @@ pub fn ensure_commit(
     sha: Oid,
     branch: &str,
     token: Option<&str>,
-) -> Result<(), GitStepError> {
-    mirror
-        .ensure(
-            url,
-            &[sha],
-            &[format!("+refs/heads/{branch}:{}", tracking_ref(branch))],
-            token,
-        )
-        .map_err(|e| GitStepError {
-            operation: format!("fetching {sha}"),
-            message: e.to_string(),
-        })
+) -> Result<(), GitError> {
+    mirror.ensure(
+        url,
+        &[sha],
+        &[format!("+refs/heads/{branch}:{}", tracking_ref(branch))],
+        token,
+    )
 }
 
 /// The newest commit reachable from `tip` whose message carries `Capstan-Promotion-Id: key`.
-pub fn find_by_trailer(
-    repo: &Repository,
-    tip: Oid,
-    key: &str,
-) -> Result<Option<Oid>, GitStepError> {
+pub fn find_by_trailer(repo: &Repository, tip: Oid, key: &str) -> Result<Option<Oid>, GitError> {
     let mut walk = repo.revwalk().map_err(step("walking history"))?;
     walk.push(tip).map_err(step("walking history"))?;
     let wanted = format!("{ID_TRAILER}: {key}");
@@ -115,7 +88,7 @@ pub fn commit_files(
     parents: &[Oid],
     files: &BTreeMap<String, Vec<u8>>,
     message: &str,
-) -> Result<Oid, GitStepError> {
+) -> Result<Oid, GitError> {
     let base_tree = repo
         .find_commit(base)
         .and_then(|c| c.tree())

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::rules::Matched;
 use super::{Engine, PromoteError, Source, apply};
-use crate::git::mirror::exact_sha;
+use crate::git::{GitError, RepoName, Sha, check_branch};
 use crate::services::{PromoteRequest, Promoter};
 use crate::store::{PromotionOutcome, PromotionRecord, PromotionStatus};
 
@@ -19,7 +19,7 @@ impl Engine {
         req: &PromoteRequest,
         sha: &str,
         reason: String,
-    ) -> Result<String, String> {
+    ) -> Result<String, PromoteError> {
         let record = PromotionRecord {
             id: 0,
             promotion_key: format!("command-refused:{}#{}", req.repo, req.pr),
@@ -40,11 +40,7 @@ impl Engine {
             created_at: 0,
             updated_at: 0,
         };
-        let id = self
-            .store
-            .insert(&record)
-            .await
-            .map_err(|e| e.to_string())?;
+        let id = self.store.insert(&record).await?;
         self.store
             .finish(
                 id,
@@ -56,23 +52,20 @@ impl Engine {
                     result_sha: None,
                 },
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(format!(
             "Promotion to `{}` refused: {reason}",
             req.environment
         ))
     }
 
-    async fn run_command(&self, req: &PromoteRequest) -> Result<String, String> {
-        let forge = self
-            .forge
-            .as_ref()
-            .ok_or("promotions by command need GitHub credentials; none are configured")?;
-        let pr = forge
-            .pull_summary(&req.repo, req.pr)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn run_command(&self, req: &PromoteRequest) -> Result<String, PromoteError> {
+        let forge = self.forge.as_ref().ok_or_else(|| {
+            PromoteError::Input(
+                "promotions by command need GitHub credentials; none are configured".into(),
+            )
+        })?;
+        let pr = forge.pull_summary(&req.repo, req.pr).await?;
         let head = pr.head_sha.clone();
         match &req.default_branch {
             Some(default) if *default == pr.base_ref => {}
@@ -104,7 +97,7 @@ impl Engine {
         let merged_sha = pr.merge_commit_sha.clone().filter(|_| pr.merged);
         if let Some(sha) = &req.sha {
             let matches = sha == &head || merged_sha.as_deref() == Some(sha.as_str());
-            if exact_sha(sha).is_err() || !matches {
+            if Sha::parse(sha).is_err() || !matches {
                 return self
                     .refuse(
                         req,
@@ -135,38 +128,34 @@ impl Engine {
             }
         }
         let source_sha = merged_sha.unwrap_or_else(|| head.clone());
-        let token = self.token(&req.repo).await.map_err(|e| e.to_string())?;
+        let token = self.token(&req.repo).await?;
+        let repo = RepoName::parse(&req.repo)?;
+        let sha = Sha::parse(&source_sha)?;
         let source = Source {
-            repo: req.repo.clone(),
+            repo: repo.clone(),
             default_branch: pr.base_ref.clone(),
-            sha: source_sha.clone(),
+            sha,
             before: None,
             pr: Some(req.pr),
             trigger: "command".into(),
             actor: req.actor.clone(),
         };
         if !pr.merged {
-            let valid = git2::Reference::is_valid_name(&format!("refs/heads/{}", pr.head_ref));
-            let (url, mirror) = (
-                self.git.url(&req.repo).map_err(|e| e.to_string())?,
-                self.git
-                    .mirrors
-                    .open(&req.repo)
-                    .map_err(|e| e.to_string())?,
-            );
-            let oid = exact_sha(&source_sha).map_err(|e| e.to_string())?;
-            if !valid {
-                return Err(format!(
+            if check_branch(&pr.head_ref).is_err() {
+                return Err(PromoteError::Input(format!(
                     "the head branch name {:?} is not usable",
                     pr.head_ref
-                ));
+                )));
             }
-            apply::ensure_commit(&mirror, &url, oid, &pr.head_ref, token.as_deref())
-                .map_err(|e| e.to_string())?;
+            let (head_ref, token) = (pr.head_ref.clone(), token.clone());
+            self.git
+                .with_mirror(&repo, move |mirror, url| {
+                    apply::ensure_commit(mirror, url, sha.oid(), &head_ref, token.as_deref())
+                })
+                .await
+                .map_err(|e: GitError| PromoteError::Git(e))?;
         }
-        let (mirror, url, rules) = self
-            .prepare(&source, token.as_deref())
-            .map_err(|e| e.to_string())?;
+        let rules = self.prepare(&source, token.as_deref()).await?;
         let changed: Vec<String> = match forge.changed_files(&req.repo, req.pr).await {
             Ok(files) => files.into_iter().map(|f| f.filename).collect(),
             Err(_) => Vec::new(),
@@ -202,13 +191,10 @@ impl Engine {
         }
         let mut lines = Vec::new();
         for m in &matched {
-            match self
-                .promote_one(m, &source, &mirror, &url, token.as_deref())
-                .await
-            {
+            match self.promote_one(m, &source, token.as_deref()).await {
                 Ok(o) => lines.push(format!("- {}", o.line())),
                 Err(e @ PromoteError::Input(_)) => lines.push(format!("- {}: {e}", m.app)),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
             }
         }
         Ok(format!(
@@ -222,7 +208,7 @@ impl Engine {
 
 #[async_trait]
 impl Promoter for Engine {
-    async fn promote(&self, req: &PromoteRequest) -> Result<String, String> {
+    async fn promote(&self, req: &PromoteRequest) -> Result<String, PromoteError> {
         let span = tracing::info_span!("promote_command", repo = %req.repo, pr = req.pr, env = %req.environment);
         tracing::Instrument::instrument(self.run_command(req), span).await
     }

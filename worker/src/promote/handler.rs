@@ -15,10 +15,9 @@ use tracing::{Instrument, info, info_span};
 
 use super::rules::Trigger;
 use super::{Engine, Outcome, PromoteError, Source};
-use crate::git::GitRepo;
-use crate::git::mirror::exact_sha;
+use crate::git::{GitError, RepoName, Sha};
 use crate::jobs::{DefaultBranchPush, PrMerged};
-use crate::runner::{Handler, JobContext, JobError};
+use crate::runner::{JobContext, JobError, JobHandler};
 
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
@@ -42,10 +41,10 @@ impl Engine {
             None => None,
         };
         let source = Source {
-            repo: push.repo.clone(),
+            repo: RepoName::parse(&push.repo)?,
             default_branch: branch.to_string(),
-            sha: push.after.clone(),
-            before: Some(push.before.clone()),
+            sha: Sha::parse(&push.after)?,
+            before: Some(Sha::parse(&push.before)?),
             pr,
             trigger: "merge".into(),
             actor: "capstan".into(),
@@ -76,42 +75,49 @@ impl Engine {
         };
         let token = self.token(&merged.repo).await?;
         let mut source = Source {
-            repo: merged.repo.clone(),
+            repo: RepoName::parse(&merged.repo)?,
             default_branch: merged.base_ref.clone(),
-            sha: sha.clone(),
+            sha: Sha::parse(&sha)?,
             before: None,
             pr: Some(merged.number),
             trigger: "merge".into(),
             actor: "capstan".into(),
         };
-        let (mirror, _, _) = self.prepare(&source, token.as_deref())?;
-        let repo = Repository::open_bare(mirror.path())
-            .map_err(|e| PromoteError::Input(format!("opening the mirror: {}", e.message())))?;
-        let oid = exact_sha(&sha).map_err(|e| PromoteError::Input(e.to_string()))?;
-        let parent = repo
-            .find_commit(oid)
-            .ok()
-            .and_then(|c| c.parent_id(0).ok())
-            .ok_or_else(|| PromoteError::Input(format!("{sha} has no parent to diff against")))?;
-        source.before = Some(parent.to_string());
+        self.prepare(&source, token.as_deref()).await?;
+        let oid = source.sha.oid();
+        let parent = self
+            .git
+            .with_mirror(&source.repo, move |mirror, _| {
+                let repo = Repository::open_bare(mirror.path()).map_err(|e| {
+                    PromoteError::Input(format!("opening the mirror: {}", e.message()))
+                })?;
+                repo.find_commit(oid)
+                    .ok()
+                    .and_then(|c| c.parent_id(0).ok())
+                    .ok_or_else(|| {
+                        PromoteError::Input(format!("{sha} has no parent to diff against"))
+                    })
+            })
+            .await?;
+        source.before = Some(Sha::from_oid(parent));
         self.on_change(&source).await
     }
 
     async fn on_change(&self, source: &Source) -> Result<Vec<Outcome>, PromoteError> {
         let token = self.token(&source.repo).await?;
-        let (mirror, url, rules) = self.prepare(source, token.as_deref())?;
-        let Some(before) = &source.before else {
+        let rules = self.prepare(source, token.as_deref()).await?;
+        let Some(before) = source.before else {
             return Ok(Vec::new());
         };
-        let git = GitRepo::open(mirror.path()).map_err(|e| PromoteError::Input(e.to_string()))?;
-        let before = exact_sha(before).map_err(|e| PromoteError::Input(e.to_string()))?;
-        let after = exact_sha(&source.sha).map_err(|e| PromoteError::Input(e.to_string()))?;
-        let changed: Vec<String> = git
-            .changed_paths(before, after)
-            .map_err(|e| PromoteError::Input(e.to_string()))?
-            .iter()
-            .map(|p| p.as_str().to_string())
-            .collect();
+        let after = source.sha;
+        let changed: Vec<String> = self
+            .git
+            .with_mirror(&source.repo, move |mirror, _| {
+                let paths = mirror.repo()?.changed_paths(before.oid(), after.oid())?;
+                Ok::<_, GitError>(paths.iter().map(|p| p.as_str().to_string()).collect())
+            })
+            .await
+            .map_err(|e| PromoteError::Input(e.to_string()))?;
         let matched: Vec<_> = rules
             .affected(&changed)
             .into_iter()
@@ -126,21 +132,9 @@ impl Engine {
         );
         let mut out = Vec::new();
         for m in &matched {
-            out.push(
-                self.promote_one(m, source, &mirror, &url, token.as_deref())
-                    .await?,
-            );
+            out.push(self.promote_one(m, source, token.as_deref()).await?);
         }
         Ok(out)
-    }
-}
-
-fn job_error(e: PromoteError) -> JobError {
-    match e {
-        PromoteError::Input(_) | PromoteError::Rules(_) | PromoteError::Settings(_) => {
-            JobError::Permanent(e.into())
-        }
-        _ => JobError::Transient(e.into()),
     }
 }
 
@@ -148,9 +142,8 @@ fn job_error(e: PromoteError) -> JobError {
 pub struct PushHandler(pub Arc<Engine>);
 
 #[async_trait]
-impl Handler for PushHandler {
-    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
-        let push: DefaultBranchPush = ctx.payload()?;
+impl JobHandler<DefaultBranchPush> for PushHandler {
+    async fn run(&self, ctx: JobContext, push: DefaultBranchPush) -> Result<(), JobError> {
         let span =
             info_span!("promote_push", job = ctx.job.id, repo = %push.repo, after = %push.after);
         self.0
@@ -158,7 +151,7 @@ impl Handler for PushHandler {
             .instrument(span)
             .await
             .map(|_| ())
-            .map_err(job_error)
+            .map_err(JobError::from_error)
     }
 }
 
@@ -166,9 +159,8 @@ impl Handler for PushHandler {
 pub struct MergedHandler(pub Arc<Engine>);
 
 #[async_trait]
-impl Handler for MergedHandler {
-    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
-        let merged: PrMerged = ctx.payload()?;
+impl JobHandler<PrMerged> for MergedHandler {
+    async fn run(&self, ctx: JobContext, merged: PrMerged) -> Result<(), JobError> {
         let span =
             info_span!("promote_merged", job = ctx.job.id, repo = %merged.repo, pr = merged.number);
         self.0
@@ -176,6 +168,6 @@ impl Handler for MergedHandler {
             .instrument(span)
             .await
             .map(|_| ())
-            .map_err(job_error)
+            .map_err(JobError::from_error)
     }
 }

@@ -28,22 +28,23 @@ use git2::{Oid, Repository};
 use tracing::{info, warn};
 
 use crate::forge::{Forge, ForgeError, NewPullRequest, PullRequestState, PullUpdate};
-use crate::git::mirror::{Mirror, exact_sha};
+use crate::git::mirror::Mirror;
 use crate::git::push::{PushError, push_branch};
+use crate::git::{GitError, NameError, RepoName, Sha, other as step};
 use crate::services::{AppSync, GitSource};
 use crate::store::{
     PromotionOutcome, PromotionRecord, PromotionStatus, RunStore, SqlPromotionStore, StoreError,
 };
 
-use self::apply::{GitStepError, commit_files, fetch_branch, find_by_trailer};
+use self::apply::{commit_files, fetch_branch, find_by_trailer};
 use self::plan::{Plan, PlanError, Trees};
-use self::rules::{Matched, Mode, Rules};
+use self::rules::{Matched, Mode, OwnedMatch, Rules};
 
 /// What stops a promotion job (as opposed to an outcome such as a conflict, which is recorded).
 #[derive(Debug, thiserror::Error)]
 pub enum PromoteError {
     #[error(transparent)]
-    Git(#[from] GitStepError),
+    Git(#[from] GitError),
     #[error(transparent)]
     Forge(#[from] ForgeError),
     #[error(transparent)]
@@ -54,6 +55,25 @@ pub enum PromoteError {
     Settings(#[from] crate::settings::SettingsError),
     #[error("{0}")]
     Input(String),
+}
+
+impl crate::retry::Classify for PromoteError {
+    fn retry(&self) -> crate::retry::Retry {
+        match self {
+            PromoteError::Git(e) => e.retry(),
+            PromoteError::Forge(e) => e.retry(),
+            PromoteError::Store(e) => e.retry(),
+            PromoteError::Rules(_) | PromoteError::Settings(_) | PromoteError::Input(_) => {
+                crate::retry::Retry::Permanent
+            }
+        }
+    }
+}
+
+impl From<NameError> for PromoteError {
+    fn from(e: NameError) -> Self {
+        PromoteError::Input(e.to_string())
+    }
 }
 
 /// Called before every push attempt (tests use it to make two promotions race).
@@ -82,13 +102,13 @@ pub struct Engine {
 /// Where a change comes from.
 #[derive(Clone, Debug)]
 pub struct Source {
-    pub repo: String,
+    pub repo: RepoName,
     pub default_branch: String,
     /// The commit whose overlay values are promoted.
-    pub sha: String,
+    pub sha: Sha,
     /// Only values that differ between this commit and `sha` are promoted (merges); `None`
     /// promotes every listed value that differs from the target (commands).
-    pub before: Option<String>,
+    pub before: Option<Sha>,
     pub pr: Option<u64>,
     /// `merge` or `command`.
     pub trigger: String,
@@ -181,6 +201,12 @@ impl Engine {
         }
     }
 
+    /// Where promotions waiting for a soak time or a healthy source schedule their re-runs.
+    pub fn with_queue(mut self, queue: Arc<dyn crate::queue::Queue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
     async fn token(&self, repo: &str) -> Result<Option<String>, PromoteError> {
         Ok(match &self.forge {
             Some(f) => f.git_token(repo).await?,
@@ -188,49 +214,48 @@ impl Engine {
         })
     }
 
-    /// The mirror with the default branch and `sha` fetched, and the rules read from the
-    /// default branch's `.capstan.yaml`.
-    pub(crate) fn prepare(
+    /// Fetches the default branch and the source commits into the mirror, and reads the rules
+    /// from the default branch's `.capstan.yaml`.
+    pub(crate) async fn prepare(
         &self,
         source: &Source,
         token: Option<&str>,
-    ) -> Result<(Mirror, String, Rules), PromoteError> {
-        let url = self
+    ) -> Result<Rules, PromoteError> {
+        let branch = source.default_branch.clone();
+        let wanted: Vec<Oid> = std::iter::once(source.sha)
+            .chain(source.before)
+            .map(Sha::oid)
+            .collect();
+        let token = token.map(str::to_string);
+        let what = format!(
+            "{}: the default branch {branch} does not exist",
+            source.repo
+        );
+        let bytes = self
             .git
-            .url(&source.repo)
-            .map_err(|e| PromoteError::Input(e.to_string()))?;
-        let mirror = self
-            .git
-            .mirrors
-            .open(&source.repo)
-            .map_err(|e| PromoteError::Input(e.to_string()))?;
-        let tip = fetch_branch(&mirror, &url, &source.default_branch, token)?.ok_or_else(|| {
-            PromoteError::Input(format!(
-                "{}: the default branch {} does not exist",
-                source.repo, source.default_branch
-            ))
-        })?;
-        for sha in std::iter::once(&source.sha).chain(source.before.as_ref()) {
-            let oid = exact_sha(sha).map_err(|e| PromoteError::Input(e.to_string()))?;
-            apply::ensure_commit(&mirror, &url, oid, &source.default_branch, token)?;
-        }
-        let repo = Repository::open_bare(mirror.path()).map_err(|e| GitStepError {
-            operation: "opening the mirror".into(),
-            message: e.message().to_string(),
-        })?;
-        let tree = repo
-            .find_commit(tip)
-            .and_then(|c| c.tree())
-            .map_err(|e| GitStepError {
-                operation: "reading the default branch".into(),
-                message: e.message().to_string(),
-            })?;
-        let settings = match plan::read_blob(&repo, &tree, crate::settings::SETTINGS_FILE) {
+            .with_mirror(&source.repo, move |mirror, url| {
+                let tip = fetch_branch(mirror, url, &branch, token.as_deref())?
+                    .ok_or(PromoteError::Input(what))?;
+                for oid in wanted {
+                    apply::ensure_commit(mirror, url, oid, &branch, token.as_deref())?;
+                }
+                let repo = open_bare(mirror)?;
+                let tree = repo
+                    .find_commit(tip)
+                    .and_then(|c| c.tree())
+                    .map_err(step("reading the default branch"))?;
+                Ok::<_, PromoteError>(plan::read_blob(
+                    &repo,
+                    &tree,
+                    crate::settings::SETTINGS_FILE,
+                ))
+            })
+            .await?;
+        let settings = match bytes {
             Some(bytes) => crate::settings::RepoSettings::parse(&String::from_utf8_lossy(&bytes))?,
             None => crate::settings::RepoSettings::default(),
         };
-        let rules = Rules::from_settings(&settings)?;
-        Ok((mirror, url, rules))
+        Ok(Rules::from_settings(&settings)?)
     }
 
     /// The key of one promotion: stable across retries and redeliveries of the same change.
@@ -250,22 +275,20 @@ impl Engine {
         &self,
         m: &Matched<'_>,
         source: &Source,
-        mirror: &Mirror,
-        url: &str,
         token: Option<&str>,
     ) -> Result<Outcome, PromoteError> {
         let key = Self::key(m, source);
         let record = PromotionRecord {
             id: 0,
             promotion_key: key.clone(),
-            repo: source.repo.clone(),
+            repo: source.repo.to_string(),
             app: m.app.clone(),
             source_env: m.rule.from.environment.clone(),
             target_env: m.rule.to.environment.clone(),
             trigger: source.trigger.clone(),
             actor: source.actor.clone(),
             source_pr: source.pr,
-            source_sha: source.sha.clone(),
+            source_sha: source.sha.to_string(),
             mode: m.rule.mode.as_str().to_string(),
             summary: String::new(),
             status: PromotionStatus::Pending,
@@ -284,7 +307,7 @@ impl Engine {
             None => self.store.insert(&record).await?,
         };
         let soak = match source.trigger.as_str() {
-            "merge" => self.soak_wait(m, source, mirror, &key).await?,
+            "merge" => self.soak_wait(m, source, &key).await?,
             _ => None,
         };
         let landed = match (soak, self.held(source).await?) {
@@ -302,7 +325,7 @@ impl Engine {
             }
             (None, None) => match self.health_gate(m, source, &key).await? {
                 Some(blocked) => blocked,
-                None => self.land(m, source, &key, mirror, url, token).await?,
+                None => self.land(m, source, &key, token).await?,
             },
         };
         let out = PromotionOutcome {
@@ -341,24 +364,21 @@ impl Engine {
         &self,
         m: &Matched<'_>,
         source: &Source,
-        mirror: &Mirror,
         key: &str,
     ) -> Result<Option<String>, PromoteError> {
         let Some(soak) = m.rule.conditions.soak else {
             return Ok(None);
         };
-        let repo = Repository::open_bare(mirror.path()).map_err(|e| GitStepError {
-            operation: "opening the mirror".into(),
-            message: e.message().to_string(),
-        })?;
-        let oid = exact_sha(&source.sha).map_err(|e| PromoteError::Input(e.to_string()))?;
-        let committed = repo
-            .find_commit(oid)
-            .map(|c| c.committer().when().seconds())
-            .map_err(|e| GitStepError {
-                operation: "reading the source commit".into(),
-                message: e.message().to_string(),
-            })?;
+        let oid = source.sha.oid();
+        let committed = self
+            .git
+            .with_mirror(&source.repo, move |mirror, _| {
+                open_bare(mirror)?
+                    .find_commit(oid)
+                    .map(|c| c.committer().when().seconds())
+                    .map_err(step("reading the source commit"))
+            })
+            .await?;
         let soak_ms = i64::try_from(soak.as_millis()).unwrap_or(i64::MAX);
         let due = committed.saturating_mul(1000).saturating_add(soak_ms);
         if due <= crate::queue::now_ms() {
@@ -377,10 +397,10 @@ impl Engine {
             )));
         };
         let push = crate::jobs::DefaultBranchPush {
-            repo: source.repo.clone(),
+            repo: source.repo.to_string(),
             git_ref: format!("refs/heads/{}", source.default_branch),
-            before: source.before.clone().unwrap_or_default(),
-            after: source.sha.clone(),
+            before: source.before.map(String::from).unwrap_or_default(),
+            after: source.sha.to_string(),
             pusher: None,
             installation_id: None,
         };
@@ -446,10 +466,10 @@ impl Engine {
             );
         };
         let push = crate::jobs::DefaultBranchPush {
-            repo: source.repo.clone(),
+            repo: source.repo.to_string(),
             git_ref: format!("refs/heads/{}", source.default_branch),
-            before: source.before.clone().unwrap_or_default(),
-            after: source.sha.clone(),
+            before: source.before.map(String::from).unwrap_or_default(),
+            after: source.sha.to_string(),
             pusher: None,
             installation_id: None,
         };
@@ -498,63 +518,51 @@ impl Engine {
         }
     }
 
-    /// The retry loop: fetch, look for our commit, plan, commit, push.
+    /// The retry loop: fetch, look for our commit, plan, commit, push. Git steps run under
+    /// the repository's lock and between them the forge is asked what is open.
     async fn land(
         &self,
         m: &Matched<'_>,
         source: &Source,
         key: &str,
-        mirror: &Mirror,
-        url: &str,
         token: Option<&str>,
     ) -> Result<Landed, PromoteError> {
-        let repo = Repository::open_bare(mirror.path()).map_err(|e| GitStepError {
-            operation: "opening the mirror".into(),
-            message: e.message().to_string(),
-        })?;
-        let source_oid = exact_sha(&source.sha).map_err(|e| PromoteError::Input(e.to_string()))?;
-        let before_oid = match &source.before {
-            Some(b) => Some(exact_sha(b).map_err(|e| PromoteError::Input(e.to_string()))?),
-            None => None,
-        };
+        let owned = m.to_owned_match();
         let branch = promotion_branch(&m.app, &m.rule.to.environment);
+        let token = token.map(str::to_string);
         for attempt in 0..self.max_push_attempts.max(1) {
-            let tip =
-                fetch_branch(mirror, url, &source.default_branch, token)?.ok_or_else(|| {
-                    PromoteError::Input(format!("{} vanished", source.default_branch))
-                })?;
-            if let Some(done) = find_by_trailer(&repo, tip, key)? {
-                let mut l = Landed::new(PromotionStatus::Committed, Plan::default());
-                l.result_sha = Some(done.to_string());
-                l.detail = Some("already on the default branch".into());
-                return Ok(l);
-            }
-            let (edit_base, parents, open, branch_tip) = match m.rule.mode {
-                Mode::Direct => (tip, vec![tip], None, None),
+            let seen = self
+                .git
+                .with_mirror(&source.repo, {
+                    let (source, key, branch, token) = (
+                        source.clone(),
+                        key.to_string(),
+                        branch.clone(),
+                        token.clone(),
+                    );
+                    let owned = owned.clone();
+                    move |mirror, url| look(&owned, &source, &key, &branch, mirror, url, token)
+                })
+                .await?;
+            let (tip, branch_tip) = match seen {
+                Seen::Landed(l) => return Ok(l),
+                Seen::Tips { tip, branch } => (tip, branch),
+            };
+            let branch_tip_oid = branch_tip.as_ref().map(|b| b.tip);
+            let (edit_base, parents, open) = match m.rule.mode {
+                Mode::Direct => (tip, vec![tip], None),
                 Mode::PullRequest => {
-                    let forge = self.forge.as_ref().ok_or_else(|| {
-                        PromoteError::Input(
-                            "pull-request mode needs GitHub credentials; none are configured"
-                                .into(),
-                        )
-                    })?;
-                    let branch_tip = fetch_branch(mirror, url, &branch, token)?;
+                    let forge = self.pr_forge()?;
                     let open = forge
                         .pull_requests_by_head(&source.repo, &branch)
                         .await?
                         .into_iter()
                         .find(|p| p.state == PullRequestState::Open);
-                    if let Some(bt) = branch_tip
-                        && let Some(found) = find_by_trailer(&repo, bt, key)?
+                    if let Some(BranchTip {
+                        found: Some((found, plan)),
+                        ..
+                    }) = branch_tip
                     {
-                        // The plan as it was made: against the tree our commit started from.
-                        let parent = repo
-                            .find_commit(found)
-                            .and_then(|c| c.parent_id(0))
-                            .unwrap_or(found);
-                        let plan = self
-                            .plan_on(m, &repo, source_oid, before_oid, parent)
-                            .unwrap_or_default();
                         let pr = self.ensure_pr(m, source, key, &branch, &plan, open).await?;
                         let mut l = Landed::new(PromotionStatus::Opened, plan);
                         l.result_pr = Some(pr);
@@ -562,63 +570,84 @@ impl Engine {
                         l.detail = Some("already on the promotion branch".into());
                         return Ok(l);
                     }
-                    match (branch_tip, &open) {
-                        (Some(bt), Some(_)) => (bt, vec![bt], open, Some(bt)),
+                    match (branch_tip_oid, &open) {
+                        (Some(bt), Some(_)) => (bt, vec![bt], open),
                         // A stale branch (its pull request merged or closed): start from the
                         // default branch, keeping the old tip as a parent so the push is a
                         // fast-forward.
-                        (Some(bt), None) => (tip, vec![tip, bt], None, Some(bt)),
-                        (None, _) => (tip, vec![tip], None, None),
+                        (Some(bt), None) => (tip, vec![tip, bt], None),
+                        (None, _) => (tip, vec![tip], None),
                     }
                 }
             };
-            let plan = match self.plan_on(m, &repo, source_oid, before_oid, edit_base) {
-                Ok(p) => p,
-                Err(PromoteError::Input(conflict)) => {
+            let written = self
+                .git
+                .with_mirror(&source.repo, {
+                    let (source, key) = (source.clone(), key.to_string());
+                    let owned = owned.clone();
+                    move |mirror, _| write(&owned, &source, &key, mirror, edit_base, &parents, tip)
+                })
+                .await?;
+            let (plan, commit) = match written {
+                Written::Conflict(conflict) => {
                     let mut l = Landed::new(PromotionStatus::Conflict, Plan::default());
                     l.detail = Some(conflict);
                     return Ok(l);
                 }
-                Err(e) => return Err(e),
-            };
-            if plan.is_empty() {
-                let mut l = Landed::new(PromotionStatus::NoChange, plan);
-                if let Some(pr) = &open {
-                    l.result_pr = Some(pr.number);
-                    l.detail =
-                        Some("the open promotion pull request already has these values".into());
-                    if same_dir(&repo, edit_base, tip, &m.to_dir) {
-                        self.close_empty_pr(&source.repo, pr.number, &m.to_dir)
-                            .await?;
+                Written::Empty { plan, same_dir } => {
+                    let mut l = Landed::new(PromotionStatus::NoChange, plan);
+                    if let Some(pr) = &open {
+                        l.result_pr = Some(pr.number);
+                        l.detail =
+                            Some("the open promotion pull request already has these values".into());
+                        if same_dir {
+                            self.close_empty_pr(&source.repo, pr.number, &m.to_dir)
+                                .await?;
+                            l.detail = Some(format!(
+                                "the default branch already has these values; promotion pull request #{} closed with a note",
+                                pr.number
+                            ));
+                        }
+                    } else {
                         l.detail = Some(format!(
-                            "the default branch already has these values; promotion pull request #{} closed with a note",
-                            pr.number
+                            "{} already has these values; no pull request opened",
+                            m.rule.to.environment
                         ));
                     }
-                } else {
-                    l.detail = Some(format!(
-                        "{} already has these values; no pull request opened",
-                        m.rule.to.environment
-                    ));
+                    return Ok(l);
                 }
-                return Ok(l);
-            }
-            let message = audit::commit_message(m, source, key, &plan);
-            let commit = commit_files(&repo, edit_base, &parents, &plan.files, &message)?;
+                Written::Commit { plan, commit } => (plan, commit),
+            };
             if let Some(hook) = &self.before_push {
                 hook().await;
             }
             let (push_to, expected) = match m.rule.mode {
-                Mode::Direct => (source.default_branch.as_str(), Some(tip)),
-                Mode::PullRequest => (branch.as_str(), branch_tip),
+                Mode::Direct => (source.default_branch.clone(), Some(tip)),
+                Mode::PullRequest => (branch.clone(), branch_tip_oid),
             };
-            match push_branch(mirror.path(), url, commit, push_to, expected, token) {
+            let pushed = self
+                .git
+                .with_mirror(&source.repo, {
+                    let (push_to, token) = (push_to.clone(), token.clone());
+                    move |mirror, url| {
+                        Ok::<_, GitError>(push_branch(
+                            mirror.path(),
+                            url,
+                            commit,
+                            &push_to,
+                            expected,
+                            token.as_deref(),
+                        ))
+                    }
+                })
+                .await?;
+            match pushed {
                 Ok(()) => {}
                 Err(PushError::NonFastForward { .. }) => {
                     warn!(
                         key,
                         attempt,
-                        branch = push_to,
+                        branch = %push_to,
                         "push rejected as non-fast-forward; starting over on the new tip"
                     );
                     continue;
@@ -629,7 +658,7 @@ impl Engine {
                     return Ok(l);
                 }
                 Err(e @ PushError::Other { .. }) => {
-                    return Err(PromoteError::Git(GitStepError {
+                    return Err(PromoteError::Git(GitError::Other {
                         operation: "pushing".into(),
                         message: e.to_string(),
                     }));
@@ -661,6 +690,15 @@ impl Engine {
         Ok(l)
     }
 
+    /// The forge a pull-request promotion needs.
+    fn pr_forge(&self) -> Result<&Arc<dyn Forge>, PromoteError> {
+        self.forge.as_ref().ok_or_else(|| {
+            PromoteError::Input(
+                "pull-request mode needs GitHub credentials; none are configured".into(),
+            )
+        })
+    }
+
     /// A promotion pull request whose target folder no longer differs from the default branch
     /// is closed, with a note saying why.
     async fn close_empty_pr(&self, repo: &str, number: u64, dir: &str) -> Result<(), PromoteError> {
@@ -681,34 +719,6 @@ impl Engine {
             )
             .await?;
         Ok(())
-    }
-
-    fn plan_on(
-        &self,
-        m: &Matched<'_>,
-        repo: &Repository,
-        source: Oid,
-        before: Option<Oid>,
-        target: Oid,
-    ) -> Result<Plan, PromoteError> {
-        let tree = |oid: Oid| {
-            repo.find_commit(oid)
-                .and_then(|c| c.tree())
-                .map_err(|e| GitStepError {
-                    operation: format!("reading the tree of {oid}"),
-                    message: e.message().to_string(),
-                })
-        };
-        let trees = Trees {
-            repo,
-            source: tree(source)?,
-            before: before.map(tree).transpose()?,
-            target: tree(target)?,
-        };
-        plan::plan(m, &trees).map_err(|e| match e {
-            PlanError::Conflict(c) => PromoteError::Input(c),
-            PlanError::Edit(e) => PromoteError::Input(e.to_string()),
-        })
     }
 
     /// The open promotion pull request of `branch`, created or with its body brought up to date.
@@ -800,6 +810,137 @@ impl Engine {
             }
         }
     }
+}
+
+/// What the first git step of an attempt saw.
+enum Seen {
+    /// Our commit is already there.
+    Landed(Landed),
+    Tips {
+        /// The default branch.
+        tip: Oid,
+        /// The promotion branch (pull-request mode), when it exists.
+        branch: Option<BranchTip>,
+    },
+}
+
+struct BranchTip {
+    tip: Oid,
+    /// Our commit on it, with the plan as it was made (against the tree it started from).
+    found: Option<(Oid, Plan)>,
+}
+
+/// Fetches the default branch (and the promotion branch in pull-request mode) and looks for the
+/// promotion's own commit on them.
+fn look(
+    m: &OwnedMatch,
+    source: &Source,
+    key: &str,
+    branch: &str,
+    mirror: &Mirror,
+    url: &str,
+    token: Option<String>,
+) -> Result<Seen, PromoteError> {
+    let m = m.get();
+    let repo = open_bare(mirror)?;
+    let token = token.as_deref();
+    let tip = fetch_branch(mirror, url, &source.default_branch, token)?
+        .ok_or_else(|| PromoteError::Input(format!("{} vanished", source.default_branch)))?;
+    if let Some(done) = find_by_trailer(&repo, tip, key)? {
+        let mut l = Landed::new(PromotionStatus::Committed, Plan::default());
+        l.result_sha = Some(done.to_string());
+        l.detail = Some("already on the default branch".into());
+        return Ok(Seen::Landed(l));
+    }
+    if m.rule.mode == Mode::Direct {
+        return Ok(Seen::Tips { tip, branch: None });
+    }
+    let branch = match fetch_branch(mirror, url, branch, token)? {
+        None => None,
+        Some(bt) => {
+            let found = match find_by_trailer(&repo, bt, key)? {
+                None => None,
+                Some(found) => {
+                    let parent = repo
+                        .find_commit(found)
+                        .and_then(|c| c.parent_id(0))
+                        .unwrap_or(found);
+                    let plan = plan_on(&m, &repo, source, parent).unwrap_or_default();
+                    Some((found, plan))
+                }
+            };
+            Some(BranchTip { tip: bt, found })
+        }
+    };
+    Ok(Seen::Tips { tip, branch })
+}
+
+/// What the second git step of an attempt wrote.
+enum Written {
+    Conflict(String),
+    /// Nothing to change; `same_dir`: the target folder is the same on the default branch.
+    Empty {
+        plan: Plan,
+        same_dir: bool,
+    },
+    Commit {
+        plan: Plan,
+        commit: Oid,
+    },
+}
+
+/// Plans the edits on `edit_base` and commits them (no ref moves).
+fn write(
+    m: &OwnedMatch,
+    source: &Source,
+    key: &str,
+    mirror: &Mirror,
+    edit_base: Oid,
+    parents: &[Oid],
+    tip: Oid,
+) -> Result<Written, PromoteError> {
+    let m = m.get();
+    let repo = open_bare(mirror)?;
+    let plan = match plan_on(&m, &repo, source, edit_base) {
+        Ok(p) => p,
+        Err(PromoteError::Input(conflict)) => return Ok(Written::Conflict(conflict)),
+        Err(e) => return Err(e),
+    };
+    if plan.is_empty() {
+        let same_dir = same_dir(&repo, edit_base, tip, &m.to_dir);
+        return Ok(Written::Empty { plan, same_dir });
+    }
+    let message = audit::commit_message(&m, source, key, &plan);
+    let commit = commit_files(&repo, edit_base, parents, &plan.files, &message)?;
+    Ok(Written::Commit { plan, commit })
+}
+
+fn open_bare(mirror: &Mirror) -> Result<Repository, GitError> {
+    Repository::open_bare(mirror.path()).map_err(step("opening the mirror"))
+}
+
+/// The edits `m` makes on `target`, with values from the source commit (and its `before`).
+fn plan_on(
+    m: &Matched<'_>,
+    repo: &Repository,
+    source: &Source,
+    target: Oid,
+) -> Result<Plan, PromoteError> {
+    let tree = |oid: Oid| {
+        repo.find_commit(oid)
+            .and_then(|c| c.tree())
+            .map_err(|e| step(&format!("reading the tree of {oid}"))(e))
+    };
+    let trees = Trees {
+        repo,
+        source: tree(source.sha.oid())?,
+        before: source.before.map(|b| tree(b.oid())).transpose()?,
+        target: tree(target)?,
+    };
+    plan::plan(m, &trees).map_err(|e| match e {
+        PlanError::Conflict(c) => PromoteError::Input(c),
+        PlanError::Edit(e) => PromoteError::Input(e.to_string()),
+    })
 }
 
 /// Whether folder `dir` is the same in the trees of two commits.

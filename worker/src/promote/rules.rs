@@ -119,6 +119,37 @@ pub struct Matched<'r> {
     pub to_dir: String,
 }
 
+/// A [`Matched`] owning its rule, for work handed to the blocking pool.
+#[derive(Clone, Debug)]
+pub struct OwnedMatch {
+    rule: Rule,
+    app: String,
+    from_dir: String,
+    to_dir: String,
+}
+
+impl Matched<'_> {
+    pub fn to_owned_match(&self) -> OwnedMatch {
+        OwnedMatch {
+            rule: self.rule.clone(),
+            app: self.app.clone(),
+            from_dir: self.from_dir.clone(),
+            to_dir: self.to_dir.clone(),
+        }
+    }
+}
+
+impl OwnedMatch {
+    pub fn get(&self) -> Matched<'_> {
+        Matched {
+            rule: &self.rule,
+            app: self.app.clone(),
+            from_dir: self.from_dir.clone(),
+            to_dir: self.to_dir.clone(),
+        }
+    }
+}
+
 impl Rule {
     /// Resolve the rule for `app` (must match the rule's app or glob).
     pub fn for_app(&self, app: &str) -> Option<Matched<'_>> {

@@ -21,20 +21,88 @@ use tracing::{Instrument, error, info, info_span, warn};
 pub use metrics::Metrics;
 
 use crate::queue::{Claimed, Finish, Heartbeat, Job, Queue, now_ms};
+use crate::retry::{Classify, Retry};
 
-/// How a handler failed.
+/// How a handler failed (see [`crate::retry`] for the policy, [`finish_for`] for the outcome).
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    /// Worth retrying (network, rate limit, store hiccup): retried with backoff until
-    /// `max_attempts`, then `dead`.
+    /// Worth retrying (network, store hiccup): retried with backoff until `max_attempts`, then
+    /// `dead`.
     #[error("transient: {0:#}")]
     Transient(anyhow::Error),
+    /// An upstream asked for a wait: retried once `wait` has passed (with backoff when it named
+    /// none), until `max_attempts`, then `dead`.
+    #[error("rate limited: {error:#}")]
+    RateLimited {
+        error: anyhow::Error,
+        wait: Option<Duration>,
+    },
     /// Retrying cannot help (bad input, refused by policy): `failed` at once.
     #[error("{0:#}")]
     Permanent(anyhow::Error),
     /// The handler saw [`JobContext::should_stop`] and stopped at a step boundary.
     #[error("stopped before finishing")]
     Stopped,
+}
+
+impl JobError {
+    /// A domain error, retried or not as it says; its source chain is kept.
+    pub fn from_error<E>(e: E) -> Self
+    where
+        E: Classify + std::error::Error + Send + Sync + 'static,
+    {
+        let retry = e.retry();
+        Self::with_retry(retry, anyhow::Error::new(e))
+    }
+
+    /// `error` (a domain error with context added) as the kind `retry` says.
+    pub fn with_retry(retry: Retry, error: anyhow::Error) -> Self {
+        match retry {
+            Retry::Transient => JobError::Transient(error),
+            Retry::RateLimited { wait } => JobError::RateLimited { error, wait },
+            Retry::Permanent => JobError::Permanent(error),
+        }
+    }
+}
+
+/// The one place a handler's result becomes the job's outcome: transient errors and rate
+/// limits are retried (after the backoff or the wait asked for) until the job's attempts run
+/// out, permanent errors fail the job at once. `now` is Unix ms.
+pub fn finish_for(
+    result: Result<(), JobError>,
+    job: &Job,
+    superseded: bool,
+    config: &RunnerConfig,
+    now: i64,
+) -> Finish {
+    let retry_at = |error: anyhow::Error, wait: Option<Duration>| {
+        if job.attempts >= job.max_attempts {
+            return Finish::Dead {
+                error: format!(
+                    "{error:#} (attempt {} of {})",
+                    job.attempts, job.max_attempts
+                ),
+            };
+        }
+        let delay =
+            wait.unwrap_or_else(|| backoff(job.attempts, config.backoff_base, config.backoff_max));
+        Finish::Retry {
+            error: format!("{error:#}"),
+            run_after: now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+        }
+    };
+    match result {
+        Ok(()) => Finish::Succeeded,
+        Err(JobError::Stopped) if superseded => Finish::Superseded,
+        Err(JobError::Stopped) => Finish::Cancelled {
+            reason: "handler stopped".into(),
+        },
+        Err(JobError::Transient(e)) => retry_at(e, None),
+        Err(JobError::RateLimited { error, wait }) => retry_at(error, wait),
+        Err(JobError::Permanent(e)) => Finish::Failed {
+            error: format!("{e:#}"),
+        },
+    }
 }
 
 /// What a handler gets: the job and a stop signal (superseded by a newer head, or shutdown).
@@ -72,10 +140,38 @@ impl JobContext {
     }
 }
 
-/// Runs jobs of one kind.
+/// Runs jobs of one kind from their raw payload (tests and probes; the service's handlers are
+/// [`JobHandler`]s).
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn run(&self, ctx: JobContext) -> Result<(), JobError>;
+}
+
+/// A job kind: the name it is queued under and its payload, tied together so a handler can never
+/// be registered under one kind and decode another's payload.
+pub trait JobKind: serde::de::DeserializeOwned + Send + Sync + 'static {
+    const NAME: &'static str;
+}
+
+/// Runs jobs of kind `J`, given the decoded payload (one that does not decode fails the job for
+/// good before the handler runs).
+#[async_trait]
+pub trait JobHandler<J: JobKind>: Send + Sync + 'static {
+    async fn run(&self, ctx: JobContext, job: J) -> Result<(), JobError>;
+}
+
+/// A [`JobHandler`] seen as a raw [`Handler`].
+struct Typed<J, H> {
+    handler: H,
+    kind: std::marker::PhantomData<fn() -> J>,
+}
+
+#[async_trait]
+impl<J: JobKind, H: JobHandler<J>> Handler for Typed<J, H> {
+    async fn run(&self, ctx: JobContext) -> Result<(), JobError> {
+        let job: J = ctx.payload()?;
+        self.handler.run(ctx, job).await
+    }
 }
 
 /// Handlers by job kind.
@@ -89,8 +185,19 @@ impl Registry {
         Self::default()
     }
 
-    /// Register (or replace) the handler of `kind`.
-    pub fn register(&mut self, kind: &str, handler: impl Handler) -> &mut Self {
+    /// Register (or replace) the handler of job kind `J`, under `J::NAME`.
+    pub fn register<J: JobKind>(&mut self, handler: impl JobHandler<J>) -> &mut Self {
+        self.register_raw(
+            J::NAME,
+            Typed {
+                handler,
+                kind: std::marker::PhantomData,
+            },
+        )
+    }
+
+    /// Register (or replace) a handler of raw payloads under `kind`.
+    pub fn register_raw(&mut self, kind: &str, handler: impl Handler) -> &mut Self {
         self.handlers.insert(kind.to_string(), Arc::new(handler));
         self
     }
@@ -344,29 +451,7 @@ impl Runner {
             }
         };
         Some(match result {
-            Ok(Ok(())) => Finish::Succeeded,
-            Ok(Err(JobError::Stopped)) if superseded => Finish::Superseded,
-            Ok(Err(JobError::Stopped)) => Finish::Cancelled {
-                reason: "handler stopped".into(),
-            },
-            Ok(Err(JobError::Transient(e))) if job.attempts >= job.max_attempts => Finish::Dead {
-                error: format!("{e:#} (attempt {} of {})", job.attempts, job.max_attempts),
-            },
-            Ok(Err(JobError::Transient(e))) => {
-                let delay = backoff(
-                    job.attempts,
-                    self.config.backoff_base,
-                    self.config.backoff_max,
-                );
-                Finish::Retry {
-                    error: format!("{e:#}"),
-                    run_after: now_ms()
-                        .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
-                }
-            }
-            Ok(Err(JobError::Permanent(e))) => Finish::Failed {
-                error: format!("{e:#}"),
-            },
+            Ok(result) => finish_for(result, job, superseded, &self.config, now_ms()),
             Err(join) if join.is_panic() => Finish::Failed {
                 error: "the handler panicked".into(),
             },
@@ -379,7 +464,188 @@ impl Runner {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn job(attempts: i32, max_attempts: i32) -> Job {
+        Job {
+            id: 1,
+            kind: "pr_check".into(),
+            dedupe_key: "k".into(),
+            supersede_key: None,
+            delivery_id: None,
+            payload: serde_json::Value::Null,
+            state: crate::queue::JobState::Running,
+            attempts,
+            max_attempts,
+            run_after: 0,
+            lease_owner: None,
+            lease_expires_at: None,
+            cancel_requested: false,
+            last_error: None,
+            created_at: 0,
+            updated_at: 0,
+            finished_at: None,
+        }
+    }
+
+    fn config() -> RunnerConfig {
+        RunnerConfig {
+            backoff_base: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(600),
+            ..RunnerConfig::default()
+        }
+    }
+
+    const NOW: i64 = 1_000_000;
+
+    fn forge(e: crate::forge::ForgeError) -> Result<(), JobError> {
+        Err(JobError::from_error(e))
+    }
+
+    #[test]
+    fn transient_errors_retry_with_backoff() {
+        let e = crate::forge::ForgeError::Other {
+            repo: "a/b".into(),
+            message: "502 Bad Gateway".into(),
+        };
+        match finish_for(forge(e), &job(2, 5), false, &config(), NOW) {
+            // Attempt 2: backoff between half and all of twice the base.
+            Finish::Retry { error, run_after } => {
+                assert!(
+                    (NOW + 10_000..=NOW + 20_000).contains(&run_after),
+                    "{run_after}"
+                );
+                assert!(error.contains("502 Bad Gateway"), "{error}");
+            }
+            other => panic!("expected a retry, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rate_limits_retry_after_the_wait_they_asked_for() {
+        let limited = |wait| crate::forge::ForgeError::RateLimited {
+            repo: "a/b".into(),
+            retry_after: wait,
+            message: "secondary rate limit".into(),
+        };
+        let wait = Some(Duration::from_secs(1234));
+        assert_eq!(
+            finish_for(forge(limited(wait)), &job(1, 5), false, &config(), NOW),
+            Finish::Retry {
+                error:
+                    "a/b: rate limited by the forge (retry after Some(1234s)): secondary rate limit"
+                        .into(),
+                run_after: NOW + 1_234_000,
+            }
+        );
+        // Without a wait named, the backoff decides.
+        match finish_for(forge(limited(None)), &job(1, 5), false, &config(), NOW) {
+            Finish::Retry { run_after, .. } => {
+                assert!(
+                    (NOW + 5_000..=NOW + 10_000).contains(&run_after),
+                    "{run_after}"
+                )
+            }
+            other => panic!("expected a retry, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn permanent_errors_fail_at_once() {
+        let e = crate::forge::ForgeError::NotFound { repo: "a/b".into() };
+        assert_eq!(
+            finish_for(forge(e), &job(1, 5), false, &config(), NOW),
+            Finish::Failed {
+                error: "a/b: not found on the forge".into()
+            }
+        );
+        let name = crate::git::RepoName::parse("../x").unwrap_err();
+        assert!(matches!(
+            finish_for(
+                Err(JobError::from_error(name)),
+                &job(1, 5),
+                false,
+                &config(),
+                NOW
+            ),
+            Finish::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn retries_end_dead_when_the_attempts_run_out() {
+        let e = || crate::forge::ForgeError::Other {
+            repo: "a/b".into(),
+            message: "timeout".into(),
+        };
+        match finish_for(forge(e()), &job(5, 5), false, &config(), NOW) {
+            Finish::Dead { error } => assert!(error.contains("attempt 5 of 5"), "{error}"),
+            other => panic!("expected dead, got {other:?}"),
+        }
+        let limited = crate::forge::ForgeError::RateLimited {
+            repo: "a/b".into(),
+            retry_after: Some(Duration::from_secs(1)),
+            message: "x".into(),
+        };
+        assert!(matches!(
+            finish_for(forge(limited), &job(5, 5), false, &config(), NOW),
+            Finish::Dead { .. }
+        ));
+    }
+
+    /// Counts the pings it is handed.
+    struct Pings(Arc<std::sync::atomic::AtomicUsize>);
+
+    #[async_trait]
+    impl JobHandler<crate::jobs::Ping> for Pings {
+        async fn run(&self, _ctx: JobContext, ping: crate::jobs::Ping) -> Result<(), JobError> {
+            assert_eq!(ping.delivery_id, "d-1");
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn handlers_are_registered_under_their_jobs_name_and_get_its_payload() {
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut registry = Registry::new();
+        registry.register::<crate::jobs::Ping>(Pings(seen.clone()));
+        assert_eq!(registry.kinds(), vec![crate::jobs::PING.to_string()]);
+        let handler = registry.get(crate::jobs::PING).unwrap();
+        let queue = crate::queue::open("sqlite::memory:").await.unwrap();
+        let ctx = |payload| {
+            let mut j = job(1, 5);
+            j.kind = crate::jobs::PING.into();
+            j.payload = payload;
+            JobContext::new(j, queue.clone(), CancellationToken::new())
+        };
+        let ping =
+            serde_json::json!({"delivery_id": "d-1", "hook_id": 7, "zen": null, "repo": null});
+        handler.run(ctx(ping)).await.unwrap();
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Another kind's payload never reaches the handler: the job fails for good.
+        let other = serde_json::json!({"repo": "a/b", "number": 1});
+        let err = handler.run(ctx(other)).await.unwrap_err();
+        assert!(matches!(err, JobError::Permanent(_)), "{err}");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_stopped_handler_is_superseded_or_cancelled() {
+        assert_eq!(
+            finish_for(Err(JobError::Stopped), &job(1, 5), true, &config(), NOW),
+            Finish::Superseded
+        );
+        assert!(matches!(
+            finish_for(Err(JobError::Stopped), &job(1, 5), false, &config(), NOW),
+            Finish::Cancelled { .. }
+        ));
+        assert_eq!(
+            finish_for(Ok(()), &job(1, 5), false, &config(), NOW),
+            Finish::Succeeded
+        );
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
