@@ -19,8 +19,10 @@ pub fn adjust(text: &str) -> Cow<'_, str> {
     }
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut out: Option<String> = None;
+    let mut keys = KeyPath::default();
     let mut i = 0;
     while i < lines.len() {
+        keys.see(lines[i]);
         let Some((folded, explicit)) = header(lines[i]) else {
             if let Some(o) = out.as_mut() {
                 o.push_str(lines[i]);
@@ -31,6 +33,9 @@ pub fn adjust(text: &str) -> Cow<'_, str> {
         if let Some(o) = out.as_mut() {
             o.push_str(lines[i]);
         }
+        // kustomize sets a resource's own annotations anew as plain strings, so their values
+        // never go through go-yaml's folded writer: no extra break there.
+        let annotation = keys.is_top_level_annotation();
         let parent = indent(lines[i]);
         let start = i + 1;
         // The content indentation is that of the first non-empty line, if deeper than the header.
@@ -45,7 +50,10 @@ pub fn adjust(text: &str) -> Cow<'_, str> {
                 end += 1;
             }
         }
-        let fix = folded && !explicit && ci.is_some_and(|ci| block_allowed(&lines[start..end], ci));
+        let fix = folded
+            && !explicit
+            && !annotation
+            && ci.is_some_and(|ci| block_allowed(&lines[start..end], ci));
         let mut prev_normal: Option<bool> = None;
         for (k, line) in lines[start..end].iter().enumerate() {
             let is_content = ci.is_some_and(|ci| content_len(line) > ci);
@@ -67,6 +75,52 @@ pub fn adjust(text: &str) -> Cow<'_, str> {
     match out {
         Some(o) => Cow::Owned(o),
         None => Cow::Borrowed(text),
+    }
+}
+
+/// The block-style mapping keys above the current line, by indentation (enough to tell a
+/// document's own `metadata.annotations`; flow style and sequences end the path).
+#[derive(Default)]
+struct KeyPath {
+    keys: Vec<(usize, String)>,
+    /// Key of the last line seen, before it was pushed.
+    above: Vec<(usize, String)>,
+}
+
+impl KeyPath {
+    fn see(&mut self, line: &str) {
+        let text = line.trim_end_matches(['\n', '\r']);
+        if text.starts_with("---") || text.starts_with("...") {
+            self.keys.clear();
+            return;
+        }
+        let body = text.trim_start_matches(' ');
+        if body.is_empty() || body.starts_with('#') {
+            return;
+        }
+        let at = indent(line);
+        while self.keys.last().is_some_and(|(k, _)| *k >= at) {
+            self.keys.pop();
+        }
+        self.above = self.keys.clone();
+        if body.starts_with('-') {
+            // Into a sequence: no document-level path continues through it.
+            self.keys.push((at, String::new()));
+            return;
+        }
+        if let Some((key, _)) = body.split_once(':')
+            && !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
+        {
+            self.keys.push((at, key.to_string()));
+        }
+    }
+
+    /// Whether the line last seen is a key directly under the document's `metadata.annotations`.
+    fn is_top_level_annotation(&self) -> bool {
+        matches!(self.above.as_slice(), [(0, m), (_, a)] if m == "metadata" && a == "annotations")
     }
 }
 
@@ -194,6 +248,17 @@ mod tests {
         ] {
             assert_eq!(adjust(same), same);
         }
+        // A document's own annotations are set anew by kustomize; nested ones and labels are not.
+        let own = "metadata:\n  annotations:\n    note: >\n      one\n       two\n";
+        assert_eq!(adjust(own), own);
+        assert_eq!(
+            adjust("spec:\n  metadata:\n    annotations:\n      n: >\n        one\n         two\n"),
+            "spec:\n  metadata:\n    annotations:\n      n: >\n        one\n\n         two\n"
+        );
+        assert_eq!(
+            adjust("metadata:\n  labels:\n    l: >\n      one\n       two\n"),
+            "metadata:\n  labels:\n    l: >\n      one\n\n       two\n"
+        );
         // A trailing space folded into a plain space leaves the value a block scalar.
         assert_eq!(
             adjust("a: >-\n  one \n  two\n    three\n"),
