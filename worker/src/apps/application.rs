@@ -272,16 +272,34 @@ fn helm_options(h: &Value) -> HelmOptions {
             }
         }
     }
+    let mut file_parameters = Vec::new();
+    if let Some(Value::Array(ps)) = h.get("fileParameters") {
+        for p in ps {
+            if let (Some(n), Some(path)) = (s(p, "name"), s(p, "path")) {
+                file_parameters.push((n, path));
+            }
+        }
+    }
+    let flag = |key: &str| h.get(key).and_then(Value::as_bool).unwrap_or(false);
     HelmOptions {
         value_files: strings(h.get("valueFiles")),
+        // ArgoCD prefers `valuesObject` when both are set.
         values: h
             .get("valuesObject")
             .cloned()
+            .filter(|v| !v.is_null())
             .or_else(|| h.get("values").cloned())
-            .filter(|v| !v.is_null()),
+            .filter(|v| !v.is_null() && v.as_str() != Some("")),
         parameters,
+        file_parameters,
         release_name: s(h, "releaseName"),
-        skip_crds: h.get("skipCrds").and_then(Value::as_bool).unwrap_or(false),
+        namespace: s(h, "namespace"),
+        skip_crds: flag("skipCrds"),
+        skip_schema_validation: flag("skipSchemaValidation"),
+        skip_tests: flag("skipTests"),
+        ignore_missing_value_files: flag("ignoreMissingValueFiles"),
+        kube_version: s(h, "kubeVersion"),
+        api_versions: strings(h.get("apiVersions")),
     }
 }
 
@@ -327,7 +345,11 @@ fn resolve_value_refs(sources: &mut [AppSource], raw: &[Value]) {
             .filter(|c| !c.is_empty())
             .count();
         let mut problem = None;
-        for vf in &mut opts.value_files {
+        let paths = opts
+            .value_files
+            .iter_mut()
+            .chain(opts.file_parameters.iter_mut().map(|(_, path)| path));
+        for vf in paths {
             let Some(rest) = vf.strip_prefix('$') else {
                 continue;
             };

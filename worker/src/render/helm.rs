@@ -81,19 +81,61 @@ pub fn inputs(
     }
     let mut files: BTreeSet<RepoPath> = tree_files(fs, chart)?.into_iter().collect();
     for vf in &opts.value_files {
-        argv::value_file(vf).map_err(refused(chart))?;
-        if looks_remote(vf) {
-            return Err(RenderError::Input {
+        let Some(p) = repo_file(fs, chart, vf, "value file")? else {
+            if opts.ignore_missing_value_files {
+                continue;
+            }
+            return Err(RenderError::Invalid {
                 file: chart.to_string(),
-                source: FsError::Remote(vf.clone()),
+                message: format!("value file {vf} does not exist"),
             });
-        }
-        let p = chart.join(vf).map_err(input_err(chart))?;
+        };
         let text = fs.read_to_string(&p).map_err(input_err(chart))?;
         yaml::parse_documents(&text, p.as_str())?;
         files.insert(p);
     }
+    for (name, path) in &opts.file_parameters {
+        argv::set_key(name).map_err(refused(chart))?;
+        match repo_file(fs, chart, path, "file parameter")? {
+            Some(p) => {
+                files.insert(p);
+            }
+            None => {
+                return Err(RenderError::Invalid {
+                    file: chart.to_string(),
+                    message: format!("file parameter {name}: {path} does not exist"),
+                });
+            }
+        }
+    }
     Ok(files)
+}
+
+/// A file the Application names relative to the chart (a value file, a file parameter): checked
+/// like any argv value, refused when remote, resolved inside the repository. `None` when it does
+/// not exist.
+fn repo_file(
+    fs: &dyn RepoFs,
+    chart: &RepoPath,
+    name: &str,
+    what: &str,
+) -> Result<Option<RepoPath>, RenderError> {
+    argv::value_file(name).map_err(refused(chart))?;
+    if looks_remote(name) {
+        return Err(RenderError::Input {
+            file: chart.to_string(),
+            source: FsError::Remote(name.to_string()),
+        });
+    }
+    let p = chart.join(name).map_err(input_err(chart))?;
+    match fs.kind(&p).map_err(input_err(chart))? {
+        Some(EntryKind::File) => Ok(Some(p)),
+        Some(EntryKind::Dir) => Err(RenderError::Invalid {
+            file: chart.to_string(),
+            message: format!("{what} {name} is a directory"),
+        }),
+        _ => Ok(None),
+    }
 }
 
 impl Backend for HelmExec {
@@ -121,7 +163,7 @@ impl Backend for HelmExec {
         let repo = tmp.path().join("repo");
         let home = tmp.path().join("home");
         // Arguments first: a refused value must stop the render before anything is copied.
-        let args = template_args(source, opts, &repo, tmp.path())?;
+        let args = template_args(source, opts, inputs, &repo, tmp.path())?;
         std::fs::create_dir_all(&home).map_err(scratch)?;
         materialize(fs, inputs, &repo)?;
         exec::run(&self.binary, &args, &repo, &home, &self.limits).map_err(|e| RenderError::Exec {
@@ -134,27 +176,38 @@ impl Backend for HelmExec {
 /// `helm template` arguments for `source`, every repository value checked first (see
 /// [`argv`]): flags carry their value in one element, the release name and chart come after
 /// `--`. `repo` is the scratch copy of the repository, `scratch` a folder for inline values.
+/// Options go in the order ArgoCD passes them: value files, then inline values (so they win),
+/// then parameters (which helm applies over every value file).
 fn template_args(
     source: &RenderSource,
     opts: &HelmOptions,
+    inputs: &BTreeSet<RepoPath>,
     repo: &std::path::Path,
     scratch: &std::path::Path,
 ) -> Result<Vec<OsString>, RenderError> {
-    let bad = refused(&source.path);
+    let bad = || refused(&source.path);
     let release = match &opts.release_name {
         Some(r) => argv::release_name(r),
         None => argv::release_name(&source.release_name),
     }
-    .map_err(bad)?;
+    .map_err(bad())?;
     let flag = |name: &str, value: &std::path::Path| {
         let mut f = OsString::from(format!("--{name}="));
         f.push(value);
         f
     };
     let mut args: Vec<OsString> = vec!["template".into()];
-    if let Some(ns) = &source.namespace {
-        let ns = argv::namespace(ns).map_err(refused(&source.path))?;
+    if let Some(ns) = opts.namespace.as_ref().or(source.namespace.as_ref()) {
+        let ns = argv::namespace(ns).map_err(bad())?;
         args.push(format!("--namespace={ns}").into());
+    }
+    if let Some(v) = &opts.kube_version {
+        let v = argv::kube_version(v).map_err(bad())?;
+        args.push(format!("--kube-version={v}").into());
+    }
+    for v in &opts.api_versions {
+        let v = argv::api_version(v).map_err(bad())?;
+        args.push(format!("--api-versions={v}").into());
     }
     args.push(
         if opts.skip_crds {
@@ -164,11 +217,21 @@ fn template_args(
         }
         .into(),
     );
+    if opts.skip_schema_validation {
+        args.push("--skip-schema-validation".into());
+    }
+    if opts.skip_tests {
+        args.push("--skip-tests".into());
+    }
     for vf in &opts.value_files {
-        argv::value_file(vf).map_err(refused(&source.path))?;
+        argv::value_file(vf).map_err(bad())?;
         // The normalised repository path: no `..` reaches the tool, and the scratch copy holds
         // only files the sandbox let through.
         let p = source.path.join(vf).map_err(input_err(&source.path))?;
+        if !inputs.contains(&p) {
+            // Missing and `ignoreMissingValueFiles` (inputs() refused it otherwise).
+            continue;
+        }
         args.push(flag("values", &repo.join(p.as_str())));
     }
     if let Some(values) = &opts.values {
@@ -187,10 +250,18 @@ fn template_args(
         args.push(flag("values", &path));
     }
     for (name, value, force_string) in &opts.parameters {
-        let key = argv::set_key(name).map_err(refused(&source.path))?;
-        let value = argv::set_value(value).map_err(refused(&source.path))?;
+        let key = argv::set_key(name).map_err(bad())?;
+        let value = argv::set_value(value).map_err(bad())?;
         let set = if *force_string { "set-string" } else { "set" };
         args.push(format!("--{set}={key}={value}").into());
+    }
+    for (name, path) in &opts.file_parameters {
+        let key = argv::set_key(name).map_err(bad())?;
+        argv::value_file(path).map_err(bad())?;
+        let p = source.path.join(path).map_err(input_err(&source.path))?;
+        // The scratch path goes through helm's --set grammar too: a comma would end it.
+        let file = argv::set_value(&repo.join(p.as_str()).to_string_lossy()).map_err(bad())?;
+        args.push(format!("--set-file={key}={file}").into());
     }
     args.push("--".into());
     args.push(release.into());

@@ -76,8 +76,21 @@ pub struct HelmOptions {
     pub values: Option<Value>,
     /// `--set name=value` pairs (`forceString` ones become `--set-string`).
     pub parameters: Vec<(String, String, bool)>,
+    /// `--set-file name=path` pairs; paths relative to the chart directory, as value files.
+    pub file_parameters: Vec<(String, String)>,
     pub release_name: Option<String>,
+    /// `helm.namespace`: overrides the destination namespace for `--namespace`.
+    pub namespace: Option<String>,
     pub skip_crds: bool,
+    pub skip_schema_validation: bool,
+    pub skip_tests: bool,
+    /// Value files that do not exist are left out instead of failing the render.
+    pub ignore_missing_value_files: bool,
+    /// `helm.kubeVersion` as written; normalised as ArgoCD does when passed (see
+    /// [`super::argv::kube_version`]).
+    pub kube_version: Option<String>,
+    /// `helm.apiVersions` (`[group/]version[/Kind]`), passed as `--api-versions`.
+    pub api_versions: Vec<String>,
 }
 
 /// `spec.source.directory` of an Application.
