@@ -362,3 +362,73 @@ fn multi_source_values_are_rendered_diffed_and_mark_exactly_their_readers() {
         diff.changes[0].diff
     );
 }
+
+/// An app-of-apps written as a chart: one Application per entry of `.Values.apps`.
+const APP_OF_APPS: &[(&str, &str)] = &[
+    (
+        "argocd/root.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: root\nspec:\n  \
+         source:\n    repoURL: https://example.com/gitops.git\n    path: argocd/apps\n  \
+         destination:\n    namespace: argocd\n",
+    ),
+    (
+        "argocd/apps/Chart.yaml",
+        "apiVersion: v2\nname: apps\nversion: 0.1.0\n",
+    ),
+    ("argocd/apps/values.yaml", "apps: [alpha, beta]\n"),
+    (
+        "argocd/apps/templates/apps.yaml",
+        "{{- range .Values.apps }}\n---\napiVersion: argoproj.io/v1alpha1\nkind: Application\n\
+         metadata:\n  name: {{ . }}\nspec:\n  source:\n    repoURL: https://example.com/gitops.git\n    \
+         path: workloads/{{ . }}\n  destination:\n    namespace: {{ . }}\n{{- end }}\n",
+    ),
+    (
+        "workloads/alpha/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: alpha\n",
+    ),
+    (
+        "workloads/beta/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: beta\n",
+    ),
+];
+
+#[test]
+fn an_app_of_apps_chart_is_rendered_to_find_its_children() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = RepoBuilder::init(tmp.path()).unwrap();
+    let changes: Vec<Change<'_>> = APP_OF_APPS
+        .iter()
+        .map(|(p, c)| Change::Write(p, c.as_bytes()))
+        .collect();
+    let c = b.commit("apps", &changes).unwrap();
+    let repo = GitRepo::open(tmp.path()).unwrap();
+    let fs = repo.tree_fs(c).unwrap();
+    let r = renderer();
+    let snap = Snapshot::build(&fs, &cfg(), &r);
+    // Chart templates are not manifests: reading them as YAML is an error no user made.
+    assert!(
+        snap.discovery.errors.is_empty(),
+        "{:?}",
+        snap.discovery.errors
+    );
+    let names: Vec<(&str, Option<&str>)> = snap
+        .discovery
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.parent.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("alpha", Some("root")),
+            ("beta", Some("root")),
+            ("root", None)
+        ]
+    );
+    assert_eq!(
+        objects(&render(&snap, &r, "beta"))
+            .keys()
+            .collect::<Vec<_>>(),
+        vec!["ConfigMap/beta"]
+    );
+}

@@ -162,6 +162,11 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
                     },
                 },
                 (SourceStatus::Local, None) => "rendered".to_string(),
+                // A `ref` source only lends its files to `$ref/...` value files: the sources that
+                // read them say whether the app rendered.
+                (SourceStatus::NotRendered(_), _) if s.path.is_none() && s.ref_name.is_some() => {
+                    format!("values for ${}", s.ref_name.as_deref().unwrap_or_default())
+                }
                 (SourceStatus::NotRendered(r), _) => format!("not checked: {r}"),
                 (SourceStatus::Error(e), _) => format!("error: {e}"),
             };
