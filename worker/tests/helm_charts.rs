@@ -1,0 +1,293 @@
+//! Charts with dependencies (issue 17): vendored in `charts/` (folder or archive), `file://`
+//! charts elsewhere in the repository, and charts from an HTTP Helm repository served here on
+//! loopback (the `index.yaml` contract), cached by digest and served offline from the cache.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use capstan_worker::apps::{DiscoveryConfig, RenderedApp, Snapshot};
+use capstan_worker::git::GitRepo;
+use capstan_worker::git::fixture::{Change, RepoBuilder};
+use capstan_worker::render::charts::ChartSettings;
+use capstan_worker::render::{RenderConfig, Renderer};
+use sha2::Digest;
+
+const URL: &str = "https://example.com/gitops.git";
+
+/// A Helm chart repository on loopback: `GET /index.yaml` and the archives it lists. Counts
+/// the requests it answers.
+struct ChartRepo {
+    url: String,
+    hits: Arc<AtomicUsize>,
+}
+
+fn serve(files: BTreeMap<String, Vec<u8>>) -> ChartRepo {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/charts", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            // Drain the headers.
+            let mut h = String::new();
+            while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                h.clear();
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let path = line.split_whitespace().nth(1).unwrap_or_default();
+            let reply = match path.strip_prefix("/charts/").and_then(|p| files.get(p)) {
+                Some(body) => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(body);
+                    r
+                }
+                None => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = stream.write_all(&reply);
+        }
+    });
+    ChartRepo { url, hits }
+}
+
+/// `tar czf` of a chart folder written from `files` (name → text) under `name/`.
+fn archive(tmp: &Path, name: &str, files: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tmp.join(format!("pack-{name}"));
+    for (p, text) in files {
+        let f = dir.join(name).join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, text).unwrap();
+    }
+    let out = tmp.join(format!("{name}.tgz"));
+    let status = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&dir)
+        .arg(name)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(out).unwrap()
+}
+
+fn cm(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ .Release.Name }}}}-{name}\ndata:\n  \
+         v: {{{{ .Values.v | default \"unset\" | quote }}}}\n"
+    )
+}
+
+fn chart_yaml(name: &str, version: &str) -> String {
+    format!("apiVersion: v2\nname: {name}\nversion: {version}\n")
+}
+
+/// The remote chart `remote` 0.2.0 and the index of a repository holding it (digest `digest`,
+/// or the archive's own).
+fn remote_repo(tmp: &Path, digest: Option<&str>) -> ChartRepo {
+    let tgz = archive(
+        tmp,
+        "remote",
+        &[
+            ("Chart.yaml", &chart_yaml("remote", "0.2.0")),
+            ("templates/cm.yaml", &cm("remote")),
+        ],
+    );
+    let real = hex::encode(sha2::Sha256::digest(&tgz));
+    let index = format!(
+        "apiVersion: v1\nentries:\n  remote:\n  - name: remote\n    version: 0.2.0\n    \
+         urls: [remote-0.2.0.tgz]\n    digest: {}\n  - name: remote\n    version: 0.1.0\n    \
+         urls: [remote-0.1.0.tgz]\n",
+        digest.unwrap_or(&real)
+    );
+    let mut files = BTreeMap::new();
+    files.insert("index.yaml".to_string(), index.into_bytes());
+    files.insert("remote-0.2.0.tgz".to_string(), tgz);
+    serve(files)
+}
+
+/// A repository whose chart `charts/app` depends on a vendored folder, a vendored archive, a
+/// `file://` chart and `remote` from `repo_url`; one Application renders it.
+fn repo(dir: &Path, tmp: &Path, repo_url: &str) -> (GitRepo, git2::Oid) {
+    let packed = archive(
+        tmp,
+        "packed",
+        &[
+            ("Chart.yaml", &chart_yaml("packed", "0.1.0")),
+            ("templates/cm.yaml", &cm("packed")),
+        ],
+    );
+    let app_chart = format!(
+        "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: sub\n  version: 0.1.0\n\
+         - name: packed\n  version: 0.1.0\n- name: common\n  version: 0.1.0\n  \
+         repository: file://../common\n- name: remote\n  version: 0.2.0\n  repository: {repo_url}\n"
+    );
+    let application = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: app\nspec:\n  \
+         source:\n    repoURL: {URL}\n    path: charts/app\n    helm:\n      \
+         valuesObject:\n        remote:\n          v: from-parent\n  destination:\n    namespace: app\n"
+    );
+    let b = RepoBuilder::init(dir).unwrap();
+    let c = b
+        .commit(
+            "chart",
+            &[
+                Change::Write("apps/app.yaml", application.as_bytes()),
+                Change::Write("charts/app/Chart.yaml", app_chart.as_bytes()),
+                Change::Write("charts/app/templates/cm.yaml", cm("app").as_bytes()),
+                Change::Write(
+                    "charts/app/charts/sub/Chart.yaml",
+                    chart_yaml("sub", "0.1.0").as_bytes(),
+                ),
+                Change::Write(
+                    "charts/app/charts/sub/templates/cm.yaml",
+                    cm("sub").as_bytes(),
+                ),
+                Change::Write("charts/app/charts/packed-0.1.0.tgz", &packed),
+                Change::Write(
+                    "charts/common/Chart.yaml",
+                    chart_yaml("common", "0.1.0").as_bytes(),
+                ),
+                Change::Write("charts/common/templates/cm.yaml", cm("common").as_bytes()),
+            ],
+        )
+        .unwrap();
+    (GitRepo::open(dir).unwrap(), c)
+}
+
+fn renderer(charts: ChartSettings) -> Renderer {
+    Renderer::new(RenderConfig {
+        helm_binary: Some(capstan_worker::render::helm::test_binary().unwrap()),
+        charts,
+        ..RenderConfig::default()
+    })
+}
+
+fn cfg() -> DiscoveryConfig {
+    DiscoveryConfig {
+        repo_urls: vec![URL.into()],
+        ..DiscoveryConfig::default()
+    }
+}
+
+fn outcome(fs: &dyn capstan_worker::repo_fs::RepoFs, r: &Renderer) -> RenderedApp {
+    let snap = Snapshot::build(fs, &cfg(), r);
+    snap.render(r, "app").unwrap().outcome
+}
+
+fn names(o: &RenderedApp) -> Vec<(String, String)> {
+    match o {
+        RenderedApp::Rendered(out) => out
+            .objects
+            .iter()
+            .map(|o| {
+                (
+                    o.id.name.clone(),
+                    o.value["data"]["v"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn dependencies_come_from_charts_file_and_an_http_repository_then_from_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = remote_repo(tmp.path(), None);
+    let (repo, c) = repo(&tmp.path().join("repo"), tmp.path(), &server.url);
+    let fs = repo.tree_fs(c).unwrap();
+    let cache = tmp.path().join("chart-cache");
+    let online = renderer(ChartSettings {
+        repositories: vec![server.url.clone()],
+        cache_dir: Some(cache.clone()),
+        ..ChartSettings::default()
+    });
+    let expected: Vec<(String, String)> = [
+        ("app-app", "unset"),
+        ("app-common", "unset"),
+        ("app-packed", "unset"),
+        ("app-remote", "from-parent"),
+        ("app-sub", "unset"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(names(&outcome(&fs, &online)), expected);
+    assert_eq!(server.hits.load(Ordering::SeqCst), 2, "index and archive");
+
+    // Offline, from the cache alone: the same objects, no request.
+    let offline = renderer(ChartSettings {
+        repositories: vec![server.url.clone()],
+        cache_dir: Some(cache),
+        offline: true,
+        ..ChartSettings::default()
+    });
+    assert_eq!(names(&outcome(&fs, &offline)), expected);
+    assert_eq!(server.hits.load(Ordering::SeqCst), 2);
+
+    // Offline without the chart cached: not checked, and says why.
+    let empty = renderer(ChartSettings {
+        repositories: vec![server.url.clone()],
+        cache_dir: Some(tmp.path().join("empty-cache")),
+        offline: true,
+        ..ChartSettings::default()
+    });
+    match outcome(&fs, &empty) {
+        RenderedApp::NotChecked { reason } => {
+            assert!(reason.contains("not cached"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_repository_the_operator_did_not_list_is_never_fetched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = remote_repo(tmp.path(), None);
+    let (repo, c) = repo(&tmp.path().join("repo"), tmp.path(), &server.url);
+    let fs = repo.tree_fs(c).unwrap();
+    match outcome(&fs, &renderer(ChartSettings::default())) {
+        RenderedApp::NotChecked { reason } => {
+            assert!(
+                reason.contains("not one Capstan may fetch from"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn an_archive_that_does_not_match_the_index_digest_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = remote_repo(tmp.path(), Some(&"0".repeat(64)));
+    let (repo, c) = repo(&tmp.path().join("repo"), tmp.path(), &server.url);
+    let fs = repo.tree_fs(c).unwrap();
+    let r = renderer(ChartSettings {
+        repositories: vec![server.url.clone()],
+        ..ChartSettings::default()
+    });
+    match outcome(&fs, &r) {
+        RenderedApp::Failed { error } => assert!(error.contains("digest"), "{error}"),
+        other => panic!("{other:?}"),
+    }
+}
