@@ -291,3 +291,61 @@ fn an_archive_that_does_not_match_the_index_digest_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_application_of_a_chart_from_an_http_repository_renders_with_values_from_git() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = remote_repo(tmp.path(), None);
+    let app = |name: &str, files: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\nspec:\n  \
+             sources:\n  - repoURL: {}\n    chart: remote\n    targetRevision: 0.2.0\n    helm:\n      \
+             valueFiles: [{files}]\n  - repoURL: {URL}\n    ref: values\n  \
+             destination:\n    namespace: web\n",
+            server.url
+        )
+    };
+    let b = RepoBuilder::init(&tmp.path().join("repo")).unwrap();
+    let base = b
+        .commit(
+            "apps",
+            &[
+                Change::Write("apps/web.yaml", app("web", "$values/values/web.yaml").as_bytes()),
+                Change::Write(
+                    "apps/inner.yaml",
+                    app("inner", "$values/values/inner.yaml, values-inner.yaml").as_bytes(),
+                ),
+                Change::Write("values/web.yaml", b"v: one\n"),
+                Change::Write("values/inner.yaml", b"v: one\n"),
+            ],
+        )
+        .unwrap();
+    let head = b
+        .commit("values", &[Change::Write("values/web.yaml", b"v: two\n")])
+        .unwrap();
+    let git = GitRepo::open(&tmp.path().join("repo")).unwrap();
+    let r = renderer(ChartSettings {
+        repositories: vec![server.url.clone()],
+        ..ChartSettings::default()
+    });
+    let (bfs, hfs) = (git.tree_fs(base).unwrap(), git.tree_fs(head).unwrap());
+    let (bs, hs) = (
+        Snapshot::build(&bfs, &cfg(), &r),
+        Snapshot::build(&hfs, &cfg(), &r),
+    );
+    let web = |s: &Snapshot<'_>| names(&s.render(&r, "web").unwrap().outcome);
+    assert_eq!(web(&bs), vec![("web-remote".to_string(), "one".to_string())]);
+    assert_eq!(web(&hs), vec![("web-remote".to_string(), "two".to_string())]);
+    let affected: Vec<String> = capstan_worker::apps::affected::affected_apps(&bs, &hs)
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(affected, vec!["web"]);
+    // A value file inside the fetched chart is not read: not checked, never rendered without it.
+    match hs.render(&r, "inner").unwrap().outcome {
+        RenderedApp::NotChecked { reason } => {
+            assert!(reason.contains("values-inner.yaml"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -64,7 +64,7 @@ pub fn known_not_checked(a: &App, snap: &Snapshot<'_>, renderer: &Renderer) -> V
     let mut out = a.unrendered_sources();
     for src in a.local_sources() {
         if let Some(why) = renderer.unavailable(&src.kind) {
-            out.push(format!("{}: {why}", src.path));
+            out.push(format!("{}: {why}", src.label()));
         }
     }
     out.extend(jsonnet_input(a, snap));

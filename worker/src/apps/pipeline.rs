@@ -279,7 +279,7 @@ fn render_sources(
     let mut combined: Option<RenderOutput> = None;
     for src in app.local_sources() {
         let out = renderer.render(fs, src).map_err(|e| {
-            let why = format!("{}: {e}", src.path);
+            let why = format!("{}: {e}", src.label());
             if e.is_not_checked() {
                 SourceFailure::NotChecked(why)
             } else {

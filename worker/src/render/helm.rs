@@ -233,7 +233,12 @@ pub fn inputs(
     opts: &HelmOptions,
 ) -> Result<BTreeSet<RepoPath>, RenderError> {
     let mut files = BTreeSet::new();
-    let mut charts = vec![chart.clone()];
+    // A fetched chart brings its own files; only this repository's files are inputs.
+    let mut charts = if opts.chart.is_some() {
+        Vec::new()
+    } else {
+        vec![chart.clone()]
+    };
     let mut seen = BTreeSet::new();
     while let Some(c) = charts.pop() {
         if !seen.insert(c.clone()) || seen.len() > 64 {
@@ -329,17 +334,29 @@ impl Backend for HelmExec {
         let repo = tmp.path().join("repo");
         let home = tmp.path().join("home");
         // Arguments first: a refused value must stop the render before anything is copied.
-        let args = template_args(source, opts, inputs, &repo, tmp.path())?;
+        let chart_arg = match &opts.chart {
+            Some(_) => tmp.path().join("chart.tgz"),
+            None => repo.join(source.path.as_str()),
+        };
+        let args = template_args(source, opts, inputs, &repo, tmp.path(), &chart_arg)?;
         std::fs::create_dir_all(&home).map_err(scratch)?;
         materialize(fs, inputs, &repo)?;
-        place_dependencies(
-            fs,
-            &self.charts,
-            &source.path,
-            &repo.join(source.path.as_str()),
-            &repo,
-            0,
-        )?;
+        if let Some(c) = &opts.chart {
+            let fetched = self
+                .charts
+                .fetch(&c.repo_url, &c.name, &c.version)
+                .map_err(chart_err(&source.path))?;
+            std::fs::write(&chart_arg, &*fetched.archive).map_err(scratch)?;
+        } else {
+            place_dependencies(
+                fs,
+                &self.charts,
+                &source.path,
+                &repo.join(source.path.as_str()),
+                &repo,
+                0,
+            )?;
+        }
         exec::run(&self.binary, &args, &repo, &home, &self.limits).map_err(|e| RenderError::Exec {
             path: source.path.to_string(),
             source: exec::relative_to(e, &repo),
@@ -358,6 +375,7 @@ fn template_args(
     inputs: &BTreeSet<RepoPath>,
     repo: &std::path::Path,
     scratch: &std::path::Path,
+    chart: &std::path::Path,
 ) -> Result<Vec<OsString>, RenderError> {
     let bad = || refused(&source.path);
     let release = match &opts.release_name {
@@ -439,7 +457,7 @@ fn template_args(
     }
     args.push("--".into());
     args.push(release.into());
-    args.push(repo.join(source.path.as_str()).into_os_string());
+    args.push(chart.as_os_str().to_os_string());
     Ok(args)
 }
 

@@ -67,9 +67,33 @@ impl KustomizeOptions {
     }
 }
 
+/// A chart from an HTTP Helm repository (an Application's `repoURL` + `chart` +
+/// `targetRevision`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RemoteChart {
+    pub repo_url: String,
+    pub name: String,
+    pub version: String,
+}
+
+impl RenderSource {
+    /// How messages name the source: its path, or the chart it fetches.
+    pub fn label(&self) -> String {
+        match &self.kind {
+            SourceKind::Helm(HelmOptions {
+                chart: Some(c), ..
+            }) => format!("chart {} {} from {}", c.name, c.version, c.repo_url),
+            _ => self.path.to_string(),
+        }
+    }
+}
+
 /// `spec.source.helm` of an Application.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct HelmOptions {
+    /// The chart comes from a Helm repository rather than from `path` in this repository; value
+    /// files are then `$ref/...` files of this repository (`path` is the repository root).
+    pub chart: Option<RemoteChart>,
     /// Relative to the chart directory, as in ArgoCD.
     pub value_files: Vec<String>,
     /// Inline `values` (a YAML string or an object).
