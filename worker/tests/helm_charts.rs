@@ -310,7 +310,10 @@ fn an_application_of_a_chart_from_an_http_repository_renders_with_values_from_gi
         .commit(
             "apps",
             &[
-                Change::Write("apps/web.yaml", app("web", "$values/values/web.yaml").as_bytes()),
+                Change::Write(
+                    "apps/web.yaml",
+                    app("web", "$values/values/web.yaml").as_bytes(),
+                ),
                 Change::Write(
                     "apps/inner.yaml",
                     app("inner", "$values/values/inner.yaml, values-inner.yaml").as_bytes(),
@@ -334,8 +337,14 @@ fn an_application_of_a_chart_from_an_http_repository_renders_with_values_from_gi
         Snapshot::build(&hfs, &cfg(), &r),
     );
     let web = |s: &Snapshot<'_>| names(&s.render(&r, "web").unwrap().outcome);
-    assert_eq!(web(&bs), vec![("web-remote".to_string(), "one".to_string())]);
-    assert_eq!(web(&hs), vec![("web-remote".to_string(), "two".to_string())]);
+    assert_eq!(
+        web(&bs),
+        vec![("web-remote".to_string(), "one".to_string())]
+    );
+    assert_eq!(
+        web(&hs),
+        vec![("web-remote".to_string(), "two".to_string())]
+    );
     let affected: Vec<String> = capstan_worker::apps::affected::affected_apps(&bs, &hs)
         .into_iter()
         .map(|a| a.name)

@@ -26,6 +26,20 @@ pub struct RepoArgs {
     /// Persistent render cache folder.
     #[arg(long, env = "CAPSTAN_RENDER_CACHE")]
     pub cache_dir: Option<PathBuf>,
+    /// An HTTP Helm chart repository charts may be fetched from (repeatable). Charts from
+    /// repositories not listed are "not checked": Applications never choose what is fetched.
+    #[arg(
+        long = "chart-repo",
+        env = "CAPSTAN_CHART_REPOS",
+        value_delimiter = ','
+    )]
+    pub chart_repos: Vec<String>,
+    /// Persistent chart cache folder (archives by digest).
+    #[arg(long, env = "CAPSTAN_CHART_CACHE")]
+    pub chart_cache: Option<PathBuf>,
+    /// Use only charts already in the chart cache; never fetch.
+    #[arg(long, env = "CAPSTAN_CHARTS_OFFLINE")]
+    pub offline: bool,
 }
 
 impl RepoArgs {
@@ -37,6 +51,12 @@ impl RepoArgs {
         Renderer::new(RenderConfig {
             backend,
             cache_dir: self.cache_dir.clone(),
+            charts: capstan_worker::render::charts::ChartSettings {
+                repositories: self.chart_repos.clone(),
+                cache_dir: self.chart_cache.clone(),
+                offline: self.offline,
+                ..Default::default()
+            },
             ..RenderConfig::default()
         })
     }

@@ -80,9 +80,9 @@ impl RenderSource {
     /// How messages name the source: its path, or the chart it fetches.
     pub fn label(&self) -> String {
         match &self.kind {
-            SourceKind::Helm(HelmOptions {
-                chart: Some(c), ..
-            }) => format!("chart {} {} from {}", c.name, c.version, c.repo_url),
+            SourceKind::Helm(HelmOptions { chart: Some(c), .. }) => {
+                format!("chart {} {} from {}", c.name, c.version, c.repo_url)
+            }
             _ => self.path.to_string(),
         }
     }
