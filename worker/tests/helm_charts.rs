@@ -305,7 +305,7 @@ fn an_application_of_a_chart_from_an_http_repository_renders_with_values_from_gi
             server.url
         )
     };
-    let b = RepoBuilder::init(&tmp.path().join("repo")).unwrap();
+    let b = RepoBuilder::init(tmp.path().join("repo")).unwrap();
     let base = b
         .commit(
             "apps",
@@ -326,7 +326,7 @@ fn an_application_of_a_chart_from_an_http_repository_renders_with_values_from_gi
     let head = b
         .commit("values", &[Change::Write("values/web.yaml", b"v: two\n")])
         .unwrap();
-    let git = GitRepo::open(&tmp.path().join("repo")).unwrap();
+    let git = GitRepo::open(tmp.path().join("repo")).unwrap();
     let r = renderer(ChartSettings {
         repositories: vec![server.url.clone()],
         ..ChartSettings::default()

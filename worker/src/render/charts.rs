@@ -170,7 +170,7 @@ impl ChartFetcher {
         Some(dir.join("sha256").join(format!("{digest}.tgz")))
     }
 
-    fn from_disk(&self, key: &str) -> Option<Chart> {
+    fn read_cached(&self, key: &str) -> Option<Chart> {
         let digest = std::fs::read_to_string(self.ref_file(key)?).ok()?;
         let digest = digest.trim();
         let archive = std::fs::read(self.archive_file(digest)?).ok()?;
@@ -182,7 +182,7 @@ impl ChartFetcher {
         })
     }
 
-    fn to_disk(&self, key: &str, chart: &Chart) {
+    fn store(&self, key: &str, chart: &Chart) {
         let (Some(r), Some(a)) = (self.ref_file(key), self.archive_file(&chart.digest)) else {
             return;
         };
@@ -233,7 +233,7 @@ impl ChartFetcher {
                 ..c.clone()
             });
         }
-        if let Some(c) = self.from_disk(&key) {
+        if let Some(c) = self.read_cached(&key) {
             self.remember(&key, &c);
             return Ok(c);
         }
@@ -266,7 +266,7 @@ impl ChartFetcher {
             archive: Arc::new(archive),
             cached: false,
         };
-        self.to_disk(&key, &c);
+        self.store(&key, &c);
         self.remember(&key, &c);
         Ok(c)
     }
