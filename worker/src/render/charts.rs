@@ -113,6 +113,7 @@ pub struct Chart {
 pub struct ChartFetcher {
     settings: ChartSettings,
     memory: Mutex<HashMap<String, Chart>>,
+    fetching: Mutex<()>,
     /// Requests sent (tests and benchmarks count them).
     pub requests: std::sync::atomic::AtomicUsize,
 }
@@ -143,6 +144,7 @@ impl ChartFetcher {
         ChartFetcher {
             settings,
             memory: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(()),
             requests: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -222,19 +224,13 @@ impl ChartFetcher {
         }
         let repo_n = normalize(repo);
         let key = format!("{repo_n}\0{chart}\0{version}");
-        if let Some(c) = self
-            .memory
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok(Chart {
-                cached: true,
-                ..c.clone()
-            });
+        if let Some(c) = self.cached(&key) {
+            return Ok(c);
         }
-        if let Some(c) = self.read_cached(&key) {
-            self.remember(&key, &c);
+        // One fetch at a time: apps rendered in parallel that share a chart wait for the first
+        // fetch and take it from the cache instead of downloading it again.
+        let _one = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = self.cached(&key) {
             return Ok(c);
         }
         if !self.allowed(&repo_n) {
@@ -269,6 +265,23 @@ impl ChartFetcher {
         self.store(&key, &c);
         self.remember(&key, &c);
         Ok(c)
+    }
+
+    fn cached(&self, key: &str) -> Option<Chart> {
+        if let Some(c) = self
+            .memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+        {
+            return Some(Chart {
+                cached: true,
+                ..c.clone()
+            });
+        }
+        let c = self.read_cached(key)?;
+        self.remember(key, &c);
+        Some(c)
     }
 
     fn get(&self, url: &str) -> Result<Vec<u8>, ChartError> {
