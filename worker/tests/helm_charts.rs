@@ -292,3 +292,45 @@ fn an_application_of_a_chart_from_an_http_repository_renders_with_values_from_gi
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn apps_rendered_in_parallel_fetch_a_shared_chart_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = remote_repo(tmp.path(), None);
+    let b = RepoBuilder::init(tmp.path().join("repo")).unwrap();
+    let apps: Vec<(String, String)> = (0..6)
+        .map(|i| {
+            (
+                format!("apps/a{i}.yaml"),
+                format!(
+                    "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: a{i}\n\
+                     spec:\n  source:\n    repoURL: {}\n    chart: remote\n    targetRevision: 0.2.0\n  \
+                     destination:\n    namespace: a{i}\n",
+                    server.url
+                ),
+            )
+        })
+        .collect();
+    let changes: Vec<Change<'_>> = apps
+        .iter()
+        .map(|(p, c)| Change::Write(p, c.as_bytes()))
+        .collect();
+    let c = b.commit("apps", &changes).unwrap();
+    let git = GitRepo::open(tmp.path().join("repo")).unwrap();
+    let fs = git.tree_fs(c).unwrap();
+    let r = renderer(ChartSettings {
+        repositories: vec![server.url.clone()],
+        ..ChartSettings::default()
+    });
+    let snap = Snapshot::build(&fs, &cfg(), &r);
+    let all = snap.render_all(&r);
+    assert_eq!(all.len(), 6);
+    for a in &all {
+        assert_eq!(names(&a.outcome).len(), 1, "{}", a.app.name);
+    }
+    assert_eq!(
+        server.hits.load(Ordering::SeqCst),
+        2,
+        "index and archive, once"
+    );
+}

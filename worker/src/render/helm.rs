@@ -339,7 +339,10 @@ impl Backend for HelmExec {
             None => repo.join(source.path.as_str()),
         };
         let args = template_args(source, opts, inputs, &repo, tmp.path(), &chart_arg)?;
+        // The tool runs in `repo`, which must exist even when no repository file is an input
+        // (a fetched chart without value files).
         std::fs::create_dir_all(&home).map_err(scratch)?;
+        std::fs::create_dir_all(&repo).map_err(scratch)?;
         materialize(fs, inputs, &repo)?;
         if let Some(c) = &opts.chart {
             let fetched = self
