@@ -16,7 +16,9 @@ CONFIG_FILE="$REPO_ROOT/bootstrap/configs/cluster-config.yaml"
 KUBECTL="${KUBECTL:-kubectl}"
 TIMEOUT="${CAPSTAN_WAIT_TIMEOUT:-600}"
 POLL_INTERVAL="${CAPSTAN_POLL_INTERVAL:-5}"
-DOMAIN="${CAPSTAN_DOMAIN:-example.com}"
+# The configured domain (bootstrap/scripts/configure rewrites this line with the others).
+readonly DEFAULT_DOMAIN=example.com
+DOMAIN="${CAPSTAN_DOMAIN:-$DEFAULT_DOMAIN}"
 export KUBECONFIG="${KUBECONFIG:-$(root_path /etc/rancher/k3s/k3s.yaml)}"
 
 # K3s' packaged components (namespace/kind/name) and ArgoCD's, checked again in the final report.
@@ -39,7 +41,7 @@ Run on the first server after install-k3s.sh:
 
 Options:
   --config FILE     cluster config (default: bootstrap/configs/cluster-config.yaml)
-  --domain DOMAIN   the cluster's domain, for the printed URLs (default: example.com)
+  --domain DOMAIN   the cluster's domain, for the printed URLs (default: $DEFAULT_DOMAIN)
   --timeout SEC     how long to wait for each component (default: 600)
   --dry-run         print every step, change nothing
   -h, --help        this help

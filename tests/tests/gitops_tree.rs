@@ -18,7 +18,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod gitops_tree {
+    pub(crate) mod chart_security;
     pub(crate) mod checks;
+    pub(crate) mod settings;
     pub(crate) mod tree;
 }
 
@@ -28,7 +30,12 @@ use std::path::PathBuf;
 use capstan_tests::repo_root;
 use serde_json::{Value, json};
 
+use gitops_tree::chart_security::{SITES, check_chart_pods, check_chart_versions};
 use gitops_tree::checks::*;
+use gitops_tree::settings::{
+    Settings, check_argocd_urls, check_capstan_metrics_port, check_grafana_root_url,
+    check_repo_server_token, check_resource_exclusions, check_service_monitors,
+};
 use gitops_tree::tree::{ROOT_APP, Tree, path_params, read_yaml, render_template};
 
 // ------------------------------------------------------------------------------------------
@@ -119,6 +126,17 @@ fn every_container_is_pinned_sized_and_restricted() {
     );
     assert_clean("workloads", check_workloads(&objects));
     assert_clean("exposure", check_exposure(&objects));
+}
+
+#[test]
+fn every_chart_pod_passes_its_namespace_pod_security_level() {
+    let root = real_root();
+    assert_clean("chart versions", check_chart_versions(&root, SITES));
+    let (judged, problems) = check_chart_pods(&root, SITES);
+    assert_clean("chart pod security", problems);
+    // Every site but the two disabled Grafana extras (init-chown-data, the helm test pod).
+    let sites: usize = SITES.iter().map(|c| c.sites.len()).sum();
+    assert_eq!(judged, sites - 2, "pods judged");
 }
 
 #[test]
@@ -553,5 +571,220 @@ fn a_removed_api_version_is_reported() {
         check_api_versions(&objects, &table, (1, 15))
             .iter()
             .all(|p| !p.contains("removed"))
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Chart Pod Security on small trees
+
+const RESTRICTED_NS: &str = "apiVersion: v1
+kind: Namespace
+metadata:
+  name: sealed-secrets
+  labels:
+    pod-security.kubernetes.io/enforce: restricted
+    pod-security.kubernetes.io/warn: restricted
+";
+
+fn chart_tree(version: &str, values: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "infrastructure/base/security/namespaces.yaml",
+        RESTRICTED_NS,
+    );
+    write(
+        "bootstrap/configs/namespaces/argocd.yaml",
+        &RESTRICTED_NS.replace("sealed-secrets", "argocd"),
+    );
+    write(
+        "infrastructure/operators/sealed-secrets/operator.yaml",
+        &format!(
+            "name: sealed-secrets\nnamespace: sealed-secrets\nchart:\n  version: {version}\nvalues:\n{values}"
+        ),
+    );
+    dir
+}
+
+fn sealed_secrets_only() -> Vec<gitops_tree::chart_security::Chart> {
+    SITES
+        .iter()
+        .filter(|c| c.app == "sealed-secrets")
+        .copied()
+        .collect()
+}
+
+#[test]
+fn the_sealed_secrets_chart_defaults_are_refused_by_restricted() {
+    // Chart 2.17.3's own defaults, which the tree shipped before: no seccompProfile, no
+    // allowPrivilegeEscalation.
+    let tree = chart_tree(
+        "2.17.3",
+        "  podSecurityContext:\n    enabled: true\n    fsGroup: 65534\n  containerSecurityContext:\n    enabled: true\n    readOnlyRootFilesystem: true\n    runAsNonRoot: true\n    runAsUser: 1001\n    capabilities:\n      drop: [ALL]\n",
+    );
+    let (judged, problems) = check_chart_pods(tree.path(), &sealed_secrets_only());
+    assert_eq!(judged, 1);
+    assert_reports(&problems, "pss-seccomp");
+    assert_reports(&problems, "pss-privilege-escalation");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}
+
+#[test]
+fn a_disabled_security_context_is_judged_as_absent() {
+    let tree = chart_tree(
+        "2.17.3",
+        "  podSecurityContext:\n    enabled: false\n    runAsNonRoot: true\n    seccompProfile: {type: RuntimeDefault}\n  containerSecurityContext:\n    enabled: true\n    allowPrivilegeEscalation: false\n    capabilities:\n      drop: [ALL]\n",
+    );
+    let (_, problems) = check_chart_pods(tree.path(), &sealed_secrets_only());
+    assert_reports(&problems, "pss-run-as-non-root");
+    assert_reports(&problems, "pss-seccomp");
+}
+
+#[test]
+fn a_chart_bump_without_rereading_its_templates_is_reported() {
+    let tree = chart_tree("2.18.0", "  {}\n");
+    assert_reports(
+        &check_chart_versions(tree.path(), &sealed_secrets_only()),
+        "2.18.0 is pinned",
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Settings that must do what their comments say
+
+fn settings() -> Settings {
+    Settings::load(&real_root()).unwrap()
+}
+
+#[test]
+fn the_repo_server_gets_no_api_token() {
+    let s = settings();
+    assert_clean("repo-server token", check_repo_server_token(&s.argocd));
+    // Only the ServiceAccount switched off (what the tree did): the pod still mounts the token.
+    let mut only_sa = s.argocd.clone();
+    only_sa["repoServer"]
+        .as_object_mut()
+        .unwrap()
+        .remove("automountServiceAccountToken");
+    let problems = check_repo_server_token(&only_sa);
+    assert_reports(&problems, "repoServer.automountServiceAccountToken");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+}
+
+#[test]
+fn argocd_keeps_the_charts_default_resource_exclusions() {
+    let s = settings();
+    assert_clean("exclusions", check_resource_exclusions(&s.argocd_cm));
+    let mut none = s.argocd_cm.clone();
+    none.as_object_mut().unwrap().remove("resource.exclusions");
+    assert_reports(&check_resource_exclusions(&none), "no resource.exclusions");
+    let mut no_lease = s.argocd_cm.clone();
+    let text = no_lease["resource.exclusions"]
+        .as_str()
+        .unwrap()
+        .replace("[Lease]", "[]");
+    no_lease["resource.exclusions"] = json!(text);
+    let problems = check_resource_exclusions(&no_lease);
+    assert_reports(&problems, "Lease");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+}
+
+#[test]
+fn argocd_urls_agree_with_global_domain_and_the_route() {
+    let s = settings();
+    assert_clean(
+        "argocd urls",
+        check_argocd_urls(&s.argocd, &s.argocd_cm, &s.ingress),
+    );
+    // The tree before: the apex path URL in argocd-cm, and the chart's notifications default.
+    let mut cm = s.argocd_cm.clone();
+    cm["url"] = json!("https://example.com/argocd");
+    let mut values = s.argocd.clone();
+    values["notifications"]
+        .as_object_mut()
+        .unwrap()
+        .remove("argocdUrl");
+    let problems = check_argocd_urls(&values, &cm, &s.ingress);
+    assert_reports(&problems, "argocd-cm url");
+    assert_reports(&problems, "notifications.argocdUrl");
+    // A domain no route serves.
+    let mut elsewhere = s.argocd.clone();
+    elsewhere["global"]["domain"] = json!("argo.nowhere.test");
+    assert_reports(
+        &check_argocd_urls(&elsewhere, &s.argocd_cm, &s.ingress),
+        "is not routed by the argocd Ingress",
+    );
+}
+
+#[test]
+fn grafana_root_url_is_the_public_url_of_its_route() {
+    let s = settings();
+    assert_clean("grafana", check_grafana_root_url(&s.kps, &s.ingress));
+    let mut before = s.kps.clone();
+    before["grafana"]["grafana.ini"]["server"] = json!({
+        "root_url": "%(protocol)s://%(domain)s/grafana/", "serve_from_sub_path": true
+    });
+    assert_reports(
+        &check_grafana_root_url(&before, &s.ingress),
+        "not an https URL",
+    );
+    let mut wrong_path = s.kps.clone();
+    let host = wrong_path["grafana"]["grafana.ini"]["server"]["domain"].clone();
+    wrong_path["grafana"]["grafana.ini"]["server"]["root_url"] =
+        json!(format!("https://{}/monitoring/", host.as_str().unwrap()));
+    assert_reports(&check_grafana_root_url(&wrong_path, &s.ingress), "routes");
+}
+
+#[test]
+fn service_monitors_scrape_argocd_traefik_cert_manager_and_capstan() {
+    let s = settings();
+    assert_clean("service monitors", check_service_monitors(&s));
+    assert_clean(
+        "capstan metrics",
+        check_capstan_metrics_port(&s.capstan, &s.monitoring),
+    );
+
+    // Capstan's ServiceMonitor on the http port, as the tree had it: /metrics lives on 9090.
+    let mut on_http = s.monitoring.clone();
+    for o in on_http
+        .iter_mut()
+        .filter(|o| o["kind"] == "ServiceMonitor" && o["metadata"]["name"] == "capstan")
+    {
+        o["spec"]["endpoints"][0]["port"] = json!("http");
+    }
+    assert_reports(
+        &check_capstan_metrics_port(&s.capstan, &on_http),
+        "served on 9090",
+    );
+
+    // Traefik's metrics Service switched off: its ServiceMonitor has nothing to scrape.
+    let mut no_service = settings();
+    no_service.traefik["metrics"]["prometheus"]
+        .as_object_mut()
+        .unwrap()
+        .remove("service");
+    let problems = check_service_monitors(&no_service);
+    assert_reports(
+        &problems,
+        "ServiceMonitor traefik selects no metrics Service",
+    );
+    assert_reports(&problems, "no ServiceMonitor scrapes traefik");
+
+    // A port the selected Services do not have.
+    let mut bad_port = settings();
+    for o in bad_port
+        .monitoring
+        .iter_mut()
+        .filter(|o| o["metadata"]["name"] == "cert-manager")
+    {
+        o["spec"]["endpoints"][0]["port"] = json!("metrics");
+    }
+    assert_reports(
+        &check_service_monitors(&bad_port),
+        "cert-manager controller does not have",
     );
 }

@@ -228,7 +228,23 @@ struct Totals {
     ratios: Vec<f64>,
 }
 
+const USAGE: &str = "\
+usage: kustomize_corpus [--out DIR] [--oracle-cache DIR] [--timeout SECS] DIR...
+
+Builds every kustomization under each DIR with the native engine and with `kubectl kustomize`,
+and prints one line per kustomization (exact, same-docs, WRONG, refused, errored, oracle-failed)
+and the totals with both engines' timings.
+
+  --out DIR            write both outputs of every differing build into DIR
+  --oracle-cache DIR   keep kubectl's answers between runs (a re-run only rebuilds with the engine)
+  --timeout SECS       give up on one kubectl build after SECS seconds (default 60)
+";
+
 fn main() {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        return;
+    }
     let mut args = std::env::args().skip(1);
     let mut roots = Vec::new();
     let mut out_dir: Option<PathBuf> = None;
@@ -247,19 +263,29 @@ fn main() {
                         .expect("--timeout SECS"),
                 )
             }
+            flag if flag.starts_with('-') => {
+                eprint!("unknown option {flag}\n\n{USAGE}");
+                std::process::exit(2);
+            }
             _ => roots.push(PathBuf::from(a)),
         }
     }
-    assert!(
-        !roots.is_empty(),
-        "usage: kustomize_corpus [--out DIR] [--oracle-cache DIR] [--timeout SECS] DIR..."
-    );
+    if roots.is_empty() {
+        eprint!("{USAGE}");
+        std::process::exit(2);
+    }
     for d in out_dir.iter().chain(oracle_cache.iter()) {
         std::fs::create_dir_all(d).unwrap();
     }
     let mut t = Totals::default();
     for root in &roots {
-        let root = root.canonicalize().expect("corpus directory");
+        let root = match root.canonicalize() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{}: {e}", root.display());
+                std::process::exit(2);
+            }
+        };
         let mut dirs = Vec::new();
         find(&root, &mut dirs);
         for dir in dirs {

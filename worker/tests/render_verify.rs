@@ -193,6 +193,48 @@ fn sampled_verification_can_be_deferred_and_still_pins() {
 }
 
 #[test]
+fn sampled_verifications_keep_to_the_budget_first_renders_do_not() {
+    if !kubectl() {
+        return;
+    }
+    let on = Arc::new(AtomicBool::new(true));
+    let base = renderer(&on, "test-budget");
+    let r = base.scoped(Scope {
+        repo: "acme/budget".into(),
+        settings: VerifySettings {
+            verify: VerifyMode::Sample,
+            verify_share: 1.0,
+            verify_budget: 0.0,
+            ..VerifySettings::default()
+        },
+        defer: true,
+    });
+    let over = |text: String| {
+        text.lines()
+            .find(|l| l.contains("outcome=\"over_budget\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = over(capstan_worker::render::verify::metrics_text());
+    // Sampled, but no budget: the binary is not run, and the left-out render is counted.
+    r.render(&tree("a"), &source()).unwrap();
+    assert!(base.verify_pending("acme/budget").is_empty());
+    assert!(over(capstan_worker::render::verify::metrics_text()) > before);
+    assert!(
+        base.fidelity()
+            .pin("acme/budget", &RepoPath::new("app").unwrap())
+            .is_none()
+    );
+    // The first render after an engine change is verified whatever the budget.
+    base.fidelity().load_seen(Vec::new());
+    r.render(&tree("b"), &source()).unwrap();
+    let found = base.verify_pending("acme/budget");
+    assert_eq!(found.len(), 1, "the broken output is caught");
+    assert_eq!(found[0].kind, MismatchKind::Differs);
+}
+
+#[test]
 fn an_engine_error_where_the_binary_succeeds_is_a_mismatch() {
     if !kubectl() {
         return;

@@ -15,6 +15,7 @@ pub mod config;
 pub mod fidelity;
 pub mod layout;
 pub mod overview;
+pub mod prefix;
 pub mod probe;
 pub mod promotions;
 pub mod registry;
@@ -57,6 +58,9 @@ pub struct Dashboard {
     /// ArgoCD application status, when a client is plugged in.
     pub argocd: Option<Arc<dyn argocd::ArgoApps>>,
     pub auth: Arc<Auth>,
+    /// The path the dashboard is served under when a request names none in
+    /// `X-Forwarded-Prefix`: the path of `public_url` (see [`prefix`]).
+    pub prefix: prefix::Prefix,
 }
 
 impl Dashboard {
@@ -79,6 +83,7 @@ impl Dashboard {
             cluster: Err("no Kubernetes client was configured".into()),
             argocd: None,
             auth: Arc::new(Auth::none()),
+            prefix: prefix::Prefix::none(),
         }
     }
 }
@@ -264,6 +269,7 @@ async fn run_json(State(d): D, Path(id): Path<String>) -> Response {
 /// The dashboard's routes, all behind the access-control layer (`/login` excepted).
 pub fn routes(d: Arc<Dashboard>) -> Router {
     let auth = d.auth.clone();
+    let default_prefix = d.prefix.clone();
     let login = Router::new()
         .route("/login", get(auth::login_form).post(auth::login))
         .with_state(auth.clone());
@@ -290,6 +296,13 @@ pub fn routes(d: Arc<Dashboard>) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             PAGE_TIMEOUT,
+        ))
+        // Behind a path-stripping proxy: links, forms, redirects and the cookie path get the
+        // prefix. Outside access control (its sign-in page and redirects too), inside
+        // compression (it rewrites plain HTML).
+        .layer(axum::middleware::from_fn_with_state(
+            default_prefix,
+            prefix::layer,
         ))
         // Pages and their JSON are text that shrinks five- to tenfold (a run with full diffs is
         // megabytes); only for clients that ask, and never for tiny answers.

@@ -483,18 +483,23 @@ impl Renderer {
                 return Ok((k.render(fs, source, inputs)?, k.name()));
             }
         }
+        let started = std::time::Instant::now();
         let native = self.native(fs, source, inputs);
         let Some(k) = &sh.kustomize else {
             return Ok((native?, sh.native.name()));
         };
+        if self.scope.defer {
+            sh.fidelity
+                .earn(repo, started.elapsed(), self.scope.settings.verify_budget);
+        }
         let native = match native {
             Ok(y) => y,
             Err(e) => return self.native_failed(e, k, fs, source, inputs, notes),
         };
         match verify::when(&sh.fidelity, &self.scope, &source.path, prints) {
             verify::When::Never => Ok((native, sh.native.name())),
-            verify::When::Later => {
-                verify::defer(&sh.fidelity, repo, fs, source, inputs, &native);
+            verify::When::Later { required } => {
+                verify::defer(&sh.fidelity, repo, fs, source, inputs, &native, required);
                 Ok((native, sh.native.name()))
             }
             verify::When::Now => self.against_binary(Ok(native), k, fs, source, inputs, notes),
@@ -563,13 +568,17 @@ impl Renderer {
 
     /// Runs the verifications deferred for `repo` (blocking: one binary render each). Returns
     /// the mismatches found; each is already pinned and waits in [`verify::Fidelity`] to be
-    /// saved.
+    /// saved. Sampled ones run only while the repository's `render.verifyBudget` has credit
+    /// ([`verify::Fidelity::affordable`]); first renders after an engine change always run.
     pub fn verify_pending(&self, repo: &str) -> Vec<verify::Mismatch> {
         let Some(k) = &self.shared.kustomize else {
             return Vec::new();
         };
-        let pending = self.shared.fidelity.take_pending(repo);
+        let mut pending = self.shared.fidelity.take_pending(repo);
+        // Required ones first: the budget only ever leaves out sampled ones.
+        pending.sort_by_key(|p| !p.required);
         let next = AtomicUsize::new(0);
+        let skipped = AtomicUsize::new(0);
         let found = std::sync::Mutex::new(Vec::new());
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -580,7 +589,14 @@ impl Renderer {
             for _ in 0..workers {
                 scope.spawn(|| {
                     while let Some(p) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let fid = &self.shared.fidelity;
+                        if !p.required && !fid.affordable(repo) {
+                            skipped.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        let started = std::time::Instant::now();
                         let binary = k.render(&p.files, &p.source, &p.inputs);
+                        fid.spent(repo, started.elapsed(), !p.required);
                         let settled = verify::settle(
                             &self.shared.fidelity,
                             repo,
@@ -595,6 +611,15 @@ impl Renderer {
                 });
             }
         });
+        let skipped = skipped.into_inner();
+        if skipped > 0 {
+            tracing::info!(
+                repo,
+                verified = pending.len() - skipped,
+                left_out = skipped,
+                "render verification: sampled renders left out, render.verifyBudget is spent"
+            );
+        }
         found.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -42,6 +42,8 @@ pub struct VerifySettings {
     pub verify: VerifyMode,
     /// Share of native renders verified in `sample` mode, 0 to 1.
     pub verify_share: f64,
+    /// Deferred sampled verifications may take this share of the native render time, 0 to 1.
+    pub verify_budget: f64,
     pub not_checked: NotCheckedConclusion,
 }
 
@@ -56,6 +58,7 @@ impl From<&RenderSettings> for VerifySettings {
         VerifySettings {
             verify: r.verify,
             verify_share: r.verify_share,
+            verify_budget: r.verify_budget,
             not_checked: r.not_checked,
         }
     }
@@ -136,6 +139,8 @@ impl Mismatch {
 
 /// A verification left for later: the input files are copied, so the tree may be gone by then.
 pub struct Pending {
+    /// First render of this kustomization after an engine change: verified whatever the budget.
+    pub required: bool,
     pub repo: String,
     pub source: RenderSource,
     pub files: MemFs,
@@ -147,6 +152,8 @@ pub struct Pending {
 static MATCHED: AtomicU64 = AtomicU64::new(0);
 static DIFFERED: AtomicU64 = AtomicU64::new(0);
 static ENGINE_ERRORS: AtomicU64 = AtomicU64::new(0);
+/// Sampled verifications left out because the repository's budget was spent.
+static OVER_BUDGET: AtomicU64 = AtomicU64::new(0);
 
 /// `capstan_render_verifications_total` in Prometheus text format.
 pub fn metrics_text() -> String {
@@ -154,6 +161,7 @@ pub fn metrics_text() -> String {
         ("match", MATCHED.load(Ordering::Relaxed)),
         ("differs", DIFFERED.load(Ordering::Relaxed)),
         ("engine_error", ENGINE_ERRORS.load(Ordering::Relaxed)),
+        ("over_budget", OVER_BUDGET.load(Ordering::Relaxed)),
     ])
 }
 
@@ -170,7 +178,16 @@ struct State {
     unsaved_seen: Vec<(String, String)>,
     unsaved_mismatches: Vec<Mismatch>,
     pending: Vec<Pending>,
+    /// Per repository: binary time the sampled verifications may still spend, in seconds
+    /// (earned as a share of native render time, spent by each binary render; may go below 0).
+    credit: HashMap<String, f64>,
+    /// Mean binary render time of recent verifications, in seconds (none measured yet: 0).
+    binary_cost: f64,
 }
+
+/// Most credit one repository can save up, in seconds: a long quiet spell of renders must not
+/// turn into a burst of binary processes later.
+const MAX_CREDIT_SECS: f64 = 30.0;
 
 /// Pins, seen kustomizations and records not yet saved, for one engine version.
 pub struct Fidelity {
@@ -249,6 +266,45 @@ impl Fidelity {
                 std::mem::take(&mut s.unsaved_mismatches),
                 std::mem::take(&mut s.unsaved_seen),
             )
+        })
+    }
+
+    /// Native rendering time for `repo` earns `budget` of itself as verification time.
+    pub fn earn(&self, repo: &str, native: std::time::Duration, budget: f64) {
+        if budget <= 0.0 {
+            return;
+        }
+        self.with(|s| {
+            let c = s.credit.entry(repo.to_string()).or_insert(0.0);
+            *c = (*c + native.as_secs_f64() * budget).min(MAX_CREDIT_SECS);
+        })
+    }
+
+    /// Whether a sampled verification for `repo` fits the budget: the credit covers what a
+    /// binary render has cost lately (before the first one is measured, any credit will do).
+    pub fn affordable(&self, repo: &str) -> bool {
+        let ok = self.with(|s| {
+            let credit = s.credit.get(repo).copied().unwrap_or(0.0);
+            credit > 0.0 && credit >= s.binary_cost
+        });
+        if !ok {
+            OVER_BUDGET.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// A binary render for `repo` took `took`; a sampled one is paid from the credit.
+    pub fn spent(&self, repo: &str, took: std::time::Duration, sampled: bool) {
+        let secs = took.as_secs_f64();
+        self.with(|s| {
+            s.binary_cost = if s.binary_cost == 0.0 {
+                secs
+            } else {
+                0.8 * s.binary_cost + 0.2 * secs
+            };
+            if sampled {
+                *s.credit.entry(repo.to_string()).or_insert(0.0) -= secs;
+            }
         })
     }
 
@@ -334,7 +390,10 @@ pub fn sampled(
 pub(super) enum When {
     Never,
     Now,
-    Later,
+    /// Deferred; `required` for a kustomization's first render after an engine change.
+    Later {
+        required: bool,
+    },
 }
 
 pub(super) fn when(
@@ -343,17 +402,20 @@ pub(super) fn when(
     path: &RepoPath,
     prints: &BTreeMap<RepoPath, String>,
 ) -> When {
-    let wanted = match scope.settings.verify {
-        VerifyMode::Off => false,
+    let (wanted, required) = match scope.settings.verify {
+        VerifyMode::Off => (false, false),
         VerifyMode::Always => return When::Now,
         VerifyMode::Sample => {
-            sampled(&scope.repo, path, prints, scope.settings.verify_share)
-                || fidelity.is_first_seen(&scope.repo, path)
+            let first = fidelity.is_first_seen(&scope.repo, path);
+            (
+                first || sampled(&scope.repo, path, prints, scope.settings.verify_share),
+                first,
+            )
         }
     };
     match (wanted, scope.defer) {
         (false, _) => When::Never,
-        (true, true) => When::Later,
+        (true, true) => When::Later { required },
         (true, false) => When::Now,
     }
 }
@@ -418,6 +480,7 @@ pub(super) fn defer(
     source: &RenderSource,
     inputs: &BTreeSet<RepoPath>,
     native_yaml: &str,
+    required: bool,
 ) {
     let mut files = MemFs::new();
     for f in inputs {
@@ -428,6 +491,7 @@ pub(super) fn defer(
         }
     }
     fidelity.defer(Pending {
+        required,
         repo: repo.to_string(),
         source: source.clone(),
         files,
@@ -549,6 +613,37 @@ mod tests {
         let bad = MemFs::new().with(".capstan.yaml", "render: {verify: sometimes}\n");
         let e = VerifySettings::read(&bad).unwrap_err();
         assert!(e.to_string().contains("render.verify"), "{e}");
+    }
+
+    #[test]
+    fn the_budget_is_earned_by_rendering_and_spent_by_the_binary() {
+        use std::time::Duration;
+        let f = Fidelity::new("v".into());
+        let ms = Duration::from_millis;
+        assert!(!f.affordable("a/b"), "nothing rendered, nothing to spend");
+        f.earn("a/b", ms(1000), 0.1);
+        assert!(f.affordable("a/b"));
+        assert!(!f.affordable("c/d"), "credit belongs to one repository");
+        f.spent("a/b", ms(200), true);
+        assert!(!f.affordable("a/b"), "overdrawn by 100 ms");
+        f.earn("a/b", ms(2000), 0.1);
+        assert!(
+            !f.affordable("a/b"),
+            "100 ms of credit does not cover a 200 ms binary render"
+        );
+        f.earn("a/b", ms(1000), 0.1);
+        assert!(f.affordable("a/b"));
+        // A required verification costs nothing from the budget, but teaches the cost.
+        f.spent("a/b", ms(400), false);
+        assert!(!f.affordable("a/b"), "the binary now costs about 240 ms");
+        f.earn("a/b", ms(1_000_000), 1.0);
+        f.spent("a/b", ms(29_000), true);
+        assert!(
+            !f.affordable("a/b"),
+            "saved credit is capped at {MAX_CREDIT_SECS} s"
+        );
+        f.earn("a/b", ms(1_000_000), 0.0);
+        assert!(!f.affordable("a/b"), "a zero budget earns nothing");
     }
 
     #[test]

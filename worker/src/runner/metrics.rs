@@ -190,7 +190,7 @@ pub fn verifications_text(counts: &[(&str, u64)]) -> String {
     let mut registry = Registry::default();
     registry.register(
         "capstan_render_verifications",
-        "Native renders checked against the kustomize binary, by outcome",
+        "Native renders checked against the kustomize binary, by outcome (over_budget: sampled, left out by render.verifyBudget)",
         family,
     );
     let mut out = String::new();

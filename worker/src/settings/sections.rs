@@ -151,6 +151,12 @@ pub struct RenderSettings {
     #[serde(default = "default_verify_share")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub verify_share: f64,
+    /// With `verify: sample`, the most time the service's sampled verifications may take, as a
+    /// share of the native engine's render time (0 to 1). Kustomizations seen for the first time
+    /// after an engine change are verified regardless.
+    #[serde(default = "default_verify_budget")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub verify_budget: f64,
     /// The check conclusion when some app could not be rendered.
     #[serde(default)]
     pub not_checked: NotChecked,
@@ -158,6 +164,10 @@ pub struct RenderSettings {
 
 fn default_verify_share() -> f64 {
     0.1
+}
+
+fn default_verify_budget() -> f64 {
+    0.05
 }
 
 impl Default for RenderSettings {
@@ -168,6 +178,7 @@ impl Default for RenderSettings {
             helm: HelmMode::default(),
             verify: RenderVerify::default(),
             verify_share: default_verify_share(),
+            verify_budget: default_verify_budget(),
             not_checked: NotChecked::default(),
         }
     }
@@ -175,12 +186,17 @@ impl Default for RenderSettings {
 
 impl RenderSettings {
     pub(super) fn validate(&self, file: &'static str) -> Result<(), SettingsError> {
-        if !(0.0..=1.0).contains(&self.verify_share) {
-            return Err(SettingsError::new(
-                file,
-                "render.verifyShare",
-                format!("is {}; it must be between 0 and 1", self.verify_share),
-            ));
+        for (key, value) in [
+            ("render.verifyShare", self.verify_share),
+            ("render.verifyBudget", self.verify_budget),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(SettingsError::new(
+                    file,
+                    key,
+                    format!("is {value}; it must be between 0 and 1"),
+                ));
+            }
         }
         Ok(())
     }

@@ -45,7 +45,7 @@ pub fn adjust(text: &str) -> Cow<'_, str> {
                 end += 1;
             }
         }
-        let fix = folded && !explicit && ci.is_some();
+        let fix = folded && !explicit && ci.is_some_and(|ci| block_allowed(&lines[start..end], ci));
         let mut prev_normal: Option<bool> = None;
         for (k, line) in lines[start..end].iter().enumerate() {
             let is_content = ci.is_some_and(|ci| content_len(line) > ci);
@@ -68,6 +68,33 @@ pub fn adjust(text: &str) -> Cow<'_, str> {
         Some(o) => Cow::Owned(o),
         None => Cow::Borrowed(text),
     }
+}
+
+/// Whether go-yaml would write this folded scalar's value back as a block scalar. The extra
+/// break comes from that write (kustomize round-trips the node through go-yaml's emitter, whose
+/// folded writer adds it); a value with a space before a line break, or ending in a space, is
+/// written double-quoted instead and keeps libyaml's reading.
+fn block_allowed(lines: &[&str], ci: usize) -> bool {
+    // (more-indented, ends with a space, empty lines before it) per content line.
+    let mut items: Vec<(bool, bool, bool)> = Vec::new();
+    let mut gap = false;
+    for line in lines {
+        let text = line.trim_end_matches(['\n', '\r']);
+        if blank(line) && text.len() <= ci {
+            gap = true;
+            continue;
+        }
+        let body = text.get(ci..).unwrap_or("");
+        items.push((body.starts_with([' ', '\t']), body.ends_with(' '), gap));
+        gap = false;
+    }
+    items.iter().enumerate().all(|(k, &(more, space_end, _))| {
+        // A trailing space survives folding only into a plain space before a normal line.
+        !space_end
+            || items
+                .get(k + 1)
+                .is_some_and(|&(next_more, _, gap_before)| !more && !next_more && !gap_before)
+    })
 }
 
 fn indent(line: &str) -> usize {
@@ -156,6 +183,22 @@ mod tests {
         ] {
             assert_eq!(adjust(same), same);
         }
+        // A space before a kept line break (or at the very end) makes go-yaml write the value
+        // double-quoted: no extra break anywhere in that scalar.
+        for same in [
+            "a: >-\n  first + \n    more\n  back\n",
+            "a: >-\n  first +\n    more \n  back\n",
+            "a: >-\n  first +\n    more\n  back \n",
+            "a: >-\n  one \n\n  two\n    three\n",
+            "a: >-\n  one\n      \n    two\n",
+        ] {
+            assert_eq!(adjust(same), same);
+        }
+        // A trailing space folded into a plain space leaves the value a block scalar.
+        assert_eq!(
+            adjust("a: >-\n  one \n  two\n    three\n"),
+            "a: >-\n  one \n  two\n\n    three\n"
+        );
         assert_eq!(
             adjust("- k: >- # c\n    one\n      two\n      three\n    four\nb: 1\n"),
             "- k: >- # c\n    one\n\n      two\n      three\n    four\nb: 1\n"

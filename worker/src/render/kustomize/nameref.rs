@@ -113,10 +113,14 @@ fn pod_spec_path(kind: &str) -> Option<&'static str> {
 }
 
 /// Candidates' current name for `value`, if exactly one object answers to it.
+///
+/// Only objects with a recorded earlier id can answer: an object no transformer has touched
+/// (no prefix, suffix, hash or namespace transformer) is no candidate, even under the very name
+/// referred to, so a renamed object of that former name wins over it (as in kustomize).
 fn resolve(ra: &[Res], kind: &str, value: &str, ns: Option<&str>) -> Option<String> {
     let mut found: Option<&str> = None;
     for c in ra {
-        if c.kind() != kind || !c.had_name(value) {
+        if c.kind() != kind || !c.prev.iter().any(|p| p.1 == value) {
             continue;
         }
         if let Some(ns) = ns
@@ -137,12 +141,26 @@ fn resolve(ra: &[Res], kind: &str, value: &str, ns: Option<&str>) -> Option<Stri
 /// A reference that carries its own namespace (RoleBinding subjects, webhook services): the one
 /// object of `kind` that has ever had this name (in this namespace, when one is given) gives its
 /// current name and namespace.
-fn resolve_moved(ra: &[Res], kind: &str, name: &str, ns: Option<&str>) -> Option<(String, String)> {
+///
+/// `reachable` holds the namespaces a namespaced referrer can see (its own and those its
+/// subjects name); `None` for a cluster-scoped referrer, which sees every namespace.
+fn resolve_moved(
+    ra: &[Res],
+    kind: &str,
+    name: &str,
+    ns: Option<&str>,
+    reachable: Option<&[&str]>,
+) -> Option<(String, String)> {
     fn eff(s: &str) -> &str {
         if s.is_empty() { "default" } else { s }
     }
     let mut found: Option<&Res> = None;
     for c in ra.iter().filter(|c| c.kind() == kind) {
+        if let Some(seen) = reachable
+            && !seen.contains(&eff(c.namespace()))
+        {
+            continue;
+        }
         // kustomize only considers objects with a previous id (renamed, re-namespaced or given
         // a hash suffix) and matches their previous names: an untouched ServiceAccount never
         // gets its namespace written into a subject that leaves it out.
@@ -265,6 +283,19 @@ pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), K
                 }
             }
             if let Some(Value::Array(subjects)) = r.v.get("subjects") {
+                // kustomize offers a namespaced binding only the objects of its own namespace
+                // and of the namespaces its ServiceAccount subjects name: a ClusterRoleBinding
+                // turned into a RoleBinding by a patch no longer finds a ServiceAccount that
+                // moved to another namespace.
+                let reachable: Option<Vec<&str>> =
+                    (!is_cluster_scoped(r.group(), r.version(), r.kind())).then(|| {
+                        let named = subjects.iter().filter_map(|s| {
+                            (s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"))
+                                .then(|| s.get("namespace").and_then(Value::as_str))
+                                .flatten()
+                        });
+                        std::iter::once(ns.as_str()).chain(named).collect()
+                    });
                 for (j, s) in subjects.iter().enumerate() {
                     if s.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
                         continue;
@@ -273,7 +304,8 @@ pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), K
                         continue;
                     };
                     let sns = s.get("namespace").and_then(Value::as_str);
-                    if let Some((new_name, new_ns)) = resolve_moved(ra, "ServiceAccount", name, sns)
+                    if let Some((new_name, new_ns)) =
+                        resolve_moved(ra, "ServiceAccount", name, sns, reachable.as_deref())
                     {
                         if new_name != name {
                             edits.push((i, format!("/subjects/{j}/name"), new_name));
@@ -298,7 +330,7 @@ pub fn fix(ra: &mut [Res], _file: &str, cfg: &TransformerConfig) -> Result<(), K
                     continue;
                 };
                 let sns = svc.get("namespace").and_then(Value::as_str);
-                if let Some((new_name, new_ns)) = resolve_moved(ra, "Service", name, sns) {
+                if let Some((new_name, new_ns)) = resolve_moved(ra, "Service", name, sns, None) {
                     let base = format!("/webhooks/{j}/clientConfig/service");
                     if new_name != name {
                         edits.push((i, format!("{base}/name"), new_name));

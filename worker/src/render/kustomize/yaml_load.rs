@@ -103,12 +103,66 @@ fn parse_documents_with(
     marks: Marks,
 ) -> Result<Vec<(Value, NullSpelling)>, KustomizeError> {
     // Resources and patches are read by go-yaml v3, kustomization files by v2.
-    let adjusted = if v2 {
+    let mut text = if v2 {
         std::borrow::Cow::Borrowed(text)
     } else {
         super::fold_quirk::adjust(text)
     };
-    let text: &str = &adjusted;
+    // go-yaml (v2 and v3) reads `\'` in a double-quoted scalar as `'`; libyaml refuses it as an
+    // unknown escape. Each refusal names the position of one such escape inside a double-quoted
+    // scalar, so exactly that backslash is dropped and the text read again.
+    loop {
+        match parse_adjusted(&text, file, v2, marks) {
+            Err(Parsed::QuoteEscape { line, column }) => {
+                match without_quote_escape(&text, line, column) {
+                    Some(fixed) => text = std::borrow::Cow::Owned(fixed),
+                    None => {
+                        return Err(KustomizeError::Invalid {
+                            file: file.to_string(),
+                            message: format!("line {line}: found unknown escape character"),
+                        });
+                    }
+                }
+            }
+            Err(Parsed::Failed(e)) => return Err(e),
+            Ok(docs) => return Ok(docs),
+        }
+    }
+}
+
+enum Parsed {
+    /// libyaml refused an escape at this 1-based line and column.
+    QuoteEscape {
+        line: usize,
+        column: usize,
+    },
+    Failed(KustomizeError),
+}
+
+/// `text` with the backslash of the `\'` escape at `line`/`column` (1-based, in characters)
+/// removed; `None` when no such escape stands there.
+fn without_quote_escape(text: &str, line: usize, column: usize) -> Option<String> {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.checked_sub(1)?)
+        .map(str::len)
+        .sum();
+    let rest = text.get(start..)?;
+    let (at, _) = rest.char_indices().nth(column.checked_sub(1)?)?;
+    rest[at..].starts_with("\\'").then(|| {
+        let mut fixed = String::with_capacity(text.len());
+        fixed.push_str(&text[..start + at]);
+        fixed.push_str(&text[start + at + 1..]);
+        fixed
+    })
+}
+
+fn parse_adjusted(
+    text: &str,
+    file: &str,
+    v2: bool,
+    marks: Marks,
+) -> Result<Vec<(Value, NullSpelling)>, Parsed> {
     let mut out = Vec::new();
     for doc in yaml_serde::Deserializer::from_str(text) {
         // Anchors are per document.
@@ -121,12 +175,20 @@ fn parse_documents_with(
             patch: marks == Marks::Patch,
             after_key: None,
         };
-        let mut value = seed.deserialize(doc).map_err(|e| KustomizeError::Invalid {
-            file: file.to_string(),
-            message: match e.location() {
-                Some(l) => format!("line {}: {e}", l.line()),
-                None => e.to_string(),
-            },
+        let mut value = seed.deserialize(doc).map_err(|e| match e.location() {
+            Some(l) if e.to_string().contains("found unknown escape character") => {
+                Parsed::QuoteEscape {
+                    line: l.line(),
+                    column: l.column(),
+                }
+            }
+            loc => Parsed::Failed(KustomizeError::Invalid {
+                file: file.to_string(),
+                message: match loc {
+                    Some(l) => format!("line {}: {e}", l.line()),
+                    None => e.to_string(),
+                },
+            }),
         })?;
         if value.is_null() {
             continue;
