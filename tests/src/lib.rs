@@ -10,6 +10,27 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".."))
 }
 
+/// The `capstan` binary of this build, built on demand when the test runner did not build it.
+pub fn capstan_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .to_path_buf();
+    let bin = dir.join("capstan");
+    if !bin.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "capstan-server", "--bin", "capstan"])
+            .current_dir(repo_root())
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building the capstan binary failed");
+    }
+    assert!(bin.exists(), "no capstan binary at {}", bin.display());
+    bin
+}
+
 /// `../shared/fixtures` beside the repository, when it exists (CI always has it).
 ///
 /// Tests that need it print one line and return early when it is absent, as the fixtures README

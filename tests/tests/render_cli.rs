@@ -7,21 +7,8 @@ use std::process::{Command, Output};
 
 use capstan_worker::git::fixture::{Change, RepoBuilder};
 
-/// The `capstan` binary of this build, built on demand when the test runner did not build it.
 fn capstan() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let bin = dir.join("capstan");
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "capstan-server", "--bin", "capstan"])
-            .current_dir(capstan_tests::repo_root())
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the capstan binary failed");
-    }
-    assert!(bin.exists(), "no capstan binary at {}", bin.display());
-    bin
+    capstan_tests::capstan_binary()
 }
 
 fn run(repo: &Path, args: &[&str]) -> Output {

@@ -26,6 +26,20 @@ pub struct RepoArgs {
     /// Persistent render cache folder.
     #[arg(long, env = "CAPSTAN_RENDER_CACHE")]
     pub cache_dir: Option<PathBuf>,
+    /// An HTTP Helm chart repository charts may be fetched from (repeatable). Charts from
+    /// repositories not listed are "not checked": Applications never choose what is fetched.
+    #[arg(
+        long = "chart-repo",
+        env = "CAPSTAN_CHART_REPOS",
+        value_delimiter = ','
+    )]
+    pub chart_repos: Vec<String>,
+    /// Persistent chart cache folder (archives by digest).
+    #[arg(long, env = "CAPSTAN_CHART_CACHE")]
+    pub chart_cache: Option<PathBuf>,
+    /// Use only charts already in the chart cache; never fetch.
+    #[arg(long, env = "CAPSTAN_CHARTS_OFFLINE")]
+    pub offline: bool,
 }
 
 impl RepoArgs {
@@ -37,6 +51,12 @@ impl RepoArgs {
         Renderer::new(RenderConfig {
             backend,
             cache_dir: self.cache_dir.clone(),
+            charts: capstan_worker::render::charts::ChartSettings {
+                repositories: self.chart_repos.clone(),
+                cache_dir: self.chart_cache.clone(),
+                offline: self.offline,
+                ..Default::default()
+            },
             ..RenderConfig::default()
         })
     }
@@ -64,7 +84,7 @@ pub fn known_not_checked(a: &App, snap: &Snapshot<'_>, renderer: &Renderer) -> V
     let mut out = a.unrendered_sources();
     for src in a.local_sources() {
         if let Some(why) = renderer.unavailable(&src.kind) {
-            out.push(format!("{}: {why}", src.path));
+            out.push(format!("{}: {why}", src.label()));
         }
     }
     out.extend(jsonnet_input(a, snap));
@@ -162,6 +182,11 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
                     },
                 },
                 (SourceStatus::Local, None) => "rendered".to_string(),
+                // A `ref` source only lends its files to `$ref/...` value files: the sources that
+                // read them say whether the app rendered.
+                (SourceStatus::NotRendered(_), _) if s.path.is_none() && s.ref_name.is_some() => {
+                    format!("values for ${}", s.ref_name.as_deref().unwrap_or_default())
+                }
                 (SourceStatus::NotRendered(r), _) => format!("not checked: {r}"),
                 (SourceStatus::Error(e), _) => format!("error: {e}"),
             };

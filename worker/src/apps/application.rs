@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::{App, AppSource, Destination, DiscoveryConfig, SourceStatus};
-use crate::render::source::{DirectoryOptions, HelmOptions, KustomizeOptions};
+use crate::render::source::{DirectoryOptions, HelmOptions, KustomizeOptions, RemoteChart};
 use crate::render::{RenderSource, SourceKind, source::detect_kind};
 use crate::repo_fs::{EntryKind, RepoFs, RepoPath};
 
@@ -119,12 +119,29 @@ fn parse_source(
     };
     let skip = |out: &mut AppSource, reason: String| out.status = SourceStatus::NotRendered(reason);
     if let Some(chart) = &chart {
-        skip(
-            &mut out,
-            format!(
-                "chart {chart} comes from the helm repository {repo_url}, which is not fetched"
-            ),
-        );
+        let lower = repo_url.to_ascii_lowercase();
+        if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+            skip(
+                &mut out,
+                format!(
+                    "chart {chart} comes from {repo_url}, an OCI registry, which is not fetched"
+                ),
+            );
+            return out;
+        }
+        let mut opts = src.get("helm").map(helm_options).unwrap_or_default();
+        opts.chart = Some(RemoteChart {
+            repo_url: repo_url.clone(),
+            name: chart.clone(),
+            version: target_revision.clone(),
+        });
+        out.kind = Some("helm".into());
+        out.render = Some(RenderSource {
+            path: RepoPath::root(),
+            kind: SourceKind::Helm(opts),
+            namespace: dest.namespace.clone(),
+            release_name: app.to_string(),
+        });
         return out;
     }
     if !cfg.is_this_repo(&repo_url) {
@@ -272,16 +289,35 @@ fn helm_options(h: &Value) -> HelmOptions {
             }
         }
     }
+    let mut file_parameters = Vec::new();
+    if let Some(Value::Array(ps)) = h.get("fileParameters") {
+        for p in ps {
+            if let (Some(n), Some(path)) = (s(p, "name"), s(p, "path")) {
+                file_parameters.push((n, path));
+            }
+        }
+    }
+    let flag = |key: &str| h.get(key).and_then(Value::as_bool).unwrap_or(false);
     HelmOptions {
+        chart: None,
         value_files: strings(h.get("valueFiles")),
+        // ArgoCD prefers `valuesObject` when both are set.
         values: h
             .get("valuesObject")
             .cloned()
+            .filter(|v| !v.is_null())
             .or_else(|| h.get("values").cloned())
-            .filter(|v| !v.is_null()),
+            .filter(|v| !v.is_null() && v.as_str() != Some("")),
         parameters,
+        file_parameters,
         release_name: s(h, "releaseName"),
-        skip_crds: h.get("skipCrds").and_then(Value::as_bool).unwrap_or(false),
+        namespace: s(h, "namespace"),
+        skip_crds: flag("skipCrds"),
+        skip_schema_validation: flag("skipSchemaValidation"),
+        skip_tests: flag("skipTests"),
+        ignore_missing_value_files: flag("ignoreMissingValueFiles"),
+        kube_version: s(h, "kubeVersion"),
+        api_versions: strings(h.get("apiVersions")),
     }
 }
 
@@ -299,22 +335,23 @@ fn resolve_value_refs(sources: &mut [AppSource], raw: &[Value]) {
         })
         .collect();
     for (src, raw) in sources.iter_mut().zip(raw) {
-        let Some(render) = &mut src.render else {
-            // A chart from a helm repository may still read value files from this repository.
-            if src.chart.is_some() {
-                let files = raw.pointer("/helm/valueFiles").map(|v| strings(Some(v)));
-                for vf in files.unwrap_or_default() {
-                    let Some((name, path)) = vf.strip_prefix('$').and_then(|r| r.split_once('/'))
-                    else {
-                        continue;
-                    };
-                    if refs.iter().any(|(r, local)| r == name && *local)
-                        && let Ok(p) = RepoPath::new(path)
-                    {
-                        src.watch.push(p);
-                    }
+        // A chart from a helm repository reads value files from this repository: they count as
+        // its inputs even when it is not rendered.
+        if src.chart.is_some() {
+            let files = raw.pointer("/helm/valueFiles").map(|v| strings(Some(v)));
+            for vf in files.unwrap_or_default() {
+                let Some((name, path)) = vf.strip_prefix('$').and_then(|r| r.split_once('/'))
+                else {
+                    continue;
+                };
+                if refs.iter().any(|(r, local)| r == name && *local)
+                    && let Ok(p) = RepoPath::new(path)
+                {
+                    src.watch.push(p);
                 }
             }
+        }
+        let Some(render) = &mut src.render else {
             continue;
         };
         let SourceKind::Helm(opts) = &mut render.kind else {
@@ -327,8 +364,19 @@ fn resolve_value_refs(sources: &mut [AppSource], raw: &[Value]) {
             .filter(|c| !c.is_empty())
             .count();
         let mut problem = None;
-        for vf in &mut opts.value_files {
+        let paths = opts
+            .value_files
+            .iter_mut()
+            .chain(opts.file_parameters.iter_mut().map(|(_, path)| path));
+        let remote = opts.chart.as_ref().map(|c| c.name.clone());
+        for vf in paths {
             let Some(rest) = vf.strip_prefix('$') else {
+                if let Some(chart) = &remote {
+                    // Relative to the fetched chart, which Capstan hands to helm unopened.
+                    problem = Some(format!(
+                        "value file {vf} is a file of the chart {chart}, which is not read"
+                    ));
+                }
                 continue;
             };
             let (name, path) = rest.split_once('/').unwrap_or((rest, ""));

@@ -12,7 +12,7 @@ mod appset;
 pub mod local;
 pub mod pipeline;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -223,6 +223,10 @@ pub struct Discovery {
     pub unsupported: Vec<Unsupported>,
     /// Files that look like ArgoCD objects but could not be read or parsed.
     pub errors: Vec<String>,
+    /// Helm chart templates that mention ArgoCD's API group: an app whose inputs include one is
+    /// rendered during discovery to find the Applications it produces.
+    #[serde(skip)]
+    pub chart_templates: BTreeSet<RepoPath>,
     /// Bounds that were hit ("not checked: limit … reached" lines for the report).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub limits: Vec<String>,
@@ -239,15 +243,38 @@ fn skipped_dir(name: &str) -> bool {
     name.starts_with('.') || name == "target" || name == "node_modules"
 }
 
-/// YAML files of the tree, outside skipped folders.
-fn yaml_files(fs: &dyn RepoFs, exclude: &[RepoPath]) -> Result<Vec<RepoPath>, String> {
+/// YAML files of the tree, outside skipped folders, and the Helm chart templates that mention
+/// ArgoCD's API group. A chart's `templates/` and `charts/` hold templates, not manifests: read
+/// as YAML they would be errors no user made, so they are set apart and the app rendering the
+/// chart is rendered to find the Applications they produce (app-of-apps written as a chart).
+fn yaml_files(
+    fs: &dyn RepoFs,
+    exclude: &[RepoPath],
+) -> Result<(Vec<RepoPath>, BTreeSet<RepoPath>), String> {
     let mut out = Vec::new();
+    let mut templates = BTreeSet::new();
     let mut stack = vec![RepoPath::root()];
     while let Some(d) = stack.pop() {
         let entries = fs.list_dir(&d).map_err(|e| format!("{d}: {e}"))?;
+        let chart = entries
+            .iter()
+            .any(|(n, k)| n == "Chart.yaml" && *k == crate::repo_fs::EntryKind::File);
         for (name, kind) in entries {
             let Ok(child) = d.join(&name) else { continue };
             match kind {
+                crate::repo_fs::EntryKind::Dir
+                    if chart && (name == "templates" || name == "charts") =>
+                {
+                    for f in crate::render::inputs::tree_files(fs, &child)
+                        .map_err(|e| format!("{child}: {e}"))?
+                    {
+                        if fs.read(&f).is_ok_and(|b| {
+                            b.windows(b"argoproj.io".len()).any(|w| w == b"argoproj.io")
+                        }) {
+                            templates.insert(f);
+                        }
+                    }
+                }
                 crate::repo_fs::EntryKind::Dir
                     if !skipped_dir(&name) && !exclude.iter().any(|x| child.starts_with(x)) =>
                 {
@@ -263,7 +290,7 @@ fn yaml_files(fs: &dyn RepoFs, exclude: &[RepoPath]) -> Result<Vec<RepoPath>, St
         }
     }
     out.sort();
-    Ok(out)
+    Ok((out, templates))
 }
 
 fn is_argo(doc: &Value, kind: &str) -> bool {
@@ -278,7 +305,10 @@ fn is_argo(doc: &Value, kind: &str) -> bool {
 pub fn discover(fs: &dyn RepoFs, cfg: &DiscoveryConfig) -> Discovery {
     let mut d = Discovery::default();
     let files = match yaml_files(fs, &cfg.exclude) {
-        Ok(f) => f,
+        Ok((f, templates)) => {
+            d.chart_templates = templates;
+            f
+        }
         Err(e) => {
             d.errors.push(e);
             return d;

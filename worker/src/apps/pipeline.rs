@@ -142,6 +142,7 @@ impl<'a> Snapshot<'a> {
                             .apps
                             .iter()
                             .any(|c| c.name != a.name && fs_set.contains(&c.defined_in))
+                            || !fs_set.is_disjoint(&discovery.chart_templates)
                     })
                 })
                 .cloned()
@@ -160,9 +161,14 @@ impl<'a> Snapshot<'a> {
                     .iter()
                     .filter(|o| o.id.kind == "Application" && o.id.group == "argoproj.io")
                 {
+                    // A chart's child is defined by the template that produced it.
+                    let template = files
+                        .get(&parent.name)
+                        .and_then(|f| f.intersection(&discovery.chart_templates).next().cloned());
                     let defined_in = discovery
                         .get(&obj.id.name)
                         .map(|c| c.defined_in.clone())
+                        .or(template)
                         .or_else(|| parent.local_sources().next().map(|s| s.path.clone()))
                         .unwrap_or_default();
                     let Ok(mut child) =
@@ -273,7 +279,7 @@ fn render_sources(
     let mut combined: Option<RenderOutput> = None;
     for src in app.local_sources() {
         let out = renderer.render(fs, src).map_err(|e| {
-            let why = format!("{}: {e}", src.path);
+            let why = format!("{}: {e}", src.label());
             if e.is_not_checked() {
                 SourceFailure::NotChecked(why)
             } else {

@@ -194,9 +194,13 @@ spec:
         Some("west")
     );
     let cm = d.get("cert-manager").unwrap();
-    assert!(
-        matches!(&cm.sources[0].status, SourceStatus::NotRendered(r) if r.contains("charts.jetstack.io"))
+    // A chart from an HTTP Helm repository is a helm source fetched at render time (issue 17).
+    let render = cm.sources[0].render.as_ref().unwrap();
+    assert_eq!(
+        render.label(),
+        "chart cert-manager v1.19.1 from https://charts.jetstack.io"
     );
+    assert_eq!(cm.sources[0].kind.as_deref(), Some("helm"));
     assert_eq!(cm.sources[0].chart.as_deref(), Some("cert-manager"));
     assert_eq!(d.unsupported.len(), 1);
     assert_eq!(d.unsupported[0].what, "clusters generator");

@@ -134,6 +134,54 @@ pub fn set_value(value: &str) -> Result<String, ArgError> {
     Ok(out)
 }
 
+/// A Kubernetes version as ArgoCD hands it to helm: the numeric part of what the user wrote,
+/// without a leading `v` or a distribution suffix (`v1.29.3+k3s1` and `1.29.3-eks-1` become
+/// `1.29.3`), at least major and minor.
+pub fn kube_version(v: &str) -> Result<String, ArgError> {
+    const WHAT: &str = "helm kubeVersion";
+    let bare = v.strip_prefix('v').unwrap_or(v);
+    let end = bare
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(bare.len());
+    let (numeric, rest) = bare.split_at(end);
+    let parts: Vec<&str> = numeric.split('.').collect();
+    let well_formed = (2..=3).contains(&parts.len())
+        && parts.iter().all(|p| !p.is_empty() && p.len() <= 9)
+        && (rest.is_empty() || rest.starts_with(['-', '+']));
+    if !well_formed || rest.chars().any(char::is_control) {
+        return Err(refuse(
+            WHAT,
+            v,
+            "not a Kubernetes version (MAJOR.MINOR[.PATCH], optionally with a v prefix and a \
+             -/+ suffix)",
+        ));
+    }
+    Ok(numeric.to_string())
+}
+
+/// An `--api-versions` entry: `[group/]version[/Kind]`.
+pub fn api_version(v: &str) -> Result<&str, ArgError> {
+    const WHAT: &str = "helm apiVersions entry";
+    let parts: Vec<&str> = v.split('/').collect();
+    let ok = (1..=3).contains(&parts.len())
+        && v.len() <= 253
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && !p.starts_with('-')
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        });
+    if ok {
+        Ok(v)
+    } else {
+        Err(refuse(
+            WHAT,
+            v,
+            "not [group/]version[/Kind] (letters, digits, '.', '-')",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -199,6 +247,34 @@ mod tests {
         }
         for bad in ["", "-x", "--set-file", "a=b", "a,b", "a b", "a\nb", "$(X)"] {
             assert!(set_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn kube_versions_are_normalised_as_argocd_does() {
+        assert_eq!(kube_version("v1.29.3+k3s1").unwrap(), "1.29.3");
+        assert_eq!(kube_version("1.30").unwrap(), "1.30");
+        assert_eq!(kube_version("v1.31.2-eks-1234").unwrap(), "1.31.2");
+        for bad in [
+            "",
+            "1",
+            "latest",
+            "--kube-version=1",
+            "1.2.3.4",
+            "v1..2",
+            "1.29\n",
+        ] {
+            assert!(kube_version(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn api_versions_are_group_version_kind() {
+        for ok in ["v1", "apps/v1", "monitoring.coreos.com/v1/ServiceMonitor"] {
+            assert!(api_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", "a/b/c/d", "apps//v1", "apps/v1 --set=x", "a/--b"] {
+            assert!(api_version(bad).is_err(), "{bad:?}");
         }
     }
 

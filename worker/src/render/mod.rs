@@ -12,6 +12,7 @@
 
 pub mod argv;
 pub mod cache;
+pub mod charts;
 pub mod directory;
 pub mod exec;
 pub mod helm;
@@ -161,6 +162,8 @@ pub struct RenderConfig {
     pub kustomize_binary: Option<PathBuf>,
     /// Overrides the `helm` lookup on `PATH`.
     pub helm_binary: Option<PathBuf>,
+    /// Chart repositories charts may be fetched from, and the chart cache.
+    pub charts: charts::ChartSettings,
     /// Overrides [`native::ENGINE_VERSION`] (tests simulate an engine upgrade with it).
     pub engine_version: Option<String>,
     /// Test hook: alters the native engine's result before it is used or verified.
@@ -223,11 +226,12 @@ impl Renderer {
             )),
             None => kustomize_exec::KustomizeExec::detect(config.limits.clone()),
         };
+        let charts = Arc::new(charts::ChartFetcher::new(config.charts.clone()));
         let helm = config
             .helm_binary
             .clone()
             .or_else(|| exec::which("helm"))
-            .map(|p| helm::HelmExec::new(p, config.limits.clone()));
+            .map(|p| helm::HelmExec::new(p, config.limits.clone(), charts.clone()));
         let engine_version = config
             .engine_version
             .clone()

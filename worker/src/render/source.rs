@@ -67,17 +67,54 @@ impl KustomizeOptions {
     }
 }
 
+/// A chart from an HTTP Helm repository (an Application's `repoURL` + `chart` +
+/// `targetRevision`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RemoteChart {
+    pub repo_url: String,
+    pub name: String,
+    pub version: String,
+}
+
+impl RenderSource {
+    /// How messages name the source: its path, or the chart it fetches.
+    pub fn label(&self) -> String {
+        match &self.kind {
+            SourceKind::Helm(HelmOptions { chart: Some(c), .. }) => {
+                format!("chart {} {} from {}", c.name, c.version, c.repo_url)
+            }
+            _ => self.path.to_string(),
+        }
+    }
+}
+
 /// `spec.source.helm` of an Application.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct HelmOptions {
+    /// The chart comes from a Helm repository rather than from `path` in this repository; value
+    /// files are then `$ref/...` files of this repository (`path` is the repository root).
+    pub chart: Option<RemoteChart>,
     /// Relative to the chart directory, as in ArgoCD.
     pub value_files: Vec<String>,
     /// Inline `values` (a YAML string or an object).
     pub values: Option<Value>,
     /// `--set name=value` pairs (`forceString` ones become `--set-string`).
     pub parameters: Vec<(String, String, bool)>,
+    /// `--set-file name=path` pairs; paths relative to the chart directory, as value files.
+    pub file_parameters: Vec<(String, String)>,
     pub release_name: Option<String>,
+    /// `helm.namespace`: overrides the destination namespace for `--namespace`.
+    pub namespace: Option<String>,
     pub skip_crds: bool,
+    pub skip_schema_validation: bool,
+    pub skip_tests: bool,
+    /// Value files that do not exist are left out instead of failing the render.
+    pub ignore_missing_value_files: bool,
+    /// `helm.kubeVersion` as written; normalised as ArgoCD does when passed (see
+    /// [`super::argv::kube_version`]).
+    pub kube_version: Option<String>,
+    /// `helm.apiVersions` (`[group/]version[/Kind]`), passed as `--api-versions`.
+    pub api_versions: Vec<String>,
 }
 
 /// `spec.source.directory` of an Application.

@@ -2,7 +2,12 @@
 //! an Application file, shared by the helm backend tests.
 #![allow(clippy::unwrap_used, dead_code)]
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use capstan_worker::git::GitRepo;
 use capstan_worker::git::fixture::{Change, RepoBuilder};
@@ -30,4 +35,71 @@ pub fn chart_repo(dir: &Path, app: &str) -> (GitRepo, git2::Oid) {
         )
         .unwrap();
     (GitRepo::open(dir).unwrap(), c)
+}
+
+/// A Helm chart repository on loopback: `GET /index.yaml` and the archives it lists. Counts
+/// the requests it answers.
+pub struct ChartRepo {
+    pub url: String,
+    pub hits: Arc<AtomicUsize>,
+}
+
+pub fn serve(files: BTreeMap<String, Vec<u8>>) -> ChartRepo {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/charts", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            // Drain the headers.
+            let mut h = String::new();
+            while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                h.clear();
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let path = line.split_whitespace().nth(1).unwrap_or_default();
+            let reply = match path.strip_prefix("/charts/").and_then(|p| files.get(p)) {
+                Some(body) => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(body);
+                    r
+                }
+                None => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = stream.write_all(&reply);
+        }
+    });
+    ChartRepo { url, hits }
+}
+
+/// `tar czf` of a chart folder written from `files` (name → text) under `name/`.
+pub fn archive(tmp: &Path, name: &str, files: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tmp.join(format!("pack-{name}"));
+    for (p, text) in files {
+        let f = dir.join(name).join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, text).unwrap();
+    }
+    let out = tmp.join(format!("{name}.tgz"));
+    let status = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&dir)
+        .arg(name)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(out).unwrap()
 }
