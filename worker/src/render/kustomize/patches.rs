@@ -148,7 +148,25 @@ fn apply_json(r: &mut Res, ops: &Value, src: &str) -> Result<(), KustomizeError>
             *v = Value::String("null".into());
         }
     }
-    patch_json6902::apply(&mut r.v, ops).map_err(|e| KustomizeError::invalid(src, e))?;
+    // kustomize's objects always carry its own bookkeeping annotations while a patch applies, so
+    // an `add` under /metadata/annotations finds the map even when the object has none.
+    let mut lent_annotations = false;
+    if let Some(Value::Object(meta)) = r.v.get_mut("metadata")
+        && !meta.contains_key("annotations")
+    {
+        meta.insert("annotations".into(), Value::Object(Default::default()));
+        lent_annotations = true;
+    }
+    let patched = patch_json6902::apply(&mut r.v, ops);
+    if lent_annotations
+        && let Some(Value::Object(meta)) = r.v.get_mut("metadata")
+        && meta
+            .get("annotations")
+            .is_some_and(|a| a.as_object().is_some_and(|m| m.is_empty()))
+    {
+        meta.remove("annotations");
+    }
+    patched.map_err(|e| KustomizeError::invalid(src, e))?;
     if let Some(Value::Object(ann)) = r.v.pointer_mut("/metadata/annotations") {
         for v in ann.values_mut() {
             if v.is_null() {
