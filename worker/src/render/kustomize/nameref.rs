@@ -66,6 +66,12 @@ const OTHER_REFS: &[(&str, &str, &str)] = &[
         "spec/rules/http/paths/backend/serviceName",
     ),
     ("Ingress", "Service", "spec/backend/serviceName"),
+    // kustomize v5.5 knows the validating policy binding (any version), not the mutating one.
+    (
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingAdmissionPolicy",
+        "spec/policyName",
+    ),
     ("Ingress", "Secret", "spec/tls/secretName"),
     ("StatefulSet", "Service", "spec/serviceName"),
     ("APIService", "Service", "spec/service/name"),
