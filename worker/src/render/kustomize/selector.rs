@@ -1,5 +1,5 @@
-//! Patch and replacement targets: group/version/kind, name and namespace (anchored regular
-//! expressions), label and annotation selectors.
+//! Patch and replacement targets: group, version, kind, name and namespace (each an anchored
+//! regular expression, as kustomize compiles them), label and annotation selectors.
 
 use regex::Regex;
 use serde_json::Value;
@@ -8,9 +8,9 @@ use super::KustomizeError;
 use super::resource::Res;
 
 pub struct Selector {
-    group: Option<String>,
-    version: Option<String>,
-    kind: Option<String>,
+    group: Option<Regex>,
+    version: Option<Regex>,
+    kind: Option<Regex>,
     name: Option<Regex>,
     namespace: Option<Regex>,
     labels: Option<String>,
@@ -31,9 +31,9 @@ impl Selector {
                 .map(str::to_string)
         };
         Ok(Selector {
-            group: s("group"),
-            version: s("version"),
-            kind: s("kind"),
+            group: s("group").map(|g| anchored(&g, file)).transpose()?,
+            version: s("version").map(|v| anchored(&v, file)).transpose()?,
+            kind: s("kind").map(|k| anchored(&k, file)).transpose()?,
             name: s("name").map(|n| anchored(&n, file)).transpose()?,
             namespace: s("namespace").map(|n| anchored(&n, file)).transpose()?,
             labels: s("labelSelector"),
@@ -43,17 +43,17 @@ impl Selector {
 
     pub fn matches(&self, r: &Res, file: &str) -> Result<bool, KustomizeError> {
         if let Some(g) = &self.group
-            && g != r.group()
+            && !g.is_match(r.group())
         {
             return Ok(false);
         }
         if let Some(ver) = &self.version
-            && ver != r.version()
+            && !ver.is_match(r.version())
         {
             return Ok(false);
         }
         if let Some(k) = &self.kind
-            && k != r.kind()
+            && !k.is_match(r.kind())
         {
             return Ok(false);
         }
