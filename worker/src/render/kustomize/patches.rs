@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::KustomizeError;
 use super::loader::{Kust, Loader};
-use super::resource::{Res, obj_mut};
+use super::resource::{Res, is_cluster_scoped, obj_mut};
 use super::selector::Selector;
 use super::yaml_load::NullSpelling;
 use super::{patch_json6902, patch_smp, yaml_load};
@@ -274,14 +274,19 @@ fn smp_by_id(
             s.to_string()
         }
     };
+    // A cluster-scoped object has no namespace to match: kustomize ignores the one a patch for
+    // it names (the object keeps having none).
+    let ns_ok = |r: &Res, other: &str| {
+        is_cluster_scoped(r.group(), r.version(), r.kind()) || eff(other) == eff(ns)
+    };
     let matches: Vec<usize> = ra
         .iter()
         .enumerate()
         .filter(|(_, r)| {
             r.kind() == kind
                 && r.api_version() == av
-                && ((r.name() == name && eff(r.namespace()) == eff(ns))
-                    || r.prev.iter().any(|p| p.1 == name && eff(&p.2) == eff(ns)))
+                && ((r.name() == name && ns_ok(r, r.namespace()))
+                    || r.prev.iter().any(|p| p.1 == name && ns_ok(r, &p.2)))
         })
         .map(|(i, _)| i)
         .collect();
