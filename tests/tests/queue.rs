@@ -365,3 +365,49 @@ async fn depth_counts_by_kind_and_state(b: &Backend) {
         Some("bad")
     );
 }
+
+/// Several processes open one SQLite file at once and close it again (the service starting while
+/// an operator's CLI, or a second replica, comes and goes). Switching a fresh file to WAL, and
+/// the last connection's checkpoint on close, take locks SQLite's busy timeout does not wait
+/// for: every opener must still get a working queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_file_opened_and_closed_by_many_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/capstan.db", dir.path().display());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Openers that come and go, as the CLI does.
+    let churn: Vec<_> = (0..3)
+        .map(|c| {
+            let (url, stop) = (url.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut opened = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let q = capstan_worker::queue::open(&url)
+                        .await
+                        .unwrap_or_else(|e| panic!("churning opener {c}: {e:#}"));
+                    q.depth().await.unwrap();
+                    opened += 1;
+                }
+                opened
+            })
+        })
+        .collect();
+    for i in 0..40 {
+        let q = capstan_worker::queue::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("opener {i}: {e:#}"));
+        q.enqueue(&job("ping", &format!("k{i}"))).await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for c in futures::future::join_all(churn).await {
+        assert!(
+            c.unwrap() > 0,
+            "each churning opener got through at least once"
+        );
+    }
+    let q = capstan_worker::queue::open(&url).await.unwrap();
+    assert_eq!(
+        q.depth().await.unwrap(),
+        vec![("ping".to_string(), JobState::Queued, 40)]
+    );
+}

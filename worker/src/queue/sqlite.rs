@@ -55,6 +55,40 @@ impl Drop for SqliteQueue {
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// How long opening waits for another opener of the same file, like the busy timeout.
+const OPEN_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Connect, waiting out another process that is opening the same file. Each new connection sets
+/// `journal_mode=WAL`; on a fresh file that switch needs an exclusive lock which SQLite reports as
+/// busy at once instead of waiting `busy_timeout`, so a second opener (the service and an
+/// operator's CLI, or two replicas) would fail to start.
+async fn connect(
+    pool: SqlitePoolOptions,
+    options: SqliteConnectOptions,
+) -> Result<SqlitePool, QueueError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match pool.clone().connect_with(options.clone()).await {
+            Ok(p) => return Ok(p),
+            Err(e) if is_busy(&e) && started.elapsed() < OPEN_PATIENCE => {
+                tracing::debug!(error = %e, "sqlite file busy while opening; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
+            Err(e) => return Err(QueueError::db("opening sqlite")(e)),
+        }
+    }
+}
+
+/// SQLITE_BUSY, or one of its extended codes (the primary code is the low byte).
+fn is_busy(e: &sqlx::Error) -> bool {
+    let Some(code) = e.as_database_error().and_then(|d| d.code()) else {
+        return false;
+    };
+    code.parse::<i32>().is_ok_and(|c| c & 0xff == 5)
+}
+
 impl SqliteQueue {
     /// Open (creating when missing) the database at `url` (`sqlite://PATH` or `sqlite::memory:`).
     pub async fn open(url: &str) -> Result<Self, QueueError> {
@@ -73,13 +107,14 @@ impl SqliteQueue {
         } else {
             options.clone().pragma("wal_autocheckpoint", "0")
         };
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(writer_options)
-            .await
-            .map_err(QueueError::db("opening sqlite"))?;
+        let writer = connect(
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(10)),
+            writer_options,
+        )
+        .await?;
         // SQLite migrations take no lock: two processes starting on a fresh file may race, and
         // the loser sees the winner's tables. Retrying then finds them recorded and applies
         // nothing twice.
@@ -103,12 +138,13 @@ impl SqliteQueue {
         let pool = if in_memory {
             writer.clone()
         } else {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .min_connections(1)
-                .connect_with(options)
-                .await
-                .map_err(QueueError::db("opening sqlite"))?
+            connect(
+                SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .min_connections(1),
+                options,
+            )
+            .await?
         };
         let checkpointer = (!in_memory).then(|| {
             let readers = pool.clone();
