@@ -37,33 +37,33 @@ pub const WEBHOOK_HANDLING_BUDGET: Duration = Duration::from_secs(10);
 
 /// Everything handlers need, built once.
 pub struct AppState {
-    pub queue: Arc<dyn Queue>,
+    pub(crate) queue: Arc<dyn Queue>,
     /// Any of these verifies a signature (rotation).
-    pub secrets: Vec<String>,
+    pub(crate) secrets: Vec<String>,
     /// `None` = every repository.
-    pub allowlist: Option<GlobSet>,
-    pub mapping: MappingOptions,
-    pub metrics: Arc<Metrics>,
+    pub(crate) allowlist: Option<GlobSet>,
+    pub(crate) mapping: MappingOptions,
+    pub(crate) metrics: Arc<Metrics>,
     /// Wakes this process's idle workers after a delivery with jobs they run is committed.
-    pub wake: Option<Arc<Notify>>,
+    pub(crate) wake: Option<Arc<Notify>>,
     /// The job kinds this process's workers run.
-    pub wake_kinds: Vec<String>,
-    pub max_body_bytes: usize,
+    pub(crate) wake_kinds: Vec<String>,
+    pub(crate) max_body_bytes: usize,
     /// Time allowed to receive a webhook body (a total, not an idle timeout).
-    pub body_timeout: Duration,
+    pub(crate) body_timeout: Duration,
     /// See [`WEBHOOK_CONCURRENCY`]; `0` sheds every webhook request (tests).
-    pub webhook_concurrency: usize,
+    pub(crate) webhook_concurrency: usize,
     /// See [`WEBHOOK_HANDLING_BUDGET`]; a webhook request gets `body_timeout` plus this.
-    pub handling_budget: Duration,
-    pub job_max_attempts: i32,
+    pub(crate) handling_budget: Duration,
+    pub(crate) job_max_attempts: i32,
     /// The web UI; `None` serves no pages (a worker, or a test of the intake alone).
-    pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
+    pub(crate) dashboard: Option<Arc<crate::dashboard::Dashboard>>,
     /// `false` when `/metrics` has its own listener (`--metrics-listen`).
-    pub serve_metrics: bool,
+    pub(crate) serve_metrics: bool,
 }
 
 impl AppState {
-    /// State with the defaults; adjust fields as needed.
+    /// State with the defaults; the `with_*` methods change them.
     pub fn new(queue: Arc<dyn Queue>, secrets: Vec<String>) -> Self {
         AppState {
             queue,
@@ -81,6 +81,73 @@ impl AppState {
             dashboard: None,
             serve_metrics: true,
         }
+    }
+
+    /// Replaces the webhook secrets given to [`AppState::new`].
+    pub fn with_secrets(mut self, secrets: Vec<String>) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// Only repositories this matches are accepted.
+    pub fn with_allowlist(mut self, allowlist: GlobSet) -> Self {
+        self.allowlist = Some(allowlist);
+        self
+    }
+
+    pub fn with_mapping(mut self, mapping: MappingOptions) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    /// Shares the process's metrics (the default is a registry of this state's own).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Wakes this process's idle workers, which run `kinds`, when a delivery brings such jobs.
+    pub fn with_wake(mut self, wake: Arc<Notify>, kinds: Vec<String>) -> Self {
+        self.wake = Some(wake);
+        self.wake_kinds = kinds;
+        self
+    }
+
+    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Time allowed to receive a webhook body, and the handling budget on top of it.
+    pub fn with_timeouts(mut self, body: Duration, handling: Duration) -> Self {
+        self.body_timeout = body;
+        self.handling_budget = handling;
+        self
+    }
+
+    pub fn with_webhook_concurrency(mut self, limit: usize) -> Self {
+        self.webhook_concurrency = limit;
+        self
+    }
+
+    pub fn with_job_max_attempts(mut self, attempts: i32) -> Self {
+        self.job_max_attempts = attempts;
+        self
+    }
+
+    pub fn with_dashboard(mut self, dashboard: Arc<crate::dashboard::Dashboard>) -> Self {
+        self.dashboard = Some(dashboard);
+        self
+    }
+
+    /// `/metrics` is served on a listener of its own (`--metrics-listen`), not here.
+    pub fn without_metrics_route(mut self) -> Self {
+        self.serve_metrics = false;
+        self
     }
 }
 

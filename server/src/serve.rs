@@ -506,25 +506,28 @@ impl App {
         } else {
             None
         };
-        let defaults = AppState::new(queue.clone(), Vec::new());
-        let state = Arc::new(AppState {
-            queue: queue.clone(),
-            secrets,
-            allowlist: allowlist.clone(),
-            mapping: MappingOptions {
+        let mut state = AppState::new(queue.clone(), secrets)
+            .with_mapping(MappingOptions {
                 command_prefix: cfg.command_prefix.clone(),
                 bare_commands: cfg.bare_commands,
                 self_logins: cfg.bot_logins.clone(),
-            },
-            metrics,
-            wake: runner.as_ref().map(Runner::waker),
-            wake_kinds: kinds,
-            body_timeout: cfg.body_timeout,
-            job_max_attempts: cfg.job_max_attempts,
-            dashboard,
-            serve_metrics: cfg.metrics_listen.is_none(),
-            ..defaults
-        });
+            })
+            .with_metrics(metrics)
+            .with_timeouts(cfg.body_timeout, crate::app::WEBHOOK_HANDLING_BUDGET)
+            .with_job_max_attempts(cfg.job_max_attempts);
+        if let Some(allow) = allowlist.clone() {
+            state = state.with_allowlist(allow);
+        }
+        if let Some(runner) = &runner {
+            state = state.with_wake(runner.waker(), kinds);
+        }
+        if let Some(d) = dashboard {
+            state = state.with_dashboard(d);
+        }
+        if cfg.metrics_listen.is_some() {
+            state = state.without_metrics_route();
+        }
+        let state = Arc::new(state);
         Ok(App {
             cfg,
             queue,

@@ -305,9 +305,8 @@ impl Harness {
             },
             Arc::new(Metrics::new()),
         );
-        let mut state = AppState::new(b.queue.clone(), vec![SECRET.to_string()]);
-        state.wake = Some(runner.waker());
-        state.wake_kinds = kinds;
+        let state = AppState::new(b.queue.clone(), vec![SECRET.to_string()])
+            .with_wake(runner.waker(), kinds);
         let app = router(Arc::new(state), true);
         let stop = CancellationToken::new();
         opened_check(&b.queue, &up.head).await;

@@ -46,8 +46,7 @@ both_backends!(
 async fn server(b: &Backend, auth: Auth) -> (String, tokio_util::sync::CancellationToken) {
     let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
     d.auth = Arc::new(auth);
-    let mut st = AppState::new(b.queue.clone(), vec!["s".into()]);
-    st.dashboard = Some(Arc::new(d));
+    let st = AppState::new(b.queue.clone(), vec!["s".into()]).with_dashboard(Arc::new(d));
     let (addr, stop) = serve(app::router(Arc::new(st), true)).await;
     (format!("http://{addr}"), stop)
 }
@@ -429,8 +428,7 @@ async fn duplicated_or_hostile_identity_headers_are_refused(b: &Backend) {
 }
 
 async fn metrics_on_their_own_listener_are_not_on_the_main_one(b: &Backend) {
-    let mut st = AppState::new(b.queue.clone(), vec!["s".into()]);
-    st.serve_metrics = false;
+    let st = AppState::new(b.queue.clone(), vec!["s".into()]).without_metrics_route();
     let st = Arc::new(st);
     let (main, stop) = serve(app::router(st.clone(), true)).await;
     let (metrics, stop2) = serve(app::metrics_router(st)).await;

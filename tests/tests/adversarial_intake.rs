@@ -28,7 +28,7 @@ both_backends!(
 fn app(b: &Backend, max_body: Option<usize>) -> Router {
     let mut st = AppState::new(b.queue.clone(), vec![SECRET.to_string()]);
     if let Some(m) = max_body {
-        st.max_body_bytes = m;
+        st = st.with_max_body_bytes(m);
     }
     router(Arc::new(st), true)
 }

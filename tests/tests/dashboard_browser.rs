@@ -185,8 +185,7 @@ async fn assert_clean(b: &Browser, page: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_work_in_headless_chromium() {
     let (backend, d, _repo) = browser_world().await;
-    let mut st = AppState::new(backend.queue.clone(), vec!["s".into()]);
-    st.dashboard = Some(Arc::new(d));
+    let st = AppState::new(backend.queue.clone(), vec!["s".into()]).with_dashboard(Arc::new(d));
     let (addr, stop) = serve(app::router(Arc::new(st), true)).await;
     let base = format!("http://{addr}");
     let shots = screenshot_dir();
@@ -419,8 +418,7 @@ async fn the_dashboard_works_behind_a_prefix_stripping_proxy() {
     d.auth = Arc::new(capstan_server::dashboard::Auth::token(vec![
         "prefix-test-token".into(),
     ]));
-    let mut st = AppState::new(backend.queue.clone(), vec!["s".into()]);
-    st.dashboard = Some(Arc::new(d));
+    let st = AppState::new(backend.queue.clone(), vec!["s".into()]).with_dashboard(Arc::new(d));
     let (addr, stop) = serve(app::router(Arc::new(st), true)).await;
     let escaped: Escaped = Arc::default();
     let (proxy, stop_proxy) = serve(strip_prefix_proxy(

@@ -30,8 +30,7 @@ both_backends!(
 );
 
 fn router(d: Dashboard, b: &Backend) -> Router {
-    let mut st = AppState::new(b.queue.clone(), vec![SECRET.into()]);
-    st.dashboard = Some(Arc::new(d));
+    let st = AppState::new(b.queue.clone(), vec![SECRET.into()]).with_dashboard(Arc::new(d));
     app::router(Arc::new(st), true)
 }
 

@@ -75,8 +75,7 @@ async fn pages_render_quickly_with_a_thousand_runs() {
     let mut d = Dashboard::new(runs, b.queue.clone());
     d.promotions = Some(promotions);
     d.repo = Some(repo.path().to_path_buf());
-    let mut st = AppState::new(b.queue.clone(), vec!["s".into()]);
-    st.dashboard = Some(Arc::new(d));
+    let st = AppState::new(b.queue.clone(), vec!["s".into()]).with_dashboard(Arc::new(d));
     let r = app::router(Arc::new(st), true);
 
     let pages = [

@@ -240,8 +240,7 @@ async fn registry_discovers_annotated_objects_merges_configmaps_and_hides_failin
     d.config = cfg;
     d.registry = reg;
     d.cluster = Ok(Arc::new(ClusterView::new(client)));
-    let mut st = AppState::new(b.queue.clone(), vec!["s".into()]);
-    st.dashboard = Some(Arc::new(d));
+    let st = AppState::new(b.queue.clone(), vec!["s".into()]).with_dashboard(Arc::new(d));
     let (addr, stop) = serve(app::router(Arc::new(st), true)).await;
     let c = http();
     let html = c

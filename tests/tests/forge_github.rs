@@ -371,8 +371,8 @@ async fn app_comments_reactions_and_check_runs() {
             path: "apps/web/prod/deployment.yaml".into(),
             start_line: i + 1,
             end_line: i + 1,
-            level: AnnotationLevel::Failure,
-            title: Some("deny".into()),
+            annotation_level: AnnotationLevel::Failure,
+            title: "deny".into(),
             message: format!("finding {i}"),
         })
         .collect();

@@ -42,15 +42,17 @@ both_backends!(
     health_readiness_and_metrics,
 );
 
-fn app_with(queue: Arc<dyn Queue>, tweak: impl FnOnce(&mut AppState)) -> (Router, Arc<Metrics>) {
-    let mut state = AppState::new(queue, vec![SECRET.to_string()]);
-    tweak(&mut state);
-    let metrics = state.metrics.clone();
+fn app_with(
+    queue: Arc<dyn Queue>,
+    tweak: impl FnOnce(AppState) -> AppState,
+) -> (Router, Arc<Metrics>) {
+    let state = tweak(AppState::new(queue, vec![SECRET.to_string()]));
+    let metrics = state.metrics().clone();
     (router(Arc::new(state), true), metrics)
 }
 
 fn app(b: &Backend) -> Router {
-    app_with(b.queue.clone(), |_| {}).0
+    app_with(b.queue.clone(), |s| s).0
 }
 
 async fn assert_store_empty(q: &Arc<dyn Queue>, delivery: &str) {
@@ -60,7 +62,7 @@ async fn assert_store_empty(q: &Arc<dyn Queue>, delivery: &str) {
 
 async fn githubs_test_vector_passes_the_signature_check(b: &Backend) {
     let (app, _) = app_with(b.queue.clone(), |s| {
-        s.secrets = vec!["It's a Secret to Everybody".into()];
+        s.with_secrets(vec!["It's a Secret to Everybody".into()])
     });
     let req = Request::post("/webhooks/github")
         .header("x-github-event", "push")
@@ -125,7 +127,7 @@ async fn bad_signatures_are_refused_before_anything_is_stored(b: &Backend) {
 
     // Rotation: an old and a new secret both verify.
     let (rotating, _) = app_with(b.queue.clone(), |s| {
-        s.secrets = vec!["new-secret".into(), SECRET.into()];
+        s.with_secrets(vec!["new-secret".into(), SECRET.into()])
     });
     let req = signed("pull_request", "rotated", &body, SECRET);
     assert_eq!(send(&rotating, req).await.0, StatusCode::ACCEPTED);
@@ -403,10 +405,10 @@ async fn event_and_delivery_headers_are_required(b: &Backend) {
 
 async fn repositories_outside_the_allowlist_get_403(b: &Backend) {
     let (app, _) = app_with(b.queue.clone(), |s| {
-        s.allowlist = Some(
+        s.with_allowlist(
             capstan_server::config::build_allowlist(&["acme/*".into(), "other/one".into()])
                 .unwrap(),
-        );
+        )
     });
     let allowed = pr_opened(8, "88");
     assert_eq!(
@@ -457,7 +459,7 @@ impl Handler for Count {
 async fn store_outage_gives_503_and_the_redelivery_runs_once(b: &Backend) {
     let flaky = Flaky::new(b.queue.clone());
     let queue: Arc<dyn Queue> = flaky.clone();
-    let (app, _) = app_with(queue.clone(), |_| {});
+    let (app, _) = app_with(queue.clone(), |s| s);
     let body = pr_opened(11, "abababababababababababababababababababab");
 
     flaky.set_down(true);
@@ -504,7 +506,7 @@ async fn store_outage_gives_503_and_the_redelivery_runs_once(b: &Backend) {
 }
 
 async fn health_readiness_and_metrics(b: &Backend) {
-    let (app, _) = app_with(b.queue.clone(), |_| {});
+    let (app, _) = app_with(b.queue.clone(), |s| s);
     let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
     assert_eq!(send(&app, get("/healthz")).await.0, StatusCode::OK);
     assert_eq!(send(&app, get("/readyz")).await.0, StatusCode::OK);
@@ -551,7 +553,7 @@ mod layers {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_delivery_past_the_concurrency_limit_is_shed_with_retry_after() {
         let b = Backend::sqlite().await;
-        let (app, metrics) = app_with(b.queue.clone(), |s| s.webhook_concurrency = 1);
+        let (app, metrics) = app_with(b.queue.clone(), |s| s.with_webhook_concurrency(1));
 
         // The first delivery holds the only slot: its body arrives in two parts and the test
         // sends the second one only after the shed request was answered.
@@ -611,8 +613,7 @@ mod layers {
         let b = Backend::sqlite().await;
         let flaky = Flaky::new(b.queue.clone());
         let (app, metrics) = app_with(flaky.clone(), |s| {
-            s.body_timeout = Duration::from_millis(100);
-            s.handling_budget = Duration::from_millis(100);
+            s.with_timeouts(Duration::from_millis(100), Duration::from_millis(100))
         });
         flaky.set_hanging(true);
         let resp = app
@@ -645,7 +646,7 @@ mod layers {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_declared_length_over_the_cap_is_refused_as_json_and_counted() {
         let b = Backend::sqlite().await;
-        let (app, metrics) = app_with(b.queue.clone(), |s| s.max_body_bytes = 1024);
+        let (app, metrics) = app_with(b.queue.clone(), |s| s.with_max_body_bytes(1024));
         let mut req = signed("pull_request", "declared", b"{}", SECRET);
         req.headers_mut()
             .insert(header::CONTENT_LENGTH, 4096.into());

@@ -156,9 +156,8 @@ async fn a_worker_killed_after_its_push_is_finished_by_the_rerun_without_a_secon
     let push = w.push_event(&before, &after);
 
     // First run: the push lands, then the process "dies" before the pull request exists.
-    let mut dying = (*w.engine).clone();
-    dying.forge = Some(Arc::new(FailAfterPush {
-        inner: w.engine.forge.clone().unwrap(),
+    let dying = (*w.engine).clone().with_forge(Arc::new(FailAfterPush {
+        inner: w.engine.forge().cloned().unwrap(),
         origin: w.origin.clone(),
     }));
     let err = dying.on_push(&push).await;
@@ -484,10 +483,9 @@ async fn two_direct_promotions_racing_on_one_overlay_both_land_without_force() {
         .to_string();
 
     // Both promotions compute on the same tip and meet before pushing.
-    let mut engine = (*w.engine).clone();
     let barrier = Arc::new(tokio::sync::Barrier::new(2));
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    engine.before_push = Some(Arc::new(move || {
+    let engine = (*w.engine).clone().with_before_push(Arc::new(move || {
         let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let barrier = barrier.clone();
         Box::pin(async move {
@@ -724,7 +722,7 @@ async fn require_healthy_holds_a_promotion_until_the_source_app_is_synced_and_he
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
     let mut w =
         World::with_argocd(&refs, vec![podinfo_app("staging", "OutOfSync", "Degraded")]).await;
-    Arc::get_mut(&mut w.engine).unwrap().health_checks = 2;
+    w.engine = Arc::new((*w.engine).clone().with_health_checks(2));
     let (pr, before, after) = merge_bump(&w, "6.9.7", MergeMethod::Merge);
 
     let out = w

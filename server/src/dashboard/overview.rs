@@ -182,12 +182,12 @@ pub fn render(d: &Dashboard, o: &Overview, user: Option<&str>) -> Markup {
         .iter()
         .map(|x| {
             html! {
-                td { (layout::time(x.received_at)) }
-                td { (x.event) @if let Some(a) = &x.action { "." (a) } }
-                td { (x.repo.as_deref().unwrap_or("—")) }
+                td { (layout::time(x.delivery.received_at)) }
+                td { (x.delivery.event) @if let Some(a) = &x.delivery.action { "." (a) } }
+                td { (x.delivery.repo.as_deref().unwrap_or("—")) }
                 td {
-                    (badge(&x.outcome, status_tone(&x.outcome)))
-                    @if let Some(t) = &x.detail { " " span.muted { (t) } }
+                    (badge(&x.delivery.outcome, status_tone(&x.delivery.outcome)))
+                    @if let Some(t) = &x.delivery.detail { " " span.muted { (t) } }
                 }
                 td {
                     @if x.jobs == 0 {
@@ -196,7 +196,7 @@ pub fn render(d: &Dashboard, o: &Overview, user: Option<&str>) -> Markup {
                         (x.jobs) " (" (x.jobs_done) " done, " (x.jobs_failed) " failed, " (x.jobs_live) " waiting)"
                     }
                 }
-                td { code { (x.delivery_id) } }
+                td { code { (x.delivery.delivery_id) } }
             }
         })
         .collect();

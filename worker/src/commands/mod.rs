@@ -17,7 +17,6 @@ mod sync_scope;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::str::FromStr;
 
 use serde::Serialize;
 
@@ -30,68 +29,8 @@ pub use sync_scope::check_sync_scope;
 /// Default command prefix.
 pub const DEFAULT_PREFIX: &str = "/capstan";
 
-/// Repository permission levels, lowest first (GitHub's roles; `None` for no access).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Permission {
-    None,
-    Read,
-    Triage,
-    Write,
-    Maintain,
-    Admin,
-}
-
-impl Permission {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::None => "none",
-            Permission::Read => "read",
-            Permission::Triage => "triage",
-            Permission::Write => "write",
-            Permission::Maintain => "maintain",
-            Permission::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Permission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A permission name that is not one of GitHub's roles.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown permission `{0}`; allowed: none, read, triage, write, maintain, admin")]
-pub struct UnknownPermission(pub String);
-
-impl FromStr for Permission {
-    type Err = UnknownPermission;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "none" => Permission::None,
-            "read" => Permission::Read,
-            "triage" => Permission::Triage,
-            "write" => Permission::Write,
-            "maintain" => Permission::Maintain,
-            "admin" => Permission::Admin,
-            other => return Err(UnknownPermission(other.to_string())),
-        })
-    }
-}
+/// Repository permission levels: one type with the forge's, which reads GitHub's role names.
+pub use crate::forge::{Permission, UnknownPermission};
 
 /// The commands Capstan knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -194,15 +194,16 @@ impl AnnotationLevel {
     }
 }
 
-/// A finding pinned to a file and line of the head commit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A finding pinned to a file and line of the head commit, with GitHub's field names.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Annotation {
     pub path: String,
     pub start_line: u32,
     pub end_line: u32,
-    pub level: AnnotationLevel,
-    pub title: Option<String>,
+    pub annotation_level: AnnotationLevel,
     pub message: String,
+    /// Empty: none is sent.
+    pub title: String,
 }
 
 /// The visible body of a check run. GitHub takes at most 50 annotations per request; the GitHub
@@ -259,8 +260,22 @@ pub struct CommitStatus {
     pub target_url: Option<String>,
 }
 
-/// A collaborator's permission on a repository, ordered from least to most.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A collaborator's permission on a repository, ordered from least to most: GitHub's roles, and
+/// the minimums `.capstan.yaml` sets for commands (`None` for no access).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Permission {
     None,
     Read,
@@ -293,6 +308,29 @@ impl Permission {
             Permission::Write => "write",
             Permission::Maintain => "maintain",
             Permission::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A permission name that is not one of GitHub's roles.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown permission `{0}`; allowed: none, read, triage, write, maintain, admin")]
+pub struct UnknownPermission(pub String);
+
+/// The role names only, as `.capstan.yaml` spells them (the legacy `pull`/`push` are for what
+/// GitHub's endpoints return: see [`Permission::parse`]).
+impl std::str::FromStr for Permission {
+    type Err = UnknownPermission;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pull" | "push" => Err(UnknownPermission(s.to_string())),
+            _ => Permission::parse(s).ok_or_else(|| UnknownPermission(s.to_string())),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use tracing::{debug, info};
 
 use crate::forge::{
-    self, CheckConclusion, CheckOutput, CheckRun, CheckStatus, CommitState, CommitStatus, Forge,
+    CheckConclusion, CheckOutput, CheckRun, CheckStatus, CommitState, CommitStatus, Forge,
     ForgeError, IssueComment,
 };
 use crate::report::{self, CheckRunOutput, Conclusion, RenderedComment, parse_marker};
@@ -76,12 +76,7 @@ impl Target<'_> {
     ) -> Result<(), ForgeError> {
         match handle {
             CheckHandle::CheckRun(id) => {
-                let annotations = out
-                    .annotation_batches
-                    .iter()
-                    .flatten()
-                    .map(annotation)
-                    .collect();
+                let annotations = out.annotation_batches.iter().flatten().cloned().collect();
                 let run = self.completed(
                     conclusion(out.conclusion),
                     CheckOutput {
@@ -246,20 +241,6 @@ fn conclusion(c: Conclusion) -> CheckConclusion {
         Conclusion::Success => CheckConclusion::Success,
         Conclusion::Failure => CheckConclusion::Failure,
         Conclusion::Neutral => CheckConclusion::Neutral,
-    }
-}
-
-fn annotation(a: &report::Annotation) -> forge::Annotation {
-    forge::Annotation {
-        path: a.path.clone(),
-        start_line: a.start_line,
-        end_line: a.end_line,
-        level: match a.annotation_level {
-            report::AnnotationLevel::Failure => forge::AnnotationLevel::Failure,
-            report::AnnotationLevel::Warning => forge::AnnotationLevel::Warning,
-        },
-        title: Some(a.title.clone()),
-        message: a.message.clone(),
     }
 }
 

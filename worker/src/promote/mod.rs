@@ -82,21 +82,21 @@ pub type PushHook = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + S
 /// The promotion engine, shared by the job handlers and `/capstan promote`.
 #[derive(Clone)]
 pub struct Engine {
-    pub forge: Option<Arc<dyn Forge>>,
-    pub git: GitSource,
-    pub runs: Arc<dyn RunStore>,
-    pub store: SqlPromotionStore,
-    pub sync: Option<Arc<dyn AppSync>>,
+    forge: Option<Arc<dyn Forge>>,
+    git: GitSource,
+    runs: Arc<dyn RunStore>,
+    store: SqlPromotionStore,
+    sync: Option<Arc<dyn AppSync>>,
     /// Push attempts per promotion before giving up on a busy branch.
-    pub max_push_attempts: usize,
-    pub before_push: Option<PushHook>,
+    max_push_attempts: usize,
+    before_push: Option<PushHook>,
     /// Where a promotion waiting for its soak time schedules its own re-run; without it the
     /// record says when `/capstan promote` may be used instead.
-    pub queue: Option<Arc<dyn crate::queue::Queue>>,
+    queue: Option<Arc<dyn crate::queue::Queue>>,
     /// `requireHealthy` on a merge: how long until the source app is checked again, and how
     /// many re-checks before the promotion is refused.
-    pub health_retry: std::time::Duration,
-    pub health_checks: u32,
+    health_retry: std::time::Duration,
+    health_checks: u32,
 }
 
 /// Where a change comes from.
@@ -204,6 +204,32 @@ impl Engine {
     /// Where promotions waiting for a soak time or a healthy source schedule their re-runs.
     pub fn with_queue(mut self, queue: Arc<dyn crate::queue::Queue>) -> Self {
         self.queue = Some(queue);
+        self
+    }
+
+    /// The forge pull requests and comments go to (a wrapper around the usual one, in tests
+    /// that make it fail at a chosen step).
+    pub fn with_forge(mut self, forge: Arc<dyn Forge>) -> Self {
+        self.forge = Some(forge);
+        self
+    }
+
+    /// The forge this engine talks to.
+    pub fn forge(&self) -> Option<&Arc<dyn Forge>> {
+        self.forge.as_ref()
+    }
+
+    /// Runs just before each push (after the promotion commit is built): tests use it to make
+    /// two promotions meet on the same tip.
+    pub fn with_before_push(mut self, hook: PushHook) -> Self {
+        self.before_push = Some(hook);
+        self
+    }
+
+    /// `requireHealthy`: how many times the source app is checked before the promotion is
+    /// refused.
+    pub fn with_health_checks(mut self, checks: u32) -> Self {
+        self.health_checks = checks;
         self
     }
 

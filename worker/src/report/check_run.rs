@@ -27,23 +27,8 @@ pub enum Conclusion {
     Neutral,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AnnotationLevel {
-    Failure,
-    Warning,
-}
-
-/// One annotation, with GitHub's field names.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Annotation {
-    pub path: String,
-    pub start_line: u32,
-    pub end_line: u32,
-    pub annotation_level: AnnotationLevel,
-    pub message: String,
-    pub title: String,
-}
+/// The forge's annotation type: a report builds exactly what is sent.
+pub use crate::forge::{Annotation, AnnotationLevel};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CheckRunOutput {

@@ -659,9 +659,9 @@ fn check_run_body(run: &CheckRun, annotations: &[Annotation], create: bool) -> m
                     path: a.path.clone(),
                     start_line: a.start_line,
                     end_line: a.end_line,
-                    annotation_level: a.level,
+                    annotation_level: a.annotation_level,
                     message: a.message.clone(),
-                    title: a.title.clone(),
+                    title: (!a.title.is_empty()).then(|| a.title.clone()),
                 })
                 .collect(),
         }),
