@@ -238,26 +238,27 @@ pub async fn dashboard(
     ));
     registry.spawn_prober();
     let db = services.queue.db();
-    let d = Dashboard {
-        config: dcfg,
-        runs: services.runs.clone(),
-        promotions: Some(Arc::new(
+    let mut d = Dashboard::new(services.runs.clone(), services.queue.clone())
+        .with_config(dcfg)
+        .with_promotions(Arc::new(
             capstan_worker::store::promotions::SqlPromotionStore::new(db.clone()),
-        )),
-        fidelity: Some(Arc::new(capstan_worker::store::SqlFidelityStore::new(
-            db.clone(),
-        ))),
-        activity: capstan_worker::store::activity::ActivityStore::new(db),
-        queue: services.queue.clone(),
-        repo: cfg.dashboard_repo.clone(),
-        environments: Arc::default(),
-        registry,
-        cluster: client.map(|c| Arc::new(ClusterView::new(c))),
-        argocd: argocd_apps(cfg),
-        auth: Arc::new(auth),
-        prefix: dashboard::prefix::Prefix::from_public_url(&cfg.public_url)
-            .context("public_url")?,
+        ))
+        .with_fidelity(Arc::new(capstan_worker::store::SqlFidelityStore::new(db)))
+        .with_registry(registry)
+        .with_auth(auth)
+        .with_prefix(
+            dashboard::prefix::Prefix::from_public_url(&cfg.public_url).context("public_url")?,
+        );
+    if let Some(repo) = cfg.dashboard_repo.clone() {
+        d = d.with_repo(repo);
+    }
+    d = match client {
+        Ok(c) => d.with_cluster(Arc::new(ClusterView::new(c))),
+        Err(why) => d.without_cluster(why),
     };
+    if let Some(argo) = argocd_apps(cfg) {
+        d = d.with_argocd(argo);
+    }
     Ok((d, generated))
 }
 

@@ -44,8 +44,8 @@ both_backends!(
 // Dashboard auth
 
 async fn server(b: &Backend, auth: Auth) -> (String, tokio_util::sync::CancellationToken) {
-    let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
-    d.auth = Arc::new(auth);
+    let d =
+        Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone()).with_auth(auth);
     let st = AppState::new(b.queue.clone(), vec!["s".into()]).with_dashboard(Arc::new(d));
     let (addr, stop) = serve(app::router(Arc::new(st), true)).await;
     (format!("http://{addr}"), stop)

@@ -15,8 +15,8 @@ use capstan_tests::webhook::{SECRET, sign};
 use capstan_worker::store::runs::SqlRunStore;
 
 async fn server(b: &Backend, auth: Auth) -> (String, tokio_util::sync::CancellationToken) {
-    let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
-    d.auth = Arc::new(auth);
+    let d =
+        Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone()).with_auth(auth);
     let st = AppState::new(b.queue.clone(), vec![SECRET.into()]).with_dashboard(Arc::new(d));
     let (addr, stop) = serve(app::router(Arc::new(st), true)).await;
     (format!("http://{addr}"), stop)

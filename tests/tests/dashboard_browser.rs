@@ -155,13 +155,12 @@ async fn seeded_dashboard(b: &Backend, repo: &std::path::Path) -> Dashboard {
     assert!(reg.ready(Duration::from_secs(20)).await);
     reg.refresh_health().await;
 
-    let mut d = Dashboard::new(runs, b.queue.clone());
-    d.config = cfg;
-    d.promotions = Some(promotions);
-    d.repo = Some(repo.to_path_buf());
-    d.registry = reg;
-    d.cluster = Ok(Arc::new(ClusterView::new(client)));
-    d
+    Dashboard::new(runs, b.queue.clone())
+        .with_config(cfg)
+        .with_promotions(promotions)
+        .with_repo(repo.to_path_buf())
+        .with_registry(reg)
+        .with_cluster(Arc::new(ClusterView::new(client)))
 }
 
 /// The browser tests' world: Chromium present, a store and a GitOps checkout, a seeded dashboard.
@@ -413,9 +412,9 @@ async fn assert_under_prefix(b: &Browser, page: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_behind_a_prefix_stripping_proxy() {
-    let (backend, mut d, _repo) = browser_world().await;
+    let (backend, d, _repo) = browser_world().await;
     // As in the cluster: a token, entered once at the sign-in form.
-    d.auth = Arc::new(capstan_server::dashboard::Auth::token(vec![
+    let d = d.with_auth(capstan_server::dashboard::Auth::token(vec![
         "prefix-test-token".into(),
     ]));
     let st = AppState::new(backend.queue.clone(), vec!["s".into()]).with_dashboard(Arc::new(d));

@@ -271,8 +271,8 @@ async fn promotions_are_filtered_by_the_query_string(b: &Backend) {
         "production",
         PromotionStatus::Failed,
     ));
-    let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
-    d.promotions = Some(store);
+    let d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone())
+        .with_promotions(store);
     let r = router(d, b);
     let (_, all) = get_json(&r, "/api/promotions").await;
     assert_eq!(all["promotions"].as_array().unwrap().len(), 3);
@@ -303,8 +303,8 @@ async fn pages_and_api_answers_are_scrubbed(b: &Backend) {
     );
     p.summary = "images: shop; Authorization: Bearer s3cr3t-bearer-value".into();
     store.add(p);
-    let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
-    d.promotions = Some(store);
+    let d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone())
+        .with_promotions(store);
     let r = router(d, b);
     let (_, html) = get(&r, "/promotions").await;
     let (_, json) = get_json(&r, "/api/promotions").await;
@@ -331,9 +331,9 @@ async fn environments_come_from_the_default_branch_of_the_repository() {
     .unwrap();
     let store = Arc::new(MemoryPromotions::default());
     store.add(promotion(5, "shop", "production", PromotionStatus::Opened));
-    let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
-    d.repo = Some(repo.path().to_path_buf());
-    d.promotions = Some(store);
+    let d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone())
+        .with_repo(repo.path().to_path_buf())
+        .with_promotions(store);
     let r = router(d, &b);
     let (status, json) = get_json(&r, "/api/apps").await;
     assert_eq!(status, StatusCode::OK, "{json}");
@@ -406,9 +406,9 @@ async fn argocd_sync_and_health_show_on_the_environments_and_cluster_pages() {
         url,
         "apps/shop/overlays/production",
     ));
-    let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
-    d.repo = Some(repo.path().to_path_buf());
-    d.argocd = Some(argo_apps(&argo.url(), "argo-token"));
+    let d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone())
+        .with_repo(repo.path().to_path_buf())
+        .with_argocd(argo_apps(&argo.url(), "argo-token"));
     let r = router(d, &b);
 
     let (status, json) = get_json(&r, "/api/cluster").await;
@@ -466,9 +466,9 @@ async fn an_unreachable_or_refusing_argocd_is_named_and_the_pages_still_render()
         (format!("http://127.0.0.1:{port}"), "unreachable"),
         (argo.url(), "rejected the token (401"),
     ] {
-        let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
-        d.repo = Some(repo.path().to_path_buf());
-        d.argocd = Some(argo_apps(&url, "wrong-token"));
+        let d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone())
+            .with_repo(repo.path().to_path_buf())
+            .with_argocd(argo_apps(&url, "wrong-token"));
         let r = router(d, &b);
         for page in ["/cluster", "/apps"] {
             let (status, html) = get(&r, page).await;

@@ -72,9 +72,9 @@ async fn pages_render_quickly_with_a_thousand_runs() {
     }
     let repo = tempfile::tempdir().unwrap();
     gitops_repo(repo.path());
-    let mut d = Dashboard::new(runs, b.queue.clone());
-    d.promotions = Some(promotions);
-    d.repo = Some(repo.path().to_path_buf());
+    let d = Dashboard::new(runs, b.queue.clone())
+        .with_promotions(promotions)
+        .with_repo(repo.path().to_path_buf());
     let st = AppState::new(b.queue.clone(), vec!["s".into()]).with_dashboard(Arc::new(d));
     let r = app::router(Arc::new(st), true);
 

@@ -236,10 +236,10 @@ async fn registry_discovers_annotated_objects_merges_configmaps_and_hides_failin
 
     // The page: healthy entries are links, failing ones are listed as down without a link.
     let b = Backend::sqlite().await;
-    let mut d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone());
-    d.config = cfg;
-    d.registry = reg;
-    d.cluster = Ok(Arc::new(ClusterView::new(client)));
+    let d = Dashboard::new(Arc::new(SqlRunStore::new(b.queue.db())), b.queue.clone())
+        .with_config(cfg)
+        .with_registry(reg)
+        .with_cluster(Arc::new(ClusterView::new(client)));
     let st = AppState::new(b.queue.clone(), vec!["s".into()]).with_dashboard(Arc::new(d));
     let (addr, stop) = serve(app::router(Arc::new(st), true)).await;
     let c = http();

@@ -40,27 +40,27 @@ pub use config::DashboardConfig;
 
 /// What the dashboard reads, built once by `serve` (or a test).
 pub struct Dashboard {
-    pub config: DashboardConfig,
-    pub runs: Arc<dyn RunStore>,
+    pub(crate) config: DashboardConfig,
+    pub(crate) runs: Arc<dyn RunStore>,
     /// `None` when this build records no promotions (the page says so).
-    pub promotions: Option<Arc<dyn PromotionStore>>,
+    pub(crate) promotions: Option<Arc<dyn PromotionStore>>,
     /// Render verification records (`/fidelity`); `None`: the page says nothing is recorded.
-    pub fidelity: Option<Arc<dyn FidelityStore>>,
-    pub activity: ActivityStore,
-    pub queue: Arc<dyn Queue>,
+    pub(crate) fidelity: Option<Arc<dyn FidelityStore>>,
+    pub(crate) activity: ActivityStore,
+    pub(crate) queue: Arc<dyn Queue>,
     /// The GitOps checkout whose default branch the environments page reads.
-    pub repo: Option<PathBuf>,
-    pub environments: Arc<apps::EnvironmentsCache>,
+    pub(crate) repo: Option<PathBuf>,
+    pub(crate) environments: Arc<apps::EnvironmentsCache>,
     /// Static links always; Kubernetes-discovered entries when a client is available.
-    pub registry: Arc<registry::Registry>,
+    pub(crate) registry: Arc<registry::Registry>,
     /// Cluster health; `Err` says why there is no Kubernetes access.
-    pub cluster: Result<Arc<cluster::ClusterView>, String>,
+    pub(crate) cluster: Result<Arc<cluster::ClusterView>, String>,
     /// ArgoCD application status, when a client is plugged in.
-    pub argocd: Option<Arc<dyn argocd::ArgoApps>>,
-    pub auth: Arc<Auth>,
+    pub(crate) argocd: Option<Arc<dyn argocd::ArgoApps>>,
+    pub(crate) auth: Arc<Auth>,
     /// The path the dashboard is served under when a request names none in
     /// `X-Forwarded-Prefix`: the path of `public_url` (see [`prefix`]).
-    pub prefix: prefix::Prefix,
+    pub(crate) prefix: prefix::Prefix,
 }
 
 impl Dashboard {
@@ -85,6 +85,59 @@ impl Dashboard {
             auth: Arc::new(Auth::none()),
             prefix: prefix::Prefix::none(),
         }
+    }
+
+    pub fn with_config(mut self, config: DashboardConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn with_promotions(mut self, store: Arc<dyn PromotionStore>) -> Self {
+        self.promotions = Some(store);
+        self
+    }
+
+    pub fn with_fidelity(mut self, store: Arc<dyn FidelityStore>) -> Self {
+        self.fidelity = Some(store);
+        self
+    }
+
+    /// The GitOps checkout whose default branch the environments page reads.
+    pub fn with_repo(mut self, repo: PathBuf) -> Self {
+        self.repo = Some(repo);
+        self
+    }
+
+    pub fn with_registry(mut self, registry: Arc<registry::Registry>) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Cluster health from this view; without one the page says there is no Kubernetes access.
+    pub fn with_cluster(mut self, cluster: Arc<cluster::ClusterView>) -> Self {
+        self.cluster = Ok(cluster);
+        self
+    }
+
+    /// Why there is no cluster view (shown on the page).
+    pub fn without_cluster(mut self, why: String) -> Self {
+        self.cluster = Err(why);
+        self
+    }
+
+    pub fn with_argocd(mut self, argocd: Arc<dyn argocd::ArgoApps>) -> Self {
+        self.argocd = Some(argocd);
+        self
+    }
+
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = Arc::new(auth);
+        self
+    }
+
+    pub fn with_prefix(mut self, prefix: prefix::Prefix) -> Self {
+        self.prefix = prefix;
+        self
     }
 }
 
