@@ -58,6 +58,7 @@ pub fn app(name: &str, env: &str, lines: usize) -> AppSection {
             line: Some(17),
             message: "container web has no memory limit".into(),
         }],
+        preexisting: Vec::new(),
         argocd: None,
         render_error: None,
         live_diff: None,

@@ -202,6 +202,7 @@ async fn live_diff_shows_what_changes_in_the_cluster_and_renders_in_the_report()
                 notes: vec![],
             },
             findings: f.findings.clone(),
+            preexisting: Vec::new(),
             argocd: f.argocd.clone(),
             render_error: None,
             live_diff: Some(diff),

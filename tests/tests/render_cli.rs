@@ -601,3 +601,106 @@ fn a_typo_in_the_settings_fails_check_with_key_line_and_suggestion() {
     assert!(out.contains("capstan-settings-invalid"), "{out}");
     assert!(says_it(&out), "{out}");
 }
+
+/// `capstan check --base` on a repository that already breaks a rule: a change that adds no
+/// finding exits 0 and lists the old one apart; a change that adds one exits 1 and counts only it.
+#[test]
+fn check_with_a_base_counts_only_the_findings_the_change_brings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    let b = RepoBuilder::init(&dir).unwrap();
+    let lb = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: LoadBalancer\n  ports:\n    - port: 80\n"
+        )
+    };
+    let cm = |v: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: {v}\n")
+    };
+    let base = b
+        .commit(
+            "base",
+            &[
+                Change::Write(
+                    "argocd/web.yaml",
+                    format!("{APP}  syncPolicy:\n    syncOptions: [CreateNamespace=true]\n")
+                        .as_bytes(),
+                ),
+                Change::Write(
+                    "web/kustomization.yaml",
+                    b"resources:\n- cm.yaml\n- old.yaml\n",
+                ),
+                Change::Write("web/cm.yaml", cm("v1").as_bytes()),
+                Change::Write("web/old.yaml", lb("old").as_bytes()),
+            ],
+        )
+        .unwrap();
+    b.set_ref("refs/tags/base", base).unwrap();
+    let quiet = b
+        .commit(
+            "quiet",
+            &[Change::Write("web/cm.yaml", cm("v2").as_bytes())],
+        )
+        .unwrap();
+    b.set_ref("refs/tags/quiet", quiet).unwrap();
+    let adds = b
+        .commit(
+            "adds one",
+            &[
+                Change::Write("web/new.yaml", lb("new").as_bytes()),
+                Change::Write(
+                    "web/kustomization.yaml",
+                    b"resources:\n- cm.yaml\n- old.yaml\n- new.yaml\n",
+                ),
+            ],
+        )
+        .unwrap();
+    b.set_ref("refs/tags/adds", adds).unwrap();
+
+    let ok = run(&dir, &["check", "--base", "base", "--head", "quiet"]);
+    let out = text(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{out}{}", text(&ok.stderr));
+    assert!(out.contains("already on the base branch"), "{out}");
+    assert!(out.contains("service-exposure [web] Service old"), "{out}");
+    assert!(out.contains("no new findings"), "{out}");
+    assert!(out.contains("0 deny"), "{out}");
+
+    let bad = run(&dir, &["check", "--base", "quiet", "--head", "adds"]);
+    let out = text(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{out}{}", text(&bad.stderr));
+    assert!(out.contains("1 deny"), "{out}");
+    let counted = out.split("already on the base branch").next().unwrap();
+    assert!(counted.contains("Service new"), "{out}");
+    assert!(!counted.contains("Service old"), "{out}");
+
+    let sarif = run(
+        &dir,
+        &[
+            "check", "--base", "quiet", "--head", "adds", "--format", "sarif",
+        ],
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&sarif.stdout).unwrap();
+    let states: Vec<(String, String)> = doc["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["ruleId"] == "service-exposure")
+        .map(|r| {
+            (
+                r["message"]["text"].as_str().unwrap().to_string(),
+                r["baselineState"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert!(
+        states
+            .iter()
+            .any(|(m, s)| m.contains("Service new") && s == "new")
+    );
+    assert!(
+        states
+            .iter()
+            .any(|(m, s)| m.contains("Service old") && s == "unchanged")
+    );
+}

@@ -52,6 +52,7 @@ fn report(sha: &str) -> RunReport {
                 line: Some(12),
                 message: "runs as root".into(),
             }],
+            preexisting: Vec::new(),
             argocd: None,
             render_error: None,
             live_diff: None,

@@ -180,6 +180,7 @@ fn section(name: &str, diff: capstan_worker::diff::AppDiff) -> AppSection {
         environment: None,
         diff,
         findings: Vec::new(),
+        preexisting: Vec::new(),
         argocd: None,
         render_error: None,
         live_diff: None,

@@ -249,3 +249,44 @@ fn a_finding_about_no_object_names_no_object() {
     );
     assert!(!body.contains("· ·"), "{body}");
 }
+
+/// Findings the base branch already had are folded apart in the comment and counted in neither
+/// the verdict nor the check run's conclusion or annotations.
+#[test]
+fn findings_already_on_base_are_folded_and_not_counted() {
+    let mut a = app("shop", Some("prod"), Vec::new());
+    a.findings = vec![finding(
+        Severity::Warn,
+        "resources-limits",
+        Some("apps/shop/new.yaml"),
+        Some(4),
+        "new finding",
+    )];
+    a.preexisting = vec![finding(
+        Severity::Deny,
+        "service-exposure",
+        Some("apps/shop/old.yaml"),
+        Some(6),
+        "old finding",
+    )];
+    let r = report(vec![a]);
+    let body = &render_comment(&r).parts[0].body;
+    assert!(body.contains("⚠️ 1 warn (+1 already on base)"), "{body}");
+    let (before, folded) = body
+        .split_once("1 finding the base branch already has (not counted)")
+        .unwrap_or_else(|| panic!("no folded list: {body}"));
+    assert!(before.contains("new finding") && !before.contains("old finding"));
+    assert!(folded.contains("service-exposure") && folded.contains("old finding"));
+    assert!(stray_html(body).is_empty(), "{:?}", stray_html(body));
+
+    let run = capstan_worker::report::check_run(&r);
+    assert_eq!(run.conclusion, capstan_worker::report::Conclusion::Neutral);
+    let annotated: Vec<&str> = run
+        .annotation_batches
+        .iter()
+        .flatten()
+        .map(|x| x.message.as_str())
+        .collect();
+    assert_eq!(annotated.len(), 1);
+    assert!(annotated[0].contains("new finding"));
+}

@@ -3,7 +3,7 @@
 //! that GitHub's size limit cut or split always has the whole story one click away.
 
 use capstan_worker::diff::{ObjectChange, ObjectChangeKind};
-use capstan_worker::report::{AppSection, ArgoStatus, RunReport, Severity};
+use capstan_worker::report::{AppSection, ArgoStatus, ReportFinding, RunReport, Severity};
 use capstan_worker::store::{RunFilter, RunRecord, RunStatus};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -164,10 +164,8 @@ fn summary_row(a: &AppSection) -> Markup {
     }
 }
 
-fn app_section(a: &AppSection) -> Markup {
-    let id = section_id(&a.name);
-    let findings: Vec<Markup> = a
-        .findings
+fn finding_rows(findings: &[ReportFinding]) -> Vec<Markup> {
+    findings
         .iter()
         .map(|f| {
             let sev = match f.severity {
@@ -187,7 +185,13 @@ fn app_section(a: &AppSection) -> Markup {
                 td { (f.message) }
             }
         })
-        .collect();
+        .collect()
+}
+
+fn app_section(a: &AppSection) -> Markup {
+    let id = section_id(&a.name);
+    let findings = finding_rows(&a.findings);
+    let preexisting = finding_rows(&a.preexisting);
     html! {
         section.app id=(id) aria-labelledby={ "h-" (id) } {
             h2 id={ "h-" (id) } { (a.name) }
@@ -210,6 +214,12 @@ fn app_section(a: &AppSection) -> Markup {
             @if !findings.is_empty() {
                 h3 { "Findings" }
                 (layout::table(&["Severity", "Rule", "Object", "Where", "Message"], &findings, ""))
+            }
+            @if !preexisting.is_empty() {
+                details {
+                    summary { (preexisting.len()) " findings the base branch already has (not counted)" }
+                    (layout::table(&["Severity", "Rule", "Object", "Where", "Message"], &preexisting, ""))
+                }
             }
             @if a.diff.changes.is_empty() {
                 p.muted { "No object changes." }

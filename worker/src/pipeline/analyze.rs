@@ -13,6 +13,7 @@ use crate::apps::{AffectedApp, App, AppRender, DiscoveryConfig, Snapshot};
 use crate::diff::{
     DiffLimits, RULE_IGNORE_DIFFERENCES_ADDED, added_ignore_differences, diff_app_within,
 };
+use crate::policy::config::Gate;
 use crate::policy::exceptions::{self, RULE_WAIVER_ADDED};
 use crate::policy::findings::{self, Finding, Report};
 use crate::policy::source::render_apps;
@@ -149,6 +150,26 @@ pub fn analyze(
         policy
             .findings
             .retain(|f| f.app.is_empty() || judged.contains(f.app.as_str()));
+    }
+    if let (Some(b), Some(base_fs), Gate::New) = (&base, trees.base, engine.settings().gate) {
+        // The base's own findings on the same apps, judged by the same (base) rules with the
+        // base's own waivers: what was there before this change is listed, not counted.
+        let extra;
+        let renders: Vec<AppRender> = if base_rendered {
+            base_renders.iter().flatten().cloned().collect()
+        } else {
+            extra = b.render_many(renderer, &names);
+            extra.iter().flatten().cloned().collect()
+        };
+        let before = render_apps(base_fs, &renders);
+        let own_waivers = exceptions::BaseWaivers::from_objects(
+            before
+                .apps
+                .iter()
+                .flat_map(|a| a.objects.iter().map(move |o| (a.name.as_str(), o))),
+        );
+        let base_policy = engine.check_change(&before.apps, Some(&own_waivers))?;
+        policy.set_aside_preexisting(&base_policy);
     }
 
     let apps = affected
@@ -313,6 +334,13 @@ pub fn app_sections_within(analysis: &Analysis, limits: &DiffLimits) -> Vec<AppS
             .or_default()
             .push(report_finding(f));
     }
+    let mut preexisting: BTreeMap<&str, Vec<ReportFinding>> = BTreeMap::new();
+    for f in &analysis.policy.preexisting {
+        preexisting
+            .entry(f.app.as_str())
+            .or_default()
+            .push(report_finding(f));
+    }
     let mut sections: Vec<AppSection> = analysis
         .apps
         .iter()
@@ -326,6 +354,7 @@ pub fn app_sections_within(analysis: &Analysis, limits: &DiffLimits) -> Vec<AppS
                 environment: a.app().and_then(environment_of),
                 diff,
                 findings: by_app.remove(a.name.as_str()).unwrap_or_default(),
+                preexisting: preexisting.remove(a.name.as_str()).unwrap_or_default(),
                 argocd: None,
                 // A failed head render is already a "failed" problem of the diff.
                 render_error: None,
@@ -346,6 +375,7 @@ pub fn app_sections_within(analysis: &Analysis, limits: &DiffLimits) -> Vec<AppS
             environment: None,
             diff: crate::diff::diff_objects(name, &[], &[], &[]),
             findings,
+            preexisting: Vec::new(),
             argocd: None,
             render_error: None,
             live_diff: None,
@@ -470,6 +500,113 @@ mod tests {
         let all = analyze_change(dir.path(), None, head, BaseRenders::Render);
         assert_eq!(all.apps.len(), 2);
         assert!(all.apps.iter().all(|a| a.base.is_none()));
+    }
+
+    /// A repository that already breaks a rule: a change that adds nothing passes with the old
+    /// finding listed apart; a change that adds a finding fails naming only it; with
+    /// `policy.gate: all` the old finding counts again.
+    #[test]
+    fn only_findings_the_change_brings_count_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = RepoBuilder::init(dir.path()).unwrap();
+        let shop = app("shop", "shop");
+        let lb = |name: &str| {
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: LoadBalancer\n  ports:\n    - port: 80\n"
+            )
+        };
+        let base = repo
+            .commit(
+                "base",
+                &[
+                    Change::Write("argocd/shop.yaml", shop.as_bytes()),
+                    Change::Write(
+                        "shop/kustomization.yaml",
+                        b"resources:\n  - cm.yaml\n  - old.yaml\n",
+                    ),
+                    Change::Write("shop/cm.yaml", cm("1").as_bytes()),
+                    Change::Write("shop/old.yaml", lb("old").as_bytes()),
+                ],
+            )
+            .unwrap();
+        // Only the ConfigMap changes; the old LoadBalancer also moves to another file.
+        let quiet = repo
+            .commit(
+                "quiet",
+                &[
+                    Change::Write("shop/cm.yaml", cm("2").as_bytes()),
+                    Change::Delete("shop/old.yaml"),
+                    Change::Write("shop/moved.yaml", lb("old").as_bytes()),
+                    Change::Write(
+                        "shop/kustomization.yaml",
+                        b"resources:\n  - cm.yaml\n  - moved.yaml\n",
+                    ),
+                ],
+            )
+            .unwrap();
+        let exposure = |fs: &[Finding]| {
+            fs.iter()
+                .filter(|f| f.rule == "service-exposure")
+                .map(|f| {
+                    f.object
+                        .as_ref()
+                        .map(|o| o.name.clone())
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+        };
+        for mode in [BaseRenders::Render, BaseRenders::Skip] {
+            let a = analyze_change(dir.path(), Some(base), quiet, mode);
+            assert!(exposure(&a.policy.findings).is_empty(), "{mode:?}");
+            assert_eq!(exposure(&a.policy.preexisting), vec!["old"], "{mode:?}");
+            assert!(a.policy.passed());
+            let shop = &app_sections(&a)[0];
+            assert!(
+                shop.findings
+                    .iter()
+                    .all(|f| f.rule_id != "service-exposure")
+            );
+            assert_eq!(shop.preexisting.len(), a.policy.preexisting.len());
+        }
+
+        let adds = repo
+            .commit(
+                "adds one",
+                &[
+                    Change::Write("shop/new.yaml", lb("new").as_bytes()),
+                    Change::Write(
+                        "shop/kustomization.yaml",
+                        b"resources:\n  - cm.yaml\n  - moved.yaml\n  - new.yaml\n",
+                    ),
+                ],
+            )
+            .unwrap();
+        let a = analyze_change(dir.path(), Some(quiet), adds, BaseRenders::Skip);
+        assert_eq!(exposure(&a.policy.findings), vec!["new"]);
+        assert_eq!(exposure(&a.policy.preexisting), vec!["old"]);
+        assert!(!a.policy.passed());
+
+        // Without a base there is nothing to compare with: everything counts.
+        let alone = analyze_change(dir.path(), None, quiet, BaseRenders::Skip);
+        assert_eq!(exposure(&alone.policy.findings), vec!["old"]);
+        assert!(alone.policy.preexisting.is_empty());
+
+        // `policy.gate: all` (read from the base, like every setting) counts the old one too.
+        let strict = repo
+            .commit(
+                "strict",
+                &[Change::Write(".capstan.yaml", b"policy:\n  gate: all\n")],
+            )
+            .unwrap();
+        let touch = repo
+            .commit(
+                "touch",
+                &[Change::Write("shop/cm.yaml", cm("3").as_bytes())],
+            )
+            .unwrap();
+        let a = analyze_change(dir.path(), Some(strict), touch, BaseRenders::Skip);
+        assert_eq!(exposure(&a.policy.findings), vec!["new", "old"]);
+        assert!(a.policy.preexisting.is_empty());
     }
 
     #[test]

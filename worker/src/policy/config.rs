@@ -20,11 +20,13 @@ pub struct PolicySettings {
     pub exceptions: Vec<ConfigException>,
     /// Which severity fails the check.
     pub fail_on: FailOn,
+    /// Whether findings already on the base branch count (`policy.gate`).
+    pub gate: Gate,
     /// Rule ids a `capstan.io/ignore` annotation may waive (`policy.waivable`).
     pub waivable: Vec<String>,
 }
 
-pub use crate::settings::{ConfigException, FailOn};
+pub use crate::settings::{ConfigException, FailOn, Gate};
 use crate::settings::{PolicySection, RepoSettings, SettingsError};
 
 /// The shipped defaults.
@@ -43,6 +45,7 @@ impl PolicySettings {
             argocd_namespace: "argocd".into(),
             exceptions: Vec::new(),
             fail_on: FailOn::Deny,
+            gate: Gate::New,
             waivable: Vec::new(),
         };
         let shipped = RepoSettings::parse_named(SHIPPED_SETTINGS, "policies/settings.yaml")?;
@@ -75,6 +78,9 @@ impl PolicySettings {
         }
         if let Some(f) = layer.fail_on {
             self.fail_on = f;
+        }
+        if let Some(g) = layer.gate {
+            self.gate = g;
         }
         if let Some(b) = layer.shipped {
             self.shipped = b;

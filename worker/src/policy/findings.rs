@@ -56,6 +56,32 @@ pub struct Finding {
     pub doc: String,
 }
 
+/// What makes two findings "the same" across the base and head of a change. The message is left
+/// out where an object is named: it quotes values (an image tag, a count) that a change to
+/// something else may alter. Severity is in: a warning that became a deny is new.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct FindingIdentity<'a> {
+    app: &'a str,
+    rule: &'a str,
+    severity: Severity,
+    object: Option<&'a ObjectId>,
+    field: Option<&'a str>,
+    message: Option<&'a str>,
+}
+
+impl Finding {
+    pub fn identity(&self) -> FindingIdentity<'_> {
+        FindingIdentity {
+            app: &self.app,
+            rule: &self.rule,
+            severity: self.severity,
+            object: self.object.as_ref(),
+            field: self.field.as_deref(),
+            message: self.object.is_none().then_some(self.message.as_str()),
+        }
+    }
+}
+
 /// Base of rule documentation links; rules are headings of `policies/README.md`.
 pub const DOC_BASE: &str = "https://github.com/capstan-gitops/capstan/blob/main/policies/README.md";
 
@@ -118,7 +144,12 @@ pub struct Suppressed {
 /// Everything one policy run produced.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
+    /// The findings that count toward the check.
     pub findings: Vec<Finding>,
+    /// Findings of a change's apps that the base branch already had (`policy.gate: new`):
+    /// listed, not counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preexisting: Vec<Finding>,
     pub suppressed: Vec<Suppressed>,
     /// Objects checked, for summaries and the benchmark.
     pub objects_checked: usize,
@@ -154,6 +185,19 @@ impl Report {
             super::config::FailOn::Warn => self.findings.is_empty(),
             super::config::FailOn::Never => true,
         }
+    }
+
+    /// Moves the findings `base` had too (same app, rule, object and field; same message for a
+    /// finding about no object) from `findings` to `preexisting`. Findings about the
+    /// repository as a whole are always the change's own.
+    pub fn set_aside_preexisting(&mut self, base: &Report) {
+        let known: std::collections::HashSet<FindingIdentity<'_>> =
+            base.findings.iter().map(Finding::identity).collect();
+        let (old, new): (Vec<Finding>, Vec<Finding>) = std::mem::take(&mut self.findings)
+            .into_iter()
+            .partition(|f| !f.app.is_empty() && known.contains(&f.identity()));
+        self.findings = new;
+        self.preexisting.extend(old);
     }
 
     /// Sorts by app, then deny before warn, then object and rule, and drops exact duplicates.

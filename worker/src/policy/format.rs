@@ -32,7 +32,17 @@ pub fn text(report: &Report) -> String {
     let grouped = by_app(report);
     for (app, n) in &report.apps {
         if !grouped.contains_key(app.as_str()) {
-            let _ = writeln!(s, "app {app}: {n} objects, no findings");
+            match report.preexisting.iter().filter(|f| &f.app == app).count() {
+                0 => {
+                    let _ = writeln!(s, "app {app}: {n} objects, no findings");
+                }
+                old => {
+                    let _ = writeln!(
+                        s,
+                        "app {app}: {n} objects, no new findings ({old} already on base)"
+                    );
+                }
+            }
         }
     }
     for (app, findings) in grouped {
@@ -66,6 +76,23 @@ pub fn text(report: &Report) -> String {
             let _ = writeln!(s, "       {}", f.message);
         }
     }
+    if !report.preexisting.is_empty() {
+        let _ = writeln!(
+            s,
+            "already on the base branch (policy.gate: new; not counted):"
+        );
+        for f in &report.preexisting {
+            let _ = writeln!(
+                s,
+                "  {:<4} {} [{}] {}: {}",
+                f.severity.to_string().to_uppercase(),
+                f.rule,
+                app_label(&f.app),
+                object_label(f),
+                f.message
+            );
+        }
+    }
     if !report.suppressed.is_empty() {
         let _ = writeln!(s, "exceptions applied:");
         for x in &report.suppressed {
@@ -81,7 +108,7 @@ pub fn text(report: &Report) -> String {
             );
         }
     }
-    let _ = writeln!(
+    let _ = write!(
         s,
         "{} objects checked: {} deny, {} warn, {} excepted",
         report.objects_checked,
@@ -89,6 +116,10 @@ pub fn text(report: &Report) -> String {
         report.warn_count(),
         report.suppressed.len()
     );
+    if !report.preexisting.is_empty() {
+        let _ = write!(s, ", {} already on base", report.preexisting.len());
+    }
+    let _ = writeln!(s);
     s
 }
 
@@ -144,6 +175,32 @@ pub fn markdown(report: &Report) -> String {
         }
         let _ = writeln!(s);
     }
+    if !report.preexisting.is_empty() {
+        let _ = writeln!(
+            s,
+            "<details><summary>Already on the base branch, not counted ({})</summary>\n",
+            report.preexisting.len()
+        );
+        let _ = writeln!(
+            s,
+            "| | rule | app | object | message |\n|---|---|---|---|---|"
+        );
+        for f in &report.preexisting {
+            let icon = match f.severity {
+                Severity::Deny => "❌ deny",
+                Severity::Warn => "⚠️ warn",
+            };
+            let _ = writeln!(
+                s,
+                "| {icon} | {} | {} | {} | {} |",
+                f.rule,
+                app_label(&f.app),
+                md_escape(&object_label(f)),
+                md_escape(&f.message)
+            );
+        }
+        let _ = writeln!(s, "\n</details>");
+    }
     if !report.suppressed.is_empty() {
         let _ = writeln!(
             s,
@@ -198,14 +255,30 @@ pub fn sarif(report: &Report) -> String {
     for f in report
         .findings
         .iter()
+        .chain(&report.preexisting)
         .chain(report.suppressed.iter().map(|s| &s.finding))
     {
         rules.insert(&f.rule, &f.doc);
     }
+    // With a base compared, each result says whether the change brought it (SARIF's
+    // baselineState); pre-existing ones are listed so code scanning can track them too.
+    let compared = !report.preexisting.is_empty();
+    let baseline = |mut r: Value, state: &str| {
+        if compared {
+            r["baselineState"] = json!(state);
+        }
+        r
+    };
     let results: Vec<Value> = report
         .findings
         .iter()
-        .map(|f| sarif_result(f, None))
+        .map(|f| baseline(sarif_result(f, None), "new"))
+        .chain(
+            report
+                .preexisting
+                .iter()
+                .map(|f| baseline(sarif_result(f, None), "unchanged")),
+        )
         .chain(
             report
                 .suppressed

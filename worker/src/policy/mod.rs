@@ -353,6 +353,7 @@ impl PolicyEngine {
         );
         let mut report = Report {
             findings: kept,
+            preexisting: Vec::new(),
             suppressed,
             objects_checked: objects.len(),
             apps: apps

@@ -8,7 +8,7 @@ use std::collections::BinaryHeap;
 use std::fmt::Write;
 
 use super::markdown::{fenced, html_text_max, inline, inline_max, truncate};
-use super::{AppSection, ArgoStatus, RunReport, Severity};
+use super::{AppSection, ArgoStatus, ReportFinding, RunReport, Severity};
 use crate::diff::{ObjectChange, ObjectChangeKind};
 
 /// GitHub's maximum comment body (it answers 422 "Body is too long" beyond it).
@@ -253,11 +253,15 @@ fn continuation_header(report: &RunReport, k: usize, n: usize) -> String {
 
 fn policy_verdict(a: &AppSection) -> String {
     let (deny, warn) = (a.deny_count(), a.warn_count());
-    match (deny, warn) {
+    let verdict = match (deny, warn) {
         (0, 0) => "✅ pass".into(),
         (0, w) => format!("⚠️ {w} warn"),
         (d, 0) => format!("❌ {d} deny"),
         (d, w) => format!("❌ {d} deny, {w} warn"),
+    };
+    match a.preexisting.len() {
+        0 => verdict,
+        n => format!("{verdict} (+{n} already on base)"),
     }
 }
 
@@ -476,48 +480,70 @@ fn section_open(a: &AppSection, link: &str, budget: usize) -> String {
 
     if !a.findings.is_empty() {
         out.push_str("**Policy findings**\n\n");
-        let mut shown = 0;
-        let start = out.len();
-        for f in &a.findings {
-            let icon = match f.severity {
-                Severity::Deny => "❌ deny",
-                Severity::Warn => "⚠️ warn",
-            };
-            let mut line = format!("- {icon} {}", inline_max(&f.rule_id, cap(NAME_MAX, 64)));
-            // Findings about the repository (settings, unused exceptions) have no object.
-            if !f.object.is_empty() {
-                let _ = write!(line, " · {}", inline_max(&f.object, cap(NAME_MAX, 64)));
-            }
-            if let Some(file) = &f.file {
-                let _ = write!(line, " · {}", inline_max(file, cap(NAME_MAX, 64)));
-                if let Some(l) = f.line {
-                    let _ = write!(line, ":{l}");
-                }
-            }
-            let _ = writeln!(
-                line,
-                ": {}",
-                inline_max(&f.message, cap(FINDING_MESSAGE_MAX, 16))
-            );
-            if out.len() - start + line.len() > findings_budget {
-                break;
-            }
-            out.push_str(&line);
-            shown += 1;
-        }
-        if shown < a.findings.len() {
-            let _ = writeln!(
-                out,
-                "- …and {} more findings on the dashboard: {link}",
-                a.findings.len() - shown
-            );
-        }
+        finding_lines(&mut out, &a.findings, findings_budget, link, &cap);
         out.push('\n');
+    }
+    if !a.preexisting.is_empty() {
+        // Folded: they are not this change's doing, and a reviewer should see the new ones first.
+        let _ = writeln!(
+            out,
+            "<details>\n<summary>{} finding{} the base branch already has (not counted)</summary>\n",
+            a.preexisting.len(),
+            if a.preexisting.len() == 1 { "" } else { "s" }
+        );
+        finding_lines(&mut out, &a.preexisting, findings_budget / 2, link, &cap);
+        out.push_str("\n</details>\n\n");
     }
     if a.diff.changes.is_empty() && !a.has_render_error() {
         out.push_str("No object changes.\n\n");
     }
     out
+}
+
+/// The findings as a bullet list within `budget` bytes; the rest are counted with a link.
+fn finding_lines(
+    out: &mut String,
+    findings: &[ReportFinding],
+    budget: usize,
+    link: &str,
+    cap: &dyn Fn(usize, usize) -> usize,
+) {
+    let mut shown = 0;
+    let start = out.len();
+    for f in findings {
+        let icon = match f.severity {
+            Severity::Deny => "❌ deny",
+            Severity::Warn => "⚠️ warn",
+        };
+        let mut line = format!("- {icon} {}", inline_max(&f.rule_id, cap(NAME_MAX, 64)));
+        // Findings about the repository (settings, unused exceptions) have no object.
+        if !f.object.is_empty() {
+            let _ = write!(line, " · {}", inline_max(&f.object, cap(NAME_MAX, 64)));
+        }
+        if let Some(file) = &f.file {
+            let _ = write!(line, " · {}", inline_max(file, cap(NAME_MAX, 64)));
+            if let Some(l) = f.line {
+                let _ = write!(line, ":{l}");
+            }
+        }
+        let _ = writeln!(
+            line,
+            ": {}",
+            inline_max(&f.message, cap(FINDING_MESSAGE_MAX, 16))
+        );
+        if out.len() - start + line.len() > budget {
+            break;
+        }
+        out.push_str(&line);
+        shown += 1;
+    }
+    if shown < findings.len() {
+        let _ = writeln!(
+            out,
+            "- …and {} more findings on the dashboard: {link}",
+            findings.len() - shown
+        );
+    }
 }
 
 const SECTION_CLOSE: &str = "</details>\n\n";

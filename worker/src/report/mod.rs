@@ -48,6 +48,10 @@ pub struct AppSection {
     pub environment: Option<String>,
     pub diff: AppDiff,
     pub findings: Vec<ReportFinding>,
+    /// Findings the base branch already had on this app (`policy.gate: new`): shown folded,
+    /// never counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preexisting: Vec<ReportFinding>,
     pub argocd: Option<ArgoStatus>,
     /// The app could not be rendered at head (or the run failed for it otherwise).
     pub render_error: Option<String>,

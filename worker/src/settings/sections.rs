@@ -343,6 +343,10 @@ pub struct PolicySection {
     pub bundles: Option<Vec<String>>,
     #[serde(default)]
     pub fail_on: Option<FailOn>,
+    /// Which findings of a pull request count: `new` (default) those the change brings, with
+    /// the ones already on the base branch listed apart; `all` every finding of a touched app.
+    #[serde(default)]
+    pub gate: Option<Gate>,
     /// Rego packages whose rules count.
     #[serde(default)]
     pub packages: Option<Vec<String>>,
@@ -401,6 +405,17 @@ impl PolicySection {
         }
         Ok(())
     }
+}
+
+/// Which findings of a change count toward its check (`policy.gate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Gate {
+    /// Only findings the change introduces: present at head, absent at base for the same app,
+    /// rule, object and field.
+    New,
+    /// Every finding of every app the change touches.
+    All,
 }
 
 /// The severity from which a check fails (`policy.failOn`).

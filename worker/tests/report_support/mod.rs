@@ -39,6 +39,7 @@ pub fn app(name: &str, env: Option<&str>, changes: Vec<ObjectChange>) -> AppSect
             notes: Vec::new(),
         },
         findings: Vec::new(),
+        preexisting: Vec::new(),
         argocd: None,
         render_error: None,
         live_diff: None,
