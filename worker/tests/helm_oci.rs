@@ -578,6 +578,43 @@ fn charts_are_pulled_from_a_real_registry_anonymously_and_with_credentials() {
     assert_eq!(snap_requests(&r), 0);
     assert!(fetched >= 2);
 
+    // A chart in the repository whose dependency comes from the registry (helm's `oci://`
+    // dependency repository): the archive is pulled into its charts/ folder.
+    let dep_commit = b
+        .commit(
+            "umbrella",
+            &[
+                Change::Write(
+                    "apps/umbrella.yaml",
+                    format!(
+                        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  \
+                         name: umbrella\nspec:\n  source:\n    repoURL: {URL}\n    \
+                         path: charts/umbrella\n  destination:\n    namespace: shop\n"
+                    )
+                    .as_bytes(),
+                ),
+                Change::Write(
+                    "charts/umbrella/Chart.yaml",
+                    format!(
+                        "apiVersion: v2\nname: umbrella\nversion: 0.1.0\ndependencies:\n\
+                         - name: web\n  version: 1.2.3\n  repository: {public_repo}\n"
+                    )
+                    .as_bytes(),
+                ),
+                Change::Write("charts/umbrella/values.yaml", b"web:\n  replicas: 4\n"),
+            ],
+        )
+        .unwrap();
+    let dep_fs = git.tree_fs(dep_commit).unwrap();
+    let r = renderer(settings(Vec::new(), &tmp.path().join("dep-cache"), false));
+    let snap = Snapshot::build(&dep_fs, &cfg(), &r);
+    let umbrella = objects(&snap.render(&r, "umbrella").unwrap().outcome);
+    assert_eq!(umbrella["Deployment/umbrella"]["spec"]["replicas"], 4);
+    assert_eq!(
+        umbrella["ConfigMap/umbrella-cfg"]["data"]["greeting"],
+        "hello"
+    );
+
     // Offline with an empty cache: not checked, never fetched.
     let r = renderer(settings(Vec::new(), &tmp.path().join("empty"), true));
     let snap = Snapshot::build(&fs, &cfg(), &r);
