@@ -21,17 +21,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use chart_support::archive;
+use chart_support::{URL, archive, cfg, renderer};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use capstan_worker::apps::{DiscoveryConfig, RenderedApp, Snapshot};
+use capstan_worker::apps::{RenderedApp, Snapshot};
 use capstan_worker::git::GitRepo;
 use capstan_worker::git::fixture::{Change, RepoBuilder};
+use capstan_worker::render::Renderer;
 use capstan_worker::render::charts::{ChartSettings, Credential, Password};
-use capstan_worker::render::{RenderConfig, Renderer};
 
-const URL: &str = "https://example.com/gitops.git";
 const SERVICE: &str = "capstan-test-registry";
 const ISSUER: &str = "capstan-test-issuer";
 const READER: (&str, &str) = ("reader", "reader-s3cret-pw");
@@ -385,21 +384,6 @@ fn application(name: &str, repo_url: &str, version: &str, values_file: &str) -> 
          helm:\n      valueFiles: [$values/{values_file}]\n  - repoURL: {URL}\n    ref: values\n  \
          destination:\n    namespace: shop\n"
     )
-}
-
-fn renderer(charts: ChartSettings) -> Renderer {
-    Renderer::new(RenderConfig {
-        helm_binary: Some(capstan_worker::render::helm::test_binary().unwrap()),
-        charts,
-        ..RenderConfig::default()
-    })
-}
-
-fn cfg() -> DiscoveryConfig {
-    DiscoveryConfig {
-        repo_urls: vec![URL.into()],
-        ..DiscoveryConfig::default()
-    }
 }
 
 /// Objects by `Kind/name`.

@@ -176,7 +176,8 @@ pub struct ChartFetcher {
     settings: ChartSettings,
     memory: Mutex<HashMap<String, Chart>>,
     fetching: Mutex<()>,
-    /// Requests sent (tests and benchmarks count them).
+    /// Requests sent: each request to an HTTP repository, and one per OCI pull (tests and
+    /// benchmarks count them).
     pub requests: std::sync::atomic::AtomicUsize,
 }
 
