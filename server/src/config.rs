@@ -13,6 +13,7 @@ use std::time::Duration;
 use capstan_worker::forge::github::{GitHubAuth, api_url_from_setting};
 use capstan_worker::limits::{DiffLimits, Limits};
 use capstan_worker::render::cache::CacheLimits;
+use capstan_worker::render::charts::{ChartSettings, Credential, Password};
 use globset::{GlobSet, GlobSetBuilder};
 
 /// One setting. `flag` is empty for secrets.
@@ -127,6 +128,11 @@ settings! {
     COMMENT_MAX_PARTS comment_max_parts "comment-max-parts" "N" = ("CAPSTAN_COMMENT_MAX_PARTS", "10", "Parts of the sticky PR comment; beyond it the rest is on the dashboard and the check fails.");
     RENDER_CACHE_MAX_ENTRIES render_cache_max_entries "render-cache-max-entries" "N" = ("CAPSTAN_RENDER_CACHE_MAX_ENTRIES", "2000", "Renders kept in memory; the least recently used go first.");
     RENDER_CACHE_MAX_MB render_cache_max_mb "render-cache-max-mb" "MB" = ("CAPSTAN_RENDER_CACHE_MAX_MB", "256", "Memory the render cache may hold.");
+    CHART_REPOS chart_repos "chart-repos" "URLS" = ("CAPSTAN_CHART_REPOS", "none (no chart is fetched)", "Comma-separated chart repositories charts may be fetched from: `https://…` Helm repositories and `oci://host/path` registries (a bare `host/path` in an Application is a registry only when listed as `oci://`). A listed URL admits the paths below it; a chart from anywhere else is \"not checked\".");
+    CHART_CACHE_DIR chart_cache_dir "chart-cache-dir" "DIR" = ("CAPSTAN_CHART_CACHE_DIR", "<data_dir>/charts", "Chart archives by digest, kept across restarts.");
+    CHARTS_OFFLINE charts_offline "charts-offline" "BOOL" = ("CAPSTAN_CHARTS_OFFLINE", "false", "Use only charts already in the chart cache; never fetch (a chart not cached is \"not checked\").");
+    CHART_CREDENTIALS_FILE chart_credentials_file "chart-credentials-file" "FILE" = ("CAPSTAN_CHART_CREDENTIALS_FILE", "none", "TOML file of `[[credential]]` tables (`repository`, `username`, `password`) for private chart repositories; each `repository` must be one of `chart_repos` (or below one). Never shown, never read from a Git repository.");
+    secret CHART_CREDENTIALS = ("CAPSTAN_CHART_CREDENTIALS", "none", "The same TOML as the credentials file, from the environment (both may be used). Environment only.");
 }
 
 /// A configuration problem, naming the key and where the value came from.
@@ -228,6 +234,8 @@ pub struct Config {
     pub dashboard_repo: Option<PathBuf>,
     /// Bounds on the work one pull request can cause.
     pub limits: Limits,
+    /// Chart repositories, chart cache, offline mode and credentials (`Debug` redacts passwords).
+    pub charts: ChartSettings,
 }
 
 /// ArgoCD as configured: where, how to authenticate, which apps get a dry-run sync.
@@ -539,6 +547,7 @@ impl Config {
         let body_timeout = secs(&BODY_TIMEOUT_SECS)?;
         let recovery_interval = secs(&RECOVERY_INTERVAL_SECS)?;
         let limits = limits(&s)?;
+        let charts = chart_settings(&s, env, &data_dir)?;
         let command_prefix = {
             let (v, origin) = s.get_or_default(&COMMAND_PREFIX);
             let v = v.trim().to_string();
@@ -741,6 +750,7 @@ impl Config {
             dashboard_config,
             dashboard_repo,
             limits,
+            charts,
         })
     }
 }
@@ -767,6 +777,155 @@ fn limits(s: &Sources<'_>) -> Result<Limits, ConfigError> {
         },
         comment_max_parts: n(&COMMENT_MAX_PARTS)?,
     })
+}
+
+/// The chart settings: repositories (each checked here so a typo stops start-up), the cache
+/// folder, offline mode and the credentials from the file and the environment.
+fn chart_settings(
+    s: &Sources<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    data_dir: &Path,
+) -> Result<ChartSettings, ConfigError> {
+    let repositories = match s.get(&CHART_REPOS) {
+        None => Vec::new(),
+        Some((v, origin)) => {
+            let repos = list(&v);
+            for r in &repos {
+                chart_repo(r).map_err(|reason| ConfigError::Invalid {
+                    origin: origin.clone(),
+                    value: capstan_worker::scrub::scrub(r).into_owned(),
+                    reason,
+                })?;
+            }
+            repos
+        }
+    };
+    let cache_dir = match s.get(&CHART_CACHE_DIR) {
+        Some((v, _)) => PathBuf::from(v.trim()),
+        None => data_dir.join("charts"),
+    };
+    let offline = s.parse_or_default::<bool>(&CHARTS_OFFLINE, |_| Ok(()))?;
+    let mut credentials = Vec::new();
+    if let Some((path, origin)) = s.get(&CHART_CREDENTIALS_FILE) {
+        let origin = format!("{origin} ({})", path.trim());
+        let text = std::fs::read_to_string(path.trim()).map_err(|e| ConfigError::Secret {
+            origin: origin.clone(),
+            reason: format!("cannot read the credentials file: {e}"),
+        })?;
+        credentials.extend(chart_credentials(&text, &origin, &repositories)?);
+    }
+    if let Some(text) = env(CHART_CREDENTIALS.env) {
+        let origin = format!("{} (environment)", CHART_CREDENTIALS.env);
+        credentials.extend(chart_credentials(&text, &origin, &repositories)?);
+    }
+    Ok(ChartSettings {
+        repositories,
+        cache_dir: Some(cache_dir),
+        offline,
+        credentials,
+        ..ChartSettings::default()
+    })
+}
+
+/// A chart repository as the operator may list it: `http(s)://host/…` or `oci://host/…`,
+/// without credentials in the URL (they belong in the credentials file).
+fn chart_repo(r: &str) -> Result<(), String> {
+    let lower = r.to_ascii_lowercase();
+    if let Some(rest) = lower.strip_prefix("oci://") {
+        return if capstan_worker::render::oci::OciRepo::parse(r).is_some() && !rest.contains('@') {
+            Ok(())
+        } else {
+            Err("not an OCI repository (oci://host[:port]/path, lowercase)".into())
+        };
+    }
+    let url = url::Url::parse(r).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("expected https://…, http://… or oci://…".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials go in the chart credentials file, not in the URL".into());
+    }
+    if url.host_str().is_none() || url.query().is_some() || url.fragment().is_some() {
+        return Err("expected a repository URL without query or fragment".into());
+    }
+    Ok(())
+}
+
+/// `[[credential]]` tables from `text`. Nothing of the text is ever quoted in an error (it holds
+/// passwords): a parse error names the line only.
+fn chart_credentials(
+    text: &str,
+    origin: &str,
+    repositories: &[String],
+) -> Result<Vec<Credential>, ConfigError> {
+    let bad = |reason: String| ConfigError::Secret {
+        origin: origin.to_string(),
+        reason,
+    };
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|r| text[..r.start.min(text.len())].lines().count().max(1));
+        bad(match line {
+            Some(n) => {
+                format!("line {n} is not valid TOML (the text is not shown: it holds secrets)")
+            }
+            None => "not valid TOML (the text is not shown: it holds secrets)".into(),
+        })
+    })?;
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let toml::Value::Array(items) = value else {
+            return Err(bad(format!(
+                "unexpected key {key:?}; expected [[credential]] tables"
+            )));
+        };
+        if key != "credential" {
+            return Err(bad(format!(
+                "unexpected key {key:?}; expected [[credential]] tables"
+            )));
+        }
+        for (i, item) in items.into_iter().enumerate() {
+            let n = i + 1;
+            let toml::Value::Table(t) = item else {
+                return Err(bad(format!("credential {n} is not a table")));
+            };
+            for k in t.keys() {
+                if !matches!(k.as_str(), "repository" | "username" | "password") {
+                    return Err(bad(format!("credential {n}: unknown key {k:?}")));
+                }
+            }
+            let field = |k: &str| match t.get(k) {
+                Some(toml::Value::String(v)) if !v.is_empty() => Ok(v.clone()),
+                _ => Err(bad(format!(
+                    "credential {n}: {k} must be a non-empty string"
+                ))),
+            };
+            let repository = field("repository")?;
+            chart_repo(&repository).map_err(|reason| {
+                bad(format!(
+                    "credential {n}: repository {}: {reason}",
+                    capstan_worker::scrub::scrub(&repository)
+                ))
+            })?;
+            let normalized = repository.trim_end_matches('/');
+            let listed = repositories.iter().any(|r| {
+                let r = r.trim_end_matches('/');
+                normalized == r || normalized.starts_with(&format!("{r}/"))
+            });
+            if !listed {
+                return Err(bad(format!(
+                    "credential {n}: repository {normalized} is not one of chart_repos (or below one)"
+                )));
+            }
+            out.push(Credential {
+                repository,
+                username: field("username")?,
+                password: Password::new(field("password")?),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// ArgoCD's URL and token come together or not at all; the token only from the environment or
@@ -1266,6 +1425,103 @@ mod tests {
         };
         let e = Config::load_with(&args, &env_of(&[("CAPSTAN_ARGOCD_TOKEN", "t")])).unwrap_err();
         assert!(e.to_string().contains("CA file"), "{e}");
+    }
+
+    #[test]
+    fn chart_settings_come_from_flags_the_environment_and_a_credentials_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("chart-credentials.toml");
+        std::fs::write(
+            &file,
+            "[[credential]]\nrepository = \"oci://ghcr.io/acme\"\nusername = \"bot\"\npassword = \"file-pa55\"\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            chart_repos: Some("https://charts.example.com, oci://ghcr.io/acme".into()),
+            chart_credentials_file: Some(file.display().to_string()),
+            charts_offline: Some("true".into()),
+            ..Default::default()
+        };
+        let env_creds = "[[credential]]\nrepository = \"https://charts.example.com/private\"\nusername = \"u\"\npassword = \"env-pa55\"\n";
+        let pairs = [("CAPSTAN_CHART_CREDENTIALS", env_creds)];
+        let env = env_of(&pairs);
+        let c = Config::load_with(&args, &env).unwrap();
+        assert_eq!(
+            c.charts.repositories,
+            vec!["https://charts.example.com", "oci://ghcr.io/acme"]
+        );
+        assert!(c.charts.offline);
+        assert_eq!(c.charts.cache_dir, Some(PathBuf::from("./data/charts")));
+        let creds: Vec<(&str, &str, &str)> = c
+            .charts
+            .credentials
+            .iter()
+            .map(|k| {
+                (
+                    k.repository.as_str(),
+                    k.username.as_str(),
+                    k.password.expose(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            creds,
+            vec![
+                ("oci://ghcr.io/acme", "bot", "file-pa55"),
+                ("https://charts.example.com/private", "u", "env-pa55"),
+            ]
+        );
+        // Neither the debug output nor `capstan config` shows a password.
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("file-pa55") && !debug.contains("env-pa55"),
+            "{debug}"
+        );
+        let shown: Vec<String> = Config::effective_with(&args, &env)
+            .unwrap()
+            .iter()
+            .map(Effective::line)
+            .collect();
+        let shown = shown.join("\n");
+        assert!(
+            shown.contains("# CAPSTAN_CHART_CREDENTIALS: set (redacted)"),
+            "{shown}"
+        );
+        assert!(!shown.contains("pa55"), "{shown}");
+    }
+
+    #[test]
+    fn bad_chart_settings_stop_start_up_without_showing_a_secret() {
+        let load = |repos: &str, creds: &str| {
+            let args = ConfigArgs {
+                chart_repos: Some(repos.into()),
+                ..Default::default()
+            };
+            let pairs = [("CAPSTAN_CHART_CREDENTIALS", creds)];
+            Config::load_with(&args, &env_of(&pairs))
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        let cred = |repo: &str| {
+            format!(
+                "[[credential]]\nrepository = \"{repo}\"\nusername = \"u\"\npassword = \"hunter2-pw\"\n"
+            )
+        };
+        let cases = [
+            ("https://u:hunter2-pw@charts.example.com", String::new(), "not in the URL"),
+            ("ftp://charts.example.com", String::new(), "expected https://"),
+            ("oci://Registry/UPPER", String::new(), "not an OCI repository"),
+            ("https://charts.example.com", cred("https://other.example.com"), "not one of chart_repos"),
+            ("https://charts.example.com", "password = \"hunter2-pw\n".into(), "line 1 is not valid TOML"),
+            ("https://charts.example.com", "[[credential]]\nrepository = \"https://charts.example.com\"\npassword = \"hunter2-pw\"\n".into(), "username must be"),
+            ("https://charts.example.com", "[[credential]]\npasword = \"hunter2-pw\"\n".into(), "unknown key"),
+        ];
+        for (repos, creds, want) in cases {
+            let e = load(repos, &creds);
+            assert!(e.contains(want), "{want}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 
     #[test]

@@ -46,6 +46,18 @@ pub fn default_registry(services: &Arc<Services>) -> Registry {
     )
 }
 
+/// The PR checks' renderer as the configuration describes it: the render cache's bounds and the
+/// chart repositories, cache and credentials.
+/// `helm` is the `helm` to run instead of the one on `PATH`.
+pub fn pr_renderer(cfg: &Config, helm: Option<std::path::PathBuf>) -> Renderer {
+    Renderer::new(RenderConfig {
+        cache_limits: cfg.limits.render_cache,
+        charts: cfg.charts.clone(),
+        helm_binary: helm,
+        ..RenderConfig::default()
+    })
+}
+
 /// The handlers this build ships, sharing `services` and one renderer (tests hand in one with an
 /// engine hook). A kind without a handler here stays queued for a process that has one.
 /// `command_prefix` (the service's `--command-prefix`) is only the default: a repository's
@@ -432,6 +444,9 @@ pub struct Parts {
     pub forge: Option<Arc<dyn Forge>>,
     /// The PR checks' renderer (tests hand in one with an engine hook).
     pub renderer: Option<Arc<Renderer>>,
+    /// The `helm` the configured renderer runs instead of the one on `PATH` (tests hand in the
+    /// Helm engine of `tests/support/helm`); unused when `renderer` is given.
+    pub helm_binary: Option<std::path::PathBuf>,
     /// Stops [`App::serve`] when cancelled (a fresh token when `None`).
     pub shutdown: Option<CancellationToken>,
 }
@@ -470,7 +485,7 @@ impl App {
         let services = Arc::new(services);
         let renderer = parts
             .renderer
-            .unwrap_or_else(|| Arc::new(Renderer::new(RenderConfig::default())));
+            .unwrap_or_else(|| Arc::new(pr_renderer(&cfg, parts.helm_binary)));
         let registry = registry_sharing(&services, engine, renderer, &cfg.command_prefix);
         let metrics = Arc::new(Metrics::new());
         let allowlist = match &cfg.repo_allowlist {

@@ -10,6 +10,35 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".."))
 }
 
+/// Discovery settings for this repository's own GitOps tree at `root`: the URLs its
+/// Applications use for this repository (`.capstan.yaml` when it says, else the workspace's
+/// `repository` in Cargo.toml), the default branch and the folders discovery skips.
+pub fn gitops_discovery_config(root: &Path) -> capstan_worker::apps::DiscoveryConfig {
+    use capstan_worker::repo_fs::DirFs;
+    use capstan_worker::settings::RepoSettings;
+    let fs = DirFs::new(root).expect("the tree's root folder");
+    let settings = RepoSettings::from_tree(&fs)
+        .expect("the tree's .capstan.yaml")
+        .0;
+    let mut urls = settings.repo_urls();
+    let cargo = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap_or_default();
+    for line in cargo.lines() {
+        if let Some(rest) = line.trim().strip_prefix("repository") {
+            urls.push(
+                rest.trim_start_matches([' ', '='])
+                    .trim_matches('"')
+                    .to_string(),
+            );
+        }
+    }
+    capstan_worker::apps::DiscoveryConfig {
+        repo_urls: urls,
+        default_branch: "main".into(),
+        exclude: settings.discovery_exclude(),
+        ..capstan_worker::apps::DiscoveryConfig::default()
+    }
+}
+
 /// The `capstan` binary of this build, built on demand when the test runner did not build it.
 pub fn capstan_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");

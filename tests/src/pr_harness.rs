@@ -34,6 +34,25 @@ pub enum Auth {
     None,
 }
 
+/// Settings [`Harness::start_with_setup`] adds to the usual ones.
+pub struct Setup {
+    /// Edits the flags.
+    pub args: Box<dyn FnOnce(&mut ConfigArgs) + Send>,
+    /// Environment variables the configuration sees.
+    pub env: Vec<(String, String)>,
+    pub helm: Option<std::path::PathBuf>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            args: Box::new(|_| {}),
+            env: Vec::new(),
+            helm: None,
+        }
+    }
+}
+
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub origin: RepoBuilder,
@@ -49,7 +68,13 @@ pub struct Harness {
 impl Harness {
     /// Starts the fake GitHub and `capstan serve`; `origin` starts with one commit of `files`.
     pub async fn start(auth: Auth, files: &[(String, String)]) -> Harness {
-        Self::build(auth, files, true, None).await
+        Self::build(auth, files, true, None, Setup::default()).await
+    }
+
+    /// [`Harness::start`] with more settings: flags, environment variables and the `helm` the
+    /// service's own renderer (built from those settings) runs.
+    pub async fn start_with_setup(auth: Auth, files: &[(String, String)], setup: Setup) -> Harness {
+        Self::build(auth, files, true, None, setup).await
     }
 
     /// [`Harness::start`] with the PR checks' renderer given (e.g. one with an engine hook).
@@ -58,13 +83,13 @@ impl Harness {
         files: &[(String, String)],
         renderer: Arc<capstan_worker::render::Renderer>,
     ) -> Harness {
-        Self::build(auth, files, true, Some(renderer)).await
+        Self::build(auth, files, true, Some(renderer), Setup::default()).await
     }
 
     /// The fake GitHub and the origin repository only, for tests that run a worker of their own
     /// (a running service's missed-event recovery would check their pull requests too).
     pub async fn without_service(files: &[(String, String)]) -> Harness {
-        Self::build(Auth::App, files, false, None).await
+        Self::build(Auth::App, files, false, None, Setup::default()).await
     }
 
     async fn build(
@@ -72,6 +97,7 @@ impl Harness {
         files: &[(String, String)],
         serve: bool,
         renderer: Option<Arc<capstan_worker::render::Renderer>>,
+        setup: Setup,
     ) -> Harness {
         capstan_worker::forge::github::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
@@ -100,7 +126,7 @@ impl Harness {
             Arc::new(GitHubForge::new(gh).unwrap()) as Arc<dyn Forge>
         });
 
-        let args = ConfigArgs {
+        let mut args = ConfigArgs {
             listen: Some("127.0.0.1:0".into()),
             data_dir: Some(dir.path().join("data").display().to_string()),
             git_url_template: Some(format!(
@@ -113,7 +139,17 @@ impl Harness {
             log: Some(std::env::var("CAPSTAN_TEST_LOG").unwrap_or_else(|_| "warn".into())),
             ..ConfigArgs::default()
         };
-        let env = |k: &str| (k == "CAPSTAN_WEBHOOK_SECRET").then(|| SECRET.to_string());
+        (setup.args)(&mut args);
+        let env = |k: &str| {
+            if k == "CAPSTAN_WEBHOOK_SECRET" {
+                return Some(SECRET.to_string());
+            }
+            setup
+                .env
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        };
         let cfg = Config::load_with(&args, &env).unwrap();
         if std::env::var("CAPSTAN_TEST_LOG").is_ok() {
             capstan_server::serve::init_tracing(&cfg);
@@ -124,6 +160,7 @@ impl Harness {
             let parts = capstan_server::serve::Parts {
                 forge,
                 renderer,
+                helm_binary: setup.helm,
                 shutdown: Some(stop.clone()),
             };
             let (port, task) = serve_on_ephemeral_port(cfg, parts).await;

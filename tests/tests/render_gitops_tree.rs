@@ -13,7 +13,6 @@ use capstan_tests::repo_root;
 use capstan_worker::apps::{DiscoveryConfig, RenderedApp, Snapshot};
 use capstan_worker::render::{RenderConfig, Renderer, SourceKind};
 use capstan_worker::repo_fs::DirFs;
-use capstan_worker::settings::RepoSettings;
 use serde_json::Value;
 
 fn tree() -> Option<PathBuf> {
@@ -31,28 +30,8 @@ fn tree() -> Option<PathBuf> {
     }
 }
 
-/// The URLs the tree's Applications use for this repository: `.capstan.yaml` when it says, else
-/// the workspace's `repository` in Cargo.toml.
 fn config(root: &Path) -> DiscoveryConfig {
-    let fs = DirFs::new(root).unwrap();
-    let settings = RepoSettings::from_tree(&fs).unwrap().0;
-    let mut urls = settings.repo_urls();
-    let cargo = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap_or_default();
-    for line in cargo.lines() {
-        if let Some(rest) = line.trim().strip_prefix("repository") {
-            urls.push(
-                rest.trim_start_matches([' ', '='])
-                    .trim_matches('"')
-                    .to_string(),
-            );
-        }
-    }
-    DiscoveryConfig {
-        repo_urls: urls,
-        default_branch: "main".into(),
-        exclude: settings.discovery_exclude(),
-        ..DiscoveryConfig::default()
-    }
+    capstan_tests::gitops_discovery_config(root)
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -9,16 +9,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use chart_support::{ChartRepo, archive, serve};
+use chart_support::{ChartRepo, URL, archive, cfg, renderer, serve};
 
-use capstan_worker::apps::{DiscoveryConfig, RenderedApp, Snapshot};
+use capstan_worker::apps::{RenderedApp, Snapshot};
 use capstan_worker::git::GitRepo;
 use capstan_worker::git::fixture::{Change, RepoBuilder};
+use capstan_worker::render::Renderer;
 use capstan_worker::render::charts::ChartSettings;
-use capstan_worker::render::{RenderConfig, Renderer};
 use sha2::Digest;
-
-const URL: &str = "https://example.com/gitops.git";
 
 fn cm(name: &str) -> String {
     format!(
@@ -102,21 +100,6 @@ fn repo(dir: &Path, tmp: &Path, repo_url: &str) -> (GitRepo, git2::Oid) {
         )
         .unwrap();
     (GitRepo::open(dir).unwrap(), c)
-}
-
-fn renderer(charts: ChartSettings) -> Renderer {
-    Renderer::new(RenderConfig {
-        helm_binary: Some(capstan_worker::render::helm::test_binary().unwrap()),
-        charts,
-        ..RenderConfig::default()
-    })
-}
-
-fn cfg() -> DiscoveryConfig {
-    DiscoveryConfig {
-        repo_urls: vec![URL.into()],
-        ..DiscoveryConfig::default()
-    }
 }
 
 fn outcome(fs: &dyn capstan_worker::repo_fs::RepoFs, r: &Renderer) -> RenderedApp {

@@ -119,16 +119,8 @@ fn parse_source(
     };
     let skip = |out: &mut AppSource, reason: String| out.status = SourceStatus::NotRendered(reason);
     if let Some(chart) = &chart {
-        let lower = repo_url.to_ascii_lowercase();
-        if !(lower.starts_with("https://") || lower.starts_with("http://")) {
-            skip(
-                &mut out,
-                format!(
-                    "chart {chart} comes from {repo_url}, an OCI registry, which is not fetched"
-                ),
-            );
-            return out;
-        }
+        // An HTTP repository, `oci://…`, or a bare `host/path` OCI registry: which one, and
+        // whether it may be fetched at all, is the chart fetcher's call (operator settings).
         let mut opts = src.get("helm").map(helm_options).unwrap_or_default();
         opts.chart = Some(RemoteChart {
             repo_url: repo_url.clone(),

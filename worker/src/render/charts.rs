@@ -7,6 +7,11 @@
 //! and fetching whatever it names would let a pull request make Capstan send requests into the
 //! network it runs in. A chart from a repository not listed is "not checked" with that reason.
 //!
+//! Charts from OCI registries (`oci://host/path`, or a bare `host/path` the operator listed as
+//! `oci://host/path`) go through [`super::oci`] and share the allow-list, the cache and the
+//! offline mode. Credentials for a repository come from the operator's settings only
+//! ([`ChartSettings::credentials`]), are sent as headers and never appear in a message.
+//!
 //! The fetch runs on a thread of its own with its own small runtime, so it is safe to call from
 //! the blocking pool and from plain threads alike. `helm` itself never reaches the network: the
 //! archive is handed to it as a file.
@@ -18,6 +23,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sha2::Digest;
+
+use super::oci;
 
 /// Where charts may come from and how they are cached.
 #[derive(Clone, Debug)]
@@ -34,6 +41,47 @@ pub struct ChartSettings {
     pub timeout: Duration,
     /// Archives kept in memory.
     pub memory_entries: usize,
+    /// Credentials per repository (the longest listed prefix of a URL wins).
+    pub credentials: Vec<Credential>,
+}
+
+/// A username and password for the repositories under `repository` (an HTTP repository URL or
+/// `oci://host/path`). `Debug` does not show the password.
+#[derive(Clone, PartialEq)]
+pub struct Credential {
+    pub repository: String,
+    pub username: String,
+    pub password: Password,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("repository", &self.repository)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A password that is not printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(s: impl Into<String>) -> Self {
+        Password(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Default for ChartSettings {
@@ -45,6 +93,7 @@ impl Default for ChartSettings {
             max_bytes: 32 * 1024 * 1024,
             timeout: Duration::from_secs(30),
             memory_entries: 256,
+            credentials: Vec::new(),
         }
     }
 }
@@ -70,7 +119,18 @@ pub enum ChartError {
     NotExact { chart: String, version: String },
     #[error("fetching {url}: {message}")]
     Fetch { url: String, message: String },
-    #[error("chart {chart} {version} is not in the index of {repo}")]
+    /// A repository URL without a scheme the operator did not list as an OCI registry.
+    #[error(
+        "chart repository {repo} has no scheme: it is an OCI registry only when listed as oci://{repo} in the service's chart repositories"
+    )]
+    NotMarkedOci { repo: String },
+    /// The repository wants credentials it was not given, or refused them.
+    #[error("chart repository {repo}: {message}")]
+    Auth { repo: String, message: String },
+    /// What the registry holds under that name is not a Helm chart.
+    #[error("{url}: {message}")]
+    NotAChart { url: String, message: String },
+    #[error("chart {chart} {version} is not in {repo}")]
     NotFound {
         repo: String,
         chart: String,
@@ -93,6 +153,8 @@ impl ChartError {
         matches!(
             self,
             ChartError::NotAllowed { .. }
+                | ChartError::NotMarkedOci { .. }
+                | ChartError::Auth { .. }
                 | ChartError::NotCached { .. }
                 | ChartError::NotExact { .. }
                 | ChartError::Fetch { .. }
@@ -114,7 +176,8 @@ pub struct ChartFetcher {
     settings: ChartSettings,
     memory: Mutex<HashMap<String, Chart>>,
     fetching: Mutex<()>,
-    /// Requests sent (tests and benchmarks count them).
+    /// Requests sent: each request to an HTTP repository, and one per OCI pull (tests and
+    /// benchmarks count them).
     pub requests: std::sync::atomic::AtomicUsize,
 }
 
@@ -122,7 +185,7 @@ fn normalize(url: &str) -> String {
     url.trim().trim_end_matches('/').to_string()
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
@@ -213,6 +276,47 @@ impl ChartFetcher {
         m.insert(key.to_string(), chart.clone());
     }
 
+    /// The credential for `url`: the one whose repository is the longest prefix of it.
+    fn credential(&self, url: &str) -> Option<&Credential> {
+        let url = normalize(url);
+        self.settings
+            .credentials
+            .iter()
+            .filter(|c| {
+                let r = normalize(&c.repository);
+                url == r || url.starts_with(&format!("{r}/"))
+            })
+            .max_by_key(|c| normalize(&c.repository).len())
+    }
+
+    /// Where `repo` is: an HTTP repository or an OCI registry, normalised (a bare `host/path`
+    /// becomes `oci://host/path` when the operator listed it so).
+    fn locate(&self, repo: &str) -> Result<(String, Option<oci::OciRepo>), ChartError> {
+        let n = normalize(repo);
+        let lower = n.to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            return Ok((n, None));
+        }
+        let oci_url = if lower.starts_with("oci://") {
+            n
+        } else if n.contains("://") {
+            return Err(ChartError::NotAllowed { repo: n });
+        } else {
+            let marked = format!("oci://{n}");
+            if !self.allowed(&marked) {
+                return Err(ChartError::NotMarkedOci { repo: n });
+            }
+            marked
+        };
+        match oci::OciRepo::parse(&oci_url) {
+            Some(r) => Ok((oci_url, Some(r))),
+            None => Err(ChartError::NotAChart {
+                url: oci_url,
+                message: "not an OCI repository reference (oci://host[:port]/path)".into(),
+            }),
+        }
+    }
+
     /// The archive of `chart` at `version` from the repository `repo`.
     #[tracing::instrument(skip(self), fields(repo = %repo))]
     pub fn fetch(&self, repo: &str, chart: &str, version: &str) -> Result<Chart, ChartError> {
@@ -222,7 +326,7 @@ impl ChartFetcher {
                 version: version.to_string(),
             });
         }
-        let repo_n = normalize(repo);
+        let (repo_n, registry) = self.locate(repo)?;
         let key = format!("{repo_n}\0{chart}\0{version}");
         if let Some(c) = self.cached(&key) {
             return Ok(c);
@@ -242,6 +346,32 @@ impl ChartFetcher {
                 chart: chart.to_string(),
                 version: version.to_string(),
             });
+        }
+        if let Some(registry) = registry {
+            let credential = self.credential(&repo_n).cloned();
+            let (max, timeout) = (self.settings.max_bytes, self.settings.timeout);
+            let (chart_s, version_s) = (chart.to_string(), version.to_string());
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let pulled = on_thread(&repo_n, async move {
+                oci::pull(
+                    &registry,
+                    &chart_s,
+                    &version_s,
+                    credential.as_ref(),
+                    max,
+                    timeout,
+                )
+                .await
+            })?;
+            let c = Chart {
+                digest: pulled.digest,
+                archive: Arc::new(pulled.archive),
+                cached: false,
+            };
+            self.store(&key, &c);
+            self.remember(&key, &c);
+            return Ok(c);
         }
         let index_url = format!("{repo_n}/index.yaml");
         let index = self.get(&index_url)?;
@@ -297,39 +427,88 @@ impl ChartFetcher {
                 "only http and https chart repositories are fetched".into(),
             ));
         }
+        // Credentials go only to the repository they are for (not to a CDN the index names).
+        let credential = self.credential(url).cloned();
         let max = self.settings.max_bytes;
         let timeout = self.settings.timeout;
         let target = parsed.clone();
-        let fetched = std::thread::spawn(move || -> Result<Vec<u8>, String> {
-            crate::forge::github::install_crypto_provider();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+        let label = url.to_string();
+        on_thread(url, async move {
+            let fail = |message: String| ChartError::Fetch {
+                url: label.clone(),
+                message,
+            };
+            let client = reqwest::Client::builder()
+                .timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
-                .map_err(|e| e.to_string())?;
-            rt.block_on(async move {
-                let client = reqwest::Client::builder()
-                    .timeout(timeout)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                let mut resp = client.get(target).send().await.map_err(|e| e.to_string())?;
-                if !resp.status().is_success() {
-                    return Err(format!("HTTP {}", resp.status()));
+                .map_err(|e| fail(e.to_string()))?;
+            let mut req = client.get(target);
+            if let Some(c) = &credential {
+                req = req.basic_auth(&c.username, Some(c.password.expose()));
+            }
+            let mut resp = req
+                .send()
+                .await
+                .map_err(|e| fail(e.without_url().to_string()))?;
+            let status = resp.status();
+            if status == reqwest::StatusCode::UNAUTHORIZED
+                || status == reqwest::StatusCode::FORBIDDEN
+            {
+                return Err(ChartError::Auth {
+                    repo: label.clone(),
+                    message: format!(
+                        "HTTP {status} ({})",
+                        if credential.is_some() {
+                            "the credentials configured for it were refused"
+                        } else {
+                            "no credentials are configured for it"
+                        }
+                    ),
+                });
+            }
+            if !status.is_success() {
+                return Err(fail(format!("HTTP {status}")));
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|e| fail(e.without_url().to_string()))?
+            {
+                if body.len() + chunk.len() > max {
+                    return Err(fail(format!("larger than {max} bytes")));
                 }
-                let mut body = Vec::new();
-                while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-                    if body.len() + chunk.len() > max {
-                        return Err(format!("larger than {max} bytes"));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(body)
-            })
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body)
         })
-        .join()
-        .map_err(|_| fail("the fetch thread panicked".into()))?;
-        fetched.map_err(fail)
     }
+}
+
+/// Runs `fut` on a thread of its own with a small runtime: callers may be on the blocking pool,
+/// inside a runtime, or on plain threads.
+fn on_thread<T: Send + 'static>(
+    url: &str,
+    fut: impl std::future::Future<Output = Result<T, ChartError>> + Send + 'static,
+) -> Result<T, ChartError> {
+    let fail = |message: String| ChartError::Fetch {
+        url: url.to_string(),
+        message,
+    };
+    std::thread::spawn(move || {
+        crate::forge::github::install_crypto_provider();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ChartError::Fetch {
+                url: String::new(),
+                message: e.to_string(),
+            })?;
+        rt.block_on(fut)
+    })
+    .join()
+    .map_err(|_| fail("the fetch thread panicked".into()))?
 }
 
 /// The archive URL and expected digest of `chart` `version` in a repository index.

@@ -131,7 +131,8 @@ pub enum DepSource {
     Vendored,
     /// `file://` a chart elsewhere in the repository.
     Local(RepoPath),
-    /// An HTTP Helm repository: fetched (see [`super::charts`]) at the exact version.
+    /// An HTTP Helm repository or an `oci://` registry: fetched (see [`super::charts`]) at the
+    /// exact version.
     Http { repo: String, version: String },
 }
 
@@ -144,8 +145,8 @@ pub struct Dependency {
 
 /// The dependencies of the chart at `chart`, each with where it comes from. The version of an
 /// HTTP dependency is the one `Chart.lock` pins when there is a lock (as `helm dependency
-/// build` does), else the one `Chart.yaml` names. Sources Capstan cannot fetch (OCI registries,
-/// repository aliases) are "not checked".
+/// build` does), else the one `Chart.yaml` names. Sources Capstan cannot fetch (repository
+/// aliases) are "not checked".
 pub fn dependencies(fs: &dyn RepoFs, chart: &RepoPath) -> Result<Vec<Dependency>, RenderError> {
     let read = |name: &str| -> Result<Option<Value>, RenderError> {
         let p = chart.join(name).map_err(input_err(chart))?;
@@ -202,7 +203,10 @@ pub fn dependencies(fs: &dyn RepoFs, chart: &RepoPath) -> Result<Vec<Dependency>
         } else if let Some(rel) = repo.strip_prefix("file://") {
             argv::value_file(rel).map_err(refused(chart))?;
             DepSource::Local(chart.join(rel).map_err(input_err(chart))?)
-        } else if repo.starts_with("https://") || repo.starts_with("http://") {
+        } else if repo.starts_with("https://")
+            || repo.starts_with("http://")
+            || repo.starts_with("oci://")
+        {
             DepSource::Http {
                 repo: repo.to_string(),
                 version: locked(name).unwrap_or_else(|| field("version").to_string()),
@@ -212,7 +216,7 @@ pub fn dependencies(fs: &dyn RepoFs, chart: &RepoPath) -> Result<Vec<Dependency>
                 backend: "helm".into(),
                 reason: format!(
                     "{}: dependency {name} comes from {repo}, which Capstan does not fetch \
-                     (vendor it into charts/ or use an HTTP chart repository)",
+                     (vendor it into charts/ or use an HTTP or oci:// chart repository)",
                     chart_yaml()
                 ),
             });

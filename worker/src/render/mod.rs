@@ -20,6 +20,7 @@ pub mod inputs;
 pub mod kustomize;
 pub mod kustomize_exec;
 pub mod native;
+pub mod oci;
 pub mod overlay;
 pub mod source;
 pub mod verify;
@@ -203,6 +204,7 @@ struct Shared {
     native: native::NativeBackend,
     kustomize: Option<kustomize_exec::KustomizeExec>,
     helm: Option<helm::HelmExec>,
+    charts: Arc<charts::ChartFetcher>,
     directory: directory::DirectoryBackend,
     fidelity: verify::Fidelity,
 }
@@ -232,6 +234,7 @@ impl Renderer {
             .clone()
             .or_else(|| exec::which("helm"))
             .map(|p| helm::HelmExec::new(p, config.limits.clone(), charts.clone()));
+        let chart_fetcher = charts;
         let engine_version = config
             .engine_version
             .clone()
@@ -242,6 +245,7 @@ impl Renderer {
                 native: native::NativeBackend,
                 kustomize,
                 helm,
+                charts: chart_fetcher,
                 directory: directory::DirectoryBackend,
                 fidelity: verify::Fidelity::new(engine_version),
                 config,
@@ -249,6 +253,11 @@ impl Renderer {
             scope: verify::Scope::default(),
             stats: Arc::new(RenderStats::default()),
         }
+    }
+
+    /// The chart fetcher every helm render of this renderer shares (tests count its requests).
+    pub fn chart_fetcher(&self) -> &charts::ChartFetcher {
+        &self.shared.charts
     }
 
     /// This renderer for one repository and its verification settings (same cache and pins).

@@ -9,8 +9,31 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use capstan_worker::apps::DiscoveryConfig;
 use capstan_worker::git::GitRepo;
 use capstan_worker::git::fixture::{Change, RepoBuilder};
+use capstan_worker::render::charts::ChartSettings;
+use capstan_worker::render::{RenderConfig, Renderer};
+
+/// This repository's URL in the tests' Applications.
+pub const URL: &str = "https://example.com/gitops.git";
+
+/// A renderer with the tests' Helm engine and `charts`.
+pub fn renderer(charts: ChartSettings) -> Renderer {
+    Renderer::new(RenderConfig {
+        helm_binary: Some(capstan_worker::render::helm::test_binary().unwrap()),
+        charts,
+        ..RenderConfig::default()
+    })
+}
+
+/// Discovery that knows [`URL`] as this repository.
+pub fn cfg() -> DiscoveryConfig {
+    DiscoveryConfig {
+        repo_urls: vec![URL.into()],
+        ..DiscoveryConfig::default()
+    }
+}
 
 /// Commits `charts/web` and `apps.yaml` holding `app` into a new repository at `dir`.
 pub fn chart_repo(dir: &Path, app: &str) -> (GitRepo, git2::Oid) {
