@@ -51,6 +51,7 @@ pub(crate) const CLUSTER_SCOPED: &[&str] = &[
     "ClusterIssuer",
     "ClusterRole",
     "ClusterRoleBinding",
+    "ClusterSecretStore",
     "CSIDriver",
     "CustomResourceDefinition",
     "IngressClass",
