@@ -794,7 +794,7 @@ fn service_monitors_scrape_argocd_traefik_cert_manager_and_capstan() {
 }
 
 // ------------------------------------------------------------------------------------------
-// The External Secrets option (opt-in: argocd/bootstrap-apps/external-secrets.yaml)
+// The External Secrets option (opt-in: argocd/bootstrap-apps/secret-store.yaml)
 
 fn root_repo_url(root: &std::path::Path) -> String {
     read_yaml(&root.join(ROOT_APP)).unwrap()[0]["spec"]["source"]["repoURL"]
@@ -903,15 +903,20 @@ fn the_external_secrets_option_passes_the_tree_checks_when_enabled() {
     let k = dir.path().join("argocd/bootstrap-apps/kustomization.yaml");
     let text = std::fs::read_to_string(&k).unwrap();
     assert!(
-        !text.lines().any(|l| l.trim() == "- external-secrets.yaml"),
+        !text.lines().any(|l| l.trim() == "- secret-store.yaml"),
         "the option is opt-in"
     );
-    std::fs::write(&k, format!("{text}  - external-secrets.yaml\n")).unwrap();
+    std::fs::write(&k, format!("{text}  - secret-store.yaml\n")).unwrap();
     let tree = Tree::load(dir.path());
     assert!(
-        tree.all_apps().any(|(_, a)| a.name == "external-secrets"),
+        tree.all_apps().any(|(_, a)| a.name == "secret-store"),
         "the enabled option is part of the tree"
     );
+    // Application names are ArgoCD's keys: the option must not collide with the operator's app.
+    let mut seen = BTreeSet::new();
+    for (_, a) in tree.all_apps() {
+        assert!(seen.insert(a.name.clone()), "Application {} twice", a.name);
+    }
     assert_clean("paths", check_paths(&tree));
     assert_clean("projects", check_projects(&tree));
     assert_clean("waves", check_sync_waves(&tree));

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::tree::{kind, name};
 
 pub(crate) const ESO_DIR: &str = "infrastructure/base/external-secrets";
-pub(crate) const ESO_APP: &str = "argocd/bootstrap-apps/external-secrets.yaml";
+pub(crate) const ESO_APP: &str = "argocd/bootstrap-apps/secret-store.yaml";
 
 fn namespace(o: &Value) -> &str {
     o["metadata"]["namespace"].as_str().unwrap_or("")
