@@ -203,7 +203,11 @@ spec:
     assert_eq!(cm.sources[0].kind.as_deref(), Some("helm"));
     assert_eq!(cm.sources[0].chart.as_deref(), Some("cert-manager"));
     assert_eq!(d.unsupported.len(), 1);
-    assert_eq!(d.unsupported[0].what, "clusters generator");
+    // No cluster is declared in this tree, so the clusters generator cannot be evaluated.
+    assert_eq!(
+        d.unsupported[0].what,
+        "clusters generator, and no cluster is declared in argocd/clusters/*/cluster.yaml"
+    );
     assert_eq!(d.unsupported[0].object, "ApplicationSet clusters");
 }
 
