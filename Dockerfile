@@ -11,7 +11,9 @@
 # Versions are build arguments so Renovate can bump them; tests/gitops/dockerfile.bats and
 # server/tests/image_env.rs hold this file to what the Deployment expects.
 
+# renovate: datasource=docker depName=rust versioning=docker
 ARG RUST_VERSION=1.95
+# renovate: datasource=docker depName=golang versioning=docker
 ARG GO_VERSION=1.25
 ARG DEBIAN_SUITE=bookworm
 
@@ -33,7 +35,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM golang:${GO_VERSION}-${DEBIAN_SUITE} AS tools
 # kustomize: the version Capstan's native engine reproduces byte for byte (README, "Native
 # kustomize"). helm: the v3 line ArgoCD's repo server renders with.
+# renovate: datasource=github-releases depName=kubernetes-sigs/kustomize extractVersion=^kustomize/(?<version>.+)$
 ARG KUSTOMIZE_VERSION=v5.5.0
+# renovate: datasource=github-releases depName=helm/helm
 ARG HELM_VERSION=v3.19.0
 ENV CGO_ENABLED=0 GOBIN=/out GOFLAGS=-trimpath
 RUN go install -ldflags="-s -w" "sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_VERSION}" \
@@ -42,7 +46,9 @@ RUN go install -ldflags="-s -w" "sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_
 
 FROM debian:${DEBIAN_SUITE}-slim AS runtime
 ARG CAPSTAN_VERSION=0.1.0
+# renovate: datasource=deb depName=git versioning=deb registryUrl=https://deb.debian.org/debian?suite=bookworm&components=main&binaryArch=amd64
 ARG GIT_VERSION=1:2.39.5-0+deb12u3
+# renovate: datasource=deb depName=ca-certificates versioning=deb registryUrl=https://deb.debian.org/debian?suite=bookworm&components=main&binaryArch=amd64
 ARG CA_CERTIFICATES_VERSION=20230311+deb12u1
 LABEL org.opencontainers.image.title="capstan" \
       org.opencontainers.image.description="Reviews every pull request to a GitOps repository against the cluster ArgoCD runs" \

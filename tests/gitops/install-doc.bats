@@ -12,6 +12,7 @@ setup() {
         [k3s]="installed by step 3 (install-k3s.sh)"
         [kubeseal]="the sealed-secrets releases, named in step 6"
         [bash]="the distribution"
+        [systemctl]="the distribution's systemd"
     )
     REPO_ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
     DOC="$REPO_ROOT/bootstrap/docs/install.md"

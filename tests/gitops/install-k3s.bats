@@ -360,6 +360,39 @@ node-label:
     [ ! -s "$FAKE_CALLS" ]
 }
 
+@test "etcd snapshots to S3: off by default, every field translated when enabled" {
+    run "$INSTALL"
+    [ "$status" -eq 0 ]
+    refute_file_contains 'etcd-s3' "$CAPSTAN_ROOT/etc/rancher/k3s/config.yaml"
+    cfg="$(config_with enabled true)"
+    sed -i -E 's|^( *)endpoint: .*|\1endpoint: minio.lan:9000|; s|^( *)bucket: .*|\1bucket: lab-snaps|; s|^( *)folder: .*|\1folder: lab/etcd|' "$cfg"
+    run "$INSTALL" --config "$cfg"
+    [ "$status" -eq 0 ]
+    conf="$CAPSTAN_ROOT/etc/rancher/k3s/config.yaml"
+    [ "$(grep '^etcd-s3' "$conf")" == 'etcd-s3: true
+etcd-s3-endpoint: "minio.lan:9000"
+etcd-s3-bucket: "lab-snaps"
+etcd-s3-region: "us-east-1"
+etcd-s3-folder: "lab/etcd"' ]
+    # The credentials never come from the config file in Git.
+    refute_file_contains 'access-key' "$conf"
+    refute_file_contains 'secret-key' "$conf"
+}
+
+@test "bad config: S3 values that are not a host, a bucket or a folder are refused" {
+    cfg="$(config_with enabled true)"
+    sed -i -E 's|^( *)endpoint: .*|\1endpoint: https://s3.example.com/path|; s|^( *)bucket: .*|\1bucket: Bad_Bucket|; s|^( *)folder: .*|\1folder: a/../b|' "$cfg"
+    run "$INSTALL" --config "$cfg"
+    [ "$status" -eq 3 ]
+    [[ "$output" == *'cluster.backup.s3.endpoint: "https://s3.example.com/path" must be host or host:port'* ]]
+    [[ "$output" == *'cluster.backup.s3.bucket: "Bad_Bucket" is not an S3 bucket name'* ]]
+    [[ "$output" == *"cluster.backup.s3.folder: \"a/../b\" must be"* ]]
+    run "$INSTALL" --config "$(config_with enabled maybe)"
+    [ "$status" -eq 3 ]
+    [[ "$output" == *'cluster.backup.s3.enabled: "maybe" must be true or false'* ]]
+    [ ! -s "$FAKE_CALLS" ]
+}
+
 # --- failures after the installation started: rollback, or not ---
 
 @test "a node that never becomes Ready is rolled back: K3s uninstalled, config removed, exit 30" {

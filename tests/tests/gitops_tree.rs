@@ -20,6 +20,7 @@
 mod gitops_tree {
     pub(crate) mod chart_security;
     pub(crate) mod checks;
+    pub(crate) mod secrets;
     pub(crate) mod settings;
     pub(crate) mod tree;
 }
@@ -32,11 +33,14 @@ use serde_json::{Value, json};
 
 use gitops_tree::chart_security::{SITES, check_chart_pods, check_chart_versions};
 use gitops_tree::checks::*;
+use gitops_tree::secrets::{
+    ESO_APP, ESO_DIR, check_alert_receivers, check_repository_credentials, check_stores,
+};
 use gitops_tree::settings::{
     Settings, check_argocd_urls, check_capstan_metrics_port, check_grafana_root_url,
     check_repo_server_token, check_resource_exclusions, check_service_monitors,
 };
-use gitops_tree::tree::{ROOT_APP, Tree, path_params, read_yaml, render_template};
+use gitops_tree::tree::{ROOT_APP, Tree, kustomize, path_params, read_yaml, render_template};
 
 // ------------------------------------------------------------------------------------------
 // The real tree
@@ -77,7 +81,7 @@ fn app_of_apps_references_only_paths_that_exist() {
         "bootstrap",
         "argocd",
         "argocd-configs",
-        "ingress",
+        "ingress-in-cluster",
         "security",
         "storage",
         "rbac",
@@ -787,4 +791,134 @@ fn service_monitors_scrape_argocd_traefik_cert_manager_and_capstan() {
         &check_service_monitors(&bad_port),
         "cert-manager controller does not have",
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// The External Secrets option (opt-in: argocd/bootstrap-apps/secret-store.yaml)
+
+fn root_repo_url(root: &std::path::Path) -> String {
+    read_yaml(&root.join(ROOT_APP)).unwrap()[0]["spec"]["source"]["repoURL"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_external_secrets_option_fills_what_its_consumers_read() {
+    let root = real_root();
+    let objects = kustomize(&root.join(ESO_DIR)).unwrap();
+    let settings = Settings::load(&root).unwrap();
+    let backup = std::fs::read_to_string(root.join("bootstrap/scripts/backup")).unwrap();
+    let repo = root_repo_url(&root);
+    assert_clean("stores", check_stores(&objects));
+    assert_clean(
+        "alert receivers",
+        check_alert_receivers(&objects, &settings.kps, &settings.argocd),
+    );
+    assert_clean(
+        "repository credentials",
+        check_repository_credentials(&objects, &repo, &backup),
+    );
+    let app = &read_yaml(&root.join(ESO_APP)).unwrap()[0];
+    assert_eq!(app["spec"]["source"]["path"], ESO_DIR);
+    assert_eq!(app["spec"]["source"]["repoURL"], repo.as_str());
+
+    // Broken variants: each is reported.
+    let edit = |f: &dyn Fn(&mut Vec<Value>)| {
+        let mut o = objects.clone();
+        f(&mut o);
+        o
+    };
+    let find = |o: &mut Vec<Value>, n: &str| -> usize {
+        o.iter().position(|x| x["metadata"]["name"] == n).unwrap()
+    };
+    let no_store = edit(&|o| o.retain(|x| x["kind"] != "ClusterSecretStore"));
+    assert_reports(&check_stores(&no_store), "not a ClusterSecretStore here");
+    let wrong_key = edit(&|o| {
+        let i = find(o, "alertmanager-receiver");
+        o[i]["spec"]["data"][0]["secretKey"] = json!("webhook");
+    });
+    assert_reports(
+        &check_alert_receivers(&wrong_key, &settings.kps, &settings.argocd),
+        "no ExternalSecret writes key url of monitoring/alertmanager-receiver",
+    );
+    let split = edit(&|o| {
+        let i = find(o, "argocd-notifications-secret");
+        o[i]["spec"]["data"][0]["remoteRef"]["property"] = json!("other");
+    });
+    assert_reports(
+        &check_alert_receivers(&split, &settings.kps, &settings.argocd),
+        "different store values",
+    );
+    let elsewhere = edit(&|o| {
+        let i = find(o, "repository-capstan");
+        o[i]["spec"]["target"]["template"]["data"]["url"] =
+            json!("https://github.com/else/where.git");
+    });
+    assert_reports(
+        &check_repository_credentials(&elsewhere, &repo, &backup),
+        "does not cover the tree's repository",
+    );
+    let literal = edit(&|o| {
+        let i = find(o, "repository-capstan");
+        o[i]["spec"]["target"]["template"]["data"]["password"] = json!("hunter2");
+    });
+    assert_reports(
+        &check_repository_credentials(&literal, &repo, &backup),
+        "password is a literal in Git",
+    );
+    let unfetched = edit(&|o| {
+        let i = find(o, "repository-capstan");
+        o[i]["spec"]["data"].as_array_mut().unwrap().pop();
+    });
+    assert_reports(
+        &check_repository_credentials(&unfetched, &repo, &backup),
+        "password uses password, which spec.data does not fetch",
+    );
+    assert_reports(
+        &check_repository_credentials(&objects, &repo, "kubectl get secrets"),
+        "does not export repository Secrets",
+    );
+}
+
+#[test]
+fn the_external_secrets_option_passes_the_tree_checks_when_enabled() {
+    let root = real_root();
+    let dir = tempfile::tempdir().unwrap();
+    for part in [
+        "argocd",
+        "infrastructure",
+        "applications",
+        "bootstrap",
+        ".capstan.yaml",
+    ] {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(root.join(part))
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "copying {part}");
+    }
+    let k = dir.path().join("argocd/bootstrap-apps/kustomization.yaml");
+    let text = std::fs::read_to_string(&k).unwrap();
+    assert!(
+        !text.lines().any(|l| l.trim() == "- secret-store.yaml"),
+        "the option is opt-in"
+    );
+    std::fs::write(&k, format!("{text}  - secret-store.yaml\n")).unwrap();
+    let tree = Tree::load(dir.path());
+    assert!(
+        tree.all_apps().any(|(_, a)| a.name == "secret-store"),
+        "the enabled option is part of the tree"
+    );
+    // Application names are ArgoCD's keys: the option must not collide with the operator's app.
+    let mut seen = BTreeSet::new();
+    for (_, a) in tree.all_apps() {
+        assert!(seen.insert(a.name.clone()), "Application {} twice", a.name);
+    }
+    assert_clean("paths", check_paths(&tree));
+    assert_clean("projects", check_projects(&tree));
+    assert_clean("waves", check_sync_waves(&tree));
+    assert_clean("namespaces", check_namespaces(&tree));
 }

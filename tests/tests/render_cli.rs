@@ -704,3 +704,86 @@ fn check_with_a_base_counts_only_the_findings_the_change_brings() {
             .any(|(m, s)| m.contains("Service old") && s == "unchanged")
     );
 }
+
+/// A clusters ApplicationSet over two declared clusters, and an Application sent to a cluster
+/// by a server the repository does not declare.
+fn clusters_repo(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("clusters");
+    let set = "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: ingress\nspec:\n  goTemplate: true\n  generators:\n    - clusters:\n        selector:\n          matchLabels:\n            capstan.dev/managed: \"true\"\n  template:\n    metadata:\n      name: 'ingress-{{.name}}'\n    spec:\n      project: default\n      source:\n        repoURL: https://example.com/gitops\n        targetRevision: HEAD\n        path: 'overlays/{{.metadata.labels.ingressOverlay}}'\n      destination:\n        server: '{{.server}}'\n        namespace: kube-system\n";
+    let cluster = |name: &str, server: &str, overlay: &str| {
+        format!(
+            "name: {name}\nserver: {server}\nlabels:\n  capstan.dev/managed: \"true\"\n  ingressOverlay: {overlay}\n"
+        )
+    };
+    let local = cluster("in-cluster", "https://kubernetes.default.svc", "production");
+    let edge = cluster("edge", "https://edge.example.net:6443", "staging");
+    let stray = APP.replace("name: web", "name: stray").replace(
+        "  destination:\n",
+        "  destination:\n    server: https://10.0.0.9:6443\n",
+    );
+    let b = RepoBuilder::init(&dir).unwrap();
+    let cm = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
+    let head = b
+        .commit(
+            "clusters",
+            &[
+                Change::Write("argocd/ingress.yaml", set.as_bytes()),
+                Change::Write("argocd/stray.yaml", stray.as_bytes()),
+                Change::Write("argocd/clusters/in-cluster/cluster.yaml", local.as_bytes()),
+                Change::Write("argocd/clusters/edge/cluster.yaml", edge.as_bytes()),
+                Change::Write("overlays/production/cm.yaml", cm),
+                Change::Write("overlays/staging/cm.yaml", cm),
+                Change::Write("web/cm.yaml", cm),
+            ],
+        )
+        .unwrap();
+    b.set_ref("refs/heads/main", head).unwrap();
+    dir
+}
+
+#[test]
+fn apps_shows_the_cluster_of_each_app() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = clusters_repo(tmp.path());
+    let out = run(&dir, &["apps", "--ref", "main", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let clusters: Vec<(String, String)> = v["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["cluster"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("ingress-edge", "edge"),
+        ("ingress-in-cluster", "in-cluster"),
+        // Not declared: the server is shown as the app names it, never a guessed name.
+        ("stray", "https://10.0.0.9:6443"),
+    ];
+    assert_eq!(
+        clusters,
+        want.map(|(a, c)| (a.to_string(), c.to_string())),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(v["unsupported"].as_array().unwrap().is_empty(), "{v}");
+
+    let table = text(&run(&dir, &["apps", "--ref", "main"]).stdout);
+    let header = table.lines().next().unwrap();
+    let col = header.find("CLUSTER").expect("a CLUSTER column");
+    for (app, cluster) in want {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(&format!("{app} ")))
+            .unwrap_or_else(|| panic!("{app} missing:\n{table}"));
+        assert!(
+            line[col..].starts_with(&format!("{cluster} ")),
+            "{app} should show cluster {cluster}:\n{table}"
+        );
+    }
+}

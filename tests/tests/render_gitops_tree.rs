@@ -74,6 +74,25 @@ fn generator_count(root: &Path, g: &Value) -> usize {
     if let Some(list) = g.get("list") {
         return list["elements"].as_array().map_or(0, Vec::len);
     }
+    if let Some(clusters) = g.get("clusters") {
+        // The declared clusters whose labels include every matchLabels pair.
+        let want = clusters["selector"]["matchLabels"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let m = glob(capstan_worker::apps::CLUSTER_FILES);
+        let mut files = Vec::new();
+        yaml_files(root, &mut files);
+        return files
+            .iter()
+            .filter(|p| m.is_match(p.strip_prefix(root).unwrap().to_string_lossy().as_ref()))
+            .filter(|p| {
+                let text = std::fs::read_to_string(p).unwrap();
+                let doc = capstan_worker::yaml::parse_documents(&text, "cluster").unwrap();
+                want.iter().all(|(k, v)| doc[0]["labels"][k] == *v)
+            })
+            .count();
+    }
     let git = &g["git"];
     let mut dirs = Vec::new();
     rel_dirs(root, root, &mut dirs);

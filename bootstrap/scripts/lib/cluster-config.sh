@@ -10,7 +10,7 @@
 
 # Every key the file may contain (full dotted paths) and whether it is required.
 readonly CFG_REQUIRED_KEYS="cluster.name cluster.version cluster.network.cidr cluster.network.serviceCidr cluster.storage.defaultClass cluster.security.podSecurityStandard cluster.security.networkPolicies"
-readonly CFG_OPTIONAL_KEYS="cluster.network.flannelBackend cluster.security.secretsEncryption cluster.backup.snapshotSchedule cluster.backup.snapshotRetention"
+readonly CFG_OPTIONAL_KEYS="cluster.network.flannelBackend cluster.security.secretsEncryption cluster.backup.snapshotSchedule cluster.backup.snapshotRetention cluster.backup.s3.enabled cluster.backup.s3.endpoint cluster.backup.s3.bucket cluster.backup.s3.region cluster.backup.s3.folder"
 
 # Where K3s reads the Pod Security admission config (a path on the node, never prefixed).
 readonly PSA_CONFIG_PATH="/etc/rancher/k3s/pod-security.yaml"
@@ -219,7 +219,40 @@ cfg_validate() {
     if [[ -n "$keep" && ! "$keep" =~ ^[1-9][0-9]{0,3}$ ]]; then
         CFG_ERRORS+=("cluster.backup.snapshotRetention: \"$keep\" must be a whole number from 1 to 9999")
     fi
+    cfg_validate_s3
     [[ ${#CFG_ERRORS[@]} -eq 0 ]]
+}
+
+# cfg_validate_s3: the optional S3 target for etcd snapshots. Values land in K3s' config file
+# and in S3 requests, so each is held to the characters its kind of value can have.
+cfg_validate_s3() {
+    local enabled="${CFG[cluster.backup.s3.enabled]:-false}" key
+    case "$enabled" in
+        true | false) ;;
+        *) CFG_ERRORS+=("cluster.backup.s3.enabled: \"$enabled\" must be true or false") ;;
+    esac
+    if [[ "$enabled" == true ]]; then
+        for key in cluster.backup.s3.endpoint cluster.backup.s3.bucket; do
+            [[ -n "${CFG[$key]:-}" ]] || CFG_ERRORS+=("$key: required when cluster.backup.s3.enabled is true")
+        done
+    fi
+    local endpoint="${CFG[cluster.backup.s3.endpoint]:-}"
+    # K3s takes a host[:port]; a scheme or path would be sent as part of the host name.
+    if [[ -n "$endpoint" && ! "$endpoint" =~ ^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?(:[0-9]{1,5})?$ ]]; then
+        CFG_ERRORS+=("cluster.backup.s3.endpoint: \"$endpoint\" must be host or host:port, without https:// or a path")
+    fi
+    local bucket="${CFG[cluster.backup.s3.bucket]:-}"
+    if [[ -n "$bucket" && ! "$bucket" =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]]; then
+        CFG_ERRORS+=("cluster.backup.s3.bucket: \"$bucket\" is not an S3 bucket name")
+    fi
+    local region="${CFG[cluster.backup.s3.region]:-}"
+    if [[ -n "$region" && ! "$region" =~ ^[a-z0-9][-a-z0-9]{0,62}$ ]]; then
+        CFG_ERRORS+=("cluster.backup.s3.region: \"$region\" is not a region name")
+    fi
+    local folder="${CFG[cluster.backup.s3.folder]:-}"
+    if [[ -n "$folder" && ( ! "$folder" =~ ^[A-Za-z0-9][A-Za-z0-9_./-]{0,254}$ || "$folder" == *..* ) ]]; then
+        CFG_ERRORS+=("cluster.backup.s3.folder: \"$folder\" must be letters, digits, '_', '.', '-' and '/', without '..'")
+    fi
 }
 
 # cfg_load FILE: parse and validate; print every problem and return 1 when there is any.
@@ -278,6 +311,20 @@ EOF
     fi
     if [[ -n "${CFG[cluster.backup.snapshotRetention]:-}" ]]; then
         printf 'etcd-snapshot-retention: %s\n' "${CFG[cluster.backup.snapshotRetention]}"
+    fi
+    # Each scheduled snapshot is also uploaded. The access and secret keys are not in this file
+    # (it is in Git): K3s reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from its service
+    # environment, /etc/systemd/system/k3s.service.env (bootstrap/docs/backup-restore.md).
+    if [[ "${CFG[cluster.backup.s3.enabled]:-false}" == true ]]; then
+        printf 'etcd-s3: true\n'
+        printf 'etcd-s3-endpoint: "%s"\n' "${CFG[cluster.backup.s3.endpoint]}"
+        printf 'etcd-s3-bucket: "%s"\n' "${CFG[cluster.backup.s3.bucket]}"
+        if [[ -n "${CFG[cluster.backup.s3.region]:-}" ]]; then
+            printf 'etcd-s3-region: "%s"\n' "${CFG[cluster.backup.s3.region]}"
+        fi
+        if [[ -n "${CFG[cluster.backup.s3.folder]:-}" ]]; then
+            printf 'etcd-s3-folder: "%s"\n' "${CFG[cluster.backup.s3.folder]}"
+        fi
     fi
 }
 

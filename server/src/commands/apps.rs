@@ -126,6 +126,11 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     let fs = local.fs(args.reference.as_deref())?;
     let renderer = args.repo.renderer(BackendChoice::Auto);
     let snap = Snapshot::build(fs.as_ref(), &cfg, &renderer);
+    // Named clusters for the CLUSTER column; a bad declaration is reported, never guessed past.
+    let clusters = capstan_worker::apps::declared_clusters(fs.as_ref()).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        Vec::new()
+    });
     if args.json {
         let apps: Vec<serde_json::Value> = snap
             .discovery
@@ -141,6 +146,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
                 let unchecked = known_not_checked(a, &snap, &renderer);
                 if let Some(m) = v.as_object_mut() {
                     m.insert("inputs".into(), inputs);
+                    m.insert("cluster".into(), a.cluster_name(&clusters).into());
                     m.insert(
                         "check".into(),
                         if unchecked.is_empty() {
@@ -163,8 +169,8 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<28} {:<12} {:<10} {:<48} {:<24} STATUS",
-        "NAME", "PROJECT", "TYPE", "SOURCE", "DESTINATION"
+        "{:<28} {:<12} {:<10} {:<48} {:<24} {:<16} STATUS",
+        "NAME", "PROJECT", "TYPE", "SOURCE", "DESTINATION", "CLUSTER"
     );
     for a in &snap.discovery.apps {
         for (i, s) in a.sources.iter().enumerate() {
@@ -202,22 +208,24 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 format!("{status} [{}]", origin.join(", "))
             };
-            let (name, project, dest) = if i == 0 {
+            let (name, project, dest, cluster) = if i == 0 {
                 (
                     a.name.as_str(),
                     a.project.as_str(),
                     a.destination.namespace.clone().unwrap_or_default(),
+                    a.cluster_name(&clusters),
                 )
             } else {
-                ("", "", String::new())
+                ("", "", String::new(), String::new())
             };
             println!(
-                "{:<28} {:<12} {:<10} {:<48} {:<24} {}",
+                "{:<28} {:<12} {:<10} {:<48} {:<24} {:<16} {}",
                 name,
                 project,
                 s.kind.as_deref().unwrap_or("-"),
                 source,
                 dest,
+                cluster,
                 status
             );
         }

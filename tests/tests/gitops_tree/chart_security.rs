@@ -98,6 +98,44 @@ pub(crate) const SITES: &[Chart] = &[
             )
         }],
     },
+    // Each map renders, minus `enabled`, only when `enabled` is true and it holds another key
+    // (templates/_helpers.tpl:229-243); the webhook and cert controller render by default.
+    Chart {
+        app: "external-secrets",
+        values: ValuesFile::Operator("external-secrets"),
+        version: "2.9.0",
+        sites: &[
+            Site {
+                strip_enabled: true,
+                ..site(
+                    "controller",
+                    "templates/deployment.yaml:55-58, :64-67",
+                    "podSecurityContext",
+                    &["securityContext"],
+                )
+            },
+            Site {
+                strip_enabled: true,
+                rendered_if: &[("webhook/create", true)],
+                ..site(
+                    "webhook",
+                    "templates/webhook-deployment.yaml:55-58, :63-66",
+                    "webhook/podSecurityContext",
+                    &["webhook/securityContext"],
+                )
+            },
+            Site {
+                strip_enabled: true,
+                rendered_if: &[("certController/create", true)],
+                ..site(
+                    "cert-controller",
+                    "templates/cert-controller-deployment.yaml:54-57, :63-66",
+                    "certController/podSecurityContext",
+                    &["certController/securityContext"],
+                )
+            },
+        ],
+    },
     Chart {
         app: "cert-manager",
         values: ValuesFile::Operator("cert-manager"),

@@ -50,11 +50,14 @@ fn values_content(root: &Path, path: &str) -> Result<Value, String> {
 
 impl Settings {
     pub(crate) fn load(root: &Path) -> Result<Settings, String> {
-        // The overlay the `ingress` Application deploys (argocd/bootstrap-apps/ingress.yaml).
-        let ingress_app = first(root, "argocd/bootstrap-apps/ingress.yaml")?;
-        let ingress_path = ingress_app["spec"]["source"]["path"]
+        // The overlay the `ingress` ApplicationSet deploys to the cluster ArgoCD runs in: the
+        // one its declaration's `ingressOverlay` label names (argocd/clusters).
+        let local = first(root, "argocd/clusters/in-cluster/cluster.yaml")?;
+        let overlay = local["labels"]["ingressOverlay"]
             .as_str()
-            .ok_or("the ingress Application has no source.path")?;
+            .ok_or("argocd/clusters/in-cluster/cluster.yaml has no ingressOverlay label")?;
+        let ingress_path = format!("infrastructure/overlays/{overlay}/ingress");
+        let ingress_path = ingress_path.as_str();
         Ok(Settings {
             argocd: values_content(root, "argocd/installation/helmchart.yaml")?,
             argocd_cm: first(root, "argocd/configs/argocd-cm.yaml")?["data"].clone(),

@@ -45,12 +45,16 @@ pub(crate) const PREINSTALLED_GROUPS: &[&str] = &[
     "argoproj.io",
 ];
 
+/// The cluster declarations a `clusters` generator is evaluated against (as Capstan does).
+pub(crate) const CLUSTER_FILES: &str = "argocd/clusters/*/cluster.yaml";
+
 /// Cluster-scoped kinds (everything else is namespaced).
 pub(crate) const CLUSTER_SCOPED: &[&str] = &[
     "APIService",
     "ClusterIssuer",
     "ClusterRole",
     "ClusterRoleBinding",
+    "ClusterSecretStore",
     "CSIDriver",
     "CustomResourceDefinition",
     "IngressClass",
@@ -477,6 +481,49 @@ impl Tree {
                             Err(e) => self.problems.push(e),
                         }
                     }
+                }
+            } else if let Some(clusters) = generator.get("clusters") {
+                // ArgoCD reads cluster Secrets; this tree registers each cluster from its
+                // declaration, so the declarations are what the generator sees.
+                let want = clusters["selector"]["matchLabels"].clone();
+                let declared: Vec<_> = entries
+                    .iter()
+                    .filter(|(p, is_dir)| !*is_dir && segment_glob(CLUSTER_FILES, p))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                let mut matched = 0;
+                for file in declared {
+                    let doc = match read_yaml(&self.root.join(&file)) {
+                        Ok(docs) if docs.len() == 1 => docs[0].clone(),
+                        Ok(_) => {
+                            self.problems
+                                .push(format!("{file}: expected one YAML mapping"));
+                            continue;
+                        }
+                        Err(e) => {
+                            self.problems.push(e);
+                            continue;
+                        }
+                    };
+                    let labels = doc["labels"].clone();
+                    let selected = want
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .all(|(k, v)| labels.get(k) == Some(v));
+                    if selected {
+                        matched += 1;
+                        param_sets.push(json!({
+                            "name": doc["name"],
+                            "server": doc["server"],
+                            "metadata": { "labels": labels, "annotations": {} },
+                        }));
+                    }
+                }
+                if matched == 0 {
+                    self.problems.push(format!(
+                        "{origin}: clusters generator selects no cluster declared in {CLUSTER_FILES}"
+                    ));
                 }
             } else {
                 self.problems

@@ -1,6 +1,7 @@
 //! ApplicationSet expansion for the generators that can be evaluated from the repository alone:
-//! `list`, git `directories` and git `files`, and `matrix`/`merge`-free combinations of those.
-//! Every other generator is recorded as unsupported, never guessed.
+//! `list`, git `directories` and git `files`, `clusters` over the clusters the repository
+//! declares ([`CLUSTER_FILES`]), and `matrix`/`merge`-free combinations of those. Every other
+//! generator is recorded as unsupported, never guessed.
 
 use globset::{GlobBuilder, GlobMatcher};
 use serde_json::{Map, Value};
@@ -9,6 +10,13 @@ use super::{App, Discovery, DiscoveryConfig, Unsupported, application};
 use crate::render::inputs::tree_files;
 use crate::repo_fs::{EntryKind, RepoFs, RepoPath};
 use crate::yaml;
+
+/// Where a repository declares the clusters ArgoCD manages, one file per cluster with `name`,
+/// `server` and `labels`. ArgoCD evaluates a `clusters` generator against its cluster Secrets;
+/// a repository that registers each cluster from its declaration (the Secret carries the same
+/// name, server and labels) lets the generator be evaluated here. Without declarations the
+/// generator stays unsupported.
+pub const CLUSTER_FILES: &str = "argocd/clusters/*/cluster.yaml";
 
 /// One parameter set, as nested JSON (goTemplate view); the flat view is derived from it.
 type Params = Map<String, Value>;
@@ -207,6 +215,11 @@ fn generate(
             within(out.len(), max, "git generator")?;
             Ok(out)
         }
+        "clusters" => {
+            let out = clusters_generator(body, fs)?;
+            within(out.len(), max, "clusters generator")?;
+            Ok(out)
+        }
         "matrix" | "merge" => {
             let children = match body.get("generators") {
                 Some(Value::Array(c)) if c.len() >= 2 => c,
@@ -393,6 +406,92 @@ fn git_generator(
         }
     }
     Ok(out)
+}
+
+/// A declared cluster, as [`CLUSTER_FILES`] holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeclaredCluster {
+    pub name: String,
+    pub server: String,
+    pub labels: Map<String, Value>,
+}
+
+/// Every cluster the repository declares, sorted by name. A malformed declaration is an error:
+/// skipping it would silently drop that cluster's apps.
+pub fn declared_clusters(fs: &dyn RepoFs) -> Result<Vec<DeclaredCluster>, String> {
+    let m = glob(CLUSTER_FILES)?;
+    let mut out = Vec::new();
+    for file in tree_files(fs, &RepoPath::root())
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter(|p| m.is_match(p.as_str()))
+    {
+        let text = fs.read_to_string(file).map_err(|e| e.to_string())?;
+        let doc = yaml::parse_documents(&text, file.as_str())
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .next()
+            .unwrap_or(Value::Null);
+        let field = |k: &str| {
+            doc.get(k)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| format!("{file}: cluster declaration without `{k}`"))
+        };
+        let labels = match doc.get("labels") {
+            None => Map::new(),
+            Some(Value::Object(l)) if l.values().all(Value::is_string) => l.clone(),
+            Some(_) => return Err(format!("{file}: `labels` must map names to strings")),
+        };
+        out.push(DeclaredCluster {
+            name: field("name")?,
+            server: field("server")?,
+            labels,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// ArgoCD's cluster generator over the declared clusters: `selector.matchLabels` filters,
+/// `values` are added under `values`. `matchExpressions` is not evaluated.
+fn clusters_generator(body: &Value, fs: &dyn RepoFs) -> Result<Vec<Params>, String> {
+    let selector = body.get("selector").cloned().unwrap_or(Value::Null);
+    if selector.get("matchExpressions").is_some() {
+        return Err("clusters generator with selector.matchExpressions".into());
+    }
+    let want = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let clusters = declared_clusters(fs)?;
+    if clusters.is_empty() {
+        return Err(format!(
+            "clusters generator, and no cluster is declared in {CLUSTER_FILES}"
+        ));
+    }
+    let values = body
+        .get("values")
+        .cloned()
+        .unwrap_or(Value::Object(Map::new()));
+    Ok(clusters
+        .into_iter()
+        .filter(|c| want.iter().all(|(k, v)| c.labels.get(k) == Some(v)))
+        .map(|c| {
+            let mut p = Map::new();
+            p.insert("nameNormalized".into(), Value::String(normalize(&c.name)));
+            p.insert("name".into(), Value::String(c.name));
+            p.insert("server".into(), Value::String(c.server));
+            p.insert(
+                "metadata".into(),
+                serde_json::json!({"labels": c.labels, "annotations": {}}),
+            );
+            p.insert("values".into(), values.clone());
+            p
+        })
+        .collect())
 }
 
 /// The flat parameter names of fasttemplate mode: `path`, `path.basename`, `path[0]`, `a.b`.

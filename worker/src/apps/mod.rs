@@ -22,6 +22,7 @@ use crate::repo_fs::{RepoFs, RepoPath};
 use crate::yaml;
 
 pub use affected::{AffectedApp, ChangeReason};
+pub use appset::{CLUSTER_FILES, DeclaredCluster, declared_clusters};
 pub use pipeline::{AppRender, RenderedApp, Snapshot};
 
 /// How to recognise "this repository" and its default branch in Applications.
@@ -195,6 +196,18 @@ impl App {
                 opts.iter()
                     .any(|o| o.as_str().map(str::trim) == Some("CreateNamespace=true"))
             })
+    }
+
+    /// The destination cluster by name: a declared cluster whose server the app targets is
+    /// named as declared, the cluster ArgoCD runs in is `in-cluster` (ArgoCD's own name).
+    pub fn cluster_name(&self, declared: &[DeclaredCluster]) -> String {
+        match self.cluster() {
+            None => "in-cluster".into(),
+            Some(c) => declared
+                .iter()
+                .find(|d| d.server == c)
+                .map_or(c, |d| d.name.clone()),
+        }
     }
 
     /// The destination cluster, `None` for the cluster ArgoCD runs in.

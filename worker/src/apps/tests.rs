@@ -203,7 +203,11 @@ spec:
     assert_eq!(cm.sources[0].kind.as_deref(), Some("helm"));
     assert_eq!(cm.sources[0].chart.as_deref(), Some("cert-manager"));
     assert_eq!(d.unsupported.len(), 1);
-    assert_eq!(d.unsupported[0].what, "clusters generator");
+    // No cluster is declared in this tree, so the clusters generator cannot be evaluated.
+    assert_eq!(
+        d.unsupported[0].what,
+        "clusters generator, and no cluster is declared in argocd/clusters/*/cluster.yaml"
+    );
     assert_eq!(d.unsupported[0].object, "ApplicationSet clusters");
 }
 
@@ -401,4 +405,79 @@ fn exclusions_are_read_from_the_settings_file() {
         .discovery_exclude();
     let got: Vec<&str> = got.iter().map(RepoPath::as_str).collect();
     assert_eq!(got, vec!["worker/tests", "tests/fixtures"]);
+}
+
+const CLUSTERS_SET: &str = "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: ingress\nspec:\n  goTemplate: true\n  generators:\n    - clusters:\n        selector:\n          matchLabels:\n            managed: \"true\"\n  template:\n    metadata:\n      name: 'ingress-{{.name}}'\n    spec:\n      project: p\n      source:\n        repoURL: https://github.com/example/gitops\n        targetRevision: HEAD\n        path: 'overlays/{{.metadata.labels.overlay}}'\n      destination:\n        server: '{{.server}}'\n        namespace: kube-system\n";
+
+fn cluster_file(name: &str, server: &str, managed: bool, overlay: &str) -> String {
+    format!(
+        "name: {name}\nserver: {server}\nlabels:\n  managed: \"{managed}\"\n  overlay: {overlay}\n"
+    )
+}
+
+#[test]
+fn a_clusters_generator_expands_over_the_declared_clusters_it_selects() {
+    let fs = MemFs::new()
+        .with("set.yaml", CLUSTERS_SET)
+        .with("overlays/prod/cm.yaml", "a: 1\n")
+        .with("overlays/staging/cm.yaml", "a: 1\n")
+        .with(
+            "argocd/clusters/in-cluster/cluster.yaml",
+            cluster_file("in-cluster", "https://kubernetes.default.svc", true, "prod"),
+        )
+        .with(
+            "argocd/clusters/edge/cluster.yaml",
+            cluster_file("edge", "https://edge.example.com:6443", true, "staging"),
+        )
+        .with(
+            "argocd/clusters/lab/cluster.yaml",
+            cluster_file("lab", "https://lab.example.com:6443", false, "prod"),
+        );
+    let d = discover(&fs, &cfg());
+    assert!(d.unsupported.is_empty(), "{:?}", d.unsupported);
+    let names: Vec<&str> = d.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["ingress-edge", "ingress-in-cluster"]);
+    let declared = declared_clusters(&fs).unwrap();
+    let edge = d.get("ingress-edge").unwrap();
+    assert_eq!(edge.sources[0].path.as_deref(), Some("overlays/staging"));
+    // The server a generated app targets is named as declared; ArgoCD's own cluster is in-cluster.
+    assert_eq!(edge.cluster_name(&declared), "edge");
+    assert_eq!(
+        d.get("ingress-in-cluster").unwrap().cluster_name(&declared),
+        "in-cluster"
+    );
+}
+
+#[test]
+fn a_clusters_generator_without_declarations_or_with_expressions_is_unsupported() {
+    let fs = MemFs::new().with("set.yaml", CLUSTERS_SET);
+    let d = discover(&fs, &cfg());
+    assert!(d.apps.is_empty());
+    assert!(
+        d.unsupported[0].what.contains("no cluster is declared"),
+        "{:?}",
+        d.unsupported
+    );
+    let set = CLUSTERS_SET.replace(
+        "          matchLabels:\n            managed: \"true\"\n",
+        "          matchExpressions:\n            - {key: managed, operator: Exists}\n",
+    );
+    let fs = MemFs::new().with("set.yaml", set).with(
+        "argocd/clusters/a/cluster.yaml",
+        cluster_file("a", "https://a:6443", true, "prod"),
+    );
+    let d = discover(&fs, &cfg());
+    assert!(d.apps.is_empty());
+    assert!(d.unsupported[0].what.contains("matchExpressions"));
+    // A declaration missing its server is an error, not a cluster silently left out.
+    let fs = MemFs::new()
+        .with("set.yaml", CLUSTERS_SET)
+        .with("argocd/clusters/a/cluster.yaml", "name: a\n");
+    let d = discover(&fs, &cfg());
+    assert!(d.apps.is_empty());
+    assert!(
+        d.unsupported[0].what.contains("without `server`"),
+        "{:?}",
+        d.unsupported
+    );
 }
