@@ -228,5 +228,5 @@ fn the_check_is_never_success_when_an_affected_app_was_not_checked() {
     assert!(body.contains("⚪ not checked"), "{body}");
     assert!(body.contains("**1 not checked**"), "{body}");
     assert!(body.contains("**head not checked**"), "{body}");
-    assert!(body.contains("Jsonnet is not rendered"), "{body}");
+    assert!(body.contains("$ARGOCD_APP_REVISION"), "{body}");
 }

@@ -489,6 +489,9 @@ pub fn evaluate(
     }
 }
 
+/// Lines of an evaluation error kept in the report.
+const MAX_TRACE_LINES: usize = 20;
+
 enum Failure {
     Eval(String),
     TooLarge(usize),
@@ -507,12 +510,18 @@ fn run(
         max_trace: 20,
         padding: 2,
     };
+    // The message and the innermost frames: a runaway recursion has hundreds of them.
     let describe = |e: &jrsonnet_evaluator::Error| {
-        trace
+        let full = trace
             .format(e)
-            .unwrap_or_else(|_| e.error().to_string())
-            .trim_end()
-            .to_string()
+            .unwrap_or_else(|_| e.error().to_string());
+        let lines: Vec<&str> = full.trim_end().lines().collect();
+        if lines.len() <= MAX_TRACE_LINES {
+            return lines.join("\n");
+        }
+        let mut out = lines[..MAX_TRACE_LINES].join("\n");
+        out.push_str(&format!("\n  ... {} more frames", lines.len() - MAX_TRACE_LINES));
+        out
     };
     let context = jrsonnet_stdlib::ContextInitializer::new(PathResolver::Absolute);
     for var in &opts.ext_vars {
