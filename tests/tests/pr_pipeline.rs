@@ -564,8 +564,8 @@ async fn a_jsonnet_app_is_diffed_like_any_other_and_its_libraries_affect_it() {
     assert!(!body.contains("app-000"), "only the Jsonnet app is affected: {body}");
     assert!(body.contains("jsonnet-app-settings"), "{body}");
     // 2 * 10, worked out by hand; the base had 2.
-    assert!(body.contains("REPLICAS: \"20\""), "{body}");
-    assert!(body.contains("REPLICAS: \"2\""), "{body}");
+    assert!(body.contains("+  REPLICAS: '20'"), "{body}");
+    assert!(body.contains("-  REPLICAS: '2'"), "{body}");
     assert!(!body.contains("not checked"), "{body}");
     h.stop().await;
 }

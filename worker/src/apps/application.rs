@@ -514,3 +514,33 @@ fn resolve_value_refs(sources: &mut [AppSource], raw: &[Value]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn build_environment_is_substituted_as_go_os_expand_does() {
+        let env = BuildEnv {
+            app: "web",
+            namespace: "ns",
+            project: "team",
+            repo_url: "https://example.com/r",
+            path: "apps/web",
+            target_revision: "main",
+        };
+        let sub = |s: &str| env.substitute(s).unwrap();
+        assert_eq!(sub("$ARGOCD_APP_NAME"), "web");
+        assert_eq!(sub("${ARGOCD_APP_NAMESPACE}-x"), "ns-x");
+        assert_eq!(sub("$ARGOCD_APP_PROJECT_NAME/$ARGOCD_APP_SOURCE_PATH"), "team/apps/web");
+        assert_eq!(sub("$$ARGOCD_APP_NAME"), "$ARGOCD_APP_NAME");
+        assert_eq!(sub("cost: 5$"), "cost: 5$");
+        assert_eq!(sub("$UNKNOWN!"), "!");
+        assert_eq!(sub("a${}b"), "ab");
+        assert_eq!(sub("a${ARGOCD_APP_NAME"), "aARGOCD_APP_NAME");
+        assert_eq!(sub("$-x $1y"), "x y");
+        assert_eq!(sub("$ $"), "$ $");
+        assert!(env.substitute("rev-$ARGOCD_APP_REVISION_SHORT").is_err());
+    }
+}

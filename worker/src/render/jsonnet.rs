@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -442,6 +443,20 @@ pub fn evaluate(
         .iter()
         .map(|p| p.as_str().to_string())
         .collect();
+    // Programs abandoned at their deadline keep their threads until they end; past a few, no
+    // new evaluation starts, so one pull request cannot pile them up on a worker.
+    let running = RUNNING.load(Ordering::Relaxed);
+    if running >= MAX_RUNNING {
+        return Err(RenderError::Limit {
+            file: entry.to_string(),
+            line: limits::not_checked(
+                "jsonnet.maxRunning",
+                MAX_RUNNING,
+                &format!("{running} Jsonnet evaluations are still running"),
+            ),
+        });
+    }
+    let counted = Running::start();
     let (tx, rx) = mpsc::channel();
     let job_entry = entry.as_str().to_string();
     let job_opts = opts.clone();
@@ -450,6 +465,7 @@ pub fn evaluate(
         .name("jsonnet".into())
         .stack_size(16 * 1024 * 1024)
         .spawn(move || {
+            let _counted = counted;
             let out = run(files, jpath, &job_entry, &job_opts, &job_limits);
             // The receiver is gone only when the deadline passed; nobody wants the result then.
             let _ = tx.send(out);
@@ -486,6 +502,27 @@ pub fn evaluate(
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             Err(invalid("the Jsonnet evaluator stopped without a result".into()))
         }
+    }
+}
+
+/// Evaluation threads alive in this process, abandoned ones included.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// More than the cores of any worker: reached only when programs were abandoned.
+const MAX_RUNNING: usize = 16;
+
+/// Counts one evaluation thread in [`RUNNING`] for as long as it lives.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        RUNNING.fetch_add(1, Ordering::Relaxed);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
