@@ -459,8 +459,10 @@ fn tree_with(settings: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
 /// `fanout_tree(1)` plus an app of a config management plugin (`plugin/`), which Capstan does not
 /// run.
 fn tree_with_plugin_app(settings: &str) -> Vec<(String, String)> {
-    let app = capstan_tests::pr_harness::application("plugin-app")
-        .replace("path: apps/plugin-app", "path: plugin\n    plugin:\n      name: sops");
+    let app = capstan_tests::pr_harness::application("plugin-app").replace(
+        "path: apps/plugin-app",
+        "path: plugin\n    plugin:\n      name: sops",
+    );
     tree_with(
         settings,
         &[
@@ -561,7 +563,10 @@ async fn a_jsonnet_app_is_diffed_like_any_other_and_its_libraries_affect_it() {
     assert_eq!(run["conclusion"], "success", "{run:#}");
     let body = &h.report_comments(10)[0].body;
     assert!(body.contains("jsonnet-app"), "{body}");
-    assert!(!body.contains("app-000"), "only the Jsonnet app is affected: {body}");
+    assert!(
+        !body.contains("app-000"),
+        "only the Jsonnet app is affected: {body}"
+    );
     assert!(body.contains("jsonnet-app-settings"), "{body}");
     // 2 * 10, worked out by hand; the base had 2.
     assert!(body.contains("+  REPLICAS: '20'"), "{body}");

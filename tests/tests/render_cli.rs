@@ -304,12 +304,7 @@ const PLUGIN_APP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nm
 
 /// A repository with one app, defined by `app` and reading `files`; `base` and `main` differ
 /// in `changed`.
-fn one_app_repo(
-    tmp: &Path,
-    app: &str,
-    files: &[(&str, &str)],
-    changed: (&str, &str),
-) -> PathBuf {
+fn one_app_repo(tmp: &Path, app: &str, files: &[(&str, &str)], changed: (&str, &str)) -> PathBuf {
     let dir = tmp.join("one-app");
     let b = RepoBuilder::init(&dir).unwrap();
     let mut changes = vec![Change::Write("argocd/app.yaml", app.as_bytes())];
@@ -331,28 +326,49 @@ fn a_jsonnet_app_renders_and_diffs_like_any_other() {
         tmp.path(),
         JSONNET_APP,
         &[
-            ("jsonnet/main.jsonnet", "function(replicas) [(import 'k.libsonnet').cm(replicas)]\n"),
+            (
+                "jsonnet/main.jsonnet",
+                "function(replicas) [(import 'k.libsonnet').cm(replicas)]\n",
+            ),
             ("vendor/k.libsonnet", lib),
         ],
         // Only the library changes: 1 * 3 at head.
-        ("vendor/k.libsonnet", &lib.replace("toString(n)", "toString(n * 3)")),
+        (
+            "vendor/k.libsonnet",
+            &lib.replace("toString(n)", "toString(n * 3)"),
+        ),
     );
     // Through the Application, the TLA and `libs` apply: 1 * 3.
     let out = run(&dir, &["render", "jsonnet-app", "--ref", "main"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let yaml = text(&out.stdout);
-    assert!(yaml.contains("kind: ConfigMap") && yaml.contains("name: jcm"), "{yaml}");
+    assert!(
+        yaml.contains("kind: ConfigMap") && yaml.contains("name: jcm"),
+        "{yaml}"
+    );
     assert!(yaml.contains("replicas: '3'"), "{yaml}");
     // The bare folder has no `libs`: the import fails, naming the file and the import.
     let out = run(&dir, &["render", "jsonnet", "--ref", "main"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     let err = text(&out.stderr);
-    assert!(err.contains("jsonnet/main.jsonnet") && err.contains("k.libsonnet"), "{err}");
+    assert!(
+        err.contains("jsonnet/main.jsonnet") && err.contains("k.libsonnet"),
+        "{err}"
+    );
 
     let out = run(&dir, &["diff", "--base", "base", "--head", "main"]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let s = text(&out.stdout);
-    assert!(s.contains("jsonnet-app") && s.contains("vendor/k.libsonnet"), "{s}");
+    assert!(
+        s.contains("jsonnet-app") && s.contains("vendor/k.libsonnet"),
+        "{s}"
+    );
     assert!(!s.contains("not checked"), "{s}");
 }
 

@@ -294,8 +294,10 @@ fn plain_directory_matches_argocd_globs_lists_markers_and_stray_yaml() {
         "`*` crosses `/`"
     );
     // A stray YAML file that looks like a manifest is an error, not ignored.
-    let bad = capstan_worker::repo_fs::MemFs::new()
-        .with("m/bad.yaml", "apiVersion: v1\nmetadata:\n  name: x\nkind:\n");
+    let bad = capstan_worker::repo_fs::MemFs::new().with(
+        "m/bad.yaml",
+        "apiVersion: v1\nmetadata:\n  name: x\nkind:\n",
+    );
     let src = RenderSource {
         path: RepoPath::new("m").unwrap(),
         kind: SourceKind::Directory(DirectoryOptions::default()),

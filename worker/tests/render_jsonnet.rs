@@ -253,7 +253,10 @@ fn errors_name_the_file_and_line() {
             "e/main.jsonnet",
             "local x = import 'lib.libsonnet';\n{\n  a: x.f(1),\n}\n",
         )
-        .with("e/lib.libsonnet", "{\n  f(n)::\n    error 'boom ' + n,\n}\n");
+        .with(
+            "e/lib.libsonnet",
+            "{\n  f(n)::\n    error 'boom ' + n,\n}\n",
+        );
     let err = render(&fs, &source("e", JsonnetOptions::default()))
         .unwrap_err()
         .to_string();
@@ -271,7 +274,8 @@ fn errors_name_the_file_and_line() {
 
 #[test]
 fn output_shapes_are_read_as_argocd_reads_them() {
-    let cm = |n: &str| format!("{{ apiVersion: 'v1', kind: 'ConfigMap', metadata: {{ name: '{n}' }} }}");
+    let cm =
+        |n: &str| format!("{{ apiVersion: 'v1', kind: 'ConfigMap', metadata: {{ name: '{n}' }} }}");
     let names = |program: String| {
         let fs = MemFs::new().with("o/main.jsonnet", program);
         render(&fs, &source("o", JsonnetOptions::default())).map(|objs| {
@@ -287,7 +291,12 @@ fn output_shapes_are_read_as_argocd_reads_them() {
     );
     // A list object stands for its items, whatever its kind.
     assert_eq!(
-        names(format!("{{ apiVersion: 'v1', kind: 'ConfigMapList', items: [{}, {}] }}", cm("i1"), cm("i2"))).unwrap(),
+        names(format!(
+            "{{ apiVersion: 'v1', kind: 'ConfigMapList', items: [{}, {}] }}",
+            cm("i1"),
+            cm("i2")
+        ))
+        .unwrap(),
         vec!["i1", "i2"]
     );
     assert_eq!(names("null".into()).unwrap(), Vec::<String>::new());
@@ -338,13 +347,20 @@ fn hostile_programs_hit_the_limits_and_the_app_is_not_checked() {
     assert!(slow.is_not_checked(), "{slow}");
     assert!(slow.to_string().contains("jsonnet.deadline"), "{slow}");
 
-    let big = run("{ kind: 'ConfigMap', data: { x: std.repeat('x', 5000) } }", &[]);
+    let big = run(
+        "{ kind: 'ConfigMap', data: { x: std.repeat('x', 5000) } }",
+        &[],
+    );
     assert!(big.is_not_checked(), "{big}");
     assert!(big.to_string().contains("jsonnet.maxOutputBytes"), "{big}");
 
     let many = run(
         "(import 'a.libsonnet') + (import 'b.libsonnet') + (import 'c.libsonnet')",
-        &[("h/a.libsonnet", "1"), ("h/b.libsonnet", "1"), ("h/c.libsonnet", "1")],
+        &[
+            ("h/a.libsonnet", "1"),
+            ("h/b.libsonnet", "1"),
+            ("h/c.libsonnet", "1"),
+        ],
     );
     assert!(many.is_not_checked(), "{many}");
     assert!(many.to_string().contains("jsonnet.maxFiles"), "{many}");

@@ -267,7 +267,9 @@ impl BuildEnv<'_> {
                 "ARGOCD_APP_SOURCE_REPO_URL" => self.repo_url.into(),
                 "ARGOCD_APP_SOURCE_PATH" => self.path.into(),
                 "ARGOCD_APP_SOURCE_TARGET_REVISION" => self.target_revision.into(),
-                "ARGOCD_APP_REVISION" | "ARGOCD_APP_REVISION_SHORT" | "ARGOCD_APP_REVISION_SHORT_8" => {
+                "ARGOCD_APP_REVISION"
+                | "ARGOCD_APP_REVISION_SHORT"
+                | "ARGOCD_APP_REVISION_SHORT_8" => {
                     return Err(format!(
                         "directory.jsonnet uses ${name}, the commit being synced, which is not substituted"
                     ));
@@ -333,7 +335,8 @@ fn jsonnet_options(j: Option<&Value>, env: &BuildEnv<'_>) -> Result<JsonnetOptio
         let mut out = Vec::new();
         if let Some(Value::Array(list)) = j.and_then(|j| j.get(key)) {
             for v in list {
-                let name = s(v, "name").ok_or(format!("directory.jsonnet.{key}: entry without a name"))?;
+                let name =
+                    s(v, "name").ok_or(format!("directory.jsonnet.{key}: entry without a name"))?;
                 let value = v.get("value").and_then(Value::as_str).unwrap_or_default();
                 out.push(JsonnetVar {
                     name,
@@ -533,7 +536,10 @@ mod tests {
         let sub = |s: &str| env.substitute(s).unwrap();
         assert_eq!(sub("$ARGOCD_APP_NAME"), "web");
         assert_eq!(sub("${ARGOCD_APP_NAMESPACE}-x"), "ns-x");
-        assert_eq!(sub("$ARGOCD_APP_PROJECT_NAME/$ARGOCD_APP_SOURCE_PATH"), "team/apps/web");
+        assert_eq!(
+            sub("$ARGOCD_APP_PROJECT_NAME/$ARGOCD_APP_SOURCE_PATH"),
+            "team/apps/web"
+        );
         assert_eq!(sub("$$ARGOCD_APP_NAME"), "$ARGOCD_APP_NAME");
         assert_eq!(sub("cost: 5$"), "cost: 5$");
         assert_eq!(sub("$UNKNOWN!"), "!");

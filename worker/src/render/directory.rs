@@ -157,8 +157,13 @@ impl Backend for DirectoryBackend {
                         held.insert(h)
                     }
                 };
-                let json =
-                    jsonnet::evaluate(files.clone(), &f, &source.path, &opts.jsonnet, &self.jsonnet)?;
+                let json = jsonnet::evaluate(
+                    files.clone(),
+                    &f,
+                    &source.path,
+                    &opts.jsonnet,
+                    &self.jsonnet,
+                )?;
                 objects.extend(jsonnet::manifests(&json, &f)?);
             } else {
                 objects.extend(plain_file(&f, &text)?);
@@ -210,8 +215,9 @@ fn plain_file(f: &RepoPath, text: &str) -> Result<Vec<Value>, RenderError> {
             out.push(doc);
             continue;
         }
-        let looks_like_manifest =
-            ["apiVersion:", "kind:", "metadata:"].iter().all(|k| text.contains(k));
+        let looks_like_manifest = ["apiVersion:", "kind:", "metadata:"]
+            .iter()
+            .all(|k| text.contains(k));
         if out.is_empty() && !looks_like_manifest {
             // An unrelated YAML file (values, settings) next to the manifests.
             return Ok(Vec::new());
@@ -265,7 +271,10 @@ enum Atom {
     Char(char),
     Any,
     One,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -448,7 +457,10 @@ mod tests {
         assert!(m("*.yaml", "a.yaml"));
         assert!(m("*.yaml", "sub/deep/a.yaml"), "* crosses /");
         assert!(m("sub/*.yaml", "sub/x/a.yaml"));
-        assert!(!m("a.yaml", "sub/a.yaml"), "the relative path, not the file name");
+        assert!(
+            !m("a.yaml", "sub/a.yaml"),
+            "the relative path, not the file name"
+        );
         assert!(!m("**/a.yaml", "a.yaml"), "**/ needs a /");
         assert!(m("**/a.yaml", "x/a.yaml"));
         assert!(m("{a,b/c}.yaml", "b/c.yaml"));

@@ -130,7 +130,9 @@ impl<'a> Lexer<'a> {
                 }
                 b'@' if matches!(self.peek(1), Some(b'"' | b'\'')) => {
                     self.i += 2;
-                    return self.verbatim(self.s[self.i - 1]).map(|s| Some(Token::Str(s)));
+                    return self
+                        .verbatim(self.s[self.i - 1])
+                        .map(|s| Some(Token::Str(s)));
                 }
                 b'|' if self.text[self.i..].starts_with("|||") => {
                     self.text_block()?;
@@ -312,21 +314,20 @@ pub fn closure(
         .collect();
     // Ext vars and TLAs given as code may import too: only from the library path.
     let follow = |from: Option<&RepoPath>,
-                      label: &str,
-                      text: &str,
-                      queue: &mut VecDeque<(RepoPath, ImportKind)>|
+                  label: &str,
+                  text: &str,
+                  queue: &mut VecDeque<(RepoPath, ImportKind)>|
      -> Result<(), RenderError> {
         let list = imports(text).map_err(|message| RenderError::Invalid {
             file: label.to_string(),
             message: format!("reading its imports: {message}"),
         })?;
         for (kind, path) in list {
-            let found = resolve(from, &path, &jpath, &exists).map_err(|source| {
-                RenderError::Input {
+            let found =
+                resolve(from, &path, &jpath, &exists).map_err(|source| RenderError::Input {
                     file: format!("{label}: import {path:?}"),
                     source,
-                }
-            })?;
+                })?;
             match found {
                 Some(p) => queue.push_back((p, kind)),
                 None => {
@@ -370,10 +371,12 @@ pub fn closure(
             })?;
             continue;
         }
-        let text = fs.read_to_string(&file).map_err(|source| RenderError::Input {
-            file: file.to_string(),
-            source,
-        })?;
+        let text = fs
+            .read_to_string(&file)
+            .map_err(|source| RenderError::Input {
+                file: file.to_string(),
+                source,
+            })?;
         follow(Some(&file.parent()), file.as_str(), &text, &mut queue)?;
     }
     Ok(seen.into_keys().collect())
@@ -499,9 +502,9 @@ pub fn evaluate(
                 &format!("evaluating {entry}"),
             ),
         }),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err(invalid("the Jsonnet evaluator stopped without a result".into()))
-        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(invalid(
+            "the Jsonnet evaluator stopped without a result".into(),
+        )),
     }
 }
 
@@ -549,15 +552,16 @@ fn run(
     };
     // The message and the innermost frames: a runaway recursion has hundreds of them.
     let describe = |e: &jrsonnet_evaluator::Error| {
-        let full = trace
-            .format(e)
-            .unwrap_or_else(|_| e.error().to_string());
+        let full = trace.format(e).unwrap_or_else(|_| e.error().to_string());
         let lines: Vec<&str> = full.trim_end().lines().collect();
         if lines.len() <= MAX_TRACE_LINES {
             return lines.join("\n");
         }
         let mut out = lines[..MAX_TRACE_LINES].join("\n");
-        out.push_str(&format!("\n  ... {} more frames", lines.len() - MAX_TRACE_LINES));
+        out.push_str(&format!(
+            "\n  ... {} more frames",
+            lines.len() - MAX_TRACE_LINES
+        ));
         out
     };
     let context = jrsonnet_stdlib::ContextInitializer::new(PathResolver::Absolute);
@@ -627,7 +631,10 @@ pub fn manifests(json: &str, file: &RepoPath) -> Result<Vec<Value>, RenderError>
     for (i, item) in items.into_iter().enumerate() {
         match &item {
             Value::Null => continue,
-            Value::Object(m) if m.get("kind").and_then(Value::as_str).is_some_and(|k| !k.is_empty()) => {}
+            Value::Object(m)
+                if m.get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| !k.is_empty()) => {}
             Value::Object(_) => {
                 return Err(invalid(format!("output object {i} has no kind")));
             }
@@ -692,7 +699,12 @@ local d = importbin 'd.bin';
 
     #[test]
     fn lookup_order_is_own_folder_then_library_path_last_first() {
-        let have = ["app/x.libsonnet", "lib1/x.libsonnet", "lib2/x.libsonnet", "lib1/y.libsonnet"];
+        let have = [
+            "app/x.libsonnet",
+            "lib1/x.libsonnet",
+            "lib2/x.libsonnet",
+            "lib1/y.libsonnet",
+        ];
         let exists = |p: &RepoPath| Ok(have.contains(&p.as_str()));
         let jpath: Vec<RepoPath> = ["app", "lib1", "lib2"]
             .iter()
@@ -700,11 +712,16 @@ local d = importbin 'd.bin';
             .collect();
         let app = RepoPath::new("app").unwrap();
         let found = |from: Option<&RepoPath>, p: &str| {
-            resolve(from, p, &jpath, &exists).unwrap().map(|p| p.to_string())
+            resolve(from, p, &jpath, &exists)
+                .unwrap()
+                .map(|p| p.to_string())
         };
         assert_eq!(found(Some(&app), "x.libsonnet").unwrap(), "app/x.libsonnet");
         assert_eq!(found(None, "x.libsonnet").unwrap(), "lib2/x.libsonnet");
-        assert_eq!(found(Some(&app), "y.libsonnet").unwrap(), "lib1/y.libsonnet");
+        assert_eq!(
+            found(Some(&app), "y.libsonnet").unwrap(),
+            "lib1/y.libsonnet"
+        );
         assert_eq!(found(Some(&app), "z.libsonnet"), None);
         assert!(matches!(
             resolve(Some(&app), "/etc/passwd", &jpath, &exists),
@@ -721,7 +738,10 @@ local d = importbin 'd.bin';
         let f = RepoPath::new("a/main.jsonnet").unwrap();
         let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#;
         assert_eq!(manifests(cm, &f).unwrap().len(), 1);
-        assert_eq!(manifests(&format!("[{cm},null,{cm}]"), &f).unwrap().len(), 2);
+        assert_eq!(
+            manifests(&format!("[{cm},null,{cm}]"), &f).unwrap().len(),
+            2
+        );
         assert_eq!(manifests("null", &f).unwrap().len(), 0);
         assert_eq!(manifests("[]", &f).unwrap().len(), 0);
         for bad in [&format!("[[{cm}]]"), "\"text\"", "3", "{}", "{\"a\":{}}"] {
