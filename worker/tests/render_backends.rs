@@ -195,6 +195,26 @@ fn application_kustomize_options_match_the_edited_kustomization() {
     );
 }
 
+/// The names of the objects the directory source `m` renders to with `opts`.
+fn directory_names(
+    r: &Renderer,
+    fs: &capstan_worker::repo_fs::MemFs,
+    opts: DirectoryOptions,
+) -> Vec<String> {
+    let src = RenderSource {
+        path: RepoPath::new("m").unwrap(),
+        kind: SourceKind::Directory(opts),
+        namespace: None,
+        release_name: "m".into(),
+    };
+    r.render(fs, &src)
+        .unwrap()
+        .objects
+        .iter()
+        .map(|o| o.id.name.clone())
+        .collect()
+}
+
 #[test]
 fn plain_directory_with_recurse_include_and_exclude() {
     let fs = capstan_worker::repo_fs::MemFs::new()
@@ -204,20 +224,7 @@ fn plain_directory_with_recurse_include_and_exclude() {
         .with("m/sub/c.yml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: c1\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: c2\n")
         .with("m/sub/skip.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: skipped\n");
     let r = Renderer::new(RenderConfig::default());
-    let render = |opts: DirectoryOptions| {
-        let src = RenderSource {
-            path: RepoPath::new("m").unwrap(),
-            kind: SourceKind::Directory(opts),
-            namespace: None,
-            release_name: "m".into(),
-        };
-        r.render(&fs, &src)
-            .unwrap()
-            .objects
-            .iter()
-            .map(|o| o.id.name.clone())
-            .collect::<Vec<_>>()
-    };
+    let render = |opts: DirectoryOptions| directory_names(&r, &fs, opts);
     assert_eq!(render(DirectoryOptions::default()), vec!["a", "b"]);
     assert_eq!(
         render(DirectoryOptions {
@@ -257,20 +264,7 @@ fn plain_directory_matches_argocd_globs_lists_markers_and_stray_yaml() {
         .with("m/skipped.yaml", format!("# +argocd:skip-file-rendering\n{}", cm("skipped")))
         .with("m/values.yaml", "replicas: 3\nimage: nginx\n");
     let r = Renderer::new(RenderConfig::default());
-    let names = |opts: DirectoryOptions| {
-        let src = RenderSource {
-            path: RepoPath::new("m").unwrap(),
-            kind: SourceKind::Directory(opts),
-            namespace: None,
-            release_name: "m".into(),
-        };
-        r.render(&fs, &src)
-            .unwrap()
-            .objects
-            .iter()
-            .map(|o| o.id.name.clone())
-            .collect::<Vec<_>>()
-    };
+    let names = |opts: DirectoryOptions| directory_names(&r, &fs, opts);
     assert_eq!(
         names(DirectoryOptions::default()),
         vec!["hidden", "top", "l1", "l2"]

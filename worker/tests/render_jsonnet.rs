@@ -144,6 +144,15 @@ fn inputs_are_the_programs_and_what_they_import_not_unused_libraries() {
     assert_eq!(inputs, want);
 }
 
+/// The `data` of the one object `a/main.jsonnet` renders with these `libs`.
+fn data_with_libs(fs: &MemFs, libs: &[&str]) -> Value {
+    let opts = JsonnetOptions {
+        libs: libs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    render(fs, &source("a", opts)).unwrap()[0]["data"].clone()
+}
+
 #[test]
 fn the_own_folder_wins_then_the_last_library_then_the_app_folder() {
     let fs = MemFs::new()
@@ -157,13 +166,7 @@ fn the_own_folder_wins_then_the_last_library_then_the_app_folder() {
         .with("a/pick.libsonnet", "'app'\n")
         .with("l1/pick.libsonnet", "'l1'\n")
         .with("l2/pick.libsonnet", "'l2'\n");
-    let data = |libs: &[&str]| {
-        let opts = JsonnetOptions {
-            libs: libs.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
-        render(&fs, &source("a", opts)).unwrap()[0]["data"].clone()
-    };
+    let data = |libs: &[&str]| data_with_libs(&fs, libs);
     // `pick` from main.jsonnet: its own folder `a` first.
     assert_eq!(data(&["l1", "l2"]), json!({"own": "sub", "lib": "app"}));
     // Without a copy next to the importer, the library path is searched last entry first.
@@ -174,13 +177,7 @@ fn the_own_folder_wins_then_the_last_library_then_the_app_folder() {
         )
         .with("l1/pick.libsonnet", "'l1'\n")
         .with("l2/pick.libsonnet", "'l2'\n");
-    let lib = |libs: &[&str]| {
-        let opts = JsonnetOptions {
-            libs: libs.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
-        render(&fs2, &source("a", opts)).unwrap()[0]["data"]["lib"].clone()
-    };
+    let lib = |libs: &[&str]| data_with_libs(&fs2, libs)["lib"].clone();
     assert_eq!(lib(&["l1", "l2"]), json!("l2"));
     assert_eq!(lib(&["l2", "l1"]), json!("l1"));
 }

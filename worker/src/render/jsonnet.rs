@@ -580,6 +580,8 @@ fn run(
     let state = builder.build();
     let _entered = state.enter();
     let _depth = jrsonnet_evaluator::stack::limit_stack_depth(limits.max_stack);
+    // `apply_tla` takes this map; an interned `IStr` hashes by its pointer, which never changes.
+    #[allow(clippy::mutable_key_type)]
     let tlas: HashMap<IStr, TlaArg> = opts
         .tlas
         .iter()
