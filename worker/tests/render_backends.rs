@@ -287,6 +287,26 @@ fn plain_directory_matches_argocd_globs_lists_markers_and_stray_yaml() {
         vec!["nested", "deep"],
         "`*` crosses `/`"
     );
+    // Not YAML at all and nothing like a manifest (a Helm-style template): ignored too.
+    let fs = fs.with("m/tpl.yaml", "{{ .Values.x }}: [\n");
+    assert_eq!(
+        directory_names(&r, &fs, DirectoryOptions::default()),
+        vec!["hidden", "top", "l1", "l2"]
+    );
+    // With `disableExtensionFilter` every file is a candidate; include/exclude still apply.
+    let fs = fs.with("m/extra.txt", cm("txt"));
+    assert_eq!(
+        directory_names(
+            &r,
+            &fs,
+            DirectoryOptions {
+                disable_extension_filter: true,
+                include: Some("{extra.txt,cm.yaml}".into()),
+                ..Default::default()
+            }
+        ),
+        vec!["top", "txt"]
+    );
     // A stray YAML file that looks like a manifest is an error, not ignored.
     let bad = capstan_worker::repo_fs::MemFs::new().with(
         "m/bad.yaml",

@@ -218,6 +218,10 @@ fn parse_source(
             recurse: d.get("recurse").and_then(Value::as_bool).unwrap_or(false),
             include: s(d, "include"),
             exclude: s(d, "exclude"),
+            disable_extension_filter: d
+                .get("disableExtensionFilter")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             jsonnet,
         })
     } else if src.get("plugin").is_some() {

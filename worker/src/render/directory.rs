@@ -1,14 +1,14 @@
 //! The `directory` backend: plain manifests and Jsonnet programs, read as ArgoCD's directory
 //! source reads them (`reposerver/repository/repository.go`, `findManifests`):
 //!
-//! - files named `*.yaml`, `*.yml`, `*.json` and `*.jsonnet`, hidden ones included; with
-//!   `recurse` every sub-folder too;
+//! - files named `*.yaml`, `*.yml`, `*.json` and `*.jsonnet` (any file with
+//!   `disableExtensionFilter`), hidden ones included; with `recurse` every sub-folder too;
 //! - `exclude` then `include`, each one glob matched against the path relative to the source
 //!   folder (never against the bare file name), with gobwas/glob semantics and no separator:
 //!   `*` crosses `/`, `{a,b}` picks alternatives ([`Glob`]);
 //! - a file containing `+argocd:skip-file-rendering` is left out;
-//! - a YAML file whose documents are not objects with a `kind` is ignored when it does not look
-//!   like a manifest at all (no `apiVersion:`, `kind:` and `metadata:` in it), an error otherwise;
+//! - a YAML file that does not parse, or whose documents are not objects with a `kind`, is
+//!   ignored when it does not look like a manifest at all (no `apiVersion:`, `kind:` and `metadata:` in it), an error otherwise;
 //! - `*.jsonnet` files are evaluated ([`super::jsonnet`]);
 //! - any object with an `items` array is a list and stands for its items; a list whose `items` is
 //!   `null` (and that has no `spec` or `status`) stands for nothing.
@@ -80,7 +80,7 @@ pub fn manifest_files(
     let exclude = compile(&opts.exclude)?;
     let mut out = Vec::new();
     for f in candidates {
-        if !is_manifest_name(f.file_name()) {
+        if !opts.disable_extension_filter && !is_manifest_name(f.file_name()) {
             continue;
         }
         let rel = if dir.is_root() {
@@ -193,7 +193,17 @@ fn plain_file(f: &RepoPath, text: &str) -> Result<Vec<Value>, RenderError> {
             .and_then(Value::as_str)
             .is_some_and(|k| !k.is_empty())
     };
-    let docs = yaml::parse_documents(text, f.as_str())?;
+    let looks_like_manifest = ["apiVersion:", "kind:", "metadata:"]
+        .iter()
+        .all(|k| text.contains(k));
+    let docs = match yaml::parse_documents(text, f.as_str()) {
+        Ok(docs) => docs,
+        // Not YAML at all, and nothing like a manifest: ArgoCD ignores it.
+        Err(_) if !looks_like_manifest && !f.file_name().ends_with(".json") => {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e.into()),
+    };
     if f.file_name().ends_with(".json") {
         // One object per JSON file, and it must be a Kubernetes object.
         return match docs.as_slice() {
@@ -215,9 +225,6 @@ fn plain_file(f: &RepoPath, text: &str) -> Result<Vec<Value>, RenderError> {
             out.push(doc);
             continue;
         }
-        let looks_like_manifest = ["apiVersion:", "kind:", "metadata:"]
-            .iter()
-            .all(|k| text.contains(k));
         if out.is_empty() && !looks_like_manifest {
             // An unrelated YAML file (values, settings) next to the manifests.
             return Ok(Vec::new());

@@ -124,6 +124,8 @@ pub struct DirectoryOptions {
     /// Glob (ArgoCD syntax, `{a,b}` alternatives allowed) on the path relative to the source.
     pub include: Option<String>,
     pub exclude: Option<String>,
+    /// Every file is a candidate, whatever its extension (include/exclude still apply).
+    pub disable_extension_filter: bool,
     pub jsonnet: JsonnetOptions,
 }
 
