@@ -442,54 +442,64 @@ async fn without_github_credentials_the_run_is_stored_and_nothing_is_posted() {
     h.stop().await;
 }
 
-/// `fanout_tree(1)` plus a Jsonnet app (`jsonnet/`), with `settings` appended to `.capstan.yaml`.
-fn tree_with_jsonnet_app(settings: &str) -> Vec<(String, String)> {
+/// `fanout_tree(1)` plus `extra` files, with `settings` appended to `.capstan.yaml`.
+fn tree_with(settings: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut files = fanout_tree(1);
     for (path, text) in &mut files {
         if path == ".capstan.yaml" {
             text.push_str(settings);
         }
     }
-    files.push((
-        "argocd/apps/jsonnet-app.yaml".into(),
-        capstan_tests::pr_harness::application("jsonnet-app")
-            .replace("apps/jsonnet-app", "jsonnet"),
-    ));
-    files.push(("jsonnet/main.jsonnet".into(), "{ replicas: 1 }\n".into()));
+    for (path, text) in extra {
+        files.push((path.to_string(), text.to_string()));
+    }
     files
+}
+
+/// `fanout_tree(1)` plus an app of a config management plugin (`plugin/`), which Capstan does not
+/// run.
+fn tree_with_plugin_app(settings: &str) -> Vec<(String, String)> {
+    let app = capstan_tests::pr_harness::application("plugin-app").replace(
+        "path: apps/plugin-app",
+        "path: plugin\n    plugin:\n      name: sops",
+    );
+    tree_with(
+        settings,
+        &[
+            ("argocd/apps/plugin-app.yaml", &app),
+            ("plugin/secrets.enc.yaml", "k: ENC[1]\n"),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_to_an_app_capstan_cannot_render_is_not_checked_and_neutral() {
-    let h = Harness::start(Auth::App, &tree_with_jsonnet_app("")).await;
+    let h = Harness::start(Auth::App, &tree_with_plugin_app("")).await;
     let head = h
         .push(
-            "jsonnet",
-            &[Change::Write("jsonnet/main.jsonnet", b"{ replicas: 2 }\n")],
+            "plugin",
+            &[Change::Write("plugin/secrets.enc.yaml", b"k: ENC[2]\n")],
         )
         .to_string();
-    h.open_pull(8, "jsonnet");
-    h.pull_request_event("opened", 8, "jsonnet", &head).await;
+    h.open_pull(8, "plugin");
+    h.pull_request_event("opened", 8, "plugin", &head).await;
     let run = completed_check(&h, &head).await;
     assert_eq!(run["conclusion"], "neutral", "{run:#}");
     let title = run["output"]["title"].as_str().unwrap();
     assert!(title.contains("1 not checked"), "{title}");
     let summary = run["output"]["summary"].as_str().unwrap();
     assert!(
-        summary.contains("| jsonnet-app |") && summary.contains("not checked"),
+        summary.contains("| plugin-app |") && summary.contains("not checked"),
         "{summary}"
     );
     let comments = h.report_comments(8);
     let body = &comments[0].body;
     assert!(!body.contains("No apps are affected"), "{body}");
     assert!(
-        body.contains("jsonnet-app") && body.contains("⚪ not checked"),
+        body.contains("plugin-app") && body.contains("⚪ not checked"),
         "{body}"
     );
-    assert!(
-        body.contains("Jsonnet is not rendered by Capstan"),
-        "{body}"
-    );
+    assert!(body.contains("plugins are not run"), "{body}");
     let record = finished_run(&h, 8, &head).await;
     assert_eq!(record.status, RunStatus::Neutral, "{record:?}");
     h.stop().await;
@@ -499,18 +509,68 @@ async fn a_change_to_an_app_capstan_cannot_render_is_not_checked_and_neutral() {
 async fn render_not_checked_failure_makes_an_unrendered_app_fail_the_check() {
     let h = Harness::start(
         Auth::App,
-        &tree_with_jsonnet_app("render:\n  notChecked: failure\n"),
+        &tree_with_plugin_app("render:\n  notChecked: failure\n"),
+    )
+    .await;
+    let head = h
+        .push(
+            "plugin",
+            &[Change::Write("plugin/secrets.enc.yaml", b"k: ENC[3]\n")],
+        )
+        .to_string();
+    h.open_pull(9, "plugin");
+    h.pull_request_event("opened", 9, "plugin", &head).await;
+    let run = completed_check(&h, &head).await;
+    assert_eq!(run["conclusion"], "failure", "{run:#}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jsonnet_app_is_diffed_like_any_other_and_its_libraries_affect_it() {
+    // The program calls a library from `lib/` (a `libs` entry, relative to the repository root)
+    // with an ext var and a TLA; the pull request changes only the library.
+    let app = capstan_tests::pr_harness::application("jsonnet-app").replace(
+        "path: apps/jsonnet-app",
+        "path: jsonnet\n    directory:\n      jsonnet:\n        libs: [lib]\n        extVars:\n        - name: app\n          value: $ARGOCD_APP_NAME\n        tlas:\n        - name: replicas\n          value: '2'\n          code: true",
+    );
+    let program = "function(replicas) (import 'cm.libsonnet')(std.extVar('app'), replicas)\n";
+    let lib = "function(name, n) { apiVersion: 'v1', kind: 'ConfigMap',\n  metadata: { name: name + '-settings' },\n  data: { LOG_LEVEL: 'info', REPLICAS: std.toString(n) } }\n";
+    let h = Harness::start(
+        Auth::App,
+        &tree_with(
+            "",
+            &[
+                ("argocd/apps/jsonnet-app.yaml", &app),
+                ("jsonnet/main.jsonnet", program),
+                ("lib/cm.libsonnet", lib),
+            ],
+        ),
     )
     .await;
     let head = h
         .push(
             "jsonnet",
-            &[Change::Write("jsonnet/main.jsonnet", b"{ replicas: 3 }\n")],
+            &[Change::Write(
+                "lib/cm.libsonnet",
+                lib.replace("std.toString(n)", "std.toString(n * 10)")
+                    .as_bytes(),
+            )],
         )
         .to_string();
-    h.open_pull(9, "jsonnet");
-    h.pull_request_event("opened", 9, "jsonnet", &head).await;
+    h.open_pull(10, "jsonnet");
+    h.pull_request_event("opened", 10, "jsonnet", &head).await;
     let run = completed_check(&h, &head).await;
-    assert_eq!(run["conclusion"], "failure", "{run:#}");
+    assert_eq!(run["conclusion"], "success", "{run:#}");
+    let body = &h.report_comments(10)[0].body;
+    assert!(body.contains("jsonnet-app"), "{body}");
+    assert!(
+        !body.contains("app-000"),
+        "only the Jsonnet app is affected: {body}"
+    );
+    assert!(body.contains("jsonnet-app-settings"), "{body}");
+    // 2 * 10, worked out by hand; the base had 2.
+    assert!(body.contains("+  REPLICAS: '20'"), "{body}");
+    assert!(body.contains("-  REPLICAS: '2'"), "{body}");
+    assert!(!body.contains("not checked"), "{body}");
     h.stop().await;
 }

@@ -298,64 +298,110 @@ fn diff_against_the_working_directory() {
     );
 }
 
-const JSONNET_APP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: jsonnet-app\nspec:\n  project: default\n  source:\n    repoURL: https://example.com/gitops\n    targetRevision: HEAD\n    path: jsonnet\n  destination:\n    namespace: j\n";
+const JSONNET_APP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: jsonnet-app\nspec:\n  project: default\n  source:\n    repoURL: https://example.com/gitops\n    targetRevision: HEAD\n    path: jsonnet\n    directory:\n      jsonnet:\n        libs: [vendor]\n        tlas:\n        - name: replicas\n          value: '1'\n          code: true\n  destination:\n    namespace: j\n";
 
-/// A repository whose only app is a Jsonnet folder; `base` and `main` differ in its program.
-fn jsonnet_repo(tmp: &Path) -> PathBuf {
-    let dir = tmp.join("jrepo");
+const PLUGIN_APP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: plugin-app\nspec:\n  project: default\n  source:\n    repoURL: https://example.com/gitops\n    targetRevision: HEAD\n    path: plugin\n    plugin:\n      name: sops\n  destination:\n    namespace: p\n";
+
+/// A repository with one app, defined by `app` and reading `files`; `base` and `main` differ
+/// in `changed`.
+fn one_app_repo(tmp: &Path, app: &str, files: &[(&str, &str)], changed: (&str, &str)) -> PathBuf {
+    let dir = tmp.join("one-app");
     let b = RepoBuilder::init(&dir).unwrap();
-    let base = b
-        .commit(
-            "base",
-            &[
-                Change::Write("argocd/jsonnet.yaml", JSONNET_APP.as_bytes()),
-                Change::Write("jsonnet/main.jsonnet", b"{ replicas: 1 }\n"),
-            ],
-        )
-        .unwrap();
+    let mut changes = vec![Change::Write("argocd/app.yaml", app.as_bytes())];
+    changes.extend(files.iter().map(|(p, c)| Change::Write(p, c.as_bytes())));
+    let base = b.commit("base", &changes).unwrap();
     b.set_ref("refs/tags/base", base).unwrap();
     let head = b
-        .commit(
-            "change",
-            &[Change::Write("jsonnet/main.jsonnet", b"{ replicas: 2 }\n")],
-        )
+        .commit("change", &[Change::Write(changed.0, changed.1.as_bytes())])
         .unwrap();
     b.set_ref("refs/heads/main", head).unwrap();
     dir
 }
 
 #[test]
+fn a_jsonnet_app_renders_and_diffs_like_any_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = "{ cm(n):: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'jcm' }, data: { replicas: std.toString(n) } } }\n";
+    let dir = one_app_repo(
+        tmp.path(),
+        JSONNET_APP,
+        &[
+            (
+                "jsonnet/main.jsonnet",
+                "function(replicas) [(import 'k.libsonnet').cm(replicas)]\n",
+            ),
+            ("vendor/k.libsonnet", lib),
+        ],
+        // Only the library changes: 1 * 3 at head.
+        (
+            "vendor/k.libsonnet",
+            &lib.replace("toString(n)", "toString(n * 3)"),
+        ),
+    );
+    // Through the Application, the TLA and `libs` apply: 1 * 3.
+    let out = run(&dir, &["render", "jsonnet-app", "--ref", "main"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert!(
+        yaml.contains("kind: ConfigMap") && yaml.contains("name: jcm"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("replicas: '3'"), "{yaml}");
+    // The bare folder has no `libs`: the import fails, naming the file and the import.
+    let out = run(&dir, &["render", "jsonnet", "--ref", "main"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("jsonnet/main.jsonnet") && err.contains("k.libsonnet"),
+        "{err}"
+    );
+
+    let out = run(&dir, &["diff", "--base", "base", "--head", "main"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("jsonnet-app") && s.contains("vendor/k.libsonnet"),
+        "{s}"
+    );
+    assert!(!s.contains("not checked"), "{s}");
+}
+
+#[test]
 fn an_app_capstan_cannot_render_is_not_checked_in_apps_render_diff_and_check() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = jsonnet_repo(tmp.path());
+    let dir = one_app_repo(
+        tmp.path(),
+        PLUGIN_APP,
+        &[("plugin/secrets.enc.yaml", "k: ENC[1]\n")],
+        ("plugin/secrets.enc.yaml", "k: ENC[2]\n"),
+    );
 
     let table = run(&dir, &["apps", "--ref", "main"]);
     let t = text(&table.stdout);
     assert!(
-        t.lines().any(|l| l.starts_with("jsonnet-app ")
-            && l.contains("not checked: jsonnet/main.jsonnet: Jsonnet is not rendered")),
+        t.lines().any(|l| l.starts_with("plugin-app ")
+            && l.contains("not checked: config management plugins are not run")),
         "{t}"
     );
     let json = run(&dir, &["apps", "--ref", "main", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["apps"][0]["check"], "not_checked", "{v:#}");
 
-    for target in ["jsonnet-app", "jsonnet"] {
-        let out = run(&dir, &["render", target, "--ref", "main"]);
-        assert_eq!(
-            out.status.code(),
-            Some(3),
-            "{target}: {}",
-            text(&out.stderr)
-        );
-        assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
-        assert!(
-            text(&out.stderr).contains("not checked")
-                && text(&out.stderr).contains("Jsonnet is not rendered"),
-            "{}",
-            text(&out.stderr)
-        );
-    }
+    let out = run(&dir, &["render", "plugin-app", "--ref", "main"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("not checked")
+            && text(&out.stderr).contains("plugins are not run"),
+        "{}",
+        text(&out.stderr)
+    );
 
     for format in ["text", "markdown", "json"] {
         let out = run(
@@ -372,7 +418,7 @@ fn an_app_capstan_cannot_render_is_not_checked_in_apps_render_diff_and_check() {
         );
         let s = text(&out.stdout);
         assert!(!s.contains("no apps affected"), "{s}");
-        assert!(s.contains("jsonnet-app"), "{s}");
+        assert!(s.contains("plugin-app"), "{s}");
         assert!(
             s.contains("not checked") || s.contains("not_checked"),
             "{s}"

@@ -195,6 +195,26 @@ fn application_kustomize_options_match_the_edited_kustomization() {
     );
 }
 
+/// The names of the objects the directory source `m` renders to with `opts`.
+fn directory_names(
+    r: &Renderer,
+    fs: &capstan_worker::repo_fs::MemFs,
+    opts: DirectoryOptions,
+) -> Vec<String> {
+    let src = RenderSource {
+        path: RepoPath::new("m").unwrap(),
+        kind: SourceKind::Directory(opts),
+        namespace: None,
+        release_name: "m".into(),
+    };
+    r.render(fs, &src)
+        .unwrap()
+        .objects
+        .iter()
+        .map(|o| o.id.name.clone())
+        .collect()
+}
+
 #[test]
 fn plain_directory_with_recurse_include_and_exclude() {
     let fs = capstan_worker::repo_fs::MemFs::new()
@@ -204,20 +224,7 @@ fn plain_directory_with_recurse_include_and_exclude() {
         .with("m/sub/c.yml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: c1\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: c2\n")
         .with("m/sub/skip.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: skipped\n");
     let r = Renderer::new(RenderConfig::default());
-    let render = |opts: DirectoryOptions| {
-        let src = RenderSource {
-            path: RepoPath::new("m").unwrap(),
-            kind: SourceKind::Directory(opts),
-            namespace: None,
-            release_name: "m".into(),
-        };
-        r.render(&fs, &src)
-            .unwrap()
-            .objects
-            .iter()
-            .map(|o| o.id.name.clone())
-            .collect::<Vec<_>>()
-    };
+    let render = |opts: DirectoryOptions| directory_names(&r, &fs, opts);
     assert_eq!(render(DirectoryOptions::default()), vec!["a", "b"]);
     assert_eq!(
         render(DirectoryOptions {
@@ -231,9 +238,87 @@ fn plain_directory_with_recurse_include_and_exclude() {
             recurse: true,
             include: Some("{*.yaml,sub/*.yml}".into()),
             exclude: Some("sub/skip.yaml".into()),
+            ..Default::default()
         }),
         vec!["a", "c1", "c2"]
     );
+}
+
+/// What ArgoCD's `findManifests` does and the first directory backend did not: globs match the
+/// path relative to the source (never the bare file name) and `*` crosses `/`; any object with an
+/// `items` array is a list; a file with the skip marker is left out; a YAML file that is not a
+/// manifest at all is ignored.
+#[test]
+fn plain_directory_matches_argocd_globs_lists_markers_and_stray_yaml() {
+    let cm = |n: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\n");
+    let fs = capstan_worker::repo_fs::MemFs::new()
+        .with("m/cm.yaml", cm("top"))
+        .with("m/sub/cm.yaml", cm("nested"))
+        .with("m/sub/deep/x.yaml", cm("deep"))
+        .with("m/.hidden.yaml", cm("hidden"))
+        .with(
+            "m/list.yaml",
+            "apiVersion: v1\nkind: ConfigMapList\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: l1\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: l2\n",
+        )
+        .with("m/empty-list.yaml", "apiVersion: v1\nkind: ConfigMapList\nitems: null\n")
+        .with("m/skipped.yaml", format!("# +argocd:skip-file-rendering\n{}", cm("skipped")))
+        .with("m/values.yaml", "replicas: 3\nimage: nginx\n");
+    let r = Renderer::new(RenderConfig::default());
+    let names = |opts: DirectoryOptions| directory_names(&r, &fs, opts);
+    assert_eq!(
+        names(DirectoryOptions::default()),
+        vec!["hidden", "top", "l1", "l2"]
+    );
+    assert_eq!(
+        names(DirectoryOptions {
+            recurse: true,
+            exclude: Some("cm.yaml".into()),
+            ..Default::default()
+        }),
+        vec!["hidden", "l1", "l2", "nested", "deep"],
+        "exclude `cm.yaml` is the top file only, not every file named so"
+    );
+    assert_eq!(
+        names(DirectoryOptions {
+            recurse: true,
+            include: Some("sub/*.yaml".into()),
+            ..Default::default()
+        }),
+        vec!["nested", "deep"],
+        "`*` crosses `/`"
+    );
+    // Not YAML at all and nothing like a manifest (a Helm-style template): ignored too.
+    let fs = fs.with("m/tpl.yaml", "{{ .Values.x }}: [\n");
+    assert_eq!(
+        directory_names(&r, &fs, DirectoryOptions::default()),
+        vec!["hidden", "top", "l1", "l2"]
+    );
+    // With `disableExtensionFilter` every file is a candidate; include/exclude still apply.
+    let fs = fs.with("m/extra.txt", cm("txt"));
+    assert_eq!(
+        directory_names(
+            &r,
+            &fs,
+            DirectoryOptions {
+                disable_extension_filter: true,
+                include: Some("{extra.txt,cm.yaml}".into()),
+                ..Default::default()
+            }
+        ),
+        vec!["top", "txt"]
+    );
+    // A stray YAML file that looks like a manifest is an error, not ignored.
+    let bad = capstan_worker::repo_fs::MemFs::new().with(
+        "m/bad.yaml",
+        "apiVersion: v1\nmetadata:\n  name: x\nkind:\n",
+    );
+    let src = RenderSource {
+        path: RepoPath::new("m").unwrap(),
+        kind: SourceKind::Directory(DirectoryOptions::default()),
+        namespace: None,
+        release_name: "m".into(),
+    };
+    assert!(r.render(&bad, &src).is_err());
 }
 
 fn helm_repo(tmp: &Path) -> (GitRepo, git2::Oid) {

@@ -1,5 +1,5 @@
-//! Nothing unrendered may pass: an app Capstan cannot render (Jsonnet, a config management
-//! plugin, a chart from a helm repository, a multi-source app partly from elsewhere) is "not
+//! Nothing unrendered may pass: an app Capstan cannot render (Jsonnet reading the commit being
+//! synced through `$ARGOCD_APP_REVISION`, a config management plugin, a chart from a helm repository, a multi-source app partly from elsewhere) is "not
 //! checked" with its reason, a change to its files still makes it affected, the diff says so, and
 //! the check conclusion is neutral (or failure when `render.notChecked: failure`), never success.
 #![allow(clippy::unwrap_used)]
@@ -41,7 +41,13 @@ const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n
 /// plain app; the head changes a file of each of the first four.
 fn repo(dir: &std::path::Path) -> (GitRepo, git2::Oid, git2::Oid) {
     let b = RepoBuilder::init(dir).unwrap();
-    let jsonnet = app("jsonnet-app", &path_source("jsonnet", ""));
+    let jsonnet = app(
+        "jsonnet-app",
+        &path_source(
+            "jsonnet",
+            "    directory:\n      jsonnet:\n        extVars:\n        - name: rev\n          value: $ARGOCD_APP_REVISION\n",
+        ),
+    );
     let plugin = app(
         "plugin-app",
         &path_source("plugin", "    plugin:\n      name: sops\n"),
@@ -118,7 +124,9 @@ fn unrenderable_apps_are_not_checked_and_their_changes_affect_them() {
 
     let reason = |name: &str| h.render(&r, name).unwrap().not_checked();
     assert!(
-        reason("jsonnet-app").unwrap().contains("Jsonnet"),
+        reason("jsonnet-app")
+            .unwrap()
+            .contains("$ARGOCD_APP_REVISION"),
         "{:?}",
         reason("jsonnet-app")
     );
@@ -161,11 +169,7 @@ fn unrenderable_apps_are_not_checked_and_their_changes_affect_them() {
     let multi_diff = report.apps.iter().find(|a| a.app == "multi-app").unwrap();
     assert_eq!(multi_diff.changes.len(), 1);
     let text = report.to_text();
-    assert!(text.contains("head not checked: jsonnet: "), "{text}");
-    assert!(
-        text.contains("Jsonnet is not rendered by Capstan"),
-        "{text}"
-    );
+    assert!(text.contains("$ARGOCD_APP_REVISION"), "{text}");
     for s in [report.to_markdown(), report.to_json()] {
         assert!(
             s.contains("not checked") || s.contains("not_checked"),
@@ -225,5 +229,5 @@ fn the_check_is_never_success_when_an_affected_app_was_not_checked() {
     assert!(body.contains("⚪ not checked"), "{body}");
     assert!(body.contains("**1 not checked**"), "{body}");
     assert!(body.contains("**head not checked**"), "{body}");
-    assert!(body.contains("Jsonnet is not rendered"), "{body}");
+    assert!(body.contains("$ARGOCD_APP_REVISION"), "{body}");
 }

@@ -1,13 +1,12 @@
 //! `capstan apps`: the ArgoCD Applications a tree defines, with their sources and whether they are
 //! rendered locally. The STATUS column says `rendered`, `not checked: <reason>` (a source from
-//! elsewhere, a missing tool, Jsonnet, a plugin: Capstan cannot vouch for it) or `error: ...`.
+//! elsewhere, a missing tool, a plugin: Capstan cannot vouch for it) or `error: ...`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use capstan_worker::apps::local::LocalRepo;
 use capstan_worker::apps::{App, Snapshot, SourceStatus};
-use capstan_worker::render::directory::is_jsonnet;
 use capstan_worker::render::{BackendChoice, RenderConfig, Renderer, Scope, VerifySettings};
 
 /// Where the repository is and how to recognise it in Applications (shared by apps/render/diff).
@@ -79,23 +78,15 @@ impl RepoArgs {
 }
 
 /// Why an app cannot be rendered here, known before rendering: a source from elsewhere, a
-/// missing tool, Jsonnet among its inputs. Empty when nothing is known to stop it.
-pub fn known_not_checked(a: &App, snap: &Snapshot<'_>, renderer: &Renderer) -> Vec<String> {
+/// missing tool. Empty when nothing is known to stop it.
+pub fn known_not_checked(a: &App, renderer: &Renderer) -> Vec<String> {
     let mut out = a.unrendered_sources();
     for src in a.local_sources() {
         if let Some(why) = renderer.unavailable(&src.kind) {
             out.push(format!("{}: {why}", src.label()));
         }
     }
-    out.extend(jsonnet_input(a, snap));
     out
-}
-
-/// A Jsonnet file among the app's inputs: the directory backend does not evaluate Jsonnet.
-fn jsonnet_input(a: &App, snap: &Snapshot<'_>) -> Option<String> {
-    let inputs = snap.inputs.get(&a.name)?.as_ref().ok()?;
-    let j = inputs.keys().find(|f| is_jsonnet(f))?;
-    Some(format!("{j}: Jsonnet is not rendered by Capstan"))
 }
 
 #[derive(clap::Args, Debug)]
@@ -143,7 +134,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
                     None => serde_json::Value::Null,
                 };
                 let mut v = serde_json::to_value(a).unwrap_or_default();
-                let unchecked = known_not_checked(a, &snap, &renderer);
+                let unchecked = known_not_checked(a, &renderer);
                 if let Some(m) = v.as_object_mut() {
                     m.insert("inputs".into(), inputs);
                     m.insert("cluster".into(), a.cluster_name(&clusters).into());
@@ -182,10 +173,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
             let status = match (&s.status, &s.render) {
                 (SourceStatus::Local, Some(src)) => match renderer.unavailable(&src.kind) {
                     Some(why) => format!("not checked: {why}"),
-                    None => match jsonnet_input(a, &snap) {
-                        Some(why) => format!("not checked: {why}"),
-                        None => "rendered".to_string(),
-                    },
+                    None => "rendered".to_string(),
                 },
                 (SourceStatus::Local, None) => "rendered".to_string(),
                 // A `ref` source only lends its files to `$ref/...` value files: the sources that

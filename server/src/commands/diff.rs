@@ -26,7 +26,7 @@ pub enum Format {
 #[command(
     after_help = "Exit status: 0 no change, 1 changes, 2 error (an app fails to render at \
     head, a bad ref), 3 some app or the folder was not checked (Capstan cannot render it: a \
-    missing tool, Jsonnet, a plugin, a source from elsewhere) and nothing failed."
+    missing tool, a plugin, a source from elsewhere) and nothing failed."
 )]
 pub struct Args {
     /// Diff this folder (absolute, or relative to the current directory or the repository root)

@@ -4,7 +4,7 @@
 //! A folder may be anywhere (absolute, or relative to the current directory): the repository is
 //! the one that contains it, and only what the folder's render reads is looked at (the rest of
 //! the repository is never walked). Exit status: 0 rendered, 2 error, 3 not checked (Capstan
-//! cannot render it: a missing tool, Jsonnet, a plugin, a source from elsewhere; the reason is
+//! cannot render it: a missing tool, a plugin, a source from elsewhere; the reason is
 //! printed).
 
 use std::process::ExitCode;
@@ -24,7 +24,7 @@ pub const EXIT_NOT_CHECKED: u8 = 3;
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Exit status: 0 rendered, 2 error, 3 not checked (Capstan cannot render \
-    it: a missing tool, Jsonnet, a plugin, a source from elsewhere; the reason is printed)."
+    it: a missing tool, a plugin, a source from elsewhere; the reason is printed)."
 )]
 pub struct Args {
     /// An Application name, or a folder anywhere (absolute, or relative to the current directory

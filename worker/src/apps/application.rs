@@ -4,7 +4,9 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::{App, AppSource, Destination, DiscoveryConfig, SourceStatus};
-use crate::render::source::{DirectoryOptions, HelmOptions, KustomizeOptions, RemoteChart};
+use crate::render::source::{
+    DirectoryOptions, HelmOptions, JsonnetOptions, JsonnetVar, KustomizeOptions, RemoteChart,
+};
 use crate::render::{RenderSource, SourceKind, source::detect_kind};
 use crate::repo_fs::{EntryKind, RepoFs, RepoPath};
 
@@ -69,9 +71,10 @@ pub fn parse_application(
             "Application {name}: no spec.source or spec.sources"
         ));
     }
+    let project = s(&spec, "project").unwrap_or_else(|| "default".into());
     let mut sources: Vec<AppSource> = raw_sources
         .iter()
-        .map(|src| parse_source(src, &name, &destination, fs, cfg))
+        .map(|src| parse_source(src, &name, &project, &destination, fs, cfg))
         .collect();
     resolve_value_refs(&mut sources, &raw_sources);
     Ok(App {
@@ -80,7 +83,7 @@ pub fn parse_application(
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .map(str::to_string),
-        project: s(&spec, "project").unwrap_or_else(|| "default".into()),
+        project,
         destination,
         sources,
         defined_in: file.clone(),
@@ -97,6 +100,7 @@ pub fn parse_application(
 fn parse_source(
     src: &Value,
     app: &str,
+    project: &str,
     dest: &Destination,
     fs: &dyn RepoFs,
     cfg: &DiscoveryConfig,
@@ -186,20 +190,31 @@ fn parse_source(
     } else if let Some(h) = src.get("helm") {
         SourceKind::Helm(helm_options(h))
     } else if let Some(d) = src.get("directory") {
-        if d.get("jsonnet")
-            .is_some_and(|j| j.as_object().is_some_and(|m| !m.is_empty()))
-        {
-            skip(
-                &mut out,
-                "directory.jsonnet: Jsonnet is not rendered by Capstan".into(),
-            );
-            out.watch.push(repo_path);
-            return out;
-        }
+        let env = BuildEnv {
+            app,
+            namespace: dest.namespace.as_deref().unwrap_or(""),
+            project,
+            repo_url: &repo_url,
+            path: &path,
+            target_revision: &target_revision,
+        };
+        let jsonnet = match jsonnet_options(d.get("jsonnet"), &env) {
+            Ok(j) => j,
+            Err(reason) => {
+                skip(&mut out, reason);
+                out.watch.push(repo_path);
+                return out;
+            }
+        };
         SourceKind::Directory(DirectoryOptions {
             recurse: d.get("recurse").and_then(Value::as_bool).unwrap_or(false),
             include: s(d, "include"),
             exclude: s(d, "exclude"),
+            disable_extension_filter: d
+                .get("disableExtensionFilter")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            jsonnet,
         })
     } else if src.get("plugin").is_some() {
         skip(&mut out, "config management plugins are not run".into());
@@ -222,6 +237,117 @@ fn parse_source(
         release_name: app.to_string(),
     });
     out
+}
+
+/// ArgoCD's build environment, substituted into Jsonnet ext vars and TLAs.
+struct BuildEnv<'a> {
+    app: &'a str,
+    namespace: &'a str,
+    project: &'a str,
+    repo_url: &'a str,
+    path: &'a str,
+    target_revision: &'a str,
+}
+
+impl BuildEnv<'_> {
+    /// `os.Expand` with ArgoCD's mapping: `$NAME` and `${NAME}` are replaced, `$$` is `$`, an
+    /// unknown name is empty. The revision variables name the commit being rendered, which this
+    /// layer does not know: they are refused rather than replaced by a wrong value.
+    fn substitute(&self, s: &str) -> Result<String, String> {
+        let lookup = |name: &str| -> Result<String, String> {
+            Ok(match name {
+                "$" => "$".into(),
+                "ARGOCD_APP_NAME" => self.app.into(),
+                "ARGOCD_APP_NAMESPACE" => self.namespace.into(),
+                "ARGOCD_APP_PROJECT_NAME" => self.project.into(),
+                "ARGOCD_APP_SOURCE_REPO_URL" => self.repo_url.into(),
+                "ARGOCD_APP_SOURCE_PATH" => self.path.into(),
+                "ARGOCD_APP_SOURCE_TARGET_REVISION" => self.target_revision.into(),
+                "ARGOCD_APP_REVISION"
+                | "ARGOCD_APP_REVISION_SHORT"
+                | "ARGOCD_APP_REVISION_SHORT_8" => {
+                    return Err(format!(
+                        "directory.jsonnet uses ${name}, the commit being synced, which is not substituted"
+                    ));
+                }
+                _ => String::new(),
+            })
+        };
+        expand(s, lookup)
+    }
+}
+
+/// Go's `os.Expand`.
+fn expand(
+    s: &str,
+    mut lookup: impl FnMut(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    let special = |c: u8| b"*#$@!?-0123456789".contains(&c);
+    let b = s.as_bytes();
+    let mut out = String::new();
+    let (mut i, mut j) = (0, 0);
+    while j < b.len() {
+        if b[j] == b'$' && j + 1 < b.len() {
+            out.push_str(&s[i..j]);
+            let rest = &s[j + 1..];
+            let rb = rest.as_bytes();
+            // (name, bytes consumed after the '$')
+            let (name, width) = if rb[0] == b'{' {
+                if rb.len() > 2 && special(rb[1]) && rb[2] == b'}' {
+                    (&rest[1..2], 3)
+                } else {
+                    match rest[1..].find('}') {
+                        Some(0) => ("", 2),
+                        Some(end) => (&rest[1..1 + end], end + 2),
+                        None => ("", 1),
+                    }
+                }
+            } else if special(rb[0]) {
+                (&rest[0..1], 1)
+            } else {
+                let n = rb
+                    .iter()
+                    .take_while(|c| **c == b'_' || c.is_ascii_alphanumeric())
+                    .count();
+                (&rest[..n], n)
+            };
+            if name.is_empty() && width == 0 {
+                out.push('$');
+            } else if !name.is_empty() {
+                out.push_str(&lookup(name)?);
+            }
+            j += width;
+            i = j + 1;
+        }
+        j += 1;
+    }
+    out.push_str(&s[i.min(s.len())..]);
+    Ok(out)
+}
+
+/// `directory.jsonnet` of an Application.
+fn jsonnet_options(j: Option<&Value>, env: &BuildEnv<'_>) -> Result<JsonnetOptions, String> {
+    let vars = |key: &str| -> Result<Vec<JsonnetVar>, String> {
+        let mut out = Vec::new();
+        if let Some(Value::Array(list)) = j.and_then(|j| j.get(key)) {
+            for v in list {
+                let name =
+                    s(v, "name").ok_or(format!("directory.jsonnet.{key}: entry without a name"))?;
+                let value = v.get("value").and_then(Value::as_str).unwrap_or_default();
+                out.push(JsonnetVar {
+                    name,
+                    value: env.substitute(value)?,
+                    code: v.get("code").and_then(Value::as_bool).unwrap_or(false),
+                });
+            }
+        }
+        Ok(out)
+    };
+    Ok(JsonnetOptions {
+        ext_vars: vars("extVars")?,
+        tlas: vars("tlas")?,
+        libs: strings(j.and_then(|j| j.get("libs"))),
+    })
 }
 
 fn kustomize_options(k: &Value) -> KustomizeOptions {
@@ -385,5 +511,38 @@ fn resolve_value_refs(sources: &mut [AppSource], raw: &[Value]) {
             src.status = SourceStatus::NotRendered(p);
             src.render = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn build_environment_is_substituted_as_go_os_expand_does() {
+        let env = BuildEnv {
+            app: "web",
+            namespace: "ns",
+            project: "team",
+            repo_url: "https://example.com/r",
+            path: "apps/web",
+            target_revision: "main",
+        };
+        let sub = |s: &str| env.substitute(s).unwrap();
+        assert_eq!(sub("$ARGOCD_APP_NAME"), "web");
+        assert_eq!(sub("${ARGOCD_APP_NAMESPACE}-x"), "ns-x");
+        assert_eq!(
+            sub("$ARGOCD_APP_PROJECT_NAME/$ARGOCD_APP_SOURCE_PATH"),
+            "team/apps/web"
+        );
+        assert_eq!(sub("$$ARGOCD_APP_NAME"), "$ARGOCD_APP_NAME");
+        assert_eq!(sub("cost: 5$"), "cost: 5$");
+        assert_eq!(sub("$UNKNOWN!"), "!");
+        assert_eq!(sub("a${}b"), "ab");
+        assert_eq!(sub("a${ARGOCD_APP_NAME"), "aARGOCD_APP_NAME");
+        assert_eq!(sub("$-x $1y"), "x y");
+        assert_eq!(sub("$ $"), "$ $");
+        assert!(env.substitute("rev-$ARGOCD_APP_REVISION_SHORT").is_err());
     }
 }

@@ -17,6 +17,7 @@ pub mod directory;
 pub mod exec;
 pub mod helm;
 pub mod inputs;
+pub mod jsonnet;
 pub mod kustomize;
 pub mod kustomize_exec;
 pub mod native;
@@ -37,7 +38,10 @@ use crate::repo_fs::{FsError, RepoFs, RepoPath};
 use crate::yaml::YamlError;
 
 pub use exec::ExecLimits;
-pub use source::{DirectoryOptions, HelmOptions, KustomizeOptions, RenderSource, SourceKind};
+pub use source::{
+    DirectoryOptions, HelmOptions, JsonnetOptions, JsonnetVar, KustomizeOptions, RenderSource,
+    SourceKind,
+};
 pub use verify::{NotCheckedConclusion, Scope, VerifyMode, VerifySettings};
 
 /// Whether `auto` renders kustomize sources with the native engine first (falling back to the
@@ -77,6 +81,10 @@ pub enum RenderError {
     },
     #[error(transparent)]
     Objects(#[from] ObjectError),
+    /// A bound on the work a pull request can cause was hit; `line` is the report's
+    /// [`crate::limits::not_checked`] line.
+    #[error("{file}: {line}")]
+    Limit { file: String, line: String },
     #[error("{path}: preparing a scratch copy: {source}")]
     Scratch {
         path: String,
@@ -91,7 +99,9 @@ impl RenderError {
     pub fn is_not_checked(&self) -> bool {
         matches!(
             self,
-            RenderError::Unavailable { .. } | RenderError::Unsupported { .. }
+            RenderError::Unavailable { .. }
+                | RenderError::Unsupported { .. }
+                | RenderError::Limit { .. }
         )
     }
 
@@ -167,6 +177,8 @@ pub struct RenderConfig {
     pub charts: charts::ChartSettings,
     /// Overrides [`native::ENGINE_VERSION`] (tests simulate an engine upgrade with it).
     pub engine_version: Option<String>,
+    /// Bounds on evaluating an app's Jsonnet programs.
+    pub jsonnet: jsonnet::JsonnetLimits,
     /// Test hook: alters the native engine's result before it is used or verified.
     pub engine_hook: Option<verify::EngineHook>,
 }
@@ -246,7 +258,9 @@ impl Renderer {
                 kustomize,
                 helm,
                 charts: chart_fetcher,
-                directory: directory::DirectoryBackend,
+                directory: directory::DirectoryBackend {
+                    jsonnet: config.jsonnet,
+                },
                 fidelity: verify::Fidelity::new(engine_version),
                 config,
             }),
@@ -324,7 +338,9 @@ impl Renderer {
                 inputs::kustomize_inputs(&ov, &source.path)
             }
             SourceKind::Helm(opts) => helm::inputs(fs, &source.path, opts),
-            SourceKind::Directory(opts) => directory::inputs(fs, &source.path, opts),
+            SourceKind::Directory(opts) => {
+                directory::inputs(fs, &source.path, opts, &self.shared.config.jsonnet)
+            }
         }
     }
 
@@ -352,7 +368,9 @@ impl Renderer {
         let inputs = match &source.kind {
             SourceKind::Kustomize(_) => inputs::kustomize_inputs(fs, &source.path)?,
             SourceKind::Helm(opts) => helm::inputs(fs, &source.path, opts)?,
-            SourceKind::Directory(opts) => directory::inputs(fs, &source.path, opts)?,
+            SourceKind::Directory(opts) => {
+                directory::inputs(fs, &source.path, opts, &self.shared.config.jsonnet)?
+            }
         };
         let prints = inputs::fingerprint(fs, &inputs)?;
         let sh = &self.shared;
@@ -455,18 +473,10 @@ impl Renderer {
                 })?;
                 Ok((h.render(fs, source, inputs)?, h.name()))
             }
-            (SourceKind::Directory(_), _) => {
-                if let Some(j) = inputs.iter().find(|f| directory::is_jsonnet(f)) {
-                    return Err(RenderError::Unavailable {
-                        backend: "jsonnet".into(),
-                        reason: format!("{j}: Jsonnet is not rendered by Capstan"),
-                    });
-                }
-                Ok((
-                    sh.directory.render(fs, source, inputs)?,
-                    sh.directory.name(),
-                ))
-            }
+            (SourceKind::Directory(_), _) => Ok((
+                sh.directory.render(fs, source, inputs)?,
+                sh.directory.name(),
+            )),
         }
     }
 

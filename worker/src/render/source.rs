@@ -124,6 +124,27 @@ pub struct DirectoryOptions {
     /// Glob (ArgoCD syntax, `{a,b}` alternatives allowed) on the path relative to the source.
     pub include: Option<String>,
     pub exclude: Option<String>,
+    /// Every file is a candidate, whatever its extension (include/exclude still apply).
+    pub disable_extension_filter: bool,
+    pub jsonnet: JsonnetOptions,
+}
+
+/// `spec.source.directory.jsonnet` of an Application, with ArgoCD's build environment
+/// (`$ARGOCD_APP_NAME`, ...) already substituted into the values.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct JsonnetOptions {
+    pub ext_vars: Vec<JsonnetVar>,
+    pub tlas: Vec<JsonnetVar>,
+    /// Library search folders, relative to the repository root (not to the app).
+    pub libs: Vec<String>,
+}
+
+/// One external variable or top-level argument: a string, or Jsonnet code when `code`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct JsonnetVar {
+    pub name: String,
+    pub value: String,
+    pub code: bool,
 }
 
 /// What ArgoCD would pick for a path without an explicit type: a kustomization makes it kustomize,

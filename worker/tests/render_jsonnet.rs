@@ -1,0 +1,364 @@
+//! Jsonnet directory apps: evaluated as ArgoCD evaluates them (ext vars and TLAs as strings or
+//! code, `libs` relative to the repository root, `*.libsonnet` only imported), imports kept inside
+//! the repository, evaluation bounded. Every expected value below is worked out by hand from the
+//! Jsonnet language reference, not taken from an implementation.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use capstan_worker::git::GitRepo;
+use capstan_worker::git::fixture::{Change, RepoBuilder};
+use capstan_worker::render::jsonnet::JsonnetLimits;
+use capstan_worker::render::{
+    DirectoryOptions, JsonnetOptions, JsonnetVar, RenderConfig, RenderError, RenderSource,
+    Renderer, SourceKind,
+};
+use capstan_worker::repo_fs::{DirFs, MemFs, RepoFs, RepoPath};
+use serde_json::{Value, json};
+
+fn var(name: &str, value: &str, code: bool) -> JsonnetVar {
+    JsonnetVar {
+        name: name.into(),
+        value: value.into(),
+        code,
+    }
+}
+
+fn source(path: &str, jsonnet: JsonnetOptions) -> RenderSource {
+    RenderSource {
+        path: RepoPath::new(path).unwrap(),
+        kind: SourceKind::Directory(DirectoryOptions {
+            jsonnet,
+            ..Default::default()
+        }),
+        namespace: None,
+        release_name: "j".into(),
+    }
+}
+
+fn render(fs: &dyn RepoFs, src: &RenderSource) -> Result<Vec<Value>, RenderError> {
+    render_with(RenderConfig::default(), fs, src)
+}
+
+fn render_with(
+    config: RenderConfig,
+    fs: &dyn RepoFs,
+    src: &RenderSource,
+) -> Result<Vec<Value>, RenderError> {
+    let r = Renderer::new(config);
+    Ok(r.render(fs, src)?
+        .objects
+        .into_iter()
+        .map(|o| o.value)
+        .collect())
+}
+
+fn app_fs() -> MemFs {
+    MemFs::new()
+        .with(
+            "apps/j/main.jsonnet",
+            "local lib = import 'naming.libsonnet';\n\
+             local helpers = import 'helpers/greet.libsonnet';\n\
+             function(replicas, suffix) [\n\
+               {\n\
+                 apiVersion: 'v1',\n\
+                 kind: 'ConfigMap',\n\
+                 metadata: { name: lib.name(std.extVar('app')) + suffix },\n\
+                 data: {\n\
+                   env: std.extVar('env'),\n\
+                   replicas: std.toString(replicas * 2),\n\
+                   joined: std.join('-', ['a', 'b', 'c']),\n\
+                   upper: std.asciiUpper('x'),\n\
+                   greeting: helpers.greet,\n\
+                   note: importstr 'files/note.txt',\n\
+                   len: std.toString(std.length(std.range(1, 10))),\n\
+                 },\n\
+               },\n\
+               null,\n\
+             ]\n",
+        )
+        .with(
+            "apps/j/helpers/greet.libsonnet",
+            "{ greet: 'hello ' + (import 'inner.libsonnet').who }\n",
+        )
+        .with("apps/j/helpers/inner.libsonnet", "{ who: 'world' }\n")
+        .with("apps/j/files/note.txt", "note\n")
+        // Never evaluated: ArgoCD evaluates `*.jsonnet` only, and nothing imports it.
+        .with("apps/j/unused.libsonnet", "error 'evaluated a library'\n")
+        .with("vendor/naming.libsonnet", "{ name(n):: 'cm-' + n }\n")
+        .with("vendor/other.libsonnet", "{}\n")
+}
+
+fn app_options() -> JsonnetOptions {
+    JsonnetOptions {
+        ext_vars: vec![var("app", "web", false), var("env", "'pro' + 'd'", true)],
+        tlas: vec![var("replicas", "1 + 2", true), var("suffix", "-x", false)],
+        libs: vec!["vendor".into()],
+    }
+}
+
+#[test]
+fn ext_vars_tlas_libs_imports_and_std_give_the_values_the_language_defines() {
+    let fs = app_fs();
+    let objects = render(&fs, &source("apps/j", app_options())).unwrap();
+    assert_eq!(
+        objects,
+        vec![json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cm-web-x"},
+            "data": {
+                "env": "prod",
+                "replicas": "6",
+                "joined": "a-b-c",
+                "upper": "X",
+                "greeting": "hello world",
+                "note": "note\n",
+                "len": "10",
+            },
+        })]
+    );
+}
+
+#[test]
+fn inputs_are_the_programs_and_what_they_import_not_unused_libraries() {
+    let fs = app_fs();
+    let r = Renderer::new(RenderConfig::default());
+    let inputs: BTreeSet<String> = r
+        .inputs(&fs, &source("apps/j", app_options()))
+        .unwrap()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let want: BTreeSet<String> = [
+        "apps/j/main.jsonnet",
+        "apps/j/helpers/greet.libsonnet",
+        "apps/j/helpers/inner.libsonnet",
+        "apps/j/files/note.txt",
+        "vendor/naming.libsonnet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(inputs, want);
+}
+
+/// The `data` of the one object `a/main.jsonnet` renders with these `libs`.
+fn data_with_libs(fs: &MemFs, libs: &[&str]) -> Value {
+    let opts = JsonnetOptions {
+        libs: libs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    render(fs, &source("a", opts)).unwrap()[0]["data"].clone()
+}
+
+#[test]
+fn the_own_folder_wins_then_the_last_library_then_the_app_folder() {
+    let fs = MemFs::new()
+        .with(
+            "a/main.jsonnet",
+            "{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' },\n\
+               data: { own: (import 'sub/own.libsonnet'), lib: (import 'pick.libsonnet') } }\n",
+        )
+        .with("a/sub/own.libsonnet", "(import 'pick.libsonnet')\n")
+        .with("a/sub/pick.libsonnet", "'sub'\n")
+        .with("a/pick.libsonnet", "'app'\n")
+        .with("l1/pick.libsonnet", "'l1'\n")
+        .with("l2/pick.libsonnet", "'l2'\n");
+    let data = |libs: &[&str]| data_with_libs(&fs, libs);
+    // `pick` from main.jsonnet: its own folder `a` first.
+    assert_eq!(data(&["l1", "l2"]), json!({"own": "sub", "lib": "app"}));
+    // Without a copy next to the importer, the library path is searched last entry first.
+    let fs2 = MemFs::new()
+        .with(
+            "a/main.jsonnet",
+            "{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' }, data: { lib: (import 'pick.libsonnet') } }\n",
+        )
+        .with("l1/pick.libsonnet", "'l1'\n")
+        .with("l2/pick.libsonnet", "'l2'\n");
+    let lib = |libs: &[&str]| data_with_libs(&fs2, libs)["lib"].clone();
+    assert_eq!(lib(&["l1", "l2"]), json!("l2"));
+    assert_eq!(lib(&["l2", "l1"]), json!("l1"));
+}
+
+fn refusal(fs: &dyn RepoFs) -> String {
+    let err = render(fs, &source("app", JsonnetOptions::default())).unwrap_err();
+    assert!(
+        matches!(err, RenderError::Input { .. }),
+        "a refusal, not an evaluation error: {err}"
+    );
+    err.to_string()
+}
+
+#[test]
+fn imports_leaving_the_repository_are_refused_loudly() {
+    for program in [
+        "import '/etc/passwd'",
+        "importstr '/etc/passwd'",
+        "importstr '../../../../etc/passwd'",
+        "{ a: importbin '../../x' }",
+    ] {
+        let fs = MemFs::new().with("app/main.jsonnet", program);
+        let err = refusal(&fs);
+        assert!(err.contains("escapes the repository"), "{program}: {err}");
+        assert!(err.contains("app/main.jsonnet"), "{program}: {err}");
+    }
+    // A library path outside the repository.
+    let fs = MemFs::new().with("app/main.jsonnet", "{}");
+    let opts = JsonnetOptions {
+        libs: vec!["../..".into()],
+        ..Default::default()
+    };
+    let err = render(&fs, &source("app", opts)).unwrap_err().to_string();
+    assert!(err.contains("escapes the repository"), "{err}");
+}
+
+#[test]
+fn a_symlink_out_of_the_repository_is_refused_in_a_commit_and_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let program: &[u8] = b"{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' }, data: { p: importstr 'leak.txt' } }\n";
+    let repo_dir = tmp.path().join("repo");
+    let c = RepoBuilder::init(&repo_dir)
+        .unwrap()
+        .commit(
+            "evil",
+            &[
+                Change::Write("app/main.jsonnet", program),
+                Change::Symlink("app/leak.txt", "/etc/passwd"),
+            ],
+        )
+        .unwrap();
+    let fs = GitRepo::open(&repo_dir).unwrap().tree_fs(c).unwrap();
+    let err = refusal(&fs);
+    assert!(err.contains("symlink leaves the repository"), "{err}");
+    assert!(!err.contains("root:x:0"), "{err}");
+
+    let wd = tmp.path().join("wd");
+    std::fs::create_dir_all(wd.join("app")).unwrap();
+    std::fs::write(wd.join("app/main.jsonnet"), program).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", wd.join("app/leak.txt")).unwrap();
+    let err = refusal(&DirFs::new(&wd).unwrap());
+    assert!(err.contains("symlink leaves the repository"), "{err}");
+    assert!(!err.contains("root:x:0"), "{err}");
+}
+
+#[test]
+fn errors_name_the_file_and_line() {
+    let fs = MemFs::new()
+        .with(
+            "e/main.jsonnet",
+            "local x = import 'lib.libsonnet';\n{\n  a: x.f(1),\n}\n",
+        )
+        .with(
+            "e/lib.libsonnet",
+            "{\n  f(n)::\n    error 'boom ' + n,\n}\n",
+        );
+    let err = render(&fs, &source("e", JsonnetOptions::default()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("boom 1"), "{err}");
+    assert!(err.contains("e/lib.libsonnet:3"), "{err}");
+    assert!(err.contains("e/main.jsonnet"), "{err}");
+
+    // An undefined external variable is an error, not an empty value.
+    let fs = MemFs::new().with("e/main.jsonnet", "std.extVar('missing')\n");
+    let err = render(&fs, &source("e", JsonnetOptions::default()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing"), "{err}");
+}
+
+#[test]
+fn output_shapes_are_read_as_argocd_reads_them() {
+    let cm =
+        |n: &str| format!("{{ apiVersion: 'v1', kind: 'ConfigMap', metadata: {{ name: '{n}' }} }}");
+    let names = |program: String| {
+        let fs = MemFs::new().with("o/main.jsonnet", program);
+        render(&fs, &source("o", JsonnetOptions::default())).map(|objs| {
+            objs.iter()
+                .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(names(cm("one")).unwrap(), vec!["one"]);
+    assert_eq!(
+        names(format!("[{}, null, {}]", cm("a"), cm("b"))).unwrap(),
+        vec!["a", "b"]
+    );
+    // A list object stands for its items, whatever its kind.
+    assert_eq!(
+        names(format!(
+            "{{ apiVersion: 'v1', kind: 'ConfigMapList', items: [{}, {}] }}",
+            cm("i1"),
+            cm("i2")
+        ))
+        .unwrap(),
+        vec!["i1", "i2"]
+    );
+    assert_eq!(names("null".into()).unwrap(), Vec::<String>::new());
+    for bad in [
+        format!("[[{}]]", cm("nested")),
+        "{ deployment: { kind: 'X' } }".to_string(),
+        "'text'".to_string(),
+    ] {
+        assert!(names(bad.clone()).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn hostile_programs_hit_the_limits_and_the_app_is_not_checked() {
+    let limits = JsonnetLimits {
+        max_stack: 200,
+        deadline: Duration::from_secs(2),
+        max_output_bytes: 1_000,
+        max_files: 3,
+    };
+    let run = |program: &str, extra: &[(&str, &str)]| {
+        let mut fs = MemFs::new().with("h/main.jsonnet", program);
+        for (p, c) in extra {
+            fs = fs.with(p, c);
+        }
+        render_with(
+            RenderConfig {
+                jsonnet: limits,
+                ..RenderConfig::default()
+            },
+            &fs,
+            &source("h", JsonnetOptions::default()),
+        )
+        .unwrap_err()
+    };
+    let deep = run("local f(n) = 1 + f(n + 1); f(0)", &[]);
+    // Too deep is the program's error (go-jsonnet's "max stack frames exceeded"), and the
+    // trace in the message stays short.
+    assert!(!deep.is_not_checked(), "{deep}");
+    assert!(deep.to_string().contains("stack overflow"), "{deep}");
+    assert!(deep.to_string().lines().count() <= 25, "{deep}");
+
+    // 2^30 calls, never deeper than 30: only the deadline stops it.
+    let slow = run(
+        "local f(n) = if n == 0 then 0 else f(n - 1) + f(n - 1); f(30)",
+        &[],
+    );
+    assert!(slow.is_not_checked(), "{slow}");
+    assert!(slow.to_string().contains("jsonnet.deadline"), "{slow}");
+
+    let big = run(
+        "{ kind: 'ConfigMap', data: { x: std.repeat('x', 5000) } }",
+        &[],
+    );
+    assert!(big.is_not_checked(), "{big}");
+    assert!(big.to_string().contains("jsonnet.maxOutputBytes"), "{big}");
+
+    let many = run(
+        "(import 'a.libsonnet') + (import 'b.libsonnet') + (import 'c.libsonnet')",
+        &[
+            ("h/a.libsonnet", "1"),
+            ("h/b.libsonnet", "1"),
+            ("h/c.libsonnet", "1"),
+        ],
+    );
+    assert!(many.is_not_checked(), "{many}");
+    assert!(many.to_string().contains("jsonnet.maxFiles"), "{many}");
+}
