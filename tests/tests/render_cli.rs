@@ -220,6 +220,17 @@ fn diff_exit_codes_and_formats() {
         &["diff", "--base", "base", "--head", "main", "--app", "other"],
     );
     assert_eq!(only_other.status.code(), Some(0));
+    // A misspelt app is an error that names the nearest one, not an empty diff.
+    let typo = run(
+        &dir,
+        &["diff", "--base", "base", "--head", "main", "--app", "webb"],
+    );
+    assert_eq!(typo.status.code(), Some(2), "{}", text(&typo.stdout));
+    assert!(
+        text(&typo.stderr).contains("no app named `webb` at base or head; did you mean `web`?"),
+        "{}",
+        text(&typo.stderr)
+    );
     let broken = run(&dir, &["diff", "--base", "main", "--head", "broken"]);
     assert_eq!(broken.status.code(), Some(2), "{}", text(&broken.stdout));
     assert!(

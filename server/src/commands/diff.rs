@@ -93,6 +93,35 @@ fn apps_report(args: &Args) -> anyhow::Result<DiffReport> {
     let (renderer, _) = args.repo.verified_renderer(&local, args.backend)?;
     let base = Snapshot::build(base_fs.as_ref(), &cfg, &renderer);
     let head = Snapshot::build(head_fs.as_ref(), &cfg, &renderer);
+    if let Some(wanted) = &args.app {
+        // A misspelt name would otherwise read as "this app has no change".
+        let known: std::collections::BTreeSet<&str> = base
+            .discovery
+            .apps
+            .iter()
+            .chain(&head.discovery.apps)
+            .map(|a| a.name.as_str())
+            .collect();
+        if !known.contains(wanted.as_str()) {
+            let mut msg = format!("no app named `{wanted}` at base or head");
+            match capstan_worker::settings::did_you_mean(wanted, known.iter().copied()) {
+                Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
+                None if known.is_empty() => {
+                    msg.push_str(" (no apps found: `capstan apps` says where it looked)")
+                }
+                None => msg.push_str(&format!(
+                    " (apps: {})",
+                    known
+                        .iter()
+                        .take(20)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
+            anyhow::bail!(msg);
+        }
+    }
     let affected: Vec<_> = affected_apps(&base, &head)
         .into_iter()
         .filter(|a| args.app.as_ref().is_none_or(|n| &a.name == n))
