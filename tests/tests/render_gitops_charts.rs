@@ -1,7 +1,7 @@
 //! This repository's own Helm apps (issue 17 item 7): the operators the ApplicationSet makes of
 //! `infrastructure/operators/*/operator.yaml`, and the k3s `HelmChart`s / `HelmChartConfig`s
 //! (ArgoCD, Traefik), rendered with the real Helm engine from a chart cache filled by
-//! `bootstrap/scripts/vendor-charts` (`CAPSTAN_CHART_CACHE`, default `target/chart-cache`), never
+//! `bootstrap/scripts/vendor-charts` (`CAPSTAN_CHART_CACHE_DIR`, default `target/chart-cache`), never
 //! from the network. A chart the cache does not hold is listed "not rendered: chart not cached";
 //! the list must name every Helm app of the tree, found here independently of discovery. What is
 //! rendered goes through Capstan's Pod Security rules.
@@ -28,7 +28,7 @@ enum Outcome {
 }
 
 fn cache_dir() -> PathBuf {
-    std::env::var_os("CAPSTAN_CHART_CACHE")
+    std::env::var_os("CAPSTAN_CHART_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/chart-cache"))
 }

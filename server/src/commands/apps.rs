@@ -25,19 +25,21 @@ pub struct RepoArgs {
     /// Persistent render cache folder.
     #[arg(long, env = "CAPSTAN_RENDER_CACHE")]
     pub cache_dir: Option<PathBuf>,
-    /// An HTTP Helm chart repository charts may be fetched from (repeatable). Charts from
-    /// repositories not listed are "not checked": Applications never choose what is fetched.
+    /// A chart repository charts may be fetched from (repeatable): an `https://` Helm repository
+    /// or an `oci://host/path` registry. Charts from anywhere else are "not checked":
+    /// Applications never choose what is fetched. These three flags read the same environment
+    /// variables as the service's settings.
     #[arg(
         long = "chart-repo",
-        env = "CAPSTAN_CHART_REPOS",
+        env = capstan_server::config::CHART_REPOS.env,
         value_delimiter = ','
     )]
     pub chart_repos: Vec<String>,
     /// Persistent chart cache folder (archives by digest).
-    #[arg(long, env = "CAPSTAN_CHART_CACHE")]
+    #[arg(long = "chart-cache-dir", alias = "chart-cache", env = capstan_server::config::CHART_CACHE_DIR.env)]
     pub chart_cache: Option<PathBuf>,
     /// Use only charts already in the chart cache; never fetch.
-    #[arg(long, env = "CAPSTAN_CHARTS_OFFLINE")]
+    #[arg(long = "charts-offline", alias = "offline", env = capstan_server::config::CHARTS_OFFLINE.env)]
     pub offline: bool,
 }
 
