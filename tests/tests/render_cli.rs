@@ -844,3 +844,47 @@ fn apps_shows_the_cluster_of_each_app() {
         );
     }
 }
+
+/// `capstan apps` with nothing to show says where it looked and what to try; Applications that
+/// all point elsewhere name their repoURLs and the three ways to say this repository is one.
+#[test]
+fn apps_explains_an_empty_or_foreign_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    let b = RepoBuilder::init(&dir).unwrap();
+    let empty = b
+        .commit("empty", &[Change::Write("README.md", b"# nothing\n")])
+        .unwrap();
+    b.set_ref("refs/tags/empty", empty).unwrap();
+    b.commit(
+        "foreign",
+        &[Change::Write("argocd/other.yaml", OTHER.as_bytes())],
+    )
+    .unwrap();
+
+    let none = run(&dir, &["apps", "--ref", "empty"]);
+    assert_eq!(none.status.code(), Some(0));
+    let err = text(&none.stderr);
+    assert!(
+        err.contains("no Application or ApplicationSet found in commit empty"),
+        "{err}"
+    );
+    assert!(err.contains("capstan render DIR"), "{err}");
+
+    let foreign = run(&dir, &["apps", "--ref", "HEAD"]);
+    let err = text(&foreign.stderr);
+    assert!(
+        err.contains("no Application points at this repository; their repoURLs are https://github.com/someone/else"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--repo-url, CAPSTAN_REPO_URLS or `repoURLs` in .capstan.yaml"),
+        "{err}"
+    );
+    // With an app of this repository beside the foreign one there is nothing to explain.
+    let mixed = repo(&tmp.path().join("mixed"));
+    let fine = run(&mixed, &["apps", "--ref", "base"]);
+    let err = text(&fine.stderr);
+    assert!(text(&fine.stdout).contains("other"));
+    assert!(!err.contains("note:"), "{err}");
+}

@@ -2,6 +2,7 @@
 //! rendered locally. The STATUS column says `rendered`, `not checked: <reason>` (a source from
 //! elsewhere, a missing tool, a plugin: Capstan cannot vouch for it) or `error: ...`.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -231,5 +232,54 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
             "note: no URL is known for this repository; pass --repo-url (or set repoURLs in .capstan.yaml) so its Applications are rendered"
         );
     }
+    for line in hints(&snap.discovery, &cfg, args.reference.as_deref()) {
+        eprintln!("{line}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a user with an empty or unrendered table needs to know: where discovery looked, and why
+/// the Applications it found are not rendered.
+fn hints(
+    discovery: &capstan_worker::apps::Discovery,
+    cfg: &capstan_worker::apps::DiscoveryConfig,
+    reference: Option<&str>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if discovery.apps.is_empty() {
+        let excluded: Vec<&str> = cfg.exclude.iter().map(|p| p.as_str()).collect();
+        out.push(format!(
+            "note: no Application or ApplicationSet found in {}: every *.yaml and *.yml file was read except in hidden folders, target/, node_modules/{}",
+            reference.map_or_else(|| "the working tree".to_string(), |r| format!("commit {r}")),
+            if excluded.is_empty() {
+                String::new()
+            } else {
+                format!(" and discovery.exclude ({})", excluded.join(", "))
+            }
+        ));
+        out.push(
+            "note: to render a folder that no Application points at, run `capstan render DIR`"
+                .into(),
+        );
+        return out;
+    }
+    let foreign: BTreeSet<&str> = discovery
+        .apps
+        .iter()
+        .flat_map(|a| &a.sources)
+        .filter(|s| s.chart.is_none() && !cfg.is_this_repo(&s.repo_url))
+        .map(|s| s.repo_url.as_str())
+        .collect();
+    let local = discovery
+        .apps
+        .iter()
+        .flat_map(|a| &a.sources)
+        .any(|s| matches!(s.status, SourceStatus::Local));
+    if !local && !foreign.is_empty() {
+        out.push(format!(
+            "note: no Application points at this repository; their repoURLs are {}. If one of them is this repository, name it with --repo-url, CAPSTAN_REPO_URLS or `repoURLs` in .capstan.yaml",
+            foreign.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    out
 }
