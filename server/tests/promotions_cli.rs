@@ -94,3 +94,28 @@ async fn lists_filters_and_refuses_unknown_statuses() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--status \"done\" is not one of"));
 }
+
+/// A read-only command never creates a database: a mistyped data dir says so and leaves nothing.
+#[test]
+fn reading_where_no_database_is_creates_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nowhere").join("capstan.db");
+    let url = format!("sqlite://{}", db.display());
+    for json in [false, true] {
+        let mut c = capstan(&url);
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no database at"), "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if json {
+            assert_eq!(stdout.trim(), "[]");
+        } else {
+            assert!(stdout.contains("no promotions recorded"), "{stdout}");
+        }
+    }
+    assert!(!db.exists() && !dir.path().join("nowhere").exists());
+}

@@ -72,6 +72,21 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Reading must not leave a database behind where none was (a mistyped --data-dir).
+    if let Some(file) = capstan_worker::queue::sqlite_file(&cfg.database_url)
+        && !file.exists()
+    {
+        eprintln!(
+            "note: no database at {} yet (capstan serve creates it there); nothing is recorded",
+            file.display()
+        );
+        if args.json {
+            println!("[]");
+        } else {
+            print!("{}", table(&[]));
+        }
+        return ExitCode::SUCCESS;
+    }
     let listed = rt.block_on(async {
         let queue = capstan_server::serve::open_queue(&cfg).await?;
         let store = SqlPromotionStore::new(queue.db());

@@ -146,6 +146,16 @@ pub async fn open(url: &str) -> Result<Arc<dyn Queue>, QueueError> {
     }
 }
 
+/// The database file a `sqlite:` URL names (`None` for other backends and in-memory
+/// databases): read-only commands check it exists rather than let opening create it.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") {
+        return None;
+    }
+    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
+}
+
 /// A URL with any password replaced, safe for logs and error messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
