@@ -1269,6 +1269,34 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// The settings a command that only reads the store needs (`capstan promotions`): its `--help`
+/// lists these three, not every setting of `serve`. Same keys, same environment, same files.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct StoreArgs {
+    /// TOML file with any of the settings (keys as in the README); only the store's are used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long = "data-dir", value_name = "DIR", help = key_help(&DATA_DIR))]
+    pub data_dir: Option<String>,
+    #[arg(long = "database-url", value_name = "URL", help = key_help(&DATABASE_URL))]
+    pub database_url: Option<String>,
+}
+
+fn key_help(key: &Key) -> String {
+    format!("{} [env: {}]", key.help, key.env)
+}
+
+impl From<StoreArgs> for ConfigArgs {
+    fn from(s: StoreArgs) -> Self {
+        ConfigArgs {
+            config: s.config,
+            data_dir: s.data_dir,
+            database_url: s.database_url,
+            ..ConfigArgs::default()
+        }
+    }
+}
+
 /// The README's configuration table, generated from [`ALL`] so it cannot drift (a test compares).
 pub fn markdown_table() -> String {
     let mut out = String::from(

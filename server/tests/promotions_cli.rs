@@ -119,3 +119,34 @@ fn reading_where_no_database_is_creates_none() {
     }
     assert!(!db.exists() && !dir.path().join("nowhere").exists());
 }
+
+/// `capstan promotions --help` teaches its own options and the store's settings, not every
+/// setting of `serve`.
+#[test]
+fn help_lists_only_what_reading_the_store_needs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(["promotions", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for wanted in [
+        "--status",
+        "--target",
+        "--database-url",
+        "[env: DATABASE_URL]",
+        "--data-dir",
+        "[env: CAPSTAN_DATA_DIR]",
+        "--config",
+    ] {
+        assert!(help.contains(wanted), "missing {wanted}: {help}");
+    }
+    for serve_only in [
+        "--listen",
+        "--github-app-id",
+        "--argocd-url",
+        "--dashboard-auth",
+    ] {
+        assert!(!help.contains(serve_only), "lists {serve_only}: {help}");
+    }
+}

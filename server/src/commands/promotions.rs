@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use capstan_server::config::{Config, ConfigArgs};
+use capstan_server::config::{Config, StoreArgs};
 use capstan_worker::store::{
     PromotionFilter, PromotionRecord, PromotionStatus, PromotionStore, SqlPromotionStore,
 };
@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: StoreArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -51,7 +51,7 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cfg = match Config::load(&args.config) {
+    let cfg = match Config::load(&args.config.clone().into()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("capstan: configuration error: {e}");
