@@ -122,9 +122,14 @@ impl AppState {
         self
     }
 
-    /// Time allowed to receive a webhook body, and the handling budget on top of it.
-    pub fn with_timeouts(mut self, body: Duration, handling: Duration) -> Self {
+    /// Time allowed to receive a webhook body.
+    pub fn with_body_timeout(mut self, body: Duration) -> Self {
         self.body_timeout = body;
+        self
+    }
+
+    /// Time a webhook request gets on top of receiving its body.
+    pub fn with_handling_budget(mut self, handling: Duration) -> Self {
         self.handling_budget = handling;
         self
     }

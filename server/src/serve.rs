@@ -529,7 +529,7 @@ impl App {
                 self_logins: cfg.bot_logins.clone(),
             })
             .with_metrics(metrics)
-            .with_timeouts(cfg.body_timeout, crate::app::WEBHOOK_HANDLING_BUDGET)
+            .with_body_timeout(cfg.body_timeout)
             .with_job_max_attempts(cfg.job_max_attempts);
         if let Some(allow) = allowlist.clone() {
             state = state.with_allowlist(allow);

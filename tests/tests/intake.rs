@@ -613,7 +613,8 @@ mod layers {
         let b = Backend::sqlite().await;
         let flaky = Flaky::new(b.queue.clone());
         let (app, metrics) = app_with(flaky.clone(), |s| {
-            s.with_timeouts(Duration::from_millis(100), Duration::from_millis(100))
+            s.with_body_timeout(Duration::from_millis(100))
+                .with_handling_budget(Duration::from_millis(100))
         });
         flaky.set_hanging(true);
         let resp = app

@@ -108,10 +108,10 @@ pub fn analyze(
         _ => vec![None; names.len()],
     };
 
-    let rendered_heads: Vec<AppRender> = head_renders.iter().flatten().cloned().collect();
-    let rendered = render_apps(trees.head, &rendered_heads);
-    let skipped = rendered_heads
+    let rendered = render_apps(trees.head, head_renders.iter().flatten());
+    let skipped = head_renders
         .iter()
+        .flatten()
         .filter_map(|r| r.not_checked().map(|why| (r.app.name.clone(), why)))
         .collect();
     let base_waivers = base.as_ref().map(|b| {
@@ -151,17 +151,22 @@ pub fn analyze(
             .findings
             .retain(|f| f.app.is_empty() || judged.contains(f.app.as_str()));
     }
-    if let (Some(b), Some(base_fs), Gate::New) = (&base, trees.base, engine.settings().gate) {
+    // Only an app's own findings can have been there before; without any, the base is not
+    // judged (nor rendered, for `capstan check`).
+    let any_app_finding = policy.findings.iter().any(|f| !f.app.is_empty());
+    if let (Some(b), Some(base_fs), Gate::New, true) =
+        (&base, trees.base, engine.settings().gate, any_app_finding)
+    {
         // The base's own findings on the same apps, judged by the same (base) rules with the
         // base's own waivers: what was there before this change is listed, not counted.
         let extra;
-        let renders: Vec<AppRender> = if base_rendered {
-            base_renders.iter().flatten().cloned().collect()
+        let renders = if base_rendered {
+            &base_renders
         } else {
             extra = b.render_many(renderer, &names);
-            extra.iter().flatten().cloned().collect()
+            &extra
         };
-        let before = render_apps(base_fs, &renders);
+        let before = render_apps(base_fs, renders.iter().flatten());
         let own_waivers = exceptions::BaseWaivers::from_objects(
             before
                 .apps

@@ -128,6 +128,13 @@ pub fn json(report: &Report) -> String {
     serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
+fn severity_icon(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Deny => "❌ deny",
+        Severity::Warn => "⚠️ warn",
+    }
+}
+
 fn md_escape(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
@@ -151,10 +158,7 @@ pub fn markdown(report: &Report) -> String {
             "| | rule | object | where | message |\n|---|---|---|---|---|"
         );
         for f in findings {
-            let icon = match f.severity {
-                Severity::Deny => "❌ deny",
-                Severity::Warn => "⚠️ warn",
-            };
+            let icon = severity_icon(f.severity);
             let place = f
                 .location
                 .as_ref()
@@ -186,15 +190,12 @@ pub fn markdown(report: &Report) -> String {
             "| | rule | app | object | message |\n|---|---|---|---|---|"
         );
         for f in &report.preexisting {
-            let icon = match f.severity {
-                Severity::Deny => "❌ deny",
-                Severity::Warn => "⚠️ warn",
-            };
+            let icon = severity_icon(f.severity);
             let _ = writeln!(
                 s,
                 "| {icon} | {} | {} | {} | {} |",
-                f.rule,
-                app_label(&f.app),
+                md_escape(&f.rule),
+                md_escape(app_label(&f.app)),
                 md_escape(&object_label(f)),
                 md_escape(&f.message)
             );

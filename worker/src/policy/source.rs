@@ -21,7 +21,10 @@ pub struct RenderedApps {
 
 /// Converts rendered apps into policy inputs, reading each app's input files from `fs` for
 /// file:line tracing.
-pub fn render_apps(fs: &dyn RepoFs, renders: &[AppRender]) -> RenderedApps {
+pub fn render_apps<'a>(
+    fs: &dyn RepoFs,
+    renders: impl IntoIterator<Item = &'a AppRender>,
+) -> RenderedApps {
     let mut out = RenderedApps::default();
     for r in renders {
         match &r.outcome {
