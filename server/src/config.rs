@@ -43,11 +43,11 @@ macro_rules! settings {
         $($rest:tt)*) => {
         settings!(@munch
             [$($keys)* ($name, stringify!($field), concat!("--", $flag), $env, $default, $help)]
-            [$($flags)* ($field, $flag, $value, $env, $help)]
+            [$($flags)* ($name, $field, $flag, $value)]
             $($rest)*);
     };
     (@emit [$(($name:ident, $toml:expr, $flagtext:expr, $env:literal, $default:literal, $help:literal))*]
-           [$(($field:ident, $flag:literal, $value:literal, $fenv:literal, $fhelp:literal))*]) => {
+           [$(($fname:ident, $field:ident, $flag:literal, $value:literal))*]) => {
         $(pub const $name: Key = Key { toml: $toml, flag: $flagtext, env: $env, default: $default, help: $help };)*
         /// All settings, in the order the README's table lists them.
         pub const ALL: &[Key] = &[$($name),*];
@@ -62,7 +62,7 @@ macro_rules! settings {
             #[arg(long, value_name = "FILE")]
             pub config: Option<PathBuf>,
             $(
-                #[arg(long = $flag, value_name = $value, help = concat!($fhelp, " [env: ", $fenv, "]"))]
+                #[arg(long = $flag, value_name = $value, help = key_help(&$fname))]
                 pub $field: Option<String>,
             )*
         }
@@ -1282,8 +1282,42 @@ pub struct StoreArgs {
     pub database_url: Option<String>,
 }
 
+/// The settings `capstan replay` needs to sign and address a delivery like the running server
+/// would verify it: where it listens and where its secret is. Same keys, environment and files
+/// as `serve`; the secret itself comes only from the environment or the file, never a flag.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ReplayArgs {
+    /// TOML file with any of the settings (keys as in the README); only these three are used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_name = "ADDR", help = key_help(&LISTEN))]
+    pub listen: Option<String>,
+    #[arg(long = "data-dir", value_name = "DIR", help = key_help(&DATA_DIR))]
+    pub data_dir: Option<String>,
+    #[arg(long = "webhook-secret-file", value_name = "FILE", help = key_help(&WEBHOOK_SECRET_FILE))]
+    pub webhook_secret_file: Option<String>,
+}
+
+impl From<ReplayArgs> for ConfigArgs {
+    fn from(r: ReplayArgs) -> Self {
+        ConfigArgs {
+            config: r.config,
+            listen: r.listen,
+            data_dir: r.data_dir,
+            webhook_secret_file: r.webhook_secret_file,
+            ..ConfigArgs::default()
+        }
+    }
+}
+
+/// A setting's flag help: what it does, its default and the environment variable that sets it,
+/// so `--help` answers all three without the README.
 fn key_help(key: &Key) -> String {
-    format!("{} [env: {}]", key.help, key.env)
+    if key.default.is_empty() {
+        format!("{} [env: {}]", key.help, key.env)
+    } else {
+        format!("{} [default: {}] [env: {}]", key.help, key.default, key.env)
+    }
 }
 
 impl From<StoreArgs> for ConfigArgs {

@@ -134,9 +134,9 @@ fn help_lists_only_what_reading_the_store_needs() {
         "--status",
         "--target",
         "--database-url",
-        "[env: DATABASE_URL]",
+        "DATABASE_URL]",
         "--data-dir",
-        "[env: CAPSTAN_DATA_DIR]",
+        "CAPSTAN_DATA_DIR]",
         "--config",
     ] {
         assert!(help.contains(wanted), "missing {wanted}: {help}");

@@ -10,6 +10,12 @@ use capstan_worker::apps::local::LocalRepo;
 use capstan_worker::apps::{App, Snapshot, SourceStatus};
 use capstan_worker::render::{BackendChoice, RenderConfig, Renderer, Scope, VerifySettings};
 
+/// The help of `--backend` in render, diff and check: written once so the three cannot disagree.
+pub const BACKEND_HELP: &str = "How apps are rendered: auto (kustomize sources by the native engine, \
+    falling back to the kustomize binary for what it does not implement; Helm, Jsonnet and plain \
+    directories by their own backends), or one backend for every app: native, kustomize, helm, \
+    directory";
+
 /// Where the repository is and how to recognise it in Applications (shared by apps/render/diff).
 #[derive(clap::Args, Debug, Clone)]
 pub struct RepoArgs {
@@ -23,7 +29,7 @@ pub struct RepoArgs {
     /// The default branch (default: origin/HEAD, else main).
     #[arg(long)]
     pub default_branch: Option<String>,
-    /// Persistent render cache folder.
+    /// Persistent render cache folder (default: none, every render starts cold).
     #[arg(long, env = "CAPSTAN_RENDER_CACHE")]
     pub cache_dir: Option<PathBuf>,
     /// A chart repository charts may be fetched from (repeatable): an `https://` Helm repository
@@ -36,7 +42,8 @@ pub struct RepoArgs {
         value_delimiter = ','
     )]
     pub chart_repos: Vec<String>,
-    /// Persistent chart cache folder (archives by digest).
+    /// Persistent chart cache folder, archives by digest (default: none, charts are fetched
+    /// each run).
     #[arg(long = "chart-cache-dir", alias = "chart-cache", env = capstan_server::config::CHART_CACHE_DIR.env)]
     pub chart_cache: Option<PathBuf>,
     /// Use only charts already in the chart cache; never fetch.

@@ -37,7 +37,7 @@ pub enum Format {
 /// Check the repository's apps against its policies.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Exit status: 0 passed, 1 a deny finding or a render error, 2 the check     could not run, 3 passed but some app was not checked (Capstan cannot render it)."
+    after_help = "Exit status: 0 passed, 1 a deny finding or a render error, 2 the check could not run, 3 passed but some app was not checked (Capstan cannot render it)."
 )]
 pub struct Args {
     /// Judge the working tree (or --head) as a pull request against this git ref (e.g.
@@ -47,10 +47,11 @@ pub struct Args {
     /// The commit to judge (default: the working directory).
     #[arg(long)]
     pub head: Option<String>,
-    /// Output format.
+    /// Output format: text for a terminal, json for machines, sarif for code scanning, markdown as
+    /// in the PR comment.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", help = super::apps::BACKEND_HELP)]
     pub backend: BackendChoice,
     #[command(flatten)]
     pub repo: RepoArgs,

@@ -42,9 +42,10 @@ pub struct Args {
     /// Only this app (when it is affected).
     #[arg(long)]
     pub app: Option<String>,
+    /// Output format: text for a terminal, markdown as in the PR comment, json for machines.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", help = super::apps::BACKEND_HELP)]
     pub backend: BackendChoice,
     #[command(flatten)]
     pub repo: RepoArgs,

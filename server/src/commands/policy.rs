@@ -21,6 +21,7 @@ pub struct Args {
 pub enum Cmd {
     /// Run every `test_*` rule in the given folders (default: policies); exit 1 on a failure.
     Test {
+        /// Folders (or `.rego` files) whose `test_*` rules run.
         #[arg(default_value = "policies")]
         paths: Vec<PathBuf>,
         /// Rego packages whose rules count (for the load check).
@@ -29,10 +30,13 @@ pub enum Cmd {
     },
     /// Time the full engine (shipped bundle, every layer) on synthetic objects.
     Bench {
+        /// Synthetic Kubernetes objects to judge per run, spread over the apps.
         #[arg(long, default_value_t = 10_000)]
         objects: usize,
+        /// Apps the objects are split into (per-app rules run once per app).
         #[arg(long, default_value_t = 10)]
         apps: usize,
+        /// Timed runs; the median, minimum and maximum are printed.
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },

@@ -33,8 +33,7 @@ pub struct Args {
     /// Read the tree of this commit, branch or tag instead of the working directory.
     #[arg(long = "ref")]
     pub reference: Option<String>,
-    /// auto (native engine, falling back to the kustomize binary), native, kustomize, helm, directory.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", help = super::apps::BACKEND_HELP)]
     pub backend: BackendChoice,
     #[command(flatten)]
     pub repo: RepoArgs,

@@ -5,9 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use capstan_server::config::{self, ConfigArgs, SecretSource};
+use capstan_server::config::{self, ConfigArgs, ReplayArgs, SecretSource};
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The secret is the server's: CAPSTAN_WEBHOOK_SECRET (the first of a comma-separated \
+    list), else the webhook secret file. Replay never generates one."
+)]
 pub struct Args {
     /// The JSON payload, sent byte for byte.
     pub payload: PathBuf,
@@ -21,11 +25,11 @@ pub struct Args {
     #[arg(long)]
     pub delivery: Option<String>,
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: ReplayArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let cfg = match super::serve::load_config(&args.config) {
+    let cfg = match super::serve::load_config(&ConfigArgs::from(args.config)) {
         Ok(c) => c,
         Err(code) => return code,
     };
