@@ -248,3 +248,94 @@ fn subcommands_list_only_the_service_settings_they_read() {
         assert_eq!(listed, want, "capstan {name} --help");
     }
 }
+
+/// Every `capstan SUBCOMMAND … --flag` the README and docs show names a subcommand and flags that
+/// exist: examples are where users copy from, so a renamed flag must fail here, not for them.
+#[test]
+fn every_command_line_the_docs_show_exists() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let listed = Command::new("git")
+        .args(["ls-files", "*.md"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let subs = every_subcommand();
+    let mut pages: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in &subs {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        let flags = entries(&help(&args))
+            .iter()
+            .flat_map(|e| {
+                // `--chart-cache-dir <DIR>` and its aliases (`[aliases: --chart-cache]`).
+                let mut f: Vec<String> = e
+                    .spec
+                    .split([' ', ','])
+                    .filter(|w| w.starts_with("--"))
+                    .map(str::to_string)
+                    .collect();
+                if let Some(a) = e.text.split("[aliases: ").nth(1) {
+                    f.extend(
+                        a.split([',', ' ', ']'])
+                            .filter(|w| w.starts_with("--"))
+                            .map(str::to_string),
+                    );
+                }
+                f
+            })
+            .collect();
+        pages.insert(path.join(" "), flags);
+    }
+    let mut shown = 0;
+    let mut wrong = Vec::new();
+    for file in String::from_utf8(listed.stdout).unwrap().lines() {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for (at, _) in line.match_indices("capstan ") {
+                // Only command lines: in code (`capstan apps`), or a shell line that starts with it.
+                let before = &line[..at];
+                if !(before.ends_with('`') || before.trim().is_empty() || before.ends_with("$ ")) {
+                    continue;
+                }
+                // The command runs to the end of the code span, a comment or a shell separator.
+                let rest = &line[at + "capstan ".len()..];
+                let end = rest.find(['`', '#', ';', '&', '>']).unwrap_or(rest.len());
+                let words: Vec<&str> = rest[..end].split_whitespace().collect();
+                let Some(first) = words.first() else { continue };
+                if !first.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+                    continue;
+                }
+                let (sub, flags_from) = match words.get(1) {
+                    Some(second) if pages.contains_key(&format!("{first} {second}")) => {
+                        (format!("{first} {second}"), 2)
+                    }
+                    _ => (first.to_string(), 1),
+                };
+                let Some(known) = pages.get(&sub) else {
+                    // Prose such as "capstan renders …" is not a command; a code span is.
+                    if before.ends_with('`') {
+                        wrong.push(format!("{file}:{}: no subcommand `capstan {sub}`", n + 1));
+                    }
+                    continue;
+                };
+                shown += 1;
+                for w in &words[flags_from..] {
+                    let w = w.trim_start_matches(['[', '(']);
+                    let Some(flag) = w.strip_prefix("--").map(|f| {
+                        let f = f
+                            .split(['=', ']', ')', '|', ','])
+                            .next()
+                            .unwrap_or_default();
+                        format!("--{f}")
+                    }) else {
+                        continue;
+                    };
+                    if flag != "--help" && flag != "--" && !known.contains(&flag) {
+                        wrong.push(format!("{file}:{}: `capstan {sub}` has no {flag}", n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(shown > 20, "only {shown} command lines found in the docs");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -243,3 +243,133 @@ fn every_key_of_the_type_is_documented() {
         "keys of RepoSettings missing from docs/capstan-yaml.md: {missing:?}"
     );
 }
+
+/// Every default the docs state as a literal (`sample`, `0.1`, `[]`) is the type's default:
+/// writing the documented value explicitly must give the same settings as leaving the key out.
+/// Keys whose default is computed from other values are named with the reason.
+#[test]
+fn every_documented_default_is_the_default() {
+    const COMPUTED: &[(&str, &str)] = &[
+        (
+            "environments.overlay",
+            "derived from the environment's name",
+        ),
+        ("apps.render", "inherits render.backend"),
+        (
+            "commands.prefix",
+            "unset means the service's `command_prefix` setting, whose default the README table states",
+        ),
+    ];
+    // What a key means once every layer is applied: the policy section over the shipped
+    // defaults, promotion rules with the section's mode and trigger, the rest as parsed.
+    fn effective(s: &RepoSettings) -> String {
+        let mut rest = s.clone();
+        rest.policy = PolicySection::default();
+        rest.promotion = PromotionSettings::default();
+        format!(
+            "{rest:?}\n{:?}\n{:?}",
+            crate::policy::config::PolicySettings::from_section(&s.policy),
+            crate::promote::rules::Rules::from_settings(s)
+        )
+    }
+    fn set(doc: &mut serde_json::Value, path: &[&str], value: serde_json::Value) {
+        let mut at = doc;
+        for (i, part) in path.iter().enumerate() {
+            let (name, first) = match part.strip_suffix("[]") {
+                Some(n) => (n, true),
+                None => (*part, false),
+            };
+            if i + 1 == path.len() && !first {
+                at[name] = value;
+                return;
+            }
+            if at.get(name).is_none() {
+                at[name] = serde_json::json!({});
+            }
+            at = &mut at[name];
+            if first {
+                at = &mut at[0];
+            }
+        }
+    }
+    let doc = std::fs::read_to_string(DOC_FILE).unwrap();
+    let mut section = String::new();
+    let mut checked = Vec::new();
+    let mut wrong = Vec::new();
+    for line in doc.lines() {
+        if let Some(h) = line.strip_prefix("## ") {
+            section = h.trim().trim_matches('`').to_string();
+            if section == "Top level" {
+                section.clear();
+            }
+            continue;
+        }
+        let Some(row) = line.strip_prefix("| ") else {
+            continue;
+        };
+        let cells: Vec<&str> = row.split(" | ").map(str::trim).collect();
+        let literal = |c: &str| {
+            c.strip_prefix('`')
+                .and_then(|c| c.strip_suffix('`'))
+                .filter(|c| !c.contains('`'))
+                .map(str::to_string)
+        };
+        let (Some(key), Some(default)) = (
+            cells.first().and_then(|c| literal(c)),
+            cells.get(2).and_then(|c| literal(c)),
+        ) else {
+            continue;
+        };
+        let full = if section.is_empty() {
+            key.clone()
+        } else {
+            format!("{section}.{key}")
+        };
+        if COMPUTED.iter().any(|(k, _)| *k == full) {
+            continue;
+        }
+        // A container each section's rows live in, holding the one entry they describe.
+        let (mut base, prefix): (serde_json::Value, Vec<&str>) = match section.as_str() {
+            "environments" => (
+                serde_json::json!({"environments": [{"name": "staging"}]}),
+                vec!["environments[]"],
+            ),
+            "apps" => (
+                serde_json::json!({"apps": {"web": {}}}),
+                vec!["apps", "web"],
+            ),
+            "promotion" if key.starts_with("rules[]") => (
+                serde_json::json!({
+                    "environments": [{"name": "staging"}, {"name": "production"}],
+                    "promotion": {"rules": [{
+                        "name": "r", "app": "web", "copy": ["images"],
+                        "from": {"environment": "staging", "path": "a/staging"},
+                        "to": {"environment": "production", "path": "a/production"},
+                    }]},
+                }),
+                vec!["promotion"],
+            ),
+            "" => (serde_json::json!({}), vec![]),
+            s => (serde_json::json!({}), vec![s]),
+        };
+        let mut path = prefix.clone();
+        path.extend(key.split('.'));
+        let value = crate::yaml::parse_single(&default, "docs")
+            .unwrap_or_else(|e| panic!("{full}: documented default `{default}` is not YAML: {e}"));
+        let left_out = RepoSettings::parse(&base.to_string())
+            .unwrap_or_else(|e| panic!("{full}: the base document is refused: {e}"));
+        set(&mut base, &path, value);
+        match RepoSettings::parse(&base.to_string()) {
+            Ok(written) if effective(&written) == effective(&left_out) => {}
+            Ok(_) => wrong.push(format!("{full}: `{default}` is not the default")),
+            Err(e) => wrong.push(format!("{full}: `{default}` is refused: {e}")),
+        }
+        checked.push(full);
+    }
+    assert!(checked.len() >= 30, "only {checked:?} were checked");
+    assert!(
+        wrong.is_empty(),
+        "docs/capstan-yaml.md disagrees with the code:\n{}",
+        wrong.join("\n")
+    );
+}
