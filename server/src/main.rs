@@ -21,6 +21,8 @@ enum Cli {
     Config(commands::config::Args),
     /// Sign a payload file with the configured secret and POST it like GitHub would.
     Replay(commands::replay::Args),
+    /// Adopt Capstan in an existing repository: find its apps and environments, write .capstan.yaml.
+    Init(commands::init::Args),
     /// Print the version.
     Version(commands::version::Args),
     /// List the ArgoCD Applications the repository defines.
@@ -40,6 +42,7 @@ enum Cli {
 fn main() -> ExitCode {
     match Cli::parse() {
         Cli::Version(args) => commands::version::run(args),
+        Cli::Init(args) => commands::init::run(args),
         Cli::Apps(args) => commands::apps::run(args),
         Cli::Render(args) => commands::render::run(args),
         Cli::Diff(args) => commands::diff::run(args),

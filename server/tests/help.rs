@@ -224,6 +224,7 @@ fn subcommands_list_only_the_service_settings_they_read() {
         ("render", repo_settings.to_vec()),
         ("diff", repo_settings.to_vec()),
         ("check", repo_settings.to_vec()),
+        ("init", repo_settings.to_vec()),
     ]
     .into_iter()
     .collect();
