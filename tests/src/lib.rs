@@ -84,6 +84,7 @@ pub fn kubectl_present() -> bool {
 }
 
 pub mod backend;
+pub mod chart_repo;
 pub mod commands_harness;
 pub mod dashboard;
 pub mod fake_argocd;

@@ -103,3 +103,122 @@ async fn fanout_200_verify_sample_vs_off() {
         ratio(results[0].1, results[1].1)
     );
 }
+
+/// 50 multi-source Helm apps (a chart from an HTTP chart repository, values from Git through
+/// `$values`) that share one values file. The first push fills the chart cache and the render
+/// cache of the base; the measured pushes each change the shared file, so every app is rendered
+/// again at head. The peer is `helm template` run by hand for the same 50 apps at head, one after
+/// another, with the chart archive already on disk: the least any tool must do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn helm_50_values_change_warm_chart_cache() {
+    use capstan_tests::chart_repo;
+    const APPS: usize = 50;
+    let tmp = tempfile::tempdir().unwrap();
+    let charts = chart_repo::web_repository(tmp.path());
+    let archive = tmp.path().join("web-1.0.0.tgz");
+    let repo = chart_repo::serve(charts, None);
+    let helm = capstan_worker::render::helm::test_binary().expect("a helm for the benchmark");
+
+    let mut files = vec![(
+        ".capstan.yaml".to_string(),
+        "repoURL: https://github.com/acme/gitops\nrender:\n  verify: off\n".to_string(),
+    )];
+    files.push(("values/common.yaml".into(), "greeting: info\n".into()));
+    for i in 0..APPS {
+        files.push((
+            format!("argocd/apps/web-{i}.yaml"),
+            format!(
+                "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web-{i}\n  \
+                 namespace: argocd\nspec:\n  project: default\n  sources:\n  - repoURL: {}\n    \
+                 chart: web\n    targetRevision: 1.0.0\n    helm:\n      \
+                 valueFiles: [$values/values/common.yaml, $values/values/web-{i}.yaml]\n  \
+                 - repoURL: https://github.com/acme/gitops\n    targetRevision: main\n    ref: values\n  \
+                 destination:\n    server: https://kubernetes.default.svc\n    namespace: web-{i}\n",
+                repo.url
+            ),
+        ));
+        files.push((
+            format!("values/web-{i}.yaml"),
+            format!("replicas: {}\n", 1 + i % 3),
+        ));
+    }
+    let repo_url = repo.url.clone();
+    let cache = tmp.path().join("chart-cache").display().to_string();
+    let h = Harness::start_with_setup(
+        Auth::App,
+        &files,
+        capstan_tests::pr_harness::Setup {
+            args: Box::new(move |a| {
+                a.chart_repos = Some(repo_url);
+                a.chart_cache_dir = Some(cache);
+            }),
+            env: Vec::new(),
+            helm: Some(helm.clone()),
+        },
+    )
+    .await;
+    let mut times = Vec::new();
+    for (pr_push, greeting) in ["debug", "warn", "error", "trace"].into_iter().enumerate() {
+        let head = h
+            .push(
+                "values",
+                &[Change::Write(
+                    "values/common.yaml",
+                    format!("greeting: {greeting}\n").as_bytes(),
+                )],
+            )
+            .to_string();
+        if pr_push == 0 {
+            h.open_pull(7, "values");
+        }
+        let start = Instant::now();
+        h.pull_request_event("synchronize", 7, "values", &head)
+            .await;
+        h.wait_for("the final comment", Duration::from_secs(900), |h| {
+            h.check_runs_for(&head)
+                .iter()
+                .any(|r| r["status"] == "completed")
+                && h.report_comments(7)
+                    .iter()
+                    .any(|c| c.body.contains(&format!("greeting: {greeting}")))
+        })
+        .await;
+        times.push(start.elapsed());
+        let summary = h.check_runs_for(&head)[0]["output"]["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(!summary.contains("not checked"), "{summary}");
+    }
+    h.stop().await;
+    let first = times[0];
+    let warm = times[1..].iter().min().copied().unwrap();
+
+    // The peer: the same 50 head renders with helm itself.
+    let common = tmp.path().join("common.yaml");
+    std::fs::write(&common, "greeting: trace\n").unwrap();
+    let start = Instant::now();
+    for i in 0..APPS {
+        let own = tmp.path().join(format!("web-{i}.yaml"));
+        std::fs::write(&own, format!("replicas: {}\n", 1 + i % 3)).unwrap();
+        let out = std::process::Command::new(&helm)
+            .args(["template", &format!("web-{i}")])
+            .arg(&archive)
+            .args(["--namespace", &format!("web-{i}"), "--values"])
+            .arg(&common)
+            .arg("--values")
+            .arg(&own)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let peer = start.elapsed();
+    println!(
+        "helm {APPS} apps, shared values change: webhook → final comment {} ms (first push, cold caches), {} ms (next pushes, best of 3, chart cache warm); `helm template` by hand for the {APPS} head renders {} ms; capstan / helm {:.2}×",
+        first.as_millis(),
+        warm.as_millis(),
+        peer.as_millis(),
+        warm.as_secs_f64() / peer.as_secs_f64()
+    );
+}
