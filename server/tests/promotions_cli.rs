@@ -150,3 +150,50 @@ fn help_lists_only_what_reading_the_store_needs() {
         assert!(!help.contains(serve_only), "lists {serve_only}: {help}");
     }
 }
+
+/// A refused, conflicting or failed promotion shows why in the table, not only in `--json`:
+/// "nothing to promote" beside `refused` reads as if nothing had happened.
+#[tokio::test]
+async fn the_table_says_why_a_promotion_was_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("capstan.db").display());
+    {
+        let queue = capstan_worker::queue::open(&url).await.unwrap();
+        let store = SqlPromotionStore::new(queue.db());
+        let mut refused = record("k1", "production", PromotionStatus::Refused, None);
+        refused.summary = "nothing to promote".into();
+        refused.detail = Some("requireHealthy: podinfo-staging is Degraded".into());
+        let mut conflict = record("k2", "production", PromotionStatus::Conflict, None);
+        conflict.detail = Some("the image entry podinfo is gone from the target".into());
+        let opened = record("k3", "production", PromotionStatus::Opened, Some(2));
+        for rec in [refused, conflict, opened] {
+            store.insert(&rec).await.unwrap();
+        }
+    }
+    let out = capstan(&url).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = |status: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(&format!("\t{status}\t")))
+            .unwrap_or_else(|| panic!("no {status} row: {table}"))
+            .to_string()
+    };
+    let refused = line("refused");
+    assert!(
+        refused.contains("requireHealthy: podinfo-staging is Degraded"),
+        "{refused}"
+    );
+    assert!(!refused.contains("nothing to promote"), "{refused}");
+    let conflict = line("conflict");
+    assert!(
+        conflict.contains("images: podinfo 6.7.1 → 6.8.0"),
+        "{conflict}"
+    );
+    assert!(
+        conflict.contains("the image entry podinfo is gone"),
+        "{conflict}"
+    );
+    assert!(line("opened").contains("images: podinfo 6.7.1 → 6.8.0"));
+}

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use capstan_server::config::{Config, StoreArgs};
+use capstan_worker::promote::plan::NOTHING_TO_PROMOTE;
 use capstan_worker::store::{
     PromotionFilter, PromotionRecord, PromotionStatus, PromotionStore, SqlPromotionStore,
 };
@@ -124,9 +125,15 @@ fn table(records: &[PromotionRecord]) -> String {
             (None, Some(sha)) => sha.chars().take(12).collect(),
             _ => "-".into(),
         };
-        let summary = match (&r.summary, &r.detail) {
-            (s, Some(d)) if s.is_empty() => d.clone(),
-            (s, _) => s.clone(),
+        // What was promoted, then why it stopped: a refusal's reason is the news, and the
+        // placeholder summary of a plan never made says nothing.
+        let what = Some(r.summary.as_str())
+            .filter(|s| !s.is_empty() && *s != NOTHING_TO_PROMOTE || r.detail.is_none());
+        let summary = match (what, &r.detail) {
+            (Some(s), Some(d)) => format!("{s} — {d}"),
+            (None, Some(d)) => d.clone(),
+            (Some(s), None) => s.to_string(),
+            (None, None) => String::new(),
         };
         out.push_str(&format!(
             "{}\t{}\t{}\t{}→{}\t{}\t{}\t{}\t{}\t{}\n",

@@ -143,7 +143,7 @@ impl Outcome {
         } else if let Some(sha) = &self.result_sha {
             s.push_str(&format!(" ({})", &sha[..sha.len().min(12)]));
         }
-        if !self.summary.is_empty() && self.summary != "nothing to promote" {
+        if !self.summary.is_empty() && self.summary != plan::NOTHING_TO_PROMOTE {
             s.push_str(&format!(" — {}", self.summary));
         }
         if let Some(d) = &self.detail {

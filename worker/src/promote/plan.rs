@@ -31,6 +31,9 @@ pub struct Plan {
     pub changes: Vec<String>,
 }
 
+/// The summary of a plan with no change: also what a record says before anything was planned.
+pub const NOTHING_TO_PROMOTE: &str = "nothing to promote";
+
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
@@ -38,7 +41,7 @@ impl Plan {
 
     pub fn summary(&self) -> String {
         if self.changes.is_empty() {
-            "nothing to promote".into()
+            NOTHING_TO_PROMOTE.into()
         } else {
             self.changes.join("; ")
         }
