@@ -25,17 +25,83 @@ pub struct YamlError {
 pub fn parse_documents(text: &str, file: &str) -> Result<Vec<Value>, YamlError> {
     let mut out = Vec::new();
     for doc in yaml_serde::Deserializer::from_str(text) {
-        let value = yaml_serde::Value::deserialize(doc).map_err(|e| YamlError {
-            file: file.to_string(),
-            line: e.location().map(|l| l.line()),
-            message: e.to_string(),
-        })?;
+        let value = yaml_serde::Value::deserialize(doc).map_err(|e| located(text, file, &e))?;
         if value.is_null() {
             continue;
         }
         out.push(to_json(value, file)?);
     }
     Ok(out)
+}
+
+/// The parser's error with the line in front only (its message repeats it as "at line N column
+/// M"), and for a duplicate key the line of the duplicate: the parser names where the mapping
+/// starts, which for a whole file is line 1.
+fn located(text: &str, file: &str, e: &yaml_serde::Error) -> YamlError {
+    let mut message = e.to_string();
+    let mut line = e.location().map(|l| l.line());
+    if let Some(loc) = e.location() {
+        let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+        if let Some(at) = message.rfind(&suffix) {
+            message.truncate(at);
+        }
+        if let Some(key) = message
+            .split_once("duplicate entry with key \"")
+            .and_then(|(_, k)| k.strip_suffix('"'))
+            && let Some(dup) = duplicate_line(text, loc.line(), loc.column(), key)
+        {
+            line = Some(dup);
+        }
+    }
+    YamlError {
+        file: file.to_string(),
+        line,
+        message,
+    }
+}
+
+/// The line of the second `key:` of the block mapping whose first key is at `line`:`column`
+/// (1-based). None when the mapping is not a plain block mapping this can follow.
+fn duplicate_line(text: &str, line: usize, column: usize, key: &str) -> Option<usize> {
+    let indent = column.checked_sub(1)?;
+    let spellings = [
+        format!("{key}:"),
+        format!("\"{key}\":"),
+        format!("'{key}':"),
+    ];
+    let is_key = |rest: &str| {
+        spellings.iter().any(|s| {
+            rest.strip_prefix(s.as_str())
+                .is_some_and(|after| after.is_empty() || after.starts_with([' ', '\t']))
+        })
+    };
+    let mut seen = 0;
+    for (i, l) in text.lines().enumerate().skip(line.checked_sub(1)?) {
+        let first = i + 1 == line;
+        let trimmed = l.trim_start_matches(' ');
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let lead = l.len() - trimmed.len();
+        if !first && lead < indent {
+            return None;
+        }
+        // The first line may open a list item (`- a: 1`): its key starts at the column itself.
+        let at_key = if first {
+            l.get(indent..)?
+        } else if lead == indent {
+            trimmed
+        } else {
+            continue;
+        };
+        if is_key(at_key) {
+            seen += 1;
+            if seen == 2 {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
 }
 
 /// Parses a stream that must hold exactly one document (e.g. a kustomization file).
@@ -129,6 +195,32 @@ mod tests {
         assert_eq!(err.file, "apps/x.yaml");
         assert!(err.to_string().contains("duplicate"), "{err}");
         assert!(err.to_string().starts_with("apps/x.yaml:"), "{err}");
+    }
+
+    /// The error points at the duplicate itself and says the line once.
+    #[test]
+    fn a_duplicate_key_is_reported_at_the_duplicate() {
+        let cases = [
+            (
+                "resources:\n- cm.yaml\nnamespace: a\n# note\nnamespace: b\n",
+                5,
+            ),
+            ("data:\n  a: \"1\"\n  b: \"2\"\n  a: \"3\"\n", 4),
+            ("items:\n- name: x\n  image: y\n  name: z\n- name: w\n", 4),
+            (
+                "kind: A\nspec:\n  x:\n    k: 1\n  'k2': 2\n  \"k2\": 3\n",
+                6,
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse_documents(text, "f.yaml").unwrap_err();
+            assert_eq!(err.line, Some(want), "{text}: {err}");
+            assert!(!err.message.contains("at line"), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!("f.yaml:{want}: ")),
+                "{err}"
+            );
+        }
     }
 
     #[test]
