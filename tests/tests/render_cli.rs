@@ -175,6 +175,21 @@ fn render_prints_what_kubectl_kustomize_prints() {
         "{}",
         text(&missing.stderr)
     );
+    // A near name is suggested, for apps and for refs alike.
+    let typo = run(&dir, &["render", "webb", "--ref", "main"]);
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        text(&typo.stderr).contains("did you mean `web`?"),
+        "{}",
+        text(&typo.stderr)
+    );
+    let bad_ref = run(&dir, &["render", "web", "--ref", "mian"]);
+    assert_eq!(bad_ref.status.code(), Some(2));
+    assert!(
+        text(&bad_ref.stderr).contains("did you mean `main`?"),
+        "{}",
+        text(&bad_ref.stderr)
+    );
 }
 
 #[test]

@@ -130,6 +130,9 @@ fn no_case_folding() {
         one("/capstan promote Production"),
         Err(Refusal::UnknownEnvironment { .. })
     ));
+    // Refused, but the near name is offered.
+    let e = one("/capstan promote Production").unwrap_err().to_string();
+    assert!(e.contains("did you mean `production`?"), "{e}");
     assert!(matches!(
         one("/capstan Diff"),
         Err(Refusal::UnknownCommand { .. })

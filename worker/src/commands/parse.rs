@@ -2,6 +2,8 @@
 //! outside fenced code blocks, HTML comments and quotes. Anything doubtful is refused with a
 //! reason rather than guessed.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use super::{Command, CommandConfig, CommandKind};
@@ -28,10 +30,15 @@ pub enum Refusal {
     PathLike { given: String },
     #[error("`{given}` contains characters other than letters, digits, `-`, `_` and `.`")]
     BadCharacters { given: String },
-    #[error("unknown environment `{given}`; allowed: {allowed}")]
-    UnknownEnvironment { given: String, allowed: String },
-    #[error("unknown app `{given}`; it must be the exact name of an app in this repository")]
-    UnknownApp { given: String },
+    #[error("unknown environment `{given}`; allowed: {allowed}{hint}")]
+    UnknownEnvironment {
+        given: String,
+        allowed: String,
+        /// `; did you mean `x`?` when a configured name is near, else empty.
+        hint: String,
+    },
+    #[error("unknown app `{given}`; it must be the exact name of an app in this repository{hint}")]
+    UnknownApp { given: String, hint: String },
     #[error("`{given}` is not a commit: expected 7 to 40 lowercase hex characters")]
     BadSha { given: String },
     #[error("`{command}` needs more arguments; usage: {usage}")]
@@ -229,13 +236,21 @@ fn parse_words(words: &[String], config: &CommandConfig) -> Result<Command, Refu
         command: kind.name().into(),
         usage: kind.usage().into(),
     };
+    // Names are matched exactly (no case folding); a near one is only suggested.
+    let hint = |given: &str, names: &BTreeSet<String>| {
+        crate::settings::did_you_mean(given, names.iter().map(String::as_str))
+            .map(|n| format!("; did you mean `{n}`?"))
+            .unwrap_or_default()
+    };
+    let unknown_app = |given: &str| Refusal::UnknownApp {
+        given: given.into(),
+        hint: hint(given, &config.apps),
+    };
     let app = |given: &str| {
         if config.apps.contains(given) {
             Ok(given.to_string())
         } else {
-            Err(Refusal::UnknownApp {
-                given: given.into(),
-            })
+            Err(unknown_app(given))
         }
     };
     match kind {
@@ -279,6 +294,7 @@ fn parse_words(words: &[String], config: &CommandConfig) -> Result<Command, Refu
                             .collect::<Vec<_>>()
                             .join(", ")
                     },
+                    hint: hint(env, &config.environments),
                 });
             }
             // `[app] [sha]`: a known app name wins over a hex-looking word, so an app named
@@ -290,7 +306,7 @@ fn parse_words(words: &[String], config: &CommandConfig) -> Result<Command, Refu
                 [x] if x.bytes().all(|b| b.is_ascii_hexdigit()) && x.len() >= 7 => {
                     return Err(Refusal::BadSha { given: x.clone() });
                 }
-                [x] => return Err(Refusal::UnknownApp { given: x.clone() }),
+                [x] => return Err(unknown_app(x)),
                 [a, s] => {
                     let a = app(a)?;
                     if !is_sha(s) {

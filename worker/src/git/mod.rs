@@ -114,18 +114,36 @@ impl GitRepo {
 
     /// Resolves a branch, tag, full or abbreviated SHA or revision expression (`HEAD~1`) to a commit.
     pub fn resolve(&self, reference: &str) -> Result<Oid, GitError> {
-        let obj = self
-            .repo
-            .revparse_single(reference)
-            .map_err(|e| GitError::Resolve {
+        let obj = self.repo.revparse_single(reference).map_err(|e| {
+            let mut message = e.message().to_string();
+            if let Some(near) = self.near_ref(reference) {
+                message.push_str(&format!("; did you mean `{near}`?"));
+            }
+            GitError::Resolve {
                 reference: reference.to_string(),
-                message: e.message().to_string(),
-            })?;
+                message,
+            }
+        })?;
         let commit = obj.peel_to_commit().map_err(|e| GitError::Resolve {
             reference: reference.to_string(),
             message: e.message().to_string(),
         })?;
         Ok(commit.id())
+    }
+
+    /// The branch, remote branch or tag whose short name is nearest a mistyped `reference`.
+    fn near_ref(&self, reference: &str) -> Option<String> {
+        // A repository may hold very many refs; the suggestion is a courtesy, so it looks at a
+        // bounded number.
+        let names: Vec<String> = self
+            .repo
+            .references()
+            .ok()?
+            .flatten()
+            .take(10_000)
+            .filter_map(|r| r.shorthand().ok().map(str::to_string))
+            .collect();
+        crate::settings::did_you_mean(reference, names.iter().map(String::as_str))
     }
 
     /// The branch `HEAD` points to (`main` for `refs/heads/main`), if it is a branch.

@@ -38,6 +38,16 @@ fn reads_a_commit_tree_and_lists_changes() {
         repo.resolve("nope"),
         Err(GitError::Resolve { .. })
     ));
+    // A mistyped branch gets the near name.
+    let err = repo.resolve("mian").unwrap_err().to_string();
+    assert!(err.contains("did you mean `main`?"), "{err}");
+    assert!(
+        !repo
+            .resolve("zzzzzzzz")
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean")
+    );
     assert_eq!(repo.head_branch().as_deref(), Some("main"));
 
     let fs1 = repo.tree_fs(c1).unwrap();
