@@ -113,7 +113,11 @@ async fn fanout_200_verify_sample_vs_off() {
 #[ignore = "benchmark: run with --ignored --nocapture"]
 async fn helm_50_values_change_warm_chart_cache() {
     use capstan_tests::chart_repo;
-    const APPS: usize = 50;
+    // `CAPSTAN_BENCH_APPS` shrinks it for a quick try of the benchmark itself.
+    let apps: usize = std::env::var("CAPSTAN_BENCH_APPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let tmp = tempfile::tempdir().unwrap();
     let charts = chart_repo::web_repository(tmp.path());
     let archive = tmp.path().join("web-1.0.0.tgz");
@@ -125,7 +129,7 @@ async fn helm_50_values_change_warm_chart_cache() {
         "repoURL: https://github.com/acme/gitops\nrender:\n  verify: off\n".to_string(),
     )];
     files.push(("values/common.yaml".into(), "greeting: hello\n".into()));
-    for i in 0..APPS {
+    for i in 0..apps {
         files.push((
             format!("argocd/apps/web-{i}.yaml"),
             format!(
@@ -160,10 +164,7 @@ async fn helm_50_values_change_warm_chart_cache() {
     .await;
     let mut times = Vec::new();
     // Greetings no other text of the report contains.
-    for (pr_push, greeting) in ["hello-one", "hello-two", "hello-three", "hello-four"]
-        .into_iter()
-        .enumerate()
-    {
+    for greeting in ["hello-one", "hello-two", "hello-three", "hello-four"] {
         let head = h
             .push(
                 "values",
@@ -173,21 +174,37 @@ async fn helm_50_values_change_warm_chart_cache() {
                 )],
             )
             .to_string();
-        if pr_push == 0 {
-            h.open_pull(7, "values");
-        }
+        // The fake forge's pull request follows the branch's new head.
+        h.open_pull(7, "values");
         let start = Instant::now();
         h.pull_request_event("synchronize", 7, "values", &head)
             .await;
-        h.wait_for("the final comment", Duration::from_secs(900), |h| {
+        let wait = std::env::var("CAPSTAN_BENCH_WAIT_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(900));
+        let done = |h: &Harness| {
             h.check_runs_for(&head)
                 .iter()
                 .any(|r| r["status"] == "completed")
                 && h.report_comments(7)
                     .iter()
                     .any(|c| c.body.contains(greeting))
-        })
-        .await;
+        };
+        while !done(&h) {
+            // Say what the report holds, so a wrong wait is told from a slow pipeline.
+            assert!(
+                start.elapsed() < wait,
+                "no final comment with {greeting}: check runs {:?}, comments {:?}",
+                h.check_runs_for(&head),
+                h.report_comments(7)
+                    .iter()
+                    .map(|c| c.body.chars().take(3000).collect::<String>())
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         times.push(start.elapsed());
         let summary = h.check_runs_for(&head)[0]["output"]["summary"]
             .as_str()
@@ -203,7 +220,7 @@ async fn helm_50_values_change_warm_chart_cache() {
     let common = tmp.path().join("common.yaml");
     std::fs::write(&common, "greeting: hello-four\n").unwrap();
     let start = Instant::now();
-    for i in 0..APPS {
+    for i in 0..apps {
         let own = tmp.path().join(format!("web-{i}.yaml"));
         std::fs::write(&own, format!("replicas: {}\n", 1 + i % 3)).unwrap();
         let out = std::process::Command::new(&helm)
@@ -219,7 +236,7 @@ async fn helm_50_values_change_warm_chart_cache() {
     }
     let peer = start.elapsed();
     println!(
-        "helm {APPS} apps, shared values change: webhook → final comment {} ms (first push, cold caches), {} ms (next pushes, best of 3, chart cache warm); `helm template` by hand for the {APPS} head renders {} ms; capstan / helm {:.2}×",
+        "helm {apps} apps, shared values change: webhook → final comment {} ms (first push, cold caches), {} ms (next pushes, best of 3, chart cache warm); `helm template` by hand for the {apps} head renders {} ms; capstan / helm {:.2}×",
         first.as_millis(),
         warm.as_millis(),
         peer.as_millis(),
