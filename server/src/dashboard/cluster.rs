@@ -96,7 +96,7 @@ impl ClusterView {
         let mut out_nodes: Vec<NodeInfo> = match nodes {
             Ok(list) => list.items.iter().map(node_info).collect(),
             Err(e) => {
-                errors.push(format!("nodes: {e}"));
+                errors.push(("nodes", ReadFailure::of(e)));
                 Vec::new()
             }
         };
@@ -111,7 +111,7 @@ impl ClusterView {
         let pods = match pods {
             Ok(list) => list.items.iter().filter_map(pod_problem).collect(),
             Err(e) => {
-                errors.push(format!("pods: {e}"));
+                errors.push(("pods", ReadFailure::of(e)));
                 Vec::new()
             }
         };
@@ -119,7 +119,7 @@ impl ClusterView {
             nodes: out_nodes,
             metrics: usage.is_some(),
             pods,
-            error: (!errors.is_empty()).then(|| errors.join("; ")),
+            error: (!errors.is_empty()).then(|| explain(&errors)),
         }
     }
 
@@ -195,6 +195,82 @@ fn pod_problem(p: &Pod) -> Option<PodProblem> {
         ready: format!("{ready_n}/{}", cs.len()),
         restarts: cs.iter().map(|c| c.restart_count).sum(),
     })
+}
+
+/// Why listing a resource failed, by what the operator has to do about it.
+#[derive(Clone, Debug, PartialEq)]
+enum ReadFailure {
+    Forbidden,
+    Unauthorized,
+    Unreachable(String),
+    Other { code: u16, message: String },
+}
+
+impl ReadFailure {
+    fn of(e: kube::Error) -> Self {
+        match e {
+            kube::Error::Api(s) if s.code == 403 => ReadFailure::Forbidden,
+            kube::Error::Api(s) if s.code == 401 => ReadFailure::Unauthorized,
+            kube::Error::Api(s) => ReadFailure::Other {
+                code: s.code,
+                message: s.message.clone(),
+            },
+            other => ReadFailure::Unreachable(other.to_string()),
+        }
+    }
+}
+
+/// One sentence per kind of failure, each saying what to do; resources failing the same way
+/// are named together ("nodes and pods").
+fn explain(failures: &[(&str, ReadFailure)]) -> String {
+    let mut groups: Vec<(&ReadFailure, Vec<&str>)> = Vec::new();
+    for (what, f) in failures {
+        match groups
+            .iter_mut()
+            .find(|(g, _)| std::mem::discriminant(*g) == std::mem::discriminant(f))
+        {
+            Some((_, names)) => names.push(what),
+            None => groups.push((f, vec![what])),
+        }
+    }
+    let sentences: Vec<String> = groups
+        .into_iter()
+        .map(|(f, names)| {
+            let what = names.join(" and ");
+            match f {
+                ReadFailure::Forbidden => format!(
+                    "Capstan may not list {what} (403 Forbidden): grant its service account get, list \
+                     and watch on {what} cluster-wide, as the ClusterRole capstan-discovery in \
+                     applications/system/capstan/rbac.yaml does."
+                ),
+                ReadFailure::Unauthorized => format!(
+                    "The Kubernetes API refused Capstan's credentials when listing {what} (401 \
+                     Unauthorized): renew the token of the kubeconfig Capstan uses, or check the \
+                     service account token mounted in its pod."
+                ),
+                ReadFailure::Unreachable(detail) => format!(
+                    "The Kubernetes API did not answer when listing {what} ({}): check that the \
+                     API server named in the kubeconfig is reachable from Capstan.",
+                    first_line(detail)
+                ),
+                ReadFailure::Other { code, message } => format!(
+                    "Listing {what} failed with HTTP {code}: {}.",
+                    first_line(message).trim_end_matches('.')
+                ),
+            }
+        })
+        .collect();
+    sentences.join(" ")
+}
+
+/// The first line of an error, at most 200 characters: the page states the cause, not a dump.
+fn first_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -292,7 +368,7 @@ fn cluster_html(c: &ClusterState) -> Markup {
     let ready = c.nodes.iter().filter(|n| n.ready).count();
     html! {
         @if let Some(e) = &c.error {
-            (layout::notice(&format!("The Kubernetes API answered with errors: {e}")))
+            (layout::notice(e))
         }
         h2 { "Nodes (" (ready) " of " (c.nodes.len()) " ready)" }
         @if !c.metrics {
@@ -309,5 +385,62 @@ fn cluster_html(c: &ClusterState) -> Markup {
             &pods,
             "Every pod is running and ready.",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn api(code: u16, message: &str) -> kube::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": code, "message": message, "reason": "x"
+        }))
+        .unwrap();
+        kube::Error::Api(Box::new(status))
+    }
+
+    /// A page error is one sentence per cause with the fix, not the client's error dump.
+    #[test]
+    fn cluster_errors_say_what_to_do() {
+        let both = explain(&[
+            (
+                "nodes",
+                ReadFailure::of(api(403, "nodes is forbidden: User \"x\" cannot list")),
+            ),
+            ("pods", ReadFailure::of(api(403, "pods is forbidden"))),
+        ]);
+        assert!(
+            both.starts_with("Capstan may not list nodes and pods (403 Forbidden)"),
+            "{both}"
+        );
+        assert!(both.contains("rbac.yaml"), "{both}");
+        assert_eq!(both.matches(". ").count() + 1, 1, "one sentence: {both}");
+
+        let expired = explain(&[("nodes", ReadFailure::of(api(401, "Unauthorized")))]);
+        assert!(expired.contains("renew the token"), "{expired}");
+
+        let down = explain(&[(
+            "pods",
+            ReadFailure::of(kube::Error::Service(Box::new(std::io::Error::other(
+                "connection refused\nmore detail",
+            )))),
+        )]);
+        assert!(down.contains("did not answer when listing pods"), "{down}");
+        assert!(
+            down.contains("connection refused") && !down.contains("more detail"),
+            "{down}"
+        );
+
+        let mixed = explain(&[
+            ("nodes", ReadFailure::of(api(403, "no"))),
+            ("pods", ReadFailure::of(api(500, "etcd timeout."))),
+        ]);
+        assert!(mixed.contains("may not list nodes (403"), "{mixed}");
+        assert!(
+            mixed.ends_with("Listing pods failed with HTTP 500: etcd timeout."),
+            "{mixed}"
+        );
     }
 }
