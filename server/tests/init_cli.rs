@@ -379,3 +379,58 @@ fn a_repository_without_applications() {
     let settings = RepoSettings::parse(&text).unwrap();
     assert!(settings.environment_names().is_empty());
 }
+
+/// A `master` repository that deploys without Application manifests in it: the kustomization
+/// folders that nothing includes give the environments (region suffixes allowed, `non-prod` is
+/// not production), a stage with several environments gets no guessed rule, and the default
+/// branch is the one the repository has.
+#[test]
+fn kustomization_folders_without_applications_on_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q", "-b", "master"]);
+    write(root, "base/workload.yaml", &workload("web"));
+    write(
+        root,
+        "base/kustomization.yaml",
+        "resources:\n- workload.yaml\n",
+    );
+    write(
+        root,
+        "variants/non-prod/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n",
+    );
+    for env in ["dev", "staging", "prod-eu", "prod-us"] {
+        write(
+            root,
+            &format!("envs/{env}/kustomization.yaml"),
+            &format!(
+                "namespace: web-{env}\nresources:\n- ../../base\ncomponents:\n- ../../variants/non-prod\n\
+                 images:\n- name: example.com/web\n  newTag: 1.0.0\n"
+            ),
+        );
+    }
+    commit_all(root, "environments as folders");
+    let out = capstan(root, &["init"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("capstan diff --base master"), "{stderr}");
+    assert!(
+        stderr.contains("prod-eu, prod-us: several environments"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(root.join(".capstan.yaml")).unwrap();
+    let settings = RepoSettings::parse(&text).unwrap();
+    assert_eq!(settings.default_branch.as_deref(), Some("master"));
+    assert_eq!(
+        settings.environment_names(),
+        ["dev", "staging", "prod-eu", "prod-us"],
+        "{text}"
+    );
+    let doc = capstan_worker::yaml::parse_single(&text, ".capstan.yaml").unwrap();
+    let rules = doc["promotion"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{text}");
+    assert_eq!(rules[0]["from"]["path"], "envs/dev");
+    assert_eq!(rules[0]["to"]["path"], "envs/staging");
+    capstan_worker::promote::rules::Rules::from_settings(&settings).unwrap();
+}

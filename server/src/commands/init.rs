@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use capstan_worker::apps::{App, Snapshot, SourceStatus};
 use capstan_worker::render::{BackendChoice, SourceKind};
-use capstan_worker::repo_fs::{RepoFs, RepoPath};
+use capstan_worker::repo_fs::{EntryKind, RepoFs, RepoPath};
 use capstan_worker::settings::RepoSettings;
 
 use super::apps::RepoArgs;
@@ -74,9 +74,17 @@ fn run_inner(args: &Args) -> anyhow::Result<()> {
     // says how this repository is named without relying on a git remote.
     let repo_url = likely_repo_url(fs.as_ref(), &snap);
     let apps = &snap.discovery.apps;
-    let envs = environments(apps);
-    let (rules, mut skipped) = promotion_rules(fs.as_ref(), apps, &envs);
-    skipped.extend(helm_notes(apps));
+    // Without Applications in the tree (created by hand or from another repository), the
+    // kustomization folders still say how environments are laid out.
+    let from_folders = local_apps(apps) == 0;
+    let sources = if from_folders {
+        kustomization_sources(fs.as_ref(), &cfg.exclude)
+    } else {
+        app_sources(apps)
+    };
+    let envs = environments(&sources);
+    let (rules, mut skipped) = promotion_rules(fs.as_ref(), &sources, &envs);
+    skipped.extend(helm_notes(&sources));
     let text = settings_file(&Proposal {
         repo_url: repo_url.as_deref(),
         default_branch: &cfg.default_branch,
@@ -90,6 +98,12 @@ fn run_inner(args: &Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("the proposed promotion rules are refused: {e}"))?;
 
     summary(apps, guessed_url.as_deref(), &envs, &rules, &skipped, &snap);
+    if from_folders && !sources.is_empty() {
+        eprintln!(
+            "  no Application renders from this repository: environments and rules come from its {} kustomization folder(s)",
+            sources.len()
+        );
+    }
     if args.stdout {
         print!("{text}");
         return Ok(());
@@ -178,9 +192,16 @@ const ENV_WORDS: &[(&str, u8)] = &[
     ("live", 3),
 ];
 
+/// The promotion stage a folder name says: an environment word alone (`staging`) or joined to a
+/// region or variant (`prod-eu`, `eu_prod`).
 fn env_rank(word: &str) -> Option<u8> {
     let w = word.to_ascii_lowercase();
-    ENV_WORDS.iter().find(|(e, _)| *e == w).map(|(_, r)| *r)
+    let exact = |w: &str| ENV_WORDS.iter().find(|(e, _)| *e == w).map(|(_, r)| *r);
+    // Only a leading word counts: `non-prod` is not production.
+    exact(&w).or_else(|| {
+        let first = w.split(['-', '_']).next()?;
+        (first != w).then(|| exact(first))?
+    })
 }
 
 /// The environment a values file's name says: `values-prod.yaml`, `values.staging.yaml`,
@@ -237,6 +258,15 @@ fn overlay_of(path: &str, at: usize) -> Option<String> {
     }
 }
 
+/// What environments and rules are guessed from: a rendered source of an app (or, in a
+/// repository without Applications, a kustomization folder), with its value files.
+struct Source {
+    app: String,
+    path: String,
+    kustomize: bool,
+    value_files: Vec<String>,
+}
+
 /// Value files of a Helm source as repository paths (`$ref/x.yaml` is `x.yaml` of the root).
 fn value_files(source: &capstan_worker::render::RenderSource) -> Vec<String> {
     let SourceKind::Helm(h) = &source.kind else {
@@ -255,14 +285,116 @@ fn value_files(source: &capstan_worker::render::RenderSource) -> Vec<String> {
         .collect()
 }
 
-fn environments(apps: &[App]) -> Vec<Env> {
+fn app_sources(apps: &[App]) -> Vec<Source> {
+    apps.iter()
+        .flat_map(|a| {
+            a.local_sources().map(|src| Source {
+                app: a.name.clone(),
+                path: src.path.as_str().to_string(),
+                kustomize: matches!(src.kind, SourceKind::Kustomize(_)),
+                value_files: value_files(src),
+            })
+        })
+        .collect()
+}
+
+/// Every kustomization folder of the tree (bounded walk), for a repository that deploys
+/// without Application manifests in it: each folder stands for an app.
+fn kustomization_sources(fs: &dyn RepoFs, exclude: &[RepoPath]) -> Vec<Source> {
+    const MAX_DIRS: usize = 20_000;
+    let mut out = Vec::new();
+    let mut stack = vec![RepoPath::root()];
+    let mut seen = 0;
+    while let Some(dir) = stack.pop() {
+        seen += 1;
+        if seen > MAX_DIRS {
+            break;
+        }
+        let Ok(entries) = fs.list_dir(&dir) else {
+            continue;
+        };
+        let mut is_kustomization = false;
+        for (name, kind) in entries {
+            match kind {
+                EntryKind::Dir if !name.starts_with('.') => {
+                    if let Ok(p) = dir.join(&name)
+                        && !exclude.iter().any(|x| p.starts_with(x))
+                    {
+                        stack.push(p);
+                    }
+                }
+                EntryKind::File => {
+                    is_kustomization |= KUSTOMIZATIONS.contains(&name.as_str());
+                }
+                EntryKind::Dir => {}
+            }
+        }
+        if is_kustomization && !dir.as_str().is_empty() {
+            out.push(Source {
+                app: dir.as_str().to_string(),
+                path: dir.as_str().to_string(),
+                kustomize: true,
+                value_files: Vec::new(),
+            });
+        }
+    }
+    // Bases and components other kustomizations include are parts, not deployed units.
+    let included: BTreeSet<String> = out
+        .iter()
+        .flat_map(|src| included_dirs(fs, &src.path))
+        .collect();
+    out.retain(|src| !included.contains(&src.path));
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// The folders the kustomization in `dir` names under `resources`, `components` and `bases`,
+/// as repository paths (entries that leave the repository or are files are skipped).
+fn included_dirs(fs: &dyn RepoFs, dir: &str) -> Vec<String> {
+    let Some(doc) = KUSTOMIZATIONS
+        .iter()
+        .filter_map(|f| RepoPath::new(&format!("{dir}/{f}")).ok())
+        .find_map(|p| fs.read_to_string(&p).ok())
+        .and_then(|t| capstan_worker::yaml::parse_single(&t, dir).ok())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for key in ["resources", "components", "bases"] {
+        for entry in doc
+            .get(key)
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let Some(rel) = entry.as_str() else { continue };
+            let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+            let mut inside = true;
+            for c in rel.split('/') {
+                match c {
+                    "" | "." => {}
+                    ".." => inside &= parts.pop().is_some(),
+                    c => parts.push(c),
+                }
+            }
+            if inside {
+                out.push(parts.join("/"));
+            }
+        }
+    }
+    out
+}
+
+const KUSTOMIZATIONS: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+fn environments(sources: &[Source]) -> Vec<Env> {
     let mut found: BTreeMap<String, Env> = BTreeMap::new();
     let mut overlays: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    for a in apps {
-        for src in a.local_sources() {
+    for src in sources {
+        {
             let mut words = Vec::new();
-            if let Some((at, word)) = env_position(src.path.as_str()) {
-                if let Some(o) = overlay_of(src.path.as_str(), at) {
+            if let Some((at, word)) = env_position(&src.path) {
+                if let Some(o) = overlay_of(&src.path, at) {
                     *overlays
                         .entry(word.clone())
                         .or_default()
@@ -271,11 +403,11 @@ fn environments(apps: &[App]) -> Vec<Env> {
                 }
                 words.push(word);
             }
-            for f in value_files(src) {
+            for f in &src.value_files {
                 let name = f.rsplit('/').next().unwrap_or_default();
                 if let Some(w) = env_of_file(name) {
                     words.push(w);
-                } else if let Some((_, w)) = env_position(&f) {
+                } else if let Some((_, w)) = env_position(f) {
                     words.push(w);
                 }
             }
@@ -290,7 +422,7 @@ fn environments(apps: &[App]) -> Vec<Env> {
                         overlay: None,
                     })
                     .apps
-                    .insert(a.name.clone());
+                    .insert(src.app.clone());
             }
         }
     }
@@ -323,10 +455,10 @@ struct Rule {
 
 /// Kustomize sources by their path with the environment word replaced by `{env}`: the shape
 /// shared by one app's overlays (`apps/web/overlays/{env}`), with the environments it has.
-fn env_shapes(apps: &[App]) -> BTreeMap<Vec<String>, BTreeMap<String, String>> {
+fn env_shapes(sources: &[Source]) -> BTreeMap<Vec<String>, BTreeMap<String, String>> {
     let mut shapes: BTreeMap<Vec<String>, BTreeMap<String, String>> = BTreeMap::new();
-    for src in apps.iter().flat_map(App::local_sources) {
-        if !matches!(src.kind, SourceKind::Kustomize(_)) {
+    for src in sources {
+        if !src.kustomize {
             continue;
         }
         let path = src.path.as_str();
@@ -345,7 +477,7 @@ fn env_shapes(apps: &[App]) -> BTreeMap<Vec<String>, BTreeMap<String, String>> {
 
 /// Whether the kustomization in `dir` lists `images:` (what `copy: [images]` promotes).
 fn lists_images(fs: &dyn RepoFs, dir: &str) -> bool {
-    ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+    KUSTOMIZATIONS
         .iter()
         .filter_map(|f| RepoPath::new(&format!("{dir}/{f}")).ok())
         .filter_map(|p| fs.read_to_string(&p).ok())
@@ -360,9 +492,28 @@ fn lists_images(fs: &dyn RepoFs, dir: &str) -> bool {
 /// Image promotion rules between consecutive environments. Shapes that differ only in one
 /// folder (the app's) become one rule with `{app}`; the rest one rule per app. A pair whose
 /// overlays do not both list `images:` is left out with the reason.
-fn promotion_rules(fs: &dyn RepoFs, apps: &[App], envs: &[Env]) -> (Vec<Rule>, Vec<String>) {
-    let order: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
-    let shapes = env_shapes(apps);
+fn promotion_rules(fs: &dyn RepoFs, sources: &[Source], envs: &[Env]) -> (Vec<Rule>, Vec<String>) {
+    let shapes = env_shapes(sources);
+    // Promotions go from one stage to the next. Where a stage holds several environments
+    // (`staging-eu`, `staging-us`) which feeds which is a decision, not a guess: no rule.
+    let mut skipped = Vec::new();
+    let mut stages: BTreeMap<u8, Vec<&str>> = BTreeMap::new();
+    for e in envs {
+        stages.entry(e.rank).or_default().push(e.name.as_str());
+    }
+    let mut order: Vec<&str> = Vec::new();
+    for (_, names) in &stages {
+        if names.len() > 1 {
+            skipped.push(format!(
+                "{}: several environments at one stage; write the rules between them and their \
+                 neighbours by hand",
+                names.join(", ")
+            ));
+            order.push("");
+        } else {
+            order.push(names[0]);
+        }
+    }
     // Group shapes that differ in exactly one position, which becomes `{app}`.
     let mut groups: BTreeMap<Vec<String>, Vec<Vec<String>>> = BTreeMap::new();
     let mut grouped: BTreeSet<Vec<String>> = BTreeSet::new();
@@ -406,7 +557,6 @@ fn promotion_rules(fs: &dyn RepoFs, apps: &[App], envs: &[Env]) -> (Vec<Rule>, V
     }
 
     let mut rules = Vec::new();
-    let mut skipped = Vec::new();
     for (shape, members) in units {
         let app_at = shape.iter().position(|c| c == "{app}");
         let env_at = shape.iter().position(|c| c == "{env}").unwrap_or(0);
@@ -422,6 +572,9 @@ fn promotion_rules(fs: &dyn RepoFs, apps: &[App], envs: &[Env]) -> (Vec<Rule>, V
         };
         for pair in order.windows(2) {
             let (from, to) = (pair[0], pair[1]);
+            if from.is_empty() || to.is_empty() {
+                continue;
+            }
             let both: Vec<&Vec<String>> = members
                 .iter()
                 .filter(|m| shapes[*m].contains_key(from) && shapes[*m].contains_key(to))
@@ -487,10 +640,10 @@ fn promotion_rules(fs: &dyn RepoFs, apps: &[App], envs: &[Env]) -> (Vec<Rule>, V
 
 /// Helm sources whose environments differ only by values files in one folder: a `field` rule
 /// copies a value between two folders, so none is proposed; say so rather than stay silent.
-fn helm_notes(apps: &[App]) -> Vec<String> {
+fn helm_notes(sources: &[Source]) -> Vec<String> {
     let mut by_chart: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for src in apps.iter().flat_map(App::local_sources) {
-        for f in value_files(src) {
+    for src in sources {
+        for f in &src.value_files {
             let (dir, name) = f.rsplit_once('/').unwrap_or(("", f.as_str()));
             if env_of_file(name).is_some() {
                 by_chart
@@ -670,6 +823,9 @@ mod tests {
         assert_eq!(words, ["dev", "qa", "staging", "prod"]);
         assert_eq!(env_rank("Production"), Some(3));
         assert_eq!(env_rank("web"), None);
+        assert_eq!(env_rank("prod-eu"), Some(3));
+        assert_eq!(env_rank("staging_us"), Some(2));
+        assert_eq!(env_rank("non-prod"), None);
     }
 
     #[test]

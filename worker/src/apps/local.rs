@@ -72,15 +72,33 @@ impl LocalRepo {
 
     /// The default branch: `origin/HEAD` when known, else `main`.
     pub fn default_branch(&self) -> String {
-        self.git
-            .as_ref()
-            .and_then(|g| {
-                let r = g.raw().find_reference("refs/remotes/origin/HEAD").ok()?;
-                let target = r.symbolic_target().ok()??.to_string();
-                target
-                    .strip_prefix("refs/remotes/origin/")
+        let Some(g) = self.git.as_ref() else {
+            return "main".to_string();
+        };
+        let origin_head = || {
+            let r = g.raw().find_reference("refs/remotes/origin/HEAD").ok()?;
+            let target = r.symbolic_target().ok()??.to_string();
+            target
+                .strip_prefix("refs/remotes/origin/")
+                .map(str::to_string)
+        };
+        // Without origin/HEAD (a copy, a clone whose remote was removed): `main` or `master`
+        // when one exists, else the branch checked out. Guessing `main` in a `master` repository
+        // would read settings from a branch that is not there.
+        let exists = |b: &str| {
+            g.raw().find_reference(&format!("refs/heads/{b}")).is_ok()
+                || g.raw()
+                    .find_reference(&format!("refs/remotes/origin/{b}"))
+                    .is_ok()
+        };
+        origin_head()
+            .or_else(|| {
+                ["main", "master"]
+                    .into_iter()
+                    .find(|b| exists(b))
                     .map(str::to_string)
             })
+            .or_else(|| g.head_branch())
             .unwrap_or_else(|| "main".to_string())
     }
 
