@@ -502,7 +502,7 @@ fn promotion_rules(fs: &dyn RepoFs, sources: &[Source], envs: &[Env]) -> (Vec<Ru
         stages.entry(e.rank).or_default().push(e.name.as_str());
     }
     let mut order: Vec<&str> = Vec::new();
-    for (_, names) in &stages {
+    for names in stages.values() {
         if names.len() > 1 {
             skipped.push(format!(
                 "{}: several environments at one stage; write the rules between them and their \
