@@ -123,7 +123,8 @@ fn values_files_and_charts_outside_the_repository_or_the_kustomization_are_refus
     std::fs::write(outside.path().join("web/templates/cm.yaml"), TEMPLATE).unwrap();
     let helm = capstan_worker::render::helm::test_binary().unwrap();
     let entry = "helmCharts:\n- name: web\n  releaseName: r\n";
-    let cases: Vec<(String, Box<dyn Fn(&Path)>)> = vec![
+    type Setup = Box<dyn Fn(&Path)>;
+    let cases: Vec<(String, Setup)> = vec![
         (
             format!("{entry}  valuesFile: /etc/passwd\n"),
             Box::new(|_| {}),
