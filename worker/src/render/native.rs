@@ -8,7 +8,7 @@ use crate::repo_fs::{RepoFs, RepoPath};
 
 /// The engine's version as verification records and pins know it: a pin holds until this
 /// changes. Bump the suffix with every change to the engine's output (`render/kustomize/`).
-pub const ENGINE_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+native.1");
+pub const ENGINE_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+native.2");
 
 /// The engine, with the helm its `helmCharts` are inflated with (none: they are "not checked").
 #[derive(Default)]
