@@ -84,12 +84,17 @@ fn remote_and_escaping_references_are_refused() {
 }
 
 #[test]
-fn helm_charts_are_reported_unsupported_naming_the_file() {
+fn helm_charts_without_a_helm_are_not_checked_naming_the_file() {
     let fs = MemFs::new().with("k/kustomization.yaml", "helmCharts:\n- name: x\n");
     let err = build(&fs, &RepoPath::new("k").unwrap()).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "unsupported kustomize feature: helmCharts at k/kustomization.yaml"
+    assert!(
+        matches!(&err, capstan_worker::render::kustomize::KustomizeError::Unavailable { tool, .. } if tool == "helm"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("not rendered: helm unavailable (k/kustomization.yaml: "),
+        "{err}"
     );
 }
 

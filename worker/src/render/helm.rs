@@ -18,6 +18,7 @@ use super::{Backend, RenderError, RenderSource, SourceKind, materialize};
 use crate::repo_fs::{EntryKind, FsError, RepoFs, RepoPath, looks_remote};
 use crate::yaml;
 
+#[derive(Clone)]
 pub struct HelmExec {
     binary: PathBuf,
     limits: ExecLimits,
@@ -31,6 +32,11 @@ impl HelmExec {
             limits,
             charts,
         }
+    }
+
+    /// The helm binary this backend runs.
+    pub fn binary(&self) -> &Path {
+        &self.binary
     }
 }
 
@@ -495,4 +501,181 @@ pub fn test_binary() -> Result<PathBuf, String> {
         ));
     }
     Ok(chosen)
+}
+
+/// `helmCharts` of the native kustomize engine: kustomize's `helm template` on a scratch copy
+/// of a chart in the repository, or on an archive from the chart fetcher (operator allow-list,
+/// digest-keyed cache, offline mode) — helm itself never pulls anything.
+impl crate::render::kustomize::ChartRenderer for HelmExec {
+    fn template(
+        &self,
+        fs: &dyn RepoFs,
+        req: &crate::render::kustomize::TemplateRequest,
+    ) -> Result<String, crate::render::kustomize::KustomizeError> {
+        use crate::render::kustomize::{ChartLocation, KustomizeError};
+        let scratch_err = |e: std::io::Error| {
+            KustomizeError::invalid(&req.file, format!("helm: preparing a scratch copy: {e}"))
+        };
+        let tmp = tempfile::tempdir().map_err(scratch_err)?;
+        let repo = tmp.path().join("repo");
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&repo).map_err(scratch_err)?;
+        std::fs::create_dir_all(&home).map_err(scratch_err)?;
+        let chart = match &req.chart {
+            ChartLocation::Local(dir) => {
+                let files: BTreeSet<RepoPath> = tree_files(fs, dir)
+                    .map_err(|e| KustomizeError::invalid(&req.file, e))?
+                    .into_iter()
+                    .collect();
+                materialize(fs, &files, &repo)
+                    .map_err(|e| KustomizeError::invalid(&req.file, e))?;
+                repo.join(dir.as_str())
+            }
+            ChartLocation::Remote {
+                repo: url,
+                name,
+                version,
+            } => {
+                let c = self
+                    .charts
+                    .fetch(url, name, version)
+                    .map_err(|e| chart_error(e, &req.file))?;
+                let path = tmp.path().join("chart.tgz");
+                std::fs::write(&path, &*c.archive).map_err(scratch_err)?;
+                path
+            }
+        };
+        let mut args: Vec<OsString> = vec!["template".into()];
+        if let Some(ns) = &req.namespace {
+            args.push(format!("--namespace={ns}").into());
+        }
+        if let Some(t) = &req.name_template {
+            args.push(format!("--name-template={t}").into());
+        }
+        for (i, text) in req.values.iter().enumerate() {
+            let path = tmp.path().join(format!("values-{i}.yaml"));
+            std::fs::write(&path, text).map_err(scratch_err)?;
+            let mut f = OsString::from("--values=");
+            f.push(&path);
+            args.push(f);
+        }
+        for v in &req.api_versions {
+            args.push(format!("--api-versions={v}").into());
+        }
+        if let Some(v) = &req.kube_version {
+            args.push(format!("--kube-version={v}").into());
+        }
+        for (on, flag) in [
+            (req.include_crds, "--include-crds"),
+            (req.skip_tests, "--skip-tests"),
+            (req.skip_hooks, "--no-hooks"),
+            (req.release_name.is_none(), "--generate-name"),
+        ] {
+            if on {
+                args.push(flag.into());
+            }
+        }
+        args.push("--".into());
+        if let Some(r) = &req.release_name {
+            args.push(r.into());
+        }
+        args.push(chart.into_os_string());
+        exec::run(&self.binary, &args, &repo, &home, &self.limits).map_err(|e| {
+            KustomizeError::invalid(
+                &req.file,
+                format!("helm template: {}", exec::relative_to(e, &repo)),
+            )
+        })
+    }
+
+    fn remote_values(
+        &self,
+        repo: &str,
+        name: &str,
+        version: &str,
+        file: &str,
+    ) -> Result<Option<String>, crate::render::kustomize::KustomizeError> {
+        let c = self
+            .charts
+            .fetch(repo, name, version)
+            .map_err(|e| chart_error(e, file))?;
+        let bytes = archive_file(&c.archive, &format!("{name}/values.yaml")).map_err(|e| {
+            crate::render::kustomize::KustomizeError::invalid(
+                file,
+                format!("chart {name} {version}: {e}"),
+            )
+        })?;
+        bytes
+            .map(|b| {
+                String::from_utf8(b).map_err(|_| {
+                    crate::render::kustomize::KustomizeError::invalid(
+                        file,
+                        format!("chart {name} {version}: values.yaml is not UTF-8"),
+                    )
+                })
+            })
+            .transpose()
+    }
+}
+
+/// A chart that cannot be had is "not checked" with the fetcher's reason; a broken one is an
+/// error.
+fn chart_error(e: ChartError, file: &str) -> crate::render::kustomize::KustomizeError {
+    use crate::render::kustomize::KustomizeError;
+    if e.is_not_checked() {
+        KustomizeError::Unavailable {
+            tool: "helm".into(),
+            reason: format!("{file}: {e}"),
+        }
+    } else {
+        KustomizeError::invalid(file, e)
+    }
+}
+
+/// Largest file read out of a chart archive (a values file).
+const MAX_ARCHIVE_FILE: u64 = 8 << 20;
+
+/// The file `path` of a gzip-compressed tar archive (a chart), `None` when it has none. Only
+/// what helm writes is understood: ustar headers (with the name prefix field) and regular files.
+fn archive_file(archive: &[u8], path: &str) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(archive)
+        .take(256 << 20)
+        .read_to_end(&mut tar)
+        .map_err(|e| format!("not a gzip archive: {e}"))?;
+    let field = |h: &[u8]| {
+        let end = h.iter().position(|&b| b == 0).unwrap_or(h.len());
+        String::from_utf8_lossy(&h[..end]).into_owned()
+    };
+    let mut at = 0usize;
+    while at + 512 <= tar.len() {
+        let h = &tar[at..at + 512];
+        if h.iter().all(|&b| b == 0) {
+            break;
+        }
+        let name = field(&h[0..100]);
+        let prefix = field(&h[345..500]);
+        let full = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let size_text = field(&h[124..136]);
+        let size = u64::from_str_radix(size_text.trim(), 8)
+            .map_err(|_| format!("bad tar header size {size_text:?}"))?;
+        let start = at + 512;
+        let end = start
+            .checked_add(usize::try_from(size).map_err(|_| "tar entry too large")?)
+            .filter(|e| *e <= tar.len())
+            .ok_or("truncated tar archive")?;
+        if matches!(h[156], b'0' | 0) && full.trim_start_matches("./") == path {
+            if size > MAX_ARCHIVE_FILE {
+                return Err(format!("{path} is larger than {MAX_ARCHIVE_FILE} bytes"));
+            }
+            return Ok(Some(tar[start..end].to_vec()));
+        }
+        at = start + end.saturating_sub(start).div_ceil(512) * 512;
+    }
+    Ok(None)
 }

@@ -187,12 +187,37 @@ impl Walker<'_> {
         {
             self.file(dir, &file, openapi, true)?;
         }
-        if k.get("helmCharts").is_some() || k.get("helmChartInflationGenerator").is_some() {
-            return Err(RenderError::Unsupported {
-                feature: "helmCharts in a kustomization (needs --enable-helm and a helm binary)"
-                    .into(),
-                file: file.to_string(),
-            });
+        self.helm_charts(dir, &file, &Value::Object(k.clone()))?;
+        Ok(())
+    }
+
+    /// `helmCharts`: a chart in the repository brings every file of its folder (helm reads
+    /// them all); named values files are inputs like any file. A chart from a repository brings
+    /// nothing from this repository (the chart fetcher keys it by version and digest).
+    fn helm_charts(
+        &mut self,
+        dir: &RepoPath,
+        file: &RepoPath,
+        k: &Value,
+    ) -> Result<(), RenderError> {
+        let invalid = |e: super::kustomize::KustomizeError| RenderError::Invalid {
+            file: file.to_string(),
+            message: e.to_string(),
+        };
+        let (globals, charts) =
+            super::kustomize::helm_charts::entries(k, file.as_str()).map_err(invalid)?;
+        for c in &charts {
+            if let Some(chart) = c
+                .local_chart(self.fs, &globals, dir, file.as_str())
+                .map_err(invalid)?
+            {
+                for f in tree_files(self.fs, &chart)? {
+                    self.add(file, f, false)?;
+                }
+            }
+            for vf in c.named_values_files() {
+                self.file(dir, file, vf, true)?;
+            }
         }
         Ok(())
     }

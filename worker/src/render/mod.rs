@@ -246,6 +246,8 @@ impl Renderer {
             .clone()
             .or_else(|| exec::which("helm"))
             .map(|p| helm::HelmExec::new(p, config.limits.clone(), charts.clone()));
+        let kustomize =
+            kustomize.map(|k| k.with_helm(helm.as_ref().map(|h| h.binary().to_path_buf())));
         let chart_fetcher = charts;
         let engine_version = config
             .engine_version
@@ -254,7 +256,7 @@ impl Renderer {
         Renderer {
             shared: Arc::new(Shared {
                 cache: cache::RenderCache::new(config.cache_dir.clone(), config.cache_limits),
-                native: native::NativeBackend,
+                native: native::NativeBackend { helm: helm.clone() },
                 kustomize,
                 helm,
                 charts: chart_fetcher,
@@ -548,7 +550,10 @@ impl Renderer {
                 ));
                 Ok((k.render(fs, source, inputs)?, k.name()))
             }
-            RenderError::Input { .. } | RenderError::Scratch { .. } => Err(err),
+            // A missing helm or chart is not the engine's fault: the binary would lack it too.
+            RenderError::Input { .. }
+            | RenderError::Scratch { .. }
+            | RenderError::Unavailable { .. } => Err(err),
             other => self.against_binary(Err(other), k, fs, source, inputs, notes),
         }
     }

@@ -8,9 +8,13 @@ use crate::repo_fs::{RepoFs, RepoPath};
 
 /// The engine's version as verification records and pins know it: a pin holds until this
 /// changes. Bump the suffix with every change to the engine's output (`render/kustomize/`).
-pub const ENGINE_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+native.1");
+pub const ENGINE_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+native.2");
 
-pub struct NativeBackend;
+/// The engine, with the helm its `helmCharts` are inflated with (none: they are "not checked").
+#[derive(Default)]
+pub struct NativeBackend {
+    pub helm: Option<super::helm::HelmExec>,
+}
 
 impl Backend for NativeBackend {
     fn name(&self) -> &'static str {
@@ -23,13 +27,21 @@ impl Backend for NativeBackend {
         source: &RenderSource,
         _inputs: &BTreeSet<RepoPath>,
     ) -> Result<String, RenderError> {
-        kustomize::build(fs, &source.path)
+        let helm = self
+            .helm
+            .as_ref()
+            .map(|h| h as &dyn kustomize::ChartRenderer);
+        kustomize::build_with(fs, &source.path, helm)
             .map(|out| out.yaml)
             .map_err(|e| match e {
                 KustomizeError::Unsupported { feature, file } => {
                     RenderError::Unsupported { feature, file }
                 }
                 KustomizeError::Invalid { file, message } => RenderError::Invalid { file, message },
+                KustomizeError::Unavailable { tool, reason } => RenderError::Unavailable {
+                    backend: tool,
+                    reason,
+                },
                 KustomizeError::Fs(source) => RenderError::Input {
                     file: source_file(&source),
                     source,

@@ -39,6 +39,9 @@ const KNOWN_FIELDS: &[&str] = &[
     "configurations",
     "transformers",
     "generators",
+    "helmCharts",
+    "helmChartInflationGenerator",
+    "helmGlobals",
 ];
 
 pub struct Loader<'a> {
@@ -50,6 +53,8 @@ pub struct Loader<'a> {
     vars: Vec<super::vars::Var>,
     /// Extra field specs from `configurations:` of the accumulation being built.
     pub config: super::config::TransformerConfig,
+    /// The helm `helmCharts` are inflated with; `None` makes them "not checked".
+    pub helm: Option<&'a dyn super::ChartRenderer>,
 }
 
 /// More kustomization visits than this in one build is refused (a tree that includes its bases
@@ -136,6 +141,7 @@ impl<'a> Loader<'a> {
             visits: 0,
             vars: Vec::new(),
             config: Default::default(),
+            helm: None,
         }
     }
 
@@ -236,9 +242,6 @@ impl<'a> Loader<'a> {
                 if !KNOWN_FIELDS.contains(&k.as_str()) {
                     let file_s = file.to_string();
                     return Err(match k.as_str() {
-                        "helmCharts" | "helmChartInflationGenerator" | "helmGlobals" => {
-                            KustomizeError::unsupported("helmCharts", file_s)
-                        }
                         "crds" | "openapi" | "validators" | "buildMetadata" | "imageTags"
                         | "commonLabel" => KustomizeError::unsupported(k, file_s),
                         _ => KustomizeError::invalid(
@@ -334,6 +337,7 @@ impl<'a> Loader<'a> {
         }
         super::plugins::merge_configurations(self, k)?;
         generators::run(self, k, ra)?;
+        super::helm_charts::run(self, k, ra)?;
         super::plugins::run_generators(self, k, ra)?;
         for entry in k.str_list("components")? {
             let path = self.join(&k.dir, &entry, &k.file)?;

@@ -15,6 +15,7 @@ mod emit;
 mod fieldpath;
 mod fold_quirk;
 mod generators;
+pub mod helm_charts;
 mod images;
 mod labels;
 mod loader;
@@ -39,6 +40,7 @@ use std::collections::BTreeSet;
 use crate::repo_fs::{FsError, RepoFs, RepoPath};
 
 pub use emit::to_yaml;
+pub use helm_charts::{ChartLocation, ChartRenderer, TemplateRequest};
 
 /// The result of one build.
 #[derive(Debug, Clone)]
@@ -58,6 +60,10 @@ pub enum KustomizeError {
     /// The input is wrong in a way kustomize itself would also reject.
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
+    /// A tool the build needs (helm, for `helmCharts`) is missing, or a chart cannot be had
+    /// (not allowed, not cached): the app is "not checked", never rendered without it.
+    #[error("not rendered: {tool} unavailable ({reason})")]
+    Unavailable { tool: String, reason: String },
     #[error(transparent)]
     Fs(#[from] FsError),
 }
@@ -77,9 +83,20 @@ impl KustomizeError {
     }
 }
 
-/// Builds the kustomization in `dir`.
+/// Builds the kustomization in `dir`. Without a helm, `helmCharts` are
+/// [`KustomizeError::Unavailable`]; see [`build_with`].
 pub fn build(fs: &dyn RepoFs, dir: &RepoPath) -> Result<BuildOutput, KustomizeError> {
+    build_with(fs, dir, None)
+}
+
+/// Like [`build`], inflating `helmCharts` with `helm` (kustomize's `--enable-helm`).
+pub fn build_with(
+    fs: &dyn RepoFs,
+    dir: &RepoPath,
+    helm: Option<&dyn ChartRenderer>,
+) -> Result<BuildOutput, KustomizeError> {
     let mut ld = loader::Loader::new(fs);
+    ld.helm = helm;
     let out = ld.build_root(dir)?;
     let mut yaml = String::new();
     for (i, r) in out.iter().enumerate() {
