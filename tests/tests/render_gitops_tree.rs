@@ -133,6 +133,21 @@ fn generator_count(root: &Path, g: &Value) -> usize {
     n
 }
 
+/// `kubectl kustomize DIR`, which must succeed.
+fn kubectl_kustomize(root: &Path, dir: &str, app: &str) -> std::process::Output {
+    let o = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(root.join(dir))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{app}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
 #[test]
 fn apps_lists_every_application_the_tree_defines() {
     let Some(root) = tree() else { return };
@@ -268,17 +283,7 @@ fn render_of_every_app_equals_kubectl_kustomize() {
         };
         let mut expected = String::new();
         for s in &sources {
-            let o = std::process::Command::new("kubectl")
-                .arg("kustomize")
-                .arg(root.join(s.path.as_str()))
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "{}: {}",
-                app.name,
-                String::from_utf8_lossy(&o.stderr)
-            );
+            let o = kubectl_kustomize(&root, s.path.as_str(), &app.name);
             if !expected.is_empty() {
                 expected.push_str("---\n");
             }
@@ -362,17 +367,7 @@ fn apps_lists_each_per_cluster_app_once_per_managed_cluster() {
             .filter(|s| matches!(s.kind, SourceKind::Kustomize(_)))
         {
             built += 1;
-            let o = std::process::Command::new("kubectl")
-                .arg("kustomize")
-                .arg(root.join(s.path.as_str()))
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "{}: {}",
-                app.name,
-                String::from_utf8_lossy(&o.stderr)
-            );
+            kubectl_kustomize(&root, s.path.as_str(), &app.name);
         }
     }
     assert!(built >= managed.len() * per_cluster.len(), "{built}");
