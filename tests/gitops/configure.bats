@@ -28,7 +28,7 @@ import sys, yaml
 root = sys.argv[1]
 load = lambda p: [d for d in yaml.safe_load_all(open(f"{root}/{p}")) if d]
 repo = load(".capstan.yaml")[0]["repoURL"]
-hosts = [r["host"] for r in load("infrastructure/base/ingress/routes/argocd.yaml")[0]["spec"]["rules"]]
+hosts = [r["host"] for r in load("infrastructure/base/ingress-management/argocd.yaml")[0]["spec"]["rules"]]
 domain = next(h for h in hosts if not h.startswith("argocd."))
 email = {d["spec"]["acme"]["email"] for d in load("infrastructure/base/ingress/issuers.yaml") if "acme" in d.get("spec", {})}
 assert len(email) == 1, email
@@ -88,7 +88,7 @@ occurrences() {
     [ "$email" = "$NEW_EMAIL" ]
     [ "$cluster" = "$NEW_CLUSTER" ]
     grep -q "repoURL: $NEW_REPO" "$TREE/argocd/bootstrap-apps/root.yaml"
-    grep -q "host: argocd.$NEW_DOMAIN" "$TREE/infrastructure/base/ingress/routes/argocd.yaml"
+    grep -q "host: argocd.$NEW_DOMAIN" "$TREE/infrastructure/base/ingress-management/argocd.yaml"
     grep -q "podinfo.staging.$NEW_DOMAIN" "$TREE/applications/workloads/podinfo/overlays/staging/kustomization.yaml"
     grep -q "url: https://git.example.net/team/platform$" "$TREE/applications/system/capstan/dashboard.yaml"
     grep -q "^readonly DEFAULT_DOMAIN=$NEW_DOMAIN$" "$TREE/bootstrap/scripts/post-install.sh"

@@ -1,6 +1,6 @@
 //! Alerting that reaches a person, checked offline:
 //!
-//! - every PrometheusRule in `applications/system/monitoring` (rendered with `kubectl kustomize`)
+//! - every PrometheusRule in `applications/system/monitoring` and its `management/` (rendered with `kubectl kustomize`)
 //!   parses as PromQL of the right type, has a parsable `for`, and a severity Alertmanager routes;
 //! - every metric a rule names is exported by Capstan's own registry (rendered here from
 //!   `capstan_worker::runner::metrics::Metrics`, not a copy of its names) or by an exporter this
@@ -28,7 +28,18 @@ use capstan_worker::yaml::parse_documents;
 use gitops_alerts::promql::{Type, parse};
 use serde_json::{Value, json};
 
-const RULES_DIR: &str = "applications/system/monitoring";
+/// Every cluster's monitoring, and the management cluster's (ArgoCD, Capstan).
+const RULES_DIRS: [&str; 2] = [
+    "applications/system/monitoring",
+    "applications/system/monitoring/management",
+];
+
+fn monitoring_objects() -> Vec<Value> {
+    RULES_DIRS
+        .iter()
+        .flat_map(|d| kustomize(&repo_root().join(d)))
+        .collect()
+}
 const KPS: &str = "infrastructure/operators/kube-prometheus-stack/operator.yaml";
 const ARGOCD: &str = "argocd/installation/helmchart.yaml";
 /// Severities Alertmanager sends to a person (the `person` receiver's routes).
@@ -339,7 +350,7 @@ fn check_rules(rules: &[Rule], known: &BTreeMap<String, BTreeSet<String>>) -> Ve
 
 #[test]
 fn every_rule_parses_and_names_only_exported_metrics() {
-    let objects = kustomize(&repo_root().join(RULES_DIR));
+    let objects = monitoring_objects();
     let rules = rules(&objects);
     let alerts: BTreeSet<&str> = rules.iter().map(|r| r.alert.as_str()).collect();
     // The alerts the platform promises (bootstrap/docs/alerting.md lists them).
@@ -468,8 +479,7 @@ fn the_checks_catch_broken_rules() {
 
 #[test]
 fn the_exporters_the_rules_use_are_deployed_and_scraped() {
-    let root = repo_root();
-    let monitoring = kustomize(&root.join(RULES_DIR));
+    let monitoring = monitoring_objects();
     let problems = check_exporters_deployed(&kps_values(), &argocd_values(), &monitoring);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     for e in &EXPORTERS {

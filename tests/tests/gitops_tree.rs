@@ -82,16 +82,20 @@ fn app_of_apps_references_only_paths_that_exist() {
         "argocd",
         "argocd-configs",
         "ingress-in-cluster",
-        "security",
-        "storage",
-        "rbac",
+        "ingress-staging",
+        "ingress-management-in-cluster",
+        "security-in-cluster",
+        "storage-in-cluster",
+        "rbac-in-cluster",
         "operators",
-        "monitoring",
+        "monitoring-in-cluster",
+        "monitoring-management",
         "capstan",
         "dashboard",
-        "cert-manager",
-        "sealed-secrets",
-        "kube-prometheus-stack",
+        "cert-manager-in-cluster",
+        "sealed-secrets-in-cluster",
+        "kube-prometheus-stack-in-cluster",
+        "kube-prometheus-stack-staging",
         "podinfo-staging",
         "podinfo-production",
     ] {
@@ -881,8 +885,8 @@ fn the_external_secrets_option_fills_what_its_consumers_read() {
     );
 }
 
-#[test]
-fn the_external_secrets_option_passes_the_tree_checks_when_enabled() {
+/// A copy of the real tree to change in a test.
+fn tree_copy() -> tempfile::TempDir {
     let root = real_root();
     let dir = tempfile::tempdir().unwrap();
     for part in [
@@ -900,6 +904,12 @@ fn the_external_secrets_option_passes_the_tree_checks_when_enabled() {
             .unwrap();
         assert!(status.success(), "copying {part}");
     }
+    dir
+}
+
+#[test]
+fn the_external_secrets_option_passes_the_tree_checks_when_enabled() {
+    let dir = tree_copy();
     let k = dir.path().join("argocd/bootstrap-apps/kustomization.yaml");
     let text = std::fs::read_to_string(&k).unwrap();
     assert!(
@@ -921,4 +931,219 @@ fn the_external_secrets_option_passes_the_tree_checks_when_enabled() {
     assert_clean("projects", check_projects(&tree));
     assert_clean("waves", check_sync_waves(&tree));
     assert_clean("namespaces", check_namespaces(&tree));
+}
+
+// ------------------------------------------------------------------------------------------
+// Several clusters (argocd/clusters): what each managed cluster gets
+
+/// The declared clusters: (name, server, labels).
+fn declared_clusters(root: &std::path::Path) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root.join("argocd/clusters")).unwrap() {
+        let file = e.unwrap().path().join("cluster.yaml");
+        if file.is_file() {
+            let doc = read_yaml(&file).unwrap().remove(0);
+            out.push((
+                doc["name"].as_str().unwrap().to_string(),
+                doc["server"].as_str().unwrap().to_string(),
+                doc["labels"].clone(),
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn operator_names(root: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(root.join("infrastructure/operators"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("operator.yaml").is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The apps named `name` in the tree.
+fn apps_named<'a>(tree: &'a Tree, name: &str) -> Vec<&'a gitops_tree::tree::App> {
+    tree.all_apps()
+        .map(|(_, a)| a)
+        .filter(|a| a.name == name)
+        .collect()
+}
+
+const IN_CLUSTER: &str = "https://kubernetes.default.svc";
+
+#[test]
+fn every_managed_cluster_gets_each_per_cluster_app_once_with_its_own_overlay() {
+    let root = real_root();
+    let tree = Tree::load(&root);
+    assert_clean("paths", check_paths(&tree));
+    let clusters = declared_clusters(&root);
+    let managed: Vec<_> = clusters
+        .iter()
+        .filter(|c| c.2["capstan.dev/managed"] == "true")
+        .collect();
+    assert!(
+        managed.iter().any(|c| c.1 != IN_CLUSTER),
+        "a cluster besides ArgoCD's own is managed: {clusters:?}"
+    );
+    let operators = operator_names(&root);
+    assert!(operators.len() >= 3, "{operators:?}");
+    for (cluster, server, labels) in &managed {
+        let overlay = labels["ingressOverlay"].as_str().unwrap();
+        let mut want: Vec<(String, Option<String>)> = [
+            ("security", "infrastructure/base/security".to_string()),
+            ("storage", "infrastructure/base/storage".to_string()),
+            ("rbac", "infrastructure/base/rbac".to_string()),
+            (
+                "ingress",
+                format!("infrastructure/overlays/{overlay}/ingress"),
+            ),
+            ("monitoring", "applications/system/monitoring".to_string()),
+        ]
+        .into_iter()
+        .map(|(area, path)| (format!("{area}-{cluster}"), Some(path)))
+        .collect();
+        want.extend(operators.iter().map(|op| (format!("{op}-{cluster}"), None)));
+        for (name, path) in want {
+            let found = apps_named(&tree, &name);
+            assert_eq!(found.len(), 1, "{name} once, for cluster {cluster}");
+            let app = found[0];
+            assert_eq!(app.dest_server(), server.as_str(), "{name}");
+            assert_eq!(
+                app.labels["capstan.dev/cluster"],
+                cluster.as_str(),
+                "{name}"
+            );
+            let source = app.sources()[0];
+            match path {
+                Some(p) => assert_eq!(source["path"], p.as_str(), "{name}"),
+                None => assert!(source.get("chart").is_some(), "{name}: {source}"),
+            }
+        }
+    }
+    // What runs on the management cluster only is there once, and nowhere else.
+    for name in [
+        "bootstrap",
+        "argocd-configs",
+        "argocd",
+        "operators",
+        "monitoring-management",
+        "capstan",
+        "dashboard",
+    ] {
+        let found = apps_named(&tree, name);
+        assert_eq!(found.len(), 1, "{name}");
+        assert_eq!(found[0].dest_server(), IN_CLUSTER, "{name}");
+    }
+    let management: Vec<_> = tree
+        .all_apps()
+        .map(|(_, a)| a)
+        .filter(|a| a.name.starts_with("ingress-management-"))
+        .collect();
+    assert_eq!(
+        management.len(),
+        1,
+        "routes to ArgoCD and the dashboard once"
+    );
+    assert_eq!(management[0].dest_server(), IN_CLUSTER);
+    // An infrastructure overlay is always the one the target cluster's label names: the
+    // production overlay reaches no cluster that did not choose it.
+    for (_, app) in tree.all_apps() {
+        for s in app.sources() {
+            let Some(rest) = s["path"]
+                .as_str()
+                .and_then(|p| p.strip_prefix("infrastructure/overlays/"))
+            else {
+                continue;
+            };
+            let overlay = rest.split('/').next().unwrap();
+            let (_, _, labels) = clusters
+                .iter()
+                .find(|c| c.1 == app.dest_server())
+                .unwrap_or_else(|| panic!("{}: undeclared cluster", app.name));
+            assert_eq!(labels["ingressOverlay"], overlay, "{}", app.name);
+        }
+    }
+}
+
+#[test]
+fn an_unmanaged_cluster_gets_nothing() {
+    let dir = tree_copy();
+    let file = dir.path().join("argocd/clusters/staging/cluster.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let server = read_yaml(&file).unwrap()[0]["server"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("capstan.dev/managed: \"true\""), "{text}");
+    let before = Tree::load(dir.path());
+    assert!(before.all_apps().any(|(_, a)| a.dest_server() == server));
+    std::fs::write(
+        &file,
+        text.replace(
+            "capstan.dev/managed: \"true\"",
+            "capstan.dev/managed: \"false\"",
+        ),
+    )
+    .unwrap();
+    let after = Tree::load(dir.path());
+    assert_clean("paths", check_paths(&after));
+    let targeting: Vec<&str> = after
+        .all_apps()
+        .filter(|(_, a)| a.dest_server() == server)
+        .map(|(_, a)| a.name.as_str())
+        .collect();
+    assert!(targeting.is_empty(), "{targeting:?}");
+    // The other cluster keeps all it had.
+    let count = |t: &Tree| {
+        t.all_apps()
+            .filter(|(_, a)| a.dest_server() == IN_CLUSTER)
+            .count()
+    };
+    assert_eq!(count(&after), count(&before));
+}
+
+#[test]
+fn an_overlay_label_naming_a_missing_overlay_is_reported() {
+    let dir = tree_copy();
+    let file = dir.path().join("argocd/clusters/staging/cluster.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("ingressOverlay: staging", "ingressOverlay: qa"),
+    )
+    .unwrap();
+    assert_reports(
+        &check_paths(&Tree::load(dir.path())),
+        "Application ingress-staging points at infrastructure/overlays/qa/ingress, which does not exist",
+    );
+}
+
+#[test]
+fn a_crd_user_on_a_cluster_without_its_operator_is_reported() {
+    // Operators only on ArgoCD's cluster, everything else still per cluster: the staging
+    // cluster's monitoring and ingress would use CRDs nothing installs there.
+    let dir = tree_copy();
+    let file = dir
+        .path()
+        .join("infrastructure/operators/applicationset.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let local = text.replace(
+        "server: '{{.server}}'",
+        "server: https://kubernetes.default.svc",
+    );
+    assert_ne!(local, text);
+    std::fs::write(&file, local).unwrap();
+    let problems = check_sync_waves(&Tree::load(dir.path()));
+    assert_reports(
+        &problems,
+        "monitoring-staging uses API group monitoring.coreos.com on https://k3s-staging.example.com:6443, but no Application installs its CRDs on that cluster",
+    );
+    assert_reports(
+        &problems,
+        "ingress-staging uses API group cert-manager.io on https://k3s-staging.example.com:6443",
+    );
 }

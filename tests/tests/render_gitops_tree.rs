@@ -71,6 +71,9 @@ fn rel_dirs(root: &Path, dir: &Path, out: &mut Vec<String>) {
 
 /// How many Applications a generator yields, computed here independently of the discovery code.
 fn generator_count(root: &Path, g: &Value) -> usize {
+    if let Some(children) = g["matrix"]["generators"].as_array() {
+        return children.iter().map(|c| generator_count(root, c)).product();
+    }
     if let Some(list) = g.get("list") {
         return list["elements"].as_array().map_or(0, Vec::len);
     }
@@ -128,6 +131,21 @@ fn generator_count(root: &Path, g: &Value) -> usize {
         }
     }
     n
+}
+
+/// `kubectl kustomize DIR`, which must succeed.
+fn kubectl_kustomize(root: &Path, dir: &str, app: &str) -> std::process::Output {
+    let o = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(root.join(dir))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{app}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
 }
 
 #[test]
@@ -265,17 +283,7 @@ fn render_of_every_app_equals_kubectl_kustomize() {
         };
         let mut expected = String::new();
         for s in &sources {
-            let o = std::process::Command::new("kubectl")
-                .arg("kustomize")
-                .arg(root.join(s.path.as_str()))
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "{}: {}",
-                app.name,
-                String::from_utf8_lossy(&o.stderr)
-            );
+            let o = kubectl_kustomize(&root, s.path.as_str(), &app.name);
             if !expected.is_empty() {
                 expected.push_str("---\n");
             }
@@ -286,4 +294,81 @@ fn render_of_every_app_equals_kubectl_kustomize() {
     }
     assert!(compared > 0);
     println!("{compared} apps render exactly as kubectl kustomize");
+}
+
+/// Every per-cluster app is listed once per managed cluster, named for it, with the cluster it
+/// targets as `capstan apps` names it and the source its labels choose; every generated app's
+/// source builds with kustomize.
+#[test]
+fn apps_lists_each_per_cluster_app_once_per_managed_cluster() {
+    let Some(root) = tree() else { return };
+    let fs = DirFs::new(&root).unwrap();
+    let renderer = Renderer::new(RenderConfig::default());
+    let snap = Snapshot::build(&fs, &config(&root), &renderer);
+    let declared = capstan_worker::apps::declared_clusters(&fs).unwrap();
+    let managed: Vec<_> = declared
+        .iter()
+        .filter(|c| c.labels.get("capstan.dev/managed") == Some(&Value::from("true")))
+        .collect();
+    assert!(managed.len() >= 2, "{declared:?}");
+    let per_cluster = ["security", "storage", "rbac", "ingress", "monitoring"];
+    for c in &managed {
+        for area in per_cluster {
+            let name = format!("{area}-{}", c.name);
+            let apps: Vec<_> = snap
+                .discovery
+                .apps
+                .iter()
+                .filter(|a| a.name == name)
+                .collect();
+            assert_eq!(apps.len(), 1, "{name}");
+            assert_eq!(apps[0].cluster_name(&declared), c.name, "{name}");
+        }
+        let ingress = snap.app(&format!("ingress-{}", c.name)).unwrap();
+        let overlay = c.labels["ingressOverlay"].as_str().unwrap();
+        assert_eq!(
+            ingress.sources[0].path.as_deref(),
+            Some(format!("infrastructure/overlays/{overlay}/ingress").as_str())
+        );
+        let ops: Vec<_> = snap
+            .discovery
+            .apps
+            .iter()
+            .filter(|a| a.generated_by.as_deref() == Some("operators"))
+            .filter(|a| a.cluster_name(&declared) == c.name)
+            .collect();
+        assert!(ops.len() >= 3, "{}: {ops:?}", c.name);
+        assert!(
+            ops.iter()
+                .all(|a| a.name.ends_with(&format!("-{}", c.name)))
+        );
+    }
+    for unmanaged in declared.iter().filter(|c| !managed.contains(c)) {
+        assert!(
+            snap.discovery
+                .apps
+                .iter()
+                .all(|a| a.cluster_name(&declared) != unmanaged.name),
+            "{} is not managed",
+            unmanaged.name
+        );
+    }
+    // Every generated app's kustomize source in this repository builds with kustomize (chart
+    // sources come from chart repositories: render_gitops_charts.rs covers them).
+    let mut built = 0;
+    for app in snap
+        .discovery
+        .apps
+        .iter()
+        .filter(|a| a.generated_by.is_some())
+    {
+        for s in app
+            .local_sources()
+            .filter(|s| matches!(s.kind, SourceKind::Kustomize(_)))
+        {
+            built += 1;
+            kubectl_kustomize(&root, s.path.as_str(), &app.name);
+        }
+    }
+    assert!(built >= managed.len() * per_cluster.len(), "{built}");
 }

@@ -131,6 +131,8 @@ pub(crate) fn check_sync_waves(tree: &Tree) -> Vec<String> {
     // Which child provides which CRD group: CRDs it renders, or operators it deploys
     // (operator.yaml's crdGroups, the params of a git files generator).
     let mut provider: BTreeMap<String, (String, i64)> = BTreeMap::new();
+    // The same per cluster: a CRD group is usable on a cluster only where it is installed.
+    let mut on_cluster: BTreeSet<(String, String)> = BTreeSet::new();
     for child in tree.children.iter().skip(1) {
         for app in &child.apps {
             let mut groups: Vec<String> = app.params["crdGroups"]
@@ -146,6 +148,7 @@ pub(crate) fn check_sync_waves(tree: &Tree) -> Vec<String> {
                     .filter_map(|(o, _)| o["spec"]["group"].as_str().map(str::to_string)),
             );
             for g in groups {
+                on_cluster.insert((app.dest_server().to_string(), g.clone()));
                 if let Some((other, _)) = provider.get(&g)
                     && other != &child.name
                 {
@@ -180,6 +183,29 @@ pub(crate) fn check_sync_waves(tree: &Tree) -> Vec<String> {
                     child.name, child.wave
                 )),
                 Some(_) => {}
+            }
+        }
+    }
+    for child in tree.children.iter().skip(1) {
+        for app in &child.apps {
+            let used: BTreeSet<String> = tree
+                .objects_of(app)
+                .map(|(o, _)| group(&o).to_string())
+                .collect();
+            for g in used {
+                if BUILTIN_GROUPS.contains(&g.as_str())
+                    || PREINSTALLED_GROUPS.contains(&g.as_str())
+                    || !provider.contains_key(&g)
+                {
+                    continue;
+                }
+                let server = app.dest_server().to_string();
+                if !on_cluster.contains(&(server.clone(), g.clone())) {
+                    problems.push(format!(
+                        "{} uses API group {g} on {server}, but no Application installs its CRDs on that cluster",
+                        app.name
+                    ));
+                }
             }
         }
     }
@@ -411,39 +437,47 @@ pub(crate) fn check_exposure(objects: &[(String, Value)]) -> Vec<String> {
 
 /// Every namespace an Application deploys to has a NetworkPolicy and is created by some app.
 pub(crate) fn check_namespaces(tree: &Tree) -> Vec<String> {
-    let mut used: BTreeMap<String, String> = BTreeMap::new();
+    // Per cluster (destination server): a namespace created or policed on one cluster does not
+    // exist on another.
+    let mut used: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut policed = BTreeSet::new();
     let mut created = BTreeSet::new();
     for (_, app) in tree.all_apps() {
+        let server = app.dest_server().to_string();
         // Chart-based apps deploy into their destination namespace too.
         if app.sources().iter().any(|s| s.get("chart").is_some()) {
-            used.insert(app.dest_namespace().to_string(), app.name.clone());
+            used.insert(
+                (server.clone(), app.dest_namespace().to_string()),
+                app.name.clone(),
+            );
         }
         for (o, ns) in tree.objects_of(app) {
             match kind(&o) {
                 "Namespace" => {
-                    created.insert(name(&o).to_string());
+                    created.insert((server.clone(), name(&o).to_string()));
                 }
                 "NetworkPolicy" => {
-                    policed.insert(ns.clone());
+                    policed.insert((server.clone(), ns.clone()));
                 }
                 _ => {}
             }
             if !ns.is_empty() {
-                used.entry(ns).or_insert_with(|| app.name.clone());
+                used.entry((server.clone(), ns))
+                    .or_insert_with(|| app.name.clone());
             }
         }
     }
     let mut problems = Vec::new();
-    for (ns, app) in used {
-        if !policed.contains(&ns) {
+    for (key, app) in used {
+        let (server, ns) = &key;
+        if !policed.contains(&key) {
             problems.push(format!(
-                "namespace {ns} (used by {app}) has no NetworkPolicy"
+                "namespace {ns} (used by {app}) has no NetworkPolicy on {server}"
             ));
         }
-        if !created.contains(&ns) && ns != "kube-system" {
+        if !created.contains(&key) && ns != "kube-system" {
             problems.push(format!(
-                "namespace {ns} (used by {app}) is not created by any Application"
+                "namespace {ns} (used by {app}) is not created by any Application on {server}"
             ));
         }
     }

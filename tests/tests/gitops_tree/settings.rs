@@ -22,7 +22,8 @@ pub(crate) struct Settings {
     pub traefik: Value,
     /// cert-manager's values.
     pub cert_manager: Value,
-    /// The ingress overlay the `ingress` Application deploys, rendered.
+    /// The ingress overlays the `ingress` and `ingress-management` sets deploy to the management
+    /// cluster, rendered.
     pub ingress: Vec<Value>,
     /// applications/system/monitoring and applications/system/capstan, rendered.
     pub monitoring: Vec<Value>,
@@ -50,8 +51,9 @@ fn values_content(root: &Path, path: &str) -> Result<Value, String> {
 
 impl Settings {
     pub(crate) fn load(root: &Path) -> Result<Settings, String> {
-        // The overlay the `ingress` ApplicationSet deploys to the cluster ArgoCD runs in: the
-        // one its declaration's `ingressOverlay` label names (argocd/clusters).
+        // The overlays the `ingress` and `ingress-management` ApplicationSets deploy to the
+        // cluster ArgoCD runs in: the one its declaration's `ingressOverlay` label names
+        // (argocd/clusters), with the routes to ArgoCD and the dashboard beside it.
         let local = first(root, "argocd/clusters/in-cluster/cluster.yaml")?;
         let overlay = local["labels"]["ingressOverlay"]
             .as_str()
@@ -70,8 +72,19 @@ impl Settings {
             cert_manager:
                 first(root, "infrastructure/operators/cert-manager/operator.yaml")?["values"]
                     .clone(),
-            ingress: kustomize(&root.join(ingress_path))?,
-            monitoring: kustomize(&root.join("applications/system/monitoring"))?,
+            ingress: [ingress_path, &format!("{ingress_path}-management")]
+                .iter()
+                .map(|p| kustomize(&root.join(p)))
+                .collect::<Result<Vec<_>, _>>()?
+                .concat(),
+            monitoring: [
+                "applications/system/monitoring",
+                "applications/system/monitoring/management",
+            ]
+            .iter()
+            .map(|p| kustomize(&root.join(p)))
+            .collect::<Result<Vec<_>, _>>()?
+            .concat(),
             capstan: kustomize(&root.join("applications/system/capstan"))?,
         })
     }

@@ -293,6 +293,30 @@ pub(crate) fn render_template(v: &Value, params: &Value) -> Result<Value, String
     })
 }
 
+/// mergo's merge without override: `from`'s entries fill what `into` lacks or holds empty.
+pub(crate) fn fill(into: &mut Value, from: &Value) {
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+    };
+    let (Some(into), Some(from)) = (into.as_object_mut(), from.as_object()) else {
+        return;
+    };
+    for (k, v) in from {
+        match into.get_mut(k) {
+            Some(mine) if mine.is_object() && !empty(mine) && v.is_object() => fill(mine, v),
+            Some(mine) if !empty(mine) => {}
+            _ => {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
 pub(crate) fn path_params(path: &str) -> Value {
     let segments: Vec<&str> = path.split('/').collect();
     json!({
@@ -432,103 +456,7 @@ impl Tree {
         let mut entries = Vec::new();
         walk(&self.root, &self.root, &mut entries);
         for generator in set["spec"]["generators"].as_array().into_iter().flatten() {
-            if let Some(list) = generator.get("list") {
-                param_sets.extend(list["elements"].as_array().into_iter().flatten().cloned());
-            } else if let Some(git) = generator.get("git") {
-                if git["repoURL"].as_str() != Some(&self.repo_url) {
-                    self.problems.push(format!(
-                        "{origin}: git generator reads {}, not this repository",
-                        git["repoURL"]
-                    ));
-                }
-                for d in git["directories"].as_array().into_iter().flatten() {
-                    let pattern = d["path"].as_str().unwrap_or("");
-                    let found: Vec<_> = entries
-                        .iter()
-                        .filter(|(p, is_dir)| *is_dir && segment_glob(pattern, p))
-                        .map(|(p, _)| p.clone())
-                        .collect();
-                    if found.is_empty() {
-                        self.problems.push(format!(
-                            "{origin}: directory generator {pattern} matches nothing"
-                        ));
-                    }
-                    param_sets.extend(found.iter().map(|p| json!({ "path": path_params(p) })));
-                }
-                for f in git["files"].as_array().into_iter().flatten() {
-                    let pattern = f["path"].as_str().unwrap_or("");
-                    let found: Vec<_> = entries
-                        .iter()
-                        .filter(|(p, is_dir)| !*is_dir && segment_glob(pattern, p))
-                        .map(|(p, _)| p.clone())
-                        .collect();
-                    if found.is_empty() {
-                        self.problems.push(format!(
-                            "{origin}: files generator {pattern} matches nothing"
-                        ));
-                    }
-                    for file in found {
-                        match read_yaml(&self.root.join(&file)) {
-                            Ok(docs) if docs.len() == 1 && docs[0].is_object() => {
-                                let mut params = docs[0].clone();
-                                let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
-                                params["path"] = path_params(dir);
-                                param_sets.push(params);
-                            }
-                            Ok(_) => self
-                                .problems
-                                .push(format!("{file}: expected one YAML mapping")),
-                            Err(e) => self.problems.push(e),
-                        }
-                    }
-                }
-            } else if let Some(clusters) = generator.get("clusters") {
-                // ArgoCD reads cluster Secrets; this tree registers each cluster from its
-                // declaration, so the declarations are what the generator sees.
-                let want = clusters["selector"]["matchLabels"].clone();
-                let declared: Vec<_> = entries
-                    .iter()
-                    .filter(|(p, is_dir)| !*is_dir && segment_glob(CLUSTER_FILES, p))
-                    .map(|(p, _)| p.clone())
-                    .collect();
-                let mut matched = 0;
-                for file in declared {
-                    let doc = match read_yaml(&self.root.join(&file)) {
-                        Ok(docs) if docs.len() == 1 => docs[0].clone(),
-                        Ok(_) => {
-                            self.problems
-                                .push(format!("{file}: expected one YAML mapping"));
-                            continue;
-                        }
-                        Err(e) => {
-                            self.problems.push(e);
-                            continue;
-                        }
-                    };
-                    let labels = doc["labels"].clone();
-                    let selected = want
-                        .as_object()
-                        .into_iter()
-                        .flatten()
-                        .all(|(k, v)| labels.get(k) == Some(v));
-                    if selected {
-                        matched += 1;
-                        param_sets.push(json!({
-                            "name": doc["name"],
-                            "server": doc["server"],
-                            "metadata": { "labels": labels, "annotations": {} },
-                        }));
-                    }
-                }
-                if matched == 0 {
-                    self.problems.push(format!(
-                        "{origin}: clusters generator selects no cluster declared in {CLUSTER_FILES}"
-                    ));
-                }
-            } else {
-                self.problems
-                    .push(format!("{origin}: generator {generator} is not supported"));
-            }
+            param_sets.extend(self.generate(generator, origin, &entries));
         }
         let mut apps = Vec::new();
         for params in param_sets {
@@ -547,6 +475,136 @@ impl Tree {
             }
         }
         apps
+    }
+
+    /// The parameter sets of one generator. A matrix combines its two children as ArgoCD does
+    /// with goTemplate: a parameter both produce keeps the first child's value unless it is empty.
+    fn generate(
+        &mut self,
+        generator: &Value,
+        origin: &str,
+        entries: &[(String, bool)],
+    ) -> Vec<Value> {
+        let mut param_sets: Vec<Value> = Vec::new();
+        if let Some(children) = generator["matrix"]["generators"].as_array() {
+            let sets: Vec<Vec<Value>> = children
+                .iter()
+                .map(|c| self.generate(c, origin, entries))
+                .collect();
+            let mut acc = vec![json!({})];
+            for set in sets {
+                let mut next = Vec::new();
+                for a in &acc {
+                    for b in &set {
+                        let mut m = a.clone();
+                        fill(&mut m, b);
+                        next.push(m);
+                    }
+                }
+                acc = next;
+            }
+            return acc;
+        }
+        if let Some(list) = generator.get("list") {
+            param_sets.extend(list["elements"].as_array().into_iter().flatten().cloned());
+        } else if let Some(git) = generator.get("git") {
+            if git["repoURL"].as_str() != Some(&self.repo_url) {
+                self.problems.push(format!(
+                    "{origin}: git generator reads {}, not this repository",
+                    git["repoURL"]
+                ));
+            }
+            for d in git["directories"].as_array().into_iter().flatten() {
+                let pattern = d["path"].as_str().unwrap_or("");
+                let found: Vec<_> = entries
+                    .iter()
+                    .filter(|(p, is_dir)| *is_dir && segment_glob(pattern, p))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                if found.is_empty() {
+                    self.problems.push(format!(
+                        "{origin}: directory generator {pattern} matches nothing"
+                    ));
+                }
+                param_sets.extend(found.iter().map(|p| json!({ "path": path_params(p) })));
+            }
+            for f in git["files"].as_array().into_iter().flatten() {
+                let pattern = f["path"].as_str().unwrap_or("");
+                let found: Vec<_> = entries
+                    .iter()
+                    .filter(|(p, is_dir)| !*is_dir && segment_glob(pattern, p))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                if found.is_empty() {
+                    self.problems.push(format!(
+                        "{origin}: files generator {pattern} matches nothing"
+                    ));
+                }
+                for file in found {
+                    match read_yaml(&self.root.join(&file)) {
+                        Ok(docs) if docs.len() == 1 && docs[0].is_object() => {
+                            let mut params = docs[0].clone();
+                            let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
+                            params["path"] = path_params(dir);
+                            param_sets.push(params);
+                        }
+                        Ok(_) => self
+                            .problems
+                            .push(format!("{file}: expected one YAML mapping")),
+                        Err(e) => self.problems.push(e),
+                    }
+                }
+            }
+        } else if let Some(clusters) = generator.get("clusters") {
+            // ArgoCD reads cluster Secrets; this tree registers each cluster from its
+            // declaration, so the declarations are what the generator sees.
+            let want = clusters["selector"]["matchLabels"].clone();
+            let declared: Vec<_> = entries
+                .iter()
+                .filter(|(p, is_dir)| !*is_dir && segment_glob(CLUSTER_FILES, p))
+                .map(|(p, _)| p.clone())
+                .collect();
+            let mut matched = 0;
+            for file in declared {
+                let doc = match read_yaml(&self.root.join(&file)) {
+                    Ok(docs) if docs.len() == 1 => docs[0].clone(),
+                    Ok(_) => {
+                        self.problems
+                            .push(format!("{file}: expected one YAML mapping"));
+                        continue;
+                    }
+                    Err(e) => {
+                        self.problems.push(e);
+                        continue;
+                    }
+                };
+                let labels = doc["labels"].clone();
+                let selected = want
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .all(|(k, v)| labels.get(k) == Some(v));
+                if selected {
+                    matched += 1;
+                    param_sets.push(json!({
+                        "name": doc["name"],
+                        "nameNormalized": doc["name"],
+                        "server": doc["server"],
+                        "metadata": { "labels": labels, "annotations": {} },
+                        "values": {},
+                    }));
+                }
+            }
+            if matched == 0 {
+                self.problems.push(format!(
+                    "{origin}: clusters generator selects no cluster declared in {CLUSTER_FILES}"
+                ));
+            }
+        } else {
+            self.problems
+                .push(format!("{origin}: generator {generator} is not supported"));
+        }
+        param_sets
     }
 
     pub(crate) fn all_apps(&self) -> impl Iterator<Item = (&Child, &App)> {

@@ -1,7 +1,8 @@
 //! ApplicationSet expansion for the generators that can be evaluated from the repository alone:
 //! `list`, git `directories` and git `files`, `clusters` over the clusters the repository
-//! declares ([`CLUSTER_FILES`]), and `matrix`/`merge`-free combinations of those. Every other
-//! generator is recorded as unsupported, never guessed.
+//! declares ([`CLUSTER_FILES`]), and `matrix`/`merge` combinations of those (children that do
+//! not read each other's parameters). Every other generator is recorded as unsupported, never
+//! guessed.
 
 use globset::{GlobBuilder, GlobMatcher};
 use serde_json::{Map, Value};
@@ -101,7 +102,7 @@ pub fn expand(
     let mut apps = Vec::new();
     let max = cfg.max_generated_apps;
     for g in &generators {
-        let params = match generate(g, fs, cfg, max)
+        let params = match generate(g, fs, cfg, max, go)
             .and_then(|p| within(apps.len() + p.len(), max, "the generators together").map(|()| p))
         {
             Ok(p) => p,
@@ -187,6 +188,7 @@ fn generate(
     fs: &dyn RepoFs,
     cfg: &DiscoveryConfig,
     max: usize,
+    go: bool,
 ) -> Result<Vec<Params>, GenError> {
     let (kind, body) = g
         .as_object()
@@ -238,7 +240,7 @@ fn generate(
             let mut sets = Vec::new();
             for c in children {
                 sets.push(
-                    generate(c, fs, cfg, max)
+                    generate(c, fs, cfg, max, go)
                         .map_err(|e| e.context(&format!("{kind} generator")))?,
                 );
             }
@@ -255,9 +257,11 @@ fn generate(
                     let mut next = Vec::new();
                     for a in &acc {
                         for b in &set {
-                            let mut m = a.clone();
-                            m.extend(b.clone());
-                            next.push(m);
+                            next.push(matrix_combine(a, b, go).map_err(|key| {
+                                GenError::Unsupported(format!(
+                                    "matrix generator: parameter {key} differs between its child generators"
+                                ))
+                            })?);
                         }
                     }
                     acc = next;
@@ -292,6 +296,54 @@ fn generate(
             }
         }
         other => Err(GenError::Unsupported(format!("{other} generator"))),
+    }
+}
+
+/// One matrix parameter set from an earlier child's `a` and a later child's `b`, as ArgoCD
+/// combines them. goTemplate: the earlier child's value of a shared parameter wins unless it is
+/// empty, and maps are merged key by key the same way (mergo without override). fasttemplate:
+/// a parameter both produce with different values is refused (`Err` names it), as ArgoCD
+/// refuses the whole set.
+fn matrix_combine(a: &Params, b: &Params, go: bool) -> Result<Params, String> {
+    if !go {
+        let (fa, fb) = (flat(a), flat(b));
+        if let Some(key) = fb
+            .iter()
+            .find(|(k, v)| fa.get(*k).is_some_and(|x| x != *v))
+            .map(|(k, _)| k.clone())
+        {
+            return Err(key);
+        }
+    }
+    let mut out = a.clone();
+    fill(&mut out, b);
+    Ok(out)
+}
+
+/// Adds `from`'s entries that `into` lacks or holds empty; shared maps are filled recursively.
+fn fill(into: &mut Map<String, Value>, from: &Map<String, Value>) {
+    for (k, v) in from {
+        match (into.get_mut(k), v) {
+            (Some(Value::Object(mine)), Value::Object(theirs)) if !mine.is_empty() => {
+                fill(mine, theirs);
+            }
+            (Some(mine), _) if !is_empty(mine) => {}
+            _ => {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// Go's zero values, which mergo treats as absent.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
     }
 }
 

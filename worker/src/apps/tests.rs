@@ -481,3 +481,74 @@ fn a_clusters_generator_without_declarations_or_with_expressions_is_unsupported(
         d.unsupported
     );
 }
+
+/// A matrix of a git files generator and a clusters generator where both produce `name` and
+/// `values`: ArgoCD keeps the first child's value of a parameter both produce (goTemplate) and
+/// refuses the set when they differ (fasttemplate), so discovery must do the same.
+#[test]
+fn a_matrix_keeps_the_first_childs_value_of_a_shared_parameter() {
+    let set = |go: bool, name: &str, chart: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: ops\nspec:\n  goTemplate: {go}\n  generators:\n    - matrix:\n        generators:\n          - git:\n              repoURL: {URL}\n              revision: HEAD\n              files:\n                - path: ops/*/operator.yaml\n          - clusters:\n              selector:\n                matchLabels:\n                  managed: \"true\"\n  template:\n    metadata:\n      name: '{name}'\n    spec:\n      project: p\n      source:\n        repoURL: https://charts.example.com\n        chart: {chart}\n        targetRevision: 1.0.0\n      destination:\n        server: '{{{{.server}}}}'\n        namespace: ns\n"
+        )
+    };
+    let tree = |set: String| {
+        MemFs::new()
+            .with("set.yaml", set)
+            .with("ops/cm/operator.yaml", "name: cm\nvalues:\n  replicas: 2\n")
+            .with(
+                "argocd/clusters/in-cluster/cluster.yaml",
+                cluster_file("in-cluster", "https://kubernetes.default.svc", true, "prod"),
+            )
+            .with(
+                "argocd/clusters/edge/cluster.yaml",
+                cluster_file("edge", "https://edge.example.com:6443", true, "staging"),
+            )
+    };
+    let fs = tree(set(
+        true,
+        "{{.name}}-{{.nameNormalized}}",
+        "'{{.name}}-{{.values.replicas}}'",
+    ));
+    let d = discover(&fs, &cfg());
+    assert!(d.unsupported.is_empty(), "{:?}", d.unsupported);
+    assert!(d.errors.is_empty(), "{:?}", d.errors);
+    let got: Vec<(&str, Option<&str>, Option<&str>)> = d
+        .apps
+        .iter()
+        .map(|a| {
+            (
+                a.name.as_str(),
+                a.sources[0].chart.as_deref(),
+                a.destination.server.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "cm-edge",
+                Some("cm-2"),
+                Some("https://edge.example.com:6443")
+            ),
+            (
+                "cm-in-cluster",
+                Some("cm-2"),
+                Some("https://kubernetes.default.svc")
+            ),
+        ]
+    );
+
+    // fasttemplate: ArgoCD refuses parameters that differ between the children.
+    let fs = tree(set(false, "{{name}}", "c"));
+    let d = discover(&fs, &cfg());
+    assert!(d.apps.is_empty(), "{:?}", d.apps);
+    assert!(
+        d.unsupported.iter().any(|u| u
+            .what
+            .contains("parameter name differs between its child generators")),
+        "{:?}",
+        d.unsupported
+    );
+}
