@@ -547,8 +547,17 @@ fn the_shipped_ingresses_do_not_route_metrics() {
     let port = |a: &str| a.rsplit(':').next().unwrap().to_string();
     assert_ne!(port(&listen), port(&metrics), "metrics share the main port");
     let mut ingresses = vec![root.join("applications/system/capstan/ingress.yaml")];
-    for e in std::fs::read_dir(root.join("infrastructure/base/ingress/routes")).unwrap() {
-        ingresses.push(e.unwrap().path());
+    // Routes every cluster gets, and those of the management cluster (ArgoCD, the dashboard).
+    for dir in [
+        "infrastructure/base/ingress/routes",
+        "infrastructure/base/ingress-management",
+    ] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name().is_some_and(|n| n != "kustomization.yaml") {
+                ingresses.push(p);
+            }
+        }
     }
     let mut capstan_backends = 0;
     for path in ingresses {
