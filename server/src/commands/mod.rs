@@ -4,6 +4,7 @@ pub mod apps;
 pub mod check;
 pub mod config;
 pub mod diff;
+pub mod jsonnet_eval;
 pub mod policy;
 pub mod promotions;
 pub mod render;
