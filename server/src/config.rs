@@ -1793,6 +1793,35 @@ mod tests {
     }
 
     #[test]
+    fn jsonnet_bounds_are_settings_and_must_be_positive() {
+        let c = Config::load_with(
+            &ConfigArgs::default(),
+            &env_of(&[
+                ("CAPSTAN_JSONNET_DEADLINE_SECS", "5"),
+                ("CAPSTAN_JSONNET_MAX_MEMORY_MB", "256"),
+                ("CAPSTAN_JSONNET_MAX_OUTPUT_MB", "2"),
+                ("CAPSTAN_JSONNET_MAX_STACK", "100"),
+                ("CAPSTAN_JSONNET_MAX_FILES", "7"),
+            ]),
+        )
+        .unwrap();
+        let j = c.limits.jsonnet;
+        assert_eq!(j.deadline, Duration::from_secs(5));
+        assert_eq!(j.max_memory_bytes, 256 << 20);
+        assert_eq!(j.max_output_bytes, 2 << 20);
+        assert_eq!((j.max_stack, j.max_files), (100, 7));
+        let e = Config::load_with(
+            &ConfigArgs::default(),
+            &env_of(&[("CAPSTAN_JSONNET_MAX_MEMORY_MB", "0")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("CAPSTAN_JSONNET_MAX_MEMORY_MB"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn effective_settings_name_their_origin_and_hide_secrets() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("capstan.toml");
