@@ -422,6 +422,10 @@ fn evaluator_children(parent: u32) -> Vec<(u32, Vec<String>)> {
     out
 }
 
+/// 2^60 calls, never deeper than 60: nothing but the deadline ends it.
+const ENDLESS: &str =
+    "local f(n) = if n == 0 then 0 else f(n - 1) + f(n - 1); { kind: 'X', n: f(60) }\n";
+
 /// The first evaluator `parent` starts, watched for until `done`.
 fn first_evaluator(parent: u32, done: &AtomicBool) -> Option<(u32, Vec<String>)> {
     while !done.load(Ordering::SeqCst) {
@@ -443,11 +447,7 @@ fn inherited(environ: &[String]) -> Vec<&String> {
 
 #[test]
 fn an_endless_program_is_killed_at_the_deadline_and_its_process_is_gone() {
-    // 2^60 calls, never deeper than 60: nothing but the deadline ends it.
-    let fs = MemFs::new().with(
-        "l/main.jsonnet",
-        "local f(n) = if n == 0 then 0 else f(n - 1) + f(n - 1); { kind: 'X', n: f(60) }",
-    );
+    let fs = MemFs::new().with("l/main.jsonnet", ENDLESS);
     let limits = JsonnetLimits {
         deadline: Duration::from_secs(3),
         ..JsonnetLimits::default()
@@ -485,10 +485,7 @@ fn the_cli_evaluates_without_the_callers_secrets_and_the_evaluator_dies_at_its_d
     let c = b
         .commit(
             "endless",
-            &[Change::Write(
-                "l/main.jsonnet",
-                b"local f(n) = if n == 0 then 0 else f(n - 1) + f(n - 1); { kind: 'X', n: f(60) }\n",
-            )],
+            &[Change::Write("l/main.jsonnet", ENDLESS.as_bytes())],
         )
         .unwrap();
     b.set_ref("refs/heads/main", c).unwrap();

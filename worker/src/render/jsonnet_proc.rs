@@ -142,9 +142,14 @@ pub fn evaluate(
     }
 }
 
-/// `bytes` as the whole MiB the setting is given in.
+/// `bytes` in the MiB the settings are given in (in bytes when not whole MiB, as in tests).
 fn mb(bytes: usize) -> String {
-    format!("{} MiB", bytes / (1024 * 1024))
+    const MIB: usize = 1024 * 1024;
+    if bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// The report's line for a bound `entry` went past.
