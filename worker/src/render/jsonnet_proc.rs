@@ -145,7 +145,7 @@ pub fn evaluate(
 /// `bytes` in the MiB the settings are given in (in bytes when not whole MiB, as in tests).
 fn mb(bytes: usize) -> String {
     const MIB: usize = 1024 * 1024;
-    if bytes % MIB == 0 {
+    if bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
     } else {
         format!("{bytes} bytes")
