@@ -14,6 +14,7 @@ use capstan_worker::forge::github::{GitHubAuth, api_url_from_setting};
 use capstan_worker::limits::{DiffLimits, Limits};
 use capstan_worker::render::cache::CacheLimits;
 use capstan_worker::render::charts::{ChartSettings, Credential, Password};
+use capstan_worker::render::jsonnet::JsonnetLimits;
 use globset::{GlobSet, GlobSetBuilder};
 
 /// One setting. `flag` is empty for secrets.
@@ -128,6 +129,11 @@ settings! {
     COMMENT_MAX_PARTS comment_max_parts "comment-max-parts" "N" = ("CAPSTAN_COMMENT_MAX_PARTS", "10", "Parts of the sticky PR comment; beyond it the rest is on the dashboard and the check fails.");
     RENDER_CACHE_MAX_ENTRIES render_cache_max_entries "render-cache-max-entries" "N" = ("CAPSTAN_RENDER_CACHE_MAX_ENTRIES", "2000", "Renders kept in memory; the least recently used go first.");
     RENDER_CACHE_MAX_MB render_cache_max_mb "render-cache-max-mb" "MB" = ("CAPSTAN_RENDER_CACHE_MAX_MB", "256", "Memory the render cache may hold.");
+    JSONNET_DEADLINE_SECS jsonnet_deadline_secs "jsonnet-deadline-secs" "SECS" = ("CAPSTAN_JSONNET_DEADLINE_SECS", "30", "Wall time of one Jsonnet program; its evaluator process is killed after it and the app is not checked.");
+    JSONNET_MAX_MEMORY_MB jsonnet_max_memory_mb "jsonnet-max-memory-mb" "MB" = ("CAPSTAN_JSONNET_MAX_MEMORY_MB", "1024", "Address space of the process evaluating one Jsonnet program (its inputs and the evaluator included); past it the app is not checked.");
+    JSONNET_MAX_OUTPUT_MB jsonnet_max_output_mb "jsonnet-max-output-mb" "MB" = ("CAPSTAN_JSONNET_MAX_OUTPUT_MB", "32", "Largest JSON output of one Jsonnet program; past it the app is not checked.");
+    JSONNET_MAX_STACK jsonnet_max_stack "jsonnet-max-stack" "N" = ("CAPSTAN_JSONNET_MAX_STACK", "500", "Nested calls a Jsonnet program may make (go-jsonnet's `--max-stack`); deeper is the program's error.");
+    JSONNET_MAX_FILES jsonnet_max_files "jsonnet-max-files" "N" = ("CAPSTAN_JSONNET_MAX_FILES", "5000", "Files one app's Jsonnet programs may import, transitively; more and the app is not checked.");
     CHART_REPOS chart_repos "chart-repos" "URLS" = ("CAPSTAN_CHART_REPOS", "none (no chart is fetched)", "Comma-separated chart repositories charts may be fetched from: `https://…` Helm repositories and `oci://host/path` registries (a bare `host/path` in an Application is a registry only when listed as `oci://`). A listed URL admits the paths below it; a chart from anywhere else is \"not checked\".");
     CHART_CACHE_DIR chart_cache_dir "chart-cache-dir" "DIR" = ("CAPSTAN_CHART_CACHE_DIR", "<data_dir>/charts", "Chart archives by digest, kept across restarts.");
     CHARTS_OFFLINE charts_offline "charts-offline" "BOOL" = ("CAPSTAN_CHARTS_OFFLINE", "false", "Use only charts already in the chart cache; never fetch (a chart not cached is \"not checked\").");
@@ -776,6 +782,13 @@ fn limits(s: &Sources<'_>) -> Result<Limits, ConfigError> {
             max_object_bytes: n(&DIFF_MAX_OBJECT_KB)?.saturating_mul(1 << 10),
         },
         comment_max_parts: n(&COMMENT_MAX_PARTS)?,
+        jsonnet: JsonnetLimits {
+            max_stack: n(&JSONNET_MAX_STACK)?,
+            deadline: secs(&JSONNET_DEADLINE_SECS)?,
+            max_memory_bytes: n(&JSONNET_MAX_MEMORY_MB)?.saturating_mul(1 << 20),
+            max_output_bytes: n(&JSONNET_MAX_OUTPUT_MB)?.saturating_mul(1 << 20),
+            max_files: n(&JSONNET_MAX_FILES)?,
+        },
     })
 }
 
@@ -1811,6 +1824,35 @@ mod tests {
     fn the_documented_limits_are_the_worker_defaults() {
         let c = Config::load_with(&ConfigArgs::default(), &env_of(&[])).unwrap();
         assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn jsonnet_bounds_are_settings_and_must_be_positive() {
+        let c = Config::load_with(
+            &ConfigArgs::default(),
+            &env_of(&[
+                ("CAPSTAN_JSONNET_DEADLINE_SECS", "5"),
+                ("CAPSTAN_JSONNET_MAX_MEMORY_MB", "256"),
+                ("CAPSTAN_JSONNET_MAX_OUTPUT_MB", "2"),
+                ("CAPSTAN_JSONNET_MAX_STACK", "100"),
+                ("CAPSTAN_JSONNET_MAX_FILES", "7"),
+            ]),
+        )
+        .unwrap();
+        let j = c.limits.jsonnet;
+        assert_eq!(j.deadline, Duration::from_secs(5));
+        assert_eq!(j.max_memory_bytes, 256 << 20);
+        assert_eq!(j.max_output_bytes, 2 << 20);
+        assert_eq!((j.max_stack, j.max_files), (100, 7));
+        let e = Config::load_with(
+            &ConfigArgs::default(),
+            &env_of(&[("CAPSTAN_JSONNET_MAX_MEMORY_MB", "0")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("CAPSTAN_JSONNET_MAX_MEMORY_MB"),
+            "{e}"
+        );
     }
 
     #[test]

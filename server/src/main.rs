@@ -37,6 +37,9 @@ enum Cli {
     Policy(commands::policy::Args),
     /// The promotion audit trail (`--json` for machines).
     Promotions(commands::promotions::Args),
+    /// Internal: evaluates one Jsonnet program for a parent `capstan` process.
+    #[command(name = "__jsonnet-eval", hide = true)]
+    JsonnetEval(commands::jsonnet_eval::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,5 +55,6 @@ fn main() -> ExitCode {
         Cli::Config(args) => commands::config::run(args),
         Cli::Replay(args) => commands::replay::run(args),
         Cli::Promotions(args) => commands::promotions::run(args),
+        Cli::JsonnetEval(args) => commands::jsonnet_eval::run(args),
     }
 }

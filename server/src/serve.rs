@@ -40,20 +40,36 @@ pub fn default_registry(services: &Arc<Services>) -> Registry {
         services,
         Arc::new(Renderer::new(RenderConfig {
             cache_limits: services.limits.render_cache,
+            jsonnet: services.limits.jsonnet,
+            jsonnet_evaluator: this_binary(),
             ..RenderConfig::default()
         })),
         capstan_worker::commands::DEFAULT_PREFIX,
     )
 }
 
-/// The PR checks' renderer as the configuration describes it: the render cache's bounds and the
-/// chart repositories, cache and credentials.
-/// `helm` is the `helm` to run instead of the one on `PATH`.
-pub fn pr_renderer(cfg: &Config, helm: Option<std::path::PathBuf>) -> Renderer {
+/// The executable of this process, which evaluates Jsonnet programs in child processes of itself
+/// (`capstan __jsonnet-eval`). Only the `capstan` binary has that subcommand: tests running the
+/// service in their own process hand in the binary's path instead ([`Parts::jsonnet_evaluator`]).
+pub fn this_binary() -> Option<std::path::PathBuf> {
+    std::env::current_exe().ok()
+}
+
+/// The PR checks' renderer as the configuration describes it: the render cache's bounds, the
+/// chart repositories, cache and credentials, and the Jsonnet bounds.
+/// `helm` is the `helm` to run instead of the one on `PATH`; `jsonnet` the `capstan` binary
+/// that evaluates Jsonnet, when not this process's own.
+pub fn pr_renderer(
+    cfg: &Config,
+    helm: Option<std::path::PathBuf>,
+    jsonnet: Option<std::path::PathBuf>,
+) -> Renderer {
     Renderer::new(RenderConfig {
         cache_limits: cfg.limits.render_cache,
         charts: cfg.charts.clone(),
         helm_binary: helm,
+        jsonnet: cfg.limits.jsonnet,
+        jsonnet_evaluator: jsonnet.or_else(this_binary),
         ..RenderConfig::default()
     })
 }
@@ -447,6 +463,10 @@ pub struct Parts {
     /// The `helm` the configured renderer runs instead of the one on `PATH` (tests hand in the
     /// Helm engine of `tests/support/helm`); unused when `renderer` is given.
     pub helm_binary: Option<std::path::PathBuf>,
+    /// The `capstan` binary the configured renderer evaluates Jsonnet with, instead of this
+    /// process's executable (tests run the service inside a test binary); unused when
+    /// `renderer` is given.
+    pub jsonnet_evaluator: Option<std::path::PathBuf>,
     /// Stops [`App::serve`] when cancelled (a fresh token when `None`).
     pub shutdown: Option<CancellationToken>,
 }
@@ -483,9 +503,13 @@ impl App {
         let queue = open_queue(&cfg).await?;
         let (services, engine) = services(&cfg, queue.clone(), forge.clone());
         let services = Arc::new(services);
-        let renderer = parts
-            .renderer
-            .unwrap_or_else(|| Arc::new(pr_renderer(&cfg, parts.helm_binary)));
+        let renderer = parts.renderer.unwrap_or_else(|| {
+            Arc::new(pr_renderer(
+                &cfg,
+                parts.helm_binary,
+                parts.jsonnet_evaluator,
+            ))
+        });
         let registry = registry_sharing(&services, engine, renderer, &cfg.command_prefix);
         let metrics = Arc::new(Metrics::new());
         let allowlist = match &cfg.repo_allowlist {

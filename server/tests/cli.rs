@@ -226,3 +226,39 @@ fn json_logs_carry_the_delivery_span() {
     assert_eq!(job_line["span"]["kind"], "ping");
     assert_eq!(job_line["span"]["delivery_id"], "log-check");
 }
+
+#[test]
+fn the_jsonnet_evaluator_subcommand_exists_under_the_workers_name_and_is_hidden() {
+    let help = capstan().arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("render"), "{help}");
+    assert!(!help.contains("jsonnet"), "{help}");
+
+    let mut child = capstan()
+        .args([
+            capstan_worker::render::jsonnet_proc::SUBCOMMAND,
+            "--max-memory-bytes",
+            "1073741824",
+            "--cpu-secs",
+            "5",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"not a request")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    // Refused by the evaluator itself, not by the argument parser.
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("jsonnet evaluator"), "{err}");
+    assert!(out.stdout.is_empty());
+}

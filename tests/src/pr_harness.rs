@@ -161,6 +161,8 @@ impl Harness {
                 forge,
                 renderer,
                 helm_binary: setup.helm,
+                // The service evaluates Jsonnet with its own binary; here that is a test binary.
+                jsonnet_evaluator: Some(crate::capstan_binary()),
                 shutdown: Some(stop.clone()),
             };
             let (port, task) = serve_on_ephemeral_port(cfg, parts).await;

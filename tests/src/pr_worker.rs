@@ -113,6 +113,8 @@ impl Worker {
             services,
             Arc::new(Renderer::new(RenderConfig {
                 cache_limits: limits.render_cache,
+                jsonnet: limits.jsonnet,
+                jsonnet_evaluator: Some(crate::capstan_binary()),
                 ..RenderConfig::default()
             })),
         ));

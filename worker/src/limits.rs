@@ -1,6 +1,6 @@
 //! Bounds on the work any pull-request author can make a worker do: the render cache, the apps
-//! an ApplicationSet may generate, a job's overall time, the diff's time and object size, and the
-//! number of comment parts. Service settings (`server/src/config.rs`) with defaults no honest
+//! an ApplicationSet may generate, a job's overall time, the diff's time and object size, the
+//! number of comment parts, and the time, memory, output, depth and imports of a Jsonnet program. Service settings (`server/src/config.rs`) with defaults no honest
 //! repository reaches.
 //!
 //! A bound that is hit is never a silent pass: the run report gets a "not checked: limit … reached"
@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::render::cache::CacheLimits;
+use crate::render::jsonnet::JsonnetLimits;
 
 /// Every bound, with its default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub struct Limits {
     pub diff: DiffLimits,
     /// Parts of the sticky comment (each up to GitHub's 65,536 characters).
     pub comment_max_parts: usize,
+    /// One Jsonnet program's evaluation.
+    pub jsonnet: JsonnetLimits,
 }
 
 impl Default for Limits {
@@ -34,6 +37,7 @@ impl Default for Limits {
             job_deadline: Duration::from_secs(900),
             diff: DiffLimits::default(),
             comment_max_parts: 10,
+            jsonnet: JsonnetLimits::default(),
         }
     }
 }

@@ -1,10 +1,13 @@
 //! Jsonnet directory apps: evaluated as ArgoCD evaluates them (ext vars and TLAs as strings or
 //! code, `libs` relative to the repository root, `*.libsonnet` only imported), imports kept inside
-//! the repository, evaluation bounded. Every expected value below is worked out by hand from the
-//! Jsonnet language reference, not taken from an implementation.
+//! the repository, evaluation bounded in a child process of the `capstan` binary. Every expected
+//! value below is worked out by hand from the Jsonnet language reference, not taken from an
+//! implementation.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use capstan_worker::git::GitRepo;
@@ -37,8 +40,34 @@ fn source(path: &str, jsonnet: JsonnetOptions) -> RenderSource {
     }
 }
 
+/// The `capstan` binary, whose hidden subcommand evaluates Jsonnet. It belongs to the server
+/// crate (which depends on this one), so it is built here when the test runner did not.
+fn capstan() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(Path::parent).unwrap().join("capstan");
+    if !bin.exists() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "capstan-server", "--bin", "capstan"])
+            .current_dir(root)
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the capstan binary failed");
+    }
+    bin
+}
+
+/// A renderer configuration that evaluates Jsonnet as the service does, with `limits`.
+fn isolated(limits: JsonnetLimits) -> RenderConfig {
+    RenderConfig {
+        jsonnet: limits,
+        jsonnet_evaluator: Some(capstan()),
+        ..RenderConfig::default()
+    }
+}
+
 fn render(fs: &dyn RepoFs, src: &RenderSource) -> Result<Vec<Value>, RenderError> {
-    render_with(RenderConfig::default(), fs, src)
+    render_with(isolated(JsonnetLimits::default()), fs, src)
 }
 
 fn render_with(
@@ -313,6 +342,7 @@ fn hostile_programs_hit_the_limits_and_the_app_is_not_checked() {
         deadline: Duration::from_secs(2),
         max_output_bytes: 1_000,
         max_files: 3,
+        ..JsonnetLimits::default()
     };
     let run = |program: &str, extra: &[(&str, &str)]| {
         let mut fs = MemFs::new().with("h/main.jsonnet", program);
@@ -320,10 +350,7 @@ fn hostile_programs_hit_the_limits_and_the_app_is_not_checked() {
             fs = fs.with(p, c);
         }
         render_with(
-            RenderConfig {
-                jsonnet: limits,
-                ..RenderConfig::default()
-            },
+            isolated(limits),
             &fs,
             &source("h", JsonnetOptions::default()),
         )
@@ -342,14 +369,14 @@ fn hostile_programs_hit_the_limits_and_the_app_is_not_checked() {
         &[],
     );
     assert!(slow.is_not_checked(), "{slow}");
-    assert!(slow.to_string().contains("jsonnet.deadline"), "{slow}");
+    assert!(slow.to_string().contains("jsonnet_deadline_secs"), "{slow}");
 
     let big = run(
         "{ kind: 'ConfigMap', data: { x: std.repeat('x', 5000) } }",
         &[],
     );
     assert!(big.is_not_checked(), "{big}");
-    assert!(big.to_string().contains("jsonnet.maxOutputBytes"), "{big}");
+    assert!(big.to_string().contains("jsonnet_max_output_mb"), "{big}");
 
     let many = run(
         "(import 'a.libsonnet') + (import 'b.libsonnet') + (import 'c.libsonnet')",
@@ -360,5 +387,192 @@ fn hostile_programs_hit_the_limits_and_the_app_is_not_checked() {
         ],
     );
     assert!(many.is_not_checked(), "{many}");
-    assert!(many.to_string().contains("jsonnet.maxFiles"), "{many}");
+    assert!(many.to_string().contains("jsonnet_max_files"), "{many}");
+}
+
+/// Live evaluator processes started by process `parent`: (pid, environment).
+fn evaluator_children(parent: u32) -> Vec<(u32, Vec<String>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces, so read after its last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let evaluator = cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg == b"__jsonnet-eval");
+        if ppid == Some(parent) && evaluator {
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            let vars = environ
+                .split(|b| *b == 0)
+                .filter(|v| !v.is_empty())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            out.push((pid, vars));
+        }
+    }
+    out
+}
+
+/// 2^60 calls, never deeper than 60: nothing but the deadline ends it.
+const ENDLESS: &str =
+    "local f(n) = if n == 0 then 0 else f(n - 1) + f(n - 1); { kind: 'X', n: f(60) }\n";
+
+/// The first evaluator `parent` starts, watched for until `done`.
+fn first_evaluator(parent: u32, done: &AtomicBool) -> Option<(u32, Vec<String>)> {
+    while !done.load(Ordering::SeqCst) {
+        if let Some(child) = evaluator_children(parent).into_iter().next() {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Variables an evaluator was started with beyond the one it is given on purpose.
+fn inherited(environ: &[String]) -> Vec<&String> {
+    environ
+        .iter()
+        .filter(|v| !v.starts_with("MALLOC_ARENA_MAX="))
+        .collect()
+}
+
+#[test]
+fn an_endless_program_is_killed_at_the_deadline_and_its_process_is_gone() {
+    let fs = MemFs::new().with("l/main.jsonnet", ENDLESS);
+    let limits = JsonnetLimits {
+        deadline: Duration::from_secs(3),
+        ..JsonnetLimits::default()
+    };
+    let done = AtomicBool::new(false);
+    let (err, seen) = std::thread::scope(|s| {
+        let watcher = s.spawn(|| first_evaluator(std::process::id(), &done));
+        let err = render_with(
+            isolated(limits),
+            &fs,
+            &source("l", JsonnetOptions::default()),
+        )
+        .unwrap_err();
+        done.store(true, Ordering::SeqCst);
+        (err, watcher.join().unwrap())
+    });
+    assert!(err.is_not_checked(), "{err}");
+    assert!(err.to_string().contains("jsonnet_deadline_secs"), "{err}");
+    let (pid, environ) = seen.expect("the program ran in a child process");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "evaluator process {pid} outlived its deadline"
+    );
+    // This process has an environment (PATH, HOME, the test runner's variables); the child
+    // inherits none of it.
+    assert!(std::env::vars_os().count() > 0);
+    assert!(inherited(&environ).is_empty(), "{environ:?}");
+}
+
+#[test]
+fn the_cli_evaluates_without_the_callers_secrets_and_the_evaluator_dies_at_its_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    let b = RepoBuilder::init(&dir).unwrap();
+    let c = b
+        .commit(
+            "endless",
+            &[Change::Write("l/main.jsonnet", ENDLESS.as_bytes())],
+        )
+        .unwrap();
+    b.set_ref("refs/heads/main", c).unwrap();
+    // What the service holds in its environment: GitHub credentials, the database URL, the
+    // webhook secret. The deadline comes from the service's own setting.
+    let canaries = [
+        ("CAPSTAN_GITHUB_TOKEN", "ghp_canaryTOKEN0123456789"),
+        ("DATABASE_URL", "postgres://capstan:canaryPW@db/capstan"),
+        ("CAPSTAN_WEBHOOK_SECRET", "canary-webhook-secret"),
+    ];
+    let mut cmd = std::process::Command::new(capstan());
+    cmd.args(["render", "l", "--ref", "main", "--repo"])
+        .arg(&dir)
+        .env("CAPSTAN_JSONNET_DEADLINE_SECS", "3")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in canaries {
+        cmd.env(k, v);
+    }
+    let cli = cmd.spawn().unwrap();
+    let done = AtomicBool::new(false);
+    let done = &done;
+    let (out, seen) = std::thread::scope(|s| {
+        let cli_pid = cli.id();
+        let watcher = s.spawn(move || first_evaluator(cli_pid, done));
+        let out = cli.wait_with_output().unwrap();
+        done.store(true, Ordering::SeqCst);
+        (out, watcher.join().unwrap())
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("jsonnet_deadline_secs (3s)"), "{stderr}");
+    let (pid, environ) = seen.expect("the CLI evaluated the program in a child process");
+    for (name, value) in canaries {
+        assert!(
+            !environ
+                .iter()
+                .any(|v| v.contains(name) || v.contains(value)),
+            "{name} reached the evaluator: {environ:?}"
+        );
+    }
+    assert!(inherited(&environ).is_empty(), "{environ:?}");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "evaluator process {pid} outlived the CLI"
+    );
+}
+
+#[test]
+fn a_program_allocating_without_bound_is_not_checked_for_memory_and_rendering_goes_on() {
+    // Each element is a fresh megabyte and `join` keeps them all: without a bound this takes
+    // 100 GB.
+    let hog = "local mb = std.repeat('x', 1024 * 1024);\n\
+               { kind: 'ConfigMap', data: { n: std.length(std.join('', std.makeArray(100000, function(i) mb + i))) } }\n";
+    let limits = JsonnetLimits {
+        max_memory_bytes: 512 * 1024 * 1024,
+        // Far more than the allocation needs: the memory bound stops it, not the clock.
+        deadline: Duration::from_secs(120),
+        ..JsonnetLimits::default()
+    };
+    let r = Renderer::new(isolated(limits));
+    let fs = MemFs::new().with("m/main.jsonnet", hog).with(
+        "ok/main.jsonnet",
+        "{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'ok' } }",
+    );
+    let err = r
+        .render(&fs, &source("m", JsonnetOptions::default()))
+        .unwrap_err();
+    assert!(err.is_not_checked(), "{err}");
+    assert!(err.to_string().contains("jsonnet_max_memory_mb"), "{err}");
+    assert!(evaluator_children(std::process::id()).is_empty());
+    // The same renderer, in the same process, goes on with the next app.
+    let ok = r
+        .render(&fs, &source("ok", JsonnetOptions::default()))
+        .unwrap();
+    assert_eq!(ok.objects.len(), 1);
+}
+
+#[test]
+fn without_the_evaluator_a_jsonnet_app_is_not_checked_never_evaluated_here() {
+    let fs = MemFs::new().with("n/main.jsonnet", "{ kind: 'ConfigMap' }");
+    let err = render_with(
+        RenderConfig::default(),
+        &fs,
+        &source("n", JsonnetOptions::default()),
+    )
+    .unwrap_err();
+    assert!(err.is_not_checked(), "{err}");
+    assert!(err.to_string().contains("jsonnet"), "{err}");
 }

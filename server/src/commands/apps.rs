@@ -5,9 +5,11 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use capstan_worker::apps::local::LocalRepo;
 use capstan_worker::apps::{App, Snapshot, SourceStatus};
+use capstan_worker::render::jsonnet::JsonnetLimits;
 use capstan_worker::render::{BackendChoice, RenderConfig, Renderer, Scope, VerifySettings};
 
 /// The help of `--backend` in render, diff and check: written once so the three cannot disagree.
@@ -49,6 +51,57 @@ pub struct RepoArgs {
     /// Use only charts already in the chart cache; never fetch.
     #[arg(long = "charts-offline", alias = "offline", env = capstan_server::config::CHARTS_OFFLINE.env)]
     pub offline: bool,
+    #[command(flatten)]
+    pub jsonnet: JsonnetArgs,
+}
+
+/// Bounds on each Jsonnet program, read from the same environment variables as the service's
+/// settings. Programs run in a child process of this binary (`capstan __jsonnet-eval`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct JsonnetArgs {
+    /// Wall time of one Jsonnet program; its process is killed after it.
+    #[arg(long = "jsonnet-deadline-secs", env = capstan_server::config::JSONNET_DEADLINE_SECS.env,
+          default_value = capstan_server::config::JSONNET_DEADLINE_SECS.default,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub deadline_secs: u64,
+    /// Address space of the process evaluating one Jsonnet program, in MiB.
+    #[arg(long = "jsonnet-max-memory-mb", env = capstan_server::config::JSONNET_MAX_MEMORY_MB.env,
+          default_value = capstan_server::config::JSONNET_MAX_MEMORY_MB.default,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_memory_mb: u64,
+    /// Largest JSON output of one Jsonnet program, in MiB.
+    #[arg(long = "jsonnet-max-output-mb", env = capstan_server::config::JSONNET_MAX_OUTPUT_MB.env,
+          default_value = capstan_server::config::JSONNET_MAX_OUTPUT_MB.default,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_output_mb: u64,
+    /// Nested calls a Jsonnet program may make.
+    #[arg(long = "jsonnet-max-stack", env = capstan_server::config::JSONNET_MAX_STACK.env,
+          default_value = capstan_server::config::JSONNET_MAX_STACK.default,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_stack: u64,
+    /// Files one app's Jsonnet programs may import, transitively.
+    #[arg(long = "jsonnet-max-files", env = capstan_server::config::JSONNET_MAX_FILES.env,
+          default_value = capstan_server::config::JSONNET_MAX_FILES.default,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_files: u64,
+}
+
+impl JsonnetArgs {
+    pub fn limits(&self) -> JsonnetLimits {
+        let mib = |n: u64| {
+            usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1 << 20)
+        };
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        JsonnetLimits {
+            max_stack: n(self.max_stack),
+            deadline: Duration::from_secs(self.deadline_secs),
+            max_memory_bytes: mib(self.max_memory_mb),
+            max_output_bytes: mib(self.max_output_mb),
+            max_files: n(self.max_files),
+        }
+    }
 }
 
 impl RepoArgs {
@@ -66,6 +119,8 @@ impl RepoArgs {
                 offline: self.offline,
                 ..Default::default()
             },
+            jsonnet: self.jsonnet.limits(),
+            jsonnet_evaluator: capstan_server::serve::this_binary(),
             ..RenderConfig::default()
         })
     }

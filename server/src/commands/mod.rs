@@ -5,6 +5,7 @@ pub mod check;
 pub mod config;
 pub mod diff;
 pub mod init;
+pub mod jsonnet_eval;
 pub mod policy;
 pub mod promotions;
 pub mod render;

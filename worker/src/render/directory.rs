@@ -17,12 +17,14 @@
 //! where ArgoCD logs a warning and treats it as matching nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::inputs::tree_files;
 use super::jsonnet::{self, JsonnetLimits};
+use super::jsonnet_proc;
 use super::source::DirectoryOptions;
 use super::{Backend, RenderError, RenderSource, SourceKind};
 use crate::repo_fs::{EntryKind, RepoFs, RepoPath};
@@ -33,6 +35,8 @@ pub const SKIP_MARKER: &str = "+argocd:skip-file-rendering";
 
 pub struct DirectoryBackend {
     pub jsonnet: JsonnetLimits,
+    /// See [`super::RenderConfig::jsonnet_evaluator`].
+    pub evaluator: Option<PathBuf>,
 }
 
 /// A Jsonnet program ArgoCD evaluates (libraries, `*.libsonnet`, are only imported).
@@ -147,6 +151,13 @@ impl Backend for DirectoryBackend {
                 continue;
             }
             if is_jsonnet(&f) {
+                let Some(evaluator) = &self.evaluator else {
+                    return Err(RenderError::Unavailable {
+                        backend: "jsonnet".into(),
+                        reason: "no evaluator configured (the capstan binary evaluates Jsonnet)"
+                            .into(),
+                    });
+                };
                 let files = match &mut held {
                     Some(h) => h,
                     None => {
@@ -157,8 +168,9 @@ impl Backend for DirectoryBackend {
                         held.insert(h)
                     }
                 };
-                let json = jsonnet::evaluate(
-                    files.clone(),
+                let json = jsonnet_proc::evaluate(
+                    evaluator,
+                    files,
                     &f,
                     &source.path,
                     &opts.jsonnet,

@@ -4,10 +4,10 @@
 //! refused before a tool is ever started; the proxy setting is a second line of defence.
 
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -151,13 +151,7 @@ pub fn run(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| program.display().to_string());
     let mut cmd = Command::new(program);
-    // Its own process group, so the tool and anything it starts are killed together.
-    cmd.process_group(0);
-    cmd.args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args).current_dir(cwd);
     minimal_env(&mut cmd, home);
     let closed = "http://127.0.0.1:9";
     for k in PROXY_VARS {
@@ -172,10 +166,64 @@ pub fn run(
         .env("HELM_CONFIG_HOME", home.join("helm-config"))
         .env("HELM_DATA_HOME", home.join("helm-data"));
 
+    let Finished {
+        status,
+        stdout: out,
+        stderr: err,
+    } = supervise(&mut cmd, &tool, None, limits)?;
+    if !status.success() {
+        return Err(ExecError::Failed {
+            tool,
+            status: status.to_string(),
+            // Tool stderr is quoted in reports; scrubbed where it is captured, before anything
+            // can copy it further.
+            stderr: crate::scrub::scrub_string(String::from_utf8_lossy(&err).trim()),
+        });
+    }
+    String::from_utf8(out).map_err(|_| ExecError::NotUtf8 { tool })
+}
+
+/// What a supervised child left: how it ended and its output, both bounded.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    /// The first [`MAX_STDERR`] bytes.
+    pub stderr: Vec<u8>,
+}
+
+/// Stderr kept from a child: enough for any error message, bounded against a flood.
+pub const MAX_STDERR: usize = 64 * 1024;
+
+/// Starts `cmd` in a process group of its own, writes `stdin` to it (else its stdin is empty),
+/// and waits for it under `limits`: past the timeout, or past `limits.max_output` bytes of
+/// stdout, the whole group is killed. The group is killed after a normal exit too, so nothing
+/// the child started outlives it. `tool` names it in errors.
+pub fn supervise(
+    cmd: &mut Command,
+    tool: &str,
+    stdin: Option<Vec<u8>>,
+    limits: &ExecLimits,
+) -> Result<Finished, ExecError> {
+    cmd.process_group(0)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
-        tool: tool.clone(),
+        tool: tool.to_string(),
         source,
     })?;
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // On its own thread: a child that writes before reading all its input must not block
+        // on a full stdout pipe while this side blocks on a full stdin pipe. A child that dies
+        // early makes the write fail, which its exit status reports better.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        });
+    }
     let overflow = Arc::new(AtomicBool::new(false));
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -195,7 +243,7 @@ pub fn run(
     let err_thread = std::thread::spawn(move || -> Vec<u8> {
         let mut buf = Vec::new();
         if let Some(s) = stderr {
-            let _ = s.take(64 * 1024).read_to_end(&mut buf);
+            let _ = s.take(MAX_STDERR as u64).read_to_end(&mut buf);
         }
         buf
     });
@@ -210,8 +258,11 @@ pub fn run(
             Ok(Some(status)) => break status,
             Ok(None) => {}
             Err(source) => {
+                kill_group();
+                let _ = child.kill();
+                let _ = child.wait();
                 return Err(ExecError::Spawn {
-                    tool: tool.clone(),
+                    tool: tool.to_string(),
                     source,
                 });
             }
@@ -220,14 +271,17 @@ pub fn run(
             kill_group();
             let _ = child.kill();
             let _ = child.wait();
-            return Err(ExecError::OutputTooLarge { tool, limit: cap });
+            return Err(ExecError::OutputTooLarge {
+                tool: tool.to_string(),
+                limit: cap,
+            });
         }
         if started.elapsed() > limits.timeout {
             kill_group();
             let _ = child.kill();
             let _ = child.wait();
             return Err(ExecError::Timeout {
-                tool,
+                tool: tool.to_string(),
                 seconds: limits.timeout.as_secs(),
             });
         }
@@ -235,21 +289,19 @@ pub fn run(
     };
     // Leftover processes of the tool would hold its output pipes open.
     kill_group();
-    let out = out_thread.join().unwrap_or_default();
-    let err = err_thread.join().unwrap_or_default();
-    if out.len() > cap {
-        return Err(ExecError::OutputTooLarge { tool, limit: cap });
-    }
-    if !status.success() {
-        return Err(ExecError::Failed {
-            tool,
-            status: status.to_string(),
-            // Tool stderr is quoted in reports; scrubbed where it is captured, before anything
-            // can copy it further.
-            stderr: crate::scrub::scrub_string(String::from_utf8_lossy(&err).trim()),
+    let stdout = out_thread.join().unwrap_or_default();
+    let stderr = err_thread.join().unwrap_or_default();
+    if stdout.len() > cap {
+        return Err(ExecError::OutputTooLarge {
+            tool: tool.to_string(),
+            limit: cap,
         });
     }
-    String::from_utf8(out).map_err(|_| ExecError::NotUtf8 { tool })
+    Ok(Finished {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Jsonnet programs of directory apps, evaluated in process with jrsonnet the way ArgoCD evaluates
-//! them with go-jsonnet: every `*.jsonnet` file of the directory (never `*.libsonnet`) is one
+//! Jsonnet programs of directory apps, evaluated with jrsonnet the way ArgoCD evaluates them with
+//! go-jsonnet (in a child process, see [`super::jsonnet_proc`]): every `*.jsonnet` file of the directory (never `*.libsonnet`) is one
 //! program; `directory.jsonnet.extVars` and `tlas` are strings or code; the library search path is
 //! the app folder followed by `directory.jsonnet.libs` (relative to the repository root), searched
 //! after the importing file's own folder and from the last entry to the first, as go-jsonnet's
@@ -7,15 +7,13 @@
 //!
 //! Inputs are known before anything is evaluated: Jsonnet imports are string literals (the
 //! language has no computed imports), so [`imports`] finds them with a lexer and [`closure`]
-//! follows them through the sandboxed [`RepoFs`]. The evaluator then only sees those files, held
-//! in memory: an import the scan did not resolve cannot reach the disk. Absolute imports and
+//! follows them through the sandboxed [`RepoFs`]. The evaluator then only sees those files, handed
+//! to it and held in memory: an import the scan did not resolve cannot reach the disk. Absolute imports and
 //! imports climbing above the repository root are refused, not looked up.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use jrsonnet_evaluator::manifest::JsonFormat;
@@ -36,9 +34,12 @@ use crate::repo_fs::{EntryKind, FsError, RepoFs, RepoPath};
 pub struct JsonnetLimits {
     /// Nested calls and object fields being evaluated at once (go-jsonnet's `--max-stack`, 500).
     pub max_stack: usize,
-    /// Wall time of one program. The evaluator has no interruption point, so a program past it
-    /// is abandoned on its thread: the render stops waiting and reports the limit.
+    /// Wall time of one program. Its child process is killed when it passes (and it gets as
+    /// many seconds of CPU time, rounded up, which stops it even without the parent).
     pub deadline: Duration,
+    /// Address space of the child process evaluating one program (`RLIMIT_AS`): the program,
+    /// its inputs and the evaluator itself.
+    pub max_memory_bytes: usize,
     /// Largest JSON output of one program.
     pub max_output_bytes: usize,
     /// Files one app may import, transitively.
@@ -50,6 +51,7 @@ impl Default for JsonnetLimits {
         JsonnetLimits {
             max_stack: 500,
             deadline: Duration::from_secs(30),
+            max_memory_bytes: 1024 * 1024 * 1024,
             max_output_bytes: 32 * 1024 * 1024,
             max_files: 5_000,
         }
@@ -357,7 +359,7 @@ pub fn closure(
             return Err(RenderError::Limit {
                 file: app.to_string(),
                 line: limits::not_checked(
-                    "jsonnet.maxFiles",
+                    "jsonnet_max_files",
                     limits.max_files,
                     "the app's Jsonnet programs import more files",
                 ),
@@ -434,111 +436,21 @@ impl ImportResolver for Resolver {
     }
 }
 
-/// Evaluates `entry` with `files` (the app's inputs) and returns its JSON output.
-pub fn evaluate(
-    files: BTreeMap<String, Arc<[u8]>>,
-    entry: &RepoPath,
-    app: &RepoPath,
-    opts: &JsonnetOptions,
-    limits: &JsonnetLimits,
-) -> Result<String, RenderError> {
-    let jpath: Vec<String> = library_path(app, opts)?
-        .iter()
-        .map(|p| p.as_str().to_string())
-        .collect();
-    // Programs abandoned at their deadline keep their threads until they end; past a few, no
-    // new evaluation starts, so one pull request cannot pile them up on a worker.
-    let running = RUNNING.load(Ordering::Relaxed);
-    if running >= MAX_RUNNING {
-        return Err(RenderError::Limit {
-            file: entry.to_string(),
-            line: limits::not_checked(
-                "jsonnet.maxRunning",
-                MAX_RUNNING,
-                &format!("{running} Jsonnet evaluations are still running"),
-            ),
-        });
-    }
-    let counted = Running::start();
-    let (tx, rx) = mpsc::channel();
-    let job_entry = entry.as_str().to_string();
-    let job_opts = opts.clone();
-    let job_limits = *limits;
-    let spawned = std::thread::Builder::new()
-        .name("jsonnet".into())
-        .stack_size(16 * 1024 * 1024)
-        .spawn(move || {
-            let _counted = counted;
-            let out = run(files, jpath, &job_entry, &job_opts, &job_limits);
-            // The receiver is gone only when the deadline passed; nobody wants the result then.
-            let _ = tx.send(out);
-        });
-    if let Err(e) = spawned {
-        return Err(RenderError::Invalid {
-            file: entry.to_string(),
-            message: format!("starting the Jsonnet evaluator: {e}"),
-        });
-    }
-    let invalid = |message: String| RenderError::Invalid {
-        file: entry.to_string(),
-        message,
-    };
-    match rx.recv_timeout(limits.deadline) {
-        Ok(Ok(json)) => Ok(json),
-        Ok(Err(Failure::Eval(message))) => Err(invalid(message)),
-        Ok(Err(Failure::TooLarge(size))) => Err(RenderError::Limit {
-            file: entry.to_string(),
-            line: limits::not_checked(
-                "jsonnet.maxOutputBytes",
-                limits.max_output_bytes,
-                &format!("{entry} printed {size} bytes"),
-            ),
-        }),
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(RenderError::Limit {
-            file: entry.to_string(),
-            line: limits::not_checked(
-                "jsonnet.deadline",
-                format!("{}s", limits.deadline.as_secs_f64()),
-                &format!("evaluating {entry}"),
-            ),
-        }),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(invalid(
-            "the Jsonnet evaluator stopped without a result".into(),
-        )),
-    }
-}
-
-/// Evaluation threads alive in this process, abandoned ones included.
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
-/// More than the cores of any worker: reached only when programs were abandoned.
-const MAX_RUNNING: usize = 16;
-
-/// Counts one evaluation thread in [`RUNNING`] for as long as it lives.
-struct Running;
-
-impl Running {
-    fn start() -> Running {
-        RUNNING.fetch_add(1, Ordering::Relaxed);
-        Running
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        RUNNING.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Lines of an evaluation error kept in the report.
 const MAX_TRACE_LINES: usize = 20;
 
-enum Failure {
+/// Why [`run`] gave no output.
+pub(super) enum Failure {
+    /// The program's own error, with its trace.
     Eval(String),
+    /// The output's size in bytes, over [`JsonnetLimits::max_output_bytes`].
     TooLarge(usize),
 }
 
-/// One evaluation on the current thread (the evaluator's state is thread-local).
-fn run(
+/// One evaluation on the current thread (the evaluator's state is thread-local), with no bound
+/// on its time or memory: only [`super::jsonnet_proc`]'s child process calls it, under limits
+/// the operating system enforces.
+pub(super) fn run(
     files: BTreeMap<String, Arc<[u8]>>,
     jpath: Vec<String>,
     entry: &str,

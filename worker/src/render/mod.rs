@@ -18,6 +18,7 @@ pub mod exec;
 pub mod helm;
 pub mod inputs;
 pub mod jsonnet;
+pub mod jsonnet_proc;
 pub mod kustomize;
 pub mod kustomize_exec;
 pub mod native;
@@ -179,6 +180,10 @@ pub struct RenderConfig {
     pub engine_version: Option<String>,
     /// Bounds on evaluating an app's Jsonnet programs.
     pub jsonnet: jsonnet::JsonnetLimits,
+    /// The `capstan` binary, whose hidden subcommand evaluates each Jsonnet program in a bounded
+    /// child process ([`jsonnet_proc`]). Without it Jsonnet apps are "not checked": programs
+    /// are never evaluated in this process.
+    pub jsonnet_evaluator: Option<PathBuf>,
     /// Test hook: alters the native engine's result before it is used or verified.
     pub engine_hook: Option<verify::EngineHook>,
 }
@@ -262,6 +267,7 @@ impl Renderer {
                 charts: chart_fetcher,
                 directory: directory::DirectoryBackend {
                     jsonnet: config.jsonnet,
+                    evaluator: config.jsonnet_evaluator.clone(),
                 },
                 fidelity: verify::Fidelity::new(engine_version),
                 config,

@@ -1,7 +1,7 @@
 //! What to render: a path in the repository and how ArgoCD would treat it.
 
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::repo_fs::{EntryKind, FsError, RepoFs, RepoPath};
@@ -131,7 +131,7 @@ pub struct DirectoryOptions {
 
 /// `spec.source.directory.jsonnet` of an Application, with ArgoCD's build environment
 /// (`$ARGOCD_APP_NAME`, ...) already substituted into the values.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JsonnetOptions {
     pub ext_vars: Vec<JsonnetVar>,
     pub tlas: Vec<JsonnetVar>,
@@ -140,7 +140,7 @@ pub struct JsonnetOptions {
 }
 
 /// One external variable or top-level argument: a string, or Jsonnet code when `code`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JsonnetVar {
     pub name: String,
     pub value: String,
