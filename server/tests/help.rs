@@ -213,7 +213,16 @@ fn subcommands_list_only_the_service_settings_they_read() {
         .map(|k| k.flag)
         .filter(|f| !f.is_empty())
         .collect();
-    let repo_settings = ["--chart-cache-dir", "--charts-offline"];
+    // Rendering reads the service's chart and Jsonnet bounds, so the CLI renders alike.
+    let repo_settings = [
+        "--chart-cache-dir",
+        "--charts-offline",
+        "--jsonnet-deadline-secs",
+        "--jsonnet-max-memory-mb",
+        "--jsonnet-max-output-mb",
+        "--jsonnet-max-stack",
+        "--jsonnet-max-files",
+    ];
     let expected: BTreeMap<&str, Vec<&str>> = [
         ("promotions", vec!["--data-dir", "--database-url"]),
         (
