@@ -52,7 +52,6 @@ fn new_run(pr: u64) -> NewRun {
         repo: "acme/gitops".into(),
         pr,
         head_sha: "c0ffee".repeat(7)[..40].to_string(),
-        base_sha: Some("b".repeat(40)),
         trigger: "pull_request.synchronize".into(),
         job_id: None,
     }
@@ -69,7 +68,8 @@ fn section<'a>(html: &'a str, name: &str) -> &'a str {
 
 async fn split_comment_links_lead_to_the_full_diff_of_each_app(b: &Backend) {
     let runs = Arc::new(SqlRunStore::new(b.queue.db()));
-    let id = runs.create_run(&new_run(7)).await.unwrap();
+    let at = runs.create_run(&new_run(7)).await.unwrap();
+    let id = at.run;
     let base = "https://capstan.example.com";
     let run_url = format!("{base}/runs/{id}");
     // Four apps of ~40 kB of diff each: far beyond one 65,536-character comment.
@@ -86,7 +86,7 @@ async fn split_comment_links_lead_to_the_full_diff_of_each_app(b: &Backend) {
     // One app drifted in the cluster: its live diff is shown beside the git diff.
     rep.apps[2].live_diff = Some(rep.apps[2].diff.clone());
     runs.finish_run(
-        id,
+        at,
         &RunOutcome {
             status: RunStatus::Success,
             error: None,

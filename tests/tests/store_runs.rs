@@ -6,13 +6,15 @@ use capstan_tests::both_backends;
 use capstan_worker::diff::AppDiff;
 use capstan_worker::report::{AppSection, ReportFinding, RunReport, Severity};
 use capstan_worker::store::runs::SqlRunStore;
-use capstan_worker::store::{NewRun, RunFilter, RunOutcome, RunStatus, RunStore};
+use capstan_worker::store::{AttemptId, NewRun, RunFilter, RunOutcome, RunStatus, RunStore};
 
 both_backends!(
     run_lifecycle_keeps_the_report,
     listings_filter_and_omit_reports,
     holds_keep_their_first_holder,
     stored_runs_are_scrubbed,
+    attempts_at_one_head_share_its_run_which_reads_as_the_latest,
+    concurrent_creation_for_one_head_ends_with_one_run,
 );
 
 fn new_run(pr: u64, sha: &str) -> NewRun {
@@ -20,7 +22,6 @@ fn new_run(pr: u64, sha: &str) -> NewRun {
         repo: "acme/gitops".into(),
         pr,
         head_sha: sha.into(),
-        base_sha: Some("b".repeat(40)),
         trigger: "pull_request.opened".into(),
         job_id: Some(7),
     }
@@ -64,7 +65,7 @@ async fn run_lifecycle_keeps_the_report(b: &Backend) {
     let store = SqlRunStore::new(b.queue.db());
     let sha = "a".repeat(40);
     let id = store.create_run(&new_run(1, &sha)).await.unwrap();
-    let running = store.run(id).await.unwrap().unwrap();
+    let running = store.run(id.run).await.unwrap().unwrap();
     assert_eq!(running.status, RunStatus::Running);
     assert!(running.finished_at.is_none() && running.report.is_none());
 
@@ -81,7 +82,7 @@ async fn run_lifecycle_keeps_the_report(b: &Backend) {
         )
         .await
         .unwrap();
-    let done = store.run(id).await.unwrap().unwrap();
+    let done = store.run(id.run).await.unwrap().unwrap();
     assert_eq!(done.status, RunStatus::Failure);
     assert_eq!(done.check_run_id, Some(4_000_000_001));
     assert_eq!(done.comment_ids, [11, 12]);
@@ -89,14 +90,14 @@ async fn run_lifecycle_keeps_the_report(b: &Backend) {
     let back = done.report.unwrap();
     assert_eq!(back.apps[0].findings[0].line, Some(12));
     assert_eq!(back.apps[0].diff.reasons.len(), 1);
-    assert!(store.run(id + 1000).await.unwrap().is_none());
+    assert!(store.run(id.run + 1000).await.unwrap().is_none());
 
     let posted = store
         .last_posted_run("acme/gitops", 1)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(posted.id, id);
+    assert_eq!(posted.id, id.run);
     assert!(
         store
             .last_posted_run("acme/gitops", 2)
@@ -128,7 +129,7 @@ async fn stored_runs_are_scrubbed(b: &Backend) {
         )
         .await
         .unwrap();
-    let done = store.run(id).await.unwrap().unwrap();
+    let done = store.run(id.run).await.unwrap().unwrap();
     let error = done.error.unwrap();
     assert!(!error.contains("abcdefgh12345678"), "{error}");
     assert!(
@@ -166,7 +167,7 @@ async fn listings_filter_and_omit_reports(b: &Backend) {
     let all = store.list_runs(&RunFilter::default()).await.unwrap();
     assert_eq!(
         all.iter().map(|r| r.id).collect::<Vec<_>>(),
-        [ids[2], ids[1], ids[0]]
+        [ids[2].run, ids[1].run, ids[0].run]
     );
     assert!(all.iter().all(|r| r.report.is_none()));
     let pr1 = store
@@ -185,7 +186,7 @@ async fn listings_filter_and_omit_reports(b: &Backend) {
         .await
         .unwrap();
     assert_eq!(superseded.len(), 1);
-    assert_eq!(superseded[0].id, ids[0]);
+    assert_eq!(superseded[0].id, ids[0].run);
     let limited = store
         .list_runs(&RunFilter {
             repo: Some("acme/gitops".into()),
@@ -216,4 +217,168 @@ async fn holds_keep_their_first_holder(b: &Backend) {
     assert!(store.clear_hold("acme/gitops", 5).await.unwrap());
     assert!(!store.clear_hold("acme/gitops", 5).await.unwrap());
     assert!(store.hold("acme/gitops", 5).await.unwrap().is_none());
+}
+
+fn outcome(status: RunStatus, error: Option<&str>, comment_ids: Vec<u64>) -> RunOutcome {
+    RunOutcome {
+        status,
+        error: error.map(str::to_string),
+        report: (status == RunStatus::Success).then(|| report(&"a".repeat(40))),
+        comment_ids,
+    }
+}
+
+/// Issue 19, item 4: a second attempt at a head (a retry, another job for it) reopens the head's
+/// run; the run reads as its latest attempt, an attempt that ends late changes only its own row,
+/// the compared base is the latest attempt's, and a new head is a new run.
+async fn attempts_at_one_head_share_its_run_which_reads_as_the_latest(b: &Backend) {
+    let store = SqlRunStore::new(b.queue.db());
+    let sha = "a".repeat(40);
+    let (tip, fork) = ("b".repeat(40), "c".repeat(40));
+    let first = store.create_run(&new_run(1, &sha)).await.unwrap();
+    assert_eq!(first.attempt, 1);
+    store.set_check_run(first, 900).await.unwrap();
+    store.record_base(first, &tip, &fork).await.unwrap();
+    store
+        .finish_run(first, &outcome(RunStatus::Success, None, vec![21, 22]))
+        .await
+        .unwrap();
+
+    let mut retry = new_run(1, &sha);
+    retry.trigger = "command.diff".into();
+    retry.job_id = Some(8);
+    let second = store.create_run(&retry).await.unwrap();
+    assert_eq!(
+        second,
+        AttemptId {
+            run: first.run,
+            attempt: 2
+        }
+    );
+    let running = store.run(first.run).await.unwrap().unwrap();
+    assert_eq!(running.status, RunStatus::Running);
+    assert_eq!(
+        (running.trigger.as_str(), running.job_id),
+        ("command.diff", Some(8))
+    );
+    assert!(running.report.is_none() && running.finished_at.is_none());
+    assert_eq!(
+        (running.base_sha, running.merge_base),
+        (None, None),
+        "not fetched yet"
+    );
+    assert_eq!(
+        running.check_run_id,
+        Some(900),
+        "the check run is still the head's"
+    );
+
+    // The second attempt fails before posting anything: the run says so, and keeps the comment
+    // the first attempt posted (it is still on the pull request).
+    store
+        .finish_run(
+            second,
+            &outcome(RunStatus::Error, Some("GitHub answered 500"), vec![]),
+        )
+        .await
+        .unwrap();
+    // A late end of the first attempt (its lease had expired) does not overwrite the latest.
+    store
+        .finish_run(first, &outcome(RunStatus::Success, None, vec![21]))
+        .await
+        .unwrap();
+    store.record_base(first, &fork, &fork).await.unwrap();
+    let run = store.run(first.run).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Error);
+    assert_eq!(run.error.as_deref(), Some("GitHub answered 500"));
+    assert_eq!(run.attempts, 2);
+    assert_eq!(run.comment_ids, [21, 22]);
+    assert_eq!(run.base_sha, None);
+    let history: Vec<(i64, RunStatus, Option<i64>, &str)> = run
+        .attempt_history
+        .iter()
+        .map(|a| (a.attempt, a.status, a.job_id, a.trigger.as_str()))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (1, RunStatus::Success, Some(7), "pull_request.opened"),
+            (2, RunStatus::Error, Some(8), "command.diff"),
+        ]
+    );
+    assert_eq!(
+        run.attempt_history[1].error.as_deref(),
+        Some("GitHub answered 500")
+    );
+    assert!(run.attempt_history.iter().all(|a| a.finished_at.is_some()));
+
+    // The third attempt compares and succeeds: base and merge base are its own.
+    let third = store.create_run(&new_run(1, &sha)).await.unwrap();
+    store.record_base(third, &tip, &fork).await.unwrap();
+    store
+        .finish_run(third, &outcome(RunStatus::Success, None, vec![21, 22]))
+        .await
+        .unwrap();
+    let listed = store.list_runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(listed.len(), 1, "one row per head: {listed:#?}");
+    assert_eq!(listed[0].attempts, 3);
+    assert_eq!(listed[0].status, RunStatus::Success);
+    assert_eq!(listed[0].base_sha.as_deref(), Some(tip.as_str()));
+    assert_eq!(listed[0].merge_base.as_deref(), Some(fork.as_str()));
+    assert!(
+        listed[0].attempt_history.is_empty(),
+        "listings leave attempts out"
+    );
+
+    // Another head of the same PR, and the same head on another PR, are runs of their own.
+    let other_head = store
+        .create_run(&new_run(1, &"d".repeat(40)))
+        .await
+        .unwrap();
+    let other_pr = store.create_run(&new_run(2, &sha)).await.unwrap();
+    assert_eq!(other_head.attempt, 1);
+    assert_eq!(other_pr.attempt, 1);
+    let ids = [first.run, other_head.run, other_pr.run];
+    assert_eq!(
+        ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        3
+    );
+}
+
+/// Two replicas (or two workers) opening the run of one head at the same moment end with one
+/// run and one attempt each, numbered without gaps or repeats.
+async fn concurrent_creation_for_one_head_ends_with_one_run(b: &Backend) {
+    const N: i64 = 12;
+    let sha = "e".repeat(40);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(N as usize));
+    let mut tasks = Vec::new();
+    for _ in 0..N {
+        let store = SqlRunStore::new(b.queue.db());
+        let (barrier, run) = (barrier.clone(), new_run(3, &sha));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.create_run(&run).await.unwrap()
+        }));
+    }
+    let mut opened = Vec::new();
+    for t in tasks {
+        opened.push(t.await.unwrap());
+    }
+    let run = opened[0].run;
+    assert!(opened.iter().all(|a| a.run == run), "{opened:?}");
+    let mut numbers: Vec<i64> = opened.iter().map(|a| a.attempt).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=N).collect::<Vec<_>>());
+    let store = SqlRunStore::new(b.queue.db());
+    let listed = store
+        .list_runs(&RunFilter {
+            pr: Some(3),
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0].attempts, N);
+    let full = store.run(run).await.unwrap().unwrap();
+    assert_eq!(full.attempt_history.len(), N as usize);
 }
