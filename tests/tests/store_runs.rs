@@ -382,3 +382,160 @@ async fn concurrent_creation_for_one_head_ends_with_one_run(b: &Backend) {
     let full = store.run(run).await.unwrap().unwrap();
     assert_eq!(full.attempt_history.len(), N as usize);
 }
+
+/// The runs a database holds from before runs were one per head: `migrations/<backend>` up to
+/// 0004 applied, and these rows written the way that schema stored them. (id, pr, head, status,
+/// trigger, check run, comment ids.)
+const LEGACY_ROWS: [(i64, i64, char, &str, &str, Option<i64>, &str); 4] = [
+    (
+        1,
+        1,
+        'a',
+        "success",
+        "pull_request.opened",
+        Some(500),
+        "[11,12]",
+    ),
+    (
+        2,
+        1,
+        'b',
+        "success",
+        "pull_request.synchronize",
+        Some(501),
+        "[11]",
+    ),
+    (3, 1, 'a', "error", "command.diff", None, "[]"),
+    (4, 2, 'a', "failure", "recovery", Some(502), "[13]"),
+];
+
+/// Applies the migrations before 0005 (from a copy of their files, as an older Capstan did) and
+/// writes [`LEGACY_ROWS`]; then opening the queue applies the rest.
+async fn legacy_database(backend: &str, url: &str, pool_dir: &std::path::Path) {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../worker/src/queue/migrations")
+        .join(backend);
+    let old = pool_dir.join("old-migrations");
+    std::fs::create_dir_all(&old).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.as_str() < "0005" {
+            std::fs::copy(&path, old.join(&name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
+    let insert = "INSERT INTO runs (id, repo, pr, head_sha, base_sha, trigger_name, job_id, \
+                  status, started_at, finished_at, check_run_id, comment_ids) \
+                  VALUES ($1, 'acme/gitops', $2, $3, NULL, $4, $1, $5, $6, $7, $8, $9)";
+    macro_rules! legacy {
+        ($pool:expr, $insert:expr) => {{
+            migrator.run(&$pool).await.unwrap();
+            for (id, pr, head, status, trigger, check, comments) in LEGACY_ROWS {
+                sqlx::query(sqlx::AssertSqlSafe($insert))
+                    .bind(id)
+                    .bind(pr)
+                    .bind(head.to_string().repeat(40))
+                    .bind(trigger)
+                    .bind(status)
+                    .bind(id * 1000)
+                    .bind(id * 1000 + 10)
+                    .bind(check)
+                    .bind(comments)
+                    .execute(&$pool)
+                    .await
+                    .unwrap();
+            }
+            $pool.close().await;
+        }};
+    }
+    if backend == "sqlite" {
+        let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        legacy!(pool, insert.replace('$', "?"));
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        legacy!(pool, insert.to_string());
+        // The ids were written by hand: the sequence goes on after them, as it would have.
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query("SELECT setval('runs_id_seq', 4)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+}
+
+/// Migration 0005 on a database with runs: each old row becomes one attempt of its head's run
+/// (the newest row stays the run, with the comment an older attempt posted), an old run id
+/// still finds its run, and the next attempt at a merged head joins it.
+async fn legacy_runs_become_one_attempt_each(url: &str) {
+    let queue = capstan_worker::queue::open(url).await.unwrap();
+    let store = SqlRunStore::new(queue.db());
+    let runs = store.list_runs(&RunFilter::default()).await.unwrap();
+    let heads: Vec<(i64, u64, char, i64)> = runs
+        .iter()
+        .map(|r| (r.id, r.pr, r.head_sha.chars().next().unwrap(), r.attempts))
+        .collect();
+    assert_eq!(heads, [(4, 2, 'a', 1), (3, 1, 'a', 2), (2, 1, 'b', 1)]);
+    let merged = store.run(3).await.unwrap().unwrap();
+    assert_eq!(merged.status, RunStatus::Error, "the newest row's outcome");
+    assert_eq!(merged.check_run_id, Some(500));
+    assert_eq!(
+        merged.comment_ids,
+        [11, 12],
+        "the comment an older attempt posted"
+    );
+    let history: Vec<(i64, Option<i64>, &str, RunStatus)> = merged
+        .attempt_history
+        .iter()
+        .map(|a| (a.attempt, a.job_id, a.trigger.as_str(), a.status))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (1, Some(1), "pull_request.opened", RunStatus::Success),
+            (2, Some(3), "command.diff", RunStatus::Error),
+        ]
+    );
+    assert_eq!(
+        store.run(1).await.unwrap().unwrap().id,
+        3,
+        "a link to the old run id lands on its head's run"
+    );
+    assert_eq!(store.run(4).await.unwrap().unwrap().attempts, 1);
+
+    let mut again = new_run(1, &"a".repeat(40));
+    again.job_id = Some(9);
+    let next = store.create_run(&again).await.unwrap();
+    assert_eq!(next, AttemptId { run: 3, attempt: 3 });
+    let fresh = store
+        .create_run(&new_run(1, &"f".repeat(40)))
+        .await
+        .unwrap();
+    assert!(fresh.run > 4, "new runs never reuse an old id: {fresh:?}");
+    drop(store);
+    drop(queue);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_legacy_runs_become_one_attempt_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("capstan.db").display());
+    legacy_database("sqlite", &url, dir.path()).await;
+    legacy_runs_become_one_attempt_each(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_legacy_runs_become_one_attempt_each() {
+    let Some(db) = capstan_tests::pg::TestDb::create("legacy_runs_become_one_attempt_each").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    legacy_database("postgres", &db.url, dir.path()).await;
+    legacy_runs_become_one_attempt_each(&db.url).await;
+    db.drop_db().await;
+}
