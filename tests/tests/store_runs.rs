@@ -383,10 +383,20 @@ async fn concurrent_creation_for_one_head_ends_with_one_run(b: &Backend) {
     assert_eq!(full.attempt_history.len(), N as usize);
 }
 
+type LegacyRow = (
+    i64,
+    i64,
+    char,
+    &'static str,
+    &'static str,
+    Option<i64>,
+    &'static str,
+);
+
 /// The runs a database holds from before runs were one per head: `migrations/<backend>` up to
 /// 0004 applied, and these rows written the way that schema stored them. (id, pr, head, status,
 /// trigger, check run, comment ids.)
-const LEGACY_ROWS: [(i64, i64, char, &str, &str, Option<i64>, &str); 4] = [
+const LEGACY_ROWS: [LegacyRow; 4] = [
     (
         1,
         1,
