@@ -66,7 +66,7 @@ impl Worker {
         let queue = capstan_worker::queue::open(&format!("sqlite://{}/q.db", dir.path().display()))
             .await
             .unwrap();
-        Self::start_on(h, cluster, limits, queue, dir).await
+        Self::start_on(h, cluster, limits, queue, dir, test_runner()).await
     }
 
     /// [`Worker::start_with`] on the given queue (and its database for the run store), e.g. a
@@ -77,7 +77,8 @@ impl Worker {
         limits: Limits,
         queue: Arc<dyn Queue>,
     ) -> Worker {
-        Self::start_on(h, cluster, limits, queue, tempfile::tempdir().unwrap()).await
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_on(h, cluster, limits, queue, dir, test_runner()).await
     }
 
     /// [`Worker::start_on_queue`] without cluster checks, retrying a transient failure after
@@ -88,28 +89,11 @@ impl Worker {
             backoff_max: Duration::from_millis(100),
             ..test_runner()
         };
-        Self::start_configured(
-            h,
-            vec![],
-            Limits::default(),
-            queue,
-            tempfile::tempdir().unwrap(),
-            runner,
-        )
-        .await
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_on(h, vec![], Limits::default(), queue, dir, runner).await
     }
 
     async fn start_on(
-        h: &Harness,
-        cluster: Vec<Arc<dyn ClusterCheck>>,
-        limits: Limits,
-        queue: Arc<dyn Queue>,
-        dir: tempfile::TempDir,
-    ) -> Worker {
-        Self::start_configured(h, cluster, limits, queue, dir, test_runner()).await
-    }
-
-    async fn start_configured(
         h: &Harness,
         cluster: Vec<Arc<dyn ClusterCheck>>,
         limits: Limits,
