@@ -280,6 +280,9 @@ pub async fn dashboard(
     if let Some(repo) = cfg.dashboard_repo.clone() {
         d = d.with_repo(repo);
     }
+    if cfg.github_auth.is_some() {
+        d = d.with_forge_web(format!("https://{}", cfg.github_host));
+    }
     d = match client {
         Ok(c) => d.with_cluster(Arc::new(ClusterView::new(c))),
         Err(why) => d.without_cluster(why),

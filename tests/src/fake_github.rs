@@ -116,8 +116,9 @@ struct Inner {
     next_id: u64,
     /// Responses to force before normal handling: (status, retry-after seconds).
     forced: VecDeque<(u16, Option<u64>)>,
-    /// Endpoints that keep failing: (method, path without prefix, status).
-    failing: Vec<(String, String, u16)>,
+    /// Endpoints that fail: (method, path without prefix, status, failures left; `None` = until
+    /// cleared).
+    failing: Vec<(String, String, u16, Option<usize>)>,
     /// Endpoints that answer only after this long: (method, path without prefix, delay).
     stalled: Vec<(String, String, Duration)>,
     calls: Vec<Call>,
@@ -264,11 +265,23 @@ impl FakeGitHub {
     /// Every `method` request to `path` (without the API prefix) answers `status` with GitHub's
     /// error body until the test says otherwise, as an endpoint in an outage does.
     pub fn fail_route(&self, method: &str, path: &str, status: u16) {
-        self.inner
-            .lock()
-            .unwrap()
-            .failing
-            .push((method.to_string(), path.to_string(), status));
+        self.inner.lock().unwrap().failing.push((
+            method.to_string(),
+            path.to_string(),
+            status,
+            None,
+        ));
+    }
+
+    /// The next `times` `method` requests to `path` answer `status`, then the endpoint works
+    /// again (a blip: what a retried job meets).
+    pub fn fail_route_times(&self, method: &str, path: &str, status: u16, times: usize) {
+        self.inner.lock().unwrap().failing.push((
+            method.to_string(),
+            path.to_string(),
+            status,
+            Some(times),
+        ));
     }
 
     /// Every `method` request to `path` (without the API prefix) answers only after `delay`, as
@@ -636,12 +649,16 @@ fn route(
     authorization: Option<&str>,
     body: Option<&Value>,
 ) -> Response {
-    if let Some((_, _, status)) = g
+    if let Some(i) = g
         .failing
         .iter()
-        .find(|(m, p, _)| m == method.as_str() && p == path)
+        .position(|(m, p, _, left)| m == method.as_str() && p == path && left != &Some(0))
     {
-        let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = g.failing[i].2;
+        if let Some(left) = g.failing[i].3.as_mut() {
+            *left -= 1;
+        }
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = if code == StatusCode::NOT_FOUND {
             "Not Found"
         } else {

@@ -34,6 +34,15 @@ pub fn pr_check(number: u64, head: &str, trigger: &str, sender: Option<&str>) ->
     }
 }
 
+/// One worker polling often.
+fn test_runner() -> RunnerConfig {
+    RunnerConfig {
+        workers: 1,
+        poll_interval: Duration::from_millis(20),
+        ..RunnerConfig::default()
+    }
+}
+
 /// A `pr_check` worker of the test's own, with the given cluster checkers.
 pub struct Worker {
     _dir: tempfile::TempDir,
@@ -57,7 +66,7 @@ impl Worker {
         let queue = capstan_worker::queue::open(&format!("sqlite://{}/q.db", dir.path().display()))
             .await
             .unwrap();
-        Self::start_on(h, cluster, limits, queue, dir).await
+        Self::start_on(h, cluster, limits, queue, dir, test_runner()).await
     }
 
     /// [`Worker::start_with`] on the given queue (and its database for the run store), e.g. a
@@ -68,7 +77,20 @@ impl Worker {
         limits: Limits,
         queue: Arc<dyn Queue>,
     ) -> Worker {
-        Self::start_on(h, cluster, limits, queue, tempfile::tempdir().unwrap()).await
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_on(h, cluster, limits, queue, dir, test_runner()).await
+    }
+
+    /// [`Worker::start_on_queue`] without cluster checks, retrying a transient failure after
+    /// milliseconds instead of seconds (tests of what a retry leaves behind).
+    pub async fn start_retrying_fast(h: &Harness, queue: Arc<dyn Queue>) -> Worker {
+        let runner = RunnerConfig {
+            backoff_base: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(100),
+            ..test_runner()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_on(h, vec![], Limits::default(), queue, dir, runner).await
     }
 
     async fn start_on(
@@ -77,6 +99,7 @@ impl Worker {
         limits: Limits,
         queue: Arc<dyn Queue>,
         dir: tempfile::TempDir,
+        runner: RunnerConfig,
     ) -> Worker {
         let key =
             AppKey::from_file(&crate::own_fixtures().join("TEST-ONLY-github-app-key.pem")).unwrap();
@@ -120,17 +143,8 @@ impl Worker {
         ));
         let stop = CancellationToken::new();
         let runner = tokio::spawn(
-            Runner::new(
-                queue.clone(),
-                registry,
-                RunnerConfig {
-                    workers: 1,
-                    poll_interval: Duration::from_millis(20),
-                    ..RunnerConfig::default()
-                },
-                Arc::new(Metrics::new()),
-            )
-            .run(stop.clone()),
+            Runner::new(queue.clone(), registry, runner, Arc::new(Metrics::new()))
+                .run(stop.clone()),
         );
         Worker {
             _dir: dir,

@@ -42,17 +42,17 @@ async fn seeded_dashboard(b: &Backend, repo: &std::path::Path) -> Dashboard {
         (14, RunStatus::Superseded),
         (15, RunStatus::Success),
     ] {
-        let id = runs
+        let at = runs
             .create_run(&NewRun {
                 repo: "acme/gitops".into(),
                 pr,
                 head_sha: format!("{pr:0>40}"),
-                base_sha: Some("b".repeat(40)),
                 trigger: "pull_request.synchronize".into(),
                 job_id: None,
             })
             .await
             .unwrap();
+        let id = at.run;
         let url = format!("http://localhost/runs/{id}");
         let apps = if pr == 15 {
             big = id;
@@ -65,7 +65,7 @@ async fn seeded_dashboard(b: &Backend, repo: &std::path::Path) -> Dashboard {
             vec![app("web", "staging", 3)]
         };
         runs.finish_run(
-            id,
+            at,
             &RunOutcome {
                 status,
                 error: None,

@@ -27,6 +27,7 @@ both_backends!(
     overview_shows_runs_deliveries_and_queue_depth,
     promotions_are_filtered_by_the_query_string,
     pages_and_api_answers_are_scrubbed,
+    a_run_page_lists_its_attempts_and_the_base_it_compared,
 );
 
 fn router(d: Dashboard, b: &Backend) -> Router {
@@ -52,7 +53,6 @@ fn new_run(pr: u64) -> NewRun {
         repo: "acme/gitops".into(),
         pr,
         head_sha: "c0ffee".repeat(7)[..40].to_string(),
-        base_sha: Some("b".repeat(40)),
         trigger: "pull_request.synchronize".into(),
         job_id: None,
     }
@@ -69,7 +69,8 @@ fn section<'a>(html: &'a str, name: &str) -> &'a str {
 
 async fn split_comment_links_lead_to_the_full_diff_of_each_app(b: &Backend) {
     let runs = Arc::new(SqlRunStore::new(b.queue.db()));
-    let id = runs.create_run(&new_run(7)).await.unwrap();
+    let at = runs.create_run(&new_run(7)).await.unwrap();
+    let id = at.run;
     let base = "https://capstan.example.com";
     let run_url = format!("{base}/runs/{id}");
     // Four apps of ~40 kB of diff each: far beyond one 65,536-character comment.
@@ -86,7 +87,7 @@ async fn split_comment_links_lead_to_the_full_diff_of_each_app(b: &Backend) {
     // One app drifted in the cluster: its live diff is shown beside the git diff.
     rep.apps[2].live_diff = Some(rep.apps[2].diff.clone());
     runs.finish_run(
-        id,
+        at,
         &RunOutcome {
             status: RunStatus::Success,
             error: None,
@@ -315,6 +316,122 @@ async fn pages_and_api_answers_are_scrubbed(b: &Backend) {
         assert!(!text.contains("s3cr3t-bearer-value"), "{text}");
         assert!(text.contains("REDACTED"), "{text}");
     }
+}
+
+/// Issue 19, item 4: a head checked twice is one run; its page lists both attempts (the first
+/// one's error escaped), shows the base branch tip and the merge base the latest attempt
+/// compared, and links the check run and comment the latest attempt left; the list and the JSON
+/// API show one row per head with its attempt count and bases.
+async fn a_run_page_lists_its_attempts_and_the_base_it_compared(b: &Backend) {
+    let runs = Arc::new(SqlRunStore::new(b.queue.db()));
+    let (tip, fork) = (
+        "1234567".repeat(6)[..40].to_string(),
+        "fedcba9".repeat(6)[..40].to_string(),
+    );
+    let first = runs.create_run(&new_run(7)).await.unwrap();
+    runs.set_check_run(first, 900).await.unwrap();
+    runs.finish_run(
+        first,
+        &RunOutcome {
+            status: RunStatus::Error,
+            error: Some("GitHub answered 500 <script>alert(1)</script>".into()),
+            report: None,
+            comment_ids: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    let mut again = new_run(7);
+    again.trigger = "command.diff".into();
+    again.job_id = Some(42);
+    let second = runs.create_run(&again).await.unwrap();
+    assert_eq!(second.run, first.run);
+    runs.record_base(second, &tip, &fork).await.unwrap();
+    runs.finish_run(
+        second,
+        &RunOutcome {
+            status: RunStatus::Success,
+            error: None,
+            report: Some(report("acme/gitops", 7, "http://x/runs/1", vec![])),
+            comment_ids: vec![31],
+        },
+    )
+    .await
+    .unwrap();
+    let id = first.run;
+
+    let d =
+        Dashboard::new(runs.clone(), b.queue.clone()).with_forge_web("https://github.com".into());
+    let r = router(d, b);
+    let (status, html) = get(&r, &format!("/runs/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&tip) && html.contains(&fork), "{html}");
+    let attempts = &html[html.find("<h2>Attempts</h2>").expect("an attempts table")..];
+    assert!(
+        attempts.contains("#1") && attempts.contains("#2"),
+        "{attempts}"
+    );
+    assert!(attempts.contains("pull_request.synchronize") && attempts.contains("command.diff"));
+    assert!(
+        attempts.contains(">42<"),
+        "the job of each attempt: {attempts}"
+    );
+    assert!(
+        attempts.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{attempts}"
+    );
+    assert!(!html.contains("<script>alert(1)"), "escaped");
+    assert!(
+        html.contains("href=\"https://github.com/acme/gitops/runs/900\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"https://github.com/acme/gitops/pull/7#issuecomment-31\""),
+        "{html}"
+    );
+
+    let (status, html) = get(&r, "/runs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        html.matches("href=\"/runs/").count(),
+        1,
+        "one row per head: {html}"
+    );
+    assert!(html.contains("Attempts") && html.contains("Merge base"));
+    assert!(
+        html.contains(&tip[..7]) && html.contains(&fork[..7]),
+        "{html}"
+    );
+
+    let (_, list) = get_json(&r, "/api/runs").await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    let row = &list[0];
+    assert_eq!(row["attempts"], 2, "{list}");
+    assert_eq!(row["base_sha"], tip.as_str());
+    assert_eq!(row["merge_base"], fork.as_str());
+    let (_, one) = get_json(&r, &format!("/api/runs/{id}")).await;
+    let statuses: Vec<&str> = one["attempt_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["error", "success"]);
+
+    // Without a forge to link to, the ids are still there; a new run has nothing fetched yet.
+    let other = runs
+        .create_run(&NewRun {
+            head_sha: "d".repeat(40),
+            ..new_run(7)
+        })
+        .await
+        .unwrap();
+    let r = router(Dashboard::new(runs.clone(), b.queue.clone()), b);
+    let (_, html) = get(&r, &format!("/runs/{id}")).await;
+    assert!(html.contains("check run 900") && html.contains("comment 31"));
+    assert!(!html.contains("https://github.com/acme"));
+    let (_, html) = get(&r, &format!("/runs/{}", other.run)).await;
+    assert!(html.contains("not fetched"), "{html}");
 }
 
 #[tokio::test]

@@ -25,20 +25,20 @@ async fn pages_render_quickly_with_a_thousand_runs() {
     let runs = Arc::new(SqlRunStore::new(b.queue.db()));
     let mut last = 0;
     for pr in 0..RUNS {
-        let id = runs
+        let at = runs
             .create_run(&NewRun {
                 repo: format!("acme/repo-{}", pr % 7),
                 pr,
                 head_sha: format!("{pr:0>40}"),
-                base_sha: None,
                 trigger: "pull_request.synchronize".into(),
                 job_id: None,
             })
             .await
             .unwrap();
+        let id = at.run;
         let url = format!("http://localhost/runs/{id}");
         runs.finish_run(
-            id,
+            at,
             &RunOutcome {
                 status: if pr % 5 == 0 {
                     RunStatus::Failure

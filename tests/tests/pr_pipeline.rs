@@ -429,7 +429,11 @@ async fn without_github_credentials_the_run_is_stored_and_nothing_is_posted() {
     let run = finished_run(&h, 10, &head).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     assert_eq!(run.apps, 2);
-    // The base is the base branch as the mirror fetched it.
+    // The base is the base branch as the mirror fetched it, and the run records it (without a
+    // forge nothing else says what was compared).
+    let main = h.main_tip().to_string();
+    assert_eq!(run.base_sha.as_deref(), Some(main.as_str()), "{run:?}");
+    assert_eq!(run.merge_base.as_deref(), Some(main.as_str()), "{run:?}");
     let store = run_store(&h).await;
     let report = store.run(run.id).await.unwrap().unwrap().report.unwrap();
     assert_eq!(

@@ -61,6 +61,9 @@ pub struct Dashboard {
     /// The path the dashboard is served under when a request names none in
     /// `X-Forwarded-Prefix`: the path of `public_url` (see [`prefix`]).
     pub(crate) prefix: prefix::Prefix,
+    /// The forge's web address (`https://github.com`), to link a run's check run and comments;
+    /// `None`: no forge, the page shows their ids only.
+    pub(crate) forge_web: Option<String>,
 }
 
 impl Dashboard {
@@ -84,7 +87,14 @@ impl Dashboard {
             argocd: None,
             auth: Arc::new(Auth::none()),
             prefix: prefix::Prefix::none(),
+            forge_web: None,
         }
+    }
+
+    /// Link runs' check runs and comments on the forge at `url` (`https://github.com`).
+    pub fn with_forge_web(mut self, url: String) -> Self {
+        self.forge_web = Some(url.trim_end_matches('/').to_string());
+        self
     }
 
     pub fn with_config(mut self, config: DashboardConfig) -> Self {

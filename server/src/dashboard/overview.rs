@@ -131,7 +131,10 @@ pub fn run_row(r: &RunRecord) -> Markup {
         td { (r.repo) }
         td { "#" (r.pr) }
         td { code { (short) } }
+        td { (short_sha(r.base_sha.as_deref())) }
+        td { (short_sha(r.merge_base.as_deref())) }
         td { (badge(r.status.as_str(), status_tone(r.status.as_str()))) }
+        td { (r.attempts) }
         td { (r.apps) }
         td {
             @if findings.is_empty() { span.muted { "none" } }
@@ -145,12 +148,23 @@ pub fn run_row(r: &RunRecord) -> Markup {
     }
 }
 
-pub const RUN_HEADERS: [&str; 9] = [
+/// A commit as its first seven characters, or a muted "not fetched".
+pub fn short_sha(sha: Option<&str>) -> Markup {
+    match sha {
+        Some(s) => html! { code title=(s) { (s.get(..7).unwrap_or(s)) } },
+        None => html! { span.muted { "not fetched" } },
+    }
+}
+
+pub const RUN_HEADERS: [&str; 12] = [
     "Run",
     "Repository",
     "PR",
     "Head",
+    "Base",
+    "Merge base",
     "Status",
+    "Attempts",
     "Apps",
     "Findings",
     "Started",

@@ -1,15 +1,17 @@
 //! `/runs` and `/runs/{id}`: the complete report of a run — every app, every object diff, every
 //! finding — with an anchor per app (`#app-<name>`) that the PR comment links to, so a comment
-//! that GitHub's size limit cut or split always has the whole story one click away.
+//! that GitHub's size limit cut or split always has the whole story one click away. A run is
+//! one pull-request head: the page reads as its latest attempt and lists every attempt.
 
 use capstan_worker::diff::{ObjectChange, ObjectChangeKind};
+use capstan_worker::git::RepoName;
 use capstan_worker::report::{AppSection, ArgoStatus, ReportFinding, RunReport, Severity};
-use capstan_worker::store::{RunFilter, RunRecord, RunStatus};
+use capstan_worker::store::{RunAttempt, RunFilter, RunRecord, RunStatus};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{self, Tone, badge};
-use super::overview::{RUN_HEADERS, run_row, status_tone};
+use super::overview::{RUN_HEADERS, run_row, short_sha, status_tone};
 use super::{Dashboard, PageError};
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,13 +72,24 @@ pub fn render(d: &Dashboard, r: &RunRecord, user: Option<&str>) -> Markup {
         div.table-wrap { table { tbody {
             tr { th scope="row" { "Status" } td { (badge(r.status.as_str(), status_tone(r.status.as_str()))) } }
             tr { th scope="row" { "Head" } td { code { (r.head_sha) } } }
-            tr { th scope="row" { "Base" } td { code { (r.base_sha.as_deref().unwrap_or("—")) } } }
+            tr { th scope="row" { "Base" } td { (full_sha(r.base_sha.as_deref())) " " span.muted { "(the base branch tip fetched)" } } }
+            tr { th scope="row" { "Merge base" } td { (full_sha(r.merge_base.as_deref())) " " span.muted { "(what the diff compared the head against)" } } }
             tr { th scope="row" { "Trigger" } td { (r.trigger) } }
+            tr { th scope="row" { "Attempts" } td { (r.attempts) } }
             tr { th scope="row" { "Started" } td { (layout::time(r.started_at)) } }
             tr { th scope="row" { "Duration" } td { (layout::duration(r.duration_ms())) } }
+            tr { th scope="row" { "On the forge" } td { (forge_links(d, r)) } }
         } } }
         @if let Some(e) = &r.error {
             (layout::notice(&format!("The run failed: {e}")))
+        }
+        @if !r.attempt_history.is_empty() {
+            h2 { "Attempts" }
+            (layout::table(
+                &["Attempt", "Job", "Trigger", "Status", "Started", "Duration", "Error"],
+                &r.attempt_history.iter().map(attempt_row).collect::<Vec<_>>(),
+                "",
+            ))
         }
         @match &r.report {
             None => (layout::notice(
@@ -86,6 +99,52 @@ pub fn render(d: &Dashboard, r: &RunRecord, user: Option<&str>) -> Markup {
         }
     };
     layout::page(&d.config, &format!("Run #{}", r.id), "/", user, body)
+}
+
+fn full_sha(sha: Option<&str>) -> Markup {
+    match sha {
+        Some(s) => html! { code { (s) } },
+        None => short_sha(None),
+    }
+}
+
+fn attempt_row(a: &RunAttempt) -> Markup {
+    html! {
+        td { "#" (a.attempt) }
+        td { @match a.job_id { Some(j) => (j), None => span.muted { "—" } } }
+        td { (a.trigger) }
+        td { (badge(a.status.as_str(), status_tone(a.status.as_str()))) }
+        td { (layout::time(a.started_at)) }
+        td { (layout::duration(a.finished_at.map(|f| f - a.started_at))) }
+        td { @match &a.error { Some(e) => (e), None => span.muted { "—" } } }
+    }
+}
+
+/// The latest attempt's check run and comment parts: links when the forge is known and the
+/// repository name is one (it becomes part of the URL), their ids otherwise.
+fn forge_links(d: &Dashboard, r: &RunRecord) -> Markup {
+    if r.check_run_id.is_none() && r.comment_ids.is_empty() {
+        return html! { span.muted { "nothing posted" } };
+    }
+    let web = d
+        .forge_web
+        .as_deref()
+        .filter(|_| RepoName::parse(&r.repo).is_ok());
+    html! {
+        @if let Some(id) = r.check_run_id {
+            @match web {
+                Some(w) => a href={ (w) "/" (r.repo) "/runs/" (id) } { "check run " (id) },
+                None => { "check run " (id) },
+            }
+        }
+        @for (i, c) in r.comment_ids.iter().enumerate() {
+            @if i > 0 || r.check_run_id.is_some() { " · " }
+            @match web {
+                Some(w) => a href={ (w) "/" (r.repo) "/pull/" (r.pr) "#issuecomment-" (c) } { "comment " (c) },
+                None => { "comment " (c) },
+            }
+        }
+    }
 }
 
 fn report_html(report: &RunReport) -> Markup {

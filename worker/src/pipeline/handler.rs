@@ -31,7 +31,7 @@ use crate::runner::{JobContext, JobError, JobHandler};
 use crate::services::Services;
 use crate::settings::RepoSettings;
 use crate::store::SqlFidelityStore;
-use crate::store::runs::{NewRun, RunId, RunOutcome, RunStatus};
+use crate::store::runs::{AttemptId, NewRun, RunOutcome, RunStatus};
 
 /// Runs `pr_check` jobs.
 pub struct PrCheckHandler {
@@ -244,46 +244,44 @@ impl Check<'_> {
             fetch::check_branch(b).map_err(|e| JobError::Permanent(anyhow!("pr_check: {e}")))?;
         }
 
-        let run_id = self
+        // A head already checked (a retry, a redelivery, `/capstan diff`) reopens its run.
+        let run = self
             .services
             .runs
             .create_run(&NewRun {
                 repo: self.job.repo.clone(),
                 pr: self.job.number,
                 head_sha: self.job.head_sha.clone(),
-                base_sha: pr.as_ref().map(|p| p.base_sha.clone()),
                 trigger: self.job.trigger.clone(),
                 job_id: Some(self.ctx.job.id),
             })
             .await
             .map_err(|e| Failed::of(e, "recording the run").into_job_error())?;
-        let run_url = self.services.run_url(run_id);
-        info!(run = run_id, url = %run_url, "run started");
+        let run_url = self.services.run_url(run.run);
+        info!(run = run.run, attempt = run.attempt, url = %run_url, "run started");
 
         let mut posted = Posted::default();
         // The overall deadline: whatever a PR makes the steps do, the job ends and says so.
         let deadline = self.services.limits.job_deadline;
-        let result = tokio::time::timeout(
-            deadline,
-            self.steps(run_id, &run_url, resolved, &mut posted),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(Halt::Failed(Failed::permanent(anyhow!(
-                crate::limits::not_checked(
-                    "job_deadline_secs",
-                    deadline.as_secs(),
-                    "the check did not finish in time"
-                )
-            ))))
-        });
-        self.conclude(run_id, &run_url, posted, result).await
+        let result =
+            tokio::time::timeout(deadline, self.steps(run, &run_url, resolved, &mut posted))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Halt::Failed(Failed::permanent(anyhow!(
+                        crate::limits::not_checked(
+                            "job_deadline_secs",
+                            deadline.as_secs(),
+                            "the check did not finish in time"
+                        )
+                    ))))
+                });
+        self.conclude(run, &run_url, posted, result).await
     }
 
     /// Records how the run ended and tells the forge where it can.
     async fn conclude(
         &self,
-        run_id: RunId,
+        run: AttemptId,
         run_url: &str,
         posted: Posted,
         result: Result<Finished, Halt>,
@@ -341,14 +339,15 @@ impl Check<'_> {
                 )
             }
         };
-        if let Err(e) = self.services.runs.finish_run(run_id, &outcome).await {
-            warn!(run = run_id, error = %e, "could not record the run's outcome");
+        if let Err(e) = self.services.runs.finish_run(run, &outcome).await {
+            warn!(run = run.run, attempt = run.attempt, error = %e, "could not record the run's outcome");
             if ret.is_ok() {
                 return Err(Failed::of(e, "recording the run").into_job_error());
             }
         }
         info!(
-            run = run_id,
+            run = run.run,
+            attempt = run.attempt,
             status = outcome.status.as_str(),
             total_ms = self.started.elapsed().as_millis() as u64,
             "run finished"
@@ -378,7 +377,7 @@ impl Check<'_> {
 
     async fn steps(
         &self,
-        run_id: RunId,
+        run: AttemptId,
         run_url: &str,
         mut resolved: Resolved,
         posted: &mut Posted,
@@ -389,7 +388,7 @@ impl Check<'_> {
             let t0 = Instant::now();
             let handle = t.start_check().await.map_err(Failed::forge)?;
             if let CheckHandle::CheckRun(id) = handle
-                && let Err(e) = self.services.runs.set_check_run(run_id, id).await
+                && let Err(e) = self.services.runs.set_check_run(run, id).await
             {
                 warn!(error = %e, "could not record the check run id");
             }
@@ -429,6 +428,16 @@ impl Check<'_> {
             .map_err(|e| Failed::of(e, "fetching the pull request"))?;
         resolved.base_sha = fetched.0;
         let diff_base = fetched.1;
+        // The run shows what was compared, which is not always what the forge said at the start
+        // (no forge at all, or a base that moved): the tip fetched and the merge base diffed.
+        if let Err(e) = self
+            .services
+            .runs
+            .record_base(run, &resolved.base_sha.to_string(), &diff_base.to_string())
+            .await
+        {
+            warn!(error = %e, "could not record the compared base");
+        }
         self.step_done("fetch", t0);
         self.stop_point()?;
 

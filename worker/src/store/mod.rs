@@ -49,7 +49,10 @@ pub use promotions::{
     PromotionFilter, PromotionId, PromotionOutcome, PromotionRecord, PromotionStatus,
     PromotionStore, SqlPromotionStore,
 };
-pub use runs::{Hold, NewRun, RunFilter, RunId, RunOutcome, RunRecord, RunStatus, RunStore};
+pub use runs::{
+    AttemptId, Hold, NewRun, RunAttempt, RunFilter, RunId, RunOutcome, RunRecord, RunStatus,
+    RunStore,
+};
 
 /// The queue's connection pools, shared with the other stores.
 #[derive(Clone, Debug)]
