@@ -5,7 +5,14 @@
 //! (`kustomize_conformance.rs`).
 #![allow(clippy::unwrap_used)]
 
+mod chart_support;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use capstan_worker::render::charts::ChartSettings;
+use sha2::Digest;
 
 use capstan_worker::render::{
     BackendChoice, KustomizeOptions, RenderConfig, RenderError, RenderSource, Renderer, SourceKind,
@@ -223,4 +230,74 @@ fn the_native_engine_and_the_kustomize_binary_with_enable_helm_agree() {
     assert_eq!(binary.backend, "kustomize");
     assert_eq!(&*binary.yaml, &*native.yaml);
     let _ = fs.kind(&RepoPath::new("app").unwrap());
+}
+
+/// A chart a kustomization names by `repo:` comes through Capstan's chart fetcher when the
+/// operator lists the repository: fetched once (index and archive, digest checked), then served
+/// from the cache, offline too, and inflated exactly as the same chart kept in the repository.
+#[test]
+fn a_chart_from_a_listed_repository_is_fetched_cached_and_inflated_like_a_local_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tgz = chart_support::archive(
+        tmp.path(),
+        "web",
+        &[
+            ("Chart.yaml", CHART),
+            ("values.yaml", VALUES),
+            ("templates/cm.yaml", TEMPLATE),
+        ],
+    );
+    let index = format!(
+        "apiVersion: v1\nentries:\n  web:\n  - name: web\n    version: 0.1.0\n    \
+         urls: [web-0.1.0.tgz]\n    digest: {}\n",
+        hex::encode(sha2::Sha256::digest(&tgz))
+    );
+    let mut files = BTreeMap::new();
+    files.insert("index.yaml".to_string(), index.into_bytes());
+    files.insert("web-0.1.0.tgz".to_string(), tgz);
+    let served = chart_support::serve(files);
+
+    // The same chart, from the repository and from the kustomization's own chart folder.
+    let fields = "  version: 0.1.0\n  releaseName: r\n  namespace: team\n  \
+                  valuesInline:\n    greeting: inline\nnamePrefix: p-\n";
+    let remote = repo(&format!(
+        "helmCharts:\n- name: web\n  repo: {}\n{fields}",
+        served.url
+    ));
+    let local = repo(&format!("helmCharts:\n- name: web\n{fields}"));
+    let helm = capstan_worker::render::helm::test_binary().unwrap();
+    let cache = tmp.path().join("chart-cache");
+    let with_charts = |offline: bool| {
+        Renderer::new(RenderConfig {
+            backend: BackendChoice::Native,
+            helm_binary: Some(helm.clone()),
+            charts: ChartSettings {
+                repositories: vec![served.url.clone()],
+                cache_dir: Some(cache.clone()),
+                offline,
+                ..ChartSettings::default()
+            },
+            ..RenderConfig::default()
+        })
+    };
+    let want = renderer(BackendChoice::Native, Some(helm.clone()))
+        .render(&DirFs::new(local.path()).unwrap(), &source("app"))
+        .unwrap();
+    assert!(want.yaml.contains("name: p-r-web"), "{}", want.yaml);
+    assert!(want.yaml.contains("greeting: inline"), "{}", want.yaml);
+
+    let remote_fs = DirFs::new(remote.path()).unwrap();
+    let fetched = with_charts(false)
+        .render(&remote_fs, &source("app"))
+        .unwrap();
+    assert_eq!(fetched.yaml, want.yaml);
+    let after_fetch = served.hits.load(Ordering::SeqCst);
+    assert_eq!(after_fetch, 2, "the index and the archive, once each");
+
+    // A new process with the cache: nothing is asked of the repository.
+    let cached = with_charts(true)
+        .render(&remote_fs, &source("app"))
+        .unwrap();
+    assert_eq!(cached.yaml, want.yaml);
+    assert_eq!(served.hits.load(Ordering::SeqCst), after_fetch);
 }
