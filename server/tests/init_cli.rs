@@ -80,19 +80,24 @@ fn application(name: &str, path: &str, namespace: &str, helm: Option<&str>) -> S
     )
 }
 
+/// `apps/<app>/base`: the workload every environment of the app builds on.
+fn base(root: &Path, app: &str) {
+    write(
+        root,
+        &format!("apps/{app}/base/workload.yaml"),
+        &workload(app),
+    );
+    write(
+        root,
+        &format!("apps/{app}/base/kustomization.yaml"),
+        "resources:\n- workload.yaml\n",
+    );
+}
+
 /// Kustomize overlays per environment, one Application each.
 fn overlays(root: &Path) {
     for app in ["web", "api"] {
-        write(
-            root,
-            &format!("apps/{app}/base/workload.yaml"),
-            &workload(app),
-        );
-        write(
-            root,
-            &format!("apps/{app}/base/kustomization.yaml"),
-            "resources:\n- workload.yaml\n",
-        );
+        base(root, app);
         for env in ["staging", "production"] {
             write(
                 root,
@@ -200,16 +205,7 @@ fn appset_git(root: &Path) {
         ),
     );
     for app in ["web", "api"] {
-        write(
-            root,
-            &format!("apps/{app}/base/workload.yaml"),
-            &workload(app),
-        );
-        write(
-            root,
-            &format!("apps/{app}/base/kustomization.yaml"),
-            "resources:\n- workload.yaml\n",
-        );
+        base(root, app);
         for env in ["dev", "prod"] {
             write(
                 root,
