@@ -175,6 +175,7 @@ async fn overview_shows_runs_deliveries_and_queue_depth(b: &Backend) {
         kind: "pr_check".into(),
         dedupe_key: key.into(),
         supersede_key: None,
+        order_key: None,
         payload: serde_json::json!({}),
         max_attempts: 1,
         run_after: None,

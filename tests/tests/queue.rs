@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use capstan_tests::backend::Backend;
 use capstan_tests::both_backends;
-use capstan_worker::jobs::PrCheck;
+use capstan_worker::jobs::{Command, PrCheck};
 use capstan_worker::queue::{
     DeliveryOutcome, Finish, Heartbeat, JobState, NewDelivery, NewJob, Queue, RecordOutcome, now_ms,
 };
@@ -23,6 +23,8 @@ both_backends!(
     release_gives_the_job_back_uncounted,
     claims_only_requested_kinds,
     depth_counts_by_kind_and_state,
+    commands_of_one_pr_run_one_at_a_time_in_the_order_written,
+    two_replicas_never_run_two_commands_of_one_pr_at_once,
 );
 
 fn delivery(id: &str) -> NewDelivery {
@@ -409,5 +411,153 @@ async fn sqlite_file_opened_and_closed_by_many_at_once() {
     assert_eq!(
         q.depth().await.unwrap(),
         vec![("ping".to_string(), JobState::Queued, 40)]
+    );
+}
+
+fn command(number: u64, comment_id: u64) -> NewJob {
+    Command {
+        repo: "acme/gitops".into(),
+        number,
+        comment_id,
+        comment_version: "v1".into(),
+        author: "alice".into(),
+        author_association: Some("MEMBER".into()),
+        lines: vec!["/capstan diff".into()],
+        installation_id: None,
+        written_at: None,
+        default_branch: Some("main".into()),
+    }
+    .into_job()
+}
+
+/// The acceptance case of per-PR ordering across replicas: a command held open on one replica
+/// makes the other wait for that pull request while it serves other pull requests, and the
+/// commands of a pull request run in the order they were queued.
+async fn commands_of_one_pr_run_one_at_a_time_in_the_order_written(b: &Backend) {
+    // A second handle on the same database: another replica.
+    let other = capstan_worker::queue::open(&b.url).await.unwrap();
+    let (one, two) = (&b.queue, &other);
+    let kinds = kinds(&["command"]);
+    let first = one.enqueue(&command(7, 1)).await.unwrap().unwrap();
+    let second = one.enqueue(&command(7, 2)).await.unwrap().unwrap();
+    let third = one.enqueue(&command(7, 3)).await.unwrap().unwrap();
+    let elsewhere = one.enqueue(&command(8, 1)).await.unwrap().unwrap();
+
+    let held = one.claim("r1", &kinds, LEASE).await.unwrap().unwrap();
+    assert_eq!(held.job.id, first);
+    let served = two.claim("r2", &kinds, LEASE).await.unwrap().unwrap();
+    assert_eq!(
+        served.job.id, elsewhere,
+        "the other replica serves other PRs"
+    );
+    assert!(
+        two.claim("r2", &kinds, LEASE).await.unwrap().is_none(),
+        "and waits for PR 7 while its first command runs"
+    );
+    // A failed attempt to be retried keeps its place: it runs again before the later commands.
+    assert!(
+        one.finish(
+            first,
+            "r1",
+            1,
+            &Finish::Retry {
+                error: "flaky".into(),
+                run_after: now_ms(),
+            }
+        )
+        .await
+        .unwrap()
+    );
+    let again = two.claim("r2", &kinds, LEASE).await.unwrap().unwrap();
+    assert_eq!(again.job.id, first);
+    assert!(one.claim("r1", &kinds, LEASE).await.unwrap().is_none());
+    assert!(
+        two.finish(first, "r2", 2, &Finish::Succeeded)
+            .await
+            .unwrap()
+    );
+    let next = one.claim("r1", &kinds, LEASE).await.unwrap().unwrap();
+    assert_eq!(next.job.id, second);
+    assert!(two.claim("r2", &kinds, LEASE).await.unwrap().is_none());
+    assert!(
+        one.finish(second, "r1", 1, &Finish::Succeeded)
+            .await
+            .unwrap()
+    );
+    let last = two.claim("r2", &kinds, LEASE).await.unwrap().unwrap();
+    assert_eq!(last.job.id, third);
+}
+
+/// Many claimers on two replicas over a few pull requests: never two commands of one pull
+/// request running at once, and each pull request's commands claimed in queued order.
+async fn two_replicas_never_run_two_commands_of_one_pr_at_once(b: &Backend) {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    let replicas = [
+        b.queue.clone(),
+        capstan_worker::queue::open(&b.url).await.unwrap(),
+    ];
+    let mut queued: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
+    for comment in 1..=6u64 {
+        for pr in 1..=4u64 {
+            let id = b
+                .queue
+                .enqueue(&command(pr, comment))
+                .await
+                .unwrap()
+                .unwrap();
+            queued.entry(pr).or_default().push(id);
+        }
+    }
+    let running: Arc<Mutex<BTreeMap<u64, usize>>> = Arc::default();
+    let claimed: Arc<Mutex<BTreeMap<u64, Vec<i64>>>> = Arc::default();
+    let overlaps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let q = replicas[w % 2].clone();
+        let (running, claimed, overlaps) = (running.clone(), claimed.clone(), overlaps.clone());
+        workers.push(tokio::spawn(async move {
+            let name = format!("w{w}");
+            let mut idle = 0;
+            while idle < 50 {
+                let Some(c) = q.claim(&name, &kinds(&["command"]), LEASE).await.unwrap() else {
+                    idle += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                idle = 0;
+                let pr = c.job.payload["number"].as_u64().unwrap();
+                {
+                    let mut r = running.lock().unwrap();
+                    let n = r.entry(pr).or_default();
+                    *n += 1;
+                    if *n > 1 {
+                        overlaps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                claimed
+                    .lock()
+                    .unwrap()
+                    .entry(pr)
+                    .or_default()
+                    .push(c.job.id);
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                *running.lock().unwrap().get_mut(&pr).unwrap() -= 1;
+                assert!(
+                    q.finish(c.job.id, &name, c.job.attempts, &Finish::Succeeded)
+                        .await
+                        .unwrap()
+                );
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(overlaps.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(
+        *claimed.lock().unwrap(),
+        queued,
+        "every command, in queued order per PR"
     );
 }

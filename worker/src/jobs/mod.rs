@@ -150,7 +150,10 @@ impl Command {
             "{COMMAND}:{}#{}/{}@{}",
             self.repo, self.number, self.comment_id, self.comment_version
         );
-        NewJob::new(Self::NAME, dedupe, to_value(&self))
+        // The commands of one PR run one at a time in the order they were queued (delivery
+        // order), on whichever replica claims them.
+        let order = format!("{COMMAND}:{}#{}", self.repo, self.number);
+        NewJob::new(Self::NAME, dedupe, to_value(&self)).ordered(order)
     }
 }
 

@@ -79,6 +79,9 @@ pub struct NewJob {
     /// Jobs sharing this key (one PR) supersede each other: inserting a job marks queued jobs with
     /// the same supersede key and another dedupe key `superseded`, and asks running ones to stop.
     pub supersede_key: Option<String>,
+    /// Jobs sharing this key (the commands of one PR) run one at a time, in queued order, on
+    /// whichever replica: none supersedes another.
+    pub order_key: Option<String>,
     pub payload: serde_json::Value,
     pub max_attempts: i32,
     /// Not before this time (Unix ms); `None` = now.
@@ -93,6 +96,7 @@ impl NewJob {
             kind: kind.to_string(),
             dedupe_key: dedupe_key.into(),
             supersede_key: None,
+            order_key: None,
             payload,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
             run_after: None,
@@ -101,6 +105,11 @@ impl NewJob {
 
     pub fn superseding(mut self, key: impl Into<String>) -> Self {
         self.supersede_key = Some(key.into());
+        self
+    }
+
+    pub fn ordered(mut self, key: impl Into<String>) -> Self {
+        self.order_key = Some(key.into());
         self
     }
 

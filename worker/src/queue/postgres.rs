@@ -75,8 +75,8 @@ impl PgQueue {
             })?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO jobs (kind, dedupe_key, supersede_key, delivery_id, payload, state, \
-               attempts, max_attempts, run_after, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8) \
+               attempts, max_attempts, run_after, created_at, updated_at, order_key) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8, $9) \
              ON CONFLICT (dedupe_key) WHERE state IN ('queued', 'running') DO NOTHING \
              RETURNING id",
         )
@@ -88,6 +88,7 @@ impl PgQueue {
         .bind(job.max_attempts)
         .bind(job.run_after.unwrap_or(now))
         .bind(now)
+        .bind(&job.order_key)
         .fetch_optional(&mut **tx)
         .await
         .map_err(QueueError::db("inserting a job"))?;
@@ -199,7 +200,7 @@ impl Queue for PgQueue {
         lease: Duration,
     ) -> Result<Option<Claimed>, QueueError> {
         let now = now_ms();
-        let row: Option<JobRow> = sqlx::query_as(
+        let row: Result<Option<JobRow>, sqlx::Error> = sqlx::query_as(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, \
                lease_expires_at = $2, claimed_from = state, updated_at = $3 \
              WHERE id = ( \
@@ -210,6 +211,9 @@ impl Queue for PgQueue {
                  AND (j.supersede_key IS NULL OR NOT EXISTS ( \
                    SELECT 1 FROM jobs r WHERE r.supersede_key = j.supersede_key \
                      AND r.id <> j.id AND r.state = 'running' AND r.lease_expires_at >= $3)) \
+                 AND (j.order_key IS NULL OR NOT EXISTS ( \
+                   SELECT 1 FROM jobs o WHERE o.order_key = j.order_key AND o.id <> j.id \
+                     AND (o.state = 'running' OR (o.state = 'queued' AND o.id < j.id)))) \
                ORDER BY j.run_after, j.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
              RETURNING *",
         )
@@ -218,8 +222,13 @@ impl Queue for PgQueue {
         .bind(now)
         .bind(kinds)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(QueueError::db("claiming a job"))?;
+        .await;
+        let row = match row {
+            // Two replicas raced to start jobs of one order key and the unique index let one
+            // through: this claim finds nothing now and the worker polls again.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => None,
+            other => other.map_err(QueueError::db("claiming a job"))?,
+        };
         row.map(JobRow::into_claimed).transpose()
     }
 

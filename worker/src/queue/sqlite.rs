@@ -32,6 +32,9 @@ const CANDIDATE_SQL: &str = "SELECT j.id FROM jobs j \
        AND (j.supersede_key IS NULL OR NOT EXISTS ( \
          SELECT 1 FROM jobs r WHERE r.supersede_key = j.supersede_key \
            AND r.id <> j.id AND r.state = 'running' AND r.lease_expires_at >= ?1)) \
+       AND (j.order_key IS NULL OR NOT EXISTS ( \
+         SELECT 1 FROM jobs o WHERE o.order_key = j.order_key AND o.id <> j.id \
+           AND (o.state = 'running' OR (o.state = 'queued' AND o.id < j.id)))) \
      ORDER BY j.run_after, j.id LIMIT 1";
 
 pub struct SqliteQueue {
@@ -201,8 +204,8 @@ impl SqliteQueue {
             })?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO jobs (kind, dedupe_key, supersede_key, delivery_id, payload, state, \
-               attempts, max_attempts, run_after, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?7, ?8, ?8) \
+               attempts, max_attempts, run_after, created_at, updated_at, order_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?7, ?8, ?8, ?9) \
              ON CONFLICT (dedupe_key) WHERE state IN ('queued', 'running') DO NOTHING \
              RETURNING id",
         )
@@ -214,6 +217,7 @@ impl SqliteQueue {
         .bind(job.max_attempts)
         .bind(job.run_after.unwrap_or(now))
         .bind(now)
+        .bind(&job.order_key)
         .fetch_optional(&mut **tx)
         .await
         .map_err(QueueError::db("inserting a job"))?;
@@ -353,6 +357,9 @@ impl Queue for SqliteQueue {
                AND (supersede_key IS NULL OR NOT EXISTS ( \
                  SELECT 1 FROM jobs r WHERE r.supersede_key = jobs.supersede_key \
                    AND r.id <> jobs.id AND r.state = 'running' AND r.lease_expires_at >= ?3)) \
+               AND (order_key IS NULL OR NOT EXISTS ( \
+                 SELECT 1 FROM jobs o WHERE o.order_key = jobs.order_key AND o.id <> jobs.id \
+                   AND (o.state = 'running' OR (o.state = 'queued' AND o.id < jobs.id)))) \
              RETURNING *",
         )
         .bind(worker)
