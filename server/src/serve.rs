@@ -626,6 +626,11 @@ impl App {
                         forge,
                         allowed,
                         cfg.recovery_interval,
+                        format!(
+                            "capstan-{}-{}",
+                            std::process::id(),
+                            uuid::Uuid::new_v4().simple()
+                        ),
                         shutdown.clone(),
                     );
                     tasks.spawn(async move {

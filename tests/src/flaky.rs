@@ -127,4 +127,14 @@ impl Queue for Flaky {
         self.check("depth")?;
         self.inner.depth().await
     }
+
+    async fn take_periodic(
+        &self,
+        task: &str,
+        owner: &str,
+        period: Duration,
+    ) -> Result<bool, QueueError> {
+        self.check("take_periodic")?;
+        self.inner.take_periodic(task, owner, period).await
+    }
 }

@@ -12,12 +12,27 @@ use capstan_worker::recovery::recover_once;
 both_backends!(
     queues_heads_without_a_check_and_only_those,
     forge_errors_are_reported_not_swallowed,
+    replicas_take_turns_at_recovery,
 );
 
 /// Serves a fixed list of repositories and open PRs, like the GitHub API would page them.
 struct FakeForge {
     prs: Vec<OpenPullRequest>,
     fail: bool,
+}
+
+/// A [`FakeForge`] that counts the listings it serves: one per recovery pass.
+struct Counting(FakeForge, std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl Inventory for Counting {
+    async fn repositories(&self) -> Result<Vec<String>, ForgeError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.repositories().await
+    }
+    async fn open_pull_requests(&self, repo: &str) -> Result<Vec<OpenPullRequest>, ForgeError> {
+        self.0.open_pull_requests(repo).await
+    }
 }
 
 #[async_trait]
@@ -215,4 +230,71 @@ async fn serve_runs_recovery_at_start_with_a_forge() {
     service.await.unwrap().unwrap();
     assert_eq!(found.len(), 1, "recovery queued the missed head");
     assert_eq!(found[0].payload["trigger"], "recovery");
+}
+
+/// Replicas sharing a database take turns: in a period one of them runs recovery, so the forge is
+/// listed once however many replicas there are; when the period's lease has expired, the next
+/// tick of any replica takes it.
+async fn replicas_take_turns_at_recovery(b: &Backend) {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    let forge = Arc::new(Counting(
+        FakeForge {
+            prs: vec![pr("acme/gitops", 1, "a1")],
+            fail: false,
+        },
+        Default::default(),
+    ));
+    // A period no test run outlasts: any second pass would be a replica running out of turn.
+    let period = Duration::from_secs(3600);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut replicas = Vec::new();
+    for r in 0..3 {
+        let queue = capstan_worker::queue::open(&b.url).await.unwrap();
+        replicas.push(tokio::spawn(capstan_worker::recovery::run_periodically(
+            queue,
+            forge.clone(),
+            Arc::new(|_: &str| true),
+            period,
+            format!("replica-{r}"),
+            stop.clone(),
+        )));
+    }
+    let start = std::time::Instant::now();
+    while forge.1.load(Ordering::SeqCst) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no replica ran recovery"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every replica ticks at start; give the others time to try.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        forge.1.load(Ordering::SeqCst),
+        1,
+        "one replica listed the forge"
+    );
+    stop.cancel();
+    for r in replicas {
+        r.await.unwrap();
+    }
+
+    // The lease itself: held for its period, free to anyone after it.
+    let q = &b.queue;
+    let short = Duration::from_millis(50);
+    assert!(q.take_periodic("t", "a", short).await.unwrap());
+    assert!(
+        !q.take_periodic("t", "b", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(
+        q.take_periodic("t", "b", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(!q.take_periodic("t", "a", short).await.unwrap());
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::forge::{ForgeError, Inventory};
 use crate::jobs::{PR_CHECK, PrCheck};
@@ -71,23 +71,35 @@ pub async fn recover_once(
     Ok(report)
 }
 
-/// Run [`recover_once`] now and then every `every` until `shutdown`.
+/// The periodic lease replicas share for recovery (see [`Queue::take_periodic`]).
+pub const RECOVERY_TASK: &str = "missed-event-recovery";
+
+/// Run [`recover_once`] now and then every `every` until `shutdown`. Replicas sharing a
+/// database take turns: in each period only the one holding the recovery lease lists the pull
+/// requests, so N replicas cost the forge's rate limit what one does.
 pub async fn run_periodically(
     queue: Arc<dyn Queue>,
     forge: Arc<dyn Inventory>,
     allowed: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     every: Duration,
+    owner: String,
     shutdown: CancellationToken,
 ) {
     loop {
-        match recover_once(queue.as_ref(), forge.as_ref(), allowed.as_ref()).await {
-            Ok(r) => info!(
-                repos = r.repos,
-                open_prs = r.open_prs,
-                enqueued = r.enqueued.len(),
-                "missed-event recovery pass done"
-            ),
-            Err(e) => warn!(error = %e, "missed-event recovery pass failed"),
+        match queue.take_periodic(RECOVERY_TASK, &owner, every).await {
+            Ok(true) => {
+                match recover_once(queue.as_ref(), forge.as_ref(), allowed.as_ref()).await {
+                    Ok(r) => info!(
+                        repos = r.repos,
+                        open_prs = r.open_prs,
+                        enqueued = r.enqueued.len(),
+                        "missed-event recovery pass done"
+                    ),
+                    Err(e) => warn!(error = %e, "missed-event recovery pass failed"),
+                }
+            }
+            Ok(false) => debug!("missed-event recovery: another replica runs it this period"),
+            Err(e) => warn!(error = %e, "missed-event recovery skipped: the queue is unavailable"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

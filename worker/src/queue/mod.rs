@@ -130,6 +130,23 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Number of jobs per (kind, state), for the queue-depth gauge.
     async fn depth(&self) -> Result<Vec<(String, JobState, i64)>, QueueError>;
+
+    /// Take the lease of the periodic `task` for `period` as `owner`: `true` when this replica
+    /// should run the task now, `false` when another replica holds an unexpired lease. The
+    /// lease ends slightly before the period so the next tick can take it again.
+    async fn take_periodic(
+        &self,
+        task: &str,
+        owner: &str,
+        period: Duration,
+    ) -> Result<bool, QueueError>;
+}
+
+/// When a periodic lease taken now for `period` expires (Unix ms): a tenth early, so the
+/// replica's next tick, or another's, finds it free.
+pub(crate) fn periodic_expiry(now: i64, period: Duration) -> i64 {
+    let ms = i64::try_from(period.as_millis()).unwrap_or(i64::MAX);
+    now.saturating_add(ms - ms / 10)
 }
 
 /// Open the queue named by `url` (`sqlite://PATH`, `sqlite::memory:`, `postgres://…`) and apply

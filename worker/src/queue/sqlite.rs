@@ -533,4 +533,27 @@ impl Queue for SqliteQueue {
             .filter_map(|(kind, state, n)| state.parse().ok().map(|s| (kind, s, n)))
             .collect())
     }
+
+    async fn take_periodic(
+        &self,
+        task: &str,
+        owner: &str,
+        period: Duration,
+    ) -> Result<bool, QueueError> {
+        let now = now_ms();
+        let taken: Option<String> = sqlx::query_scalar(
+            "INSERT INTO periodic_leases (task, owner, expires_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (task) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE periodic_leases.expires_at <= ?4 \
+             RETURNING owner",
+        )
+        .bind(task)
+        .bind(owner)
+        .bind(super::periodic_expiry(now, period))
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(QueueError::db("taking a periodic lease"))?;
+        Ok(taken.is_some())
+    }
 }
