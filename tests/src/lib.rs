@@ -49,8 +49,13 @@ pub fn capstan_binary() -> PathBuf {
         .to_path_buf();
     let bin = dir.join("capstan");
     if !bin.exists() {
+        // A benchmark built with --release looks in target/release: build the same profile.
+        let mut args = vec!["build", "-q", "-p", "capstan-server", "--bin", "capstan"];
+        if dir.file_name().is_some_and(|p| p == "release") {
+            args.push("--release");
+        }
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "capstan-server", "--bin", "capstan"])
+            .args(&args)
             .current_dir(repo_root())
             .status()
             .expect("running cargo build");
