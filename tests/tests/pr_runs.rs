@@ -14,6 +14,7 @@ use capstan_worker::store::runs::{RunFilter, RunRecord, RunStatus};
 capstan_tests::both_backends!(
     a_retried_job_leaves_one_run_with_two_attempts,
     two_checks_of_one_head_make_one_run_and_a_new_head_a_new_run,
+    a_check_run_that_cannot_be_restarted_is_replaced_not_lost,
 );
 
 /// The runs of PR `pr`, newest first.
@@ -100,7 +101,12 @@ async fn two_checks_of_one_head_make_one_run_and_a_new_head_a_new_run(b: &Backen
     assert_eq!(run.attempts, 2);
     assert_eq!(run.trigger, "command.diff", "the latest attempt's trigger");
     assert_eq!(run.job_id, Some(second));
+    // One check run per head and name: the second attempt restarted and completed the first's.
+    let checks = h.check_runs_for(&head);
+    assert_eq!(checks.len(), 1, "{checks:#?}");
+    assert_eq!(checks[0]["status"], "completed");
     let full = w.runs().run(run.id).await.unwrap().unwrap();
+    assert_eq!(full.check_run_id, checks[0]["id"].as_u64());
     let seen: Vec<(i64, Option<i64>, &str)> = full
         .attempt_history
         .iter()
@@ -136,6 +142,48 @@ async fn two_checks_of_one_head_make_one_run_and_a_new_head_a_new_run(b: &Backen
     assert_ne!(newest.id, run.id);
     assert_eq!(newest.base_sha.as_deref(), Some(moved.as_str()));
     assert_eq!(newest.merge_base.as_deref(), Some(fork_point.as_str()));
+    w.stop().await;
+    h.stop().await;
+}
+
+/// When GitHub refuses to restart the earlier check run (deleted, or a 422), the attempt creates
+/// a new one, as every attempt did before reuse: the check is never lost for the sake of reuse.
+async fn a_check_run_that_cannot_be_restarted_is_replaced_not_lost(b: &Backend) {
+    let h = Harness::without_service(&fanout_tree(1)).await;
+    let head = h.push_level("feature", "debug");
+    h.open_pull(32, "feature");
+    let w = Worker::start_on_queue(
+        &h,
+        vec![],
+        capstan_worker::limits::Limits::default(),
+        b.queue.clone(),
+    )
+    .await;
+    let first = w.check(32, &head).await;
+    assert_eq!(w.finished(first).await, JobState::Succeeded);
+    let id = h.check_runs_for(&head)[0]["id"].as_u64().unwrap();
+    h.fake.fail_route_times(
+        "PATCH",
+        &format!("/repos/acme/gitops/check-runs/{id}"),
+        422,
+        1,
+    );
+    let second = w
+        .enqueue(pr_check(32, &head, "command.diff", Some("alice")))
+        .await;
+    assert_eq!(w.finished(second).await, JobState::Succeeded);
+    let checks = h.check_runs_for(&head);
+    assert_eq!(checks.len(), 2, "{checks:#?}");
+    assert!(
+        checks.iter().all(|c| c["status"] == "completed"),
+        "{checks:#?}"
+    );
+    let run = &runs_of(&w, 32).await[0];
+    let newest = checks.iter().filter_map(|c| c["id"].as_u64()).max();
+    assert_eq!(
+        run.check_run_id, newest,
+        "the run links the check run it completed"
+    );
     w.stop().await;
     h.stop().await;
 }

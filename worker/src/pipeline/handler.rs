@@ -386,7 +386,19 @@ impl Check<'_> {
         let target = self.target(run_url);
         if let Some(t) = &target {
             let t0 = Instant::now();
-            let handle = t.start_check().await.map_err(Failed::forge)?;
+            // A later attempt at this head restarts the check run an earlier one created.
+            let earlier = if run.attempt > 1 {
+                match self.services.runs.run(run.run).await {
+                    Ok(r) => r.and_then(|r| r.check_run_id),
+                    Err(e) => {
+                        warn!(error = %e, "could not read the run's earlier check run");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let handle = t.start_check(earlier).await.map_err(Failed::forge)?;
             if let CheckHandle::CheckRun(id) = handle
                 && let Err(e) = self.services.runs.set_check_run(run, id).await
             {

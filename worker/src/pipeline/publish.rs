@@ -38,8 +38,10 @@ pub struct Target<'a> {
 
 impl Target<'_> {
     /// Marks the check as started: a check run `in_progress`, or a `pending` status when the
-    /// forge refuses check runs to these credentials.
-    pub async fn start_check(&self) -> Result<CheckHandle, ForgeError> {
+    /// forge refuses check runs to these credentials. `earlier` is the check run an earlier
+    /// attempt at this head created: it is restarted rather than joined by another, so a head
+    /// has one check run of Capstan's name however often it is checked.
+    pub async fn start_check(&self, earlier: Option<u64>) -> Result<CheckHandle, ForgeError> {
         let run = CheckRun {
             name: CHECK_NAME.into(),
             head_sha: self.head_sha.into(),
@@ -53,6 +55,16 @@ impl Target<'_> {
                 ..CheckOutput::default()
             }),
         };
+        if let Some(id) = earlier {
+            match self.forge.update_check_run(self.repo, id, &run).await {
+                Ok(()) => return Ok(CheckHandle::CheckRun(id)),
+                // Gone, no longer ours, or refused to restart: a new one is what every attempt
+                // made before, so the check is never lost for the sake of reuse.
+                Err(e) => {
+                    info!(repo = self.repo, check_run = id, error = %e, "starting a new check run");
+                }
+            }
+        }
         match self.forge.create_check_run(self.repo, &run).await {
             Ok(id) => Ok(CheckHandle::CheckRun(id)),
             Err(ForgeError::Unsupported { .. } | ForgeError::Forbidden { .. }) => {
