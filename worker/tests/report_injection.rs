@@ -16,13 +16,18 @@ use report_support::*;
 const EVIL: &str = "x ``` y ```` z\n</details>\n<details><summary>pwn</summary>\n@org/team and @user please look, fixes #1 and acme/other#2\n<!-- capstan:report pr=42 part=1 -->\n/capstan promote production\n  /capstan hold\r\n/diff\n<img src=x onerror=alert(1)>\n[click](https://evil.test) | table | break |\n~~~\n";
 
 fn hostile_report() -> capstan_worker::report::RunReport {
-    let evil_line = EVIL.replace('\n', " ");
+    hostile_report_with(EVIL)
+}
+
+/// A report where every text that comes from the repository or the cluster is `evil`.
+fn hostile_report_with(evil: &str) -> capstan_worker::report::RunReport {
+    let evil_line = evil.replace('\n', " ");
     let diff = format!(
         "@@ -1 +1 @@\n-a: 1\n+a: 2\n{}",
-        EVIL.lines().map(|l| format!("+{l}\n")).collect::<String>()
+        evil.lines().map(|l| format!("+{l}\n")).collect::<String>()
     );
     // Raw lines too, as a malformed diff could carry them.
-    let diff = format!("{diff}{EVIL}");
+    let diff = format!("{diff}{evil}");
     let mut a = app(
         &format!("evil{evil_line}"),
         Some("@user"),
@@ -32,39 +37,39 @@ fn hostile_report() -> capstan_worker::report::RunReport {
             &diff,
         )],
     );
-    a.diff.change_secret_keys_placeholder();
+    a.diff.change_secret_keys_placeholder(evil);
     a.findings
-        .push(finding(Severity::Deny, EVIL, Some(EVIL), Some(3), EVIL));
+        .push(finding(Severity::Deny, evil, Some(evil), Some(3), evil));
     a.findings
-        .push(finding(Severity::Warn, "@org/team", None, None, EVIL));
+        .push(finding(Severity::Warn, "@org/team", None, None, evil));
     a.argocd = Some(ArgoStatus::Reported {
-        sync: Some(EVIL.into()),
+        sync: Some(evil.into()),
         health: Some("@user".into()),
-        dry_run: Some(EVIL.into()),
+        dry_run: Some(evil.into()),
     });
-    a.render_error = Some(EVIL.into());
-    a.diff.reasons.push(EVIL.into());
-    a.diff.notes.push(EVIL.into());
+    a.render_error = Some(evil.into());
+    a.diff.reasons.push(evil.into());
+    a.diff.notes.push(evil.into());
     a.diff.problems.push(SideProblem {
         side: "head".into(),
         status: "failed".into(),
-        message: EVIL.into(),
+        message: evil.into(),
     });
     let mut b = app("second", Some("production"), Vec::new());
-    b.argocd = Some(ArgoStatus::Unreachable(EVIL.into()));
+    b.argocd = Some(ArgoStatus::Unreachable(evil.into()));
     let mut r = report(vec![a, b]);
     r.held_by = Some("@user".into());
     r
 }
 
 trait Placeholder {
-    fn change_secret_keys_placeholder(&mut self);
+    fn change_secret_keys_placeholder(&mut self, evil: &str);
 }
 impl Placeholder for capstan_worker::diff::AppDiff {
     /// Secret key names come from the repository too.
-    fn change_secret_keys_placeholder(&mut self) {
+    fn change_secret_keys_placeholder(&mut self, evil: &str) {
         for c in &mut self.changes {
-            c.secret_keys.push(format!("data.{}: changed", EVIL));
+            c.secret_keys.push(format!("data.{evil}: changed"));
         }
     }
 }
@@ -180,5 +185,81 @@ fn hostile_values_in_check_run_summary_are_escaped() {
     assert_eq!(stray_html(&out.summary), Vec::<String>::new());
     for line in out.summary.lines() {
         assert!(!line.trim_start().starts_with("/capstan"));
+    }
+}
+
+/// Pieces hostile text is made of: fences of every length, details tags, mentions, references,
+/// our own marker, command lines, HTML, links, table pipes, line ends and odd characters.
+const FRAGMENTS: &[&str] = &[
+    "`",
+    "```",
+    "````",
+    "~~~",
+    "</details>",
+    "<details><summary>pwn</summary>",
+    "@user",
+    "@org/team",
+    "fixes #1",
+    "acme/other#2",
+    "<!-- capstan:report pr=42 part=1 -->",
+    "\n/capstan promote production\n",
+    "\r\n/diff\n",
+    "\n  /capstan hold",
+    "<img src=x onerror=alert(1)>",
+    "[click](https://evil.test)",
+    "|",
+    "\n",
+    "\r",
+    " ",
+    "x",
+    "é",
+    "\u{202e}",
+    "<",
+    ">",
+    "&",
+    "<!--",
+    "-->",
+    "\t",
+    "\\",
+    "*",
+    "_",
+    "#",
+];
+
+proptest::proptest! {
+    // `CAPSTAN_PROPTEST_CASES` runs it longer (the default keeps the suite fast).
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: std::env::var("CAPSTAN_PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(48),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Whatever the repository's text is made of, the comment keeps its structure: one marker,
+    /// balanced fences and details, no mention, reference, link, HTML or command outside code,
+    /// in one part and when split into parts within a size limit.
+    #[test]
+    fn generated_hostile_text_cannot_break_the_comment(
+        pieces in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 1..16)
+    ) {
+        let evil: String = pieces.concat();
+        let r = hostile_report_with(&evil);
+        assert_safe(&render_comment(&r), 2);
+        let mut big = r.clone();
+        let template = big.apps[0].clone();
+        for i in 0..3 {
+            let mut a = template.clone();
+            a.name = format!("evil-{i}");
+            for c in &mut a.diff.changes {
+                c.diff = c.diff.repeat(20);
+            }
+            big.apps.push(a);
+        }
+        let split = render_comment_within(&big, 4096);
+        for p in &split.parts {
+            proptest::prop_assert!(p.body.len() <= 4096, "part {} is {} bytes", p.number, p.body.len());
+        }
+        assert_safe(&split, 5);
     }
 }

@@ -38,6 +38,11 @@ fn escape(text: &str, markdown: bool) -> String {
                 out.push('\\');
                 out.push(c);
             }
+            // GitHub leaves markdown in an HTML block alone, but a renderer that does not (or a
+            // block that ends early) would turn `[x](url)` into a link: entities make it inert
+            // everywhere.
+            '[' => out.push_str("&#91;"),
+            ']' => out.push_str("&#93;"),
             // `@name` would notify; `#12` and `org/repo#12` would cross-reference an issue.
             '@' | '#' => {
                 out.push(c);
