@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help serve test validate check fmt lint bench-intake
+.PHONY: help serve test validate check supply fmt lint bench-intake
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
@@ -14,6 +14,7 @@ test: ## The whole test suite (what .ci/run runs): tree, lint, Capstan on its ow
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory supply
 	cargo nextest run --workspace --no-fail-fast
 
 validate: ## The GitOps tree offline: kustomize builds, YAML, shellcheck, bats
@@ -22,6 +23,9 @@ validate: ## The GitOps tree offline: kustomize builds, YAML, shellcheck, bats
 check: ## Capstan judges its own GitOps tree: policy unit tests, then every app rendered and checked
 	cargo run -q -p capstan-server -- policy test
 	cargo run -q -p capstan-server -- check
+
+supply: ## Supply chain: licenses, banned crates, sources, advisories when reachable, unused deps
+	bash tests/supply.sh
 
 fmt: ## Format the code
 	cargo fmt --all
