@@ -17,6 +17,23 @@ capstan_tests::both_backends!(
     a_check_run_that_cannot_be_restarted_is_replaced_not_lost,
 );
 
+/// A pull request `pr` whose head was checked once, successfully, by a worker on `b`.
+async fn checked_once(b: &Backend, pr: u64) -> (Harness, Worker, String, i64) {
+    let h = Harness::without_service(&fanout_tree(1)).await;
+    let head = h.push_level("feature", "debug");
+    h.open_pull(pr, "feature");
+    let w = Worker::start_on_queue(
+        &h,
+        vec![],
+        capstan_worker::limits::Limits::default(),
+        b.queue.clone(),
+    )
+    .await;
+    let first = w.check(pr, &head).await;
+    assert_eq!(w.finished(first).await, JobState::Succeeded);
+    (h, w, head, first)
+}
+
 /// The runs of PR `pr`, newest first.
 async fn runs_of(w: &Worker, pr: u64) -> Vec<RunRecord> {
     w.runs()
@@ -78,18 +95,7 @@ async fn a_retried_job_leaves_one_run_with_two_attempts(b: &Backend) {
 /// missed-event recovery) reopens its run as a new attempt; a new push gets a run of its own.
 /// Each run records the base branch tip it fetched and the merge base its diff used.
 async fn two_checks_of_one_head_make_one_run_and_a_new_head_a_new_run(b: &Backend) {
-    let h = Harness::without_service(&fanout_tree(1)).await;
-    let head = h.push_level("feature", "debug");
-    h.open_pull(31, "feature");
-    let w = Worker::start_on_queue(
-        &h,
-        vec![],
-        capstan_worker::limits::Limits::default(),
-        b.queue.clone(),
-    )
-    .await;
-    let first = w.check(31, &head).await;
-    assert_eq!(w.finished(first).await, JobState::Succeeded);
+    let (h, w, head, first) = checked_once(b, 31).await;
     let second = w
         .enqueue(pr_check(31, &head, "command.diff", Some("alice")))
         .await;
@@ -149,18 +155,7 @@ async fn two_checks_of_one_head_make_one_run_and_a_new_head_a_new_run(b: &Backen
 /// When GitHub refuses to restart the earlier check run (deleted, or a 422), the attempt creates
 /// a new one, as every attempt did before reuse: the check is never lost for the sake of reuse.
 async fn a_check_run_that_cannot_be_restarted_is_replaced_not_lost(b: &Backend) {
-    let h = Harness::without_service(&fanout_tree(1)).await;
-    let head = h.push_level("feature", "debug");
-    h.open_pull(32, "feature");
-    let w = Worker::start_on_queue(
-        &h,
-        vec![],
-        capstan_worker::limits::Limits::default(),
-        b.queue.clone(),
-    )
-    .await;
-    let first = w.check(32, &head).await;
-    assert_eq!(w.finished(first).await, JobState::Succeeded);
+    let (h, w, head, _) = checked_once(b, 32).await;
     let id = h.check_runs_for(&head)[0]["id"].as_u64().unwrap();
     h.fake.fail_route_times(
         "PATCH",
