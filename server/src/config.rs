@@ -136,6 +136,7 @@ settings! {
     JSONNET_MAX_FILES jsonnet_max_files "jsonnet-max-files" "N" = ("CAPSTAN_JSONNET_MAX_FILES", "5000", "Files one app's Jsonnet programs may import, transitively; more and the app is not checked.");
     CHART_REPOS chart_repos "chart-repos" "URLS" = ("CAPSTAN_CHART_REPOS", "none (no chart is fetched)", "Comma-separated chart repositories charts may be fetched from: `https://…` Helm repositories and `oci://host/path` registries (a bare `host/path` in an Application is a registry only when listed as `oci://`). A listed URL admits the paths below it; a chart from anywhere else is \"not checked\".");
     CHART_CACHE_DIR chart_cache_dir "chart-cache-dir" "DIR" = ("CAPSTAN_CHART_CACHE_DIR", "<data_dir>/charts", "Chart archives by digest, kept across restarts.");
+    CHART_CACHE_MAX_MB chart_cache_max_mb "chart-cache-max-mb" "MB" = ("CAPSTAN_CHART_CACHE_MAX_MB", "2048", "Most MiB of chart archives the cache keeps on disk; past it the least recently used are removed (and fetched again when needed).");
     CHARTS_OFFLINE charts_offline "charts-offline" "BOOL" = ("CAPSTAN_CHARTS_OFFLINE", "false", "Use only charts already in the chart cache; never fetch (a chart not cached is \"not checked\").");
     CHART_CREDENTIALS_FILE chart_credentials_file "chart-credentials-file" "FILE" = ("CAPSTAN_CHART_CREDENTIALS_FILE", "none", "TOML file of `[[credential]]` tables (`repository`, `username`, `password`) for private chart repositories; each `repository` must be one of `chart_repos` (or below one). Never shown, never read from a Git repository.");
     secret CHART_CREDENTIALS = ("CAPSTAN_CHART_CREDENTIALS", "none", "The same TOML as the credentials file, from the environment (both may be used). Environment only.");
@@ -818,6 +819,7 @@ fn chart_settings(
         None => data_dir.join("charts"),
     };
     let offline = s.parse_or_default::<bool>(&CHARTS_OFFLINE, |_| Ok(()))?;
+    let cache_max_mb = s.parse_or_default::<u64>(&CHART_CACHE_MAX_MB, positive)?;
     let mut credentials = Vec::new();
     if let Some((path, origin)) = s.get(&CHART_CREDENTIALS_FILE) {
         let origin = format!("{origin} ({})", path.trim());
@@ -834,6 +836,7 @@ fn chart_settings(
     Ok(ChartSettings {
         repositories,
         cache_dir: Some(cache_dir),
+        cache_max_bytes: cache_max_mb.saturating_mul(1024 * 1024),
         offline,
         credentials,
         ..ChartSettings::default()

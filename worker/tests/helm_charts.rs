@@ -317,3 +317,84 @@ fn apps_rendered_in_parallel_fetch_a_shared_chart_once() {
         "index and archive, once"
     );
 }
+
+/// The disk cache is bounded: past `cache_max_bytes` the least recently used archives go (a
+/// pull request naming many versions of an allowed chart cannot fill the disk), the one just
+/// stored stays, and an evicted chart is simply fetched again.
+#[test]
+fn the_disk_cache_keeps_to_its_bound_evicting_the_least_recently_used() {
+    use capstan_worker::render::charts::ChartFetcher;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files = BTreeMap::new();
+    let mut index = String::from("apiVersion: v1\nentries:\n  big:\n");
+    let mut sizes = Vec::new();
+    for v in 1..=4 {
+        // Incompressible content, so each archive is about 40 KB.
+        let noise: String = (0..40_000u32)
+            .map(|i| char::from(b'a' + ((i.wrapping_mul(2654435761) >> (v + 3)) % 26) as u8))
+            .collect();
+        let tgz = archive(
+            tmp.path(),
+            &format!("big-{v}"),
+            &[
+                ("Chart.yaml", &chart_yaml("big", &format!("1.0.{v}"))),
+                ("files/noise.txt", &noise),
+            ],
+        );
+        sizes.push(tgz.len() as u64);
+        index.push_str(&format!(
+            "  - name: big\n    version: 1.0.{v}\n    urls: [big-1.0.{v}.tgz]\n    digest: {}\n",
+            hex::encode(sha2::Sha256::digest(&tgz))
+        ));
+        files.insert(format!("big-1.0.{v}.tgz"), tgz);
+    }
+    files.insert("index.yaml".to_string(), index.into_bytes());
+    let server = serve(files);
+    let cache = tmp.path().join("cache");
+    // Room for two archives and a half.
+    let bound = sizes[0] * 5 / 2;
+    let fetcher = |offline: bool| {
+        ChartFetcher::new(ChartSettings {
+            repositories: vec![server.url.clone()],
+            cache_dir: Some(cache.clone()),
+            cache_max_bytes: bound,
+            offline,
+            ..ChartSettings::default()
+        })
+    };
+    let on_disk = || -> (u64, usize) {
+        std::fs::read_dir(cache.join("sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .fold((0, 0), |(b, n), len| (b + len, n + 1))
+    };
+    let f = fetcher(false);
+    f.fetch(&server.url, "big", "1.0.1").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    f.fetch(&server.url, "big", "1.0.2").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // A new process uses 1.0.1 from the disk: it becomes the most recently used.
+    assert!(
+        fetcher(true)
+            .fetch(&server.url, "big", "1.0.1")
+            .unwrap()
+            .cached
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    f.fetch(&server.url, "big", "1.0.3").unwrap();
+    let (bytes, count) = on_disk();
+    assert!(bytes <= bound, "{bytes} bytes on disk, bound {bound}");
+    assert_eq!(count, 2);
+    // 1.0.2 was the least recently used: gone from the disk, 1.0.1 and 1.0.3 stay.
+    let offline = fetcher(true);
+    assert!(offline.fetch(&server.url, "big", "1.0.1").is_ok());
+    assert!(offline.fetch(&server.url, "big", "1.0.3").is_ok());
+    assert!(offline.fetch(&server.url, "big", "1.0.2").is_err());
+    // Online, an evicted chart is fetched again.
+    assert!(
+        !fetcher(false)
+            .fetch(&server.url, "big", "1.0.2")
+            .unwrap()
+            .cached
+    );
+}

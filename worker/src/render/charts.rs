@@ -17,7 +17,7 @@
 //! archive is handed to it as a file.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +25,10 @@ use serde_json::Value;
 use sha2::Digest;
 
 use super::oci;
+
+/// The disk cache's default bound: a pull request naming many versions of an allowed chart must
+/// not fill the disk.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2048 * 1024 * 1024;
 
 /// Where charts may come from and how they are cached.
 #[derive(Clone, Debug)]
@@ -34,6 +38,8 @@ pub struct ChartSettings {
     pub repositories: Vec<String>,
     /// Folder of the persistent chart cache; `None` keeps charts in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// Most bytes of archives the folder keeps; past it the least recently used go.
+    pub cache_max_bytes: u64,
     /// Serve charts from the cache only; a chart not cached is "not checked".
     pub offline: bool,
     /// Largest archive or index accepted.
@@ -89,6 +95,7 @@ impl Default for ChartSettings {
         ChartSettings {
             repositories: Vec::new(),
             cache_dir: None,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             offline: false,
             max_bytes: 32 * 1024 * 1024,
             timeout: Duration::from_secs(30),
@@ -238,13 +245,74 @@ impl ChartFetcher {
     fn read_cached(&self, key: &str) -> Option<Chart> {
         let digest = std::fs::read_to_string(self.ref_file(key)?).ok()?;
         let digest = digest.trim();
-        let archive = std::fs::read(self.archive_file(digest)?).ok()?;
+        let path = self.archive_file(digest)?;
+        let archive = std::fs::read(&path).ok()?;
         // A damaged or altered cache file is not used: it is fetched again.
-        (hex_sha256(&archive) == digest).then(|| Chart {
+        if hex_sha256(&archive) != digest {
+            return None;
+        }
+        // Its modification time is its last use: eviction goes least recently used first.
+        if let Err(e) = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        {
+            tracing::debug!(error = %e, "chart cache: could not mark an archive used");
+        }
+        Some(Chart {
             digest: digest.to_string(),
             archive: Arc::new(archive),
             cached: true,
         })
+    }
+
+    /// Removes the least recently used archives until the folder is within its bound, never
+    /// `keep` (the archive just stored). A ref left pointing at a removed archive reads as a
+    /// miss, so the chart is fetched again when it is next needed.
+    fn prune(&self, keep: &Path) {
+        let Some(dir) = self.settings.cache_dir.as_ref().map(|d| d.join("sha256")) else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                m.is_file().then(|| {
+                    (
+                        m.modified().unwrap_or(std::time::UNIX_EPOCH),
+                        m.len(),
+                        e.path(),
+                    )
+                })
+            })
+            .collect();
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        if total <= self.settings.cache_max_bytes {
+            return;
+        }
+        files.sort();
+        let mut removed = 0;
+        for (_, len, path) in files {
+            if total <= self.settings.cache_max_bytes {
+                break;
+            }
+            if path == keep {
+                continue;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                total = total.saturating_sub(len);
+                removed += 1;
+            }
+        }
+        tracing::info!(
+            removed,
+            bytes = total,
+            bound = self.settings.cache_max_bytes,
+            "chart cache: evicted the least recently used archives"
+        );
     }
 
     fn store(&self, key: &str, chart: &Chart) {
@@ -264,6 +332,7 @@ impl ChartFetcher {
         {
             tracing::warn!(error = %e, "chart cache: could not store an archive");
         }
+        self.prune(&a);
     }
 
     fn remember(&self, key: &str, chart: &Chart) {
