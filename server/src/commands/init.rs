@@ -72,7 +72,9 @@ fn run_inner(args: &Args) -> anyhow::Result<()> {
     }
     // Written whenever the Applications agree on one, guessed or already known, so the file
     // says how this repository is named without relying on a git remote.
-    let repo_url = likely_repo_url(fs.as_ref(), &snap);
+    let repo_url = guessed_url
+        .clone()
+        .or_else(|| likely_repo_url(fs.as_ref(), &snap));
     let apps = &snap.discovery.apps;
     // Without Applications in the tree (created by hand or from another repository), the
     // kustomization folders still say how environments are laid out.
@@ -351,12 +353,7 @@ fn kustomization_sources(fs: &dyn RepoFs, exclude: &[RepoPath]) -> Vec<Source> {
 /// The folders the kustomization in `dir` names under `resources`, `components` and `bases`,
 /// as repository paths (entries that leave the repository or are files are skipped).
 fn included_dirs(fs: &dyn RepoFs, dir: &str) -> Vec<String> {
-    let Some(doc) = KUSTOMIZATIONS
-        .iter()
-        .filter_map(|f| RepoPath::new(&format!("{dir}/{f}")).ok())
-        .find_map(|p| fs.read_to_string(&p).ok())
-        .and_then(|t| capstan_worker::yaml::parse_single(&t, dir).ok())
-    else {
+    let Some(doc) = kustomization(fs, dir) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -475,18 +472,22 @@ fn env_shapes(sources: &[Source]) -> BTreeMap<Vec<String>, BTreeMap<String, Stri
     shapes
 }
 
-/// Whether the kustomization in `dir` lists `images:` (what `copy: [images]` promotes).
-fn lists_images(fs: &dyn RepoFs, dir: &str) -> bool {
+/// The kustomization file of `dir`, parsed; `None` when there is none or it does not parse.
+fn kustomization(fs: &dyn RepoFs, dir: &str) -> Option<serde_json::Value> {
     KUSTOMIZATIONS
         .iter()
         .filter_map(|f| RepoPath::new(&format!("{dir}/{f}")).ok())
-        .filter_map(|p| fs.read_to_string(&p).ok())
-        .filter_map(|t| capstan_worker::yaml::parse_single(&t, dir).ok())
-        .any(|v| {
-            v.get("images")
-                .and_then(|i| i.as_array())
-                .is_some_and(|i| !i.is_empty())
-        })
+        .find_map(|p| fs.read_to_string(&p).ok())
+        .and_then(|t| capstan_worker::yaml::parse_single(&t, dir).ok())
+}
+
+/// Whether the kustomization in `dir` lists `images:` (what `copy: [images]` promotes).
+fn lists_images(fs: &dyn RepoFs, dir: &str) -> bool {
+    kustomization(fs, dir).is_some_and(|v| {
+        v.get("images")
+            .and_then(|i| i.as_array())
+            .is_some_and(|i| !i.is_empty())
+    })
 }
 
 /// Image promotion rules between consecutive environments. Shapes that differ only in one

@@ -122,12 +122,10 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = local.discovery_config(&args.repo.repo_urls, args.repo.default_branch.as_deref())?;
     let snap = Snapshot::build(fs.as_ref(), &cfg, &renderer);
     let Some(r) = snap.render(&renderer, &args.target) else {
-        let near = capstan_worker::settings::did_you_mean(
+        let near = capstan_worker::settings::did_you_mean_hint(
             &args.target,
             snap.discovery.apps.iter().map(|a| a.name.as_str()),
-        )
-        .map(|n| format!("; did you mean `{n}`?"))
-        .unwrap_or_default();
+        );
         anyhow::bail!(
             "{} is neither a folder in the repository nor an Application (see `capstan apps`){near}",
             args.target

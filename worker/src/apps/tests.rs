@@ -415,24 +415,30 @@ fn cluster_file(name: &str, server: &str, managed: bool, overlay: &str) -> Strin
     )
 }
 
+/// `fs` with two managed clusters declared: `in-cluster` (overlay prod) and `edge` (staging).
+fn two_managed_clusters(fs: MemFs) -> MemFs {
+    fs.with(
+        "argocd/clusters/in-cluster/cluster.yaml",
+        cluster_file("in-cluster", "https://kubernetes.default.svc", true, "prod"),
+    )
+    .with(
+        "argocd/clusters/edge/cluster.yaml",
+        cluster_file("edge", "https://edge.example.com:6443", true, "staging"),
+    )
+}
+
 #[test]
 fn a_clusters_generator_expands_over_the_declared_clusters_it_selects() {
-    let fs = MemFs::new()
-        .with("set.yaml", CLUSTERS_SET)
-        .with("overlays/prod/cm.yaml", "a: 1\n")
-        .with("overlays/staging/cm.yaml", "a: 1\n")
-        .with(
-            "argocd/clusters/in-cluster/cluster.yaml",
-            cluster_file("in-cluster", "https://kubernetes.default.svc", true, "prod"),
-        )
-        .with(
-            "argocd/clusters/edge/cluster.yaml",
-            cluster_file("edge", "https://edge.example.com:6443", true, "staging"),
-        )
-        .with(
-            "argocd/clusters/lab/cluster.yaml",
-            cluster_file("lab", "https://lab.example.com:6443", false, "prod"),
-        );
+    let fs = two_managed_clusters(
+        MemFs::new()
+            .with("set.yaml", CLUSTERS_SET)
+            .with("overlays/prod/cm.yaml", "a: 1\n")
+            .with("overlays/staging/cm.yaml", "a: 1\n"),
+    )
+    .with(
+        "argocd/clusters/lab/cluster.yaml",
+        cluster_file("lab", "https://lab.example.com:6443", false, "prod"),
+    );
     let d = discover(&fs, &cfg());
     assert!(d.unsupported.is_empty(), "{:?}", d.unsupported);
     let names: Vec<&str> = d.apps.iter().map(|a| a.name.as_str()).collect();
@@ -493,17 +499,11 @@ fn a_matrix_keeps_the_first_childs_value_of_a_shared_parameter() {
         )
     };
     let tree = |set: String| {
-        MemFs::new()
-            .with("set.yaml", set)
-            .with("ops/cm/operator.yaml", "name: cm\nvalues:\n  replicas: 2\n")
-            .with(
-                "argocd/clusters/in-cluster/cluster.yaml",
-                cluster_file("in-cluster", "https://kubernetes.default.svc", true, "prod"),
-            )
-            .with(
-                "argocd/clusters/edge/cluster.yaml",
-                cluster_file("edge", "https://edge.example.com:6443", true, "staging"),
-            )
+        two_managed_clusters(
+            MemFs::new()
+                .with("set.yaml", set)
+                .with("ops/cm/operator.yaml", "name: cm\nvalues:\n  replicas: 2\n"),
+        )
     };
     let fs = tree(set(
         true,

@@ -238,9 +238,7 @@ fn parse_words(words: &[String], config: &CommandConfig) -> Result<Command, Refu
     };
     // Names are matched exactly (no case folding); a near one is only suggested.
     let hint = |given: &str, names: &BTreeSet<String>| {
-        crate::settings::did_you_mean(given, names.iter().map(String::as_str))
-            .map(|n| format!("; did you mean `{n}`?"))
-            .unwrap_or_default()
+        crate::settings::did_you_mean_hint(given, names.iter().map(String::as_str))
     };
     let unknown_app = |given: &str| Refusal::UnknownApp {
         given: given.into(),

@@ -115,10 +115,7 @@ impl GitRepo {
     /// Resolves a branch, tag, full or abbreviated SHA or revision expression (`HEAD~1`) to a commit.
     pub fn resolve(&self, reference: &str) -> Result<Oid, GitError> {
         let obj = self.repo.revparse_single(reference).map_err(|e| {
-            let mut message = e.message().to_string();
-            if let Some(near) = self.near_ref(reference) {
-                message.push_str(&format!("; did you mean `{near}`?"));
-            }
+            let message = format!("{}{}", e.message(), self.near_ref(reference));
             GitError::Resolve {
                 reference: reference.to_string(),
                 message,
@@ -131,19 +128,20 @@ impl GitRepo {
         Ok(commit.id())
     }
 
-    /// The branch, remote branch or tag whose short name is nearest a mistyped `reference`.
-    fn near_ref(&self, reference: &str) -> Option<String> {
+    /// "; did you mean `x`?" for the branch, remote branch or tag whose short name is nearest a
+    /// mistyped `reference`, or nothing.
+    fn near_ref(&self, reference: &str) -> String {
         // A repository may hold very many refs; the suggestion is a courtesy, so it looks at a
         // bounded number.
-        let names: Vec<String> = self
-            .repo
-            .references()
-            .ok()?
+        let Ok(refs) = self.repo.references() else {
+            return String::new();
+        };
+        let names: Vec<String> = refs
             .flatten()
             .take(10_000)
             .filter_map(|r| r.shorthand().ok().map(str::to_string))
             .collect();
-        crate::settings::did_you_mean(reference, names.iter().map(String::as_str))
+        crate::settings::did_you_mean_hint(reference, names.iter().map(String::as_str))
     }
 
     /// The branch `HEAD` points to (`main` for `refs/heads/main`), if it is a branch.

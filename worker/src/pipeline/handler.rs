@@ -388,8 +388,8 @@ impl Check<'_> {
             let t0 = Instant::now();
             // A later attempt at this head restarts the check run an earlier one created.
             let earlier = if run.attempt > 1 {
-                match self.services.runs.run(run.run).await {
-                    Ok(r) => r.and_then(|r| r.check_run_id),
+                match self.services.runs.check_run_id(run.run).await {
+                    Ok(id) => id,
                     Err(e) => {
                         warn!(error = %e, "could not read the run's earlier check run");
                         None

@@ -133,6 +133,14 @@ pub fn did_you_mean<'a>(given: &str, allowed: impl IntoIterator<Item = &'a str>)
         .map(|(_, a)| a.to_string())
 }
 
+/// `; did you mean `x`?` for the nearest of `allowed`, or nothing: the suffix every
+/// unknown-name error ends with.
+pub fn did_you_mean_hint<'a>(given: &str, allowed: impl IntoIterator<Item = &'a str>) -> String {
+    did_you_mean(given, allowed)
+        .map(|n| format!("; did you mean `{n}`?"))
+        .unwrap_or_default()
+}
+
 /// (message, suggestion, the unknown key to append to the path).
 fn explain(raw: &str) -> (String, Option<String>, Option<String>) {
     if let Some(rest) = raw.strip_prefix("unknown field ") {

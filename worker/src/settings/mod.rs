@@ -14,7 +14,7 @@ mod sections;
 
 use serde::{Deserialize, Deserializer};
 
-pub use error::{SettingsError, did_you_mean};
+pub use error::{SettingsError, did_you_mean, did_you_mean_hint};
 pub use sections::*;
 
 use crate::repo_fs::{EntryKind, RepoFs, RepoPath};

@@ -181,6 +181,8 @@ pub trait RunStore: Send + Sync + 'static {
     /// One run with its report and attempts; a run id from before runs were merged per head
     /// finds the run its attempt now belongs to.
     async fn run(&self, id: RunId) -> Result<Option<RunRecord>, StoreError>;
+    /// The check run an attempt of run `id` created, without reading the run's report.
+    async fn check_run_id(&self, id: RunId) -> Result<Option<u64>, StoreError>;
     /// Runs without their reports, newest first.
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;
     /// The newest finished run of a PR that posted a comment (to find and edit its parts).
@@ -478,6 +480,21 @@ impl RunStore for SqlRunStore {
             at.attempt
         )?;
         Ok(())
+    }
+
+    async fn check_run_id(&self, id: RunId) -> Result<Option<u64>, StoreError> {
+        let rows = fetch_all!(
+            self.db,
+            "reading a run's check run",
+            (Option<i64>,),
+            "SELECT check_run_id FROM runs WHERE id = $1",
+            id
+        )?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|(c,)| c)
+            .and_then(|c| u64::try_from(c).ok()))
     }
 
     async fn run(&self, id: RunId) -> Result<Option<RunRecord>, StoreError> {
