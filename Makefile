@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help serve test validate check supply fmt lint bench-intake
+.PHONY: help serve test validate check supply fuzz fmt lint bench-intake
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
@@ -15,6 +15,7 @@ test: ## The whole test suite (what .ci/run runs): tree, lint, Capstan on its ow
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory supply
+	$(MAKE) --no-print-directory fuzz
 	cargo nextest run --workspace --no-fail-fast
 
 validate: ## The GitOps tree offline: kustomize builds, YAML, shellcheck, bats
@@ -26,6 +27,10 @@ check: ## Capstan judges its own GitOps tree: policy unit tests, then every app 
 
 supply: ## Supply chain: licenses, banned crates, sources, advisories when reachable, unused deps
 	bash tests/supply.sh
+
+FUZZ_SECONDS ?= 20
+fuzz: ## Fuzz the outside-input parsers with cargo-fuzz, FUZZ_SECONDS each (20; 3600 for a long run)
+	bash tests/fuzz.sh $(FUZZ_SECONDS)
 
 fmt: ## Format the code
 	cargo fmt --all

@@ -1,6 +1,8 @@
 //! Fixture builders and a small markdown structure checker shared by the report tests.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod hostile;
+
 use capstan_worker::diff::{AppDiff, ObjectChange, ObjectChangeKind, SideProblem};
 use capstan_worker::objects::ObjectId;
 use capstan_worker::report::{AppSection, ArgoStatus, ReportFinding, RunReport, Severity};
