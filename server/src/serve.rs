@@ -101,7 +101,9 @@ fn registry_sharing(
 ) -> Registry {
     let mut r = Registry::new();
     r.register::<jobs::Ping>(jobs::ping::PingHandler);
-    r.register::<jobs::PrCheck>(PrCheckHandler::new(services.clone(), renderer));
+    let checks = PrCheckHandler::new(services.clone(), renderer);
+    r.register::<jobs::MergeGroupCheck>(checks.clone());
+    r.register::<jobs::PrCheck>(checks);
     r.register::<jobs::Command>(
         capstan_worker::commands::CommandHandler::new(services.clone())
             .with_default_prefix(command_prefix),

@@ -280,6 +280,32 @@ impl Harness {
         self.webhook("pull_request", &body).await;
     }
 
+    /// POSTs a signed `merge_group` `checks_requested` webhook: the merge queue asks for the
+    /// checks of `head` on its branch `queue_branch`, built on `base` of `main`.
+    pub async fn merge_group_event(&self, queue_branch: &str, head: &str, base: &str) {
+        let body = json!({
+            "action": "checks_requested",
+            "merge_group": {
+                "head_sha": head,
+                "head_ref": format!("refs/heads/{queue_branch}"),
+                "base_sha": base,
+                "base_ref": "refs/heads/main",
+                "head_commit": {
+                    "id": head,
+                    "tree_id": "0000000000000000000000000000000000000000",
+                    "message": "Merge queue",
+                    "timestamp": "2026-12-01T10:00:00Z",
+                    "author": {"name": "alice", "email": "alice@example.invalid"},
+                    "committer": {"name": "GitHub", "email": "noreply@github.com"},
+                },
+            },
+            "repository": {"full_name": REPO, "default_branch": "main"},
+            "installation": {"id": INSTALLATION},
+            "sender": {"login": "alice", "type": "User"},
+        });
+        self.webhook("merge_group", &body).await;
+    }
+
     pub async fn webhook(&self, event: &str, body: &Value) {
         let n = self
             .delivery

@@ -134,6 +134,24 @@ pub struct CheckSuiteEvent {
     pub installation: Option<Installation>,
 }
 
+/// The merge queue's group: the commit to check (`head_sha` on the queue's branch `head_ref`)
+/// and its parent on the base branch. Both refs are full (`refs/heads/…`).
+#[derive(Debug, Deserialize)]
+pub struct MergeGroup {
+    pub head_sha: String,
+    pub head_ref: String,
+    pub base_sha: String,
+    pub base_ref: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MergeGroupEvent {
+    pub action: String,
+    pub merge_group: MergeGroup,
+    pub repository: Repository,
+    pub installation: Option<Installation>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct PingEvent {
     pub zen: Option<String>,

@@ -7,6 +7,7 @@
 //! | `push` | to the default branch, not a deletion | `default_branch_push` |
 //! | `issue_comment` | created/edited on a PR by its author (the sender), a command line, not by a bot or Capstan | `command` |
 //! | `check_run`, `check_suite` | rerequested, per PR listed | `pr_check` for that head |
+//! | `merge_group` | checks_requested | `merge_group_check` (the queue's merge commit) |
 //! | `ping` | | `ping` |
 //! | anything else | | ignored (recorded) |
 
@@ -15,9 +16,9 @@ use serde_json::error::Category;
 
 use super::events::{
     CheckPullRequest, CheckRunEvent, CheckSuiteEvent, Envelope, Installation, IssueCommentEvent,
-    PingEvent, PullRequestEvent, PushEvent,
+    MergeGroupEvent, PingEvent, PullRequestEvent, PushEvent,
 };
-use super::{Command, DefaultBranchPush, Ping, PrCheck, PrMerged};
+use super::{Command, DefaultBranchPush, MergeGroupCheck, Ping, PrCheck, PrMerged};
 use crate::queue::NewJob;
 
 /// Marker Capstan puts in every comment it writes, so its own comments never trigger commands.
@@ -153,6 +154,7 @@ pub fn classify(
                 trigger,
             )
         }),
+        "merge_group" => parse(body).map(merge_group),
         "ping" => parse(body).map(|e| ping(e, delivery_id)),
         _ => parse(body).map(|e: Envelope| Classified {
             action: e.action,
@@ -423,6 +425,42 @@ fn checks(
     }
 }
 
+/// A merge queue asking for the required checks of a group's merge commit. The refs must be
+/// branches: anything else is a payload Capstan cannot fetch, so it is rejected, not guessed at.
+fn merge_group(e: MergeGroupEvent) -> Classified {
+    let repo = e.repository.full_name.clone();
+    let g = e.merge_group;
+    let decision = if e.action != "checks_requested" {
+        Decision::Ignored(format!("merge_group action {} is not handled", e.action))
+    } else {
+        match (
+            g.head_ref.strip_prefix("refs/heads/"),
+            g.base_ref.strip_prefix("refs/heads/"),
+        ) {
+            (Some(head_ref), Some(base_ref)) => Decision::Jobs(vec![
+                MergeGroupCheck {
+                    repo: repo.clone(),
+                    head_sha: g.head_sha,
+                    head_ref: head_ref.to_string(),
+                    base_sha: g.base_sha,
+                    base_ref: base_ref.to_string(),
+                    installation_id: installation_id(&e.installation),
+                }
+                .into_job(),
+            ]),
+            _ => Decision::Rejected(format!(
+                "merge_group payload: head_ref {:?} and base_ref {:?} must be branches (refs/heads/…)",
+                g.head_ref, g.base_ref
+            )),
+        }
+    };
+    Classified {
+        action: Some(e.action),
+        repo: Some(repo),
+        decision,
+    }
+}
+
 fn ping(e: PingEvent, delivery_id: &str) -> Classified {
     let repo = e.repository.map(|r| r.full_name);
     Classified {
@@ -679,6 +717,87 @@ mod tests {
             let c = classify("push", "d", &push(r, deleted), &MappingOptions::default()).unwrap();
             assert!(matches!(c.decision, Decision::Ignored(_)), "{r} {deleted}");
         }
+    }
+
+    fn merge_group(action: &str, head_ref: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "action": action,
+            "merge_group": {"head_sha": "abc", "head_ref": head_ref,
+                            "base_sha": "def", "base_ref": "refs/heads/main"},
+            "repository": repo(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_merge_group_asking_for_checks_checks_its_merge_commit() {
+        let c = classify(
+            "merge_group",
+            "d",
+            &merge_group(
+                "checks_requested",
+                "refs/heads/gh-readonly-queue/main/pr-9-abc",
+            ),
+            &MappingOptions::default(),
+        )
+        .unwrap();
+        let Decision::Jobs(jobs) = c.decision else {
+            panic!("{:?}", c.decision)
+        };
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].kind, "merge_group_check");
+        assert_eq!(jobs[0].dedupe_key, "merge_group_check:acme/gitops@abc");
+        assert_eq!(jobs[0].supersede_key, None);
+        let job: MergeGroupCheck = serde_json::from_value(jobs[0].payload.clone()).unwrap();
+        assert_eq!(job.head_ref, "gh-readonly-queue/main/pr-9-abc");
+        assert_eq!(
+            (job.base_ref.as_str(), job.base_sha.as_str()),
+            ("main", "def")
+        );
+        assert_eq!(job.tip_pull_request(), Some(9));
+    }
+
+    #[test]
+    fn a_destroyed_group_or_refs_that_are_not_branches_make_no_job() {
+        let destroyed = classify(
+            "merge_group",
+            "d",
+            &merge_group("destroyed", "refs/heads/gh-readonly-queue/main/pr-9-abc"),
+            &MappingOptions::default(),
+        )
+        .unwrap();
+        assert!(matches!(destroyed.decision, Decision::Ignored(_)));
+        let tag = classify(
+            "merge_group",
+            "d",
+            &merge_group("checks_requested", "refs/tags/v1"),
+            &MappingOptions::default(),
+        )
+        .unwrap();
+        assert!(
+            matches!(tag.decision, Decision::Rejected(ref r) if r.contains("refs/tags/v1")),
+            "{:?}",
+            tag.decision
+        );
+    }
+
+    #[test]
+    fn the_tip_pull_request_is_read_only_from_the_queues_branch_shape() {
+        let tip = |head_ref: &str| {
+            MergeGroupCheck {
+                repo: "a/b".into(),
+                head_sha: "abc".into(),
+                head_ref: head_ref.into(),
+                base_sha: "def".into(),
+                base_ref: "main".into(),
+                installation_id: None,
+            }
+            .tip_pull_request()
+        };
+        assert_eq!(tip("gh-readonly-queue/release/v2/pr-41-0a1b"), Some(41));
+        assert_eq!(tip("gh-readonly-queue/main/pr-0-0a1b"), None);
+        assert_eq!(tip("gh-readonly-queue/main/pr-x-0a1b"), None);
+        assert_eq!(tip("feature/pr-3-0a1b"), None);
     }
 
     #[test]
