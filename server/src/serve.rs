@@ -127,6 +127,22 @@ fn promotion_engine(
     )
 }
 
+/// Gitea/Forgejo and GitLab are configured, but this build has no API client for them: it could
+/// take their webhooks and never answer one. Starting anyway would look like a working check
+/// that never reports, so the service refuses, saying what is missing.
+pub fn refuse_unfinished_forge(cfg: &Config) -> anyhow::Result<()> {
+    match cfg.forge {
+        capstan_worker::forge::ForgeKind::GitHub => Ok(()),
+        other => anyhow::bail!(
+            "--forge {other}: {} support is not complete in this build (no API client for \
+             comments, statuses, permissions and pull requests yet); refusing to start rather \
+             than accept webhooks it cannot answer. Use --forge github, or a build that lists \
+             {other} as supported",
+            other.display_name()
+        ),
+    }
+}
+
 /// The GitHub client the config asks for (`None` without credentials).
 pub fn github_forge(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Forge>>> {
     let Some(auth) = cfg.github_auth.clone() else {
@@ -282,8 +298,12 @@ pub async fn dashboard(
     if let Some(repo) = cfg.dashboard_repo.clone() {
         d = d.with_repo(repo);
     }
-    if cfg.github_auth.is_some() {
-        d = d.with_forge_web(format!("https://{}", cfg.github_host));
+    match &cfg.forge_instance {
+        Some(f) => d = d.with_forge(cfg.forge, f.web_base()),
+        None if cfg.github_auth.is_some() => {
+            d = d.with_forge_web(format!("https://{}", cfg.github_host));
+        }
+        None => {}
     }
     d = match client {
         Ok(c) => d.with_cluster(Arc::new(ClusterView::new(c))),
@@ -372,6 +392,9 @@ pub fn register_secrets(cfg: &Config, webhook_secrets: &[String]) {
     }
     if let Some(argo) = &cfg.argocd {
         register(&argo.client.token);
+    }
+    if let Some(f) = &cfg.forge_instance {
+        register(&f.token.0);
     }
     if let config::DashboardAuth::ProxyHeader { secret: Some(s) } = &cfg.dashboard_auth {
         register(&s.0);
@@ -495,6 +518,7 @@ impl App {
 
     /// [`App::build`] with some parts handed in.
     pub async fn build_with(cfg: Config, parts: Parts) -> anyhow::Result<App> {
+        refuse_unfinished_forge(&cfg)?;
         let forge = match parts.forge {
             Some(f) => Some(f),
             None => github_forge(&cfg)?,
