@@ -582,6 +582,7 @@ impl App {
                 self_logins: cfg.bot_logins.clone(),
             })
             .with_metrics(metrics)
+            .with_forge(cfg.forge)
             .with_body_timeout(cfg.body_timeout)
             .with_job_max_attempts(cfg.job_max_attempts);
         if let Some(allow) = allowlist.clone() {

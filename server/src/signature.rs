@@ -24,7 +24,13 @@ pub fn verify(secrets: &[String], header: &str, body: &[u8]) -> bool {
     let Some(hex_sig) = header.trim().strip_prefix("sha256=") else {
         return false;
     };
-    let Ok(expected) = hex::decode(hex_sig) else {
+    verify_hex(secrets, hex_sig, body)
+}
+
+/// Gitea's and Forgejo's form (`X-Gitea-Signature`, `X-Forgejo-Signature`): the same HMAC as bare
+/// hex, without GitHub's `sha256=`.
+pub fn verify_hex(secrets: &[String], hex_sig: &str, body: &[u8]) -> bool {
+    let Ok(expected) = hex::decode(hex_sig.trim()) else {
         return false;
     };
     // Every secret is tried, so the time taken does not say which one matched.
@@ -60,6 +66,17 @@ mod tests {
         assert!(!verify(&secrets, "sha256=zz", b"Hello, World!"));
         assert!(!verify(&secrets, "", b"Hello, World!"));
         assert!(!verify(&[], VECTOR, b"Hello, World!"));
+    }
+
+    #[test]
+    fn the_bare_hex_form_is_the_same_hmac_without_the_scheme() {
+        let secrets = [SECRET.to_string()];
+        let bare = VECTOR.trim_start_matches("sha256=");
+        assert!(verify_hex(&secrets, bare, b"Hello, World!"));
+        assert!(!verify_hex(&secrets, VECTOR, b"Hello, World!"));
+        assert!(!verify_hex(&secrets, &bare[..62], b"Hello, World!"));
+        assert!(!verify_hex(&secrets, bare, b"Hello, World?"));
+        assert!(!verify_hex(&secrets, "", b"Hello, World!"));
     }
 
     #[test]

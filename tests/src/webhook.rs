@@ -58,3 +58,18 @@ pub async fn send(app: &Router, req: Request<Body>) -> (StatusCode, serde_json::
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, json)
 }
+
+/// A POST to `/webhooks/gitea` with the headers Gitea sends (`X-Gitea-*`, a bare-hex
+/// HMAC-SHA256 signature), signed with `secret`.
+pub fn signed_gitea(event: &str, delivery: &str, body: &[u8], secret: &str) -> Request<Body> {
+    let hex = sign(secret.as_bytes(), body)
+        .trim_start_matches("sha256=")
+        .to_string();
+    Request::post("/webhooks/gitea")
+        .header("content-type", "application/json")
+        .header("x-gitea-event", event)
+        .header("x-gitea-delivery", delivery)
+        .header("x-gitea-signature", hex)
+        .body(Body::from(body.to_vec()))
+        .unwrap_or_else(|e| panic!("building a request: {e}"))
+}

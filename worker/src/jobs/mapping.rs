@@ -10,6 +10,11 @@
 //! | `merge_group` | checks_requested | `merge_group_check` (the queue's merge commit) |
 //! | `ping` | | `ping` |
 //! | anything else | | ignored (recorded) |
+//!
+//! Gitea and Forgejo ([`classify_gitea`]) send the same three events Capstan acts on in the
+//! same shape for every field it reads; their differences are handled there: the action
+//! `synchronized` (GitHub's `synchronize`), a branch deletion as a push to the zero commit, and
+//! no check, merge-queue or ping events.
 
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
@@ -177,6 +182,50 @@ pub fn classify(
             delivery_id: delivery_id.to_string(),
             event: event.to_string(),
             reason: e.to_string(),
+        }),
+    }
+}
+
+/// Classify one verified Gitea or Forgejo delivery (`X-Gitea-Event` / `X-Forgejo-Event`).
+pub fn classify_gitea(
+    event: &str,
+    delivery_id: &str,
+    body: &[u8],
+    opts: &MappingOptions,
+) -> Result<Classified, MalformedPayload> {
+    match event {
+        // Their comments on pull requests arrive as `issue_comment` (the event type header says
+        // `pull_request_comment`); either name is taken.
+        "pull_request" | "push" | "issue_comment" | "pull_request_comment" => {
+            let event = if event == "pull_request_comment" {
+                "issue_comment"
+            } else {
+                event
+            };
+            let mut c = classify(event, delivery_id, body, opts)?;
+            // Re-classified with Gitea's differences; `classify` has checked depth and shape.
+            match event {
+                "pull_request" => {
+                    if let Ok(mut e) = parse::<PullRequestEvent>(body) {
+                        if e.action == "synchronized" {
+                            e.action = "synchronize".into();
+                        }
+                        c = pull_request(e);
+                    }
+                }
+                "push" => {
+                    if let Ok(mut e) = parse::<PushEvent>(body) {
+                        e.deleted |= !e.after.is_empty() && e.after.bytes().all(|b| b == b'0');
+                        c = push(e);
+                    }
+                }
+                _ => {}
+            }
+            Ok(c)
+        }
+        _ => classify("unhandled", delivery_id, body, opts).map(|c| Classified {
+            decision: Decision::Ignored(format!("Gitea event {event} is not handled")),
+            ..c
         }),
     }
 }
