@@ -5,6 +5,7 @@
 //! and the git credential). [`Forge`] is all of them, as the service wires it. No role method has
 //! a default body. `forge::github` implements every role over GitHub's REST API.
 
+pub mod gitea;
 pub mod github;
 
 use std::time::Duration;

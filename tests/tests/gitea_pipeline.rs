@@ -1,0 +1,381 @@
+//! The pull-request journey against the fake Gitea: `capstan serve` with `--forge gitea` and the
+//! Gitea client handed in, signed Gitea webhooks over HTTP at `/webhooks/gitea`, a real git
+//! repository fetched through `file://`. The assertions are the GitHub journey's, in Gitea's
+//! terms: the check is a commit status, the report one sticky comment edited on each push, a
+//! deny fails the check, and nothing is posted for a superseded head.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use capstan_server::config::{Config, ConfigArgs};
+use capstan_tests::fake_gitea::{FakeGitea, GiteaComment, GiteaPull};
+use capstan_tests::pr_harness::{fanout_tree, serve_on_ephemeral_port, settings_configmap};
+use capstan_tests::webhook::sign;
+use capstan_worker::forge::Forge;
+use capstan_worker::forge::gitea::{GiteaConfig, GiteaForge};
+use capstan_worker::git::fixture::{Change, RepoBuilder};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const REPO: &str = "acme/gitops";
+const TOKEN: &str = "gitea-test-token-0123456789";
+const SECRET: &str = "gitea-pipeline-secret";
+const LOGIN: &str = "capstan";
+const WAIT: Duration = Duration::from_secs(120);
+
+struct World {
+    dir: tempfile::TempDir,
+    origin: RepoBuilder,
+    fake: FakeGitea,
+    base_url: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    service: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    delivery: std::sync::atomic::AtomicU64,
+}
+
+impl World {
+    async fn start() -> World {
+        capstan_worker::forge::github::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let origin = RepoBuilder::init(dir.path().join("origin/acme/gitops")).unwrap();
+        let files = fanout_tree(2);
+        let changes: Vec<Change<'_>> = files
+            .iter()
+            .map(|(p, t)| Change::Write(p, t.as_bytes()))
+            .collect();
+        origin.commit("initial tree", &changes).unwrap();
+        let fake = FakeGitea::start(TOKEN, LOGIN).await;
+        fake.add_repo(REPO);
+        fake.set_permission(REPO, "alice", "write");
+
+        let args = ConfigArgs {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(dir.path().join("data").display().to_string()),
+            git_url_template: Some(format!(
+                "file://{}/origin/{{owner}}/{{repo}}",
+                dir.path().display()
+            )),
+            poll_interval_ms: Some("50".into()),
+            public_url: Some("https://capstan.example".into()),
+            forge: Some("gitea".into()),
+            forge_url: Some(fake.base_url()),
+            log: Some(std::env::var("CAPSTAN_TEST_LOG").unwrap_or_else(|_| "warn".into())),
+            ..ConfigArgs::default()
+        };
+        let env = |k: &str| match k {
+            "CAPSTAN_WEBHOOK_SECRET" => Some(SECRET.to_string()),
+            "CAPSTAN_FORGE_TOKEN" => Some(TOKEN.to_string()),
+            _ => None,
+        };
+        let cfg = Config::load_with(&args, &env).unwrap();
+        let client = GiteaForge::new(GiteaConfig::new(
+            fake.base_url().parse().unwrap(),
+            TOKEN.into(),
+        ))
+        .unwrap();
+        let stop = CancellationToken::new();
+        let parts = capstan_server::serve::Parts {
+            forge: Some(Arc::new(client) as Arc<dyn Forge>),
+            renderer: None,
+            helm_binary: None,
+            jsonnet_evaluator: Some(capstan_tests::capstan_binary()),
+            shutdown: Some(stop.clone()),
+        };
+        let (port, service) = serve_on_ephemeral_port(cfg, parts).await;
+        let base_url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..500 {
+            if http
+                .get(format!("{base_url}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        World {
+            dir,
+            origin,
+            fake,
+            base_url,
+            http,
+            stop,
+            service: Some(service),
+            delivery: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn tip(&self, branch: &str) -> String {
+        let repo = git2::Repository::open(self.dir.path().join("origin/acme/gitops")).unwrap();
+        repo.refname_to_id(&format!("refs/heads/{branch}"))
+            .unwrap()
+            .to_string()
+    }
+
+    /// Commits `changes` on `branch` (from `main`), leaving `main` where it was.
+    fn push(&self, branch: &str, changes: &[Change<'_>]) -> String {
+        let repo = git2::Repository::open(self.dir.path().join("origin/acme/gitops")).unwrap();
+        let main = repo.refname_to_id("refs/heads/main").unwrap();
+        let parent = repo
+            .refname_to_id(&format!("refs/heads/{branch}"))
+            .unwrap_or(main);
+        self.origin.set_ref("refs/heads/main", parent).unwrap();
+        let head = self.origin.commit("change", changes).unwrap();
+        self.origin
+            .set_ref(&format!("refs/heads/{branch}"), head)
+            .unwrap();
+        self.origin.set_ref("refs/heads/main", main).unwrap();
+        head.to_string()
+    }
+
+    fn push_level(&self, branch: &str, level: &str) -> String {
+        let cm = settings_configmap(level);
+        self.push(
+            branch,
+            &[Change::Write("shared/base/settings.yaml", cm.as_bytes())],
+        )
+    }
+
+    fn open_pull(&self, number: u64, branch: &str) -> String {
+        let head = self.tip(branch);
+        self.fake.add_pull(
+            REPO,
+            GiteaPull {
+                number,
+                state: "open".into(),
+                title: format!("PR {number}"),
+                author: "alice".into(),
+                head_ref: branch.into(),
+                head_sha: head.clone(),
+                base_ref: "main".into(),
+                base_sha: self.tip("main"),
+                ..GiteaPull::default()
+            },
+        );
+        head
+    }
+
+    /// POSTs a signed Gitea webhook as Gitea sends it.
+    async fn webhook(&self, event: &str, body: &Value) {
+        let n = self
+            .delivery
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let bytes = serde_json::to_vec(body).unwrap();
+        let sig = sign(SECRET.as_bytes(), &bytes)
+            .trim_start_matches("sha256=")
+            .to_string();
+        let resp = self
+            .http
+            .post(format!("{}/webhooks/gitea", self.base_url))
+            .header("content-type", "application/json")
+            .header("x-gitea-event", event)
+            .header(
+                "x-gitea-delivery",
+                format!("d-{n}-{}", uuid::Uuid::new_v4()),
+            )
+            .header("x-gitea-signature", sig)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "webhook refused: {}",
+            resp.status()
+        );
+    }
+
+    async fn pull_request_event(&self, action: &str, number: u64, branch: &str, head: &str) {
+        let login = json!({"id": 7, "login": "alice", "username": "alice"});
+        let body = json!({
+            "action": action,
+            "number": number,
+            "pull_request": {
+                "id": number + 10_000, "number": number, "state": "open", "user": login,
+                "head": {"label": branch, "ref": branch, "sha": head},
+                "base": {"label": "main", "ref": "main", "sha": self.tip("main")},
+                "merged": false, "merge_commit_sha": null,
+            },
+            "repository": {"id": 3, "full_name": REPO, "default_branch": "main"},
+            "sender": login,
+        });
+        self.webhook("pull_request", &body).await;
+    }
+
+    fn report_comments(&self, number: u64) -> Vec<GiteaComment> {
+        self.fake
+            .comments(REPO, number)
+            .into_iter()
+            .filter(|c| c.body.starts_with("<!-- capstan:report"))
+            .collect()
+    }
+
+    /// The statuses of `sha`, oldest first.
+    fn statuses_for(&self, sha: &str) -> Vec<Value> {
+        self.fake
+            .statuses(REPO)
+            .into_iter()
+            .filter(|(s, _)| s == sha)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// The final (not pending) status of `sha`, once there is one.
+    async fn final_status(&self, sha: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self
+                .statuses_for(sha)
+                .into_iter()
+                .rfind(|s| s["state"] != "pending")
+            {
+                return s;
+            }
+            assert!(start.elapsed() < WAIT, "no final status for {sha}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_idle(&self) {
+        let url = format!("sqlite://{}/data/capstan.db", self.dir.path().display());
+        let q = capstan_worker::queue::open(&url).await.unwrap();
+        let start = Instant::now();
+        loop {
+            let busy = q.depth().await.unwrap().iter().any(|(_, state, n)| {
+                matches!(
+                    state,
+                    capstan_worker::queue::JobState::Queued
+                        | capstan_worker::queue::JobState::Running
+                ) && *n > 0
+            });
+            if !busy {
+                return;
+            }
+            assert!(start.elapsed() < WAIT, "queue never drained");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(s) = self.service.take() {
+            s.await.unwrap().unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitea_pr_journey_status_sticky_comment_supersede_and_deny() {
+    let w = World::start().await;
+
+    // 1. Opened: a pending status, one comment with the per-app diff, then success.
+    let head1 = w.push_level("feature", "debug");
+    w.open_pull(1, "feature");
+    w.pull_request_event("opened", 1, "feature", &head1).await;
+    let status = w.final_status(&head1).await;
+    assert_eq!(status["state"], "success", "{status:#}");
+    assert_eq!(status["context"], "capstan");
+    assert!(
+        status["target_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://capstan.example/runs/"),
+        "{status:#}"
+    );
+    let states: Vec<Value> = w
+        .statuses_for(&head1)
+        .iter()
+        .map(|s| s["state"].clone())
+        .collect();
+    assert_eq!(states.first(), Some(&json!("pending")), "{states:?}");
+    let comments = w.report_comments(1);
+    assert_eq!(comments.len(), 1);
+    let first = comments[0].clone();
+    assert_eq!(first.login, LOGIN);
+    assert!(first.body.contains("app-000") && first.body.contains("app-001"));
+
+    // 2. A new push (Gitea's `synchronized`): the same comment is edited.
+    let head2 = w.push_level("feature", "warn");
+    w.open_pull(1, "feature");
+    w.pull_request_event("synchronized", 1, "feature", &head2)
+        .await;
+    assert_eq!(w.final_status(&head2).await["state"], "success");
+    let comments = w.report_comments(1);
+    assert_eq!(comments.len(), 1, "never a second sticky comment");
+    assert_eq!(comments[0].id, first.id);
+    assert!(
+        comments[0].body.contains("LOG_LEVEL: warn"),
+        "{}",
+        comments[0].body
+    );
+    let edits = w
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            c.method == "PATCH"
+                && c.path == format!("/repos/acme/gitops/issues/comments/{}", first.id)
+        })
+        .count();
+    assert_eq!(edits, 1);
+
+    // 3. Two pushes in a row: nothing is posted for the older head.
+    let head3 = w.push_level("feature", "error");
+    let head4 = w.push_level("feature", "trace");
+    w.open_pull(1, "feature");
+    w.pull_request_event("synchronized", 1, "feature", &head3)
+        .await;
+    w.pull_request_event("synchronized", 1, "feature", &head4)
+        .await;
+    assert_eq!(w.final_status(&head4).await["state"], "success");
+    w.wait_idle().await;
+    assert!(
+        w.statuses_for(&head3)
+            .iter()
+            .all(|s| s["state"] != "success" && s["state"] != "failure"),
+        "a verdict was posted for the old head: {:?}",
+        w.statuses_for(&head3)
+    );
+    let comments = w.report_comments(1);
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].body.contains("LOG_LEVEL: trace"));
+    assert!(!comments[0].body.contains(&head3[..7]));
+
+    // 4. A deny: the status fails.
+    let service = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: LoadBalancer\n  selector:\n    app: web\n  ports:\n    - port: 80\n";
+    let kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: app-000\nresources:\n  - ../../shared/base\n  - service.yaml\n";
+    let head5 = w.push(
+        "feature",
+        &[
+            Change::Write("apps/app-000/service.yaml", service.as_bytes()),
+            Change::Write("apps/app-000/kustomization.yaml", kustomization.as_bytes()),
+        ],
+    );
+    w.open_pull(1, "feature");
+    w.pull_request_event("synchronized", 1, "feature", &head5)
+        .await;
+    let denied = w.final_status(&head5).await;
+    assert_eq!(denied["state"], "failure", "{denied:#}");
+    let comments = w.report_comments(1);
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].body.contains("service-exposure"),
+        "{}",
+        comments[0].body
+    );
+    // Every call carried the token and none was refused.
+    assert!(
+        w.fake.calls().iter().all(|c| c.status < 400),
+        "{:#?}",
+        w.fake
+            .calls()
+            .iter()
+            .filter(|c| c.status >= 400)
+            .collect::<Vec<_>>()
+    );
+    w.stop().await;
+}
