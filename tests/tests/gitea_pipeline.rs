@@ -379,3 +379,111 @@ async fn gitea_pr_journey_status_sticky_comment_supersede_and_deny() {
     );
     w.stop().await;
 }
+
+impl World {
+    /// A person's comment on PR `number`, stored on the fake and delivered as Gitea sends it.
+    async fn comment_event(&self, number: u64, login: &str, text: &str) -> u64 {
+        let id = self.fake.add_comment(REPO, number, login, text);
+        let who = json!({"id": 9, "login": login, "username": login});
+        let body = json!({
+            "action": "created",
+            "issue": {"id": 77, "number": number, "user": {"login": "alice"},
+                      "pull_request": {"merged": false, "merged_at": null}},
+            "comment": {"id": id, "body": text, "user": who,
+                        "created_at": "2026-12-01T11:00:00Z", "updated_at": "2026-12-01T11:00:00Z"},
+            "repository": {"id": 3, "full_name": REPO, "default_branch": "main"},
+            "sender": who,
+            "is_pull": true,
+        });
+        self.webhook("issue_comment", &body).await;
+        id
+    }
+
+    /// Capstan's reply to comment `id`, once it is there.
+    async fn reply_to(&self, number: u64, id: u64) -> String {
+        let marker = format!("<!-- capstan:command-reply {id}@2026-12-01T11:00:00Z -->");
+        let start = Instant::now();
+        loop {
+            if let Some(c) = self
+                .fake
+                .comments(REPO, number)
+                .into_iter()
+                .find(|c| c.body.starts_with(&marker))
+            {
+                assert_eq!(c.login, LOGIN);
+                return c.body;
+            }
+            assert!(start.elapsed() < WAIT, "no reply to comment {id}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Whether the reply's line for `command` says `outcome`.
+fn has_line(reply: &str, command: &str, outcome: &str) -> bool {
+    reply
+        .lines()
+        .any(|l| l.contains(command) && l.contains(outcome))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitea_commands_journey_permissions_replies_reactions_and_hold() {
+    let w = World::start().await;
+    // Gitea's levels: write cannot hold (Capstan's default needs maintain), admin can.
+    w.fake.set_permission(REPO, "bob", "write");
+    w.fake.set_permission(REPO, "carol", "admin");
+    let head = w.push_level("feature", "debug");
+    w.open_pull(1, "feature");
+    w.pull_request_event("opened", 1, "feature", &head).await;
+    assert_eq!(w.final_status(&head).await["state"], "success");
+    w.wait_idle().await;
+
+    let by_writer = w
+        .comment_event(1, "bob", "/capstan hold\n/capstan validate\n")
+        .await;
+    let reply = w.reply_to(1, by_writer).await;
+    assert!(
+        has_line(
+            &reply,
+            "/capstan hold",
+            "refused: &#96;hold&#96; needs maintain permission on this repository; you have write"
+        ),
+        "{reply}"
+    );
+    assert!(has_line(&reply, "/capstan validate", "done:"), "{reply}");
+
+    let by_admin = w.comment_event(1, "carol", "/capstan hold\n").await;
+    let reply = w.reply_to(1, by_admin).await;
+    assert!(
+        has_line(&reply, "/capstan hold", "done: placed a hold"),
+        "{reply}"
+    );
+    w.wait_idle().await;
+    // The hold fails the head's check until it is lifted.
+    let held = w.final_status(&head).await;
+    assert_eq!(held["state"], "failure", "{:#?}", w.statuses_for(&head));
+
+    // A stranger (read on a public repository) is refused; Capstan's own comments run nothing.
+    let by_reader = w.comment_event(1, "mallory", "/capstan unhold\n").await;
+    let reply = w.reply_to(1, by_reader).await;
+    assert!(has_line(&reply, "/capstan unhold", "refused:"), "{reply}");
+    let reactions = w.fake.reactions(REPO);
+    for id in [by_writer, by_admin, by_reader] {
+        assert!(
+            reactions.iter().any(|(c, r)| *c == id && r == "eyes"),
+            "{reactions:?}"
+        );
+    }
+    w.wait_idle().await;
+    let replies = w
+        .fake
+        .comments(REPO, 1)
+        .into_iter()
+        .filter(|c| c.body.starts_with("<!-- capstan:command-reply"))
+        .count();
+    assert_eq!(
+        replies, 3,
+        "one reply per command comment, none to Capstan's own"
+    );
+    w.stop().await;
+}
