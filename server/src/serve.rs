@@ -127,17 +127,26 @@ fn promotion_engine(
     )
 }
 
-/// Gitea/Forgejo and GitLab are configured, but this build does not build their clients from the
-/// settings (Gitea's exists and is tested end to end with a client handed in; its commands and
-/// promotion journeys and its git push are not yet proven; GitLab has none). Starting anyway
-/// would look like a working check that may never report, so the service refuses, saying so.
-pub fn refuse_unfinished_forge(cfg: &Config) -> anyhow::Result<()> {
-    match cfg.forge {
-        capstan_worker::forge::ForgeKind::GitHub => Ok(()),
-        other => anyhow::bail!(
-            "--forge {other}: {} support is not complete in this build (its end-to-end \
-             journeys are not all proven); refusing to start rather than accept webhooks it \
-             might not answer. Use --forge github, or a build that lists {other} as supported",
+/// The forge client the settings describe: GitHub's (`None` without credentials) or Gitea's.
+/// GitLab is configured but has no client in this build: starting anyway would look like a
+/// working check that never reports, so the service refuses, saying so.
+pub fn configured_forge(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Forge>>> {
+    use capstan_worker::forge::ForgeKind;
+    use capstan_worker::forge::gitea::{GiteaConfig, GiteaForge};
+    match (cfg.forge, &cfg.forge_instance) {
+        (ForgeKind::GitHub, _) => github_forge(cfg),
+        (ForgeKind::Gitea, Some(inst)) => {
+            if inst.url.scheme() == "http" && !config::is_loopback_url(&inst.url) {
+                warn!(url = %inst.web_base(), "Gitea is reached over plain http: its token crosses the network unencrypted");
+            }
+            let client = GiteaForge::new(GiteaConfig::new(inst.url.clone(), inst.token.0.clone()))
+                .context("building the Gitea client")?;
+            Ok(Some(Arc::new(client)))
+        }
+        (other, _) => anyhow::bail!(
+            "--forge {other}: {} support is not complete in this build (no API client yet); \
+             refusing to start rather than accept webhooks it cannot answer. Use --forge \
+             github or gitea, or a build that lists {other} as supported",
             other.display_name()
         ),
     }
@@ -520,10 +529,7 @@ impl App {
     pub async fn build_with(cfg: Config, parts: Parts) -> anyhow::Result<App> {
         let forge = match parts.forge {
             Some(f) => Some(f),
-            None => {
-                refuse_unfinished_forge(&cfg)?;
-                github_forge(&cfg)?
-            }
+            None => configured_forge(&cfg)?,
         };
         let (secrets, generated) = config::load_secrets(&cfg.secrets)?;
         register_secrets(&cfg, &secrets);

@@ -1,15 +1,12 @@
-//! `--forge`: GitHub stays the default and unchanged; a forge this build cannot answer refuses
-//! at startup, saying what is missing, before it opens a database or a port.
+//! `--forge`: GitHub stays the default and unchanged; a forge this build cannot answer (GitLab)
+//! refuses at startup, saying what is missing, before it opens a database or a port.
 #![allow(clippy::unwrap_used)]
 
 use capstan_server::config::{Config, ConfigArgs};
 
 #[tokio::test]
-async fn gitea_and_gitlab_refuse_to_start_until_their_clients_exist() {
-    for (kind, url, name) in [
-        ("gitea", "https://gitea.example", "Gitea/Forgejo"),
-        ("gitlab", "https://gitlab.example", "GitLab"),
-    ] {
+async fn gitlab_refuses_to_start_until_its_client_exists() {
+    for (kind, url, name) in [("gitlab", "https://gitlab.example", "GitLab")] {
         let dir = tempfile::tempdir().unwrap();
         let args = ConfigArgs {
             forge: Some(kind.into()),

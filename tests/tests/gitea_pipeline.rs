@@ -1,19 +1,18 @@
-//! The pull-request journey against the fake Gitea: `capstan serve` with `--forge gitea` and the
-//! Gitea client handed in, signed Gitea webhooks over HTTP at `/webhooks/gitea`, a real git
-//! repository fetched through `file://`. The assertions are the GitHub journey's, in Gitea's
-//! terms: the check is a commit status, the report one sticky comment edited on each push, a
-//! deny fails the check, and nothing is posted for a superseded head.
+//! The PR, commands and promotion journeys against the fake Gitea: `capstan serve --forge gitea
+//! --forge-url <fake>` building its own Gitea client from the settings, signed Gitea webhooks
+//! over HTTP at `/webhooks/gitea`, a real git repository fetched and pushed through `file://`.
+//! The assertions are the GitHub journeys', in Gitea's terms: the check is a commit status, the
+//! report one sticky comment edited on each push, a deny fails the check, nothing is posted for a
+//! superseded head; commands are authorized by Gitea's permission levels and answered with one
+//! reply and a reaction; a merge opens exactly one promotion pull request.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use capstan_server::config::{Config, ConfigArgs};
 use capstan_tests::fake_gitea::{FakeGitea, GiteaComment, GiteaPull};
 use capstan_tests::pr_harness::{fanout_tree, serve_on_ephemeral_port, settings_configmap};
 use capstan_tests::webhook::sign;
-use capstan_worker::forge::Forge;
-use capstan_worker::forge::gitea::{GiteaConfig, GiteaForge};
 use capstan_worker::git::fixture::{Change, RepoBuilder};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -37,10 +36,13 @@ struct World {
 
 impl World {
     async fn start() -> World {
+        Self::start_with(&fanout_tree(2)).await
+    }
+
+    async fn start_with(files: &[(String, String)]) -> World {
         capstan_worker::forge::github::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let origin = RepoBuilder::init(dir.path().join("origin/acme/gitops")).unwrap();
-        let files = fanout_tree(2);
         let changes: Vec<Change<'_>> = files
             .iter()
             .map(|(p, t)| Change::Write(p, t.as_bytes()))
@@ -70,18 +72,16 @@ impl World {
             _ => None,
         };
         let cfg = Config::load_with(&args, &env).unwrap();
-        let client = GiteaForge::new(GiteaConfig::new(
-            fake.base_url().parse().unwrap(),
-            TOKEN.into(),
-        ))
-        .unwrap();
+        if std::env::var("CAPSTAN_TEST_LOG").is_ok() {
+            capstan_server::serve::init_tracing(&cfg);
+        }
         let stop = CancellationToken::new();
+        // No client handed in: the service builds its Gitea client from the settings, as in
+        // production.
         let parts = capstan_server::serve::Parts {
-            forge: Some(Arc::new(client) as Arc<dyn Forge>),
-            renderer: None,
-            helm_binary: None,
             jsonnet_evaluator: Some(capstan_tests::capstan_binary()),
             shutdown: Some(stop.clone()),
+            ..Default::default()
         };
         let (port, service) = serve_on_ephemeral_port(cfg, parts).await;
         let base_url = format!("http://127.0.0.1:{port}");
@@ -485,5 +485,155 @@ async fn gitea_commands_journey_permissions_replies_reactions_and_hold() {
         replies, 3,
         "one reply per command comment, none to Capstan's own"
     );
+    w.stop().await;
+}
+
+const STAGING: &str = "apps/podinfo/overlays/staging/kustomization.yaml";
+const PRODUCTION: &str = "apps/podinfo/overlays/production/kustomization.yaml";
+
+fn overlay(env: &str, tag: &str) -> String {
+    format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: podinfo-{env}\n\
+         images:\n  - name: ghcr.io/stefanprodan/podinfo\n    newTag: {tag}\n"
+    )
+}
+
+/// A tree with one promotion rule: podinfo's image from staging to production, by pull request.
+fn promotion_tree() -> Vec<(String, String)> {
+    let settings = "version: 1
+repoURL: https://gitea.example/acme/gitops
+defaultBranch: main
+environments:
+  - name: staging
+    overlay: overlays/staging
+  - name: production
+    overlay: overlays/production
+promotion:
+  mode: pull-request
+  trigger: merge
+  rules:
+    - name: podinfo-images
+      app: podinfo
+      from:
+        environment: staging
+        path: apps/podinfo/overlays/staging
+      to:
+        environment: production
+        path: apps/podinfo/overlays/production
+      copy:
+        - images
+";
+    vec![
+        (".capstan.yaml".into(), settings.into()),
+        (STAGING.into(), overlay("staging", "6.7.0")),
+        (PRODUCTION.into(), overlay("production", "6.7.0")),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitea_promotion_journey_one_pull_request_with_exactly_that_tag() {
+    let w = World::start_with(&promotion_tree()).await;
+    // Capstan pushes its promotion branch there, and git pushes only to a bare repository; the
+    // tests build commits without a working tree, so the origin can say it is one.
+    git2::Repository::open(w.dir.path().join("origin/acme/gitops"))
+        .unwrap()
+        .config()
+        .unwrap()
+        .set_bool("core.bare", true)
+        .unwrap();
+    let before = w.tip("main");
+    // A person's pull request bumped staging and was merged: main moves to the merge.
+    let after = w
+        .origin
+        .commit(
+            "Merge pull request 'bump podinfo' (#2)",
+            &[Change::Write(
+                STAGING,
+                overlay("staging", "6.9.2").as_bytes(),
+            )],
+        )
+        .unwrap()
+        .to_string();
+    w.fake.add_pull(
+        REPO,
+        GiteaPull {
+            number: 2,
+            state: "closed".into(),
+            merged: true,
+            title: "Bump podinfo".into(),
+            author: "alice".into(),
+            head_ref: "bump".into(),
+            head_sha: after.clone(),
+            base_ref: "main".into(),
+            base_sha: before.clone(),
+            merge_commit_sha: Some(after.clone()),
+            ..GiteaPull::default()
+        },
+    );
+    let alice = json!({"id": 7, "login": "alice", "username": "alice"});
+    let repository = json!({"id": 3, "full_name": REPO, "default_branch": "main"});
+    // The push and the merge both arrive (Gitea sends both), the push twice.
+    for _ in 0..2 {
+        w.webhook(
+            "push",
+            &json!({"ref": "refs/heads/main", "before": before, "after": after,
+                    "commits": [], "repository": repository, "pusher": alice, "sender": alice}),
+        )
+        .await;
+    }
+    w.webhook(
+        "pull_request",
+        &json!({
+            "action": "closed", "number": 2,
+            "pull_request": {"id": 10_002, "number": 2, "state": "closed", "user": alice,
+                "head": {"ref": "bump", "sha": after}, "base": {"ref": "main", "sha": before},
+                "merged": true, "merge_commit_sha": after, "merged_by": alice},
+            "repository": repository, "sender": alice,
+        }),
+    )
+    .await;
+    w.wait_idle().await;
+
+    let promos: Vec<GiteaPull> = w
+        .fake
+        .pulls(REPO)
+        .into_iter()
+        .filter(|p| p.head_ref.starts_with("capstan/promote/"))
+        .collect();
+    assert_eq!(
+        promos.len(),
+        1,
+        "exactly one promotion pull request: {promos:#?}"
+    );
+    let promo = &promos[0];
+    assert_eq!(
+        (promo.state.as_str(), promo.base_ref.as_str()),
+        ("open", "main")
+    );
+    assert_eq!(promo.author, LOGIN);
+    assert!(promo.body.contains("Source: #2"), "{}", promo.body);
+    assert!(
+        promo.body.contains("newTag 6.7.0 → 6.9.2"),
+        "{}",
+        promo.body
+    );
+    // The branch changes exactly the production tag, on top of the merge.
+    let git = git2::Repository::open(w.dir.path().join("origin/acme/gitops")).unwrap();
+    let tip = git
+        .find_reference(&format!("refs/heads/{}", promo.head_ref))
+        .unwrap()
+        .peel_to_commit()
+        .unwrap();
+    assert_eq!(tip.parent_id(0).unwrap().to_string(), after);
+    let file = |path: &str| {
+        let entry = tip
+            .tree()
+            .unwrap()
+            .get_path(std::path::Path::new(path))
+            .unwrap();
+        String::from_utf8(git.find_blob(entry.id()).unwrap().content().to_vec()).unwrap()
+    };
+    assert_eq!(file(PRODUCTION), overlay("production", "6.9.2"));
+    assert_eq!(file(STAGING), overlay("staging", "6.9.2"));
     w.stop().await;
 }
