@@ -186,8 +186,10 @@ pub fn router(state: Arc<AppState>, with_intake: bool) -> Router {
                 "/webhooks/gitea",
                 webhook_route(&state, post(intake::webhook_gitea)),
             ),
-            // No GitLab intake in this build; the service refuses to start for it.
-            ForgeKind::GitLab => r,
+            ForgeKind::GitLab => r.route(
+                "/webhooks/gitlab",
+                webhook_route(&state, post(intake::webhook_gitlab)),
+            ),
         };
     }
     let dashboard = state.dashboard.clone().filter(|_| with_intake);

@@ -137,6 +137,9 @@ pub enum Source {
     GitHub,
     /// Gitea or Forgejo: `X-Gitea-*` or `X-Forgejo-*` headers, a bare-hex signature.
     Gitea,
+    /// GitLab: the secret token itself in `X-Gitlab-Token`, `X-Gitlab-Event`, and
+    /// `X-Gitlab-Event-UUID` as the delivery id.
+    GitLab,
 }
 
 impl Source {
@@ -146,6 +149,7 @@ impl Source {
         match self {
             Source::GitHub => (&["x-github-event"], &["x-github-delivery"]),
             Source::Gitea => (GITEA_EVENT, GITEA_DELIVERY),
+            Source::GitLab => (&["x-gitlab-event"], &["x-gitlab-event-uuid"]),
         }
     }
 
@@ -154,6 +158,7 @@ impl Source {
         match self {
             Source::GitHub => verify_github(st, headers, body),
             Source::Gitea => verify_gitea(st, headers, body),
+            Source::GitLab => verify_gitlab(st, headers),
         }
     }
 
@@ -169,6 +174,11 @@ impl Source {
                 GITEA_EVENT,
                 GITEA_DELIVERY,
                 "X-Gitea-Event (or X-Forgejo-Event) and X-Gitea-Delivery (or X-Forgejo-Delivery)",
+            ),
+            Source::GitLab => (
+                &["x-gitlab-event"][..],
+                &["x-gitlab-event-uuid"][..],
+                "X-Gitlab-Event and X-Gitlab-Event-UUID",
             ),
         };
         let (Some(event), Some(delivery)) =
@@ -193,6 +203,7 @@ impl Source {
         match self {
             Source::GitHub => jobs::classify(event, delivery_id, body, opts),
             Source::Gitea => jobs::mapping::classify_gitea(event, delivery_id, body, opts),
+            Source::GitLab => jobs::mapping::classify_gitlab(event, delivery_id, body, opts),
         }
     }
 
@@ -203,6 +214,7 @@ impl Source {
         match self {
             Source::GitHub => delivery_id.to_string(),
             Source::Gitea => format!("{}:{delivery_id}", ForgeKind::Gitea.as_str()),
+            Source::GitLab => format!("{}:{delivery_id}", ForgeKind::GitLab.as_str()),
         }
     }
 }
@@ -307,8 +319,39 @@ fn verify_gitea(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), R
     Ok(())
 }
 
+/// GitLab's token is the secret itself (no signature over the body), compared in constant time
+/// with every configured secret.
+fn verify_gitlab(st: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(token) = header_str(headers, "x-gitlab-token") else {
+        warn!("refused a delivery without a token");
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing X-Gitlab-Token; set the webhook's secret token".into(),
+            "unauthorized",
+        ));
+    };
+    if !signature::verify_token(&st.secrets, token) {
+        warn!("refused a delivery with a wrong token");
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "token does not match".into(),
+            "unauthorized",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn webhook(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     receive(&st, Source::GitHub, headers, body).await
+}
+
+/// `POST /webhooks/gitlab`, served only for `--forge gitlab`.
+pub async fn webhook_gitlab(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    receive(&st, Source::GitLab, headers, body).await
 }
 
 /// `POST /webhooks/gitea`, served only for `--forge gitea`.

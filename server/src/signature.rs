@@ -1,4 +1,5 @@
-//! GitHub's webhook signature: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the exact body>`.
+//! GitHub's webhook signature: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the exact body>`
+//! (Gitea's is the same HMAC as bare hex), and GitLab's shared token (`X-Gitlab-Token`).
 //! Verification is constant-time per secret, and any configured secret may match (rotation).
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -44,6 +45,26 @@ pub fn verify_hex(secrets: &[String], hex_sig: &str, body: &[u8]) -> bool {
     ok
 }
 
+/// Compares without an early exit, so timing does not reveal how much of a guess was right.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// GitLab sends the webhook's secret token itself in `X-Gitlab-Token`: it matches when it equals
+/// one of `secrets`. Every secret is compared, so the time does not say which one matched.
+pub fn verify_token(secrets: &[String], token: &str) -> bool {
+    let mut ok = false;
+    for secret in secrets {
+        ok |= !secret.is_empty() && constant_time_eq(secret, token);
+    }
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +98,17 @@ mod tests {
         assert!(!verify_hex(&secrets, &bare[..62], b"Hello, World!"));
         assert!(!verify_hex(&secrets, bare, b"Hello, World?"));
         assert!(!verify_hex(&secrets, "", b"Hello, World!"));
+    }
+
+    #[test]
+    fn gitlabs_token_must_equal_one_secret_exactly() {
+        let secrets = ["old".to_string(), "new-secret".to_string()];
+        assert!(verify_token(&secrets, "new-secret"));
+        assert!(verify_token(&secrets, "old"));
+        for bad in ["new-secre", "new-secret ", "NEW-SECRET", "", "old\0"] {
+            assert!(!verify_token(&secrets, bad), "{bad:?}");
+        }
+        assert!(!verify_token(&[String::new()], ""));
     }
 
     #[test]

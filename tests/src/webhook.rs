@@ -73,3 +73,15 @@ pub fn signed_gitea(event: &str, delivery: &str, body: &[u8], secret: &str) -> R
         .body(Body::from(body.to_vec()))
         .unwrap_or_else(|e| panic!("building a request: {e}"))
 }
+
+/// A POST to `/webhooks/gitlab` with the headers GitLab sends: the secret token itself in
+/// `X-Gitlab-Token`, the event name and the event's UUID.
+pub fn gitlab_request(event: &str, uuid: &str, body: &[u8], token: &str) -> Request<Body> {
+    Request::post("/webhooks/gitlab")
+        .header("content-type", "application/json")
+        .header("x-gitlab-event", event)
+        .header("x-gitlab-event-uuid", uuid)
+        .header("x-gitlab-token", token)
+        .body(Body::from(body.to_vec()))
+        .unwrap_or_else(|e| panic!("building a request: {e}"))
+}

@@ -127,14 +127,7 @@ pub fn classify(
     body: &[u8],
     opts: &MappingOptions,
 ) -> Result<Classified, MalformedPayload> {
-    let depth = json_depth(body);
-    if depth > MAX_JSON_DEPTH {
-        return Err(MalformedPayload {
-            delivery_id: delivery_id.to_string(),
-            event: event.to_string(),
-            reason: format!("nesting depth {depth} exceeds {MAX_JSON_DEPTH}"),
-        });
-    }
+    check_depth(event, delivery_id, body)?;
     let typed = match event {
         "pull_request" => parse(body).map(pull_request),
         "push" => parse(body).map(push),
@@ -167,14 +160,44 @@ pub fn classify(
             decision: Decision::Ignored(format!("event {event} is not handled")),
         }),
     };
+    settle(event, delivery_id, typed, || {
+        let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+        (
+            envelope.as_ref().and_then(|e| e.action.clone()),
+            envelope.and_then(|e| e.repository.map(|r| r.full_name)),
+        )
+    })
+}
+
+/// A body nesting deeper than [`MAX_JSON_DEPTH`] is refused before any parsing.
+fn check_depth(event: &str, delivery_id: &str, body: &[u8]) -> Result<(), MalformedPayload> {
+    let depth = json_depth(body);
+    if depth > MAX_JSON_DEPTH {
+        return Err(MalformedPayload {
+            delivery_id: delivery_id.to_string(),
+            event: event.to_string(),
+            reason: format!("nesting depth {depth} exceeds {MAX_JSON_DEPTH}"),
+        });
+    }
+    Ok(())
+}
+
+/// The typed parse's outcome as the intake records it: well-formed JSON missing what the event
+/// requires is a recorded rejection (with the action and repository `identify` can still read),
+/// anything else is not JSON at all.
+fn settle(
+    event: &str,
+    delivery_id: &str,
+    typed: Result<Classified, serde_json::Error>,
+    identify: impl FnOnce() -> (Option<String>, Option<String>),
+) -> Result<Classified, MalformedPayload> {
     match typed {
         Ok(c) => Ok(c),
         Err(e) if e.classify() == Category::Data => {
-            // Well-formed but incomplete: record the rejection with whatever identifies it.
-            let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+            let (action, repo) = identify();
             Ok(Classified {
-                action: envelope.as_ref().and_then(|e| e.action.clone()),
-                repo: envelope.and_then(|e| e.repository.map(|r| r.full_name)),
+                action,
+                repo,
                 decision: Decision::Rejected(format!("{event} payload: {e}")),
             })
         }
@@ -228,6 +251,185 @@ pub fn classify_gitea(
             ..c
         }),
     }
+}
+
+/// Classify one verified GitLab delivery (`X-Gitlab-Event`): merge request, push and note hooks
+/// make the same jobs as GitHub's events. A merge request's `update` checks the head only when
+/// it carries new commits (`oldrev`); a note runs commands only on a merge request, written (or
+/// edited) by its own author.
+pub fn classify_gitlab(
+    event: &str,
+    delivery_id: &str,
+    body: &[u8],
+    opts: &MappingOptions,
+) -> Result<Classified, MalformedPayload> {
+    use super::events::gitlab;
+    check_depth(event, delivery_id, body)?;
+    let typed = match event {
+        "Merge Request Hook" => parse(body).map(gitlab_merge_request),
+        "Push Hook" => parse(body).map(|e: gitlab::PushEvent| {
+            push(PushEvent {
+                deleted: !e.after.is_empty() && e.after.bytes().all(|b| b == b'0'),
+                git_ref: e.git_ref,
+                before: e.before,
+                after: e.after,
+                repository: gitlab_repository(e.project),
+                pusher: e
+                    .user_username
+                    .map(|name| super::events::Pusher { name: Some(name) }),
+                installation: None,
+            })
+        }),
+        "Note Hook" => parse(body).map(|e| gitlab_note(e, opts)),
+        _ => parse(body).map(|e: gitlab::Envelope| Classified {
+            action: e.object_kind,
+            repo: e.project.map(|p| p.path_with_namespace),
+            decision: Decision::Ignored(format!("GitLab event {event} is not handled")),
+        }),
+    };
+    settle(event, delivery_id, typed, || {
+        let envelope: Option<gitlab::Envelope> = serde_json::from_slice(body).ok();
+        (
+            envelope.as_ref().and_then(|e| e.object_kind.clone()),
+            envelope.and_then(|e| e.project.map(|p| p.path_with_namespace)),
+        )
+    })
+}
+
+fn gitlab_repository(p: super::events::gitlab::Project) -> super::events::Repository {
+    super::events::Repository {
+        full_name: p.path_with_namespace,
+        default_branch: p.default_branch,
+    }
+}
+
+fn gitlab_merge_request(e: super::events::gitlab::MergeRequestEvent) -> Classified {
+    let mr = e.object_attributes;
+    let action = mr.action.clone().unwrap_or_else(|| "open".into());
+    let repository = gitlab_repository(e.project);
+    let repo = repository.full_name.clone();
+    let sender = e.user.map(|u| u.username);
+    // GitHub's names for the same moments, so triggers and trust rules read alike.
+    let github_action = match action.as_str() {
+        "open" => Some("opened"),
+        "reopen" => Some("reopened"),
+        "update" if mr.oldrev.is_some() => Some("synchronize"),
+        _ => None,
+    };
+    let decision = if let Some(a) = github_action {
+        Decision::Jobs(vec![
+            PrCheck {
+                repo: repo.clone(),
+                number: mr.iid,
+                head_sha: mr.last_commit.id,
+                head_ref: Some(mr.source_branch),
+                base_ref: Some(mr.target_branch),
+                installation_id: None,
+                sender,
+                trigger: format!("pull_request.{a}"),
+            }
+            .into_job(),
+        ])
+    } else if action == "merge" {
+        match repository.default_branch {
+            Some(default) if default == mr.target_branch => Decision::Jobs(vec![
+                PrMerged {
+                    repo: repo.clone(),
+                    number: mr.iid,
+                    merge_commit_sha: mr.merge_commit_sha,
+                    head_sha: mr.last_commit.id,
+                    base_ref: mr.target_branch,
+                    merged_by: sender,
+                    installation_id: None,
+                    default_branch: Some(default),
+                }
+                .into_job(),
+            ]),
+            Some(default) => Decision::Ignored(format!(
+                "merge request merged into {} (default branch is {default}): nothing promotes",
+                mr.target_branch
+            )),
+            None => Decision::Rejected(
+                "Merge Request Hook payload: project.default_branch is missing".into(),
+            ),
+        }
+    } else if action == "update" {
+        Decision::Ignored("merge request updated without new commits".into())
+    } else {
+        Decision::Ignored(format!("merge request action {action} is not handled"))
+    };
+    Classified {
+        action: Some(action),
+        repo: Some(repo),
+        decision,
+    }
+}
+
+fn gitlab_note(e: super::events::gitlab::NoteEvent, opts: &MappingOptions) -> Classified {
+    let repo = e.project.path_with_namespace.clone();
+    let attrs = e.object_attributes;
+    let action = attrs.action.clone().unwrap_or_else(|| "create".into());
+    let login = e.user.username.clone();
+    let edited_by_other = matches!((e.user.id, attrs.author_id), (Some(u), Some(a)) if u != a);
+    let decision = if !matches!(action.as_str(), "create" | "update") {
+        Decision::Ignored(format!("note action {action} is not handled"))
+    } else if attrs.noteable_type != "MergeRequest" || e.merge_request.is_none() {
+        Decision::Ignored(format!(
+            "note on a {}, not a merge request",
+            attrs.noteable_type
+        ))
+    } else if edited_by_other {
+        Decision::Ignored(format!(
+            "note {action}d by {login}, not its author: commands are not run"
+        ))
+    } else if login.ends_with("[bot]")
+        || login.starts_with("project_") && login.contains("_bot")
+        || opts.self_logins.iter().any(|l| l == &login)
+        || attrs.note.contains(COMMENT_MARKER)
+    {
+        Decision::Ignored(format!("note by bot {login}"))
+    } else {
+        let lines = command_lines(&attrs.note, opts);
+        match (lines.is_empty(), e.merge_request) {
+            (false, Some(mr)) => Decision::Jobs(vec![
+                Command {
+                    repo: repo.clone(),
+                    number: mr.iid,
+                    comment_id: attrs.id,
+                    comment_version: attrs.updated_at.clone().unwrap_or_else(|| action.clone()),
+                    author: login,
+                    author_association: None,
+                    lines,
+                    installation_id: None,
+                    written_at: gitlab_time(attrs.updated_at.as_deref())
+                        .or_else(|| gitlab_time(attrs.created_at.as_deref())),
+                    default_branch: e.project.default_branch,
+                }
+                .into_job(),
+            ]),
+            _ => Decision::Ignored("note has no command line".into()),
+        }
+    };
+    Classified {
+        action: Some(action),
+        repo: Some(repo),
+        decision,
+    }
+}
+
+/// GitLab's hook times (`2026-12-01 11:00:00 UTC`, or RFC 3339 in newer payloads) in Unix
+/// milliseconds.
+fn gitlab_time(s: Option<&str>) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let s = s?;
+    let t = time::OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
+        let fmt =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+        time::PrimitiveDateTime::parse(s, &fmt)
+            .ok()
+            .map(|p| p.assume_utc())
+    })?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
