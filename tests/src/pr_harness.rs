@@ -172,19 +172,8 @@ impl Harness {
         };
         let base_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        for _ in 0..500 {
-            if service.is_none() {
-                break;
-            }
-            if http
-                .get(format!("{base_url}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if service.is_some() {
+            wait_healthy(&http, &base_url).await;
         }
         Harness {
             dir,
@@ -332,6 +321,19 @@ impl Harness {
             .collect()
     }
 
+    /// The one completed check run of `sha`, once there is one (a head has one check run).
+    pub async fn completed_check(&self, sha: &str, timeout: Duration) -> Value {
+        self.wait_for("the check run to complete", timeout, |h| {
+            h.check_runs_for(sha)
+                .iter()
+                .any(|r| r["status"] == "completed")
+        })
+        .await;
+        let runs = self.check_runs_for(sha);
+        assert_eq!(runs.len(), 1, "one check run per head: {runs:#?}");
+        runs.into_iter().next().unwrap()
+    }
+
     /// Waits until `done` holds (polling), or panics after `timeout` with `what`.
     pub async fn wait_for(
         &self,
@@ -373,6 +375,21 @@ impl Harness {
         if let Some(s) = self.service.take() {
             s.await.unwrap().unwrap();
         }
+    }
+}
+
+/// Waits (up to ten seconds) until the service at `base_url` answers `/healthz`.
+pub async fn wait_healthy(http: &reqwest::Client, base_url: &str) {
+    for _ in 0..500 {
+        if http
+            .get(format!("{base_url}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

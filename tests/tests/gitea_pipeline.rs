@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use capstan_server::config::{Config, ConfigArgs};
 use capstan_tests::fake_gitea::{FakeGitea, GiteaComment, GiteaPull};
-use capstan_tests::pr_harness::{fanout_tree, serve_on_ephemeral_port, settings_configmap};
+use capstan_tests::pr_harness::{
+    fanout_tree, serve_on_ephemeral_port, settings_configmap, wait_healthy,
+};
 use capstan_tests::webhook::sign;
 use capstan_worker::git::fixture::{Change, RepoBuilder};
 use serde_json::{Value, json};
@@ -86,17 +88,7 @@ impl World {
         let (port, service) = serve_on_ephemeral_port(cfg, parts).await;
         let base_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        for _ in 0..500 {
-            if http
-                .get(format!("{base_url}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_healthy(&http, &base_url).await;
         World {
             dir,
             origin,

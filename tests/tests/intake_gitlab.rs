@@ -13,7 +13,9 @@ use axum::http::{HeaderValue, StatusCode};
 use capstan_server::app::{AppState, router};
 use capstan_tests::backend::Backend;
 use capstan_tests::both_backends;
-use capstan_tests::webhook::{SECRET, gitlab_request, send, signed, signed_gitea};
+use capstan_tests::webhook::{
+    SECRET, accepted_kinds, assert_nothing_stored, gitlab_request, send, signed, signed_gitea,
+};
 use capstan_worker::forge::ForgeKind;
 use capstan_worker::queue::Queue;
 use serde_json::{Value, json};
@@ -37,8 +39,7 @@ fn stored(id: &str) -> String {
 }
 
 async fn assert_store_empty(q: &Arc<dyn Queue>, id: &str) {
-    assert!(q.delivery(&stored(id)).await.unwrap().is_none(), "{id}");
-    assert!(q.depth().await.unwrap().is_empty(), "no job may be stored");
+    assert_nothing_stored(q, &stored(id)).await;
 }
 
 const HEAD: &str = "1111111111111111111111111111111111111111";
@@ -100,15 +101,7 @@ async fn kinds_of(
     id: &str,
     body: &[u8],
 ) -> Vec<String> {
-    let (status, resp) = send(app, gitlab_request(event, id, body, SECRET)).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{event} {id}: {resp}");
-    let record = q.delivery(&stored(id)).await.unwrap().unwrap();
-    let jobs = q.jobs_for_delivery(&stored(id)).await.unwrap();
-    if record.outcome == "ignored" {
-        assert!(jobs.is_empty() && record.detail.is_some(), "{record:?}");
-        return vec!["ignored".into()];
-    }
-    jobs.into_iter().map(|j| j.kind).collect()
+    accepted_kinds(app, q, gitlab_request(event, id, body, SECRET), &stored(id)).await
 }
 
 async fn gitlab_hooks_map_to_the_same_jobs_as_githubs(b: &Backend) {

@@ -13,18 +13,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(120);
 
-async fn completed_check(h: &Harness, sha: &str) -> Value {
-    h.wait_for("the check run to complete", WAIT, |h| {
-        h.check_runs_for(sha)
-            .iter()
-            .any(|r| r["status"] == "completed")
-    })
-    .await;
-    let runs = h.check_runs_for(sha);
-    assert_eq!(runs.len(), 1, "one check run per merge commit: {runs:#?}");
-    runs.into_iter().next().unwrap()
-}
-
 /// No comment was written, read or edited on any pull request or issue.
 fn assert_no_comment_calls(h: &Harness) {
     let touched: Vec<_> = h
@@ -46,7 +34,7 @@ async fn a_merge_group_gets_a_completed_check_on_its_merge_commit_and_no_comment
     let head = h.push_level(&queue, "debug");
 
     h.merge_group_event(&queue, &head, &base).await;
-    let run = completed_check(&h, &head).await;
+    let run = h.completed_check(&head, WAIT).await;
     assert_eq!(run["name"], "capstan");
     assert_eq!(run["conclusion"], "success", "{run:#}");
     assert_eq!(run["head_sha"], head.as_str());
