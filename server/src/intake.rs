@@ -444,10 +444,12 @@ async fn handle(
     };
     let event_label = event.to_string();
     if !valid_delivery_id(delivery_id) || event.len() > 64 {
-        let r = reply(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "malformed delivery id or event header"}),
-        );
+        let what = match source {
+            Source::GitHub => "malformed X-GitHub-Delivery or X-GitHub-Event",
+            Source::Gitea => "malformed delivery id or event header",
+            Source::GitLab => "malformed X-Gitlab-Event-UUID or X-Gitlab-Event",
+        };
+        let r = reply(StatusCode::BAD_REQUEST, json!({ "error": what }));
         return (r, unverified, "bad_request");
     }
     let stored_id = source.stored_id(delivery_id);

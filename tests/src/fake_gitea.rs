@@ -445,7 +445,8 @@ fn repo_route(
                 .filter(|c| c.issue == n)
                 .map(comment_json)
                 .collect();
-            answer(StatusCode::OK, Value::Array(page(query, all)))
+            // Gitea's issue comment listing has no paging parameters: everything, always.
+            answer(StatusCode::OK, Value::Array(all))
         }
         ("POST", ["issues", n, "comments"]) => {
             let Some(text) = s(body, "body") else {

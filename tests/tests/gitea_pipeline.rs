@@ -629,3 +629,35 @@ async fn gitea_promotion_journey_one_pull_request_with_exactly_that_tag() {
     assert_eq!(file(STAGING), overlay("staging", "6.9.2"));
     w.stop().await;
 }
+
+/// Gitea's comment listing has no paging: a pull request with more comments than a page holds
+/// is read in one answer, each comment once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_conversation_is_read_once_without_paging() {
+    use capstan_worker::forge::Comments;
+    use capstan_worker::forge::gitea::{GiteaConfig, GiteaForge};
+    let fake = FakeGitea::start(TOKEN, LOGIN).await;
+    fake.add_repo(REPO);
+    let ids: Vec<u64> = (0..120)
+        .map(|i| fake.add_comment(REPO, 3, "alice", &format!("comment {i}")))
+        .collect();
+    let client = GiteaForge::new(GiteaConfig::new(
+        fake.base_url().parse().unwrap(),
+        TOKEN.into(),
+    ))
+    .unwrap();
+    let got: Vec<u64> = client
+        .comments(REPO, 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(got, ids);
+    let reads = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.path.ends_with("/issues/3/comments"))
+        .count();
+    assert_eq!(reads, 1);
+}

@@ -4,7 +4,8 @@
 //! - there are no check runs: `create_check_run` is [`ForgeError::Unsupported`], so the pipeline
 //!   reports with a commit status (`POST /repos/{o}/{r}/statuses/{sha}`);
 //! - a collaborator's permission is `none`, `read`, `write`, `admin` or `owner` (owner is admin);
-//! - pull requests are listed by page (`page`, `limit`); a commit's pull request is one object
+//! - pull requests, their files and repositories are listed by page (`page`, `limit`); a pull
+//!   request's comments come in one answer; a commit's pull request is one object
 //!   (`GET /repos/{o}/{r}/commits/{sha}/pull`), 404 when there is none;
 //! - an existing pull request for the same branches is refused with 409.
 //!
@@ -521,8 +522,9 @@ impl Pulls for GiteaForge {
 #[async_trait]
 impl Comments for GiteaForge {
     async fn comments(&self, repo: &str, number: u64) -> Result<Vec<IssueComment>, ForgeError> {
+        // This listing takes no `page`/`limit` (only `since`/`before`): one request has them all.
         let url = self.repo_url(repo, &["issues", &number.to_string(), "comments"])?;
-        let all: Vec<Comment> = self.get_all(repo, url, &[]).await?;
+        let all: Vec<Comment> = self.get(repo, url).await?;
         let mut out: Vec<IssueComment> = all.into_iter().map(comment).collect();
         out.sort_by_key(|c| c.id);
         Ok(out)
