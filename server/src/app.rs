@@ -60,6 +60,8 @@ pub struct AppState {
     pub(crate) dashboard: Option<Arc<crate::dashboard::Dashboard>>,
     /// `false` when `/metrics` has its own listener (`--metrics-listen`).
     pub(crate) serve_metrics: bool,
+    /// The forge whose webhooks are taken (`/webhooks/<forge>`; only that one route).
+    pub(crate) forge: capstan_worker::forge::ForgeKind,
 }
 
 impl AppState {
@@ -80,7 +82,14 @@ impl AppState {
             job_max_attempts: capstan_worker::queue::NewJob::DEFAULT_MAX_ATTEMPTS,
             dashboard: None,
             serve_metrics: true,
+            forge: capstan_worker::forge::ForgeKind::GitHub,
         }
+    }
+
+    /// Takes the webhooks of `forge` instead of GitHub's.
+    pub fn with_forge(mut self, forge: capstan_worker::forge::ForgeKind) -> Self {
+        self.forge = forge;
+        self
     }
 
     /// Replaces the webhook secrets given to [`AppState::new`].
@@ -165,7 +174,23 @@ pub fn router(state: Arc<AppState>, with_intake: bool) -> Router {
         r = r.route("/metrics", get(metrics));
     }
     if with_intake {
-        r = r.route("/webhooks/github", webhook_route(&state));
+        use capstan_worker::forge::ForgeKind;
+        // One forge's route only: Gitea also sends GitHub's header names, so a Gitea hook
+        // pointed at `/webhooks/github` must find nothing there when Gitea is the forge.
+        r = match state.forge {
+            ForgeKind::GitHub => r.route(
+                "/webhooks/github",
+                webhook_route(&state, post(intake::webhook)),
+            ),
+            ForgeKind::Gitea => r.route(
+                "/webhooks/gitea",
+                webhook_route(&state, post(intake::webhook_gitea)),
+            ),
+            ForgeKind::GitLab => r.route(
+                "/webhooks/gitlab",
+                webhook_route(&state, post(intake::webhook_gitlab)),
+            ),
+        };
     }
     let dashboard = state.dashboard.clone().filter(|_| with_intake);
     let r = r.with_state(state);
@@ -178,13 +203,16 @@ pub fn router(state: Arc<AppState>, with_intake: bool) -> Router {
     traced(r)
 }
 
-/// `POST /webhooks/github` with its layers, outermost first: counting (every answer, including
+/// `POST /webhooks/<forge>` with its layers, outermost first: counting (every answer, including
 /// the ones the layers give, lands in `capstan_webhook_deliveries_total`), load shedding past
 /// [`AppState::webhook_concurrency`], the handling deadline, and the body cap (a declared
 /// length over it is refused before reading; a longer stream is cut at the cap).
-fn webhook_route(st: &Arc<AppState>) -> MethodRouter<Arc<AppState>> {
+fn webhook_route(
+    st: &Arc<AppState>,
+    route: MethodRouter<Arc<AppState>>,
+) -> MethodRouter<Arc<AppState>> {
     let handling = st.body_timeout + st.handling_budget;
-    post(intake::webhook)
+    route
         .layer::<_, Infallible>(RequestBodyLimitLayer::new(st.max_body_bytes))
         .layer::<_, Infallible>(
             ServiceBuilder::new()

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use capstan_worker::forge::ForgeKind;
 use capstan_worker::forge::github::{GitHubAuth, api_url_from_setting};
 use capstan_worker::limits::{DiffLimits, Limits};
 use capstan_worker::render::cache::CacheLimits;
@@ -107,6 +108,9 @@ settings! {
     secret GITHUB_TOKEN = ("CAPSTAN_GITHUB_TOKEN", "none", "Personal or fine-grained token (commit statuses instead of check runs). Environment only; or use the App settings.");
     GITHUB_APP_ID github_app_id "github-app-id" "ID" = ("CAPSTAN_GITHUB_APP_ID", "none", "GitHub App id; with the key file, Capstan authenticates as the App (check runs, per-installation tokens).");
     GITHUB_APP_KEY_FILE github_app_key_file "github-app-key-file" "FILE" = ("CAPSTAN_GITHUB_APP_KEY_FILE", "none", "The GitHub App's private key (PEM). Without GitHub credentials reports go to the dashboard and the log only.");
+    FORGE forge "forge" "github|gitea|gitlab" = ("CAPSTAN_FORGE", "github", "Where the repositories live: `github`, `gitea` (Gitea or Forgejo) or `gitlab`. `gitea` and `gitlab` take `--forge-url` and `CAPSTAN_FORGE_TOKEN`; this build refuses to start with `gitlab`, whose API client is not written yet.");
+    FORGE_URL forge_url "forge-url" "URL" = ("CAPSTAN_FORGE_URL", "none", "Web address of the Gitea/Forgejo or (self-managed) GitLab instance, e.g. `https://git.example.com`; its API is found under it, links and git URLs start with it. GitHub uses `--github-api-url` instead.");
+    secret FORGE_TOKEN = ("CAPSTAN_FORGE_TOKEN", "none", "Gitea/Forgejo access token, or GitLab project access token, for `--forge gitea` or `--forge gitlab`. Environment only.");
     GIT_URL_TEMPLATE git_url_template "git-url-template" "TEMPLATE" = ("CAPSTAN_GIT_URL_TEMPLATE", "https://<github host>/{owner}/{repo}.git", "Where repositories are fetched from (`{owner}`, `{repo}`, `{host}`); `file://` works for mirrors. Never taken from a webhook.");
     ARGOCD_URL argocd_url "argocd-url" "URL" = ("CAPSTAN_ARGOCD_URL", "none", "ArgoCD server URL; with a token, PRs show each app's sync and health status and the live diff.");
     secret ARGOCD_TOKEN = ("CAPSTAN_ARGOCD_TOKEN", "none", "ArgoCD API token (bearer). Environment only; or use the token file.");
@@ -227,6 +231,10 @@ pub struct Config {
     pub git_url_template: String,
     /// The web host `{host}` stands for in the git URL template.
     pub github_host: String,
+    /// Which forge the repositories are on (`--forge`; GitHub by default).
+    pub forge: ForgeKind,
+    /// A Gitea/Forgejo or GitLab instance: its web address and token. `None` for GitHub.
+    pub forge_instance: Option<ForgeInstance>,
     /// `None`: no ArgoCD configured.
     pub argocd: Option<ArgoSettings>,
     pub kube_dry_run: KubeDryRunMode,
@@ -243,6 +251,21 @@ pub struct Config {
     pub limits: Limits,
     /// Chart repositories, chart cache, offline mode and credentials (`Debug` redacts passwords).
     pub charts: ChartSettings,
+}
+
+/// A self-hosted forge as configured: where it is and the token Capstan uses there.
+#[derive(Clone, Debug)]
+pub struct ForgeInstance {
+    /// Web address without a trailing slash (`https://git.example.com`, or with a path prefix).
+    pub url: url::Url,
+    pub token: Redacted,
+}
+
+impl ForgeInstance {
+    /// The web address as links and git URLs start with it (no trailing slash).
+    pub fn web_base(&self) -> String {
+        self.url.as_str().trim_end_matches('/').to_string()
+    }
 }
 
 /// ArgoCD as configured: where, how to authenticate, which apps get a dry-run sync.
@@ -292,6 +315,99 @@ fn github_web_host(api: &url::Url) -> String {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     }
+}
+
+/// The host (and port) of a self-hosted forge's address.
+fn forge_web_host(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
+}
+
+/// `--forge`, `--forge-url` and `CAPSTAN_FORGE_TOKEN`, checked together: GitHub takes neither
+/// (its settings are the `github_*` ones), Gitea and GitLab need both and no GitHub
+/// credentials, so one service never half-answers two forges.
+fn forge_settings(
+    s: &Sources<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    github_credentials: bool,
+) -> Result<(ForgeKind, Option<ForgeInstance>), ConfigError> {
+    let (v, origin) = s.get_or_default(&FORGE);
+    let Some(kind) = ForgeKind::parse(v.trim()) else {
+        return Err(ConfigError::Invalid {
+            origin,
+            value: v,
+            reason: "expected github, gitea (or forgejo) or gitlab".into(),
+        });
+    };
+    let url = s.get(&FORGE_URL);
+    let token = env(FORGE_TOKEN.env).filter(|t| !t.trim().is_empty());
+    if kind == ForgeKind::GitHub {
+        if let Some((v, origin)) = url {
+            return Err(ConfigError::Invalid {
+                origin,
+                value: v,
+                reason: "--forge-url is for --forge gitea or gitlab; GitHub's API address is \
+                         --github-api-url"
+                    .into(),
+            });
+        }
+        if token.is_some() {
+            return Err(ConfigError::Secret {
+                origin: FORGE_TOKEN.env.into(),
+                reason: "set for --forge github, which uses the GitHub token or App settings"
+                    .into(),
+            });
+        }
+        return Ok((kind, None));
+    }
+    let name = kind.display_name();
+    let Some((raw, url_origin)) = url else {
+        return Err(ConfigError::Invalid {
+            origin,
+            value: v,
+            reason: format!("{name} needs --forge-url (the instance's web address)"),
+        });
+    };
+    let parsed = url::Url::parse(raw.trim()).map_err(|e| ConfigError::Invalid {
+        origin: url_origin.clone(),
+        value: raw.clone(),
+        reason: e.to_string(),
+    })?;
+    let plain = matches!(parsed.scheme(), "http" | "https")
+        && parsed.host_str().is_some()
+        && parsed.username().is_empty()
+        && parsed.password().is_none()
+        && parsed.query().is_none()
+        && parsed.fragment().is_none();
+    if !plain {
+        return Err(ConfigError::Invalid {
+            origin: url_origin,
+            value: raw,
+            reason: "expected an http(s) address without credentials, query or fragment".into(),
+        });
+    }
+    let Some(token) = token else {
+        return Err(ConfigError::Secret {
+            origin: FORGE_TOKEN.env.into(),
+            reason: format!("{name} needs an access token"),
+        });
+    };
+    if github_credentials {
+        return Err(ConfigError::Secret {
+            origin: "GitHub credentials".into(),
+            reason: format!("set together with --forge {kind}; one service talks to one forge"),
+        });
+    }
+    Ok((
+        kind,
+        Some(ForgeInstance {
+            url: parsed,
+            token: Redacted(token.trim().to_string()),
+        }),
+    ))
 }
 
 /// Reads values by precedence and remembers where each came from.
@@ -657,8 +773,18 @@ impl Config {
                 })?,
             )
         };
-        let github_host = github_web_host(&github_api_url);
+        let (forge, forge_instance) = forge_settings(&s, env, github_auth.is_some())?;
+        let github_host = match &forge_instance {
+            Some(f) => forge_web_host(&f.url),
+            None => github_web_host(&github_api_url),
+        };
         let git_url_template = match s.get(&GIT_URL_TEMPLATE) {
+            // A self-hosted forge may serve plain http or live under a path: its own address
+            // is the start of every repository's URL.
+            None if forge_instance.is_some() => forge_instance
+                .as_ref()
+                .map(|f| format!("{}/{{owner}}/{{repo}}.git", f.web_base()))
+                .unwrap_or_default(),
             None => capstan_worker::git::DEFAULT_URL_TEMPLATE.to_string(),
             Some((v, origin)) => {
                 let v = v.trim().to_string();
@@ -749,6 +875,8 @@ impl Config {
             github_auth,
             git_url_template,
             github_host,
+            forge,
+            forge_instance,
             argocd,
             kube_dry_run,
             dashboard_auth,
@@ -1761,6 +1889,99 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn a_self_hosted_forge_needs_its_address_and_token_and_nothing_of_githubs() {
+        let github = Config::load_with(&ConfigArgs::default(), &env_of(&[])).unwrap();
+        assert_eq!(github.forge, ForgeKind::GitHub);
+        assert!(github.forge_instance.is_none());
+
+        let token = "gta_0123456789abcdef";
+        let gitea = Config::load_with(
+            &ConfigArgs {
+                forge: Some("forgejo".into()),
+                forge_url: Some("http://gitea.gitea.svc:3000/".into()),
+                ..ConfigArgs::default()
+            },
+            &env_of(&[("CAPSTAN_FORGE_TOKEN", token)]),
+        )
+        .unwrap();
+        assert_eq!(gitea.forge, ForgeKind::Gitea);
+        let inst = gitea.forge_instance.clone().unwrap();
+        assert_eq!(inst.web_base(), "http://gitea.gitea.svc:3000");
+        assert_eq!(gitea.github_host, "gitea.gitea.svc:3000");
+        assert_eq!(
+            gitea.git_url_template,
+            "http://gitea.gitea.svc:3000/{owner}/{repo}.git"
+        );
+        assert!(
+            !format!("{gitea:?}").contains(token),
+            "the token is redacted"
+        );
+
+        let gitlab = Config::load_with(
+            &ConfigArgs {
+                forge: Some("gitlab".into()),
+                forge_url: Some("https://example.com/gitlab".into()),
+                ..ConfigArgs::default()
+            },
+            &env_of(&[("CAPSTAN_FORGE_TOKEN", "glpat-x")]),
+        )
+        .unwrap();
+        assert_eq!(gitlab.forge, ForgeKind::GitLab);
+        assert_eq!(
+            gitlab.git_url_template,
+            "https://example.com/gitlab/{owner}/{repo}.git"
+        );
+
+        let forge = |kind: &str, url: Option<&str>| ConfigArgs {
+            forge: Some(kind.into()),
+            forge_url: url.map(str::to_string),
+            ..ConfigArgs::default()
+        };
+        type Case<'a> = (ConfigArgs, &'a [(&'a str, &'a str)], &'a str);
+        let with_token: &[(&str, &str)] = &[("CAPSTAN_FORGE_TOKEN", "t0k")];
+        let cases: [Case; 8] = [
+            (forge("bitbucket", None), &[], "expected github, gitea"),
+            (forge("gitea", None), with_token, "needs --forge-url"),
+            (
+                forge("gitlab", Some("https://gl.example")),
+                &[],
+                "GitLab needs an access token",
+            ),
+            (
+                forge("gitea", Some("ftp://g.example")),
+                with_token,
+                "expected an http(s) address",
+            ),
+            (
+                forge("gitea", Some("https://user:pw@g.example")),
+                with_token,
+                "without credentials",
+            ),
+            (
+                forge("github", Some("https://g.example")),
+                &[],
+                "--github-api-url",
+            ),
+            (forge("github", None), with_token, "CAPSTAN_FORGE_TOKEN"),
+            (
+                forge("gitea", Some("https://g.example")),
+                &[
+                    ("CAPSTAN_FORGE_TOKEN", "t0k"),
+                    ("CAPSTAN_GITHUB_TOKEN", "ghp_x"),
+                ],
+                "one service talks to one forge",
+            ),
+        ];
+        for (args, env, want) in cases {
+            let err = Config::load_with(&args, &env_of(env))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+            assert!(!err.contains("t0k") && !err.contains("ghp_x"), "{err}");
         }
     }
 

@@ -1,6 +1,8 @@
-//! `POST /webhooks/github`: the order of checks is the contract. Size and signature come first,
-//! so an unsigned request costs no JSON parsing and no database write; then the headers, the
-//! payload, the allowlist; then one transaction stores the delivery with its jobs.
+//! `POST /webhooks/github` (and `/webhooks/gitea` for `--forge gitea`): the order of checks is
+//! the contract. Size and signature come first, so an unsigned request costs no JSON parsing and
+//! no database write; then the headers, the payload, the allowlist; then one transaction stores
+//! the delivery with its jobs. Only the signature, the header names and the payload dialect
+//! differ by forge ([`Source`]).
 
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use capstan_worker::forge::ForgeKind;
 use capstan_worker::jobs::{self, Decision};
 use capstan_worker::queue::{DeliveryOutcome, NewDelivery, RecordOutcome};
 use http_body_util::{BodyExt, LengthLimitError};
@@ -128,15 +131,258 @@ fn valid_delivery_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// Who sent a delivery: the forge whose headers, signature and payloads it carries.
+#[derive(Clone, Copy, Debug)]
+pub enum Source {
+    GitHub,
+    /// Gitea or Forgejo: `X-Gitea-*` or `X-Forgejo-*` headers, a bare-hex signature.
+    Gitea,
+    /// GitLab: the secret token itself in `X-Gitlab-Token`, `X-Gitlab-Event`, and
+    /// `X-Gitlab-Event-UUID` as the delivery id.
+    GitLab,
+}
+
+impl Source {
+    /// The header pairs naming the event and the delivery, first found wins (for the span only;
+    /// the verified names come from [`Source::identify`]).
+    fn span_headers(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Source::GitHub => (&["x-github-event"], &["x-github-delivery"]),
+            Source::Gitea => (GITEA_EVENT, GITEA_DELIVERY),
+            Source::GitLab => (&["x-gitlab-event"], &["x-gitlab-event-uuid"]),
+        }
+    }
+
+    /// Checks the signature of `body`; `Err` is the refusal.
+    fn verify(self, st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Refusal> {
+        match self {
+            Source::GitHub => verify_github(st, headers, body),
+            Source::Gitea => verify_gitea(st, headers, body),
+            Source::GitLab => verify_gitlab(st, headers),
+        }
+    }
+
+    /// The event and delivery id of a verified delivery.
+    fn identify(self, headers: &HeaderMap) -> Result<(&str, &str), Refusal> {
+        let (events, deliveries, names) = match self {
+            Source::GitHub => (
+                &["x-github-event"][..],
+                &["x-github-delivery"][..],
+                "X-GitHub-Event and X-GitHub-Delivery",
+            ),
+            Source::Gitea => (
+                GITEA_EVENT,
+                GITEA_DELIVERY,
+                "X-Gitea-Event (or X-Forgejo-Event) and X-Gitea-Delivery (or X-Forgejo-Delivery)",
+            ),
+            Source::GitLab => (
+                &["x-gitlab-event"][..],
+                &["x-gitlab-event-uuid"][..],
+                "X-Gitlab-Event and X-Gitlab-Event-UUID",
+            ),
+        };
+        let (Some(event), Some(delivery)) =
+            (agreed(headers, events)?, agreed(headers, deliveries)?)
+        else {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!("{names} are required"),
+                "bad_request",
+            ));
+        };
+        Ok((event, delivery))
+    }
+
+    fn classify(
+        self,
+        event: &str,
+        delivery_id: &str,
+        body: &[u8],
+        opts: &jobs::MappingOptions,
+    ) -> Result<jobs::Classified, jobs::MalformedPayload> {
+        match self {
+            Source::GitHub => jobs::classify(event, delivery_id, body, opts),
+            Source::Gitea => jobs::mapping::classify_gitea(event, delivery_id, body, opts),
+            Source::GitLab => jobs::mapping::classify_gitlab(event, delivery_id, body, opts),
+        }
+    }
+
+    /// Delivery ids are stored with the forge's name in front for every forge but GitHub (whose
+    /// ids are stored as they always were), so one forge's ids can never collide with, or be
+    /// replayed as, another's.
+    fn stored_id(self, delivery_id: &str) -> String {
+        match self {
+            Source::GitHub => delivery_id.to_string(),
+            Source::Gitea => format!("{}:{delivery_id}", ForgeKind::Gitea.as_str()),
+            Source::GitLab => format!("{}:{delivery_id}", ForgeKind::GitLab.as_str()),
+        }
+    }
+}
+
+/// Forgejo's own header names first; Forgejo sends both, older Gitea only its own.
+const GITEA_EVENT: &[&str] = &["x-forgejo-event", "x-gitea-event"];
+const GITEA_DELIVERY: &[&str] = &["x-forgejo-delivery", "x-gitea-delivery"];
+const GITEA_SIGNATURE: &[&str] = &["x-forgejo-signature", "x-gitea-signature"];
+
+/// A refused request: the answer's status and error, and its outcome label.
+struct Refusal {
+    status: StatusCode,
+    error: String,
+    outcome: &'static str,
+}
+
+impl Refusal {
+    fn response(self) -> (Response, &'static str) {
+        (
+            reply(self.status, json!({ "error": self.error })),
+            self.outcome,
+        )
+    }
+}
+
+fn refuse(status: StatusCode, error: String, outcome: &'static str) -> Refusal {
+    Refusal {
+        status,
+        error,
+        outcome,
+    }
+}
+
+/// The one value the headers `names` give: `None` when none is sent, a refusal when two are
+/// sent and disagree (a relay could otherwise choose which one Capstan believes).
+fn agreed<'h>(headers: &'h HeaderMap, names: &[&str]) -> Result<Option<&'h str>, Refusal> {
+    let mut found: Option<&str> = None;
+    for name in names {
+        if let Some(v) = header_str(headers, name) {
+            match found {
+                Some(f) if f != v => {
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        format!("{} disagree", names.join(" and ")),
+                        "bad_request",
+                    ));
+                }
+                _ => found = Some(v),
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn verify_github(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Refusal> {
+    let Some(sig) = header_str(headers, "x-hub-signature-256") else {
+        let why = if headers.contains_key("x-hub-signature") {
+            "only X-Hub-Signature (SHA-1) was sent; X-Hub-Signature-256 is required"
+        } else {
+            "missing X-Hub-Signature-256"
+        };
+        warn!(why, "refused an unsigned delivery");
+        return Err(refuse(StatusCode::UNAUTHORIZED, why.into(), "unauthorized"));
+    };
+    if !signature::verify(&st.secrets, sig, body) {
+        warn!("refused a delivery with an invalid signature");
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "signature does not match".into(),
+            "unauthorized",
+        ));
+    }
+    Ok(())
+}
+
+/// Every Gitea/Forgejo signature header sent must verify: Forgejo sends both names, and a
+/// request with one good and one bad signature was altered on the way.
+fn verify_gitea(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Refusal> {
+    let sent: Vec<&str> = GITEA_SIGNATURE
+        .iter()
+        .filter_map(|name| header_str(headers, name))
+        .collect();
+    if sent.is_empty() {
+        warn!("refused an unsigned delivery");
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing X-Gitea-Signature (or X-Forgejo-Signature); set the webhook's secret".into(),
+            "unauthorized",
+        ));
+    }
+    if !sent
+        .iter()
+        .all(|sig| signature::verify_hex(&st.secrets, sig, body))
+    {
+        warn!("refused a delivery with an invalid signature");
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "signature does not match".into(),
+            "unauthorized",
+        ));
+    }
+    Ok(())
+}
+
+/// GitLab's token is the secret itself (no signature over the body), compared in constant time
+/// with every configured secret.
+fn verify_gitlab(st: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(token) = header_str(headers, "x-gitlab-token") else {
+        warn!("refused a delivery without a token");
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing X-Gitlab-Token; set the webhook's secret token".into(),
+            "unauthorized",
+        ));
+    };
+    if !signature::verify_token(&st.secrets, token) {
+        warn!("refused a delivery with a wrong token");
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "token does not match".into(),
+            "unauthorized",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn webhook(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    receive(&st, Source::GitHub, headers, body).await
+}
+
+/// `POST /webhooks/gitlab`, served only for `--forge gitlab`.
+pub async fn webhook_gitlab(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    receive(&st, Source::GitLab, headers, body).await
+}
+
+/// `POST /webhooks/gitea`, served only for `--forge gitea`.
+pub async fn webhook_gitea(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    receive(&st, Source::Gitea, headers, body).await
+}
+
+async fn receive(st: &AppState, source: Source, headers: HeaderMap, body: Body) -> Response {
+    let (events, deliveries) = source.span_headers();
+    let first = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| header_str(&headers, n))
+            .unwrap_or("-")
+            .to_string()
+    };
     let span = info_span!(
         "delivery",
-        delivery_id = header_str(&headers, "x-github-delivery").unwrap_or("-"),
-        event = header_str(&headers, "x-github-event").unwrap_or("-"),
+        forge = ?source,
+        delivery_id = %first(deliveries),
+        event = %first(events),
         repo = field::Empty,
         outcome = field::Empty,
     );
-    let (mut response, event, outcome) = handle(&st, &headers, body).instrument(span.clone()).await;
+    let (mut response, event, outcome) = handle(st, source, &headers, body)
+        .instrument(span.clone())
+        .await;
     span.record("outcome", outcome);
     response.extensions_mut().insert(Counted { event, outcome });
     response
@@ -146,6 +392,7 @@ pub async fn webhook(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
 /// signature is verified, so unsigned traffic cannot grow label sets) and the outcome label.
 async fn handle(
     st: &AppState,
+    source: Source,
     headers: &HeaderMap,
     body: Body,
 ) -> (Response, String, &'static str) {
@@ -169,26 +416,9 @@ async fn handle(
         }
     };
 
-    let Some(sig) = header_str(headers, "x-hub-signature-256") else {
-        let why = if headers.contains_key("x-hub-signature") {
-            "only X-Hub-Signature (SHA-1) was sent; X-Hub-Signature-256 is required"
-        } else {
-            "missing X-Hub-Signature-256"
-        };
-        warn!(why, "refused an unsigned delivery");
-        return (
-            reply(StatusCode::UNAUTHORIZED, json!({"error": why})),
-            unverified,
-            "unauthorized",
-        );
-    };
-    if !signature::verify(&st.secrets, sig, &body) {
-        warn!("refused a delivery with an invalid signature");
-        let r = reply(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "signature does not match"}),
-        );
-        return (r, unverified, "unauthorized");
+    if let Err(refusal) = source.verify(st, headers, &body) {
+        let (r, outcome) = refusal.response();
+        return (r, unverified, outcome);
     }
 
     // GitHub can be told to send `application/x-www-form-urlencoded` (`payload=<json>`); that
@@ -205,26 +435,26 @@ async fn handle(
         }
     }
 
-    let (Some(event), Some(delivery_id)) = (
-        header_str(headers, "x-github-event"),
-        header_str(headers, "x-github-delivery"),
-    ) else {
-        let r = reply(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "X-GitHub-Event and X-GitHub-Delivery are required"}),
-        );
-        return (r, unverified, "bad_request");
+    let (event, delivery_id) = match source.identify(headers) {
+        Ok(ids) => ids,
+        Err(refusal) => {
+            let (r, outcome) = refusal.response();
+            return (r, unverified, outcome);
+        }
     };
     let event_label = event.to_string();
     if !valid_delivery_id(delivery_id) || event.len() > 64 {
-        let r = reply(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "malformed X-GitHub-Delivery or X-GitHub-Event"}),
-        );
+        let what = match source {
+            Source::GitHub => "malformed X-GitHub-Delivery or X-GitHub-Event",
+            Source::Gitea => "malformed delivery id or event header",
+            Source::GitLab => "malformed X-Gitlab-Event-UUID or X-Gitlab-Event",
+        };
+        let r = reply(StatusCode::BAD_REQUEST, json!({ "error": what }));
         return (r, unverified, "bad_request");
     }
+    let stored_id = source.stored_id(delivery_id);
 
-    let classified = match jobs::classify(event, delivery_id, &body, &st.mapping) {
+    let classified = match source.classify(event, delivery_id, &body, &st.mapping) {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "refused a malformed payload");
@@ -260,7 +490,7 @@ async fn handle(
         }
     }
     let delivery = NewDelivery {
-        delivery_id: delivery_id.to_string(),
+        delivery_id: stored_id,
         event: event.to_string(),
         action: classified.action,
         repo: classified.repo,

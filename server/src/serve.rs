@@ -101,7 +101,9 @@ fn registry_sharing(
 ) -> Registry {
     let mut r = Registry::new();
     r.register::<jobs::Ping>(jobs::ping::PingHandler);
-    r.register::<jobs::PrCheck>(PrCheckHandler::new(services.clone(), renderer));
+    let checks = PrCheckHandler::new(services.clone(), renderer);
+    r.register::<jobs::MergeGroupCheck>(checks.clone());
+    r.register::<jobs::PrCheck>(checks);
     r.register::<jobs::Command>(
         capstan_worker::commands::CommandHandler::new(services.clone())
             .with_default_prefix(command_prefix),
@@ -123,6 +125,31 @@ fn promotion_engine(
         promote::Engine::new(forge, git, runs, SqlPromotionStore::new(queue.db()), sync)
             .with_queue(queue.clone()),
     )
+}
+
+/// The forge client the settings describe: GitHub's (`None` without credentials) or Gitea's.
+/// GitLab is configured but has no client in this build: starting anyway would look like a
+/// working check that never reports, so the service refuses, saying so.
+pub fn configured_forge(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Forge>>> {
+    use capstan_worker::forge::ForgeKind;
+    use capstan_worker::forge::gitea::{GiteaConfig, GiteaForge};
+    match (cfg.forge, &cfg.forge_instance) {
+        (ForgeKind::GitHub, _) => github_forge(cfg),
+        (ForgeKind::Gitea, Some(inst)) => {
+            if inst.url.scheme() == "http" && !config::is_loopback_url(&inst.url) {
+                warn!(url = %inst.web_base(), "Gitea is reached over plain http: its token crosses the network unencrypted");
+            }
+            let client = GiteaForge::new(GiteaConfig::new(inst.url.clone(), inst.token.0.clone()))
+                .context("building the Gitea client")?;
+            Ok(Some(Arc::new(client)))
+        }
+        (other, _) => anyhow::bail!(
+            "--forge {other}: {} support is not complete in this build (no API client yet); \
+             refusing to start rather than accept webhooks it cannot answer. Use --forge \
+             github or gitea, or a build that lists {other} as supported",
+            other.display_name()
+        ),
+    }
 }
 
 /// The GitHub client the config asks for (`None` without credentials).
@@ -280,8 +307,12 @@ pub async fn dashboard(
     if let Some(repo) = cfg.dashboard_repo.clone() {
         d = d.with_repo(repo);
     }
-    if cfg.github_auth.is_some() {
-        d = d.with_forge_web(format!("https://{}", cfg.github_host));
+    match &cfg.forge_instance {
+        Some(f) => d = d.with_forge(cfg.forge, f.web_base()),
+        None if cfg.github_auth.is_some() => {
+            d = d.with_forge_web(format!("https://{}", cfg.github_host));
+        }
+        None => {}
     }
     d = match client {
         Ok(c) => d.with_cluster(Arc::new(ClusterView::new(c))),
@@ -370,6 +401,9 @@ pub fn register_secrets(cfg: &Config, webhook_secrets: &[String]) {
     }
     if let Some(argo) = &cfg.argocd {
         register(&argo.client.token);
+    }
+    if let Some(f) = &cfg.forge_instance {
+        register(&f.token.0);
     }
     if let config::DashboardAuth::ProxyHeader { secret: Some(s) } = &cfg.dashboard_auth {
         register(&s.0);
@@ -495,7 +529,7 @@ impl App {
     pub async fn build_with(cfg: Config, parts: Parts) -> anyhow::Result<App> {
         let forge = match parts.forge {
             Some(f) => Some(f),
-            None => github_forge(&cfg)?,
+            None => configured_forge(&cfg)?,
         };
         let (secrets, generated) = config::load_secrets(&cfg.secrets)?;
         register_secrets(&cfg, &secrets);
@@ -556,6 +590,7 @@ impl App {
                 self_logins: cfg.bot_logins.clone(),
             })
             .with_metrics(metrics)
+            .with_forge(cfg.forge)
             .with_body_timeout(cfg.body_timeout)
             .with_job_max_attempts(cfg.job_max_attempts);
         if let Some(allow) = allowlist.clone() {

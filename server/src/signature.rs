@@ -1,4 +1,5 @@
-//! GitHub's webhook signature: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the exact body>`.
+//! GitHub's webhook signature: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the exact body>`
+//! (Gitea's is the same HMAC as bare hex), and GitLab's shared token (`X-Gitlab-Token`).
 //! Verification is constant-time per secret, and any configured secret may match (rotation).
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -24,7 +25,13 @@ pub fn verify(secrets: &[String], header: &str, body: &[u8]) -> bool {
     let Some(hex_sig) = header.trim().strip_prefix("sha256=") else {
         return false;
     };
-    let Ok(expected) = hex::decode(hex_sig) else {
+    verify_hex(secrets, hex_sig, body)
+}
+
+/// Gitea's and Forgejo's form (`X-Gitea-Signature`, `X-Forgejo-Signature`): the same HMAC as bare
+/// hex, without GitHub's `sha256=`.
+pub fn verify_hex(secrets: &[String], hex_sig: &str, body: &[u8]) -> bool {
+    let Ok(expected) = hex::decode(hex_sig.trim()) else {
         return false;
     };
     // Every secret is tried, so the time taken does not say which one matched.
@@ -34,6 +41,26 @@ pub fn verify(secrets: &[String], header: &str, body: &[u8]) -> bool {
             mac.update(body);
             ok |= mac.verify_slice(&expected).is_ok();
         }
+    }
+    ok
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a guess was right.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// GitLab sends the webhook's secret token itself in `X-Gitlab-Token`: it matches when it equals
+/// one of `secrets`. Every secret is compared, so the time does not say which one matched.
+pub fn verify_token(secrets: &[String], token: &str) -> bool {
+    let mut ok = false;
+    for secret in secrets {
+        ok |= !secret.is_empty() && constant_time_eq(secret, token);
     }
     ok
 }
@@ -60,6 +87,28 @@ mod tests {
         assert!(!verify(&secrets, "sha256=zz", b"Hello, World!"));
         assert!(!verify(&secrets, "", b"Hello, World!"));
         assert!(!verify(&[], VECTOR, b"Hello, World!"));
+    }
+
+    #[test]
+    fn the_bare_hex_form_is_the_same_hmac_without_the_scheme() {
+        let secrets = [SECRET.to_string()];
+        let bare = VECTOR.trim_start_matches("sha256=");
+        assert!(verify_hex(&secrets, bare, b"Hello, World!"));
+        assert!(!verify_hex(&secrets, VECTOR, b"Hello, World!"));
+        assert!(!verify_hex(&secrets, &bare[..62], b"Hello, World!"));
+        assert!(!verify_hex(&secrets, bare, b"Hello, World?"));
+        assert!(!verify_hex(&secrets, "", b"Hello, World!"));
+    }
+
+    #[test]
+    fn gitlabs_token_must_equal_one_secret_exactly() {
+        let secrets = ["old".to_string(), "new-secret".to_string()];
+        assert!(verify_token(&secrets, "new-secret"));
+        assert!(verify_token(&secrets, "old"));
+        for bad in ["new-secre", "new-secret ", "NEW-SECRET", "", "old\0"] {
+            assert!(!verify_token(&secrets, bad), "{bad:?}");
+        }
+        assert!(!verify_token(&[String::new()], ""));
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub mod chart_repo;
 pub mod commands_harness;
 pub mod dashboard;
 pub mod fake_argocd;
+pub mod fake_gitea;
 pub mod fake_github;
 pub mod fake_kube;
 pub mod fake_kube_lists;

@@ -172,19 +172,8 @@ impl Harness {
         };
         let base_url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        for _ in 0..500 {
-            if service.is_none() {
-                break;
-            }
-            if http
-                .get(format!("{base_url}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if service.is_some() {
+            wait_healthy(&http, &base_url).await;
         }
         Harness {
             dir,
@@ -280,6 +269,32 @@ impl Harness {
         self.webhook("pull_request", &body).await;
     }
 
+    /// POSTs a signed `merge_group` `checks_requested` webhook: the merge queue asks for the
+    /// checks of `head` on its branch `queue_branch`, built on `base` of `main`.
+    pub async fn merge_group_event(&self, queue_branch: &str, head: &str, base: &str) {
+        let body = json!({
+            "action": "checks_requested",
+            "merge_group": {
+                "head_sha": head,
+                "head_ref": format!("refs/heads/{queue_branch}"),
+                "base_sha": base,
+                "base_ref": "refs/heads/main",
+                "head_commit": {
+                    "id": head,
+                    "tree_id": "0000000000000000000000000000000000000000",
+                    "message": "Merge queue",
+                    "timestamp": "2026-12-01T10:00:00Z",
+                    "author": {"name": "alice", "email": "alice@example.invalid"},
+                    "committer": {"name": "GitHub", "email": "noreply@github.com"},
+                },
+            },
+            "repository": {"full_name": REPO, "default_branch": "main"},
+            "installation": {"id": INSTALLATION},
+            "sender": {"login": "alice", "type": "User"},
+        });
+        self.webhook("merge_group", &body).await;
+    }
+
     pub async fn webhook(&self, event: &str, body: &Value) {
         let n = self
             .delivery
@@ -304,6 +319,19 @@ impl Harness {
             .into_iter()
             .filter(|r| r["head_sha"] == sha)
             .collect()
+    }
+
+    /// The one completed check run of `sha`, once there is one (a head has one check run).
+    pub async fn completed_check(&self, sha: &str, timeout: Duration) -> Value {
+        self.wait_for("the check run to complete", timeout, |h| {
+            h.check_runs_for(sha)
+                .iter()
+                .any(|r| r["status"] == "completed")
+        })
+        .await;
+        let runs = self.check_runs_for(sha);
+        assert_eq!(runs.len(), 1, "one check run per head: {runs:#?}");
+        runs.into_iter().next().unwrap()
     }
 
     /// Waits until `done` holds (polling), or panics after `timeout` with `what`.
@@ -347,6 +375,21 @@ impl Harness {
         if let Some(s) = self.service.take() {
             s.await.unwrap().unwrap();
         }
+    }
+}
+
+/// Waits (up to ten seconds) until the service at `base_url` answers `/healthz`.
+pub async fn wait_healthy(http: &reqwest::Client, base_url: &str) {
+    for _ in 0..500 {
+        if http
+            .get(format!("{base_url}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -58,3 +58,70 @@ pub async fn send(app: &Router, req: Request<Body>) -> (StatusCode, serde_json::
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, json)
 }
+
+/// A POST to `/webhooks/gitea` with the headers Gitea sends (`X-Gitea-*`, a bare-hex
+/// HMAC-SHA256 signature), signed with `secret`.
+pub fn signed_gitea(event: &str, delivery: &str, body: &[u8], secret: &str) -> Request<Body> {
+    let hex = sign(secret.as_bytes(), body)
+        .trim_start_matches("sha256=")
+        .to_string();
+    Request::post("/webhooks/gitea")
+        .header("content-type", "application/json")
+        .header("x-gitea-event", event)
+        .header("x-gitea-delivery", delivery)
+        .header("x-gitea-signature", hex)
+        .body(Body::from(body.to_vec()))
+        .unwrap_or_else(|e| panic!("building a request: {e}"))
+}
+
+/// A POST to `/webhooks/gitlab` with the headers GitLab sends: the secret token itself in
+/// `X-Gitlab-Token`, the event name and the event's UUID.
+pub fn gitlab_request(event: &str, uuid: &str, body: &[u8], token: &str) -> Request<Body> {
+    Request::post("/webhooks/gitlab")
+        .header("content-type", "application/json")
+        .header("x-gitlab-event", event)
+        .header("x-gitlab-event-uuid", uuid)
+        .header("x-gitlab-token", token)
+        .body(Body::from(body.to_vec()))
+        .unwrap_or_else(|e| panic!("building a request: {e}"))
+}
+
+/// Sends `req` (a delivery the intake stores as `stored_id`), expects 202, and returns the job
+/// kinds it made, or `["ignored"]` when it was recorded as ignored (with its reason).
+pub async fn accepted_kinds(
+    app: &Router,
+    q: &std::sync::Arc<dyn capstan_worker::queue::Queue>,
+    req: Request<Body>,
+    stored_id: &str,
+) -> Vec<String> {
+    let (status, resp) = send(app, req).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{stored_id}: {resp}");
+    let record = q
+        .delivery(stored_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("{stored_id} was not recorded"));
+    let jobs = q
+        .jobs_for_delivery(stored_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    if record.outcome == "ignored" {
+        assert!(jobs.is_empty() && record.detail.is_some(), "{record:?}");
+        return vec!["ignored".into()];
+    }
+    jobs.into_iter().map(|j| j.kind).collect()
+}
+
+/// Nothing was stored for the delivery `stored_id`, and no job at all.
+pub async fn assert_nothing_stored(
+    q: &std::sync::Arc<dyn capstan_worker::queue::Queue>,
+    stored_id: &str,
+) {
+    let record = q
+        .delivery(stored_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(record.is_none(), "{stored_id} was stored");
+    let depth = q.depth().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(depth.is_empty(), "no job may be stored: {depth:?}");
+}

@@ -17,6 +17,7 @@ use capstan_tests::dashboard::{
     MemoryPromotions, app as app_section, gitops_repo, promotion, report,
 };
 use capstan_tests::webhook::{SECRET, send};
+use capstan_worker::forge::ForgeKind;
 use capstan_worker::queue::{DeliveryOutcome, Finish, NewDelivery, NewJob};
 use capstan_worker::report::render_comment;
 use capstan_worker::store::runs::SqlRunStore;
@@ -390,6 +391,27 @@ async fn a_run_page_lists_its_attempts_and_the_base_it_compared(b: &Backend) {
         html.contains("href=\"https://github.com/acme/gitops/pull/7#issuecomment-31\""),
         "{html}"
     );
+    // The same run on the other forges links their own page shapes.
+    for (kind, web, check, comment) in [
+        (
+            ForgeKind::Gitea,
+            "https://gitea.example",
+            "https://gitea.example/acme/gitops/commit/",
+            "https://gitea.example/acme/gitops/pulls/7#issuecomment-31",
+        ),
+        (
+            ForgeKind::GitLab,
+            "https://gitlab.example/",
+            "https://gitlab.example/acme/gitops/-/commit/",
+            "https://gitlab.example/acme/gitops/-/merge_requests/7#note_31",
+        ),
+    ] {
+        let d = Dashboard::new(runs.clone(), b.queue.clone()).with_forge(kind, web.into());
+        let (_, page) = get(&router(d, b), &format!("/runs/{id}")).await;
+        assert!(page.contains(&format!("href=\"{comment}\"")), "{page}");
+        assert!(page.contains(&format!("href=\"{check}")), "{page}");
+        assert!(!page.contains("github.com/acme"), "{page}");
+    }
 
     let (status, html) = get(&r, "/runs").await;
     assert_eq!(status, StatusCode::OK);

@@ -262,6 +262,11 @@ async fn our_own_payloads_map_to_their_documented_jobs(b: &Backend) {
             "ignored",
         ),
         ("push/default-branch.json", "push", "default_branch_push"),
+        (
+            "merge_group/checks_requested.json",
+            "merge_group",
+            "merge_group_check",
+        ),
     ] {
         let body = std::fs::read(dir.join(file)).unwrap();
         let id = format!("own-{}", file.replace(['/', '.'], "-"));
@@ -278,6 +283,16 @@ async fn our_own_payloads_map_to_their_documented_jobs(b: &Backend) {
         json!(["/capstan promote production web"])
     );
     assert_eq!(jobs[0].payload["author"], json!("carol"));
+    let queued = b
+        .queue
+        .jobs_for_delivery("own-merge_group-checks_requested-json")
+        .await
+        .unwrap();
+    assert_eq!(
+        queued[0].payload["head_sha"],
+        json!("8d1b2a7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b")
+    );
+    assert_eq!(queued[0].payload["base_ref"], json!("main"));
     let merged = b
         .queue
         .jobs_for_delivery("own-pull_request-closed-merged-json")

@@ -16,15 +16,7 @@ const WAIT: Duration = Duration::from_secs(120);
 
 /// The completed check run of `sha`, once there is one.
 async fn completed_check(h: &Harness, sha: &str) -> Value {
-    h.wait_for("the check run to complete", WAIT, |h| {
-        h.check_runs_for(sha)
-            .iter()
-            .any(|r| r["status"] == "completed")
-    })
-    .await;
-    let runs = h.check_runs_for(sha);
-    assert_eq!(runs.len(), 1, "one check run per head: {runs:#?}");
-    runs.into_iter().next().unwrap()
+    h.completed_check(sha, WAIT).await
 }
 
 /// The run record of `head` once it has finished.

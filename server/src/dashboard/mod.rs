@@ -64,6 +64,8 @@ pub struct Dashboard {
     /// The forge's web address (`https://github.com`), to link a run's check run and comments;
     /// `None`: no forge, the page shows their ids only.
     pub(crate) forge_web: Option<String>,
+    /// Which forge `forge_web` is, for the shape of its links.
+    pub(crate) forge_kind: capstan_worker::forge::ForgeKind,
 }
 
 impl Dashboard {
@@ -88,12 +90,19 @@ impl Dashboard {
             auth: Arc::new(Auth::none()),
             prefix: prefix::Prefix::none(),
             forge_web: None,
+            forge_kind: capstan_worker::forge::ForgeKind::GitHub,
         }
     }
 
-    /// Link runs' check runs and comments on the forge at `url` (`https://github.com`).
-    pub fn with_forge_web(mut self, url: String) -> Self {
+    /// Link runs' check runs and comments on GitHub at `url` (`https://github.com`).
+    pub fn with_forge_web(self, url: String) -> Self {
+        self.with_forge(capstan_worker::forge::ForgeKind::GitHub, url)
+    }
+
+    /// Link runs' checks and comments on a forge of `kind` whose web pages are under `url`.
+    pub fn with_forge(mut self, kind: capstan_worker::forge::ForgeKind, url: String) -> Self {
         self.forge_web = Some(url.trim_end_matches('/').to_string());
+        self.forge_kind = kind;
         self
     }
 

@@ -130,17 +130,18 @@ fn forge_links(d: &Dashboard, r: &RunRecord) -> Markup {
         .forge_web
         .as_deref()
         .filter(|_| RepoName::parse(&r.repo).is_ok());
+    let kind = d.forge_kind;
     html! {
         @if let Some(id) = r.check_run_id {
             @match web {
-                Some(w) => a href={ (w) "/" (r.repo) "/runs/" (id) } { "check run " (id) },
+                Some(w) => a href=(kind.check_url(w, &r.repo, &r.head_sha, Some(id))) { "check run " (id) },
                 None => { "check run " (id) },
             }
         }
         @for (i, c) in r.comment_ids.iter().enumerate() {
             @if i > 0 || r.check_run_id.is_some() { " · " }
             @match web {
-                Some(w) => a href={ (w) "/" (r.repo) "/pull/" (r.pr) "#issuecomment-" (c) } { "comment " (c) },
+                Some(w) => a href=(kind.comment_url(w, &r.repo, r.pr, *c)) { "comment " (c) },
                 None => { "comment " (c) },
             }
         }

@@ -5,11 +5,93 @@
 //! and the git credential). [`Forge`] is all of them, as the service wires it. No role method has
 //! a default body. `forge::github` implements every role over GitHub's REST API.
 
+pub mod gitea;
 pub mod github;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+/// Which forge the repositories live on (`--forge`). It decides the webhook route, the API client
+/// and the shape of links to pull requests, comments and checks. GitHub is the default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForgeKind {
+    #[default]
+    GitHub,
+    /// Gitea and Forgejo (Forgejo keeps Gitea's API and webhooks).
+    Gitea,
+    GitLab,
+}
+
+impl ForgeKind {
+    /// `github`, `gitea` (or `forgejo`), `gitlab`.
+    pub fn parse(s: &str) -> Option<ForgeKind> {
+        Some(match s {
+            "github" => ForgeKind::GitHub,
+            "gitea" | "forgejo" => ForgeKind::Gitea,
+            "gitlab" => ForgeKind::GitLab,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForgeKind::GitHub => "github",
+            ForgeKind::Gitea => "gitea",
+            ForgeKind::GitLab => "gitlab",
+        }
+    }
+
+    /// What people call it, for messages.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            ForgeKind::GitHub => "GitHub",
+            ForgeKind::Gitea => "Gitea/Forgejo",
+            ForgeKind::GitLab => "GitLab",
+        }
+    }
+
+    /// The web page of pull (merge) request `number` of `repo`, under the forge's web base `web`
+    /// (no trailing slash).
+    pub fn pull_url(self, web: &str, repo: &str, number: u64) -> String {
+        match self {
+            ForgeKind::GitHub => format!("{web}/{repo}/pull/{number}"),
+            ForgeKind::Gitea => format!("{web}/{repo}/pulls/{number}"),
+            ForgeKind::GitLab => format!("{web}/{repo}/-/merge_requests/{number}"),
+        }
+    }
+
+    /// One comment (a GitLab note) on that pull request's page.
+    pub fn comment_url(self, web: &str, repo: &str, number: u64, comment_id: u64) -> String {
+        let pull = self.pull_url(web, repo, number);
+        match self {
+            ForgeKind::GitHub | ForgeKind::Gitea => format!("{pull}#issuecomment-{comment_id}"),
+            ForgeKind::GitLab => format!("{pull}#note_{comment_id}"),
+        }
+    }
+
+    /// Where the check of `head_sha` is shown: GitHub's check run page when there is one, else
+    /// the commit's page, which lists its statuses on every forge.
+    pub fn check_url(
+        self,
+        web: &str,
+        repo: &str,
+        head_sha: &str,
+        check_run_id: Option<u64>,
+    ) -> String {
+        match (self, check_run_id) {
+            (ForgeKind::GitHub, Some(id)) => format!("{web}/{repo}/runs/{id}"),
+            (ForgeKind::GitHub | ForgeKind::Gitea, _) => format!("{web}/{repo}/commit/{head_sha}"),
+            (ForgeKind::GitLab, _) => format!("{web}/{repo}/-/commit/{head_sha}"),
+        }
+    }
+}
+
+impl std::fmt::Display for ForgeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// An open pull request and the head it currently points at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -508,3 +590,54 @@ pub trait Access: Send + Sync {
 pub trait Forge: Inventory + Pulls + Comments + Checks + Permissions + Access + 'static {}
 
 impl<T> Forge for T where T: Inventory + Pulls + Comments + Checks + Permissions + Access + 'static {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_take_each_forges_shape() {
+        let (web, repo) = ("https://f.example", "acme/gitops");
+        let all = [ForgeKind::GitHub, ForgeKind::Gitea, ForgeKind::GitLab];
+        let pulls: Vec<_> = all.iter().map(|k| k.pull_url(web, repo, 7)).collect();
+        assert_eq!(
+            pulls,
+            [
+                "https://f.example/acme/gitops/pull/7",
+                "https://f.example/acme/gitops/pulls/7",
+                "https://f.example/acme/gitops/-/merge_requests/7",
+            ]
+        );
+        let comments: Vec<_> = all.iter().map(|k| k.comment_url(web, repo, 7, 9)).collect();
+        assert_eq!(
+            comments,
+            [
+                "https://f.example/acme/gitops/pull/7#issuecomment-9",
+                "https://f.example/acme/gitops/pulls/7#issuecomment-9",
+                "https://f.example/acme/gitops/-/merge_requests/7#note_9",
+            ]
+        );
+        assert_eq!(
+            ForgeKind::GitHub.check_url(web, repo, "abc", Some(5)),
+            "https://f.example/acme/gitops/runs/5"
+        );
+        assert_eq!(
+            ForgeKind::Gitea.check_url(web, repo, "abc", Some(5)),
+            "https://f.example/acme/gitops/commit/abc"
+        );
+        assert_eq!(
+            ForgeKind::GitLab.check_url(web, repo, "abc", None),
+            "https://f.example/acme/gitops/-/commit/abc"
+        );
+    }
+
+    #[test]
+    fn forge_names_parse_and_round_trip() {
+        for k in [ForgeKind::GitHub, ForgeKind::Gitea, ForgeKind::GitLab] {
+            assert_eq!(ForgeKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(ForgeKind::parse("forgejo"), Some(ForgeKind::Gitea));
+        assert_eq!(ForgeKind::parse("GitHub"), None);
+        assert_eq!(ForgeKind::parse("bitbucket"), None);
+    }
+}

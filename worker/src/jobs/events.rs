@@ -134,6 +134,24 @@ pub struct CheckSuiteEvent {
     pub installation: Option<Installation>,
 }
 
+/// The merge queue's group: the commit to check (`head_sha` on the queue's branch `head_ref`)
+/// and its parent on the base branch. Both refs are full (`refs/heads/…`).
+#[derive(Debug, Deserialize)]
+pub struct MergeGroup {
+    pub head_sha: String,
+    pub head_ref: String,
+    pub base_sha: String,
+    pub base_ref: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MergeGroupEvent {
+    pub action: String,
+    pub merge_group: MergeGroup,
+    pub repository: Repository,
+    pub installation: Option<Installation>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct PingEvent {
     pub zen: Option<String>,
@@ -146,4 +164,92 @@ pub struct PingEvent {
 pub struct Envelope {
     pub action: Option<String>,
     pub repository: Option<Repository>,
+}
+
+/// GitLab's webhook payloads (`X-Gitlab-Event`): another contract, so its own model. Only what
+/// Capstan reads; unknown fields are ignored.
+pub mod gitlab {
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    pub struct Project {
+        /// `group/name` (subgroups add segments: `group/sub/name`).
+        pub path_with_namespace: String,
+        pub default_branch: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct User {
+        pub id: Option<u64>,
+        pub username: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Commit {
+        pub id: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct MergeRequestAttrs {
+        pub iid: u64,
+        /// open, reopen, update, merge, close, approved, …; absent in some old payloads.
+        pub action: Option<String>,
+        pub source_branch: String,
+        pub target_branch: String,
+        pub last_commit: Commit,
+        /// Set on an `update` that pushed new commits (the previous head).
+        pub oldrev: Option<String>,
+        pub merge_commit_sha: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct MergeRequestEvent {
+        pub user: Option<User>,
+        pub project: Project,
+        pub object_attributes: MergeRequestAttrs,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct PushEvent {
+        #[serde(rename = "ref")]
+        pub git_ref: String,
+        pub before: String,
+        pub after: String,
+        pub user_username: Option<String>,
+        pub project: Project,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct NoteAttrs {
+        pub id: u64,
+        #[serde(default)]
+        pub note: String,
+        pub noteable_type: String,
+        pub author_id: Option<u64>,
+        pub created_at: Option<String>,
+        pub updated_at: Option<String>,
+        /// `create` or `update`; absent in payloads of older GitLab versions (a creation).
+        pub action: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct NoteMergeRequest {
+        pub iid: u64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct NoteEvent {
+        /// Who wrote (or edited) the note.
+        pub user: User,
+        pub project: Project,
+        pub object_attributes: NoteAttrs,
+        pub merge_request: Option<NoteMergeRequest>,
+    }
+
+    /// Any other hook: enough to record it and apply the allowlist.
+    #[derive(Debug, Deserialize)]
+    pub struct Envelope {
+        pub object_kind: Option<String>,
+        pub project: Option<Project>,
+    }
 }

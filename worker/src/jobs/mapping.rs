@@ -7,17 +7,23 @@
 //! | `push` | to the default branch, not a deletion | `default_branch_push` |
 //! | `issue_comment` | created/edited on a PR by its author (the sender), a command line, not by a bot or Capstan | `command` |
 //! | `check_run`, `check_suite` | rerequested, per PR listed | `pr_check` for that head |
+//! | `merge_group` | checks_requested | `merge_group_check` (the queue's merge commit) |
 //! | `ping` | | `ping` |
 //! | anything else | | ignored (recorded) |
+//!
+//! Gitea and Forgejo ([`classify_gitea`]) send the same three events Capstan acts on in the
+//! same shape for every field it reads; their differences are handled there: the action
+//! `synchronized` (GitHub's `synchronize`), a branch deletion as a push to the zero commit, and
+//! no check, merge-queue or ping events.
 
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
 use super::events::{
     CheckPullRequest, CheckRunEvent, CheckSuiteEvent, Envelope, Installation, IssueCommentEvent,
-    PingEvent, PullRequestEvent, PushEvent,
+    MergeGroupEvent, PingEvent, PullRequestEvent, PushEvent,
 };
-use super::{Command, DefaultBranchPush, Ping, PrCheck, PrMerged};
+use super::{Command, DefaultBranchPush, MergeGroupCheck, Ping, PrCheck, PrMerged};
 use crate::queue::NewJob;
 
 /// Marker Capstan puts in every comment it writes, so its own comments never trigger commands.
@@ -121,14 +127,7 @@ pub fn classify(
     body: &[u8],
     opts: &MappingOptions,
 ) -> Result<Classified, MalformedPayload> {
-    let depth = json_depth(body);
-    if depth > MAX_JSON_DEPTH {
-        return Err(MalformedPayload {
-            delivery_id: delivery_id.to_string(),
-            event: event.to_string(),
-            reason: format!("nesting depth {depth} exceeds {MAX_JSON_DEPTH}"),
-        });
-    }
+    check_depth(event, delivery_id, body)?;
     let typed = match event {
         "pull_request" => parse(body).map(pull_request),
         "push" => parse(body).map(push),
@@ -153,6 +152,7 @@ pub fn classify(
                 trigger,
             )
         }),
+        "merge_group" => parse(body).map(merge_group),
         "ping" => parse(body).map(|e| ping(e, delivery_id)),
         _ => parse(body).map(|e: Envelope| Classified {
             action: e.action,
@@ -160,14 +160,44 @@ pub fn classify(
             decision: Decision::Ignored(format!("event {event} is not handled")),
         }),
     };
+    settle(event, delivery_id, typed, || {
+        let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+        (
+            envelope.as_ref().and_then(|e| e.action.clone()),
+            envelope.and_then(|e| e.repository.map(|r| r.full_name)),
+        )
+    })
+}
+
+/// A body nesting deeper than [`MAX_JSON_DEPTH`] is refused before any parsing.
+fn check_depth(event: &str, delivery_id: &str, body: &[u8]) -> Result<(), MalformedPayload> {
+    let depth = json_depth(body);
+    if depth > MAX_JSON_DEPTH {
+        return Err(MalformedPayload {
+            delivery_id: delivery_id.to_string(),
+            event: event.to_string(),
+            reason: format!("nesting depth {depth} exceeds {MAX_JSON_DEPTH}"),
+        });
+    }
+    Ok(())
+}
+
+/// The typed parse's outcome as the intake records it: well-formed JSON missing what the event
+/// requires is a recorded rejection (with the action and repository `identify` can still read),
+/// anything else is not JSON at all.
+fn settle(
+    event: &str,
+    delivery_id: &str,
+    typed: Result<Classified, serde_json::Error>,
+    identify: impl FnOnce() -> (Option<String>, Option<String>),
+) -> Result<Classified, MalformedPayload> {
     match typed {
         Ok(c) => Ok(c),
         Err(e) if e.classify() == Category::Data => {
-            // Well-formed but incomplete: record the rejection with whatever identifies it.
-            let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+            let (action, repo) = identify();
             Ok(Classified {
-                action: envelope.as_ref().and_then(|e| e.action.clone()),
-                repo: envelope.and_then(|e| e.repository.map(|r| r.full_name)),
+                action,
+                repo,
                 decision: Decision::Rejected(format!("{event} payload: {e}")),
             })
         }
@@ -177,6 +207,229 @@ pub fn classify(
             reason: e.to_string(),
         }),
     }
+}
+
+/// Classify one verified Gitea or Forgejo delivery (`X-Gitea-Event` / `X-Forgejo-Event`).
+pub fn classify_gitea(
+    event: &str,
+    delivery_id: &str,
+    body: &[u8],
+    opts: &MappingOptions,
+) -> Result<Classified, MalformedPayload> {
+    match event {
+        // Their comments on pull requests arrive as `issue_comment` (the event type header says
+        // `pull_request_comment`); either name is taken.
+        "pull_request" | "push" | "issue_comment" | "pull_request_comment" => {
+            let event = if event == "pull_request_comment" {
+                "issue_comment"
+            } else {
+                event
+            };
+            let mut c = classify(event, delivery_id, body, opts)?;
+            // Re-classified with Gitea's differences; `classify` has checked depth and shape.
+            match event {
+                "pull_request" => {
+                    if let Ok(mut e) = parse::<PullRequestEvent>(body) {
+                        if e.action == "synchronized" {
+                            e.action = "synchronize".into();
+                        }
+                        c = pull_request(e);
+                    }
+                }
+                "push" => {
+                    if let Ok(mut e) = parse::<PushEvent>(body) {
+                        e.deleted |= !e.after.is_empty() && e.after.bytes().all(|b| b == b'0');
+                        c = push(e);
+                    }
+                }
+                _ => {}
+            }
+            Ok(c)
+        }
+        _ => classify("unhandled", delivery_id, body, opts).map(|c| Classified {
+            decision: Decision::Ignored(format!("Gitea event {event} is not handled")),
+            ..c
+        }),
+    }
+}
+
+/// Classify one verified GitLab delivery (`X-Gitlab-Event`): merge request, push and note hooks
+/// make the same jobs as GitHub's events. A merge request's `update` checks the head only when
+/// it carries new commits (`oldrev`); a note runs commands only on a merge request, written (or
+/// edited) by its own author.
+pub fn classify_gitlab(
+    event: &str,
+    delivery_id: &str,
+    body: &[u8],
+    opts: &MappingOptions,
+) -> Result<Classified, MalformedPayload> {
+    use super::events::gitlab;
+    check_depth(event, delivery_id, body)?;
+    let typed = match event {
+        "Merge Request Hook" => parse(body).map(gitlab_merge_request),
+        "Push Hook" => parse(body).map(|e: gitlab::PushEvent| {
+            push(PushEvent {
+                deleted: !e.after.is_empty() && e.after.bytes().all(|b| b == b'0'),
+                git_ref: e.git_ref,
+                before: e.before,
+                after: e.after,
+                repository: gitlab_repository(e.project),
+                pusher: e
+                    .user_username
+                    .map(|name| super::events::Pusher { name: Some(name) }),
+                installation: None,
+            })
+        }),
+        "Note Hook" => parse(body).map(|e| gitlab_note(e, opts)),
+        _ => parse(body).map(|e: gitlab::Envelope| Classified {
+            action: e.object_kind,
+            repo: e.project.map(|p| p.path_with_namespace),
+            decision: Decision::Ignored(format!("GitLab event {event} is not handled")),
+        }),
+    };
+    settle(event, delivery_id, typed, || {
+        let envelope: Option<gitlab::Envelope> = serde_json::from_slice(body).ok();
+        (
+            envelope.as_ref().and_then(|e| e.object_kind.clone()),
+            envelope.and_then(|e| e.project.map(|p| p.path_with_namespace)),
+        )
+    })
+}
+
+fn gitlab_repository(p: super::events::gitlab::Project) -> super::events::Repository {
+    super::events::Repository {
+        full_name: p.path_with_namespace,
+        default_branch: p.default_branch,
+    }
+}
+
+fn gitlab_merge_request(e: super::events::gitlab::MergeRequestEvent) -> Classified {
+    let mr = e.object_attributes;
+    let action = mr.action.clone().unwrap_or_else(|| "open".into());
+    let repository = gitlab_repository(e.project);
+    let repo = repository.full_name.clone();
+    let sender = e.user.map(|u| u.username);
+    // GitHub's names for the same moments, so triggers and trust rules read alike.
+    let github_action = match action.as_str() {
+        "open" => Some("opened"),
+        "reopen" => Some("reopened"),
+        "update" if mr.oldrev.is_some() => Some("synchronize"),
+        _ => None,
+    };
+    let decision = if let Some(a) = github_action {
+        Decision::Jobs(vec![
+            PrCheck {
+                repo: repo.clone(),
+                number: mr.iid,
+                head_sha: mr.last_commit.id,
+                head_ref: Some(mr.source_branch),
+                base_ref: Some(mr.target_branch),
+                installation_id: None,
+                sender,
+                trigger: format!("pull_request.{a}"),
+            }
+            .into_job(),
+        ])
+    } else if action == "merge" {
+        match repository.default_branch {
+            Some(default) if default == mr.target_branch => Decision::Jobs(vec![
+                PrMerged {
+                    repo: repo.clone(),
+                    number: mr.iid,
+                    merge_commit_sha: mr.merge_commit_sha,
+                    head_sha: mr.last_commit.id,
+                    base_ref: mr.target_branch,
+                    merged_by: sender,
+                    installation_id: None,
+                    default_branch: Some(default),
+                }
+                .into_job(),
+            ]),
+            Some(default) => Decision::Ignored(format!(
+                "merge request merged into {} (default branch is {default}): nothing promotes",
+                mr.target_branch
+            )),
+            None => Decision::Rejected(
+                "Merge Request Hook payload: project.default_branch is missing".into(),
+            ),
+        }
+    } else if action == "update" {
+        Decision::Ignored("merge request updated without new commits".into())
+    } else {
+        Decision::Ignored(format!("merge request action {action} is not handled"))
+    };
+    Classified {
+        action: Some(action),
+        repo: Some(repo),
+        decision,
+    }
+}
+
+fn gitlab_note(e: super::events::gitlab::NoteEvent, opts: &MappingOptions) -> Classified {
+    let repo = e.project.path_with_namespace.clone();
+    let attrs = e.object_attributes;
+    let action = attrs.action.clone().unwrap_or_else(|| "create".into());
+    let login = e.user.username.clone();
+    let edited_by_other = matches!((e.user.id, attrs.author_id), (Some(u), Some(a)) if u != a);
+    let decision = if !matches!(action.as_str(), "create" | "update") {
+        Decision::Ignored(format!("note action {action} is not handled"))
+    } else if attrs.noteable_type != "MergeRequest" || e.merge_request.is_none() {
+        Decision::Ignored(format!(
+            "note on a {}, not a merge request",
+            attrs.noteable_type
+        ))
+    } else if edited_by_other {
+        Decision::Ignored(format!(
+            "note {action}d by {login}, not its author: commands are not run"
+        ))
+    } else if login.ends_with("[bot]")
+        || login.starts_with("project_") && login.contains("_bot")
+        || opts.self_logins.iter().any(|l| l == &login)
+        || attrs.note.contains(COMMENT_MARKER)
+    {
+        Decision::Ignored(format!("note by bot {login}"))
+    } else {
+        let lines = command_lines(&attrs.note, opts);
+        match (lines.is_empty(), e.merge_request) {
+            (false, Some(mr)) => Decision::Jobs(vec![
+                Command {
+                    repo: repo.clone(),
+                    number: mr.iid,
+                    comment_id: attrs.id,
+                    comment_version: attrs.updated_at.clone().unwrap_or_else(|| action.clone()),
+                    author: login,
+                    author_association: None,
+                    lines,
+                    installation_id: None,
+                    written_at: gitlab_time(attrs.updated_at.as_deref())
+                        .or_else(|| gitlab_time(attrs.created_at.as_deref())),
+                    default_branch: e.project.default_branch,
+                }
+                .into_job(),
+            ]),
+            _ => Decision::Ignored("note has no command line".into()),
+        }
+    };
+    Classified {
+        action: Some(action),
+        repo: Some(repo),
+        decision,
+    }
+}
+
+/// GitLab's hook times (`2026-12-01 11:00:00 UTC`, or RFC 3339 in newer payloads) in Unix
+/// milliseconds.
+fn gitlab_time(s: Option<&str>) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let s = s?;
+    let t = time::OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
+        let fmt =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+        time::PrimitiveDateTime::parse(s, &fmt)
+            .ok()
+            .map(|p| p.assume_utc())
+    })?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
@@ -419,6 +672,42 @@ fn checks(
     Classified {
         action: Some(action),
         repo: Some(repo.to_string()),
+        decision,
+    }
+}
+
+/// A merge queue asking for the required checks of a group's merge commit. The refs must be
+/// branches: anything else is a payload Capstan cannot fetch, so it is rejected, not guessed at.
+fn merge_group(e: MergeGroupEvent) -> Classified {
+    let repo = e.repository.full_name.clone();
+    let g = e.merge_group;
+    let decision = if e.action != "checks_requested" {
+        Decision::Ignored(format!("merge_group action {} is not handled", e.action))
+    } else {
+        match (
+            g.head_ref.strip_prefix("refs/heads/"),
+            g.base_ref.strip_prefix("refs/heads/"),
+        ) {
+            (Some(head_ref), Some(base_ref)) => Decision::Jobs(vec![
+                MergeGroupCheck {
+                    repo: repo.clone(),
+                    head_sha: g.head_sha,
+                    head_ref: head_ref.to_string(),
+                    base_sha: g.base_sha,
+                    base_ref: base_ref.to_string(),
+                    installation_id: installation_id(&e.installation),
+                }
+                .into_job(),
+            ]),
+            _ => Decision::Rejected(format!(
+                "merge_group payload: head_ref {:?} and base_ref {:?} must be branches (refs/heads/…)",
+                g.head_ref, g.base_ref
+            )),
+        }
+    };
+    Classified {
+        action: Some(e.action),
+        repo: Some(repo),
         decision,
     }
 }
@@ -679,6 +968,87 @@ mod tests {
             let c = classify("push", "d", &push(r, deleted), &MappingOptions::default()).unwrap();
             assert!(matches!(c.decision, Decision::Ignored(_)), "{r} {deleted}");
         }
+    }
+
+    fn merge_group(action: &str, head_ref: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "action": action,
+            "merge_group": {"head_sha": "abc", "head_ref": head_ref,
+                            "base_sha": "def", "base_ref": "refs/heads/main"},
+            "repository": repo(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_merge_group_asking_for_checks_checks_its_merge_commit() {
+        let c = classify(
+            "merge_group",
+            "d",
+            &merge_group(
+                "checks_requested",
+                "refs/heads/gh-readonly-queue/main/pr-9-abc",
+            ),
+            &MappingOptions::default(),
+        )
+        .unwrap();
+        let Decision::Jobs(jobs) = c.decision else {
+            panic!("{:?}", c.decision)
+        };
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].kind, "merge_group_check");
+        assert_eq!(jobs[0].dedupe_key, "merge_group_check:acme/gitops@abc");
+        assert_eq!(jobs[0].supersede_key, None);
+        let job: MergeGroupCheck = serde_json::from_value(jobs[0].payload.clone()).unwrap();
+        assert_eq!(job.head_ref, "gh-readonly-queue/main/pr-9-abc");
+        assert_eq!(
+            (job.base_ref.as_str(), job.base_sha.as_str()),
+            ("main", "def")
+        );
+        assert_eq!(job.tip_pull_request(), Some(9));
+    }
+
+    #[test]
+    fn a_destroyed_group_or_refs_that_are_not_branches_make_no_job() {
+        let destroyed = classify(
+            "merge_group",
+            "d",
+            &merge_group("destroyed", "refs/heads/gh-readonly-queue/main/pr-9-abc"),
+            &MappingOptions::default(),
+        )
+        .unwrap();
+        assert!(matches!(destroyed.decision, Decision::Ignored(_)));
+        let tag = classify(
+            "merge_group",
+            "d",
+            &merge_group("checks_requested", "refs/tags/v1"),
+            &MappingOptions::default(),
+        )
+        .unwrap();
+        assert!(
+            matches!(tag.decision, Decision::Rejected(ref r) if r.contains("refs/tags/v1")),
+            "{:?}",
+            tag.decision
+        );
+    }
+
+    #[test]
+    fn the_tip_pull_request_is_read_only_from_the_queues_branch_shape() {
+        let tip = |head_ref: &str| {
+            MergeGroupCheck {
+                repo: "a/b".into(),
+                head_sha: "abc".into(),
+                head_ref: head_ref.into(),
+                base_sha: "def".into(),
+                base_ref: "main".into(),
+                installation_id: None,
+            }
+            .tip_pull_request()
+        };
+        assert_eq!(tip("gh-readonly-queue/release/v2/pr-41-0a1b"), Some(41));
+        assert_eq!(tip("gh-readonly-queue/main/pr-0-0a1b"), None);
+        assert_eq!(tip("gh-readonly-queue/main/pr-x-0a1b"), None);
+        assert_eq!(tip("feature/pr-3-0a1b"), None);
     }
 
     #[test]

@@ -16,6 +16,10 @@ impl JobKind for PrCheck {
     const NAME: &'static str = PR_CHECK;
 }
 
+impl JobKind for MergeGroupCheck {
+    const NAME: &'static str = MERGE_GROUP_CHECK;
+}
+
 impl JobKind for PrMerged {
     const NAME: &'static str = PR_MERGED;
 }
@@ -36,6 +40,8 @@ pub use mapping::{Classified, Decision, MalformedPayload, MappingOptions, classi
 
 /// Render, diff and check a PR head.
 pub const PR_CHECK: &str = "pr_check";
+/// Render, diff and check the merge commit GitHub's merge queue built (no comment).
+pub const MERGE_GROUP_CHECK: &str = "merge_group_check";
 /// A PR was merged: promotion rules.
 pub const PR_MERGED: &str = "pr_merged";
 /// The default branch moved.
@@ -76,6 +82,39 @@ impl PrCheck {
         let dedupe = Self::dedupe_key(&self.repo, self.number, &self.head_sha);
         let supersede = Self::supersede_key(&self.repo, self.number);
         NewJob::new(Self::NAME, dedupe, to_value(&self)).superseding(supersede)
+    }
+}
+
+/// Payload of a `merge_group_check` job: the commit GitHub's merge queue made of the base
+/// branch and the queued pull requests, which must pass the required checks before the queue
+/// merges it. Branch names are short (`main`), as the pipeline fetches them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeGroupCheck {
+    pub repo: String,
+    /// The merge commit to check and to report on.
+    pub head_sha: String,
+    /// The queue's temporary branch (`gh-readonly-queue/main/pr-7-<sha>`).
+    pub head_ref: String,
+    /// The merge group's parent commit on the base branch.
+    pub base_sha: String,
+    pub base_ref: String,
+    pub installation_id: Option<u64>,
+}
+
+impl MergeGroupCheck {
+    pub fn into_job(self) -> NewJob {
+        let dedupe = format!("{MERGE_GROUP_CHECK}:{}@{}", self.repo, self.head_sha);
+        NewJob::new(Self::NAME, dedupe, to_value(&self))
+    }
+
+    /// The pull request at the tip of the group, when the queue's branch names it
+    /// (`gh-readonly-queue/<base>/pr-<n>-<sha>`): the run is listed under it and its hold holds
+    /// the group. `None` for a branch of any other shape.
+    pub fn tip_pull_request(&self) -> Option<u64> {
+        let rest = self.head_ref.strip_prefix("gh-readonly-queue/")?;
+        let last = rest.rsplit('/').next()?;
+        let digits = last.strip_prefix("pr-")?.split('-').next()?;
+        digits.parse().ok().filter(|n| *n > 0)
     }
 }
 

@@ -16,13 +16,21 @@ pub fn is_local(url: &str) -> bool {
 /// Refspecs for a pull request: its base branch and its head (`refs/pull/<n>/head` on GitHub,
 /// the head branch on a local remote).
 pub fn refspecs(url: &str, pr: u64, base_ref: &str, head_ref: Option<&str>) -> Vec<String> {
-    let branch = |b: &str| format!("+refs/heads/{b}:refs/heads/{b}");
-    let mut specs = vec![branch(base_ref)];
     match head_ref {
-        Some(h) if is_local(url) => specs.push(branch(h)),
-        _ => specs.push(format!("+refs/pull/{pr}/head:refs/pull/{pr}/head")),
+        Some(h) if is_local(url) => branch_refspecs(base_ref, h),
+        _ => vec![
+            format!("+refs/heads/{base_ref}:refs/heads/{base_ref}"),
+            format!("+refs/pull/{pr}/head:refs/pull/{pr}/head"),
+        ],
     }
-    specs
+}
+
+/// Refspecs for two branches of the repository itself: a merge queue's base and its queue branch.
+pub fn branch_refspecs(base_ref: &str, head_ref: &str) -> Vec<String> {
+    [base_ref, head_ref]
+        .iter()
+        .map(|b| format!("+refs/heads/{b}:refs/heads/{b}"))
+        .collect()
 }
 
 /// The commit the mirror's copy of `branch` points at (after a fetch).

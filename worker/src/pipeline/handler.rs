@@ -1,4 +1,6 @@
-//! The `pr_check` job: fetch, analyze, ask the cluster, publish, record.
+//! The `pr_check` job: fetch, analyze, ask the cluster, publish, record. The
+//! `merge_group_check` job runs the same steps on the commit a merge queue built, and reports
+//! on it with the check alone (no pull request conversation to comment on).
 //!
 //! Steps run in order and the job looks at its stop signal between each: a newer push to the
 //! same pull request supersedes this job, and results for an old head are never posted (the
@@ -21,7 +23,7 @@ use super::trust::{self, Trust, TrustPolicy};
 use crate::apps::DiscoveryConfig;
 use crate::forge::{Forge, ForgeError, PullRequestState};
 use crate::git::{GitError, GitTreeFs, RepoName, Sha};
-use crate::jobs::PrCheck;
+use crate::jobs::{MergeGroupCheck, PrCheck};
 use crate::objects::K8sObject;
 use crate::policy::{PolicyEngine, PolicySources};
 use crate::render::{NotCheckedConclusion, Renderer, Scope, VerifySettings};
@@ -33,7 +35,8 @@ use crate::settings::RepoSettings;
 use crate::store::SqlFidelityStore;
 use crate::store::runs::{AttemptId, NewRun, RunOutcome, RunStatus};
 
-/// Runs `pr_check` jobs.
+/// Runs `pr_check` and `merge_group_check` jobs.
+#[derive(Clone)]
 pub struct PrCheckHandler {
     services: Arc<Services>,
     renderer: Arc<Renderer>,
@@ -44,30 +47,39 @@ impl PrCheckHandler {
         PrCheckHandler { services, renderer }
     }
 
-    async fn check(&self, ctx: &JobContext, job: &PrCheck) -> Result<(), JobError> {
+    async fn check(
+        &self,
+        ctx: &JobContext,
+        job: &PrCheck,
+        subject: Subject,
+    ) -> Result<(), JobError> {
         let repo = RepoName::parse(&job.repo)
-            .map_err(|e| JobError::Permanent(anyhow!("pr_check payload: {e}")))?;
+            .map_err(|e| JobError::Permanent(anyhow!("{} payload: {e}", subject.kind())))?;
         Check {
             repo,
             services: &self.services,
             renderer: &self.renderer,
             ctx,
             job,
+            subject,
             started: Instant::now(),
         }
         .run()
         .await
     }
-}
 
-#[async_trait]
-impl JobHandler<PrCheck> for PrCheckHandler {
-    async fn run(&self, ctx: JobContext, job: PrCheck) -> Result<(), JobError> {
-        let span = info_span!("pr_check", job = ctx.job.id, repo = %job.repo, pr = job.number,
-            sha = %short(&job.head_sha), trigger = %job.trigger);
+    /// One check with the render records around it, and the check again when a sampled
+    /// verification found the fast renderer wrong.
+    async fn check_verified(
+        &self,
+        ctx: &JobContext,
+        job: &PrCheck,
+        subject: Subject,
+        span: tracing::Span,
+    ) -> Result<(), JobError> {
         let records = SqlFidelityStore::new(self.services.queue.db());
         fidelity::load(&records, &self.renderer).await;
-        let result = self.check(&ctx, &job).instrument(span.clone()).await;
+        let result = self.check(ctx, job, subject).instrument(span.clone()).await;
         fidelity::save(&records, &self.renderer).await;
         // Sampled verifications run after the report is out, off its latency; a mismatch pins
         // the kustomization, and the check runs again on the binary's output.
@@ -81,9 +93,63 @@ impl JobHandler<PrCheck> for PrCheckHandler {
                 trigger: format!("{} (render verification)", job.trigger),
                 ..job.clone()
             };
-            return self.check(&ctx, &again).instrument(span).await;
+            return self.check(ctx, &again, subject).instrument(span).await;
         }
         result
+    }
+}
+
+#[async_trait]
+impl JobHandler<PrCheck> for PrCheckHandler {
+    async fn run(&self, ctx: JobContext, job: PrCheck) -> Result<(), JobError> {
+        let span = info_span!("pr_check", job = ctx.job.id, repo = %job.repo, pr = job.number,
+            sha = %short(&job.head_sha), trigger = %job.trigger);
+        self.check_verified(&ctx, &job, Subject::Pull, span).await
+    }
+}
+
+#[async_trait]
+impl JobHandler<MergeGroupCheck> for PrCheckHandler {
+    async fn run(&self, ctx: JobContext, job: MergeGroupCheck) -> Result<(), JobError> {
+        let span = info_span!("merge_group_check", job = ctx.job.id, repo = %job.repo,
+            sha = %short(&job.head_sha), queue = %job.head_ref);
+        let base_sha = Sha::parse(&job.base_sha)
+            .map_err(|e| JobError::Permanent(anyhow!("merge_group_check payload: {e}")))?
+            .oid();
+        // The run is listed under the pull request at the group's tip (0 when the queue's
+        // branch does not name one), so the dashboard shows it next to that pull request.
+        let as_check = PrCheck {
+            number: job.tip_pull_request().unwrap_or(0),
+            repo: job.repo.clone(),
+            head_sha: job.head_sha.clone(),
+            head_ref: Some(job.head_ref.clone()),
+            base_ref: Some(job.base_ref.clone()),
+            installation_id: job.installation_id,
+            trigger: "merge_group.checks_requested".into(),
+            sender: None,
+        };
+        self.check_verified(&ctx, &as_check, Subject::MergeGroup { base_sha }, span)
+            .await
+    }
+}
+
+/// What a run checks.
+#[derive(Clone, Copy, Debug)]
+enum Subject {
+    /// A pull request's head: read from the forge, superseded by a newer push, reported in the
+    /// sticky comment and the check.
+    Pull,
+    /// A merge queue's merge commit: the event names its parent on the base branch, there is no
+    /// pull request to read or comment on and the commit never moves; the check alone reports.
+    MergeGroup { base_sha: Oid },
+}
+
+impl Subject {
+    fn kind(self) -> &'static str {
+        match self {
+            Subject::Pull => "pr_check",
+            Subject::MergeGroup { .. } => "merge_group_check",
+        }
     }
 }
 
@@ -170,6 +236,7 @@ struct Check<'a> {
     renderer: &'a Arc<Renderer>,
     ctx: &'a JobContext,
     job: &'a PrCheck,
+    subject: Subject,
     started: Instant,
 }
 
@@ -197,18 +264,18 @@ impl Check<'_> {
 
     async fn run(self) -> Result<(), JobError> {
         let head_sha = Sha::parse(&self.job.head_sha)
-            .map_err(|e| JobError::Permanent(anyhow!("pr_check payload: {e}")))?
+            .map_err(|e| JobError::Permanent(anyhow!("{} payload: {e}", self.subject.kind())))?
             .oid();
 
         let t = Instant::now();
-        let pr = match self.forge() {
-            Some(forge) => Some(
+        let pr = match (self.forge(), self.subject) {
+            (Some(forge), Subject::Pull) => Some(
                 forge
                     .pull_request(&self.job.repo, self.job.number)
                     .await
                     .map_err(|e| Failed::forge(e).into_job_error())?,
             ),
-            None => None,
+            _ => None,
         };
         self.step_done("resolve", t);
         if let Some(pr) = &pr {
@@ -232,8 +299,11 @@ impl Check<'_> {
                 author: Some(pr.author.clone()),
             },
             None => Resolved {
-                // Filled in from the mirror once the base branch is fetched.
-                base_sha: Oid::ZERO_SHA1,
+                // Without a forge: filled in from the mirror once the base branch is fetched.
+                base_sha: match self.subject {
+                    Subject::MergeGroup { base_sha } => base_sha,
+                    Subject::Pull => Oid::ZERO_SHA1,
+                },
                 head_sha,
                 base_ref: self.job.base_ref.clone().unwrap_or_else(|| "main".into()),
                 head_ref: self.job.head_ref.clone(),
@@ -368,7 +438,8 @@ impl Check<'_> {
 
     /// Whether the forge now shows another head for the pull request.
     async fn head_moved(&self) -> Result<bool, ForgeError> {
-        let Some(forge) = self.forge() else {
+        let (Some(forge), Subject::Pull) = (self.forge(), self.subject) else {
+            // A merge group's commit is fixed: the queue makes a new group rather than move it.
             return Ok(false);
         };
         let pr = forge.pull_request(&self.job.repo, self.job.number).await?;
@@ -416,11 +487,16 @@ impl Check<'_> {
         };
         let (base_ref, head_ref) = (resolved.base_ref.clone(), resolved.head_ref.clone());
         let (base, head, pr) = (resolved.base_sha, resolved.head_sha, self.job.number);
+        let queue_branch = matches!(self.subject, Subject::MergeGroup { .. });
         let fetched = self
             .services
             .git
             .with_mirror(&self.repo, move |mirror, url| -> Result<_, GitError> {
-                let specs = fetch::refspecs(url, pr, &base_ref, head_ref.as_deref());
+                // The queue's merge commit is on its branch, not under `refs/pull/`.
+                let specs = match head_ref.as_deref() {
+                    Some(h) if queue_branch => fetch::branch_refspecs(&base_ref, h),
+                    _ => fetch::refspecs(url, pr, &base_ref, head_ref.as_deref()),
+                };
                 let mut wanted = vec![head];
                 if base.is_zero() {
                     // Without a forge the base is whatever the base branch is now.
@@ -498,7 +574,13 @@ impl Check<'_> {
         if !self.services.cluster.is_empty() {
             // Untrusted heads never reach the cluster: no ArgoCD render, dry-run or live state.
             let policy = analyzed.trust;
-            match trust::for_head(self.services, self.job, author.as_deref(), policy).await {
+            let trust = match self.subject {
+                Subject::Pull => {
+                    trust::for_head(self.services, self.job, author.as_deref(), policy).await
+                }
+                Subject::MergeGroup { .. } => trust::for_merge_group(policy),
+            };
+            match trust {
                 Trust::Allowed(why) => {
                     info!(%why, "cluster checks allowed");
                     run_cluster_checks(
@@ -513,8 +595,14 @@ impl Check<'_> {
                 }
                 Trust::Skipped(why) => {
                     info!(%why, "cluster checks skipped");
-                    let note =
-                        trust::skipped_note(&why, &analyzed.command_prefix, policy.min_permission);
+                    let note = match self.subject {
+                        Subject::Pull => trust::skipped_note(
+                            &why,
+                            &analyzed.command_prefix,
+                            policy.min_permission,
+                        ),
+                        Subject::MergeGroup { .. } => trust::skipped_note_merge_group(&why),
+                    };
                     for s in &mut sections {
                         s.diff.notes.push(note.clone());
                     }
@@ -583,9 +671,16 @@ impl Check<'_> {
         if self.head_moved().await.map_err(Failed::forge)? {
             return Err(Halt::Stopped);
         }
-        let t0 = Instant::now();
-        let comment_ids = t.sync_comment(&comment).await.map_err(Failed::forge)?;
-        self.step_done("comment", t0);
+        let comment_ids = match self.subject {
+            Subject::Pull => {
+                let t0 = Instant::now();
+                let ids = t.sync_comment(&comment).await.map_err(Failed::forge)?;
+                self.step_done("comment", t0);
+                ids
+            }
+            // A merge group has no conversation: the check's summary is the report.
+            Subject::MergeGroup { .. } => Vec::new(),
+        };
         if let Some(h) = posted.check {
             let t0 = Instant::now();
             t.complete_check(h, &output).await.map_err(Failed::forge)?;

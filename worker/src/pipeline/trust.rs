@@ -77,6 +77,27 @@ pub fn skipped_note(why: &str, prefix: &str, min: Permission) -> String {
     )
 }
 
+/// The decision for a merge queue's commit: it has no single author, and whoever queued it may
+/// have had no say over the pull requests it combines, so only `everyone` reaches the cluster.
+pub fn for_merge_group(policy: TrustPolicy) -> Trust {
+    match policy.cluster_checks {
+        ClusterChecks::Everyone => Trust::Allowed("every pull request".into()),
+        ClusterChecks::Never => Trust::Skipped(
+            "this repository's settings never run cluster checks for pull requests".into(),
+        ),
+        ClusterChecks::Trusted => Trust::Skipped(
+            "a merge queue's commit has no single author to trust; each pull request in it \
+             was checked on its own"
+                .into(),
+        ),
+    }
+}
+
+/// The report line for a merge group's skipped cluster checks (no `ok-to-test` applies).
+pub fn skipped_note_merge_group(why: &str) -> String {
+    format!("cluster checks (ArgoCD at the head, Kubernetes dry-run, live diff) skipped: {why}")
+}
+
 /// Gathers what [`decide`] needs for a `pr_check` job: the author's and the pusher's permission
 /// from the forge, an `ok-to-test` for this head from the queue. Without a forge nobody can be
 /// shown to be trusted.

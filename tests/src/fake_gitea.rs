@@ -1,0 +1,549 @@
+//! An in-process Gitea speaking the parts of REST API v1 Capstan uses, written from Gitea's API
+//! description (swagger names and status codes): token auth (`Authorization: token …`), pull
+//! requests (409 for a second open one of the same branches), issue comments (only their poster
+//! may edit or delete them), reactions, commit statuses (the five states Gitea accepts),
+//! collaborator permissions, `page`/`limit` listings. Every call is recorded.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// One recorded request.
+#[derive(Clone, Debug)]
+pub struct GiteaCall {
+    pub method: String,
+    /// Under `/api/v1`.
+    pub path: String,
+    pub body: Option<Value>,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct GiteaPull {
+    pub number: u64,
+    pub state: String,
+    pub merged: bool,
+    pub title: String,
+    pub body: String,
+    pub author: String,
+    pub head_ref: String,
+    pub head_sha: String,
+    pub base_ref: String,
+    pub base_sha: String,
+    pub merge_commit_sha: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct GiteaComment {
+    pub id: u64,
+    pub issue: u64,
+    pub body: String,
+    pub login: String,
+}
+
+#[derive(Default)]
+struct Repo {
+    pulls: BTreeMap<u64, GiteaPull>,
+    comments: Vec<GiteaComment>,
+    statuses: Vec<(String, Value)>,
+    reactions: Vec<(u64, String)>,
+    permissions: BTreeMap<String, String>,
+    files: BTreeMap<u64, Vec<String>>,
+}
+
+struct Inner {
+    token: String,
+    login: String,
+    repos: BTreeMap<String, Repo>,
+    next_id: u64,
+    calls: Vec<GiteaCall>,
+}
+
+pub struct FakeGitea {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeGitea {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+impl FakeGitea {
+    /// Starts the fake; `token` is the one access token it accepts, belonging to `login`.
+    pub async fn start(token: &str, login: &str) -> FakeGitea {
+        let inner = Arc::new(Mutex::new(Inner {
+            token: token.into(),
+            login: login.into(),
+            repos: BTreeMap::new(),
+            next_id: 100,
+            calls: Vec::new(),
+        }));
+        let router = Router::new().fallback(handle).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        FakeGitea { addr, inner, task }
+    }
+
+    /// The instance's web address (the API is under `/api/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn add_repo(&self, full: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .repos
+            .entry(full.into())
+            .or_default();
+    }
+
+    pub fn add_pull(&self, repo: &str, pull: GiteaPull) {
+        let mut g = self.inner.lock().unwrap();
+        g.repos
+            .entry(repo.into())
+            .or_default()
+            .pulls
+            .insert(pull.number, pull);
+    }
+
+    pub fn set_permission(&self, repo: &str, user: &str, permission: &str) {
+        let mut g = self.inner.lock().unwrap();
+        g.repos
+            .entry(repo.into())
+            .or_default()
+            .permissions
+            .insert(user.into(), permission.into());
+    }
+
+    /// A comment by someone else (a person's command).
+    pub fn add_comment(&self, repo: &str, issue: u64, login: &str, body: &str) -> u64 {
+        let mut g = self.inner.lock().unwrap();
+        g.next_id += 1;
+        let id = g.next_id;
+        g.repos
+            .entry(repo.into())
+            .or_default()
+            .comments
+            .push(GiteaComment {
+                id,
+                issue,
+                body: body.into(),
+                login: login.into(),
+            });
+        id
+    }
+
+    pub fn comments(&self, repo: &str, issue: u64) -> Vec<GiteaComment> {
+        let g = self.inner.lock().unwrap();
+        g.repos
+            .get(repo)
+            .map(|r| {
+                r.comments
+                    .iter()
+                    .filter(|c| c.issue == issue)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Commit statuses in the order they were set: (sha, status).
+    pub fn statuses(&self, repo: &str) -> Vec<(String, Value)> {
+        let g = self.inner.lock().unwrap();
+        g.repos
+            .get(repo)
+            .map(|r| r.statuses.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn reactions(&self, repo: &str) -> Vec<(u64, String)> {
+        let g = self.inner.lock().unwrap();
+        g.repos
+            .get(repo)
+            .map(|r| r.reactions.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn pulls(&self, repo: &str) -> Vec<GiteaPull> {
+        let g = self.inner.lock().unwrap();
+        g.repos
+            .get(repo)
+            .map(|r| r.pulls.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn calls(&self) -> Vec<GiteaCall> {
+        self.inner.lock().unwrap().calls.clone()
+    }
+}
+
+fn answer(status: StatusCode, v: Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+fn message(status: StatusCode, m: &str) -> Response {
+    answer(
+        status,
+        json!({ "message": m, "url": "https://gitea.example/api/swagger" }),
+    )
+}
+
+fn user(login: &str) -> Value {
+    json!({"id": login.len(), "login": login, "username": login, "full_name": "", "email": ""})
+}
+
+fn pull_json(base: &str, repo: &str, p: &GiteaPull) -> Value {
+    let branch =
+        |r: &str, sha: &str| json!({"label": r, "ref": r, "sha": sha, "repo": {"full_name": repo}});
+    json!({
+        "id": p.number + 10_000, "number": p.number, "state": p.state, "draft": false,
+        "merged": p.merged, "title": p.title, "body": p.body, "user": user(&p.author),
+        "head": branch(&p.head_ref, &p.head_sha), "base": branch(&p.base_ref, &p.base_sha),
+        "merge_commit_sha": p.merge_commit_sha,
+        "html_url": format!("{base}/{repo}/pulls/{}", p.number),
+    })
+}
+
+fn comment_json(c: &GiteaComment) -> Value {
+    json!({"id": c.id, "body": c.body, "user": user(&c.login),
+           "created_at": "2026-12-01T10:00:00Z", "updated_at": "2026-12-01T10:00:00Z"})
+}
+
+/// `page`/`limit` of a listing (Gitea's defaults: page 1, limit 30, at most 50).
+fn page(query: &str, items: Vec<Value>) -> Vec<Value> {
+    let pairs: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let page: usize = pairs
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let limit: usize = pairs
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, 50);
+    items
+        .into_iter()
+        .skip((page - 1) * limit)
+        .take(limit)
+        .collect()
+}
+
+async fn handle(
+    State(st): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let query = uri.query().unwrap_or("").to_string();
+    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("gitea.invalid")
+        .to_string();
+    let mut g = st.lock().unwrap();
+    let resp = route(
+        &mut g,
+        &method,
+        &path,
+        &query,
+        &headers,
+        json_body.as_ref(),
+        &host,
+    );
+    g.calls.push(GiteaCall {
+        method: method.to_string(),
+        path: path.strip_prefix("/api/v1").unwrap_or(&path).to_string(),
+        body: json_body,
+        status: resp.status().as_u16(),
+    });
+    resp
+}
+
+fn route(
+    g: &mut Inner,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Option<&Value>,
+    host: &str,
+) -> Response {
+    let Some(rest) = path.strip_prefix("/api/v1/") else {
+        return message(StatusCode::NOT_FOUND, "not found");
+    };
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let token = auth
+        .strip_prefix("token ")
+        .or_else(|| auth.strip_prefix("Bearer "));
+    if token != Some(g.token.as_str()) {
+        return message(StatusCode::UNAUTHORIZED, "token is required");
+    }
+    let base = format!("http://{host}");
+    let seg: Vec<&str> = rest.split('/').collect();
+    let me = g.login.clone();
+    match (method.as_str(), seg.as_slice()) {
+        ("GET", ["user"]) => answer(StatusCode::OK, user(&me)),
+        ("GET", ["user", "repos"]) => {
+            let all = g.repos.keys().map(|r| json!({"full_name": r})).collect();
+            answer(StatusCode::OK, Value::Array(page(query, all)))
+        }
+        ("GET" | "POST" | "PATCH" | "DELETE", ["repos", owner, name, tail @ ..]) => {
+            let full = format!("{owner}/{name}");
+            let next_id = g.next_id + 1;
+            let Some(repo) = g.repos.get_mut(&full) else {
+                return message(StatusCode::NOT_FOUND, "repository does not exist");
+            };
+            let r = repo_route(repo, &full, &base, &me, next_id, method, tail, query, body);
+            if r.1 {
+                g.next_id = next_id;
+            }
+            r.0
+        }
+        _ => message(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// One repository's endpoints; the flag says the id `next_id` was used.
+#[allow(clippy::too_many_arguments)]
+fn repo_route(
+    repo: &mut Repo,
+    full: &str,
+    base: &str,
+    me: &str,
+    next_id: u64,
+    method: &Method,
+    tail: &[&str],
+    query: &str,
+    body: Option<&Value>,
+) -> (Response, bool) {
+    let s = |v: Option<&Value>, k: &str| v.and_then(|b| b[k].as_str()).map(str::to_string);
+    let r = match (method.as_str(), tail) {
+        ("GET", ["pulls"]) => {
+            let want = url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "state")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_else(|| "open".into());
+            let all = repo
+                .pulls
+                .values()
+                .filter(|p| want == "all" || p.state == want)
+                .map(|p| pull_json(base, full, p))
+                .collect();
+            answer(StatusCode::OK, Value::Array(page(query, all)))
+        }
+        ("POST", ["pulls"]) => {
+            let (Some(title), Some(head), Some(base_ref)) =
+                (s(body, "title"), s(body, "head"), s(body, "base"))
+            else {
+                return (
+                    message(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "title, head and base are required",
+                    ),
+                    false,
+                );
+            };
+            if repo
+                .pulls
+                .values()
+                .any(|p| p.state == "open" && p.head_ref == head && p.base_ref == base_ref)
+            {
+                return (
+                    message(
+                        StatusCode::CONFLICT,
+                        "pull request already exists for these targets",
+                    ),
+                    false,
+                );
+            }
+            let number = repo.pulls.keys().max().copied().unwrap_or(0) + 1;
+            let p = GiteaPull {
+                number,
+                state: "open".into(),
+                title,
+                body: s(body, "body").unwrap_or_default(),
+                author: me.into(),
+                head_ref: head,
+                base_ref,
+                ..GiteaPull::default()
+            };
+            let v = pull_json(base, full, &p);
+            repo.pulls.insert(number, p);
+            answer(StatusCode::CREATED, v)
+        }
+        ("GET" | "PATCH", ["pulls", n]) => {
+            let Some(p) = n.parse().ok().and_then(|n: u64| repo.pulls.get_mut(&n)) else {
+                return (
+                    message(StatusCode::NOT_FOUND, "pull request does not exist"),
+                    false,
+                );
+            };
+            if method == Method::PATCH {
+                if let Some(t) = s(body, "title") {
+                    p.title = t;
+                }
+                if let Some(b) = s(body, "body") {
+                    p.body = b;
+                }
+                if let Some(st) = s(body, "state") {
+                    p.state = st;
+                }
+            }
+            answer(StatusCode::OK, pull_json(base, full, p))
+        }
+        ("GET", ["pulls", n, "files"]) => {
+            let names = n
+                .parse()
+                .ok()
+                .and_then(|n: u64| repo.files.get(&n).cloned())
+                .unwrap_or_default();
+            let all = names
+                .iter()
+                .map(|f| json!({"filename": f, "status": "changed", "additions": 1, "deletions": 1, "changes": 2}))
+                .collect();
+            answer(StatusCode::OK, Value::Array(page(query, all)))
+        }
+        ("GET", ["commits", sha, "pull"]) => match repo
+            .pulls
+            .values()
+            .find(|p| p.merge_commit_sha.as_deref() == Some(*sha) || p.head_sha == *sha)
+        {
+            Some(p) => answer(StatusCode::OK, pull_json(base, full, p)),
+            None => message(StatusCode::NOT_FOUND, "pull request does not exist"),
+        },
+        ("GET", ["issues", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let all = repo
+                .comments
+                .iter()
+                .filter(|c| c.issue == n)
+                .map(comment_json)
+                .collect();
+            // Gitea's issue comment listing has no paging parameters: everything, always.
+            answer(StatusCode::OK, Value::Array(all))
+        }
+        ("POST", ["issues", n, "comments"]) => {
+            let Some(text) = s(body, "body") else {
+                return (
+                    message(StatusCode::UNPROCESSABLE_ENTITY, "body is required"),
+                    false,
+                );
+            };
+            let c = GiteaComment {
+                id: next_id,
+                issue: n.parse().unwrap_or(0),
+                body: text,
+                login: me.into(),
+            };
+            let v = comment_json(&c);
+            repo.comments.push(c);
+            return (answer(StatusCode::CREATED, v), true);
+        }
+        ("PATCH" | "DELETE", ["issues", "comments", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let Some(i) = repo.comments.iter().position(|c| c.id == id) else {
+                return (
+                    message(StatusCode::NOT_FOUND, "comment does not exist"),
+                    false,
+                );
+            };
+            if repo.comments[i].login != me {
+                return (message(StatusCode::FORBIDDEN, "not the poster"), false);
+            }
+            if method == Method::DELETE {
+                repo.comments.remove(i);
+                return ((StatusCode::NO_CONTENT).into_response(), false);
+            }
+            let Some(text) = s(body, "body") else {
+                return (
+                    message(StatusCode::UNPROCESSABLE_ENTITY, "body is required"),
+                    false,
+                );
+            };
+            repo.comments[i].body = text;
+            answer(StatusCode::OK, comment_json(&repo.comments[i]))
+        }
+        ("POST", ["issues", "comments", id, "reactions"]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let content = s(body, "content").unwrap_or_default();
+            let allowed = [
+                "+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes",
+            ];
+            if !allowed.contains(&content.as_str()) {
+                return (
+                    message(StatusCode::FORBIDDEN, "reaction not allowed"),
+                    false,
+                );
+            }
+            if !repo.comments.iter().any(|c| c.id == id) {
+                return (
+                    message(StatusCode::NOT_FOUND, "comment does not exist"),
+                    false,
+                );
+            }
+            let v = json!({"user": user(me), "content": content});
+            if repo.reactions.contains(&(id, content.clone())) {
+                answer(StatusCode::OK, v)
+            } else {
+                repo.reactions.push((id, content));
+                answer(StatusCode::CREATED, v)
+            }
+        }
+        ("POST", ["statuses", sha]) => {
+            let state = s(body, "state").unwrap_or_default();
+            if !["pending", "success", "error", "failure", "warning"].contains(&state.as_str()) {
+                return (
+                    message(StatusCode::UNPROCESSABLE_ENTITY, "invalid state"),
+                    false,
+                );
+            }
+            let v = json!({
+                "id": next_id, "state": state, "context": s(body, "context").unwrap_or_default(),
+                "description": s(body, "description").unwrap_or_default(),
+                "target_url": s(body, "target_url").unwrap_or_default(),
+            });
+            repo.statuses.push((sha.to_string(), v.clone()));
+            return (answer(StatusCode::CREATED, v), true);
+        }
+        ("GET", ["collaborators", who, "permission"]) => {
+            // A public repository: anyone not listed reads.
+            let p = repo
+                .permissions
+                .get(*who)
+                .cloned()
+                .unwrap_or_else(|| "read".into());
+            answer(
+                StatusCode::OK,
+                json!({"permission": p, "role_name": p, "user": user(who)}),
+            )
+        }
+        _ => message(StatusCode::NOT_FOUND, "not found"),
+    };
+    (r, false)
+}
