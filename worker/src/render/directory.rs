@@ -208,7 +208,20 @@ fn plain_file(f: &RepoPath, text: &str) -> Result<Vec<Value>, RenderError> {
     let looks_like_manifest = ["apiVersion:", "kind:", "metadata:"]
         .iter()
         .all(|k| text.contains(k));
-    let docs = match yaml::parse_documents(text, f.as_str()) {
+    // ArgoCD decodes a `.json` file as JSON. A YAML reading of the same text is not always the
+    // same value: YAML 1.1 takes a raw U+0085 (NEL) inside a string for a line break and folds
+    // it to a space. Strict JSON first, then the YAML reading it has always had.
+    let strict_json = f
+        .file_name()
+        .ends_with(".json")
+        .then(|| serde_json::from_str::<Value>(text).ok())
+        .flatten();
+    let parsed = match strict_json {
+        Some(Value::Null) => Ok(Vec::new()),
+        Some(value) => Ok(vec![value]),
+        None => yaml::parse_documents(text, f.as_str()),
+    };
+    let docs = match parsed {
         Ok(docs) => docs,
         // Not YAML at all, and nothing like a manifest: ArgoCD ignores it.
         Err(_) if !looks_like_manifest && !f.file_name().ends_with(".json") => {
@@ -466,6 +479,15 @@ fn match_flat(pattern: &[Atom], text: &[char]) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_json_file_is_read_as_json_even_where_yaml_would_fold_a_character() {
+        let f = RepoPath::new("app/cm.json").unwrap();
+        let text = "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"c\"}, \"data\": {\"k\": \"a\u{85}b\"}}";
+        let docs = plain_file(&f, text).unwrap();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0]["data"]["k"], "a\u{85}b", "the NEL was folded");
+    }
 
     fn m(pattern: &str, text: &str) -> bool {
         Glob::new(pattern).unwrap().is_match(text)
