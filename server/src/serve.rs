@@ -493,6 +493,10 @@ impl App {
 
     /// [`App::build`] with some parts handed in.
     pub async fn build_with(cfg: Config, parts: Parts) -> anyhow::Result<App> {
+        let armed = capstan_worker::failpoint::arm_from_env().map_err(anyhow::Error::msg)?;
+        if !armed.is_empty() {
+            warn!(?armed, "failpoints armed: this is a test build");
+        }
         let forge = match parts.forge {
             Some(f) => Some(f),
             None => github_forge(&cfg)?,

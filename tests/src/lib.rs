@@ -65,6 +65,38 @@ pub fn capstan_binary() -> PathBuf {
     bin
 }
 
+/// The `capstan` binary of this build with failpoints compiled in (the fault-injection tests arm
+/// them with `CAPSTAN_FAILPOINTS`). A workspace build has them, as this crate asks for the
+/// feature; a binary built for one package alone is rebuilt here with the feature.
+pub fn capstan_failpoint_binary() -> PathBuf {
+    let bin = capstan_binary();
+    let has_failpoints = |bin: &Path| {
+        std::process::Command::new(bin)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stderr).contains("failpoints compiled in"))
+    };
+    if !has_failpoints(&bin) {
+        let mut args = vec!["build", "-q", "-p", "capstan-server", "--bin", "capstan"];
+        args.extend(["--features", "failpoints"]);
+        if bin
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|p| p == "release")
+        {
+            args.push("--release");
+        }
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(&args)
+            .current_dir(repo_root())
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building capstan with failpoints failed");
+        assert!(has_failpoints(&bin), "{} has no failpoints", bin.display());
+    }
+    bin
+}
+
 /// `../shared/fixtures` beside the repository, when it exists (CI always has it).
 ///
 /// Tests that need it print one line and return early when it is absent, as the fixtures README

@@ -19,6 +19,7 @@ use super::fidelity;
 use super::publish::{CheckHandle, Target, short};
 use super::trust::{self, Trust, TrustPolicy};
 use crate::apps::DiscoveryConfig;
+use crate::failpoint;
 use crate::forge::{Forge, ForgeError, PullRequestState};
 use crate::git::{GitError, GitTreeFs, RepoName, Sha};
 use crate::jobs::PrCheck;
@@ -150,6 +151,12 @@ enum Halt {
 impl From<Failed> for Halt {
     fn from(f: Failed) -> Self {
         Halt::Failed(f)
+    }
+}
+
+impl From<failpoint::Injected> for Halt {
+    fn from(e: failpoint::Injected) -> Self {
+        Halt::Failed(Failed::transient(e))
     }
 }
 
@@ -399,6 +406,7 @@ impl Check<'_> {
                 None
             };
             let handle = t.start_check(earlier).await.map_err(Failed::forge)?;
+            failpoint::hit(failpoint::AFTER_CHECK_RUN_CREATE)?;
             if let CheckHandle::CheckRun(id) = handle
                 && let Err(e) = self.services.runs.set_check_run(run, id).await
             {
@@ -451,6 +459,7 @@ impl Check<'_> {
             warn!(error = %e, "could not record the compared base");
         }
         self.step_done("fetch", t0);
+        failpoint::hit(failpoint::AFTER_FETCH)?;
         self.stop_point()?;
 
         let t0 = Instant::now();
@@ -486,6 +495,7 @@ impl Check<'_> {
             .map_err(|e| Failed::transient(anyhow!("analysis task: {e}")))??
         };
         self.step_done("analyze", t0);
+        failpoint::hit(failpoint::AFTER_RENDER)?;
         info!(
             affected = analyzed.sections.len(),
             apps = analyzed.total_apps,
@@ -586,6 +596,7 @@ impl Check<'_> {
         let t0 = Instant::now();
         let comment_ids = t.sync_comment(&comment).await.map_err(Failed::forge)?;
         self.step_done("comment", t0);
+        failpoint::hit(failpoint::AFTER_COMMENT)?;
         if let Some(h) = posted.check {
             let t0 = Instant::now();
             t.complete_check(h, &output).await.map_err(Failed::forge)?;
