@@ -133,6 +133,7 @@ pub mod pg;
 pub mod pr_harness;
 pub mod pr_worker;
 pub mod promote_world;
+pub mod replicas;
 pub mod served;
 pub mod webdriver;
 pub mod webhook;

@@ -405,7 +405,10 @@ impl Check<'_> {
             } else {
                 None
             };
-            let handle = t.start_check(earlier).await.map_err(Failed::forge)?;
+            let handle = t
+                .start_check(earlier, run.attempt > 1)
+                .await
+                .map_err(Failed::forge)?;
             failpoint::hit(failpoint::AFTER_CHECK_RUN_CREATE)?;
             if let CheckHandle::CheckRun(id) = handle
                 && let Err(e) = self.services.runs.set_check_run(run, id).await

@@ -1,0 +1,169 @@
+//! Fault injection with the real binary (issue #16): a replica is SIGKILLed at each named
+//! failpoint between side effects, a fresh one is started on the same store, and the work must
+//! end exactly as without the crash: one report comment per pull request for its newest head, one
+//! check run per (head, name), every accepted delivery done, no job succeeding twice. Each
+//! scenario runs on SQLite and, with `DATABASE_URL`, on PostgreSQL.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt as _;
+
+use capstan_tests::replicas::{ReplicaOptions, World};
+use capstan_worker::failpoint;
+
+const PRS: u64 = 3;
+
+fn accepted(status: Option<u16>) -> bool {
+    status.is_some_and(|s| (200..300).contains(&s))
+}
+
+/// The flags every replica of a scenario gets: recovery often, so a lease left by a dead
+/// replica is taken again within the test.
+fn options(failpoints: Option<String>) -> ReplicaOptions {
+    ReplicaOptions {
+        failpoints,
+        args: vec!["--recovery-interval-secs".into(), "3".into()],
+        ..ReplicaOptions::default()
+    }
+}
+
+/// Opens [`PRS`] pull requests against a replica armed to die at `point`, waits for it to die
+/// there, then lets a fresh replica on the same store finish: the deliveries the dead one never
+/// answered are redelivered (GitHub's "Redeliver"), every pull request is pushed again, and a
+/// stray redelivery of an old event is sent.
+async fn killed_at(world: World, point: &str) {
+    let mut newest = BTreeMap::new();
+    let mut sent = Vec::new();
+    let mut first = world.start(options(Some(format!("{point}=kill"))));
+    for pr in 1..=PRS {
+        let (head, body) = world.push(pr, 0);
+        newest.insert(pr, head);
+        let id = format!("d-{pr}-0");
+        let status = world.deliver(&first.url, &id, &body).await;
+        sent.push((id, body, accepted(status)));
+    }
+    let status = first
+        .wait_exit(&format!("the process armed at {point}"))
+        .await;
+    assert_eq!(status.signal(), Some(9), "{point}: {status}");
+
+    let second = world.start(options(None));
+    for (id, body, ok) in &sent {
+        if !ok {
+            world.deliver_until_accepted(&[&second.url], id, body).await;
+        }
+    }
+    // The interrupted work is finished first (a newer push would supersede it and hide what
+    // the crash left behind), then every pull request moves on.
+    world.wait_settled(&newest).await;
+    world.assert_invariants(&newest).await;
+    for pr in 1..=PRS {
+        let (head, body) = world.push(pr, 1);
+        newest.insert(pr, head);
+        world
+            .deliver_until_accepted(&[&second.url], &format!("d-{pr}-1"), &body)
+            .await;
+    }
+    // A stray redelivery of an event already stored changes nothing.
+    let (id, body, _) = &sent[0];
+    assert_eq!(world.deliver(&second.url, id, body).await, Some(200));
+    world.wait_settled(&newest).await;
+    world.assert_invariants(&newest).await;
+    drop(second);
+    world.cleanup().await;
+}
+
+/// A replica dies holding the missed-event recovery lease (it takes it at start) and GitHub
+/// never redelivers what it missed: the next replica must take the lease once its period ends
+/// and queue every open pull request's head.
+async fn killed_holding_the_recovery_lease(world: World) {
+    let mut newest = BTreeMap::new();
+    for pr in 1..=PRS {
+        let (head, _body) = world.push(pr, 0);
+        newest.insert(pr, head);
+    }
+    let point = failpoint::HOLDING_RECOVERY_LEASE;
+    let mut first = world.start(options(Some(format!("{point}=kill"))));
+    let status = first
+        .wait_exit(&format!("the process armed at {point}"))
+        .await;
+    assert_eq!(status.signal(), Some(9), "{point}: {status}");
+    let second = world.start(options(None));
+    world.wait_settled(&newest).await;
+    world.assert_invariants(&newest).await;
+    drop(second);
+    world.cleanup().await;
+}
+
+/// Injected errors (not kills) right after the check run is created and after the comment is
+/// posted: the job is retried in the same process, finds its check run and comment again, and
+/// ends with one of each.
+async fn errors_after_side_effects_are_retried(world: World) {
+    let spec = format!(
+        "{}=error:1,{}=error:1",
+        failpoint::AFTER_CHECK_RUN_CREATE,
+        failpoint::AFTER_COMMENT
+    );
+    let replica = world.start(options(Some(spec)));
+    let mut newest = BTreeMap::new();
+    for pr in 1..=PRS {
+        let (head, body) = world.push(pr, 0);
+        newest.insert(pr, head);
+        world
+            .deliver_until_accepted(&[&replica.url], &format!("d-{pr}-0"), &body)
+            .await;
+    }
+    world.wait_settled(&newest).await;
+    world.assert_invariants(&newest).await;
+    let q = world.queue().await;
+    let mut retried = 0;
+    for (pr, head) in &newest {
+        let key =
+            capstan_worker::jobs::PrCheck::dedupe_key(capstan_tests::pr_harness::REPO, *pr, head);
+        for job in q.jobs_by_dedupe_key(&key).await.unwrap() {
+            let runs = q.job_runs(job.id).await.unwrap();
+            retried += runs
+                .iter()
+                .filter(|r| r.error.as_deref().is_some_and(|e| e.contains("failpoint")))
+                .count();
+        }
+    }
+    assert_eq!(retried, 2, "each armed error fired once and was retried");
+    drop(replica);
+    world.cleanup().await;
+}
+
+macro_rules! scenarios {
+    ($($name:ident => $run:expr),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    ($run)(capstan_tests::replicas::World::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(world) = capstan_tests::replicas::World::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    ($run)(world).await;
+                }
+            )*
+        }
+    };
+}
+
+scenarios! {
+    killed_after_persisting_a_delivery => |w| super::killed_at(w, capstan_worker::failpoint::AFTER_DELIVERY_STORED),
+    killed_holding_a_job_lease => |w| super::killed_at(w, capstan_worker::failpoint::HOLDING_JOB_LEASE),
+    killed_after_fetching => |w| super::killed_at(w, capstan_worker::failpoint::AFTER_FETCH),
+    killed_after_rendering => |w| super::killed_at(w, capstan_worker::failpoint::AFTER_RENDER),
+    killed_after_creating_the_check_run => |w| super::killed_at(w, capstan_worker::failpoint::AFTER_CHECK_RUN_CREATE),
+    killed_after_posting_the_comment => |w| super::killed_at(w, capstan_worker::failpoint::AFTER_COMMENT),
+    killed_holding_the_recovery_lease => super::killed_holding_the_recovery_lease,
+    errors_after_side_effects_are_retried => super::errors_after_side_effects_are_retried,
+}
