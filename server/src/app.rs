@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -60,6 +61,9 @@ pub struct AppState {
     pub(crate) dashboard: Option<Arc<crate::dashboard::Dashboard>>,
     /// `false` when `/metrics` has its own listener (`--metrics-listen`).
     pub(crate) serve_metrics: bool,
+    /// Set on SIGTERM: `/readyz` answers 503 from then on, while the listener stays open for the
+    /// drain delay so the load balancer takes this replica out before connections are refused.
+    pub(crate) draining: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -80,6 +84,7 @@ impl AppState {
             job_max_attempts: capstan_worker::queue::NewJob::DEFAULT_MAX_ATTEMPTS,
             dashboard: None,
             serve_metrics: true,
+            draining: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -147,6 +152,11 @@ impl AppState {
     pub fn with_dashboard(mut self, dashboard: Arc<crate::dashboard::Dashboard>) -> Self {
         self.dashboard = Some(dashboard);
         self
+    }
+
+    /// Marks the process as draining: `/readyz` answers 503 from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
     }
 
     /// `/metrics` is served on a listener of its own (`--metrics-listen`), not here.
@@ -230,6 +240,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    if st.draining.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
     match st.queue.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {

@@ -167,3 +167,40 @@ scenarios! {
     killed_holding_the_recovery_lease => super::killed_holding_the_recovery_lease,
     errors_after_side_effects_are_retried => super::errors_after_side_effects_are_retried,
 }
+
+/// On SIGTERM `/readyz` answers 503 at once, while the listener stays open for the drain delay
+/// (a webhook sent then is still stored); then the process exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_at_once_on_sigterm_while_the_drain_runs() {
+    let world = World::sqlite().await;
+    let mut replica = world.start(ReplicaOptions {
+        args: vec!["--drain-delay-secs".into(), "3".into()],
+        ..options(None)
+    });
+    assert_eq!(world.readyz(&replica.url).await, Some(200));
+    replica.sigterm();
+    let start = std::time::Instant::now();
+    loop {
+        match world.readyz(&replica.url).await {
+            Some(503) => break,
+            Some(200) => {}
+            other => panic!("/readyz during the drain: {other:?}"),
+        }
+        assert!(start.elapsed() < capstan_tests::replicas::SETTLE_TIMEOUT);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        replica.exited().is_none(),
+        "the drain ended before /readyz said 503"
+    );
+    // Still serving while draining: a delivery is stored for whichever replica runs it.
+    let (head, body) = world.push(1, 0);
+    let status = world.deliver(&replica.url, "d-drain", &body).await;
+    assert!(accepted(status), "a delivery during the drain: {status:?}");
+    let status = replica.wait_exit("the drain").await;
+    assert!(status.success(), "exit status {status}");
+    let q = world.queue().await;
+    let jobs = q.jobs_for_delivery("d-drain").await.unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].payload["head_sha"], head.as_str());
+}
