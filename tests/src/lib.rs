@@ -135,6 +135,7 @@ pub mod pr_worker;
 pub mod promote_world;
 pub mod replicas;
 pub mod served;
+pub mod tcp_proxy;
 pub mod webdriver;
 pub mod webhook;
 

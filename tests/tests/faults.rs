@@ -168,6 +168,71 @@ scenarios! {
     errors_after_side_effects_are_retried => super::errors_after_side_effects_are_retried,
 }
 
+/// PostgreSQL goes away in the middle of a run (every connection closed, new ones refused by a
+/// proxy the test owns) and comes back. While it is away the intake answers 503 (so GitHub keeps
+/// the delivery to redeliver) and `/readyz` says 503; the process stays up, and once the store is
+/// back every pull request ends as if nothing had happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_going_away_mid_run_loses_nothing() {
+    use capstan_tests::tcp_proxy::TcpProxy;
+    let Some(world) = World::postgres("postgres_going_away_mid_run_loses_nothing").await else {
+        return;
+    };
+    let proxy = TcpProxy::start(TcpProxy::upstream_of(&world.database_url)).await;
+    let mut replica = world.start(ReplicaOptions {
+        database_url: Some(proxy.url_through(&world.database_url)),
+        ..options(None)
+    });
+    let mut newest = BTreeMap::new();
+    for pr in 1..=PRS {
+        let (head, body) = world.push(pr, 0);
+        newest.insert(pr, head);
+        let status = world
+            .deliver(&replica.url, &format!("d-{pr}-0"), &body)
+            .await;
+        assert!(accepted(status), "PR {pr} before the outage: {status:?}");
+    }
+    assert_eq!(world.readyz(&replica.url).await, Some(200));
+
+    proxy.cut();
+    let mut refused = Vec::new();
+    for pr in 1..=PRS {
+        let (head, body) = world.push(pr, 1);
+        newest.insert(pr, head);
+        let id = format!("d-{pr}-1");
+        let status = world.deliver(&replica.url, &id, &body).await;
+        assert_eq!(status, Some(503), "PR {pr} during the outage");
+        refused.push((id, body));
+    }
+    assert_eq!(world.readyz(&replica.url).await, Some(503));
+    assert!(
+        replica.exited().is_none(),
+        "the process must ride out a store outage"
+    );
+
+    proxy.restore();
+    let start = std::time::Instant::now();
+    while world.readyz(&replica.url).await != Some(200) {
+        assert!(
+            start.elapsed() < capstan_tests::replicas::SETTLE_TIMEOUT,
+            "never ready again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // GitHub's "Redeliver" for what was refused.
+    for (id, body) in &refused {
+        world
+            .deliver_until_accepted(&[&replica.url], id, body)
+            .await;
+    }
+    world.wait_settled(&newest).await;
+    world.assert_invariants(&newest).await;
+    assert!(replica.exited().is_none(), "the process exited");
+    drop(replica);
+    drop(proxy);
+    world.cleanup().await;
+}
+
 /// On SIGTERM `/readyz` answers 503 at once, while the listener stays open for the drain delay
 /// (a webhook sent then is still stored); then the process exits cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
