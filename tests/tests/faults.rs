@@ -269,3 +269,231 @@ async fn readiness_fails_at_once_on_sigterm_while_the_drain_runs() {
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0].payload["head_sha"], head.as_str());
 }
+
+/// A load run: `prs` pull requests pushed `pushes` times each, one signed delivery per push,
+/// spread over two replicas on one store.
+struct Load {
+    prs: u64,
+    pushes: usize,
+    /// Deliveries per second (a steady rate, many in flight); `None`: four at a time, as fast
+    /// as they are answered.
+    rate: Option<f64>,
+    /// SIGKILL the first replica half-way and start it again at three quarters.
+    kill_mid_way: bool,
+}
+
+struct LoadResult {
+    deliveries: usize,
+    sending: std::time::Duration,
+    /// Intake latency of every answered delivery, sorted.
+    latencies: Vec<std::time::Duration>,
+    /// From the last delivery sent to every pull request reported and the queue empty.
+    drain: std::time::Duration,
+    /// Jobs that ended (succeeded, superseded, or cancelled as their pull request moved on) over
+    /// the whole run, per second.
+    jobs_per_sec: f64,
+    jobs: i64,
+}
+
+async fn run_load(world: &World, plan: &Load) -> LoadResult {
+    use futures::StreamExt as _;
+    use std::time::{Duration, Instant};
+
+    // The commits exist before the run; each push is announced (the pull request's head moves
+    // on the fake GitHub) at the moment its delivery is sent.
+    let mut pushes = Vec::new();
+    for round in 0..plan.pushes {
+        for pr in 1..=plan.prs {
+            pushes.push((pr, round, world.commit(pr, round)));
+        }
+    }
+    let mut newest = BTreeMap::new();
+    for (pr, _, head) in &pushes {
+        newest.insert(*pr, head.clone());
+    }
+    let opts = || ReplicaOptions {
+        workers: Some(2),
+        ..options(None)
+    };
+    let mut first = Some(world.start(opts()));
+    let second = world.start(opts());
+    let total = pushes.len();
+    let phases: Vec<std::ops::Range<usize>> = if plan.kill_mid_way {
+        vec![0..total / 2, total / 2..total * 3 / 4, total * 3 / 4..total]
+    } else {
+        std::iter::once(0..total).collect()
+    };
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut unanswered = Vec::new();
+    for (phase, range) in phases.into_iter().enumerate() {
+        if plan.kill_mid_way && phase == 1 {
+            first.as_mut().unwrap().kill();
+            first = None;
+        }
+        if plan.kill_mid_way && phase == 2 {
+            first = Some(world.start(opts()));
+        }
+        let urls: Vec<String> = first
+            .iter()
+            .chain(std::iter::once(&second))
+            .map(|r| r.url.clone())
+            .collect();
+        let phase_start = Instant::now();
+        let offset = range.start;
+        let sends = pushes[range]
+            .iter()
+            .enumerate()
+            .map(|(i, (pr, round, head))| {
+                let url = urls[i % urls.len()].clone();
+                let at = plan
+                    .rate
+                    .map(|r| phase_start + Duration::from_secs_f64(i as f64 / r));
+                async move {
+                    if let Some(at) = at {
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                    let body = world.announce(*pr, head, *round == 0);
+                    let id = format!("load-{}", offset + i);
+                    let t = Instant::now();
+                    let status = world.deliver(&url, &id, &body).await;
+                    (id, body, status, t.elapsed())
+                }
+            });
+        let lanes = if plan.rate.is_some() { 256 } else { 4 };
+        // The kill lands while deliveries to that replica are in flight and its workers hold
+        // jobs: near the end of the first phase rather than between phases.
+        let kill_at = (plan.kill_mid_way && phase == 0).then_some(total / 2 * 9 / 10);
+        let victim = first.as_ref().map(|r| r.pid());
+        let mut answered = 0;
+        let mut answers = futures::stream::iter(sends).buffer_unordered(lanes);
+        while let Some((id, body, status, took)) = answers.next().await {
+            answered += 1;
+            if Some(answered) == kill_at
+                && let Some(pid) = victim
+            {
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+            }
+            if accepted(status) {
+                latencies.push(took);
+            } else {
+                unanswered.push((id, body));
+            }
+        }
+    }
+    let sending = started.elapsed();
+    // GitHub's "Redeliver" for what the killed replica never answered.
+    let urls: Vec<&str> = first
+        .iter()
+        .chain(std::iter::once(&second))
+        .map(|r| r.url.as_str())
+        .collect();
+    for (id, body) in &unanswered {
+        world.deliver_until_accepted(&urls, id, body).await;
+    }
+    let sent_all = Instant::now();
+    world.wait_settled(&newest).await;
+    let drain = sent_all.elapsed();
+    let jobs: i64 = world
+        .queue()
+        .await
+        .depth()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|(_, s, _)| {
+            matches!(
+                s,
+                capstan_worker::queue::JobState::Succeeded
+                    | capstan_worker::queue::JobState::Superseded
+                    | capstan_worker::queue::JobState::Cancelled
+            )
+        })
+        .map(|(_, _, n)| n)
+        .sum();
+    let jobs_per_sec = jobs as f64 / started.elapsed().as_secs_f64();
+    world.assert_invariants(&newest).await;
+    assert_eq!(
+        world.accepted().len(),
+        total,
+        "every delivery accepted once"
+    );
+    latencies.sort();
+    LoadResult {
+        deliveries: total,
+        sending,
+        latencies,
+        drain,
+        jobs_per_sec,
+        jobs,
+    }
+}
+
+fn percentile(sorted: &[std::time::Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn print_result(what: &str, r: &LoadResult) {
+    println!(
+        "{what}: {} deliveries in {:.1} s = {:.0} deliveries/s; intake p50 {:.1} ms, p99 {:.1} ms; \
+         {} jobs ended, {:.1} jobs/s over the run; queue drained {:.1} s after the last delivery",
+        r.deliveries,
+        r.sending.as_secs_f64(),
+        r.deliveries as f64 / r.sending.as_secs_f64(),
+        percentile(&r.latencies, 0.50),
+        percentile(&r.latencies, 0.99),
+        r.jobs,
+        r.jobs_per_sec,
+        r.drain.as_secs_f64(),
+    );
+}
+
+/// The CI-sized load test: two replicas on one PostgreSQL database, 1,000 deliveries over 100
+/// pull requests (ten pushes each), the first replica SIGKILLed half-way and started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_a_thousand_deliveries_one_killed_mid_way() {
+    let Some(world) = World::postgres("two_replicas_a_thousand_deliveries").await else {
+        return;
+    };
+    let r = run_load(
+        &world,
+        &Load {
+            prs: 100,
+            pushes: 10,
+            rate: None,
+            kill_mid_way: true,
+        },
+    )
+    .await;
+    print_result("load (CI size, one replica killed)", &r);
+    world.cleanup().await;
+}
+
+/// The full benchmark: 10,000 deliveries over 200 pull requests at a steady rate
+/// (`CAPSTAN_BENCH_RATE`, default 100/s) into two replicas on one PostgreSQL database. Run it in
+/// release: `cargo nextest run --release -p capstan-tests --test faults --run-ignored only
+/// --no-capture load_benchmark`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: minutes long; run in release by hand (README)"]
+async fn load_benchmark() {
+    let Some(world) = World::postgres("load_benchmark").await else {
+        return;
+    };
+    let rate = std::env::var("CAPSTAN_BENCH_RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(100.0);
+    let r = run_load(
+        &world,
+        &Load {
+            prs: 200,
+            pushes: 50,
+            rate: Some(rate),
+            kill_mid_way: false,
+        },
+    )
+    .await;
+    print_result(&format!("load benchmark at {rate}/s"), &r);
+    world.cleanup().await;
+}
