@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -69,6 +68,73 @@ impl Drop for Replica {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Starts `capstan serve` (the failpoint-enabled binary) on an ephemeral loopback port with
+/// short leases and polls, `args` after the usual flags, `env` added, and `failpoints` as
+/// `CAPSTAN_FAILPOINTS`; returns once it listens.
+pub fn spawn(args: &[String], env: &[(&str, &str)], failpoints: Option<&str>) -> Replica {
+    let mut cmd = Command::new(crate::capstan_failpoint_binary());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--job-lease-secs", "2", "--poll-interval-ms", "50"])
+        .args(["--shutdown-grace-secs", "5", "--kube-dry-run", "off"])
+        .args(["--public-url", "https://capstan.example"])
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("CAPSTAN_DATABASE_URL")
+        .env_remove("CAPSTAN_CONFIG")
+        .env_remove("KUBECONFIG")
+        .env("CAPSTAN_WEBHOOK_SECRET", SECRET)
+        .env(
+            "CAPSTAN_LOG",
+            std::env::var("CAPSTAN_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    match failpoints {
+        Some(spec) => cmd.env(capstan_worker::failpoint::ENV, spec),
+        None => cmd.env_remove(capstan_worker::failpoint::ENV),
+    };
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let Some(line) = lines.next() else {
+            let status = child.wait().unwrap();
+            panic!("capstan exited before listening: {status}");
+        };
+        if let Some(rest) = line.unwrap().strip_prefix("capstan listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Replica { child, url }
+}
+
+/// POSTs a signed delivery of `event` to `url`; the status, or `None` without an answer.
+pub async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    event: &str,
+    id: &str,
+    body: &Value,
+) -> Option<u16> {
+    let bytes = serde_json::to_vec(body).unwrap();
+    http.post(format!("{url}/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", id)
+        .header(
+            "x-hub-signature-256",
+            crate::webhook::sign(SECRET.as_bytes(), &bytes),
+        )
+        .body(bytes)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
 }
 
 /// How to start a replica.
@@ -159,59 +225,32 @@ impl World {
         let n = self
             .started
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let data = self.dir.path().join(format!("data-{n}"));
-        let mut cmd = Command::new(crate::capstan_failpoint_binary());
-        cmd.args(["serve", "--listen", "127.0.0.1:0"])
-            .args(["--workers", &opts.workers.unwrap_or(2).to_string()])
-            .args(["--job-lease-secs", "2", "--poll-interval-ms", "50"])
-            .args(["--shutdown-grace-secs", "5", "--kube-dry-run", "off"])
-            .arg("--data-dir")
-            .arg(&data)
-            .args([
-                "--database-url",
-                opts.database_url.as_deref().unwrap_or(&self.database_url),
-            ])
-            .args(["--github-api-url", &self.fake.api_url()])
-            .args(["--github-app-id", &APP_ID.to_string()])
-            .arg("--github-app-key-file")
-            .arg(app_key_path())
-            .arg("--git-url-template")
-            .arg(format!(
+        let mut args: Vec<String> = vec![
+            "--workers".into(),
+            opts.workers.unwrap_or(2).to_string(),
+            "--data-dir".into(),
+            self.dir
+                .path()
+                .join(format!("data-{n}"))
+                .display()
+                .to_string(),
+            "--database-url".into(),
+            opts.database_url
+                .unwrap_or_else(|| self.database_url.clone()),
+            "--github-api-url".into(),
+            self.fake.api_url(),
+            "--github-app-id".into(),
+            APP_ID.to_string(),
+            "--github-app-key-file".into(),
+            app_key_path().display().to_string(),
+            "--git-url-template".into(),
+            format!(
                 "file://{}/origin/{{owner}}/{{repo}}",
                 self.dir.path().display()
-            ))
-            .args(["--public-url", "https://capstan.example"])
-            .args(&opts.args)
-            .env_remove("DATABASE_URL")
-            .env_remove("CAPSTAN_DATABASE_URL")
-            .env_remove("CAPSTAN_CONFIG")
-            .env_remove("KUBECONFIG")
-            .env("CAPSTAN_WEBHOOK_SECRET", SECRET)
-            .env(
-                "CAPSTAN_LOG",
-                std::env::var("CAPSTAN_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        match &opts.failpoints {
-            Some(spec) => cmd.env(capstan_worker::failpoint::ENV, spec),
-            None => cmd.env_remove(capstan_worker::failpoint::ENV),
-        };
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            let Some(line) = lines.next() else {
-                let status = child.wait().unwrap();
-                panic!("capstan exited before listening: {status}");
-            };
-            if let Some(rest) = line.unwrap().strip_prefix("capstan listening on ") {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Replica { child, url }
+            ),
+        ];
+        args.extend(opts.args);
+        spawn(&args, &[], opts.failpoints.as_deref())
     }
 
     /// The store, opened by the test.
@@ -297,22 +336,7 @@ impl World {
     /// did not get an answer (the process died or the connection was refused). A 2xx is
     /// remembered as accepted.
     pub async fn deliver(&self, url: &str, id: &str, body: &Value) -> Option<u16> {
-        let bytes = serde_json::to_vec(body).unwrap();
-        let status = self
-            .http
-            .post(format!("{url}/webhooks/github"))
-            .header("content-type", "application/json")
-            .header("x-github-event", "pull_request")
-            .header("x-github-delivery", id)
-            .header(
-                "x-hub-signature-256",
-                crate::webhook::sign(SECRET.as_bytes(), &bytes),
-            )
-            .body(bytes)
-            .send()
-            .await
-            .ok()
-            .map(|r| r.status().as_u16());
+        let status = post(&self.http, url, "pull_request", id, body).await;
         if status.is_some_and(|s| (200..300).contains(&s)) {
             let pr = body["number"].as_u64().unwrap_or_default();
             let head = body["pull_request"]["head"]["sha"]
@@ -491,9 +515,5 @@ impl World {
         if let Some(db) = self.db {
             db.drop_db().await;
         }
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
     }
 }

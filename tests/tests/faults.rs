@@ -133,6 +133,142 @@ async fn errors_after_side_effects_are_retried(world: World) {
     world.cleanup().await;
 }
 
+/// A replica dies right after pushing a promotion commit, before the promotion pull request
+/// exists and before the promotion is recorded. The next replica finishes it from the commit's
+/// `Capstan-Promotion-Id`: one promotion commit for the merge, one promotion pull request.
+async fn killed_after_pushing_a_promotion(backend: capstan_tests::backend::Backend) {
+    use capstan_tests::promote_world::{self as pw, PRODUCTION, REPO, STAGING};
+    use capstan_worker::store::{PromotionFilter, PromotionStatus, PromotionStore as _};
+    const BRANCH: &str = "capstan/promote/podinfo/production";
+    let files: Vec<(&str, Vec<u8>)> = [".capstan.yaml", STAGING, PRODUCTION]
+        .into_iter()
+        .map(|p| (p, pw::real(p)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    let w = pw::World::with_healthy_podinfo_on(&refs, backend).await;
+    // A person's pull request bumping the staging tag, squash-merged.
+    let staging = String::from_utf8(w.file("main", STAGING)).unwrap();
+    let old = staging
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("newTag: "))
+        .unwrap()
+        .to_string();
+    let bumped = staging.replacen(&format!("newTag: {old}"), "newTag: 6.9.9", 1);
+    w.commit(
+        "bump",
+        Some("main"),
+        "bump podinfo",
+        &[(STAGING, Some(bumped.as_bytes()))],
+    );
+    let pr = w
+        .fake
+        .open_pull(REPO, "bump", "main", "Bump podinfo", "alice");
+    let (before, after) = w
+        .fake
+        .merge_pull(REPO, pr, capstan_tests::fake_github::MergeMethod::Squash)
+        .unwrap();
+    let push = serde_json::json!({
+        "ref": "refs/heads/main", "before": before, "after": after,
+        "repository": {"full_name": REPO, "default_branch": "main"},
+        "pusher": {"name": "alice"},
+    });
+    let args = vec![
+        "--database-url".to_string(),
+        w.backend.url.clone(),
+        "--github-api-url".into(),
+        w.fake.api_url(),
+        "--git-url-template".into(),
+        format!(
+            "file://{}/github/{{owner}}/{{repo}}.git",
+            w.dir.path().display()
+        ),
+        "--argocd-url".into(),
+        w.argocd.as_ref().unwrap().url(),
+        "--recovery-interval-secs".into(),
+        "3600".into(),
+    ];
+    let env = [
+        ("CAPSTAN_GITHUB_TOKEN", pw::PAT),
+        ("CAPSTAN_ARGOCD_TOKEN", pw::ARGOCD_TOKEN),
+    ];
+    let data = |n: &str| {
+        [
+            "--data-dir".to_string(),
+            w.dir.path().join(n).display().to_string(),
+        ]
+    };
+    let http = reqwest::Client::new();
+    let point = failpoint::AFTER_PROMOTION_PUSH;
+    let mut first = capstan_tests::replicas::spawn(
+        &[args.clone(), data("data-1").to_vec()].concat(),
+        &env,
+        Some(&format!("{point}=kill")),
+    );
+    let status = capstan_tests::replicas::post(&http, &first.url, "push", "push-1", &push).await;
+    assert!(accepted(status), "{status:?}");
+    let exit = first
+        .wait_exit(&format!("the process armed at {point}"))
+        .await;
+    assert_eq!(exit.signal(), Some(9), "{point}: {exit}");
+    assert_eq!(w.promotion_commits(BRANCH).len(), 1, "the push happened");
+
+    let second =
+        capstan_tests::replicas::spawn(&[args, data("data-2").to_vec()].concat(), &env, None);
+    // The same push redelivered changes nothing; the job left by the dead replica is retried.
+    let status = capstan_tests::replicas::post(&http, &second.url, "push", "push-1", &push).await;
+    assert_eq!(status, Some(200));
+    let start = std::time::Instant::now();
+    let records = loop {
+        let records = w
+            .store
+            .list_promotions(&PromotionFilter::default())
+            .await
+            .unwrap();
+        if records.iter().any(|r| r.status != PromotionStatus::Pending) {
+            break records;
+        }
+        assert!(
+            start.elapsed() < capstan_tests::replicas::SETTLE_TIMEOUT,
+            "{records:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].status, PromotionStatus::Opened, "{records:?}");
+    assert_eq!(w.promotion_commits(BRANCH).len(), 1, "one promotion commit");
+    let promos = w
+        .fake
+        .pulls(REPO)
+        .into_iter()
+        .filter(|p| p.head_ref == BRANCH)
+        .count();
+    assert_eq!(promos, 1, "one promotion pull request");
+    let jobs = w.backend.queue.jobs_for_delivery("push-1").await.unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(
+        jobs[0].state,
+        capstan_worker::queue::JobState::Succeeded,
+        "{jobs:?}"
+    );
+    drop(second);
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_pushing_a_promotion_sqlite() {
+    killed_after_pushing_a_promotion(capstan_tests::backend::Backend::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_pushing_a_promotion_postgres() {
+    let Some(b) =
+        capstan_tests::backend::Backend::postgres("killed_after_pushing_a_promotion").await
+    else {
+        return;
+    };
+    killed_after_pushing_a_promotion(b).await;
+}
+
 macro_rules! scenarios {
     ($($name:ident => $run:expr),* $(,)?) => {
         mod sqlite {
