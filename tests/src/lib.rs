@@ -49,17 +49,7 @@ pub fn capstan_binary() -> PathBuf {
         .to_path_buf();
     let bin = dir.join("capstan");
     if !bin.exists() {
-        // A benchmark built with --release looks in target/release: build the same profile.
-        let mut args = vec!["build", "-q", "-p", "capstan-server", "--bin", "capstan"];
-        if dir.file_name().is_some_and(|p| p == "release") {
-            args.push("--release");
-        }
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(&args)
-            .current_dir(repo_root())
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "building the capstan binary failed");
+        build_capstan(&bin, &[]);
     }
     assert!(bin.exists(), "no capstan binary at {}", bin.display());
     bin
@@ -77,24 +67,30 @@ pub fn capstan_failpoint_binary() -> PathBuf {
             .is_ok_and(|o| String::from_utf8_lossy(&o.stderr).contains("failpoints compiled in"))
     };
     if !has_failpoints(&bin) {
-        let mut args = vec!["build", "-q", "-p", "capstan-server", "--bin", "capstan"];
-        args.extend(["--features", "failpoints"]);
-        if bin
-            .parent()
-            .and_then(Path::file_name)
-            .is_some_and(|p| p == "release")
-        {
-            args.push("--release");
-        }
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(&args)
-            .current_dir(repo_root())
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "building capstan with failpoints failed");
+        build_capstan(&bin, &["--features", "failpoints"]);
         assert!(has_failpoints(&bin), "{} has no failpoints", bin.display());
     }
     bin
+}
+
+/// Builds the `capstan` binary at `bin` (target/<profile>/capstan) with `extra` cargo flags. A
+/// benchmark built with --release looks in target/release: the same profile is built.
+fn build_capstan(bin: &Path, extra: &[&str]) {
+    let mut args = vec!["build", "-q", "-p", "capstan-server", "--bin", "capstan"];
+    args.extend(extra);
+    if bin
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|p| p == "release")
+    {
+        args.push("--release");
+    }
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(&args)
+        .current_dir(repo_root())
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "building the capstan binary failed");
 }
 
 /// `../shared/fixtures` beside the repository, when it exists (CI always has it).

@@ -51,6 +51,15 @@ impl Replica {
         self.child.try_wait().unwrap()
     }
 
+    /// Waits for the process to die by SIGKILL at the failpoint `point` it was armed with.
+    pub async fn wait_killed_at(&mut self, point: &str) {
+        use std::os::unix::process::ExitStatusExt as _;
+        let status = self
+            .wait_exit(&format!("the process armed at {point}"))
+            .await;
+        assert_eq!(status.signal(), Some(9), "{point}: {status}");
+    }
+
     /// Waits for the process to end (a failpoint killing it, or a drain finishing).
     pub async fn wait_exit(&mut self, what: &str) -> ExitStatus {
         let start = Instant::now();
@@ -111,30 +120,6 @@ pub fn spawn(args: &[String], env: &[(&str, &str)], failpoints: Option<&str>) ->
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     Replica { child, url }
-}
-
-/// POSTs a signed delivery of `event` to `url`; the status, or `None` without an answer.
-pub async fn post(
-    http: &reqwest::Client,
-    url: &str,
-    event: &str,
-    id: &str,
-    body: &Value,
-) -> Option<u16> {
-    let bytes = serde_json::to_vec(body).unwrap();
-    http.post(format!("{url}/webhooks/github"))
-        .header("content-type", "application/json")
-        .header("x-github-event", event)
-        .header("x-github-delivery", id)
-        .header(
-            "x-hub-signature-256",
-            crate::webhook::sign(SECRET.as_bytes(), &bytes),
-        )
-        .body(bytes)
-        .send()
-        .await
-        .ok()
-        .map(|r| r.status().as_u16())
 }
 
 /// How to start a replica.
@@ -336,7 +321,8 @@ impl World {
     /// did not get an answer (the process died or the connection was refused). A 2xx is
     /// remembered as accepted.
     pub async fn deliver(&self, url: &str, id: &str, body: &Value) -> Option<u16> {
-        let status = post(&self.http, url, "pull_request", id, body).await;
+        let status =
+            crate::webhook::post_signed(&self.http, url, "pull_request", id, body, SECRET).await;
         if status.is_some_and(|s| (200..300).contains(&s)) {
             let pr = body["number"].as_u64().unwrap_or_default();
             let head = body["pull_request"]["head"]["sha"]

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt as _;
 
 use capstan_tests::replicas::{ReplicaOptions, World};
 use capstan_worker::failpoint;
@@ -42,10 +41,7 @@ async fn killed_at(world: World, point: &str) {
         let status = world.deliver(&first.url, &id, &body).await;
         sent.push((id, body, accepted(status)));
     }
-    let status = first
-        .wait_exit(&format!("the process armed at {point}"))
-        .await;
-    assert_eq!(status.signal(), Some(9), "{point}: {status}");
+    first.wait_killed_at(point).await;
 
     let second = world.start(options(None));
     for (id, body, ok) in &sent {
@@ -84,10 +80,7 @@ async fn killed_holding_the_recovery_lease(world: World) {
     }
     let point = failpoint::HOLDING_RECOVERY_LEASE;
     let mut first = world.start(options(Some(format!("{point}=kill"))));
-    let status = first
-        .wait_exit(&format!("the process armed at {point}"))
-        .await;
-    assert_eq!(status.signal(), Some(9), "{point}: {status}");
+    first.wait_killed_at(point).await;
     let second = world.start(options(None));
     world.wait_settled(&newest).await;
     world.assert_invariants(&newest).await;
@@ -138,6 +131,7 @@ async fn errors_after_side_effects_are_retried(world: World) {
 /// `Capstan-Promotion-Id`: one promotion commit for the merge, one promotion pull request.
 async fn killed_after_pushing_a_promotion(backend: capstan_tests::backend::Backend) {
     use capstan_tests::promote_world::{self as pw, PRODUCTION, REPO, STAGING};
+    use capstan_tests::replicas::SECRET;
     use capstan_worker::store::{PromotionFilter, PromotionStatus, PromotionStore as _};
     const BRANCH: &str = "capstan/promote/podinfo/production";
     let files: Vec<(&str, Vec<u8>)> = [".capstan.yaml", STAGING, PRODUCTION]
@@ -204,18 +198,19 @@ async fn killed_after_pushing_a_promotion(backend: capstan_tests::backend::Backe
         &env,
         Some(&format!("{point}=kill")),
     );
-    let status = capstan_tests::replicas::post(&http, &first.url, "push", "push-1", &push).await;
+    let status =
+        capstan_tests::webhook::post_signed(&http, &first.url, "push", "push-1", &push, SECRET)
+            .await;
     assert!(accepted(status), "{status:?}");
-    let exit = first
-        .wait_exit(&format!("the process armed at {point}"))
-        .await;
-    assert_eq!(exit.signal(), Some(9), "{point}: {exit}");
+    first.wait_killed_at(point).await;
     assert_eq!(w.promotion_commits(BRANCH).len(), 1, "the push happened");
 
     let second =
         capstan_tests::replicas::spawn(&[args, data("data-2").to_vec()].concat(), &env, None);
     // The same push redelivered changes nothing; the job left by the dead replica is retried.
-    let status = capstan_tests::replicas::post(&http, &second.url, "push", "push-1", &push).await;
+    let status =
+        capstan_tests::webhook::post_signed(&http, &second.url, "push", "push-1", &push, SECRET)
+            .await;
     assert_eq!(status, Some(200));
     let start = std::time::Instant::now();
     let records = loop {
