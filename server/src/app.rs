@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -62,6 +63,9 @@ pub struct AppState {
     pub(crate) serve_metrics: bool,
     /// The forge whose webhooks are taken (`/webhooks/<forge>`; only that one route).
     pub(crate) forge: capstan_worker::forge::ForgeKind,
+    /// Set on SIGTERM: `/readyz` answers 503 from then on, while the listener stays open for the
+    /// drain delay so the load balancer takes this replica out before connections are refused.
+    pub(crate) draining: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -83,6 +87,7 @@ impl AppState {
             dashboard: None,
             serve_metrics: true,
             forge: capstan_worker::forge::ForgeKind::GitHub,
+            draining: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -156,6 +161,11 @@ impl AppState {
     pub fn with_dashboard(mut self, dashboard: Arc<crate::dashboard::Dashboard>) -> Self {
         self.dashboard = Some(dashboard);
         self
+    }
+
+    /// Marks the process as draining: `/readyz` answers 503 from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
     }
 
     /// `/metrics` is served on a listener of its own (`--metrics-listen`), not here.
@@ -258,6 +268,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    if st.draining.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
     match st.queue.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {

@@ -96,6 +96,7 @@ settings! {
     JOB_MAX_ATTEMPTS job_max_attempts "job-max-attempts" "N" = ("CAPSTAN_JOB_MAX_ATTEMPTS", "5", "Attempts before a job with transient errors is `dead`.");
     POLL_INTERVAL_MS poll_interval_ms "poll-interval-ms" "MS" = ("CAPSTAN_POLL_INTERVAL_MS", "500", "How often idle workers look for jobs queued by other processes.");
     SHUTDOWN_GRACE_SECS shutdown_grace_secs "shutdown-grace-secs" "SECS" = ("CAPSTAN_SHUTDOWN_GRACE_SECS", "30", "On SIGTERM/SIGINT, time running jobs get to finish before they are released.");
+    DRAIN_DELAY_SECS drain_delay_secs "drain-delay-secs" "SECS" = ("CAPSTAN_DRAIN_DELAY_SECS", "0", "On SIGTERM/SIGINT, `/readyz` answers 503 at once and the listener stays open at least this long (and until running jobs are done), so a load balancer stops sending traffic before connections are refused.");
     BODY_TIMEOUT_SECS body_timeout_secs "body-timeout-secs" "SECS" = ("CAPSTAN_BODY_TIMEOUT_SECS", "30", "Time allowed to receive a webhook body.");
     RECOVERY_INTERVAL_SECS recovery_interval_secs "recovery-interval-secs" "SECS" = ("CAPSTAN_RECOVERY_INTERVAL_SECS", "300", "Missed-event recovery period (runs when GitHub credentials are configured).");
     COMMAND_PREFIX command_prefix "command-prefix" "PREFIX" = ("CAPSTAN_COMMAND_PREFIX", "/capstan", "Slash-command prefix in PR comments.");
@@ -216,6 +217,8 @@ pub struct Config {
     pub job_max_attempts: i32,
     pub poll_interval: Duration,
     pub shutdown_grace: Duration,
+    /// See [`DRAIN_DELAY_SECS`].
+    pub drain_delay: Duration,
     pub body_timeout: Duration,
     pub recovery_interval: Duration,
     pub command_prefix: String,
@@ -667,6 +670,8 @@ impl Config {
         let poll_interval =
             Duration::from_millis(s.parse_or_default::<u64>(&POLL_INTERVAL_MS, positive)?);
         let shutdown_grace = secs(&SHUTDOWN_GRACE_SECS)?;
+        let drain_delay =
+            Duration::from_secs(s.parse_or_default::<u64>(&DRAIN_DELAY_SECS, |_| Ok(()))?);
         let body_timeout = secs(&BODY_TIMEOUT_SECS)?;
         let recovery_interval = secs(&RECOVERY_INTERVAL_SECS)?;
         let limits = limits(&s)?;
@@ -863,6 +868,7 @@ impl Config {
             job_max_attempts,
             poll_interval,
             shutdown_grace,
+            drain_delay,
             body_timeout,
             recovery_interval,
             command_prefix,

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use capstan_worker::forge::ForgeKind;
+use capstan_worker::failpoint;
 use capstan_worker::jobs::{self, Decision};
 use capstan_worker::queue::{DeliveryOutcome, NewDelivery, RecordOutcome};
 use http_body_util::{BodyExt, LengthLimitError};
@@ -498,6 +499,16 @@ async fn handle(
         detail: detail.clone(),
     };
     match st.queue.record_delivery(&delivery, &new_jobs).await {
+        Ok(RecordOutcome::Stored { .. })
+            if failpoint::hit(failpoint::AFTER_DELIVERY_STORED).is_err() =>
+        {
+            // Stored, but answered as a failure: the redelivery is then a duplicate.
+            let r = reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"delivery": delivery_id, "error": "injected failure (test build); redeliver"}),
+            );
+            (r, event_label, "unavailable")
+        }
         Ok(RecordOutcome::Stored { job_ids }) => {
             let runs_here = new_jobs.iter().any(|j| st.wake_kinds.contains(&j.kind));
             if !job_ids.is_empty()

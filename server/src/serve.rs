@@ -527,6 +527,10 @@ impl App {
 
     /// [`App::build`] with some parts handed in.
     pub async fn build_with(cfg: Config, parts: Parts) -> anyhow::Result<App> {
+        let armed = capstan_worker::failpoint::arm_from_env().map_err(anyhow::Error::msg)?;
+        if !armed.is_empty() {
+            warn!(?armed, "failpoints armed: this is a test build");
+        }
         let forge = match parts.forge {
             Some(f) => Some(f),
             None => configured_forge(&cfg)?,
@@ -644,12 +648,41 @@ impl App {
         info!(%addr, role = ?cfg.role, backend = queue.backend(), "capstan started");
 
         let mut tasks = tokio::task::JoinSet::new();
-        if let Some(runner) = runner {
-            let stop = shutdown.clone();
+        // The listeners close only once the process is drained: after `drain_delay`, and after
+        // the workers finished or released their jobs. Until then webhooks are still stored
+        // (another replica runs their jobs) and `/readyz` says 503 so no new traffic comes.
+        let http_stop = CancellationToken::new();
+        let jobs_done = CancellationToken::new();
+        {
+            let (shutdown, http_stop, jobs_done) =
+                (shutdown.clone(), http_stop.clone(), jobs_done.clone());
+            let (state, delay) = (state.clone(), cfg.drain_delay);
             tasks.spawn(async move {
-                runner.run(stop).await;
+                shutdown.cancelled().await;
+                state.start_draining();
+                info!(
+                    drain_delay_secs = delay.as_secs(),
+                    "draining: /readyz answers 503"
+                );
+                tokio::time::sleep(delay).await;
+                jobs_done.cancelled().await;
+                http_stop.cancel();
                 Ok::<(), anyhow::Error>(())
             });
+        }
+        match runner {
+            None => jobs_done.cancel(),
+            Some(runner) => {
+                let stop = shutdown.clone();
+                let done = jobs_done.clone();
+                tasks.spawn(async move {
+                    runner.run(stop).await;
+                    done.cancel();
+                    Ok::<(), anyhow::Error>(())
+                });
+            }
+        }
+        if cfg.role.jobs() {
             match forge {
                 Some(forge) => {
                     let allowed: Arc<dyn Fn(&str) -> bool + Send + Sync> = match allowlist {
@@ -677,7 +710,7 @@ impl App {
             }
         }
         {
-            let shutdown = shutdown.clone();
+            let stop = http_stop.clone();
             tasks.spawn(async move {
                 // The peer address is what `--dashboard-auth proxy-header` checks the proxy
                 // against.
@@ -685,20 +718,20 @@ impl App {
                     listener,
                     app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
                 )
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
                 .context("HTTP server")
             });
         }
         if let Some(listener) = metrics_listener {
-            let shutdown = shutdown.clone();
+            let stop = http_stop.clone();
             let app = metrics_router(state);
             if let Ok(addr) = listener.local_addr() {
                 println!("capstan metrics on http://{addr}/metrics");
             }
             tasks.spawn(async move {
                 axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
                     .await
                     .context("metrics HTTP server")
             });

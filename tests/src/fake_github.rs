@@ -863,6 +863,7 @@ fn route(
         return not_found();
     }
     let is_app_installation = installation_owner.is_some();
+    let app_id = g.app.as_ref().map(|a| a.app_id);
     g.next_id += 1;
     let new_id = g.next_id;
     let Some(repo) = g.repos.get_mut(&full) else {
@@ -1028,6 +1029,8 @@ fn route(
                 }
                 let mut run = b.clone();
                 run["id"] = json!(new_id);
+                // GitHub records which App created the run (`app.id`); the list filters on it.
+                run["app"] = json!({ "id": app_id });
                 repo.check_runs.insert(new_id, run.clone());
                 ok(StatusCode::CREATED, check_run_model(new_id, &run))
             } else {
@@ -1042,6 +1045,40 @@ fn route(
                 let id = run["id"].as_u64().unwrap_or_default();
                 ok(StatusCode::OK, check_run_model(id, run))
             }
+        }
+        ("GET", ["commits", reference, "check-runs"]) => {
+            // GitHub's "List check runs for a Git reference": `check_name`, `status`, `app_id`
+            // and `filter` (`latest`, the default: only the most recent run of each name; or
+            // `all`), paginated, wrapped in `{total_count, check_runs}`. The fake resolves only
+            // full commit ids, not branch or tag names.
+            let params = url_pairs(query);
+            let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let (name, status, app) = (get("check_name"), get("status"), get("app_id"));
+            let latest = get("filter").is_none_or(|f| f != "all");
+            let mut runs: Vec<(u64, &Value)> = repo
+                .check_runs
+                .iter()
+                .filter(|(_, r)| r["head_sha"].as_str() == Some(*reference))
+                .filter(|(_, r)| name.as_deref().is_none_or(|n| r["name"] == n))
+                .filter(|(_, r)| status.as_deref().is_none_or(|st| r["status"] == st))
+                .filter(|(_, r)| {
+                    app.as_deref()
+                        .is_none_or(|a| a.parse::<u64>().ok() == r["app"]["id"].as_u64())
+                })
+                .map(|(id, r)| (*id, r))
+                .collect();
+            if latest {
+                let mut newest: BTreeMap<String, (u64, &Value)> = BTreeMap::new();
+                for (id, r) in runs {
+                    newest.insert(r["name"].as_str().unwrap_or_default().to_string(), (id, r));
+                }
+                runs = newest.into_values().collect();
+            }
+            // Newest first, as GitHub lists them.
+            runs.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+            let items: Vec<model::CheckRun> =
+                runs.iter().map(|(id, r)| check_run_model(*id, r)).collect();
+            paginate(full_path, query, items, Some("check_runs"))
         }
         ("POST", ["statuses", sha]) => {
             let Ok(status) = read::<model::StatusBody>(body, "Status") else {

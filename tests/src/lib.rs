@@ -49,20 +49,48 @@ pub fn capstan_binary() -> PathBuf {
         .to_path_buf();
     let bin = dir.join("capstan");
     if !bin.exists() {
-        // A benchmark built with --release looks in target/release: build the same profile.
-        let mut args = vec!["build", "-q", "-p", "capstan-server", "--bin", "capstan"];
-        if dir.file_name().is_some_and(|p| p == "release") {
-            args.push("--release");
-        }
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(&args)
-            .current_dir(repo_root())
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "building the capstan binary failed");
+        build_capstan(&bin, &[]);
     }
     assert!(bin.exists(), "no capstan binary at {}", bin.display());
     bin
+}
+
+/// The `capstan` binary of this build with failpoints compiled in (the fault-injection tests arm
+/// them with `CAPSTAN_FAILPOINTS`). A workspace build has them, as this crate asks for the
+/// feature; a binary built for one package alone is rebuilt here with the feature.
+pub fn capstan_failpoint_binary() -> PathBuf {
+    let bin = capstan_binary();
+    let has_failpoints = |bin: &Path| {
+        std::process::Command::new(bin)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stderr).contains("failpoints compiled in"))
+    };
+    if !has_failpoints(&bin) {
+        build_capstan(&bin, &["--features", "failpoints"]);
+        assert!(has_failpoints(&bin), "{} has no failpoints", bin.display());
+    }
+    bin
+}
+
+/// Builds the `capstan` binary at `bin` (target/<profile>/capstan) with `extra` cargo flags. A
+/// benchmark built with --release looks in target/release: the same profile is built.
+fn build_capstan(bin: &Path, extra: &[&str]) {
+    let mut args = vec!["build", "-q", "-p", "capstan-server", "--bin", "capstan"];
+    args.extend(extra);
+    if bin
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|p| p == "release")
+    {
+        args.push("--release");
+    }
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(&args)
+        .current_dir(repo_root())
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "building the capstan binary failed");
 }
 
 /// `../shared/fixtures` beside the repository, when it exists (CI always has it).
@@ -102,7 +130,9 @@ pub mod pg;
 pub mod pr_harness;
 pub mod pr_worker;
 pub mod promote_world;
+pub mod replicas;
 pub mod served;
+pub mod tcp_proxy;
 pub mod webdriver;
 pub mod webhook;
 

@@ -23,6 +23,30 @@ pub fn signed(event: &str, delivery: &str, body: &[u8], secret: &str) -> Request
         .unwrap_or_else(|e| panic!("building a request: {e}"))
 }
 
+/// POSTs `body` to the service at `base_url` as GitHub sends a delivery, signed with `secret`;
+/// the status, or `None` when no answer came (the process died, the connection was refused).
+pub async fn post_signed(
+    http: &reqwest::Client,
+    base_url: &str,
+    event: &str,
+    delivery: &str,
+    body: &serde_json::Value,
+    secret: &str,
+) -> Option<u16> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    http.post(format!("{base_url}/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("user-agent", "GitHub-Hookshot/test")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", sign(secret.as_bytes(), &bytes))
+        .body(bytes)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
 /// A signed-ready `pull_request` `opened` payload for PR `number` of `acme/gitops` at `sha`.
 pub fn pr_opened(number: u64, sha: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({

@@ -317,6 +317,14 @@ impl Checks for FailAfterPush {
     ) -> Result<(), ForgeError> {
         self.inner.update_check_run(repo, id, run).await
     }
+    async fn find_check_run(
+        &self,
+        repo: &str,
+        head_sha: &str,
+        name: &str,
+    ) -> Result<Option<u64>, ForgeError> {
+        self.inner.find_check_run(repo, head_sha, name).await
+    }
     async fn create_commit_status(
         &self,
         repo: &str,

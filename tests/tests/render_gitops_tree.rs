@@ -427,6 +427,23 @@ fn the_ha_overlay_runs_two_replicas_on_postgres_and_passes_the_policies() {
             "{shared}"
         );
     }
+    // Readiness fails while draining, and the drain fits in the termination grace period.
+    let drain: u64 = var("CAPSTAN_DRAIN_DELAY_SECS")["value"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(drain > 0);
+    let probe = &deploy["spec"]["template"]["spec"]["containers"][0]["readinessProbe"];
+    assert_eq!(probe["httpGet"]["path"], "/readyz");
+    assert!(probe["periodSeconds"].as_u64().unwrap() < drain, "{probe}");
+    let grace = deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        grace > drain + 30,
+        "drain {drain} s + shutdown grace 30 s within {grace} s"
+    );
     let volumes = deploy["spec"]["template"]["spec"]["volumes"]
         .as_array()
         .unwrap();

@@ -7,6 +7,7 @@ pub mod apps;
 pub mod argocd;
 pub mod commands;
 pub mod diff;
+pub mod failpoint;
 pub mod forge;
 pub mod git;
 pub mod jobs;

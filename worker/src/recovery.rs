@@ -18,6 +18,8 @@ pub enum RecoveryError {
     Forge(#[from] ForgeError),
     #[error("recovery could not use the queue: {0}")]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Injected(#[from] crate::failpoint::Injected),
 }
 
 /// What one pass did.
@@ -88,7 +90,11 @@ pub async fn run_periodically(
     loop {
         match queue.take_periodic(RECOVERY_TASK, &owner, every).await {
             Ok(true) => {
-                match recover_once(queue.as_ref(), forge.as_ref(), allowed.as_ref()).await {
+                let pass = async {
+                    crate::failpoint::hit(crate::failpoint::HOLDING_RECOVERY_LEASE)?;
+                    recover_once(queue.as_ref(), forge.as_ref(), allowed.as_ref()).await
+                };
+                match pass.await {
                     Ok(r) => info!(
                         repos = r.repos,
                         open_prs = r.open_prs,

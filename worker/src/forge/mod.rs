@@ -554,6 +554,17 @@ pub trait Checks: Send + Sync {
     async fn update_check_run(&self, repo: &str, id: u64, run: &CheckRun)
     -> Result<(), ForgeError>;
 
+    /// The oldest check run named `name` on commit `head_sha` that these credentials created (an
+    /// App sees its own), or `None`; `None` also where the credentials cannot have created one.
+    /// An attempt that crashed between creating its check run and recording the id finds it
+    /// again here instead of adding a second one.
+    async fn find_check_run(
+        &self,
+        repo: &str,
+        head_sha: &str,
+        name: &str,
+    ) -> Result<Option<u64>, ForgeError>;
+
     async fn create_commit_status(
         &self,
         repo: &str,

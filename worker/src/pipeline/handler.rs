@@ -21,6 +21,7 @@ use super::fidelity;
 use super::publish::{CheckHandle, Target, short};
 use super::trust::{self, Trust, TrustPolicy};
 use crate::apps::DiscoveryConfig;
+use crate::failpoint;
 use crate::forge::{Forge, ForgeError, PullRequestState};
 use crate::git::{GitError, GitTreeFs, RepoName, Sha};
 use crate::jobs::{MergeGroupCheck, PrCheck};
@@ -216,6 +217,12 @@ enum Halt {
 impl From<Failed> for Halt {
     fn from(f: Failed) -> Self {
         Halt::Failed(f)
+    }
+}
+
+impl From<failpoint::Injected> for Halt {
+    fn from(e: failpoint::Injected) -> Self {
+        Halt::Failed(Failed::transient(e))
     }
 }
 
@@ -469,7 +476,11 @@ impl Check<'_> {
             } else {
                 None
             };
-            let handle = t.start_check(earlier).await.map_err(Failed::forge)?;
+            let handle = t
+                .start_check(earlier, run.attempt > 1)
+                .await
+                .map_err(Failed::forge)?;
+            failpoint::hit(failpoint::AFTER_CHECK_RUN_CREATE)?;
             if let CheckHandle::CheckRun(id) = handle
                 && let Err(e) = self.services.runs.set_check_run(run, id).await
             {
@@ -527,6 +538,7 @@ impl Check<'_> {
             warn!(error = %e, "could not record the compared base");
         }
         self.step_done("fetch", t0);
+        failpoint::hit(failpoint::AFTER_FETCH)?;
         self.stop_point()?;
 
         let t0 = Instant::now();
@@ -562,6 +574,7 @@ impl Check<'_> {
             .map_err(|e| Failed::transient(anyhow!("analysis task: {e}")))??
         };
         self.step_done("analyze", t0);
+        failpoint::hit(failpoint::AFTER_RENDER)?;
         info!(
             affected = analyzed.sections.len(),
             apps = analyzed.total_apps,
@@ -676,6 +689,7 @@ impl Check<'_> {
                 let t0 = Instant::now();
                 let ids = t.sync_comment(&comment).await.map_err(Failed::forge)?;
                 self.step_done("comment", t0);
+                failpoint::hit(failpoint::AFTER_COMMENT)?;
                 ids
             }
             // A merge group has no conversation: the check's summary is the report.

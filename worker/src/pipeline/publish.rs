@@ -41,7 +41,14 @@ impl Target<'_> {
     /// forge refuses check runs to these credentials. `earlier` is the check run an earlier
     /// attempt at this head created: it is restarted rather than joined by another, so a head
     /// has one check run of Capstan's name however often it is checked.
-    pub async fn start_check(&self, earlier: Option<u64>) -> Result<CheckHandle, ForgeError> {
+    /// `look_up` (an attempt after the first) also asks the forge for one this head already has
+    /// when no id was recorded: an attempt that died between creating its check run and
+    /// recording the id left one there.
+    pub async fn start_check(
+        &self,
+        earlier: Option<u64>,
+        look_up: bool,
+    ) -> Result<CheckHandle, ForgeError> {
         let run = CheckRun {
             name: CHECK_NAME.into(),
             head_sha: self.head_sha.into(),
@@ -54,6 +61,18 @@ impl Target<'_> {
                 summary: format!("Capstan is checking `{}`.", short(self.head_sha)),
                 ..CheckOutput::default()
             }),
+        };
+        let earlier = match earlier {
+            Some(id) => Some(id),
+            None if look_up => self
+                .forge
+                .find_check_run(self.repo, self.head_sha, CHECK_NAME)
+                .await
+                .unwrap_or_else(|e| {
+                    info!(repo = self.repo, error = %e, "could not look for an earlier check run");
+                    None
+                }),
+            None => None,
         };
         if let Some(id) = earlier {
             match self.forge.update_check_run(self.repo, id, &run).await {

@@ -55,6 +55,8 @@ pub enum PromoteError {
     Settings(#[from] crate::settings::SettingsError),
     #[error("{0}")]
     Input(String),
+    #[error(transparent)]
+    Injected(#[from] crate::failpoint::Injected),
 }
 
 impl crate::retry::Classify for PromoteError {
@@ -66,6 +68,7 @@ impl crate::retry::Classify for PromoteError {
             PromoteError::Rules(_) | PromoteError::Settings(_) | PromoteError::Input(_) => {
                 crate::retry::Retry::Permanent
             }
+            PromoteError::Injected(_) => crate::retry::Retry::Transient,
         }
     }
 }
@@ -668,7 +671,7 @@ impl Engine {
                 })
                 .await?;
             match pushed {
-                Ok(()) => {}
+                Ok(()) => crate::failpoint::hit(crate::failpoint::AFTER_PROMOTION_PUSH)?,
                 Err(PushError::NonFastForward { .. }) => {
                     warn!(
                         key,

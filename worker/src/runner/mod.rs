@@ -45,6 +45,13 @@ pub enum JobError {
     Stopped,
 }
 
+/// An injected failure (test builds) is transient, as the store or network failure it stands for.
+impl From<crate::failpoint::Injected> for JobError {
+    fn from(e: crate::failpoint::Injected) -> Self {
+        JobError::Transient(e.into())
+    }
+}
+
 impl JobError {
     /// A domain error, retried or not as it says; its source chain is kept.
     pub fn from_error<E>(e: E) -> Self
@@ -407,7 +414,11 @@ impl Runner {
         let stop = CancellationToken::new();
         let ctx = JobContext::new(job.clone(), self.queue.clone(), stop.clone());
         let mut task = tokio::spawn(
-            async move { handler.run(ctx).await }.instrument(tracing::Span::current()),
+            async move {
+                crate::failpoint::hit(crate::failpoint::HOLDING_JOB_LEASE)?;
+                handler.run(ctx).await
+            }
+            .instrument(tracing::Span::current()),
         );
         let beat_every = (self.config.lease / 3).max(Duration::from_millis(50));
         let mut beat =

@@ -1031,6 +1031,42 @@ impl Checks for GitHubForge {
         Ok(())
     }
 
+    async fn find_check_run(
+        &self,
+        repo: &str,
+        head_sha: &str,
+        name: &str,
+    ) -> Result<Option<u64>, ForgeError> {
+        let GitHubAuth::App { app_id, .. } = &self.cfg.auth else {
+            return Ok(None);
+        };
+        if !valid_sha(head_sha) {
+            return Err(not_a_sha(repo, head_sha));
+        }
+        // `app_id` keeps other Apps' runs of the same name out; `filter=all` includes runs
+        // older than the latest. One page: Capstan makes a handful of runs per head at most.
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("check_name", name)
+            .append_pair("app_id", &app_id.to_string())
+            .append_pair("filter", "all")
+            .append_pair("per_page", &MAX_PER_PAGE.to_string())
+            .finish();
+        let list: model::CheckRunList = self
+            .repo_call(
+                Method::GET,
+                &format!("/repos/{repo}/commits/{head_sha}/check-runs?{query}"),
+                repo,
+                None::<&()>,
+            )
+            .await?;
+        Ok(list
+            .check_runs
+            .iter()
+            .filter(|r| r.name == name && r.head_sha.eq_ignore_ascii_case(head_sha))
+            .map(|r| r.id)
+            .min())
+    }
+
     async fn create_commit_status(
         &self,
         repo: &str,

@@ -214,6 +214,13 @@ pub struct CheckRun {
     pub output: CheckRunOutput,
 }
 
+/// `GET /repos/{owner}/{repo}/commits/{ref}/check-runs`: one page of check runs, wrapped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRunList {
+    pub total_count: u64,
+    pub check_runs: Vec<CheckRun>,
+}
+
 /// Body of `POST /statuses/{sha}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusBody {
