@@ -1,6 +1,7 @@
 //! `POST /webhooks/github`: the order of checks is the contract. Size and signature come first,
 //! so an unsigned request costs no JSON parsing and no database write; then the headers, the
-//! payload, the allowlist; then one transaction stores the delivery with its jobs.
+//! payload, the allowlist; then the delivery with its jobs is committed, in one transaction with
+//! the deliveries that arrived at the same time (group commit), before the answer.
 
 use std::sync::Arc;
 
@@ -267,9 +268,9 @@ async fn handle(
         outcome,
         detail: detail.clone(),
     };
-    match st.queue.record_delivery(&delivery, &new_jobs).await {
+    let runs_here = new_jobs.iter().any(|j| st.wake_kinds.contains(&j.kind));
+    match st.intake.record(delivery, new_jobs).await {
         Ok(RecordOutcome::Stored { job_ids }) => {
-            let runs_here = new_jobs.iter().any(|j| st.wake_kinds.contains(&j.kind));
             if !job_ids.is_empty()
                 && runs_here
                 && let Some(wake) = &st.wake
