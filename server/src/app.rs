@@ -12,7 +12,7 @@ use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use capstan_worker::jobs::MappingOptions;
-use capstan_worker::queue::Queue;
+use capstan_worker::queue::{GroupCommit, Queue};
 use capstan_worker::runner::Metrics;
 use globset::GlobSet;
 use tokio::sync::Notify;
@@ -36,9 +36,14 @@ pub const WEBHOOK_CONCURRENCY: usize = 256;
 /// store that hangs longer gets the request answered 503, so the sender retries later.
 pub const WEBHOOK_HANDLING_BUDGET: Duration = Duration::from_secs(10);
 
+/// Deliveries one intake transaction may hold at most (group commit); see [`GroupCommit`].
+pub const INTAKE_BATCH_MAX: usize = 128;
+
 /// Everything handlers need, built once.
 pub struct AppState {
     pub(crate) queue: Arc<dyn Queue>,
+    /// Where the webhook handler stores deliveries: batched into shared transactions.
+    pub(crate) intake: GroupCommit,
     /// Any of these verifies a signature (rotation).
     pub(crate) secrets: Vec<String>,
     /// `None` = every repository.
@@ -72,6 +77,7 @@ impl AppState {
     /// State with the defaults; the `with_*` methods change them.
     pub fn new(queue: Arc<dyn Queue>, secrets: Vec<String>) -> Self {
         AppState {
+            intake: GroupCommit::new(queue.clone(), INTAKE_BATCH_MAX),
             queue,
             secrets,
             allowlist: None,
@@ -100,6 +106,12 @@ impl AppState {
     /// Replaces the webhook secrets given to [`AppState::new`].
     pub fn with_secrets(mut self, secrets: Vec<String>) -> Self {
         self.secrets = secrets;
+        self
+    }
+
+    /// Deliveries one intake transaction may hold; 1 gives each its own transaction.
+    pub fn with_intake_batch_max(mut self, max: usize) -> Self {
+        self.intake = GroupCommit::new(self.queue.clone(), max);
         self
     }
 

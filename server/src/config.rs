@@ -94,6 +94,7 @@ settings! {
     WORKERS workers "workers" "N" = ("CAPSTAN_WORKERS", "number of cores", "Concurrent job workers in this process.");
     JOB_LEASE_SECS job_lease_secs "job-lease-secs" "SECS" = ("CAPSTAN_JOB_LEASE_SECS", "60", "Job lease; a crashed worker's job is re-claimed after it expires.");
     JOB_MAX_ATTEMPTS job_max_attempts "job-max-attempts" "N" = ("CAPSTAN_JOB_MAX_ATTEMPTS", "5", "Attempts before a job with transient errors is `dead`.");
+    INTAKE_BATCH_MAX intake_batch_max "intake-batch-max" "N" = ("CAPSTAN_INTAKE_BATCH_MAX", "128", "Webhook deliveries committed together in one transaction at most (group commit; a delivery is answered after its batch commits). `1` gives each delivery its own transaction.");
     POLL_INTERVAL_MS poll_interval_ms "poll-interval-ms" "MS" = ("CAPSTAN_POLL_INTERVAL_MS", "500", "How often idle workers look for jobs queued by other processes.");
     SHUTDOWN_GRACE_SECS shutdown_grace_secs "shutdown-grace-secs" "SECS" = ("CAPSTAN_SHUTDOWN_GRACE_SECS", "30", "On SIGTERM/SIGINT, time running jobs get to finish before they are released.");
     DRAIN_DELAY_SECS drain_delay_secs "drain-delay-secs" "SECS" = ("CAPSTAN_DRAIN_DELAY_SECS", "0", "On SIGTERM/SIGINT, `/readyz` answers 503 at once and the listener stays open at least this long (and until running jobs are done), so a load balancer stops sending traffic before connections are refused.");
@@ -215,6 +216,7 @@ pub struct Config {
     pub workers: usize,
     pub job_lease: Duration,
     pub job_max_attempts: i32,
+    pub intake_batch_max: usize,
     pub poll_interval: Duration,
     pub shutdown_grace: Duration,
     /// See [`DRAIN_DELAY_SECS`].
@@ -667,6 +669,15 @@ impl Config {
         };
         let job_lease = secs(&JOB_LEASE_SECS)?;
         let job_max_attempts = s.parse_or_default::<i32>(&JOB_MAX_ATTEMPTS, positive)?;
+        // A batch is one transaction holding the store's writer: bounded, so one batch cannot
+        // keep the workers' writes waiting for long.
+        let intake_batch_max = s.parse_or_default::<usize>(&INTAKE_BATCH_MAX, |v| {
+            if (1..=4096).contains(v) {
+                Ok(())
+            } else {
+                Err("must be between 1 and 4096".into())
+            }
+        })?;
         let poll_interval =
             Duration::from_millis(s.parse_or_default::<u64>(&POLL_INTERVAL_MS, positive)?);
         let shutdown_grace = secs(&SHUTDOWN_GRACE_SECS)?;
@@ -866,6 +877,7 @@ impl Config {
             workers,
             job_lease,
             job_max_attempts,
+            intake_batch_max,
             poll_interval,
             shutdown_grace,
             drain_delay,

@@ -1,7 +1,8 @@
 //! `POST /webhooks/github` (and `/webhooks/gitea` for `--forge gitea`): the order of checks is
 //! the contract. Size and signature come first, so an unsigned request costs no JSON parsing and
-//! no database write; then the headers, the payload, the allowlist; then one transaction stores
-//! the delivery with its jobs. Only the signature, the header names and the payload dialect
+//! no database write; then the headers, the payload, the allowlist; then the delivery with its
+//! jobs is committed, in one transaction with the deliveries that arrived at the same time (group
+//! commit), before the answer. Only the signature, the header names and the payload dialect
 //! differ by forge ([`Source`]).
 
 use std::sync::Arc;
@@ -498,7 +499,8 @@ async fn handle(
         outcome,
         detail: detail.clone(),
     };
-    match st.queue.record_delivery(&delivery, &new_jobs).await {
+    let runs_here = new_jobs.iter().any(|j| st.wake_kinds.contains(&j.kind));
+    match st.intake.record(delivery, new_jobs).await {
         Ok(RecordOutcome::Stored { .. })
             if failpoint::hit(failpoint::AFTER_DELIVERY_STORED).is_err() =>
         {
@@ -510,7 +512,6 @@ async fn handle(
             (r, event_label, "unavailable")
         }
         Ok(RecordOutcome::Stored { job_ids }) => {
-            let runs_here = new_jobs.iter().any(|j| st.wake_kinds.contains(&j.kind));
             if !job_ids.is_empty()
                 && runs_here
                 && let Some(wake) = &st.wake

@@ -596,7 +596,8 @@ impl App {
             .with_metrics(metrics)
             .with_forge(cfg.forge)
             .with_body_timeout(cfg.body_timeout)
-            .with_job_max_attempts(cfg.job_max_attempts);
+            .with_job_max_attempts(cfg.job_max_attempts)
+            .with_intake_batch_max(cfg.intake_batch_max);
         if let Some(allow) = allowlist.clone() {
             state = state.with_allowlist(allow);
         }

@@ -1,8 +1,8 @@
 //! A queue whose store can be switched off or made to hang, to test what the intake does when
 //! the database is down or stuck and what happens when it comes back.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +15,8 @@ pub struct Flaky {
     inner: Arc<dyn Queue>,
     down: AtomicBool,
     hanging: AtomicBool,
+    /// The size of every batch handed to `record_deliveries`, in order.
+    batches: Mutex<Vec<usize>>,
 }
 
 impl Flaky {
@@ -23,6 +25,7 @@ impl Flaky {
             inner,
             down: AtomicBool::new(false),
             hanging: AtomicBool::new(false),
+            batches: Mutex::new(Vec::new()),
         })
     }
 
@@ -34,6 +37,11 @@ impl Flaky {
     /// then stalls).
     pub fn set_hanging(&self, hanging: bool) {
         self.hanging.store(hanging, Ordering::SeqCst);
+    }
+
+    /// The sizes of the delivery batches the group commit handed over so far.
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        self.batches.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
     fn check(&self, op: &'static str) -> Result<(), QueueError> {
@@ -70,6 +78,19 @@ impl Queue for Flaky {
             std::future::pending::<()>().await;
         }
         self.inner.record_delivery(d, jobs).await
+    }
+    async fn record_deliveries(
+        &self,
+        batch: &[(NewDelivery, Vec<NewJob>)],
+    ) -> Result<Vec<RecordOutcome>, QueueError> {
+        if let Ok(mut b) = self.batches.lock() {
+            b.push(batch.len());
+        }
+        self.check("recording a batch of deliveries")?;
+        if self.hanging.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.record_deliveries(batch).await
     }
     async fn enqueue(&self, job: &NewJob) -> Result<Option<JobId>, QueueError> {
         self.check("enqueue")?;

@@ -4,6 +4,7 @@
 //! resolved by component against the link's directory, so absolute targets, targets that climb
 //! above the root and link loops are all refused as [`FsError::SymlinkEscape`].
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -20,9 +21,47 @@ const MAX_LINK_HOPS: usize = 40;
 
 /// The tree of one commit. `git2::Repository` is not `Sync`, so reads take a lock; they are short.
 pub struct GitTreeFs {
-    repo: Mutex<Repository>,
+    repo: Mutex<Trees>,
     commit: Oid,
     root: Oid,
+}
+
+/// Entries of one tree by name: (file mode, object id).
+type Entries = Arc<HashMap<Vec<u8>, (i32, Oid)>>;
+
+/// Tree entries kept once a tree is parsed: stored in at most this many entries in all.
+const MAX_CACHED_ENTRIES: usize = 1 << 20;
+
+/// The repository with the trees already read. libgit2 keeps no tree over 4 KiB in its object
+/// cache, so without this every path lookup inflated, hash-checked and parsed each directory on
+/// the way again: with 1,000 apps under one directory, reading each app's files re-read that
+/// 1,000-entry tree every time (quadratic; most of a 1,000-app check). Trees are immutable by
+/// id, so a cached one is never stale.
+struct Trees {
+    repo: Repository,
+    parsed: HashMap<Oid, Entries>,
+    cached_entries: usize,
+}
+
+impl Trees {
+    fn entries(&mut self, id: Oid) -> Result<Entries, git2::Error> {
+        if let Some(e) = self.parsed.get(&id) {
+            return Ok(e.clone());
+        }
+        let tree = self.repo.find_tree(id)?;
+        let entries: Entries = Arc::new(
+            tree.iter()
+                .map(|e| (e.name_bytes().to_vec(), (e.filemode(), e.id())))
+                .collect(),
+        );
+        if self.cached_entries + entries.len() > MAX_CACHED_ENTRIES {
+            self.parsed.clear();
+            self.cached_entries = 0;
+        }
+        self.cached_entries += entries.len();
+        self.parsed.insert(id, entries.clone());
+        Ok(entries)
+    }
 }
 
 enum Node {
@@ -45,7 +84,11 @@ impl GitTreeFs {
                 message: e.message().to_string(),
             })?;
         Ok(GitTreeFs {
-            repo: Mutex::new(repo),
+            repo: Mutex::new(Trees {
+                repo,
+                parsed: HashMap::new(),
+                cached_entries: 0,
+            }),
             commit,
             root,
         })
@@ -56,7 +99,7 @@ impl GitTreeFs {
         self.commit
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Repository> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Trees> {
         // A panic while holding the lock leaves the repository handle itself intact.
         self.repo.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -69,14 +112,14 @@ impl GitTreeFs {
     }
 
     /// Walks `path` from the root tree, following in-repository symlinks.
-    fn resolve(&self, repo: &Repository, path: &RepoPath) -> Result<Option<Node>, FsError> {
+    fn resolve(&self, repo: &mut Trees, path: &RepoPath) -> Result<Option<Node>, FsError> {
         Ok(self.resolve_real(repo, path)?.map(|(n, _)| n))
     }
 
     /// [`Self::resolve`], also giving the path reached (every symlink followed).
     fn resolve_real(
         &self,
-        repo: &Repository,
+        repo: &mut Trees,
         path: &RepoPath,
     ) -> Result<Option<(Node, String)>, FsError> {
         let mut pending: Vec<String> = components(path.as_str()).rev().collect();
@@ -84,21 +127,20 @@ impl GitTreeFs {
         let mut tree_id = self.root;
         let mut hops = 0;
         while let Some(name) = pending.pop() {
-            let tree = repo
-                .find_tree(tree_id)
-                .map_err(|e| Self::backend(path, e))?;
-            let Some(entry) = tree.get_name(&name) else {
+            let entries = repo.entries(tree_id).map_err(|e| Self::backend(path, e))?;
+            let Some(&(mode, id)) = entries.get(name.as_bytes()) else {
                 return Ok(None);
             };
-            match entry.filemode() {
+            match mode {
                 MODE_TREE => {
                     dir.push(name);
-                    tree_id = entry.id();
+                    tree_id = id;
                 }
                 MODE_LINK => {
                     hops += 1;
                     let blob = repo
-                        .find_blob(entry.id())
+                        .repo
+                        .find_blob(id)
                         .map_err(|e| Self::backend(path, e))?;
                     let target = String::from_utf8_lossy(blob.content()).into_owned();
                     let escape = || FsError::SymlinkEscape {
@@ -124,7 +166,7 @@ impl GitTreeFs {
                 _ => {
                     if pending.is_empty() {
                         dir.push(name);
-                        return Ok(Some((Node::Blob(entry.id()), dir.join("/"))));
+                        return Ok(Some((Node::Blob(id), dir.join("/"))));
                     }
                     return Err(FsError::NotADirectory(path.to_string()));
                 }
@@ -140,8 +182,8 @@ fn components(p: &str) -> impl DoubleEndedIterator<Item = String> + '_ {
 
 impl RepoFs for GitTreeFs {
     fn real_path(&self, path: &RepoPath) -> Result<Option<RepoPath>, FsError> {
-        let repo = self.lock();
-        match self.resolve_real(&repo, path)? {
+        let mut repo = self.lock();
+        match self.resolve_real(&mut repo, path)? {
             None => Ok(None),
             Some((_, real)) if real.is_empty() => Ok(Some(RepoPath::root())),
             Some((_, real)) => RepoPath::new(&real).map(Some),
@@ -149,16 +191,16 @@ impl RepoFs for GitTreeFs {
     }
 
     fn kind(&self, path: &RepoPath) -> Result<Option<EntryKind>, FsError> {
-        let repo = self.lock();
-        Ok(self.resolve(&repo, path)?.map(|n| match n {
+        let mut repo = self.lock();
+        Ok(self.resolve(&mut repo, path)?.map(|n| match n {
             Node::Tree(_) => EntryKind::Dir,
             Node::Blob(_) => EntryKind::File,
         }))
     }
 
     fn read(&self, path: &RepoPath) -> Result<Arc<[u8]>, FsError> {
-        let repo = self.lock();
-        let id = match self.resolve(&repo, path)? {
+        let mut repo = self.lock();
+        let id = match self.resolve(&mut repo, path)? {
             None => return Err(FsError::NotFound(path.to_string())),
             Some(Node::Tree(_)) => {
                 return Err(FsError::Backend {
@@ -170,7 +212,7 @@ impl RepoFs for GitTreeFs {
         };
         // The header gives the size without inflating the object, so a huge blob is refused
         // before it is loaded.
-        let odb = repo.odb().map_err(|e| Self::backend(path, e))?;
+        let odb = repo.repo.odb().map_err(|e| Self::backend(path, e))?;
         let (size, kind) = odb.read_header(id).map_err(|e| Self::backend(path, e))?;
         if kind != ObjectType::Blob {
             return Err(FsError::NotFound(path.to_string()));
@@ -182,19 +224,23 @@ impl RepoFs for GitTreeFs {
                 limit: MAX_FILE_BYTES,
             });
         }
-        let blob = repo.find_blob(id).map_err(|e| Self::backend(path, e))?;
+        let blob = repo
+            .repo
+            .find_blob(id)
+            .map_err(|e| Self::backend(path, e))?;
         Ok(Arc::from(blob.content()))
     }
 
     fn list_dir(&self, path: &RepoPath) -> Result<Vec<(String, EntryKind)>, FsError> {
         let names: Vec<(String, i32)> = {
-            let repo = self.lock();
-            let tree_id = match self.resolve(&repo, path)? {
+            let mut repo = self.lock();
+            let tree_id = match self.resolve(&mut repo, path)? {
                 None => return Err(FsError::NotFound(path.to_string())),
                 Some(Node::Blob(_)) => return Err(FsError::NotADirectory(path.to_string())),
                 Some(Node::Tree(id)) => id,
             };
             let tree = repo
+                .repo
                 .find_tree(tree_id)
                 .map_err(|e| Self::backend(path, e))?;
             tree.iter()

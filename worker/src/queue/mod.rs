@@ -11,6 +11,7 @@
 //! lease to expire, and the job is claimed again. Handlers therefore run at least once and finish
 //! exactly once; their side effects must be idempotent (DESIGN.md §2).
 
+mod group;
 mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -20,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
+pub use group::GroupCommit;
 pub use model::{
     Claimed, DeliveryOutcome, DeliveryRecord, Finish, Heartbeat, Job, JobId, JobRun, JobState,
     NewDelivery, NewJob, RecordOutcome,
@@ -52,6 +54,17 @@ pub enum QueueError {
         field: &'static str,
         detail: String,
     },
+    /// The delivery was part of a group commit whose transaction failed: nothing of the batch
+    /// was stored (the intake answers 503 to every member, and each redelivery stands alone).
+    #[error("a batch of {members} deliveries was not stored: {source}")]
+    Batch {
+        members: usize,
+        #[source]
+        source: Arc<QueueError>,
+    },
+    /// The group-commit writer ended before answering (it stopped, or panicked).
+    #[error("the delivery writer stopped before the delivery was stored")]
+    WriterStopped,
     /// A job payload could not be serialized.
     #[error("encoding the payload of a {kind} job: {source}")]
     Payload {
@@ -86,6 +99,15 @@ pub trait Queue: Send + Sync + 'static {
         delivery: &NewDelivery,
         jobs: &[NewJob],
     ) -> Result<RecordOutcome, QueueError>;
+
+    /// Store several deliveries, each with its jobs, in one transaction (group commit). The
+    /// outcomes come back in order and are those of recording them one after another: a delivery
+    /// id repeated inside the batch is stored once and the later ones are duplicates. On an
+    /// error nothing of the batch is stored.
+    async fn record_deliveries(
+        &self,
+        batch: &[(NewDelivery, Vec<NewJob>)],
+    ) -> Result<Vec<RecordOutcome>, QueueError>;
 
     /// Enqueue one job outside a delivery (recovery, promotions). `None` when a live job with the
     /// same dedupe key already exists.

@@ -15,6 +15,20 @@ use super::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/queue/migrations/postgres");
 
+/// Runs of one delivery batch when PostgreSQL aborts it as a deadlock.
+const BATCH_ATTEMPTS: u32 = 3;
+
+/// A deadlock (40P01) or serialization failure (40001): the transaction was rolled back whole.
+fn is_deadlock(e: &QueueError) -> bool {
+    let QueueError::Unavailable { source, .. } = e else {
+        return false;
+    };
+    source
+        .as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "40P01" || c == "40001")
+}
+
 pub struct PgQueue {
     pool: PgPool,
 }
@@ -41,6 +55,47 @@ impl PgQueue {
                 source,
             })?;
         Ok(PgQueue { pool })
+    }
+
+    /// One delivery and its jobs inside `tx`: a delivery id already stored (or stored earlier in
+    /// the same transaction) stores nothing and reports how the first one ended.
+    async fn record_in(
+        tx: &mut Transaction<'static, Postgres>,
+        delivery: &NewDelivery,
+        jobs: &[NewJob],
+        now: i64,
+    ) -> Result<RecordOutcome, QueueError> {
+        let inserted: Option<String> = sqlx::query_scalar(
+            "INSERT INTO deliveries (delivery_id, event, action, repo, outcome, detail, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
+        )
+        .bind(&delivery.delivery_id)
+        .bind(&delivery.event)
+        .bind(&delivery.action)
+        .bind(&delivery.repo)
+        .bind(delivery.outcome.as_str())
+        .bind(&delivery.detail)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(QueueError::db("recording a delivery"))?;
+        if inserted.is_none() {
+            let first: DeliveryRecord =
+                sqlx::query_as("SELECT * FROM deliveries WHERE delivery_id = $1")
+                    .bind(&delivery.delivery_id)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(QueueError::db("reading a duplicate delivery"))?;
+            return Ok(RecordOutcome::Duplicate { first });
+        }
+        let mut job_ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if let Some(id) = Self::insert_job(tx, job, Some(&delivery.delivery_id), now).await? {
+                job_ids.push(id);
+            }
+        }
+        Ok(RecordOutcome::Stored { job_ids })
     }
 
     async fn insert_job(
@@ -95,6 +150,26 @@ impl PgQueue {
         Ok(id)
     }
 
+    async fn record_batch_once(
+        &self,
+        batch: &[(NewDelivery, Vec<NewJob>)],
+    ) -> Result<Vec<RecordOutcome>, QueueError> {
+        let now = now_ms();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(QueueError::db("beginning a batch of deliveries"))?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (delivery, jobs) in batch {
+            outcomes.push(Self::record_in(&mut tx, delivery, jobs, now).await?);
+        }
+        tx.commit()
+            .await
+            .map_err(QueueError::db("committing a batch of deliveries"))?;
+        Ok(outcomes)
+    }
+
     async fn fetch_jobs(
         &self,
         sql: &'static str,
@@ -133,51 +208,35 @@ impl Queue for PgQueue {
         delivery: &NewDelivery,
         jobs: &[NewJob],
     ) -> Result<RecordOutcome, QueueError> {
-        let now = now_ms();
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(QueueError::db("beginning a delivery"))?;
-        let inserted: Option<String> = sqlx::query_scalar(
-            "INSERT INTO deliveries (delivery_id, event, action, repo, outcome, detail, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
-        )
-        .bind(&delivery.delivery_id)
-        .bind(&delivery.event)
-        .bind(&delivery.action)
-        .bind(&delivery.repo)
-        .bind(delivery.outcome.as_str())
-        .bind(&delivery.detail)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(QueueError::db("recording a delivery"))?;
-        if inserted.is_none() {
-            let first: DeliveryRecord =
-                sqlx::query_as("SELECT * FROM deliveries WHERE delivery_id = $1")
-                    .bind(&delivery.delivery_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(QueueError::db("reading a duplicate delivery"))?;
-            tx.rollback()
-                .await
-                .map_err(QueueError::db("ending a duplicate delivery"))?;
-            return Ok(RecordOutcome::Duplicate { first });
-        }
-        let mut job_ids = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            if let Some(id) =
-                Self::insert_job(&mut tx, job, Some(&delivery.delivery_id), now).await?
-            {
-                job_ids.push(id);
-            }
-        }
+        let outcome = Self::record_in(&mut tx, delivery, jobs, now_ms()).await?;
         tx.commit()
             .await
             .map_err(QueueError::db("committing a delivery"))?;
-        Ok(RecordOutcome::Stored { job_ids })
+        Ok(outcome)
+    }
+
+    async fn record_deliveries(
+        &self,
+        batch: &[(NewDelivery, Vec<NewJob>)],
+    ) -> Result<Vec<RecordOutcome>, QueueError> {
+        // Two replicas' batches can lock the same rows (a redelivered id, one pull request's
+        // jobs) in opposite orders; PostgreSQL then aborts one of them as a deadlock. The batch
+        // was rolled back whole, so running it again is safe.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.record_batch_once(batch).await {
+                Err(e) if attempt < BATCH_ATTEMPTS && is_deadlock(&e) => {
+                    tracing::debug!(error = %e, attempt, "delivery batch deadlocked; running it again");
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn enqueue(&self, job: &NewJob) -> Result<Option<JobId>, QueueError> {

@@ -172,6 +172,47 @@ impl SqliteQueue {
         })
     }
 
+    /// One delivery and its jobs inside `tx`: a delivery id already stored (or stored earlier in
+    /// the same transaction) stores nothing and reports how the first one ended.
+    async fn record_in(
+        tx: &mut Transaction<'static, Sqlite>,
+        delivery: &NewDelivery,
+        jobs: &[NewJob],
+        now: i64,
+    ) -> Result<RecordOutcome, QueueError> {
+        let inserted: Option<String> = sqlx::query_scalar(
+            "INSERT INTO deliveries (delivery_id, event, action, repo, outcome, detail, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
+        )
+        .bind(&delivery.delivery_id)
+        .bind(&delivery.event)
+        .bind(&delivery.action)
+        .bind(&delivery.repo)
+        .bind(delivery.outcome.as_str())
+        .bind(&delivery.detail)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(QueueError::db("recording a delivery"))?;
+        if inserted.is_none() {
+            let first: DeliveryRecord =
+                sqlx::query_as("SELECT * FROM deliveries WHERE delivery_id = ?1")
+                    .bind(&delivery.delivery_id)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(QueueError::db("reading a duplicate delivery"))?;
+            return Ok(RecordOutcome::Duplicate { first });
+        }
+        let mut job_ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if let Some(id) = Self::insert_job(tx, job, Some(&delivery.delivery_id), now).await? {
+                job_ids.push(id);
+            }
+        }
+        Ok(RecordOutcome::Stored { job_ids })
+    }
+
     async fn insert_job(
         tx: &mut Transaction<'static, Sqlite>,
         job: &NewJob,
@@ -265,51 +306,36 @@ impl Queue for SqliteQueue {
         delivery: &NewDelivery,
         jobs: &[NewJob],
     ) -> Result<RecordOutcome, QueueError> {
-        let now = now_ms();
         let mut tx = self
             .writer
             .begin()
             .await
             .map_err(QueueError::db("beginning a delivery"))?;
-        let inserted: Option<String> = sqlx::query_scalar(
-            "INSERT INTO deliveries (delivery_id, event, action, repo, outcome, detail, received_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
-        )
-        .bind(&delivery.delivery_id)
-        .bind(&delivery.event)
-        .bind(&delivery.action)
-        .bind(&delivery.repo)
-        .bind(delivery.outcome.as_str())
-        .bind(&delivery.detail)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(QueueError::db("recording a delivery"))?;
-        if inserted.is_none() {
-            let first: DeliveryRecord =
-                sqlx::query_as("SELECT * FROM deliveries WHERE delivery_id = ?1")
-                    .bind(&delivery.delivery_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(QueueError::db("reading a duplicate delivery"))?;
-            tx.rollback()
-                .await
-                .map_err(QueueError::db("ending a duplicate delivery"))?;
-            return Ok(RecordOutcome::Duplicate { first });
-        }
-        let mut job_ids = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            if let Some(id) =
-                Self::insert_job(&mut tx, job, Some(&delivery.delivery_id), now).await?
-            {
-                job_ids.push(id);
-            }
-        }
+        let outcome = Self::record_in(&mut tx, delivery, jobs, now_ms()).await?;
         tx.commit()
             .await
             .map_err(QueueError::db("committing a delivery"))?;
-        Ok(RecordOutcome::Stored { job_ids })
+        Ok(outcome)
+    }
+
+    async fn record_deliveries(
+        &self,
+        batch: &[(NewDelivery, Vec<NewJob>)],
+    ) -> Result<Vec<RecordOutcome>, QueueError> {
+        let now = now_ms();
+        let mut tx = self
+            .writer
+            .begin()
+            .await
+            .map_err(QueueError::db("beginning a batch of deliveries"))?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (delivery, jobs) in batch {
+            outcomes.push(Self::record_in(&mut tx, delivery, jobs, now).await?);
+        }
+        tx.commit()
+            .await
+            .map_err(QueueError::db("committing a batch of deliveries"))?;
+        Ok(outcomes)
     }
 
     async fn enqueue(&self, job: &NewJob) -> Result<Option<JobId>, QueueError> {
