@@ -589,6 +589,17 @@ impl Checks for GiteaForge {
         })
     }
 
+    /// Gitea has no check runs, so there is none to find: a commit status is keyed by its context
+    /// and a second one simply replaces the first.
+    async fn find_check_run(
+        &self,
+        _repo: &str,
+        _head_sha: &str,
+        _name: &str,
+    ) -> Result<Option<u64>, ForgeError> {
+        Ok(None)
+    }
+
     async fn update_check_run(
         &self,
         repo: &str,
