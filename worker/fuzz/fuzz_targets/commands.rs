@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
         ..CommandConfig::default()
     };
     let found = parse_comment(&body, &config);
-    assert_eq!(found, parse_comment(&body, &config), "parsing is not deterministic");
+    assert_eq!(
+        found,
+        parse_comment(&body, &config),
+        "parsing is not deterministic"
+    );
     let lines: Vec<&str> = body.split('\n').collect();
     let outside = report_support::structure(&body).outside_code;
     let outside: Vec<&str> = outside
@@ -42,5 +46,8 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let accepted = found.iter().filter(|c| c.outcome.is_ok()).count();
-    assert!(accepted <= MAX_COMMANDS_PER_COMMENT, "{accepted} commands in one comment");
+    assert!(
+        accepted <= MAX_COMMANDS_PER_COMMENT,
+        "{accepted} commands in one comment"
+    );
 });

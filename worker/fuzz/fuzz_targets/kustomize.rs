@@ -34,7 +34,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Err(e) = parse_documents(&out.yaml, "output") {
-        panic!("the engine printed YAML that does not load: {e}\n{}", out.yaml);
+        panic!(
+            "the engine printed YAML that does not load: {e}\n{}",
+            out.yaml
+        );
     }
     for input in &out.inputs {
         assert!(

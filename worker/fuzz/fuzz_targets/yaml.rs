@@ -17,6 +17,9 @@ fuzz_target!(|data: &[u8]| {
         let text = yaml_serde::to_string(&doc).expect("a parsed value serializes");
         let again = parse_single(&text, "again.yaml")
             .unwrap_or_else(|e| panic!("its own YAML does not load: {e}\n{text}"));
-        assert_eq!(again, doc, "a value changed on the way through YAML:\n{text}");
+        assert_eq!(
+            again, doc,
+            "a value changed on the way through YAML:\n{text}"
+        );
     }
 });

@@ -4,7 +4,9 @@
 
 use super::*;
 use capstan_worker::commands::{CommandConfig, parse_comment};
-use capstan_worker::report::{RenderedComment, parse_marker, render_comment, render_comment_within};
+use capstan_worker::report::{
+    RenderedComment, parse_marker, render_comment, render_comment_within,
+};
 
 /// A report where every text that comes from the repository or the cluster is `evil`.
 pub fn hostile_report_with(evil: &str) -> capstan_worker::report::RunReport {
