@@ -275,6 +275,17 @@ fn ignored_in_code_quotes_and_comments() {
     assert_eq!(lines.len(), 1);
 }
 
+/// Found by the fuzzer: a fence line inside an HTML comment opens nothing (CommonMark ends the
+/// comment block at its `-->` line), so a command after the comment is visible and counts.
+#[test]
+fn a_fence_inside_an_html_comment_hides_nothing_after_the_comment() {
+    let lines = parse_comment("<!--\n~~~\n-->\n/capstan diff\n~~~", &config());
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!((lines[0].line, &lines[0].outcome), (4, &Ok(Command::Diff)));
+    // And a command inside the comment stays hidden, whatever fence it sits after.
+    none("<!--\n~~~\n/capstan hold\n-->");
+}
+
 #[test]
 fn several_commands_in_one_comment() {
     let body = "Thanks!\r\n/capstan diff\r\nsome text\n/capstan promote staging shop-web\n/capstan bogus\n/capstan validate";

@@ -1,12 +1,15 @@
-//! Webhook payload parsing and event mapping. Input: the event name on the first line, the body
+//! Webhook payload parsing and event mapping for every forge. Input: the event name on the first
+//! line (`gitea:` or `gitlab:` in front picks that forge's mapping, GitHub's otherwise), the body
 //! after it. Beyond "never panics", a delivery the intake would accept must only ever store jobs
 //! the worker can read back, for a repository name and commits that are safe to put in a path, a
 //! URL or an argv: a stored job that fails only when it runs is a silent loss.
 #![no_main]
 
 use capstan_worker::git::names::{RepoName, Sha};
+use capstan_worker::jobs::mapping::{classify_gitea, classify_gitlab};
 use capstan_worker::jobs::{
-    self, Command, Decision, DefaultBranchPush, MappingOptions, PrCheck, PrMerged, classify,
+    self, Command, Decision, DefaultBranchPush, MappingOptions, MergeGroupCheck, PrCheck,
+    PrMerged, classify,
 };
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
@@ -43,7 +46,14 @@ fuzz_target!(|data: &[u8]| {
         self_logins: vec!["capstan[bot]".into()],
         ..MappingOptions::default()
     };
-    let Ok(classified) = classify(event, "fuzz-delivery", body, &opts) else {
+    let mapped = if let Some(event) = event.strip_prefix("gitea:") {
+        classify_gitea(event, "fuzz-delivery", body, &opts)
+    } else if let Some(event) = event.strip_prefix("gitlab:") {
+        classify_gitlab(event, "fuzz-delivery", body, &opts)
+    } else {
+        classify(event, "fuzz-delivery", body, &opts)
+    };
+    let Ok(classified) = mapped else {
         return;
     };
     let Decision::Jobs(new_jobs) = classified.decision else {
@@ -56,6 +66,12 @@ fuzz_target!(|data: &[u8]| {
                 let j: PrCheck = typed(&job.payload);
                 safe_repo(&j.repo);
                 safe_sha(&j.head_sha);
+            }
+            jobs::MERGE_GROUP_CHECK => {
+                let j: MergeGroupCheck = typed(&job.payload);
+                safe_repo(&j.repo);
+                safe_sha(&j.head_sha);
+                safe_sha(&j.base_sha);
             }
             jobs::PR_MERGED => {
                 let j: PrMerged = typed(&job.payload);

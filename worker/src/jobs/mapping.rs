@@ -120,8 +120,53 @@ pub fn json_depth(body: &[u8]) -> usize {
     max
 }
 
-/// Classify one verified delivery.
+/// Classify one verified GitHub delivery.
 pub fn classify(
+    event: &str,
+    delivery_id: &str,
+    body: &[u8],
+    opts: &MappingOptions,
+) -> Result<Classified, MalformedPayload> {
+    classify_unchecked(event, delivery_id, body, opts).map(names_checked)
+}
+
+/// Classify one verified Gitea or Forgejo delivery (`X-Gitea-Event` / `X-Forgejo-Event`).
+pub fn classify_gitea(
+    event: &str,
+    delivery_id: &str,
+    body: &[u8],
+    opts: &MappingOptions,
+) -> Result<Classified, MalformedPayload> {
+    classify_gitea_unchecked(event, delivery_id, body, opts).map(names_checked)
+}
+
+/// Classify one verified GitLab delivery (`X-Gitlab-Event`).
+pub fn classify_gitlab(
+    event: &str,
+    delivery_id: &str,
+    body: &[u8],
+    opts: &MappingOptions,
+) -> Result<Classified, MalformedPayload> {
+    classify_gitlab_unchecked(event, delivery_id, body, opts).map(names_checked)
+}
+
+/// Every forge's jobs pass [`super::check_names`] on the way out: one unusable name rejects
+/// the whole delivery, so no part of it runs.
+fn names_checked(c: Classified) -> Classified {
+    let Decision::Jobs(jobs) = &c.decision else {
+        return c;
+    };
+    match jobs.iter().map(super::check_names).find_map(Result::err) {
+        Some(reason) => Classified {
+            decision: Decision::Rejected(reason),
+            ..c
+        },
+        None => c,
+    }
+}
+
+/// GitHub's events to jobs, before the name check.
+fn classify_unchecked(
     event: &str,
     delivery_id: &str,
     body: &[u8],
@@ -209,8 +254,8 @@ fn settle(
     }
 }
 
-/// Classify one verified Gitea or Forgejo delivery (`X-Gitea-Event` / `X-Forgejo-Event`).
-pub fn classify_gitea(
+/// Gitea's events read as GitHub's, with their differences, before the name check.
+fn classify_gitea_unchecked(
     event: &str,
     delivery_id: &str,
     body: &[u8],
@@ -225,7 +270,7 @@ pub fn classify_gitea(
             } else {
                 event
             };
-            let mut c = classify(event, delivery_id, body, opts)?;
+            let mut c = classify_unchecked(event, delivery_id, body, opts)?;
             // Re-classified with Gitea's differences; `classify` has checked depth and shape.
             match event {
                 "pull_request" => {
@@ -246,18 +291,18 @@ pub fn classify_gitea(
             }
             Ok(c)
         }
-        _ => classify("unhandled", delivery_id, body, opts).map(|c| Classified {
+        _ => classify_unchecked("unhandled", delivery_id, body, opts).map(|c| Classified {
             decision: Decision::Ignored(format!("Gitea event {event} is not handled")),
             ..c
         }),
     }
 }
 
-/// Classify one verified GitLab delivery (`X-Gitlab-Event`): merge request, push and note hooks
+/// GitLab's hooks, before the name check: merge request, push and note hooks
 /// make the same jobs as GitHub's events. A merge request's `update` checks the head only when
 /// it carries new commits (`oldrev`); a note runs commands only on a merge request, written (or
 /// edited) by its own author.
-pub fn classify_gitlab(
+fn classify_gitlab_unchecked(
     event: &str,
     delivery_id: &str,
     body: &[u8],
@@ -910,12 +955,16 @@ mod tests {
         json!({"full_name": "acme/gitops", "default_branch": "main"})
     }
 
+    /// Commit ids for payloads: the mapping refuses anything that is not one.
+    const ABC: &str = "abcabcabcabcabcabcabcabcabcabcabcabcabca";
+    const DEF: &str = "defdefdefdefdefdefdefdefdefdefdefdefdefd";
+
     #[test]
     fn rerequested_check_run_checks_each_listed_pr_head() {
-        let pr = |n: u64, sha: &str| json!({"number": n, "head": {"ref": "f", "sha": sha}, "base": {"ref": "main", "sha": "0"}});
+        let pr = |n: u64, sha: &str| json!({"number": n, "head": {"ref": "f", "sha": sha}, "base": {"ref": "main", "sha": DEF}});
         let body = serde_json::to_vec(&json!({
             "action": "rerequested",
-            "check_run": {"head_sha": "abc", "pull_requests": [pr(1, "abc"), pr(2, "abc")]},
+            "check_run": {"head_sha": ABC, "pull_requests": [pr(1, ABC), pr(2, ABC)]},
             "repository": repo(),
         }))
         .unwrap();
@@ -926,7 +975,10 @@ mod tests {
         let keys: Vec<_> = jobs.iter().map(|j| j.dedupe_key.as_str()).collect();
         assert_eq!(
             keys,
-            ["pr_check:acme/gitops#1@abc", "pr_check:acme/gitops#2@abc"]
+            [
+                format!("pr_check:acme/gitops#1@{ABC}"),
+                format!("pr_check:acme/gitops#2@{ABC}")
+            ]
         );
         assert_eq!(jobs[0].payload["trigger"], "check_run.rerequested");
         assert_eq!(jobs[0].supersede_key.as_deref(), Some("pr:acme/gitops#1"));
@@ -937,8 +989,8 @@ mod tests {
         let pr = |merged: bool| {
             serde_json::to_vec(&json!({
                 "action": "closed",
-                "pull_request": {"number": 3, "merged": merged, "merge_commit_sha": "m",
-                                 "head": {"ref": "f", "sha": "h"}, "base": {"ref": "main", "sha": "b"}},
+                "pull_request": {"number": 3, "merged": merged, "merge_commit_sha": ABC,
+                                 "head": {"ref": "f", "sha": DEF}, "base": {"ref": "main", "sha": DEF}},
                 "repository": repo(),
             }))
             .unwrap()
@@ -949,7 +1001,7 @@ mod tests {
         assert!(matches!(closed.decision, Decision::Ignored(_)));
 
         let push = |r: &str, deleted: bool| {
-            serde_json::to_vec(&json!({"ref": r, "before": "a", "after": "b", "deleted": deleted, "repository": repo()}))
+            serde_json::to_vec(&json!({"ref": r, "before": ABC, "after": DEF, "deleted": deleted, "repository": repo()}))
                 .unwrap()
         };
         let main = classify(
@@ -973,8 +1025,8 @@ mod tests {
     fn merge_group(action: &str, head_ref: &str) -> Vec<u8> {
         serde_json::to_vec(&json!({
             "action": action,
-            "merge_group": {"head_sha": "abc", "head_ref": head_ref,
-                            "base_sha": "def", "base_ref": "refs/heads/main"},
+            "merge_group": {"head_sha": ABC, "head_ref": head_ref,
+                            "base_sha": DEF, "base_ref": "refs/heads/main"},
             "repository": repo(),
         }))
         .unwrap()
@@ -997,13 +1049,16 @@ mod tests {
         };
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].kind, "merge_group_check");
-        assert_eq!(jobs[0].dedupe_key, "merge_group_check:acme/gitops@abc");
+        assert_eq!(
+            jobs[0].dedupe_key,
+            format!("merge_group_check:acme/gitops@{ABC}")
+        );
         assert_eq!(jobs[0].supersede_key, None);
         let job: MergeGroupCheck = serde_json::from_value(jobs[0].payload.clone()).unwrap();
         assert_eq!(job.head_ref, "gh-readonly-queue/main/pr-9-abc");
         assert_eq!(
             (job.base_ref.as_str(), job.base_sha.as_str()),
-            ("main", "def")
+            ("main", DEF)
         );
         assert_eq!(job.tip_pull_request(), Some(9));
     }
@@ -1073,5 +1128,124 @@ mod tests {
         };
         assert_eq!(key(&body("t1")), key(&body("t1")));
         assert_ne!(key(&body("t1")), key(&body("t2")));
+    }
+
+    /// A delivery whose repository or commits could not safely reach a path, a URL or an argv
+    /// is refused when it arrives, on every forge and every job kind: stored, it would only
+    /// fail when it ran (the fuzzer's first finding, on a merge_group and a pull_request).
+    #[test]
+    fn unsafe_names_are_refused_at_intake_not_stored_as_jobs() {
+        let sha = "a".repeat(40);
+        let pr = |full_name: &str, head: &str| {
+            serde_json::to_vec(&json!({
+                "action": "opened",
+                "pull_request": {"number": 3, "head": {"ref": "f", "sha": head},
+                                 "base": {"ref": "main", "sha": sha}},
+                "repository": {"full_name": full_name, "default_branch": "main"},
+            }))
+            .unwrap()
+        };
+        let group = |head: &str, base: &str| {
+            serde_json::to_vec(&json!({
+                "action": "checks_requested",
+                "merge_group": {"head_sha": head, "head_ref": "refs/heads/q", "base_sha": base,
+                                "base_ref": "refs/heads/main"},
+                "repository": repo(),
+            }))
+            .unwrap()
+        };
+        let push = |after: &str| {
+            serde_json::to_vec(
+                &json!({"ref": "refs/heads/main", "before": sha, "after": after,
+                                       "repository": repo()}),
+            )
+            .unwrap()
+        };
+        let merged = |merge_sha: &str| {
+            serde_json::to_vec(&json!({
+                "action": "closed",
+                "pull_request": {"number": 3, "merged": true, "merge_commit_sha": merge_sha,
+                                 "head": {"ref": "f", "sha": sha}, "base": {"ref": "main", "sha": sha}},
+                "repository": repo(),
+            }))
+            .unwrap()
+        };
+        let gitlab_note = |path: &str| {
+            serde_json::to_vec(&json!({
+                "object_kind": "note",
+                "user": {"id": 1, "username": "al"},
+                "project": {"path_with_namespace": path, "default_branch": "main"},
+                "object_attributes": {"id": 5, "note": "/capstan diff", "noteable_type": "MergeRequest",
+                                      "author_id": 1, "action": "create"},
+                "merge_request": {"iid": 7},
+            }))
+            .unwrap()
+        };
+        let opts = MappingOptions::default();
+        let cases: Vec<(&str, Result<Classified, MalformedPayload>)> = vec![
+            (
+                "head sha",
+                classify("pull_request", "d", &pr("acme/gitops", "h"), &opts),
+            ),
+            (
+                "argv-looking sha",
+                classify(
+                    "pull_request",
+                    "d",
+                    &pr("acme/gitops", "--upload-pack=x"),
+                    &opts,
+                ),
+            ),
+            (
+                "traversing repo",
+                classify("pull_request", "d", &pr("../../etc", &sha), &opts),
+            ),
+            (
+                "repo with a query",
+                classify("pull_request", "d", &pr("acme/gitops?x=1", &sha), &opts),
+            ),
+            (
+                "group head",
+                classify("merge_group", "d", &group("abc", &sha), &opts),
+            ),
+            (
+                "group base",
+                classify("merge_group", "d", &group(&sha, "def"), &opts),
+            ),
+            ("push after", classify("push", "d", &push("b"), &opts)),
+            (
+                "merge commit",
+                classify("pull_request", "d", &merged("m"), &opts),
+            ),
+            (
+                "gitea head",
+                classify_gitea("pull_request", "d", &pr("acme/gitops", "h"), &opts),
+            ),
+            (
+                "gitlab repo",
+                classify_gitlab("Note Hook", "d", &gitlab_note("a/../b"), &opts),
+            ),
+        ];
+        for (what, c) in cases {
+            let c = c.unwrap();
+            assert!(
+                matches!(c.decision, Decision::Rejected(_)),
+                "{what}: {:?}",
+                c.decision
+            );
+        }
+        // The same shapes with safe names still make their jobs.
+        assert_eq!(
+            kinds(&classify("pull_request", "d", &pr("acme/gitops", &sha), &opts).unwrap()),
+            ["pr_check"]
+        );
+        assert_eq!(
+            kinds(&classify("merge_group", "d", &group(&sha, &sha), &opts).unwrap()),
+            ["merge_group_check"]
+        );
+        assert_eq!(
+            kinds(&classify_gitlab("Note Hook", "d", &gitlab_note("acme/gitops"), &opts).unwrap()),
+            ["command"]
+        );
     }
 }

@@ -9,8 +9,55 @@ pub mod ping;
 
 use serde::{Deserialize, Serialize};
 
+use crate::git::names::{NameError, RepoName, Sha};
 use crate::queue::NewJob;
 use crate::runner::JobKind;
+
+/// Checks the repository and commits a job would carry into paths, URLs and argvs, before it
+/// is stored. A job holding a name that cannot be used would fail only when it ran, long after
+/// its delivery was answered; refused here, the delivery is recorded as rejected with the
+/// reason. Job kinds without such names pass.
+pub fn check_names(job: &NewJob) -> Result<(), String> {
+    fn typed<T: serde::de::DeserializeOwned>(job: &NewJob) -> Result<T, String> {
+        serde_json::from_value(job.payload.clone())
+            .map_err(|e| format!("{} payload does not read back: {e}", job.kind))
+    }
+    let checked = match job.kind.as_str() {
+        PR_CHECK => {
+            let j: PrCheck = typed(job)?;
+            names(&j.repo, [Some(&j.head_sha)])
+        }
+        MERGE_GROUP_CHECK => {
+            let j: MergeGroupCheck = typed(job)?;
+            names(&j.repo, [Some(&j.head_sha), Some(&j.base_sha)])
+        }
+        PR_MERGED => {
+            let j: PrMerged = typed(job)?;
+            names(&j.repo, [Some(&j.head_sha), j.merge_commit_sha.as_ref()])
+        }
+        DEFAULT_BRANCH_PUSH => {
+            let j: DefaultBranchPush = typed(job)?;
+            names(&j.repo, [Some(&j.after)])
+        }
+        COMMAND => {
+            let j: Command = typed(job)?;
+            names(&j.repo, [])
+        }
+        _ => Ok(()),
+    };
+    checked.map_err(|e| format!("{} job refused: {e}", job.kind))
+}
+
+fn names<'a>(
+    repo: &str,
+    shas: impl IntoIterator<Item = Option<&'a String>>,
+) -> Result<(), NameError> {
+    RepoName::parse(repo)?;
+    for sha in shas.into_iter().flatten() {
+        Sha::parse(sha)?;
+    }
+    Ok(())
+}
 
 impl JobKind for PrCheck {
     const NAME: &'static str = PR_CHECK;

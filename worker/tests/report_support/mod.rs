@@ -145,19 +145,27 @@ pub struct Structure {
     pub max_depth: usize,
     /// `<details>` closed before opening, or a fence left open at the end.
     pub unbalanced: bool,
-    /// Text outside fenced code blocks.
+    /// Text outside fenced code blocks and after the opening line of an HTML comment block (that
+    /// line stays, so a stray `<!--` is still seen).
     pub outside_code: String,
 }
 
 /// Walks `body` the way CommonMark does for fenced blocks (a fence closes only with at least as
-/// many of the same character and nothing else on the line) and counts `<details>` outside code.
+/// many of the same character and nothing else on the line) and for HTML comment blocks (a line
+/// starting with `<!--` opens one, which ends with the first line holding `-->`; no fence opens
+/// inside it), and counts `<details>` outside code.
 pub fn structure(body: &str) -> Structure {
     let mut s = Structure::default();
     let mut fence: Option<(char, usize)> = None;
+    let mut html_comment = false;
     let mut depth: isize = 0;
     for line in body.split('\n') {
         let indent = line.len() - line.trim_start_matches(' ').len();
         let rest = &line[indent.min(line.len())..];
+        if html_comment {
+            html_comment = !line.contains("-->");
+            continue;
+        }
         if let Some((ch, len)) = fence {
             let run = rest.chars().take_while(|c| *c == ch).count();
             if indent <= 3 && run >= len && rest[run..].trim().is_empty() {
@@ -175,6 +183,7 @@ pub fn structure(body: &str) -> Structure {
             if fence.is_some() {
                 continue;
             }
+            html_comment = rest.starts_with("<!--") && !rest[4..].contains("-->");
         }
         s.outside_code.push_str(line);
         s.outside_code.push('\n');
