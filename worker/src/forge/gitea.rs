@@ -15,11 +15,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::rest::{NO_REPO, Rest};
 use super::{
     Access, ChangedFile, CheckRun, Checks, Comments, CommitStatus, ForgeError, Identity, Inventory,
     IssueComment, NewPullRequest, OpenPullRequest, Permission, Permissions, PullRequest,
@@ -61,12 +62,9 @@ impl std::fmt::Debug for GiteaConfig {
     }
 }
 
-const NO_REPO: &str = "(instance)";
-
-/// The client: one reqwest client, the API root, the token.
+/// The client: the shared HTTP plumbing with Gitea's token header, and the token for git.
 pub struct GiteaForge {
-    http: reqwest::Client,
-    api: Url,
+    rest: Rest,
     token: String,
     page_size: usize,
     max_pages: usize,
@@ -177,42 +175,24 @@ struct EditPull<'a> {
 
 impl GiteaForge {
     pub fn new(cfg: GiteaConfig) -> Result<GiteaForge, ForgeError> {
-        super::github::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .user_agent(format!("capstan/{}", env!("CARGO_PKG_VERSION")))
-            .timeout(cfg.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ForgeError::Other {
-                repo: NO_REPO.into(),
-                message: format!("building the HTTP client failed: {e}"),
-            })?;
-        let mut api = cfg.base_url.clone();
-        let path = format!("{}/api/v1/", api.path().trim_end_matches('/'));
-        api.set_path(&path);
-        if api.cannot_be_a_base() {
-            return Err(ForgeError::Other {
-                repo: NO_REPO.into(),
-                message: format!("the Gitea address {} is not usable", cfg.base_url),
-            });
-        }
+        let rest = Rest::new(
+            &cfg.base_url,
+            "api/v1",
+            cfg.timeout,
+            "authorization",
+            format!("token {}", cfg.token),
+            "Gitea",
+        )?;
         Ok(GiteaForge {
-            http,
-            api,
+            rest,
             token: cfg.token,
             page_size: cfg.page_size.clamp(1, 50),
             max_pages: cfg.max_pages.max(1),
         })
     }
 
-    /// `<api>/<segments…>`, each segment escaped (names never become path syntax).
     fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.api.clone();
-        if let Ok(mut p) = url.path_segments_mut() {
-            p.pop_if_empty();
-            p.extend(segments);
-        }
-        url
+        self.rest.url(segments)
     }
 
     /// `repos/{owner}/{name}/…` for a checked repository name.
@@ -232,34 +212,8 @@ impl GiteaForge {
         method: Method,
         url: Url,
         body: Option<&B>,
-    ) -> Result<bytes::Bytes, ForgeError> {
-        let mut req = self
-            .http
-            .request(method, url)
-            .header("authorization", format!("token {}", self.token))
-            .header("accept", "application/json");
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| ForgeError::Other {
-            repo: repo.into(),
-            message: format!("request failed: {}", e.without_url()),
-        })?;
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let bytes = resp.bytes().await.map_err(|e| ForgeError::Other {
-            repo: repo.into(),
-            message: format!("reading the answer failed: {}", e.without_url()),
-        })?;
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        Err(error_of(repo, status, &bytes, retry_after))
+    ) -> Result<(), ForgeError> {
+        self.rest.send(repo, method, url, body).await.map(drop)
     }
 
     async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
@@ -269,15 +223,11 @@ impl GiteaForge {
         url: Url,
         body: Option<&B>,
     ) -> Result<T, ForgeError> {
-        let bytes = self.send(repo, method, url, body).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ForgeError::Other {
-            repo: repo.into(),
-            message: format!("unexpected answer from Gitea: {e}"),
-        })
+        self.rest.json(repo, method, url, body).await
     }
 
     async fn get<T: DeserializeOwned>(&self, repo: &str, url: Url) -> Result<T, ForgeError> {
-        self.json::<T, ()>(repo, Method::GET, url, None).await
+        self.rest.get(repo, url).await
     }
 
     /// Every item of a listing, page by page, until a short page.
@@ -309,37 +259,6 @@ impl GiteaForge {
             repo: repo.into(),
             message: format!("more than {} pages listed; stopped", self.max_pages),
         })
-    }
-}
-
-/// Gitea's error answer (`{"message": …}`) as the error the caller can act on.
-fn error_of(
-    repo: &str,
-    status: StatusCode,
-    body: &[u8],
-    retry_after: Option<Duration>,
-) -> ForgeError {
-    let message = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
-    let repo = repo.to_string();
-    match status {
-        StatusCode::UNAUTHORIZED => ForgeError::Unauthorized { repo, message },
-        StatusCode::FORBIDDEN => ForgeError::Forbidden { repo, message },
-        StatusCode::NOT_FOUND => ForgeError::NotFound { repo },
-        StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
-            ForgeError::Validation { repo, message }
-        }
-        StatusCode::TOO_MANY_REQUESTS => ForgeError::RateLimited {
-            repo,
-            retry_after,
-            message,
-        },
-        other => ForgeError::Other {
-            repo,
-            message: format!("HTTP {}: {message}", other.as_u16()),
-        },
     }
 }
 
@@ -546,6 +465,7 @@ impl Comments for GiteaForge {
     async fn update_comment(
         &self,
         repo: &str,
+        _number: u64,
         comment_id: u64,
         body: &str,
     ) -> Result<IssueComment, ForgeError> {
@@ -556,7 +476,12 @@ impl Comments for GiteaForge {
         Ok(comment(c))
     }
 
-    async fn delete_comment(&self, repo: &str, comment_id: u64) -> Result<(), ForgeError> {
+    async fn delete_comment(
+        &self,
+        repo: &str,
+        _number: u64,
+        comment_id: u64,
+    ) -> Result<(), ForgeError> {
         let url = self.repo_url(repo, &["issues", "comments", &comment_id.to_string()])?;
         self.send::<()>(repo, Method::DELETE, url, None).await?;
         Ok(())
@@ -565,6 +490,7 @@ impl Comments for GiteaForge {
     async fn add_reaction(
         &self,
         repo: &str,
+        _number: u64,
         comment_id: u64,
         reaction: Reaction,
     ) -> Result<(), ForgeError> {
@@ -577,6 +503,12 @@ impl Comments for GiteaForge {
         };
         self.send(repo, Method::POST, url, Some(&body)).await?;
         Ok(())
+    }
+
+    /// Gitea documents no limit of its own; GitHub's keeps each part well within what its
+    /// database columns hold.
+    fn comment_limit(&self) -> usize {
+        crate::report::COMMENT_LIMIT
     }
 }
 
@@ -690,7 +622,11 @@ mod tests {
         );
         assert!(f.repo_url("../x", &[]).is_err());
         assert!(
-            !format!("{:?}", GiteaConfig::new(f.api.clone(), "s3cret".into())).contains("s3cret")
+            !format!(
+                "{:?}",
+                GiteaConfig::new(f.rest.api().clone(), "s3cret".into())
+            )
+            .contains("s3cret")
         );
     }
 }

@@ -922,6 +922,7 @@ impl Comments for GitHubForge {
     async fn update_comment(
         &self,
         repo: &str,
+        _number: u64,
         comment_id: u64,
         body: &str,
     ) -> Result<IssueComment, ForgeError> {
@@ -936,7 +937,12 @@ impl Comments for GitHubForge {
         Ok(comment(c))
     }
 
-    async fn delete_comment(&self, repo: &str, comment_id: u64) -> Result<(), ForgeError> {
+    async fn delete_comment(
+        &self,
+        repo: &str,
+        _number: u64,
+        comment_id: u64,
+    ) -> Result<(), ForgeError> {
         self.repo_call_unit(
             Method::DELETE,
             &format!("/repos/{repo}/issues/comments/{comment_id}"),
@@ -949,6 +955,7 @@ impl Comments for GitHubForge {
     async fn add_reaction(
         &self,
         repo: &str,
+        _number: u64,
         comment_id: u64,
         reaction: Reaction,
     ) -> Result<(), ForgeError> {
@@ -961,6 +968,10 @@ impl Comments for GitHubForge {
             )
             .await?;
         Ok(())
+    }
+
+    fn comment_limit(&self) -> usize {
+        crate::report::COMMENT_LIMIT
     }
 }
 
