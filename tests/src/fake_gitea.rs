@@ -6,25 +6,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// One recorded request.
-#[derive(Clone, Debug)]
-pub struct GiteaCall {
-    pub method: String,
-    /// Under `/api/v1`.
-    pub path: String,
-    pub body: Option<Value>,
-    pub status: u16,
-}
+use crate::fake_forge::{Call, FakeServer, Incoming, Routes, page_params, page_window};
 
 #[derive(Clone, Debug, Default)]
 pub struct GiteaPull {
@@ -64,58 +51,38 @@ struct Inner {
     login: String,
     repos: BTreeMap<String, Repo>,
     next_id: u64,
-    calls: Vec<GiteaCall>,
+    calls: Vec<Call>,
 }
 
 pub struct FakeGitea {
-    addr: SocketAddr,
-    inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
+    server: FakeServer<Inner>,
 }
-
-impl Drop for FakeGitea {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-type Shared = Arc<Mutex<Inner>>;
 
 impl FakeGitea {
     /// Starts the fake; `token` is the one access token it accepts, belonging to `login`.
     pub async fn start(token: &str, login: &str) -> FakeGitea {
-        let inner = Arc::new(Mutex::new(Inner {
+        let server = FakeServer::routed(Inner {
             token: token.into(),
             login: login.into(),
             repos: BTreeMap::new(),
             next_id: 100,
             calls: Vec::new(),
-        }));
-        let router = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        FakeGitea { addr, inner, task }
+        })
+        .await;
+        FakeGitea { server }
     }
 
     /// The instance's web address (the API is under `/api/v1`).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     pub fn add_repo(&self, full: &str) {
-        self.inner
-            .lock()
-            .unwrap()
-            .repos
-            .entry(full.into())
-            .or_default();
+        self.server.state().repos.entry(full.into()).or_default();
     }
 
     pub fn add_pull(&self, repo: &str, pull: GiteaPull) {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         g.repos
             .entry(repo.into())
             .or_default()
@@ -124,7 +91,7 @@ impl FakeGitea {
     }
 
     pub fn set_permission(&self, repo: &str, user: &str, permission: &str) {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         g.repos
             .entry(repo.into())
             .or_default()
@@ -134,7 +101,7 @@ impl FakeGitea {
 
     /// A comment by someone else (a person's command).
     pub fn add_comment(&self, repo: &str, issue: u64, login: &str, body: &str) -> u64 {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         g.next_id += 1;
         let id = g.next_id;
         g.repos
@@ -151,7 +118,7 @@ impl FakeGitea {
     }
 
     pub fn comments(&self, repo: &str, issue: u64) -> Vec<GiteaComment> {
-        let g = self.inner.lock().unwrap();
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| {
@@ -166,7 +133,7 @@ impl FakeGitea {
 
     /// Commit statuses in the order they were set: (sha, status).
     pub fn statuses(&self, repo: &str) -> Vec<(String, Value)> {
-        let g = self.inner.lock().unwrap();
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| r.statuses.clone())
@@ -174,7 +141,7 @@ impl FakeGitea {
     }
 
     pub fn reactions(&self, repo: &str) -> Vec<(u64, String)> {
-        let g = self.inner.lock().unwrap();
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| r.reactions.clone())
@@ -182,15 +149,15 @@ impl FakeGitea {
     }
 
     pub fn pulls(&self, repo: &str) -> Vec<GiteaPull> {
-        let g = self.inner.lock().unwrap();
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| r.pulls.values().cloned().collect())
             .unwrap_or_default()
     }
 
-    pub fn calls(&self) -> Vec<GiteaCall> {
-        self.inner.lock().unwrap().calls.clone()
+    pub fn calls(&self) -> Vec<Call> {
+        self.server.state().calls.clone()
     }
 }
 
@@ -227,105 +194,62 @@ fn comment_json(c: &GiteaComment) -> Value {
 }
 
 /// `page`/`limit` of a listing (Gitea's defaults: page 1, limit 30, at most 50).
-fn page(query: &str, items: Vec<Value>) -> Vec<Value> {
-    let pairs: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let page: usize = pairs
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let limit: usize = pairs
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(30)
-        .clamp(1, 50);
-    items
-        .into_iter()
-        .skip((page - 1) * limit)
-        .take(limit)
-        .collect()
+fn page(query: &BTreeMap<String, String>, items: Vec<Value>) -> Vec<Value> {
+    let (page, limit) = page_params(query, "limit", 30, 50);
+    page_window(items, page, limit).0
 }
 
-async fn handle(
-    State(st): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path().to_string();
-    let query = uri.query().unwrap_or("").to_string();
-    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("gitea.invalid")
-        .to_string();
-    let mut g = st.lock().unwrap();
-    let resp = route(
-        &mut g,
-        &method,
-        &path,
-        &query,
-        &headers,
-        json_body.as_ref(),
-        &host,
-    );
-    g.calls.push(GiteaCall {
-        method: method.to_string(),
-        path: path.strip_prefix("/api/v1").unwrap_or(&path).to_string(),
-        body: json_body,
-        status: resp.status().as_u16(),
-    });
-    resp
-}
+impl Routes for Inner {
+    const PREFIX: &'static str = "/api/v1";
 
-fn route(
-    g: &mut Inner,
-    method: &Method,
-    path: &str,
-    query: &str,
-    headers: &HeaderMap,
-    body: Option<&Value>,
-    host: &str,
-) -> Response {
-    let Some(rest) = path.strip_prefix("/api/v1/") else {
-        return message(StatusCode::NOT_FOUND, "not found");
-    };
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let token = auth
-        .strip_prefix("token ")
-        .or_else(|| auth.strip_prefix("Bearer "));
-    if token != Some(g.token.as_str()) {
-        return message(StatusCode::UNAUTHORIZED, "token is required");
+    fn calls(&mut self) -> &mut Vec<Call> {
+        &mut self.calls
     }
-    let base = format!("http://{host}");
-    let seg: Vec<&str> = rest.split('/').collect();
-    let me = g.login.clone();
-    match (method.as_str(), seg.as_slice()) {
-        ("GET", ["user"]) => answer(StatusCode::OK, user(&me)),
-        ("GET", ["user", "repos"]) => {
-            let all = g.repos.keys().map(|r| json!({"full_name": r})).collect();
-            answer(StatusCode::OK, Value::Array(page(query, all)))
+
+    fn route(&mut self, req: &Incoming) -> Response {
+        if req.segments.is_empty() {
+            return message(StatusCode::NOT_FOUND, "not found");
         }
-        ("GET" | "POST" | "PATCH" | "DELETE", ["repos", owner, name, tail @ ..]) => {
-            let full = format!("{owner}/{name}");
-            let next_id = g.next_id + 1;
-            let Some(repo) = g.repos.get_mut(&full) else {
-                return message(StatusCode::NOT_FOUND, "repository does not exist");
-            };
-            let r = repo_route(repo, &full, &base, &me, next_id, method, tail, query, body);
-            if r.1 {
-                g.next_id = next_id;
+        let auth = req.header("authorization").unwrap_or("");
+        let token = auth
+            .strip_prefix("token ")
+            .or_else(|| auth.strip_prefix("Bearer "));
+        if token != Some(self.token.as_str()) {
+            return message(StatusCode::UNAUTHORIZED, "token is required");
+        }
+        let seg = req.segs();
+        let me = self.login.clone();
+        let method = &req.method;
+        match (method.as_str(), seg.as_slice()) {
+            ("GET", ["user"]) => answer(StatusCode::OK, user(&me)),
+            ("GET", ["user", "repos"]) => {
+                let all = self.repos.keys().map(|r| json!({"full_name": r})).collect();
+                answer(StatusCode::OK, Value::Array(page(&req.query, all)))
             }
-            r.0
+            ("GET" | "POST" | "PATCH" | "DELETE", ["repos", owner, name, tail @ ..]) => {
+                let full = format!("{owner}/{name}");
+                let next_id = self.next_id + 1;
+                let Some(repo) = self.repos.get_mut(&full) else {
+                    return message(StatusCode::NOT_FOUND, "repository does not exist");
+                };
+                let r = repo_route(
+                    repo,
+                    &full,
+                    &req.base,
+                    &me,
+                    next_id,
+                    method,
+                    tail,
+                    &req.query,
+                    req.body.as_ref(),
+                );
+                if r.1 {
+                    self.next_id = next_id;
+                }
+                r.0
+            }
+            _ => message(StatusCode::NOT_FOUND, "not found"),
         }
-        _ => message(StatusCode::NOT_FOUND, "not found"),
     }
 }
 
@@ -339,16 +263,13 @@ fn repo_route(
     next_id: u64,
     method: &Method,
     tail: &[&str],
-    query: &str,
+    query: &BTreeMap<String, String>,
     body: Option<&Value>,
 ) -> (Response, bool) {
     let s = |v: Option<&Value>, k: &str| v.and_then(|b| b[k].as_str()).map(str::to_string);
     let r = match (method.as_str(), tail) {
         ("GET", ["pulls"]) => {
-            let want = url::form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == "state")
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_else(|| "open".into());
+            let want = query.get("state").cloned().unwrap_or_else(|| "open".into());
             let all = repo
                 .pulls
                 .values()

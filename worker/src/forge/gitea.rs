@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::rest::{NO_REPO, Rest};
+use super::rest::{NO_REPO, Rest, no_check_runs};
 use super::{
     Access, ChangedFile, CheckRun, Checks, Comments, CommitStatus, ForgeError, Identity, Inventory,
     IssueComment, NewPullRequest, OpenPullRequest, Permission, Permissions, PullRequest,
@@ -206,30 +206,6 @@ impl GiteaForge {
         Ok(self.url(&segments))
     }
 
-    async fn send<B: Serialize + ?Sized>(
-        &self,
-        repo: &str,
-        method: Method,
-        url: Url,
-        body: Option<&B>,
-    ) -> Result<(), ForgeError> {
-        self.rest.send(repo, method, url, body).await.map(drop)
-    }
-
-    async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
-        &self,
-        repo: &str,
-        method: Method,
-        url: Url,
-        body: Option<&B>,
-    ) -> Result<T, ForgeError> {
-        self.rest.json(repo, method, url, body).await
-    }
-
-    async fn get<T: DeserializeOwned>(&self, repo: &str, url: Url) -> Result<T, ForgeError> {
-        self.rest.get(repo, url).await
-    }
-
     /// Every item of a listing, page by page, until a short page.
     async fn get_all<T: DeserializeOwned>(
         &self,
@@ -248,7 +224,7 @@ impl GiteaForge {
                 q.append_pair("page", &page.to_string());
                 q.append_pair("limit", &self.page_size.to_string());
             }
-            let items: Vec<T> = self.get(repo, u).await?;
+            let items: Vec<T> = self.rest.get(repo, u).await?;
             let n = items.len();
             out.extend(items);
             if n < self.page_size {
@@ -332,7 +308,7 @@ impl Inventory for GiteaForge {
 impl Pulls for GiteaForge {
     async fn pull_request(&self, repo: &str, number: u64) -> Result<PullRequest, ForgeError> {
         let url = self.repo_url(repo, &["pulls", &number.to_string()])?;
-        let p: Pull = self.get(repo, url).await?;
+        let p: Pull = self.rest.get(repo, url).await?;
         Ok(PullRequest {
             repo: repo.to_string(),
             number: p.number,
@@ -350,7 +326,7 @@ impl Pulls for GiteaForge {
 
     async fn pull_summary(&self, repo: &str, number: u64) -> Result<PullSummary, ForgeError> {
         let url = self.repo_url(repo, &["pulls", &number.to_string()])?;
-        Ok(summary(self.get(repo, url).await?))
+        Ok(summary(self.rest.get(repo, url).await?))
     }
 
     async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<ChangedFile>, ForgeError> {
@@ -381,7 +357,7 @@ impl Pulls for GiteaForge {
             body: &pr.body,
         };
         Ok(summary(
-            self.json(repo, Method::POST, url, Some(&body)).await?,
+            self.rest.json(repo, Method::POST, url, Some(&body)).await?,
         ))
     }
 
@@ -420,7 +396,9 @@ impl Pulls for GiteaForge {
             state: update.close.then_some("closed"),
         };
         Ok(summary(
-            self.json(repo, Method::PATCH, url, Some(&body)).await?,
+            self.rest
+                .json(repo, Method::PATCH, url, Some(&body))
+                .await?,
         ))
     }
 
@@ -430,7 +408,7 @@ impl Pulls for GiteaForge {
         sha: &str,
     ) -> Result<Vec<PullSummary>, ForgeError> {
         let url = self.repo_url(repo, &["commits", sha, "pull"])?;
-        match self.get::<Pull>(repo, url).await {
+        match self.rest.get::<Pull>(repo, url).await {
             Ok(p) => Ok(vec![summary(p)]),
             Err(ForgeError::NotFound { .. }) => Ok(Vec::new()),
             Err(e) => Err(e),
@@ -443,7 +421,7 @@ impl Comments for GiteaForge {
     async fn comments(&self, repo: &str, number: u64) -> Result<Vec<IssueComment>, ForgeError> {
         // This listing takes no `page`/`limit` (only `since`/`before`): one request has them all.
         let url = self.repo_url(repo, &["issues", &number.to_string(), "comments"])?;
-        let all: Vec<Comment> = self.get(repo, url).await?;
+        let all: Vec<Comment> = self.rest.get(repo, url).await?;
         let mut out: Vec<IssueComment> = all.into_iter().map(comment).collect();
         out.sort_by_key(|c| c.id);
         Ok(out)
@@ -457,6 +435,7 @@ impl Comments for GiteaForge {
     ) -> Result<IssueComment, ForgeError> {
         let url = self.repo_url(repo, &["issues", &number.to_string(), "comments"])?;
         let c: Comment = self
+            .rest
             .json(repo, Method::POST, url, Some(&Body { body }))
             .await?;
         Ok(comment(c))
@@ -471,6 +450,7 @@ impl Comments for GiteaForge {
     ) -> Result<IssueComment, ForgeError> {
         let url = self.repo_url(repo, &["issues", "comments", &comment_id.to_string()])?;
         let c: Comment = self
+            .rest
             .json(repo, Method::PATCH, url, Some(&Body { body }))
             .await?;
         Ok(comment(c))
@@ -483,7 +463,9 @@ impl Comments for GiteaForge {
         comment_id: u64,
     ) -> Result<(), ForgeError> {
         let url = self.repo_url(repo, &["issues", "comments", &comment_id.to_string()])?;
-        self.send::<()>(repo, Method::DELETE, url, None).await?;
+        self.rest
+            .send::<()>(repo, Method::DELETE, url, None)
+            .await?;
         Ok(())
     }
 
@@ -501,7 +483,7 @@ impl Comments for GiteaForge {
         let body = ReactionBody {
             content: reaction.as_str(),
         };
-        self.send(repo, Method::POST, url, Some(&body)).await?;
+        self.rest.send(repo, Method::POST, url, Some(&body)).await?;
         Ok(())
     }
 
@@ -515,10 +497,7 @@ impl Comments for GiteaForge {
 #[async_trait]
 impl Checks for GiteaForge {
     async fn create_check_run(&self, repo: &str, _run: &CheckRun) -> Result<u64, ForgeError> {
-        Err(ForgeError::Unsupported {
-            repo: repo.into(),
-            what: "check runs (Gitea reports with commit statuses)".into(),
-        })
+        Err(no_check_runs(repo, "Gitea"))
     }
 
     /// Gitea has no check runs, so there is none to find: a commit status is keyed by its context
@@ -538,10 +517,7 @@ impl Checks for GiteaForge {
         _id: u64,
         _run: &CheckRun,
     ) -> Result<(), ForgeError> {
-        Err(ForgeError::Unsupported {
-            repo: repo.into(),
-            what: "check runs (Gitea reports with commit statuses)".into(),
-        })
+        Err(no_check_runs(repo, "Gitea"))
     }
 
     async fn create_commit_status(
@@ -557,7 +533,7 @@ impl Checks for GiteaForge {
             description: status.description.as_deref(),
             target_url: status.target_url.as_deref(),
         };
-        self.send(repo, Method::POST, url, Some(&body)).await?;
+        self.rest.send(repo, Method::POST, url, Some(&body)).await?;
         Ok(())
     }
 }
@@ -570,7 +546,7 @@ impl Permissions for GiteaForge {
         user: &str,
     ) -> Result<Permission, ForgeError> {
         let url = self.repo_url(repo, &["collaborators", user, "permission"])?;
-        let p: CollaboratorPermission = self.get(repo, url).await?;
+        let p: CollaboratorPermission = self.rest.get(repo, url).await?;
         permission(&p.permission).ok_or_else(|| ForgeError::Other {
             repo: repo.into(),
             message: format!("unknown permission {:?} from Gitea", p.permission),
@@ -581,7 +557,7 @@ impl Permissions for GiteaForge {
 #[async_trait]
 impl Access for GiteaForge {
     async fn identity(&self) -> Result<Identity, ForgeError> {
-        let me: User = self.get(NO_REPO, self.url(&["user"])).await?;
+        let me: User = self.rest.get(NO_REPO, self.url(&["user"])).await?;
         Ok(Identity {
             login: me.login,
             app_slug: None,

@@ -13,7 +13,7 @@
 //!   sized to; GitLab's own system notes ("added 1 commit") are not comments and are skipped;
 //! - there are no check runs: the check is an external commit status
 //!   (`POST /projects/:id/statuses/:sha`, states pending, running, success, failed, canceled);
-//! - reactions are award emoji on the note (`eyes`, `thumbsup`, …);
+//! - reactions are award emoji on the note (`eyes`, `thumbsup`, …), the same one twice a 404;
 //! - permission is the member's access level, mapped by [`permission_of_level`];
 //! - listings page by the `x-next-page` header, up to a bound.
 //!
@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::rest::{NO_REPO, Rest};
+use super::rest::{NO_REPO, Rest, no_check_runs};
 use super::{
     Access, ChangedFile, CheckRun, Checks, Comments, CommitState, CommitStatus, ForgeError,
     Identity, Inventory, IssueComment, NewPullRequest, OpenPullRequest, Permission, Permissions,
@@ -171,6 +171,11 @@ struct Member {
     state: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+struct Award {
+    name: String,
+}
+
 #[derive(Serialize)]
 struct NoteBody<'a> {
     body: &'a str,
@@ -243,30 +248,6 @@ impl GitLabForge {
         self.project_url(repo, &segments)
     }
 
-    async fn send<B: Serialize + ?Sized>(
-        &self,
-        repo: &str,
-        method: Method,
-        url: Url,
-        body: Option<&B>,
-    ) -> Result<(), ForgeError> {
-        self.rest.send(repo, method, url, body).await.map(drop)
-    }
-
-    async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
-        &self,
-        repo: &str,
-        method: Method,
-        url: Url,
-        body: Option<&B>,
-    ) -> Result<T, ForgeError> {
-        self.rest.json(repo, method, url, body).await
-    }
-
-    async fn get<T: DeserializeOwned>(&self, repo: &str, url: Url) -> Result<T, ForgeError> {
-        self.rest.get(repo, url).await
-    }
-
     /// Every item of a listing: the page GitLab names in `x-next-page` follows, until it is
     /// empty. Without the header (GitLab omits it for very large listings) a short page ends.
     async fn get_all<T: DeserializeOwned>(
@@ -321,7 +302,7 @@ impl GitLabForge {
     async fn user_by_name(&self, repo: &str, username: &str) -> Result<Option<User>, ForgeError> {
         let mut url = self.rest.url(&["users"]);
         url.query_pairs_mut().append_pair("username", username);
-        let users: Vec<User> = self.get(repo, url).await?;
+        let users: Vec<User> = self.rest.get(repo, url).await?;
         // The lookup is case-insensitive on GitLab; the name asked for is the one meant.
         Ok(users
             .into_iter()
@@ -509,7 +490,7 @@ impl Inventory for GitLabForge {
 #[async_trait]
 impl Pulls for GitLabForge {
     async fn pull_request(&self, repo: &str, number: u64) -> Result<PullRequest, ForgeError> {
-        let m: MergeRequest = self.get(repo, self.mr_url(repo, number, &[])?).await?;
+        let m: MergeRequest = self.rest.get(repo, self.mr_url(repo, number, &[])?).await?;
         let base_sha = m.diff_refs.as_ref().and_then(|d| d.base_sha.clone());
         let (Some(head_sha), Some(base_sha)) = (m.sha.clone(), base_sha) else {
             // GitLab computes the diff after creating the merge request; asked again shortly
@@ -536,7 +517,7 @@ impl Pulls for GitLabForge {
 
     async fn pull_summary(&self, repo: &str, number: u64) -> Result<PullSummary, ForgeError> {
         Ok(summary(
-            self.get(repo, self.mr_url(repo, number, &[])?).await?,
+            self.rest.get(repo, self.mr_url(repo, number, &[])?).await?,
         ))
     }
 
@@ -562,7 +543,7 @@ impl Pulls for GitLabForge {
             description: &pr.body,
         };
         Ok(summary(
-            self.json(repo, Method::POST, url, Some(&body)).await?,
+            self.rest.json(repo, Method::POST, url, Some(&body)).await?,
         ))
     }
 
@@ -596,7 +577,7 @@ impl Pulls for GitLabForge {
         };
         let url = self.mr_url(repo, number, &[])?;
         Ok(summary(
-            self.json(repo, Method::PUT, url, Some(&body)).await?,
+            self.rest.json(repo, Method::PUT, url, Some(&body)).await?,
         ))
     }
 
@@ -635,6 +616,7 @@ impl Comments for GitLabForge {
     ) -> Result<IssueComment, ForgeError> {
         let url = self.mr_url(repo, number, &["notes"])?;
         let n: Note = self
+            .rest
             .json(repo, Method::POST, url, Some(&NoteBody { body }))
             .await?;
         Ok(comment(n))
@@ -649,6 +631,7 @@ impl Comments for GitLabForge {
     ) -> Result<IssueComment, ForgeError> {
         let url = self.mr_url(repo, number, &["notes", &comment_id.to_string()])?;
         let n: Note = self
+            .rest
             .json(repo, Method::PUT, url, Some(&NoteBody { body }))
             .await?;
         Ok(comment(n))
@@ -661,7 +644,10 @@ impl Comments for GitLabForge {
         comment_id: u64,
     ) -> Result<(), ForgeError> {
         let url = self.mr_url(repo, number, &["notes", &comment_id.to_string()])?;
-        self.send::<()>(repo, Method::DELETE, url, None).await
+        self.rest
+            .send::<()>(repo, Method::DELETE, url, None)
+            .await
+            .map(drop)
     }
 
     async fn add_reaction(
@@ -676,12 +662,21 @@ impl Comments for GitLabForge {
         let body = AwardBody {
             name: award_name(reaction),
         };
-        match self.send(repo, Method::POST, url, Some(&body)).await {
-            // The same emoji twice is refused ("has already been taken"): it is there.
-            Err(ForgeError::Validation { message, .. })
-                if message.contains("already been taken") =>
-            {
-                Ok(())
+        match self
+            .rest
+            .send(repo, Method::POST, url.clone(), Some(&body))
+            .await
+            .map(drop)
+        {
+            // GitLab answers the same emoji a second time with 404 ("Award Emoji Name has
+            // already been taken"), as it does a missing note: the note's awards tell which.
+            Err(ForgeError::NotFound { .. }) => {
+                let awards: Vec<Award> = self.get_all(repo, url, &[]).await?;
+                if awards.iter().any(|a| a.name == body.name) {
+                    Ok(())
+                } else {
+                    Err(ForgeError::NotFound { repo: repo.into() })
+                }
             }
             other => other,
         }
@@ -695,10 +690,7 @@ impl Comments for GitLabForge {
 #[async_trait]
 impl Checks for GitLabForge {
     async fn create_check_run(&self, repo: &str, _run: &CheckRun) -> Result<u64, ForgeError> {
-        Err(ForgeError::Unsupported {
-            repo: repo.into(),
-            what: "check runs (GitLab reports with commit statuses)".into(),
-        })
+        Err(no_check_runs(repo, "GitLab"))
     }
 
     /// GitLab has no check runs, so there is none to find: a commit status is keyed by its
@@ -718,10 +710,7 @@ impl Checks for GitLabForge {
         _id: u64,
         _run: &CheckRun,
     ) -> Result<(), ForgeError> {
-        Err(ForgeError::Unsupported {
-            repo: repo.into(),
-            what: "check runs (GitLab reports with commit statuses)".into(),
-        })
+        Err(no_check_runs(repo, "GitLab"))
     }
 
     async fn create_commit_status(
@@ -741,7 +730,12 @@ impl Checks for GitLabForge {
             description: description.as_deref(),
             target_url: status.target_url.as_deref(),
         };
-        match self.send(repo, Method::POST, url, Some(&body)).await {
+        match self
+            .rest
+            .send(repo, Method::POST, url, Some(&body))
+            .await
+            .map(drop)
+        {
             // Setting the state a status already has is refused ("Cannot transition status via
             // :enqueue from :pending"): the status is as asked.
             Err(ForgeError::Validation { message, .. })
@@ -770,7 +764,7 @@ impl Permissions for GitLabForge {
             return Ok(Permission::None);
         };
         let url = self.project_url(repo, &["members", "all", &u.id.to_string()])?;
-        match self.get::<Member>(repo, url).await {
+        match self.rest.get::<Member>(repo, url).await {
             Ok(m) if m.state.as_deref().is_none_or(|s| s == "active") => {
                 Ok(permission_of_level(m.access_level))
             }
@@ -785,7 +779,7 @@ impl Permissions for GitLabForge {
 #[async_trait]
 impl Access for GitLabForge {
     async fn identity(&self) -> Result<Identity, ForgeError> {
-        let me: User = self.get(NO_REPO, self.rest.url(&["user"])).await?;
+        let me: User = self.rest.get(NO_REPO, self.rest.url(&["user"])).await?;
         Ok(Identity {
             login: me.username,
             app_slug: None,

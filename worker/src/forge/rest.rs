@@ -147,6 +147,15 @@ impl Rest {
     }
 }
 
+/// The answer of a forge without check runs to a check-run call: the pipeline then reports
+/// with a commit status.
+pub(super) fn no_check_runs(repo: &str, forge: &str) -> ForgeError {
+    ForgeError::Unsupported {
+        repo: repo.into(),
+        what: format!("check runs ({forge} reports with commit statuses)"),
+    }
+}
+
 /// The forge's error answer as the error the caller can act on. Gitea answers
 /// `{"message": "…"}`; GitLab `{"message": "…"}`, `{"message": {"field": ["…"]}}` or
 /// `{"error": "…"}`. A 400, 409 or 422 is the forge refusing the content: not worth retrying.
