@@ -61,6 +61,33 @@ impl<S: Routes> FakeServer<S> {
     }
 }
 
+/// A pull (merge) request as the Gitea and GitLab fakes store it, `state` in the forge's own
+/// words (Gitea: `open` or `closed`, with `merged`; GitLab: `opened`, `closed` or `merged`).
+#[derive(Clone, Debug, Default)]
+pub struct StoredPull {
+    pub number: u64,
+    pub state: String,
+    /// Gitea's flag; GitLab says `merged` in `state`.
+    pub merged: bool,
+    pub title: String,
+    pub body: String,
+    pub author: String,
+    pub head_ref: String,
+    pub head_sha: String,
+    pub base_ref: String,
+    pub base_sha: String,
+    pub merge_commit_sha: Option<String>,
+}
+
+/// A comment (a GitLab note) on pull request `number`.
+#[derive(Clone, Debug)]
+pub struct StoredComment {
+    pub id: u64,
+    pub number: u64,
+    pub body: String,
+    pub login: String,
+}
+
 /// One request the fake received.
 #[derive(Clone, Debug)]
 pub struct Call {

@@ -11,35 +11,14 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::fake_forge::{Call, FakeServer, Incoming, Routes, page_params, page_window};
-
-#[derive(Clone, Debug, Default)]
-pub struct GiteaPull {
-    pub number: u64,
-    pub state: String,
-    pub merged: bool,
-    pub title: String,
-    pub body: String,
-    pub author: String,
-    pub head_ref: String,
-    pub head_sha: String,
-    pub base_ref: String,
-    pub base_sha: String,
-    pub merge_commit_sha: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-pub struct GiteaComment {
-    pub id: u64,
-    pub issue: u64,
-    pub body: String,
-    pub login: String,
-}
+use crate::fake_forge::{
+    Call, FakeServer, Incoming, Routes, StoredComment, StoredPull, page_params, page_window,
+};
 
 #[derive(Default)]
 struct Repo {
-    pulls: BTreeMap<u64, GiteaPull>,
-    comments: Vec<GiteaComment>,
+    pulls: BTreeMap<u64, StoredPull>,
+    comments: Vec<StoredComment>,
     statuses: Vec<(String, Value)>,
     reactions: Vec<(u64, String)>,
     permissions: BTreeMap<String, String>,
@@ -81,7 +60,7 @@ impl FakeGitea {
         self.server.state().repos.entry(full.into()).or_default();
     }
 
-    pub fn add_pull(&self, repo: &str, pull: GiteaPull) {
+    pub fn add_pull(&self, repo: &str, pull: StoredPull) {
         let mut g = self.server.state();
         g.repos
             .entry(repo.into())
@@ -108,23 +87,23 @@ impl FakeGitea {
             .entry(repo.into())
             .or_default()
             .comments
-            .push(GiteaComment {
+            .push(StoredComment {
                 id,
-                issue,
+                number: issue,
                 body: body.into(),
                 login: login.into(),
             });
         id
     }
 
-    pub fn comments(&self, repo: &str, issue: u64) -> Vec<GiteaComment> {
+    pub fn comments(&self, repo: &str, issue: u64) -> Vec<StoredComment> {
         let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| {
                 r.comments
                     .iter()
-                    .filter(|c| c.issue == issue)
+                    .filter(|c| c.number == issue)
                     .cloned()
                     .collect()
             })
@@ -148,7 +127,7 @@ impl FakeGitea {
             .unwrap_or_default()
     }
 
-    pub fn pulls(&self, repo: &str) -> Vec<GiteaPull> {
+    pub fn pulls(&self, repo: &str) -> Vec<StoredPull> {
         let g = self.server.state();
         g.repos
             .get(repo)
@@ -176,7 +155,7 @@ fn user(login: &str) -> Value {
     json!({"id": login.len(), "login": login, "username": login, "full_name": "", "email": ""})
 }
 
-fn pull_json(base: &str, repo: &str, p: &GiteaPull) -> Value {
+fn pull_json(base: &str, repo: &str, p: &StoredPull) -> Value {
     let branch =
         |r: &str, sha: &str| json!({"label": r, "ref": r, "sha": sha, "repo": {"full_name": repo}});
     json!({
@@ -188,7 +167,7 @@ fn pull_json(base: &str, repo: &str, p: &GiteaPull) -> Value {
     })
 }
 
-fn comment_json(c: &GiteaComment) -> Value {
+fn comment_json(c: &StoredComment) -> Value {
     json!({"id": c.id, "body": c.body, "user": user(&c.login),
            "created_at": "2026-12-01T10:00:00Z", "updated_at": "2026-12-01T10:00:00Z"})
 }
@@ -304,7 +283,7 @@ fn repo_route(
                 );
             }
             let number = repo.pulls.keys().max().copied().unwrap_or(0) + 1;
-            let p = GiteaPull {
+            let p = StoredPull {
                 number,
                 state: "open".into(),
                 title,
@@ -312,7 +291,7 @@ fn repo_route(
                 author: me.into(),
                 head_ref: head,
                 base_ref,
-                ..GiteaPull::default()
+                ..StoredPull::default()
             };
             let v = pull_json(base, full, &p);
             repo.pulls.insert(number, p);
@@ -363,7 +342,7 @@ fn repo_route(
             let all = repo
                 .comments
                 .iter()
-                .filter(|c| c.issue == n)
+                .filter(|c| c.number == n)
                 .map(comment_json)
                 .collect();
             // Gitea's issue comment listing has no paging parameters: everything, always.
@@ -376,9 +355,9 @@ fn repo_route(
                     false,
                 );
             };
-            let c = GiteaComment {
+            let c = StoredComment {
                 id: next_id,
-                issue: n.parse().unwrap_or(0),
+                number: n.parse().unwrap_or(0),
                 body: text,
                 login: me.into(),
             };

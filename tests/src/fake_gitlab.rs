@@ -15,39 +15,18 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::fake_forge::{Call, FakeServer, Incoming, Routes, page_params, page_window};
+use crate::fake_forge::{
+    Call, FakeServer, Incoming, Routes, StoredComment, StoredPull, page_params, page_window,
+};
 
 /// GitLab's note limit, in characters.
 pub const MAX_NOTE_CHARS: usize = 1_000_000;
 
-#[derive(Clone, Debug, Default)]
-pub struct GitLabMr {
-    pub iid: u64,
-    /// `opened`, `closed` or `merged`.
-    pub state: String,
-    pub title: String,
-    pub description: String,
-    pub author: String,
-    pub source_branch: String,
-    pub sha: String,
-    pub target_branch: String,
-    pub base_sha: String,
-    pub merge_commit_sha: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-pub struct GitLabNote {
-    pub id: u64,
-    pub iid: u64,
-    pub body: String,
-    pub username: String,
-}
-
 #[derive(Default)]
 struct Project {
     id: u64,
-    mrs: BTreeMap<u64, GitLabMr>,
-    notes: Vec<GitLabNote>,
+    mrs: BTreeMap<u64, StoredPull>,
+    notes: Vec<StoredComment>,
     /// Every accepted status post, in order: (sha, status).
     statuses: Vec<(String, Value)>,
     /// (note id, emoji name, username).
@@ -120,8 +99,8 @@ impl FakeGitLab {
         f(g.projects.get_mut(path).unwrap())
     }
 
-    pub fn add_mr(&self, path: &str, mr: GitLabMr) {
-        self.with(path, |p| p.mrs.insert(mr.iid, mr));
+    pub fn add_mr(&self, path: &str, mr: StoredPull) {
+        self.with(path, |p| p.mrs.insert(mr.number, mr));
     }
 
     /// `level`: GitLab's access level (10 guest … 50 owner).
@@ -143,19 +122,23 @@ impl FakeGitLab {
             g.id()
         };
         self.with(path, |p| {
-            p.notes.push(GitLabNote {
+            p.notes.push(StoredComment {
                 id,
-                iid,
+                number: iid,
                 body: body.into(),
-                username: username.into(),
+                login: username.into(),
             })
         });
         id
     }
 
-    pub fn notes(&self, path: &str, iid: u64) -> Vec<GitLabNote> {
+    pub fn notes(&self, path: &str, iid: u64) -> Vec<StoredComment> {
         self.with(path, |p| {
-            p.notes.iter().filter(|n| n.iid == iid).cloned().collect()
+            p.notes
+                .iter()
+                .filter(|n| n.number == iid)
+                .cloned()
+                .collect()
         })
     }
 
@@ -171,7 +154,7 @@ impl FakeGitLab {
         })
     }
 
-    pub fn mrs(&self, path: &str) -> Vec<GitLabMr> {
+    pub fn mrs(&self, path: &str) -> Vec<StoredPull> {
         self.with(path, |p| p.mrs.values().cloned().collect())
     }
 
@@ -235,26 +218,26 @@ fn mr_json(
     path: &str,
     project_id: u64,
     users: &BTreeMap<String, u64>,
-    m: &GitLabMr,
+    m: &StoredPull,
 ) -> Value {
     let author_id = users.get(&m.author).copied().unwrap_or(0);
     json!({
-        "id": m.iid + 10_000, "iid": m.iid, "project_id": project_id, "title": m.title,
-        "description": m.description, "state": m.state, "draft": false,
+        "id": m.number + 10_000, "iid": m.number, "project_id": project_id, "title": m.title,
+        "description": m.body, "state": m.state, "draft": false,
         "work_in_progress": false, "author": user_json(author_id, &m.author),
-        "source_branch": m.source_branch, "target_branch": m.target_branch,
+        "source_branch": m.head_ref, "target_branch": m.base_ref,
         "source_project_id": project_id, "target_project_id": project_id,
-        "sha": m.sha, "merge_commit_sha": m.merge_commit_sha, "squash_commit_sha": null,
-        "diff_refs": {"base_sha": m.base_sha, "head_sha": m.sha, "start_sha": m.base_sha},
-        "web_url": format!("{base}/{path}/-/merge_requests/{}", m.iid),
+        "sha": m.head_sha, "merge_commit_sha": m.merge_commit_sha, "squash_commit_sha": null,
+        "diff_refs": {"base_sha": m.base_sha, "head_sha": m.head_sha, "start_sha": m.base_sha},
+        "web_url": format!("{base}/{path}/-/merge_requests/{}", m.number),
     })
 }
 
-fn note_json(users: &BTreeMap<String, u64>, n: &GitLabNote) -> Value {
-    let uid = users.get(&n.username).copied().unwrap_or(0);
-    json!({"id": n.id, "type": null, "body": n.body, "author": user_json(uid, &n.username),
+fn note_json(users: &BTreeMap<String, u64>, n: &StoredComment) -> Value {
+    let uid = users.get(&n.login).copied().unwrap_or(0);
+    json!({"id": n.id, "type": null, "body": n.body, "author": user_json(uid, &n.login),
            "created_at": "2026-12-01T10:00:00.000Z", "updated_at": "2026-12-01T10:00:00.000Z",
-           "system": false, "noteable_type": "MergeRequest", "noteable_iid": n.iid,
+           "system": false, "noteable_type": "MergeRequest", "noteable_iid": n.number,
            "resolvable": false})
 }
 
@@ -336,7 +319,7 @@ impl Inner {
                     .mrs
                     .values()
                     .filter(|m| state == "all" || m.state == state)
-                    .filter(|m| source.is_none_or(|s| &m.source_branch == s))
+                    .filter(|m| source.is_none_or(|s| &m.head_ref == s))
                     .map(|m| mr_json(&base, path, p.id, &users, m))
                     .collect();
                 paged(req, all)
@@ -355,26 +338,26 @@ impl Inner {
                 if let Some(open) = p
                     .mrs
                     .values()
-                    .find(|m| m.state == "opened" && m.source_branch == source)
+                    .find(|m| m.state == "opened" && m.head_ref == source)
                 {
                     return message(
                         StatusCode::CONFLICT,
                         json!([format!(
                             "Another open merge request already exists for this source branch: !{}",
-                            open.iid
+                            open.number
                         )]),
                     );
                 }
                 let iid = p.mrs.keys().max().copied().unwrap_or(0) + 1;
-                let m = GitLabMr {
-                    iid,
+                let m = StoredPull {
+                    number: iid,
                     state: "opened".into(),
                     title,
-                    description: req.field("description").unwrap_or_default(),
+                    body: req.field("description").unwrap_or_default(),
                     author: me.clone(),
-                    source_branch: source,
-                    target_branch: target,
-                    ..GitLabMr::default()
+                    head_ref: source,
+                    base_ref: target,
+                    ..StoredPull::default()
                 };
                 let v = mr_json(&base, path, p.id, &users, &m);
                 p.mrs.insert(iid, m);
@@ -391,7 +374,7 @@ impl Inner {
                         m.title = t;
                     }
                     if let Some(d) = req.field("description") {
-                        m.description = d;
+                        m.body = d;
                     }
                     match req.field("state_event").as_deref() {
                         Some("close") => m.state = "closed".into(),
@@ -423,7 +406,7 @@ impl Inner {
                 let all = p
                     .mrs
                     .values()
-                    .filter(|m| m.sha == *sha || m.merge_commit_sha.as_deref() == Some(*sha))
+                    .filter(|m| m.head_sha == *sha || m.merge_commit_sha.as_deref() == Some(*sha))
                     .map(|m| mr_json(&base, path, p.id, &users, m))
                     .collect();
                 paged(req, all)
@@ -432,7 +415,8 @@ impl Inner {
                 let Some(n) = mr(p, iid) else {
                     return not_found("Merge Request");
                 };
-                let mut notes: Vec<&GitLabNote> = p.notes.iter().filter(|c| c.iid == n).collect();
+                let mut notes: Vec<&StoredComment> =
+                    p.notes.iter().filter(|c| c.number == n).collect();
                 // GitLab's default order is newest first; `sort=asc` asks for the oldest first.
                 if req.query.get("sort").map(String::as_str) != Some("asc") {
                     notes.reverse();
@@ -450,11 +434,11 @@ impl Inner {
                 if let Some(refusal) = too_long(&body) {
                     return refusal;
                 }
-                let note = GitLabNote {
+                let note = StoredComment {
                     id: next_id,
-                    iid: n,
+                    number: n,
                     body,
-                    username: me.clone(),
+                    login: me.clone(),
                 };
                 used_id = true;
                 let v = note_json(&users, &note);
@@ -466,10 +450,10 @@ impl Inner {
                     return not_found("Merge Request");
                 };
                 let id: u64 = id.parse().unwrap_or(0);
-                let Some(i) = p.notes.iter().position(|c| c.id == id && c.iid == n) else {
+                let Some(i) = p.notes.iter().position(|c| c.id == id && c.number == n) else {
                     return not_found("Note");
                 };
-                if p.notes[i].username != me {
+                if p.notes[i].login != me {
                     return message(StatusCode::FORBIDDEN, "403 Forbidden");
                 }
                 if req.method == Method::DELETE {
@@ -488,7 +472,7 @@ impl Inner {
             ("GET" | "POST", ["merge_requests", iid, "notes", id, "award_emoji"]) => {
                 let id: u64 = id.parse().unwrap_or(0);
                 let known =
-                    mr(p, iid).is_some_and(|n| p.notes.iter().any(|c| c.id == id && c.iid == n));
+                    mr(p, iid).is_some_and(|n| p.notes.iter().any(|c| c.id == id && c.number == n));
                 if !known {
                     return not_found("Note");
                 }

@@ -12,10 +12,11 @@
 use std::time::{Duration, Instant};
 
 use capstan_server::config::{Config, ConfigArgs};
-use capstan_tests::fake_gitea::{FakeGitea, GiteaPull};
-use capstan_tests::fake_gitlab::{FakeGitLab, GitLabMr};
+use capstan_tests::fake_forge::{StoredComment, StoredPull};
+use capstan_tests::fake_gitea::FakeGitea;
+use capstan_tests::fake_gitlab::FakeGitLab;
 use capstan_tests::pr_harness::{
-    fanout_tree, serve_on_ephemeral_port, settings_configmap, wait_healthy,
+    fanout_tree, push_branch, serve_on_ephemeral_port, settings_configmap, wait_healthy,
 };
 use capstan_tests::webhook::{SECRET, forge_request};
 use capstan_worker::forge::ForgeKind;
@@ -30,29 +31,12 @@ const WAIT: Duration = Duration::from_secs(120);
 /// The comment time every delivered command carries, so its reply's marker is known.
 const WRITTEN: &str = "2026-12-01T11:00:00Z";
 
-/// A pull (merge) request as the journeys set it up and read it back.
-#[derive(Clone, Debug, Default)]
-struct Pull {
-    number: u64,
-    /// `open`, `closed` or `merged`.
-    state: &'static str,
-    title: String,
-    body: String,
-    author: String,
-    head_ref: String,
-    head_sha: String,
-    base_ref: String,
-    base_sha: String,
-    merge_commit_sha: Option<String>,
-}
+/// A pull (merge) request as the journeys set it up and read it back: `state` is `open`,
+/// `closed` or `merged` here, each fake storing it in its forge's words.
+type Pull = StoredPull;
 
 /// One comment on a pull request's conversation.
-#[derive(Clone, Debug)]
-struct Comment {
-    id: u64,
-    login: String,
-    body: String,
-}
+type Comment = StoredComment;
 
 /// A commit status, its state in the journeys' words: `pending`, `success`, `failure`, or
 /// `error` for a run that ended without a verdict.
@@ -137,45 +121,22 @@ impl ForgeFake for GiteaWorld {
     }
 
     fn put_pull(&self, p: &Pull) {
-        self.0.add_pull(
-            REPO,
-            GiteaPull {
-                number: p.number,
-                state: if p.state == "open" { "open" } else { "closed" }.into(),
-                merged: p.state == "merged",
-                title: p.title.clone(),
-                body: p.body.clone(),
-                author: p.author.clone(),
-                head_ref: p.head_ref.clone(),
-                head_sha: p.head_sha.clone(),
-                base_ref: p.base_ref.clone(),
-                base_sha: p.base_sha.clone(),
-                merge_commit_sha: p.merge_commit_sha.clone(),
-            },
-        );
+        let pull = Pull {
+            state: if p.state == "open" { "open" } else { "closed" }.into(),
+            merged: p.state == "merged",
+            ..p.clone()
+        };
+        self.0.add_pull(REPO, pull);
     }
 
     fn pulls(&self) -> Vec<Pull> {
-        self.0
-            .pulls(REPO)
-            .into_iter()
-            .map(|p| Pull {
-                number: p.number,
-                state: match (p.state.as_str(), p.merged) {
-                    (_, true) => "merged",
-                    ("open", _) => "open",
-                    _ => "closed",
-                },
-                title: p.title,
-                body: p.body,
-                author: p.author,
-                head_ref: p.head_ref,
-                head_sha: p.head_sha,
-                base_ref: p.base_ref,
-                base_sha: p.base_sha,
-                merge_commit_sha: p.merge_commit_sha,
-            })
-            .collect()
+        let mut all = self.0.pulls(REPO);
+        for p in &mut all {
+            if p.merged {
+                p.state = "merged".into();
+            }
+        }
+        all
     }
 
     fn add_comment(&self, number: u64, login: &str, text: &str) -> u64 {
@@ -183,33 +144,12 @@ impl ForgeFake for GiteaWorld {
     }
 
     fn comments(&self, number: u64) -> Vec<Comment> {
-        self.0
-            .comments(REPO, number)
-            .into_iter()
-            .map(|c| Comment {
-                id: c.id,
-                login: c.login,
-                body: c.body,
-            })
-            .collect()
+        self.0.comments(REPO, number)
     }
 
     fn statuses(&self, sha: &str) -> Vec<Status> {
-        self.0
-            .statuses(REPO)
-            .into_iter()
-            .filter(|(s, _)| s == sha)
-            .map(|(_, v)| Status {
-                state: match v["state"].as_str() {
-                    Some("pending") => "pending",
-                    Some("success") => "success",
-                    Some("failure") => "failure",
-                    _ => "error",
-                },
-                context: v["context"].as_str().unwrap_or_default().into(),
-                target_url: v["target_url"].as_str().unwrap_or_default().into(),
-            })
-            .collect()
+        // Gitea's states: pending, success, failure, error (and warning, unused).
+        statuses_of(self.0.statuses(REPO), sha, "state", "context", "failure")
     }
 
     fn reactions(&self) -> Vec<(u64, String)> {
@@ -322,48 +262,26 @@ impl ForgeFake for GitLabWorld {
     }
 
     fn put_pull(&self, p: &Pull) {
-        self.0.add_mr(
-            REPO,
-            GitLabMr {
-                iid: p.number,
-                state: match p.state {
-                    "open" => "opened",
-                    other => other,
-                }
-                .into(),
-                title: p.title.clone(),
-                description: p.body.clone(),
-                author: p.author.clone(),
-                source_branch: p.head_ref.clone(),
-                sha: p.head_sha.clone(),
-                target_branch: p.base_ref.clone(),
-                base_sha: p.base_sha.clone(),
-                merge_commit_sha: p.merge_commit_sha.clone(),
-            },
-        );
+        let state = if p.state == "open" {
+            "opened"
+        } else {
+            p.state.as_str()
+        };
+        let mr = Pull {
+            state: state.into(),
+            ..p.clone()
+        };
+        self.0.add_mr(REPO, mr);
     }
 
     fn pulls(&self) -> Vec<Pull> {
-        self.0
-            .mrs(REPO)
-            .into_iter()
-            .map(|m| Pull {
-                number: m.iid,
-                state: match m.state.as_str() {
-                    "opened" => "open",
-                    "merged" => "merged",
-                    _ => "closed",
-                },
-                title: m.title,
-                body: m.description,
-                author: m.author,
-                head_ref: m.source_branch,
-                head_sha: m.sha,
-                base_ref: m.target_branch,
-                base_sha: m.base_sha,
-                merge_commit_sha: m.merge_commit_sha,
-            })
-            .collect()
+        let mut all = self.0.mrs(REPO);
+        for m in &mut all {
+            if m.state == "opened" {
+                m.state = "open".into();
+            }
+        }
+        all
     }
 
     fn add_comment(&self, number: u64, login: &str, text: &str) -> u64 {
@@ -371,33 +289,12 @@ impl ForgeFake for GitLabWorld {
     }
 
     fn comments(&self, number: u64) -> Vec<Comment> {
-        self.0
-            .notes(REPO, number)
-            .into_iter()
-            .map(|n| Comment {
-                id: n.id,
-                login: n.username,
-                body: n.body,
-            })
-            .collect()
+        self.0.notes(REPO, number)
     }
 
     fn statuses(&self, sha: &str) -> Vec<Status> {
-        self.0
-            .statuses(REPO)
-            .into_iter()
-            .filter(|(s, _)| s == sha)
-            .map(|(_, v)| Status {
-                state: match v["status"].as_str() {
-                    Some("pending" | "running") => "pending",
-                    Some("success") => "success",
-                    Some("failed") => "failure",
-                    _ => "error",
-                },
-                context: v["name"].as_str().unwrap_or_default().into(),
-                target_url: v["target_url"].as_str().unwrap_or_default().into(),
-            })
-            .collect()
+        // GitLab's states: pending, running, success, failed, canceled (and skipped, unused).
+        statuses_of(self.0.statuses(REPO), sha, "status", "name", "failed")
     }
 
     fn reactions(&self) -> Vec<(u64, String)> {
@@ -468,6 +365,30 @@ impl ForgeFake for GitLabWorld {
                           "project": gitlab_project(), "commits": []});
         ("Push Hook", body)
     }
+}
+
+/// `sha`'s statuses among a fake's `(sha, status)` record, read by the forge's field names for
+/// the state and the name; `failure` is the forge's word for a failed check.
+fn statuses_of(
+    all: Vec<(String, Value)>,
+    sha: &str,
+    state_key: &str,
+    name_key: &str,
+    failure: &str,
+) -> Vec<Status> {
+    all.into_iter()
+        .filter(|(s, _)| s == sha)
+        .map(|(_, v)| Status {
+            state: match v[state_key].as_str() {
+                Some("pending" | "running") => "pending",
+                Some("success") => "success",
+                Some(f) if f == failure => "failure",
+                _ => "error",
+            },
+            context: v[name_key].as_str().unwrap_or_default().into(),
+            target_url: v["target_url"].as_str().unwrap_or_default().into(),
+        })
+        .collect()
 }
 
 fn refused(calls: Vec<capstan_tests::fake_forge::Call>) -> Vec<String> {
@@ -567,18 +488,8 @@ impl<F: ForgeFake> World<F> {
 
     /// Commits `changes` on `branch` (from `main`), leaving `main` where it was.
     fn push(&self, branch: &str, changes: &[Change<'_>]) -> String {
-        let repo = self.git();
-        let main = repo.refname_to_id("refs/heads/main").unwrap();
-        let parent = repo
-            .refname_to_id(&format!("refs/heads/{branch}"))
-            .unwrap_or(main);
-        self.origin.set_ref("refs/heads/main", parent).unwrap();
-        let head = self.origin.commit("change", changes).unwrap();
-        self.origin
-            .set_ref(&format!("refs/heads/{branch}"), head)
-            .unwrap();
-        self.origin.set_ref("refs/heads/main", main).unwrap();
-        head.to_string()
+        let dir = self.dir.path().join("origin/acme/gitops");
+        push_branch(&self.origin, &dir, branch, changes).to_string()
     }
 
     fn push_level(&self, branch: &str, level: &str) -> String {
@@ -593,7 +504,7 @@ impl<F: ForgeFake> World<F> {
     fn open_pull(&self, number: u64, branch: &str) -> Pull {
         let pull = Pull {
             number,
-            state: "open",
+            state: "open".into(),
             title: format!("PR {number}"),
             author: "alice".into(),
             head_ref: branch.into(),
@@ -938,7 +849,7 @@ async fn promotion_journey<F: ForgeFake>() {
         .to_string();
     let merged = Pull {
         number: 2,
-        state: "merged",
+        state: "merged".into(),
         title: "Bump podinfo".into(),
         author: "alice".into(),
         head_ref: "bump".into(),
@@ -969,7 +880,10 @@ async fn promotion_journey<F: ForgeFake>() {
         "exactly one promotion pull request: {promos:#?}"
     );
     let promo = &promos[0];
-    assert_eq!((promo.state, promo.base_ref.as_str()), ("open", "main"));
+    assert_eq!(
+        (promo.state.as_str(), promo.base_ref.as_str()),
+        ("open", "main")
+    );
     assert_eq!(promo.author, LOGIN);
     assert!(promo.body.contains("Source: #2"), "{}", promo.body);
     assert!(
@@ -1130,19 +1044,24 @@ async fn a_long_gitea_conversation_is_read_once_without_paging() {
 
 /// GitLab pages by `x-next-page`: a merge request with more notes than a page holds is read
 /// page by page, each note once, oldest first; the same award twice is not an error; a member's
-/// access level decides the permission and a stranger has none; a wrong token is refused.
+/// access level decides the permission and a stranger has none; a repeated status state and a
+/// long description are absorbed; a second merge request of a branch is refused, a closed one
+/// is no longer found by its branch; a wrong token is refused and not repeated in the error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gitlab_client_pages_awards_and_reads_access_levels() {
     use capstan_worker::forge::gitlab::{GitLabConfig, GitLabForge};
-    use capstan_worker::forge::{Comments, ForgeError, Permission, Permissions, Reaction};
+    use capstan_worker::forge::{
+        Checks, Comments, CommitState, CommitStatus, ForgeError, NewPullRequest, Permission,
+        Permissions, PullRequestState, PullUpdate, Pulls, Reaction,
+    };
     let fake = FakeGitLab::start(TOKEN, LOGIN).await;
     fake.add_project(REPO);
     fake.add_mr(
         REPO,
-        GitLabMr {
-            iid: 3,
+        StoredPull {
+            number: 3,
             state: "opened".into(),
-            ..GitLabMr::default()
+            ..StoredPull::default()
         },
     );
     let ids: Vec<u64> = (0..250)
@@ -1205,6 +1124,66 @@ async fn the_gitlab_client_pages_awards_and_reads_access_levels() {
         }
         other => panic!("{other:?}"),
     }
+    // A status set twice to the state it has is refused by GitLab ("Cannot transition"): the
+    // client takes that as done. A description beyond GitLab's 255 characters is cut.
+    let sha = "1111111111111111111111111111111111111111";
+    let status = |state, description: &str| CommitStatus {
+        state,
+        context: "capstan".into(),
+        description: Some(description.into()),
+        target_url: Some("https://capstan.example/runs/1".into()),
+    };
+    for s in [
+        status(CommitState::Pending, "checking"),
+        status(CommitState::Pending, "checking again"),
+        status(CommitState::Success, &"é".repeat(300)),
+    ] {
+        gl.create_commit_status(REPO, sha, &s).await.unwrap();
+    }
+    let posted: Vec<Value> = fake.statuses(REPO).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(posted.len(), 2, "{posted:#?}");
+    assert_eq!(posted[1]["status"], "success");
+    assert_eq!(
+        posted[1]["description"].as_str().unwrap().chars().count(),
+        255
+    );
+
+    // A second open merge request of the same branch: GitLab's 409, a validation error.
+    let new = NewPullRequest {
+        title: "Promote".into(),
+        head: "capstan/promote/x".into(),
+        base: "main".into(),
+        body: "b".into(),
+    };
+    let first = gl.create_pull_request(REPO, &new).await.unwrap();
+    assert!(matches!(
+        gl.create_pull_request(REPO, &new).await,
+        Err(ForgeError::Validation { .. })
+    ));
+    let open = gl.pull_requests_by_head(REPO, &new.head).await.unwrap();
+    assert_eq!(
+        open.iter().map(|p| p.number).collect::<Vec<_>>(),
+        [first.number]
+    );
+    let closed = gl
+        .update_pull_request(
+            REPO,
+            first.number,
+            &PullUpdate {
+                close: true,
+                ..PullUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed.state, PullRequestState::Closed);
+    assert!(
+        gl.pull_requests_by_head(REPO, &new.head)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     let wrong = client("not-the-token");
     match wrong.comments(REPO, 3).await {
         Err(e @ ForgeError::Unauthorized { .. }) => {

@@ -23,6 +23,23 @@ pub(super) struct Answer {
     pub headers: HeaderMap,
 }
 
+/// The HTTP client of every forge: redirects are not followed (they would carry the token to
+/// wherever the forge points; a 3xx is reported instead).
+pub(super) fn http_client(
+    user_agent: String,
+    timeout: Duration,
+) -> Result<reqwest::Client, ForgeError> {
+    reqwest::Client::builder()
+        .user_agent(user_agent)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ForgeError::Other {
+            repo: NO_REPO.into(),
+            message: format!("building the HTTP client failed: {e}"),
+        })
+}
+
 /// One forge's API root and credential.
 pub(super) struct Rest {
     http: reqwest::Client,
@@ -44,15 +61,7 @@ impl Rest {
         forge: &'static str,
     ) -> Result<Rest, ForgeError> {
         super::github::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .user_agent(format!("capstan/{}", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ForgeError::Other {
-                repo: NO_REPO.into(),
-                message: format!("building the HTTP client failed: {e}"),
-            })?;
+        let http = http_client(format!("capstan/{}", env!("CARGO_PKG_VERSION")), timeout)?;
         let mut api = base_url.clone();
         let path = format!("{}/{api_path}/", api.path().trim_end_matches('/'));
         api.set_path(&path);

@@ -150,16 +150,7 @@ impl GitHubForge {
             let path = format!("{}/", api_url.path());
             api_url.set_path(&path);
         }
-        let http = reqwest::Client::builder()
-            .user_agent(cfg.user_agent.clone())
-            .timeout(cfg.timeout)
-            // Redirects would carry our token to wherever GitHub points; 3xx is reported instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ForgeError::Other {
-                repo: NO_REPO.into(),
-                message: format!("building the HTTP client failed: {e}"),
-            })?;
+        let http = super::rest::http_client(cfg.user_agent.clone(), cfg.timeout)?;
         // Checked now, so a bad base URL fails start-up rather than the first request.
         base_uri(&api_url)?;
         Ok(GitHubForge {
