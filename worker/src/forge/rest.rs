@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -98,10 +98,17 @@ impl Rest {
         url: Url,
         body: Option<&B>,
     ) -> Result<Answer, ForgeError> {
+        // Marked sensitive so no debug output of the request shows the token.
+        let mut auth =
+            HeaderValue::from_str(&self.auth_value).map_err(|_| ForgeError::Unauthorized {
+                repo: repo.into(),
+                message: "the token has characters no HTTP header can carry".into(),
+            })?;
+        auth.set_sensitive(true);
         let mut req = self
             .http
             .request(method, url)
-            .header(self.auth_header, &self.auth_value)
+            .header(self.auth_header, auth)
             .header("accept", "application/json");
         if let Some(b) = body {
             req = req.json(b);
