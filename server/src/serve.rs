@@ -127,29 +127,31 @@ fn promotion_engine(
     )
 }
 
-/// The forge client the settings describe: GitHub's (`None` without credentials) or Gitea's.
-/// GitLab is configured but has no client in this build: starting anyway would look like a
-/// working check that never reports, so the service refuses, saying so.
+/// The forge client the settings describe: GitHub's (`None` without credentials), Gitea's or
+/// GitLab's.
 pub fn configured_forge(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Forge>>> {
     use capstan_worker::forge::ForgeKind;
     use capstan_worker::forge::gitea::{GiteaConfig, GiteaForge};
-    match (cfg.forge, &cfg.forge_instance) {
-        (ForgeKind::GitHub, _) => github_forge(cfg),
-        (ForgeKind::Gitea, Some(inst)) => {
-            if inst.url.scheme() == "http" && !config::is_loopback_url(&inst.url) {
-                warn!(url = %inst.web_base(), "Gitea is reached over plain http: its token crosses the network unencrypted");
-            }
-            let client = GiteaForge::new(GiteaConfig::new(inst.url.clone(), inst.token.0.clone()))
-                .context("building the Gitea client")?;
-            Ok(Some(Arc::new(client)))
-        }
-        (other, _) => anyhow::bail!(
-            "--forge {other}: {} support is not complete in this build (no API client yet); \
-             refusing to start rather than accept webhooks it cannot answer. Use --forge \
-             github or gitea, or a build that lists {other} as supported",
-            other.display_name()
-        ),
+    use capstan_worker::forge::gitlab::{GitLabConfig, GitLabForge};
+    let inst = match (cfg.forge, &cfg.forge_instance) {
+        (ForgeKind::GitHub, _) => return github_forge(cfg),
+        (_, Some(inst)) => inst,
+        // The settings refuse a self-hosted forge without its address and token.
+        (other, None) => anyhow::bail!("--forge {other} needs --forge-url and CAPSTAN_FORGE_TOKEN"),
+    };
+    if inst.url.scheme() == "http" && !config::is_loopback_url(&inst.url) {
+        warn!(url = %inst.web_base(), forge = %cfg.forge, "the forge is reached over plain http: its token crosses the network unencrypted");
     }
+    let (url, token) = (inst.url.clone(), inst.token.0.clone());
+    Ok(Some(match cfg.forge {
+        ForgeKind::GitLab => Arc::new(
+            GitLabForge::new(GitLabConfig::new(url, token))
+                .context("building the GitLab client")?,
+        ),
+        _ => Arc::new(
+            GiteaForge::new(GiteaConfig::new(url, token)).context("building the Gitea client")?,
+        ),
+    }))
 }
 
 /// The GitHub client the config asks for (`None` without credentials).

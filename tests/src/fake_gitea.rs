@@ -6,53 +6,19 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// One recorded request.
-#[derive(Clone, Debug)]
-pub struct GiteaCall {
-    pub method: String,
-    /// Under `/api/v1`.
-    pub path: String,
-    pub body: Option<Value>,
-    pub status: u16,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct GiteaPull {
-    pub number: u64,
-    pub state: String,
-    pub merged: bool,
-    pub title: String,
-    pub body: String,
-    pub author: String,
-    pub head_ref: String,
-    pub head_sha: String,
-    pub base_ref: String,
-    pub base_sha: String,
-    pub merge_commit_sha: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-pub struct GiteaComment {
-    pub id: u64,
-    pub issue: u64,
-    pub body: String,
-    pub login: String,
-}
+use crate::fake_forge::{
+    Call, FakeServer, Incoming, Routes, StoredComment, StoredPull, page_params, page_window,
+};
 
 #[derive(Default)]
 struct Repo {
-    pulls: BTreeMap<u64, GiteaPull>,
-    comments: Vec<GiteaComment>,
+    pulls: BTreeMap<u64, StoredPull>,
+    comments: Vec<StoredComment>,
     statuses: Vec<(String, Value)>,
     reactions: Vec<(u64, String)>,
     permissions: BTreeMap<String, String>,
@@ -64,58 +30,38 @@ struct Inner {
     login: String,
     repos: BTreeMap<String, Repo>,
     next_id: u64,
-    calls: Vec<GiteaCall>,
+    calls: Vec<Call>,
 }
 
 pub struct FakeGitea {
-    addr: SocketAddr,
-    inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
+    server: FakeServer<Inner>,
 }
-
-impl Drop for FakeGitea {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-type Shared = Arc<Mutex<Inner>>;
 
 impl FakeGitea {
     /// Starts the fake; `token` is the one access token it accepts, belonging to `login`.
     pub async fn start(token: &str, login: &str) -> FakeGitea {
-        let inner = Arc::new(Mutex::new(Inner {
+        let server = FakeServer::routed(Inner {
             token: token.into(),
             login: login.into(),
             repos: BTreeMap::new(),
             next_id: 100,
             calls: Vec::new(),
-        }));
-        let router = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        FakeGitea { addr, inner, task }
+        })
+        .await;
+        FakeGitea { server }
     }
 
     /// The instance's web address (the API is under `/api/v1`).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     pub fn add_repo(&self, full: &str) {
-        self.inner
-            .lock()
-            .unwrap()
-            .repos
-            .entry(full.into())
-            .or_default();
+        self.server.state().repos.entry(full.into()).or_default();
     }
 
-    pub fn add_pull(&self, repo: &str, pull: GiteaPull) {
-        let mut g = self.inner.lock().unwrap();
+    pub fn add_pull(&self, repo: &str, pull: StoredPull) {
+        let mut g = self.server.state();
         g.repos
             .entry(repo.into())
             .or_default()
@@ -124,7 +70,7 @@ impl FakeGitea {
     }
 
     pub fn set_permission(&self, repo: &str, user: &str, permission: &str) {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         g.repos
             .entry(repo.into())
             .or_default()
@@ -134,30 +80,30 @@ impl FakeGitea {
 
     /// A comment by someone else (a person's command).
     pub fn add_comment(&self, repo: &str, issue: u64, login: &str, body: &str) -> u64 {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         g.next_id += 1;
         let id = g.next_id;
         g.repos
             .entry(repo.into())
             .or_default()
             .comments
-            .push(GiteaComment {
+            .push(StoredComment {
                 id,
-                issue,
+                number: issue,
                 body: body.into(),
                 login: login.into(),
             });
         id
     }
 
-    pub fn comments(&self, repo: &str, issue: u64) -> Vec<GiteaComment> {
-        let g = self.inner.lock().unwrap();
+    pub fn comments(&self, repo: &str, issue: u64) -> Vec<StoredComment> {
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| {
                 r.comments
                     .iter()
-                    .filter(|c| c.issue == issue)
+                    .filter(|c| c.number == issue)
                     .cloned()
                     .collect()
             })
@@ -166,7 +112,7 @@ impl FakeGitea {
 
     /// Commit statuses in the order they were set: (sha, status).
     pub fn statuses(&self, repo: &str) -> Vec<(String, Value)> {
-        let g = self.inner.lock().unwrap();
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| r.statuses.clone())
@@ -174,23 +120,23 @@ impl FakeGitea {
     }
 
     pub fn reactions(&self, repo: &str) -> Vec<(u64, String)> {
-        let g = self.inner.lock().unwrap();
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| r.reactions.clone())
             .unwrap_or_default()
     }
 
-    pub fn pulls(&self, repo: &str) -> Vec<GiteaPull> {
-        let g = self.inner.lock().unwrap();
+    pub fn pulls(&self, repo: &str) -> Vec<StoredPull> {
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| r.pulls.values().cloned().collect())
             .unwrap_or_default()
     }
 
-    pub fn calls(&self) -> Vec<GiteaCall> {
-        self.inner.lock().unwrap().calls.clone()
+    pub fn calls(&self) -> Vec<Call> {
+        self.server.state().calls.clone()
     }
 }
 
@@ -209,7 +155,7 @@ fn user(login: &str) -> Value {
     json!({"id": login.len(), "login": login, "username": login, "full_name": "", "email": ""})
 }
 
-fn pull_json(base: &str, repo: &str, p: &GiteaPull) -> Value {
+fn pull_json(base: &str, repo: &str, p: &StoredPull) -> Value {
     let branch =
         |r: &str, sha: &str| json!({"label": r, "ref": r, "sha": sha, "repo": {"full_name": repo}});
     json!({
@@ -221,111 +167,68 @@ fn pull_json(base: &str, repo: &str, p: &GiteaPull) -> Value {
     })
 }
 
-fn comment_json(c: &GiteaComment) -> Value {
+fn comment_json(c: &StoredComment) -> Value {
     json!({"id": c.id, "body": c.body, "user": user(&c.login),
            "created_at": "2026-12-01T10:00:00Z", "updated_at": "2026-12-01T10:00:00Z"})
 }
 
 /// `page`/`limit` of a listing (Gitea's defaults: page 1, limit 30, at most 50).
-fn page(query: &str, items: Vec<Value>) -> Vec<Value> {
-    let pairs: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let page: usize = pairs
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let limit: usize = pairs
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(30)
-        .clamp(1, 50);
-    items
-        .into_iter()
-        .skip((page - 1) * limit)
-        .take(limit)
-        .collect()
+fn page(query: &BTreeMap<String, String>, items: Vec<Value>) -> Vec<Value> {
+    let (page, limit) = page_params(query, "limit", 30, 50);
+    page_window(items, page, limit).0
 }
 
-async fn handle(
-    State(st): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path().to_string();
-    let query = uri.query().unwrap_or("").to_string();
-    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("gitea.invalid")
-        .to_string();
-    let mut g = st.lock().unwrap();
-    let resp = route(
-        &mut g,
-        &method,
-        &path,
-        &query,
-        &headers,
-        json_body.as_ref(),
-        &host,
-    );
-    g.calls.push(GiteaCall {
-        method: method.to_string(),
-        path: path.strip_prefix("/api/v1").unwrap_or(&path).to_string(),
-        body: json_body,
-        status: resp.status().as_u16(),
-    });
-    resp
-}
+impl Routes for Inner {
+    const PREFIX: &'static str = "/api/v1";
 
-fn route(
-    g: &mut Inner,
-    method: &Method,
-    path: &str,
-    query: &str,
-    headers: &HeaderMap,
-    body: Option<&Value>,
-    host: &str,
-) -> Response {
-    let Some(rest) = path.strip_prefix("/api/v1/") else {
-        return message(StatusCode::NOT_FOUND, "not found");
-    };
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let token = auth
-        .strip_prefix("token ")
-        .or_else(|| auth.strip_prefix("Bearer "));
-    if token != Some(g.token.as_str()) {
-        return message(StatusCode::UNAUTHORIZED, "token is required");
+    fn calls(&mut self) -> &mut Vec<Call> {
+        &mut self.calls
     }
-    let base = format!("http://{host}");
-    let seg: Vec<&str> = rest.split('/').collect();
-    let me = g.login.clone();
-    match (method.as_str(), seg.as_slice()) {
-        ("GET", ["user"]) => answer(StatusCode::OK, user(&me)),
-        ("GET", ["user", "repos"]) => {
-            let all = g.repos.keys().map(|r| json!({"full_name": r})).collect();
-            answer(StatusCode::OK, Value::Array(page(query, all)))
+
+    fn route(&mut self, req: &Incoming) -> Response {
+        if req.segments.is_empty() {
+            return message(StatusCode::NOT_FOUND, "not found");
         }
-        ("GET" | "POST" | "PATCH" | "DELETE", ["repos", owner, name, tail @ ..]) => {
-            let full = format!("{owner}/{name}");
-            let next_id = g.next_id + 1;
-            let Some(repo) = g.repos.get_mut(&full) else {
-                return message(StatusCode::NOT_FOUND, "repository does not exist");
-            };
-            let r = repo_route(repo, &full, &base, &me, next_id, method, tail, query, body);
-            if r.1 {
-                g.next_id = next_id;
+        let auth = req.header("authorization").unwrap_or("");
+        let token = auth
+            .strip_prefix("token ")
+            .or_else(|| auth.strip_prefix("Bearer "));
+        if token != Some(self.token.as_str()) {
+            return message(StatusCode::UNAUTHORIZED, "token is required");
+        }
+        let seg = req.segs();
+        let me = self.login.clone();
+        let method = &req.method;
+        match (method.as_str(), seg.as_slice()) {
+            ("GET", ["user"]) => answer(StatusCode::OK, user(&me)),
+            ("GET", ["user", "repos"]) => {
+                let all = self.repos.keys().map(|r| json!({"full_name": r})).collect();
+                answer(StatusCode::OK, Value::Array(page(&req.query, all)))
             }
-            r.0
+            ("GET" | "POST" | "PATCH" | "DELETE", ["repos", owner, name, tail @ ..]) => {
+                let full = format!("{owner}/{name}");
+                let next_id = self.next_id + 1;
+                let Some(repo) = self.repos.get_mut(&full) else {
+                    return message(StatusCode::NOT_FOUND, "repository does not exist");
+                };
+                let r = repo_route(
+                    repo,
+                    &full,
+                    &req.base,
+                    &me,
+                    next_id,
+                    method,
+                    tail,
+                    &req.query,
+                    req.body.as_ref(),
+                );
+                if r.1 {
+                    self.next_id = next_id;
+                }
+                r.0
+            }
+            _ => message(StatusCode::NOT_FOUND, "not found"),
         }
-        _ => message(StatusCode::NOT_FOUND, "not found"),
     }
 }
 
@@ -339,16 +242,13 @@ fn repo_route(
     next_id: u64,
     method: &Method,
     tail: &[&str],
-    query: &str,
+    query: &BTreeMap<String, String>,
     body: Option<&Value>,
 ) -> (Response, bool) {
     let s = |v: Option<&Value>, k: &str| v.and_then(|b| b[k].as_str()).map(str::to_string);
     let r = match (method.as_str(), tail) {
         ("GET", ["pulls"]) => {
-            let want = url::form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == "state")
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_else(|| "open".into());
+            let want = query.get("state").cloned().unwrap_or_else(|| "open".into());
             let all = repo
                 .pulls
                 .values()
@@ -383,7 +283,7 @@ fn repo_route(
                 );
             }
             let number = repo.pulls.keys().max().copied().unwrap_or(0) + 1;
-            let p = GiteaPull {
+            let p = StoredPull {
                 number,
                 state: "open".into(),
                 title,
@@ -391,7 +291,7 @@ fn repo_route(
                 author: me.into(),
                 head_ref: head,
                 base_ref,
-                ..GiteaPull::default()
+                ..StoredPull::default()
             };
             let v = pull_json(base, full, &p);
             repo.pulls.insert(number, p);
@@ -442,7 +342,7 @@ fn repo_route(
             let all = repo
                 .comments
                 .iter()
-                .filter(|c| c.issue == n)
+                .filter(|c| c.number == n)
                 .map(comment_json)
                 .collect();
             // Gitea's issue comment listing has no paging parameters: everything, always.
@@ -455,9 +355,9 @@ fn repo_route(
                     false,
                 );
             };
-            let c = GiteaComment {
+            let c = StoredComment {
                 id: next_id,
-                issue: n.parse().unwrap_or(0),
+                number: n.parse().unwrap_or(0),
                 body: text,
                 login: me.into(),
             };

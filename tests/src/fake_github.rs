@@ -16,7 +16,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +31,8 @@ use capstan_worker::forge::github::model;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+use crate::fake_forge::{FakeServer, page_params, page_window, query_pairs};
 
 #[path = "fake_github_pulls.rs"]
 mod pulls;
@@ -134,62 +135,51 @@ enum Principal {
 
 /// A running fake; the server stops when this is dropped.
 pub struct FakeGitHub {
-    addr: SocketAddr,
-    inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeGitHub {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    server: FakeServer<Inner>,
 }
 
 impl FakeGitHub {
     /// Starts the fake. `token` is the personal token it accepts; `prefix` is the API path prefix
     /// (`""` for github.com, `"/api/v3"` for Enterprise Server).
     pub async fn start(token: &str, prefix: &str, app: Option<FakeApp>) -> FakeGitHub {
-        let inner = Arc::new(Mutex::new(Inner {
-            prefix: prefix.trim_end_matches('/').to_string(),
-            token: token.to_string(),
-            user_login: "capstan-user".into(),
-            app,
-            token_lifetime: Duration::from_secs(3600),
-            clock_offset: Duration::ZERO,
-            issued: HashMap::new(),
-            repos: BTreeMap::new(),
-            next_id: 1000,
-            forced: VecDeque::new(),
-            failing: Vec::new(),
-            stalled: Vec::new(),
-            calls: Vec::new(),
-        }));
-        let router = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        FakeGitHub { addr, inner, task }
+        let server = FakeServer::start(
+            Inner {
+                prefix: prefix.trim_end_matches('/').to_string(),
+                token: token.to_string(),
+                user_login: "capstan-user".into(),
+                app,
+                token_lifetime: Duration::from_secs(3600),
+                clock_offset: Duration::ZERO,
+                issued: HashMap::new(),
+                repos: BTreeMap::new(),
+                next_id: 1000,
+                forced: VecDeque::new(),
+                failing: Vec::new(),
+                stalled: Vec::new(),
+                calls: Vec::new(),
+            },
+            |shared| Router::new().fallback(handle).with_state(shared),
+        )
+        .await;
+        FakeGitHub { server }
     }
 
     /// The API base URL to configure the client with.
     pub fn api_url(&self) -> String {
-        let prefix = self.inner.lock().unwrap().prefix.clone();
-        format!("http://{}{}", self.addr, prefix)
+        let prefix = self.server.state().prefix.clone();
+        format!("{}{prefix}", self.server.base_url())
     }
 
     pub fn add_repo(&self, full_name: &str) {
-        self.inner
-            .lock()
-            .unwrap()
+        self.server
+            .state()
             .repos
             .entry(full_name.to_string())
             .or_default();
     }
 
     pub fn add_pull(&self, repo: &str, pull: FakePull) {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         g.repos
             .entry(repo.to_string())
             .or_default()
@@ -211,7 +201,7 @@ impl FakeGitHub {
                 previous_filename: None,
             })
             .collect();
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         g.repos
             .entry(repo.to_string())
             .or_default()
@@ -228,7 +218,7 @@ impl FakeGitHub {
         is_bot: bool,
         body: &str,
     ) -> u64 {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         g.next_id += 1;
         let id = g.next_id;
         g.repos
@@ -246,7 +236,7 @@ impl FakeGitHub {
     }
 
     pub fn set_permission(&self, repo: &str, user: &str, role: &str) {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         g.repos
             .entry(repo.to_string())
             .or_default()
@@ -256,7 +246,7 @@ impl FakeGitHub {
 
     /// The next `n` requests get `status` (403 or 429) with an optional `retry-after`.
     pub fn force_next(&self, n: usize, status: u16, retry_after: Option<u64>) {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         for _ in 0..n {
             g.forced.push_back((status, retry_after));
         }
@@ -265,18 +255,16 @@ impl FakeGitHub {
     /// Every `method` request to `path` (without the API prefix) answers `status` with GitHub's
     /// error body until the test says otherwise, as an endpoint in an outage does.
     pub fn fail_route(&self, method: &str, path: &str, status: u16) {
-        self.inner.lock().unwrap().failing.push((
-            method.to_string(),
-            path.to_string(),
-            status,
-            None,
-        ));
+        self.server
+            .state()
+            .failing
+            .push((method.to_string(), path.to_string(), status, None));
     }
 
     /// The next `times` `method` requests to `path` answer `status`, then the endpoint works
     /// again (a blip: what a retried job meets).
     pub fn fail_route_times(&self, method: &str, path: &str, status: u16, times: usize) {
-        self.inner.lock().unwrap().failing.push((
+        self.server.state().failing.push((
             method.to_string(),
             path.to_string(),
             status,
@@ -287,34 +275,33 @@ impl FakeGitHub {
     /// Every `method` request to `path` (without the API prefix) answers only after `delay`, as
     /// a hung endpoint does; clients with a shorter timeout give up first.
     pub fn stall_route(&self, method: &str, path: &str, delay: Duration) {
-        self.inner
-            .lock()
-            .unwrap()
+        self.server
+            .state()
             .stalled
             .push((method.to_string(), path.to_string(), delay));
     }
 
     /// Ends every failure set by [`FakeGitHub::fail_route`].
     pub fn clear_failures(&self) {
-        self.inner.lock().unwrap().failing.clear();
+        self.server.state().failing.clear();
     }
 
     pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.inner.lock().unwrap().token_lifetime = lifetime;
+        self.server.state().token_lifetime = lifetime;
     }
 
     /// Revokes every installation token issued so far (as reinstalling the App does).
     pub fn revoke_installation_tokens(&self) {
-        self.inner.lock().unwrap().issued.clear();
+        self.server.state().issued.clear();
     }
 
     /// Lets `by` pass on the fake's clock (token issue and expiry).
     pub fn advance_clock(&self, by: Duration) {
-        self.inner.lock().unwrap().clock_offset += by;
+        self.server.state().clock_offset += by;
     }
 
     pub fn calls(&self) -> Vec<Call> {
-        self.inner.lock().unwrap().calls.clone()
+        self.server.state().calls.clone()
     }
 
     /// Calls whose method and path match.
@@ -326,7 +313,7 @@ impl FakeGitHub {
     }
 
     pub fn comments(&self, repo: &str, issue: u64) -> Vec<FakeComment> {
-        let g = self.inner.lock().unwrap();
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| {
@@ -340,7 +327,7 @@ impl FakeGitHub {
     }
 
     pub fn reactions(&self, repo: &str) -> Vec<(u64, String)> {
-        let g = self.inner.lock().unwrap();
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| r.reactions.clone())
@@ -348,7 +335,7 @@ impl FakeGitHub {
     }
 
     pub fn check_runs(&self, repo: &str) -> Vec<Value> {
-        let g = self.inner.lock().unwrap();
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| r.check_runs.values().cloned().collect())
@@ -357,7 +344,7 @@ impl FakeGitHub {
 
     /// (sha, status body) in the order they were created.
     pub fn statuses(&self, repo: &str) -> Vec<(String, Value)> {
-        let g = self.inner.lock().unwrap();
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| r.statuses.clone())
@@ -544,22 +531,9 @@ fn paginate<T: Serialize>(
     wrap: Option<&str>,
 ) -> Response {
     let params: Vec<(String, String)> = url_pairs(query);
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let per_page = get("per_page")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(30)
-        .clamp(1, 100);
-    let page = get("page")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let last = items.len().div_ceil(per_page).max(1);
+    let (page, per_page) = page_params(&query_pairs(query), "per_page", 30, 100);
     let total = items.len();
-    let slice: Vec<T> = items
-        .into_iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .collect();
+    let (slice, last) = page_window(items, page, per_page);
     let link_to = |p: usize| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in params

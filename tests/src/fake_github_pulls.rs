@@ -241,13 +241,13 @@ fn sig() -> Signature<'static> {
 impl FakeGitHub {
     /// Backs `repo` with the bare repository at `dir` (pull requests resolve branches there).
     pub fn set_git_dir(&self, repo: &str, dir: impl Into<PathBuf>) {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         g.repos.entry(repo.to_string()).or_default().git_dir = Some(dir.into());
     }
 
     /// Opens a pull request from branch `head` as `author` would; returns its number.
     pub fn open_pull(&self, repo: &str, head: &str, base: &str, title: &str, author: &str) -> u64 {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         let r = g.repos.entry(repo.to_string()).or_default();
         let dir = r.git_dir.clone().expect("set_git_dir first");
         let head_sha = branch_sha(&dir, head).expect("head branch exists");
@@ -279,7 +279,7 @@ impl FakeGitHub {
 
     /// GitHub moves a pull request's head when its branch is pushed to: re-read it from git.
     pub fn refresh_head(&self, repo: &str, number: u64) {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         let r = g.repos.get_mut(repo).expect("known repo");
         let dir = r.git_dir.clone().expect("set_git_dir first");
         let p = r.pulls.get_mut(&number).expect("known pull request");
@@ -291,7 +291,7 @@ impl FakeGitHub {
     /// Moves a pull request's head to `sha` without a git directory behind it (a push GitHub
     /// has seen; the tests say which commit).
     pub fn set_head(&self, repo: &str, number: u64, sha: &str) {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         let r = g.repos.get_mut(repo).expect("known repo");
         r.pulls
             .get_mut(&number)
@@ -301,7 +301,7 @@ impl FakeGitHub {
 
     /// Sets a pull request's base branch (a PR into a branch other than the default).
     pub fn set_base(&self, repo: &str, number: u64, base_ref: &str) {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         let r = g.repos.get_mut(repo).expect("known repo");
         r.pulls
             .get_mut(&number)
@@ -311,7 +311,7 @@ impl FakeGitHub {
 
     /// The pull request with its body and merge commit, as the fake holds it.
     pub fn pull(&self, repo: &str, number: u64) -> Option<(FakePull, String, Option<String>)> {
-        let g = self.inner.lock().unwrap();
+        let g = self.server.state();
         let r = g.repos.get(repo)?;
         let p = r.pulls.get(&number)?.clone();
         let x = r.pull_extra.get(&number).cloned().unwrap_or_default();
@@ -320,7 +320,7 @@ impl FakeGitHub {
 
     /// Every pull request of `repo`, by number.
     pub fn pulls(&self, repo: &str) -> Vec<FakePull> {
-        let g = self.inner.lock().unwrap();
+        let g = self.server.state();
         g.repos
             .get(repo)
             .map(|r| r.pulls.values().cloned().collect())
@@ -336,7 +336,7 @@ impl FakeGitHub {
         number: u64,
         method: MergeMethod,
     ) -> Result<(String, String), String> {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.server.state();
         let r = g.repos.get_mut(repo).ok_or("unknown repo")?;
         let dir = r.git_dir.clone().ok_or("no git dir")?;
         let p = r

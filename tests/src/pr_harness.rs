@@ -200,18 +200,12 @@ impl Harness {
 
     /// Commits `changes` on `branch` (created from `main` when missing); `main` stays where it was.
     pub fn push(&self, branch: &str, changes: &[Change<'_>]) -> Oid {
-        let main = self.main_tip();
-        let repo = git2::Repository::open(self.dir.path().join("origin/acme/gitops")).unwrap();
-        let parent = repo
-            .refname_to_id(&format!("refs/heads/{branch}"))
-            .unwrap_or(main);
-        self.origin.set_ref("refs/heads/main", parent).unwrap();
-        let head = self.origin.commit("change", changes).unwrap();
-        self.origin
-            .set_ref(&format!("refs/heads/{branch}"), head)
-            .unwrap();
-        self.origin.set_ref("refs/heads/main", main).unwrap();
-        head
+        push_branch(
+            &self.origin,
+            &self.dir.path().join("origin/acme/gitops"),
+            branch,
+            changes,
+        )
     }
 
     /// Pushes a change of the shared base's log level to `branch` (every app changes); the new
@@ -513,4 +507,26 @@ spec:
       - CreateNamespace=true
 "
     )
+}
+
+/// Commits `changes` on `branch` of `origin` (created from `main` when missing), leaving `main`
+/// where it was: the builder commits on `main`, so it is pointed at the branch for the commit.
+pub fn push_branch(
+    origin: &RepoBuilder,
+    origin_dir: &std::path::Path,
+    branch: &str,
+    changes: &[Change<'_>],
+) -> Oid {
+    let repo = git2::Repository::open(origin_dir).unwrap();
+    let main = repo.refname_to_id("refs/heads/main").unwrap();
+    let parent = repo
+        .refname_to_id(&format!("refs/heads/{branch}"))
+        .unwrap_or(main);
+    origin.set_ref("refs/heads/main", parent).unwrap();
+    let head = origin.commit("change", changes).unwrap();
+    origin
+        .set_ref(&format!("refs/heads/{branch}"), head)
+        .unwrap();
+    origin.set_ref("refs/heads/main", main).unwrap();
+    head
 }

@@ -149,3 +149,96 @@ pub async fn assert_nothing_stored(
     let depth = q.depth().await.unwrap_or_else(|e| panic!("{e}"));
     assert!(depth.is_empty(), "no job may be stored: {depth:?}");
 }
+
+// What the intake tests of every forge share: the service's router configured for one forge,
+// the id its deliveries are stored under, a delivery as that forge sends it, and the checks that
+// read the same whatever the forge.
+
+/// The router of a service configured for `forge`, with [`SECRET`], over `queue`.
+pub fn forge_router(
+    queue: std::sync::Arc<dyn capstan_worker::queue::Queue>,
+    forge: capstan_worker::forge::ForgeKind,
+) -> Router {
+    let state =
+        capstan_server::app::AppState::new(queue, vec![SECRET.to_string()]).with_forge(forge);
+    capstan_server::app::router(std::sync::Arc::new(state), true)
+}
+
+/// The id a delivery `id` of `forge` is stored under (`gitea:<id>`; GitHub's bare).
+pub fn stored_as(forge: capstan_worker::forge::ForgeKind, id: &str) -> String {
+    match forge {
+        capstan_worker::forge::ForgeKind::GitHub => id.to_string(),
+        other => format!("{}:{id}", other.as_str()),
+    }
+}
+
+/// A delivery as `forge` sends it to its own route, authenticated with `secret`.
+pub fn forge_request(
+    forge: capstan_worker::forge::ForgeKind,
+    event: &str,
+    id: &str,
+    body: &[u8],
+    secret: &str,
+) -> Request<Body> {
+    use capstan_worker::forge::ForgeKind;
+    match forge {
+        ForgeKind::GitHub => signed(event, id, body, secret),
+        ForgeKind::Gitea => signed_gitea(event, id, body, secret),
+        ForgeKind::GitLab => gitlab_request(event, id, body, secret),
+    }
+}
+
+/// The job kinds an authenticated delivery of `forge` produced (`ignored` when none), after a
+/// 202.
+pub async fn kinds_of(
+    app: &Router,
+    q: &std::sync::Arc<dyn capstan_worker::queue::Queue>,
+    forge: capstan_worker::forge::ForgeKind,
+    event: &str,
+    id: &str,
+    body: &[u8],
+) -> Vec<String> {
+    let req = forge_request(forge, event, id, body, SECRET);
+    accepted_kinds(app, q, req, &stored_as(forge, id)).await
+}
+
+/// The delivery `id` of `forge` is accepted once with one job; sent again (`replays`: as it
+/// was, or another valid body) it is a duplicate and the queue holds that one job only.
+pub async fn assert_replays_change_nothing(
+    app: &Router,
+    q: &std::sync::Arc<dyn capstan_worker::queue::Queue>,
+    forge: capstan_worker::forge::ForgeKind,
+    id: &str,
+    first: (&str, &[u8]),
+    replays: &[(&str, Vec<u8>)],
+) {
+    let (status, resp) = send(app, forge_request(forge, first.0, id, first.1, SECRET)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{resp}");
+    let stored = stored_as(forge, id);
+    let jobs = q
+        .jobs_for_delivery(&stored)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(jobs.len(), 1);
+    for (event, body) in replays {
+        let (status, resp) = send(app, forge_request(forge, event, id, body, SECRET)).await;
+        assert_eq!(status, StatusCode::OK, "{resp}");
+        assert_eq!(resp["outcome"], "duplicate");
+    }
+    let after = q
+        .jobs_for_delivery(&stored)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        after.iter().map(|j| j.id).collect::<Vec<_>>(),
+        jobs.iter().map(|j| j.id).collect::<Vec<_>>()
+    );
+    let depth: i64 = q
+        .depth()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|(_, _, n)| *n)
+        .sum();
+    assert_eq!(depth, 1, "one job in all");
+}

@@ -325,7 +325,7 @@ async fn app_comments_reactions_and_check_runs() {
     assert_eq!(c.author, me.login);
     assert!(c.author_is_bot);
     let edited = forge
-        .update_comment(REPO, c.id, "<!-- capstan -->\nreport v2")
+        .update_comment(REPO, 7, c.id, "<!-- capstan -->\nreport v2")
         .await
         .unwrap();
     assert_eq!(edited.id, c.id);
@@ -335,12 +335,12 @@ async fn app_comments_reactions_and_check_runs() {
     );
     let human = fake.add_comment(REPO, 7, "alice", false, "/capstan diff");
     forge
-        .add_reaction(REPO, human, Reaction::Eyes)
+        .add_reaction(REPO, 7, human, Reaction::Eyes)
         .await
         .unwrap();
     assert_eq!(fake.reactions(REPO), vec![(human, "eyes".to_string())]);
     // Someone else's comment cannot be edited: a plain 403 is Forbidden, not a rate limit.
-    match forge.update_comment(REPO, human, "hijacked").await {
+    match forge.update_comment(REPO, 7, human, "hijacked").await {
         Err(ForgeError::Forbidden { message, .. }) => {
             assert!(message.contains("not accessible"), "{message}")
         }
@@ -358,10 +358,10 @@ async fn app_comments_reactions_and_check_runs() {
     assert_eq!(listed.len(), 2);
     assert!(!listed[1].author_is_bot);
     assert_eq!(listed[1].author, "alice");
-    forge.delete_comment(REPO, c.id).await.unwrap();
+    forge.delete_comment(REPO, 7, c.id).await.unwrap();
     assert_eq!(fake.comments(REPO, 7).len(), 1);
     assert!(matches!(
-        forge.delete_comment(REPO, c.id).await,
+        forge.delete_comment(REPO, 7, c.id).await,
         Err(ForgeError::NotFound { .. })
     ));
 

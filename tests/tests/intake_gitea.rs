@@ -9,11 +9,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode};
-use capstan_server::app::{AppState, router};
 use capstan_tests::backend::Backend;
 use capstan_tests::both_backends;
 use capstan_tests::webhook::{
-    SECRET, accepted_kinds, assert_nothing_stored, send, sign, signed, signed_gitea,
+    self, SECRET, assert_nothing_stored, assert_replays_change_nothing, forge_router, send, sign,
+    signed, signed_gitea, stored_as,
 };
 use capstan_worker::forge::ForgeKind;
 use capstan_worker::queue::Queue;
@@ -27,15 +27,14 @@ both_backends!(
     only_the_configured_forges_route_is_served,
 );
 
+const FORGE: ForgeKind = ForgeKind::Gitea;
+
 fn app(b: &Backend) -> Router {
-    let state =
-        AppState::new(b.queue.clone(), vec![SECRET.to_string()]).with_forge(ForgeKind::Gitea);
-    router(Arc::new(state), true)
+    forge_router(b.queue.clone(), FORGE)
 }
 
-/// The id a Gitea delivery is stored under.
 fn stored(id: &str) -> String {
-    format!("gitea:{id}")
+    stored_as(FORGE, id)
 }
 
 async fn assert_store_empty(q: &Arc<dyn Queue>, id: &str) {
@@ -101,7 +100,6 @@ fn comment(id: u64, body: &str, on_pull: bool, author: &str, sender: &str) -> Ve
     .unwrap()
 }
 
-/// The job kinds a signed delivery produced (`ignored` when none), after a 202.
 async fn kinds_of(
     app: &Router,
     q: &Arc<dyn Queue>,
@@ -109,7 +107,7 @@ async fn kinds_of(
     id: &str,
     body: &[u8],
 ) -> Vec<String> {
-    accepted_kinds(app, q, signed_gitea(event, id, body, SECRET), &stored(id)).await
+    webhook::kinds_of(app, q, FORGE, event, id, body).await
 }
 
 async fn gitea_payloads_map_to_the_same_jobs_as_githubs(b: &Backend) {
@@ -411,36 +409,21 @@ async fn other_event_headers_are_not_taken_for_giteas(b: &Backend) {
 }
 
 async fn a_replayed_gitea_delivery_id_changes_nothing(b: &Backend) {
-    let app = app(b);
     let first = pull_request("opened", false);
-    let (status, resp) = send(
-        &app,
-        signed_gitea("pull_request", "same-id", &first, SECRET),
+    // The same id again, once as it was and once with another validly signed body.
+    let replays = [
+        ("push", first.clone()),
+        ("push", push("refs/heads/main", HEAD)),
+    ];
+    assert_replays_change_nothing(
+        &app(b),
+        &b.queue,
+        FORGE,
+        "same-id",
+        ("pull_request", &first),
+        &replays,
     )
     .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{resp}");
-    let jobs = b.queue.jobs_for_delivery(&stored("same-id")).await.unwrap();
-    assert_eq!(jobs.len(), 1);
-    // The same id again, once as it was and once with another validly signed body.
-    for body in [first.clone(), push("refs/heads/main", HEAD)] {
-        let (status, resp) = send(&app, signed_gitea("push", "same-id", &body, SECRET)).await;
-        assert_eq!(status, StatusCode::OK, "{resp}");
-        assert_eq!(resp["outcome"], "duplicate");
-    }
-    let after = b.queue.jobs_for_delivery(&stored("same-id")).await.unwrap();
-    assert_eq!(
-        after.iter().map(|j| j.id).collect::<Vec<_>>(),
-        jobs.iter().map(|j| j.id).collect::<Vec<_>>()
-    );
-    let depth: i64 = b
-        .queue
-        .depth()
-        .await
-        .unwrap()
-        .iter()
-        .map(|(_, _, n)| *n)
-        .sum();
-    assert_eq!(depth, 1, "one job in all");
 }
 
 async fn only_the_configured_forges_route_is_served(b: &Backend) {
@@ -450,10 +433,7 @@ async fn only_the_configured_forges_route_is_served(b: &Backend) {
     let (status, _) = send(&gitea, signed("pull_request", "to-github", &body, SECRET)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // GitHub (the default) serves no Gitea route.
-    let github = router(
-        Arc::new(AppState::new(b.queue.clone(), vec![SECRET.to_string()])),
-        true,
-    );
+    let github = forge_router(b.queue.clone(), ForgeKind::GitHub);
     let (status, _) = send(
         &github,
         signed_gitea("pull_request", "to-gitea", &body, SECRET),

@@ -14,7 +14,8 @@ use capstan_server::app::{AppState, router};
 use capstan_tests::backend::Backend;
 use capstan_tests::both_backends;
 use capstan_tests::webhook::{
-    SECRET, accepted_kinds, assert_nothing_stored, gitlab_request, send, signed, signed_gitea,
+    self, SECRET, assert_nothing_stored, assert_replays_change_nothing, forge_router,
+    gitlab_request, send, signed, signed_gitea, stored_as,
 };
 use capstan_worker::forge::ForgeKind;
 use capstan_worker::queue::Queue;
@@ -26,16 +27,17 @@ both_backends!(
     other_event_headers_are_not_taken_for_gitlabs,
     a_replayed_gitlab_event_uuid_changes_nothing,
     only_gitlabs_route_is_served_for_gitlab,
+    a_project_in_a_nested_group_is_refused_with_the_reason,
 );
 
+const FORGE: ForgeKind = ForgeKind::GitLab;
+
 fn app(b: &Backend) -> Router {
-    let state =
-        AppState::new(b.queue.clone(), vec![SECRET.to_string()]).with_forge(ForgeKind::GitLab);
-    router(Arc::new(state), true)
+    forge_router(b.queue.clone(), FORGE)
 }
 
 fn stored(id: &str) -> String {
-    format!("gitlab:{id}")
+    stored_as(FORGE, id)
 }
 
 async fn assert_store_empty(q: &Arc<dyn Queue>, id: &str) {
@@ -101,7 +103,7 @@ async fn kinds_of(
     id: &str,
     body: &[u8],
 ) -> Vec<String> {
-    accepted_kinds(app, q, gitlab_request(event, id, body, SECRET), &stored(id)).await
+    webhook::kinds_of(app, q, FORGE, event, id, body).await
 }
 
 async fn gitlab_hooks_map_to_the_same_jobs_as_githubs(b: &Backend) {
@@ -401,37 +403,20 @@ async fn other_event_headers_are_not_taken_for_gitlabs(b: &Backend) {
 }
 
 async fn a_replayed_gitlab_event_uuid_changes_nothing(b: &Backend) {
-    let app = app(b);
     let first = merge_request("open", None, "main");
-    let (status, _) = send(
-        &app,
-        gitlab_request("Merge Request Hook", "same-uuid", &first, SECRET),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let jobs = b
-        .queue
-        .jobs_for_delivery(&stored("same-uuid"))
-        .await
-        .unwrap();
-    assert_eq!(jobs.len(), 1);
-    for (event, body) in [
+    let replays = [
         ("Merge Request Hook", first.clone()),
         ("Push Hook", push("refs/heads/main", HEAD)),
-    ] {
-        let (status, resp) = send(&app, gitlab_request(event, "same-uuid", &body, SECRET)).await;
-        assert_eq!(status, StatusCode::OK, "{resp}");
-        assert_eq!(resp["outcome"], "duplicate");
-    }
-    let depth: i64 = b
-        .queue
-        .depth()
-        .await
-        .unwrap()
-        .iter()
-        .map(|(_, _, n)| *n)
-        .sum();
-    assert_eq!(depth, 1, "one job in all");
+    ];
+    assert_replays_change_nothing(
+        &app(b),
+        &b.queue,
+        FORGE,
+        "same-uuid",
+        ("Merge Request Hook", &first),
+        &replays,
+    )
+    .await;
 }
 
 async fn only_gitlabs_route_is_served_for_gitlab(b: &Backend) {
@@ -445,5 +430,29 @@ async fn only_gitlabs_route_is_served_for_gitlab(b: &Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(b.queue.depth().await.unwrap().is_empty());
+}
+
+/// Capstan names repositories owner/name: a project in a subgroup is refused at intake, saying
+/// why, and nothing is queued for a client that would refuse every call about it.
+async fn a_project_in_a_nested_group_is_refused_with_the_reason(b: &Backend) {
+    let app = app(b);
+    let mut body: Value = serde_json::from_slice(&merge_request("open", None, "main")).unwrap();
+    body["project"]["path_with_namespace"] = json!("acme/platform/gitops");
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let (status, resp) = send(
+        &app,
+        gitlab_request("Merge Request Hook", "nested", &bytes, SECRET),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{resp}");
+    let record = b.queue.delivery(&stored("nested")).await.unwrap().unwrap();
+    assert!(
+        record
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("nested groups")),
+        "{record:?}"
+    );
     assert!(b.queue.depth().await.unwrap().is_empty());
 }

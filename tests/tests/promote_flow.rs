@@ -286,21 +286,26 @@ impl Comments for FailAfterPush {
     async fn update_comment(
         &self,
         repo: &str,
+        number: u64,
         id: u64,
         body: &str,
     ) -> Result<IssueComment, ForgeError> {
-        self.inner.update_comment(repo, id, body).await
+        self.inner.update_comment(repo, number, id, body).await
     }
-    async fn delete_comment(&self, repo: &str, id: u64) -> Result<(), ForgeError> {
-        self.inner.delete_comment(repo, id).await
+    async fn delete_comment(&self, repo: &str, number: u64, id: u64) -> Result<(), ForgeError> {
+        self.inner.delete_comment(repo, number, id).await
     }
     async fn add_reaction(
         &self,
         repo: &str,
+        number: u64,
         id: u64,
         reaction: Reaction,
     ) -> Result<(), ForgeError> {
-        self.inner.add_reaction(repo, id, reaction).await
+        self.inner.add_reaction(repo, number, id, reaction).await
+    }
+    fn comment_limit(&self) -> usize {
+        self.inner.comment_limit()
     }
 }
 

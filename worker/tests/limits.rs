@@ -186,7 +186,7 @@ fn the_comment_is_capped_in_parts_and_the_rest_is_left_to_the_dashboard() {
     let mut r = report(apps);
     let uncapped = render_comment(&r).parts.len();
     assert!(uncapped > 3, "{uncapped} parts");
-    let (capped, hit) = render_comment_capped(&mut r, 3);
+    let (capped, hit) = render_comment_capped(&mut r, 3, COMMENT_LIMIT);
     assert!(hit);
     assert_eq!(capped.parts.len(), 3);
     for p in &capped.parts {
@@ -203,6 +203,6 @@ fn the_comment_is_capped_in_parts_and_the_rest_is_left_to_the_dashboard() {
 
     // Within the cap nothing changes.
     let mut small = report(vec![app("shop", None, Vec::new())]);
-    let (one, hit) = render_comment_capped(&mut small, 3);
+    let (one, hit) = render_comment_capped(&mut small, 3, COMMENT_LIMIT);
     assert!(!hit && one.parts.len() == 1 && small.limits.is_empty());
 }

@@ -195,7 +195,7 @@ impl CommandHandler {
             return Ok(());
         }
         match forge
-            .add_reaction(&cmd.repo, cmd.comment_id, Reaction::Eyes)
+            .add_reaction(&cmd.repo, cmd.number, cmd.comment_id, Reaction::Eyes)
             .await
         {
             Ok(()) => {}

@@ -15,11 +15,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::rest::{NO_REPO, Rest, no_check_runs};
 use super::{
     Access, ChangedFile, CheckRun, Checks, Comments, CommitStatus, ForgeError, Identity, Inventory,
     IssueComment, NewPullRequest, OpenPullRequest, Permission, Permissions, PullRequest,
@@ -61,12 +62,9 @@ impl std::fmt::Debug for GiteaConfig {
     }
 }
 
-const NO_REPO: &str = "(instance)";
-
-/// The client: one reqwest client, the API root, the token.
+/// The client: the shared HTTP plumbing with Gitea's token header, and the token for git.
 pub struct GiteaForge {
-    http: reqwest::Client,
-    api: Url,
+    rest: Rest,
     token: String,
     page_size: usize,
     max_pages: usize,
@@ -177,42 +175,24 @@ struct EditPull<'a> {
 
 impl GiteaForge {
     pub fn new(cfg: GiteaConfig) -> Result<GiteaForge, ForgeError> {
-        super::github::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .user_agent(format!("capstan/{}", env!("CARGO_PKG_VERSION")))
-            .timeout(cfg.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ForgeError::Other {
-                repo: NO_REPO.into(),
-                message: format!("building the HTTP client failed: {e}"),
-            })?;
-        let mut api = cfg.base_url.clone();
-        let path = format!("{}/api/v1/", api.path().trim_end_matches('/'));
-        api.set_path(&path);
-        if api.cannot_be_a_base() {
-            return Err(ForgeError::Other {
-                repo: NO_REPO.into(),
-                message: format!("the Gitea address {} is not usable", cfg.base_url),
-            });
-        }
+        let rest = Rest::new(
+            &cfg.base_url,
+            "api/v1",
+            cfg.timeout,
+            "authorization",
+            format!("token {}", cfg.token),
+            "Gitea",
+        )?;
         Ok(GiteaForge {
-            http,
-            api,
+            rest,
             token: cfg.token,
             page_size: cfg.page_size.clamp(1, 50),
             max_pages: cfg.max_pages.max(1),
         })
     }
 
-    /// `<api>/<segments…>`, each segment escaped (names never become path syntax).
     fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.api.clone();
-        if let Ok(mut p) = url.path_segments_mut() {
-            p.pop_if_empty();
-            p.extend(segments);
-        }
-        url
+        self.rest.url(segments)
     }
 
     /// `repos/{owner}/{name}/…` for a checked repository name.
@@ -224,60 +204,6 @@ impl GiteaForge {
         let mut segments = vec!["repos", name.owner(), name.name()];
         segments.extend_from_slice(rest);
         Ok(self.url(&segments))
-    }
-
-    async fn send<B: Serialize + ?Sized>(
-        &self,
-        repo: &str,
-        method: Method,
-        url: Url,
-        body: Option<&B>,
-    ) -> Result<bytes::Bytes, ForgeError> {
-        let mut req = self
-            .http
-            .request(method, url)
-            .header("authorization", format!("token {}", self.token))
-            .header("accept", "application/json");
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| ForgeError::Other {
-            repo: repo.into(),
-            message: format!("request failed: {}", e.without_url()),
-        })?;
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let bytes = resp.bytes().await.map_err(|e| ForgeError::Other {
-            repo: repo.into(),
-            message: format!("reading the answer failed: {}", e.without_url()),
-        })?;
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        Err(error_of(repo, status, &bytes, retry_after))
-    }
-
-    async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
-        &self,
-        repo: &str,
-        method: Method,
-        url: Url,
-        body: Option<&B>,
-    ) -> Result<T, ForgeError> {
-        let bytes = self.send(repo, method, url, body).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ForgeError::Other {
-            repo: repo.into(),
-            message: format!("unexpected answer from Gitea: {e}"),
-        })
-    }
-
-    async fn get<T: DeserializeOwned>(&self, repo: &str, url: Url) -> Result<T, ForgeError> {
-        self.json::<T, ()>(repo, Method::GET, url, None).await
     }
 
     /// Every item of a listing, page by page, until a short page.
@@ -298,7 +224,7 @@ impl GiteaForge {
                 q.append_pair("page", &page.to_string());
                 q.append_pair("limit", &self.page_size.to_string());
             }
-            let items: Vec<T> = self.get(repo, u).await?;
+            let items: Vec<T> = self.rest.get(repo, u).await?;
             let n = items.len();
             out.extend(items);
             if n < self.page_size {
@@ -309,37 +235,6 @@ impl GiteaForge {
             repo: repo.into(),
             message: format!("more than {} pages listed; stopped", self.max_pages),
         })
-    }
-}
-
-/// Gitea's error answer (`{"message": …}`) as the error the caller can act on.
-fn error_of(
-    repo: &str,
-    status: StatusCode,
-    body: &[u8],
-    retry_after: Option<Duration>,
-) -> ForgeError {
-    let message = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
-    let repo = repo.to_string();
-    match status {
-        StatusCode::UNAUTHORIZED => ForgeError::Unauthorized { repo, message },
-        StatusCode::FORBIDDEN => ForgeError::Forbidden { repo, message },
-        StatusCode::NOT_FOUND => ForgeError::NotFound { repo },
-        StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
-            ForgeError::Validation { repo, message }
-        }
-        StatusCode::TOO_MANY_REQUESTS => ForgeError::RateLimited {
-            repo,
-            retry_after,
-            message,
-        },
-        other => ForgeError::Other {
-            repo,
-            message: format!("HTTP {}: {message}", other.as_u16()),
-        },
     }
 }
 
@@ -413,7 +308,7 @@ impl Inventory for GiteaForge {
 impl Pulls for GiteaForge {
     async fn pull_request(&self, repo: &str, number: u64) -> Result<PullRequest, ForgeError> {
         let url = self.repo_url(repo, &["pulls", &number.to_string()])?;
-        let p: Pull = self.get(repo, url).await?;
+        let p: Pull = self.rest.get(repo, url).await?;
         Ok(PullRequest {
             repo: repo.to_string(),
             number: p.number,
@@ -431,7 +326,7 @@ impl Pulls for GiteaForge {
 
     async fn pull_summary(&self, repo: &str, number: u64) -> Result<PullSummary, ForgeError> {
         let url = self.repo_url(repo, &["pulls", &number.to_string()])?;
-        Ok(summary(self.get(repo, url).await?))
+        Ok(summary(self.rest.get(repo, url).await?))
     }
 
     async fn changed_files(&self, repo: &str, number: u64) -> Result<Vec<ChangedFile>, ForgeError> {
@@ -462,7 +357,7 @@ impl Pulls for GiteaForge {
             body: &pr.body,
         };
         Ok(summary(
-            self.json(repo, Method::POST, url, Some(&body)).await?,
+            self.rest.json(repo, Method::POST, url, Some(&body)).await?,
         ))
     }
 
@@ -501,7 +396,9 @@ impl Pulls for GiteaForge {
             state: update.close.then_some("closed"),
         };
         Ok(summary(
-            self.json(repo, Method::PATCH, url, Some(&body)).await?,
+            self.rest
+                .json(repo, Method::PATCH, url, Some(&body))
+                .await?,
         ))
     }
 
@@ -511,7 +408,7 @@ impl Pulls for GiteaForge {
         sha: &str,
     ) -> Result<Vec<PullSummary>, ForgeError> {
         let url = self.repo_url(repo, &["commits", sha, "pull"])?;
-        match self.get::<Pull>(repo, url).await {
+        match self.rest.get::<Pull>(repo, url).await {
             Ok(p) => Ok(vec![summary(p)]),
             Err(ForgeError::NotFound { .. }) => Ok(Vec::new()),
             Err(e) => Err(e),
@@ -524,7 +421,7 @@ impl Comments for GiteaForge {
     async fn comments(&self, repo: &str, number: u64) -> Result<Vec<IssueComment>, ForgeError> {
         // This listing takes no `page`/`limit` (only `since`/`before`): one request has them all.
         let url = self.repo_url(repo, &["issues", &number.to_string(), "comments"])?;
-        let all: Vec<Comment> = self.get(repo, url).await?;
+        let all: Vec<Comment> = self.rest.get(repo, url).await?;
         let mut out: Vec<IssueComment> = all.into_iter().map(comment).collect();
         out.sort_by_key(|c| c.id);
         Ok(out)
@@ -538,6 +435,7 @@ impl Comments for GiteaForge {
     ) -> Result<IssueComment, ForgeError> {
         let url = self.repo_url(repo, &["issues", &number.to_string(), "comments"])?;
         let c: Comment = self
+            .rest
             .json(repo, Method::POST, url, Some(&Body { body }))
             .await?;
         Ok(comment(c))
@@ -546,25 +444,35 @@ impl Comments for GiteaForge {
     async fn update_comment(
         &self,
         repo: &str,
+        _number: u64,
         comment_id: u64,
         body: &str,
     ) -> Result<IssueComment, ForgeError> {
         let url = self.repo_url(repo, &["issues", "comments", &comment_id.to_string()])?;
         let c: Comment = self
+            .rest
             .json(repo, Method::PATCH, url, Some(&Body { body }))
             .await?;
         Ok(comment(c))
     }
 
-    async fn delete_comment(&self, repo: &str, comment_id: u64) -> Result<(), ForgeError> {
+    async fn delete_comment(
+        &self,
+        repo: &str,
+        _number: u64,
+        comment_id: u64,
+    ) -> Result<(), ForgeError> {
         let url = self.repo_url(repo, &["issues", "comments", &comment_id.to_string()])?;
-        self.send::<()>(repo, Method::DELETE, url, None).await?;
+        self.rest
+            .send::<()>(repo, Method::DELETE, url, None)
+            .await?;
         Ok(())
     }
 
     async fn add_reaction(
         &self,
         repo: &str,
+        _number: u64,
         comment_id: u64,
         reaction: Reaction,
     ) -> Result<(), ForgeError> {
@@ -575,18 +483,21 @@ impl Comments for GiteaForge {
         let body = ReactionBody {
             content: reaction.as_str(),
         };
-        self.send(repo, Method::POST, url, Some(&body)).await?;
+        self.rest.send(repo, Method::POST, url, Some(&body)).await?;
         Ok(())
+    }
+
+    /// Gitea documents no limit of its own; GitHub's keeps each part well within what its
+    /// database columns hold.
+    fn comment_limit(&self) -> usize {
+        crate::report::COMMENT_LIMIT
     }
 }
 
 #[async_trait]
 impl Checks for GiteaForge {
     async fn create_check_run(&self, repo: &str, _run: &CheckRun) -> Result<u64, ForgeError> {
-        Err(ForgeError::Unsupported {
-            repo: repo.into(),
-            what: "check runs (Gitea reports with commit statuses)".into(),
-        })
+        Err(no_check_runs(repo, "Gitea"))
     }
 
     /// Gitea has no check runs, so there is none to find: a commit status is keyed by its context
@@ -606,10 +517,7 @@ impl Checks for GiteaForge {
         _id: u64,
         _run: &CheckRun,
     ) -> Result<(), ForgeError> {
-        Err(ForgeError::Unsupported {
-            repo: repo.into(),
-            what: "check runs (Gitea reports with commit statuses)".into(),
-        })
+        Err(no_check_runs(repo, "Gitea"))
     }
 
     async fn create_commit_status(
@@ -625,7 +533,7 @@ impl Checks for GiteaForge {
             description: status.description.as_deref(),
             target_url: status.target_url.as_deref(),
         };
-        self.send(repo, Method::POST, url, Some(&body)).await?;
+        self.rest.send(repo, Method::POST, url, Some(&body)).await?;
         Ok(())
     }
 }
@@ -638,7 +546,7 @@ impl Permissions for GiteaForge {
         user: &str,
     ) -> Result<Permission, ForgeError> {
         let url = self.repo_url(repo, &["collaborators", user, "permission"])?;
-        let p: CollaboratorPermission = self.get(repo, url).await?;
+        let p: CollaboratorPermission = self.rest.get(repo, url).await?;
         permission(&p.permission).ok_or_else(|| ForgeError::Other {
             repo: repo.into(),
             message: format!("unknown permission {:?} from Gitea", p.permission),
@@ -649,7 +557,7 @@ impl Permissions for GiteaForge {
 #[async_trait]
 impl Access for GiteaForge {
     async fn identity(&self) -> Result<Identity, ForgeError> {
-        let me: User = self.get(NO_REPO, self.url(&["user"])).await?;
+        let me: User = self.rest.get(NO_REPO, self.url(&["user"])).await?;
         Ok(Identity {
             login: me.login,
             app_slug: None,
@@ -690,7 +598,11 @@ mod tests {
         );
         assert!(f.repo_url("../x", &[]).is_err());
         assert!(
-            !format!("{:?}", GiteaConfig::new(f.api.clone(), "s3cret".into())).contains("s3cret")
+            !format!(
+                "{:?}",
+                GiteaConfig::new(f.rest.api().clone(), "s3cret".into())
+            )
+            .contains("s3cret")
         );
     }
 }

@@ -7,6 +7,8 @@
 
 pub mod gitea;
 pub mod github;
+pub mod gitlab;
+mod rest;
 
 use std::time::Duration;
 
@@ -526,21 +528,34 @@ pub trait Comments: Send + Sync {
         body: &str,
     ) -> Result<IssueComment, ForgeError>;
 
+    /// Edits comment `comment_id` on pull request `number` (GitLab addresses a note through its
+    /// merge request; GitHub and Gitea need only the id).
     async fn update_comment(
         &self,
         repo: &str,
+        number: u64,
         comment_id: u64,
         body: &str,
     ) -> Result<IssueComment, ForgeError>;
 
-    async fn delete_comment(&self, repo: &str, comment_id: u64) -> Result<(), ForgeError>;
+    async fn delete_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        comment_id: u64,
+    ) -> Result<(), ForgeError>;
 
     async fn add_reaction(
         &self,
         repo: &str,
+        number: u64,
         comment_id: u64,
         reaction: Reaction,
     ) -> Result<(), ForgeError>;
+
+    /// The longest comment body this forge takes: the report is split into parts of at most
+    /// this size (`report::render_comment_capped`).
+    fn comment_limit(&self) -> usize;
 }
 
 /// The verdict on a commit: check runs (Apps) or commit statuses (tokens).

@@ -332,13 +332,23 @@ fn classify_gitlab_unchecked(
             decision: Decision::Ignored(format!("GitLab event {event} is not handled")),
         }),
     };
-    settle(event, delivery_id, typed, || {
+    let mut c = settle(event, delivery_id, typed, || {
         let envelope: Option<gitlab::Envelope> = serde_json::from_slice(body).ok();
         (
             envelope.as_ref().and_then(|e| e.object_kind.clone()),
             envelope.and_then(|e| e.project.map(|p| p.path_with_namespace)),
         )
-    })
+    })?;
+    // A project in a nested group has no owner/name; refused here, with the reason recorded,
+    // rather than queued for a client that would refuse every call about it.
+    if matches!(c.decision, Decision::Jobs(_))
+        && c.repo
+            .as_deref()
+            .is_some_and(|r| r.matches('/').count() > 1)
+    {
+        c.decision = Decision::Rejected(crate::forge::gitlab::NESTED_GROUPS.into());
+    }
+    Ok(c)
 }
 
 fn gitlab_repository(p: super::events::gitlab::Project) -> super::events::Repository {

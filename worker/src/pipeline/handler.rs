@@ -643,8 +643,14 @@ impl Check<'_> {
         let t0 = Instant::now();
         let not_checked = analyzed.not_checked;
         let max_parts = self.services.limits.comment_max_parts;
+        // Parts as large as the forge takes (without one, as large as GitHub's, for the log).
+        let comment_limit = self
+            .services
+            .forge
+            .as_ref()
+            .map_or(report::COMMENT_LIMIT, |f| f.comment_limit());
         let (report, comment, output) = tokio::task::spawn_blocking(move || {
-            let (comment, _) = report::render_comment_capped(&mut report, max_parts);
+            let (comment, _) = report::render_comment_capped(&mut report, max_parts, comment_limit);
             let mut output = report::check_run_with(&report, not_checked);
             if report.apps.is_empty() && report.held_by.is_none() && report.limits.is_empty() {
                 output.conclusion = Conclusion::Neutral;

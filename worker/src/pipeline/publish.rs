@@ -216,7 +216,7 @@ impl Target<'_> {
                 }
                 Some(c) => {
                     self.forge
-                        .update_comment(self.repo, c.id, &part.body)
+                        .update_comment(self.repo, self.pr, c.id, &part.body)
                         .await?;
                     ids.push(c.id);
                 }
@@ -231,7 +231,7 @@ impl Target<'_> {
         }
         // Whatever is left is a part number this rendering no longer has.
         for c in ours.into_values().chain(duplicates) {
-            self.forge.delete_comment(self.repo, c.id).await?;
+            self.forge.delete_comment(self.repo, self.pr, c.id).await?;
         }
         Ok(ids)
     }

@@ -1,5 +1,5 @@
 //! The sticky PR comment: summary table, one `<details>` section per app, split into numbered
-//! parts when it exceeds GitHub's comment limit.
+//! parts when it exceeds the forge's comment limit (GitHub's unless the forge says otherwise).
 //!
 //! Sizes are measured in UTF-8 bytes, which is never less than GitHub's count of characters (or
 //! UTF-16 code units), so a part that fits here fits there.
@@ -85,12 +85,17 @@ pub fn render_comment(report: &RunReport) -> RenderedComment {
     render_comment_within(report, COMMENT_LIMIT)
 }
 
-/// [`render_comment`] in at most `max_parts` parts. When more are needed, the report gets a
-/// "not checked" line (which fails the check) and the sections that do not fit are left to the
-/// dashboard; `true` says so.
-pub fn render_comment_capped(report: &mut RunReport, max_parts: usize) -> (RenderedComment, bool) {
+/// The sticky comment in parts of at most `limit` bytes (the forge's comment limit:
+/// [`COMMENT_LIMIT`] on GitHub, 1,000,000 characters on GitLab) and at most `max_parts` parts.
+/// When more are needed, the report gets a "not checked" line (which fails the check) and the
+/// sections that do not fit are left to the dashboard; `true` says so.
+pub fn render_comment_capped(
+    report: &mut RunReport,
+    max_parts: usize,
+    limit: usize,
+) -> (RenderedComment, bool) {
     let max_parts = max_parts.max(1);
-    let full = render_comment(report);
+    let full = render_comment_within(report, limit);
     if full.parts.len() <= max_parts {
         return (full, false);
     }
@@ -102,8 +107,8 @@ pub fn render_comment_capped(report: &mut RunReport, max_parts: usize) -> (Rende
             full.parts.len()
         ),
     ));
-    // Room for the closing line below, so no part goes over GitHub's limit.
-    let mut capped = render_comment_within(report, COMMENT_LIMIT - 1024);
+    // Room for the closing line below, so no part goes over the forge's limit.
+    let mut capped = render_comment_within(report, limit.saturating_sub(1024));
     capped.parts.truncate(max_parts);
     let total = capped.parts.len();
     for p in &mut capped.parts {

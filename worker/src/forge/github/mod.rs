@@ -150,16 +150,7 @@ impl GitHubForge {
             let path = format!("{}/", api_url.path());
             api_url.set_path(&path);
         }
-        let http = reqwest::Client::builder()
-            .user_agent(cfg.user_agent.clone())
-            .timeout(cfg.timeout)
-            // Redirects would carry our token to wherever GitHub points; 3xx is reported instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ForgeError::Other {
-                repo: NO_REPO.into(),
-                message: format!("building the HTTP client failed: {e}"),
-            })?;
+        let http = super::rest::http_client(cfg.user_agent.clone(), cfg.timeout)?;
         // Checked now, so a bad base URL fails start-up rather than the first request.
         base_uri(&api_url)?;
         Ok(GitHubForge {
@@ -922,6 +913,7 @@ impl Comments for GitHubForge {
     async fn update_comment(
         &self,
         repo: &str,
+        _number: u64,
         comment_id: u64,
         body: &str,
     ) -> Result<IssueComment, ForgeError> {
@@ -936,7 +928,12 @@ impl Comments for GitHubForge {
         Ok(comment(c))
     }
 
-    async fn delete_comment(&self, repo: &str, comment_id: u64) -> Result<(), ForgeError> {
+    async fn delete_comment(
+        &self,
+        repo: &str,
+        _number: u64,
+        comment_id: u64,
+    ) -> Result<(), ForgeError> {
         self.repo_call_unit(
             Method::DELETE,
             &format!("/repos/{repo}/issues/comments/{comment_id}"),
@@ -949,6 +946,7 @@ impl Comments for GitHubForge {
     async fn add_reaction(
         &self,
         repo: &str,
+        _number: u64,
         comment_id: u64,
         reaction: Reaction,
     ) -> Result<(), ForgeError> {
@@ -961,6 +959,10 @@ impl Comments for GitHubForge {
             )
             .await?;
         Ok(())
+    }
+
+    fn comment_limit(&self) -> usize {
+        crate::report::COMMENT_LIMIT
     }
 }
 
