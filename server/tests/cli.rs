@@ -104,7 +104,7 @@ fn replay_signs_with_the_generated_secret_and_dedupes() {
     let payload = dir.path().join("pr.json");
     std::fs::write(
         &payload,
-        r#"{"action":"opened","pull_request":{"number":1,"head":{"ref":"f","sha":"abc"},"base":{"ref":"main","sha":"def"}},"repository":{"full_name":"acme/gitops"}}"#,
+        r#"{"action":"opened","pull_request":{"number":1,"head":{"ref":"f","sha":"abcabcabcabcabcabcabcabcabcabcabcabcabca"},"base":{"ref":"main","sha":"defdefdefdefdefdefdefdefdefdefdefdefdefd"}},"repository":{"full_name":"acme/gitops"}}"#,
     )
     .unwrap();
     let replay = |delivery: &str| {

@@ -134,7 +134,7 @@ async fn bad_signatures_are_refused_before_anything_is_stored(b: &Backend) {
     let req = signed(
         "pull_request",
         "rotated-2",
-        &pr_opened(2, "22"),
+        &pr_opened(2, "2222222222222222222222222222222222222222"),
         "new-secret",
     );
     assert_eq!(send(&rotating, req).await.0, StatusCode::ACCEPTED);
@@ -406,7 +406,7 @@ async fn deeply_nested_json_is_refused(b: &Backend) {
 
 async fn event_and_delivery_headers_are_required(b: &Backend) {
     let app = app(b);
-    let body = pr_opened(7, "77");
+    let body = pr_opened(7, "7777777777777777777777777777777777777777");
     for missing in ["x-github-event", "x-github-delivery"] {
         let mut req = signed("pull_request", "hdr", &body, SECRET);
         req.headers_mut().remove(missing);
@@ -425,7 +425,7 @@ async fn repositories_outside_the_allowlist_get_403(b: &Backend) {
                 .unwrap(),
         )
     });
-    let allowed = pr_opened(8, "88");
+    let allowed = pr_opened(8, "8888888888888888888888888888888888888888");
     assert_eq!(
         send(&app, signed("pull_request", "ok", &allowed, SECRET))
             .await
@@ -527,12 +527,22 @@ async fn health_readiness_and_metrics(b: &Backend) {
     assert_eq!(send(&app, get("/readyz")).await.0, StatusCode::OK);
     send(
         &app,
-        signed("pull_request", "m1", &pr_opened(12, "12"), SECRET),
+        signed(
+            "pull_request",
+            "m1",
+            &pr_opened(12, "1212121212121212121212121212121212121212"),
+            SECRET,
+        ),
     )
     .await;
     send(
         &app,
-        signed("pull_request", "m1", &pr_opened(12, "12"), SECRET),
+        signed(
+            "pull_request",
+            "m1",
+            &pr_opened(12, "1212121212121212121212121212121212121212"),
+            SECRET,
+        ),
     )
     .await;
     let mut bad = signed("pull_request", "m2", b"{}", SECRET);
@@ -572,7 +582,7 @@ mod layers {
 
         // The first delivery holds the only slot: its body arrives in two parts and the test
         // sends the second one only after the shed request was answered.
-        let body = pr_opened(31, "31");
+        let body = pr_opened(31, "3131313131313131313131313131313131313131");
         let (head, tail) = body.split_at(10);
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let (rest_tx, rest_rx) = tokio::sync::oneshot::channel::<Bytes>();
@@ -599,7 +609,12 @@ mod layers {
 
         let resp = app
             .clone()
-            .oneshot(signed("pull_request", "shed", &pr_opened(32, "32"), SECRET))
+            .oneshot(signed(
+                "pull_request",
+                "shed",
+                &pr_opened(32, "3232323232323232323232323232323232323232"),
+                SECRET,
+            ))
             .await
             .unwrap_or_else(|e| match e {});
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -614,7 +629,12 @@ mod layers {
         // The slot is free again: the shed delivery, redelivered, is accepted.
         let (status, _) = send(
             &app,
-            signed("pull_request", "shed", &pr_opened(32, "32"), SECRET),
+            signed(
+                "pull_request",
+                "shed",
+                &pr_opened(32, "3232323232323232323232323232323232323232"),
+                SECRET,
+            ),
         )
         .await;
         assert_eq!(status, StatusCode::ACCEPTED);
@@ -637,7 +657,7 @@ mod layers {
             .oneshot(signed(
                 "pull_request",
                 "stalled",
-                &pr_opened(41, "41"),
+                &pr_opened(41, "4141414141414141414141414141414141414141"),
                 SECRET,
             ))
             .await
@@ -649,7 +669,12 @@ mod layers {
         flaky.set_hanging(false);
         let (status, _) = send(
             &app,
-            signed("pull_request", "stalled", &pr_opened(41, "41"), SECRET),
+            signed(
+                "pull_request",
+                "stalled",
+                &pr_opened(41, "4141414141414141414141414141414141414141"),
+                SECRET,
+            ),
         )
         .await;
         assert_eq!(status, StatusCode::ACCEPTED);
