@@ -52,6 +52,135 @@ both_backends_current_thread!(
     a_batch_supersedes_like_deliveries_recorded_one_by_one,
 );
 
+/// The same generated deliveries recorded in batches on one store and one by one on another end
+/// in the same outcomes and the same jobs, states and stop requests: a batch is only a faster way
+/// to write what the deliveries would have written one after the other.
+#[tokio::test(flavor = "current_thread")]
+async fn generated_batches_store_what_one_by_one_stores_sqlite() {
+    let batched = Backend::sqlite().await;
+    let single = Backend::sqlite().await;
+    batches_match_one_by_one(&batched, &single).await;
+    batched.cleanup().await;
+    single.cleanup().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn generated_batches_store_what_one_by_one_stores_postgres() {
+    let Some(batched) = Backend::postgres("gen_batched").await else {
+        return;
+    };
+    let Some(single) = Backend::postgres("gen_single").await else {
+        return;
+    };
+    batches_match_one_by_one(&batched, &single).await;
+    batched.cleanup().await;
+    single.cleanup().await;
+}
+
+/// A small xorshift generator: the cases are the same on every run and machine.
+struct Gen(u64);
+
+impl Gen {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// What a store holds of one job, without ids and times (which differ between the two stores).
+type JobView = (
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    JobState,
+    bool,
+);
+
+async fn batches_match_one_by_one(batched: &Backend, single: &Backend) {
+    let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+    let mut ids = Vec::new();
+    for round in 0..40 {
+        let size = 1 + g.below(10) as usize;
+        let batch: Vec<(NewDelivery, Vec<NewJob>)> = (0..size)
+            .map(|_| {
+                // Few ids, PRs and heads, so duplicates, repeated heads and supersedes are common.
+                let id = format!("d{}", g.below(60));
+                let jobs = (0..g.below(3))
+                    .map(|_| {
+                        let pr = g.below(4);
+                        let head = g.below(3);
+                        let job = NewJob::new(
+                            "pr_check",
+                            format!("pr_check:acme/gitops#{pr}@{head}"),
+                            serde_json::json!({ "pr": pr, "head": head }),
+                        );
+                        if g.below(4) == 0 {
+                            job
+                        } else {
+                            job.superseding(format!("pr:acme/gitops#{pr}"))
+                        }
+                    })
+                    .collect();
+                let mut delivery = check_of(&id, "x").0;
+                delivery.delivery_id = id.clone();
+                ids.push(id);
+                (delivery, jobs)
+            })
+            .collect();
+        let got = batched.queue.record_deliveries(&batch).await.unwrap();
+        let mut want = Vec::new();
+        for (delivery, jobs) in &batch {
+            want.push(single.queue.record_delivery(delivery, jobs).await.unwrap());
+        }
+        let shape = |o: &RecordOutcome| match o {
+            RecordOutcome::Stored { job_ids } => format!("stored {} jobs", job_ids.len()),
+            RecordOutcome::Duplicate { first } => format!("duplicate of {}", first.delivery_id),
+        };
+        assert_eq!(
+            got.iter().map(shape).collect::<Vec<_>>(),
+            want.iter().map(shape).collect::<Vec<_>>(),
+            "round {round}: outcomes"
+        );
+        // Now and then a worker takes the oldest queued job on both stores, so later supersedes
+        // meet running jobs (which they ask to stop) as well as queued ones.
+        if round % 3 == 2 {
+            let kinds = ["pr_check".to_string()];
+            let lease = std::time::Duration::from_secs(60);
+            let a = batched.queue.claim("w", &kinds, lease).await.unwrap();
+            let b = single.queue.claim("w", &kinds, lease).await.unwrap();
+            assert_eq!(
+                a.map(|c| c.job.dedupe_key),
+                b.map(|c| c.job.dedupe_key),
+                "round {round}: the claimed job"
+            );
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    let view = |jobs: Vec<capstan_worker::queue::Job>| -> Vec<JobView> {
+        jobs.into_iter()
+            .map(|j| {
+                (
+                    j.delivery_id,
+                    j.kind,
+                    j.dedupe_key,
+                    j.supersede_key,
+                    j.state,
+                    j.cancel_requested,
+                )
+            })
+            .collect()
+    };
+    for id in &ids {
+        let a = batched.queue.jobs_for_delivery(id).await.unwrap();
+        let b = single.queue.jobs_for_delivery(id).await.unwrap();
+        assert_eq!(view(a), view(b), "jobs of delivery {id}");
+    }
+}
+
 /// The intake over a spy that records the batches it is handed.
 fn app(b: &Backend, batch_max: usize) -> (Router, Arc<Flaky>) {
     let spy = Flaky::new(b.queue.clone());

@@ -11,6 +11,7 @@
 //! lease to expire, and the job is claimed again. Handlers therefore run at least once and finish
 //! exactly once; their side effects must be idempotent (DESIGN.md §2).
 
+mod batch_plan;
 mod group;
 mod model;
 pub mod postgres;

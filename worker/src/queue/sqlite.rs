@@ -6,6 +6,7 @@
 //! one `UPDATE … RETURNING` that re-checks it is still claimable; idle workers never hold the write
 //! lock.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -13,8 +14,9 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 
+use super::batch_plan::{self, LiveRow};
 use super::model::JobRow;
 use super::{
     Claimed, DeliveryRecord, Finish, Heartbeat, Job, JobId, JobRun, JobState, NewDelivery, NewJob,
@@ -54,6 +56,10 @@ impl Drop for SqliteQueue {
         }
     }
 }
+
+/// Rows (or listed keys) per statement of a batch write: at most 13 parameters a row stays well
+/// under SQLite's 32,766 bound parameters.
+const ROWS_PER_STATEMENT: usize = 1000;
 
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -213,6 +219,248 @@ impl SqliteQueue {
         Ok(RecordOutcome::Stored { job_ids })
     }
 
+    /// A whole batch inside `tx` with a few set-wise statements, writing what recording its
+    /// deliveries one by one with [`Self::record_in`] would (the plan in `batch_plan` replays
+    /// that order). Each statement is a round trip to SQLite's connection thread, and two per job
+    /// was most of what a delivery cost under load.
+    async fn record_batch_in(
+        tx: &mut Transaction<'static, Sqlite>,
+        batch: &[(NewDelivery, Vec<NewJob>)],
+        now: i64,
+    ) -> Result<Vec<RecordOutcome>, QueueError> {
+        let mut new_ids: HashSet<String> = HashSet::new();
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO deliveries (delivery_id, event, action, repo, outcome, detail, \
+                 received_at) ",
+            );
+            q.push_values(chunk, |mut row, (d, _)| {
+                row.push_bind(&d.delivery_id)
+                    .push_bind(&d.event)
+                    .push_bind(&d.action)
+                    .push_bind(&d.repo)
+                    .push_bind(d.outcome.as_str())
+                    .push_bind(&d.detail)
+                    .push_bind(now);
+            });
+            q.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+            let ids: Vec<String> = q
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(QueueError::db("recording a batch of deliveries"))?;
+            new_ids.extend(ids);
+        }
+        // The first member with a newly stored id is the stored one; any other is a duplicate
+        // (of an earlier delivery, or of that member).
+        let stored: Vec<bool> = batch
+            .iter()
+            .map(|(d, _)| new_ids.remove(&d.delivery_id))
+            .collect();
+        let duplicates: Vec<&str> = batch
+            .iter()
+            .zip(&stored)
+            .filter(|(_, s)| !**s)
+            .map(|((d, _), _)| d.delivery_id.as_str())
+            .collect();
+        let mut firsts: HashMap<String, DeliveryRecord> = HashMap::new();
+        for chunk in duplicates.chunks(ROWS_PER_STATEMENT) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("SELECT * FROM deliveries WHERE delivery_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            let rows: Vec<DeliveryRecord> = q
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(QueueError::db("reading duplicate deliveries"))?;
+            firsts.extend(rows.into_iter().map(|r| (r.delivery_id.clone(), r)));
+        }
+
+        // The stored members' jobs, in order, with the delivery each belongs to.
+        let jobs: Vec<(usize, &NewJob)> = batch
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| stored[*i])
+            .flat_map(|(i, (_, jobs))| jobs.iter().map(move |j| (i, j)))
+            .collect();
+        let live = Self::live_rows(tx, jobs.iter().map(|(_, j)| *j)).await?;
+        let job_refs: Vec<&NewJob> = jobs.iter().map(|(_, j)| *j).collect();
+        let plan = batch_plan::plan(&job_refs, &live);
+
+        for chunk in plan.touched.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE jobs SET \
+                   state = CASE WHEN state = 'queued' THEN 'superseded' ELSE state END, \
+                   finished_at = CASE WHEN state = 'queued' THEN ",
+            );
+            q.push_bind(now);
+            q.push(
+                " ELSE finished_at END, \
+                   cancel_requested = (cancel_requested OR state = 'running'), updated_at = ",
+            );
+            q.push_bind(now);
+            q.push(" WHERE state IN ('queued', 'running') AND id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            q.build()
+                .persistent(false)
+                .execute(&mut **tx)
+                .await
+                .map_err(QueueError::db("superseding older jobs"))?;
+        }
+
+        let mut inserted: Vec<i64> = Vec::with_capacity(plan.inserts.len());
+        for chunk in plan.inserts.chunks(ROWS_PER_STATEMENT) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for &(index, superseded) in chunk {
+                let (member, job) = jobs[index];
+                let payload =
+                    serde_json::to_string(&job.payload).map_err(|source| QueueError::Payload {
+                        kind: job.kind.clone(),
+                        source,
+                    })?;
+                rows.push((job, &batch[member].0.delivery_id, payload, superseded));
+            }
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO jobs (kind, dedupe_key, supersede_key, delivery_id, payload, state, \
+                 attempts, max_attempts, run_after, created_at, updated_at, order_key, \
+                 finished_at) ",
+            );
+            q.push_values(rows, |mut row, (job, delivery_id, payload, superseded)| {
+                let state = if superseded {
+                    JobState::Superseded
+                } else {
+                    JobState::Queued
+                };
+                row.push_bind(&job.kind)
+                    .push_bind(&job.dedupe_key)
+                    .push_bind(&job.supersede_key)
+                    .push_bind(delivery_id)
+                    .push_bind(payload)
+                    .push_bind(state.as_str())
+                    .push_bind(0_i32)
+                    .push_bind(job.max_attempts)
+                    .push_bind(job.run_after.unwrap_or(now))
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(&job.order_key)
+                    .push_bind(superseded.then_some(now));
+            });
+            // No ON CONFLICT: the plan already left out every job a live one holds the key of,
+            // so a conflict here is a planning error and fails the batch loudly.
+            q.push(" RETURNING id");
+            let ids: Vec<i64> = q
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(QueueError::db("inserting a batch of jobs"))?;
+            inserted.extend(ids);
+        }
+        if inserted.len() != plan.inserts.len() {
+            return Err(QueueError::Corrupt {
+                id: 0,
+                field: "batch job ids",
+                detail: format!(
+                    "{} ids for {} inserted jobs",
+                    inserted.len(),
+                    plan.inserts.len()
+                ),
+            });
+        }
+        // AUTOINCREMENT ids grow in insertion order, whatever order RETURNING lists them in.
+        inserted.sort_unstable();
+
+        let mut job_ids: Vec<Vec<JobId>> = vec![Vec::new(); batch.len()];
+        for ((member, _), placed) in jobs.iter().zip(&plan.placed) {
+            if let Some(position) = placed {
+                job_ids[*member].push(inserted[*position]);
+            }
+        }
+        batch
+            .iter()
+            .zip(stored)
+            .zip(job_ids)
+            .map(|(((d, _), stored), job_ids)| {
+                if stored {
+                    Ok(RecordOutcome::Stored { job_ids })
+                } else {
+                    firsts
+                        .get(&d.delivery_id)
+                        .cloned()
+                        .map(|first| RecordOutcome::Duplicate { first })
+                        .ok_or_else(|| QueueError::Corrupt {
+                            id: 0,
+                            field: "batch duplicates",
+                            detail: format!(
+                                "delivery {:?} is neither new nor stored",
+                                d.delivery_id
+                            ),
+                        })
+                }
+            })
+            .collect()
+    }
+
+    /// The queued and running jobs sharing a dedupe key or a supersede key with `jobs`.
+    async fn live_rows<'a>(
+        tx: &mut Transaction<'static, Sqlite>,
+        jobs: impl Iterator<Item = &'a NewJob>,
+    ) -> Result<Vec<LiveRow>, QueueError> {
+        let mut dedupe: Vec<&str> = Vec::new();
+        let mut supersede: Vec<&str> = Vec::new();
+        for job in jobs {
+            dedupe.push(&job.dedupe_key);
+            supersede.extend(job.supersede_key.as_deref());
+        }
+        dedupe.sort_unstable();
+        dedupe.dedup();
+        supersede.sort_unstable();
+        supersede.dedup();
+        let mut found: BTreeMap<i64, LiveRow> = BTreeMap::new();
+        for (column, keys) in [("dedupe_key", &dedupe), ("supersede_key", &supersede)] {
+            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "SELECT id, dedupe_key, supersede_key, state = 'running' FROM jobs \
+                     WHERE state IN ('queued', 'running') AND ",
+                );
+                q.push(column).push(" IN (");
+                let mut list = q.separated(", ");
+                for key in chunk {
+                    list.push_bind(*key);
+                }
+                q.push(")");
+                let rows: Vec<(i64, String, Option<String>, bool)> = q
+                    .build_query_as()
+                    .persistent(false)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(QueueError::db("reading the jobs a batch touches"))?;
+                for (id, dedupe_key, supersede_key, running) in rows {
+                    found.insert(
+                        id,
+                        LiveRow {
+                            id,
+                            dedupe_key,
+                            supersede_key,
+                            running,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+
     async fn insert_job(
         tx: &mut Transaction<'static, Sqlite>,
         job: &NewJob,
@@ -328,10 +576,11 @@ impl Queue for SqliteQueue {
             .begin()
             .await
             .map_err(QueueError::db("beginning a batch of deliveries"))?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for (delivery, jobs) in batch {
-            outcomes.push(Self::record_in(&mut tx, delivery, jobs, now).await?);
-        }
+        let outcomes = if let [(delivery, jobs)] = batch {
+            vec![Self::record_in(&mut tx, delivery, jobs, now).await?]
+        } else {
+            Self::record_batch_in(&mut tx, batch, now).await?
+        };
         tx.commit()
             .await
             .map_err(QueueError::db("committing a batch of deliveries"))?;
