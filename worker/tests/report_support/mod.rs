@@ -183,7 +183,8 @@ pub fn structure(body: &str) -> Structure {
             if fence.is_some() {
                 continue;
             }
-            html_comment = rest.starts_with("<!--") && !rest[4..].contains("-->");
+            // The start line may close the block itself, even overlapping the opener (`<!-->`).
+            html_comment = rest.starts_with("<!--") && !rest[2..].contains("-->");
         }
         s.outside_code.push_str(line);
         s.outside_code.push('\n');
