@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use capstan_tests::pr_harness::{Auth, Harness, REPO, fanout_tree};
+use capstan_tests::pr_worker::{Worker, pr_check};
 use capstan_worker::git::fixture::Change;
+use capstan_worker::limits::Limits;
 use capstan_worker::report::parse_marker;
 use capstan_worker::store::RunStore;
 use capstan_worker::store::runs::{RunFilter, RunRecord, RunStatus, SqlRunStore};
@@ -397,6 +399,43 @@ async fn a_hold_keeps_the_check_failing_and_says_who() {
     assert_eq!(run["conclusion"], "failure");
     let summary = run["output"]["summary"].as_str().unwrap();
     assert!(summary.contains("bob"), "{summary}");
+    h.stop().await;
+}
+
+/// A delivery of an older head arriving after the newest one's (a redelivery, or GitHub's own
+/// reordering) supersedes the newest head's queued check by the queue's rule; the older head's
+/// job then finds the pull request moved on and must see the newest head checked, not leave it
+/// to the next recovery pass minutes later. Both jobs are queued before the worker starts, so
+/// the newest head's check cannot have run first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_delivery_of_an_older_head_leaves_the_newest_head_checked() {
+    let h = Harness::without_service(&fanout_tree(2)).await;
+    let older = h.push_level("feature", "warn");
+    let newest = h.push_level("feature", "trace");
+    h.open_pull(4, "feature");
+    let dir = tempfile::tempdir().unwrap();
+    let queue = capstan_worker::queue::open(&format!("sqlite://{}/q.db", dir.path().display()))
+        .await
+        .unwrap();
+    for head in [&newest, &older] {
+        let job = pr_check(4, head, "pull_request.synchronize", Some("alice"));
+        queue.enqueue(&job.into_job()).await.unwrap().unwrap();
+    }
+    let w = Worker::start_on_queue(&h, vec![], Limits::default(), queue).await;
+    let run = h.completed_check(&newest, Duration::from_secs(60)).await;
+    assert_eq!(run["conclusion"], "success", "{run:#}");
+    assert!(
+        h.check_runs_for(&older).is_empty(),
+        "a check run was posted for the older head"
+    );
+    let comments = h.report_comments(4);
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].body.contains("LOG_LEVEL: trace"),
+        "{}",
+        comments[0].body
+    );
+    w.stop().await;
     h.stop().await;
 }
 

@@ -45,14 +45,6 @@ pub async fn recover_once(
         report.repos += 1;
         for pr in forge.open_pull_requests(&repo).await? {
             report.open_prs += 1;
-            let key = PrCheck::dedupe_key(&pr.repo, pr.number, &pr.head_sha);
-            let existing = queue.jobs_by_dedupe_key(&key).await?;
-            let handled = existing.iter().any(|j| {
-                j.kind == PR_CHECK && !matches!(j.state, JobState::Superseded | JobState::Cancelled)
-            });
-            if handled {
-                continue;
-            }
             let job = PrCheck {
                 repo: pr.repo.clone(),
                 number: pr.number,
@@ -62,15 +54,27 @@ pub async fn recover_once(
                 installation_id: None,
                 trigger: "recovery".into(),
                 sender: None,
-            }
-            .into_job();
-            if queue.enqueue(&job).await?.is_some() {
+            };
+            if ensure_checked(queue, job).await? {
                 info!(repo = %pr.repo, pr = pr.number, head = %pr.head_sha, "recovered a missed pull request head");
                 report.enqueued.push((pr.repo, pr.number, pr.head_sha));
             }
         }
     }
     Ok(report)
+}
+
+/// Queues `job` unless its head already has a `pr_check` that is queued, running or finished
+/// (one superseded or cancelled does not count: nothing was reported for it). True when queued.
+pub async fn ensure_checked(queue: &dyn Queue, job: PrCheck) -> Result<bool, QueueError> {
+    let key = PrCheck::dedupe_key(&job.repo, job.number, &job.head_sha);
+    let handled = queue.jobs_by_dedupe_key(&key).await?.iter().any(|j| {
+        j.kind == PR_CHECK && !matches!(j.state, JobState::Superseded | JobState::Cancelled)
+    });
+    if handled {
+        return Ok(false);
+    }
+    Ok(queue.enqueue(&job.into_job()).await?.is_some())
 }
 
 /// The periodic lease replicas share for recovery (see [`Queue::take_periodic`]).

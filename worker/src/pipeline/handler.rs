@@ -288,6 +288,29 @@ impl Check<'_> {
         if let Some(pr) = &pr {
             if pr.head_sha != self.job.head_sha {
                 info!(current = %short(&pr.head_sha), "the pull request moved on; nothing to check for this head");
+                // This job may have been queued after the newer head's (a redelivery, or
+                // deliveries out of order) and superseded its check on the way in; the newer
+                // head is checked now rather than at the next recovery pass.
+                if let Subject::Pull = self.subject {
+                    let newer = PrCheck {
+                        repo: self.job.repo.clone(),
+                        number: self.job.number,
+                        head_sha: pr.head_sha.clone(),
+                        head_ref: Some(pr.head_ref.clone()),
+                        base_ref: Some(pr.base_ref.clone()),
+                        installation_id: self.job.installation_id,
+                        trigger: "moved-on".into(),
+                        sender: None,
+                    };
+                    let queued = crate::recovery::ensure_checked(&*self.services.queue, newer)
+                        .await
+                        .map_err(|e| {
+                            JobError::Transient(anyhow!("queueing the newer head: {e}"))
+                        })?;
+                    if queued {
+                        info!(current = %short(&pr.head_sha), "queued the check of the newer head, which had none");
+                    }
+                }
                 return Ok(());
             }
             if pr.state == PullRequestState::Closed {
