@@ -237,20 +237,20 @@ async fn malformed_jobs_fail_permanently_and_post_nothing() {
 async fn a_job_for_an_old_head_posts_nothing() {
     let h = Harness::without_service(&fanout_tree(1)).await;
     let old = h.push_level("feature", "debug");
-    h.push_level("feature", "warn");
+    let newest = h.push_level("feature", "warn");
     h.open_pull(12, "feature");
     let w = Worker::start(&h, Vec::new()).await;
     let id = w.check(12, &old).await;
     assert_eq!(w.finished(id).await, JobState::Succeeded);
+    // Finding the pull request moved on, the old head's job queued a check of the newest head,
+    // which had none; only that one reports, and only about its own head.
+    h.completed_check(&newest, Duration::from_secs(60)).await;
     w.stop().await;
-    assert!(h.fake.check_runs(REPO).is_empty());
-    assert!(h.report_comments(12).is_empty());
-    assert!(
-        h.fake
-            .calls()
-            .iter()
-            .all(|c| c.method == "GET" || c.path.starts_with("/app"))
-    );
+    assert!(h.check_runs_for(&old).is_empty());
+    let comments = h.report_comments(12);
+    assert_eq!(comments.len(), 1);
+    assert!(!comments[0].body.contains(&old[..7]), "{}", comments[0].body);
+    assert!(comments[0].body.contains(&newest[..7]), "{}", comments[0].body);
 }
 
 fn settings_object(app: &str, level: &str) -> serde_json::Value {

@@ -284,6 +284,10 @@ fn a_fence_inside_an_html_comment_hides_nothing_after_the_comment() {
     assert_eq!((lines[0].line, &lines[0].outcome), (4, &Ok(Command::Diff)));
     // And a command inside the comment stays hidden, whatever fence it sits after.
     none("<!--\n~~~\n/capstan hold\n-->");
+    // A `<!--` in the middle of a paragraph is no HTML block: a fence on the next line ends the
+    // paragraph and opens a code block, whose `-->` closes nothing (found by the fuzzer).
+    none("/<!--\n```-->\n/capstan diff");
+    none("text <!--\n~~~\n-->\n/capstan diff\n~~~");
     // `<!-->` is a whole comment (its `-->` overlaps the opener): the next line is visible.
     let lines = parse_comment("<!-->\n/capstan diff", &config());
     assert_eq!(lines.len(), 1, "{lines:?}");

@@ -68,7 +68,7 @@ pub struct CommandLine {
 pub fn parse_comment(body: &str, config: &CommandConfig) -> Vec<CommandLine> {
     let mut out = Vec::new();
     let mut fence: Option<(u8, usize)> = None;
-    let mut in_html_comment = false;
+    let mut comment: Option<HtmlComment> = None;
     let mut accepted = 0;
     for (i, raw) in body.split('\n').enumerate() {
         let line = raw.trim_end_matches(['\r', ' ', '\t']);
@@ -78,20 +78,33 @@ pub fn parse_comment(body: &str, config: &CommandConfig) -> Vec<CommandLine> {
             }
             continue;
         }
-        if in_html_comment {
-            if line.contains("-->") {
-                in_html_comment = false;
+        match comment {
+            // A fence line ends the paragraph an inline comment was opened in, and the comment
+            // with it (its `<!--` is then literal text); the fence is handled below.
+            Some(HtmlComment::Inline) if opens_fence(line).is_some() => comment = None,
+            Some(_) => {
+                if line.contains("-->") {
+                    comment = None;
+                }
+                continue;
             }
-            continue;
+            None => {}
         }
         if let Some(open) = opens_fence(line) {
             fence = Some(open);
             continue;
         }
         if let Some(pos) = line.find("<!--")
-            && !line[pos..].contains("-->")
+            && !line[pos + 2..].contains("-->")
         {
-            in_html_comment = true;
+            // Lines are hidden until `-->` either way; only a block's own lines cannot open a
+            // fence. Hiding more than a renderer would is the safe side: a command not run.
+            let indent = line.len() - line.trim_start_matches(' ').len();
+            comment = Some(if indent <= 3 && pos == indent {
+                HtmlComment::Block
+            } else {
+                HtmlComment::Inline
+            });
         }
         let Some(args) = addressed(line, config) else {
             continue;
@@ -109,6 +122,16 @@ pub fn parse_comment(body: &str, config: &CommandConfig) -> Vec<CommandLine> {
         });
     }
     out
+}
+
+/// An HTML comment still open at the end of a line.
+#[derive(Clone, Copy)]
+enum HtmlComment {
+    /// A line starting with `<!--` (up to 3 spaces in): CommonMark's HTML block, which runs to
+    /// the first line holding `-->` whatever that line looks like.
+    Block,
+    /// `<!--` later in a line: inline HTML inside a paragraph, which a fence line ends.
+    Inline,
 }
 
 /// An opening code fence: up to 3 spaces, then 3+ backticks or tildes.

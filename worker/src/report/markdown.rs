@@ -83,6 +83,9 @@ pub fn fenced(content: &str, info: &str) -> String {
 /// that starts with `/` is prefixed so that no line of the comment reads as a command, even to a
 /// parser that does not know about code blocks.
 fn neutralise_block(content: &str) -> String {
+    // Carriage returns go first: dropped after the checks below, they could join the pieces of
+    // a marker key or hide a line start from them.
+    let content = content.replace('\r', "");
     let mut out = String::with_capacity(content.len() + 16);
     for (i, line) in content.split('\n').enumerate() {
         if i > 0 {
@@ -99,9 +102,7 @@ fn neutralise_block(content: &str) -> String {
         }
     }
     let key_broken = format!("capstan{ZWJ}:report");
-    let out = out.replace(MARKER_KEY, &key_broken);
-    // A carriage return could hide a line start from a line-based check; keep lines plain.
-    out.replace('\r', "")
+    out.replace(MARKER_KEY, &key_broken)
 }
 
 /// [`inline`] of at most `max` output bytes. A cut never leaves a dangling backslash that could
@@ -199,6 +200,18 @@ mod tests {
     #[test]
     fn block_lines_never_start_with_a_slash() {
         let f = fenced("ok\n  /capstan promote production\n/diff", "text");
+        for line in f.lines() {
+            assert!(!line.trim_start().starts_with('/'), "{line:?}");
+        }
+    }
+
+    /// Found by the fuzzer: carriage returns were dropped after the marker key was broken, so
+    /// `cap\rstan:report` came out as the key itself.
+    #[test]
+    fn a_carriage_return_cannot_rejoin_the_marker_key_or_a_command() {
+        let f = fenced("cap\rstan:report\n\r/capstan hold\nx\r\n", "text");
+        assert!(!f.contains(MARKER_KEY), "{f:?}");
+        assert!(!f.contains('\r'));
         for line in f.lines() {
             assert!(!line.trim_start().starts_with('/'), "{line:?}");
         }
