@@ -249,8 +249,16 @@ async fn a_job_for_an_old_head_posts_nothing() {
     assert!(h.check_runs_for(&old).is_empty());
     let comments = h.report_comments(12);
     assert_eq!(comments.len(), 1);
-    assert!(!comments[0].body.contains(&old[..7]), "{}", comments[0].body);
-    assert!(comments[0].body.contains(&newest[..7]), "{}", comments[0].body);
+    assert!(
+        !comments[0].body.contains(&old[..7]),
+        "{}",
+        comments[0].body
+    );
+    assert!(
+        comments[0].body.contains(&newest[..7]),
+        "{}",
+        comments[0].body
+    );
 }
 
 fn settings_object(app: &str, level: &str) -> serde_json::Value {
