@@ -288,6 +288,9 @@ fn a_fence_inside_an_html_comment_hides_nothing_after_the_comment() {
     // paragraph and opens a code block, whose `-->` closes nothing (found by the fuzzer).
     none("/<!--\n```-->\n/capstan diff");
     none("text <!--\n~~~\n-->\n/capstan diff\n~~~");
+    // A line starting with `<!--` after such a paragraph opens a comment block, which no fence
+    // line ends: all that follows it without a `-->` is hidden (found by the fuzzer).
+    none("-<!--\n<!--\n```\n```\n/capstan diff");
     // `<!-->` is a whole comment (its `-->` overlaps the opener): the next line is visible.
     let lines = parse_comment("<!-->\n/capstan diff", &config());
     assert_eq!(lines.len(), 1, "{lines:?}");

@@ -132,3 +132,21 @@ proptest::proptest! {
         assert_safe_whole_and_split(&evil, 4096);
     }
 }
+
+/// Found by the fuzzer: text of three-byte characters broken by tabs and short lines made a
+/// split part longer than the limit.
+#[test]
+fn wide_characters_and_short_lines_still_fit_each_part() {
+    let r = |n| "\u{fffd}".repeat(n);
+    let evil = format!(
+        "x{}!{}%{}\u{11}\0\0{}\t\n\t{}\n\n{}\t\n\t{}\n\n",
+        r(1),
+        r(64),
+        r(31),
+        r(147),
+        r(1),
+        r(135),
+        r(1)
+    );
+    assert_safe_whole_and_split(&evil, 4096);
+}

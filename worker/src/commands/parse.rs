@@ -82,9 +82,12 @@ pub fn parse_comment(body: &str, config: &CommandConfig) -> Vec<CommandLine> {
             // A fence line ends the paragraph an inline comment was opened in, and the comment
             // with it (its `<!--` is then literal text); the fence is handled below.
             Some(HtmlComment::Inline) if opens_fence(line).is_some() => comment = None,
-            Some(_) => {
+            Some(state) => {
                 if line.contains("-->") {
                     comment = None;
+                } else if matches!(state, HtmlComment::Inline) && starts_comment_block(line) {
+                    // The paragraph ends there and an HTML block begins, which fences do not end.
+                    comment = Some(HtmlComment::Block);
                 }
                 continue;
             }
@@ -99,8 +102,7 @@ pub fn parse_comment(body: &str, config: &CommandConfig) -> Vec<CommandLine> {
         {
             // Lines are hidden until `-->` either way; only a block's own lines cannot open a
             // fence. Hiding more than a renderer would is the safe side: a command not run.
-            let indent = line.len() - line.trim_start_matches(' ').len();
-            comment = Some(if indent <= 3 && pos == indent {
+            comment = Some(if starts_comment_block(line) {
                 HtmlComment::Block
             } else {
                 HtmlComment::Inline
@@ -132,6 +134,12 @@ enum HtmlComment {
     Block,
     /// `<!--` later in a line: inline HTML inside a paragraph, which a fence line ends.
     Inline,
+}
+
+/// A line CommonMark starts an HTML comment block with: up to 3 spaces, then `<!--`.
+fn starts_comment_block(line: &str) -> bool {
+    let rest = line.trim_start_matches(' ');
+    line.len() - rest.len() <= 3 && rest.starts_with("<!--")
 }
 
 /// An opening code fence: up to 3 spaces, then 3+ backticks or tildes.

@@ -627,11 +627,21 @@ fn app_section(a: &AppSection, run_url: &str, budget: usize) -> String {
     }
     out.push_str(SECTION_CLOSE);
     if out.len() > budget {
-        // Only reachable with pathological caps; a minimal section always fits.
-        return format!(
-            "<details>\n<summary><b>{}</b></summary>\n\nThis app's report is too large for a comment; see the dashboard: {link}\n\n{SECTION_CLOSE}",
-            html_text_max(&a.name, NAME_MAX)
-        );
+        // Only reachable with pathological caps or names. The anchor repeats the app's name
+        // percent-encoded (up to nine bytes a character), so a section that must fit links to
+        // the run itself when its anchored form would not.
+        let minimal = |link: &str| {
+            format!(
+                "<details>\n<summary><b>{}</b></summary>\n\nThis app's report is too large for a comment; see the dashboard: {link}\n\n{SECTION_CLOSE}",
+                html_text_max(&a.name, NAME_MAX)
+            )
+        };
+        let anchored = minimal(&link);
+        return if anchored.len() <= budget {
+            anchored
+        } else {
+            minimal(run_url)
+        };
     }
     out
 }
