@@ -154,8 +154,8 @@ for t in "${TARGETS[@]}"; do
       echo
     done
   fi
-  grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$WORK/$t.log" | sed "s/^/  $t /" || true
-  grep -E 'cov: [0-9]+' "$WORK/$t.log" | tail -n 1 | sed "s/^/  $t last: /" || true
+  grep -a -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$WORK/$t.log" | sed "s/^/  $t /" || true
+  grep -a -E 'cov: [0-9]+' "$WORK/$t.log" | tail -n 1 | sed "s/^/  $t last: /" || true
 done
 if ((${#failed[@]})); then
   echo "fuzz: crashes in: ${failed[*]} (inputs under $WORK/artifacts/)" >&2
